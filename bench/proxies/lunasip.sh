@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Start lunasip in the foreground with one of the bench scripts
+# (proxies/lunasip/<name>.lua). It listens on udp 127.0.0.1:5060 and relays
+# to the UAS on 127.0.0.1:5080.
+# Usage (from bench/):  proxies/lunasip.sh stateless
+# Env: LUNASIP (binary, default ../target/release/lunasip)
+set -euo pipefail
+cfg="${1:?usage: $0 stateless}"
+here="$(cd "$(dirname "$0")" && pwd)"
+exec "${LUNASIP:-$here/../../target/release/lunasip}" run -c "$here/lunasip/$cfg.lua"

@@ -1,0 +1,60 @@
+//! The Lua API reference (`docs/lua-api.md`), generated from the module
+//! export tables and the pseudo-variable registry so it cannot drift from
+//! the code. `tests/docs.rs` checks the committed file is current.
+
+use std::fmt::Write;
+
+/// Markdown for every Lua-visible function and pseudo-variable.
+pub fn lua_api_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# lunasip Lua API\n\n");
+    out.push_str("<!-- Generated from src/modules/*, src/script/api.rs and src/pv/core.rs by\n     `UPDATE_DOCS=1 cargo test --test docs`. Do not edit by hand. -->\n\n");
+    out.push_str("Everything lunasip offers a script is under the global table `sip` (also `require \"sip\"`).\n");
+    out.push_str("Functions keep OpenSIPS's names and argument order. Yes/no results are `true`/`false`; where\n");
+    out.push_str("OpenSIPS distinguishes several negative codes the code is a second result. A misuse raises a Lua\n");
+    out.push_str(
+        "error naming the function; the engine logs it with the script line and answers 500.\n\n",
+    );
+    out.push_str("Route types: `route` (requests), `onreply_route` (replies), `failure_route`, `branch_route`,\n");
+    out.push_str(
+        "`local_route`, `startup_route`, `timer_route`, `event_route`, `error_route`.\n\n",
+    );
+    for m in crate::modules::ALL {
+        let _ = writeln!(out, "## {} — {}\n", m.name, m.doc);
+        out.push_str("| function | returns | allowed in | what it does |\n|---|---|---|---|\n");
+        for e in m.exports {
+            let _ = writeln!(
+                out,
+                "| `{}{}` | {} | {} | {} |",
+                m.full_name(e),
+                e.args,
+                e.returns,
+                e.routes.names(),
+                e.doc.replace('|', "\\|")
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str("## Pseudo-variables — `sip.pv`\n\n");
+    out.push_str("| function | returns | what it does |\n|---|---|---|\n");
+    out.push_str("| `sip.pv.get(spec)` | value or nil | Reads a pseudo-variable: `sip.pv.get(\"$ru\")`, `sip.pv.get(\"$(hdr(Via)[1])\")`. |\n");
+    out.push_str("| `sip.pv.set(spec, value)` | nothing | Writes a writable pseudo-variable; nil clears where OpenSIPS allows `= NULL`. |\n");
+    out.push_str("| `sip.pv.fmt(format)` | string | Expands a string the way `xlog` does (`\"$rm from $si\"`). |\n");
+    out.push_str("| `sip.pv.NAME`, `sip.pv.NAME = v` | value or nil | Sugar for `$NAME` (`sip.pv.ru`, `sip.pv.du = \"sip:…\"`). |\n");
+    out.push_str("| `sip.var.NAME`, `sip.var.NAME = v` | value or nil | Script variables (`$var(NAME)`), per worker. |\n\n");
+    out.push_str("| variable | writable | meaning |\n|---|---|---|\n");
+    for d in crate::pv::core::DEFS {
+        let name = if d.takes_inner {
+            format!("${}(name)", d.name)
+        } else {
+            format!("${}", d.name)
+        };
+        let _ = writeln!(
+            out,
+            "| `{name}` | {} | {} |",
+            if d.set.is_some() { "yes" } else { "no" },
+            d.doc
+        );
+    }
+    out
+}

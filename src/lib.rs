@@ -1,0 +1,15 @@
+//! lunasip: a SIP proxy whose routes are Lua scripts, speaking OpenSIPS's
+//! vocabulary. See docs/ARCHITECTURE.md for the shape of the code.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod docs;
+pub mod logging;
+pub mod modules;
+pub mod proxy;
+pub mod pv;
+pub mod runtime;
+pub mod script;
+pub mod sip;
+pub mod stats;
+pub mod transport;

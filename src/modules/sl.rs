@@ -1,0 +1,56 @@
+//! Stateless replies (OpenSIPS sl): `sip.sl.sl_send_reply`, `sl_reply_error`.
+
+use mlua::{Lua, MultiValue};
+
+use crate::proxy::reply;
+use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::host::State;
+use crate::script::route::RouteMask;
+
+fn sl_send_reply(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let code = a.int(0)?;
+    let reason = a.str(1)?;
+    if !(100..=699).contains(&code) {
+        return Err(a.err(format!("code {code} is not a SIP status code (100-699)")));
+    }
+    if reason.contains(['\r', '\n']) {
+        return Err(a.err("the reason phrase cannot contain line breaks"));
+    }
+    let reason = crate::script::api::pv_fmt(lua, st, &reason)?;
+    let sent = reply::send_local_reply(st, code as u16, &reason);
+    ret(lua, sent)
+}
+
+fn sl_reply_error(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> {
+    let (code, reason) = st
+        .call
+        .borrow()
+        .last_error
+        .unwrap_or((500, "Server Internal Error"));
+    let sent = reply::send_local_reply(st, code, reason);
+    ret(lua, sent)
+}
+
+pub static MODULE: Module = Module {
+    name: "sl",
+    table: Some("sl"),
+    doc: "Stateless replies (OpenSIPS sl).",
+    exports: &[
+        Export {
+            name: "sl_send_reply",
+            args: "(code, reason)",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ERROR),
+            doc: "Sends a reply to the current request without keeping state (RFC 3261 §8.2.6). The To tag is derived from the request, so a retransmission gets the same tag. Never answers an ACK.",
+            func: sl_send_reply,
+        },
+        Export {
+            name: "sl_reply_error",
+            args: "()",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ERROR),
+            doc: "Replies with the code of the last internal error (e.g. 483 when Max-Forwards ran out, 482 on a loop, 400 for a bad destination), or 500.",
+            func: sl_reply_error,
+        },
+    ],
+};

@@ -1,0 +1,121 @@
+//! Replies: those lunasip generates itself (sl, errors) and those it
+//! routes back by Via (RFC 3261 §16.7 step 3 for the stateless case,
+//! §18.2.2 for where a reply goes).
+
+use std::net::SocketAddr;
+
+use super::{dest, hash, stateless};
+use crate::script::call::{Dest, OutKind, Outgoing, Source};
+use crate::script::host::State;
+use crate::sip::{Message, Method};
+use crate::stats::SL;
+use crate::transport::Proto;
+
+/// Header lines every local reply carries.
+const SERVER: &str = concat!("Server: lunasip ", env!("CARGO_PKG_VERSION"), "\r\n");
+
+/// The To tag of a local reply: derived from the request, so a
+/// retransmission gets the same tag.
+pub fn to_tag(m: &Message) -> String {
+    let cseq = m.cseq().map_or(0, |c| c.num).to_le_bytes();
+    let branch = m
+        .top_via()
+        .and_then(|v| v.branch().map(str::to_string))
+        .unwrap_or_default();
+    let h = hash(&[
+        m.call_id().unwrap_or("").as_bytes(),
+        m.from_tag().unwrap_or("").as_bytes(),
+        &cseq,
+        branch.as_bytes(),
+    ]);
+    format!("{h:016x}")
+}
+
+/// RFC 3261 §18.2.2 (with RFC 3581): a reply to a request goes back over the
+/// connection on streams; on UDP to the source IP (the `received`), at the
+/// source port when rport was asked for, else the Via port.
+fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
+    if src.proto.is_stream() {
+        return src.addr;
+    }
+    let port = match m.top_via() {
+        Some(v) if v.rport().is_none() && !force_rport => v.port.unwrap_or(5060),
+        _ => src.addr.port(),
+    };
+    SocketAddr::new(src.addr.ip(), port)
+}
+
+/// Sends a reply to the current request. False for an ACK (never
+/// answered), a reply, or a request whose Via cannot be answered.
+pub fn send_local_reply(st: &State, code: u16, reason: &str) -> bool {
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    match call.msg.as_ref() {
+        Some(m) if m.is_request() && m.method_kind() != Method::Ack && m.top_via().is_some() => {}
+        _ => return false,
+    }
+    stateless::prepare_top_via(call);
+    let Some(m) = call.msg.as_ref() else {
+        return false;
+    };
+    let tag = to_tag(m);
+    let to = reply_dest(m, call.src, call.force_rport);
+    let mut out = Vec::with_capacity(512);
+    crate::sip::reply::write_reply(m, code, reason, Some(&tag), SERVER, &mut out);
+    call.outbox.push(Outgoing {
+        bytes: out.into(),
+        proto: call.src.proto,
+        dest: Dest::Addr(to),
+        socket: call.src.socket,
+        kind: OutKind::LocalReply,
+    });
+    call.replied = true;
+    SL.count(code);
+    true
+}
+
+/// Routes the current reply back by its second Via after removing ours.
+/// Err says why it was dropped.
+pub fn route_reply(st: &State) -> Result<(), &'static str> {
+    let sockets = &st.env.sockets;
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    let m = call.msg.as_mut().ok_or("no message")?;
+    let (proto, to) = {
+        let vias = m.vias();
+        let top = vias.first().ok_or("no Via")?;
+        if !sockets.is_myself(top.host, top.port) {
+            return Err("top Via is not ours");
+        }
+        let next = vias.get(1).ok_or("no Via after ours")?;
+        let proto = Proto::parse(next.transport).ok_or("unsupported transport in Via")?;
+        let host = next.received().unwrap_or_else(|| next.host_bare());
+        let port = match next.rport() {
+            Some(Some(p)) => p,
+            _ => next.port.unwrap_or(5060),
+        };
+        (proto, dest::host_dest(host, port))
+    };
+    let prefer = Some(call.src.socket);
+    let sock = match &to {
+        Dest::Addr(a) => {
+            if dest::is_forbidden(a) {
+                return Err("Via names a broadcast or unusable address");
+            }
+            sockets.pick(proto, a.ip(), prefer)
+        }
+        Dest::Name(..) => sockets.pick(proto, call.src.addr.ip(), prefer),
+    }
+    .ok_or("no socket for the reply's transport")?;
+    m.remove_first_value("Via");
+    let mut out = Vec::with_capacity(m.as_bytes().len());
+    m.write_to(&mut out);
+    call.outbox.push(Outgoing {
+        bytes: out.into(),
+        proto,
+        dest: to,
+        socket: sock.id,
+        kind: OutKind::Reply,
+    });
+    Ok(())
+}

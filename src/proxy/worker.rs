@@ -1,0 +1,276 @@
+//! A worker: one thread, one single-threaded tokio runtime, one Lua state,
+//! its own SO_REUSEPORT sockets. It parses what arrives, runs the route,
+//! and sends what the route queued.
+
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use tokio::net::UdpSocket;
+
+use super::reply;
+use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::script::route::RouteType;
+use crate::script::{Host, Outcome};
+use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
+use crate::stats::CORE;
+use crate::transport::tcp::{self, Handler, TcpCtx};
+use crate::transport::{Incoming, Proto};
+
+/// One worker's state; shared by its tasks through `Rc`.
+pub struct Worker {
+    pub host: Host,
+    /// UDP socket per listen entry (None for TCP entries).
+    pub udp: Vec<Option<Rc<UdpSocket>>>,
+    pub tcp: Rc<TcpCtx>,
+    /// Spare outbox, swapped with the call's to keep both allocations.
+    spare: RefCell<Vec<Outgoing>>,
+}
+
+impl Handler for Worker {
+    async fn on_message(self: Rc<Self>, msg: Incoming) {
+        self.handle(msg);
+        self.flush().await;
+    }
+}
+
+impl Worker {
+    pub fn new(host: Host, udp: Vec<Option<Rc<UdpSocket>>>, tcp: Rc<TcpCtx>) -> Worker {
+        Worker {
+            host,
+            udp,
+            tcp,
+            spare: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Parses one message and runs the matching route. What the route
+    /// queued is sent by [`Worker::flush`].
+    pub fn handle(&self, inc: Incoming) {
+        if inc.buf.len() > MAX_MESSAGE_SIZE {
+            CORE.oversize_msgs.inc();
+            return;
+        }
+        if inc.buf.iter().all(u8::is_ascii_whitespace) {
+            return; // keep-alive
+        }
+        let src = Source {
+            addr: inc.src,
+            proto: inc.proto,
+            socket: inc.socket,
+        };
+        match Message::parse(inc.buf) {
+            Ok(m) if m.is_request() => self.on_request(m, src),
+            Ok(m) => self.on_reply(m, src),
+            Err(e) => {
+                CORE.bad_msg_hdr.inc();
+                tracing::debug!("dropped unparsable message from {}: {e}", src.addr);
+            }
+        }
+    }
+
+    fn on_request(&self, msg: Message, src: Source) {
+        CORE.rcv_requests.inc();
+        let st = &self.host.state;
+        let valid = msg.validate_request();
+        st.call.borrow_mut().reset(msg, src, RouteType::Request);
+        if let Err(e) = valid {
+            // RFC 3261 §16.3 step 1: not well formed enough to proxy.
+            CORE.bad_msg_hdr.inc();
+            CORE.err_requests.inc();
+            let (code, reason) = match &e {
+                ParseError::Version => (505, "Version Not Supported".to_string()),
+                e => (400, format!("Bad Request - {e}")),
+            };
+            tracing::info!("bad request from {}: {e}", src.addr);
+            reply::send_local_reply(st, code, &reason);
+            return;
+        }
+        let Some(f) = &self.host.routes.main else {
+            return;
+        };
+        match self.host.invoke(f) {
+            Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
+            Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
+            Outcome::Failed(err) => {
+                CORE.err_requests.inc();
+                let call_id = st
+                    .call
+                    .borrow()
+                    .msg
+                    .as_ref()
+                    .and_then(|m| m.call_id().map(str::to_string))
+                    .unwrap_or_default();
+                tracing::error!("route.main failed: {err} (Call-ID {call_id})");
+                if !st.call.borrow().replied {
+                    reply::send_local_reply(st, 500, "Server Internal Error");
+                }
+            }
+        }
+    }
+
+    fn on_reply(&self, msg: Message, src: Source) {
+        CORE.rcv_replies.inc();
+        if let Err(e) = msg.validate_response() {
+            CORE.bad_msg_hdr.inc();
+            CORE.err_replies.inc();
+            tracing::debug!("dropped bad reply from {}: {e}", src.addr);
+            return;
+        }
+        let st = &self.host.state;
+        st.call.borrow_mut().reset(msg, src, RouteType::OnReply);
+        if let Some(f) = &self.host.routes.reply {
+            match self.host.invoke(f) {
+                Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
+                Outcome::Unwound(Unwind::Drop) => {
+                    CORE.drop_replies.inc();
+                    return;
+                }
+                Outcome::Failed(err) => {
+                    CORE.err_replies.inc();
+                    tracing::error!("onreply_route.main failed: {err}");
+                }
+            }
+        }
+        if let Err(why) = reply::route_reply(st) {
+            CORE.drop_replies.inc();
+            tracing::debug!("reply from {} dropped: {why}", src.addr);
+        }
+    }
+
+    /// Sends everything the last route queued.
+    pub async fn flush(self: &Rc<Self>) {
+        let mut out = {
+            let mut call = self.host.state.call.borrow_mut();
+            if call.outbox.is_empty() {
+                return;
+            }
+            let spare = std::mem::take(&mut *self.spare.borrow_mut());
+            std::mem::replace(&mut call.outbox, spare)
+        };
+        for o in out.drain(..) {
+            self.send(o).await;
+        }
+        *self.spare.borrow_mut() = out;
+    }
+
+    async fn send(self: &Rc<Self>, o: Outgoing) {
+        let addr = match &o.dest {
+            Dest::Addr(a) => *a,
+            Dest::Name(..) => {
+                tokio::task::spawn_local(resolve_and_send(self.clone(), o));
+                return;
+            }
+        };
+        let r = match o.proto {
+            Proto::Udp => match self.udp.get(o.socket).and_then(Option::as_ref) {
+                Some(sock) => match sock.try_send_to(&o.bytes, addr) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        sock.send_to(&o.bytes, addr).await.map(|_| ())
+                    }
+                    r => r.map(|_| ()),
+                },
+                None => Err(io::Error::new(io::ErrorKind::NotFound, "no udp socket")),
+            },
+            Proto::Tcp => {
+                if tcp::is_connected(&self.tcp, &addr) {
+                    self.send_tcp(addr, o.socket, o.bytes.clone()).await
+                } else {
+                    // Connecting may take a while: not on the receive path.
+                    let w = self.clone();
+                    let kind = o.kind;
+                    tokio::task::spawn_local(async move {
+                        let r = w.send_tcp(addr, o.socket, o.bytes).await;
+                        count(kind, r.is_ok());
+                        if let Err(e) = r {
+                            tracing::info!("tcp send to {addr} failed: {e}");
+                        }
+                    });
+                    return;
+                }
+            }
+        };
+        count(o.kind, r.is_ok());
+        if let Err(e) = r {
+            tracing::debug!("send to {addr} failed: {e}");
+        }
+    }
+
+    async fn send_tcp(
+        self: &Rc<Self>,
+        addr: std::net::SocketAddr,
+        socket: usize,
+        bytes: Bytes,
+    ) -> io::Result<()> {
+        let local = self
+            .host
+            .state
+            .env
+            .sockets
+            .list
+            .get(socket)
+            .map(|s| s.addr)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no socket"))?;
+        tcp::send(&self.tcp, self, addr, local, socket, bytes).await
+    }
+}
+
+fn count(kind: OutKind, ok: bool) {
+    match (kind, ok) {
+        (OutKind::Request, true) => CORE.fwd_requests.inc(),
+        (OutKind::Reply, true) => CORE.fwd_replies.inc(),
+        (OutKind::Request, false) => CORE.drop_requests.inc(),
+        (OutKind::Reply, false) => CORE.drop_replies.inc(),
+        (OutKind::LocalReply, _) => {}
+    }
+}
+
+/// A/AAAA lookup off the receive path, then send to the first address of
+/// the socket's family.
+async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
+    let Dest::Name(host, port) = &o.dest else {
+        return;
+    };
+    let want_v4 = w
+        .host
+        .state
+        .env
+        .sockets
+        .list
+        .get(o.socket)
+        .is_none_or(|s| s.addr.is_ipv4());
+    let found = match tokio::net::lookup_host((host.as_str(), *port)).await {
+        Ok(mut addrs) => addrs.find(|a| a.is_ipv4() == want_v4),
+        Err(e) => {
+            tracing::info!("cannot resolve {host}: {e}");
+            None
+        }
+    };
+    match found {
+        Some(a) => {
+            o.dest = Dest::Addr(a);
+            Box::pin(w.send(o)).await;
+        }
+        None => count(o.kind, false),
+    }
+}
+
+/// Receives datagrams on one socket until the task is dropped.
+pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSocket>, id: usize) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, src)) => {
+                w.handle(Incoming {
+                    buf: Bytes::copy_from_slice(&buf[..n]),
+                    src,
+                    proto: Proto::Udp,
+                    socket: id,
+                });
+                w.flush().await;
+            }
+            // ICMP errors from earlier sends surface here; nothing to do.
+            Err(e) => tracing::trace!("udp receive: {e}"),
+        }
+    }
+}

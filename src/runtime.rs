@@ -1,0 +1,219 @@
+//! Threads, sockets, signals and shutdown: `lunasip run`.
+//!
+//! The script is loaded and checked before any socket is bound. Then every
+//! socket is bound for every worker (SO_REUSEPORT), so a bind error stops
+//! the daemon before it takes traffic. Each worker thread builds its own
+//! Lua state and single-threaded runtime; the main thread waits for signals.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
+
+use crate::config::Config;
+use crate::proxy::worker::{udp_loop, Worker};
+use crate::script::{check::check, Env, Host, Source};
+use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
+use crate::transport::{udp, Proto, Sockets};
+
+/// Sockets bound for one worker, in listen order.
+enum Bound {
+    Udp(std::net::UdpSocket),
+    Tcp(std::net::TcpListener),
+}
+
+fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, String> {
+    let mut all = Vec::with_capacity(cfg.children);
+    for _ in 0..cfg.children {
+        let mut mine = Vec::with_capacity(cfg.listen.len());
+        for l in &cfg.listen {
+            let b = match l.proto {
+                Proto::Udp => udp::bind(l.addr, cfg.udp_rcvbuf).map(Bound::Udp),
+                Proto::Tcp => udp::bind_tcp(l.addr).map(Bound::Tcp),
+            }
+            .map_err(|e| format!("cannot listen on {}:{}: {e}", l.proto.as_str(), l.addr))?;
+            mine.push(b);
+        }
+        all.push(mine);
+    }
+    Ok(all)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `level` overrides config.log_level.
+pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), String> {
+    let cfg = check(&source).map_err(|e| e.to_string())?;
+    let lvl = crate::logging::parse_level(level.unwrap_or(&cfg.log_level))?;
+    crate::logging::init(lvl);
+    if from_default {
+        tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
+    }
+    let bound = bind_all(&cfg)?;
+    let cfg = Arc::new(cfg);
+    let sockets = Arc::new(Sockets::new(&cfg));
+    let table = Arc::new(TcpTable::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut threads = Vec::new();
+    for (id, socks) in bound.into_iter().enumerate() {
+        let (source, cfg, sockets, table, stop, ready) = (
+            source.clone(),
+            cfg.clone(),
+            sockets.clone(),
+            table.clone(),
+            stop_rx.clone(),
+            ready_tx.clone(),
+        );
+        let t = thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker_main(id, source, cfg, sockets, table, socks, stop, ready))
+            .map_err(|e| format!("cannot start worker {id}: {e}"))?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    let mut failure = None;
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a worker exited while starting".into()),
+        }
+    }
+    if let Some(e) = failure {
+        let _ = stop_tx.send(true);
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(e);
+    }
+    let listen: Vec<String> = sockets.list.iter().map(|s| s.spec()).collect();
+    tracing::info!(
+        "lunasip {} ready: {} workers, listening on {}, script {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.children,
+        listen.join(" "),
+        source.name
+    );
+    wait_for_signal();
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("statistics: {}", crate::stats::summary());
+    Ok(())
+}
+
+fn wait_for_signal() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot build the signal runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker_main(
+    id: usize,
+    source: Source,
+    cfg: Arc<Config>,
+    sockets: Arc<Sockets>,
+    table: Arc<TcpTable>,
+    socks: Vec<Bound>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    crate::stats::bind_thread(id);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("worker {id}: cannot build runtime: {e}")));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let env = Env {
+            worker: id,
+            sockets,
+            config: cfg.clone(),
+        };
+        let host = match Host::new(&source, env) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let tcp = Rc::new(TcpCtx {
+            table,
+            idle: cfg.tcp_idle_timeout,
+            max_msg: cfg.tcp_max_msg_size,
+            connect_timeout: cfg.tcp_connect_timeout,
+        });
+        let mut udp = Vec::with_capacity(socks.len());
+        let mut listeners = Vec::new();
+        for (i, b) in socks.into_iter().enumerate() {
+            match b {
+                Bound::Udp(s) => match tokio::net::UdpSocket::from_std(s) {
+                    Ok(s) => udp.push(Some(Rc::new(s))),
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("worker {id}: {e}")));
+                        return;
+                    }
+                },
+                Bound::Tcp(l) => {
+                    udp.push(None);
+                    match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => listeners.push((i, l)),
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("worker {id}: {e}")));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let worker = Rc::new(Worker::new(host, udp.clone(), tcp.clone()));
+        for (i, s) in udp.iter().enumerate() {
+            if let Some(s) = s {
+                tokio::task::spawn_local(udp_loop(worker.clone(), s.clone(), i));
+            }
+        }
+        for (i, l) in listeners {
+            tokio::task::spawn_local(accept_loop(l, i, tcp.clone(), worker.clone()));
+        }
+        let _ = ready.send(Ok(()));
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The address a test or a log line names for a listen entry.
+pub fn describe(addr: SocketAddr, proto: Proto) -> String {
+    format!("{}:{addr}", proto.as_str())
+}

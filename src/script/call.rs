@@ -1,0 +1,125 @@
+//! The per-message state a route works on: the message, where it came
+//! from, flags, destination URI, what the script already did, and what is
+//! waiting to be sent when the route returns.
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+
+use super::route::RouteType;
+use crate::sip::Message;
+use crate::transport::Proto;
+
+/// How a route invocation is being unwound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwind {
+    /// `sip.exit()`: stop the script, keep what was done.
+    Exit,
+    /// `sip.drop()`: stop the script and send nothing more for this message.
+    Drop,
+}
+
+/// Where a message goes: a resolved address or a name still to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+/// Bytes ready to leave, with their destination and local socket.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub bytes: Bytes,
+    pub proto: Proto,
+    pub dest: Dest,
+    /// Index into `Sockets::list`.
+    pub socket: usize,
+    /// Counted as a forwarded request/reply once sent.
+    pub kind: OutKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    Request,
+    Reply,
+    LocalReply,
+}
+
+/// Where the current message came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+    pub socket: usize,
+}
+
+/// Per-message state. One per worker, reset for each message.
+#[derive(Debug)]
+pub struct Call {
+    pub msg: Option<Message>,
+    pub src: Source,
+    pub route: RouteType,
+    /// Message flags (OpenSIPS setflag/isflagset), bits 0..63.
+    pub flags: u64,
+    /// Destination URI ($du), overrides the R-URI as next hop.
+    pub du: Option<String>,
+    /// A reply was already sent for this request.
+    pub replied: bool,
+    pub unwind: Option<Unwind>,
+    /// Max-Forwards was already processed (mf_process_maxfwd_header).
+    pub maxfwd_done: bool,
+    /// force_rport(): reply to the source port.
+    pub force_rport: bool,
+    /// add_local_rport(): ask for rport in our own Via.
+    pub add_local_rport: bool,
+    pub outbox: Vec<Outgoing>,
+    /// Last error code for sl_reply_error (code, reason).
+    pub last_error: Option<(u16, &'static str)>,
+    /// received/rport were already written into the top Via.
+    pub via_fixed: bool,
+}
+
+impl Call {
+    pub fn new() -> Call {
+        Call {
+            msg: None,
+            src: Source {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                proto: Proto::Udp,
+                socket: 0,
+            },
+            route: RouteType::Request,
+            flags: 0,
+            du: None,
+            replied: false,
+            unwind: None,
+            maxfwd_done: false,
+            force_rport: false,
+            add_local_rport: false,
+            outbox: Vec::new(),
+            last_error: None,
+            via_fixed: false,
+        }
+    }
+
+    /// Starts a new message, keeping the outbox allocation.
+    pub fn reset(&mut self, msg: Message, src: Source, route: RouteType) {
+        self.msg = Some(msg);
+        self.src = src;
+        self.route = route;
+        self.flags = 0;
+        self.du = None;
+        self.replied = false;
+        self.unwind = None;
+        self.maxfwd_done = false;
+        self.force_rport = false;
+        self.add_local_rport = false;
+        self.last_error = None;
+        self.via_fixed = false;
+    }
+}
+
+impl Default for Call {
+    fn default() -> Self {
+        Call::new()
+    }
+}

@@ -1,0 +1,393 @@
+//! `lunasip check`: load a script, read its `config` table, and check that
+//! every route and function it names exists — all before a socket is bound.
+
+use mlua::{Table, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::host::{Env, Host, Source};
+use super::route::RouteType;
+use super::ScriptError;
+use crate::config::{self, Config};
+use crate::transport::Sockets;
+
+/// Loads and checks a script; returns its validated config.
+pub fn check(source: &Source) -> Result<Config, ScriptError> {
+    let probe_env = Env {
+        worker: usize::MAX,
+        sockets: Arc::new(Sockets::new(&Config::default())),
+        config: Arc::new(Config::default()),
+    };
+    let host = Host::new(source, probe_env)?;
+    let cfg = read_config(&host, source)?;
+    if host.routes.main.is_none() {
+        return Err(ScriptError::new(
+            &source.name,
+            None,
+            "route.main is not defined (the request route)",
+        ));
+    }
+    check_references(&host, source)?;
+    Ok(cfg)
+}
+
+/// Line (1-based) of the first occurrence of `key =` in the source, to point
+/// config errors somewhere useful.
+fn line_of(code: &str, key: &str) -> Option<usize> {
+    code.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
+}
+
+fn strings(v: Value, what: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::Nil => Ok(vec![]),
+        Value::String(s) => Ok(vec![s.to_str().map_err(|e| e.to_string())?.to_string()]),
+        Value::Table(t) => t
+            .sequence_values::<Value>()
+            .map(|v| match v {
+                Ok(Value::String(s)) => Ok(s.to_str().map_err(|e| e.to_string())?.to_string()),
+                Ok(other) => Err(format!(
+                    "config.{what}: entries must be strings, not {}",
+                    other.type_name()
+                )),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect(),
+        other => Err(format!(
+            "config.{what} must be a string or a list of strings, not {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn number(t: &Table, key: &str) -> Result<Option<u64>, String> {
+    match t.get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => Ok(None),
+        Value::Integer(i) if i >= 0 => Ok(Some(i as u64)),
+        Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
+        other => Err(format!(
+            "config.{key} must be a non-negative integer, not {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Reads `config` into a [`Config`], with OpenSIPS defaults for what is absent.
+pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> {
+    let mut cfg = Config::default();
+    let t: Table = match host.lua.globals().get::<Value>("config") {
+        Ok(Value::Table(t)) => t,
+        Ok(Value::Nil) => {
+            return Err(ScriptError::new(
+                &source.name,
+                None,
+                "the script defines no config table",
+            ))
+        }
+        _ => {
+            return Err(ScriptError::new(
+                &source.name,
+                line_of(&source.code, "config"),
+                "config must be a table",
+            ))
+        }
+    };
+    let err =
+        |key: &str, msg: String| ScriptError::new(&source.name, line_of(&source.code, key), msg);
+    let listen =
+        strings(t.get("listen").unwrap_or(Value::Nil), "listen").map_err(|m| err("listen", m))?;
+    if listen.is_empty() {
+        return Err(err(
+            "listen",
+            "config.listen is empty: nothing to listen on".into(),
+        ));
+    }
+    for l in &listen {
+        cfg.listen.push(
+            config::parse_listen(l).map_err(|m| err("listen", format!("config.listen: {m}")))?,
+        );
+    }
+    if let Some(n) = number(&t, "children").map_err(|m| err("children", m))? {
+        if n == 0 || n > 256 {
+            return Err(err(
+                "children",
+                "config.children must be between 1 and 256".into(),
+            ));
+        }
+        cfg.children = n as usize;
+    }
+    match t.get::<Value>("log_level") {
+        Ok(Value::String(s)) => {
+            let s = s
+                .to_str()
+                .map_err(|e| err("log_level", e.to_string()))?
+                .to_string();
+            crate::logging::parse_level(&s).map_err(|m| err("log_level", m))?;
+            cfg.log_level = s;
+        }
+        Ok(Value::Integer(i)) => cfg.log_level = crate::logging::opensips_level_name(i).to_string(),
+        Ok(Value::Nil) => {}
+        _ => {
+            return Err(err(
+                "log_level",
+                "config.log_level must be a string like \"info\"".into(),
+            ))
+        }
+    }
+    for a in strings(t.get("alias").unwrap_or(Value::Nil), "alias").map_err(|m| err("alias", m))? {
+        let (h, p) = config::split_hostport(&a)
+            .ok_or_else(|| err("alias", format!("config.alias: bad alias '{a}'")))?;
+        cfg.aliases.push((
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p,
+        ));
+    }
+    if let Some(n) = number(&t, "udp_rcvbuf").map_err(|m| err("udp_rcvbuf", m))? {
+        cfg.udp_rcvbuf = n as usize;
+    }
+    if let Some(n) =
+        number(&t, "tcp_connection_lifetime").map_err(|m| err("tcp_connection_lifetime", m))?
+    {
+        cfg.tcp_idle_timeout = Duration::from_secs(n.max(1));
+    }
+    if let Some(n) = number(&t, "tcp_max_msg_size").map_err(|m| err("tcp_max_msg_size", m))? {
+        cfg.tcp_max_msg_size = (n as usize).clamp(1024, crate::sip::MAX_MESSAGE_SIZE);
+    }
+    if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
+        cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
+    }
+    Ok(cfg)
+}
+
+/// Removes comments (`--` to end of line, `--[[ ]]` blocks) but keeps line
+/// numbering; strings are left alone (a rare `--` inside one only hides
+/// the rest of that line from these checks).
+fn strip_comments(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in code.lines() {
+        let mut l = line.to_string();
+        if in_block {
+            match l.find("]]") {
+                Some(p) => {
+                    l = l[p + 2..].to_string();
+                    in_block = false;
+                }
+                None => {
+                    out.push(String::new());
+                    continue;
+                }
+            }
+        }
+        if let Some(p) = l.find("--") {
+            if l[p..].starts_with("--[[") && !l[p..].contains("]]") {
+                in_block = true;
+            }
+            l.truncate(p);
+        }
+        out.push(l);
+    }
+    out
+}
+
+fn ident_at(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+fn prev_is_ident(line: &str, pos: usize) -> bool {
+    line[..pos]
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':')
+}
+
+fn is_function(t: &Table, key: &str) -> bool {
+    matches!(t.raw_get::<Value>(key), Ok(Value::Function(_)))
+}
+
+/// Checks names used in the script: routes named by string in
+/// `t_on_failure("x")`-style calls, `route.x()` calls, and `sip.*` calls.
+fn check_references(host: &Host, source: &Source) -> Result<(), ScriptError> {
+    let g = host.lua.globals();
+    let table = |name: &str| g.get::<Table>(name).ok();
+    let refs: [(&str, RouteType); 3] = [
+        ("t_on_failure", RouteType::Failure),
+        ("t_on_reply", RouteType::OnReply),
+        ("t_on_branch", RouteType::Branch),
+    ];
+    let sip: Option<Table> = table("sip");
+    for (n, line) in strip_comments(&source.code).iter().enumerate() {
+        let lineno = n + 1;
+        let fail = |msg: String| Err(ScriptError::new(&source.name, Some(lineno), msg));
+        for (fname, rt) in refs {
+            let mut from = 0;
+            while let Some(p) = line[from..].find(fname) {
+                let at = from + p + fname.len();
+                from = at;
+                let rest = line[at..].trim_start();
+                let Some(rest) = rest.strip_prefix('(') else {
+                    continue;
+                };
+                let rest = rest.trim_start();
+                let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                    continue;
+                };
+                let Some(end) = rest[1..].find(q) else {
+                    continue;
+                };
+                let name = &rest[1..1 + end];
+                let ok = table(rt.table()).is_some_and(|t| is_function(&t, name));
+                if !ok {
+                    return fail(format!(
+                        "{fname}(\"{name}\") names {}.{name}, which is not defined",
+                        rt.table()
+                    ));
+                }
+            }
+        }
+        let mut from = 0;
+        while let Some(p) = line[from..].find("route.") {
+            let at = from + p;
+            from = at + 6;
+            if prev_is_ident(line, at) {
+                continue;
+            }
+            let name = ident_at(&line[at + 6..]);
+            let after = line[at + 6 + name.len()..].trim_start();
+            if name.is_empty() || !after.starts_with('(') {
+                continue;
+            }
+            if line[..at].trim_end().ends_with("function") {
+                continue;
+            }
+            if !table("route").is_some_and(|t| is_function(&t, name)) {
+                return fail(format!("route.{name} is called but not defined"));
+            }
+        }
+        let mut from = 0;
+        while let Some(p) = line[from..].find("sip.") {
+            let at = from + p;
+            from = at + 4;
+            if prev_is_ident(line, at) {
+                continue;
+            }
+            let Some(sip) = &sip else { break };
+            let first = ident_at(&line[at + 4..]);
+            let rest = &line[at + 4 + first.len()..];
+            if first.is_empty() {
+                continue;
+            }
+            if rest.trim_start().starts_with('(') {
+                if !is_function(sip, first) {
+                    return fail(format!("sip.{first} is not a lunasip function"));
+                }
+            } else if let Some(r) = rest.strip_prefix('.') {
+                let second = ident_at(r);
+                if second.is_empty() || !r[second.len()..].trim_start().starts_with('(') {
+                    continue;
+                }
+                match sip.raw_get::<Value>(first) {
+                    Ok(Value::Table(t)) => {
+                        if !is_function(&t, second) {
+                            return fail(format!("sip.{first}.{second} is not a lunasip function"));
+                        }
+                    }
+                    _ => return fail(format!("sip.{first} is not a lunasip module")),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(code: &str) -> Source {
+        Source {
+            name: "t.lua".into(),
+            code: code.into(),
+        }
+    }
+
+    const HEAD: &str = "config = { listen = { \"udp:127.0.0.1:5999\" } }\n";
+
+    #[test]
+    fn good_script_passes() {
+        let code = format!("{HEAD}function route.main()\n  route.relay()\nend\nfunction route.relay() sip.forward() end\n");
+        let cfg = check(&src(&code)).unwrap();
+        assert_eq!(cfg.listen.len(), 1);
+    }
+
+    #[test]
+    fn syntax_error_has_file_and_line() {
+        let code = format!("{HEAD}function route.main()\n  if then\nend\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert!(e.starts_with("t.lua:3:"), "{e}");
+    }
+
+    #[test]
+    fn missing_route_is_reported_with_line() {
+        let code = format!("{HEAD}function route.main()\n  route.nowhere()\nend\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert_eq!(e, "t.lua:3: route.nowhere is called but not defined");
+        let code =
+            format!("{HEAD}function route.main()\n  sip.tm.t_on_failure(\"missing\")\nend\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert!(e.starts_with("t.lua:3: t_on_failure(\"missing\")"), "{e}");
+    }
+
+    #[test]
+    fn unknown_sip_function_is_reported() {
+        let code = format!("{HEAD}function route.main()\n  sip.forwrd()\nend\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert_eq!(e, "t.lua:3: sip.forwrd is not a lunasip function");
+        let code =
+            format!("{HEAD}function route.main()\n  sip.sl.sl_send_rply(200, \"OK\")\nend\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert_eq!(e, "t.lua:3: sip.sl.sl_send_rply is not a lunasip function");
+    }
+
+    #[test]
+    fn comments_are_ignored() {
+        let code = format!(
+            "{HEAD}function route.main()\n  -- route.nowhere()\n  --[[\n sip.nope()\n ]]\nend\n"
+        );
+        check(&src(&code)).unwrap();
+    }
+
+    #[test]
+    fn config_errors() {
+        let e = check(&src("function route.main() end\n")).unwrap_err().0;
+        assert_eq!(e, "t.lua: the script defines no config table");
+        let e = check(&src(
+            "config = {\n  listen = \"udp:nowhere\"\n}\nfunction route.main() end\n",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("t.lua:2: config.listen"), "{e}");
+        let e = check(&src(
+            "config = { listen = \"udp:127.0.0.1\",\n children = 0 }\nfunction route.main() end\n",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.contains("children"), "{e}");
+        let e = check(&src(HEAD)).unwrap_err().0;
+        assert!(e.contains("route.main is not defined"), "{e}");
+    }
+
+    #[test]
+    fn runtime_error_at_load_has_line() {
+        let code = format!("{HEAD}local x = nil\nx.y = 1\nfunction route.main() end\n");
+        let e = check(&src(&code)).unwrap_err().0;
+        assert!(e.starts_with("t.lua:3:"), "{e}");
+    }
+}

@@ -1,0 +1,120 @@
+//! How a module declares its Lua surface once: each [`Export`] names a
+//! function, the routes it may run in, its signature and its doc. Lua
+//! registration, the route-type check and `docs/lua-api.md` all derive
+//! from these tables.
+
+use mlua::{IntoLua, Lua, MultiValue, Value};
+
+use super::host::State;
+use super::route::RouteMask;
+
+/// A Rust function exposed to Lua. It gets the worker state and raw args.
+pub type LuaFn = fn(&Lua, &State, Args) -> mlua::Result<MultiValue>;
+
+/// One Lua-visible function.
+pub struct Export {
+    pub name: &'static str,
+    /// Argument list as the docs show it, e.g. `(code, reason)`.
+    pub args: &'static str,
+    /// What it returns, for the docs.
+    pub returns: &'static str,
+    pub routes: RouteMask,
+    pub doc: &'static str,
+    pub func: LuaFn,
+}
+
+/// A module's whole Lua surface. `table` is the sub-table of `sip`
+/// (`Some("sl")` → `sip.sl.*`); `None` puts functions on `sip` itself.
+pub struct Module {
+    pub name: &'static str,
+    pub table: Option<&'static str>,
+    pub doc: &'static str,
+    pub exports: &'static [Export],
+}
+
+impl Module {
+    /// `sip.sl.sl_send_reply` style full name of an export.
+    pub fn full_name(&self, e: &Export) -> String {
+        match self.table {
+            Some(t) => format!("sip.{t}.{}", e.name),
+            None => format!("sip.{}", e.name),
+        }
+    }
+}
+
+/// Arguments of a call, with errors that name the function.
+pub struct Args {
+    pub fname: &'static str,
+    pub vals: MultiValue,
+}
+
+impl Args {
+    pub fn len(&self) -> usize {
+        self.vals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vals.is_empty()
+    }
+
+    fn at(&self, i: usize) -> Option<&Value> {
+        self.vals.get(i).filter(|v| !v.is_nil())
+    }
+
+    pub fn err(&self, msg: impl std::fmt::Display) -> mlua::Error {
+        mlua::Error::RuntimeError(format!("{}: {msg}", self.fname))
+    }
+
+    /// A string argument (numbers are accepted and converted).
+    pub fn opt_str(&self, i: usize) -> mlua::Result<Option<String>> {
+        match self.at(i) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.to_str()?.to_string())),
+            Some(Value::Integer(n)) => Ok(Some(n.to_string())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(v) => Err(self.err(format!(
+                "argument {} must be a string, not {}",
+                i + 1,
+                v.type_name()
+            ))),
+        }
+    }
+
+    pub fn str(&self, i: usize) -> mlua::Result<String> {
+        self.opt_str(i)?
+            .ok_or_else(|| self.err(format!("argument {} is missing", i + 1)))
+    }
+
+    /// An integer argument (numeric strings are accepted, as OpenSIPS does).
+    pub fn opt_int(&self, i: usize) -> mlua::Result<Option<i64>> {
+        match self.at(i) {
+            None => Ok(None),
+            Some(Value::Integer(n)) => Ok(Some(*n)),
+            Some(Value::Number(n)) if n.fract() == 0.0 => Ok(Some(*n as i64)),
+            Some(Value::String(s)) => match s.to_str()?.trim().parse() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(self.err(format!("argument {} must be an integer", i + 1))),
+            },
+            Some(v) => Err(self.err(format!(
+                "argument {} must be an integer, not {}",
+                i + 1,
+                v.type_name()
+            ))),
+        }
+    }
+
+    pub fn int(&self, i: usize) -> mlua::Result<i64> {
+        self.opt_int(i)?
+            .ok_or_else(|| self.err(format!("argument {} is missing", i + 1)))
+    }
+}
+
+/// Returns one value.
+pub fn ret<T: IntoLua>(lua: &Lua, v: T) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([v.into_lua(lua)?]))
+}
+
+/// Returns nothing.
+pub fn none() -> mlua::Result<MultiValue> {
+    Ok(MultiValue::new())
+}

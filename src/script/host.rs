@@ -1,0 +1,195 @@
+//! The Lua host: one Lua state per worker with the `sip` API registered
+//! from the module export tables, the user script loaded into it, and the
+//! route functions looked up once.
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::call::{Call, Unwind};
+use super::exports::{Args, Module};
+use super::route::RouteType;
+use super::ScriptError;
+use crate::config::Config;
+use crate::pv;
+use crate::transport::Sockets;
+
+/// The script to run: a file, or the embedded default.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Name in messages: the path as given, or `default.lua`.
+    pub name: String,
+    pub code: String,
+}
+
+/// What every route call can reach besides the message: read-only after start.
+pub struct Env {
+    pub worker: usize,
+    pub sockets: Arc<Sockets>,
+    pub config: Arc<Config>,
+}
+
+/// The state Rust functions see: the current call, caches, script variables.
+pub struct State {
+    pub env: Env,
+    pub call: RefCell<Call>,
+    pub pv: RefCell<pv::Cache>,
+    /// `$var(name)`: per worker, survives between messages (as in OpenSIPS).
+    pub vars: RefCell<HashMap<String, pv::Value>>,
+}
+
+/// Route functions looked up once after load.
+pub struct Routes {
+    pub main: Option<Function>,
+    pub reply: Option<Function>,
+}
+
+/// One worker's Lua state and its routes.
+pub struct Host {
+    pub lua: Lua,
+    pub state: Rc<State>,
+    pub routes: Routes,
+    pub source: Source,
+}
+
+/// How a route invocation ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    Unwound(Unwind),
+    /// A Lua error, already located (`file:line: message`).
+    Failed(String),
+}
+
+fn intern(s: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == s) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+/// Prefixes a Rust-raised error with the calling script line, so the log
+/// and `check` can say `file:line: sip.x: message`.
+pub fn located(lua: &Lua, msg: String) -> mlua::Error {
+    let loc = lua.inspect_stack(1).and_then(|d| {
+        let line = d.curr_line();
+        let src = d.source().short_src.map(|s| s.to_string())?;
+        (line > 0).then(|| format!("{src}:{line}: "))
+    });
+    mlua::Error::RuntimeError(format!("{}{msg}", loc.unwrap_or_default()))
+}
+
+/// The innermost message of an mlua error, first line only.
+pub fn describe(e: &mlua::Error) -> String {
+    let mut e = e;
+    while let mlua::Error::CallbackError { cause, .. } = e {
+        e = cause;
+    }
+    let text = match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or("").to_string()
+}
+
+impl Host {
+    /// Builds a Lua state, registers the API and loads the script.
+    pub fn new(source: &Source, env: Env) -> Result<Host, ScriptError> {
+        let lua = Lua::new();
+        let state = Rc::new(State {
+            env,
+            call: RefCell::new(Call::new()),
+            pv: RefCell::new(pv::Cache::default()),
+            vars: RefCell::new(HashMap::new()),
+        });
+        let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
+        register(&lua, &state, crate::modules::ALL).map_err(le)?;
+        crate::script::api::register(&lua, &state).map_err(le)?;
+        lua.load(include_str!("prelude.lua"))
+            .set_name("=prelude")
+            .exec()
+            .map_err(le)?;
+        lua.load(&source.code)
+            .set_name(format!("@{}", source.name))
+            .exec()
+            .map_err(|e| ScriptError::from_lua(&source.name, &e))?;
+        let routes = Routes {
+            main: route_fn(&lua, RouteType::Request, "main"),
+            reply: route_fn(&lua, RouteType::OnReply, "main"),
+        };
+        Ok(Host {
+            lua,
+            state,
+            routes,
+            source: source.clone(),
+        })
+    }
+
+    /// Runs one route function for the current call.
+    pub fn invoke(&self, f: &Function) -> Outcome {
+        match f.call::<()>(()) {
+            Ok(()) => Outcome::Done,
+            Err(e) => match self.state.call.borrow().unwind {
+                Some(u) => Outcome::Unwound(u),
+                None => Outcome::Failed(describe(&e)),
+            },
+        }
+    }
+
+    /// A named route function, if the script defines it.
+    pub fn route(&self, t: RouteType, name: &str) -> Option<Function> {
+        route_fn(&self.lua, t, name)
+    }
+}
+
+fn route_fn(lua: &Lua, t: RouteType, name: &str) -> Option<Function> {
+    let tbl: Table = lua.globals().get(t.table()).ok()?;
+    tbl.get::<Function>(name).ok()
+}
+
+/// Registers every module's exports on `sip` (creating `sip.<table>`).
+fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::Result<()> {
+    let sip = lua.create_table()?;
+    for m in modules {
+        let target = match m.table {
+            None => sip.clone(),
+            Some(t) => match sip.get::<Value>(t)? {
+                Value::Table(t) => t,
+                _ => {
+                    let tbl = lua.create_table()?;
+                    sip.set(t, tbl.clone())?;
+                    tbl
+                }
+            },
+        };
+        for e in m.exports {
+            let st = state.clone();
+            let fname = intern(m.full_name(e));
+            let f = lua.create_function(move |lua, vals: MultiValue| {
+                let route = st.call.borrow().route;
+                if !e.routes.allows(route) {
+                    return Err(located(
+                        lua,
+                        format!("{fname}: not allowed in {}", route.table()),
+                    ));
+                }
+                match (e.func)(lua, &st, Args { fname, vals }) {
+                    Ok(v) => Ok(v),
+                    // Unwinding (exit/drop) passes through untouched.
+                    Err(e) if st.call.borrow().unwind.is_some() => Err(e),
+                    Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
+                    Err(other) => Err(other),
+                }
+            })?;
+            target.set(e.name, f)?;
+        }
+    }
+    lua.globals().set("sip", sip)?;
+    Ok(())
+}

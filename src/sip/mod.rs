@@ -1,0 +1,45 @@
+//! The SIP message layer: parser, typed header views, URIs, edits and the
+//! serializer. Sans-I/O: no sockets, no Lua, no logging, no tokio.
+//!
+//! A received message stays one byte buffer ([`Message`]); parsing builds an
+//! index of spans (start line, header name/value/line, body). Typed values
+//! (Via, CSeq, From/To, URIs) are parsed from those spans when asked for.
+//! Changes are recorded as [`Edit`]s against the buffer and applied in one
+//! pass by [`Message::write_to`]; bytes nobody touched go out as they came.
+//!
+//! Files: `parse.rs` builds the index, `message.rs` reads it (getters),
+//! `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records edits
+//! and serializes, `reply.rs` builds stateless replies, `framing.rs` cuts
+//! stream frames; `lex.rs`, `params.rs` and `split.rs` are the shared
+//! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
+
+mod edit;
+pub mod error;
+pub mod framing;
+pub mod header;
+mod lex;
+pub mod message;
+pub mod nameaddr;
+mod params;
+mod parse;
+pub mod reply;
+pub mod split;
+pub mod uri;
+mod validate;
+pub mod via;
+
+#[cfg(test)]
+mod torture;
+
+pub use error::ParseError;
+pub use framing::Frame;
+pub use header::HeaderKind;
+pub use message::{CSeq, Edit, HeaderRef, Message, Method};
+pub use nameaddr::{Contacts, NameAddr};
+pub use uri::{Scheme, Uri};
+pub use via::Via;
+
+/// Largest message the parser accepts, datagram or stream frame.
+pub const MAX_MESSAGE_SIZE: usize = 65_535;
+/// Most header lines one message may carry.
+pub const MAX_HEADERS: usize = 256;

@@ -1,0 +1,59 @@
+//! Building a reply to a request (RFC 3261 §8.2.6): Vias, From, To (with a
+//! tag), Call-ID and CSeq copied from the request.
+
+use super::Message;
+
+/// Writes a complete reply to `req` into `out`: status line, the request's
+/// Vias (with their edits), From, To (adding `to_tag` when the request's To
+/// has none and `code` > 100), Call-ID, CSeq, `extra` (raw header lines, CRLF
+/// terminated), `Content-Length: 0`, blank line.
+pub fn write_reply(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &str,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_code(out, code);
+    out.push(b' ');
+    // A reason is one line of text; a stray CR or LF would end the line
+    // early and let the caller inject header fields.
+    out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+    out.extend_from_slice(b"\r\n");
+    // RFC 3261 §8.2.6.2: a 100 Trying carries no To tag.
+    req.write_reply_headers(out, if code > 100 { to_tag } else { None });
+    out.extend_from_slice(extra.as_bytes());
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
+
+/// Appends a status code in decimal without going through `fmt`.
+fn push_code(out: &mut Vec<u8>, code: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = code;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_code;
+
+    #[test]
+    fn status_codes() {
+        for code in [0u16, 7, 100, 183, 404, 699, 65535] {
+            let mut out = Vec::new();
+            push_code(&mut out, code);
+            assert_eq!(out, code.to_string().into_bytes());
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The local sockets as routes see them, and "is this host:port myself"
+//! (OpenSIPS `check_self`): listen addresses, advertised names and aliases.
+
+use dashmap::DashSet;
+use std::net::{IpAddr, SocketAddr};
+
+use super::Proto;
+use crate::config::{Config, Listen};
+
+/// One listening socket: what it is bound to and what it advertises.
+#[derive(Debug, Clone)]
+pub struct SocketInfo {
+    pub id: usize,
+    pub proto: Proto,
+    pub addr: SocketAddr,
+    /// Host for Via / Record-Route; `[v6]` bracketed. For a wildcard bind
+    /// without `as`, the local address chosen per destination is used instead.
+    pub adv_host: String,
+    pub adv_port: u16,
+    pub wildcard: bool,
+}
+
+impl SocketInfo {
+    /// `udp:127.0.0.1:5060`, as `$socket_in` and logs show it.
+    pub fn spec(&self) -> String {
+        format!("{}:{}", self.proto.as_str(), self.addr)
+    }
+}
+
+/// Every socket of the daemon plus the names it answers to.
+#[derive(Debug)]
+pub struct Sockets {
+    pub list: Vec<SocketInfo>,
+    aliases: Vec<(String, Option<u16>)>,
+    /// Local addresses learnt at run time behind wildcard binds.
+    learnt: DashSet<IpAddr>,
+}
+
+/// Writes an IP as a SIP host (IPv6 in brackets).
+pub fn ip_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+impl Sockets {
+    pub fn new(cfg: &Config) -> Sockets {
+        let list = cfg
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(id, l): (usize, &Listen)| {
+                let wildcard = l.addr.ip().is_unspecified();
+                let (adv_host, adv_port) = match &l.advertise {
+                    Some((h, p)) => (h.clone(), *p),
+                    None => (ip_host(l.addr.ip()), l.addr.port()),
+                };
+                SocketInfo {
+                    id,
+                    proto: l.proto,
+                    addr: l.addr,
+                    adv_host,
+                    adv_port,
+                    wildcard: wildcard && l.advertise.is_none(),
+                }
+            })
+            .collect();
+        Sockets {
+            list,
+            aliases: cfg.aliases.clone(),
+            learnt: DashSet::new(),
+        }
+    }
+
+    /// RFC 3261 §16.4 / OpenSIPS check_self: whether `host[:port]` names this
+    /// proxy. An absent port means 5060.
+    pub fn is_myself(&self, host: &str, port: Option<u16>) -> bool {
+        let port = port.unwrap_or(5060);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<IpAddr> = bare.parse().ok();
+        for s in &self.list {
+            if s.adv_port != port && s.addr.port() != port {
+                continue;
+            }
+            if s.adv_host.eq_ignore_ascii_case(host)
+                || s.adv_host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .eq_ignore_ascii_case(bare)
+            {
+                return true;
+            }
+            if let Some(ip) = ip {
+                if ip == s.addr.ip() {
+                    return true;
+                }
+                if s.addr.ip().is_unspecified()
+                    && (ip.is_loopback() || self.learnt.contains(&ip))
+                    && same_family(ip, s.addr.ip())
+                {
+                    return true;
+                }
+            }
+        }
+        self.aliases
+            .iter()
+            .any(|(h, p)| h.eq_ignore_ascii_case(bare) && p.is_none_or(|p| p == port))
+    }
+
+    /// The socket to send from: `prefer` when it fits `proto` and the family
+    /// of `dest`, else the first that does.
+    pub fn pick(&self, proto: Proto, dest: IpAddr, prefer: Option<usize>) -> Option<&SocketInfo> {
+        let fits = |s: &&SocketInfo| s.proto == proto && same_family(s.addr.ip(), dest);
+        prefer
+            .and_then(|i| self.list.get(i))
+            .filter(|s| fits(s))
+            .or_else(|| self.list.iter().find(fits))
+    }
+
+    /// Host to advertise from `sock` towards `dest`: the configured one, or
+    /// for a wildcard bind the local address the kernel routes `dest` from.
+    pub fn via_host(&self, sock: &SocketInfo, dest: IpAddr) -> String {
+        if !sock.wildcard {
+            return sock.adv_host.clone();
+        }
+        let local = local_addr_towards(dest).unwrap_or(if dest.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+        });
+        self.learnt.insert(local);
+        ip_host(local)
+    }
+}
+
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+thread_local! {
+    static ROUTE_CACHE: std::cell::RefCell<std::collections::HashMap<IpAddr, IpAddr>> = Default::default();
+}
+
+/// The kernel's source address for `dest`: a connected UDP socket learns it
+/// without sending anything. Cached per thread.
+fn local_addr_towards(dest: IpAddr) -> Option<IpAddr> {
+    if let Some(ip) = ROUTE_CACHE.with(|c| c.borrow().get(&dest).copied()) {
+        return Some(ip);
+    }
+    let bind: SocketAddr = if dest.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(SocketAddr::new(dest, 9)).ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    ROUTE_CACHE.with(|c| c.borrow_mut().insert(dest, ip));
+    Some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_listen;
+
+    fn sockets(specs: &[&str], aliases: &[&str]) -> Sockets {
+        let cfg = Config {
+            listen: specs.iter().map(|s| parse_listen(s).unwrap()).collect(),
+            aliases: aliases.iter().map(|a| (a.to_string(), None)).collect(),
+            ..Config::default()
+        };
+        Sockets::new(&cfg)
+    }
+
+    #[test]
+    fn myself_by_address_alias_and_port() {
+        let s = sockets(
+            &["udp:127.0.0.1:5070", "tcp:127.0.0.1:5070"],
+            &["proxy.example.com"],
+        );
+        assert!(s.is_myself("127.0.0.1", Some(5070)));
+        assert!(!s.is_myself("127.0.0.1", Some(5080)));
+        assert!(!s.is_myself("127.0.0.1", None));
+        assert!(s.is_myself("PROXY.example.com", Some(5070)));
+        assert!(!s.is_myself("other.example.com", Some(5070)));
+    }
+
+    #[test]
+    fn myself_ipv6_and_wildcard() {
+        let s = sockets(&["udp:[::1]:5060", "udp:0.0.0.0:5062"], &[]);
+        assert!(s.is_myself("[::1]", None));
+        assert!(s.is_myself("127.0.0.1", Some(5062)));
+        assert!(!s.is_myself("[::1]", Some(5062)));
+    }
+
+    #[test]
+    fn pick_prefers_receiving_socket_of_same_family() {
+        let s = sockets(
+            &["udp:127.0.0.1:5060", "udp:[::1]:5060", "tcp:127.0.0.1:5060"],
+            &[],
+        );
+        let v6: IpAddr = "::1".parse().unwrap();
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(s.pick(Proto::Udp, v6, Some(0)).unwrap().id, 1);
+        assert_eq!(s.pick(Proto::Udp, v4, Some(0)).unwrap().id, 0);
+        assert_eq!(s.pick(Proto::Tcp, v4, Some(0)).unwrap().id, 2);
+        assert!(s.pick(Proto::Tcp, v6, None).is_none());
+    }
+}

@@ -1,0 +1,290 @@
+//! TCP: per-worker listeners, connections framed by Content-Length
+//! (RFC 3261 §18.3), a table shared by all workers so any worker can send a
+//! reply or a request over a connection another worker owns, an idle
+//! timeout and a per-connection size limit.
+
+use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Incoming, Proto};
+use crate::sip::framing::{next_frame, Frame};
+use crate::stats::CORE;
+
+/// Frames queued to one connection before new ones are refused.
+const QUEUE: usize = 1024;
+
+/// What a connection does with each framed message.
+pub trait Handler: 'static {
+    fn on_message(self: Rc<Self>, msg: Incoming) -> impl Future<Output = ()>;
+}
+
+/// A connection as other workers see it: a queue to its writer task.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    id: u64,
+    pub socket: usize,
+    pub local: SocketAddr,
+    pub outgoing: bool,
+}
+
+/// Every open connection by remote address, shared by all workers.
+#[derive(Default, Debug)]
+pub struct TcpTable {
+    conns: DashMap<SocketAddr, Conn>,
+    next_id: AtomicU64,
+}
+
+impl TcpTable {
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// (remote, local, id, outgoing) of each connection, for the MI.
+    pub fn snapshot(&self) -> Vec<(SocketAddr, SocketAddr, u64, bool)> {
+        self.conns
+            .iter()
+            .map(|e| (*e.key(), e.local, e.id, e.outgoing))
+            .collect()
+    }
+}
+
+/// Per-worker TCP settings and the shared table.
+pub struct TcpCtx {
+    pub table: Arc<TcpTable>,
+    pub idle: Duration,
+    pub max_msg: usize,
+    pub connect_timeout: Duration,
+}
+
+/// Accepts connections on one listener until the task is dropped.
+pub async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    socket: usize,
+    ctx: Rc<TcpCtx>,
+    handler: Rc<H>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(peer);
+                tokio::task::spawn_local(serve(
+                    stream,
+                    peer,
+                    local,
+                    socket,
+                    false,
+                    ctx.clone(),
+                    handler.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!("tcp accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn register(
+    ctx: &TcpCtx,
+    peer: SocketAddr,
+    local: SocketAddr,
+    socket: usize,
+    outgoing: bool,
+) -> (u64, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let id = ctx.table.next_id.fetch_add(1, Ordering::Relaxed);
+    ctx.table.conns.insert(
+        peer,
+        Conn {
+            tx,
+            id,
+            socket,
+            local,
+            outgoing,
+        },
+    );
+    (id, rx)
+}
+
+async fn serve<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    socket: usize,
+    outgoing: bool,
+    ctx: Rc<TcpCtx>,
+    handler: Rc<H>,
+) {
+    let (id, rx) = register(&ctx, peer, local, socket, outgoing);
+    run_conn(stream, peer, socket, id, rx, ctx, handler).await;
+}
+
+async fn run_conn<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    socket: usize,
+    id: u64,
+    rx: mpsc::Receiver<Bytes>,
+    ctx: Rc<TcpCtx>,
+    handler: Rc<H>,
+) {
+    let (rd, wr) = stream.into_split();
+    let activity = Rc::new(Cell::new(Instant::now()));
+    let writer = tokio::task::spawn_local(write_loop(wr, rx, activity.clone()));
+    read_loop(rd, peer, socket, &ctx, &handler, &activity).await;
+    ctx.table.conns.remove_if(&peer, |_, c| c.id == id);
+    writer.abort();
+    tracing::debug!("tcp connection {peer} closed");
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    activity: Rc<Cell<Instant>>,
+) {
+    while let Some(b) = rx.recv().await {
+        if wr.write_all(&b).await.is_err() {
+            break;
+        }
+        activity.set(Instant::now());
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop<H: Handler>(
+    mut rd: OwnedReadHalf,
+    peer: SocketAddr,
+    socket: usize,
+    ctx: &TcpCtx,
+    handler: &Rc<H>,
+    activity: &Cell<Instant>,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        // Frame everything already buffered first.
+        loop {
+            match next_frame(&buf, ctx.max_msg) {
+                Ok(Frame::Message { skip, len }) => {
+                    let _ = buf.split_to(skip);
+                    let msg = buf.split_to(len).freeze();
+                    handler
+                        .clone()
+                        .on_message(Incoming {
+                            buf: msg,
+                            src: peer,
+                            proto: Proto::Tcp,
+                            socket,
+                        })
+                        .await;
+                }
+                Ok(Frame::KeepAlive { skip }) => {
+                    let _ = buf.split_to(skip);
+                }
+                Ok(Frame::Incomplete) => break,
+                Err(e) => {
+                    // Framing cannot be trusted past a bad header block.
+                    CORE.bad_msg_hdr.inc();
+                    if matches!(e, crate::sip::ParseError::TooLarge) {
+                        CORE.oversize_msgs.inc();
+                    }
+                    tracing::info!("tcp {peer}: {e}; closing");
+                    return;
+                }
+            }
+        }
+        if buf.len() > ctx.max_msg {
+            CORE.oversize_msgs.inc();
+            tracing::info!("tcp {peer}: message over {} bytes; closing", ctx.max_msg);
+            return;
+        }
+        if buf.capacity() - buf.len() < 2048 {
+            buf.reserve(4096);
+        }
+        let deadline = activity.get() + ctx.idle;
+        match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => activity.set(Instant::now()),
+            Err(_) => {
+                if activity.get() + ctx.idle <= Instant::now() {
+                    tracing::debug!("tcp {peer}: idle; closing");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends `bytes` to `dest` over an open connection, or connects first from
+/// `local` (the listen socket `socket` stands for).
+pub async fn send<H: Handler>(
+    ctx: &Rc<TcpCtx>,
+    handler: &Rc<H>,
+    dest: SocketAddr,
+    local: SocketAddr,
+    socket: usize,
+    bytes: Bytes,
+) -> io::Result<()> {
+    if let Some(tx) = ctx.table.conns.get(&dest).map(|c| c.tx.clone()) {
+        return tx
+            .try_send(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::WouldBlock, e.to_string()));
+    }
+    let sock = if dest.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if !local.ip().is_unspecified() {
+        sock.bind(SocketAddr::new(local.ip(), 0))?;
+    }
+    let stream = tokio::time::timeout(ctx.connect_timeout, sock.connect(dest))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let local_addr = stream.local_addr()?;
+    let (id, rx) = register(ctx, dest, local_addr, socket, true);
+    let tx = ctx.table.conns.get(&dest).map(|c| c.tx.clone());
+    tokio::task::spawn_local(run_conn(
+        stream,
+        dest,
+        socket,
+        id,
+        rx,
+        ctx.clone(),
+        handler.clone(),
+    ));
+    match tx {
+        Some(tx) => tx
+            .try_send(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::WouldBlock, e.to_string())),
+        None => Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "connection closed",
+        )),
+    }
+}
+
+/// Whether a connection to `dest` is open (replies must use it).
+pub fn is_connected(ctx: &TcpCtx, dest: &SocketAddr) -> bool {
+    ctx.table.conns.contains_key(dest)
+}

@@ -1,0 +1,91 @@
+//! The command line: version, check, and a bad script stopping `run`
+//! before any socket is bound.
+
+mod common;
+
+use std::process::Command;
+
+fn lunasip(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(args)
+        .output()
+        .expect("run lunasip");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_prints_the_version() {
+    let (rc, out, _) = lunasip(&["version"]);
+    assert_eq!(rc, 0);
+    assert_eq!(out.trim(), format!("lunasip {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_accepts_the_default_script() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/default.lua");
+    let (rc, out, err) = lunasip(&["check", "-c", path]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn check_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.lua");
+    std::fs::write(&path, "config = { listen = { \"udp:127.0.0.1:5999\" } }\nfunction route.main()\n  sip.tm.t_on_failure(\"nowhere\")\n  route.missing()\nend\n").unwrap();
+    let p = path.to_str().unwrap();
+    let (rc, _, err) = lunasip(&["check", "-c", p]);
+    assert_ne!(rc, 0);
+    assert!(
+        err.contains(&format!(
+            "{p}:3: t_on_failure(\"nowhere\") names failure_route.nowhere, which is not defined"
+        )),
+        "{err}"
+    );
+    std::fs::write(&path, "config = { listen = { \"udp:127.0.0.1:5999\" } }\nfunction route.main()\n\n  route.missing()\nend\n").unwrap();
+    let (rc, _, err) = lunasip(&["check", "-c", p]);
+    assert_ne!(rc, 0);
+    assert!(
+        err.contains(&format!("{p}:4: route.missing is called but not defined")),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_with_a_bad_script_exits_before_binding() {
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.lua");
+    std::fs::write(&path, format!("config = {{ listen = {{ \"udp:127.0.0.1:{port}\" }} }}\nfunction route.main()\n  if then\nend\n")).unwrap();
+    let p = path.to_str().unwrap();
+    let (rc, _, err) = lunasip(&["run", "-c", p]);
+    assert_ne!(rc, 0);
+    assert!(err.contains(&format!("{p}:3:")), "{err}");
+    // Nothing was bound: the port is still free.
+    std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port left free");
+}
+
+#[test]
+fn run_reports_a_port_it_cannot_bind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.lua");
+    std::fs::write(
+        &path,
+        format!(
+            "config = {{ listen = {{ \"tcp:127.0.0.1:{port}\" }} }}\nfunction route.main() end\n"
+        ),
+    )
+    .unwrap();
+    let (rc, _, err) = lunasip(&["run", "-c", path.to_str().unwrap()]);
+    assert_ne!(rc, 0);
+    assert!(
+        err.contains(&format!("cannot listen on tcp:127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -1,0 +1,302 @@
+//! Test harness: start the built `lunasip` binary with a script on ports
+//! chosen per test, run SIPp as caller and callee, read what they saw.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port free for both UDP and TCP on 127.0.0.1 (and ::1 when asked).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("::1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Directory of SIPp scenarios carried by the tests.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+/// A running lunasip with its log file.
+pub struct Proxy {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub log: PathBuf,
+    pub script: PathBuf,
+}
+
+impl Proxy {
+    /// Writes `script` (with `{PORT}` replaced) and starts the daemon on it;
+    /// waits until it logs that it is ready.
+    pub fn start(script: &str) -> Proxy {
+        Self::try_start(script).unwrap_or_else(|log| panic!("lunasip did not become ready:\n{log}"))
+    }
+
+    pub fn try_start(script: &str) -> Result<Proxy, String> {
+        let port = free_port();
+        Self::try_start_on(script, port)
+    }
+
+    pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("script.lua");
+        std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
+        let log = dir.path().join("lunasip.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start lunasip");
+        let mut p = Proxy {
+            child: Some(child),
+            dir,
+            port,
+            log,
+            script: path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = p.log_text();
+            if text.contains(" ready: ") {
+                return Ok(p);
+            }
+            if let Some(c) = p.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return Err(text);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(text);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, wait, and return the whole log (with the statistics line).
+    pub fn stop(mut self) -> String {
+        self.terminate();
+        self.log_text()
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Value of `group:name=N` in the shutdown statistics line.
+pub fn stat(log: &str, name: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("statistics:"))
+        .unwrap_or("");
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a SIPp run ended with.
+#[derive(Debug)]
+pub struct SippRun {
+    pub status: i32,
+    pub successful: u64,
+    pub failed: u64,
+    pub errors: String,
+    pub messages: String,
+}
+
+/// A SIPp callee running in the background until dropped.
+pub struct Uas {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a SIPp UAS with `scen` on a free port (`transport`: "u1" or "t1").
+pub fn uas(scen: &str, transport: &str) -> Uas {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario(scen))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            transport,
+            "-nostdin",
+            "-aa",
+            "-buff_size",
+            "4194304",
+        ])
+        .args(["-trace_err", "-error_file"])
+        .arg(dir.path().join("err.log"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp (apt-get install sip-tester)");
+    // SIPp binds quickly; give it a moment before calls arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    Uas {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// Runs a SIPp UAC with `scen` against the proxy at 127.0.0.1:`proxy_port`:
+/// `calls` calls at `rate` per second; returns counts and error log.
+pub fn uac(
+    scen: &str,
+    proxy_port: u16,
+    transport: &str,
+    calls: u32,
+    rate: u32,
+    extra: &[&str],
+) -> SippRun {
+    let dir = tempfile::tempdir().unwrap();
+    let stf = dir.path().join("stat.csv");
+    let err = dir.path().join("err.log");
+    let msg = dir.path().join("msg.log");
+    let local = free_port();
+    let mut cmd = Command::new("sipp");
+    cmd.arg(format!("127.0.0.1:{proxy_port}"))
+        .arg("-sf")
+        .arg(scenario(scen))
+        .args(["-i", "127.0.0.1", "-p", &local.to_string(), "-t", transport])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-l",
+            "500",
+            "-nostdin",
+            "-buff_size",
+            "4194304",
+        ])
+        .args(["-timeout", "30s", "-timeout_error", "-recv_timeout", "5000"])
+        .args(["-trace_stat", "-fd", "1", "-stf"])
+        .arg(&stf)
+        .args(["-trace_err", "-error_file"])
+        .arg(&err)
+        .args(["-trace_msg", "-message_file"])
+        .arg(&msg)
+        .args(extra)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let status = cmd
+        .status()
+        .expect("sipp (apt-get install sip-tester)")
+        .code()
+        .unwrap_or(-1);
+    // The stat file is written once a second; the final line lands at exit.
+    let stats = std::fs::read_to_string(&stf).unwrap_or_default();
+    let (successful, failed) = parse_stats(&stats);
+    let mut errors = String::new();
+    if let Ok(mut f) = std::fs::File::open(&err) {
+        let _ = f.read_to_string(&mut errors);
+    }
+    let messages = std::fs::read_to_string(&msg).unwrap_or_default();
+    errors.truncate(
+        errors
+            .char_indices()
+            .nth(3000)
+            .map_or(errors.len(), |(i, _)| i),
+    );
+    SippRun {
+        status,
+        successful,
+        failed,
+        errors,
+        messages,
+    }
+}
+
+fn parse_stats(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return (0, 0);
+    };
+    let cols: Vec<&str> = header.split(';').collect();
+    let idx = |name: &str| cols.iter().position(|c| *c == name);
+    let Some(last) = lines.next_back() else {
+        return (0, 0);
+    };
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        idx(name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+/// Sends one datagram and waits for one answer (for single-message checks).
+pub fn udp_exchange(to: &str, msg: &str, wait: Duration) -> Option<String> {
+    let bind = if to.starts_with('[') {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    let local = s.local_addr().ok()?;
+    let msg = msg
+        .replace("{LOCAL}", &local.to_string())
+        .replace("{LPORT}", &local.port().to_string());
+    s.send_to(msg.as_bytes(), to).ok()?;
+    let mut buf = [0u8; 65536];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}

@@ -1,0 +1,216 @@
+//! The stateless proxy end to end: the built binary between SIPp peers.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const DEFAULT: &str = include_str!("../lua/default.lua");
+
+/// The shipped default script, listening on the test's port and sending
+/// to the callee.
+fn default_script(uas_port: u16) -> String {
+    let s = DEFAULT
+        .replace(
+            r#"listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" },"#,
+            r#"listen = { "udp:127.0.0.1:{PORT}", "tcp:127.0.0.1:{PORT}" },"#,
+        )
+        .replace(
+            "upstream = nil,",
+            &format!("upstream = \"sip:127.0.0.1:{uas_port}\","),
+        );
+    assert!(
+        s.contains("{PORT}") && s.contains(&uas_port.to_string()),
+        "default.lua changed shape"
+    );
+    s
+}
+
+#[test]
+fn two_hundred_calls_in_a_row_complete() {
+    let callee = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&default_script(callee.port));
+    let run = uac("uac.xml", proxy.port, "u1", 200, 100, &[]);
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed, run.status),
+        (200, 0, 0),
+        "sipp errors:\n{}\nproxy log:\n{log}",
+        run.errors
+    );
+    // INVITE, ACK and BYE of every call went through, and the replies came back.
+    assert!(stat(&log, "core:fwd_requests") >= 600, "{log}");
+    assert!(stat(&log, "core:fwd_replies") >= 600, "{log}");
+    assert_eq!(stat(&log, "core:err_requests"), 0, "{log}");
+}
+
+#[test]
+fn record_route_is_followed_by_ack_and_bye() {
+    let callee = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&default_script(callee.port));
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    // The caller saw the proxy's Record-Route and sent ACK/BYE with a Route to it.
+    let rr = format!("Record-Route: <sip:127.0.0.1:{};lr;ftag=", proxy.port);
+    assert!(run.messages.contains(&rr), "{}", run.messages);
+    assert!(
+        run.messages
+            .contains(&format!("Route: <sip:127.0.0.1:{};lr;ftag=", proxy.port)),
+        "{}",
+        run.messages
+    );
+}
+
+#[test]
+fn calls_over_tcp_complete() {
+    let callee = uas("uas.xml", "t1");
+    let script = default_script(callee.port).replace(
+        &format!("sip:127.0.0.1:{}\"", callee.port),
+        &format!("sip:127.0.0.1:{};transport=tcp\"", callee.port),
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "t1", 20, 20, &[]);
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (20, 0),
+        "sipp errors:\n{}\nproxy log:\n{log}",
+        run.errors
+    );
+}
+
+#[test]
+fn udp_caller_reaches_tcp_callee() {
+    let callee = uas("uas.xml", "t1");
+    let script = default_script(callee.port).replace(
+        &format!("sip:127.0.0.1:{}\"", callee.port),
+        &format!("sip:127.0.0.1:{};transport=tcp\"", callee.port),
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 5, 5, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (5, 0),
+        "sipp errors:\n{}\nlog:\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+}
+
+#[test]
+fn options_to_the_proxy_is_answered_locally() {
+    // No upstream here: the default answers OPTIONS to itself.
+    let proxy = Proxy::start(&DEFAULT.replace(
+        r#"listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" },"#,
+        r#"listen = { "udp:127.0.0.1:{PORT}" },"#,
+    ));
+    let run = uac("options.xml", proxy.port, "u1", 3, 10, &[]);
+    assert_eq!((run.successful, run.failed), (3, 0), "{}", run.errors);
+    assert!(run.messages.contains("SIP/2.0 200 OK"), "{}", run.messages);
+    assert!(run.messages.contains("Server: lunasip"), "{}", run.messages);
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "sl:2xx_replies"), 3, "{log}");
+}
+
+#[test]
+fn options_to_a_user_is_forwarded() {
+    let callee = uas("options_uas.xml", "u1");
+    let proxy = Proxy::start(&default_script(callee.port));
+    let run = uac("options_fwd.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert!(
+        !run.messages.contains("Server: lunasip"),
+        "the callee answered, not the proxy: {}",
+        run.messages
+    );
+}
+
+#[test]
+fn malformed_request_gets_400_and_the_next_call_completes() {
+    let callee = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&default_script(callee.port));
+    let bad = uac("bad_request.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((bad.successful, bad.failed), (1, 0), "{}", bad.errors);
+    assert!(
+        bad.messages.contains("SIP/2.0 400 Bad Request"),
+        "{}",
+        bad.messages
+    );
+    // Garbage that is not SIP at all is dropped and counted.
+    let sent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sent.send_to(b"\x00\x01garbage\r\n\r\n", ("127.0.0.1", proxy.port))
+        .unwrap();
+    let good = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((good.successful, good.failed), (1, 0), "{}", good.errors);
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "core:bad_msg_hdr"), 2, "{log}");
+}
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let callee = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&default_script(callee.port));
+    let run = uac("maxfwd0.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(
+        run.messages.contains("SIP/2.0 483 Too Many Hops"),
+        "{}",
+        run.messages
+    );
+}
+
+const BOOM: &str = r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1 }
+
+function route.main()
+  if sip.pv.rU == "boom" then
+    local t = nil
+    t.crash = 1
+  end
+  sip.sl.sl_send_reply(200, "OK")
+end
+"#;
+
+#[test]
+fn lua_error_gives_500_and_logs_the_script_line() {
+    let proxy = Proxy::start(BOOM);
+    let run = uac("lua_error.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(
+        run.messages.contains("SIP/2.0 500 Server Internal Error"),
+        "{}",
+        run.messages
+    );
+    let log = proxy.stop();
+    let script = "script.lua:6:";
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains(script)),
+        "no error naming {script}:\n{log}"
+    );
+}
+
+#[test]
+fn ipv6_listen_answers() {
+    let script = r#"config = { listen = { "udp:[::1]:{PORT}" }, children = 1 }
+function route.main()
+  sip.sl.sl_send_reply(200, "OK")
+end
+"#;
+    let proxy = Proxy::start(script);
+    let msg = "OPTIONS sip:[::1] SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK6a;rport\r\nFrom: <sip:t@[::1]>;tag=1\r\nTo: <sip:[::1]>\r\nCall-ID: v6test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let reply = udp_exchange(
+        &format!("[::1]:{}", proxy.port),
+        msg,
+        Duration::from_secs(3),
+    )
+    .expect("a reply over IPv6");
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    assert!(reply.contains(";rport="), "rport filled: {reply}");
+    assert!(reply.contains("To: <sip:[::1]>;tag="), "{reply}");
+}
