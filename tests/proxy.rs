@@ -214,3 +214,58 @@ end
     assert!(reply.contains(";rport="), "rport filled: {reply}");
     assert!(reply.contains("To: <sip:[::1]>;tag="), "{reply}");
 }
+
+const LOOPER: &str = r#"config = { listen = { "udp:127.0.0.1:{PORT}", "tcp:127.0.0.1:{PORT}" }, children = 2, tcp_max_msg_size = 2048 }
+
+function route.main()
+  -- Every request goes back to the proxy itself: a loop.
+  sip.forward("sip:127.0.0.1:{PORT}")
+end
+"#;
+
+#[test]
+fn a_request_that_loops_gets_482() {
+    let proxy = Proxy::start(LOOPER);
+    let msg = "OPTIONS sip:someone@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKloop1\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:someone@127.0.0.1>\r\nCall-ID: looptest\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let reply = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        msg,
+        Duration::from_secs(3),
+    )
+    .expect("a reply");
+    assert!(
+        reply.starts_with("SIP/2.0 482 Loop Detected\r\n"),
+        "{reply}"
+    );
+    // The proxy's own Via was removed on the way back: one Via left, ours.
+    assert_eq!(reply.matches("Via:").count(), 1, "{reply}");
+    assert!(reply.contains("branch=z9hG4bKloop1"), "{reply}");
+}
+
+#[test]
+fn stray_replies_and_oversize_streams_are_dropped_and_counted() {
+    use std::io::{Read, Write};
+    let proxy = Proxy::start(LOOPER);
+    // A reply whose top Via is not ours goes nowhere.
+    let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    assert!(udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        stray,
+        Duration::from_millis(500)
+    )
+    .is_none());
+    // A stream that passes tcp_max_msg_size without ending its headers is cut.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut big = String::from("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n");
+    while big.len() < 4096 {
+        big.push_str("X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    let _ = s.write_all(big.as_bytes());
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the proxy closes the connection");
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "core:drop_replies"), 1, "{log}");
+    assert_eq!(stat(&log, "core:oversize_msgs"), 1, "{log}");
+}

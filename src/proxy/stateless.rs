@@ -79,21 +79,26 @@ fn loop_hash(m: &Message) -> u32 {
     ]) as u32
 }
 
-/// Whether one of the request's Vias is ours with this request's loop hash.
-fn looped(m: &Message, sockets: &Sockets) -> bool {
-    let suffix = format!(".{:08x}", loop_hash(m));
-    m.vias().iter().any(|v| {
-        v.branch()
-            .is_some_and(|b| b.starts_with(MAGIC) && b.ends_with(&suffix))
-            && sockets.is_myself(v.host, v.port)
-    })
+/// Whether one of the request's Vias is ours and carries this loop hash.
+fn looped(m: &Message, sockets: &Sockets, hash: u32) -> bool {
+    let ours = |b: &str| {
+        b.strip_prefix(MAGIC)
+            .and_then(|b| b.rsplit_once('.'))
+            .is_some_and(|(_, tail)| tail.len() == 8 && u32::from_str_radix(tail, 16) == Ok(hash))
+    };
+    // Our Via is never alone: a looped request carries the sender's too.
+    let vias = m.vias();
+    vias.len() > 1
+        && vias
+            .iter()
+            .any(|v| v.branch().is_some_and(ours) && sockets.is_myself(v.host, v.port))
 }
 
 /// `forward([uri])`: queues the request for `uri`, else `$du`, else the
 /// R-URI. Ok(false) when a reply (482/483) was sent instead.
 pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
     let sockets = &st.env.sockets;
-    let (uri, method) = {
+    let (uri, method, lhash) = {
         let call = st.call.borrow();
         let m = call
             .msg
@@ -105,13 +110,14 @@ pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
             (None, Some(du)) => du.clone(),
             (None, None) => m.ruri().to_string(),
         };
-        if looped(m, sockets) {
+        let lhash = loop_hash(m);
+        if looped(m, sockets, lhash) {
             drop(call);
             st.call.borrow_mut().last_error = Some((482, "Loop Detected"));
             reply::send_local_reply(st, 482, "Loop Detected");
             return Ok(false);
         }
-        (uri, m.method_kind())
+        (uri, m.method_kind(), lhash)
     };
     let (proto, dest) = dest::next_hop(&uri)
         .inspect_err(|_| st.call.borrow_mut().last_error = Some((400, "Bad Destination")))?;
@@ -146,7 +152,7 @@ pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
         host,
         sock.adv_port,
         txn_hash(m),
-        loop_hash(m),
+        lhash,
         if call.add_local_rport { ";rport" } else { "" }
     );
     // The Via is for this copy only: a second forward() adds its own.

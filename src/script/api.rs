@@ -101,7 +101,9 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     let st = state.clone();
     meta.set(
         "__index",
-        lua.create_function(move |lua, (_t, k): (Table, String)| pv_get(lua, &st, &k, true))?,
+        lua.create_function(move |lua, (_t, k): (Table, mlua::String)| {
+            pv_get(lua, &st, &k.to_str()?, true)
+        })?,
     )?;
     let st = state.clone();
     meta.set(

@@ -1,0 +1,94 @@
+//! One request through the whole per-message path a worker runs, minus
+//! the socket calls: parse a ~1 KB INVITE, run a Lua `route.main` like the
+//! default script's (max-forwards, has_totag, is_method, record_route, a
+//! pseudo-variable read, forward), and serialize what it queued.
+//! Build with `--no-default-features --features lua54` to compare Lua 5.4.
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::sync::Arc;
+
+use lunasip::config::{parse_listen, Config};
+use lunasip::script::call::Source;
+use lunasip::script::route::RouteType;
+use lunasip::script::{Env, Host, Outcome};
+use lunasip::sip::Message;
+use lunasip::transport::{Proto, Sockets};
+
+const INVITE: &[u8] = include_bytes!("../tests/fixtures/sip/invite.sip");
+
+const SCRIPT: &str = r#"
+config = { listen = { "udp:127.0.0.1:5060" } }
+function route.main()
+  if not sip.maxfwd.mf_process_maxfwd_header(10) then
+    sip.sl.sl_send_reply(483, "Too Many Hops")
+    sip.exit()
+  end
+  if sip.has_totag() then
+    sip.rr.loose_route()
+    route.relay()
+    sip.exit()
+  end
+  if sip.is_method("INVITE|SUBSCRIBE") then
+    sip.rr.record_route()
+  end
+  if sip.pv.rU == "nobody" then sip.drop() end
+  route.relay()
+end
+function route.relay()
+  if not sip.forward("sip:127.0.0.1:5080") then sip.sl.sl_reply_error() end
+end
+"#;
+
+fn host() -> Host {
+    let cfg = Config {
+        listen: vec![parse_listen("udp:127.0.0.1:5060").expect("listen")],
+        ..Config::default()
+    };
+    let env = Env {
+        worker: 0,
+        sockets: Arc::new(Sockets::new(&cfg)),
+        config: Arc::new(cfg),
+    };
+    Host::new(
+        &lunasip::script::Source {
+            name: "bench.lua".into(),
+            code: SCRIPT.into(),
+        },
+        env,
+    )
+    .expect("script loads")
+}
+
+fn route(c: &mut Criterion) {
+    let h = host();
+    let f = h.routes.main.clone().expect("route.main");
+    let src = Source {
+        addr: "127.0.0.1:5070".parse().expect("addr"),
+        proto: Proto::Udp,
+        socket: 0,
+    };
+    let input = Bytes::from_static(INVITE);
+    let flavour = if cfg!(feature = "luajit") {
+        "luajit"
+    } else {
+        "lua54"
+    };
+    let mut g = c.benchmark_group("route");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(format!("invite_default_route_{flavour}"), |b| {
+        b.iter(|| {
+            let m = Message::parse(black_box(input.clone())).expect("valid");
+            h.state.call.borrow_mut().reset(m, src, RouteType::Request);
+            let out = h.invoke(&f);
+            assert!(matches!(out, Outcome::Done), "{out:?}");
+            let mut call = h.state.call.borrow_mut();
+            black_box(call.outbox.len());
+            call.outbox.clear();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, route);
+criterion_main!(benches);
