@@ -38,6 +38,26 @@ end
 function route.relay()
   if not sip.forward("sip:127.0.0.1:5080") then sip.sl.sl_reply_error() end
 end
+
+-- Routing-style Lua work: normalise the dialled number, look up a
+-- carrier by longest prefix, build a destination URI.
+local carriers = {}
+for i = 0, 199 do carriers[string.format("49%03d", i)] = "10.0.0." .. (i % 50 + 1) end
+local function lookup(num)
+  for len = #num, 2, -1 do
+    local c = carriers[string.sub(num, 1, len)]
+    if c then return c end
+  end
+  return nil
+end
+function route.logic()
+  local user = sip.pv.rU or ""
+  local num = user:gsub("^%+", ""):gsub("^00", ""):gsub("[^0-9]", "")
+  local host = lookup(num) or "10.0.0.254"
+  local uri = "sip:" .. num .. "@" .. host .. ":5060"
+  if #uri > 200 then sip.drop() end
+  return uri
+end
 "#;
 
 fn host() -> Host {
@@ -86,6 +106,17 @@ fn route(c: &mut Criterion) {
             black_box(call.outbox.len());
             call.outbox.clear();
         })
+    });
+    let logic = h.route(RouteType::Request, "logic").expect("route.logic");
+    let dialled = Bytes::from(String::from_utf8_lossy(INVITE).replacen(
+        "INVITE sip:bob@",
+        "INVITE sip:+4901712345@",
+        1,
+    ));
+    g.bench_function(format!("lua_routing_logic_{flavour}"), |b| {
+        let m = Message::parse(dialled.clone()).expect("valid");
+        h.state.call.borrow_mut().reset(m, src, RouteType::Request);
+        b.iter(|| black_box(logic.call::<String>(()).expect("logic runs")))
     });
     g.finish();
 }

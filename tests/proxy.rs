@@ -269,3 +269,40 @@ fn stray_replies_and_oversize_streams_are_dropped_and_counted() {
     assert_eq!(stat(&log, "core:drop_replies"), 1, "{log}");
     assert_eq!(stat(&log, "core:oversize_msgs"), 1, "{log}");
 }
+
+#[test]
+fn tcp_connections_are_reused_and_idle_ones_closed() {
+    use std::io::Read;
+    let callee = uas("uas.xml", "t1");
+    let script = default_script(callee.port)
+        .replace(
+            &format!("sip:127.0.0.1:{}\"", callee.port),
+            &format!("sip:127.0.0.1:{};transport=tcp\"", callee.port),
+        )
+        .replace(
+            "log_level = \"info\",",
+            "log_level = \"debug\",\n  tcp_connection_lifetime = 1,",
+        );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 10, 10, &[]);
+    assert_eq!((run.successful, run.failed), (10, 0), "{}", run.errors);
+    // Thirty requests to the callee went over one connection.
+    let opened = format!("tcp connection to 127.0.0.1:{} opened", callee.port);
+    assert_eq!(
+        proxy.log_text().matches(&opened).count(),
+        1,
+        "{}",
+        proxy.log_text()
+    );
+    // A connection that stays silent is closed after tcp_connection_lifetime.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(&mut buf).unwrap_or(99), 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}

@@ -86,6 +86,7 @@ pub async fn accept_loop<H: Handler>(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
+                tracing::debug!("tcp connection from {peer} accepted");
                 tokio::task::spawn_local(serve(
                     stream,
                     peer,
@@ -262,6 +263,7 @@ pub async fn send<H: Handler>(
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tcp connect timed out"))??;
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr()?;
+    tracing::debug!("tcp connection to {dest} opened from {local_addr}");
     let (id, rx) = register(ctx, dest, local_addr, socket, true);
     let tx = ctx.table.conns.get(&dest).map(|c| c.tx.clone());
     tokio::task::spawn_local(run_conn(
