@@ -5,7 +5,6 @@
 //! the daemon before it takes traffic. Each worker thread builds its own
 //! Lua state and single-threaded runtime; the main thread waits for signals.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
@@ -15,6 +14,45 @@ use crate::proxy::worker::{udp_loop, Worker};
 use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
 use crate::transport::{udp, Proto, Sockets};
+
+/// Lets the signal handler (and the MI) reload the routing script: the new
+/// script is checked first; only a good one reaches the workers, each of
+/// which swaps its Lua state between two messages.
+pub struct Control {
+    /// Where the script came from: a file to read again, or the embedded default.
+    source: Source,
+    from_file: bool,
+    listen: Vec<crate::config::Listen>,
+    tx: tokio::sync::watch::Sender<Arc<Source>>,
+}
+
+impl Control {
+    /// Re-reads and checks the script, then hands it to every worker.
+    /// Errors (unreadable, bad script) leave the running script in place.
+    pub fn reload(&self) -> Result<(), String> {
+        let source = if self.from_file {
+            let code = std::fs::read_to_string(&self.source.name)
+                .map_err(|e| format!("{}: {e}", self.source.name))?;
+            Source {
+                name: self.source.name.clone(),
+                code,
+            }
+        } else {
+            self.source.clone()
+        };
+        let cfg = check(&source).map_err(|e| e.to_string())?;
+        if cfg.listen != self.listen {
+            tracing::warn!("reload: config.listen changed; the new sockets need a restart");
+        }
+        self.tx.send_replace(Arc::new(source));
+        Ok(())
+    }
+
+    /// A receiver for workers: it changes when a new script is installed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Source>> {
+        self.tx.subscribe()
+    }
+}
 
 /// Sockets bound for one worker, in listen order.
 enum Bound {
@@ -52,9 +90,16 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let sockets = Arc::new(Sockets::new(&cfg));
     let table = Arc::new(TcpTable::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = Arc::new(Control {
+        source: source.clone(),
+        from_file: !from_default,
+        listen: cfg.listen.clone(),
+        tx: tokio::sync::watch::channel(Arc::new(source.clone())).0,
+    });
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::new();
     for (id, socks) in bound.into_iter().enumerate() {
+        let reload = control.subscribe();
         let (source, cfg, sockets, table, stop, ready) = (
             source.clone(),
             cfg.clone(),
@@ -65,7 +110,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         );
         let t = thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, source, cfg, sockets, table, socks, stop, ready))
+            .spawn(move || worker_main(id, source, cfg, sockets, table, socks, stop, ready, reload))
             .map_err(|e| format!("cannot start worker {id}: {e}"))?;
         threads.push(t);
     }
@@ -93,7 +138,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         listen.join(" "),
         source.name
     );
-    wait_for_signal();
+    wait_for_signals(&control);
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     for t in threads {
@@ -103,7 +148,8 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     Ok(())
 }
 
-fn wait_for_signal() {
+/// Waits for SIGTERM/SIGINT; SIGHUP reloads the script meanwhile.
+fn wait_for_signals(control: &Control) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,16 +162,23 @@ fn wait_for_signal() {
     };
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => match control.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: script reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: reload refused, the running script stays: {e}"),
+                },
+            }
         }
     });
 }
@@ -140,6 +193,7 @@ fn worker_main(
     socks: Vec<Bound>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
+    mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
 ) {
     crate::stats::bind_thread(id);
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -159,7 +213,7 @@ fn worker_main(
             sockets,
             config: cfg.clone(),
         };
-        let host = match Host::new(&source, env) {
+        let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,
             Err(e) => {
                 let _ = ready.send(Err(e.to_string()));
@@ -204,6 +258,19 @@ fn worker_main(
         for (i, l) in listeners {
             tokio::task::spawn_local(accept_loop(l, i, tcp.clone(), worker.clone()));
         }
+        let w = worker.clone();
+        reload.mark_unchanged();
+        tokio::task::spawn_local(async move {
+            while reload.changed().await.is_ok() {
+                let src = reload.borrow_and_update().clone();
+                match Host::new(&src, env.clone()) {
+                    Ok(h) => w.swap_host(h),
+                    Err(e) => {
+                        tracing::error!("worker {id}: reload failed, keeping the old script: {e}")
+                    }
+                }
+            }
+        });
         let _ = ready.send(Ok(()));
         while !*stop.borrow() {
             if stop.changed().await.is_err() {
@@ -211,9 +278,4 @@ fn worker_main(
             }
         }
     });
-}
-
-/// The address a test or a log line names for a listen entry.
-pub fn describe(addr: SocketAddr, proto: Proto) -> String {
-    format!("{}:{addr}", proto.as_str())
 }

@@ -306,3 +306,52 @@ fn tcp_connections_are_reused_and_idle_ones_closed() {
         "{waited:?}"
     );
 }
+
+#[test]
+fn sighup_reloads_a_good_script_and_refuses_a_bad_one() {
+    let script = |reason: &str| {
+        format!("config = {{ listen = {{ \"udp:127.0.0.1:{{PORT}}\" }}, children = 2 }}\nfunction route.main()\n  sip.sl.sl_send_reply(200, \"{reason}\")\nend\n")
+    };
+    let proxy = Proxy::start(&script("One"));
+    let ask = || {
+        let msg = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKr{LPORT}\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: reload{LPORT}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        udp_exchange(
+            &format!("127.0.0.1:{}", proxy.port),
+            msg,
+            Duration::from_secs(3),
+        )
+        .unwrap_or_default()
+    };
+    let hup = || {
+        let pid = proxy.child.as_ref().unwrap().id().to_string();
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(ask().starts_with("SIP/2.0 200 One\r\n"));
+    std::fs::write(
+        &proxy.script,
+        script("Two").replace("{PORT}", &proxy.port.to_string()),
+    )
+    .unwrap();
+    hup();
+    // Both workers switched: several sources (ports) all see the new script.
+    for _ in 0..6 {
+        let r = ask();
+        assert!(r.starts_with("SIP/2.0 200 Two\r\n"), "{r}");
+    }
+    std::fs::write(
+        &proxy.script,
+        "config = { listen = { \"udp:127.0.0.1:1\" } }\nfunction route.main()\n  if then\nend\n",
+    )
+    .unwrap();
+    hup();
+    assert!(ask().starts_with("SIP/2.0 200 Two\r\n"));
+    let log = proxy.stop();
+    assert!(
+        log.contains("reload refused") && log.contains("script.lua:3:"),
+        "{log}"
+    );
+}

@@ -74,7 +74,8 @@ fn run(w: &Worker, msg: &str, proto: Proto) -> Vec<(OutKind, Dest, String)> {
         proto,
         socket,
     });
-    let mut call = w.host.state.call.borrow_mut();
+    let host = w.host();
+    let mut call = host.state.call.borrow_mut();
     call.outbox
         .drain(..)
         .map(|o| {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::net::UdpSocket;
 
 use super::reply;
@@ -15,11 +16,13 @@ use crate::script::{Host, Outcome};
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
 use crate::stats::CORE;
 use crate::transport::tcp::{self, Handler, TcpCtx};
-use crate::transport::{Incoming, Proto};
+use crate::transport::{Incoming, Proto, Sockets};
 
 /// One worker's state; shared by its tasks through `Rc`.
 pub struct Worker {
-    pub host: Host,
+    /// The Lua state and routes; replaced whole by a reload, between messages.
+    host: RefCell<Rc<Host>>,
+    sockets: Arc<Sockets>,
     /// UDP socket per listen entry (None for TCP entries).
     pub udp: Vec<Option<Rc<UdpSocket>>>,
     pub tcp: Rc<TcpCtx>,
@@ -37,11 +40,24 @@ impl Handler for Worker {
 impl Worker {
     pub fn new(host: Host, udp: Vec<Option<Rc<UdpSocket>>>, tcp: Rc<TcpCtx>) -> Worker {
         Worker {
-            host,
+            sockets: host.state.env.sockets.clone(),
+            host: RefCell::new(Rc::new(host)),
             udp,
             tcp,
             spare: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The current Lua host (a reload swaps it; a message in progress keeps
+    /// the one it started with).
+    pub fn host(&self) -> Rc<Host> {
+        self.host.borrow().clone()
+    }
+
+    /// Installs a freshly loaded script (RFC-free: OpenSIPS has no such
+    /// thing; this is lunasip's reload).
+    pub fn swap_host(&self, host: Host) {
+        *self.host.borrow_mut() = Rc::new(host);
     }
 
     /// Parses one message and runs the matching route. What the route
@@ -71,7 +87,8 @@ impl Worker {
 
     fn on_request(&self, msg: Message, src: Source) {
         CORE.rcv_requests.inc();
-        let st = &self.host.state;
+        let host = self.host();
+        let st = &host.state;
         let valid = msg.validate_request();
         st.call.borrow_mut().reset(msg, src, RouteType::Request);
         if let Err(e) = valid {
@@ -86,10 +103,10 @@ impl Worker {
             reply::send_local_reply(st, code, &reason);
             return;
         }
-        let Some(f) = &self.host.routes.main else {
+        let Some(f) = &host.routes.main else {
             return;
         };
-        match self.host.invoke(f) {
+        match host.invoke(f) {
             Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
             Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
             Outcome::Failed(err) => {
@@ -117,10 +134,11 @@ impl Worker {
             tracing::debug!("dropped bad reply from {}: {e}", src.addr);
             return;
         }
-        let st = &self.host.state;
+        let host = self.host();
+        let st = &host.state;
         st.call.borrow_mut().reset(msg, src, RouteType::OnReply);
-        if let Some(f) = &self.host.routes.reply {
-            match self.host.invoke(f) {
+        if let Some(f) = &host.routes.reply {
+            match host.invoke(f) {
                 Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
                 Outcome::Unwound(Unwind::Drop) => {
                     CORE.drop_replies.inc();
@@ -141,7 +159,8 @@ impl Worker {
     /// Sends everything the last route queued.
     pub async fn flush(self: &Rc<Self>) {
         let mut out = {
-            let mut call = self.host.state.call.borrow_mut();
+            let host = self.host();
+            let mut call = host.state.call.borrow_mut();
             if call.outbox.is_empty() {
                 return;
             }
@@ -203,9 +222,6 @@ impl Worker {
         bytes: Bytes,
     ) -> io::Result<()> {
         let local = self
-            .host
-            .state
-            .env
             .sockets
             .list
             .get(socket)
@@ -232,9 +248,6 @@ async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
         return;
     };
     let want_v4 = w
-        .host
-        .state
-        .env
         .sockets
         .list
         .get(o.socket)

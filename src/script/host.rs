@@ -25,6 +25,7 @@ pub struct Source {
 }
 
 /// What every route call can reach besides the message: read-only after start.
+#[derive(Clone)]
 pub struct Env {
     pub worker: usize,
     pub sockets: Arc<Sockets>,
