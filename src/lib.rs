@@ -12,4 +12,5 @@ pub mod runtime;
 pub mod script;
 pub mod sip;
 pub mod stats;
+pub mod transaction;
 pub mod transport;
