@@ -1,7 +1,9 @@
 //! Randomized robustness of the SIP message layer: valid messages are
 //! mutated (byte flips, SIP-significant bytes, truncations, insertions,
 //! duplicated and deleted ranges) and pushed through parse, validation,
-//! every getter, edits, serialization and stream framing. Nothing may panic.
+//! every getter, edits, serialization and stream framing. Nothing may panic,
+//! and the getters that keep what they parsed must answer the same on every
+//! call, in any order, and agree with the typed views they stand for.
 //!
 //! The seed comes from the clock and is printed; rerun one case with
 //! `SIP_FUZZ_SEED=<seed> cargo test --test sip_robustness -- --nocapture`.
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use lunasip::sip::{
-    framing, reply, split, Contacts, Message, NameAddr, Uri, Via, MAX_MESSAGE_SIZE,
+    framing, reply, split, Contacts, HeaderKind, Message, NameAddr, Uri, Via, MAX_MESSAGE_SIZE,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -98,8 +100,17 @@ fn exercise(rng: &mut StdRng, bytes: &[u8]) {
     let Ok(mut m) = Message::parse(Bytes::copy_from_slice(bytes)) else {
         return;
     };
+    // Kept views: the first call may come before or after validation.
+    let fresh = m.clone();
+    let early = rng.gen::<bool>().then(|| kept_views(&m));
     let _ = m.validate_request();
     let _ = m.validate_response();
+    let late = kept_views(&m);
+    assert_eq!(late, kept_views(&m), "second call");
+    assert_eq!(late, kept_views(&fresh), "fresh message");
+    if let Some(early) = early {
+        assert_eq!(early, late, "before validation");
+    }
     let _ = (
         m.is_request(),
         m.method(),
@@ -186,6 +197,8 @@ fn exercise(rng: &mut StdRng, bytes: &[u8]) {
             }
         }
     }
+    // Edits leave the getters on the message as received.
+    assert_eq!(late, kept_views(&m), "after edits");
     let mut out = Vec::new();
     m.write_to(&mut out);
     let _ = Message::parse(Bytes::from(out));
@@ -201,6 +214,45 @@ fn exercise(rng: &mut StdRng, bytes: &[u8]) {
         &mut out,
     );
     let _ = Message::parse(Bytes::from(out)).map(|r| r.validate_response());
+}
+
+/// What the kept getters answer, checked against the typed views they
+/// stand for, as owned strings.
+fn kept_views(m: &Message) -> Vec<String> {
+    let top = m.top_via();
+    assert_eq!(m.top_via_branch(), top.as_ref().and_then(|v| v.branch()));
+    assert_eq!(
+        m.top_via_received(),
+        top.as_ref().and_then(|v| v.received())
+    );
+    assert_eq!(m.top_via_rport(), top.as_ref().and_then(|v| v.rport()));
+    let vias = m.vias();
+    assert_eq!(m.via_count(), vias.len());
+    for (i, v) in vias.iter().enumerate() {
+        assert_eq!(
+            m.via(i).map(|w| (w.host, w.params)),
+            Some((v.host, v.params))
+        );
+    }
+    assert!(m.via(vias.len()).is_none());
+    assert_eq!(m.from_tag(), m.from().and_then(|f| f.tag()));
+    assert_eq!(m.to_tag(), m.to().and_then(|t| t.tag()));
+    for kind in [HeaderKind::Via, HeaderKind::MaxForwards, HeaderKind::Other] {
+        assert_eq!(
+            m.header_index(kind),
+            m.headers().find(|h| h.kind == kind).map(|h| h.index)
+        );
+    }
+    vec![
+        format!("{top:?}"),
+        format!("{vias:?}"),
+        format!("{:?}", m.from()),
+        format!("{:?}", m.to()),
+        format!("{:?}", m.cseq()),
+        format!("{:?}", m.call_id()),
+        format!("{:?}", m.max_forwards()),
+        m.method().to_owned(),
+    ]
 }
 
 #[test]

@@ -22,35 +22,92 @@ impl HeaderKind {
     /// Classifies a header name, full or compact, any case.
     ///
     /// Runs once per header line at parse time, so it dispatches on length
-    /// before comparing any bytes.
+    /// and first letter before comparing any bytes, and compares a name
+    /// with one 128-bit operation.
     pub fn of(name: &[u8]) -> HeaderKind {
-        let eq = |full: &str| name.eq_ignore_ascii_case(full.as_bytes());
-        match name.len() {
-            1 => match name[0].to_ascii_lowercase() {
-                b'v' => HeaderKind::Via,
-                b'f' => HeaderKind::From,
-                b't' => HeaderKind::To,
-                b'i' => HeaderKind::CallId,
-                b'm' => HeaderKind::Contact,
-                b'l' => HeaderKind::ContentLength,
-                b'c' => HeaderKind::ContentType,
-                _ => HeaderKind::Other,
-            },
-            2 if eq("To") => HeaderKind::To,
-            3 if eq("Via") => HeaderKind::Via,
-            4 if eq("From") => HeaderKind::From,
-            4 if eq("CSeq") => HeaderKind::CSeq,
-            5 if eq("Route") => HeaderKind::Route,
-            7 if eq("Call-ID") => HeaderKind::CallId,
-            7 if eq("Contact") => HeaderKind::Contact,
-            12 if eq("Content-Type") => HeaderKind::ContentType,
-            12 if eq("Max-Forwards") => HeaderKind::MaxForwards,
-            12 if eq("Record-Route") => HeaderKind::RecordRoute,
-            14 if eq("Content-Length") => HeaderKind::ContentLength,
+        let Some(&first) = name.first() else {
+            return HeaderKind::Other;
+        };
+        let is = |n: &Name| n.matches(name);
+        // `| 0x20` lowercases a letter; a non-letter never turns into one,
+        // so length and first letter pick at most two names to compare.
+        match (name.len(), first | 0x20) {
+            (1, b'v') => HeaderKind::Via,
+            (1, b'f') => HeaderKind::From,
+            (1, b't') => HeaderKind::To,
+            (1, b'i') => HeaderKind::CallId,
+            (1, b'm') => HeaderKind::Contact,
+            (1, b'l') => HeaderKind::ContentLength,
+            (1, b'c') => HeaderKind::ContentType,
+            (2, b't') if is(&TO) => HeaderKind::To,
+            (3, b'v') if is(&VIA) => HeaderKind::Via,
+            (4, b'f') if is(&FROM) => HeaderKind::From,
+            (4, b'c') if is(&CSEQ) => HeaderKind::CSeq,
+            (5, b'r') if is(&ROUTE) => HeaderKind::Route,
+            (7, b'c') if is(&CALL_ID) => HeaderKind::CallId,
+            (7, b'c') if is(&CONTACT) => HeaderKind::Contact,
+            (12, b'c') if is(&CONTENT_TYPE) => HeaderKind::ContentType,
+            (12, b'm') if is(&MAX_FORWARDS) => HeaderKind::MaxForwards,
+            (12, b'r') if is(&RECORD_ROUTE) => HeaderKind::RecordRoute,
+            (14, b'c') if is(&CONTENT_LENGTH) => HeaderKind::ContentLength,
             _ => HeaderKind::Other,
         }
     }
 }
+
+/// A header name of at most 16 bytes prepared for a case-insensitive
+/// compare in one step: the name in lower case, zero-padded, and a mask
+/// with 0x20 on each letter. `x | 0x20` equals a lowercase letter only
+/// when `x` is that letter in either case, and bytes that are not letters
+/// ('-') are compared as they are, so the compare is exact.
+struct Name {
+    lower: u128,
+    mask: u128,
+}
+
+impl Name {
+    const fn new(name: &str) -> Name {
+        let b = name.as_bytes();
+        assert!(b.len() <= 16);
+        let mut lower = [0u8; 16];
+        let mut mask = [0u8; 16];
+        let mut i = 0;
+        while i < b.len() {
+            lower[i] = b[i].to_ascii_lowercase();
+            if b[i].is_ascii_alphabetic() {
+                mask[i] = 0x20;
+            }
+            i += 1;
+        }
+        Name {
+            lower: u128::from_le_bytes(lower),
+            mask: u128::from_le_bytes(mask),
+        }
+    }
+
+    /// Whether `name` (of this name's length, checked by the caller) is
+    /// this name in any case.
+    fn matches(&self, name: &[u8]) -> bool {
+        let mut buf = [0u8; 16];
+        match buf.get_mut(..name.len()) {
+            Some(head) => head.copy_from_slice(name),
+            None => return false,
+        }
+        u128::from_le_bytes(buf) | self.mask == self.lower
+    }
+}
+
+const TO: Name = Name::new("To");
+const VIA: Name = Name::new("Via");
+const FROM: Name = Name::new("From");
+const CSEQ: Name = Name::new("CSeq");
+const ROUTE: Name = Name::new("Route");
+const CALL_ID: Name = Name::new("Call-ID");
+const CONTACT: Name = Name::new("Contact");
+const CONTENT_TYPE: Name = Name::new("Content-Type");
+const MAX_FORWARDS: Name = Name::new("Max-Forwards");
+const RECORD_ROUTE: Name = Name::new("Record-Route");
+const CONTENT_LENGTH: Name = Name::new("Content-Length");
 
 /// Compact forms and the full names they stand for: RFC 3261 §7.3.3 (c, e,
 /// f, i, k, l, m, s, t, v), RFC 3265 (o, u), RFC 3515 (r), RFC 3892 (b),
@@ -178,6 +235,12 @@ impl<'q> NameQuery<'q> {
         }
     }
 
+    /// The kind the name stands for (`Other` for names the core does not
+    /// classify).
+    pub(crate) fn kind(&self) -> HeaderKind {
+        self.kind
+    }
+
     /// Whether values of this header are split on commas.
     pub(crate) fn is_list(&self) -> bool {
         is_list(self.full)
@@ -228,6 +291,18 @@ mod tests {
             ("k", HeaderKind::Other),
             ("C%6Fntact", HeaderKind::Other),
             ("", HeaderKind::Other),
+            ("CALL-id", HeaderKind::CallId),
+            ("cONTENT-lENGTH", HeaderKind::ContentLength),
+            ("Max\rForwards", HeaderKind::Other),
+            ("Max_Forwards", HeaderKind::Other),
+            ("Max-Forwardz", HeaderKind::Other),
+            ("Call-IDs", HeaderKind::Other),
+            ("Vi", HeaderKind::Other),
+            ("V\u{1}a", HeaderKind::Other),
+            ("Content-Lengt\u{e9}", HeaderKind::Other),
+            ("Record-Route-X-Yz", HeaderKind::Other),
+            ("@", HeaderKind::Other),
+            ("6", HeaderKind::Other),
         ];
         for (name, kind) in cases {
             assert_eq!(HeaderKind::of(name.as_bytes()), *kind, "{name}");

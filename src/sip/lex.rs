@@ -14,11 +14,33 @@ pub(crate) fn fail<T>() -> Result<T, nom::Err<()>> {
     Err(nom::Err::Error(()))
 }
 
-/// RFC 3261 `token` characters.
-pub(crate) fn is_token(b: u8) -> bool {
+/// A 256-entry membership table for a byte class, built at compile time
+/// from a `const fn` predicate: one load per byte in the scanning loops,
+/// where the grammar's character classes are tested most.
+macro_rules! byte_class {
+    ($pred:path) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $pred(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+pub(crate) use byte_class;
+
+/// RFC 3261 `token` characters, for building tables.
+pub(crate) const fn token_def(b: u8) -> bool {
     matches!(b,
         b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
         | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+}
+pub(crate) static TOKEN: [bool; 256] = byte_class!(token_def);
+
+/// RFC 3261 `token` characters.
+pub(crate) fn is_token(b: u8) -> bool {
+    TOKEN[b as usize]
 }
 
 /// SP or HT.
@@ -33,17 +55,20 @@ pub(crate) fn is_lws(b: u8) -> bool {
 
 /// Trims LWS, folding included, from both ends.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    trim_lws_end(trim_lws_start(s))
 }
 
-/// Trims LWS from the start.
+/// Trims LWS from the start. Byte-wise: LWS is ASCII, so the cut is a
+/// char boundary.
 pub(crate) fn trim_lws_start(s: &str) -> &str {
-    s.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let n = s.bytes().take_while(|&b| is_lws(b)).count();
+    s.get(n..).unwrap_or("")
 }
 
 /// Trims LWS from the end.
 pub(crate) fn trim_lws_end(s: &str) -> &str {
-    s.trim_end_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let n = s.bytes().rev().take_while(|&b| is_lws(b)).count();
+    s.get(..s.len() - n).unwrap_or("")
 }
 
 /// Splits `s` after its first `n` bytes when `n` is an ASCII position.
@@ -60,6 +85,11 @@ pub(crate) fn take_ascii(s: &str, f: impl Fn(u8) -> bool) -> Res<'_, &str> {
     split_at(s, n)
 }
 
+/// Length of the leading run of bytes in `class` (an ASCII-only table).
+pub(crate) fn run_len(s: &[u8], class: &[bool; 256]) -> usize {
+    s.iter().take_while(|&&b| class[b as usize]).count()
+}
+
 /// Like [`take_ascii`] but at least one byte.
 pub(crate) fn take_ascii1(s: &str, f: impl Fn(u8) -> bool) -> Res<'_, &str> {
     let (rest, head) = take_ascii(s, f)?;
@@ -71,7 +101,10 @@ pub(crate) fn take_ascii1(s: &str, f: impl Fn(u8) -> bool) -> Res<'_, &str> {
 
 /// One `token`.
 pub(crate) fn token(s: &str) -> Res<'_, &str> {
-    take_ascii1(s, is_token)
+    match run_len(s.as_bytes(), &TOKEN) {
+        0 => fail(),
+        n => split_at(s, n),
+    }
 }
 
 /// Optional LWS (RFC 3261 SWS), folding included.
@@ -87,23 +120,38 @@ pub(crate) fn lws(s: &str) -> Res<'_, &str> {
 /// A `quoted-string`, returned with its quotes; `\` escapes the next byte
 /// (quoted-pair). Fails when the closing quote is missing.
 pub(crate) fn quoted(s: &str) -> Res<'_, &str> {
-    let b = s.as_bytes();
+    match quoted_len(s.as_bytes()) {
+        Some(n) => split_at(s, n),
+        None => fail(),
+    }
+}
+
+/// Length of the `quoted-string` (quotes included) at the start of `b`.
+pub(crate) fn quoted_len(b: &[u8]) -> Option<usize> {
     if b.first() != Some(&b'"') {
-        return fail();
+        return None;
     }
     let mut i = 1;
     while i < b.len() {
         match b[i] {
-            b'"' => return split_at(s, i + 1),
+            b'"' => return Some(i + 1),
             // quoted-pair never escapes CR or LF (RFC 3261 §25.1).
             b'\\' => match b.get(i + 1) {
-                Some(b'\r') | Some(b'\n') | None => return fail(),
+                Some(b'\r') | Some(b'\n') | None => return None,
                 Some(_) => i += 2,
             },
             _ => i += 1,
         }
     }
-    fail()
+    None
+}
+
+/// Index of the first byte at or after `i` that is not LWS.
+pub(crate) fn skip_lws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_lws(b[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// Decimal digits (leading zeros allowed) as a u32; None when empty, not all
@@ -143,21 +191,33 @@ pub(crate) fn utf8(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
 }
 
+const fn host_def(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
+}
+static HOST: [bool; 256] = byte_class!(host_def);
+
+const fn ipv6_def(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+}
+static IPV6: [bool; 256] = byte_class!(ipv6_def);
+
 /// A `host` (RFC 3261 §25.1): an IPv6 reference in brackets (kept) or a
 /// hostname / IPv4 address. Underscores are tolerated in names because
 /// deployed DNS uses them.
 pub(crate) fn host(s: &str) -> Res<'_, &str> {
-    if s.as_bytes().first() == Some(&b'[') {
-        let (rest, inner) =
-            take_ascii1(&s[1..], |b| b.is_ascii_hexdigit() || b == b':' || b == b'.')?;
-        if !rest.starts_with(']') || !inner.contains(':') {
+    let b = s.as_bytes();
+    if b.first() == Some(&b'[') {
+        let inner = &b[1..];
+        let n = run_len(inner, &IPV6);
+        if n == 0 || inner.get(n) != Some(&b']') || memchr::memchr(b':', &inner[..n]).is_none() {
             return fail();
         }
-        return split_at(s, inner.len() + 2);
+        return split_at(s, n + 2);
     }
-    take_ascii1(s, |b| {
-        b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
-    })
+    match run_len(b, &HOST) {
+        0 => fail(),
+        n => split_at(s, n),
+    }
 }
 
 /// A port: 1 to 5 digits, at most 65535.
@@ -172,32 +232,44 @@ pub(crate) fn port(s: &str) -> Res<'_, u16> {
     }
 }
 
+const fn scheme_def(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+static SCHEME: [bool; 256] = byte_class!(scheme_def);
+
 /// A URI scheme followed by ':' (RFC 3986 §3.1); returns the scheme.
 pub(crate) fn scheme(s: &str) -> Res<'_, &str> {
     let b = s.as_bytes();
     if !b.first().is_some_and(u8::is_ascii_alphabetic) {
         return fail();
     }
-    let (rest, sch) = take_ascii1(s, |b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
-    })?;
-    match rest.strip_prefix(':') {
-        Some(rest) => Ok((rest, sch)),
-        None => fail(),
+    let n = run_len(b, &SCHEME);
+    if b.get(n) != Some(&b':') {
+        return fail();
+    }
+    match (s.get(..n), s.get(n + 1..)) {
+        (Some(sch), Some(rest)) => Ok((rest, sch)),
+        _ => fail(),
     }
 }
 
-/// Whether `b` may appear in a URI outside brackets: visible ASCII except
-/// the delimiters that end a URI inside a header (`<`, `>`, `"`).
-pub(crate) fn is_uri_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'"')
+const fn uri_char_def(b: u8) -> bool {
+    b >= 0x21 && b < 0x7f && !matches!(b, b'<' | b'>' | b'"')
+}
+static URI_CHAR: [bool; 256] = byte_class!(uri_char_def);
+
+/// Whether every byte of `s` may appear in a URI outside brackets: visible
+/// ASCII except the delimiters that end a URI inside a header (`<`, `>`,
+/// `"`).
+pub(crate) fn all_uri_chars(s: &str) -> bool {
+    run_len(s.as_bytes(), &URI_CHAR) == s.len()
 }
 
 /// A cheap shape check for a URI of any scheme: `scheme:` and then URI
 /// characters only (no LWS, RFC 4475 §3.1.2.14).
 pub(crate) fn uri_shape_ok(s: &str) -> bool {
     match scheme(s) {
-        Ok((rest, _)) => !rest.is_empty() && rest.bytes().all(is_uri_char),
+        Ok((rest, _)) => !rest.is_empty() && all_uri_chars(rest),
         Err(_) => false,
     }
 }

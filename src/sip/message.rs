@@ -6,11 +6,15 @@
 //! serialization live in `edit.rs`.
 //!
 //! Getters see the message as received (edits are not reflected), except
-//! [`Message::ruri`], which reflects [`Message::set_ruri`].
+//! [`Message::ruri`], which reflects [`Message::set_ruri`]. That is what lets
+//! the getters a proxy calls on every message (From/To tags, CSeq, the top
+//! Via and its parameters, the Via list) keep what they parsed the first
+//! time (`cache.rs`): a second call is a slice, not a parse.
 
 use bytes::Bytes;
 use std::ops::Range;
 
+use super::cache::{Cache, KindIndex};
 use super::header::{HeaderKind, NameQuery};
 use super::lex::{self, utf8};
 use super::nameaddr::{Contacts, NameAddr};
@@ -169,6 +173,10 @@ pub struct Message {
     pub(super) body: Span,
     /// In the order made; `write_to` orders them by position.
     pub(super) edits: Vec<Edit>,
+    /// First line and line count of each header kind, from the parser.
+    pub(super) kinds: KindIndex,
+    /// Typed views parsed on first use (also filled by `validate_*`).
+    pub(super) cache: Cache,
 }
 
 impl Message {
@@ -191,18 +199,17 @@ impl Message {
         self.buf.get(h.name.range()).unwrap_or(&[])
     }
 
-    fn first_of(&self, kind: HeaderKind) -> Option<&HeaderEntry> {
-        self.headers.iter().find(|h| h.kind == kind)
-    }
-
     /// Index entries of the headers `q` names, in order.
     pub(super) fn matching<'s, 'n>(
         &'s self,
         q: NameQuery<'n>,
     ) -> impl Iterator<Item = (usize, &'s HeaderEntry)> + use<'s, 'n> {
+        // No line of the kind comes before its first one.
+        let from = self.kinds.first(q.kind()).unwrap_or(self.headers.len());
         self.headers
             .iter()
             .enumerate()
+            .skip(from)
             .filter(move |(_, h)| q.matches(self.name_bytes(h), h.kind))
     }
 
@@ -215,7 +222,7 @@ impl Message {
     pub fn method(&self) -> &str {
         match self.start {
             StartLine::Request { method, .. } => self.text(method),
-            StartLine::Response { .. } => self.cseq().map(|c| c.method).unwrap_or(""),
+            StartLine::Response { .. } => self.cached_cseq().map(|c| c.method).unwrap_or(""),
         }
     }
 
@@ -282,7 +289,19 @@ impl Message {
     /// Value of the first header with this name (full or compact, any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let q = NameQuery::new(name);
-        self.matching(q).next().map(|(_, h)| self.value_of(h))
+        match q.kind() {
+            HeaderKind::Other => self.matching(q).next().map(|(_, h)| self.value_of(h)),
+            kind => self.first_of(kind).map(|h| self.value_of(h)),
+        }
+    }
+
+    /// Position (see `HeaderRef::index`) of the first header line of `kind`:
+    /// `headers().find(|h| h.kind == kind).map(|h| h.index)` as a table
+    /// lookup, without building a [`HeaderRef`] (two UTF-8 checks) for
+    /// every line before it. Use it to find the line to hand to
+    /// [`Message::set_header_value`] (Max-Forwards).
+    pub fn header_index(&self, kind: HeaderKind) -> Option<usize> {
+        self.kinds.first(kind)
     }
 
     /// Every value of the headers with this name, in order; for kinds that
@@ -306,7 +325,10 @@ impl Message {
     /// How many header lines carry this name (lines, not comma values).
     pub fn header_count(&self, name: &str) -> usize {
         let q = NameQuery::new(name);
-        self.matching(q).count()
+        match q.kind() {
+            HeaderKind::Other => self.matching(q).count(),
+            kind => self.count_of(kind),
+        }
     }
 
     /// The first Call-ID value as written.
@@ -314,49 +336,77 @@ impl Message {
         self.first_of(HeaderKind::CallId).map(|h| self.value_of(h))
     }
 
-    /// The first CSeq; None when absent or malformed.
+    /// The first CSeq; None when absent or malformed. Parsed once.
     pub fn cseq(&self) -> Option<CSeq<'_>> {
-        CSeq::parse(self.value_of(self.first_of(HeaderKind::CSeq)?)).ok()
+        self.cached_cseq()
     }
 
-    /// The first From; None when absent or malformed.
+    /// The first From; None when absent or malformed. Parsed once.
     pub fn from(&self) -> Option<NameAddr<'_>> {
-        NameAddr::parse(self.value_of(self.first_of(HeaderKind::From)?)).ok()
+        self.cached_from().map(|a| self.addr_view(a))
     }
 
-    /// The first To; None when absent or malformed.
+    /// The first To; None when absent or malformed. Parsed once.
     pub fn to(&self) -> Option<NameAddr<'_>> {
-        NameAddr::parse(self.value_of(self.first_of(HeaderKind::To)?)).ok()
+        self.cached_to().map(|a| self.addr_view(a))
     }
 
     /// The From tag (dialog and transaction matching, RFC 3261 §19.3).
+    /// Found once; later calls are a slice.
     pub fn from_tag(&self) -> Option<&str> {
-        self.from()?.tag()
+        self.addr_tag(self.cached_from()?)
     }
 
-    /// The To tag; None outside a dialog.
+    /// The To tag; None outside a dialog. Found once.
     pub fn to_tag(&self) -> Option<&str> {
-        self.to()?.tag()
+        self.addr_tag(self.cached_to()?)
     }
 
     /// None when absent, Some(Err) when not a number.
     pub fn max_forwards(&self) -> Option<Result<u32, ParseError>> {
         let h = self.first_of(HeaderKind::MaxForwards)?;
-        Some(lex::parse_u32(self.value_of(h)).ok_or(ParseError::Header("max-forwards")))
+        let digits = self.buf.get(h.value.range()).unwrap_or(&[]);
+        Some(lex::parse_u32_bytes(digits).ok_or(ParseError::Header("max-forwards")))
     }
 
-    /// The first Via value; None when absent or malformed.
+    /// The first Via value; None when absent or malformed. Parsed once.
     pub fn top_via(&self) -> Option<Via<'_>> {
-        let h = self.first_of(HeaderKind::Via)?;
-        Via::parse(CommaSplit::new(self.value_of(h)).next()?).ok()
+        self.cached_top_via().map(|t| self.via_view(&t.via))
+    }
+
+    /// `top_via()?.branch()` without scanning the parameters again: the
+    /// top Via's branch, found when the top Via was first parsed.
+    pub fn top_via_branch(&self) -> Option<&str> {
+        self.cached_top_via()?.branch.map(|b| self.text(b))
+    }
+
+    /// `top_via()?.rport()`, kept: None when there is no (well-formed) top
+    /// Via or it has no `rport`; Some(None) for a bare `;rport`.
+    pub fn top_via_rport(&self) -> Option<Option<u16>> {
+        self.cached_top_via()?.rport
+    }
+
+    /// `top_via()?.received()`, kept.
+    pub fn top_via_received(&self) -> Option<&str> {
+        self.cached_top_via()?.received.map(|r| self.text(r))
     }
 
     /// All Via values in order (split across and within header lines).
-    /// Values that do not parse are left out.
+    /// Values that do not parse are left out. Parsed once; each call still
+    /// builds the Vec, so prefer [`Message::via`] and
+    /// [`Message::via_count`] when one or two values are enough.
     pub fn vias(&self) -> Vec<Via<'_>> {
-        self.kind_values(HeaderKind::Via)
-            .filter_map(|v| Via::parse(v).ok())
-            .collect()
+        self.via_list().iter().map(|v| self.via_view(v)).collect()
+    }
+
+    /// `vias().get(i)` without building the list.
+    pub fn via(&self, i: usize) -> Option<Via<'_>> {
+        self.via_list().get(i).map(|v| self.via_view(v))
+    }
+
+    /// `vias().len()` without building the list.
+    pub fn via_count(&self) -> usize {
+        self.via_list().len()
     }
 
     /// Route values in order (each a name-addr); malformed ones left out.
@@ -396,9 +446,7 @@ impl Message {
 
     /// Comma-split values of every header of `kind`.
     fn kind_values(&self, kind: HeaderKind) -> impl Iterator<Item = &str> + '_ {
-        self.headers
-            .iter()
-            .filter(move |h| h.kind == kind)
+        self.lines_of(kind)
             .flat_map(|h| CommaSplit::new(self.value_of(h)))
     }
 
@@ -561,9 +609,88 @@ v=0\r\n";
         m.validate_request().unwrap();
         let m = msg(&format!("{base}Contact: *, <sip:a@b>\r\n\r\n"));
         assert_eq!(m.contacts().unwrap_err(), ParseError::Header("contact"));
-        assert_eq!(m.validate_request(), Err(ParseError::Header("contact")));
+        // Validation leaves Contact to whoever uses it (a registrar).
+        assert_eq!(m.validate_request(), Ok(()));
         let m = msg(&format!("{base}\r\n"));
         assert!(matches!(m.contacts(), Ok(Contacts::List(l)) if l.is_empty()));
+    }
+
+    #[test]
+    fn kept_views_and_their_accessors() {
+        let mut m = msg(INVITE);
+        // Before validation, after it, and twice: the same answers.
+        for _ in 0..2 {
+            assert_eq!(m.top_via_branch(), Some("z9hG4bKa"));
+            assert_eq!(m.top_via_rport(), Some(None));
+            assert_eq!(m.top_via_received(), None);
+            assert_eq!(m.from_tag(), Some("1928"));
+            assert_eq!(m.to_tag(), None);
+            assert_eq!(
+                m.cseq().map(|c| (c.num, c.method)),
+                Some((314159, "INVITE"))
+            );
+            assert_eq!(m.via_count(), 3);
+            assert_eq!(m.via(2).map(|v| v.host), Some("h3"));
+            assert_eq!(m.via(3).map(|v| v.host), None);
+            m.validate_request().unwrap();
+        }
+        assert_eq!(m.header_index(HeaderKind::MaxForwards), Some(2));
+        assert_eq!(m.header_index(HeaderKind::Via), Some(0));
+        assert_eq!(m.header_index(HeaderKind::Other), Some(11));
+        assert_eq!(m.header_index(HeaderKind::ContentLength), Some(17));
+        assert_eq!(m.header_count("Content-Length"), 1);
+        // A clone keeps the views; edits do not change them (getters see
+        // the message as received).
+        let c = m.clone();
+        m.set_top_via_received(Some("192.0.2.9"), Some(7000), true);
+        assert!(m.remove_first_value("Via"));
+        m.prepend_header("Via", "SIP/2.0/UDP proxy;branch=z9hG4bKp");
+        for m in [&m, &c] {
+            assert_eq!(m.top_via().unwrap().host, "[2001:db8::1]");
+            assert_eq!(m.top_via_received(), None);
+            assert_eq!(m.vias().len(), 3);
+        }
+        let received = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;received=192.0.2.1;rport=5062;branch=z9hG4bK1;branch=second\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 2 INVITE\r\n\r\n";
+        let m = msg(received);
+        assert_eq!(m.top_via_received(), Some("192.0.2.1"));
+        assert_eq!(m.top_via_rport(), Some(Some(5062)));
+        // The first of a repeated parameter, as Via::branch finds it.
+        assert_eq!(m.top_via_branch(), Some("z9hG4bK1"));
+        assert_eq!(m.top_via_branch(), m.top_via().unwrap().branch());
+    }
+
+    #[test]
+    fn message_stays_send_clone_debug() {
+        // The kept views live in `OnceCell`s, so a Message is Send but no
+        // longer Sync: it may move to another thread, not be shared by two.
+        fn bounds<T: Send + Clone + std::fmt::Debug>() {}
+        bounds::<Message>();
+    }
+
+    #[test]
+    fn malformed_top_via_and_later_ones() {
+        let m = msg("SIP/2.0 200 OK\r\nVia: junk, SIP/2.0/UDP h2;branch=z9hG4bK2\r\nv: SIP/2.0/TCP h3\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 2 INVITE\r\n\r\n");
+        assert!(m.top_via().is_none());
+        assert_eq!((m.top_via_branch(), m.top_via_rport()), (None, None));
+        assert_eq!(m.via_count(), 2);
+        assert_eq!(m.via(0).and_then(|v| v.branch()), Some("z9hG4bK2"));
+        assert_eq!(m.validate_response(), Err(ParseError::Header("via")));
+        // An empty first Via line: no top Via, though a later line has one.
+        let m =
+            msg("OPTIONS sip:a@b SIP/2.0\r\nVia: ,\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK3\r\n\r\n");
+        assert!(m.top_via().is_none());
+        assert_eq!(m.vias()[0].host, "h");
+    }
+
+    #[test]
+    fn non_utf8_from_is_malformed() {
+        let mut raw = b"OPTIONS sip:a@b SIP/2.0\r\nFrom: \"caf".to_vec();
+        raw.extend_from_slice(&[0xe9]);
+        raw.extend_from_slice(b"\" <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\r\n");
+        let m = Message::parse(Bytes::from(raw)).unwrap();
+        assert!(m.from().is_none());
+        assert_eq!(m.from_tag(), None);
+        assert_eq!(m.to().map(|t| t.uri), Some("sip:c@d"));
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! pass by [`Message::write_to`]; bytes nobody touched go out as they came.
 //!
 //! Files: `parse.rs` builds the index, `message.rs` reads it (getters),
-//! `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records edits
-//! and serializes, `reply.rs` builds stateless replies, `framing.rs` cuts
-//! stream frames; `lex.rs`, `params.rs` and `split.rs` are the shared
+//! `cache.rs` keeps what the getters parsed (and where each header kind
+//! is), `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records
+//! edits and serializes, `reply.rs` builds stateless replies, `framing.rs`
+//! cuts stream frames; `lex.rs`, `params.rs` and `split.rs` are the shared
 //! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
 
+mod cache;
 mod edit;
 pub mod error;
 pub mod framing;

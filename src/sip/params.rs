@@ -5,7 +5,7 @@
 //! Lookups are lenient (they skip what they cannot read); `check_*` is the
 //! strict grammar used by the typed parsers to reject malformed lists.
 
-use super::lex::{is_lws, is_token, quoted, sws, token, trim_lws};
+use super::lex::{byte_class, quoted_len, run_len, skip_lws, token_def, trim_lws, TOKEN};
 use super::uri::unescape;
 
 /// One parameter: name and raw value (quotes kept), both trimmed.
@@ -36,21 +36,34 @@ impl<'a> Iterator for Params<'a> {
             let b = self.rest.as_bytes();
             let mut i = 0;
             let mut q = false;
+            // The first '=' of the piece, wherever it is (inside quotes too).
+            let mut eq = None;
             while i < b.len() {
                 match b[i] {
-                    b'\\' if q => i += 1,
+                    b'=' => {
+                        eq = eq.or(Some(i));
+                    }
                     b'"' => q = !q,
                     b';' if !q => break,
+                    b'\\' if q => {
+                        i += 1;
+                        if b.get(i) == Some(&b'=') {
+                            eq = eq.or(Some(i));
+                        }
+                    }
                     _ => {}
                 }
                 i += 1;
             }
             let end = i.min(b.len());
-            // ';' and '"' are ASCII, so these are char boundaries.
+            // ';', '"' and '=' are ASCII, so these are char boundaries.
             let piece = self.rest.get(..end).unwrap_or("");
             self.rest = self.rest.get(end + 1..).unwrap_or("");
-            let (name, value) = match piece.find('=') {
-                Some(eq) => (&piece[..eq], Some(trim_lws(&piece[eq + 1..]))),
+            let (name, value) = match eq {
+                Some(eq) => (
+                    piece.get(..eq).unwrap_or(""),
+                    Some(trim_lws(piece.get(eq + 1..).unwrap_or(""))),
+                ),
                 None => (piece, None),
             };
             let name = trim_lws(name);
@@ -91,49 +104,46 @@ pub(crate) fn find_uri<'a>(list: &'a str, name: &str) -> Option<Option<&'a str>>
 
 /// Characters of an unquoted `gen-value`: token, or host (IPv6 with or
 /// without brackets, as `received` carries it).
-fn is_gen_value(b: u8) -> bool {
-    is_token(b) || matches!(b, b'[' | b']' | b':')
+const fn gen_value_def(b: u8) -> bool {
+    token_def(b) || matches!(b, b'[' | b']' | b':')
 }
+static GEN_VALUE: [bool; 256] = byte_class!(gen_value_def);
 
 /// Strict check of a header parameter list (without the leading ';'):
 /// `token [= (token / host / quoted-string)]` separated by ';', LWS allowed
 /// around separators. Rejects empty parameters (RFC 4475 §3.1.2.1).
 pub(crate) fn check(list: &str) -> bool {
-    let mut s = list;
+    let b = list.as_bytes();
+    let mut i = 0;
     loop {
-        let Ok((rest, _)) = sws(s) else { return false };
-        let Ok((rest, _)) = token(rest) else {
-            return false;
-        };
-        let Ok((mut rest, _)) = sws(rest) else {
-            return false;
-        };
-        if let Some(r) = rest.strip_prefix('=') {
-            let Ok((r, _)) = sws(r) else { return false };
-            rest = if r.starts_with('"') {
-                match quoted(r) {
-                    Ok((r, _)) => r,
-                    Err(_) => return false,
-                }
-            } else {
-                let n = r.bytes().take_while(|&b| is_gen_value(b)).count();
-                if n == 0 {
-                    return false;
-                }
-                &r[n..]
-            };
-            let Ok((r, _)) = sws(rest) else { return false };
-            rest = r;
+        i = skip_lws(b, i);
+        match run_len(&b[i..], &TOKEN) {
+            0 => return false,
+            n => i += n,
         }
-        match rest.strip_prefix(';') {
-            Some(r) => s = r,
-            None => return rest.is_empty(),
+        i = skip_lws(b, i);
+        if b.get(i) == Some(&b'=') {
+            i = skip_lws(b, i + 1);
+            let n = if b.get(i) == Some(&b'"') {
+                quoted_len(&b[i..])
+            } else {
+                Some(run_len(&b[i..], &GEN_VALUE)).filter(|&n| n > 0)
+            };
+            match n {
+                Some(n) => i = skip_lws(b, i + n),
+                None => return false,
+            }
+        }
+        match b.get(i) {
+            Some(b';') => i += 1,
+            None => return true,
+            Some(_) => return false,
         }
     }
 }
 
 /// URI `paramchar`s plus the separators (RFC 3261 §25.1 uri-parameters).
-fn is_uri_param_char(b: u8) -> bool {
+const fn uri_param_def(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -158,14 +168,23 @@ fn is_uri_param_char(b: u8) -> bool {
         )
 }
 
-/// Strict-enough check of URI parameters: allowed characters, escapes well
-/// formed, no empty names.
+static URI_PARAM: [bool; 256] = byte_class!(uri_param_def);
+
+/// Strict-enough check of URI parameters: allowed characters (LWS is not
+/// one), escapes well formed, no empty parameter and none without a name.
 pub(crate) fn check_uri(list: &str) -> bool {
-    list.bytes().all(is_uri_param_char)
-        && escapes_ok(list)
-        && list
-            .split(';')
-            .all(|p| !p.is_empty() && !p.starts_with('=') && !p.bytes().any(is_lws))
+    let b = list.as_bytes();
+    if run_len(b, &URI_PARAM) != b.len() || !escapes_ok(list) {
+        return false;
+    }
+    let mut prev = b';';
+    for &c in b {
+        if prev == b';' && (c == b';' || c == b'=') {
+            return false;
+        }
+        prev = c;
+    }
+    prev != b';'
 }
 
 /// Every '%' is followed by two hex digits.

@@ -3,10 +3,12 @@
 //! and the body framed by Content-Length (§18.3, §20.14).
 //!
 //! One pass over the bytes with `memchr` for line ends; nothing is copied
-//! and the only allocation is the header index.
+//! and the only allocation is the header index. While classifying each
+//! header name it also notes where each known kind first occurs and how
+//! often (`KindIndex`), so that getters and validation never scan.
 
 use bytes::Bytes;
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 use nom::{
     bytes::complete::{tag, tag_no_case, take_while1, take_while_m_n},
     combinator::{all_consuming, rest},
@@ -14,6 +16,7 @@ use nom::{
     Parser,
 };
 
+use super::cache::KindIndex;
 use super::header::HeaderKind;
 use super::lex::{self, is_token, is_ws};
 use super::message::{HeaderEntry, Message, Method, Span, StartLine};
@@ -33,6 +36,37 @@ pub(super) fn line_at(b: &[u8], pos: usize) -> Option<(usize, usize)> {
         lf
     };
     Some((end, lf + 1))
+}
+
+/// A header line of the usual shape, `token *WSP ":" value`, ending in
+/// CRLF or LF with no bare CR: (name length, colon offset, content end,
+/// next line start), offsets from `pos` except the last two. Anything else
+/// (the blank line, folding, every malformed line) gets None and goes the
+/// exact way, which also picks the error to report.
+///
+/// One scan of the name and one `memchr2` per line, where the exact way
+/// needs three `memchr` calls.
+fn simple_field(b: &[u8], pos: usize) -> Option<(usize, usize, usize, usize)> {
+    let line = b.get(pos..)?;
+    let name_len = lex::run_len(line, &lex::TOKEN);
+    if name_len == 0 {
+        return None;
+    }
+    let mut colon = name_len;
+    while line.get(colon).is_some_and(|&c| is_ws(c)) {
+        colon += 1;
+    }
+    if line.get(colon) != Some(&b':') {
+        return None;
+    }
+    let value = line.get(colon + 1..)?;
+    let k = colon + 1 + memchr2(b'\r', b'\n', value)?;
+    let next = match (line[k], line.get(k + 1)) {
+        (b'\n', _) => k + 1,
+        (_, Some(b'\n')) => k + 2,
+        _ => return None,
+    };
+    Some((name_len, colon, pos + k, pos + next))
 }
 
 /// `SIP/x.y`; Ok for 2.0, `Version` for another well-formed version,
@@ -132,7 +166,23 @@ pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
     };
 
     let mut headers: Vec<HeaderEntry> = Vec::with_capacity(24);
+    let mut kinds = KindIndex::default();
     let (head_end, body_start) = loop {
+        if let Some((name_len, colon, end, next)) = simple_field(b, pos) {
+            if headers.len() == MAX_HEADERS {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let kind = HeaderKind::of(&b[pos..pos + name_len]);
+            kinds.add(kind, headers.len());
+            headers.push(HeaderEntry {
+                line: Span::new(pos, next),
+                name: Span::new(pos, pos + name_len),
+                value: Span::new(pos + colon + 1, end),
+                kind,
+            });
+            pos = next;
+            continue;
+        }
         let (end, next) = line_at(b, pos).ok_or(ParseError::Incomplete)?;
         if end == pos {
             break (pos, next);
@@ -159,11 +209,13 @@ pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
             if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
                 return Err(ParseError::Header("name"));
             }
+            let kind = HeaderKind::of(name);
+            kinds.add(kind, headers.len());
             headers.push(HeaderEntry {
                 line: Span::new(pos, next),
                 name: Span::new(pos, pos + name_len),
                 value: Span::new(pos + colon + 1, end),
-                kind: HeaderKind::of(name),
+                kind,
             });
         }
         pos = next;
@@ -210,6 +262,8 @@ pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
         head_end: head_end as u32,
         body: Span::new(body_start, body_end),
         edits: Vec::new(),
+        kinds,
+        cache: Default::default(),
     })
 }
 

@@ -33,6 +33,17 @@ impl<'a> CommaSplit<'a> {
         let mut quoted = false;
         let mut angle = 0usize;
         while i < b.len() {
+            // Outside quotes and <>, only these three bytes change anything:
+            // jump to the next one.
+            if !quoted && angle == 0 {
+                match memchr::memchr3(b',', b'"', b'<', &b[i..]) {
+                    Some(k) => i += k,
+                    None => {
+                        i = b.len();
+                        break;
+                    }
+                }
+            }
             match b[i] {
                 b'\\' if quoted => i += 1,
                 b'"' => quoted = !quoted,

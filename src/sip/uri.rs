@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::lex::{self, offset_in, Res};
+use super::lex::{self, byte_class, offset_in, run_len, Res};
 use super::params::{self, escapes_ok};
 use super::ParseError;
 
@@ -44,7 +44,7 @@ pub struct Uri<'a> {
 
 /// `unreserved` and `user-unreserved` characters of a SIP user part
 /// (RFC 3261 §25.1), '%' for escapes.
-fn is_user_char(b: u8) -> bool {
+const fn is_user_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -69,7 +69,7 @@ fn is_user_char(b: u8) -> bool {
 }
 
 /// Characters of a SIP password (RFC 3261 §25.1).
-fn is_password_char(b: u8) -> bool {
+const fn is_password_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -91,7 +91,7 @@ fn is_password_char(b: u8) -> bool {
 }
 
 /// Characters of URI headers (`hname=hvalue&…`, RFC 3261 §25.1).
-fn is_header_char(b: u8) -> bool {
+const fn is_header_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -114,6 +114,15 @@ fn is_header_char(b: u8) -> bool {
                 | b'='
                 | b'%'
         )
+}
+
+static USER: [bool; 256] = byte_class!(is_user_char);
+static PASSWORD: [bool; 256] = byte_class!(is_password_char);
+static HEADER: [bool; 256] = byte_class!(is_header_char);
+
+/// Whether every byte of `s` is in `class`.
+fn all_in(s: &str, class: &[bool; 256]) -> bool {
+    run_len(s.as_bytes(), class) == s.len()
 }
 
 /// Characters of a tel number (RFC 3966 §3: digits, HEXDIG, '*', '#',
@@ -183,7 +192,7 @@ impl<'a> Uri<'a> {
             }
             Scheme::Tel => uri.parse_tel(rest).ok_or(ParseError::Uri)?,
             Scheme::Other => {
-                if rest.is_empty() || !rest.bytes().all(lex::is_uri_char) {
+                if rest.is_empty() || !lex::all_uri_chars(rest) {
                     return Err(ParseError::Uri);
                 }
             }
@@ -204,15 +213,15 @@ impl<'a> Uri<'a> {
         let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
             Some(at) => {
                 let userinfo = &rest[..at];
-                let (user, password) = match userinfo.find(':') {
+                let (user, password) = match memchr::memchr(b':', userinfo.as_bytes()) {
                     Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                     None => (userinfo, None),
                 };
-                if user.is_empty() || !user.bytes().all(is_user_char) || !escapes_ok(user) {
+                if user.is_empty() || !all_in(user, &USER) || !escapes_ok(user) {
                     return lex::fail();
                 }
                 if let Some(pw) = password {
-                    if !pw.bytes().all(is_password_char) || !escapes_ok(pw) {
+                    if !all_in(pw, &PASSWORD) || !escapes_ok(pw) {
                         return lex::fail();
                     }
                 }
@@ -234,7 +243,7 @@ impl<'a> Uri<'a> {
             after = r;
         }
         if let Some(p) = after.strip_prefix(';') {
-            let end = p.find('?').unwrap_or(p.len());
+            let end = memchr::memchr(b'?', p.as_bytes()).unwrap_or(p.len());
             let list = &p[..end];
             if !params::check_uri(list) {
                 return lex::fail();
@@ -243,7 +252,7 @@ impl<'a> Uri<'a> {
             after = &p[end..];
         }
         if let Some(h) = after.strip_prefix('?') {
-            if h.is_empty() || !h.bytes().all(is_header_char) || !escapes_ok(h) {
+            if h.is_empty() || !all_in(h, &HEADER) || !escapes_ok(h) {
                 return lex::fail();
             }
             self.headers = Some(h);

@@ -3,80 +3,37 @@
 //! malformed one gets its 400 (or 505, via the parser) up front.
 
 use super::header::HeaderKind;
-use super::lex;
 use super::message::{CSeq, HeaderEntry, Message, StartLine};
-use super::nameaddr::{Contacts, NameAddr};
-use super::split::CommaSplit;
 use super::uri::{Scheme, Uri};
-use super::via::Via;
 use super::ParseError;
 
-/// How many lines a header has, and its first line.
-#[derive(Clone, Copy, Default)]
-struct Seen<'m> {
-    count: usize,
-    first: Option<&'m HeaderEntry>,
-}
-
-impl<'m> Seen<'m> {
-    fn add(&mut self, h: &'m HeaderEntry) {
-        self.count += 1;
-        self.first.get_or_insert(h);
-    }
-
-    /// The line when the header occurs exactly once (RFC 4475 §3.3.1, §3.3.8).
-    fn exactly_one(self, name: &'static str) -> Result<&'m HeaderEntry, ParseError> {
-        match (self.count, self.first) {
-            (1, Some(h)) => Ok(h),
-            (0, _) | (_, None) => Err(ParseError::Missing(name)),
+impl Message {
+    /// The line of a header that must occur exactly once (RFC 4475 §3.3.1,
+    /// §3.3.8).
+    fn exactly_one(
+        &self,
+        kind: HeaderKind,
+        name: &'static str,
+    ) -> Result<&HeaderEntry, ParseError> {
+        match self.count_of(kind) {
+            0 => Err(ParseError::Missing(name)),
+            1 => self.first_of(kind).ok_or(ParseError::Missing(name)),
             _ => Err(ParseError::Header(name)),
         }
     }
-}
 
-/// The headers validation looks at, gathered in one pass over the index.
-#[derive(Default)]
-struct Tally<'m> {
-    via: Seen<'m>,
-    from: Seen<'m>,
-    to: Seen<'m>,
-    call_id: Seen<'m>,
-    cseq: Seen<'m>,
-    max_forwards: Seen<'m>,
-    content_length: Seen<'m>,
-    contact: Seen<'m>,
-}
-
-impl<'m> Tally<'m> {
-    fn of(m: &'m Message) -> Tally<'m> {
-        let mut t = Tally::default();
-        for h in &m.headers {
-            let seen = match h.kind {
-                HeaderKind::Via => &mut t.via,
-                HeaderKind::From => &mut t.from,
-                HeaderKind::To => &mut t.to,
-                HeaderKind::CallId => &mut t.call_id,
-                HeaderKind::CSeq => &mut t.cseq,
-                HeaderKind::MaxForwards => &mut t.max_forwards,
-                HeaderKind::ContentLength => &mut t.content_length,
-                HeaderKind::Contact => &mut t.contact,
-                _ => continue,
-            };
-            seen.add(h);
-        }
-        t
-    }
-}
-
-impl Message {
     /// RFC 3261 §16.3 step 1 / §8.2: exactly one well-formed From, To, Call-ID
     /// and CSeq (method equal to the request method), a well-formed top Via,
     /// Max-Forwards a number when present, a single Content-Length.
     ///
     /// Also refused, as RFC 4475 allows: a sip/sips Request-URI carrying
-    /// `?headers` (§3.1.2.11: a proxy would forward them) and a malformed
-    /// Contact (§3.1.2.13), whose URI is held to the same grammar as the
-    /// From and To URIs.
+    /// `?headers` (§3.1.2.11: a proxy would forward them).
+    ///
+    /// Not checked: Contact, and the Vias below the top one. A proxy
+    /// forwards them untouched (OpenSIPS does not refuse a request for a bad
+    /// Contact either); whoever uses a Contact (a registrar) gets the error
+    /// from [`Message::contacts`]. The top Via, From, To and CSeq parsed
+    /// here are kept, so the getters that follow do not parse them again.
     pub fn validate_request(&self) -> Result<(), ParseError> {
         let StartLine::Request { .. } = self.start else {
             return Err(ParseError::StartLine);
@@ -85,23 +42,15 @@ impl Message {
         if matches!(uri.scheme, Scheme::Sip | Scheme::Sips) && uri.headers.is_some() {
             return Err(ParseError::Uri);
         }
-        let t = Tally::of(self);
-        let cseq = self.validate_common(&t)?;
-        if t.max_forwards.count > 1 {
+        let cseq = self.validate_common()?;
+        if self.count_of(HeaderKind::MaxForwards) > 1 {
             return Err(ParseError::Header("max-forwards"));
         }
-        if let Some(h) = t.max_forwards.first {
-            lex::parse_u32(self.text(h.value)).ok_or(ParseError::Header("max-forwards"))?;
+        if let Some(Err(e)) = self.max_forwards() {
+            return Err(e);
         }
         if cseq.method != self.method() {
             return Err(ParseError::CSeqMismatch);
-        }
-        if t.contact.count > 0 {
-            if let Contacts::List(list) = self.contacts()? {
-                for c in list {
-                    Uri::parse(c.uri).map_err(|_| ParseError::Header("contact"))?;
-                }
-            }
         }
         Ok(())
     }
@@ -111,30 +60,35 @@ impl Message {
         let StartLine::Response { .. } = self.start else {
             return Err(ParseError::StartLine);
         };
-        self.validate_common(&Tally::of(self)).map(|_| ())
+        self.validate_common().map(|_| ())
     }
 
     /// The checks requests and responses share; returns the CSeq.
-    fn validate_common(&self, t: &Tally<'_>) -> Result<CSeq<'_>, ParseError> {
-        let via = t.via.first.ok_or(ParseError::Missing("via"))?;
-        let top = CommaSplit::new(self.text(via.value))
-            .next()
-            .ok_or(ParseError::Header("via"))?;
-        Via::parse(top)?;
-        for (seen, name) in [(t.from, "from"), (t.to, "to")] {
-            let h = seen.exactly_one(name)?;
-            let na = NameAddr::parse(self.text(h.value)).map_err(|_| ParseError::Header(name))?;
+    fn validate_common(&self) -> Result<CSeq<'_>, ParseError> {
+        if self.count_of(HeaderKind::Via) == 0 {
+            return Err(ParseError::Missing("via"));
+        }
+        self.cached_top_via().ok_or(ParseError::Header("via"))?;
+        for (kind, name) in [(HeaderKind::From, "from"), (HeaderKind::To, "to")] {
+            self.exactly_one(kind, name)?;
+            let spans = match kind {
+                HeaderKind::From => self.cached_from(),
+                _ => self.cached_to(),
+            };
+            let na = self.addr_view(spans.ok_or(ParseError::Header(name))?);
             // sip, sips and tel are held to their grammar; other schemes
             // only to the URI shape (RFC 4475 §3.3.4).
             Uri::parse(na.uri).map_err(|_| ParseError::Header(name))?;
         }
         // callid = word ["@" word]: visible characters only.
-        let call_id = self.text(t.call_id.exactly_one("call-id")?.value);
-        if call_id.is_empty() || !call_id.bytes().all(|b| b.is_ascii_graphic()) {
+        let call_id = self.exactly_one(HeaderKind::CallId, "call-id")?;
+        let call_id = self.buf.get(call_id.value.range()).unwrap_or(&[]);
+        if call_id.is_empty() || !call_id.iter().all(u8::is_ascii_graphic) {
             return Err(ParseError::Header("call-id"));
         }
-        let cseq = CSeq::parse(self.text(t.cseq.exactly_one("cseq")?.value))?;
-        if t.content_length.count > 1 {
+        self.exactly_one(HeaderKind::CSeq, "cseq")?;
+        let cseq = self.cached_cseq().ok_or(ParseError::Header("cseq"))?;
+        if self.count_of(HeaderKind::ContentLength) > 1 {
             return Err(ParseError::Header("content-length"));
         }
         Ok(cseq)
@@ -202,11 +156,12 @@ mod tests {
         );
         assert_eq!(bad("tel:+1-201-555-0123", "sip:a@b?x=y"), ParseError::Uri);
         assert_eq!(bad("tel:+1-201-555-0123", "sip:a@b;;"), ParseError::Uri);
-        let contact = "Content-Length: 0\r\nContact: <sip:a@b>, <sip:::::>\r\n";
-        assert_eq!(
-            bad("Content-Length: 0\r\n", contact),
-            ParseError::Header("contact")
-        );
+        // Contact is not the proxy's to judge (it forwards it untouched):
+        // validation passes, the Contact getter reports the error.
+        let contact = "Content-Length: 0\r\nContact: <sip:a@b>, <sip:a@b>;;\r\n";
+        let m = msg(&ok.replacen("Content-Length: 0\r\n", contact, 1));
+        m.validate_request().unwrap();
+        assert_eq!(m.contacts().unwrap_err(), ParseError::Header("contact"));
         let m = msg(&ok.replacen("Max-Forwards: 70", "Max-Forwards: 7x", 1));
         assert_eq!(
             m.max_forwards(),

@@ -1,8 +1,6 @@
 //! The Via header value (RFC 3261 §20.42, §18.2.1; RFC 3581 rport).
 
-use nom::{character::complete::char, sequence::delimited, Parser};
-
-use super::lex::{self, sws, token, trim_lws, Res};
+use super::lex::{self, sws, token, trim_lws, trim_lws_start, Res};
 use super::params;
 use super::ParseError;
 
@@ -24,9 +22,11 @@ const BAD: ParseError = ParseError::Header("via");
 /// SLASH and COLON allow LWS on both sides (RFC 3261 §25.1; RFC 4475
 /// §3.1.1.1 folds a Via across three lines).
 fn sent_protocol_by(i: &str) -> Res<'_, (&str, &str, &str, &str, Option<u16>)> {
-    let slash = || delimited(sws, char('/'), sws);
-    let (i, (name, _, version, _, transport, _, host)) =
-        (token, slash(), token, slash(), token, lex::lws, lex::host).parse(i)?;
+    let (i, name) = token(i)?;
+    let (i, version) = token(slash(i)?)?;
+    let (i, transport) = token(slash(i)?)?;
+    let (i, _) = lex::lws(i)?;
+    let (i, host) = lex::host(i)?;
     let (after_ws, _) = sws(i)?;
     let (i, port) = match after_ws.strip_prefix(':') {
         Some(p) => {
@@ -37,6 +37,19 @@ fn sent_protocol_by(i: &str) -> Res<'_, (&str, &str, &str, &str, Option<u16>)> {
         None => (i, None),
     };
     Ok((i, (name, version, transport, host, port)))
+}
+
+/// An `rport` value as a port; None when it is not one.
+pub(super) fn port_value(p: &str) -> Option<u16> {
+    lex::parse_u32(p).and_then(|n| u16::try_from(n).ok())
+}
+
+/// `SLASH` (LWS allowed on both sides): what follows it.
+fn slash(i: &str) -> Result<&str, nom::Err<()>> {
+    match trim_lws_start(i).strip_prefix('/') {
+        Some(rest) => Ok(trim_lws_start(rest)),
+        None => lex::fail(),
+    }
 }
 
 impl<'a> Via<'a> {
@@ -87,8 +100,7 @@ impl<'a> Via<'a> {
     /// None: absent; Some(None): `;rport` without value (or with a value
     /// that is not a port).
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.param("rport")
-            .map(|v| v.and_then(|p| lex::parse_u32(p).and_then(|n| u16::try_from(n).ok())))
+        self.param("rport").map(|v| v.and_then(port_value))
     }
 
     /// The multicast address to send replies to (RFC 3261 §18.2.2).
