@@ -35,6 +35,61 @@ pub struct Config {
     pub tcp_max_msg_size: usize,
     /// Connect timeout for outgoing TCP (OpenSIPS `tcp_connect_timeout`).
     pub tcp_connect_timeout: Duration,
+    /// MI over HTTP (`config.modules.mi_http`); None when turned off.
+    pub mi_http: Option<MiHttp>,
+    /// MI over a FIFO (`config.modules.mi_fifo`); None when turned off.
+    pub mi_fifo: Option<MiFifo>,
+}
+
+/// `config.modules.mi_http = { ip = "127.0.0.1", port = 8888, root = "mi", token = "…" }`
+/// (OpenSIPS httpd `ip`/`port`, mi_http `root`); `false` turns it off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiHttp {
+    pub addr: SocketAddr,
+    /// Path of the JSON-RPC endpoint without slashes (`/mi`).
+    pub root: String,
+    /// When set, requests must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Set in the script: a bind error stops the daemon. The default one
+    /// only warns (another lunasip may hold the port).
+    pub explicit: bool,
+}
+
+impl Default for MiHttp {
+    fn default() -> Self {
+        MiHttp {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            root: "mi".into(),
+            token: None,
+            explicit: false,
+        }
+    }
+}
+
+/// `config.modules.mi_fifo = { fifo_name = "/run/lunasip/lunasip_fifo", fifo_mode = 600, reply_dir = "/run/lunasip/" }`
+/// (OpenSIPS mi_fifo names); `false` turns it off. The reply directory
+/// defaults to the FIFO's own (OpenSIPS uses /tmp/, which the packaged
+/// unit's PrivateTmp hides from clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiFifo {
+    pub path: std::path::PathBuf,
+    /// Permission bits of the FIFO (0o600 by default).
+    pub mode: u32,
+    /// Where reply FIFOs named in requests live (default: the FIFO's directory).
+    pub reply_dir: std::path::PathBuf,
+    /// Set in the script: a failure to create the FIFO stops the daemon.
+    pub explicit: bool,
+}
+
+impl Default for MiFifo {
+    fn default() -> Self {
+        MiFifo {
+            path: "/run/lunasip/lunasip_fifo".into(),
+            mode: 0o600,
+            reply_dir: "/run/lunasip/".into(),
+            explicit: false,
+        }
+    }
 }
 
 impl Default for Config {
@@ -48,6 +103,8 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(120),
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
+            mi_http: Some(MiHttp::default()),
+            mi_fifo: Some(MiFifo::default()),
         }
     }
 }

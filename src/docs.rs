@@ -8,7 +8,7 @@ use std::fmt::Write;
 pub fn lua_api_markdown() -> String {
     let mut out = String::new();
     out.push_str("# lunasip Lua API\n\n");
-    out.push_str("<!-- Generated from src/modules/*, src/script/api.rs and src/pv/core.rs by\n     `UPDATE_DOCS=1 cargo test --test docs`. Do not edit by hand. -->\n\n");
+    out.push_str("<!-- Generated from src/modules/*, src/script/api.rs, src/pv/*.rs and src/pv/tr/*.rs by\n     `UPDATE_DOCS=1 cargo test --test docs`. Do not edit by hand. -->\n\n");
     out.push_str("Everything lunasip offers a script is under the global table `sip` (also `require \"sip\"`).\n");
     out.push_str("Functions keep OpenSIPS's names and argument order. Yes/no results are `true`/`false`; where\n");
     out.push_str("OpenSIPS distinguishes several negative codes the code is a second result. A misuse raises a Lua\n");
@@ -41,9 +41,14 @@ pub fn lua_api_markdown() -> String {
     out.push_str("| `sip.pv.set(spec, value)` | nothing | Writes a writable pseudo-variable; nil clears where OpenSIPS allows `= NULL`. |\n");
     out.push_str("| `sip.pv.fmt(format)` | string | Expands a string the way `xlog` does (`\"$rm from $si\"`). |\n");
     out.push_str("| `sip.pv.NAME`, `sip.pv.NAME = v` | value or nil | Sugar for `$NAME` (`sip.pv.ru`, `sip.pv.du = \"sip:…\"`). |\n");
-    out.push_str("| `sip.var.NAME`, `sip.var.NAME = v` | value or nil | Script variables (`$var(NAME)`), per worker. |\n\n");
+    out.push_str("| `sip.var.NAME`, `sip.var.NAME = v` | value or nil | Script variables (`$var(NAME)`), per worker. |\n");
+    out.push_str("| `sip.avp.NAME`, `sip.avp.NAME = v` | value or nil | AVPs (`$avp(NAME)`), per message: reads the newest value, a write adds one, nil deletes the newest. |\n");
+    out.push_str("| `sip.pv.assign(spec, op, value)` | nothing | OpenSIPS assignment operators: `=`, `:=` (AVP: replace all), `+=` (numbers add, text appends), `-=`, `*=`, `/=`, `%=`, `&=`, `\\|=`, `^=`. |\n");
+    out.push_str("| `sip.tr(value, chain)` | value or nil | Applies transformations to any value: `sip.tr(\"sip:a@b\", \"{uri.user}{s.len}\")`. |\n");
+    out.push_str("| `sip.re_match(s, re [, flags])` | boolean | OpenSIPS `=~`: POSIX extended regex, flag `i` ignores case; patterns are compiled once and cached. `not sip.re_match(…)` is `!~`. |\n\n");
+    out.push_str("Specs, transformations and the differences from OpenSIPS are described in `docs/pseudo-variables.md` and `docs/transformations.md`.\n\n");
     out.push_str("| variable | writable | meaning |\n|---|---|---|\n");
-    for d in crate::pv::core::DEFS {
+    for d in crate::pv::all() {
         let name = if d.takes_inner {
             format!("${}(name)", d.name)
         } else {
@@ -53,7 +58,18 @@ pub fn lua_api_markdown() -> String {
             out,
             "| `{name}` | {} | {} |",
             if d.set.is_some() { "yes" } else { "no" },
-            d.doc
+            d.doc.replace('|', "\\|")
+        );
+    }
+    out.push_str("\n## Transformations — `{class.name,args}`\n\n");
+    out.push_str("| transformation | what it gives |\n|---|---|\n");
+    for t in crate::pv::tr::all() {
+        let _ = writeln!(
+            out,
+            "| `{{{}{}}}` | {} |",
+            t.name,
+            t.args_doc.replace('|', "\\|"),
+            t.doc.replace('|', "\\|")
         );
     }
     out

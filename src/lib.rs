@@ -4,8 +4,11 @@
 
 pub mod config;
 pub mod docs;
+pub mod journal;
 pub mod logging;
+pub mod mi;
 pub mod modules;
+pub mod notify;
 pub mod proxy;
 pub mod pv;
 pub mod runtime;

@@ -1,11 +1,10 @@
 //! Logging: tracing to stderr, with levels named as OpenSIPS names them
 //! (`log_level` numbers -3..4 and xlog's `L_ERR`, `L_INFO`, …).
 
-use tracing::Level;
-use tracing_subscriber::{filter::LevelFilter, reload, Registry};
-
-/// Handle to change the level at run time (MI `log_level`, reload).
-pub type LevelHandle = reload::Handle<LevelFilter, Registry>;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI8, Ordering};
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::LevelFilter;
 
 /// Parses `error|warn|notice|info|debug|trace` or an OpenSIPS number.
 pub fn parse_level(s: &str) -> Result<LevelFilter, String> {
@@ -46,21 +45,184 @@ pub fn xlog_level(s: &str) -> Option<Level> {
     lf.into_level()
 }
 
-/// Installs the stderr subscriber; returns the handle to change its level.
+/// Log levels as OpenSIPS numbers (-3 alert … 4 debug, 5 = trace, a
+/// lunasip extension), global and per worker thread. Events are filtered
+/// against the calling thread's level, so the MI can turn one worker to
+/// debug while the others stay quiet.
+pub struct Levels {
+    global: AtomicI8,
+    /// Per worker; [`UNSET`] means "follow the global level".
+    worker: [AtomicI8; MAX_WORKERS],
+}
+
+/// Workers with their own slot (config.children is at most 256).
+pub const MAX_WORKERS: usize = 256;
+const UNSET: i8 = i8::MIN;
+
+static LEVELS: Levels = Levels {
+    global: AtomicI8::new(3),
+    worker: [const { AtomicI8::new(UNSET) }; MAX_WORKERS],
+};
+
+thread_local! {
+    /// This thread's worker slot, if it is a worker (set by [`bind_worker`]).
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as worker `id` (its events use its own level).
+pub fn bind_worker(id: usize) {
+    WORKER.with(|w| w.set((id < MAX_WORKERS).then_some(id)));
+}
+
+/// Clamps to the range lunasip knows (-3 alert … 5 trace).
+fn clamp(n: i64) -> i8 {
+    n.clamp(-3, 5) as i8
+}
+
+/// OpenSIPS level number to a tracing filter.
+pub fn filter_of(n: i64) -> LevelFilter {
+    match n {
+        i64::MIN..=-1 => LevelFilter::ERROR,
+        0 | 1 => LevelFilter::WARN,
+        2 | 3 => LevelFilter::INFO,
+        4 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    }
+}
+
+/// A tracing filter to the OpenSIPS number that stands for it.
+pub fn number_of(f: LevelFilter) -> i64 {
+    match f {
+        LevelFilter::OFF => -3,
+        LevelFilter::ERROR => -1,
+        LevelFilter::WARN => 1,
+        LevelFilter::INFO => 3,
+        LevelFilter::DEBUG => 4,
+        _ => 5,
+    }
+}
+
+/// Parses a level for the MI: an OpenSIPS number or a name.
+pub fn parse_number(s: &str) -> Result<i64, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) => Ok(clamp(n) as i64),
+        Err(_) => parse_level(s).map(number_of),
+    }
+}
+
+/// The global level (OpenSIPS number).
+pub fn global_level() -> i64 {
+    LEVELS.global.load(Ordering::Relaxed) as i64
+}
+
+/// Sets the global level; workers that have their own level keep it, as
+/// OpenSIPS's `log_level` without a pid resets every process.
+pub fn set_global_level(n: i64) {
+    LEVELS.global.store(clamp(n), Ordering::Relaxed);
+    for w in &LEVELS.worker {
+        w.store(UNSET, Ordering::Relaxed);
+    }
+    tracing::callsite::rebuild_interest_cache();
+}
+
+/// A worker's level (its own, else the global one).
+pub fn worker_level(id: usize) -> i64 {
+    match LEVELS.worker.get(id).map(|w| w.load(Ordering::Relaxed)) {
+        Some(n) if n != UNSET => n as i64,
+        _ => global_level(),
+    }
+}
+
+/// Sets one worker's level; false when there is no such slot.
+pub fn set_worker_level(id: usize, n: i64) -> bool {
+    match LEVELS.worker.get(id) {
+        Some(w) => {
+            w.store(clamp(n), Ordering::Relaxed);
+            tracing::callsite::rebuild_interest_cache();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The most verbose level in force anywhere: callsites above it are
+/// skipped by tracing without calling the filter at all.
+fn max_level() -> LevelFilter {
+    let mut n = global_level();
+    for w in &LEVELS.worker {
+        let v = w.load(Ordering::Relaxed);
+        if v != UNSET {
+            n = n.max(v as i64);
+        }
+    }
+    filter_of(n)
+}
+
+fn current_level() -> LevelFilter {
+    let n = WORKER
+        .with(|w| w.get())
+        .map_or_else(global_level, worker_level);
+    filter_of(n)
+}
+
+/// The filter layer reading [`LEVELS`].
+struct LevelsFilter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for LevelsFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        *meta.level() <= current_level()
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if *meta.level() <= max_level() {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(max_level())
+    }
+}
+
+/// Handle to change the level at run time (MI `log_level`, reload).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LevelHandle;
+
+impl LevelHandle {
+    /// Sets the global level from a tracing filter.
+    pub fn set(&self, level: LevelFilter) {
+        set_global_level(number_of(level));
+    }
+}
+
+/// Installs the subscriber (stderr, or the journal under systemd); returns
+/// the handle to change its level.
 pub fn init(level: LevelFilter) -> LevelHandle {
     use tracing_subscriber::prelude::*;
-    let (filter, handle) = reload::Layer::new(level);
+    LEVELS
+        .global
+        .store(number_of(level) as i8, Ordering::Relaxed);
     use std::io::IsTerminal;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
+    // Under systemd the journal gets structured entries (see journal.rs);
+    // elsewhere, plain lines on stderr.
+    let journald = crate::journal::journald_layer();
+    let fmt = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(LevelsFilter)
+    });
+    let journald = journald.map(|j| j.with_filter(LevelsFilter));
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
+        .with(journald)
         .try_init();
-    handle
+    tracing::callsite::rebuild_interest_cache();
+    LevelHandle
 }
 
 #[cfg(test)]
@@ -77,5 +239,22 @@ mod tests {
         assert_eq!(xlog_level("L_DBG"), Some(Level::DEBUG));
         assert_eq!(xlog_level("L_NOTICE"), Some(Level::INFO));
         assert_eq!(xlog_level("bogus"), None);
+    }
+
+    #[test]
+    fn numbers_and_workers() {
+        assert_eq!(parse_number("debug").unwrap(), 4);
+        assert_eq!(parse_number("-1").unwrap(), -1);
+        assert_eq!(parse_number("99").unwrap(), 5);
+        assert!(parse_number("loud").is_err());
+        assert_eq!(filter_of(number_of(LevelFilter::WARN)), LevelFilter::WARN);
+        set_global_level(2);
+        assert!(set_worker_level(3, 4));
+        assert_eq!(worker_level(3), 4);
+        assert_eq!(worker_level(4), 2);
+        assert_eq!(max_level(), LevelFilter::DEBUG);
+        assert!(!set_worker_level(MAX_WORKERS, 4));
+        set_global_level(3);
+        assert_eq!(worker_level(3), 3);
     }
 }

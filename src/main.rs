@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use lunasip::script::{Source, DEFAULT_SCRIPT};
 
+mod eval;
+
 /// Default script path of an installed lunasip.
 const DEFAULT_PATH: &str = "/etc/lunasip/lunasip.lua";
 
@@ -38,6 +40,44 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+    /// Evaluate pseudo-variables / xlog strings against a SIP message file.
+    Eval {
+        /// The SIP message (CRLF or LF line ends).
+        #[arg(long)]
+        message: PathBuf,
+        /// Where the message came from ($si, $sp), IP:PORT.
+        #[arg(long)]
+        source: Option<String>,
+        /// Transport it came on ($pr): udp, tcp, tls, ws.
+        #[arg(long)]
+        proto: Option<String>,
+        /// Assign before evaluating: '$var(x)=value' (repeatable).
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// Specs or xlog-style strings; one result line each (`<null>` for null).
+        #[arg(required = true, allow_hyphen_values = true)]
+        specs: Vec<String>,
+    },
+    /// Send a management (MI) command to a running lunasip and print the reply.
+    Mi {
+        /// MI endpoint (HTTP JSON-RPC).
+        #[arg(long, default_value = lunasip::mi::client::DEFAULT_URL)]
+        url: String,
+        /// Use the FIFO transport at this path instead of HTTP.
+        #[arg(long)]
+        fifo: Option<PathBuf>,
+        /// Directory for the reply FIFO (with --fifo; default: the FIFO's directory).
+        #[arg(long)]
+        reply_dir: Option<PathBuf>,
+        /// Bearer token for the HTTP transport.
+        #[arg(long)]
+        token: Option<String>,
+        /// The command (`lunasip mi which` lists them).
+        command: String,
+        /// Its arguments: positional, or name=value.
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
 }
 
 fn read(path: &Path) -> Result<Source, String> {
@@ -51,6 +91,39 @@ fn read(path: &Path) -> Result<Source, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Mi {
+            url,
+            fifo,
+            reply_dir,
+            token,
+            command,
+            args,
+        } => {
+            use lunasip::mi::client::{run, Transport};
+            let dir = reply_dir.or_else(|| {
+                let parent = fifo.as_deref()?.parent()?;
+                Some(if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                })
+            });
+            let t = match (&fifo, &dir) {
+                (Some(path), Some(reply_dir)) => Transport::Fifo { path, reply_dir },
+                _ => Transport::Http {
+                    url: &url,
+                    token: token.as_deref(),
+                },
+            };
+            run(t, &command, &args)
+        }
+        Cmd::Eval {
+            message,
+            source,
+            proto,
+            set,
+            specs,
+        } => eval::run(&message, source.as_deref(), proto.as_deref(), &set, &specs),
         Cmd::Version => {
             println!("lunasip {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::config::Config;
+use crate::mi;
 use crate::proxy::worker::{udp_loop, Worker};
 use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
@@ -23,6 +24,8 @@ pub struct Control {
     source: Source,
     from_file: bool,
     listen: Vec<crate::config::Listen>,
+    /// MI transport settings in force (they need a restart to change).
+    mi: (Option<crate::config::MiHttp>, Option<crate::config::MiFifo>),
     tx: tokio::sync::watch::Sender<Arc<Source>>,
 }
 
@@ -30,6 +33,16 @@ impl Control {
     /// Re-reads and checks the script, then hands it to every worker.
     /// Errors (unreadable, bad script) leave the running script in place.
     pub fn reload(&self) -> Result<(), String> {
+        crate::notify::reloading();
+        let r = self.check_and_send();
+        match &r {
+            Ok(()) => crate::notify::reloaded("running; script reloaded"),
+            Err(e) => crate::notify::reloaded(&format!("running; reload refused: {e}")),
+        }
+        r
+    }
+
+    fn check_and_send(&self) -> Result<(), String> {
         let source = if self.from_file {
             let code = std::fs::read_to_string(&self.source.name)
                 .map_err(|e| format!("{}: {e}", self.source.name))?;
@@ -43,6 +56,9 @@ impl Control {
         let cfg = check(&source).map_err(|e| e.to_string())?;
         if cfg.listen != self.listen {
             tracing::warn!("reload: config.listen changed; the new sockets need a restart");
+        }
+        if (&cfg.mi_http, &cfg.mi_fifo) != (&self.mi.0, &self.mi.1) {
+            tracing::warn!("reload: config.modules.mi_http/mi_fifo changed; that needs a restart");
         }
         self.tx.send_replace(Arc::new(source));
         Ok(())
@@ -82,6 +98,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let cfg = check(&source).map_err(|e| e.to_string())?;
     let lvl = crate::logging::parse_level(level.unwrap_or(&cfg.log_level))?;
     crate::logging::init(lvl);
+    crate::stats::register_process_gauges();
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
     }
@@ -94,23 +111,38 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         source: source.clone(),
         from_file: !from_default,
         listen: cfg.listen.clone(),
+        mi: (cfg.mi_http.clone(), cfg.mi_fifo.clone()),
         tx: tokio::sync::watch::channel(Arc::new(source.clone())).0,
     });
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let ctx = Arc::new(mi::Ctx {
+        control: Some(control.clone()),
+        tcp: Some(table.clone()),
+        started: std::time::SystemTime::now(),
+        args: std::env::args().collect(),
+        procs: std::sync::Mutex::new(Vec::new()),
+        shutdown: Some(shutdown.clone()),
+    });
+    ctx.add_current_thread("main", None);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::new();
     for (id, socks) in bound.into_iter().enumerate() {
         let reload = control.subscribe();
-        let (source, cfg, sockets, table, stop, ready) = (
+        let (source, cfg, sockets, table, stop, ready, ctx) = (
             source.clone(),
             cfg.clone(),
             sockets.clone(),
             table.clone(),
             stop_rx.clone(),
             ready_tx.clone(),
+            ctx.clone(),
         );
         let t = thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, source, cfg, sockets, table, socks, stop, ready, reload))
+            .spawn(move || {
+                ctx.add_current_thread(&format!("SIP worker {id}"), Some(id));
+                worker_main(id, source, cfg, sockets, table, socks, stop, ready, reload)
+            })
             .map_err(|e| format!("cannot start worker {id}: {e}"))?;
         threads.push(t);
     }
@@ -123,13 +155,20 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
             Err(_) => failure = Some("a worker exited while starting".into()),
         }
     }
-    if let Some(e) = failure {
-        let _ = stop_tx.send(true);
-        for t in threads {
-            let _ = t.join();
+    let mi = match failure {
+        Some(e) => Err(e),
+        None => start_mi(&cfg, ctx),
+    };
+    let _fifo = match mi {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     let listen: Vec<String> = sockets.list.iter().map(|s| s.spec()).collect();
     tracing::info!(
         "lunasip {} ready: {} workers, listening on {}, script {}",
@@ -138,7 +177,17 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         listen.join(" "),
         source.name
     );
-    wait_for_signals(&control);
+    crate::notify::ready(&format!(
+        "{} workers, listening on {}",
+        cfg.children,
+        listen.join(" ")
+    ));
+    let watchdog = crate::notify::spawn_watchdog();
+    wait_for_signals(&control, &shutdown);
+    crate::notify::stopping();
+    if let Some(w) = watchdog {
+        w.stop();
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     for t in threads {
@@ -148,8 +197,65 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     Ok(())
 }
 
-/// Waits for SIGTERM/SIGINT; SIGHUP reloads the script meanwhile.
-fn wait_for_signals(control: &Control) {
+/// Starts the MI transports on their own thread and runtime, off the SIP
+/// workers. A transport the script configured must start; a default one
+/// that cannot (port taken by another lunasip, no /run/lunasip) only warns.
+fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuard>, String> {
+    let mut fifo = None;
+    if let Some(f) = &cfg.mi_fifo {
+        match mi::fifo::start(f, ctx.clone()) {
+            Ok(g) => {
+                tracing::info!("mi_fifo: listening on {}", f.path.display());
+                fifo = Some(g);
+            }
+            Err(e) if f.explicit => return Err(format!("mi_fifo: {e}")),
+            Err(e) => tracing::warn!("mi_fifo: not started: {e}"),
+        }
+    }
+    let Some(h) = cfg.mi_http.clone() else {
+        return Ok(fifo);
+    };
+    let listener = match std::net::TcpListener::bind(h.addr).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }) {
+        Ok(l) => l,
+        Err(e) if h.explicit => return Err(format!("mi_http: cannot listen on {}: {e}", h.addr)),
+        Err(e) => {
+            tracing::warn!("mi_http: not started, cannot listen on {}: {e}", h.addr);
+            return Ok(fifo);
+        }
+    };
+    let addr = h.addr;
+    thread::Builder::new()
+        .name("mi".into())
+        .spawn(move || {
+            ctx.add_current_thread("MI HTTP", None);
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(8)
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("mi_http: cannot build runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => mi::http::serve(l, ctx, h).await,
+                    Err(e) => tracing::error!("mi_http: {e}"),
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start the MI thread: {e}"))?;
+    tracing::info!("mi_http: listening on http://{addr}/");
+    Ok(fifo)
+}
+
+/// Waits for SIGTERM/SIGINT or the MI's `kill`; SIGHUP reloads the script meanwhile.
+fn wait_for_signals(control: &Control, shutdown: &tokio::sync::Notify) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -174,6 +280,7 @@ fn wait_for_signals(control: &Control) {
             tokio::select! {
                 _ = term.recv() => return,
                 _ = int.recv() => return,
+                _ = shutdown.notified() => return,
                 _ = hup.recv() => match control.reload() {
                     Ok(()) => tracing::info!("SIGHUP: script reloaded"),
                     Err(e) => tracing::error!("SIGHUP: reload refused, the running script stays: {e}"),
@@ -196,6 +303,7 @@ fn worker_main(
     mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
 ) {
     crate::stats::bind_thread(id);
+    crate::logging::bind_worker(id);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -123,41 +123,63 @@ fn get_ua(c: &Call, _: &Spec) -> Value {
 /// `$hdr(name)`: the first header's value; `[n]` the n-th value (negative
 /// from the end); `[*]` every value joined by ", " (OpenSIPS semantics).
 fn get_hdr(c: &Call, spec: &Spec) -> Value {
-    let (Some(m), Some(name)) = (msg(c), spec.inner.as_deref()) else {
+    let (Some(m), Some(name)) = (msg(c), spec.name(c)) else {
         return Value::Null;
     };
-    match spec.index {
-        None => opt(m.header(name)),
-        Some(super::Index::All) => {
-            let vals = m.header_values(name);
+    match spec.index(c) {
+        None => opt(m.header(&name)),
+        Some(Err(())) => {
+            let vals = m.header_values(&name);
             if vals.is_empty() {
                 Value::Null
             } else {
                 Value::Str(vals.join(", "))
             }
         }
-        Some(super::Index::At(i)) => {
-            let vals = m.header_values(name);
-            let idx = if i < 0 {
-                vals.len() as i64 + i as i64
-            } else {
-                i as i64
-            };
-            usize::try_from(idx)
-                .ok()
-                .and_then(|i| vals.get(i))
-                .map_or(Value::Null, |v| s(v))
+        Some(Ok(i)) if i >= 0 => opt(nth_value(m, &name, i as usize)),
+        Some(Ok(i)) => {
+            let vals = m.header_values(&name);
+            pick(&vals, i).map_or(Value::Null, s)
         }
     }
 }
+
+/// The i-th value of a header without collecting them all (`[0]` of a
+/// message with many Via values stops at the first).
+fn nth_value<'a>(m: &'a Message, name: &str, mut i: usize) -> Option<&'a str> {
+    use crate::sip::header::{is_list, same_name};
+    let list = is_list(name);
+    for h in m.headers().filter(|h| same_name(h.name, name)) {
+        if list {
+            for v in crate::sip::split::CommaSplit::new(h.value) {
+                if i == 0 {
+                    return Some(v);
+                }
+                i -= 1;
+            }
+        } else if i == 0 {
+            return Some(h.value);
+        } else {
+            i -= 1;
+        }
+    }
+    None
+}
+
+/// The i-th element, negative from the end.
+pub(crate) fn pick<'a>(vals: &[&'a str], i: i64) -> Option<&'a str> {
+    let idx = if i < 0 { vals.len() as i64 + i } else { i };
+    usize::try_from(idx).ok().and_then(|i| vals.get(i)).copied()
+}
+
 fn get_hdrcnt(c: &Call, spec: &Spec) -> Value {
-    match (msg(c), spec.inner.as_deref()) {
-        (Some(m), Some(n)) => Value::Int(m.header_values(n).len() as i64),
+    match (msg(c), spec.name(c)) {
+        (Some(m), Some(n)) => Value::Int(m.header_values(&n).len() as i64),
         _ => Value::Int(0),
     }
 }
 
-fn want_str(v: Value, what: &str) -> Result<String, String> {
+pub(crate) fn want_str(v: Value, what: &str) -> Result<String, String> {
     match v {
         Value::Str(s) => Ok(s),
         Value::Int(i) => Ok(i.to_string()),
@@ -165,7 +187,7 @@ fn want_str(v: Value, what: &str) -> Result<String, String> {
     }
 }
 
-fn request_mut<'a>(c: &'a mut Call, what: &str) -> Result<&'a mut Message, String> {
+pub(crate) fn request_mut<'a>(c: &'a mut Call, what: &str) -> Result<&'a mut Message, String> {
     match c.msg.as_mut() {
         Some(m) if m.is_request() => Ok(m),
         _ => Err(format!("${what} needs a request")),
@@ -180,7 +202,7 @@ fn set_ru(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
 }
 
 /// Rewrites one span of the R-URI (user, host or port).
-fn splice_ruri(
+pub(crate) fn splice_ruri(
     c: &mut Call,
     what: &str,
     f: impl Fn(&Uri, &str) -> String,
@@ -278,6 +300,38 @@ fn set_du(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
     Ok(())
 }
 
+fn peek_rm<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).map(|m| m.method())
+}
+fn peek_ru<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).filter(|m| m.is_request()).map(|m| m.ruri())
+}
+fn peek_fu<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.from()).map(|f| f.uri)
+}
+fn peek_tu<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.to()).map(|t| t.uri)
+}
+fn peek_ft<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.from_tag())
+}
+fn peek_tt<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.to_tag())
+}
+fn peek_ci<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.call_id())
+}
+fn peek_du<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    c.du.as_deref()
+}
+fn peek_ua<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    msg(c).and_then(|m| m.header("User-Agent"))
+}
+/// Only called for a literal name (see `pv::peek`).
+fn peek_hdr<'a>(c: &'a Call, spec: &Spec) -> Option<&'a str> {
+    msg(c)?.header(spec.inner_lit()?)
+}
+
 macro_rules! ro {
     ($name:literal, $get:ident, $doc:literal) => {
         PvDef {
@@ -286,19 +340,36 @@ macro_rules! ro {
             set: None,
             takes_inner: false,
             doc: $doc,
+            peek: None,
+        }
+    };
+    ($name:literal, $get:ident, $peek:ident, $doc:literal) => {
+        PvDef {
+            name: $name,
+            get: $get,
+            set: None,
+            takes_inner: false,
+            doc: $doc,
+            peek: Some($peek),
         }
     };
 }
 
 /// Every pseudo-variable the core knows. Later modules append theirs.
 pub static DEFS: &[PvDef] = &[
-    ro!("rm", get_rm, "request method (CSeq method for replies)"),
+    ro!(
+        "rm",
+        get_rm,
+        peek_rm,
+        "request method (CSeq method for replies)"
+    ),
     PvDef {
         name: "ru",
         get: get_ru,
         set: Some(set_ru),
         takes_inner: false,
         doc: "request URI (writable)",
+        peek: Some(peek_ru),
     },
     PvDef {
         name: "rU",
@@ -306,6 +377,7 @@ pub static DEFS: &[PvDef] = &[
         set: Some(set_ru_user),
         takes_inner: false,
         doc: "user of the request URI (writable)",
+        peek: None,
     },
     PvDef {
         name: "rd",
@@ -313,6 +385,7 @@ pub static DEFS: &[PvDef] = &[
         set: Some(set_ru_host),
         takes_inner: false,
         doc: "host of the request URI (writable)",
+        peek: None,
     },
     PvDef {
         name: "rp",
@@ -320,16 +393,17 @@ pub static DEFS: &[PvDef] = &[
         set: Some(set_ru_port),
         takes_inner: false,
         doc: "port of the request URI (writable)",
+        peek: None,
     },
-    ro!("fu", get_fu, "URI of the From header"),
+    ro!("fu", get_fu, peek_fu, "URI of the From header"),
     ro!("fU", get_fu_user, "user of the From URI"),
     ro!("fd", get_fu_host, "host of the From URI"),
-    ro!("ft", get_ft, "From tag"),
-    ro!("tu", get_tu, "URI of the To header"),
+    ro!("ft", get_ft, peek_ft, "From tag"),
+    ro!("tu", get_tu, peek_tu, "URI of the To header"),
     ro!("tU", get_tu_user, "user of the To URI"),
     ro!("td", get_tu_host, "host of the To URI"),
-    ro!("tt", get_tt, "To tag"),
-    ro!("ci", get_ci, "Call-ID"),
+    ro!("tt", get_tt, peek_tt, "To tag"),
+    ro!("ci", get_ci, peek_ci, "Call-ID"),
     ro!("cs", get_cs, "CSeq number"),
     ro!("si", get_si, "source IP of the message"),
     ro!("sp", get_sp, "source port of the message"),
@@ -341,16 +415,18 @@ pub static DEFS: &[PvDef] = &[
         set: Some(set_du),
         takes_inner: false,
         doc: "destination URI, the next hop when set (writable; null clears)",
+        peek: Some(peek_du),
     },
     ro!("rs", get_rs, "reply status code"),
     ro!("rr", get_rr, "reply reason phrase"),
-    ro!("ua", get_ua, "User-Agent header"),
+    ro!("ua", get_ua, peek_ua, "User-Agent header"),
     PvDef {
         name: "hdr",
         get: get_hdr,
         set: None,
         takes_inner: true,
         doc: "header value by name; [n] n-th value, [-1] last, [*] all",
+        peek: Some(peek_hdr),
     },
     PvDef {
         name: "hdrcnt",
@@ -358,5 +434,6 @@ pub static DEFS: &[PvDef] = &[
         set: None,
         takes_inner: true,
         doc: "number of values of a header",
+        peek: None,
     },
 ];

@@ -1,6 +1,8 @@
 //! The parts of the `sip` table that are not module functions: `sip.pv`
-//! (get/set/fmt and the `sip.pv.ru` sugar), `sip.var` ($var) and the
-//! unwinding probe the prelude's pcall wrapper uses.
+//! (get/set/fmt/assign and the `sip.pv.ru` sugar), `sip.var` ($var),
+//! `sip.avp` ($avp), `sip.tr` (transformations on any value),
+//! `sip.re_match` (OpenSIPS `=~`) and the unwinding probe the prelude's
+//! pcall wrapper uses.
 
 use mlua::{IntoLua, Lua, MultiValue, Table, Value};
 use std::rc::Rc;
@@ -51,10 +53,57 @@ fn cached_spec(
     spec.map_err(|e| located(lua, format!("sip.pv: {e}")))
 }
 
-fn pv_get(lua: &Lua, st: &State, spec: &str, sugar: bool) -> mlua::Result<Value> {
-    let spec = cached_spec(lua, st, spec, sugar)?;
-    let v = pv::get(&st.call.borrow(), &spec);
-    to_lua(lua, v)
+/// A read's result as Lua sees it. Returning these types (not a
+/// `mlua::Value`) lets mlua push the string or integer straight onto the
+/// Lua stack, without a registry reference per read.
+type Out = Option<mlua::Either<String, i64>>;
+
+fn out(v: pv::Value) -> Out {
+    match v {
+        pv::Value::Null => None,
+        pv::Value::Int(i) => Some(mlua::Either::Right(i)),
+        pv::Value::Str(s) => Some(mlua::Either::Left(s)),
+    }
+}
+
+/// Reads the spec a Lua string names. Lua strings are immutable and the
+/// cache keeps the ones it saw alive, so the string's identity is a key
+/// that needs no hashing of the text, no UTF-8 check and no compare.
+fn pv_get(lua: &Lua, st: &State, spec: &mlua::String, sugar: bool) -> mlua::Result<Out> {
+    let key = spec.to_pointer() as usize;
+    if let Some(s) = st.pv.borrow().by_key(key, sugar) {
+        return Ok(read(lua, st, s));
+    }
+    let parsed = cached_spec(lua, st, &spec.to_str()?, sugar)?;
+    st.pv
+        .borrow_mut()
+        .remember(key, sugar, Box::new(spec.clone()), parsed.clone());
+    Ok(read(lua, st, &parsed))
+}
+
+/// Reads a parsed spec.
+fn read(lua: &Lua, st: &State, spec: &pv::Spec) -> Out {
+    let call = st.call.borrow();
+    if let Some(text) = pv::peek(&call, spec) {
+        // A plain read of a message slice: no getter, no parse.
+        return text.map(|t| mlua::Either::Left(t.to_string()));
+    }
+    match pv::eval(&call, spec) {
+        Ok(v) => out(v),
+        Err(e) => {
+            // As OpenSIPS: log the failing transformation, go on with null.
+            tracing::warn!("{}", describe_located(lua, &format!("sip.pv: {e}")));
+            None
+        }
+    }
+}
+
+/// `file:line: msg` for a log line (no error raised).
+fn describe_located(lua: &Lua, msg: &str) -> String {
+    match located(lua, msg.to_string()) {
+        mlua::Error::RuntimeError(m) => m,
+        other => other.to_string(),
+    }
 }
 
 fn pv_set(lua: &Lua, st: &State, spec: &str, v: &Value, sugar: bool) -> mlua::Result<()> {
@@ -75,6 +124,68 @@ pub fn pv_fmt(lua: &Lua, st: &State, fmt: &str) -> mlua::Result<String> {
     Ok(out)
 }
 
+/// `sip.pv.fmt` from Lua: the parsed format found by the string's identity
+/// (see [`pv_get`]).
+fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<String> {
+    let key = fmt.to_pointer() as usize;
+    let found = st.pv.borrow().format_by_key(key);
+    let parts = match found {
+        Some(p) => p,
+        None => {
+            let text = fmt.to_str()?;
+            let p = st
+                .pv
+                .borrow_mut()
+                .format(&text)
+                .map_err(|e| located(lua, format!("format: {e}")))?;
+            st.pv
+                .borrow_mut()
+                .remember_format(key, Box::new(fmt.clone()), p.clone());
+            p
+        }
+    };
+    let mut out = String::with_capacity(64);
+    pv::format(&st.call.borrow(), &parts, &mut out);
+    Ok(out)
+}
+
+/// `sip.pv.assign(spec, op, value)`: OpenSIPS `=`, `:=`, `+=`, `-=`, …
+fn pv_assign(lua: &Lua, st: &State, spec: &str, op: &str, v: &Value) -> mlua::Result<()> {
+    let spec = cached_spec(lua, st, spec, false)?;
+    let v = from_lua(v)?;
+    pv::vars::assign(&mut st.call.borrow_mut(), &spec, op, v)
+        .map_err(|e| located(lua, format!("sip.pv.assign: {e}")))
+}
+
+/// `sip.tr(value, "{t1}{t2,arg}")`: transformations on any value.
+fn tr(lua: &Lua, st: &State, v: &Value, chain: &str) -> mlua::Result<Out> {
+    let trans = st
+        .pv
+        .borrow_mut()
+        .chain(chain)
+        .map_err(|e| located(lua, format!("sip.tr: {e}")))?;
+    let v = from_lua(v)?;
+    let result = pv::tr::apply(&st.call.borrow(), &trans, v)
+        .map_err(|e| located(lua, format!("sip.tr: '{chain}': {e}")))?;
+    Ok(out(result))
+}
+
+/// Lua-to-text for `sip.re_match`: strings and numbers.
+fn lua_text(v: &Value, what: &str) -> mlua::Result<Option<String>> {
+    Ok(match v {
+        Value::Nil => None,
+        Value::String(s) => Some(s.to_str()?.to_string()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => {
+            return Err(mlua::Error::RuntimeError(format!(
+                "sip.re_match: {what} must be a string, not {}",
+                other.type_name()
+            )))
+        }
+    })
+}
+
 /// Registers `sip.pv`, `sip.var` and `sip.__unwinding`.
 pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     let sip: Table = lua.globals().get("sip")?;
@@ -83,7 +194,7 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     let st = state.clone();
     pvt.set(
         "get",
-        lua.create_function(move |lua, spec: String| pv_get(lua, &st, &spec, false))?,
+        lua.create_function(move |lua, spec: mlua::String| pv_get(lua, &st, &spec, false))?,
     )?;
     let st = state.clone();
     pvt.set(
@@ -95,15 +206,13 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     let st = state.clone();
     pvt.set(
         "fmt",
-        lua.create_function(move |lua, fmt: String| pv_fmt(lua, &st, &fmt))?,
+        lua.create_function(move |lua, fmt: mlua::String| fmt_lua(lua, &st, &fmt))?,
     )?;
     let meta = lua.create_table()?;
     let st = state.clone();
     meta.set(
         "__index",
-        lua.create_function(move |lua, (_t, k): (Table, mlua::String)| {
-            pv_get(lua, &st, &k.to_str()?, true)
-        })?,
+        lua.create_function(move |lua, (_t, k): (Value, mlua::String)| pv_get(lua, &st, &k, true))?,
     )?;
     let st = state.clone();
     meta.set(
@@ -112,8 +221,69 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
             pv_set(lua, &st, &k, &v, true)
         })?,
     )?;
+    let st = state.clone();
+    pvt.set(
+        "assign",
+        lua.create_function(move |lua, (spec, op, v): (String, String, Value)| {
+            pv_assign(lua, &st, &spec, &op, &v)
+        })?,
+    )?;
     pvt.set_metatable(Some(meta));
     sip.set("pv", pvt)?;
+
+    // The sockets, for $socket_in / $socket_out / $Ri.
+    state.call.borrow_mut().sockets = Some(state.env.sockets.clone());
+
+    let st = state.clone();
+    sip.set(
+        "tr",
+        lua.create_function(move |lua, (v, chain): (Value, String)| tr(lua, &st, &v, &chain))?,
+    )?;
+    sip.set(
+        "re_match",
+        lua.create_function(move |lua, (s, re, flags): (Value, Value, Option<String>)| {
+            let Some(re) = lua_text(&re, "the pattern")? else {
+                return Err(located(lua, "sip.re_match: the pattern is missing".into()));
+            };
+            // A nil subject (an unset variable) matches nothing, as in OpenSIPS.
+            let Some(s) = lua_text(&s, "the subject")? else {
+                return Ok(false);
+            };
+            pv::re::is_match(&s, &re, flags.as_deref().unwrap_or(""))
+                .map_err(|e| located(lua, format!("sip.re_match: {e}")))
+        })?,
+    )?;
+
+    // sip.avp.x: $avp(x), per message; reads the newest value, a write adds
+    // one, nil deletes the newest.
+    let avp = lua.create_table()?;
+    let meta = lua.create_table()?;
+    let st = state.clone();
+    meta.set(
+        "__index",
+        lua.create_function(move |lua, (_t, k): (Table, String)| {
+            let v = st
+                .call
+                .borrow()
+                .avps
+                .get(&k)
+                .and_then(|l| l.first().cloned())
+                .unwrap_or(pv::Value::Null);
+            to_lua(lua, v)
+        })?,
+    )?;
+    let st = state.clone();
+    meta.set(
+        "__newindex",
+        lua.create_function(move |lua, (_t, k, v): (Table, String, Value)| {
+            let spec = cached_spec(lua, &st, &format!("$avp({k})"), false)?;
+            let v = from_lua(&v)?;
+            pv::set(&mut st.call.borrow_mut(), &spec, v)
+                .map_err(|e| located(lua, format!("sip.avp: {e}")))
+        })?,
+    )?;
+    avp.set_metatable(Some(meta));
+    sip.set("avp", avp)?;
 
     // sip.var.x: $var(x), per worker.
     let var = lua.create_table()?;
@@ -122,7 +292,13 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     meta.set(
         "__index",
         lua.create_function(move |lua, (_t, k): (Table, String)| {
-            let v = st.vars.borrow().get(&k).cloned().unwrap_or(pv::Value::Null);
+            let v = st
+                .call
+                .borrow()
+                .vars
+                .get(&k)
+                .cloned()
+                .unwrap_or(pv::Value::Null);
             to_lua(lua, v)
         })?,
     )?;
@@ -131,7 +307,8 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         "__newindex",
         lua.create_function(move |_, (_t, k, v): (Table, String, Value)| {
             let v = from_lua(&v)?;
-            let mut vars = st.vars.borrow_mut();
+            let mut call = st.call.borrow_mut();
+            let vars = &mut call.vars;
             if v == pv::Value::Null {
                 vars.remove(&k);
             } else {

@@ -3,11 +3,14 @@
 //! waiting to be sent when the route returns.
 
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::route::RouteType;
+use crate::pv::Value;
 use crate::sip::Message;
-use crate::transport::Proto;
+use crate::transport::{Proto, Sockets};
 
 /// How a route invocation is being unwound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,24 @@ pub struct Call {
     pub last_error: Option<(u16, &'static str)>,
     /// received/rport were already written into the top Via.
     pub via_fixed: bool,
+    /// `$var(name)`: per worker, kept between messages (as in OpenSIPS).
+    pub vars: HashMap<String, Value>,
+    /// `$avp(name)`: per message (per transaction once tm lands); each a
+    /// list, newest first.
+    pub avps: HashMap<String, Vec<Value>>,
+    /// `$mi`: a per-worker message counter.
+    pub msg_id: u64,
+    /// `$rc` / `$retcode`: the last return code a script operation set.
+    pub rc: Option<i64>,
+    /// `$ru_q`: q value of the R-URI branch (null = not set).
+    pub ru_q: Option<i64>,
+    /// Branch flags of the R-URI branch (`$bf`, `$branch.flag(n)`).
+    pub bflags: u64,
+    /// `$socket_out` forced by the script (index into `Sockets::list`).
+    pub socket_out: Option<usize>,
+    /// The worker's sockets, for `$socket_in`/`$socket_out`/`$Ri`; set
+    /// once when the Lua API is registered.
+    pub sockets: Option<Arc<Sockets>>,
 }
 
 impl Call {
@@ -98,6 +119,14 @@ impl Call {
             outbox: Vec::new(),
             last_error: None,
             via_fixed: false,
+            vars: HashMap::new(),
+            avps: HashMap::new(),
+            msg_id: 0,
+            rc: None,
+            ru_q: None,
+            bflags: 0,
+            socket_out: None,
+            sockets: None,
         }
     }
 
@@ -115,6 +144,12 @@ impl Call {
         self.add_local_rport = false;
         self.last_error = None;
         self.via_fixed = false;
+        self.avps.clear();
+        self.msg_id = self.msg_id.wrapping_add(1);
+        self.rc = None;
+        self.ru_q = None;
+        self.bflags = 0;
+        self.socket_out = None;
     }
 }
 

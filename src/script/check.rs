@@ -160,7 +160,120 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
     if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
+    read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     Ok(cfg)
+}
+
+/// `config.modules.mi_http` / `config.modules.mi_fifo`: a table of
+/// settings, `false` to turn the transport off, absent for the defaults.
+fn read_mi_config(t: &Table, cfg: &mut Config) -> Result<(), String> {
+    let modules = match t.get::<Value>("modules").map_err(|e| e.to_string())? {
+        Value::Table(m) => m,
+        Value::Nil => return Ok(()),
+        other => {
+            return Err(format!(
+                "config.modules must be a table, not {}",
+                other.type_name()
+            ))
+        }
+    };
+    let text = |m: &Table, key: &str, what: &str| -> Result<Option<String>, String> {
+        match m.get::<Value>(key).map_err(|e| e.to_string())? {
+            Value::Nil => Ok(None),
+            Value::String(s) => Ok(Some(s.to_str().map_err(|e| e.to_string())?.to_string())),
+            other => Err(format!(
+                "config.modules.{what}.{key} must be a string, not {}",
+                other.type_name()
+            )),
+        }
+    };
+    match modules.get::<Value>("mi_http").map_err(|e| e.to_string())? {
+        Value::Nil => {}
+        Value::Boolean(false) => cfg.mi_http = None,
+        Value::Boolean(true) => {}
+        Value::Table(m) => {
+            let mut h = config::MiHttp {
+                explicit: true,
+                ..Default::default()
+            };
+            if let Some(ip) = text(&m, "ip", "mi_http")? {
+                let ip: std::net::IpAddr = ip
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| format!("config.modules.mi_http.ip: bad address '{ip}'"))?;
+                h.addr.set_ip(ip);
+            }
+            if let Some(p) =
+                number(&m, "port").map_err(|e| format!("config.modules.mi_http: {e}"))?
+            {
+                h.addr.set_port(
+                    u16::try_from(p)
+                        .map_err(|_| "config.modules.mi_http.port must be 0..65535".to_string())?,
+                );
+            }
+            if let Some(r) = text(&m, "root", "mi_http")? {
+                h.root = r.trim_matches('/').to_string();
+            }
+            h.token = text(&m, "token", "mi_http")?.filter(|t| !t.is_empty());
+            cfg.mi_http = Some(h);
+        }
+        other => {
+            return Err(format!(
+                "config.modules.mi_http must be a table or false, not {}",
+                other.type_name()
+            ))
+        }
+    }
+    match modules.get::<Value>("mi_fifo").map_err(|e| e.to_string())? {
+        Value::Nil => {}
+        Value::Boolean(false) => cfg.mi_fifo = None,
+        Value::Boolean(true) => {}
+        Value::Table(m) => {
+            let mut f = config::MiFifo {
+                explicit: true,
+                ..Default::default()
+            };
+            if let Some(p) = text(&m, "fifo_name", "mi_fifo")? {
+                f.path = p.into();
+                if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    f.reply_dir = dir.to_path_buf();
+                }
+            }
+            if let Some(d) = text(&m, "reply_dir", "mi_fifo")? {
+                f.reply_dir = d.into();
+            }
+            // Lua has no octal literals: 600 (or "0600") means rw-------.
+            let mode = match m.get::<Value>("fifo_mode").map_err(|e| e.to_string())? {
+                Value::Nil => None,
+                Value::Integer(i) => Some(i.to_string()),
+                Value::Number(n) if n.fract() == 0.0 => Some((n as i64).to_string()),
+                Value::String(s) => Some(s.to_str().map_err(|e| e.to_string())?.to_string()),
+                other => {
+                    return Err(format!(
+                        "config.modules.mi_fifo.fifo_mode must be octal digits like 600, not {}",
+                        other.type_name()
+                    ))
+                }
+            };
+            if let Some(mode) = mode {
+                f.mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| {
+                        format!("config.modules.mi_fifo.fifo_mode: '{mode}' is not a mode like 600")
+                    })?;
+            }
+            cfg.mi_fifo = Some(f);
+        }
+        other => {
+            return Err(format!(
+                "config.modules.mi_fifo must be a table or false, not {}",
+                other.type_name()
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// Removes comments (`--` to end of line, `--[[ ]]` blocks) but keeps line
@@ -226,6 +339,9 @@ fn check_references(host: &Host, source: &Source) -> Result<(), ScriptError> {
     for (n, line) in strip_comments(&source.code).iter().enumerate() {
         let lineno = n + 1;
         let fail = |msg: String| Err(ScriptError::new(&source.name, Some(lineno), msg));
+        if let Err(m) = crate::pv::lint::check_line(line) {
+            return fail(m);
+        }
         for (fname, rt) in refs {
             let mut from = 0;
             while let Some(p) = line[from..].find(fname) {
@@ -357,6 +473,18 @@ mod tests {
     }
 
     #[test]
+    fn malformed_literal_spec_is_reported_with_line() {
+        let code = format!(
+            "{HEAD}function route.main()\n  local u = sip.pv.get(\"$(ru{{uri.usr}})\")\nend\n"
+        );
+        let e = check(&src(&code)).unwrap_err().0;
+        assert!(
+            e.starts_with("t.lua:3: sip.pv.get:") && e.contains("{uri.usr}"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn comments_are_ignored() {
         let code = format!(
             "{HEAD}function route.main()\n  -- route.nowhere()\n  --[[\n sip.nope()\n ]]\nend\n"
@@ -382,6 +510,26 @@ mod tests {
         assert!(e.contains("children"), "{e}");
         let e = check(&src(HEAD)).unwrap_err().0;
         assert!(e.contains("route.main is not defined"), "{e}");
+    }
+
+    #[test]
+    fn mi_settings() {
+        let code = format!("{HEAD}config.modules = {{ mi_http = {{ port = 9999, token = \"s\" }}, mi_fifo = false }}\nfunction route.main() end\n");
+        let cfg = check(&src(&code)).unwrap();
+        let h = cfg.mi_http.unwrap();
+        assert_eq!(h.addr, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(h.token.as_deref(), Some("s"));
+        assert!(h.explicit && cfg.mi_fifo.is_none());
+        let code = format!("{HEAD}config.modules = {{ mi_http = false, mi_fifo = {{ fifo_name = \"/tmp/x\", fifo_mode = 660 }} }}\nfunction route.main() end\n");
+        let cfg = check(&src(&code)).unwrap();
+        assert!(cfg.mi_http.is_none());
+        let f = cfg.mi_fifo.unwrap();
+        assert_eq!(f.mode, 0o660);
+        assert_eq!(f.reply_dir, std::path::Path::new("/tmp"));
+        let code = format!("{HEAD}config.modules = {{ mi_fifo = {{ fifo_mode = 999 }} }}\nfunction route.main() end\n");
+        assert!(check(&src(&code)).is_err());
+        let code = format!("{HEAD}config.modules = {{ mi_http = {{ port = 70000 }} }}\nfunction route.main() end\n");
+        assert!(check(&src(&code)).is_err());
     }
 
     #[test]
