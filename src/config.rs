@@ -35,6 +35,9 @@ pub struct Config {
     pub tcp_max_msg_size: usize,
     /// Connect timeout for outgoing TCP (OpenSIPS `tcp_connect_timeout`).
     pub tcp_connect_timeout: Duration,
+    /// Transaction timers (`config.modules.tm`: T1, T2, T4 in ms,
+    /// fr_timeout and fr_inv_timeout in seconds, as OpenSIPS takes them).
+    pub tm: crate::transaction::Timers,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(120),
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
+            tm: crate::transaction::Timers::default(),
         }
     }
 }

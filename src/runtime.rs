@@ -89,6 +89,24 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let cfg = Arc::new(cfg);
     let sockets = Arc::new(Sockets::new(&cfg));
     let table = Arc::new(TcpTable::default());
+    // Transactions: one table for all workers, one timer thread; fired
+    // timers go to the worker queues.
+    let tm = Arc::new(crate::proxy::tm::Tm::new(cfg.tm));
+    let mut timer_queues = Vec::with_capacity(cfg.children);
+    let mut timer_rx = Vec::with_capacity(cfg.children);
+    for _ in 0..cfg.children {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        timer_queues.push(tx);
+        timer_rx.push(rx);
+    }
+    tm.set_workers(timer_queues);
+    let wheel_thread = {
+        let tm = tm.clone();
+        thread::Builder::new()
+            .name("tm-timer".into())
+            .spawn(move || tm.wheel.run(|ev| tm.dispatch(ev)))
+            .map_err(|e| format!("cannot start the timer thread: {e}"))?
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = Arc::new(Control {
         source: source.clone(),
@@ -98,7 +116,8 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     });
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::new();
-    for (id, socks) in bound.into_iter().enumerate() {
+    for ((id, socks), timers) in bound.into_iter().enumerate().zip(timer_rx) {
+        let tm = tm.clone();
         let reload = control.subscribe();
         let (source, cfg, sockets, table, stop, ready) = (
             source.clone(),
@@ -110,7 +129,11 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         );
         let t = thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, source, cfg, sockets, table, socks, stop, ready, reload))
+            .spawn(move || {
+                worker_main(
+                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers,
+                )
+            })
             .map_err(|e| format!("cannot start worker {id}: {e}"))?;
         threads.push(t);
     }
@@ -141,6 +164,8 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     wait_for_signals(&control);
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    tm.wheel.stop();
+    let _ = wheel_thread.join();
     for t in threads {
         let _ = t.join();
     }
@@ -194,6 +219,8 @@ fn worker_main(
     mut stop: tokio::sync::watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
+    tm: Arc<crate::proxy::tm::Tm>,
+    mut timers: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::tm::wheel::TimerEvent>,
 ) {
     crate::stats::bind_thread(id);
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -212,6 +239,7 @@ fn worker_main(
             worker: id,
             sockets,
             config: cfg.clone(),
+            tm,
         };
         let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,
@@ -269,6 +297,13 @@ fn worker_main(
                         tracing::error!("worker {id}: reload failed, keeping the old script: {e}")
                     }
                 }
+            }
+        });
+        let w = worker.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(ev) = timers.recv().await {
+                crate::proxy::tm::response::on_timer(&w.host(), ev);
+                w.flush().await;
             }
         });
         let _ = ready.send(Ok(()));

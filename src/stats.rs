@@ -116,8 +116,38 @@ stat_group! {
     }
 }
 
+stat_group! {
+    /// Transaction counters (OpenSIPS tm module names).
+    pub struct Tm: "tm" {
+        /// Server transactions created (`UAS_transactions`).
+        uas_transactions,
+        /// Client transactions created (`UAC_transactions`).
+        uac_transactions,
+        r2xx_transactions,
+        r3xx_transactions,
+        r4xx_transactions,
+        r5xx_transactions,
+        r6xx_transactions,
+    }
+}
+
 pub static CORE: Core = Core::new();
 pub static SL: Sl = Sl::new();
+pub static TM: Tm = Tm::new();
+
+impl Tm {
+    /// Counts a transaction's final reply by class.
+    pub fn count_final(&self, code: u16) {
+        match code / 100 {
+            2 => self.r2xx_transactions.inc(),
+            3 => self.r3xx_transactions.inc(),
+            4 => self.r4xx_transactions.inc(),
+            5 => self.r5xx_transactions.inc(),
+            6 => self.r6xx_transactions.inc(),
+            _ => {}
+        }
+    }
+}
 
 impl Sl {
     /// Counts one locally generated reply by class.
@@ -140,6 +170,11 @@ impl Sl {
 /// Public name of a counter: the sl class counters are `1xx_replies`… in
 /// OpenSIPS, which is not a Rust identifier.
 fn public_name(name: &'static str) -> &'static str {
+    match name {
+        "uas_transactions" => return "UAS_transactions",
+        "uac_transactions" => return "UAC_transactions",
+        _ => {}
+    }
     name.strip_prefix('r')
         .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
         .unwrap_or(name)
@@ -149,6 +184,7 @@ fn public_name(name: &'static str) -> &'static str {
 pub fn each(mut f: impl FnMut(&'static str, &'static str, u64)) {
     CORE.each(|n, c| f(Core::GROUP, public_name(n), c.get()));
     SL.each(|n, c| f(Sl::GROUP, public_name(n), c.get()));
+    TM.each(|n, c| f(Tm::GROUP, public_name(n), c.get()));
 }
 
 /// One line with every non-zero statistic, for the shutdown log.

@@ -7,6 +7,7 @@ pub mod maxfwd;
 pub mod rr;
 pub mod sipmsgops;
 pub mod sl;
+pub mod tm;
 
 use crate::script::exports::Module;
 
@@ -17,6 +18,8 @@ pub static ALL: &[&Module] = &[
     &sl::MODULE,
     &maxfwd::MODULE,
     &rr::MODULE,
+    &tm::MODULE,
+    &tm::BRANCHES,
 ];
 
 /// Runs `f` on the current message, or fails naming the function.

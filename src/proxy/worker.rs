@@ -135,6 +135,14 @@ impl Worker {
             return;
         }
         let host = self.host();
+        // A reply to a branch of a transaction goes to tm (RFC 3261 §17.1.3).
+        if let Some(key) = crate::transaction::key::client_key(&msg) {
+            let found = host.state.env.tm.client.get(&key).map(|e| e.clone());
+            if let Some((txn, role)) = found {
+                crate::proxy::tm::response::on_reply(&host, txn, role, msg, src);
+                return;
+            }
+        }
         let st = &host.state;
         st.call.borrow_mut().reset(msg, src, RouteType::OnReply);
         if let Some(f) = &host.routes.reply {

@@ -76,6 +76,22 @@ pub struct Call {
     pub last_error: Option<(u16, &'static str)>,
     /// received/rport were already written into the top Via.
     pub via_fixed: bool,
+    /// Transaction state of this message (tm).
+    pub tm: CallTm,
+}
+
+/// What tm functions leave on the call until the transaction exists, and
+/// the transaction a failure or reply route runs in.
+#[derive(Debug, Default)]
+pub struct CallTm {
+    pub armed: crate::proxy::tm::txn::Armed,
+    /// Extra destinations from `append_branch` (parallel forking).
+    pub branches: Vec<String>,
+    pub txn: Option<crate::proxy::tm::TxnRef>,
+    /// In a reply route: the branch the reply came from.
+    pub branch: Option<usize>,
+    /// $T_reply_code: the reply being handled, or the winning one in a failure route.
+    pub reply_code: Option<u16>,
 }
 
 impl Call {
@@ -98,6 +114,7 @@ impl Call {
             outbox: Vec::new(),
             last_error: None,
             via_fixed: false,
+            tm: CallTm::default(),
         }
     }
 
@@ -115,6 +132,7 @@ impl Call {
         self.add_local_rport = false;
         self.last_error = None;
         self.via_fixed = false;
+        self.tm = CallTm::default();
     }
 }
 

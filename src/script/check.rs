@@ -17,6 +17,7 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
         worker: usize::MAX,
         sockets: Arc::new(Sockets::new(&Config::default())),
         config: Arc::new(Config::default()),
+        tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
     };
     let host = Host::new(source, probe_env)?;
     let cfg = read_config(&host, source)?;
@@ -159,6 +160,27 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
     }
     if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
+    }
+    if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
+        if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
+            let ms =
+                |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));
+            if let Some(v) = ms("T1")?.or(ms("t1")?) {
+                cfg.tm.t1 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("T2")?.or(ms("t2")?) {
+                cfg.tm.t2 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("T4")?.or(ms("t4")?) {
+                cfg.tm.t4 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("fr_timeout")? {
+                cfg.tm.fr = Duration::from_secs(v.max(1));
+            }
+            if let Some(v) = ms("fr_inv_timeout")? {
+                cfg.tm.fr_inv = Duration::from_secs(v.max(1));
+            }
+        }
     }
     Ok(cfg)
 }

@@ -30,6 +30,8 @@ pub struct Env {
     pub worker: usize,
     pub sockets: Arc<Sockets>,
     pub config: Arc<Config>,
+    /// Transactions shared by every worker.
+    pub tm: Arc<crate::proxy::tm::Tm>,
 }
 
 /// The state Rust functions see: the current call, caches, script variables.

@@ -92,7 +92,17 @@ impl ClientTxn {
             acts.push(Action::Start(retrans, first));
         }
         acts.push(Action::Start(giveup, timers.initial(giveup, reliable)));
-        (ClientTxn { kind, state, reliable, timers, interval: first, last_code: 0 }, acts)
+        (
+            ClientTxn {
+                kind,
+                state,
+                reliable,
+                timers,
+                interval: first,
+                last_code: 0,
+            },
+            acts,
+        )
     }
 
     /// A response arrived for this transaction.
@@ -107,14 +117,20 @@ impl ClientTxn {
                     if self.state == State::Calling {
                         a.push(Action::Stop(Timer::A));
                         a.push(Action::Stop(Timer::B));
-                        a.push(Action::Start(Timer::C, self.timers.initial(Timer::C, self.reliable)));
+                        a.push(Action::Start(
+                            Timer::C,
+                            self.timers.initial(Timer::C, self.reliable),
+                        ));
                         self.state = State::Proceeding;
                     }
                     a.push(Action::Deliver);
                 } else if code < 300 {
                     self.stop_all_invite(&mut a);
                     self.state = State::Accepted;
-                    a.push(Action::Start(Timer::M, self.timers.initial(Timer::M, self.reliable)));
+                    a.push(Action::Start(
+                        Timer::M,
+                        self.timers.initial(Timer::M, self.reliable),
+                    ));
                     a.push(Action::Deliver);
                 } else {
                     self.stop_all_invite(&mut a);
@@ -131,7 +147,9 @@ impl ClientTxn {
                 }
             }
             // RFC 6026: a proxy forwards every 2xx retransmission.
-            (Kind::Invite, State::Accepted) if (200..300).contains(&code) => a.push(Action::Deliver),
+            (Kind::Invite, State::Accepted) if (200..300).contains(&code) => {
+                a.push(Action::Deliver)
+            }
             // A retransmitted non-2xx final: ACK it again, tell nobody.
             (Kind::Invite, State::Completed) if code >= 300 => a.push(Action::SendAck),
             (Kind::NonInvite, State::Trying | State::Proceeding) => {
@@ -178,17 +196,23 @@ impl ClientTxn {
             }
             (Timer::E, State::Trying | State::Proceeding) => {
                 a.push(Action::Retransmit);
-                self.interval = self.timers.next_e(self.interval, self.state == State::Proceeding);
+                self.interval = self
+                    .timers
+                    .next_e(self.interval, self.state == State::Proceeding);
                 a.push(Action::Start(Timer::E, self.interval));
             }
-            (Timer::B, State::Calling) | (Timer::C, State::Proceeding) | (Timer::F, State::Trying | State::Proceeding) => {
+            (Timer::B, State::Calling)
+            | (Timer::C, State::Proceeding)
+            | (Timer::F, State::Trying | State::Proceeding) => {
                 a.push(Action::Stop(Timer::A));
                 a.push(Action::Stop(Timer::E));
                 a.push(Action::Timeout);
                 a.push(Action::Terminate);
                 self.state = State::Terminated;
             }
-            (Timer::D, State::Completed) | (Timer::K, State::Completed) | (Timer::M, State::Accepted) => {
+            (Timer::D, State::Completed)
+            | (Timer::K, State::Completed)
+            | (Timer::M, State::Accepted) => {
                 a.push(Action::Terminate);
                 self.state = State::Terminated;
             }
@@ -212,7 +236,10 @@ mod tests {
         assert!(a.contains(Action::Start(Timer::A, Duration::from_millis(500))));
         assert!(a.contains(Action::Start(Timer::B, Duration::from_secs(5))));
         let a = c.on_timer(Timer::A);
-        assert!(a.contains(Action::Retransmit) && a.contains(Action::Start(Timer::A, Duration::from_secs(1))));
+        assert!(
+            a.contains(Action::Retransmit)
+                && a.contains(Action::Start(Timer::A, Duration::from_secs(1)))
+        );
         let a = c.on_response(100);
         assert_eq!(c.state, State::Proceeding);
         assert!(a.contains(Action::Stop(Timer::A)) && a.contains(Action::Deliver));
@@ -258,10 +285,15 @@ mod tests {
         c.on_timer(Timer::E);
         c.on_timer(Timer::E);
         c.on_timer(Timer::E);
-        assert!(c.on_timer(Timer::E).contains(Action::Start(Timer::E, Duration::from_secs(4))));
+        assert!(c
+            .on_timer(Timer::E)
+            .contains(Action::Start(Timer::E, Duration::from_secs(4))));
         let a = c.on_response(200);
         assert_eq!(c.state, State::Completed);
-        assert!(a.contains(Action::Deliver) && a.contains(Action::Start(Timer::K, Duration::from_secs(5))));
+        assert!(
+            a.contains(Action::Deliver)
+                && a.contains(Action::Start(Timer::K, Duration::from_secs(5)))
+        );
         assert_eq!(c.on_response(200), Actions::default());
         assert!(c.on_timer(Timer::K).contains(Action::Terminate));
     }

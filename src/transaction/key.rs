@@ -11,7 +11,11 @@ const MAGIC: &str = "z9hG4bK";
 pub enum TxnKey {
     /// RFC 3261: branch, sent-by of the top Via, and method (ACK and CANCEL
     /// are looked up under INVITE by the callers that need it).
-    Branch { branch: Box<str>, sent_by: Box<str>, method: Box<str> },
+    Branch {
+        branch: Box<str>,
+        sent_by: Box<str>,
+        method: Box<str>,
+    },
     /// RFC 2543: a hash of Request-URI, From tag, Call-ID, CSeq number,
     /// top Via and method.
     Legacy(u64),
@@ -37,7 +41,11 @@ pub fn server_key(m: &Message, as_method: Option<&str>) -> Option<TxnKey> {
                 Some(p) => format!("{}:{p}", via.host.to_ascii_lowercase()),
                 None => via.host.to_ascii_lowercase(),
             };
-            Some(TxnKey::Branch { branch: b.into(), sent_by: sent_by.into(), method: method.to_ascii_uppercase().into() })
+            Some(TxnKey::Branch {
+                branch: b.into(),
+                sent_by: sent_by.into(),
+                method: method.to_ascii_uppercase().into(),
+            })
         }
         None => {
             let cseq = m.cseq()?.num.to_le_bytes();
@@ -60,12 +68,20 @@ pub fn client_key(m: &Message) -> Option<TxnKey> {
     let via = m.top_via()?;
     let branch = via.branch().filter(|b| b.starts_with(MAGIC))?;
     let method = m.cseq()?.method;
-    Some(TxnKey::Branch { branch: branch.into(), sent_by: Box::from(""), method: method.to_ascii_uppercase().into() })
+    Some(TxnKey::Branch {
+        branch: branch.into(),
+        sent_by: Box::from(""),
+        method: method.to_ascii_uppercase().into(),
+    })
 }
 
 /// The key under which a client transaction we created is found again.
 pub fn our_client_key(branch: &str, method: &str) -> TxnKey {
-    TxnKey::Branch { branch: branch.into(), sent_by: Box::from(""), method: method.to_ascii_uppercase().into() }
+    TxnKey::Branch {
+        branch: branch.into(),
+        sent_by: Box::from(""),
+        method: method.to_ascii_uppercase().into(),
+    }
 }
 
 /// Whether a request starts an INVITE transaction (ACK never starts one).
@@ -87,9 +103,13 @@ mod tests {
     #[test]
     fn ack_and_cancel_find_the_invite() {
         let inv = server_key(&msg(INV), None).unwrap();
-        let ack = msg(&INV.replace("INVITE sip:", "ACK sip:").replace("7 INVITE", "7 ACK"));
+        let ack = msg(&INV
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("7 INVITE", "7 ACK"));
         assert_eq!(server_key(&ack, None).unwrap(), inv);
-        let cancel = msg(&INV.replace("INVITE sip:", "CANCEL sip:").replace("7 INVITE", "7 CANCEL"));
+        let cancel = msg(&INV
+            .replace("INVITE sip:", "CANCEL sip:")
+            .replace("7 INVITE", "7 CANCEL"));
         assert_ne!(server_key(&cancel, None).unwrap(), inv);
         assert_eq!(server_key(&cancel, Some("INVITE")).unwrap(), inv);
         // Another sent-by is another transaction, even with the same branch.
@@ -114,7 +134,13 @@ mod tests {
     #[test]
     fn responses_match_by_our_branch_and_cseq_method() {
         let r = msg("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKours\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx1\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(client_key(&r).unwrap(), our_client_key("z9hG4bKours", "INVITE"));
-        assert_ne!(client_key(&r).unwrap(), our_client_key("z9hG4bKours", "CANCEL"));
+        assert_eq!(
+            client_key(&r).unwrap(),
+            our_client_key("z9hG4bKours", "INVITE")
+        );
+        assert_ne!(
+            client_key(&r).unwrap(),
+            our_client_key("z9hG4bKours", "CANCEL")
+        );
     }
 }

@@ -22,7 +22,11 @@ pub fn best_response(codes: &[u16]) -> Option<usize> {
     if let Some(i) = codes.iter().position(|c| (600..700).contains(c)) {
         return Some(i);
     }
-    codes.iter().enumerate().min_by_key(|(_, c)| rank(**c)).map(|(i, _)| i)
+    codes
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, c)| rank(**c))
+        .map(|(i, _)| i)
 }
 
 /// The code the proxy sends for a chosen response: a 503 becomes 500

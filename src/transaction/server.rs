@@ -77,7 +77,14 @@ impl ServerTxn {
             Kind::Invite => State::Proceeding,
             Kind::NonInvite => State::Trying,
         };
-        ServerTxn { kind, state, reliable, timers, interval: timers.t1, last_code: 0 }
+        ServerTxn {
+            kind,
+            state,
+            reliable,
+            timers,
+            interval: timers.t1,
+            last_code: 0,
+        }
     }
 
     /// The same request arrived again.
@@ -107,7 +114,10 @@ impl ServerTxn {
                 self.last_code = code;
                 self.state = State::Accepted;
                 a.push(Action::Send);
-                a.push(Action::Start(Timer::L, self.timers.initial(Timer::L, self.reliable)));
+                a.push(Action::Start(
+                    Timer::L,
+                    self.timers.initial(Timer::L, self.reliable),
+                ));
             }
             (Kind::Invite, State::Accepted) if (200..300).contains(&code) => {
                 // RFC 6026: the TU passes 2xx retransmissions (other branches' 200s) straight on.
@@ -122,7 +132,10 @@ impl ServerTxn {
                     self.interval = g;
                     a.push(Action::Start(Timer::G, g));
                 }
-                a.push(Action::Start(Timer::H, self.timers.initial(Timer::H, self.reliable)));
+                a.push(Action::Start(
+                    Timer::H,
+                    self.timers.initial(Timer::H, self.reliable),
+                ));
             }
             (Kind::NonInvite, State::Trying | State::Proceeding) => {
                 self.last_code = code;
@@ -173,7 +186,9 @@ impl ServerTxn {
                 a.push(Action::Terminate);
                 self.state = State::Terminated;
             }
-            (Timer::I, State::Confirmed) | (Timer::J, State::Completed) | (Timer::L, State::Accepted) => {
+            (Timer::I, State::Confirmed)
+            | (Timer::J, State::Completed)
+            | (Timer::L, State::Accepted) => {
                 a.push(Action::Terminate);
                 self.state = State::Terminated;
             }
@@ -197,7 +212,10 @@ mod tests {
         assert!(a.contains(Action::Start(Timer::G, Duration::from_millis(500))));
         assert!(a.contains(Action::Start(Timer::H, Duration::from_secs(32))));
         let a = s.on_timer(Timer::G);
-        assert!(a.contains(Action::Resend) && a.contains(Action::Start(Timer::G, Duration::from_secs(1))));
+        assert!(
+            a.contains(Action::Resend)
+                && a.contains(Action::Start(Timer::G, Duration::from_secs(1)))
+        );
         assert!(s.on_retransmission().contains(Action::Resend));
         // A second final is refused.
         assert_eq!(s.on_send(500), Actions::default());

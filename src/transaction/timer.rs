@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn rfc3261_table_4_defaults() {
-        let t = Timers { fr: Duration::from_secs(100), ..Timers::default() };
+        let t = Timers {
+            fr: Duration::from_secs(100),
+            ..Timers::default()
+        };
         assert_eq!(t.initial(Timer::A, false), Duration::from_millis(500));
         assert_eq!(t.initial(Timer::A, true), Duration::ZERO);
         assert_eq!(t.initial(Timer::B, false), Duration::from_secs(32));
@@ -132,12 +135,18 @@ mod tests {
             e = t.next_e(e, false);
         }
         assert_eq!(seen, vec![500, 1000, 2000, 4000, 4000]);
-        assert_eq!(t.next_e(Duration::from_millis(500), true), Duration::from_secs(4));
+        assert_eq!(
+            t.next_e(Duration::from_millis(500), true),
+            Duration::from_secs(4)
+        );
     }
 
     #[test]
     fn opensips_fr_timeout_shortens_b_and_f() {
-        let t = Timers { fr: Duration::from_secs(2), ..Timers::default() };
+        let t = Timers {
+            fr: Duration::from_secs(2),
+            ..Timers::default()
+        };
         assert_eq!(t.initial(Timer::B, false), Duration::from_secs(2));
         assert_eq!(t.initial(Timer::F, true), Duration::from_secs(2));
     }
