@@ -299,6 +299,33 @@ fn worker_main(
                 }
             }
         });
+        // startup_route.main runs once, in the first worker, before traffic;
+        // timer routes run in the first worker too.
+        if id == 0 {
+            let host = worker.host();
+            if let Some(f) = host.route(crate::script::route::RouteType::Startup, "main") {
+                host.run_detached(crate::script::route::RouteType::Startup, "main", &f);
+                worker.flush().await;
+            }
+            for (name, every, _) in host.timer_routes() {
+                let w = worker.clone();
+                tokio::task::spawn_local(async move {
+                    let mut tick =
+                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    loop {
+                        tick.tick().await;
+                        // Look the route up again: a reload may have replaced it.
+                        let host = w.host();
+                        if let Some((_, _, f)) =
+                            host.timer_routes().into_iter().find(|(n, _, _)| *n == name)
+                        {
+                            host.run_detached(crate::script::route::RouteType::Timer, &name, &f);
+                            w.flush().await;
+                        }
+                    }
+                });
+            }
+        }
         let w = worker.clone();
         tokio::task::spawn_local(async move {
             while let Some(ev) = timers.recv().await {

@@ -174,3 +174,43 @@ fn cancel_without_its_invite_gets_481() {
     .expect("a reply");
     assert!(r.starts_with("SIP/2.0 481 "), "{r}");
 }
+
+#[test]
+fn branch_route_can_drop_a_branch() {
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 2 }}
+function route.main()
+  if sip.has_totag() then sip.tm.t_relay(); sip.exit() end
+  sip.tm.t_on_branch("pick")
+  sip.append_branch("sip:fork@127.0.0.1:{ringer}")
+  sip.pv.du = "sip:127.0.0.1:{good}"
+  sip.tm.t_relay()
+end
+function branch_route.pick()
+  if sip.pv.rU == "fork" then sip.drop() end
+end
+"#,
+        ringer = ringer.port,
+        good = good.port
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 2, 2, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(good.counts(2), (2, 0), "{}", good.errors());
+    // Had the ringer got an INVITE, the 200 would have cancelled it and SIPp
+    // would count that call within a second or two.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        ringer.counts(0),
+        (0, 0),
+        "the dropped branch never reached the ringer"
+    );
+}

@@ -11,7 +11,7 @@ use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 
 fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    match relay::t_relay(st) {
+    match relay::t_relay(lua, st) {
         Ok(ok) => ret(lua, ok),
         Err(e) => {
             tracing::warn!("{}: {e}", a.fname);

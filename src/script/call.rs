@@ -118,6 +118,17 @@ impl Call {
         }
     }
 
+    /// Starts a route that has no message (startup_route, timer_route).
+    pub fn reset_empty(&mut self, route: RouteType) {
+        self.msg = None;
+        self.route = route;
+        self.flags = 0;
+        self.du = None;
+        self.replied = false;
+        self.unwind = None;
+        self.tm = CallTm::default();
+    }
+
     /// Starts a new message, keeping the outbox allocation.
     pub fn reset(&mut self, msg: Message, src: Source, route: RouteType) {
         self.msg = Some(msg);

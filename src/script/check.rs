@@ -29,7 +29,48 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
         ));
     }
     check_references(&host, source)?;
+    check_timer_routes(&host, source)?;
     Ok(cfg)
+}
+
+/// `timer_route.x = { interval = S, fn = function … }`: both present and sane.
+fn check_timer_routes(host: &Host, source: &Source) -> Result<(), ScriptError> {
+    let Ok(t) = host.lua.globals().get::<Table>(RouteType::Timer.table()) else {
+        return Ok(());
+    };
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(|e| ScriptError::new(&source.name, None, e))?;
+        let name = match &k {
+            Value::String(s) => s.to_str().map(|s| s.to_string()).unwrap_or_default(),
+            _ => {
+                return Err(ScriptError::new(
+                    &source.name,
+                    None,
+                    "timer_route keys must be names",
+                ))
+            }
+        };
+        let line = line_of(&source.code, &format!("timer_route.{name}"));
+        let bad = |msg: &str| {
+            Err(ScriptError::new(
+                &source.name,
+                line,
+                format!("timer_route.{name}: {msg}"),
+            ))
+        };
+        let Value::Table(entry) = v else {
+            return bad("must be a table { interval = seconds, fn = function }");
+        };
+        match entry.get::<Value>("interval") {
+            Ok(Value::Integer(i)) if i > 0 => {}
+            Ok(Value::Number(n)) if n > 0.0 => {}
+            _ => return bad("interval must be a positive number of seconds"),
+        }
+        if !matches!(entry.get::<Value>("fn"), Ok(Value::Function(_))) {
+            return bad("fn must be a function");
+        }
+    }
+    Ok(())
 }
 
 /// Line (1-based) of the first occurrence of `key =` in the source, to point

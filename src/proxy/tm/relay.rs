@@ -180,7 +180,7 @@ fn absorb(st: &State, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
 
 /// `t_relay()`: relays the request statefully to `$du`/R-URI and every
 /// appended branch. Ok(false) when nothing could be sent.
-pub fn t_relay(st: &State) -> Result<bool, String> {
+pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
     let method = {
         let call = st.call.borrow();
         call.msg
@@ -230,101 +230,167 @@ pub fn t_relay(st: &State) -> Result<bool, String> {
             );
         }
     }
-    add_branches(st, &txn)
+    add_branches(lua, st, &txn)
+}
+
+/// Resolves a next hop to an address now: a transaction needs one for
+/// retransmissions and matching (DNS names block this worker briefly).
+fn resolve(uri: &str, v4: bool) -> Result<(crate::transport::Proto, std::net::SocketAddr), String> {
+    let (proto, d) = dest::next_hop(uri)?;
+    match d {
+        Dest::Addr(a) => Ok((proto, a)),
+        Dest::Name(h, p) => (h.as_str(), p)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.find(|a| a.is_ipv4() == v4))
+            .map(|a| (proto, a))
+            .ok_or_else(|| format!("cannot resolve {h}")),
+    }
+}
+
+/// Runs `branch_route[name]` for one branch with the branch's R-URI in
+/// place; false when the route dropped the branch.
+fn run_branch_route(lua: &mlua::Lua, st: &State, name: &str) -> bool {
+    let f = lua
+        .globals()
+        .get::<mlua::Table>("branch_route")
+        .and_then(|t| t.get::<mlua::Function>(name));
+    let Ok(f) = f else { return true };
+    let saved = {
+        let mut call = st.call.borrow_mut();
+        std::mem::replace(&mut call.route, crate::script::route::RouteType::Branch)
+    };
+    let r = f.call::<()>(());
+    let mut call = st.call.borrow_mut();
+    call.route = saved;
+    match (call.unwind.take(), r) {
+        (Some(crate::script::call::Unwind::Drop), _) => false,
+        (Some(_), _) | (None, Ok(())) => true,
+        (None, Err(e)) => {
+            tracing::error!(
+                "branch_route.{name} failed: {}",
+                crate::script::host::describe(&e)
+            );
+            true
+        }
+    }
 }
 
 /// Sends the current request to its destinations as new branches of `txn`.
-pub fn add_branches(st: &State, txn: &TxnRef) -> Result<bool, String> {
+pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, String> {
     let tm = &st.env.tm;
     let Some(lhash) = stateless::precheck(st)? else {
         return Ok(false);
     };
-    let mut call = st.call.borrow_mut();
-    let call = &mut *call;
-    let m = call.msg.as_ref().ok_or("no request")?;
-    let ruri = m.ruri().to_string();
-    let method: Box<str> = m.method().into();
-    let mut targets: Vec<(String, Option<String>)> =
-        vec![(call.du.clone().unwrap_or_else(|| ruri.clone()), None)];
-    for b in std::mem::take(&mut call.tm.branches) {
-        targets.push((b.clone(), Some(b)));
-    }
+    let (targets, method, on_branch) = {
+        let mut call = st.call.borrow_mut();
+        let m = call.msg.as_ref().ok_or("no request")?;
+        let method: Box<str> = m.method().into();
+        let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
+        let mut targets: Vec<(String, Option<String>)> = vec![(first, None)];
+        for b in std::mem::take(&mut call.tm.branches) {
+            targets.push((b.clone(), Some(b)));
+        }
+        (
+            targets,
+            method,
+            lock(txn)
+                .armed
+                .on_branch
+                .clone()
+                .or(call.tm.armed.on_branch.clone()),
+        )
+    };
     let mut sent = 0;
-    let mut out = std::mem::take(&mut call.outbox);
     for (uri, new_ruri) in targets {
-        let (proto, d) = match dest::next_hop(&uri) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::info!("t_relay: {e}");
-                continue;
+        // What a branch route changes belongs to its branch only.
+        let (mark, saved_ruri, saved_du) = {
+            let mut call = st.call.borrow_mut();
+            let saved_du = call.du.clone();
+            let Some(m) = call.msg.as_mut() else { break };
+            let mark = m.edit_count();
+            let saved_ruri = m.ruri().to_string();
+            if let Some(r) = &new_ruri {
+                m.set_ruri(r);
             }
+            (mark, saved_ruri, saved_du)
         };
-        let addr = match d {
-            Dest::Addr(a) => a,
-            // Transactions need an address now (retransmissions, matching).
-            Dest::Name(h, p) => match (h.as_str(), p)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.find(|a| a.is_ipv4() == call.src.addr.is_ipv4()))
-            {
-                Some(a) => a,
-                None => {
-                    tracing::info!("t_relay: cannot resolve {h}");
-                    continue;
-                }
-            },
+        let keep = on_branch
+            .as_deref()
+            .is_none_or(|name| run_branch_route(lua, st, name));
+        let mut call = st.call.borrow_mut();
+        let call = &mut *call;
+        let target = match (&on_branch, new_ruri.is_some()) {
+            // The branch route may have set $du or rewritten the R-URI.
+            (Some(_), _) => call
+                .du
+                .clone()
+                .or_else(|| call.msg.as_ref().map(|m| m.ruri().to_string()))
+                .unwrap_or(uri),
+            (None, _) => uri,
         };
-        let mut t = lock(txn);
-        let idx = t.branches.len();
-        let branch_id = tm.branch_id(t.id, idx, lhash);
-        let (bytes, socket) = match stateless::build_copy(
-            call,
-            &st.env.sockets,
-            proto,
-            &Dest::Addr(addr),
-            &branch_id,
-            new_ruri.as_deref(),
-        ) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::info!("t_relay: {e}");
-                continue;
+        let v4 = call.src.addr.is_ipv4();
+        let built = if keep {
+            resolve(&target, v4).and_then(|(proto, addr)| {
+                let mut t = lock(txn);
+                let idx = t.branches.len();
+                let branch_id = tm.branch_id(t.id, idx, lhash);
+                let (bytes, socket) = stateless::build_copy(
+                    call,
+                    &st.env.sockets,
+                    proto,
+                    &Dest::Addr(addr),
+                    &branch_id,
+                    None,
+                )?;
+                let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), tm.timers);
+                t.branches.push(Branch {
+                    client,
+                    method: method.clone(),
+                    request: bytes.clone(),
+                    branch_id: branch_id.clone(),
+                    uri: target.clone(),
+                    dest: addr,
+                    proto,
+                    socket,
+                    final_code: None,
+                    response: None,
+                    got_provisional: false,
+                    cancel_sent: false,
+                    gens: Default::default(),
+                });
+                tm.client.insert(
+                    our_client_key(&branch_id, &method),
+                    (txn.clone(), BranchRole::Request(idx)),
+                );
+                call.outbox.push(Outgoing {
+                    bytes,
+                    proto,
+                    dest: Dest::Addr(addr),
+                    socket,
+                    kind: OutKind::Request,
+                });
+                apply_client(tm, txn, &mut t, idx, acts, None, &mut call.outbox);
+                Ok(())
+            })
+        } else {
+            Err(format!("branch_route dropped the branch to {target}"))
+        };
+        if let Some(m) = call.msg.as_mut() {
+            m.truncate_edits(mark);
+            m.set_ruri(&saved_ruri);
+        }
+        call.du = saved_du;
+        match built {
+            Ok(()) => {
+                crate::stats::TM.uac_transactions.inc();
+                sent += 1;
             }
-        };
-        let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), tm.timers);
-        t.branches.push(Branch {
-            client,
-            method: method.clone(),
-            request: bytes.clone(),
-            branch_id: branch_id.clone(),
-            uri,
-            dest: addr,
-            proto,
-            socket,
-            final_code: None,
-            response: None,
-            got_provisional: false,
-            cancel_sent: false,
-            gens: Default::default(),
-        });
-        tm.client.insert(
-            our_client_key(&branch_id, &method),
-            (txn.clone(), BranchRole::Request(idx)),
-        );
-        out.push(Outgoing {
-            bytes,
-            proto,
-            dest: Dest::Addr(addr),
-            socket,
-            kind: OutKind::Request,
-        });
-        apply_client(tm, txn, &mut t, idx, acts, None, &mut out);
-        crate::stats::TM.uac_transactions.inc();
-        sent += 1;
+            Err(e) => tracing::info!("t_relay: {e}"),
+        }
     }
-    call.outbox = out;
     if sent == 0 {
-        call.last_error = Some((500, "No Destination"));
+        st.call.borrow_mut().last_error = Some((500, "No Destination"));
     }
     Ok(sent > 0)
 }
