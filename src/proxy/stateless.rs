@@ -149,6 +149,8 @@ pub fn build_copy(
         .ok_or_else(|| format!("no {} socket to reach {towards}", proto.as_str()))?;
     let host = sockets.via_host(sock, towards);
     let rport = if call.add_local_rport { ";rport" } else { "" };
+    let mark = call.msg.as_ref().ok_or("needs a request")?.edit_count();
+    crate::modules::rr::apply(call, sockets, sock, towards);
     let m = call.msg.as_mut().ok_or("needs a request")?;
     let via = format!(
         "SIP/2.0/{} {}:{};branch={branch}{rport}",
@@ -156,8 +158,7 @@ pub fn build_copy(
         host,
         sock.adv_port
     );
-    // The Via (and R-URI) are for this copy only: a second copy adds its own.
-    let mark = m.edit_count();
+    // Record-Route, Via (and R-URI) are for this copy only: a second copy adds its own.
     let old_ruri = ruri.map(|_| m.ruri().to_string());
     if let Some(r) = ruri {
         m.set_ruri(r);

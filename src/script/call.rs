@@ -78,6 +78,8 @@ pub struct Call {
     pub via_fixed: bool,
     /// Transaction state of this message (tm).
     pub tm: CallTm,
+    /// Record-Route to write into each copy sent (rr).
+    pub rr: Option<crate::modules::rr::PendingRr>,
 }
 
 /// What tm functions leave on the call until the transaction exists, and
@@ -115,6 +117,7 @@ impl Call {
             last_error: None,
             via_fixed: false,
             tm: CallTm::default(),
+            rr: None,
         }
     }
 
@@ -144,6 +147,7 @@ impl Call {
         self.last_error = None;
         self.via_fixed = false;
         self.tm = CallTm::default();
+        self.rr = None;
     }
 }
 
