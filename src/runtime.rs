@@ -166,6 +166,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let _ = stop_tx.send(true);
     tm.wheel.stop();
     let _ = wheel_thread.join();
+    tracing::info!("transactions in use at exit: {}", tm.in_use());
     for t in threads {
         let _ = t.join();
     }

@@ -214,3 +214,125 @@ end
         "the dropped branch never reached the ringer"
     );
 }
+
+#[test]
+fn a_lost_invite_is_retransmitted_to_the_callee() {
+    let late = uas("uas_ignore_first.xml", "u1");
+    let proxy = Proxy::start(&script(late.port, late.port, ""));
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(late.counts(1), (1, 0), "{}", late.errors());
+}
+
+/// A bare UDP peer that records what it receives and answers nothing.
+fn silent_peer() -> (std::net::UdpSocket, u16) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    (s, port)
+}
+
+fn drain(s: &std::net::UdpSocket, secs: u64) -> Vec<String> {
+    let mut got = vec![];
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut buf = [0u8; 65536];
+    while std::time::Instant::now() < end {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+#[test]
+fn caller_retransmissions_are_absorbed_and_silent_non_invite_gets_408() {
+    let (callee, callee_port) = silent_peer();
+    let proxy = Proxy::start(&script(callee_port, callee_port, ""));
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    caller
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let local = caller.local_addr().unwrap();
+    let options = format!("OPTIONS sip:svc@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKretr1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: retr1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", p = proxy.port);
+    // The caller sends the same request three times (its own retransmissions).
+    for _ in 0..3 {
+        caller
+            .send_to(options.as_bytes(), ("127.0.0.1", proxy.port))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The callee saw one copy, then tm's own retransmissions (T1 = 500 ms):
+    // every copy carries the same branch.
+    let seen = drain(&callee, 2);
+    assert!(seen.len() >= 2, "{seen:?}");
+    let branches: std::collections::HashSet<_> = seen
+        .iter()
+        .map(|m| {
+            m.split("branch=")
+                .nth(1)
+                .unwrap()
+                .split(['\r', ';'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(branches.len(), 1, "one client transaction: {seen:?}");
+    // fr_timeout (2 s) passes without an answer: 408 to the caller.
+    let mut buf = [0u8; 4096];
+    let (n, _) = caller.recv_from(&mut buf).expect("a 408");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        reply.starts_with("SIP/2.0 408 Request Timeout\r\n"),
+        "{reply}"
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_abandoned_transactions_are_freed() {
+    // Short timers: T1 = 50 ms makes Timer H (64·T1) 3.2 s; fr_timeout 1 s.
+    let silent = free_port();
+    let script = format!(
+        "config = {{ listen = {{ \"udp:127.0.0.1:{{PORT}}\" }}, children = 2, modules = {{ tm = {{ T1 = 50, fr_timeout = 1 }} }} }}\nfunction route.main()\n  if sip.tm.t_check_trans() then sip.exit() end\n  sip.pv.du = \"sip:127.0.0.1:{silent}\"\n  sip.tm.t_relay()\nend\n"
+    );
+    let proxy = Proxy::start(&script);
+    let pid = proxy.child.as_ref().unwrap().id();
+    let base = rss_kb(pid);
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    let n = 10_000;
+    for i in 0..n {
+        let invite = format!("INVITE sip:svc@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKgone{i}\r\nFrom: <sip:a@127.0.0.1>;tag={i}\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: gone{i}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        caller
+            .send_to(invite.as_bytes(), ("127.0.0.1", proxy.port))
+            .unwrap();
+        if i % 500 == 499 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let peak = rss_kb(pid);
+    // fr_timeout + Timer H + margin (a debug build under load): every transaction is over.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let log = proxy.stop();
+    assert!(log.contains("transactions in use at exit: 0"), "{log}");
+    let per_txn = (peak.saturating_sub(base)) * 1024 / n;
+    eprintln!("rss base {base} KiB, peak {peak} KiB: {per_txn} bytes per transaction in flight");
+    assert!(per_txn < 8192, "{per_txn} bytes per transaction");
+}
