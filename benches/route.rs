@@ -69,6 +69,7 @@ fn host() -> Host {
         worker: 0,
         sockets: Arc::new(Sockets::new(&cfg)),
         config: Arc::new(cfg),
+        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
     };
     Host::new(
         &lunasip::script::Source {

@@ -35,6 +35,9 @@ pub struct Config {
     pub tcp_max_msg_size: usize,
     /// Connect timeout for outgoing TCP (OpenSIPS `tcp_connect_timeout`).
     pub tcp_connect_timeout: Duration,
+    /// Transaction timers (`config.modules.tm`: T1, T2, T4 in ms,
+    /// fr_timeout and fr_inv_timeout in seconds, as OpenSIPS takes them).
+    pub tm: crate::transaction::Timers,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
     pub mi_http: Option<MiHttp>,
     /// MI over a FIFO (`config.modules.mi_fifo`); None when turned off.
@@ -105,6 +108,7 @@ impl Default for Config {
             tcp_connect_timeout: Duration::from_millis(1000),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
+            tm: crate::transaction::Timers::default(),
         }
     }
 }

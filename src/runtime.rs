@@ -106,6 +106,24 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let cfg = Arc::new(cfg);
     let sockets = Arc::new(Sockets::new(&cfg));
     let table = Arc::new(TcpTable::default());
+    // Transactions: one table for all workers, one timer thread; fired
+    // timers go to the worker queues.
+    let tm = Arc::new(crate::proxy::tm::Tm::new(cfg.tm));
+    let mut timer_queues = Vec::with_capacity(cfg.children);
+    let mut timer_rx = Vec::with_capacity(cfg.children);
+    for _ in 0..cfg.children {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        timer_queues.push(tx);
+        timer_rx.push(rx);
+    }
+    tm.set_workers(timer_queues);
+    let wheel_thread = {
+        let tm = tm.clone();
+        thread::Builder::new()
+            .name("tm-timer".into())
+            .spawn(move || tm.wheel.run(|ev| tm.dispatch(ev)))
+            .map_err(|e| format!("cannot start the timer thread: {e}"))?
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = Arc::new(Control {
         source: source.clone(),
@@ -126,7 +144,8 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     ctx.add_current_thread("main", None);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::new();
-    for (id, socks) in bound.into_iter().enumerate() {
+    for ((id, socks), timers) in bound.into_iter().enumerate().zip(timer_rx) {
+        let tm = tm.clone();
         let reload = control.subscribe();
         let (source, cfg, sockets, table, stop, ready, ctx) = (
             source.clone(),
@@ -141,7 +160,9 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
             .name(format!("worker-{id}"))
             .spawn(move || {
                 ctx.add_current_thread(&format!("SIP worker {id}"), Some(id));
-                worker_main(id, source, cfg, sockets, table, socks, stop, ready, reload)
+                worker_main(
+                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers,
+                )
             })
             .map_err(|e| format!("cannot start worker {id}: {e}"))?;
         threads.push(t);
@@ -190,6 +211,9 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    tm.wheel.stop();
+    let _ = wheel_thread.join();
+    tracing::info!("transactions in use at exit: {}", tm.in_use());
     for t in threads {
         let _ = t.join();
     }
@@ -301,6 +325,8 @@ fn worker_main(
     mut stop: tokio::sync::watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
+    tm: Arc<crate::proxy::tm::Tm>,
+    mut timers: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::tm::wheel::TimerEvent>,
 ) {
     crate::stats::bind_thread(id);
     crate::logging::bind_worker(id);
@@ -320,6 +346,7 @@ fn worker_main(
             worker: id,
             sockets,
             config: cfg.clone(),
+            tm,
         };
         let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,
@@ -377,6 +404,40 @@ fn worker_main(
                         tracing::error!("worker {id}: reload failed, keeping the old script: {e}")
                     }
                 }
+            }
+        });
+        // startup_route.main runs once, in the first worker, before traffic;
+        // timer routes run in the first worker too.
+        if id == 0 {
+            let host = worker.host();
+            if let Some(f) = host.route(crate::script::route::RouteType::Startup, "main") {
+                host.run_detached(crate::script::route::RouteType::Startup, "main", &f);
+                worker.flush().await;
+            }
+            for (name, every, _) in host.timer_routes() {
+                let w = worker.clone();
+                tokio::task::spawn_local(async move {
+                    let mut tick =
+                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    loop {
+                        tick.tick().await;
+                        // Look the route up again: a reload may have replaced it.
+                        let host = w.host();
+                        if let Some((_, _, f)) =
+                            host.timer_routes().into_iter().find(|(n, _, _)| *n == name)
+                        {
+                            host.run_detached(crate::script::route::RouteType::Timer, &name, &f);
+                            w.flush().await;
+                        }
+                    }
+                });
+            }
+        }
+        let w = worker.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(ev) = timers.recv().await {
+                crate::proxy::tm::response::on_timer(&w.host(), ev);
+                w.flush().await;
             }
         });
         let _ = ready.send(Ok(()));

@@ -38,6 +38,7 @@ fn two_hundred_calls_in_a_row_complete() {
         "sipp errors:\n{}\nproxy log:\n{log}",
         run.errors
     );
+    assert_eq!(callee.counts(200), (200, 0), "{}", callee.errors());
     // INVITE, ACK and BYE of every call went through, and the replies came back.
     assert!(stat(&log, "core:fwd_requests") >= 600, "{log}");
     assert!(stat(&log, "core:fwd_replies") >= 600, "{log}");

@@ -39,6 +39,7 @@ fn worker(routes: &str) -> Worker {
         worker: 0,
         sockets: Arc::new(Sockets::new(&cfg)),
         config: Arc::new(cfg),
+        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
     };
     let host = Host::new(
         &Source {

@@ -35,6 +35,7 @@ fn worker(routes: &str) -> Worker {
         worker: 0,
         sockets: Arc::new(Sockets::new(&cfg)),
         config: Arc::new(cfg),
+        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
     };
     let host = Host::new(
         &Source {
@@ -310,11 +311,10 @@ end"#,
         "{}",
         out[0].2
     );
+    // In on TCP, out on UDP: a double Record-Route (RFC 5658), the inbound side last.
     let out = run(&w, INVITE, Proto::Tcp);
     assert!(
-        out[0]
-            .2
-            .contains("\r\nRecord-Route: <sip:127.0.0.1:5060;transport=tcp;lr;ftag=a1;x=1>\r\n"),
+        out[0].2.contains("\r\nRecord-Route: <sip:127.0.0.1:5060;lr;r2=on;ftag=a1;x=1>\r\nRecord-Route: <sip:127.0.0.1:5060;transport=tcp;lr;r2=on;ftag=a1;x=1>\r\n"),
         "{}",
         out[0].2
     );
@@ -447,4 +447,47 @@ fn replies_to_a_tcp_request_keep_the_connection_address() {
         "{}",
         out[0].2
     );
+}
+
+#[test]
+fn record_route_presets_params_and_strict_routers() {
+    let w = worker(
+        r#"function route.main()
+  if sip.pv.ci == "preset" then
+    sip.rr.add_rr_param("a=1")
+    sip.rr.record_route_preset("in.example.com:5070", "out.example.com")
+  elseif sip.pv.ci == "strict" then
+    assert(sip.rr.loose_route())
+  else
+    sip.rr.record_route()
+    sip.rr.add_rr_param("b=2")
+  end
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = run(&w, &INVITE.replace("call-1@10.0.0.1", "preset"), Proto::Udp);
+    assert!(out[0].2.contains("\r\nRecord-Route: <sip:out.example.com;lr;r2=on;ftag=a1;a=1>\r\nRecord-Route: <sip:in.example.com:5070;lr;r2=on;ftag=a1;a=1>\r\n"), "{}", out[0].2);
+    let out = run(&w, INVITE, Proto::Udp);
+    assert!(
+        out[0]
+            .2
+            .contains("\r\nRecord-Route: <sip:127.0.0.1:5060;lr;ftag=a1;b=2>\r\n"),
+        "{}",
+        out[0].2
+    );
+    // A strict router put our Record-Route URI in the R-URI: the last Route is the target.
+    let strict = INVITE
+        .replace("INVITE sip:bob@example.com", "BYE sip:127.0.0.1:5060;lr")
+        .replace("call-1@10.0.0.1", "strict")
+        .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
+        .replace("X-Keep: yes\r\n", "Route: <sip:bob@192.0.2.20:5080>\r\n");
+    let out = run(&w, &strict, Proto::Udp);
+    assert!(
+        out[0]
+            .2
+            .starts_with("BYE sip:bob@192.0.2.20:5080 SIP/2.0\r\n"),
+        "{}",
+        out[0].2
+    );
+    assert!(!out[0].2.contains("Route:"), "{}", out[0].2);
 }

@@ -8,6 +8,7 @@ pub mod rr;
 pub mod sipmsgops;
 pub mod sl;
 pub mod statistics;
+pub mod tm;
 
 use crate::script::exports::Module;
 
@@ -19,6 +20,8 @@ pub static ALL: &[&Module] = &[
     &maxfwd::MODULE,
     &rr::MODULE,
     &statistics::MODULE,
+    &tm::MODULE,
+    &tm::BRANCHES,
 ];
 
 /// Runs `f` on the current message, or fails naming the function.

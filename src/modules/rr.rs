@@ -1,81 +1,209 @@
 //! Record-Route and loose routing (OpenSIPS rr, RFC 3261 §16.4, §16.6
-//! step 4, §16.12). This is the stateless subset; the tm issue adds double
-//! Record-Route, presets and route parameters.
+//! step 4, §16.12, RFC 5658 double Record-Route).
+//!
+//! `record_route()` only notes that the request is to be record-routed;
+//! the header is written into each copy when it is sent, because only then
+//! is the outgoing socket known: when it differs from the incoming one
+//! (another transport or interface) two entries go in, one per side.
 
 use mlua::{Lua, MultiValue};
 
+use crate::script::call::Call;
 use crate::script::exports::{ret, Args, Export, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
+use crate::transport::myself::SocketInfo;
+use crate::transport::Sockets;
 
-/// The Record-Route URI for the socket the request came in on.
-fn rr_uri(st: &State, params: Option<&str>) -> Result<String, String> {
-    let call = st.call.borrow();
-    let m = call.msg.as_ref().ok_or("no message")?;
-    let sock = st
-        .env
-        .sockets
-        .list
-        .get(call.src.socket)
-        .ok_or("no receiving socket")?;
-    let host = st.env.sockets.via_host(sock, call.src.addr.ip());
+/// A Record-Route the script asked for, written when the request is sent.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRr {
+    /// Extra URI parameters (`record_route(params)`, `add_rr_param`).
+    pub params: String,
+    /// `record_route_preset(inbound [, outbound])`: host[:port][;params] as given.
+    pub preset: Option<(String, Option<String>)>,
+}
+
+fn push_params(uri: &mut String, params: &str) {
+    for p in params.split(';').filter(|p| !p.is_empty()) {
+        uri.push(';');
+        uri.push_str(p);
+    }
+}
+
+/// `<sip:host:port[;transport=tcp];lr[;r2=on];ftag=…;params>` for a socket.
+fn socket_rr(
+    sockets: &Sockets,
+    sock: &SocketInfo,
+    towards: std::net::IpAddr,
+    ftag: Option<&str>,
+    params: &str,
+    r2: bool,
+) -> String {
+    let host = sockets.via_host(sock, towards);
     let mut uri = format!("<sip:{host}:{}", sock.adv_port);
     if sock.proto.is_stream() {
         uri.push_str(";transport=");
         uri.push_str(sock.proto.as_str());
     }
     uri.push_str(";lr");
-    if let Some(tag) = m.from_tag() {
+    if r2 {
+        uri.push_str(";r2=on");
+    }
+    if let Some(tag) = ftag {
         uri.push_str(";ftag=");
         uri.push_str(tag);
     }
-    if let Some(p) = params.filter(|p| !p.is_empty()) {
-        if !p.starts_with(';') {
-            uri.push(';');
-        }
-        uri.push_str(p);
-    }
+    push_params(&mut uri, params);
     uri.push('>');
-    Ok(uri)
+    uri
+}
+
+fn preset_rr(preset: &str, ftag: Option<&str>, params: &str, r2: bool) -> String {
+    let mut uri = format!("<sip:{}", preset.trim_start_matches("sip:"));
+    uri.push_str(";lr");
+    if r2 {
+        uri.push_str(";r2=on");
+    }
+    if let Some(tag) = ftag {
+        uri.push_str(";ftag=");
+        uri.push_str(tag);
+    }
+    push_params(&mut uri, params);
+    uri.push('>');
+    uri
+}
+
+/// Writes the pending Record-Route(s) into the message for a copy sent
+/// from socket `out` towards `dest`. The caller truncates the edits after
+/// serializing, so each copy gets its own.
+pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::net::IpAddr) {
+    let Some(rr) = call.rr.clone() else { return };
+    let src = call.src;
+    let Some(m) = call.msg.as_mut() else { return };
+    let ftag = m.from_tag().map(str::to_string);
+    let ftag = ftag.as_deref();
+    // RFC 3261 §12.1.2: the caller uses the route set in reverse, so the
+    // entry it must reach (the inbound side) goes in last, below.
+    let (outbound, inbound) = match &rr.preset {
+        Some((inb, Some(outb))) => (
+            Some(preset_rr(outb, ftag, &rr.params, true)),
+            preset_rr(inb, ftag, &rr.params, true),
+        ),
+        Some((inb, None)) => (None, preset_rr(inb, ftag, &rr.params, false)),
+        None => {
+            let Some(inb) = sockets.list.get(src.socket) else {
+                return;
+            };
+            if inb.id == out.id {
+                (
+                    None,
+                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, false),
+                )
+            } else {
+                (
+                    Some(socket_rr(sockets, out, dest, ftag, &rr.params, true)),
+                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, true),
+                )
+            }
+        }
+    };
+    if let Some(o) = outbound {
+        m.prepend_header("Record-Route", &o);
+    }
+    m.prepend_header("Record-Route", &inbound);
 }
 
 fn record_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let params = match a.opt_str(0)? {
-        Some(p) => Some(crate::script::api::pv_fmt(lua, st, &p)?),
-        None => None,
+        Some(p) => crate::script::api::pv_fmt(lua, st, &p)?,
+        None => String::new(),
     };
-    let uri = rr_uri(st, params.as_deref()).map_err(|e| a.err(e))?;
     let mut call = st.call.borrow_mut();
-    let m = call.msg.as_mut().ok_or_else(|| a.err("no message"))?;
-    m.prepend_header("Record-Route", &uri);
+    if call.msg.is_none() {
+        return Err(a.err("no message"));
+    }
+    let rr = call.rr.get_or_insert_with(PendingRr::default);
+    rr.params.push_str(&params);
     ret(lua, true)
 }
 
-/// RFC 3261 §16.4: drop our own top Route, make the next one the
-/// destination. True when the request carried Route headers.
+fn record_route_preset(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let first = crate::script::api::pv_fmt(lua, st, &a.str(0)?)?;
+    let second = match a.opt_str(1)? {
+        Some(s) => Some(crate::script::api::pv_fmt(lua, st, &s)?),
+        None => None,
+    };
+    for p in std::iter::once(&first).chain(second.as_ref()) {
+        let uri = format!("sip:{}", p.trim_start_matches("sip:"));
+        if Uri::parse(&uri).is_err() || p.contains(['<', '>', '\r', '\n']) {
+            return Err(a.err(format!("'{p}' is not host[:port][;params]")));
+        }
+    }
+    let mut call = st.call.borrow_mut();
+    let rr = call.rr.get_or_insert_with(PendingRr::default);
+    rr.preset = Some((first, second));
+    ret(lua, true)
+}
+
+fn add_rr_param(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let p = crate::script::api::pv_fmt(lua, st, &a.str(0)?)?;
+    if p.contains(['<', '>', ',', '\r', '\n', ' ']) {
+        return Err(a.err(format!("'{p}' is not a URI parameter")));
+    }
+    let mut call = st.call.borrow_mut();
+    // OpenSIPS lets add_rr_param run before or after record_route.
+    let rr = call.rr.get_or_insert_with(PendingRr::default);
+    if !p.starts_with(';') {
+        rr.params.push(';');
+    }
+    rr.params.push_str(&p);
+    ret(lua, true)
+}
+
+/// RFC 3261 §16.4: drop our own top Route (both, after a double
+/// Record-Route), make the next one the destination. A request whose
+/// R-URI is one of our Record-Route URIs came through a strict router:
+/// the last Route becomes the R-URI again. True when Route headers were
+/// present.
 fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let sockets = &st.env.sockets;
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
     let m = call.msg.as_mut().ok_or_else(|| a.err("no message"))?;
-    let routes: Vec<String> = m.routes().iter().map(|r| r.uri.to_string()).collect();
-    let Some(first) = routes.first() else {
+    let mut routes: Vec<String> = m.routes().iter().map(|r| r.uri.to_string()).collect();
+    if routes.is_empty() {
         return ret(lua, false);
+    }
+    let ours = |u: &str| {
+        Uri::parse(u).is_ok_and(|u| u.user.is_none() && sockets.is_myself(u.host, u.port))
     };
-    let mine = Uri::parse(first).is_ok_and(|u| st.env.sockets.is_myself(u.host, u.port));
-    let next = if mine {
+    // Strict-router compatibility: the R-URI is one of our Record-Route
+    // URIs, the real target is the last Route.
+    if ours(m.ruri()) && Uri::parse(m.ruri()).is_ok_and(|u| u.param("lr").is_some()) {
+        if let Some(last) = routes.pop() {
+            m.set_ruri(&last);
+            if m.remove_last_value("Route") && routes.is_empty() {
+                return ret(lua, true);
+            }
+        }
+    }
+    let mut i = 0;
+    while i < routes.len() && i < 2 && ours(&routes[i]) {
         m.remove_first_value("Route");
-        routes.get(1)
-    } else {
-        Some(first)
-    };
-    if let Some(next) = next {
+        i += 1;
+    }
+    if let Some(next) = routes.get(i) {
         match Uri::parse(next) {
             Ok(u) if u.param("lr").is_some() => call.du = Some(next.clone()),
             Ok(_) => {
-                // A strict router next: it wants its URI as the R-URI
-                // (RFC 3261 §16.6 step 6); the tm issue completes this.
-                call.du = Some(next.clone());
+                // The next hop is a strict router (RFC 3261 §16.6 step 6):
+                // it gets the R-URI position, the R-URI goes to the end.
+                let ruri = m.ruri().to_string();
+                m.remove_first_value("Route");
+                m.append_header_raw(&format!("Route: <{ruri}>\r\n"));
+                m.set_ruri(next);
             }
             Err(_) => return Err(a.err(format!("bad Route URI '{next}'"))),
         }
@@ -93,15 +221,31 @@ pub static MODULE: Module = Module {
             args: "([params])",
             returns: "true",
             routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
-            doc: "Adds `Record-Route: <sip:ip:port;lr;ftag=…>` naming the socket the request came in on (`;transport=tcp` on TCP); `params` (pseudo-variables expanded) are appended to the URI.",
+            doc: "Record-routes the request: `Record-Route: <sip:ip:port;lr;ftag=…>` naming the socket it came in on (`;transport=tcp` on TCP); when it leaves on another transport or interface, two entries with `r2=on` (RFC 5658). `params` (pseudo-variables expanded) are appended to the URI. Written when the request is sent.",
             func: record_route,
+        },
+        Export {
+            name: "record_route_preset",
+            args: "(inbound [, outbound])",
+            returns: "true",
+            routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
+            doc: "Record-routes with a given `host[:port][;params]` instead of a socket's address; with two, a double Record-Route (the first is the side the caller reaches).",
+            func: record_route_preset,
+        },
+        Export {
+            name: "add_rr_param",
+            args: "(param)",
+            returns: "true",
+            routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
+            doc: "Adds `;param` to the Record-Route this request gets (before or after `record_route`).",
+            func: add_rr_param,
         },
         Export {
             name: "loose_route",
             args: "()",
             returns: "true if the request had Route headers",
             routes: RouteMask::REQUEST,
-            doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route when it names this proxy and sets `$du` to the next one, so `forward()` sends there.",
+            doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6).",
             func: loose_route,
         },
     ],

@@ -5,6 +5,7 @@
 pub mod dest;
 pub mod reply;
 pub mod stateless;
+pub mod tm;
 pub mod worker;
 
 /// FNV-1a over several parts (with a separator), for branch and tag hashes:

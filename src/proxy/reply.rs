@@ -12,7 +12,7 @@ use crate::stats::SL;
 use crate::transport::Proto;
 
 /// Header lines every local reply carries.
-const SERVER: &str = concat!("Server: lunasip ", env!("CARGO_PKG_VERSION"), "\r\n");
+pub const SERVER: &str = concat!("Server: lunasip ", env!("CARGO_PKG_VERSION"), "\r\n");
 
 /// The To tag of a local reply: derived from the request, so a
 /// retransmission gets the same tag.
@@ -34,7 +34,7 @@ pub fn to_tag(m: &Message) -> String {
 /// RFC 3261 §18.2.2 (with RFC 3581): a reply to a request goes back over the
 /// connection on streams; on UDP to the source IP (the `received`), at the
 /// source port when rport was asked for, else the Via port.
-fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
+pub fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
     if src.proto.is_stream() {
         return src.addr;
     }

@@ -3,6 +3,7 @@
 //! non-2xx ACK of an INVITE) gets the same branch; loop detection
 //! (§16.3 step 4) from a second hash carried in the same branch.
 
+use bytes::Bytes;
 use std::net::IpAddr;
 
 use super::{dest, hash, reply};
@@ -10,7 +11,7 @@ use crate::modules::maxfwd::{self, MaxFwd};
 use crate::script::call::{Call, Dest, OutKind, Outgoing};
 use crate::script::host::State;
 use crate::sip::{Message, Method};
-use crate::transport::Sockets;
+use crate::transport::{Proto, Sockets};
 
 /// Max-Forwards added when a request has none (RFC 3261 §16.6 step 3).
 pub const DEFAULT_MAX_FORWARDS: u32 = 70;
@@ -94,78 +95,115 @@ fn looped(m: &Message, sockets: &Sockets, hash: u32) -> bool {
             .any(|v| v.branch().is_some_and(ours) && sockets.is_myself(v.host, v.port))
 }
 
+/// The checks every forwarded request passes once (RFC 3261 §16.3 step 4,
+/// §16.6 step 3): loop detection (482) and Max-Forwards (483). Ok(false)
+/// when a reply was sent instead; Ok(true) with the loop hash otherwise.
+pub fn precheck(st: &State) -> Result<Option<u32>, String> {
+    let sockets = &st.env.sockets;
+    let (method, lhash) = {
+        let call = st.call.borrow();
+        let m = call
+            .msg
+            .as_ref()
+            .filter(|m| m.is_request())
+            .ok_or("needs a request")?;
+        let lhash = loop_hash(m);
+        if looped(m, sockets, lhash) {
+            drop(call);
+            st.call.borrow_mut().last_error = Some((482, "Loop Detected"));
+            reply::send_local_reply(st, 482, "Loop Detected");
+            return Ok(None);
+        }
+        (m.method_kind(), lhash)
+    };
+    match maxfwd::process(st, u32::MAX, DEFAULT_MAX_FORWARDS)? {
+        MaxFwd::Ok => Ok(Some(lhash)),
+        MaxFwd::Exhausted => {
+            if method != Method::Ack {
+                reply::send_local_reply(st, 483, "Too Many Hops");
+            }
+            Ok(None)
+        }
+        MaxFwd::Bad => Err("bad Max-Forwards".into()),
+    }
+}
+
+/// One copy of the current request for a destination: the socket to send
+/// from, our Via with `branch`, and the R-URI replaced when `ruri` is given.
+pub fn build_copy(
+    call: &mut Call,
+    sockets: &Sockets,
+    proto: Proto,
+    dest: &Dest,
+    branch: &str,
+    ruri: Option<&str>,
+) -> Result<(Bytes, usize), String> {
+    prepare_top_via(call);
+    let src = call.src;
+    let towards = match dest {
+        Dest::Addr(a) => a.ip(),
+        Dest::Name(..) => src.addr.ip(),
+    };
+    let sock = sockets
+        .pick(proto, towards, Some(src.socket))
+        .ok_or_else(|| format!("no {} socket to reach {towards}", proto.as_str()))?;
+    let host = sockets.via_host(sock, towards);
+    let rport = if call.add_local_rport { ";rport" } else { "" };
+    let mark = call.msg.as_ref().ok_or("needs a request")?.edit_count();
+    crate::modules::rr::apply(call, sockets, sock, towards);
+    let m = call.msg.as_mut().ok_or("needs a request")?;
+    let via = format!(
+        "SIP/2.0/{} {}:{};branch={branch}{rport}",
+        proto.via_name(),
+        host,
+        sock.adv_port
+    );
+    // Record-Route, Via (and R-URI) are for this copy only: a second copy adds its own.
+    let old_ruri = ruri.map(|_| m.ruri().to_string());
+    if let Some(r) = ruri {
+        m.set_ruri(r);
+    }
+    m.prepend_header("Via", &via);
+    let mut out = Vec::with_capacity(m.as_bytes().len() + via.len() + 64);
+    m.write_to(&mut out);
+    m.truncate_edits(mark);
+    if let Some(r) = old_ruri {
+        m.set_ruri(&r);
+    }
+    Ok((out.into(), sock.id))
+}
+
 /// `forward([uri])`: queues the request for `uri`, else `$du`, else the
 /// R-URI. Ok(false) when a reply (482/483) was sent instead.
 pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
-    let sockets = &st.env.sockets;
-    let (uri, method, lhash) = {
+    let uri = {
         let call = st.call.borrow();
         let m = call
             .msg
             .as_ref()
             .filter(|m| m.is_request())
             .ok_or("forward needs a request")?;
-        let uri = match (target, &call.du) {
+        match (target, &call.du) {
             (Some(t), _) => t.to_string(),
             (None, Some(du)) => du.clone(),
             (None, None) => m.ruri().to_string(),
-        };
-        let lhash = loop_hash(m);
-        if looped(m, sockets, lhash) {
-            drop(call);
-            st.call.borrow_mut().last_error = Some((482, "Loop Detected"));
-            reply::send_local_reply(st, 482, "Loop Detected");
-            return Ok(false);
         }
-        (uri, m.method_kind(), lhash)
     };
     let (proto, dest) = dest::next_hop(&uri)
         .inspect_err(|_| st.call.borrow_mut().last_error = Some((400, "Bad Destination")))?;
-    match maxfwd::process(st, u32::MAX, DEFAULT_MAX_FORWARDS)? {
-        MaxFwd::Ok => {}
-        MaxFwd::Exhausted => {
-            if method != Method::Ack {
-                reply::send_local_reply(st, 483, "Too Many Hops");
-            }
-            return Ok(false);
-        }
-        MaxFwd::Bad => return Err("bad Max-Forwards".into()),
-    }
+    let Some(lhash) = precheck(st)? else {
+        return Ok(false);
+    };
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
-    prepare_top_via(call);
-    let src = call.src;
-    let sock = match &dest {
-        Dest::Addr(a) => sockets.pick(proto, a.ip(), Some(src.socket)),
-        Dest::Name(..) => sockets.pick(proto, src.addr.ip(), Some(src.socket)),
-    }
-    .ok_or_else(|| format!("no {} socket to reach {uri}", proto.as_str()))?;
-    let towards = match &dest {
-        Dest::Addr(a) => a.ip(),
-        Dest::Name(..) => src.addr.ip(),
-    };
-    let host = sockets.via_host(sock, towards);
-    let m = call.msg.as_mut().ok_or("forward needs a request")?;
-    let via = format!(
-        "SIP/2.0/{} {}:{};branch={MAGIC}{:016x}.{:08x}{}",
-        proto.via_name(),
-        host,
-        sock.adv_port,
-        txn_hash(m),
-        lhash,
-        if call.add_local_rport { ";rport" } else { "" }
-    );
-    // The Via is for this copy only: a second forward() adds its own.
-    let mark = m.edit_count();
-    m.prepend_header("Via", &via);
-    let mut out = Vec::with_capacity(m.as_bytes().len() + via.len() + 64);
-    m.write_to(&mut out);
-    m.truncate_edits(mark);
+    let m = call.msg.as_ref().ok_or("forward needs a request")?;
+    let branch = format!("{MAGIC}{:016x}.{lhash:08x}", txn_hash(m));
+    let (bytes, socket) = build_copy(call, &st.env.sockets, proto, &dest, &branch, None)?;
     call.outbox.push(Outgoing {
-        bytes: out.into(),
+        bytes,
         proto,
         dest,
-        socket: sock.id,
+        socket,
         kind: OutKind::Request,
     });
     Ok(true)

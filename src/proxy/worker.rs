@@ -100,6 +100,23 @@ impl Worker {
                 e => (400, format!("Bad Request - {e}")),
             };
             tracing::info!("bad request from {}: {e}", src.addr);
+            // error_route.main decides what to do; without it, 400/505.
+            if let Some(f) = &host.routes.error {
+                st.call.borrow_mut().route = RouteType::Error;
+                let args = host.lua.create_table().and_then(|t| {
+                    t.set("class", "parser")?;
+                    t.set("reason", e.to_string())?;
+                    t.set("code", code)?;
+                    t.set("reply", reason.clone())?;
+                    Ok(t)
+                });
+                match args.map(|t| host.invoke_with(f, t)) {
+                    Ok(Outcome::Failed(err)) => tracing::error!("error_route.main failed: {err}"),
+                    Err(err) => tracing::error!("error_route.main: {err}"),
+                    Ok(_) => {}
+                }
+                return;
+            }
             reply::send_local_reply(st, code, &reason);
             return;
         }
@@ -135,6 +152,14 @@ impl Worker {
             return;
         }
         let host = self.host();
+        // A reply to a branch of a transaction goes to tm (RFC 3261 §17.1.3).
+        if let Some(key) = crate::transaction::key::client_key(&msg) {
+            let found = host.state.env.tm.client.get(&key).map(|e| e.clone());
+            if let Some((txn, role)) = found {
+                crate::proxy::tm::response::on_reply(&host, txn, role, msg, src);
+                return;
+            }
+        }
         let st = &host.state;
         st.call.borrow_mut().reset(msg, src, RouteType::OnReply);
         if let Some(f) = &host.routes.reply {

@@ -11,6 +11,37 @@ fn null(_: &Call, _: &Spec) -> Value {
     Value::Null
 }
 
+/// `$T_reply_code`: the reply being handled in a reply route, the winning
+/// one in a failure route.
+fn t_reply_code(c: &Call, _: &Spec) -> Value {
+    c.tm.reply_code
+        .map_or(Value::Null, |v| Value::Int(v as i64))
+}
+
+/// `$T_branch_idx`: the branch a reply route's reply came from; in a branch
+/// route, the index the branch being built gets.
+fn t_branch_idx(c: &Call, _: &Spec) -> Value {
+    match (c.tm.branch, &c.tm.txn) {
+        (Some(i), _) => Value::Int(i as i64),
+        (None, Some(t)) => Value::Int(crate::proxy::tm::lock(t).branches.len() as i64),
+        _ => Value::Null,
+    }
+}
+
+/// `$T_ruri`: the R-URI of the transaction's request.
+fn t_ruri(c: &Call, _: &Spec) -> Value {
+    c.tm.txn.as_ref().map_or(Value::Null, |t| {
+        Value::Str(crate::proxy::tm::lock(t).request.ruri().to_string())
+    })
+}
+
+/// `$T_id`: the transaction's id.
+fn t_id(c: &Call, _: &Spec) -> Value {
+    c.tm.txn.as_ref().map_or(Value::Null, |t| {
+        Value::Int(crate::proxy::tm::lock(t).id as i64)
+    })
+}
+
 fn now() -> (i64, u32) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -340,20 +371,20 @@ pub static DEFS: &[PvDef] = &[
     ),
     ro!(
         "T_branch_idx",
-        null,
-        "tm: branch index (null until tm lands)"
+        t_branch_idx,
+        "tm: index of the branch a reply came from (reply routes) or being built (branch routes)"
     ),
     ro!(
         "T_reply_code",
-        null,
-        "tm: winning reply code (null until tm lands)"
+        t_reply_code,
+        "tm: code of the reply being handled, or the winning one in a failure route"
     ),
+    ro!("T_ruri", t_ruri, "tm: R-URI of the transaction's request"),
     ro!(
-        "T_ruri",
-        null,
-        "tm: R-URI of the transaction (null until tm lands)"
+        "T_id",
+        t_id,
+        "tm: transaction id (null outside a transaction)"
     ),
-    ro!("T_id", null, "tm: transaction id (null until tm lands)"),
     ro!(
         "T_fr_timeout",
         null,

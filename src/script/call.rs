@@ -97,6 +97,24 @@ pub struct Call {
     /// The worker's sockets, for `$socket_in`/`$socket_out`/`$Ri`; set
     /// once when the Lua API is registered.
     pub sockets: Option<Arc<Sockets>>,
+    /// Transaction state of this message (tm).
+    pub tm: CallTm,
+    /// Record-Route to write into each copy sent (rr).
+    pub rr: Option<crate::modules::rr::PendingRr>,
+}
+
+/// What tm functions leave on the call until the transaction exists, and
+/// the transaction a failure or reply route runs in.
+#[derive(Debug, Default)]
+pub struct CallTm {
+    pub armed: crate::proxy::tm::txn::Armed,
+    /// Extra destinations from `append_branch` (parallel forking).
+    pub branches: Vec<String>,
+    pub txn: Option<crate::proxy::tm::TxnRef>,
+    /// In a reply route: the branch the reply came from.
+    pub branch: Option<usize>,
+    /// $T_reply_code: the reply being handled, or the winning one in a failure route.
+    pub reply_code: Option<u16>,
 }
 
 impl Call {
@@ -127,7 +145,20 @@ impl Call {
             bflags: 0,
             socket_out: None,
             sockets: None,
+            tm: CallTm::default(),
+            rr: None,
         }
+    }
+
+    /// Starts a route that has no message (startup_route, timer_route).
+    pub fn reset_empty(&mut self, route: RouteType) {
+        self.msg = None;
+        self.route = route;
+        self.flags = 0;
+        self.du = None;
+        self.replied = false;
+        self.unwind = None;
+        self.tm = CallTm::default();
     }
 
     /// Starts a new message, keeping the outbox allocation.
@@ -150,6 +181,8 @@ impl Call {
         self.ru_q = None;
         self.bflags = 0;
         self.socket_out = None;
+        self.tm = CallTm::default();
+        self.rr = None;
     }
 }
 

@@ -17,6 +17,7 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
         worker: usize::MAX,
         sockets: Arc::new(Sockets::new(&Config::default())),
         config: Arc::new(Config::default()),
+        tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
     };
     let host = Host::new(source, probe_env)?;
     let cfg = read_config(&host, source)?;
@@ -28,7 +29,48 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
         ));
     }
     check_references(&host, source)?;
+    check_timer_routes(&host, source)?;
     Ok(cfg)
+}
+
+/// `timer_route.x = { interval = S, fn = function … }`: both present and sane.
+fn check_timer_routes(host: &Host, source: &Source) -> Result<(), ScriptError> {
+    let Ok(t) = host.lua.globals().get::<Table>(RouteType::Timer.table()) else {
+        return Ok(());
+    };
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(|e| ScriptError::new(&source.name, None, e))?;
+        let name = match &k {
+            Value::String(s) => s.to_str().map(|s| s.to_string()).unwrap_or_default(),
+            _ => {
+                return Err(ScriptError::new(
+                    &source.name,
+                    None,
+                    "timer_route keys must be names",
+                ))
+            }
+        };
+        let line = line_of(&source.code, &format!("timer_route.{name}"));
+        let bad = |msg: &str| {
+            Err(ScriptError::new(
+                &source.name,
+                line,
+                format!("timer_route.{name}: {msg}"),
+            ))
+        };
+        let Value::Table(entry) = v else {
+            return bad("must be a table { interval = seconds, fn = function }");
+        };
+        match entry.get::<Value>("interval") {
+            Ok(Value::Integer(i)) if i > 0 => {}
+            Ok(Value::Number(n)) if n > 0.0 => {}
+            _ => return bad("interval must be a positive number of seconds"),
+        }
+        if !matches!(entry.get::<Value>("fn"), Ok(Value::Function(_))) {
+            return bad("fn must be a function");
+        }
+    }
+    Ok(())
 }
 
 /// Line (1-based) of the first occurrence of `key =` in the source, to point
@@ -161,6 +203,27 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
+    if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
+        if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
+            let ms =
+                |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));
+            if let Some(v) = ms("T1")?.or(ms("t1")?) {
+                cfg.tm.t1 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("T2")?.or(ms("t2")?) {
+                cfg.tm.t2 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("T4")?.or(ms("t4")?) {
+                cfg.tm.t4 = Duration::from_millis(v.max(1));
+            }
+            if let Some(v) = ms("fr_timeout")? {
+                cfg.tm.fr = Duration::from_secs(v.max(1));
+            }
+            if let Some(v) = ms("fr_inv_timeout")? {
+                cfg.tm.fr_inv = Duration::from_secs(v.max(1));
+            }
+        }
+    }
     Ok(cfg)
 }
 

@@ -30,6 +30,8 @@ pub struct Env {
     pub worker: usize,
     pub sockets: Arc<Sockets>,
     pub config: Arc<Config>,
+    /// Transactions shared by every worker.
+    pub tm: Arc<crate::proxy::tm::Tm>,
 }
 
 /// The state Rust functions see: the current call, caches, script variables.
@@ -45,6 +47,8 @@ pub struct State {
 pub struct Routes {
     pub main: Option<Function>,
     pub reply: Option<Function>,
+    /// `error_route.main`: requests that fail RFC 3261 §16.3 validation.
+    pub error: Option<Function>,
 }
 
 /// One worker's Lua state and its routes.
@@ -123,6 +127,7 @@ impl Host {
         let routes = Routes {
             main: route_fn(&lua, RouteType::Request, "main"),
             reply: route_fn(&lua, RouteType::OnReply, "main"),
+            error: route_fn(&lua, RouteType::Error, "main"),
         };
         Ok(Host {
             lua,
@@ -134,12 +139,40 @@ impl Host {
 
     /// Runs one route function for the current call.
     pub fn invoke(&self, f: &Function) -> Outcome {
-        match f.call::<()>(()) {
+        self.invoke_with(f, ())
+    }
+
+    /// Runs a route function with arguments (error_route gets a table).
+    pub fn invoke_with(&self, f: &Function, args: impl mlua::IntoLuaMulti) -> Outcome {
+        match f.call::<()>(args) {
             Ok(()) => Outcome::Done,
             Err(e) => match self.state.call.borrow().unwind {
                 Some(u) => Outcome::Unwound(u),
                 None => Outcome::Failed(describe(&e)),
             },
+        }
+    }
+
+    /// `timer_route.NAME = { interval = S, fn = f }` entries, checked at load.
+    pub fn timer_routes(&self) -> Vec<(String, std::time::Duration, Function)> {
+        let mut out = Vec::new();
+        let Ok(t) = self.lua.globals().get::<Table>(RouteType::Timer.table()) else {
+            return out;
+        };
+        for (name, v) in t.pairs::<String, Table>().flatten() {
+            let interval = v.get::<f64>("interval").unwrap_or(0.0);
+            if let (true, Ok(f)) = (interval > 0.0, v.get::<Function>("fn")) {
+                out.push((name, std::time::Duration::from_secs_f64(interval), f));
+            }
+        }
+        out
+    }
+
+    /// Runs a route that has no message (startup, timer), logging failures.
+    pub fn run_detached(&self, rt: RouteType, name: &str, f: &Function) {
+        self.state.call.borrow_mut().reset_empty(rt);
+        if let Outcome::Failed(e) = self.invoke(f) {
+            tracing::error!("{}.{name} failed: {e}", rt.table());
         }
     }
 

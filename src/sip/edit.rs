@@ -139,6 +139,36 @@ impl Message {
         }
     }
 
+    /// Removes the last value of the last header with this name (the whole
+    /// line when it is the only value left there, else `, value`). Used for
+    /// strict-router compatibility (RFC 3261 §16.4).
+    pub fn remove_last_value(&mut self, name: &str) -> bool {
+        let q = NameQuery::new(name);
+        let lines: Vec<_> = self.matching(q).map(|(_, h)| (h.line, h.value)).collect();
+        for (line, value_span) in lines.into_iter().rev() {
+            if self.removed(line.edit_range()) {
+                continue;
+            }
+            let value = self.text(value_span);
+            let base = value_span.start;
+            let at = |piece: &str| base + offset_in(value, piece) as u32;
+            let live: Vec<&str> = CommaSplit::new(value)
+                .filter(|p| {
+                    let s = at(p);
+                    !self.removed(s..s + p.len() as u32)
+                })
+                .collect();
+            let range = match live.as_slice() {
+                [] => continue,
+                [_] => line.edit_range(),
+                [.., prev, last] => (at(prev) + prev.len() as u32)..(at(last) + last.len() as u32),
+            };
+            self.push_edit(range, String::new());
+            return true;
+        }
+        false
+    }
+
     /// Replaces the value of header line `index` (see `HeaderRef::index`).
     pub fn set_header_value(&mut self, index: usize, value: &str) {
         if let Some(h) = self.headers.get(index) {

@@ -147,7 +147,31 @@ pub struct SippRun {
 pub struct Uas {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Uas {
+    /// Why calls failed, from SIPp's error file.
+    pub fn errors(&self) -> String {
+        let mut e = std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default();
+        e.truncate(e.char_indices().nth(3000).map_or(e.len(), |(i, _)| i));
+        e
+    }
+
+    /// (successful, failed) calls once `total` calls ended (or 6 s passed),
+    /// from SIPp's statistics file, which it writes once a second.
+    pub fn counts(&self, total: u64) -> (u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(6);
+        loop {
+            let c = parse_stats(
+                &std::fs::read_to_string(self.dir.path().join("stat.csv")).unwrap_or_default(),
+            );
+            if c.0 + c.1 >= total || Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for Uas {
@@ -178,6 +202,8 @@ pub fn uas(scen: &str, transport: &str) -> Uas {
         ])
         .args(["-trace_err", "-error_file"])
         .arg(dir.path().join("err.log"))
+        .args(["-trace_stat", "-fd", "1", "-stf"])
+        .arg(dir.path().join("stat.csv"))
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -185,11 +211,7 @@ pub fn uas(scen: &str, transport: &str) -> Uas {
         .expect("sipp (apt-get install sip-tester)");
     // SIPp binds quickly; give it a moment before calls arrive.
     std::thread::sleep(Duration::from_millis(300));
-    Uas {
-        child,
-        port,
-        _dir: dir,
-    }
+    Uas { child, port, dir }
 }
 
 /// Runs a SIPp UAC with `scen` against the proxy at 127.0.0.1:`proxy_port`:

@@ -1,0 +1,233 @@
+//! Transaction functions (OpenSIPS tm): `sip.tm.t_relay`, `t_on_failure`,
+//! `t_on_reply`, `t_on_branch`, `t_check_trans`, `t_newtran`, `t_reply`,
+//! `t_was_cancelled`, `t_check_status`.
+
+use mlua::{Lua, MultiValue};
+
+use crate::proxy::tm::{lock, relay};
+use crate::script::call::Unwind;
+use crate::script::exports::{none, ret, Args, Export, Module};
+use crate::script::host::State;
+use crate::script::route::{RouteMask, RouteType};
+
+fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    match relay::t_relay(lua, st) {
+        Ok(ok) => ret(lua, ok),
+        Err(e) => {
+            tracing::warn!("{}: {e}", a.fname);
+            ret(lua, false)
+        }
+    }
+}
+
+/// Arms a named route; `check` already verified literal names at load.
+fn arm(lua: &Lua, st: &State, a: &Args, rt: RouteType) -> mlua::Result<Option<String>> {
+    let name = a.str(0)?;
+    let exists = lua
+        .globals()
+        .get::<mlua::Table>(rt.table())
+        .and_then(|t| t.get::<mlua::Function>(name.as_str()))
+        .is_ok();
+    if !exists {
+        return Err(a.err(format!("{}.{name} is not defined", rt.table())));
+    }
+    let _ = st;
+    Ok(Some(name))
+}
+
+fn t_on_failure(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let name = arm(lua, st, &a, RouteType::Failure)?;
+    let mut call = st.call.borrow_mut();
+    // In a failure route the new branches' failure route is armed on the txn.
+    if let Some(txn) = call.tm.txn.clone() {
+        lock(&txn).armed.on_failure = name.clone();
+    }
+    call.tm.armed.on_failure = name;
+    none()
+}
+
+fn t_on_reply(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let name = arm(lua, st, &a, RouteType::OnReply)?;
+    let mut call = st.call.borrow_mut();
+    if let Some(txn) = call.tm.txn.clone() {
+        lock(&txn).armed.on_reply = name.clone();
+    }
+    call.tm.armed.on_reply = name;
+    none()
+}
+
+fn t_on_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let name = arm(lua, st, &a, RouteType::Branch)?;
+    st.call.borrow_mut().tm.armed.on_branch = name;
+    none()
+}
+
+fn t_check_trans(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> {
+    let (found, exit) = relay::t_check_trans(st);
+    if found && exit {
+        // OpenSIPS: a retransmission (or an absorbed ACK) ends the script.
+        st.call.borrow_mut().unwind = Some(Unwind::Exit);
+        return Err(mlua::Error::RuntimeError("t_check_trans: absorbed".into()));
+    }
+    ret(lua, found)
+}
+
+fn t_newtran(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    ret(lua, relay::t_newtran(st).map_err(|e| a.err(e))?)
+}
+
+fn t_reply(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let code = a.int(0)?;
+    let reason = a.str(1)?;
+    if !(100..=699).contains(&code) || reason.contains(['\r', '\n']) {
+        return Err(a.err("needs a status code 100-699 and a one-line reason"));
+    }
+    ret(
+        lua,
+        relay::t_reply(st, code as u16, &reason).map_err(|e| a.err(e))?,
+    )
+}
+
+fn t_was_cancelled(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> {
+    let txn = st.call.borrow().tm.txn.clone();
+    ret(lua, txn.is_some_and(|t| lock(&t).cancelled))
+}
+
+/// `t_check_status(re)`: the reply code being handled (or the winning one
+/// in a failure route) against a pattern of digits, `.` and `|`.
+fn t_check_status(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let pat = a.str(0)?;
+    let code = st.call.borrow().tm.reply_code;
+    let Some(code) = code else {
+        return ret(lua, false);
+    };
+    let text = code.to_string();
+    let hit = pat.split('|').any(|alt| {
+        let alt = alt.trim().trim_start_matches('^').trim_end_matches('$');
+        alt.len() == text.len()
+            && alt
+                .chars()
+                .zip(text.chars())
+                .all(|(p, c)| p == '.' || p == c)
+    });
+    ret(lua, hit)
+}
+
+fn append_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let uri = match a.opt_str(0)? {
+        Some(u) => u,
+        None => {
+            let call = st.call.borrow();
+            call.msg
+                .as_ref()
+                .map(|m| m.ruri().to_string())
+                .ok_or_else(|| a.err("no request"))?
+        }
+    };
+    if crate::sip::Uri::parse(&uri).is_err() {
+        return Err(a.err(format!("'{uri}' is not a valid URI")));
+    }
+    st.call.borrow_mut().tm.branches.push(uri);
+    ret(lua, true)
+}
+
+const RELAY_ROUTES: RouteMask = RouteMask::REQUEST
+    .or(RouteMask::FAILURE)
+    .or(RouteMask::BRANCH);
+
+pub static MODULE: Module = Module {
+    name: "tm",
+    table: Some("tm"),
+    doc: "Transactions (OpenSIPS tm).",
+    exports: &[
+        Export {
+            name: "t_relay",
+            args: "([flags])",
+            returns: "true if at least one branch was sent",
+            routes: RELAY_ROUTES,
+            doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded.",
+            func: t_relay,
+        },
+        Export {
+            name: "t_on_failure",
+            args: "(name)",
+            returns: "nothing",
+            routes: RELAY_ROUTES,
+            doc: "Runs `failure_route[name]` when every branch of the next `t_relay` ended negatively or timed out; it may relay again (serial forking).",
+            func: t_on_failure,
+        },
+        Export {
+            name: "t_on_reply",
+            args: "(name)",
+            returns: "nothing",
+            routes: RELAY_ROUTES,
+            doc: "Runs `onreply_route[name]` for every reply of the transaction (after `onreply_route.main`).",
+            func: t_on_reply,
+        },
+        Export {
+            name: "t_on_branch",
+            args: "(name)",
+            returns: "nothing",
+            routes: RELAY_ROUTES,
+            doc: "Arms `branch_route[name]` for the branches of the next `t_relay`.",
+            func: t_on_branch,
+        },
+        Export {
+            name: "t_check_trans",
+            args: "()",
+            returns: "true if the request belongs to a transaction",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ONREPLY),
+            doc: "For a retransmission, sends the last reply again and ends the script; an ACK of a negative reply is absorbed and ends the script; a CANCEL returns whether its INVITE is known.",
+            func: t_check_trans,
+        },
+        Export {
+            name: "t_newtran",
+            args: "()",
+            returns: "true if created (false for a retransmission)",
+            routes: RouteMask::REQUEST,
+            doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`.",
+            func: t_newtran,
+        },
+        Export {
+            name: "t_reply",
+            args: "(code, reason)",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
+            doc: "Replies through the transaction (creating it when needed), so retransmissions get the reply again.",
+            func: t_reply,
+        },
+        Export {
+            name: "t_was_cancelled",
+            args: "()",
+            returns: "boolean",
+            routes: RouteMask::FAILURE.or(RouteMask::ONREPLY),
+            doc: "Whether the caller cancelled the transaction.",
+            func: t_was_cancelled,
+        },
+        Export {
+            name: "t_check_status",
+            args: "(pattern)",
+            returns: "boolean",
+            routes: RouteMask::FAILURE.or(RouteMask::ONREPLY),
+            doc: "Matches the reply code (the winning one in a failure route) against a pattern of digits, `.` and `|` alternatives, e.g. `\"486|408\"`, `\"5..\"`.",
+            func: t_check_status,
+        },
+    ],
+};
+
+/// `append_branch` is an OpenSIPS core function, so it sits on `sip` itself.
+pub static BRANCHES: Module = Module {
+    name: "core (branches)",
+    table: None,
+    doc: "Branches for parallel forking (OpenSIPS core).",
+    exports: &[
+        Export {
+            name: "append_branch",
+            args: "([uri])",
+            returns: "true",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
+            doc: "Adds a destination (default: the current R-URI) that the next `t_relay` forks to in parallel.",
+            func: append_branch,
+        },
+    ],
+};

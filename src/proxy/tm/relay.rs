@@ -1,0 +1,621 @@
+//! Creating transactions and their branches: `t_relay`, `t_newtran`,
+//! `t_reply`, `t_check_trans`, CANCEL and hop-by-hop ACK handling
+//! (RFC 3261 §16.6, §16.10, §17.2.3).
+
+use bytes::Bytes;
+use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex};
+
+use super::txn::{Branch, Txn};
+use super::{lock, BranchRole, Tm, TxnRef};
+use crate::proxy::{dest, reply, stateless};
+use crate::script::call::{Call, Dest, OutKind, Outgoing};
+use crate::script::host::State;
+use crate::sip::{Message, Method};
+use crate::transaction::client::Kind;
+use crate::transaction::key::{our_client_key, server_key};
+use crate::transaction::{client, server, ClientTxn, ServerTxn, Timer};
+
+fn kind_of(m: &Message) -> Kind {
+    if m.method_kind() == Method::Invite {
+        Kind::Invite
+    } else {
+        Kind::NonInvite
+    }
+}
+
+/// Applies server-transaction actions: sends `bytes` (or the last
+/// response) and arms timers. Returns true when the transaction ended.
+pub fn apply_server(
+    tm: &Tm,
+    txn: &TxnRef,
+    t: &mut Txn,
+    acts: server::Actions,
+    bytes: Option<&Bytes>,
+    outbox: &mut Vec<Outgoing>,
+) -> bool {
+    let mut ended = false;
+    for a in acts.iter() {
+        match a {
+            server::Action::Send => {
+                if let Some(b) = bytes {
+                    t.last_response = Some(b.clone());
+                    outbox.push(response_out(t, b.clone()));
+                }
+            }
+            server::Action::Resend => {
+                if let Some(b) = t.last_response.clone() {
+                    outbox.push(response_out(t, b));
+                }
+            }
+            server::Action::Start(timer, d) => tm.arm(txn, t, None, timer, d),
+            server::Action::Stop(timer) => t.server_gens.stop(timer),
+            server::Action::AckTimeout => {}
+            server::Action::Terminate => ended = true,
+        }
+    }
+    ended
+}
+
+/// A response towards the caller.
+pub fn response_out(t: &Txn, bytes: Bytes) -> Outgoing {
+    Outgoing {
+        bytes,
+        proto: t.src.proto,
+        dest: Dest::Addr(t.reply_to),
+        socket: t.src.socket,
+        kind: OutKind::Reply,
+    }
+}
+
+/// Applies client-transaction actions for branch `i` that need no Lua:
+/// retransmissions, ACKs and timers. Returns (deliver, timed_out, ended).
+pub fn apply_client(
+    tm: &Tm,
+    txn: &TxnRef,
+    t: &mut Txn,
+    i: usize,
+    acts: client::Actions,
+    ack: Option<Bytes>,
+    outbox: &mut Vec<Outgoing>,
+) -> (bool, bool, bool) {
+    let (mut deliver, mut timeout, mut ended) = (false, false, false);
+    for a in acts.iter() {
+        let Some(b) = t.branches.get_mut(i) else {
+            break;
+        };
+        match a {
+            client::Action::Retransmit => outbox.push(Outgoing {
+                bytes: b.request.clone(),
+                proto: b.proto,
+                dest: Dest::Addr(b.dest),
+                socket: b.socket,
+                kind: OutKind::Request,
+            }),
+            client::Action::SendAck => {
+                if let Some(ack) = &ack {
+                    outbox.push(Outgoing {
+                        bytes: ack.clone(),
+                        proto: b.proto,
+                        dest: Dest::Addr(b.dest),
+                        socket: b.socket,
+                        kind: OutKind::Request,
+                    });
+                }
+            }
+            client::Action::Start(timer, d) => tm.arm(txn, t, Some(i), timer, d),
+            client::Action::Stop(timer) => b.gens.stop(timer),
+            client::Action::Deliver => deliver = true,
+            client::Action::Timeout => timeout = true,
+            client::Action::Terminate => ended = true,
+        }
+    }
+    (deliver, timeout, ended)
+}
+
+/// A locally built response to the transaction's request.
+pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
+    let tag = reply::to_tag(&t.request);
+    let mut out = Vec::with_capacity(512);
+    let tag = (code > 100).then_some(tag.as_str());
+    crate::sip::reply::write_reply(&t.request, code, reason, tag, reply::SERVER, &mut out);
+    out.into()
+}
+
+/// Creates the server transaction for the current request (once).
+/// Err(Some(existing)) when one exists already: the request is a
+/// retransmission; Err(None) when the message cannot have one.
+fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
+    let tm = &st.env.tm;
+    stateless::prepare_top_via(call);
+    let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
+        return Err(None);
+    };
+    let Some(key) = server_key(m, None) else {
+        return Err(None);
+    };
+    let kind = kind_of(m);
+    let reliable = call.src.proto.is_stream();
+    let t = Txn {
+        id: tm.next_id(),
+        key: key.clone(),
+        server: ServerTxn::new(kind, reliable, tm.timers),
+        server_gens: Default::default(),
+        request: m.clone(),
+        src: call.src,
+        reply_to: reply::reply_dest(m, call.src, call.force_rport),
+        last_response: None,
+        branches: Vec::new(),
+        armed: call.tm.armed.clone(),
+        flags: call.flags,
+        cancelled: false,
+        in_failure: false,
+        replied_locally: false,
+        reply_code: 0,
+        avps: call.avps.clone(),
+    };
+    let txn = Arc::new(Mutex::new(t));
+    match tm.server.entry(key) {
+        dashmap::Entry::Occupied(o) => Err(Some(o.get().clone())),
+        dashmap::Entry::Vacant(v) => {
+            v.insert(txn.clone());
+            crate::stats::TM.uas_transactions.inc();
+            crate::stats::TM.inuse_transactions.inc();
+            Ok(txn)
+        }
+    }
+}
+
+/// The transaction of the current request: the one a failure/reply route
+/// runs in, or one t_newtran made.
+fn current(call: &Call) -> Option<TxnRef> {
+    call.tm.txn.clone()
+}
+
+/// Resends the last response of a retransmitted request.
+fn absorb(st: &State, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
+    let tm = &st.env.tm;
+    let mut t = lock(txn);
+    let acts = t.server.on_retransmission();
+    apply_server(tm, txn, &mut t, acts, None, outbox);
+}
+
+/// `t_relay()`: relays the request statefully to `$du`/R-URI and every
+/// appended branch. Ok(false) when nothing could be sent.
+pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
+    let method = {
+        let call = st.call.borrow();
+        call.msg
+            .as_ref()
+            .filter(|m| m.is_request())
+            .ok_or("t_relay needs a request")?
+            .method_kind()
+    };
+    match method {
+        Method::Ack => return relay_ack(st),
+        Method::Cancel => return relay_cancel(st),
+        _ => {}
+    }
+    let txn = {
+        let mut call = st.call.borrow_mut();
+        match current(&call) {
+            Some(t) => t,
+            None => match create(st, &mut call) {
+                Ok(t) => {
+                    call.tm.txn = Some(t.clone());
+                    t
+                }
+                Err(Some(existing)) => {
+                    let mut out = std::mem::take(&mut call.outbox);
+                    absorb(st, &existing, &mut out);
+                    call.outbox = out;
+                    return Ok(true);
+                }
+                Err(None) => return Err("t_relay: the request has no transaction identity".into()),
+            },
+        }
+    };
+    // 100 Trying for a new INVITE (RFC 3261 §16.2), before any branch.
+    {
+        let mut call = st.call.borrow_mut();
+        let mut t = lock(&txn);
+        if t.server.kind == Kind::Invite && t.server.last_code == 0 {
+            let trying = local_response(&t, 100, "Trying");
+            let acts = t.server.on_send(100);
+            apply_server(
+                &st.env.tm,
+                &txn,
+                &mut t,
+                acts,
+                Some(&trying),
+                &mut call.outbox,
+            );
+        }
+    }
+    add_branches(lua, st, &txn)
+}
+
+/// Resolves a next hop to an address now: a transaction needs one for
+/// retransmissions and matching (DNS names block this worker briefly).
+fn resolve(uri: &str, v4: bool) -> Result<(crate::transport::Proto, std::net::SocketAddr), String> {
+    let (proto, d) = dest::next_hop(uri)?;
+    match d {
+        Dest::Addr(a) => Ok((proto, a)),
+        Dest::Name(h, p) => (h.as_str(), p)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.find(|a| a.is_ipv4() == v4))
+            .map(|a| (proto, a))
+            .ok_or_else(|| format!("cannot resolve {h}")),
+    }
+}
+
+/// Runs `branch_route[name]` for one branch with the branch's R-URI in
+/// place; false when the route dropped the branch.
+fn run_branch_route(lua: &mlua::Lua, st: &State, name: &str) -> bool {
+    let f = lua
+        .globals()
+        .get::<mlua::Table>("branch_route")
+        .and_then(|t| t.get::<mlua::Function>(name));
+    let Ok(f) = f else { return true };
+    let saved = {
+        let mut call = st.call.borrow_mut();
+        std::mem::replace(&mut call.route, crate::script::route::RouteType::Branch)
+    };
+    let r = f.call::<()>(());
+    let mut call = st.call.borrow_mut();
+    call.route = saved;
+    match (call.unwind.take(), r) {
+        (Some(crate::script::call::Unwind::Drop), _) => false,
+        (Some(_), _) | (None, Ok(())) => true,
+        (None, Err(e)) => {
+            tracing::error!(
+                "branch_route.{name} failed: {}",
+                crate::script::host::describe(&e)
+            );
+            true
+        }
+    }
+}
+
+/// Sends the current request to its destinations as new branches of `txn`.
+pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, String> {
+    let tm = &st.env.tm;
+    let Some(lhash) = stateless::precheck(st)? else {
+        return Ok(false);
+    };
+    let (targets, method, on_branch) = {
+        let mut call = st.call.borrow_mut();
+        let m = call.msg.as_ref().ok_or("no request")?;
+        let method: Box<str> = m.method().into();
+        let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
+        let mut targets: Vec<(String, Option<String>)> = vec![(first, None)];
+        for b in std::mem::take(&mut call.tm.branches) {
+            targets.push((b.clone(), Some(b)));
+        }
+        (
+            targets,
+            method,
+            lock(txn)
+                .armed
+                .on_branch
+                .clone()
+                .or(call.tm.armed.on_branch.clone()),
+        )
+    };
+    let mut sent = 0;
+    for (uri, new_ruri) in targets {
+        // What a branch route changes belongs to its branch only.
+        let (mark, saved_ruri, saved_du) = {
+            let mut call = st.call.borrow_mut();
+            let saved_du = call.du.clone();
+            let Some(m) = call.msg.as_mut() else { break };
+            let mark = m.edit_count();
+            let saved_ruri = m.ruri().to_string();
+            if let Some(r) = &new_ruri {
+                m.set_ruri(r);
+            }
+            (mark, saved_ruri, saved_du)
+        };
+        let keep = on_branch
+            .as_deref()
+            .is_none_or(|name| run_branch_route(lua, st, name));
+        let mut call = st.call.borrow_mut();
+        let call = &mut *call;
+        let target = match (&on_branch, new_ruri.is_some()) {
+            // The branch route may have set $du or rewritten the R-URI.
+            (Some(_), _) => call
+                .du
+                .clone()
+                .or_else(|| call.msg.as_ref().map(|m| m.ruri().to_string()))
+                .unwrap_or(uri),
+            (None, _) => uri,
+        };
+        let v4 = call.src.addr.is_ipv4();
+        let built = if keep {
+            resolve(&target, v4).and_then(|(proto, addr)| {
+                let mut t = lock(txn);
+                let idx = t.branches.len();
+                let branch_id = tm.branch_id(t.id, idx, lhash);
+                let (bytes, socket) = stateless::build_copy(
+                    call,
+                    &st.env.sockets,
+                    proto,
+                    &Dest::Addr(addr),
+                    &branch_id,
+                    None,
+                )?;
+                let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), tm.timers);
+                t.branches.push(Branch {
+                    client,
+                    method: method.clone(),
+                    request: bytes.clone(),
+                    branch_id: branch_id.clone(),
+                    uri: target.clone(),
+                    dest: addr,
+                    proto,
+                    socket,
+                    final_code: None,
+                    response: None,
+                    got_provisional: false,
+                    cancel_sent: false,
+                    gens: Default::default(),
+                });
+                tm.client.insert(
+                    our_client_key(&branch_id, &method),
+                    (txn.clone(), BranchRole::Request(idx)),
+                );
+                call.outbox.push(Outgoing {
+                    bytes,
+                    proto,
+                    dest: Dest::Addr(addr),
+                    socket,
+                    kind: OutKind::Request,
+                });
+                apply_client(tm, txn, &mut t, idx, acts, None, &mut call.outbox);
+                Ok(())
+            })
+        } else {
+            Err(format!("branch_route dropped the branch to {target}"))
+        };
+        if let Some(m) = call.msg.as_mut() {
+            m.truncate_edits(mark);
+            m.set_ruri(&saved_ruri);
+        }
+        call.du = saved_du;
+        match built {
+            Ok(()) => {
+                crate::stats::TM.uac_transactions.inc();
+                sent += 1;
+            }
+            Err(e) => tracing::info!("t_relay: {e}"),
+        }
+    }
+    if sent == 0 {
+        st.call.borrow_mut().last_error = Some((500, "No Destination"));
+    }
+    Ok(sent > 0)
+}
+
+/// The hop-by-hop ACK of a non-2xx final is absorbed by its INVITE
+/// transaction; an ACK for a 2xx is end to end and forwarded statelessly.
+fn relay_ack(st: &State) -> Result<bool, String> {
+    if absorb_ack(st) {
+        return Ok(true);
+    }
+    stateless::forward(st, None)
+}
+
+/// Feeds an ACK to its INVITE transaction; true when it belonged there.
+pub fn absorb_ack(st: &State) -> bool {
+    let tm = &st.env.tm;
+    let key = {
+        let call = st.call.borrow();
+        call.msg.as_ref().and_then(|m| server_key(m, None))
+    };
+    let Some(txn) = key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) else {
+        return false;
+    };
+    let mut t = lock(&txn);
+    if t.server.state != server::State::Completed && t.server.state != server::State::Confirmed {
+        return false;
+    }
+    let acts = t.server.on_ack();
+    let mut call = st.call.borrow_mut();
+    if apply_server(tm, &txn, &mut t, acts, None, &mut call.outbox) {
+        tm.forget(&t);
+    }
+    true
+}
+
+/// RFC 3261 §16.10: a CANCEL is answered here (200) and sent on every
+/// pending branch of its INVITE; 481 when there is no such INVITE.
+fn relay_cancel(st: &State) -> Result<bool, String> {
+    let tm = &st.env.tm;
+    let key = {
+        let call = st.call.borrow();
+        call.msg
+            .as_ref()
+            .and_then(|m| server_key(m, Some("INVITE")))
+    };
+    let Some(txn) = key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) else {
+        reply::send_local_reply(st, 481, "Call/Transaction Does Not Exist");
+        return Ok(false);
+    };
+    reply::send_local_reply(st, 200, "OK");
+    let mut call = st.call.borrow_mut();
+    let mut t = lock(&txn);
+    t.cancelled = true;
+    cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
+    Ok(true)
+}
+
+/// Sends CANCEL on every branch still pending (but `except`).
+pub fn cancel_pending(
+    tm: &Tm,
+    txn: &TxnRef,
+    t: &mut Txn,
+    except: Option<usize>,
+    outbox: &mut Vec<Outgoing>,
+) {
+    if t.server.kind != Kind::Invite {
+        return;
+    }
+    for i in 0..t.branches.len() {
+        let b = &t.branches[i];
+        if Some(i) == except || b.final_code.is_some() || b.cancel_sent {
+            continue;
+        }
+        if let Some(bytes) = build_cancel(&b.request) {
+            tm.client.insert(
+                our_client_key(&b.branch_id, "CANCEL"),
+                (txn.clone(), BranchRole::Cancel(i)),
+            );
+            outbox.push(Outgoing {
+                bytes,
+                proto: b.proto,
+                dest: Dest::Addr(b.dest),
+                socket: b.socket,
+                kind: OutKind::Request,
+            });
+            t.branches[i].cancel_sent = true;
+        }
+    }
+}
+
+/// Header lines of `m` named `name`, as written.
+fn lines_of(m: &Message, name: &str, out: &mut String) {
+    for h in m
+        .headers()
+        .filter(|h| crate::sip::header::same_name(h.name, name))
+    {
+        out.push_str(h.name);
+        out.push_str(": ");
+        out.push_str(h.value);
+        out.push_str("\r\n");
+    }
+}
+
+/// RFC 3261 §9.1: a CANCEL for a sent request: same R-URI, top Via, From,
+/// To, Call-ID, CSeq number and Route set.
+pub fn build_cancel(request: &Bytes) -> Option<Bytes> {
+    build_hop(request, "CANCEL", None)
+}
+
+/// RFC 3261 §17.1.1.3: the ACK for a non-2xx final: like the CANCEL, with
+/// the To (and its tag) of the response.
+pub fn build_ack(request: &Bytes, response: &Message) -> Option<Bytes> {
+    build_hop(request, "ACK", response.header("To"))
+}
+
+fn build_hop(request: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
+    let m = Message::parse(request.clone()).ok()?;
+    let via = m.header_values("Via").first().map(|v| v.to_string())?;
+    let cseq = m.cseq()?.num;
+    let mut s = String::with_capacity(512);
+    s.push_str(&format!("{method} {} SIP/2.0\r\nVia: {via}\r\n", m.ruri()));
+    lines_of(&m, "Route", &mut s);
+    lines_of(&m, "From", &mut s);
+    match to {
+        Some(to) => s.push_str(&format!("To: {to}\r\n")),
+        None => lines_of(&m, "To", &mut s),
+    }
+    lines_of(&m, "Call-ID", &mut s);
+    s.push_str(&format!(
+        "CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    Some(Bytes::from(s))
+}
+
+/// `t_check_trans()`: true when the request belongs to a transaction. A
+/// retransmission gets the last response again; true then too (the caller
+/// exits the script, as OpenSIPS does).
+pub fn t_check_trans(st: &State) -> (bool, bool) {
+    let tm = &st.env.tm;
+    let (method, key, cancel_key) = {
+        let call = st.call.borrow();
+        if call.tm.txn.is_some() {
+            return (true, false);
+        }
+        let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
+            return (false, false);
+        };
+        (
+            m.method_kind(),
+            server_key(m, None),
+            server_key(m, Some("INVITE")),
+        )
+    };
+    match method {
+        Method::Cancel => (
+            cancel_key.is_some_and(|k| tm.server.contains_key(&k)),
+            false,
+        ),
+        Method::Ack => (absorb_ack(st), true),
+        _ => match key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) {
+            Some(txn) => {
+                let mut call = st.call.borrow_mut();
+                let mut out = std::mem::take(&mut call.outbox);
+                absorb(st, &txn, &mut out);
+                call.outbox = out;
+                (true, true)
+            }
+            None => (false, false),
+        },
+    }
+}
+
+/// `t_newtran()`: creates the transaction without relaying.
+pub fn t_newtran(st: &State) -> Result<bool, String> {
+    let mut call = st.call.borrow_mut();
+    if call.tm.txn.is_some() {
+        return Ok(true);
+    }
+    match create(st, &mut call) {
+        Ok(t) => {
+            call.tm.txn = Some(t);
+            Ok(true)
+        }
+        Err(Some(existing)) => {
+            let mut out = std::mem::take(&mut call.outbox);
+            absorb(st, &existing, &mut out);
+            call.outbox = out;
+            Ok(false)
+        }
+        Err(None) => Ok(false),
+    }
+}
+
+/// `t_reply(code, reason)`: a response sent through the transaction
+/// (created first when needed), so retransmissions are answered again.
+pub fn t_reply(st: &State, code: u16, reason: &str) -> Result<bool, String> {
+    if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
+        return Ok(false);
+    }
+    let tm = &st.env.tm;
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    let Some(txn) = call.tm.txn.clone() else {
+        return Ok(false);
+    };
+    let mut t = lock(&txn);
+    let bytes = local_response(&t, code, reason);
+    let acts = t.server.on_send(code);
+    if !acts.contains(server::Action::Send) {
+        return Ok(false);
+    }
+    if call.route == crate::script::route::RouteType::Failure {
+        t.replied_locally = true;
+    }
+    if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+        tm.forget(&t);
+    }
+    call.replied = true;
+    crate::stats::SL.count(code);
+    Ok(true)
+}
+
+/// Which timer of a branch is armed now (for tests).
+pub fn armed(t: &Txn, i: usize, timer: Timer) -> u64 {
+    t.branches.get(i).map_or(0, |b| b.gens.current(timer))
+}

@@ -1,0 +1,298 @@
+//! Responses and timers of proxied transactions (RFC 3261 §16.7): reply
+//! routes, forwarding provisionals and 2xx at once, collecting negative
+//! finals until every branch has answered, the failure route, and the
+//! best response to the caller.
+
+use bytes::Bytes;
+
+use super::relay::{
+    apply_client, apply_server, build_ack, build_cancel, cancel_pending, local_response,
+};
+use super::wheel::TimerEvent;
+use super::{lock, BranchRole, TxnRef};
+use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::script::route::RouteType;
+use crate::script::{Host, Outcome};
+use crate::sip::Message;
+use crate::stats::TM;
+use crate::transaction::client::Kind;
+use crate::transaction::key::our_client_key;
+use crate::transaction::select;
+
+/// The response with our Via removed, ready for the caller.
+fn upstream_bytes(m: &mut Message) -> Bytes {
+    m.remove_first_value("Via");
+    let mut out = Vec::with_capacity(m.as_bytes().len());
+    m.write_to(&mut out);
+    out.into()
+}
+
+/// Runs a reply route; false when the script dropped the reply.
+fn run_reply_route(host: &Host, name: Option<&str>) -> bool {
+    let f = match name {
+        None => host.routes.reply.clone(),
+        Some(n) => host.route(RouteType::OnReply, n),
+    };
+    let Some(f) = f else { return true };
+    match host.invoke(&f) {
+        Outcome::Unwound(Unwind::Drop) => false,
+        Outcome::Failed(e) => {
+            tracing::error!("onreply_route.{} failed: {e}", name.unwrap_or("main"));
+            true
+        }
+        _ => true,
+    }
+}
+
+/// A response matched branch `role` of `txn`.
+pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: Source) {
+    let tm = &host.state.env.tm;
+    let i = match role {
+        // The 200 (or 481) to our CANCEL ends there.
+        BranchRole::Cancel(_) => return,
+        BranchRole::Request(i) => i,
+    };
+    let Some(code) = msg.status() else { return };
+    let st = &host.state;
+    {
+        let mut call = st.call.borrow_mut();
+        let mut t = lock(&txn);
+        let Some(b) = t.branches.get(i) else { return };
+        let ack = (t.server.kind == Kind::Invite && code >= 300)
+            .then(|| build_ack(&b.request, &msg))
+            .flatten();
+        let acts = match t.branches.get_mut(i) {
+            Some(b) => b.client.on_response(code),
+            None => return,
+        };
+        let (deliver, _, ended) = apply_client(tm, &txn, &mut t, i, acts, ack, &mut call.outbox);
+        if ended {
+            if let Some(b) = t.branches.get(i) {
+                tm.client.remove(&our_client_key(&b.branch_id, b.method()));
+            }
+        }
+        if !deliver {
+            return;
+        }
+        if code < 200 {
+            if let Some(b) = t.branches.get_mut(i) {
+                b.got_provisional = true;
+            }
+        }
+    }
+    // Reply routes see the reply as the current message.
+    let (armed_reply, avps) = {
+        let t = lock(&txn);
+        (t.armed.on_reply.clone(), t.avps.clone())
+    };
+    {
+        let mut call = st.call.borrow_mut();
+        call.reset(msg, src, RouteType::OnReply);
+        call.avps = avps;
+        call.tm.txn = Some(txn.clone());
+        call.tm.branch = Some(i);
+        call.tm.reply_code = Some(code);
+    }
+    let keep = run_reply_route(host, None)
+        && (armed_reply.is_none() || run_reply_route(host, armed_reply.as_deref()));
+    let all_answered = {
+        let mut call = st.call.borrow_mut();
+        let call = &mut *call;
+        let Some(mut msg) = call.msg.take() else {
+            return;
+        };
+        let mut t = lock(&txn);
+        t.avps = std::mem::take(&mut call.avps);
+        let mut all_answered = false;
+        match code {
+            100 => {}
+            101..=199 if keep => {
+                let bytes = upstream_bytes(&mut msg);
+                let acts = t.server.on_send(code);
+                apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox);
+            }
+            200..=299 => {
+                if let Some(b) = t.branches.get_mut(i) {
+                    b.final_code = Some(code);
+                }
+                let first = t.server.last_code < 200;
+                let bytes = upstream_bytes(&mut msg);
+                let acts = t.server.on_send(code);
+                if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+                    tm.forget(&t);
+                }
+                if first {
+                    TM.completed(code);
+                    cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                }
+            }
+            300.. => {
+                if let Some(b) = t.branches.get_mut(i) {
+                    b.final_code = Some(code);
+                    b.response = Some(msg);
+                }
+                if code >= 600 {
+                    cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                }
+                all_answered = t.all_answered();
+            }
+            _ => {}
+        }
+        all_answered
+    };
+    if all_answered {
+        finalize(host, &txn);
+    }
+}
+
+/// Every branch answered negatively (or timed out): run the failure route
+/// once, or send the best response (RFC 3261 §16.7 steps 6–7).
+fn finalize(host: &Host, txn: &TxnRef) {
+    let tm = &host.state.env.tm;
+    let st = &host.state;
+    let (best, failure) = {
+        let mut t = lock(txn);
+        if t.server.last_code >= 200 {
+            return;
+        }
+        let codes: Vec<u16> = t
+            .branches
+            .iter()
+            .map(|b| b.final_code.unwrap_or(408))
+            .collect();
+        let Some(best) = select::best_response(&codes) else {
+            return;
+        };
+        t.reply_code = codes[best];
+        let failure = if t.in_failure {
+            None
+        } else {
+            t.armed.on_failure.take()
+        };
+        if failure.is_some() {
+            t.in_failure = true;
+        }
+        (best, failure)
+    };
+    if let Some(name) = failure {
+        if let Some(f) = host.route(RouteType::Failure, &name) {
+            // The failure route works on the request, with its flags back.
+            let (request, src, flags, code, avps) = {
+                let t = lock(txn);
+                (
+                    t.request.clone(),
+                    t.src,
+                    t.flags,
+                    t.reply_code,
+                    t.avps.clone(),
+                )
+            };
+            {
+                let mut call = st.call.borrow_mut();
+                call.reset(request, src, RouteType::Failure);
+                call.flags = flags;
+                call.maxfwd_done = true;
+                call.via_fixed = true;
+                call.tm.txn = Some(txn.clone());
+                call.tm.reply_code = Some(code);
+                call.avps = avps;
+            }
+            let outcome = host.invoke(&f);
+            let avps = std::mem::take(&mut st.call.borrow_mut().avps);
+            lock(txn).avps = avps;
+            if let Outcome::Failed(e) = outcome {
+                tracing::error!("failure_route.{name} failed: {e}");
+            }
+            let mut t = lock(txn);
+            t.in_failure = false;
+            if !t.all_answered() || t.replied_locally || t.server.last_code >= 200 {
+                return;
+            }
+        }
+    }
+    let mut call = st.call.borrow_mut();
+    let mut t = lock(txn);
+    if t.server.last_code >= 200 {
+        return;
+    }
+    let code = select::forwarded_code(t.reply_code);
+    let bytes = match t.branches.get_mut(best).and_then(|b| b.response.take()) {
+        Some(mut m) if code == m.status().unwrap_or(0) => upstream_bytes(&mut m),
+        _ => {
+            let reason = if code == 408 {
+                "Request Timeout"
+            } else {
+                "Server Internal Error"
+            };
+            local_response(&t, code, reason)
+        }
+    };
+    let acts = t.server.on_send(code);
+    if apply_server(tm, txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+        tm.forget(&t);
+    }
+    TM.completed(code);
+}
+
+/// A transaction timer fired; this worker carries out what it means.
+pub fn on_timer(host: &Host, ev: TimerEvent) {
+    let Some(txn) = ev.txn.upgrade() else { return };
+    let tm = &host.state.env.tm;
+    let st = &host.state;
+    let mut call = st.call.borrow_mut();
+    let mut t = lock(&txn);
+    match ev.branch {
+        None => {
+            if t.server_gens.current(ev.timer) != ev.gen {
+                return;
+            }
+            let acts = t.server.on_timer(ev.timer);
+            if apply_server(tm, &txn, &mut t, acts, None, &mut call.outbox) {
+                tm.forget(&t);
+            }
+        }
+        Some(i) => {
+            let Some(b) = t.branches.get_mut(i) else {
+                return;
+            };
+            if b.gens.current(ev.timer) != ev.gen {
+                return;
+            }
+            let acts = b.client.on_timer(ev.timer);
+            let (_, timed_out, ended) =
+                apply_client(tm, &txn, &mut t, i, acts, None, &mut call.outbox);
+            if timed_out {
+                if let Some(b) = t.branches.get_mut(i) {
+                    b.final_code = Some(408);
+                    // RFC 3261 §16.8: a branch that rang gets a CANCEL.
+                    if b.got_provisional && !b.cancel_sent {
+                        if let Some(c) = build_cancel(&b.request) {
+                            call.outbox.push(Outgoing {
+                                bytes: c,
+                                proto: b.proto,
+                                dest: Dest::Addr(b.dest),
+                                socket: b.socket,
+                                kind: OutKind::Request,
+                            });
+                            tm.client.insert(
+                                our_client_key(&b.branch_id, "CANCEL"),
+                                (txn.clone(), BranchRole::Cancel(i)),
+                            );
+                            b.cancel_sent = true;
+                        }
+                    }
+                }
+            }
+            if ended {
+                if let Some(b) = t.branches.get(i) {
+                    tm.client.remove(&our_client_key(&b.branch_id, b.method()));
+                }
+            }
+            if timed_out && t.all_answered() {
+                drop(t);
+                drop(call);
+                finalize(host, &txn);
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! A proxied transaction (RFC 3261 §16): the server transaction towards
+//! the caller, the client transactions of its branches, and the script's
+//! per-transaction state (routes armed with t_on_*, flags).
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+
+use crate::script::call::Source;
+use crate::sip::Message;
+use crate::transaction::{ClientTxn, ServerTxn, Timer, TxnKey};
+use crate::transport::Proto;
+
+/// One branch: a copy of the request sent to one destination.
+#[derive(Debug)]
+pub struct Branch {
+    pub client: ClientTxn,
+    /// Method of the branch request (INVITE, BYE, …).
+    pub method: Box<str>,
+    /// The request as sent (retransmitted as is).
+    pub request: Bytes,
+    /// Our Via branch parameter.
+    pub branch_id: String,
+    pub uri: String,
+    pub dest: SocketAddr,
+    pub proto: Proto,
+    pub socket: usize,
+    /// Final response received (code and message), or 408 on timeout.
+    pub final_code: Option<u16>,
+    pub response: Option<Message>,
+    pub got_provisional: bool,
+    pub cancel_sent: bool,
+    /// Generation per timer: bumped when (re)armed or stopped.
+    pub gens: TimerGens,
+}
+
+impl Branch {
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+}
+
+/// Generation counters of the timers of one state machine.
+#[derive(Debug, Default, Clone)]
+pub struct TimerGens([u64; 13]);
+
+impl TimerGens {
+    fn slot(t: Timer) -> usize {
+        t as usize
+    }
+
+    /// Bumps and returns the generation for a newly armed timer.
+    pub fn arm(&mut self, t: Timer) -> u64 {
+        let s = &mut self.0[Self::slot(t)];
+        *s += 1;
+        *s
+    }
+
+    pub fn stop(&mut self, t: Timer) {
+        self.0[Self::slot(t)] += 1;
+    }
+
+    pub fn current(&self, t: Timer) -> u64 {
+        self.0[Self::slot(t)]
+    }
+}
+
+/// Routes the script armed for this transaction.
+#[derive(Debug, Default, Clone)]
+pub struct Armed {
+    pub on_failure: Option<String>,
+    pub on_reply: Option<String>,
+    pub on_branch: Option<String>,
+}
+
+/// A proxied transaction.
+#[derive(Debug)]
+pub struct Txn {
+    pub id: u64,
+    pub key: TxnKey,
+    pub server: ServerTxn,
+    pub server_gens: TimerGens,
+    /// The request as the route left it when t_relay ran: failure routes
+    /// and new branches start from it.
+    pub request: Message,
+    pub src: Source,
+    /// Where responses go (RFC 3261 §18.2.2), fixed when the txn is made.
+    pub reply_to: SocketAddr,
+    pub last_response: Option<Bytes>,
+    pub branches: Vec<Branch>,
+    pub armed: Armed,
+    /// Message flags at t_relay time, restored in failure routes.
+    pub flags: u64,
+    pub cancelled: bool,
+    /// A failure route is running or ran for the current set of branches.
+    pub in_failure: bool,
+    /// The script answered from a failure route (t_reply).
+    pub replied_locally: bool,
+    /// Winning reply code for $T_reply_code.
+    pub reply_code: u16,
+    /// `$avp`s belong to the transaction: failure and reply routes see them again.
+    pub avps: std::collections::HashMap<String, Vec<crate::pv::Value>>,
+}
+
+impl Txn {
+    /// Branches still waiting for a final response.
+    pub fn pending(&self) -> impl Iterator<Item = (usize, &Branch)> {
+        self.branches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.final_code.is_none())
+    }
+
+    pub fn all_answered(&self) -> bool {
+        self.pending().next().is_none()
+    }
+}

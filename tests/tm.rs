@@ -1,0 +1,346 @@
+//! Stateful proxying end to end: the built binary with `sip.tm.t_relay`
+//! between SIPp callers and callees.
+
+mod common;
+
+use common::*;
+
+/// A stateful script: record-route, loose-route in-dialog requests,
+/// relay to the first callee, fail over to the second on 486/408.
+fn script(first: u16, second: u16, extra: &str) -> String {
+    format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{ tm = {{ fr_timeout = 2, fr_inv_timeout = 3 }} }},
+}}
+
+function route.main()
+  if not sip.maxfwd.mf_process_maxfwd_header(10) then
+    sip.sl.sl_send_reply(483, "Too Many Hops")
+    sip.exit()
+  end
+  if sip.has_totag() then
+    if sip.rr.loose_route() then
+      sip.tm.t_relay()
+    elseif sip.is_method("ACK") and sip.tm.t_check_trans() then
+      sip.tm.t_relay()
+    else
+      sip.tm.t_relay()
+    end
+    sip.exit()
+  end
+  if sip.is_method("CANCEL") then
+    if sip.tm.t_check_trans() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  sip.tm.t_check_trans()
+  if sip.is_method("INVITE") then
+    sip.rr.record_route()
+    sip.tm.t_on_failure("next")
+  end
+  {extra}
+  sip.avp.x = "kept"
+  sip.pv.du = "sip:127.0.0.1:{first}"
+  if not sip.tm.t_relay() then sip.sl.sl_reply_error() end
+end
+
+function failure_route.next()
+  sip.xlog("L_INFO", "failure $T_reply_code avp=$avp(x) ruri=$T_ruri\n")
+  if sip.tm.t_was_cancelled() then return end
+  if sip.tm.t_check_status("486|408") then
+    sip.pv.du = "sip:127.0.0.1:{second}"
+    sip.tm.t_relay()
+  end
+end
+"#
+    )
+}
+
+#[test]
+fn stateful_calls_complete_with_record_route() {
+    let callee = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&script(callee.port, callee.port, ""));
+    let run = uac("uac.xml", proxy.port, "u1", 50, 50, &[]);
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (50, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    assert!(
+        run.messages.contains("SIP/2.0 100 Trying"),
+        "tm answers 100 itself"
+    );
+    assert_eq!(callee.counts(50), (50, 0), "{}", callee.errors());
+    assert!(
+        stat(&log, "tm:UAS_transactions") >= 100,
+        "INVITE and BYE of each call: {log}"
+    );
+    assert!(stat(&log, "tm:2xx_transactions") >= 100, "{log}");
+}
+
+#[test]
+fn busy_first_callee_fails_over_to_the_second() {
+    let busy = uas("uas_busy.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&script(busy.port, good.port, ""));
+    let run = uac("uac.xml", proxy.port, "u1", 3, 3, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (3, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert!(
+        !run.messages.contains("486 Busy"),
+        "the 486 stays at the proxy: {}",
+        run.messages
+    );
+    // The busy callee got the proxy's hop-by-hop ACK for each 486.
+    assert_eq!(busy.counts(3), (3, 0));
+    // The failure route saw the winning code and the transaction's AVPs.
+    let log = proxy.stop();
+    assert!(
+        log.contains("failure 486 avp=kept ruri=sip:service@127.0.0.1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn silent_first_callee_times_out_into_the_failure_route() {
+    let nobody = free_port();
+    let good = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&script(nobody, good.port, ""));
+    let started = std::time::Instant::now();
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    // fr_timeout is 2 s: the second callee was tried after it, not before.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn caller_cancel_ends_both_legs_with_487() {
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let proxy = Proxy::start(&script(ringer.port, ringer.port, ""));
+    let run = uac("uac_cancel.xml", proxy.port, "u1", 2, 2, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    // The callee's scenario only passes when it got the CANCEL and the ACK of its 487.
+    assert_eq!(ringer.counts(2), (2, 0));
+}
+
+#[test]
+fn parallel_fork_first_200_wins_and_the_other_branch_is_cancelled() {
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let fork = format!(
+        "if sip.is_method(\"INVITE\") then sip.append_branch(\"sip:fork@127.0.0.1:{}\") end",
+        ringer.port
+    );
+    let proxy = Proxy::start(&script(good.port, good.port, &fork));
+    let run = uac("uac.xml", proxy.port, "u1", 2, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    // The ringing branch was cancelled and acknowledged its 487 both times.
+    assert_eq!(ringer.counts(2), (2, 0), "{}", ringer.errors());
+    assert_eq!(good.counts(2), (2, 0), "{}", good.errors());
+}
+
+#[test]
+fn cancel_without_its_invite_gets_481() {
+    let msg = "CANCEL sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKnone\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: nothing\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let script = "config = { listen = { \"udp:127.0.0.1:{PORT}\" } }\nfunction route.main() sip.tm.t_relay() end\n";
+    let proxy = Proxy::start(script);
+    let r = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        msg,
+        std::time::Duration::from_secs(3),
+    )
+    .expect("a reply");
+    assert!(r.starts_with("SIP/2.0 481 "), "{r}");
+}
+
+#[test]
+fn branch_route_can_drop_a_branch() {
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 2 }}
+function route.main()
+  if sip.has_totag() then sip.tm.t_relay(); sip.exit() end
+  sip.tm.t_on_branch("pick")
+  sip.append_branch("sip:fork@127.0.0.1:{ringer}")
+  sip.pv.du = "sip:127.0.0.1:{good}"
+  sip.tm.t_relay()
+end
+function branch_route.pick()
+  if sip.pv.rU == "fork" then sip.drop() end
+end
+"#,
+        ringer = ringer.port,
+        good = good.port
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 2, 2, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(good.counts(2), (2, 0), "{}", good.errors());
+    // Had the ringer got an INVITE, the 200 would have cancelled it and SIPp
+    // would count that call within a second or two.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        ringer.counts(0),
+        (0, 0),
+        "the dropped branch never reached the ringer"
+    );
+}
+
+#[test]
+fn a_lost_invite_is_retransmitted_to_the_callee() {
+    let late = uas("uas_ignore_first.xml", "u1");
+    let proxy = Proxy::start(&script(late.port, late.port, ""));
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(late.counts(1), (1, 0), "{}", late.errors());
+}
+
+/// A bare UDP peer that records what it receives and answers nothing.
+fn silent_peer() -> (std::net::UdpSocket, u16) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    (s, port)
+}
+
+fn drain(s: &std::net::UdpSocket, secs: u64) -> Vec<String> {
+    let mut got = vec![];
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut buf = [0u8; 65536];
+    while std::time::Instant::now() < end {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+#[test]
+fn caller_retransmissions_are_absorbed_and_silent_non_invite_gets_408() {
+    let (callee, callee_port) = silent_peer();
+    let proxy = Proxy::start(&script(callee_port, callee_port, ""));
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    caller
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let local = caller.local_addr().unwrap();
+    let options = format!("OPTIONS sip:svc@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKretr1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: retr1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", p = proxy.port);
+    // The caller sends the same request three times (its own retransmissions).
+    for _ in 0..3 {
+        caller
+            .send_to(options.as_bytes(), ("127.0.0.1", proxy.port))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The callee saw one copy, then tm's own retransmissions (T1 = 500 ms):
+    // every copy carries the same branch.
+    let seen = drain(&callee, 2);
+    assert!(seen.len() >= 2, "{seen:?}");
+    let branches: std::collections::HashSet<_> = seen
+        .iter()
+        .map(|m| {
+            m.split("branch=")
+                .nth(1)
+                .unwrap()
+                .split(['\r', ';'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(branches.len(), 1, "one client transaction: {seen:?}");
+    // fr_timeout (2 s) passes without an answer: 408 to the caller.
+    let mut buf = [0u8; 4096];
+    let (n, _) = caller.recv_from(&mut buf).expect("a 408");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        reply.starts_with("SIP/2.0 408 Request Timeout\r\n"),
+        "{reply}"
+    );
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_abandoned_transactions_are_freed() {
+    // Short timers: T1 = 50 ms makes Timer H (64·T1) 3.2 s; fr_timeout 1 s.
+    let silent = free_port();
+    let script = format!(
+        "config = {{ listen = {{ \"udp:127.0.0.1:{{PORT}}\" }}, children = 2, modules = {{ tm = {{ T1 = 50, fr_timeout = 1 }} }} }}\nfunction route.main()\n  if sip.tm.t_check_trans() then sip.exit() end\n  sip.pv.du = \"sip:127.0.0.1:{silent}\"\n  sip.tm.t_relay()\nend\n"
+    );
+    let proxy = Proxy::start(&script);
+    let pid = proxy.child.as_ref().unwrap().id();
+    let base = rss_kb(pid);
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    let n = 10_000;
+    for i in 0..n {
+        let invite = format!("INVITE sip:svc@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKgone{i}\r\nFrom: <sip:a@127.0.0.1>;tag={i}\r\nTo: <sip:svc@127.0.0.1>\r\nCall-ID: gone{i}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        caller
+            .send_to(invite.as_bytes(), ("127.0.0.1", proxy.port))
+            .unwrap();
+        if i % 500 == 499 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let peak = rss_kb(pid);
+    // fr_timeout + Timer H + margin (a debug build under load): every transaction is over.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let log = proxy.stop();
+    assert!(log.contains("transactions in use at exit: 0"), "{log}");
+    let per_txn = (peak.saturating_sub(base)) * 1024 / n;
+    eprintln!("rss base {base} KiB, peak {peak} KiB: {per_txn} bytes per transaction in flight");
+    assert!(per_txn < 8192, "{per_txn} bytes per transaction");
+}
