@@ -5,6 +5,6 @@
 # Usage (from bench/):  proxies/lunasip.sh stateless
 # Env: LUNASIP (binary, default ../target/release/lunasip)
 set -euo pipefail
-cfg="${1:?usage: $0 stateless}"
+cfg="${1:?usage: $0 stateless|stateful}"
 here="$(cd "$(dirname "$0")" && pwd)"
 exec "${LUNASIP:-$here/../../target/release/lunasip}" run -c "$here/lunasip/$cfg.lua"

@@ -222,6 +222,9 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
             if let Some(v) = ms("fr_inv_timeout")? {
                 cfg.tm.fr_inv = Duration::from_secs(v.max(1));
             }
+            if let Some(v) = ms("wait_timer")? {
+                cfg.tm.wait = Duration::from_secs(v.max(1));
+            }
         }
     }
     Ok(cfg)

@@ -19,6 +19,11 @@ pub struct Timers {
     pub fr: Duration,
     /// OpenSIPS `fr_inv_timeout`: no final reply to an INVITE after a 1xx → 408.
     pub fr_inv: Duration,
+    /// OpenSIPS `wait_timer`: how long a finished transaction stays to
+    /// absorb retransmissions. It bounds Timers J, L and M (RFC 3261 and
+    /// RFC 6026 say 64·T1 = 32 s; OpenSIPS keeps 5 s, and so memory stays
+    /// small at thousands of calls per second).
+    pub wait: Duration,
 }
 
 impl Default for Timers {
@@ -29,6 +34,7 @@ impl Default for Timers {
             t4: Duration::from_secs(5),
             fr: Duration::from_secs(5),
             fr_inv: Duration::from_secs(120),
+            wait: Duration::from_secs(5),
         }
     }
 }
@@ -103,9 +109,9 @@ impl Timers {
             Timer::D => unreliable(Duration::from_secs(32).max(self.t1 * 64)),
             Timer::H => self.t1 * 64,
             Timer::I => unreliable(self.t4),
-            Timer::J => unreliable(self.t1 * 64),
+            Timer::J => unreliable((self.t1 * 64).min(self.wait)),
             Timer::K => unreliable(self.t4),
-            Timer::L | Timer::M => self.t1 * 64,
+            Timer::L | Timer::M => (self.t1 * 64).min(self.wait),
         }
     }
 }
@@ -125,7 +131,8 @@ mod tests {
         assert_eq!(t.initial(Timer::B, false), Duration::from_secs(32));
         assert_eq!(t.initial(Timer::H, true), Duration::from_secs(32));
         assert_eq!(t.initial(Timer::I, false), Duration::from_secs(5));
-        assert_eq!(t.initial(Timer::J, false), Duration::from_secs(32));
+        assert_eq!(t.initial(Timer::J, false), Duration::from_secs(5));
+        assert_eq!(Timers { wait: Duration::from_secs(60), ..t }.initial(Timer::J, false), Duration::from_secs(32));
         assert_eq!(t.initial(Timer::D, true), Duration::ZERO);
         // E doubles up to T2, then stays; after a 1xx it is T2 at once.
         let mut e = t.retransmit_first();

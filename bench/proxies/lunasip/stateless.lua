@@ -5,6 +5,7 @@ config = {
   children = 2,
   log_level = "error",
   udp_rcvbuf = 4194304,
+  modules = { mi_http = false, mi_fifo = false },
 }
 
 function route.main()
