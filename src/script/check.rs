@@ -207,13 +207,13 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
         if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
             let ms =
                 |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));
-            if let Some(v) = ms("T1")?.or(ms("t1")?) {
+            if let Some(v) = ms("T1")?.or(ms("t1")?).or(ms("T1_timer")?) {
                 cfg.tm.t1 = Duration::from_millis(v.max(1));
             }
-            if let Some(v) = ms("T2")?.or(ms("t2")?) {
+            if let Some(v) = ms("T2")?.or(ms("t2")?).or(ms("T2_timer")?) {
                 cfg.tm.t2 = Duration::from_millis(v.max(1));
             }
-            if let Some(v) = ms("T4")?.or(ms("t4")?) {
+            if let Some(v) = ms("T4")?.or(ms("t4")?).or(ms("T4_timer")?) {
                 cfg.tm.t4 = Duration::from_millis(v.max(1));
             }
             if let Some(v) = ms("fr_timeout")? {
