@@ -29,10 +29,7 @@ pub fn process(st: &State, limit: u32, absent: u32) -> Result<MaxFwd, String> {
         return Ok(MaxFwd::Ok);
     }
     let m = call.msg.as_mut().ok_or("no message")?;
-    let idx = m
-        .headers()
-        .find(|h| h.kind == HeaderKind::MaxForwards)
-        .map(|h| h.index);
+    let idx = m.header_index(HeaderKind::MaxForwards);
     let r = match (m.max_forwards(), idx) {
         (None, _) | (_, None) => {
             m.prepend_header("Max-Forwards", &absent.to_string());

@@ -18,10 +18,7 @@ pub const SERVER: &str = concat!("Server: lunasip ", env!("CARGO_PKG_VERSION"), 
 /// retransmission gets the same tag.
 pub fn to_tag(m: &Message) -> String {
     let cseq = m.cseq().map_or(0, |c| c.num).to_le_bytes();
-    let branch = m
-        .top_via()
-        .and_then(|v| v.branch().map(str::to_string))
-        .unwrap_or_default();
+    let branch = m.top_via_branch().unwrap_or("");
     let h = hash(&[
         m.call_id().unwrap_or("").as_bytes(),
         m.from_tag().unwrap_or("").as_bytes(),
@@ -39,7 +36,7 @@ pub fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
         return src.addr;
     }
     let port = match m.top_via() {
-        Some(v) if v.rport().is_none() && !force_rport => v.port.unwrap_or(5060),
+        Some(v) if m.top_via_rport().is_none() && !force_rport => v.port.unwrap_or(5060),
         _ => src.addr.port(),
     };
     SocketAddr::new(src.addr.ip(), port)
@@ -82,12 +79,11 @@ pub fn route_reply(st: &State) -> Result<(), &'static str> {
     let call = &mut *call;
     let m = call.msg.as_mut().ok_or("no message")?;
     let (proto, to) = {
-        let vias = m.vias();
-        let top = vias.first().ok_or("no Via")?;
+        let top = m.via(0).ok_or("no Via")?;
         if !sockets.is_myself(top.host, top.port) {
             return Err("top Via is not ours");
         }
-        let next = vias.get(1).ok_or("no Via after ours")?;
+        let next = m.via(1).ok_or("no Via after ours")?;
         let proto = Proto::parse(next.transport).ok_or("unsupported transport in Via")?;
         let host = next.received().unwrap_or_else(|| next.host_bare());
         let port = match next.rport() {

@@ -32,7 +32,7 @@ pub fn prepare_top_via(call: &mut Call) {
     let ip = src.addr.ip();
     let host_ip: Option<IpAddr> = via.host_bare().parse().ok();
     let received = (src.proto.is_stream() || host_ip != Some(ip)).then(|| ip.to_string());
-    let rport = (via.rport().is_some() || force).then_some(src.addr.port());
+    let rport = (m.top_via_rport().is_some() || force).then_some(src.addr.port());
     if received.is_some() || rport.is_some() {
         m.set_top_via_received(received.as_deref(), rport, force);
     }
@@ -42,11 +42,7 @@ pub fn prepare_top_via(call: &mut Call) {
 /// RFC 3261 style, else the RFC 2543 transaction identity (§17.2.3).
 fn txn_hash(m: &Message) -> u64 {
     let via = m.top_via();
-    match via
-        .as_ref()
-        .and_then(|v| v.branch())
-        .filter(|b| b.starts_with(MAGIC))
-    {
+    match m.top_via_branch().filter(|b| b.starts_with(MAGIC)) {
         Some(b) => {
             let v = via.as_ref();
             hash(&[
@@ -88,11 +84,12 @@ fn looped(m: &Message, sockets: &Sockets, hash: u32) -> bool {
             .is_some_and(|(_, tail)| tail.len() == 8 && u32::from_str_radix(tail, 16) == Ok(hash))
     };
     // Our Via is never alone: a looped request carries the sender's too.
+    if m.via_count() < 2 {
+        return false;
+    }
     let vias = m.vias();
-    vias.len() > 1
-        && vias
-            .iter()
-            .any(|v| v.branch().is_some_and(ours) && sockets.is_myself(v.host, v.port))
+    vias.iter()
+        .any(|v| v.branch().is_some_and(ours) && sockets.is_myself(v.host, v.port))
 }
 
 /// The checks every forwarded request passes once (RFC 3261 §16.3 step 4,

@@ -132,7 +132,14 @@ mod tests {
         assert_eq!(t.initial(Timer::H, true), Duration::from_secs(32));
         assert_eq!(t.initial(Timer::I, false), Duration::from_secs(5));
         assert_eq!(t.initial(Timer::J, false), Duration::from_secs(5));
-        assert_eq!(Timers { wait: Duration::from_secs(60), ..t }.initial(Timer::J, false), Duration::from_secs(32));
+        assert_eq!(
+            Timers {
+                wait: Duration::from_secs(60),
+                ..t
+            }
+            .initial(Timer::J, false),
+            Duration::from_secs(32)
+        );
         assert_eq!(t.initial(Timer::D, true), Duration::ZERO);
         // E doubles up to T2, then stays; after a 1xx it is T2 at once.
         let mut e = t.retransmit_first();
