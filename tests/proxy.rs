@@ -194,6 +194,14 @@ fn lua_error_gives_500_and_logs_the_script_line() {
             .any(|l| l.contains("ERROR") && l.contains(script)),
         "no error naming {script}:\n{log}"
     );
+    // Call-ID, method and worker go along as structured fields (journald: CALL_ID=…).
+    assert!(
+        log.lines().any(|l| l.contains(script)
+            && l.contains("call_id=")
+            && l.contains("method=")
+            && l.contains("worker=")),
+        "{log}"
+    );
 }
 
 #[test]

@@ -81,13 +81,31 @@ fn isflagset(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, set)
 }
 
-fn emit(level: tracing::Level, text: &str) {
+/// Logs a script line with the message's Call-ID and method and the
+/// worker as structured fields (journald shows them as CALL_ID=…).
+fn emit(st: &State, level: tracing::Level, text: &str) {
+    macro_rules! at {
+        ($lvl:expr) => {{
+            let call = st.call.borrow();
+            let worker = st.env.worker;
+            match call.msg.as_ref() {
+                Some(m) => tracing::event!(
+                    $lvl,
+                    call_id = m.call_id().unwrap_or(""),
+                    method = m.method(),
+                    worker,
+                    "{text}"
+                ),
+                None => tracing::event!($lvl, worker, "{text}"),
+            }
+        }};
+    }
     match level {
-        tracing::Level::ERROR => tracing::error!("{text}"),
-        tracing::Level::WARN => tracing::warn!("{text}"),
-        tracing::Level::INFO => tracing::info!("{text}"),
-        tracing::Level::DEBUG => tracing::debug!("{text}"),
-        tracing::Level::TRACE => tracing::trace!("{text}"),
+        tracing::Level::ERROR => at!(tracing::Level::ERROR),
+        tracing::Level::WARN => at!(tracing::Level::WARN),
+        tracing::Level::INFO => at!(tracing::Level::INFO),
+        tracing::Level::DEBUG => at!(tracing::Level::DEBUG),
+        tracing::Level::TRACE => at!(tracing::Level::TRACE),
     }
 }
 
@@ -103,12 +121,12 @@ fn xlog(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         (tracing::Level::ERROR, a.str(0)?)
     };
     let text = pv_fmt(lua, st, &fmt)?;
-    emit(level, text.trim_end_matches('\n'));
+    emit(st, level, text.trim_end_matches('\n'));
     ret(lua, true)
 }
 
 /// `log([level,] text)`: plain text, no pseudo-variables; default L_ERR.
-fn log(lua: &Lua, _st: &State, a: Args) -> mlua::Result<MultiValue> {
+fn log(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let (level, text) = if a.len() >= 2 {
         let l = a.str(0)?;
         let level = match a.opt_int(0) {
@@ -122,7 +140,7 @@ fn log(lua: &Lua, _st: &State, a: Args) -> mlua::Result<MultiValue> {
     } else {
         (tracing::Level::ERROR, a.str(0)?)
     };
-    emit(level, text.trim_end_matches('\n'));
+    emit(st, level, text.trim_end_matches('\n'));
     ret(lua, true)
 }
 

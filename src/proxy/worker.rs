@@ -128,14 +128,25 @@ impl Worker {
             Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
             Outcome::Failed(err) => {
                 CORE.err_requests.inc();
-                let call_id = st
+                let (call_id, method) = st
                     .call
                     .borrow()
                     .msg
                     .as_ref()
-                    .and_then(|m| m.call_id().map(str::to_string))
+                    .map(|m| {
+                        (
+                            m.call_id().unwrap_or("").to_string(),
+                            m.method().to_string(),
+                        )
+                    })
                     .unwrap_or_default();
-                tracing::error!("route.main failed: {err} (Call-ID {call_id})");
+                let worker = st.env.worker;
+                tracing::error!(
+                    call_id,
+                    method,
+                    worker,
+                    "route.main failed: {err} (Call-ID {call_id})"
+                );
                 if !st.call.borrow().replied {
                     reply::send_local_reply(st, 500, "Server Internal Error");
                 }
