@@ -344,3 +344,24 @@ fn ten_thousand_abandoned_transactions_are_freed() {
     eprintln!("rss base {base} KiB, peak {peak} KiB: {per_txn} bytes per transaction in flight");
     assert!(per_txn < 8192, "{per_txn} bytes per transaction");
 }
+
+#[test]
+fn the_callee_hangs_up_through_the_route_set() {
+    let callee = uas("uas_hangs_up.xml", "u1");
+    let proxy = Proxy::start(&script(callee.port, callee.port, ""));
+    let run = uac("uac_callee_hangs_up.xml", proxy.port, "u1", 3, 3, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (3, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    // The BYE came through the proxy (a Via of ours on it) and was answered.
+    assert!(
+        run.messages.contains(&format!("BYE sip:caller@127.0.0.1")),
+        "{}",
+        run.messages
+    );
+    assert_eq!(callee.counts(3), (3, 0), "{}", callee.errors());
+}
