@@ -359,7 +359,7 @@ fn the_callee_hangs_up_through_the_route_set() {
     );
     // The BYE came through the proxy (a Via of ours on it) and was answered.
     assert!(
-        run.messages.contains(&format!("BYE sip:caller@127.0.0.1")),
+        run.messages.contains("BYE sip:caller@127.0.0.1"),
         "{}",
         run.messages
     );
