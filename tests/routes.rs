@@ -491,3 +491,23 @@ end"#,
     );
     assert!(!out[0].2.contains("Route:"), "{}", out[0].2);
 }
+
+#[test]
+fn check_route_param_reads_our_route_entry() {
+    let w = worker(
+        r#"function route.main()
+  if sip.rr.check_route_param("nat=yes") then sip.sl.sl_send_reply(200, "nat") else sip.sl.sl_send_reply(200, "plain") end
+end"#,
+    );
+    let with = INVITE.replace(
+        "X-Keep: yes\r\n",
+        "Route: <sip:127.0.0.1:5060;lr;ftag=a1;nat=yes>, <sip:192.0.2.30;lr;nat=no>\r\n",
+    );
+    assert!(run(&w, &with, Proto::Udp)[0]
+        .2
+        .starts_with("SIP/2.0 200 nat\r\n"));
+    let other = INVITE.replace("X-Keep: yes\r\n", "Route: <sip:192.0.2.30;lr;nat=yes>\r\n");
+    assert!(run(&w, &other, Proto::Udp)[0]
+        .2
+        .starts_with("SIP/2.0 200 plain\r\n"));
+}

@@ -211,6 +211,29 @@ fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, true)
 }
 
+/// `check_route_param(re)`: whether the parameters of our Route entry (the
+/// one `loose_route` consumes, as received) match `re` (POSIX-style
+/// extended regex, as OpenSIPS).
+fn check_route_param(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let re = a.str(0)?;
+    let sockets = &st.env.sockets;
+    let params = {
+        let call = st.call.borrow();
+        let m = call.msg.as_ref().ok_or_else(|| a.err("no message"))?;
+        m.routes().iter().find_map(|r| {
+            Uri::parse(r.uri)
+                .ok()
+                .filter(|u| u.user.is_none() && sockets.is_myself(u.host, u.port))
+                .map(|u| u.params.to_string())
+        })
+    };
+    let Some(params) = params else {
+        return ret(lua, false);
+    };
+    let hit = crate::pv::re::is_match(&params, &re, "").map_err(|e| a.err(e))?;
+    ret(lua, hit)
+}
+
 pub static MODULE: Module = Module {
     name: "rr",
     table: Some("rr"),
@@ -239,6 +262,14 @@ pub static MODULE: Module = Module {
             routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
             doc: "Adds `;param` to the Record-Route this request gets (before or after `record_route`).",
             func: add_rr_param,
+        },
+        Export {
+            name: "check_route_param",
+            args: "(re)",
+            returns: "boolean",
+            routes: RouteMask::REQUEST,
+            doc: "Whether the parameters of this proxy's Route entry (as received, e.g. those `add_rr_param` put there) match the regular expression.",
+            func: check_route_param,
         },
         Export {
             name: "loose_route",
