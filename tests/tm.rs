@@ -101,6 +101,10 @@ fn busy_first_callee_fails_over_to_the_second() {
     );
     // The busy callee got the proxy's hop-by-hop ACK for each 486.
     assert_eq!(busy.counts(3), (3, 0));
+    // The branch relayed from the failure route was record-routed too: the
+    // caller's ACK and BYE carried a Route to the proxy.
+    let route = format!("Route: <sip:127.0.0.1:{};lr;ftag=", proxy.port);
+    assert!(run.messages.contains(&route), "{}", run.messages);
     // The failure route saw the winning code and the transaction's AVPs.
     let log = proxy.stop();
     assert!(
@@ -364,4 +368,28 @@ fn the_callee_hangs_up_through_the_route_set() {
         run.messages
     );
     assert_eq!(callee.counts(3), (3, 0), "{}", callee.errors());
+}
+
+#[test]
+fn t_fr_timeout_set_by_the_script_shortens_the_wait() {
+    let nobody = free_port();
+    let good = uas("uas.xml", "u1");
+    let proxy = Proxy::start(&script(nobody, good.port, "sip.pv.T_fr_timeout = 1"));
+    let started = std::time::Instant::now();
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    // 1 s from the script instead of the config's 2 s (SIPp itself adds
+    // about a second before it exits; the config's 2 s gives about 3 s).
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(900)
+            && took < std::time::Duration::from_millis(2600),
+        "{took:?}"
+    );
 }

@@ -100,7 +100,7 @@ impl Command {
 
 /// Every group of commands, in `which` order. A module with MI commands
 /// adds its `&[Command]` here.
-pub static GROUPS: &[&[Command]] = &[core::COMMANDS];
+pub static GROUPS: &[&[Command]] = &[core::COMMANDS, crate::modules::dispatcher::mi::COMMANDS];
 
 /// Looks a command up by name (`log_level`, or `core:log_level` as
 /// OpenSIPS 3.5+ also accepts).

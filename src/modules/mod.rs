@@ -3,6 +3,7 @@
 //! docs table is generated from.
 
 pub mod core;
+pub mod dispatcher;
 pub mod maxfwd;
 pub mod rr;
 pub mod sipmsgops;
@@ -22,6 +23,7 @@ pub static ALL: &[&Module] = &[
     &statistics::MODULE,
     &tm::MODULE,
     &tm::BRANCHES,
+    &dispatcher::MODULE,
 ];
 
 /// Runs `f` on the current message, or fails naming the function.

@@ -197,6 +197,39 @@ fn get_stat(c: &Call, spec: &Spec) -> Value {
 fn get_rc(c: &Call, _: &Spec) -> Value {
     c.rc.map_or(Value::Null, Value::Int)
 }
+fn secs(d: Option<std::time::Duration>) -> Value {
+    d.map_or(Value::Null, |d| Value::Int(d.as_secs() as i64))
+}
+
+fn set_secs(v: Value, what: &str) -> Result<Option<std::time::Duration>, String> {
+    match v {
+        Value::Null => Ok(None),
+        v => match v.to_int() {
+            Some(n) if (1..=86_400).contains(&n) => {
+                Ok(Some(std::time::Duration::from_secs(n as u64)))
+            }
+            _ => Err(format!("${what} takes seconds, 1..86400")),
+        },
+    }
+}
+
+/// `$T_fr_timeout`: seconds without a reply before a branch times out, for
+/// the transactions this request creates (null: the config value).
+fn get_t_fr(c: &Call, _: &Spec) -> Value {
+    secs(c.tm.fr)
+}
+fn set_t_fr(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    c.tm.fr = set_secs(v, "T_fr_timeout")?;
+    Ok(())
+}
+fn get_t_fr_inv(c: &Call, _: &Spec) -> Value {
+    secs(c.tm.fr_inv)
+}
+fn set_t_fr_inv(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    c.tm.fr_inv = set_secs(v, "T_fr_inv_timeout")?;
+    Ok(())
+}
+
 fn set_rc(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
     c.rc = v.to_int();
     Ok(())
@@ -385,16 +418,22 @@ pub static DEFS: &[PvDef] = &[
         t_id,
         "tm: transaction id (null outside a transaction)"
     ),
-    ro!(
-        "T_fr_timeout",
-        null,
-        "tm: final response timeout (null until tm lands)"
-    ),
-    ro!(
-        "T_fr_inv_timeout",
-        null,
-        "tm: INVITE final response timeout (null until tm lands)"
-    ),
+    PvDef {
+        name: "T_fr_timeout",
+        get: get_t_fr,
+        set: Some(set_t_fr),
+        takes_inner: false,
+        doc: "tm: seconds without any reply before a branch times out, for this request's transaction (writable; null: the config's fr_timeout)",
+        peek: None,
+    },
+    PvDef {
+        name: "T_fr_inv_timeout",
+        get: get_t_fr_inv,
+        set: Some(set_t_fr_inv),
+        takes_inner: false,
+        doc: "tm: seconds an INVITE branch may ring without a final reply (writable; null: the config's fr_inv_timeout)",
+        peek: None,
+    },
     ro!("bavp", null, inner, "tm: branch AVP (null until tm lands)"),
     ro!("null", null, "always null"),
 ];

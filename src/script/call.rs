@@ -115,6 +115,9 @@ pub struct CallTm {
     pub branch: Option<usize>,
     /// $T_reply_code: the reply being handled, or the winning one in a failure route.
     pub reply_code: Option<u16>,
+    /// `$T_fr_timeout` / `$T_fr_inv_timeout` set by the script for the next t_relay.
+    pub fr: Option<std::time::Duration>,
+    pub fr_inv: Option<std::time::Duration>,
 }
 
 impl Call {

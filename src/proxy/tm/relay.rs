@@ -136,10 +136,17 @@ fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
     };
     let kind = kind_of(m);
     let reliable = call.src.proto.is_stream();
+    let mut timers = tm.timers;
+    if let Some(fr) = call.tm.fr {
+        timers.fr = fr;
+    }
+    if let Some(fr) = call.tm.fr_inv {
+        timers.fr_inv = fr;
+    }
     let t = Txn {
         id: tm.next_id(),
         key: key.clone(),
-        server: ServerTxn::new(kind, reliable, tm.timers),
+        server: ServerTxn::new(kind, reliable, timers),
         server_gens: Default::default(),
         request: m.clone(),
         src: call.src,
@@ -153,6 +160,8 @@ fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
         replied_locally: false,
         reply_code: 0,
         avps: call.avps.clone(),
+        timers,
+        rr: call.rr.clone(),
     };
     let txn = Arc::new(Mutex::new(t));
     match tm.server.entry(key) {
@@ -345,7 +354,14 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
                     &branch_id,
                     None,
                 )?;
-                let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), tm.timers);
+                // A failure route may change the timers for its new branches.
+                if let Some(fr) = call.tm.fr {
+                    t.timers.fr = fr;
+                }
+                if let Some(fr) = call.tm.fr_inv {
+                    t.timers.fr_inv = fr;
+                }
+                let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), t.timers);
                 t.branches.push(Branch {
                     client,
                     method: method.clone(),

@@ -177,7 +177,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
     if let Some(name) = failure {
         if let Some(f) = host.route(RouteType::Failure, &name) {
             // The failure route works on the request, with its flags back.
-            let (request, src, flags, code, avps) = {
+            let (request, src, flags, code, avps, rr) = {
                 let t = lock(txn);
                 (
                     t.request.clone(),
@@ -185,6 +185,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
                     t.flags,
                     t.reply_code,
                     t.avps.clone(),
+                    t.rr.clone(),
                 )
             };
             {
@@ -196,6 +197,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
                 call.tm.txn = Some(txn.clone());
                 call.tm.reply_code = Some(code);
                 call.avps = avps;
+                call.rr = rr;
             }
             let outcome = host.invoke(&f);
             let avps = std::mem::take(&mut st.call.borrow_mut().avps);

@@ -99,6 +99,11 @@ pub struct Txn {
     pub reply_code: u16,
     /// `$avp`s belong to the transaction: failure and reply routes see them again.
     pub avps: std::collections::HashMap<String, Vec<crate::pv::Value>>,
+    /// Timer values of this transaction (config, or `$T_fr_*` from the script).
+    pub timers: crate::transaction::Timers,
+    /// The Record-Route the request route asked for: branches relayed from a
+    /// failure route get it too.
+    pub rr: Option<crate::modules::rr::PendingRr>,
 }
 
 impl Txn {

@@ -1,0 +1,198 @@
+//! Dispatcher end to end: the built binary balancing SIPp calls over two
+//! SIPp callees, taking one out by `ds_set_state` (MI) and by
+//! `ds_mark_dst`, and failing over with `ds_next_dst`.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// A stateful load balancer over set 1 (`dests` is the Lua list of
+/// destinations); `mi_port` gets the MI over HTTP.
+fn script(dests: &str, mi_port: u16, alg: u32) -> String {
+    format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    tm = {{ fr_timeout = 2, fr_inv_timeout = 3 }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    dispatcher = {{ sets = {{ [1] = {{ {dests} }} }} }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if not sip.rr.loose_route() then sip.xlog("L_INFO", "no loose_route for $rm\n") end
+    sip.tm.t_relay()
+    sip.exit()
+  end
+  if sip.is_method("CANCEL") then
+    if sip.tm.t_check_trans() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  sip.tm.t_check_trans()
+  sip.rr.record_route()
+  if not sip.dispatcher.ds_select_dst(1, {alg}, "f") then
+    sip.sl.sl_send_reply(503, "No Destination")
+    sip.exit()
+  end
+  sip.tm.t_on_failure("next")
+  sip.tm.t_relay()
+end
+
+function failure_route.next()
+  if sip.tm.t_was_cancelled() then return end
+  sip.xlog("L_INFO", "failover from $du after $T_reply_code\n")
+  sip.dispatcher.ds_mark_dst("i")
+  if sip.dispatcher.ds_next_dst() then
+    sip.xlog("L_INFO", "next is $du\n")
+    sip.tm.t_relay()
+  end
+end
+"#
+    )
+}
+
+/// Runs `lunasip mi --url … ARGS` against the daemon's MI.
+fn mi(port: u16, args: &[&str]) -> (bool, String) {
+    let url = format!("http://127.0.0.1:{port}/mi");
+    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["mi", "--url", &url])
+        .args(args)
+        .output()
+        .expect("lunasip mi");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn round_robin_balances_then_all_calls_go_to_the_survivor() {
+    let a = uas("uas.xml", "u1");
+    let b = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let dests = format!("\"sip:127.0.0.1:{}\", \"sip:127.0.0.1:{}\"", a.port, b.port);
+    let proxy = Proxy::start(&script(&dests, mi_port, 4));
+
+    let run = uac("uac.xml", proxy.port, "u1", 20, 20, &[]);
+    assert_eq!(run.successful, 20, "{}\n{}", run.errors, proxy.log_text());
+    assert_eq!(a.counts(10).0, 10, "{}", a.errors());
+    assert_eq!(b.counts(10).0, 10, "{}", b.errors());
+
+    let (ok, out) = mi(mi_port, &["ds_list"]);
+    assert!(
+        ok && out.contains("Active") && out.contains(&a.port.to_string()),
+        "{out}"
+    );
+    let target = format!("sip:127.0.0.1:{}", a.port);
+    let (ok, out) = mi(mi_port, &["ds_set_state", "i", "1", &target]);
+    assert!(ok, "{out}");
+    let (_, out) = mi(mi_port, &["ds_list"]);
+    assert!(out.contains("Inactive"), "{out}");
+
+    let run = uac("uac.xml", proxy.port, "u1", 10, 10, &[]);
+    assert_eq!(run.successful, 10, "{}", run.errors);
+    assert_eq!(b.counts(20).0, 20, "{}", b.errors());
+    assert_eq!(a.counts(10).0, 10, "no new call for the inactive one");
+
+    // Back to active: it takes calls again.
+    let (ok, out) = mi(mi_port, &["ds_set_state", "a", "1", &target]);
+    assert!(ok, "{out}");
+    let run = uac("uac.xml", proxy.port, "u1", 10, 10, &[]);
+    assert_eq!(run.successful, 10, "{}", run.errors);
+    assert_eq!(a.counts(15).0, 15, "{}", a.errors());
+    assert_eq!(b.counts(25).0, 25, "{}", b.errors());
+}
+
+#[test]
+fn failover_with_ds_next_dst_and_ds_mark_dst() {
+    let busy = uas("uas_busy.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    // Priority puts the busy one first in the set; algorithm 8 takes it.
+    let dests = format!(
+        "{{ uri = \"sip:127.0.0.1:{}\", priority = 0 }}, {{ uri = \"sip:127.0.0.1:{}\", priority = 1 }}",
+        busy.port, good.port
+    );
+    let proxy = Proxy::start(&script(&dests, mi_port, 8));
+    let run = uac("uac.xml", proxy.port, "u1", 4, 4, &[]);
+    assert_eq!(run.successful, 4, "{}\n{}", run.errors, proxy.log_text());
+    assert_eq!(good.counts(4).0, 4, "{}", good.errors());
+    let log = proxy.log_text();
+    // The first call failed over and marked the busy one inactive; the
+    // others went straight to the good one.
+    assert_eq!(log.matches("failover from").count(), 1, "{log}");
+    let (_, out) = mi(mi_port, &["ds_list", "full"]);
+    assert!(
+        out.contains("Inactive") && out.contains("priority"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_set_returns_false_and_list_file_loads() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let list = dir.path().join("dispatcher.list");
+    std::fs::write(&list, "# set 2\n2 sip:127.0.0.1:5999 0 0 weight=1 box\n").expect("write");
+    let mi_port = free_port();
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port} }}, mi_fifo = false, dispatcher = {{ list_file = "{list}" }} }},
+}}
+function route.main()
+  local r = sip.dispatcher.ds_select_dst(7, 0)
+  local n = sip.dispatcher.ds_count(2, "a", "$var(n)")
+  local inl = sip.dispatcher.ds_is_in_list("127.0.0.1", 5999, 2)
+  sip.dispatcher.ds_select_domain(2, 8)
+  sip.sl.sl_send_reply(200, "r=" .. tostring(r) .. " n=$var(n) in=" .. tostring(inl) .. " ru=$ru")
+end
+"#,
+        list = list.display()
+    );
+    let proxy = Proxy::start(&script);
+    let msg = format!(
+        "OPTIONS sip:x@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5998;rport;branch=z9hG4bK-ds1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: ds-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        p = proxy.port
+    );
+    let reply = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        &msg,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_else(|| panic!("no reply: {}", proxy.log_text()));
+    assert!(
+        reply.contains("r=false n=1 in=true ru=sip:x@127.0.0.1:5999"),
+        "{reply}"
+    );
+
+    // ds_reload re-reads the file: the new destination is there, the
+    // surviving one keeps the state it was given.
+    let (ok, out) = mi(mi_port, &["ds_set_state", "i", "2", "127.0.0.1:5999"]);
+    assert!(ok, "{out}");
+    std::fs::write(
+        &list,
+        "2 sip:127.0.0.1:5999\n2 sip:127.0.0.1:5997 0 1\n3 sip:127.0.0.1:5996\n",
+    )
+    .expect("write");
+    let (ok, out) = mi(mi_port, &["ds_reload"]);
+    assert!(ok, "{out}");
+    let (_, out) = mi(mi_port, &["ds_list"]);
+    assert!(
+        out.contains("5997") && out.contains("5996") && out.contains("Inactive"),
+        "{out}"
+    );
+    let reply = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        &msg.replace("ds-1", "ds-2"),
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_else(|| panic!("no reply: {}", proxy.log_text()));
+    assert!(
+        reply.contains("n=1 in=true ru=sip:x@127.0.0.1:5997"),
+        "{reply}"
+    );
+}
