@@ -21,6 +21,7 @@ end }
 
 function error_route.main(err)
   sip.xlog("L_INFO", "error route: " .. err.class .. " " .. err.reason .. "\n")
+  sip.xlog("L_INFO", "err pv: $err.class $err.info $err.rcode\n")
   sip.sl.sl_send_reply(400, "Custom " .. err.class)
 end
 
@@ -45,6 +46,11 @@ fn startup_timer_and_error_routes_run() {
     assert_eq!(log.matches("startup ran").count(), 1, "{log}");
     assert!(log.matches("tick ").count() >= 3, "{log}");
     assert!(log.contains("error route: parser"), "{log}");
+    assert!(
+        log.contains("err pv: 1 bad max-forwards 400")
+            || log.contains("err pv: 1 bad header max-forwards 400"),
+        "{log}"
+    );
     // forward() in a timer route is refused, naming the function and route type.
     assert!(
         log.contains("sip.forward: not allowed in timer_route"),

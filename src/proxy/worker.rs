@@ -102,7 +102,15 @@ impl Worker {
             tracing::info!("bad request from {}: {e}", src.addr);
             // error_route.main decides what to do; without it, 400/505.
             if let Some(f) = &host.routes.error {
-                st.call.borrow_mut().route = RouteType::Error;
+                {
+                    let mut call = st.call.borrow_mut();
+                    call.route = RouteType::Error;
+                    call.err = Some(crate::script::call::MsgError {
+                        info: e.to_string(),
+                        rcode: code,
+                        rreason: reason.clone(),
+                    });
+                }
                 let args = host.lua.create_table().and_then(|t| {
                     t.set("class", "parser")?;
                     t.set("reason", e.to_string())?;

@@ -197,6 +197,28 @@ fn get_stat(c: &Call, spec: &Spec) -> Value {
 fn get_rc(c: &Call, _: &Spec) -> Value {
     c.rc.map_or(Value::Null, Value::Int)
 }
+fn err_class(c: &Call, _: &Spec) -> Value {
+    c.err.as_ref().map_or(Value::Null, |_| Value::Int(1))
+}
+fn err_level(c: &Call, _: &Spec) -> Value {
+    c.err.as_ref().map_or(Value::Null, |_| Value::Int(1))
+}
+fn err_info(c: &Call, _: &Spec) -> Value {
+    c.err
+        .as_ref()
+        .map_or(Value::Null, |e| Value::Str(e.info.clone()))
+}
+fn err_rcode(c: &Call, _: &Spec) -> Value {
+    c.err
+        .as_ref()
+        .map_or(Value::Null, |e| Value::Int(e.rcode as i64))
+}
+fn err_rreason(c: &Call, _: &Spec) -> Value {
+    c.err
+        .as_ref()
+        .map_or(Value::Null, |e| Value::Str(e.rreason.clone()))
+}
+
 fn secs(d: Option<std::time::Duration>) -> Value {
     d.map_or(Value::Null, |d| Value::Int(d.as_secs() as i64))
 }
@@ -365,31 +387,11 @@ pub static DEFS: &[PvDef] = &[
         inner,
         "route parameter (null: Lua routes take arguments)"
     ),
-    ro!(
-        "err.class",
-        null,
-        "error class (null until error_route lands)"
-    ),
-    ro!(
-        "err.level",
-        null,
-        "error level (null until error_route lands)"
-    ),
-    ro!(
-        "err.info",
-        null,
-        "error text (null until error_route lands)"
-    ),
-    ro!(
-        "err.rcode",
-        null,
-        "error reply code (null until error_route lands)"
-    ),
-    ro!(
-        "err.rreason",
-        null,
-        "error reply reason (null until error_route lands)"
-    ),
+    ro!("err.class", err_class, "error class: 1 for a message that did not parse (OpenSIPS) (set in error_route)"),
+    ro!("err.level", err_level, "error level (1) (set in error_route)"),
+    ro!("err.info", err_info, "what was wrong, e.g. \"bad header from\" (set in error_route)"),
+    ro!("err.rcode", err_rcode, "reply code recommended for the error (400, 505) (set in error_route)"),
+    ro!("err.rreason", err_rreason, "reply reason recommended for the error (set in error_route)"),
     ro!(
         "branch",
         get_branch,

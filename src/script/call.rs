@@ -101,6 +101,16 @@ pub struct Call {
     pub tm: CallTm,
     /// Record-Route to write into each copy sent (rr).
     pub rr: Option<crate::modules::rr::PendingRr>,
+    /// Why the message was refused, for error_route (`$err.*`).
+    pub err: Option<MsgError>,
+}
+
+/// A parse error as error_route sees it (OpenSIPS `$err.*`).
+#[derive(Debug, Clone)]
+pub struct MsgError {
+    pub info: String,
+    pub rcode: u16,
+    pub rreason: String,
 }
 
 /// What tm functions leave on the call until the transaction exists, and
@@ -150,6 +160,7 @@ impl Call {
             sockets: None,
             tm: CallTm::default(),
             rr: None,
+            err: None,
         }
     }
 
@@ -186,6 +197,7 @@ impl Call {
         self.socket_out = None;
         self.tm = CallTm::default();
         self.rr = None;
+        self.err = None;
     }
 }
 
