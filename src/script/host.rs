@@ -4,7 +4,6 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -39,8 +38,6 @@ pub struct State {
     pub env: Env,
     pub call: RefCell<Call>,
     pub pv: RefCell<pv::Cache>,
-    /// `$var(name)`: per worker, survives between messages (as in OpenSIPS).
-    pub vars: RefCell<HashMap<String, pv::Value>>,
 }
 
 /// Route functions looked up once after load.
@@ -111,7 +108,6 @@ impl Host {
             env,
             call: RefCell::new(Call::new()),
             pv: RefCell::new(pv::Cache::default()),
-            vars: RefCell::new(HashMap::new()),
         });
         let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
         register(&lua, &state, crate::modules::ALL).map_err(le)?;

@@ -44,27 +44,8 @@ pub enum Action {
     Terminate,
 }
 
-/// Up to six actions per event, without allocating.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Actions {
-    items: [Option<Action>; 6],
-}
-
-impl Actions {
-    fn push(&mut self, a: Action) {
-        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(a);
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Action> + '_ {
-        self.items.iter().flatten().copied()
-    }
-
-    pub fn contains(&self, a: Action) -> bool {
-        self.iter().any(|x| x == a)
-    }
-}
+/// Up to 6 actions per event, without allocating.
+pub type Actions = super::actions::ActionList<Action, 6>;
 
 /// One client transaction.
 #[derive(Debug, Clone)]

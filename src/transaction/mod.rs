@@ -3,6 +3,7 @@
 //! proxy's best-response choice (§16.7). The stateful proxy core that
 //! drives them from the workers builds on these (the tm module).
 
+pub mod actions;
 pub mod client;
 pub mod key;
 pub mod select;

@@ -36,27 +36,8 @@ pub enum Action {
     Terminate,
 }
 
-/// Up to three actions per event.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Actions {
-    items: [Option<Action>; 3],
-}
-
-impl Actions {
-    fn push(&mut self, a: Action) {
-        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(a);
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Action> + '_ {
-        self.items.iter().flatten().copied()
-    }
-
-    pub fn contains(&self, a: Action) -> bool {
-        self.iter().any(|x| x == a)
-    }
-}
+/// Up to 3 actions per event, without allocating.
+pub type Actions = super::actions::ActionList<Action, 3>;
 
 /// One server transaction.
 #[derive(Debug, Clone)]
