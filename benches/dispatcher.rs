@@ -25,6 +25,7 @@ fn sets_of(n: usize) {
         pvar_algo_pattern: None,
         algo_route: None,
         attrs_avp: None,
+        names: Default::default(),
     }])
     .expect("load");
     install(s, false);

@@ -7,16 +7,14 @@
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use std::sync::Arc;
 
-use lunasip::config::{parse_listen, Config};
-use lunasip::script::call::Source;
 use lunasip::script::route::RouteType;
-use lunasip::script::{Env, Host};
 use lunasip::sip::Message;
-use lunasip::transport::{Proto, Sockets};
 
-const INVITE: &[u8] = include_bytes!("../tests/fixtures/sip/invite.sip");
+mod common;
+
+use common::{host, src, INVITE};
+
 const N: u64 = 1000;
 
 const SCRIPT: &str = r#"
@@ -37,34 +35,9 @@ local probe = sip.__unwinding
 function route.floor() local x for i = 1, 1000 do x = probe() end return tostring(x) end
 "#;
 
-fn host() -> Host {
-    let cfg = Config {
-        listen: vec![parse_listen("udp:127.0.0.1:5060").expect("listen")],
-        ..Config::default()
-    };
-    let env = Env {
-        worker: 0,
-        sockets: Arc::new(Sockets::new(&cfg)),
-        config: Arc::new(cfg),
-        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
-    };
-    Host::new(
-        &lunasip::script::Source {
-            name: "bench.lua".into(),
-            code: SCRIPT.into(),
-        },
-        env,
-    )
-    .expect("script loads")
-}
-
 fn pv(c: &mut Criterion) {
-    let h = host();
-    let src = Source {
-        addr: "127.0.0.1:5070".parse().expect("addr"),
-        proto: Proto::Udp,
-        socket: 0,
-    };
+    let h = host(SCRIPT);
+    let src = src();
     let m = Message::parse(Bytes::from_static(INVITE)).expect("valid");
     h.state.call.borrow_mut().reset(m, src, RouteType::Request);
     let mut g = c.benchmark_group("pv_lua");

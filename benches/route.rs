@@ -6,16 +6,14 @@
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use std::sync::Arc;
 
-use lunasip::config::{parse_listen, Config};
-use lunasip::script::call::Source;
 use lunasip::script::route::RouteType;
-use lunasip::script::{Env, Host, Outcome};
+use lunasip::script::Outcome;
 use lunasip::sip::Message;
-use lunasip::transport::{Proto, Sockets};
 
-const INVITE: &[u8] = include_bytes!("../tests/fixtures/sip/invite.sip");
+mod common;
+
+use common::{host, src, INVITE};
 
 const SCRIPT: &str = r#"
 config = { listen = { "udp:127.0.0.1:5060" } }
@@ -60,35 +58,10 @@ function route.logic()
 end
 "#;
 
-fn host() -> Host {
-    let cfg = Config {
-        listen: vec![parse_listen("udp:127.0.0.1:5060").expect("listen")],
-        ..Config::default()
-    };
-    let env = Env {
-        worker: 0,
-        sockets: Arc::new(Sockets::new(&cfg)),
-        config: Arc::new(cfg),
-        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
-    };
-    Host::new(
-        &lunasip::script::Source {
-            name: "bench.lua".into(),
-            code: SCRIPT.into(),
-        },
-        env,
-    )
-    .expect("script loads")
-}
-
 fn route(c: &mut Criterion) {
-    let h = host();
+    let h = host(SCRIPT);
     let f = h.routes.main.clone().expect("route.main");
-    let src = Source {
-        addr: "127.0.0.1:5070".parse().expect("addr"),
-        proto: Proto::Udp,
-        socket: 0,
-    };
+    let src = src();
     let input = Bytes::from_static(INVITE);
     let flavour = if cfg!(feature = "luajit") {
         "luajit"

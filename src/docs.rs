@@ -19,6 +19,9 @@ pub fn lua_api_markdown() -> String {
     out.push_str(
         "`local_route`, `startup_route`, `timer_route`, `event_route`, `error_route`.\n\n",
     );
+    out.push_str("`local_route.main` sees each request lunasip originates (dispatcher probes) before it is sent:\n");
+    out.push_str("it may add headers, set `$du`, or `sip.drop()` the request. As in OpenSIPS, the CANCELs and\n");
+    out.push_str("ACKs the transaction layer builds itself do not pass through it.\n\n");
     for m in crate::modules::ALL {
         let _ = writeln!(out, "## {} — {}\n", m.name, m.doc);
         out.push_str("| function | returns | allowed in | what it does |\n|---|---|---|---|\n");

@@ -32,6 +32,9 @@ enum Cmd {
         /// Overrides config.log_level (error, warn, notice, info, debug).
         #[arg(long = "log-level")]
         log_level: Option<String>,
+        /// A script option, name=value, read as $argv(name) (repeatable).
+        #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
+        option: Vec<String>,
     },
     /// Load a script and check it; exits non-zero with file:line on error.
     Check {
@@ -54,6 +57,9 @@ enum Cmd {
         /// Assign before evaluating: '$var(x)=value' (repeatable).
         #[arg(long = "set")]
         set: Vec<String>,
+        /// A script option, name=value, read as $argv(name) (repeatable).
+        #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
+        option: Vec<String>,
         /// Specs or xlog-style strings; one result line each (`<null>` for null).
         #[arg(required = true, allow_hyphen_values = true)]
         specs: Vec<String>,
@@ -122,8 +128,10 @@ fn main() -> ExitCode {
             source,
             proto,
             set,
+            option,
             specs,
-        } => eval::run(&message, source.as_deref(), proto.as_deref(), &set, &specs),
+        } => lunasip::pv::misc::set_argv(&option)
+            .and_then(|()| eval::run(&message, source.as_deref(), proto.as_deref(), &set, &specs)),
         Cmd::Version => {
             println!("lunasip {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -133,7 +141,15 @@ fn main() -> ExitCode {
             println!("{}: ok", src.name);
             Ok(())
         }),
-        Cmd::Run { config, log_level } => {
+        Cmd::Run {
+            config,
+            log_level,
+            option,
+        } => {
+            if let Err(e) = lunasip::pv::misc::set_argv(&option) {
+                eprintln!("lunasip: {e}");
+                return ExitCode::FAILURE;
+            }
             let (src, from_default) = match config {
                 Some(p) => (read(&p), false),
                 None if Path::new(DEFAULT_PATH).exists() => (read(Path::new(DEFAULT_PATH)), false),

@@ -98,6 +98,9 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let cfg = check(&source).map_err(|e| e.to_string())?;
     let lvl = crate::logging::parse_level(level.unwrap_or(&cfg.log_level))?;
     crate::logging::init(lvl);
+    // Config-time dispatcher messages (bad rows, a database down) were
+    // kept until the logger was up.
+    crate::modules::dispatcher::flush_early_log();
     crate::stats::register_process_gauges();
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
@@ -414,6 +417,8 @@ fn worker_main(
                 host.run_detached(crate::script::route::RouteType::Startup, "main", &f);
                 worker.flush().await;
             }
+            // Dispatcher probes go out from here; replies come to any worker.
+            tokio::task::spawn_local(crate::modules::dispatcher::probe::run(worker.clone()));
             for (name, every, _) in host.timer_routes() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {

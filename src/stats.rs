@@ -151,6 +151,15 @@ stat_group! {
 pub static CORE: Core = Core::new();
 pub static SL: Sl = Sl::new();
 pub static TM: Tm = Tm::new();
+pub static DISPATCHER: Dispatcher = Dispatcher::new();
+
+stat_group! {
+    /// Dispatcher counters.
+    pub struct Dispatcher: "dispatcher" {
+        /// Probes (OPTIONS or `ds_ping_method`) sent to destinations.
+        probes_sent,
+    }
+}
 
 impl Tm {
     /// Counts a transaction completed with final reply `code`.
@@ -408,6 +417,7 @@ fn each_builtin(mut f: impl FnMut(&'static str, &'static str, &'static Counter))
     CORE.each(|n, c| f(Core::GROUP, public_name(n), c));
     SL.each(|n, c| f(Sl::GROUP, public_name(n), c));
     TM.each(|n, c| f(Tm::GROUP, public_name(n), c));
+    DISPATCHER.each(|n, c| f(Dispatcher::GROUP, public_name(n), c));
 }
 
 /// One statistic as the MI lists it.

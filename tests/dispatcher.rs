@@ -196,3 +196,301 @@ end
         "{reply}"
     );
 }
+
+/// A balancer hashing the From user (algorithm 1, flag u) with probing on: mode 1,
+/// every second, two failures to take a box out. The failure route only
+/// moves on (`ds_next_dst`), so what takes a box out is probing alone.
+fn probing_script(a: u16, b: u16, mi_port: u16) -> String {
+    format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    tm = {{ fr_timeout = 1, fr_inv_timeout = 2 }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    dispatcher = {{
+      sets = {{ [1] = {{ "sip:127.0.0.1:{a}", "sip:127.0.0.1:{b}" }} }},
+      ds_ping_interval = 1, ds_probing_threshold = 2, ds_probing_mode = 1,
+      ds_ping_from = "sip:prober@lb.test",
+    }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    sip.rr.loose_route()
+    sip.tm.t_relay()
+    sip.exit()
+  end
+  sip.rr.record_route()
+  if not sip.dispatcher.ds_select_dst(1, 1, "fu") then
+    sip.sl.sl_send_reply(503, "No Destination")
+    sip.exit()
+  end
+  sip.xlog("L_INFO", "pick $fU -> $du\n")
+  sip.tm.t_on_failure("next")
+  sip.tm.t_relay()
+end
+
+function failure_route.next()
+  if sip.dispatcher.ds_next_dst() then
+    sip.xlog("L_INFO", "failover $fU -> $du\n")
+    sip.tm.t_relay()
+  end
+end
+
+function local_route.main()
+  sip.append_hf("X-Probe: lunasip\r\n")
+  sip.xlog("L_INFO", "local $rm to $ru from $fu\n")
+end
+"#
+    )
+}
+
+/// `pick KEY -> DU` lines of the log, in order, from `from` on.
+fn picks(log: &str, from: usize) -> Vec<(String, String)> {
+    log[from..]
+        .lines()
+        .filter_map(|l| l.split_once("pick ").map(|(_, r)| r))
+        .filter_map(|r| r.split_once(" -> "))
+        .map(|(c, d)| {
+            let du = d.split_whitespace().next().unwrap_or("");
+            (c.trim().to_string(), du.to_string())
+        })
+        .collect()
+}
+
+fn wait_for(mi_port: u16, what: &str, secs: u64) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        let (_, out) = mi(mi_port, &["ds_list"]);
+        if out.contains(what) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn probing_takes_a_dead_box_out_and_brings_it_back_with_its_keys() {
+    let a = uas("uas.xml", "u1");
+    let b = uas("uas.xml", "u1");
+    let (a_port, mi_port) = (a.port, free_port());
+    let proxy = Proxy::start(&probing_script(a.port, b.port, mi_port));
+
+    // Both up: 20 keys (From users) spread over both boxes.
+    let run = uac("uac_keys.xml", proxy.port, "u1", 20, 20, &[]);
+    assert_eq!(run.successful, 20, "{}\n{}", run.errors, proxy.log_text());
+    let first = picks(&proxy.log_text(), 0);
+    assert_eq!(first.len(), 20, "{first:?}");
+    let on_a = first
+        .iter()
+        .filter(|(_, d)| d.ends_with(&format!(":{a_port}")))
+        .count() as u64;
+    assert!(on_a > 0 && on_a < 20, "hash used both boxes: {first:?}");
+    assert_eq!(a.counts(on_a).0, on_a, "{}", a.errors());
+
+    // Probes went out through local_route.
+    let log = proxy.log_text();
+    assert!(
+        log.contains(&format!(
+            "local OPTIONS to sip:127.0.0.1:{a_port} from sip:prober@lb.test"
+        )),
+        "{log}"
+    );
+
+    // Stop A. Calls that still hash to it fail over and complete.
+    drop(a);
+    let mark = proxy.log_text().len();
+    let run = uac("uac_keys.xml", proxy.port, "u1", 20, 20, &[]);
+    assert_eq!(run.successful, 20, "{}\n{}", run.errors, proxy.log_text());
+    // Probing took it out within interval × threshold (+1 interval, +1 s
+    // for the probe timeout) of the stop; the 20 calls took ≥ 2 s of that.
+    let took = wait_for(mi_port, "Probing", 5).expect("A marked probing");
+    let log = proxy.log_text();
+    assert!(log.contains("is now Probing"), "{log}");
+    // No new call goes there now.
+    let mark2 = log.len();
+    let run = uac("uac_keys.xml", proxy.port, "u1", 20, 20, &[]);
+    assert_eq!(run.successful, 20, "{}", run.errors);
+    let log = proxy.log_text();
+    let down = picks(&log, mark2);
+    assert!(
+        down.iter()
+            .all(|(_, d)| !d.ends_with(&format!(":{a_port}"))),
+        "{down:?}"
+    );
+    assert!(log[mark..].contains("failover key-"), "{}", &log[mark..]);
+
+    // Start A again: probing brings it back, and it gets exactly its keys.
+    let a2 = uas_on("uas.xml", "u1", a_port);
+    wait_for(
+        mi_port,
+        &format!("sip:127.0.0.1:{a_port}\",\"state\":\"Active"),
+        4,
+    )
+    .or_else(|| {
+        let (_, out) = mi(mi_port, &["ds_list"]);
+        (!out.contains("Probing")).then_some(std::time::Duration::ZERO)
+    })
+    .expect("A active again");
+    let mark3 = proxy.log_text().len();
+    let run = uac("uac_keys.xml", proxy.port, "u1", 20, 20, &[]);
+    assert_eq!(run.successful, 20, "{}", run.errors);
+    let again = picks(&proxy.log_text(), mark3);
+    assert_eq!(again, first, "same key, same box as before the outage");
+    assert_eq!(a2.counts(on_a).0, on_a, "{}", a2.errors());
+    eprintln!("probing marked the stopped box after {took:?} (plus the 20 calls' run)");
+}
+
+/// The shipped FreeSWITCH example, pointed at SIPp boxes: one of the three
+/// is down from the start. Its calls fail over to the live boxes, and
+/// `ds_mark_dst("p")` takes it out after `ds_probing_threshold` failures.
+#[test]
+fn the_freeswitch_example_balances_and_fails_over() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/lua/examples/freeswitch-lb.lua"
+    ))
+    .expect("example");
+    let a = uas("uas.xml", "u1");
+    let b = uas("uas.xml", "u1");
+    let dead = free_port();
+    let script = text
+        .replace(
+            r#"listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" }"#,
+            r#"listen = { "udp:127.0.0.1:{PORT}" }, children = 2"#,
+        )
+        .replace(
+            "fr_timeout = 5, fr_inv_timeout = 30",
+            "fr_timeout = 2, fr_inv_timeout = 2",
+        )
+        .replace("sip:10.0.0.11:5060", &format!("sip:127.0.0.1:{}", a.port))
+        .replace("sip:10.0.0.12:5060", &format!("sip:127.0.0.1:{}", b.port))
+        .replace("sip:10.0.0.13:5060", &format!("sip:127.0.0.1:{dead}"));
+    assert!(
+        script.contains(&format!("127.0.0.1:{dead}")),
+        "example changed shape"
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 24, 6, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (24, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    let (mut ok_a, mut ok_b) = (0, 0);
+    while ok_a + ok_b < 24 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        (ok_a, ok_b) = (a.counts(0).0, b.counts(0).0);
+    }
+    assert_eq!(ok_a + ok_b, 24, "every call landed on a live box");
+    assert!(
+        ok_a >= 6 && ok_b >= 6,
+        "both live boxes used: {ok_a} {ok_b}"
+    );
+    let log = proxy.stop();
+    // Two failures (ds_probing_threshold) took the dead box out; no more tries after.
+    assert!(
+        log.contains(&format!("sip:127.0.0.1:{dead} is now Probing")),
+        "{log}"
+    );
+    // Once out, it gets no new call.
+    let after = &log[log.find("is now Probing").unwrap_or(0)..];
+    let later_picks = after
+        .lines()
+        .filter(|l| l.contains(" to box sip:127.0.0.1:"))
+        .count();
+    assert!(
+        later_picks >= 6,
+        "calls kept coming after the marking: {log}"
+    );
+    assert!(
+        !after.contains(&format!(" to box sip:127.0.0.1:{dead} ")),
+        "{log}"
+    );
+    assert!(log.matches("trying the next").count() >= 2, "{log}");
+    // The failure route sees the $du the call was relayed to.
+    assert!(
+        log.contains(&format!("box sip:127.0.0.1:{dead} failed INVITE")),
+        "{log}"
+    );
+    assert!(log.contains("User-Agent") || !log.contains("local_route.main failed"));
+}
+
+/// Probes as a box sees them: from `ds_ping_from`, with `ds_ping_maxfwd`,
+/// with what `local_route` added; a probe `local_route` drops never leaves.
+#[test]
+fn probes_pass_local_route_and_answers_keep_the_box_active() {
+    let box1 = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let box2 = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (p1, p2) = (
+        box1.local_addr().expect("addr").port(),
+        box2.local_addr().expect("addr").port(),
+    );
+    let mi_port = free_port();
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    dispatcher = {{
+      sets = {{ [1] = {{ "sip:127.0.0.1:{p1}", "sip:127.0.0.1:{p2};quiet=1" }} }},
+      ds_ping_interval = 1, ds_probing_mode = 1, ds_ping_maxfwd = 3,
+      ds_ping_from = "sip:prober@lb.test", options_reply_codes = "404",
+    }},
+  }},
+}}
+function route.main() sip.sl.sl_send_reply(404, "No") end
+function local_route.main()
+  if sip.re_match(sip.pv.ru, "quiet") then sip.drop() end
+  sip.append_hf("X-Probe: lunasip\r\n")
+end
+"#
+    );
+    let proxy = Proxy::start(&script);
+    box1.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    // Answer three probes with 404 (listed in options_reply_codes).
+    for _ in 0..3 {
+        let (n, from) = box1.recv_from(&mut buf).expect("a probe");
+        let probe = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            probe.starts_with(&format!("OPTIONS sip:127.0.0.1:{p1} SIP/2.0\r\n")),
+            "{probe}"
+        );
+        assert!(
+            probe.contains("\r\nFrom: <sip:prober@lb.test>;tag="),
+            "{probe}"
+        );
+        assert!(probe.contains("\r\nMax-Forwards: 3\r\n"), "{probe}");
+        assert!(probe.contains("\r\nX-Probe: lunasip\r\n"), "{probe}");
+        let keep: String = probe
+            .split("\r\n")
+            .filter(|l| {
+                ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let reply = format!("SIP/2.0 404 Not Here\r\n{keep}Content-Length: 0\r\n\r\n");
+        box1.send_to(reply.as_bytes(), from).expect("reply");
+    }
+    // The dropped one never got a probe.
+    box2.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .expect("timeout");
+    assert!(box2.recv_from(&mut buf).is_err(), "local_route dropped it");
+    let (_, out) = mi(mi_port, &["ds_list"]);
+    assert!(!out.contains("Probing") && out.contains("Active"), "{out}");
+    let (_, stats) = mi(mi_port, &["get_statistics", "dispatcher:"]);
+    assert!(stats.contains("probes_sent"), "{stats}");
+    drop(proxy);
+}

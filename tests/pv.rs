@@ -222,7 +222,9 @@ const PVS: &[(&str, &str)] = &[
     ("$rc", "<null>"),
     ("$retcode", "<null>"),
     ("$route.type", "request"),
-    ("$route.name", "<null>"),
+    ("$route.name", "main"),
+    ("$(route.name[0])", "main"),
+    ("$(route.name[1])", "<null>"),
     ("$cfg_line", "<null>"),
     ("$cfg_file", "<null>"),
     ("$argv(x)", "<null>"),
@@ -232,10 +234,10 @@ const PVS: &[(&str, &str)] = &[
     ("$err.info", "<null>"),
     ("$err.rcode", "<null>"),
     ("$err.rreason", "<null>"),
-    ("$branch(uri)", "sip:bob@example.com:5070;transport=tcp;user=phone"),
-    ("$branch(duri)", "sip:proxy.example.com:5080;transport=tls"),
+    ("$branch(uri)", "<null>"),
+    ("$branch(duri)", "<null>"),
     ("$(branch(uri)[1])", "<null>"),
-    ("$ds(count)", "<null>"),
+    ("$ds", "<null>"),
     ("$T_branch_idx", "<null>"),
     ("$T_reply_code", "<null>"),
     ("$T_ruri", "<null>"),
@@ -307,8 +309,29 @@ fn time_variables() {
     assert!(started <= ts && started > 1_700_000_000);
     assert_eq!(
         eval(&c, "$time(%Y)").unwrap(),
-        Value::Str(lunasip::pv::misc::strftime("%Y", ts))
+        Value::Str(lunasip::pv::misc::strftime("%Y", ts).expect("a year"))
     );
+}
+
+/// `$ds` prints the destination set as OpenSIPS's print_dset does: the
+/// R-URI once the script changed it (with its q), then the appended
+/// branches.
+#[test]
+fn destination_set() {
+    let mut c = prepared();
+    assert_eq!(eval(&c, "$ds").unwrap(), Value::Null);
+    c.tm.branches.push("sip:carol@192.0.2.7".into());
+    assert_eq!(
+        eval(&c, "$ds").unwrap(),
+        Value::Str("Contact: <sip:carol@192.0.2.7>".into())
+    );
+    set(&mut c, "$ru", Value::Str("sip:dave@192.0.2.8".into()));
+    set(&mut c, "$ru_q", Value::Int(500));
+    assert_eq!(
+        eval(&c, "$ds").unwrap(),
+        Value::Str("Contact: <sip:dave@192.0.2.8>;q=0.5, <sip:carol@192.0.2.7>".into())
+    );
+    assert!(pv::parse_spec("$ds(count)").is_err(), "$ds takes no name");
 }
 
 #[test]
@@ -608,7 +631,7 @@ fn writes() {
     set(&mut c, "$bf", Value::Int(0));
     assert_eq!(eval(&c, "$branch.flag(4)").unwrap(), Value::Int(0));
     set(&mut c, "$ru_q", Value::Int(500));
-    assert_eq!(eval(&c, "$branch(q)").unwrap(), Value::Int(500));
+    assert_eq!(eval(&c, "$ru_q").unwrap(), Value::Int(500));
     set(&mut c, "$rc", Value::Int(-2));
     assert_eq!(eval(&c, "$retcode").unwrap(), Value::Int(-2));
     set(
@@ -832,4 +855,43 @@ fn borrowing_reads_agree_with_getters() {
     let c = prepared();
     let s = pv::parse_spec("$hdr($var(h))").unwrap();
     assert_eq!(pv::peek(&c, &s), None);
+}
+
+/// `$branch(...)` reads and writes the branches append_branch added, the
+/// first being 0 and -1 the last, as in OpenSIPS.
+#[test]
+fn appended_branches_fields() {
+    let mut c = prepared();
+    assert_eq!(eval(&c, "$branch(uri)").unwrap(), Value::Null);
+    c.tm.branches.push("sip:carol@192.0.2.7".into());
+    c.tm.branches.push(lunasip::script::call::PendingBranch {
+        uri: "sip:dave@192.0.2.8".into(),
+        duri: Some("sip:192.0.2.1:5080".into()),
+        q: Some(500),
+        ..Default::default()
+    });
+    assert_eq!(
+        show(&eval(&c, "$branch(uri)").unwrap()),
+        "sip:carol@192.0.2.7"
+    );
+    assert_eq!(
+        show(&eval(&c, "$(branch(uri)[1])").unwrap()),
+        "sip:dave@192.0.2.8"
+    );
+    assert_eq!(
+        show(&eval(&c, "$(branch(duri)[-1])").unwrap()),
+        "sip:192.0.2.1:5080"
+    );
+    assert_eq!(eval(&c, "$(branch(q)[1])").unwrap(), Value::Int(500));
+    assert_eq!(eval(&c, "$(branch(uri)[2])").unwrap(), Value::Null);
+    set(
+        &mut c,
+        "$(branch(duri)[0])",
+        Value::Str("sip:192.0.2.2".into()),
+    );
+    assert_eq!(c.tm.branches[0].duri.as_deref(), Some("sip:192.0.2.2"));
+    set(&mut c, "$(branch(duri)[1])", Value::Null);
+    assert_eq!(c.tm.branches[1].duri, None);
+    let spec = pv::parse_spec("$(branch(uri)[0])").unwrap();
+    assert!(pv::set(&mut c, &spec, Value::Str("not a uri".into())).is_err());
 }

@@ -6,96 +6,10 @@
 //! eval` on literal specs.
 #![allow(dead_code)]
 
-use bytes::Bytes;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use lunasip::config::{parse_listen, Config};
-use lunasip::proxy::worker::Worker;
-use lunasip::script::call::{Dest, OutKind};
-use lunasip::script::{Env, Host, Source};
-use lunasip::transport::tcp::{TcpCtx, TcpTable};
-use lunasip::transport::{Incoming, Proto, Sockets};
-
-const HEAD: &str =
-    "config = { listen = { \"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\" }, children = 1 }\n";
-
-fn worker(routes: &str) -> Worker {
-    let code = format!("{HEAD}{routes}");
-    let cfg = lunasip::script::check::check(&Source {
-        name: "t.lua".into(),
-        code: code.clone(),
-    })
-    .expect("script checks");
-    let cfg = Config {
-        listen: vec![
-            parse_listen("udp:127.0.0.1:5060").unwrap(),
-            parse_listen("tcp:127.0.0.1:5060").unwrap(),
-        ],
-        ..cfg
-    };
-    let env = Env {
-        worker: 0,
-        sockets: Arc::new(Sockets::new(&cfg)),
-        config: Arc::new(cfg),
-        tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
-    };
-    let host = Host::new(
-        &Source {
-            name: "t.lua".into(),
-            code,
-        },
-        env,
-    )
-    .expect("loads");
-    let tcp = Rc::new(TcpCtx {
-        table: Arc::new(TcpTable::default()),
-        idle: Duration::from_secs(5),
-        max_msg: 65535,
-        connect_timeout: Duration::from_secs(1),
-    });
-    Worker::new(host, vec![None, None], tcp)
-}
-
-const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
-Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport\r\n\
-Max-Forwards: 70\r\n\
-From: Alice <sip:alice@example.com>;tag=a1\r\n\
-To: Bob <sip:bob@example.com>\r\n\
-Call-ID: call-1@10.0.0.1\r\n\
-CSeq: 1 INVITE\r\n\
-Contact: <sip:alice@10.0.0.1:5062>\r\n\
-X-Keep: yes\r\n\
-Content-Length: 0\r\n\r\n";
-
-/// Runs `msg` (from 10.0.0.9:5070 over `proto`) through the route; returns
-/// (kind, destination, bytes) of everything queued.
-fn run(w: &Worker, msg: &str, proto: Proto) -> Vec<(OutKind, Dest, String)> {
-    let socket = if proto == Proto::Udp { 0 } else { 1 };
-    w.handle(Incoming {
-        buf: Bytes::from(msg.to_string()),
-        src: "10.0.0.9:5070".parse().unwrap(),
-        proto,
-        socket,
-    });
-    let host = w.host();
-    let mut call = host.state.call.borrow_mut();
-    call.outbox
-        .drain(..)
-        .map(|o| {
-            (
-                o.kind,
-                o.dest,
-                String::from_utf8_lossy(&o.bytes).into_owned(),
-            )
-        })
-        .collect()
-}
-
-fn addr(s: &str) -> Dest {
-    Dest::Addr(s.parse().unwrap())
-}
+use common::worker::*;
+use lunasip::script::Source;
 
 #[test]
 fn writes_through_sip_pv_reach_the_wire() {
@@ -317,6 +231,192 @@ end"#,
     let text = &out[0].2;
     assert!(
         text.contains("t.lua:4: sip.pv: 'nosuch': unknown pseudo-variable nosuch (at offset 1)"),
+        "{text}"
+    );
+}
+
+/// `$cfg_line` / `$cfg_file` name the Lua line reading them, however the
+/// read is made (get, sugar, fmt, a function expanding a format, through
+/// pcall); `$route.name` names the running route.
+#[test]
+fn script_position_and_route_name() {
+    let w = worker(
+        r#"function route.main()
+  local line, file = sip.pv.get("$cfg_line"), sip.pv.cfg_file
+  local ok, via_pcall = pcall(sip.pv.get, "$cfg_line")
+  sip.append_hf("X-Pos: " .. file .. ":" .. line .. " " .. tostring(via_pcall) .. "\r\n")
+  sip.append_hf(sip.pv.fmt("X-Fmt: $cfg_line\r\n"))
+  sip.append_hf("X-Hf: $cfg_file:$cfg_line $route.type/$route.name\r\n")
+  route.relay()
+end
+function route.relay()
+  sip.append_hf("X-Sub: $route.name $cfg_line\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let text = &out[0].2;
+    // HEAD is line 1: route.main starts on line 2.
+    for want in [
+        "\r\nX-Pos: t.lua:3 4\r\n",
+        "\r\nX-Fmt: 6\r\n",
+        "\r\nX-Hf: t.lua:7 request/main\r\n",
+        // A nested route.relay() is a plain Lua call: the name stays.
+        "\r\nX-Sub: main 11\r\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+}
+
+/// Branch, reply and failure routes see their own names in `$route.name`.
+#[test]
+fn tm_routes_know_their_names() {
+    let w = worker(
+        r#"function route.main()
+  sip.tm.t_on_branch("br")
+  sip.tm.t_on_reply("rep")
+  sip.tm.t_on_failure("busy")
+  sip.pv.du = "sip:192.0.2.5:5060"
+  sip.tm.t_relay()
+end
+function branch_route.br()
+  sip.append_hf("X-Br: $route.type/$route.name\r\n")
+end
+function onreply_route.rep()
+  sip.var.seen = sip.pv.fmt("$route.type/$route.name")
+end
+function failure_route.busy()
+  sip.tm.t_reply(480, sip.pv.fmt("$route.type/$route.name after $var(seen)"))
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    let relayed = out
+        .iter()
+        .find(|o| o.0 == OutKind::Request)
+        .map(|o| o.2.clone())
+        .unwrap_or_else(|| panic!("no relayed INVITE: {out:?}"));
+    assert!(relayed.contains("\r\nX-Br: branch/br\r\n"), "{relayed}");
+    // A 486 for that branch: its Vias, From, To with a tag, Call-ID, CSeq.
+    let mut reply = String::from("SIP/2.0 486 Busy Here\r\n");
+    for l in relayed.split("\r\n") {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("via:")
+            || lower.starts_with("from:")
+            || lower.starts_with("call-id:")
+            || lower.starts_with("cseq:")
+        {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        } else if lower.starts_with("to:") {
+            reply.push_str(l);
+            reply.push_str(";tag=b9\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    let out = run(&w, &reply, Proto::Udp);
+    let answer = out
+        .iter()
+        .find(|o| o.2.starts_with("SIP/2.0 480 "))
+        .map(|o| o.2.clone())
+        .unwrap_or_else(|| panic!("no 480 to the caller: {out:?}"));
+    assert!(
+        answer.starts_with("SIP/2.0 480 failure/busy after onreply/rep\r\n"),
+        "{answer}"
+    );
+}
+
+/// `-o name=value` reaches `$argv(name)`; `$time` and `$Tf` are local
+/// time (`TZ`); outside Lua `$cfg_line` is null.
+#[test]
+fn eval_options_local_time_and_no_script_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sip");
+    std::fs::write(&path, INVITE).unwrap();
+    let eval = |tz: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lunasip"))
+            .env("TZ", tz)
+            .args(["eval", "--message"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = eval(
+        "ABC-05:30",
+        &[
+            "-o",
+            "foo=0",
+            "--option",
+            "url=sip:a@b;x=1",
+            "-o",
+            "foo=1",
+            "$argv(foo)",
+            "$argv(url)",
+            "$argv(none)",
+            "$time(%z %Z)",
+            "$cfg_line",
+            "$cfg_file",
+            "$param(1)",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\nsip:a@b;x=1\n<null>\n+0530 ABC\n<null>\n<null>\n<null>\n"
+    );
+    // $Tf is ctime's local time: the same as $time with ctime's format (a
+    // second may tick between the two; try again then).
+    let same = (0..3).any(|_| {
+        let out = eval(
+            "XYZ+03",
+            &["$Tf", "$time(%a %b %e %H:%M:%S %Y)", "$time(%z)"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines.len() == 3 && lines[0] == lines[1] && lines[2] == "-0300"
+    });
+    assert!(same, "$Tf and $time disagree");
+    let bad = eval("UTC", &["-o", "novalue", "$ru"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("-o 'novalue': expected name=value"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+/// Specs built at run time: each distinct text gets a reader; past the
+/// cache's bound the readers are dropped and made again, and every read
+/// still gives its own value. Errors from a read name the script line,
+/// also through pcall.
+#[test]
+fn many_dynamic_specs_and_located_errors() {
+    let w = worker(
+        r#"function route.main()
+  local sum = 0
+  for i = 1, 5000 do
+    sip.var["v" .. i] = i
+    sum = sum + sip.pv.get(string.format("$var(v%d)", i))
+  end
+  for i = 4990, 5000 do sum = sum + sip.pv.get(string.format("$var(v%d)", i)) end
+  local bad = "$" .. "no" .. "such"
+  local ok, err = pcall(sip.pv.get, bad)
+  sip.append_hf("X-Sum: " .. sum .. "\r\n")
+  sip.append_hf("X-E: " .. tostring(err):gsub("%$", "") .. "\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    let text = &out[0].2;
+    let want = 5000 * 5001 / 2 + (4990..=5000).sum::<i64>();
+    assert!(text.contains(&format!("\r\nX-Sum: {want}\r\n")), "{text}");
+    assert!(
+        text.contains("t.lua:10: sip.pv: 'nosuch': unknown pseudo-variable nosuch"),
         "{text}"
     );
 }

@@ -47,6 +47,8 @@ end
 
 function failure_route.next()
   sip.xlog("L_INFO", "failure $T_reply_code avp=$avp(x) ruri=$T_ruri\n")
+  sip.xlog("L_INFO", "local_replied all=" .. tostring(sip.tm.t_local_replied("all"))
+    .. " last=" .. tostring(sip.tm.t_local_replied("last")) .. "\n")
   if sip.tm.t_was_cancelled() then return end
   if sip.tm.t_check_status("486|408") then
     sip.pv.du = "sip:127.0.0.1:{second}"
@@ -111,6 +113,8 @@ fn busy_first_callee_fails_over_to_the_second() {
         log.contains("failure 486 avp=kept ruri=sip:service@127.0.0.1"),
         "{log}"
     );
+    // A received 486 is not a local reply.
+    assert!(log.contains("local_replied all=false last=false"), "{log}");
 }
 
 #[test]
@@ -133,6 +137,9 @@ fn silent_first_callee_times_out_into_the_failure_route() {
         "{:?}",
         started.elapsed()
     );
+    // The 408 was made by the proxy: t_local_replied says so.
+    let log = proxy.stop();
+    assert!(log.contains("local_replied all=true last=true"), "{log}");
 }
 
 #[test]
@@ -392,4 +399,133 @@ fn t_fr_timeout_set_by_the_script_shortens_the_wait() {
             && took < std::time::Duration::from_millis(2600),
         "{took:?}"
     );
+}
+
+/// A UDP callee answering every INVITE with `code` and a challenge for
+/// `realm`; returns its port and what it received.
+fn challenger(code: u16, realm: &'static str) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = s.local_addr().expect("addr").port();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .expect("timeout");
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        while std::time::Instant::now() < until {
+            let Ok((n, from)) = s.recv_from(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("INVITE ") {
+                let keep: String = text
+                    .split("\r\n")
+                    .filter(|l| {
+                        ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                            .iter()
+                            .any(|p| l.starts_with(p))
+                    })
+                    .map(|l| {
+                        if l.starts_with("To:") {
+                            format!("{l};tag=ch{code}\r\n")
+                        } else {
+                            format!("{l}\r\n")
+                        }
+                    })
+                    .collect();
+                let hdr = if code == 401 {
+                    "WWW-Authenticate"
+                } else {
+                    "Proxy-Authenticate"
+                };
+                let reply = format!(
+                    "SIP/2.0 {code} Unauthorized\r\n{keep}{hdr}: Digest realm=\"{realm}\", nonce=\"n-{realm}\"\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.send_to(reply.as_bytes(), from);
+            }
+            got.push(text);
+        }
+        got
+    });
+    (port, h)
+}
+
+#[test]
+fn challenges_of_parallel_branches_are_merged_into_one_407() {
+    let (a, ha) = challenger(407, "alpha.test");
+    let (b, hb) = challenger(407, "beta.test");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 2 }}
+function route.main()
+  if sip.is_method("ACK") then sip.tm.t_relay(); sip.exit() end
+  sip.append_branch("sip:b@127.0.0.1:{b}")
+  sip.pv.du = "sip:127.0.0.1:{a}"
+  sip.tm.t_relay()
+end
+"#
+    );
+    let proxy = Proxy::start(&script);
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let me = caller.local_addr().expect("addr");
+    caller
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    let invite = format!(
+        "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKmerge1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: merge-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller
+        .send_to(invite.as_bytes(), ("127.0.0.1", proxy.port))
+        .expect("send");
+    let mut final_reply = None;
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = caller.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 407") {
+            final_reply = Some(text);
+            break;
+        }
+    }
+    let reply = final_reply.unwrap_or_else(|| panic!("no 407\n{}", proxy.log_text()));
+    assert!(reply.contains("realm=\"alpha.test\""), "{reply}");
+    assert!(reply.contains("realm=\"beta.test\""), "{reply}");
+    assert_eq!(reply.matches("Proxy-Authenticate:").count(), 2, "{reply}");
+    // Each callee got its hop-by-hop ACK.
+    for h in [ha, hb] {
+        let got = h.join().expect("callee");
+        assert!(got.iter().any(|m| m.starts_with("ACK ")), "{got:?}");
+    }
+}
+
+#[test]
+fn t_cancel_branch_from_a_reply_route_cancels_the_ringing_branch() {
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 2 }}
+function route.main()
+  if sip.has_totag() then sip.tm.t_relay(); sip.exit() end
+  sip.pv.set("$bavp(tried)", "first")
+  sip.tm.t_on_branch("mark")
+  sip.tm.t_on_reply("ring")
+  sip.pv.du = "sip:127.0.0.1:{ringer}"
+  sip.tm.t_relay()
+end
+function branch_route.mark()
+  sip.pv.set("$bavp(tried)", sip.pv.get("$bavp(tried)") .. "+branch")
+end
+function onreply_route.ring()
+  sip.xlog("L_INFO", "reply $rs bavp=$bavp(tried)\n")
+  if sip.tm.t_check_status("180") then sip.tm.t_cancel_branch() end
+end
+"#,
+        ringer = ringer.port
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    // The caller gets the ringer's 487, which uac.xml does not expect.
+    assert_eq!(run.successful, 0, "{}", run.errors);
+    assert!(run.errors.contains("487"), "{}", run.errors);
+    // The ringer's scenario passes only if it got the CANCEL and its ACK.
+    assert_eq!(ringer.counts(1), (1, 0), "{}", ringer.errors());
+    let log = proxy.stop();
+    assert!(log.contains("reply 180 bavp=first+branch"), "{log}");
 }

@@ -1,6 +1,6 @@
 //! Transaction functions (OpenSIPS tm): `sip.tm.t_relay`, `t_on_failure`,
 //! `t_on_reply`, `t_on_branch`, `t_check_trans`, `t_newtran`, `t_reply`,
-//! `t_was_cancelled`, `t_check_status`.
+//! `t_was_cancelled`, `t_check_status`, `t_local_replied`, `t_cancel_branch`.
 
 use mlua::{Lua, MultiValue};
 
@@ -93,6 +93,69 @@ fn t_was_cancelled(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> 
     ret(lua, txn.is_some_and(|t| lock(&t).cancelled))
 }
 
+/// `t_local_replied("all"|"last")`: whether every final reply (all) or
+/// the last one was made here (a timeout's 408, `t_reply`) rather than
+/// received.
+fn t_local_replied(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let which = a.str(0)?;
+    let txn = st.call.borrow().tm.txn.clone();
+    let Some(txn) = txn else {
+        return ret(lua, false);
+    };
+    let t = lock(&txn);
+    let answer = match which.to_ascii_lowercase().as_str() {
+        "all" => {
+            let finals: Vec<bool> = t
+                .branches
+                .iter()
+                .filter(|b| b.final_code.is_some())
+                .map(|b| b.local_final)
+                .collect();
+            if finals.is_empty() {
+                t.last_local
+            } else {
+                finals.iter().all(|l| *l) && (t.server.last_code < 200 || t.last_local)
+            }
+        }
+        "last" => {
+            if t.server.last_code >= 200 {
+                t.last_local
+            } else {
+                t.last_branch
+                    .and_then(|i| t.branches.get(i))
+                    .is_some_and(|b| b.local_final)
+            }
+        }
+        other => return Err(a.err(format!("'{other}': expected \"all\" or \"last\""))),
+    };
+    ret(lua, answer)
+}
+
+/// `t_cancel_branch([flags])` from a reply route: CANCEL the branch the
+/// reply came from (no flags), every pending branch (`a`), or every other
+/// pending branch (`o`).
+fn t_cancel_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let flags = a.opt_str(0)?.unwrap_or_default();
+    if let Some(c) = flags.chars().find(|c| !matches!(c, 'a' | 'o')) {
+        return Err(a.err(format!("unknown flag '{c}' (a, o)")));
+    }
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    let (Some(txn), Some(current)) = (call.tm.txn.clone(), call.tm.branch) else {
+        return ret(lua, false);
+    };
+    let mut t = lock(&txn);
+    let tm = &st.env.tm;
+    if flags.contains('a') {
+        relay::cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
+    } else if flags.contains('o') {
+        relay::cancel_pending(tm, &txn, &mut t, Some(current), &mut call.outbox);
+    } else {
+        relay::cancel_one(tm, &txn, &mut t, current, &mut call.outbox);
+    }
+    ret(lua, true)
+}
+
 /// `t_check_status(re)`: the reply code being handled (or the winning one
 /// in a failure route) against a pattern of digits, `.` and `|`.
 fn t_check_status(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
@@ -127,8 +190,30 @@ fn append_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     if crate::sip::Uri::parse(&uri).is_err() {
         return Err(a.err(format!("'{uri}' is not a valid URI")));
     }
-    st.call.borrow_mut().tm.branches.push(uri);
+    let q = match a.opt_str(1)? {
+        None => None,
+        Some(q) => Some(parse_q(&q).ok_or_else(|| a.err(format!("'{q}' is not a q-value")))?),
+    };
+    let mut call = st.call.borrow_mut();
+    // As OpenSIPS: the new branch takes the current $du, flags and socket.
+    let b = crate::script::call::PendingBranch {
+        uri,
+        duri: call.du.clone(),
+        q: q.or(call.ru_q),
+        path: None,
+        flags: call.bflags,
+        socket: call.socket_out,
+    };
+    call.tm.branches.push(b);
     ret(lua, true)
+}
+
+/// A q-value ("0.5", "1") as thousandths, like `$ru_q`.
+fn parse_q(s: &str) -> Option<i64> {
+    let v: f64 = s.trim().parse().ok()?;
+    (0.0..=1.0)
+        .contains(&v)
+        .then(|| (v * 1000.0).round() as i64)
 }
 
 const RELAY_ROUTES: RouteMask = RouteMask::REQUEST
@@ -211,6 +296,25 @@ pub static MODULE: Module = Module {
             routes: RouteMask::FAILURE.or(RouteMask::ONREPLY),
             doc: "Matches the reply code (the winning one in a failure route) against a pattern of digits, `.` and `|` alternatives, e.g. `\"486|408\"`, `\"5..\"`.",
             func: t_check_status,
+        },
+        Export {
+            name: "t_local_replied",
+            args: "(\"all\"|\"last\")",
+            returns: "boolean",
+            routes: RouteMask::REQUEST
+                .or(RouteMask::BRANCH)
+                .or(RouteMask::FAILURE)
+                .or(RouteMask::ONREPLY),
+            doc: "Whether every final reply of the transaction (`all`) or the last one (`last`) was made by lunasip (a timeout's 408, `t_reply`) rather than received, e.g. to tell a dead gateway from a busy one in a failure route.",
+            func: t_local_replied,
+        },
+        Export {
+            name: "t_cancel_branch",
+            args: "([flags])",
+            returns: "true if the reply belongs to a transaction",
+            routes: RouteMask::ONREPLY,
+            doc: "From a reply route: sends CANCEL on the branch the reply came from; flag `a` cancels every pending branch, `o` every pending branch but this one. The caller still gets the final answer of the cancelled branches (487).",
+            func: t_cancel_branch,
         },
     ],
 };

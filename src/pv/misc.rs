@@ -1,6 +1,7 @@
 //! Pseudo-variables that do not come from the message: time, process,
-//! statistics, return code, script position, and the transaction and
-//! branch ones that stay null until the transaction layer lands.
+//! statistics, return code, script position (route, file and line),
+//! command-line options, errors, the destination set, and the
+//! transaction (tm) ones.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -55,103 +56,21 @@ pub(crate) fn started() -> i64 {
     *T.get_or_init(|| now().0)
 }
 
-/// Civil date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
-
-const DAYS: [&str; 7] = [
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-];
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-/// `strftime` for the usual conversions, in UTC.
-pub fn strftime(fmt: &str, t: i64) -> String {
-    use std::fmt::Write;
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, mo, d) = civil(days);
-    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let wd = days.rem_euclid(7) as usize;
-    let yday = days - {
-        // Days from the epoch to Jan 1 of year y.
-        let mut lo = days - 366;
-        while civil(lo + 1).0 < y {
-            lo += 1;
-        }
-        lo + 1
-    } + 1;
-    let month = MONTHS[(mo as usize).saturating_sub(1) % 12];
-    let mut out = String::with_capacity(fmt.len() + 16);
-    let mut it = fmt.chars();
-    while let Some(ch) = it.next() {
-        if ch != '%' {
-            out.push(ch);
-            continue;
-        }
-        let _ = match it.next() {
-            Some('Y') => write!(out, "{y}"),
-            Some('y') => write!(out, "{:02}", y.rem_euclid(100)),
-            Some('m') => write!(out, "{mo:02}"),
-            Some('d') => write!(out, "{d:02}"),
-            Some('e') => write!(out, "{d:2}"),
-            Some('H') => write!(out, "{h:02}"),
-            Some('I') => write!(out, "{:02}", (h + 11) % 12 + 1),
-            Some('p') => write!(out, "{}", if h < 12 { "AM" } else { "PM" }),
-            Some('M') => write!(out, "{mi:02}"),
-            Some('S') => write!(out, "{s:02}"),
-            Some('j') => write!(out, "{yday:03}"),
-            Some('a') => write!(out, "{}", &DAYS[wd][..3]),
-            Some('A') => write!(out, "{}", DAYS[wd]),
-            Some('b') | Some('h') => write!(out, "{}", &month[..3]),
-            Some('B') => write!(out, "{month}"),
-            Some('s') => write!(out, "{t}"),
-            Some('T') => write!(out, "{h:02}:{mi:02}:{s:02}"),
-            Some('R') => write!(out, "{h:02}:{mi:02}"),
-            Some('D') => write!(out, "{mo:02}/{d:02}/{:02}", y.rem_euclid(100)),
-            Some('F') => write!(out, "{y}-{mo:02}-{d:02}"),
-            Some('Z') => write!(out, "UTC"),
-            Some('z') => write!(out, "+0000"),
-            Some('n') => writeln!(out),
-            Some('t') => write!(out, "\t"),
-            Some('%') => write!(out, "%"),
-            Some(other) => write!(out, "%{other}"),
-            None => write!(out, "%"),
-        };
-    }
-    out
+/// `strftime` in local time, as OpenSIPS's `localtime_r` + `strftime`:
+/// the zone comes from `TZ` (a zone name or a POSIX rule such as
+/// `CET-1CEST,M3.5.0,M10.5.0/3`), else `/etc/localtime`, else UTC. None
+/// (null) for a conversion the formatter does not know, an empty result,
+/// or one longer than OpenSIPS's 127-byte buffer.
+pub fn strftime(fmt: &str, t: i64) -> Option<String> {
+    let ts = jiff::Timestamp::from_second(t).ok()?;
+    let local = ts.to_zoned_datetime(jiff::tz::TimeZone::system());
+    let out = jiff::fmt::strtime::format(fmt, &local).ok()?;
+    (!out.is_empty() && out.len() <= 127).then_some(out)
 }
 
 fn get_time(c: &Call, spec: &Spec) -> Value {
     let fmt = spec.name(c);
-    Value::Str(strftime(fmt.as_deref().unwrap_or("%c"), now().0))
+    strftime(fmt.as_deref().unwrap_or("%c"), now().0).map_or(Value::Null, Value::Str)
 }
 fn get_ts(_: &Call, _: &Spec) -> Value {
     Value::Int(now().0)
@@ -159,8 +78,9 @@ fn get_ts(_: &Call, _: &Spec) -> Value {
 fn get_tsm(_: &Call, _: &Spec) -> Value {
     Value::Int(now().1 as i64)
 }
+/// `$Tf`: `ctime_r` of now, local time, without the newline.
 fn get_tf(_: &Call, _: &Spec) -> Value {
-    Value::Str(strftime("%a %b %e %H:%M:%S %Y", now().0))
+    strftime("%a %b %e %H:%M:%S %Y", now().0).map_or(Value::Null, Value::Str)
 }
 fn get_tstart(_: &Call, _: &Spec) -> Value {
     Value::Int(started())
@@ -269,22 +189,205 @@ fn get_route_type(c: &Call, _: &Spec) -> Value {
     })
 }
 
-/// `$branch(uri|duri|q|path|flags|socket)`: branch 0 is the R-URI branch.
-fn get_branch(c: &Call, spec: &Spec) -> Value {
-    if let Some(Ok(i)) = spec.index(c) {
-        if i != 0 && i != -1 {
-            return Value::Null;
-        }
-    }
-    let field = spec.name(c);
-    let m = c.msg.as_ref().filter(|m| m.is_request());
-    match field.as_deref().map(str::trim) {
-        Some("uri") => m.map_or(Value::Null, |m| Value::Str(m.ruri().to_string())),
-        Some("duri") => c.du.clone().map_or(Value::Null, Value::Str),
-        Some("q") => c.ru_q.map_or(Value::Null, Value::Int),
-        Some("flags") => Value::Int(c.bflags as i64),
+/// `$route.name`: the running route's key in its table (`main` for
+/// `route.main`). `[0]` and `[-1]` name it too; lunasip keeps no stack of
+/// nested calls (`route.relay()` is a plain Lua call), so other indexes
+/// are null.
+fn get_route_name(c: &Call, spec: &Spec) -> Value {
+    match spec.index(c) {
+        None | Some(Ok(0)) | Some(Ok(-1)) => Value::Str(c.route_name.to_string()),
         _ => Value::Null,
     }
+}
+fn peek_route_name<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
+    Some(c.route_name)
+}
+
+/// The script position of the Lua code evaluating a spec: the first Lua
+/// frame above the Rust function that reads it (`sip.pv.get`, the
+/// `sip.pv.NAME` sugar, `sip.pv.fmt`, `sip.xlog`, …), past C functions
+/// and the prelude. None outside a Lua call (`lunasip eval`).
+fn script_pos(c: &Call) -> Option<(String, i64)> {
+    let lua = c.lua.as_ref()?.0.try_upgrade()?;
+    // Level 0 is the running (Rust) function; bounded in case of deep stacks.
+    for level in 0..256 {
+        let d = lua.inspect_stack(level)?;
+        let src = d.source();
+        let line = d.curr_line();
+        // C functions and lunasip's own prelude (the pcall wrapper) are
+        // not the script's position.
+        if src.what == "C" || line <= 0 || src.source.as_deref() == Some("=prelude") {
+            continue;
+        }
+        let file = match src.source.as_deref() {
+            Some(s) if s.starts_with('@') || s.starts_with('=') => s[1..].to_string(),
+            _ => src.short_src.as_deref().unwrap_or("?").to_string(),
+        };
+        return Some((file, line as i64));
+    }
+    None
+}
+
+/// `$cfg_line`: the script line evaluating the spec (an integer).
+fn get_cfg_line(c: &Call, _: &Spec) -> Value {
+    script_pos(c).map_or(Value::Null, |(_, l)| Value::Int(l))
+}
+/// `$cfg_file`: the script file evaluating the spec.
+fn get_cfg_file(c: &Call, _: &Spec) -> Value {
+    script_pos(c).map_or(Value::Null, |(f, _)| Value::Str(f))
+}
+
+/// `-o name=value` options of the command line (`lunasip run`/`eval`).
+static ARGV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Stores the `-o name=value` options `$argv(name)` reads; an option
+/// without `=` or with an empty name is an error. Set once per process.
+pub fn set_argv(opts: &[String]) -> Result<(), String> {
+    let mut list = Vec::with_capacity(opts.len());
+    for o in opts {
+        match o.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => {
+                list.push((n.trim().to_string(), v.to_string()))
+            }
+            _ => return Err(format!("-o '{o}': expected name=value")),
+        }
+    }
+    let _ = ARGV.set(list);
+    Ok(())
+}
+
+/// `$argv(name)`: the value of `-o name=value` (given twice, the last).
+fn get_argv(c: &Call, spec: &Spec) -> Value {
+    let Some(name) = spec.name(c) else {
+        return Value::Null;
+    };
+    ARGV.get()
+        .and_then(|l| l.iter().rev().find(|(n, _)| *n == name.trim()))
+        .map_or(Value::Null, |(_, v)| Value::Str(v.clone()))
+}
+
+/// OpenSIPS's `q2str`: 1000 → `1`, 0 → `0`, 500 → `0.5`, 25 → `0.025`.
+fn q_text(q: i64, out: &mut String) {
+    use std::fmt::Write;
+    if q >= 1000 {
+        out.push('1');
+    } else if q <= 0 {
+        out.push('0');
+    } else {
+        let _ = write!(out, "0.{:03}", q);
+        while out.ends_with('0') {
+            out.pop();
+        }
+    }
+}
+
+/// `$ds`: the destination set as OpenSIPS prints it for a redirect
+/// (`print_dset`): the R-URI when the script changed it, then each branch
+/// added with `append_branch`, as `Contact: <uri>;q=0.5, <uri>`; null
+/// when there is neither.
+fn get_ds(c: &Call, _: &Spec) -> Value {
+    let Some(m) = c.msg.as_ref().filter(|m| m.is_request()) else {
+        return Value::Null;
+    };
+    let mut out = String::from("Contact: ");
+    let mut n = 0;
+    let mut add = |out: &mut String, uri: &str, q: Option<i64>| {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        n += 1;
+        out.push('<');
+        out.push_str(uri);
+        out.push('>');
+        if let Some(q) = q {
+            out.push_str(";q=");
+            q_text(q, out);
+        }
+    };
+    if m.ruri() != m.original_ruri() {
+        add(&mut out, m.ruri(), c.ru_q);
+    }
+    for b in &c.tm.branches {
+        add(&mut out, &b.uri, b.q);
+    }
+    if n == 0 {
+        Value::Null
+    } else {
+        Value::Str(out)
+    }
+}
+
+/// The appended branch an index names (none: the first; negative: from
+/// the end), as OpenSIPS counts them.
+fn branch_slot(c: &Call, spec: &Spec) -> Option<usize> {
+    let n = c.tm.branches.len() as i64;
+    let i = match spec.index(c) {
+        None | Some(Err(())) => 0,
+        Some(Ok(i)) => i,
+    };
+    let i = if i < 0 { n + i } else { i };
+    (0..n).contains(&i).then_some(i as usize)
+}
+
+/// `$branch(uri|duri|q|path|flags|socket)[i]`: the branches `append_branch`
+/// added, the first being 0.
+fn get_branch(c: &Call, spec: &Spec) -> Value {
+    let Some(b) = branch_slot(c, spec).and_then(|i| c.tm.branches.get(i)) else {
+        return Value::Null;
+    };
+    let field = spec.name(c);
+    match field.as_deref().map(str::trim) {
+        Some("uri") => Value::Str(b.uri.clone()),
+        Some("duri") => b.duri.clone().map_or(Value::Null, Value::Str),
+        Some("q") => b.q.map_or(Value::Null, Value::Int),
+        Some("path") => b.path.clone().map_or(Value::Null, Value::Str),
+        Some("flags") => Value::Int(b.flags as i64),
+        Some("socket") => match (b.socket, c.sockets.as_ref()) {
+            (Some(i), Some(l)) => l
+                .list
+                .get(i)
+                .map_or(Value::Null, |sk| Value::Str(sk.spec())),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
+/// `$(branch(field)[i]) = v`; null clears duri/q/path/socket.
+fn set_branch(c: &mut Call, spec: &Spec, v: Value) -> Result<(), String> {
+    let i = branch_slot(c, spec).ok_or_else(|| format!("{}: no such branch", spec.text))?;
+    let field = spec
+        .name(c)
+        .map(|f| f.trim().to_string())
+        .unwrap_or_default();
+    let text = v.to_text().map(|t| t.into_owned());
+    let socket = match (field.as_str(), &text, c.sockets.as_ref()) {
+        ("socket", Some(t), Some(l)) => Some(
+            l.list
+                .iter()
+                .find(|sk| sk.spec().eq_ignore_ascii_case(t.trim()))
+                .map(|sk| sk.id)
+                .ok_or_else(|| format!("'{t}' is not a listening socket"))?,
+        ),
+        _ => None,
+    };
+    let Some(b) = c.tm.branches.get_mut(i) else {
+        return Err(format!("{}: no such branch", spec.text));
+    };
+    match field.as_str() {
+        "uri" => {
+            let t = text.ok_or_else(|| format!("{}: the URI cannot be null", spec.text))?;
+            crate::sip::Uri::parse(&t).map_err(|_| format!("'{t}' is not a valid URI"))?;
+            b.uri = t;
+        }
+        "duri" => b.duri = text,
+        "q" => b.q = v.to_int(),
+        "path" => b.path = text,
+        "flags" => b.flags = v.to_int().unwrap_or(0) as u64,
+        "socket" => b.socket = socket,
+        other => return Err(format!("$branch({other}): unknown field")),
+    }
+    Ok(())
 }
 
 macro_rules! ro {
@@ -315,11 +418,11 @@ pub static DEFS: &[PvDef] = &[
         "time",
         get_time,
         inner,
-        "current time (UTC) by strftime format: $time(%H:%M)"
+        "current local time (TZ) by strftime format: $time(%H:%M)"
     ),
     ro!("Ts", get_ts, "current Unix time, seconds"),
     ro!("Tsm", get_tsm, "microseconds of the current second"),
-    ro!("Tf", get_tf, "current time, ctime format (UTC)"),
+    ro!("Tf", get_tf, "current local time (TZ), ctime format"),
     ro!("TS", get_tstart, "Unix time lunasip started"),
     ro!("pp", get_pp, "process id"),
     ro!(
@@ -360,49 +463,53 @@ pub static DEFS: &[PvDef] = &[
         get_route_type,
         "type of the running route: request, onreply, failure, …"
     ),
-    ro!(
-        "route.name",
-        null,
-        "name of the running route (null: not tracked yet)"
-    ),
+    PvDef {
+        name: "route.name",
+        get: get_route_name,
+        set: None,
+        takes_inner: false,
+        doc: "name of the running route in its table: main for route.main, x for failure_route.x",
+        peek: Some(peek_route_name),
+    },
     ro!(
         "cfg_line",
-        null,
-        "script line (null: use debug.getinfo in Lua)"
+        get_cfg_line,
+        "script line of the Lua code reading it (null outside Lua)"
     ),
     ro!(
         "cfg_file",
-        null,
-        "script file (null: use debug.getinfo in Lua)"
+        get_cfg_file,
+        "script file of the Lua code reading it (null outside Lua)"
     ),
     ro!(
         "argv",
-        null,
+        get_argv,
         inner,
-        "command-line argument (null: lunasip takes none)"
+        "command-line option -o name=value: $argv(name)"
     ),
     ro!(
         "param",
         null,
         inner,
-        "route parameter (null: Lua routes take arguments)"
+        "route parameter: always null (Lua routes take ordinary function arguments)"
     ),
     ro!("err.class", err_class, "error class: 1 for a message that did not parse (OpenSIPS) (set in error_route)"),
     ro!("err.level", err_level, "error level (1) (set in error_route)"),
     ro!("err.info", err_info, "what was wrong, e.g. \"bad header from\" (set in error_route)"),
     ro!("err.rcode", err_rcode, "reply code recommended for the error (400, 505) (set in error_route)"),
     ro!("err.rreason", err_rreason, "reply reason recommended for the error (set in error_route)"),
-    ro!(
-        "branch",
-        get_branch,
-        inner,
-        "branch field: uri, duri, q, path, flags, socket; [0] is the R-URI branch"
-    ),
+    PvDef {
+        name: "branch",
+        get: get_branch,
+        set: Some(set_branch),
+        takes_inner: true,
+        doc: "field of a branch added by append_branch: uri, duri, q, path, flags, socket; [0] is the first, [-1] the last",
+        peek: None,
+    },
     ro!(
         "ds",
-        null,
-        inner,
-        "dispatcher field (null until dispatcher lands)"
+        get_ds,
+        "destination set: Contact: <R-URI if changed>, <appended branches>"
     ),
     ro!(
         "T_branch_idx",
@@ -436,7 +543,14 @@ pub static DEFS: &[PvDef] = &[
         doc: "tm: seconds an INVITE branch may ring without a final reply (writable; null: the config's fr_inv_timeout)",
         peek: None,
     },
-    ro!("bavp", null, inner, "tm: branch AVP (null until tm lands)"),
+    PvDef {
+        name: "bavp",
+        get: super::vars::get_bavp,
+        set: Some(super::vars::set_bavp),
+        takes_inner: true,
+        doc: "tm: AVP of the current branch (branch route: the branch being built; reply route: the branch the reply came from; failure route: the winning branch)",
+        peek: None,
+    },
     ro!("null", null, "always null"),
 ];
 
@@ -445,12 +559,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strftime_utc() {
-        // 2026-11-27 22:40:39 UTC, a Friday, day 331.
-        let t = 1_795_819_239;
-        assert_eq!(strftime("%Y-%m-%d %H:%M:%S", t), "2026-11-27 22:40:39");
-        assert_eq!(strftime("%a %b %e %j %%", t), "Fri Nov 27 331 %");
-        assert_eq!(strftime("%F %T", 0), "1970-01-01 00:00:00");
-        assert_eq!(strftime("%A %B", 0), "Thursday January");
+    fn q_values_print_as_opensips() {
+        for (q, want) in [
+            (1000, "1"),
+            (0, "0"),
+            (500, "0.5"),
+            (25, "0.025"),
+            (120, "0.12"),
+        ] {
+            let mut s = String::new();
+            q_text(q, &mut s);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn strftime_refuses_what_opensips_would_not_print() {
+        assert!(strftime("%Y-%m-%d", 0).is_some());
+        assert_eq!(strftime("", 0), None);
+        assert_eq!(strftime(&"%Y".repeat(40), 0), None);
+    }
+
+    #[test]
+    fn argv_options_need_a_name_and_a_value() {
+        assert!(set_argv(&["=x".into()]).is_err());
+        assert!(set_argv(&["novalue".into()]).is_err());
     }
 }

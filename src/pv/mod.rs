@@ -232,24 +232,21 @@ impl std::hash::Hasher for FxHasher {
 
 type FxMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<FxHasher>>;
 
-/// A spec found by the identity of the (immutable, interned) script string
-/// it was parsed from, with that string kept alive so the identity cannot
-/// be reused by another string.
-type ByKey = KeyMap<Rc<Spec>>;
-/// Values keyed by a string identity, each with the string kept alive.
+/// Values keyed by the identity of the (immutable, interned) script string
+/// they were parsed from, each with that string kept alive so the identity
+/// cannot be reused by another string.
 type KeyMap<T> = HashMap<usize, (Keep, T), std::hash::BuildHasherDefault<FxHasher>>;
 /// Whatever keeps a keyed string alive (a Lua string, for the Lua surface).
 type Keep = Box<dyn std::any::Any>;
 
 /// Per-worker cache of parsed specs and format strings, keyed by their text
-/// (and, for the Lua fast path, by the identity of the Lua string).
+/// (and, for `sip.pv.fmt`, by the identity of the Lua string).
 #[derive(Default)]
 pub struct Cache {
     specs: FxMap<Rc<Spec>>,
     named: FxMap<Rc<Spec>>,
     formats: FxMap<Rc<[Part]>>,
     chains: FxMap<Rc<[tr::Trans]>>,
-    by_key: [ByKey; 2],
     formats_by_key: KeyMap<Rc<[Part]>>,
 }
 
@@ -291,22 +288,8 @@ impl Cache {
         })
     }
 
-    /// The spec remembered for a string identity (`named`: the `sip.pv.NAME`
-    /// sugar rather than a whole spec).
-    pub fn by_key(&self, key: usize, named: bool) -> Option<&Spec> {
-        self.by_key[named as usize].get(&key).map(|(_, s)| &**s)
-    }
-
-    /// Remembers `spec` under a string identity; `keep` holds the string.
-    pub fn remember(&mut self, key: usize, named: bool, keep: Keep, spec: Rc<Spec>) {
-        let map = &mut self.by_key[named as usize];
-        if map.len() >= CACHE_MAX {
-            map.clear();
-        }
-        map.insert(key, (keep, spec));
-    }
-
-    /// The format remembered for a string identity (see [`Cache::by_key`]).
+    /// The format remembered for a string identity; `keep` (see
+    /// [`Cache::remember_format`]) holds the string alive.
     pub fn format_by_key(&self, key: usize) -> Option<Rc<[Part]>> {
         self.formats_by_key.get(&key).map(|(_, f)| f.clone())
     }

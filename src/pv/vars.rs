@@ -38,10 +38,27 @@ fn slot(len: usize, i: i64) -> Option<usize> {
 }
 
 fn get_avp(c: &Call, spec: &Spec) -> Value {
+    avp_in(&c.avps, c, spec)
+}
+
+/// `$bavp(name)`: the AVPs of the branch being built (branch route) or
+/// answered (reply route), with the same list semantics as `$avp`.
+pub(crate) fn get_bavp(c: &Call, spec: &Spec) -> Value {
+    avp_in(&c.tm.bavps, c, spec)
+}
+
+pub(crate) fn set_bavp(c: &mut Call, spec: &Spec, v: Value) -> Result<(), String> {
+    std::mem::swap(&mut c.avps, &mut c.tm.bavps);
+    let r = set_avp(c, spec, v);
+    std::mem::swap(&mut c.avps, &mut c.tm.bavps);
+    r
+}
+
+fn avp_in(map: &std::collections::HashMap<String, Vec<Value>>, c: &Call, spec: &Spec) -> Value {
     let Some(n) = spec.name(c) else {
         return Value::Null;
     };
-    let Some(list) = c.avps.get(n.as_ref()) else {
+    let Some(list) = map.get(n.as_ref()) else {
         return Value::Null;
     };
     match spec.index(c) {

@@ -66,20 +66,52 @@ fn out(v: pv::Value) -> Out {
     }
 }
 
-/// Reads the spec a Lua string names. Lua strings are immutable and the
-/// cache keeps the ones it saw alive, so the string's identity is a key
-/// that needs no hashing of the text, no UTF-8 check and no compare.
-fn pv_get(lua: &Lua, st: &State, spec: &mlua::String, sugar: bool) -> mlua::Result<Out> {
-    let key = spec.to_pointer() as usize;
-    if let Some(s) = st.pv.borrow().by_key(key, sugar) {
-        return Ok(read(lua, st, s));
-    }
-    let parsed = cached_spec(lua, st, &spec.to_str()?, sugar)?;
-    st.pv
-        .borrow_mut()
-        .remember(key, sugar, Box::new(spec.clone()), parsed.clone());
-    Ok(read(lua, st, &parsed))
+/// Readers already made, as a Lua table from spec text (or, for the
+/// sugar, the bare name) to a Rust function bound to the parsed spec.
+/// `sip.pv.get` and `sip.pv.NAME` (Lua functions, see [`READ_PATH`]) look
+/// there first, so a repeated read passes no argument to Rust: no
+/// reference taken per argument, no hashing of the text, no parse.
+struct Readers {
+    table: Table,
+    /// Entries in `table`; it is emptied at [`READERS_MAX`], so scripts
+    /// that build specs at run time cannot grow it without bound.
+    count: std::cell::Cell<usize>,
+    sugar: bool,
 }
+
+const READERS_MAX: usize = 4096;
+
+/// The first read of a spec (or after the table was emptied): parse it,
+/// make its reader, remember it, read.
+fn first_read(lua: &Lua, st: &Rc<State>, r: &Readers, text: &mlua::String) -> mlua::Result<Out> {
+    let spec = cached_spec(lua, st, &text.to_str()?, r.sugar)?;
+    if r.count.get() >= READERS_MAX {
+        r.table.clear()?;
+        r.count.set(0);
+    }
+    let (st2, spec2) = (st.clone(), spec.clone());
+    let reader = lua.create_function(move |lua, ()| Ok(read(lua, &st2, &spec2)))?;
+    r.table.raw_set(text, reader)?;
+    r.count.set(r.count.get() + 1);
+    Ok(read(lua, st, &spec))
+}
+
+/// `sip.pv.get` and the `sip.pv.NAME` read, in Lua: a reader found by the
+/// spec text is called with no argument; else Rust parses and makes one.
+/// Named `=prelude` so script positions skip it.
+const READ_PATH: &str = r#"
+local pv, specs, names, first_spec, first_name = ...
+pv.get = function(spec)
+  local r = specs[spec]
+  if r then return r() end
+  return first_spec(spec)
+end
+return function(_, name)
+  local r = names[name]
+  if r then return r() end
+  return first_name(name)
+end
+"#;
 
 /// Reads a parsed spec.
 fn read(lua: &Lua, st: &State, spec: &pv::Spec) -> Out {
@@ -125,7 +157,8 @@ pub fn pv_fmt(lua: &Lua, st: &State, fmt: &str) -> mlua::Result<String> {
 }
 
 /// `sip.pv.fmt` from Lua: the parsed format found by the string's identity
-/// (see [`pv_get`]).
+/// (Lua strings are immutable: the identity is a key that needs no
+/// hashing of the text).
 fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<String> {
     let key = fmt.to_pointer() as usize;
     let found = st.pv.borrow().format_by_key(key);
@@ -192,10 +225,29 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
 
     let pvt = lua.create_table()?;
     let st = state.clone();
-    pvt.set(
-        "get",
-        lua.create_function(move |lua, spec: mlua::String| pv_get(lua, &st, &spec, false))?,
-    )?;
+    let specs = Rc::new(Readers {
+        table: lua.create_table()?,
+        count: Default::default(),
+        sugar: false,
+    });
+    let names = Rc::new(Readers {
+        table: lua.create_table()?,
+        count: Default::default(),
+        sugar: true,
+    });
+    let (r, specs_t) = (specs.clone(), specs.table.clone());
+    let first_spec =
+        lua.create_function(move |lua, spec: mlua::String| first_read(lua, &st, &r, &spec))?;
+    let (st, r, names_t) = (state.clone(), names.clone(), names.table.clone());
+    let first_name =
+        lua.create_function(move |lua, name: mlua::String| first_read(lua, &st, &r, &name))?;
+    let index: mlua::Function = lua.load(READ_PATH).set_name("=prelude").call((
+        pvt.clone(),
+        specs_t,
+        names_t,
+        first_spec,
+        first_name,
+    ))?;
     let st = state.clone();
     pvt.set(
         "set",
@@ -209,11 +261,7 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         lua.create_function(move |lua, fmt: mlua::String| fmt_lua(lua, &st, &fmt))?,
     )?;
     let meta = lua.create_table()?;
-    let st = state.clone();
-    meta.set(
-        "__index",
-        lua.create_function(move |lua, (_t, k): (Value, mlua::String)| pv_get(lua, &st, &k, true))?,
-    )?;
+    meta.set("__index", index)?;
     let st = state.clone();
     meta.set(
         "__newindex",
@@ -233,6 +281,8 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
 
     // The sockets, for $socket_in / $socket_out / $Ri.
     state.call.borrow_mut().sockets = Some(state.env.sockets.clone());
+    // The Lua state, for $cfg_line / $cfg_file.
+    state.call.borrow_mut().lua = Some(super::call::LuaRef(lua.weak()));
 
     let st = state.clone();
     sip.set(

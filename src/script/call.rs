@@ -55,12 +55,39 @@ pub struct Source {
     pub socket: usize,
 }
 
+/// A branch `append_branch` added (`$branch(...)` reads and writes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingBranch {
+    pub uri: String,
+    /// Where it goes instead of the URI (`$du` when it was appended).
+    pub duri: Option<String>,
+    /// q-value × 1000, as `$ru_q`.
+    pub q: Option<i64>,
+    pub path: Option<String>,
+    pub flags: u64,
+    /// Outgoing socket (index into `Sockets::list`).
+    pub socket: Option<usize>,
+}
+
+impl From<&str> for PendingBranch {
+    fn from(uri: &str) -> PendingBranch {
+        PendingBranch {
+            uri: uri.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Per-message state. One per worker, reset for each message.
 #[derive(Debug)]
 pub struct Call {
     pub msg: Option<Message>,
     pub src: Source,
     pub route: RouteType,
+    /// `$route.name`: the running route's key in its table (`main` for
+    /// `route.main`, `x` for `failure_route.x`); interned, so setting it
+    /// per message does not allocate.
+    pub route_name: &'static str,
     /// Message flags (OpenSIPS setflag/isflagset), bits 0..63.
     pub flags: u64,
     /// Destination URI ($du), overrides the R-URI as next hop.
@@ -103,6 +130,19 @@ pub struct Call {
     pub rr: Option<crate::modules::rr::PendingRr>,
     /// Why the message was refused, for error_route (`$err.*`).
     pub err: Option<MsgError>,
+    /// The worker's Lua state, for `$cfg_line`/`$cfg_file` (the script
+    /// position of the Lua code reading them); None outside a Lua host.
+    pub lua: Option<LuaRef>,
+}
+
+/// A weak handle on the worker's Lua state (no cycle: the state owns the call).
+#[derive(Clone)]
+pub struct LuaRef(pub mlua::WeakLua);
+
+impl std::fmt::Debug for LuaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LuaRef")
+    }
 }
 
 /// A parse error as error_route sees it (OpenSIPS `$err.*`).
@@ -118,8 +158,10 @@ pub struct MsgError {
 #[derive(Debug, Default)]
 pub struct CallTm {
     pub armed: crate::proxy::tm::txn::Armed,
+    /// `$bavp`s: set in the request route for every branch, then per branch.
+    pub bavps: HashMap<String, Vec<Value>>,
     /// Extra destinations from `append_branch` (parallel forking).
-    pub branches: Vec<String>,
+    pub branches: Vec<PendingBranch>,
     pub txn: Option<crate::proxy::tm::TxnRef>,
     /// In a reply route: the branch the reply came from.
     pub branch: Option<usize>,
@@ -140,6 +182,7 @@ impl Call {
                 socket: 0,
             },
             route: RouteType::Request,
+            route_name: "main",
             flags: 0,
             du: None,
             replied: false,
@@ -161,6 +204,7 @@ impl Call {
             tm: CallTm::default(),
             rr: None,
             err: None,
+            lua: None,
         }
     }
 
@@ -168,6 +212,7 @@ impl Call {
     pub fn reset_empty(&mut self, route: RouteType) {
         self.msg = None;
         self.route = route;
+        self.route_name = "main";
         self.flags = 0;
         self.du = None;
         self.replied = false;
@@ -180,6 +225,7 @@ impl Call {
         self.msg = Some(msg);
         self.src = src;
         self.route = route;
+        self.route_name = "main";
         self.flags = 0;
         self.du = None;
         self.replied = false;

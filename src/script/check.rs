@@ -204,6 +204,7 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
     }
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
+        crate::modules::dispatcher::sets::set_listeners(&cfg.listen);
         crate::modules::dispatcher::configure(&modules).map_err(|m| err("dispatcher", m))?;
         if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
             let ms =

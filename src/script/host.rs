@@ -77,13 +77,22 @@ fn intern(s: String) -> &'static str {
 }
 
 /// Prefixes a Rust-raised error with the calling script line, so the log
-/// and `check` can say `file:line: sip.x: message`.
+/// and `check` can say `file:line: sip.x: message`. The line is the first
+/// Lua frame above the Rust function that is not lunasip's prelude (its
+/// pcall wrapper, the `sip.pv` read path).
 pub fn located(lua: &Lua, msg: String) -> mlua::Error {
-    let loc = lua.inspect_stack(1).and_then(|d| {
-        let line = d.curr_line();
-        let src = d.source().short_src.map(|s| s.to_string())?;
-        (line > 0).then(|| format!("{src}:{line}: "))
-    });
+    let loc = (1..64)
+        .map_while(|level| lua.inspect_stack(level))
+        .find_map(|d| {
+            let src = d.source();
+            if src.what == "C" || src.source.as_deref() == Some("=prelude") {
+                return None;
+            }
+            let line = d.curr_line();
+            let file = src.short_src.map(|s| s.to_string())?;
+            Some((line > 0).then(|| format!("{file}:{line}: ")))
+        })
+        .flatten();
     mlua::Error::RuntimeError(format!("{}{msg}", loc.unwrap_or_default()))
 }
 
@@ -166,7 +175,11 @@ impl Host {
 
     /// Runs a route that has no message (startup, timer), logging failures.
     pub fn run_detached(&self, rt: RouteType, name: &str, f: &Function) {
-        self.state.call.borrow_mut().reset_empty(rt);
+        {
+            let mut call = self.state.call.borrow_mut();
+            call.reset_empty(rt);
+            call.route_name = super::route::route_name(name);
+        }
         if let Outcome::Failed(e) = self.invoke(f) {
             tracing::error!("{}.{name} failed: {e}", rt.table());
         }

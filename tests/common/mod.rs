@@ -2,6 +2,8 @@
 //! chosen per test, run SIPp as caller and callee, read what they saw.
 #![allow(dead_code)]
 
+pub mod worker;
+
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -183,7 +185,11 @@ impl Drop for Uas {
 
 /// Starts a SIPp UAS with `scen` on a free port (`transport`: "u1" or "t1").
 pub fn uas(scen: &str, transport: &str) -> Uas {
-    let port = free_port();
+    uas_on(scen, transport, free_port())
+}
+
+/// Starts a SIPp UAS on `port` (e.g. again where a stopped one was).
+pub fn uas_on(scen: &str, transport: &str, port: u16) -> Uas {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new("sipp")
         .arg("-sf")

@@ -69,13 +69,11 @@ pub fn parse_set(set: &str, partition: Option<&str>) -> Result<(Option<String>, 
     Ok((part, id))
 }
 
-/// AVP name of a partition (`ds_dst_failover`, `ds_dst_failover_p2`).
-fn avp(base: &str, part: &str) -> String {
-    if part == "default" {
-        base.to_string()
-    } else {
-        format!("{base}_{part}")
-    }
+/// The failover AVP names of a partition (defaults when it is unknown).
+fn names_of(sets: &sets::Sets, part: &str) -> sets::AvpNames {
+    sets.partition(Some(part))
+        .map(|p| p.names.clone())
+        .unwrap_or_default()
 }
 
 thread_local! {
@@ -210,55 +208,92 @@ fn apply(st: &State, a: &Args, d: &Dest, domain: bool) -> mlua::Result<()> {
     Ok(())
 }
 
+/// Set ids of the first argument: a number, `"part:5"`, or the 2.x list
+/// form `"1,2"` (tried in order).
+fn parse_sets(arg: &str, partition: Option<&str>) -> Result<Vec<(Option<String>, i64)>, String> {
+    arg.split(',').map(|s| parse_set(s, partition)).collect()
+}
+
+/// Algorithms of the second argument: a number or the 2.x list `"4,0"`
+/// (one per set; the last one repeats).
+fn parse_algs(a: &Args) -> mlua::Result<Vec<i64>> {
+    if let Ok(Some(n)) = a.opt_int(1) {
+        return Ok(vec![n]);
+    }
+    a.str(1)?
+        .split(',')
+        .map(|x| {
+            x.trim()
+                .parse()
+                .map_err(|_| a.err(format!("algorithm '{}' is not a number", x.trim())))
+        })
+        .collect()
+}
+
 fn select_common(lua: &Lua, st: &State, a: Args, domain: bool) -> mlua::Result<MultiValue> {
     let set_arg = a.str(0)?;
-    let alg = a.int(1)?;
+    let algs = parse_algs(&a)?;
     let flags = match a.opt_str(2)? {
         Some(f) => parse_flags(&f).map_err(|e| a.err(e))?,
         None => Flags::default(),
     };
     let partition = a.opt_str(3)?;
-    let (pname, setid) = parse_set(&set_arg, partition.as_deref()).map_err(|e| a.err(e))?;
+    let wanted = parse_sets(&set_arg, partition.as_deref()).map_err(|e| a.err(e))?;
     let mut flags = flags;
     if let Some(m) = a.opt_int(4)? {
         flags.max_results = usize::try_from(m).unwrap_or(0);
     }
-    let sets = super::current();
-    let Some(part) = sets.partition(pname.as_deref()) else {
-        return ret(lua, false);
-    };
-    let Some(set) = part.set(setid) else {
-        return ret(lua, false);
-    };
     if flags.force && !domain && st.call.borrow().du.is_some() {
         return ret(lua, true);
     }
-    let k = key(lua, st, &a, part, set, alg, flags.user_only)?;
-    let order = select::select(
-        set,
-        &k,
-        Opts {
-            use_default: flags.use_default,
-            // Without `f` only the chosen one is kept.
-            max_results: if flags.failover { flags.max_results } else { 1 },
-        },
-    );
-    let Some(&first) = order.first() else {
+    let sets = super::current();
+    // Each named set in turn; a missing set or partition is skipped.
+    let mut chosen: Vec<(&Partition, &Set, Vec<usize>)> = Vec::with_capacity(wanted.len());
+    for (i, (pname, setid)) in wanted.iter().enumerate() {
+        let Some(part) = sets.partition(pname.as_deref()) else {
+            continue;
+        };
+        let Some(set) = part.set(*setid) else {
+            continue;
+        };
+        let alg = algs.get(i).or(algs.last()).copied().unwrap_or(0);
+        let k = key(lua, st, &a, part, set, alg, flags.user_only)?;
+        let order = select::select(
+            set,
+            &k,
+            Opts {
+                use_default: flags.use_default,
+                // Without `f` only the chosen one is kept.
+                max_results: if flags.failover { flags.max_results } else { 1 },
+            },
+        );
+        if !order.is_empty() {
+            chosen.push((part, set, order));
+            if !flags.failover {
+                break;
+            }
+        }
+    }
+    let Some((part, set, order)) = chosen.first() else {
         return ret(lua, false);
     };
-    let d = &set.dests[first];
+    let (part, set) = (*part, *set);
+    let d = &set.dests[order[0]];
     d.hits.fetch_add(1, Ordering::Relaxed);
     apply(st, &a, d, domain)?;
-    let keep: Vec<Value> = if flags.failover {
-        order
+    let mut keep: Vec<Value> = if flags.failover {
+        chosen
             .iter()
-            .map(|&i| Value::Str(set.dests[i].uri.clone()))
+            .flat_map(|(_, s, o)| o.iter().map(|&i| Value::Str(s.dests[i].uri.clone())))
             .collect()
     } else {
         vec![Value::Str(d.uri.clone())]
     };
+    if flags.failover && flags.max_results > 0 {
+        keep.truncate(flags.max_results);
+    }
     let mut call = st.call.borrow_mut();
-    let dst = avp("ds_dst_failover", &part.name);
+    let dst = part.names.dst(&part.name);
     let list = call.avps.entry(dst).or_default();
     if flags.append {
         list.extend(keep);
@@ -267,9 +302,9 @@ fn select_common(lua: &Lua, st: &State, a: Args, domain: bool) -> mlua::Result<M
     }
     let n = list.len() as i64;
     call.avps
-        .insert(avp("ds_grp_failover", &part.name), vec![Value::Int(set.id)]);
+        .insert(part.names.grp(&part.name), vec![Value::Int(set.id)]);
     call.avps
-        .insert(avp("ds_cnt_failover", &part.name), vec![Value::Int(n)]);
+        .insert(part.names.cnt(&part.name), vec![Value::Int(n)]);
     if let Some(name) = &part.attrs_avp {
         let name = name
             .trim_start_matches("$avp(")
@@ -292,24 +327,29 @@ fn ds_select_domain(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> 
 /// Finds a destination by set id and URI.
 fn find<'a>(sets: &'a sets::Sets, part: &str, setid: Option<i64>, uri: &str) -> Option<&'a Dest> {
     let p = sets.partition(Some(part))?;
-    p.sets
-        .iter()
-        .filter(|s| setid.is_none_or(|id| s.id == id))
-        .flat_map(|s| s.dests.iter())
-        .find(|d| d.uri == uri)
+    let in_sets = |setid: Option<i64>| {
+        p.sets
+            .iter()
+            .filter(move |s| setid.is_none_or(|id| s.id == id))
+            .flat_map(|s| s.dests.iter())
+            .find(|d| d.uri == uri)
+    };
+    // A failover list over several sets holds destinations of the others too.
+    in_sets(setid).or_else(|| in_sets(None))
 }
 
 fn next_common(lua: &Lua, st: &State, a: Args, domain: bool) -> mlua::Result<MultiValue> {
     let part = a.opt_str(0)?.unwrap_or_else(|| "default".into());
     let sets = super::current();
+    let names = names_of(&sets, &part);
     let (uri, setid) = {
         let mut call = st.call.borrow_mut();
         let setid = call
             .avps
-            .get(&avp("ds_grp_failover", &part))
+            .get(&names.grp(&part))
             .and_then(|v| v.first())
             .and_then(Value::to_int);
-        let Some(list) = call.avps.get_mut(&avp("ds_dst_failover", &part)) else {
+        let Some(list) = call.avps.get_mut(&names.dst(&part)) else {
             return ret(lua, false);
         };
         if !list.is_empty() {
@@ -317,8 +357,7 @@ fn next_common(lua: &Lua, st: &State, a: Args, domain: bool) -> mlua::Result<Mul
         }
         let n = list.len() as i64;
         let uri = list.first().and_then(|v| v.as_str().map(str::to_string));
-        call.avps
-            .insert(avp("ds_cnt_failover", &part), vec![Value::Int(n)]);
+        call.avps.insert(names.cnt(&part), vec![Value::Int(n)]);
         (uri, setid)
     };
     let Some(uri) = uri else {
@@ -359,16 +398,18 @@ fn ds_mark_dst(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         None => INACTIVE,
     };
     let part = a.opt_str(1)?.unwrap_or_else(|| "default".into());
+    let sets = super::current();
+    let names = names_of(&sets, &part);
     let (uri, setid) = {
         let call = st.call.borrow();
         let uri = call
             .avps
-            .get(&avp("ds_dst_failover", &part))
+            .get(&names.dst(&part))
             .and_then(|v| v.first())
             .and_then(|v| v.as_str().map(str::to_string));
         let setid = call
             .avps
-            .get(&avp("ds_grp_failover", &part))
+            .get(&names.grp(&part))
             .and_then(|v| v.first())
             .and_then(Value::to_int);
         (uri, setid)
@@ -376,10 +417,30 @@ fn ds_mark_dst(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let Some(uri) = uri else {
         return ret(lua, false);
     };
-    let sets = super::current();
     match find(&sets, &part, setid, &uri) {
         Some(d) => {
-            super::set_state(&part, setid.unwrap_or(-1), d, state);
+            let setid = setid.unwrap_or(-1);
+            match state {
+                // OpenSIPS: "p" takes ds_probing_threshold calls in a row.
+                super::sets::PROBING if d.state() == super::sets::ACTIVE => {
+                    let limit = super::probe::conf().threshold;
+                    let n = d
+                        .failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        + 1;
+                    if n >= limit {
+                        d.failures
+                            .store(limit, std::sync::atomic::Ordering::Relaxed);
+                        super::set_state(&part, setid, d, state);
+                    }
+                }
+                _ => {
+                    if state == super::sets::ACTIVE {
+                        d.failures.store(0, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    super::set_state(&part, setid, d, state);
+                }
+            }
             ret(lua, true)
         }
         None => ret(lua, false),
@@ -387,7 +448,6 @@ fn ds_mark_dst(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 }
 
 fn ds_is_in_list(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let _ = st;
     let ip_s = a.str(0)?;
     let ip: std::net::IpAddr = match ip_s.trim_start_matches('[').trim_end_matches(']').parse() {
         Ok(ip) => ip,
@@ -415,17 +475,41 @@ fn ds_is_in_list(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let Some(p) = sets.partition(pname.as_deref()) else {
         return ret(lua, false);
     };
-    let found = p
+    let hit = p
         .sets
         .iter()
         .filter(|s| setid.is_none_or(|id| s.id == id))
-        .flat_map(|s| s.dests.iter())
-        .any(|d| {
-            d.ip == Some(ip)
-                && (port == 0 || i64::from(d.port) == port)
-                && (!active_only || d.is_active())
+        .find_map(|s| {
+            s.dests
+                .iter()
+                .find(|d| {
+                    d.ip == Some(ip)
+                        && (port == 0 || i64::from(d.port) == port)
+                        && (!active_only || d.is_active())
+                })
+                .map(|d| (s.id, d))
         });
-    ret(lua, found)
+    let Some((group, d)) = hit else {
+        return ret(lua, false);
+    };
+    let mut call = st.call.borrow_mut();
+    // Without a set, `setid_pvar` learns which set matched; the attrs go
+    // to `attrs_avp` as ds_select_dst does.
+    if setid.is_none() {
+        if let Some(pv) = &p.names.setid_pvar {
+            let spec = st.pv.borrow_mut().spec(pv).map_err(|e| a.err(e))?;
+            crate::pv::set(&mut call, &spec, Value::Int(group)).map_err(|e| a.err(e))?;
+        }
+    }
+    if let Some(name) = &p.attrs_avp {
+        let name = name
+            .trim_start_matches("$avp(")
+            .trim_end_matches(')')
+            .to_string();
+        call.avps.insert(name, vec![Value::Str(d.attrs.clone())]);
+    }
+    drop(call);
+    ret(lua, true)
 }
 
 /// `ds_count` filter: a/A/1 active, i/I/0 inactive, p/P/2 probing.

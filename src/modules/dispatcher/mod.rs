@@ -8,13 +8,15 @@
 //! destination state is atomic, and a reload builds new sets and swaps the
 //! pointer, keeping the state of destinations that survived.
 
+pub mod db;
 pub mod lua;
 pub mod mi;
+pub mod probe;
 pub mod select;
 pub mod sets;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use mlua::{Table, Value};
 
@@ -23,6 +25,42 @@ use sets::{Partition, Row, Sets, Source};
 pub use lua::MODULE;
 
 static SETS: RwLock<Option<Arc<Sets>>> = RwLock::new(None);
+
+/// Held while sets are read from their sources and swapped in, so that a
+/// config load, an MI `ds_reload` and a database retry never interleave
+/// (each builds from the sets in force and installs).
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// Messages logged before the daemon's logger is up (the config is read
+/// first), kept to be written once it is: see [`flush_early_log`].
+static EARLY_LOG: Mutex<Vec<(tracing::Level, String)>> = Mutex::new(Vec::new());
+
+/// Logs `msg` at `level`, or keeps it for [`flush_early_log`] when no
+/// logger is installed yet.
+pub fn report(level: tracing::Level, msg: String) {
+    if !tracing::dispatcher::has_been_set() {
+        let mut early = EARLY_LOG.lock().unwrap_or_else(|e| e.into_inner());
+        if early.len() < 1000 {
+            early.push((level, msg));
+        }
+        return;
+    }
+    match level {
+        tracing::Level::ERROR => tracing::error!("{msg}"),
+        tracing::Level::WARN => tracing::warn!("{msg}"),
+        tracing::Level::INFO => tracing::info!("{msg}"),
+        _ => tracing::debug!("{msg}"),
+    }
+}
+
+/// Writes what [`report`] kept while there was no logger (the daemon calls
+/// this once logging is set up).
+pub fn flush_early_log() {
+    let early = std::mem::take(&mut *EARLY_LOG.lock().unwrap_or_else(|e| e.into_inner()));
+    for (level, msg) in early {
+        report(level, msg);
+    }
+}
 
 /// The current sets (empty when the module is not configured).
 pub fn current() -> Arc<Sets> {
@@ -54,6 +92,7 @@ pub struct PartitionConf {
     pub pvar_algo_pattern: Option<String>,
     pub algo_route: Option<String>,
     pub attrs_avp: Option<String>,
+    pub names: sets::AvpNames,
 }
 
 /// Loads partitions from their sources; a partition whose source cannot
@@ -61,16 +100,67 @@ pub struct PartitionConf {
 pub fn load(confs: &[PartitionConf]) -> Result<Sets, String> {
     let mut out = Sets::default();
     for c in confs {
-        let rows = sets::read_source(&c.source)
-            .map_err(|e| format!("dispatcher: partition {}: {e}", c.name))?;
-        let (built, _bad) = sets::build_sets(&c.name, &rows);
-        out.partitions.push(partition(c, built));
+        out.partitions.push(load_one(c)?);
     }
     Ok(out)
 }
 
+fn load_one(c: &PartitionConf) -> Result<Partition, String> {
+    let (rows, unread) = sets::read_source(&c.name, &c.source)
+        .map_err(|e| format!("dispatcher: partition {}: {e}", c.name))?;
+    let (built, bad) = sets::build_sets(&c.name, &rows);
+    let mut p = partition(c, built);
+    p.bad_rows = unread + bad;
+    Ok(p)
+}
+
+/// [`load`] for a config read: a database that cannot be read leaves its
+/// partition as it was (empty at start) with a logged error, and is tried
+/// again in the background; other sources that cannot be read are errors.
+fn load_for_config(confs: &[PartitionConf]) -> Result<Sets, String> {
+    let old = current();
+    let mut out = Sets::default();
+    for c in confs {
+        match (load_one(c), &c.source) {
+            (Ok(p), _) => {
+                db::loaded(&c.name);
+                out.partitions.push(p);
+            }
+            (Err(e), Source::Db { retry, .. }) => {
+                let kept = old
+                    .partition(Some(&c.name))
+                    .filter(|p| p.source.same_table(&c.source));
+                let what = match kept {
+                    Some(_) => "keeping the destinations loaded before",
+                    None => "the partition stays empty until it loads",
+                };
+                report(
+                    tracing::Level::ERROR,
+                    format!("{e}; {what}; trying again every {} s", retry.as_secs_f64()),
+                );
+                db::retry_later(&c.name, *retry);
+                let mut p = partition(c, Vec::new());
+                if let Some(k) = kept {
+                    p.sets = k.sets.clone();
+                    p.bad_rows = k.bad_rows;
+                }
+                out.partitions.push(p);
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Rows skipped as malformed by the last load of every partition (the
+/// `dispatcher:bad_rows` statistic).
+pub fn bad_rows() -> u64 {
+    current().partitions.iter().map(|p| p.bad_rows as u64).sum()
+}
+
 fn partition(c: &PartitionConf, built: Vec<sets::Set>) -> Partition {
     Partition {
+        bad_rows: 0,
         name: c.name.clone(),
         sets: Arc::new(built),
         source: c.source.clone(),
@@ -78,11 +168,14 @@ fn partition(c: &PartitionConf, built: Vec<sets::Set>) -> Partition {
         pvar_algo_pattern: c.pvar_algo_pattern.clone(),
         algo_route: c.algo_route.clone(),
         attrs_avp: c.attrs_avp.clone(),
+        names: c.names.clone(),
     }
 }
 
 /// Re-reads every partition's source (or only `only`) and swaps the sets.
+/// When a source cannot be read nothing changes: the error names it.
 pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
+    let _loading = LOADING.lock().unwrap_or_else(|e| e.into_inner());
     let cur = current();
     if let Some(p) = only {
         if cur.partition(Some(p)).is_none() {
@@ -99,6 +192,7 @@ pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
             pvar_algo_pattern: p.pvar_algo_pattern.clone(),
             algo_route: p.algo_route.clone(),
             attrs_avp: p.attrs_avp.clone(),
+            names: p.names.clone(),
         })
         .collect();
     let mut new = Sets::default();
@@ -107,14 +201,17 @@ pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
             new.partitions.push(Partition {
                 sets: p.sets.clone(),
                 source: p.source.clone(),
+                bad_rows: p.bad_rows,
                 ..partition(c, Vec::new())
             });
         } else {
-            new.partitions
-                .extend(load(std::slice::from_ref(c))?.partitions);
+            new.partitions.push(load_one(c)?);
         }
     }
     install(new, inherit);
+    for p in &new_names(only, &cur) {
+        db::loaded(p);
+    }
     Ok(())
 }
 
@@ -122,11 +219,29 @@ pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
 /// installs the sets. Called when the script's config is read, so a script
 /// reload re-reads it, keeping destination states.
 pub fn configure(modules: &Table) -> Result<(), String> {
+    let probing = match modules.get::<Value>("dispatcher") {
+        Ok(Value::Table(t)) => probe::parse(&t)?,
+        _ => probe::ProbeConf::default(),
+    };
+    probe::install(probing);
     match parse_config(modules)? {
         None => install(Sets::default(), false),
-        Some(confs) => install(load(&confs)?, true),
+        Some(confs) => {
+            let _ = crate::stats::register_gauge("dispatcher", "bad_rows", bad_rows);
+            let _loading = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+            install(load_for_config(&confs)?, true);
+        }
     }
     Ok(())
+}
+
+/// The partitions a reload of `only` (None: all) read.
+fn new_names(only: Option<&str>, cur: &Sets) -> Vec<String> {
+    cur.partitions
+        .iter()
+        .filter(|p| only.is_none_or(|o| o == p.name))
+        .map(|p| p.name.clone())
+        .collect()
 }
 
 /// The partitions `config.modules.dispatcher` declares (None when absent).
@@ -204,7 +319,27 @@ fn int(t: &Table, key: &str, what: &str) -> Result<Option<i64>, String> {
 /// destination = "sip:a", … } }` (the columns of OpenSIPS's table).
 fn partition_conf(name: &str, t: &Table) -> Result<PartitionConf, String> {
     let what = format!("partition {name}");
-    let source = if let Some(f) = text(t, "list_file", &what)? {
+    let db_url = text(t, "db_url", &what)?;
+    let list_file = text(t, "list_file", &what)?;
+    if db_url.is_some() && list_file.is_some() {
+        return Err(format!(
+            "config.modules.dispatcher: {what}: db_url and list_file are two sources; give one"
+        ));
+    }
+    let source = if let Some(url) = db_url {
+        db::check_url(&url).map_err(|e| format!("config.modules.dispatcher: {what}: {e}"))?;
+        let table = text(t, "table_name", &what)?.unwrap_or_else(|| db::DEFAULT_TABLE.into());
+        db::check_table(&table).map_err(|e| format!("config.modules.dispatcher: {what}: {e}"))?;
+        let retry = match int(t, "db_retry_interval", &what)? {
+            None => db::DEFAULT_RETRY,
+            Some(n) if n >= 1 => std::time::Duration::from_secs(n as u64),
+            Some(_) => {
+                let e = "db_retry_interval must be 1 or more (seconds)";
+                return Err(format!("config.modules.dispatcher: {what}.{e}"));
+            }
+        };
+        Source::Db { url, table, retry }
+    } else if let Some(f) = list_file {
         Source::ListFile(PathBuf::from(f))
     } else {
         let mut rows = Vec::new();
@@ -249,7 +384,27 @@ fn partition_conf(name: &str, t: &Table) -> Result<PartitionConf, String> {
         pvar_algo_pattern: text(t, "pvar_algo_pattern", &what)?,
         algo_route: text(t, "algo_route", &what)?,
         attrs_avp: text(t, "attrs_avp", &what)?,
+        names: sets::AvpNames {
+            dst: avp_param(t, "dst_avp", &what)?,
+            grp: avp_param(t, "grp_avp", &what)?,
+            cnt: avp_param(t, "cnt_avp", &what)?,
+            setid_pvar: text(t, "setid_pvar", &what)?,
+        },
     })
+}
+
+/// `dst_avp = "$avp(name)"` (or a bare name).
+fn avp_param(t: &Table, key: &str, what: &str) -> Result<Option<String>, String> {
+    let v = text(t, key, what)?;
+    if let Some(n) = &v {
+        let bare = n.trim().trim_start_matches("$avp(").trim_end_matches(')');
+        if bare.is_empty() || bare.contains(['$', '(', ')', ' ']) {
+            return Err(format!(
+                "config.modules.dispatcher: {what}.{key}: '{n}' is not an AVP"
+            ));
+        }
+    }
+    Ok(v)
 }
 
 fn row(setid: i64, v: &Value, what: &str) -> Result<Row, String> {
@@ -341,6 +496,36 @@ mod tests {
     }
 
     #[test]
+    fn database_source_keys() {
+        let c = confs(
+            r#"return { dispatcher = { db_url = "mysql://root@127.0.0.1:3306/test", db_retry_interval = 2 } }"#,
+        )
+        .expect("ok")
+        .expect("some");
+        match &c[0].source {
+            Source::Db { url, table, retry } => {
+                assert_eq!(url, "mysql://root@127.0.0.1:3306/test");
+                assert_eq!(table, "dispatcher");
+                assert_eq!(retry.as_secs(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(confs(r#"return { dispatcher = { db_url = "nope" } }"#).is_err());
+        assert!(confs(
+            r#"return { dispatcher = { db_url = "mysql://h/d", table_name = "t; drop" } }"#
+        )
+        .is_err());
+        assert!(
+            confs(r#"return { dispatcher = { db_url = "mysql://h/d", list_file = "/x" } }"#)
+                .is_err()
+        );
+        assert!(confs(
+            r#"return { dispatcher = { db_url = "mysql://h/d", db_retry_interval = 0 } }"#
+        )
+        .is_err());
+    }
+
+    #[test]
     fn reload_keeps_state_of_survivors() {
         let old = load(&[PartitionConf {
             name: "default".into(),
@@ -353,6 +538,7 @@ mod tests {
             pvar_algo_pattern: None,
             algo_route: None,
             attrs_avp: None,
+            names: Default::default(),
         }])
         .expect("old");
         old.partitions[0].sets[0].dests[0].set_state(sets::INACTIVE);
@@ -374,6 +560,7 @@ mod tests {
             pvar_algo_pattern: None,
             algo_route: None,
             attrs_avp: None,
+            names: Default::default(),
         }])
         .expect("new");
         sets::inherit_state(&old, &new);

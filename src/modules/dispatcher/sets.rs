@@ -1,5 +1,6 @@
 //! Destination sets: the data the selection algorithms read, loaded from
-//! `config.modules.dispatcher` or an OpenSIPS `dispatcher.list` file.
+//! `config.modules.dispatcher`, an OpenSIPS `dispatcher.list` file or an
+//! OpenSIPS `dispatcher` table (see db.rs).
 //!
 //! A loaded [`Sets`] is immutable except for each destination's state and
 //! counters (atomics) and each set's round-robin cursor. Workers take an
@@ -50,6 +51,8 @@ pub struct Dest {
     pub description: String,
     /// Times this destination was chosen first (`ds_list` first_hit_counter).
     pub hits: AtomicU64,
+    /// Failed probes in a row (`ds_probing_threshold`).
+    pub failures: std::sync::atomic::AtomicU32,
 }
 
 impl Dest {
@@ -143,11 +146,50 @@ pub struct Partition {
     pub algo_route: Option<String>,
     /// AVP that gets the chosen destination's attrs.
     pub attrs_avp: Option<String>,
+    /// `dst_avp`, `grp_avp`, `cnt_avp`, `setid_pvar`.
+    pub names: AvpNames,
+    /// Rows (or list lines) the last load skipped as malformed.
+    pub bad_rows: usize,
 }
 
 impl Partition {
     pub fn set(&self, id: i64) -> Option<&Set> {
         self.sets.iter().find(|s| s.id == id)
+    }
+}
+
+/// Names of the AVPs a partition keeps its failover state in (OpenSIPS
+/// `dst_avp`, `grp_avp`, `cnt_avp`; defaults `ds_dst_failover` … with
+/// `_PARTITION` for partitions other than `default`) and the `setid_pvar`
+/// that `ds_is_in_list` without a set fills.
+#[derive(Debug, Clone, Default)]
+pub struct AvpNames {
+    pub dst: Option<String>,
+    pub grp: Option<String>,
+    pub cnt: Option<String>,
+    pub setid_pvar: Option<String>,
+}
+
+impl AvpNames {
+    fn name(given: &Option<String>, base: &str, part: &str) -> String {
+        match given {
+            Some(n) => n
+                .trim()
+                .trim_start_matches("$avp(")
+                .trim_end_matches(')')
+                .to_string(),
+            None if part == "default" => base.to_string(),
+            None => format!("{base}_{part}"),
+        }
+    }
+    pub fn dst(&self, part: &str) -> String {
+        Self::name(&self.dst, "ds_dst_failover", part)
+    }
+    pub fn grp(&self, part: &str) -> String {
+        Self::name(&self.grp, "ds_grp_failover", part)
+    }
+    pub fn cnt(&self, part: &str) -> String {
+        Self::name(&self.cnt, "ds_cnt_failover", part)
     }
 }
 
@@ -158,11 +200,27 @@ pub enum Source {
     Rows(Vec<Row>),
     /// An OpenSIPS dispatcher.list file, re-read on reload.
     ListFile(std::path::PathBuf),
+    /// A MySQL/MariaDB table with OpenSIPS's `dispatcher` columns, re-read
+    /// on reload; `retry` is how often a failed load is tried again.
+    Db {
+        url: String,
+        table: String,
+        retry: std::time::Duration,
+    },
+}
+
+impl Source {
+    /// The same database table (a reload that fails keeps what it had).
+    pub fn same_table(&self, other: &Source) -> bool {
+        matches!((self, other), (Source::Db { url: u1, table: t1, .. }, Source::Db { url: u2, table: t2, .. }) if u1 == u2 && t1 == t2)
+    }
 }
 
 /// One destination as written in a source, before checking.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
+    /// The row's `id` column (database rows), named when the row is bad.
+    pub id: Option<i64>,
     pub setid: i64,
     pub uri: String,
     pub socket: Option<String>,
@@ -171,6 +229,8 @@ pub struct Row {
     pub priority: i64,
     pub attrs: String,
     pub description: String,
+    /// The `probe_mode` column (database rows; 0 when absent).
+    pub probe_mode: u32,
 }
 
 /// Every partition.
@@ -212,8 +272,9 @@ pub fn build_dest(r: &Row) -> Result<Dest, String> {
     let (host, port) =
         uri_hostport(&r.uri).ok_or_else(|| format!("bad destination URI '{}'", r.uri))?;
     if let Some(s) = &r.socket {
-        if crate::config::parse_listen(s).is_err() {
-            return Err(format!("bad socket '{s}'"));
+        let l = crate::config::parse_listen(s).map_err(|_| format!("bad socket '{s}'"))?;
+        if !is_listener(&l) {
+            return Err(format!("socket '{s}' is not one of config.listen"));
         }
     }
     Ok(Dest {
@@ -228,11 +289,38 @@ pub fn build_dest(r: &Row) -> Result<Dest, String> {
         attrs: r.attrs.clone(),
         description: r.description.clone(),
         hits: AtomicU64::new(0),
+        failures: Default::default(),
     })
 }
 
+/// The daemon's listening sockets, which a destination's `socket` must be
+/// one of (as in OpenSIPS). Empty (unit tests, benches): no such check.
+static LISTENERS: std::sync::RwLock<Vec<crate::config::Listen>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Sets the sockets destinations may name (from `config.listen`).
+pub fn set_listeners(listen: &[crate::config::Listen]) {
+    *LISTENERS.write().unwrap_or_else(|e| e.into_inner()) = listen.to_vec();
+}
+
+/// Whether `l` is one of the listeners: same protocol and port, and the
+/// same address or a listener on the wildcard address.
+fn is_listener(l: &crate::config::Listen) -> bool {
+    listener_in(&LISTENERS.read().unwrap_or_else(|e| e.into_inner()), l)
+}
+
+fn listener_in(all: &[crate::config::Listen], l: &crate::config::Listen) -> bool {
+    all.is_empty()
+        || all.iter().any(|m| {
+            m.proto == l.proto
+                && m.addr.port() == l.addr.port()
+                && (m.addr.ip() == l.addr.ip() || m.addr.ip().is_unspecified())
+        })
+}
+
 /// Groups rows into sets (in order of first appearance), skipping bad rows
-/// with a logged reason.
+/// with a logged reason naming the row (its `id` column for database rows,
+/// its position otherwise).
 pub fn build_sets(part: &str, rows: &[Row]) -> (Vec<Set>, usize) {
     let mut by_id: Vec<(i64, Vec<Dest>)> = Vec::new();
     let mut bad = 0;
@@ -244,7 +332,14 @@ pub fn build_sets(part: &str, rows: &[Row]) -> (Vec<Set>, usize) {
             },
             Err(e) => {
                 bad += 1;
-                tracing::error!("dispatcher: partition {part}: row {}: skipped: {e}", i + 1);
+                let which = match r.id {
+                    Some(id) => format!("row id {id}"),
+                    None => format!("row {}", i + 1),
+                };
+                super::report(
+                    tracing::Level::ERROR,
+                    format!("dispatcher: partition {part}: {which} skipped: {e}"),
+                );
             }
         }
     }
@@ -326,20 +421,29 @@ pub fn parse_list(text: &str) -> (Vec<Row>, Vec<String>) {
     (rows, errs)
 }
 
-/// Reads a partition's rows from its source.
-pub fn read_source(src: &Source) -> Result<Vec<Row>, String> {
-    match src {
-        Source::Rows(r) => Ok(r.clone()),
+/// Reads a partition's rows from its source, with the number of rows (or
+/// lines) skipped because they did not read (each one logged).
+pub fn read_source(part: &str, src: &Source) -> Result<(Vec<Row>, usize), String> {
+    let (rows, errs, what) = match src {
+        Source::Rows(r) => return Ok((r.clone(), 0)),
         Source::ListFile(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             let (rows, errs) = parse_list(&text);
-            for e in errs {
-                tracing::error!("dispatcher: {}: {e}", p.display());
-            }
-            Ok(rows)
+            (rows, errs, p.display().to_string())
         }
+        Source::Db { url, table, .. } => {
+            let (rows, errs) = super::db::read(url, table)?;
+            (rows, errs, format!("table {table}"))
+        }
+    };
+    for e in &errs {
+        super::report(
+            tracing::Level::ERROR,
+            format!("dispatcher: partition {part}: {what}: {e}, skipped"),
+        );
     }
+    Ok((rows, errs.len()))
 }
 
 /// Copies the state of destinations that survive (same partition, set and
@@ -403,6 +507,21 @@ mod tests {
     }
 
     #[test]
+    fn sockets_must_be_listeners() {
+        use crate::config::parse_listen;
+        let l = |s: &str| parse_listen(s).expect("listen");
+        let ours = [l("udp:10.0.0.1:5060"), l("tcp:0.0.0.0:5070")];
+        assert!(listener_in(&ours, &l("udp:10.0.0.1:5060")));
+        assert!(listener_in(&ours, &l("tcp:10.9.9.9:5070")), "wildcard");
+        assert!(!listener_in(&ours, &l("udp:10.0.0.2:5060")));
+        assert!(!listener_in(&ours, &l("tcp:10.0.0.1:5060")));
+        assert!(
+            listener_in(&[], &l("udp:10.0.0.2:5060")),
+            "no list: no check"
+        );
+    }
+
+    #[test]
     fn weights_interleave() {
         let mk = |w| Dest {
             uri: String::new(),
@@ -416,6 +535,7 @@ mod tests {
             attrs: String::new(),
             description: String::new(),
             hits: AtomicU64::new(0),
+            failures: Default::default(),
         };
         let l = weighted_list(&[mk(1), mk(3)]);
         assert_eq!(l.len(), 4);

@@ -11,6 +11,7 @@
 pub mod relay;
 pub mod response;
 pub mod txn;
+pub mod uac;
 pub mod wheel;
 
 use dashmap::DashMap;

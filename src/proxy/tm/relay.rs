@@ -149,6 +149,7 @@ fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
         server: ServerTxn::new(kind, reliable, timers),
         server_gens: Default::default(),
         request: m.clone(),
+        du: call.du.clone(),
         src: call.src,
         reply_to: reply::reply_dest(m, call.src, call.force_rport),
         last_response: None,
@@ -162,6 +163,9 @@ fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
         avps: call.avps.clone(),
         timers,
         rr: call.rr.clone(),
+        local: None,
+        last_branch: None,
+        last_local: false,
     };
     let txn = Arc::new(Mutex::new(t));
     match tm.server.entry(key) {
@@ -246,7 +250,10 @@ pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
 
 /// Resolves a next hop to an address now: a transaction needs one for
 /// retransmissions and matching (DNS names block this worker briefly).
-fn resolve(uri: &str, v4: bool) -> Result<(crate::transport::Proto, std::net::SocketAddr), String> {
+pub(crate) fn resolve(
+    uri: &str,
+    v4: bool,
+) -> Result<(crate::transport::Proto, std::net::SocketAddr), String> {
     let (proto, d) = dest::next_hop(uri)?;
     match d {
         Dest::Addr(a) => Ok((proto, a)),
@@ -269,11 +276,15 @@ fn run_branch_route(lua: &mlua::Lua, st: &State, name: &str) -> bool {
     let Ok(f) = f else { return true };
     let saved = {
         let mut call = st.call.borrow_mut();
-        std::mem::replace(&mut call.route, crate::script::route::RouteType::Branch)
+        let name = crate::script::route::route_name(name);
+        (
+            std::mem::replace(&mut call.route, crate::script::route::RouteType::Branch),
+            std::mem::replace(&mut call.route_name, name),
+        )
     };
     let r = f.call::<()>(());
     let mut call = st.call.borrow_mut();
-    call.route = saved;
+    (call.route, call.route_name) = saved;
     match (call.unwind.take(), r) {
         (Some(crate::script::call::Unwind::Drop), _) => false,
         (Some(_), _) | (None, Ok(())) => true,
@@ -300,7 +311,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
         let mut targets: Vec<(String, Option<String>)> = vec![(first, None)];
         for b in std::mem::take(&mut call.tm.branches) {
-            targets.push((b.clone(), Some(b)));
+            targets.push((b.duri.unwrap_or_else(|| b.uri.clone()), Some(b.uri)));
         }
         (
             targets,
@@ -313,7 +324,10 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         )
     };
     let mut sent = 0;
+    // Each branch starts from the request route's $bavps.
+    let base_bavps = st.call.borrow().tm.bavps.clone();
     for (uri, new_ruri) in targets {
+        st.call.borrow_mut().tm.bavps = base_bavps.clone();
         // What a branch route changes belongs to its branch only.
         let (mark, saved_ruri, saved_du) = {
             let mut call = st.call.borrow_mut();
@@ -375,6 +389,8 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
                     response: None,
                     got_provisional: false,
                     cancel_sent: false,
+                    local_final: false,
+                    avps: std::mem::take(&mut call.tm.bavps),
                     gens: Default::default(),
                 });
                 tm.client.insert(
@@ -407,6 +423,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
             Err(e) => tracing::info!("t_relay: {e}"),
         }
     }
+    st.call.borrow_mut().tm.bavps = base_bavps;
     if sent == 0 {
         st.call.borrow_mut().last_error = Some((500, "No Destination"));
     }
@@ -474,28 +491,35 @@ pub fn cancel_pending(
     except: Option<usize>,
     outbox: &mut Vec<Outgoing>,
 ) {
+    for i in 0..t.branches.len() {
+        if Some(i) != except {
+            cancel_one(tm, txn, t, i, outbox);
+        }
+    }
+}
+
+/// Sends CANCEL on branch `i` if it is an INVITE still pending.
+pub fn cancel_one(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<Outgoing>) {
     if t.server.kind != Kind::Invite {
         return;
     }
-    for i in 0..t.branches.len() {
-        let b = &t.branches[i];
-        if Some(i) == except || b.final_code.is_some() || b.cancel_sent {
-            continue;
-        }
-        if let Some(bytes) = build_cancel(&b.request) {
-            tm.client.insert(
-                our_client_key(&b.branch_id, "CANCEL"),
-                (txn.clone(), BranchRole::Cancel(i)),
-            );
-            outbox.push(Outgoing {
-                bytes,
-                proto: b.proto,
-                dest: Dest::Addr(b.dest),
-                socket: b.socket,
-                kind: OutKind::Request,
-            });
-            t.branches[i].cancel_sent = true;
-        }
+    let Some(b) = t.branches.get(i) else { return };
+    if b.final_code.is_some() || b.cancel_sent {
+        return;
+    }
+    if let Some(bytes) = build_cancel(&b.request) {
+        tm.client.insert(
+            our_client_key(&b.branch_id, "CANCEL"),
+            (txn.clone(), BranchRole::Cancel(i)),
+        );
+        outbox.push(Outgoing {
+            bytes,
+            proto: b.proto,
+            dest: Dest::Addr(b.dest),
+            socket: b.socket,
+            kind: OutKind::Request,
+        });
+        t.branches[i].cancel_sent = true;
     }
 }
 
@@ -622,6 +646,9 @@ pub fn t_reply(st: &State, code: u16, reason: &str) -> Result<bool, String> {
     }
     if call.route == crate::script::route::RouteType::Failure {
         t.replied_locally = true;
+    }
+    if code >= 200 {
+        t.last_local = true;
     }
     if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
         tm.forget(&t);

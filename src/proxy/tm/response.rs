@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::relay::{
     apply_client, apply_server, build_ack, build_cancel, cancel_pending, local_response,
 };
+use super::uac;
 use super::wheel::TimerEvent;
 use super::{lock, BranchRole, TxnRef};
 use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
@@ -34,6 +35,8 @@ fn run_reply_route(host: &Host, name: Option<&str>) -> bool {
         Some(n) => host.route(RouteType::OnReply, n),
     };
     let Some(f) = f else { return true };
+    host.state.call.borrow_mut().route_name =
+        crate::script::route::route_name(name.unwrap_or("main"));
     match host.invoke(&f) {
         Outcome::Unwound(Unwind::Drop) => false,
         Outcome::Failed(e) => {
@@ -54,7 +57,7 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
     };
     let Some(code) = msg.status() else { return };
     let st = &host.state;
-    {
+    let local_done = {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
         let Some(b) = t.branches.get(i) else { return };
@@ -79,16 +82,41 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 b.got_provisional = true;
             }
         }
+        // A request we originated: its final reply ends it here.
+        if t.local.is_some() {
+            if code < 200 {
+                return;
+            }
+            if let Some(b) = t.branches.get_mut(i) {
+                b.final_code = Some(code);
+            }
+            uac::complete(&mut t, code)
+        } else {
+            None
+        }
+    };
+    if let Some((done, code)) = local_done {
+        done(code);
+        return;
+    }
+    if lock(&txn).local.is_some() {
+        return;
     }
     // Reply routes see the reply as the current message.
-    let (armed_reply, avps) = {
-        let t = lock(&txn);
-        (t.armed.on_reply.clone(), t.avps.clone())
+    let (armed_reply, avps, bavps) = {
+        let mut t = lock(&txn);
+        let bavps = t
+            .branches
+            .get_mut(i)
+            .map(|b| std::mem::take(&mut b.avps))
+            .unwrap_or_default();
+        (t.armed.on_reply.clone(), t.avps.clone(), bavps)
     };
     {
         let mut call = st.call.borrow_mut();
         call.reset(msg, src, RouteType::OnReply);
         call.avps = avps;
+        call.tm.bavps = bavps;
         call.tm.txn = Some(txn.clone());
         call.tm.branch = Some(i);
         call.tm.reply_code = Some(code);
@@ -103,6 +131,9 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
         };
         let mut t = lock(&txn);
         t.avps = std::mem::take(&mut call.avps);
+        if let Some(b) = t.branches.get_mut(i) {
+            b.avps = std::mem::take(&mut call.tm.bavps);
+        }
         let mut all_answered = false;
         match code {
             100 => {}
@@ -112,6 +143,8 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox);
             }
             200..=299 => {
+                t.last_branch = Some(i);
+                t.last_local = false;
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(code);
                 }
@@ -127,6 +160,7 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 }
             }
             300.. => {
+                t.last_branch = Some(i);
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(code);
                     b.response = Some(msg);
@@ -177,20 +211,27 @@ fn finalize(host: &Host, txn: &TxnRef) {
     if let Some(name) = failure {
         if let Some(f) = host.route(RouteType::Failure, &name) {
             // The failure route works on the request, with its flags back.
-            let (request, src, flags, code, avps, rr) = {
+            let (request, du, src, flags, code, avps, rr, bavps) = {
                 let t = lock(txn);
                 (
                     t.request.clone(),
+                    t.du.clone(),
                     t.src,
                     t.flags,
                     t.reply_code,
                     t.avps.clone(),
                     t.rr.clone(),
+                    t.branches
+                        .get(best)
+                        .map(|b| b.avps.clone())
+                        .unwrap_or_default(),
                 )
             };
             {
                 let mut call = st.call.borrow_mut();
                 call.reset(request, src, RouteType::Failure);
+                call.du = du;
+                call.route_name = crate::script::route::route_name(&name);
                 call.flags = flags;
                 call.maxfwd_done = true;
                 call.via_fixed = true;
@@ -198,6 +239,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
                 call.tm.reply_code = Some(code);
                 call.avps = avps;
                 call.rr = rr;
+                call.tm.bavps = bavps;
             }
             let outcome = host.invoke(&f);
             let avps = std::mem::take(&mut st.call.borrow_mut().avps);
@@ -218,14 +260,28 @@ fn finalize(host: &Host, txn: &TxnRef) {
         return;
     }
     let code = select::forwarded_code(t.reply_code);
+    // RFC 3261 §16.7 step 7: every challenge of every 401/407 goes up in
+    // the one response forwarded.
+    let challenges = if code == 401 || code == 407 {
+        collect_challenges(&t, best)
+    } else {
+        String::new()
+    };
     let bytes = match t.branches.get_mut(best).and_then(|b| b.response.take()) {
-        Some(mut m) if code == m.status().unwrap_or(0) => upstream_bytes(&mut m),
+        Some(mut m) if code == m.status().unwrap_or(0) => {
+            if !challenges.is_empty() {
+                m.append_header_raw(&challenges);
+            }
+            t.last_local = false;
+            upstream_bytes(&mut m)
+        }
         _ => {
             let reason = if code == 408 {
                 "Request Timeout"
             } else {
                 "Server Internal Error"
             };
+            t.last_local = true;
             local_response(&t, code, reason)
         }
     };
@@ -234,6 +290,31 @@ fn finalize(host: &Host, txn: &TxnRef) {
         tm.forget(&t);
     }
     TM.completed(code);
+}
+
+/// The WWW-/Proxy-Authenticate lines of the 401/407 responses of every
+/// branch but `best` (whose own stay in place).
+fn collect_challenges(t: &super::Txn, best: usize) -> String {
+    let mut out = String::new();
+    for (i, b) in t.branches.iter().enumerate() {
+        let Some(m) = b.response.as_ref().filter(|_| i != best) else {
+            continue;
+        };
+        if !matches!(m.status(), Some(401 | 407)) {
+            continue;
+        }
+        for h in m.headers() {
+            if crate::sip::header::same_name(h.name, "WWW-Authenticate")
+                || crate::sip::header::same_name(h.name, "Proxy-Authenticate")
+            {
+                out.push_str(h.name);
+                out.push_str(": ");
+                out.push_str(h.value);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out
 }
 
 /// A transaction timer fired; this worker carries out what it means.
@@ -264,8 +345,10 @@ pub fn on_timer(host: &Host, ev: TimerEvent) {
             let (_, timed_out, ended) =
                 apply_client(tm, &txn, &mut t, i, acts, None, &mut call.outbox);
             if timed_out {
+                t.last_branch = Some(i);
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(408);
+                    b.local_final = true;
                     // RFC 3261 §16.8: a branch that rang gets a CANCEL.
                     if b.got_provisional && !b.cancel_sent {
                         if let Some(c) = build_cancel(&b.request) {
@@ -289,6 +372,15 @@ pub fn on_timer(host: &Host, ev: TimerEvent) {
                 if let Some(b) = t.branches.get(i) {
                     tm.client.remove(&our_client_key(&b.branch_id, b.method()));
                 }
+            }
+            if timed_out && t.local.is_some() {
+                let done = uac::complete(&mut t, 408);
+                drop(t);
+                drop(call);
+                if let Some((done, code)) = done {
+                    done(code);
+                }
+                return;
             }
             if timed_out && t.all_answered() {
                 drop(t);

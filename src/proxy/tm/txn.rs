@@ -29,6 +29,10 @@ pub struct Branch {
     pub response: Option<Message>,
     pub got_provisional: bool,
     pub cancel_sent: bool,
+    /// The final response was made here (408 on timeout), not received.
+    pub local_final: bool,
+    /// `$bavp`s of this branch.
+    pub avps: std::collections::HashMap<String, Vec<crate::pv::Value>>,
     /// Generation per timer: bumped when (re)armed or stopped.
     pub gens: TimerGens,
 }
@@ -82,6 +86,8 @@ pub struct Txn {
     /// The request as the route left it when t_relay ran: failure routes
     /// and new branches start from it.
     pub request: Message,
+    /// `$du` when t_relay ran: the failure route sees it again.
+    pub du: Option<String>,
     pub src: Source,
     /// Where responses go (RFC 3261 §18.2.2), fixed when the txn is made.
     pub reply_to: SocketAddr,
@@ -104,6 +110,12 @@ pub struct Txn {
     /// The Record-Route the request route asked for: branches relayed from a
     /// failure route get it too.
     pub rr: Option<crate::modules::rr::PendingRr>,
+    /// The branch that got a final response last (`t_local_replied("branch")`).
+    pub last_branch: Option<usize>,
+    /// The last response sent to the caller was made here.
+    pub last_local: bool,
+    /// A request lunasip originated (no caller): its completion callback.
+    pub local: Option<super::uac::Local>,
 }
 
 impl Txn {

@@ -1,0 +1,240 @@
+//! Requests lunasip originates itself (OpenSIPS's tm "local requests"):
+//! dispatcher probes today, any module's request tomorrow. A local request
+//! has one client transaction and no caller: its final response, or the
+//! 408 its timer makes, goes to a completion callback instead of upstream.
+//!
+//! Before it leaves, `local_route.main` (if the script has one) sees the
+//! request: it may add headers, set `$du`, or `sip.drop()` it. As in
+//! OpenSIPS, the CANCELs and ACKs tm builds on its own do not go through
+//! `local_route`.
+
+use std::sync::{Arc, Mutex};
+
+use super::relay::{apply_client, resolve};
+use super::txn::{Branch, Txn};
+use super::{BranchRole, TxnRef};
+use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::script::route::RouteType;
+use crate::script::{Host, Outcome};
+use crate::sip::Message;
+use crate::transaction::client::Kind;
+use crate::transaction::key::our_client_key;
+use crate::transaction::{ClientTxn, ServerTxn, TxnKey};
+
+/// Called once with the final code of a local request (408 when nothing
+/// answered), on whichever worker handled that reply or timer.
+pub type Done = Arc<dyn Fn(u16) + Send + Sync>;
+
+/// The completion callback of a local transaction.
+#[derive(Clone)]
+pub struct Local(pub Option<Done>);
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Local")
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone, Default)]
+pub struct LocalRequest {
+    pub method: String,
+    pub ruri: String,
+    /// From URI (a tag is added).
+    pub from: String,
+    /// To URI; the R-URI when empty.
+    pub to: String,
+    /// Extra header lines, each ending in CRLF.
+    pub headers: String,
+    pub body: String,
+    /// Next hop instead of the R-URI (`$du`).
+    pub next_hop: Option<String>,
+    /// Outgoing socket, as a `proto:host:port` spec of a listen socket.
+    pub socket: Option<String>,
+    pub max_forwards: Option<u32>,
+}
+
+/// The request text (without Via, which goes on per branch).
+fn text(req: &LocalRequest, id: u64, host: &str) -> String {
+    let to = if req.to.is_empty() {
+        &req.ruri
+    } else {
+        &req.to
+    };
+    let mut s = String::with_capacity(400 + req.headers.len() + req.body.len());
+    s.push_str(&format!(
+        "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: <{from}>;tag={id:x}ls\r\nTo: <{to}>\r\n\
+         Call-ID: {id:x}-{pid}@{host}\r\nCSeq: 10 {m}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+        m = req.method,
+        ruri = req.ruri,
+        mf = req.max_forwards.unwrap_or(70),
+        from = req.from,
+        pid = std::process::id(),
+        extra = req.headers,
+        len = req.body.len(),
+        body = req.body,
+    ));
+    s
+}
+
+/// Sends a local request through a new client transaction. Ok(false) when
+/// `local_route` dropped it. Must run on a worker outside any route (a
+/// timer task, not from inside a script call).
+pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool, String> {
+    let st = &host.state;
+    let tm = &st.env.tm;
+    let sockets = &st.env.sockets;
+    let first_hop = req.next_hop.as_deref().unwrap_or(&req.ruri);
+    let (proto, addr) = resolve(first_hop, true).or_else(|_| resolve(first_hop, false))?;
+    let prefer = match &req.socket {
+        Some(spec) => Some(
+            sockets
+                .list
+                .iter()
+                .find(|s| s.spec().eq_ignore_ascii_case(spec))
+                .map(|s| s.id)
+                .ok_or_else(|| format!("no listen socket {spec}"))?,
+        ),
+        None => None,
+    };
+    let sock = sockets
+        .pick(proto, addr.ip(), prefer)
+        .ok_or_else(|| format!("no {} socket to reach {addr}", proto.as_str()))?;
+    let id = tm.next_id();
+    let msg = Message::parse(text(req, id, &sock.adv_host).into_bytes().into())
+        .map_err(|e| format!("local {} request does not parse: {e}", req.method))?;
+    let src = Source {
+        addr: sock.addr,
+        proto,
+        socket: sock.id,
+    };
+    {
+        let mut call = st.call.borrow_mut();
+        call.reset(msg, src, RouteType::Local);
+        call.via_fixed = true;
+        call.maxfwd_done = true;
+    }
+    if let Some(f) = host.route(RouteType::Local, "main") {
+        match host.invoke(&f) {
+            Outcome::Unwound(Unwind::Drop) => return Ok(false),
+            Outcome::Failed(e) => tracing::error!("local_route.main failed: {e}"),
+            _ => {}
+        }
+    }
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    // local_route may have pointed the request elsewhere.
+    let (proto, addr) = match &call.du {
+        Some(du) if du.as_str() != first_hop => resolve(du, addr.is_ipv4())?,
+        _ => (proto, addr),
+    };
+    let Some(m) = call.msg.as_ref() else {
+        return Err("local_route removed the request".into());
+    };
+    let method: Box<str> = m.method().into();
+    let kind = if m.method_kind() == crate::sip::Method::Invite {
+        Kind::Invite
+    } else {
+        Kind::NonInvite
+    };
+    let request = m.clone();
+    let branch_id = tm.branch_id(id, 0, 0);
+    let (bytes, socket) = crate::proxy::stateless::build_copy(
+        call,
+        sockets,
+        proto,
+        &Dest::Addr(addr),
+        &branch_id,
+        None,
+    )?;
+    let timers = tm.timers;
+    let (client, acts) = ClientTxn::start(kind, proto.is_stream(), timers);
+    let t = Txn {
+        id,
+        key: TxnKey::Legacy(id),
+        server: ServerTxn::new(kind, true, timers),
+        server_gens: Default::default(),
+        request,
+        du: None,
+        src,
+        reply_to: src.addr,
+        last_response: None,
+        branches: vec![Branch {
+            client,
+            method: method.clone(),
+            request: bytes.clone(),
+            branch_id: branch_id.clone(),
+            uri: req.ruri.clone(),
+            dest: addr,
+            proto,
+            socket,
+            final_code: None,
+            response: None,
+            got_provisional: false,
+            cancel_sent: false,
+            local_final: false,
+            avps: Default::default(),
+            gens: Default::default(),
+        }],
+        armed: Default::default(),
+        flags: 0,
+        cancelled: false,
+        in_failure: false,
+        replied_locally: false,
+        reply_code: 0,
+        avps: Default::default(),
+        timers,
+        rr: None,
+        local: Some(Local(done)),
+        last_branch: None,
+        last_local: false,
+    };
+    let txn: TxnRef = Arc::new(Mutex::new(t));
+    tm.client.insert(
+        our_client_key(&branch_id, &method),
+        (txn.clone(), BranchRole::Request(0)),
+    );
+    call.outbox.push(Outgoing {
+        bytes,
+        proto,
+        dest: Dest::Addr(addr),
+        socket,
+        kind: OutKind::Request,
+    });
+    let mut t = super::lock(&txn);
+    apply_client(tm, &txn, &mut t, 0, acts, None, &mut call.outbox);
+    crate::stats::TM.uac_transactions.inc();
+    Ok(true)
+}
+
+/// Ends a local transaction with `code`: the callback runs once.
+pub fn complete(t: &mut Txn, code: u16) -> Option<(Done, u16)> {
+    let done = t.local.as_mut()?.0.take()?;
+    t.reply_code = code;
+    Some((done, code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_request_text_parses_with_its_headers() {
+        let req = LocalRequest {
+            method: "OPTIONS".into(),
+            ruri: "sip:10.0.0.1:5060".into(),
+            from: "sip:dispatcher@localhost".into(),
+            headers: "X-Probe: 1\r\n".into(),
+            max_forwards: Some(2),
+            ..Default::default()
+        };
+        let m = Message::parse(text(&req, 42, "127.0.0.1").into_bytes().into()).expect("parses");
+        assert_eq!(m.method(), "OPTIONS");
+        assert_eq!(m.ruri(), "sip:10.0.0.1:5060");
+        assert_eq!(m.header("To"), Some("<sip:10.0.0.1:5060>"));
+        assert_eq!(m.header("Max-Forwards"), Some("2"));
+        assert_eq!(m.header("X-Probe"), Some("1"));
+        assert_eq!(m.from_tag(), Some("2als"));
+        assert_eq!(m.cseq().map(|c| c.num), Some(10));
+    }
+}
