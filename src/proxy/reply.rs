@@ -104,7 +104,7 @@ pub fn route_reply(st: &State) -> Result<(), &'static str> {
     }
     .ok_or("no socket for the reply's transport")?;
     m.remove_first_value("Via");
-    let mut out = Vec::with_capacity(m.as_bytes().len());
+    let mut out = Vec::new();
     m.write_to(&mut out);
     call.outbox.push(Outgoing {
         bytes: out.into(),

@@ -161,7 +161,9 @@ pub fn build_copy(
         m.set_ruri(r);
     }
     m.prepend_header("Via", &via);
-    let mut out = Vec::with_capacity(m.as_bytes().len() + via.len() + 64);
+    // write_to reserves exactly the edited length: a guess here that fell
+    // short would double the buffer, and a transaction keeps this copy.
+    let mut out = Vec::new();
     m.write_to(&mut out);
     m.truncate_edits(mark);
     if let Some(r) = old_ruri {

@@ -4,7 +4,7 @@
 //!
 //! A transaction lives in [`Tm::server`] under its server key and is found
 //! again by its branches' client keys in [`Tm::client`]. Each is an
-//! `Arc<Mutex<Txn>>`; a worker holds the lock only while it updates state,
+//! `Arc<Mutex<Box<Txn>>>`; a worker holds the lock only while it updates state,
 //! never while Lua runs. Timers fire on the timer thread and are handed to
 //! a worker, so a reply or a timer may be handled by any worker.
 
@@ -23,11 +23,14 @@ use crate::transaction::{Timer, Timers, TxnKey};
 pub use txn::Txn;
 use wheel::{TimerEvent, Wheel};
 
-/// A transaction as the tables hold it.
-pub type TxnRef = Arc<Mutex<Txn>>;
+/// A transaction as the tables hold it. The state is boxed so that what a
+/// pending timer's `Weak` keeps allocated after the transaction ended is a
+/// few words, not the whole transaction (timers are not removed from the
+/// heap when stopped; they lapse at their deadline).
+pub type TxnRef = Arc<Mutex<Box<Txn>>>;
 
 /// Locks a transaction; a poisoned lock (a panic elsewhere) still yields the data.
-pub fn lock(t: &TxnRef) -> std::sync::MutexGuard<'_, Txn> {
+pub fn lock(t: &TxnRef) -> std::sync::MutexGuard<'_, Box<Txn>> {
     t.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -167,7 +167,7 @@ fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
         last_branch: None,
         last_local: false,
     };
-    let txn = Arc::new(Mutex::new(t));
+    let txn = Arc::new(Mutex::new(Box::new(t)));
     match tm.server.entry(key) {
         dashmap::Entry::Occupied(o) => Err(Some(o.get().clone())),
         dashmap::Entry::Vacant(v) => {
@@ -324,6 +324,9 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         )
     };
     let mut sent = 0;
+    // Exactly the room these branches need: a Branch is large, and a Vec
+    // grown one push at a time reserves four.
+    lock(txn).branches.reserve_exact(targets.len());
     // Each branch starts from the request route's $bavps.
     let base_bavps = st.call.borrow().tm.bavps.clone();
     for (uri, new_ruri) in targets {

@@ -23,7 +23,7 @@ use crate::transaction::select;
 /// The response with our Via removed, ready for the caller.
 fn upstream_bytes(m: &mut Message) -> Bytes {
     m.remove_first_value("Via");
-    let mut out = Vec::with_capacity(m.as_bytes().len());
+    let mut out = Vec::new();
     m.write_to(&mut out);
     out.into()
 }
@@ -163,7 +163,7 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 t.last_branch = Some(i);
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(code);
-                    b.response = Some(msg);
+                    b.response = Some(Box::new(msg));
                 }
                 if code >= 600 {
                     cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);

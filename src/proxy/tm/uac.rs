@@ -189,7 +189,7 @@ pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool,
         last_branch: None,
         last_local: false,
     };
-    let txn: TxnRef = Arc::new(Mutex::new(t));
+    let txn: TxnRef = Arc::new(Mutex::new(Box::new(t)));
     tm.client.insert(
         our_client_key(&branch_id, &method),
         (txn.clone(), BranchRole::Request(0)),

@@ -14,7 +14,7 @@ use crate::transaction::Timer;
 /// A timer that fired, addressed to one transaction (and branch).
 #[derive(Debug, Clone)]
 pub struct TimerEvent {
-    pub txn: Weak<Mutex<Txn>>,
+    pub txn: Weak<Mutex<Box<Txn>>>,
     pub txn_id: u64,
     /// None: the server transaction; Some(i): branch i's client transaction.
     pub branch: Option<usize>,
@@ -91,14 +91,28 @@ impl Wheel {
         self.cv.notify_all();
     }
 
+    /// Drops the deadlines of transactions that no longer exist. A timer
+    /// stopped or re-armed stays in the heap until its deadline (fr_inv can
+    /// be minutes away); without this sweep, finished calls would pile up
+    /// there at the call rate.
+    fn sweep(inner: &mut Inner) {
+        inner.heap.retain(|Reverse(e)| e.ev.txn.strong_count() > 0);
+    }
+
     /// Runs until [`Wheel::stop`], handing each due event to `fire`.
     pub fn run(&self, fire: impl Fn(TimerEvent)) {
+        const SWEEP_EVERY: Duration = Duration::from_secs(1);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut swept = Instant::now();
         loop {
             if g.stopped {
                 return;
             }
             let now = Instant::now();
+            if now.duration_since(swept) >= SWEEP_EVERY {
+                Self::sweep(&mut g);
+                swept = now;
+            }
             match g.heap.peek() {
                 Some(Reverse(e)) if e.at <= now => {
                     if let Some(Reverse(e)) = g.heap.pop() {
@@ -108,7 +122,7 @@ impl Wheel {
                     }
                 }
                 Some(Reverse(e)) => {
-                    let wait = e.at - now;
+                    let wait = (e.at - now).min(SWEEP_EVERY);
                     g = self
                         .cv
                         .wait_timeout(g, wait)
@@ -147,5 +161,35 @@ mod tests {
         assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap(), 2);
         w.stop();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn deadlines_of_ended_transactions_are_swept() {
+        let w = Wheel::default();
+        // A transaction that ended: only a Weak is left in the heap.
+        let ended = {
+            let a: Arc<Mutex<Box<Txn>>> = Arc::new(Mutex::new(Box::new(test_txn())));
+            Arc::downgrade(&a)
+        };
+        let alive: Arc<Mutex<Box<Txn>>> = Arc::new(Mutex::new(Box::new(test_txn())));
+        for (txn, gen) in [(ended, 1), (Arc::downgrade(&alive), 2)] {
+            w.schedule(
+                Duration::from_secs(120),
+                TimerEvent {
+                    txn,
+                    txn_id: gen,
+                    branch: None,
+                    timer: Timer::C,
+                    gen,
+                },
+            );
+        }
+        assert_eq!(w.len(), 2);
+        Wheel::sweep(&mut w.inner.lock().unwrap());
+        assert_eq!(w.len(), 1, "the ended transaction's deadline is gone");
+    }
+
+    fn test_txn() -> Txn {
+        crate::proxy::tm::txn::tests::sample()
     }
 }
