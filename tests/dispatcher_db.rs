@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::ds::{self, mi};
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -151,20 +152,6 @@ function route.main()
   sip.tm.t_relay()
 end
 "#
-    )
-}
-
-/// `lunasip mi --url … ARGS`: (success, printed result).
-fn mi(port: u16, args: &[&str]) -> (bool, String) {
-    let url = format!("http://127.0.0.1:{port}/mi");
-    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .args(["mi", "--url", &url])
-        .args(args)
-        .output()
-        .expect("lunasip mi");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -789,4 +776,16 @@ fn database_down_at_start_then_loaded_by_retry() {
     );
     assert_eq!(run.successful, 10, "{}", run.errors);
     assert_eq!(settled(&[&a, &b], 20), vec![10, 10]);
+}
+
+/// Probing with the destinations in the table: a stopped box is taken out
+/// and brought back with exactly its keys (the classic deployment).
+#[test]
+fn probing_with_the_table_takes_a_box_out_and_back() {
+    let db = Db::new();
+    ds::probing_round_trip(&|a, b| {
+        db.add(1, 1, a, "1", 0);
+        db.add(2, 1, b, "1", 0);
+        db.source()
+    });
 }

@@ -264,6 +264,8 @@ fn rpm_matches_deb() {
         "/usr/share/lunasip/lua/default.lua",
         "/usr/share/doc/lunasip/README.md",
         "/usr/share/doc/lunasip/examples/lunasip.lua",
+        "/usr/share/doc/lunasip/examples/freeswitch-lb.lua",
+        "/usr/share/lunasip/sql/dispatcher-mysql.sql",
     ] {
         assert!(rpm_files.iter().any(|f| f == must), "rpm lacks {must}");
     }
@@ -510,6 +512,8 @@ fn install_run_reload_purge() {
         "/usr/share/lunasip/lua/default.lua",
         "/usr/share/doc/lunasip/README.md",
         "/usr/share/doc/lunasip/examples/lunasip.lua",
+        "/usr/share/doc/lunasip/examples/freeswitch-lb.lua",
+        "/usr/share/lunasip/sql/dispatcher-mysql.sql",
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
         assert!(installed.lines().any(|l| l == f), "{f} not in dpkg -L");

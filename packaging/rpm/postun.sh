@@ -10,7 +10,7 @@ if [ "$1" -eq 0 ]; then
     getent group lunasip >/dev/null && groupdel lunasip >/dev/null 2>&1
     # The package's directories, when empty (cargo-generate-rpm cannot list
     # directories as owned, so rpm leaves them; an .rpmsave keeps /etc/lunasip).
-    for d in /usr/share/lunasip/lua /usr/share/lunasip \
+    for d in /usr/share/lunasip/lua /usr/share/lunasip/sql /usr/share/lunasip \
         /usr/share/doc/lunasip/examples /usr/share/doc/lunasip /etc/lunasip; do
         rmdir "$d" 2>/dev/null
     done

@@ -2,6 +2,8 @@
 //! chosen per test, run SIPp as caller and callee, read what they saw.
 #![allow(dead_code)]
 
+pub mod ds;
+
 pub mod worker;
 
 use std::io::Read;
