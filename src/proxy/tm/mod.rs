@@ -87,7 +87,22 @@ impl Tm {
     }
 
     /// Hands a fired timer to the worker that owns its transaction id.
+    /// A deadline that lapsed (the transaction ended, or the timer was
+    /// stopped or re-armed since) is dropped here: most deadlines are of
+    /// that kind (a retransmission timer stopped by the 1xx, fr by the
+    /// final), and waking a worker for each costs more than this check.
     pub fn dispatch(&self, ev: TimerEvent) {
+        {
+            let Some(txn) = ev.txn.upgrade() else { return };
+            let t = lock(&txn);
+            let current = match ev.branch {
+                None => t.server_gens.current(ev.timer),
+                Some(i) => t.branches.get(i).map_or(0, |b| b.gens.current(ev.timer)),
+            };
+            if current != ev.gen {
+                return;
+            }
+        }
         if let Some(qs) = self.workers.get().filter(|q| !q.is_empty()) {
             let _ = qs[(ev.txn_id % qs.len() as u64) as usize].send(ev);
         }
