@@ -332,29 +332,6 @@ fn peek_hdr<'a>(c: &'a Call, spec: &Spec) -> Option<&'a str> {
     msg(c)?.header(spec.inner_lit()?)
 }
 
-macro_rules! ro {
-    ($name:literal, $get:ident, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: false,
-            doc: $doc,
-            peek: None,
-        }
-    };
-    ($name:literal, $get:ident, $peek:ident, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: false,
-            doc: $doc,
-            peek: Some($peek),
-        }
-    };
-}
-
 /// Every pseudo-variable the core knows. Later modules append theirs.
 pub static DEFS: &[PvDef] = &[
     ro!(

@@ -390,29 +390,6 @@ fn set_branch(c: &mut Call, spec: &Spec, v: Value) -> Result<(), String> {
     Ok(())
 }
 
-macro_rules! ro {
-    ($name:literal, $get:ident, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: false,
-            doc: $doc,
-            peek: None,
-        }
-    };
-    ($name:literal, $get:ident, inner, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: true,
-            doc: $doc,
-            peek: None,
-        }
-    };
-}
-
 pub static DEFS: &[PvDef] = &[
     ro!(
         "time",

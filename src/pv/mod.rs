@@ -8,6 +8,55 @@
 //! exists; `tr/` holds the transformations, `re.rs` the regex cache,
 //! `hash.rs` the digests.
 
+/// Entries of the pseudo-variable registries (`DEFS` of the files below):
+/// `ro!(name, get, doc)`, `ro!(name, get, inner, doc)` (takes a name in
+/// parentheses), `ro!(name, get, peek, doc)` (with a borrowing reader),
+/// `rw!(name, get, set, takes_inner, doc)`.
+macro_rules! ro {
+    ($name:literal, $get:ident, $doc:literal) => {
+        PvDef {
+            name: $name,
+            get: $get,
+            set: None,
+            takes_inner: false,
+            doc: $doc,
+            peek: None,
+        }
+    };
+    ($name:literal, $get:ident, inner, $doc:literal) => {
+        PvDef {
+            name: $name,
+            get: $get,
+            set: None,
+            takes_inner: true,
+            doc: $doc,
+            peek: None,
+        }
+    };
+    ($name:literal, $get:ident, $peek:ident, $doc:literal) => {
+        PvDef {
+            name: $name,
+            get: $get,
+            set: None,
+            takes_inner: false,
+            doc: $doc,
+            peek: Some($peek),
+        }
+    };
+}
+macro_rules! rw {
+    ($name:literal, $get:ident, $set:ident, $inner:literal, $doc:literal) => {
+        PvDef {
+            name: $name,
+            get: $get,
+            set: Some($set),
+            takes_inner: $inner,
+            doc: $doc,
+            peek: None,
+        }
+    };
+}
+
 pub mod core;
 pub mod hash;
 pub mod lint;

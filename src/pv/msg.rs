@@ -474,41 +474,6 @@ fn get_auth(c: &Call, spec: &Spec) -> Value {
     cred(c, &key.to_ascii_lowercase())
 }
 
-macro_rules! ro {
-    ($name:literal, $get:ident, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: false,
-            doc: $doc,
-            peek: None,
-        }
-    };
-    ($name:literal, $get:ident, inner, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: None,
-            takes_inner: true,
-            doc: $doc,
-            peek: None,
-        }
-    };
-}
-macro_rules! rw {
-    ($name:literal, $get:ident, $set:ident, $inner:literal, $doc:literal) => {
-        PvDef {
-            name: $name,
-            get: $get,
-            set: Some($set),
-            takes_inner: $inner,
-            doc: $doc,
-            peek: None,
-        }
-    };
-}
-
 pub static DEFS: &[PvDef] = &[
     ro!("rP", get_ru_proto, "transport parameter of the request URI"),
     rw!("ru_q", get_ru_q, set_ru_q, false, "q value of the request URI branch (writable)"),

@@ -57,7 +57,7 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
     };
     let Some(code) = msg.status() else { return };
     let st = &host.state;
-    let local_done = {
+    {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
         let Some(b) = t.branches.get(i) else { return };
@@ -82,25 +82,22 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 b.got_provisional = true;
             }
         }
-        // A request we originated: its final reply ends it here.
+        // A request we originated: its final reply ends it here, and the
+        // callback runs with no lock or borrow held.
         if t.local.is_some() {
-            if code < 200 {
-                return;
+            if code >= 200 {
+                if let Some(b) = t.branches.get_mut(i) {
+                    b.final_code = Some(code);
+                }
+                let done = uac::complete(&mut t, code);
+                drop(t);
+                drop(call);
+                if let Some((done, code)) = done {
+                    done(code);
+                }
             }
-            if let Some(b) = t.branches.get_mut(i) {
-                b.final_code = Some(code);
-            }
-            uac::complete(&mut t, code)
-        } else {
-            None
+            return;
         }
-    };
-    if let Some((done, code)) = local_done {
-        done(code);
-        return;
-    }
-    if lock(&txn).local.is_some() {
-        return;
     }
     // Reply routes see the reply as the current message.
     let (armed_reply, avps, bavps) = {

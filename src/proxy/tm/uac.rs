@@ -8,6 +8,7 @@
 //! OpenSIPS, the CANCELs and ACKs tm builds on its own do not go through
 //! `local_route`.
 
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use super::relay::{apply_client, resolve};
@@ -62,7 +63,8 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
         &req.to
     };
     let mut s = String::with_capacity(400 + req.headers.len() + req.body.len());
-    s.push_str(&format!(
+    let _ = write!(
+        s,
         "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: <{from}>;tag={id:x}ls\r\nTo: <{to}>\r\n\
          Call-ID: {id:x}-{pid}@{host}\r\nCSeq: 10 {m}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
         m = req.method,
@@ -73,7 +75,7 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
         extra = req.headers,
         len = req.body.len(),
         body = req.body,
-    ));
+    );
     s
 }
 

@@ -7,6 +7,20 @@
 //! Files: `string.rs` (s.*), `sip.rs` (uri.*, via.*, param.*, nameaddr.*,
 //! csv.*, sdp.*), `net.rs` (ip.*, re.subst).
 
+/// One entry of a transformation registry (`DEFS` of each file below).
+macro_rules! tr {
+    ($name:literal, $f:ident, $min:literal, $max:literal, $args:literal, $doc:literal) => {
+        TrDef {
+            name: $name,
+            min_args: $min,
+            max_args: $max,
+            f: $f,
+            args_doc: $args,
+            doc: $doc,
+        }
+    };
+}
+
 mod net;
 mod sip;
 mod string;

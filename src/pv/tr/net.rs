@@ -132,19 +132,6 @@ fn subst(c: &Call, a: &[Arg], v: Value) -> R {
     })
 }
 
-macro_rules! tr {
-    ($name:literal, $f:ident, $min:literal, $max:literal, $args:literal, $doc:literal) => {
-        TrDef {
-            name: $name,
-            min_args: $min,
-            max_args: $max,
-            f: $f,
-            args_doc: $args,
-            doc: $doc,
-        }
-    };
-}
-
 pub(super) static DEFS: &[TrDef] = &[
     tr!(
         "ip.family",

@@ -354,19 +354,6 @@ fn sdp_stream_delete(c: &Call, a: &[Arg], v: Value) -> R {
     Ok(Value::Str(out))
 }
 
-macro_rules! tr {
-    ($name:literal, $f:ident, $min:literal, $max:literal, $args:literal, $doc:literal) => {
-        TrDef {
-            name: $name,
-            min_args: $min,
-            max_args: $max,
-            f: $f,
-            args_doc: $args,
-            doc: $doc,
-        }
-    };
-}
-
 pub(super) static DEFS: &[TrDef] = &[
     tr!("uri.user", uri_user, 0, 0, "", "user part"),
     tr!(

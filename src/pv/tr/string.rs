@@ -531,19 +531,6 @@ fn eval(c: &Call, _: &[Arg], v: Value) -> R {
     s(out)
 }
 
-macro_rules! tr {
-    ($name:literal, $f:ident, $min:literal, $max:literal, $args:literal, $doc:literal) => {
-        TrDef {
-            name: $name,
-            min_args: $min,
-            max_args: $max,
-            f: $f,
-            args_doc: $args,
-            doc: $doc,
-        }
-    };
-}
-
 pub(super) static DEFS: &[TrDef] = &[
     tr!("s.len", len, 0, 0, "", "length in bytes"),
     tr!(
