@@ -38,6 +38,12 @@ pub struct Config {
     /// Transaction timers (`config.modules.tm`: T1, T2, T4 in ms,
     /// fr_timeout and fr_inv_timeout in seconds, as OpenSIPS takes them).
     pub tm: crate::transaction::Timers,
+    /// Routes one worker may keep suspended on I/O; past it new requests
+    /// get 503 (lunasip; OpenSIPS bounds async jobs by its reactor only).
+    pub max_suspended: usize,
+    /// How long a suspended route may wait for its answer before the call
+    /// gets 500 and an error log.
+    pub resume_timeout: Duration,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
     pub mi_http: Option<MiHttp>,
     /// MI over a FIFO (`config.modules.mi_fifo`); None when turned off.
@@ -106,6 +112,8 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(120),
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
+            max_suspended: 1024,
+            resume_timeout: Duration::from_secs(30),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

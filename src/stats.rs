@@ -111,6 +111,13 @@ stat_group! {
         bad_msg_hdr,
         /// Datagrams or stream frames over the size limit.
         oversize_msgs,
+        /// Routes suspended on I/O now (a gauge).
+        suspended_routes,
+        /// Requests answered 503 because their worker had `max_suspended`
+        /// routes suspended.
+        suspend_overflows,
+        /// Suspended routes that waited past `resume_timeout` (the call got 500).
+        resume_timeouts,
     }
 }
 
@@ -176,7 +183,7 @@ impl Tm {
 }
 
 /// Built-in statistics that go up and down.
-const BUILTIN_GAUGES: &[&str] = &["inuse_transactions"];
+const BUILTIN_GAUGES: &[&str] = &["inuse_transactions", "suspended_routes"];
 
 impl Sl {
     /// Counts one locally generated reply by class.

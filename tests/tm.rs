@@ -529,3 +529,44 @@ end
     let log = proxy.stop();
     assert!(log.contains("reply 180 bavp=first+branch"), "{log}");
 }
+
+/// The failover pattern of OpenSIPS-generated configs: a POSIX extended
+/// regex searched in the status code (OpenSIPS `t_check_status`).
+const GENERATED_FAILOVER: &str = "(408)|([56][0-9][0-9])";
+
+#[test]
+fn t_check_status_takes_the_generated_configs_regex_for_a_503() {
+    let overloaded = uas("uas_503.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let s = script(overloaded.port, good.port, "").replace("486|408", GENERATED_FAILOVER);
+    let proxy = Proxy::start(&s);
+    let run = uac("uac.xml", proxy.port, "u1", 2, 2, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(overloaded.counts(2), (2, 0), "{}", overloaded.errors());
+    assert_eq!(good.counts(2), (2, 0), "{}", good.errors());
+}
+
+#[test]
+fn t_check_status_regex_fails_over_from_a_dead_box_and_not_on_486() {
+    // A dead box: the proxy's own 408 matches "(408)".
+    let nobody = free_port();
+    let good = uas("uas.xml", "u1");
+    let s = script(nobody, good.port, "").replace("486|408", GENERATED_FAILOVER);
+    let proxy = Proxy::start(&s);
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    drop(proxy);
+    // 486 is neither 408 nor 5xx/6xx: the caller gets it, no failover.
+    let busy = uas("uas_busy.xml", "u1");
+    let s = script(busy.port, good.port, "").replace("486|408", GENERATED_FAILOVER);
+    let proxy = Proxy::start(&s);
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(run.successful, 0, "{}", proxy.log_text());
+    assert!(run.messages.contains("486 Busy"), "{}", run.messages);
+}

@@ -6,7 +6,7 @@ use mlua::{Lua, MultiValue};
 use crate::proxy;
 use crate::script::api::pv_fmt;
 use crate::script::call::Unwind;
-use crate::script::exports::{none, ret, Args, Export, Module};
+use crate::script::exports::{none, ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -165,7 +165,7 @@ pub static MODULE: Module = Module {
             returns: "true if the request was handed to the transport",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH),
             doc: "Forwards the request statelessly (RFC 3261 §16.11) to `uri`, else `$du`, else the R-URI. Adds a Via with a hash-derived branch, decrements Max-Forwards unless `mf_process_maxfwd_header` ran (483 when it is 0), answers 482 on a loop. Host names are resolved with A/AAAA lookups when sending.",
-            func: forward,
+            func: Func::Sync(forward),
         },
         Export {
             name: "drop",
@@ -173,7 +173,7 @@ pub static MODULE: Module = Module {
             returns: "does not return",
             routes: RouteMask::ANY,
             doc: "Stops the script; nothing more is sent for this message (a reply is not forwarded). Not caught by `pcall`.",
-            func: drop_,
+            func: Func::Sync(drop_),
         },
         Export {
             name: "exit",
@@ -181,7 +181,7 @@ pub static MODULE: Module = Module {
             returns: "does not return",
             routes: RouteMask::ANY,
             doc: "Stops the script from any depth, keeping what was done. Not caught by `pcall`.",
-            func: exit,
+            func: Func::Sync(exit),
         },
         Export {
             name: "setflag",
@@ -189,7 +189,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::MSG,
             doc: "Sets a message flag: a number 0..63 or a name (named flags take bits from 63 down).",
-            func: setflag,
+            func: Func::Sync(setflag),
         },
         Export {
             name: "resetflag",
@@ -197,7 +197,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::MSG,
             doc: "Clears a message flag.",
-            func: resetflag,
+            func: Func::Sync(resetflag),
         },
         Export {
             name: "isflagset",
@@ -205,7 +205,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::MSG,
             doc: "Whether a message flag is set.",
-            func: isflagset,
+            func: Func::Sync(isflagset),
         },
         Export {
             name: "xlog",
@@ -213,7 +213,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::ANY,
             doc: "Logs `format` with pseudo-variables expanded (`\"$rm from $si\"`). Levels `L_ALERT`, `L_CRIT`, `L_ERR` (the default), `L_WARN`, `L_NOTICE`, `L_INFO`, `L_DBG`.",
-            func: xlog,
+            func: Func::Sync(xlog),
         },
         Export {
             name: "log",
@@ -221,7 +221,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::ANY,
             doc: "Logs plain text (no pseudo-variables) at an OpenSIPS level number or name; default L_ERR.",
-            func: log,
+            func: Func::Sync(log),
         },
         Export {
             name: "force_rport",
@@ -229,7 +229,7 @@ pub static MODULE: Module = Module {
             returns: "nothing",
             routes: RouteMask::REQ,
             doc: "Adds `rport` to the top Via as if the client asked for it (RFC 3581), so replies go to the source port.",
-            func: force_rport,
+            func: Func::Sync(force_rport),
         },
         Export {
             name: "add_local_rport",
@@ -237,7 +237,7 @@ pub static MODULE: Module = Module {
             returns: "nothing",
             routes: RouteMask::REQ,
             doc: "Adds `;rport` to the Via lunasip inserts when forwarding this request.",
-            func: add_local_rport,
+            func: Func::Sync(add_local_rport),
         },
     ],
 };

@@ -2,7 +2,7 @@
 
 use mlua::{IntoLua, Lua, MultiValue};
 
-use crate::script::exports::{Args, Export, Module};
+use crate::script::exports::{Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::HeaderKind;
@@ -79,6 +79,6 @@ pub static MODULE: Module = Module {
         returns: "true; or false, -1 when Max-Forwards is 0; false, -2 when it is not a number",
         routes: RouteMask::REQUEST,
         doc: "Decrements Max-Forwards (never above 256, OpenSIPS's `max_limit`), or adds it with value `max` when absent. When it is already 0 the request must not be forwarded: reply 483.",
-        func: mf_process_maxfwd_header,
+        func: Func::Sync(mf_process_maxfwd_header),
     }],
 };

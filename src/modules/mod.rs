@@ -2,6 +2,7 @@
 //! [`Module`] table. [`ALL`] is the list the Lua host registers and the
 //! docs table is generated from.
 
+pub mod cfgutils;
 pub mod core;
 pub mod dispatcher;
 pub mod maxfwd;
@@ -24,6 +25,7 @@ pub static ALL: &[&Module] = &[
     &tm::MODULE,
     &tm::BRANCHES,
     &dispatcher::MODULE,
+    &cfgutils::MODULE,
 ];
 
 /// Runs `f` on the current message, or fails naming the function.

@@ -9,7 +9,7 @@
 use mlua::{Lua, MultiValue};
 
 use crate::script::call::Call;
-use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::exports::{ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
@@ -245,7 +245,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
             doc: "Record-routes the request: `Record-Route: <sip:ip:port;lr;ftag=…>` naming the socket it came in on (`;transport=tcp` on TCP); when it leaves on another transport or interface, two entries with `r2=on` (RFC 5658). `params` (pseudo-variables expanded) are appended to the URI. Written when the request is sent.",
-            func: record_route,
+            func: Func::Sync(record_route),
         },
         Export {
             name: "record_route_preset",
@@ -253,7 +253,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
             doc: "Record-routes with a given `host[:port][;params]` instead of a socket's address; with two, a double Record-Route (the first is the side the caller reaches).",
-            func: record_route_preset,
+            func: Func::Sync(record_route_preset),
         },
         Export {
             name: "add_rr_param",
@@ -261,7 +261,7 @@ pub static MODULE: Module = Module {
             returns: "true",
             routes: RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
             doc: "Adds `;param` to the Record-Route this request gets (before or after `record_route`).",
-            func: add_rr_param,
+            func: Func::Sync(add_rr_param),
         },
         Export {
             name: "check_route_param",
@@ -269,7 +269,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::REQUEST,
             doc: "Whether the parameters of this proxy's Route entry (as received, e.g. those `add_rr_param` put there) match the regular expression.",
-            func: check_route_param,
+            func: Func::Sync(check_route_param),
         },
         Export {
             name: "loose_route",
@@ -277,7 +277,7 @@ pub static MODULE: Module = Module {
             returns: "true if the request had Route headers",
             routes: RouteMask::REQUEST,
             doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6).",
-            func: loose_route,
+            func: Func::Sync(loose_route),
         },
     ],
 };

@@ -5,7 +5,7 @@ use mlua::{Lua, MultiValue};
 
 use super::with_msg;
 use crate::script::api::pv_fmt;
-use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::exports::{ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -80,7 +80,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::MSG,
             doc: "Whether the method is one of `methods`, `|`-separated (`\"INVITE|ACK\"`), case-insensitive. For a reply, the CSeq method.",
-            func: is_method,
+            func: Func::Sync(is_method),
         },
         Export {
             name: "has_totag",
@@ -88,7 +88,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::MSG,
             doc: "Whether the To header has a tag (an in-dialog request).",
-            func: has_totag,
+            func: Func::Sync(has_totag),
         },
         Export {
             name: "append_hf",
@@ -96,7 +96,7 @@ pub static MODULE: Module = Module {
             returns: "true if added",
             routes: RouteMask::MSG,
             doc: "Appends `text` (pseudo-variables expanded) after the last header; a missing CRLF is added. Seen on the wire, not by later header reads.",
-            func: append_hf,
+            func: Func::Sync(append_hf),
         },
         Export {
             name: "remove_hf",
@@ -104,7 +104,7 @@ pub static MODULE: Module = Module {
             returns: "true if at least one was removed",
             routes: RouteMask::MSG,
             doc: "Removes every header with this name (full or compact form).",
-            func: remove_hf,
+            func: Func::Sync(remove_hf),
         },
         Export {
             name: "is_present_hf",
@@ -112,7 +112,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::MSG,
             doc: "Whether a header with this name (full or compact form) is present.",
-            func: is_present_hf,
+            func: Func::Sync(is_present_hf),
         },
     ],
 };

@@ -3,7 +3,7 @@
 use mlua::{Lua, MultiValue};
 
 use crate::proxy::reply;
-use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::exports::{ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -42,7 +42,7 @@ pub static MODULE: Module = Module {
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ERROR),
             doc: "Sends a reply to the current request without keeping state (RFC 3261 §8.2.6). The To tag is derived from the request, so a retransmission gets the same tag. Never answers an ACK.",
-            func: sl_send_reply,
+            func: Func::Sync(sl_send_reply),
         },
         Export {
             name: "sl_reply_error",
@@ -50,7 +50,7 @@ pub static MODULE: Module = Module {
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ERROR),
             doc: "Replies with the code of the last internal error (e.g. 483 when Max-Forwards ran out, 482 on a loop, 400 for a bad destination), or 500.",
-            func: sl_reply_error,
+            func: Func::Sync(sl_reply_error),
         },
     ],
 };

@@ -5,7 +5,7 @@
 
 use mlua::{Lua, MultiValue};
 
-use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::exports::{ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -32,7 +32,7 @@ pub static MODULE: Module = Module {
             returns: "the new value",
             routes: RouteMask::ANY,
             doc: "Adds `n` (may be negative) to the statistic `name` or `group:name`, creating it on first use (in group `dynamic` when no group is given). Names use letters, digits, `_`, `-`, `.`. Built-in statistics cannot be changed. Shown by the MI `get_statistics` and `GET /metrics`.",
-            func: update_stat,
+            func: Func::Sync(update_stat),
         },
         Export {
             name: "reset_stat",
@@ -40,7 +40,7 @@ pub static MODULE: Module = Module {
             returns: "true if the statistic exists and was reset",
             routes: RouteMask::ANY,
             doc: "Sets a statistic back to 0 (as the MI `reset_statistics`).",
-            func: reset_stat,
+            func: Func::Sync(reset_stat),
         },
     ],
 };

@@ -6,7 +6,7 @@ use mlua::{Lua, MultiValue};
 
 use crate::proxy::tm::{lock, relay};
 use crate::script::call::Unwind;
-use crate::script::exports::{none, ret, Args, Export, Module};
+use crate::script::exports::{none, ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 
@@ -156,23 +156,28 @@ fn t_cancel_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, true)
 }
 
-/// `t_check_status(re)`: the reply code being handled (or the winning one
-/// in a failure route) against a pattern of digits, `.` and `|`.
+/// `t_check_status(re)`: OpenSIPS compiles the argument as a POSIX
+/// extended regex, case-insensitive, and searches (unanchored) the status
+/// code: the reply being handled in a reply route, the winning one in a
+/// failure route, the last one sent to the caller in a request route.
+/// Without a transaction (or a status) it is false, as in OpenSIPS.
 fn t_check_status(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let pat = a.str(0)?;
-    let code = st.call.borrow().tm.reply_code;
+    let code = {
+        let call = st.call.borrow();
+        match (call.route, call.tm.reply_code, &call.tm.txn) {
+            (_, Some(code), _) => Some(code),
+            (RouteType::Request | RouteType::Branch, None, Some(txn)) => {
+                let t = lock(txn);
+                (t.reply_code != 0).then_some(t.reply_code)
+            }
+            _ => None,
+        }
+    };
     let Some(code) = code else {
         return ret(lua, false);
     };
-    let text = code.to_string();
-    let hit = pat.split('|').any(|alt| {
-        let alt = alt.trim().trim_start_matches('^').trim_end_matches('$');
-        alt.len() == text.len()
-            && alt
-                .chars()
-                .zip(text.chars())
-                .all(|(p, c)| p == '.' || p == c)
-    });
+    let hit = crate::pv::re::is_match(&code.to_string(), &pat, "i").map_err(|e| a.err(e))?;
     ret(lua, hit)
 }
 
@@ -231,7 +236,7 @@ pub static MODULE: Module = Module {
             returns: "true if at least one branch was sent",
             routes: RELAY_ROUTES,
             doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded.",
-            func: t_relay,
+            func: Func::Sync(t_relay),
         },
         Export {
             name: "t_on_failure",
@@ -239,7 +244,7 @@ pub static MODULE: Module = Module {
             returns: "nothing",
             routes: RELAY_ROUTES,
             doc: "Runs `failure_route[name]` when every branch of the next `t_relay` ended negatively or timed out; it may relay again (serial forking).",
-            func: t_on_failure,
+            func: Func::Sync(t_on_failure),
         },
         Export {
             name: "t_on_reply",
@@ -247,7 +252,7 @@ pub static MODULE: Module = Module {
             returns: "nothing",
             routes: RELAY_ROUTES,
             doc: "Runs `onreply_route[name]` for every reply of the transaction (after `onreply_route.main`).",
-            func: t_on_reply,
+            func: Func::Sync(t_on_reply),
         },
         Export {
             name: "t_on_branch",
@@ -255,7 +260,7 @@ pub static MODULE: Module = Module {
             returns: "nothing",
             routes: RELAY_ROUTES,
             doc: "Arms `branch_route[name]` for the branches of the next `t_relay`.",
-            func: t_on_branch,
+            func: Func::Sync(t_on_branch),
         },
         Export {
             name: "t_check_trans",
@@ -263,7 +268,7 @@ pub static MODULE: Module = Module {
             returns: "true if the request belongs to a transaction",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ONREPLY),
             doc: "For a retransmission, sends the last reply again and ends the script; an ACK of a negative reply is absorbed and ends the script; a CANCEL returns whether its INVITE is known.",
-            func: t_check_trans,
+            func: Func::Sync(t_check_trans),
         },
         Export {
             name: "t_newtran",
@@ -271,7 +276,7 @@ pub static MODULE: Module = Module {
             returns: "true if created (false for a retransmission)",
             routes: RouteMask::REQUEST,
             doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`.",
-            func: t_newtran,
+            func: Func::Sync(t_newtran),
         },
         Export {
             name: "t_reply",
@@ -279,7 +284,7 @@ pub static MODULE: Module = Module {
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
             doc: "Replies through the transaction (creating it when needed), so retransmissions get the reply again.",
-            func: t_reply,
+            func: Func::Sync(t_reply),
         },
         Export {
             name: "t_was_cancelled",
@@ -287,7 +292,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::FAILURE.or(RouteMask::ONREPLY),
             doc: "Whether the caller cancelled the transaction.",
-            func: t_was_cancelled,
+            func: Func::Sync(t_was_cancelled),
         },
         Export {
             name: "t_check_status",
@@ -295,7 +300,7 @@ pub static MODULE: Module = Module {
             returns: "boolean",
             routes: RouteMask::FAILURE.or(RouteMask::ONREPLY),
             doc: "Matches the reply code (the winning one in a failure route) against a pattern of digits, `.` and `|` alternatives, e.g. `\"486|408\"`, `\"5..\"`.",
-            func: t_check_status,
+            func: Func::Sync(t_check_status),
         },
         Export {
             name: "t_local_replied",
@@ -306,7 +311,7 @@ pub static MODULE: Module = Module {
                 .or(RouteMask::FAILURE)
                 .or(RouteMask::ONREPLY),
             doc: "Whether every final reply of the transaction (`all`) or the last one (`last`) was made by lunasip (a timeout's 408, `t_reply`) rather than received, e.g. to tell a dead gateway from a busy one in a failure route.",
-            func: t_local_replied,
+            func: Func::Sync(t_local_replied),
         },
         Export {
             name: "t_cancel_branch",
@@ -314,7 +319,7 @@ pub static MODULE: Module = Module {
             returns: "true if the reply belongs to a transaction",
             routes: RouteMask::ONREPLY,
             doc: "From a reply route: sends CANCEL on the branch the reply came from; flag `a` cancels every pending branch, `o` every pending branch but this one. The caller still gets the final answer of the cancelled branches (487).",
-            func: t_cancel_branch,
+            func: Func::Sync(t_cancel_branch),
         },
     ],
 };
@@ -331,7 +336,7 @@ pub static BRANCHES: Module = Module {
             returns: "true",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
             doc: "Adds a destination (default: the current R-URI) that the next `t_relay` forks to in parallel.",
-            func: append_branch,
+            func: Func::Sync(append_branch),
         },
     ],
 };

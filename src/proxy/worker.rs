@@ -3,14 +3,18 @@
 //! and sends what the route queued.
 
 use bytes::Bytes;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::net::UdpSocket;
 
 use super::reply;
-use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::script::call::{Call, Dest, OutKind, Outgoing, Source, Unwind};
+use crate::script::host::{RouteResult, Run, State};
 use crate::script::route::RouteType;
 use crate::script::{Host, Outcome};
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
@@ -28,6 +32,8 @@ pub struct Worker {
     pub tcp: Rc<TcpCtx>,
     /// Spare outbox, swapped with the call's to keep both allocations.
     spare: RefCell<Vec<Outgoing>>,
+    /// Routes of this worker suspended on I/O now.
+    suspended: Cell<usize>,
 }
 
 impl Handler for Worker {
@@ -45,6 +51,7 @@ impl Worker {
             udp,
             tcp,
             spare: RefCell::new(Vec::new()),
+            suspended: Cell::new(0),
         }
     }
 
@@ -62,7 +69,7 @@ impl Worker {
 
     /// Parses one message and runs the matching route. What the route
     /// queued is sent by [`Worker::flush`].
-    pub fn handle(&self, inc: Incoming) {
+    pub fn handle(self: &Rc<Self>, inc: Incoming) {
         if inc.buf.len() > MAX_MESSAGE_SIZE {
             CORE.oversize_msgs.inc();
             return;
@@ -85,7 +92,7 @@ impl Worker {
         }
     }
 
-    fn on_request(&self, msg: Message, src: Source) {
+    fn on_request(self: &Rc<Self>, msg: Message, src: Source) {
         CORE.rcv_requests.inc();
         let host = self.host();
         let st = &host.state;
@@ -131,34 +138,80 @@ impl Worker {
         let Some(f) = &host.routes.main else {
             return;
         };
-        match host.invoke(f) {
-            Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
-            Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
-            Outcome::Failed(err) => {
-                CORE.err_requests.inc();
-                let (call_id, method) = st
-                    .call
-                    .borrow()
-                    .msg
-                    .as_ref()
-                    .map(|m| {
-                        (
-                            m.call_id().unwrap_or("").to_string(),
-                            m.method().to_string(),
-                        )
-                    })
-                    .unwrap_or_default();
-                let worker = st.env.worker;
-                tracing::error!(
-                    call_id,
-                    method,
-                    worker,
-                    "route.main failed: {err} (Call-ID {call_id})"
-                );
-                if !st.call.borrow().replied {
-                    reply::send_local_reply(st, 500, "Server Internal Error");
-                }
+        let is_ack = st
+            .call
+            .borrow()
+            .msg
+            .as_ref()
+            .is_some_and(|m| m.method_kind() == crate::sip::Method::Ack);
+        if !is_ack && self.suspended.get() >= st.env.config.max_suspended {
+            // Bounded waiting: this worker cannot take one more call that
+            // might suspend (an ACK has no reply and always runs).
+            CORE.suspend_overflows.inc();
+            reply::send_local_reply(st, 503, "Service Unavailable");
+            return;
+        }
+        match host.run_now(f, mlua::Value::Nil) {
+            Ok(outcome) => after_request(st, outcome),
+            Err(run) => self.park(host.clone(), run),
+        }
+    }
+
+    /// A request route suspended on I/O: its transaction is held (a
+    /// retransmission meanwhile is absorbed), its call is set aside, and a
+    /// task resumes it when the answer comes, or ends it at
+    /// `resume_timeout` with a 500.
+    fn park<F>(self: &Rc<Self>, host: Rc<Host>, run: Run<F>)
+    where
+        F: Future<Output = RouteResult> + Unpin + 'static,
+    {
+        let st = &host.state;
+        if super::tm::relay::hold(st) == super::tm::relay::Held::Retransmission {
+            // The route already runs for the first copy: this one ends here.
+            return;
+        }
+        let mut call = Call::new();
+        st.exchange(&mut call);
+        // What the route queued before it suspended leaves now.
+        std::mem::swap(&mut call.outbox, &mut st.call.borrow_mut().outbox);
+        self.suspended.set(self.suspended.get() + 1);
+        CORE.suspended_routes.inc();
+        let w = self.clone();
+        tokio::task::spawn_local(async move { w.resume(host, call, run).await });
+    }
+
+    async fn resume<F>(self: Rc<Self>, host: Rc<Host>, call: Call, run: Run<F>)
+    where
+        F: Future<Output = RouteResult> + Unpin + 'static,
+    {
+        let st = &host.state;
+        let limit = st.env.config.resume_timeout;
+        let mut parked = Parked {
+            st: st.clone(),
+            call,
+            run: Some(run),
+        };
+        let outcome = tokio::select! {
+            o = &mut parked => o,
+            _ = tokio::time::sleep(limit) => {
+                CORE.resume_timeouts.inc();
+                parked.run = None; // abandons the route
+                Outcome::Failed(format!(
+                    "suspended longer than resume_timeout ({} ms)",
+                    limit.as_millis()
+                ))
             }
+        };
+        let mut call = parked.call;
+        st.exchange(&mut call);
+        after_request(st, outcome);
+        super::tm::relay::release_held(st);
+        let out = std::mem::take(&mut st.call.borrow_mut().outbox);
+        st.exchange(&mut call);
+        self.suspended.set(self.suspended.get().saturating_sub(1));
+        CORE.suspended_routes.sub(1);
+        for o in out {
+            self.send(o).await;
         }
     }
 
@@ -309,6 +362,66 @@ async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
             Box::pin(w.send(o)).await;
         }
         None => count(o.kind, false),
+    }
+}
+
+/// A suspended request route with its call: each poll puts the call in
+/// the worker's slot, resumes the route, and takes the call out again.
+struct Parked<F> {
+    st: Rc<State>,
+    call: Call,
+    run: Option<Run<F>>,
+}
+
+impl<F: Future<Output = RouteResult> + Unpin> Future for Parked<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        let Some(run) = this.run.as_mut() else {
+            return Poll::Ready(Outcome::Done);
+        };
+        this.st.exchange(&mut this.call);
+        let r = Pin::new(run).poll(cx);
+        this.st.exchange(&mut this.call);
+        if r.is_ready() {
+            this.run = None;
+        }
+        r
+    }
+}
+
+/// What happens after a request route: a failed one is logged with the
+/// call and answered 500 unless the script already replied.
+fn after_request(st: &State, outcome: Outcome) {
+    match outcome {
+        Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
+        Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
+        Outcome::Failed(err) => {
+            CORE.err_requests.inc();
+            let (call_id, method) = st
+                .call
+                .borrow()
+                .msg
+                .as_ref()
+                .map(|m| {
+                    (
+                        m.call_id().unwrap_or("").to_string(),
+                        m.method().to_string(),
+                    )
+                })
+                .unwrap_or_default();
+            let worker = st.env.worker;
+            tracing::error!(
+                call_id,
+                method,
+                worker,
+                "route.main failed: {err} (Call-ID {call_id})"
+            );
+            if !st.call.borrow().replied {
+                reply::send_local_reply(st, 500, "Server Internal Error");
+            }
+        }
     }
 }
 

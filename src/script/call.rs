@@ -170,6 +170,8 @@ pub struct CallTm {
     /// `$T_fr_timeout` / `$T_fr_inv_timeout` set by the script for the next t_relay.
     pub fr: Option<std::time::Duration>,
     pub fr_inv: Option<std::time::Duration>,
+    /// `txn` was made because the route suspended (not by the script).
+    pub held: bool,
 }
 
 impl Call {

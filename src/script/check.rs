@@ -202,6 +202,12 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
     if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
+    if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
+        cfg.max_suspended = n as usize;
+    }
+    if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
+        cfg.resume_timeout = Duration::from_millis(n.max(1));
+    }
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         crate::modules::dispatcher::sets::set_listeners(&cfg.listen);

@@ -4,12 +4,34 @@
 //! from these tables.
 
 use mlua::{IntoLua, Lua, MultiValue, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use super::host::State;
 use super::route::RouteMask;
 
 /// A Rust function exposed to Lua. It gets the worker state and raw args.
 pub type LuaFn = fn(&Lua, &State, Args) -> mlua::Result<MultiValue>;
+
+/// What an [`AsyncFn`] returns: a future run while the route is suspended.
+pub type Suspend = Pin<Box<dyn Future<Output = mlua::Result<MultiValue>>>>;
+
+/// A Rust function that waits on I/O. Its synchronous part checks the
+/// arguments (errors there name the script line at once); the future it
+/// returns runs while the route is suspended: the worker serves other
+/// messages meanwhile, and the route goes on when the future is ready.
+/// The future must not hold a borrow of the call across an await.
+pub type AsyncFn = fn(&Lua, &Rc<State>, Args) -> mlua::Result<Suspend>;
+
+/// How an export runs.
+#[derive(Clone, Copy)]
+pub enum Func {
+    /// Runs to its end on the worker.
+    Sync(LuaFn),
+    /// Suspends the route until its future is ready (see [`AsyncFn`]).
+    Async(AsyncFn),
+}
 
 /// One Lua-visible function.
 pub struct Export {
@@ -20,7 +42,7 @@ pub struct Export {
     pub returns: &'static str,
     pub routes: RouteMask,
     pub doc: &'static str,
-    pub func: LuaFn,
+    pub func: Func,
 }
 
 /// A module's whole Lua surface. `table` is the sub-table of `sip`

@@ -2,13 +2,16 @@
 //! from the module export tables, the user script loaded into it, and the
 //! route functions looked up once.
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
-use std::cell::RefCell;
+use mlua::{Function, Lua, MultiValue, Table, Thread, ThreadStatus, Value};
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::call::{Call, Unwind};
-use super::exports::{Args, Module};
+use super::exports::{Args, AsyncFn, Export, Func, Module, Suspend};
 use super::route::RouteType;
 use super::ScriptError;
 use crate::config::Config;
@@ -36,8 +39,82 @@ pub struct Env {
 /// The state Rust functions see: the current call, caches, script variables.
 pub struct State {
     pub env: Env,
+    /// The call the running route works on. A suspended route's call is
+    /// kept by its [`Run`]'s owner and put back here while it runs
+    /// ([`State::exchange`]).
     pub call: RefCell<Call>,
     pub pv: RefCell<pv::Cache>,
+    /// The running route is a coroutine of [`Host::start`] and may suspend.
+    pub suspendable: Cell<bool>,
+    /// Finished route coroutines, reused by [`Host::start`].
+    threads: RefCell<Vec<Thread>>,
+}
+
+/// Route coroutines kept for reuse per worker.
+const THREADS_KEPT: usize = 64;
+
+impl State {
+    /// Swaps the running call with `other`, except what belongs to the
+    /// worker rather than the call (`$var`s, the message counter, the
+    /// socket list, the Lua handle): a suspended route's call goes out,
+    /// another comes in.
+    pub fn exchange(&self, other: &mut Call) {
+        let mut cur = self.call.borrow_mut();
+        std::mem::swap(&mut *cur, other);
+        std::mem::swap(&mut cur.vars, &mut other.vars);
+        std::mem::swap(&mut cur.msg_id, &mut other.msg_id);
+        std::mem::swap(&mut cur.sockets, &mut other.sockets);
+        std::mem::swap(&mut cur.lua, &mut other.lua);
+    }
+}
+
+/// A route running as a coroutine: polling resumes it, and it is ready
+/// when the route returned or unwound. Dropping it abandons the route.
+pub struct Run<F> {
+    state: Rc<State>,
+    thread: Thread,
+    fut: F,
+}
+
+/// What a route coroutine's protected call returns: `(ok, error)`.
+pub type RouteResult = mlua::Result<(bool, Value)>;
+
+impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        let was = this.state.suspendable.replace(true);
+        let r = Pin::new(&mut this.fut).poll(cx);
+        this.state.suspendable.set(was);
+        let r = match r {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        if this.thread.status() == ThreadStatus::Finished {
+            let mut pool = this.state.threads.borrow_mut();
+            if pool.len() < THREADS_KEPT {
+                pool.push(this.thread.clone());
+            }
+        }
+        let unwind = this.state.call.borrow().unwind;
+        Poll::Ready(match (r, unwind) {
+            (Ok((true, _)), _) => Outcome::Done,
+            (_, Some(u)) => Outcome::Unwound(u),
+            (Ok((false, e)), None) => Outcome::Failed(error_text(&e)),
+            (Err(e), None) => Outcome::Failed(describe(&e)),
+        })
+    }
+}
+
+/// The text of an error value a protected call caught.
+fn error_text(v: &Value) -> String {
+    let text = match v {
+        Value::Error(e) => return describe(e),
+        Value::String(s) => s.to_string_lossy(),
+        other => format!("{other:?}"),
+    };
+    text.lines().next().unwrap_or("").to_string()
 }
 
 /// Route functions looked up once after load.
@@ -54,6 +131,9 @@ pub struct Host {
     pub state: Rc<State>,
     pub routes: Routes,
     pub source: Source,
+    /// The prelude's protected call each route coroutine starts with, so
+    /// a coroutine always finishes cleanly and can be reused.
+    runner: Function,
 }
 
 /// How a route invocation ended.
@@ -81,7 +161,13 @@ fn intern(s: String) -> &'static str {
 /// Lua frame above the Rust function that is not lunasip's prelude (its
 /// pcall wrapper, the `sip.pv` read path).
 pub fn located(lua: &Lua, msg: String) -> mlua::Error {
-    let loc = (1..64)
+    located_from(lua, 1, msg)
+}
+
+/// [`located`] for a Rust function `first` levels below the script: an
+/// async function is called through mlua's poller, one Lua frame more.
+fn located_from(lua: &Lua, first: usize, msg: String) -> mlua::Error {
+    let loc = (first..64)
         .map_while(|level| lua.inspect_stack(level))
         .find_map(|d| {
             let src = d.source();
@@ -117,13 +203,16 @@ impl Host {
             env,
             call: RefCell::new(Call::new()),
             pv: RefCell::new(pv::Cache::default()),
+            suspendable: Cell::new(false),
+            threads: RefCell::new(Vec::new()),
         });
         let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
         register(&lua, &state, crate::modules::ALL).map_err(le)?;
         crate::script::api::register(&lua, &state).map_err(le)?;
-        lua.load(include_str!("prelude.lua"))
+        let runner: Function = lua
+            .load(include_str!("prelude.lua"))
             .set_name("=prelude")
-            .exec()
+            .eval()
             .map_err(le)?;
         lua.load(&source.code)
             .set_name(format!("@{}", source.name))
@@ -139,7 +228,50 @@ impl Host {
             state,
             routes,
             source: source.clone(),
+            runner,
         })
+    }
+
+    /// Starts a route function as a coroutine for the current call. The
+    /// caller polls the [`Run`]: most routes end in the first poll; one
+    /// that waits on I/O is pending until its answer comes.
+    pub fn start(
+        &self,
+        f: &Function,
+        arg: Value,
+    ) -> mlua::Result<Run<impl Future<Output = RouteResult> + Unpin + 'static>> {
+        let reused = self.state.threads.borrow_mut().pop();
+        let thread = match reused {
+            Some(t) => {
+                t.reset(self.runner.clone())?;
+                t
+            }
+            None => self.lua.create_thread(self.runner.clone())?,
+        };
+        Ok(Run {
+            state: self.state.clone(),
+            fut: thread.clone().into_async::<(bool, Value)>((f.clone(), arg)),
+            thread,
+        })
+    }
+
+    /// Runs a route to its end if it does not suspend: `Err(run)` when it
+    /// did, for the caller to park and poll again.
+    #[allow(clippy::type_complexity)]
+    pub fn run_now(
+        &self,
+        f: &Function,
+        arg: Value,
+    ) -> Result<Outcome, Run<impl Future<Output = RouteResult> + Unpin + 'static>> {
+        let mut run = match self.start(f, arg) {
+            Ok(r) => r,
+            Err(e) => return Ok(Outcome::Failed(describe(&e))),
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut run).poll(&mut cx) {
+            Poll::Ready(o) => Ok(o),
+            Poll::Pending => Err(run),
+        }
     }
 
     /// Runs one route function for the current call.
@@ -149,7 +281,10 @@ impl Host {
 
     /// Runs a route function with arguments (error_route gets a table).
     pub fn invoke_with(&self, f: &Function, args: impl mlua::IntoLuaMulti) -> Outcome {
-        match f.call::<()>(args) {
+        let was = self.state.suspendable.replace(false);
+        let r = f.call::<()>(args);
+        self.state.suspendable.set(was);
+        match r {
             Ok(()) => Outcome::Done,
             Err(e) => match self.state.call.borrow().unwind {
                 Some(u) => Outcome::Unwound(u),
@@ -196,6 +331,47 @@ fn route_fn(lua: &Lua, t: RouteType, name: &str) -> Option<Function> {
     tbl.get::<Function>(name).ok()
 }
 
+/// The synchronous part of an async export: the route check, whether
+/// this route can suspend, the argument checks. Returns the script
+/// position (for errors the future raises later) and the future.
+fn start_async(
+    lua: &Lua,
+    st: &Rc<State>,
+    e: &Export,
+    fname: &'static str,
+    func: AsyncFn,
+    vals: MultiValue,
+) -> mlua::Result<(String, Suspend)> {
+    let route = st.call.borrow().route;
+    if !e.routes.allows(route) {
+        return Err(located_from(
+            lua,
+            2,
+            format!("{fname}: not allowed in {}", route.table()),
+        ));
+    }
+    if !st.suspendable.get() {
+        return Err(located_from(
+            lua,
+            2,
+            format!(
+                "{fname}: waits on I/O and cannot suspend here ({} called from Rust; \
+                 only the request route can wait)",
+                route.table()
+            ),
+        ));
+    }
+    let at = match located_from(lua, 2, String::new()) {
+        mlua::Error::RuntimeError(at) => at,
+        _ => String::new(),
+    };
+    match func(lua, st, Args { fname, vals }) {
+        Ok(fut) => Ok((at, fut)),
+        Err(mlua::Error::RuntimeError(m)) => Err(mlua::Error::RuntimeError(format!("{at}{m}"))),
+        Err(other) => Err(other),
+    }
+}
+
 /// Registers every module's exports on `sip` (creating `sip.<table>`).
 fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::Result<()> {
     let sip = lua.create_table()?;
@@ -214,22 +390,36 @@ fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::
         for e in m.exports {
             let st = state.clone();
             let fname = intern(m.full_name(e));
-            let f = lua.create_function(move |lua, vals: MultiValue| {
-                let route = st.call.borrow().route;
-                if !e.routes.allows(route) {
-                    return Err(located(
-                        lua,
-                        format!("{fname}: not allowed in {}", route.table()),
-                    ));
-                }
-                match (e.func)(lua, &st, Args { fname, vals }) {
-                    Ok(v) => Ok(v),
-                    // Unwinding (exit/drop) passes through untouched.
-                    Err(e) if st.call.borrow().unwind.is_some() => Err(e),
-                    Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
-                    Err(other) => Err(other),
-                }
-            })?;
+            let f = match e.func {
+                Func::Sync(func) => lua.create_function(move |lua, vals: MultiValue| {
+                    let route = st.call.borrow().route;
+                    if !e.routes.allows(route) {
+                        return Err(located(
+                            lua,
+                            format!("{fname}: not allowed in {}", route.table()),
+                        ));
+                    }
+                    match func(lua, &st, Args { fname, vals }) {
+                        Ok(v) => Ok(v),
+                        // Unwinding (exit/drop) passes through untouched.
+                        Err(e) if st.call.borrow().unwind.is_some() => Err(e),
+                        Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
+                        Err(other) => Err(other),
+                    }
+                })?,
+                Func::Async(func) => lua.create_async_function(move |lua, vals: MultiValue| {
+                    let fut = start_async(&lua, &st, e, fname, func, vals);
+                    async move {
+                        let (at, fut) = fut?;
+                        match fut.await {
+                            Err(mlua::Error::RuntimeError(m)) => {
+                                Err(mlua::Error::RuntimeError(format!("{at}{m}")))
+                            }
+                            r => r,
+                        }
+                    }
+                })?,
+            };
             target.set(e.name, f)?;
         }
     }

@@ -1,5 +1,7 @@
 -- lunasip prelude: runs in every worker's Lua state before the user script.
 
+local protected_call = pcall
+
 -- Route tables (OpenSIPS route blocks). Scripts add functions to them.
 route, branch_route, failure_route, onreply_route = {}, {}, {}, {}
 local_route, startup_route, timer_route, event_route, error_route = {}, {}, {}, {}, {}
@@ -24,3 +26,9 @@ do
 end
 
 package.loaded.sip = sip
+
+
+-- Every route coroutine starts with this (the chunk's value): a protected
+-- call that catches what the route raised, exit/drop included, so the
+-- coroutine always ends cleanly and the host can reuse it.
+return function(f, ...) return protected_call(f, ...) end

@@ -19,7 +19,7 @@ use lunasip::transport::{Incoming, Sockets};
 pub const HEAD: &str =
     "config = { listen = { \"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\" }, children = 1 }\n";
 
-pub fn worker(routes: &str) -> Worker {
+pub fn worker(routes: &str) -> Rc<Worker> {
     let code = format!("{HEAD}{routes}");
     let cfg = lunasip::script::check::check(&Source {
         name: "t.lua".into(),
@@ -53,7 +53,7 @@ pub fn worker(routes: &str) -> Worker {
         max_msg: 65535,
         connect_timeout: Duration::from_secs(1),
     });
-    Worker::new(host, vec![None, None], tcp)
+    Rc::new(Worker::new(host, vec![None, None], tcp))
 }
 
 pub const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
@@ -69,7 +69,7 @@ Content-Length: 0\r\n\r\n";
 
 /// Runs `msg` (from 10.0.0.9:5070 over `proto`) through the route; returns
 /// (kind, destination, bytes) of everything queued.
-pub fn run(w: &Worker, msg: &str, proto: Proto) -> Vec<(OutKind, Dest, String)> {
+pub fn run(w: &Rc<Worker>, msg: &str, proto: Proto) -> Vec<(OutKind, Dest, String)> {
     let socket = if proto == Proto::Udp { 0 } else { 1 };
     w.handle(Incoming {
         buf: Bytes::from(msg.to_string()),

@@ -14,7 +14,7 @@ use mlua::{Function, Lua, MultiValue, Table};
 use super::select::{self, Key, Opts};
 use super::sets::{self, Dest, Partition, Set, ACTIVE, INACTIVE, PROBING};
 use crate::pv::Value;
-use crate::script::exports::{ret, Args, Export, Module};
+use crate::script::exports::{ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -562,7 +562,7 @@ pub static MODULE: Module = Module {
             returns: "true if a destination was chosen; false when the set does not exist or has no active destination",
             routes: SEL,
             doc: "Chooses an active destination of `set` (a number or `\"partition:set\"`) with algorithm `alg` (0 Call-ID hash, 1 From, 2 To, 3 R-URI, 4 weighted round-robin, 5 auth username, 6 random, 7 hash_pvar, 8 first, 9 pvar_algo_pattern load, 10 algo_route ordering) and sets `$du`. Flags: `f` keep the failover list for ds_next_dst, `u` hash the user part only, `s` keep an existing `$du`, `d` the last destination is the default, `a` append to the list, `M n` at most n destinations.",
-            func: ds_select_dst,
+            func: Func::Sync(ds_select_dst),
         },
         Export {
             name: "ds_select_domain",
@@ -570,7 +570,7 @@ pub static MODULE: Module = Module {
             returns: "true if a destination was chosen",
             routes: SEL,
             doc: "As ds_select_dst, but rewrites the host and port of the R-URI instead of setting `$du`.",
-            func: ds_select_domain,
+            func: Func::Sync(ds_select_domain),
         },
         Export {
             name: "ds_next_dst",
@@ -578,7 +578,7 @@ pub static MODULE: Module = Module {
             returns: "true if there was another destination",
             routes: SEL,
             doc: "Drops the current destination from the failover list (`$avp(ds_dst_failover)`) and sets `$du` to the next one.",
-            func: ds_next_dst,
+            func: Func::Sync(ds_next_dst),
         },
         Export {
             name: "ds_next_domain",
@@ -586,7 +586,7 @@ pub static MODULE: Module = Module {
             returns: "true if there was another destination",
             routes: SEL,
             doc: "As ds_next_dst, but rewrites the host and port of the R-URI.",
-            func: ds_next_domain,
+            func: Func::Sync(ds_next_domain),
         },
         Export {
             name: "ds_mark_dst",
@@ -594,7 +594,7 @@ pub static MODULE: Module = Module {
             returns: "true if the destination was found",
             routes: SEL,
             doc: "Marks the current destination (head of the failover list) inactive (`i`, default), active (`a`) or probing (`p`). Inactive and probing destinations are not chosen.",
-            func: ds_mark_dst,
+            func: Func::Sync(ds_mark_dst),
         },
         Export {
             name: "ds_is_in_list",
@@ -605,7 +605,7 @@ pub static MODULE: Module = Module {
                 .or(RouteMask::BRANCH)
                 .or(RouteMask::ONREPLY),
             doc: "Whether `ip` and `port` (0 or nil: any port) name a destination of `set` (nil or -1: every set) whose URI host is that IP literal.",
-            func: ds_is_in_list,
+            func: Func::Sync(ds_is_in_list),
         },
         Export {
             name: "ds_count",
@@ -613,7 +613,7 @@ pub static MODULE: Module = Module {
             returns: "the count, or false when the set does not exist",
             routes: RouteMask::ANY,
             doc: "Counts the destinations of `set` in the states of `filter` (`a`/`1` active, `i`/`0` inactive, `p`/`2` probing, combined: `\"ip\"`) and stores the count in the pseudo-variable `out_var`.",
-            func: ds_count,
+            func: Func::Sync(ds_count),
         },
     ],
 };

@@ -212,7 +212,15 @@ pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
     let txn = {
         let mut call = st.call.borrow_mut();
         match current(&call) {
-            Some(t) => t,
+            Some(t) => {
+                let mut tx = lock(&t);
+                if tx.branches.is_empty() && call.route == crate::script::route::RouteType::Request
+                {
+                    refresh(&mut tx, &call);
+                }
+                drop(tx);
+                t
+            }
             None => match create(st, &mut call) {
                 Ok(t) => {
                     call.tm.txn = Some(t.clone());
@@ -626,6 +634,86 @@ pub fn t_newtran(st: &State) -> Result<bool, String> {
             Ok(false)
         }
         Err(None) => Ok(false),
+    }
+}
+
+/// What [`hold`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The request now has a transaction (made here or by the script).
+    Held,
+    /// The request is a retransmission of one whose transaction exists:
+    /// its last response was queued again.
+    Retransmission,
+    /// The request has no transaction (an ACK, or no transaction identity).
+    Without,
+}
+
+/// A request route is about to suspend: like OpenSIPS's `async()`, make
+/// sure the request has a transaction, so that a retransmission arriving
+/// meanwhile is absorbed instead of running the route again.
+pub fn hold(st: &State) -> Held {
+    let mut call = st.call.borrow_mut();
+    if call.tm.txn.is_some() {
+        return Held::Held;
+    }
+    let is_request = call
+        .msg
+        .as_ref()
+        .is_some_and(|m| m.is_request() && m.method_kind() != Method::Ack);
+    if !is_request || call.route != crate::script::route::RouteType::Request {
+        return Held::Without;
+    }
+    match create(st, &mut call) {
+        Ok(t) => {
+            call.tm.txn = Some(t);
+            call.tm.held = true;
+            Held::Held
+        }
+        Err(Some(existing)) => {
+            let mut out = std::mem::take(&mut call.outbox);
+            absorb(st, &existing, &mut out);
+            call.outbox = out;
+            Held::Retransmission
+        }
+        Err(None) => Held::Without,
+    }
+}
+
+/// After a suspended route ended: a transaction [`hold`] made that the
+/// route then used for nothing (no branch, no reply through it, as after
+/// a stateless `forward` or `sl_send_reply`) is dropped.
+pub fn release_held(st: &State) {
+    let call = st.call.borrow();
+    let (true, Some(txn)) = (call.tm.held, call.tm.txn.as_ref()) else {
+        return;
+    };
+    let t = lock(txn);
+    if t.branches.is_empty() && t.server.last_code == 0 {
+        st.env.tm.forget(&t);
+    }
+}
+
+/// A transaction made before `t_relay` (by `t_newtran` or a suspension)
+/// takes what the route did since: the request as it is now, `$du`,
+/// flags, AVPs and Record-Route, which failure routes see again.
+fn refresh(t: &mut Txn, call: &Call) {
+    if let Some(m) = call.msg.as_ref() {
+        t.request = m.clone();
+    }
+    t.du = call.du.clone();
+    t.flags = call.flags;
+    t.avps = call.avps.clone();
+    t.rr = call.rr.clone();
+    let armed = &call.tm.armed;
+    if armed.on_failure.is_some() {
+        t.armed.on_failure = armed.on_failure.clone();
+    }
+    if armed.on_reply.is_some() {
+        t.armed.on_reply = armed.on_reply.clone();
+    }
+    if armed.on_branch.is_some() {
+        t.armed.on_branch = armed.on_branch.clone();
     }
 }
 
