@@ -44,6 +44,8 @@ pub struct Config {
     /// How long a suspended route may wait for its answer before the call
     /// gets 500 and an error log.
     pub resume_timeout: Duration,
+    /// Server location (RFC 3263) settings.
+    pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
     pub mi_http: Option<MiHttp>,
     /// MI over a FIFO (`config.modules.mi_fifo`); None when turned off.
@@ -113,6 +115,7 @@ impl Default for Config {
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
             max_suspended: 1024,
+            dns: Default::default(),
             resume_timeout: Duration::from_secs(30),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),

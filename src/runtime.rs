@@ -345,6 +345,11 @@ fn worker_main(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
+        // The resolver is made inside the runtime it will run on.
+        if let Err(e) = crate::transport::dns::install(&cfg.dns) {
+            let _ = ready.send(Err(format!("worker {id}: dns: {e}")));
+            return;
+        }
         let env = Env {
             worker: id,
             sockets,

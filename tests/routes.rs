@@ -76,7 +76,14 @@ end"#,
     );
     // A host name is resolved when sending.
     let out = run(&w, INVITE, Proto::Udp);
-    assert_eq!(out[0].1, Dest::Name("example.com".into(), 5060));
+    assert_eq!(
+        out[0].1,
+        Dest::Name(lunasip::transport::dns::Hop {
+            host: "example.com".into(),
+            port: None,
+            proto: None
+        })
+    );
 }
 
 #[test]

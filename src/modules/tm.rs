@@ -4,20 +4,42 @@
 
 use mlua::{Lua, MultiValue};
 
-use crate::proxy::tm::{lock, relay};
+use crate::proxy::tm::{locate, lock, relay};
 use crate::script::call::Unwind;
-use crate::script::exports::{none, ret, Args, Export, Func, Module};
+use crate::script::exports::{none, ret, Args, Export, Func, Module, Suspend};
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
+use std::rc::Rc;
 
-fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     match relay::t_relay(lua, st) {
         Ok(ok) => ret(lua, ok),
         Err(e) => {
-            tracing::warn!("{}: {e}", a.fname);
+            tracing::warn!("{fname}: {e}");
             ret(lua, false)
         }
     }
+}
+
+/// `t_relay()`: a destination that is a name with no cached answer is
+/// looked up first (RFC 3263), the route suspended meanwhile; then the
+/// request is relayed. Where the route cannot wait (failure routes), a
+/// name not cached is resolved by the system resolver.
+fn t_relay(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    let hops = if a.suspendable {
+        locate::pending_lookups(&st.call.borrow())
+    } else {
+        Vec::new()
+    };
+    if hops.is_empty() {
+        let r = relay_now(lua, st, a.fname);
+        return Ok(Box::pin(std::future::ready(r)));
+    }
+    let (lua, st) = (lua.clone(), st.clone());
+    Ok(Box::pin(async move {
+        locate::lookup_all(hops).await;
+        relay_now(&lua, &st, a.fname)
+    }))
 }
 
 /// Arms a named route; `check` already verified literal names at load.
@@ -236,7 +258,7 @@ pub static MODULE: Module = Module {
             returns: "true if at least one branch was sent",
             routes: RELAY_ROUTES,
             doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded.",
-            func: Func::Sync(t_relay),
+            func: Func::Async(t_relay),
         },
         Export {
             name: "t_on_failure",

@@ -5,10 +5,26 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::script::call::Dest;
 use crate::sip::{Scheme, Uri};
+use crate::transport::dns::Hop;
 use crate::transport::Proto;
 
-/// Where a URI says to send: transport and address or name.
+/// Where a URI says to send: transport and address, or a name to locate
+/// (RFC 3263) later.
 pub fn next_hop(uri: &str) -> Result<(Proto, Dest), String> {
+    let (proto, hop) = hop(uri)?;
+    match hop.host.parse::<IpAddr>() {
+        Ok(ip) => Ok((
+            proto,
+            Dest::Addr(SocketAddr::new(ip, hop.port.unwrap_or(5060))),
+        )),
+        Err(_) => Ok((proto, Dest::Name(hop))),
+    }
+}
+
+/// The RFC 3263 view of a URI: the transport a copy is sent with (the
+/// `transport=` parameter, else UDP) and the hop to locate: host from
+/// `maddr` or the host part, the port and transport when the URI fixes them.
+pub fn hop(uri: &str) -> Result<(Proto, Hop), String> {
     let u = Uri::parse(uri).map_err(|_| format!("'{uri}' is not a valid URI"))?;
     match u.scheme {
         Scheme::Sip => {}
@@ -19,26 +35,40 @@ pub fn next_hop(uri: &str) -> Result<(Proto, Dest), String> {
         }
         _ => return Err(format!("'{uri}': cannot route a non-SIP URI")),
     }
-    let proto = match u.param("transport") {
-        None | Some(None) => Proto::Udp,
-        Some(Some(t)) => {
-            Proto::parse(t).ok_or_else(|| format!("'{uri}': transport {t} is not supported"))?
-        }
+    let explicit = match u.param("transport") {
+        None | Some(None) => None,
+        Some(Some(t)) => Some(
+            Proto::parse(t).ok_or_else(|| format!("'{uri}': transport {t} is not supported"))?,
+        ),
     };
     let host = match u.param("maddr") {
         Some(Some(m)) => m,
         _ => u.host_bare(),
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = u.port.unwrap_or(5060);
-    Ok((proto, host_dest(host, port)))
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    Ok((
+        explicit.unwrap_or(Proto::Udp),
+        Hop {
+            host,
+            port: u.port,
+            proto: explicit,
+        },
+    ))
 }
 
-/// An IP literal becomes an address; anything else a name to resolve.
+/// An IP literal becomes an address; anything else a name to resolve
+/// (A/AAAA only: the port is fixed, as in a Via's sent-by, RFC 3263 §5).
 pub fn host_dest(host: &str, port: u16) -> Dest {
     match host.parse::<IpAddr>() {
         Ok(ip) => Dest::Addr(SocketAddr::new(ip, port)),
-        Err(_) => Dest::Name(host.to_ascii_lowercase(), port),
+        Err(_) => Dest::Name(Hop {
+            host: host.to_ascii_lowercase(),
+            port: Some(port),
+            proto: None,
+        }),
     }
 }
 
@@ -68,7 +98,14 @@ mod tests {
         );
         assert_eq!(
             next_hop("sip:Example.COM").unwrap(),
-            (Proto::Udp, Dest::Name("example.com".into(), 5060))
+            (
+                Proto::Udp,
+                Dest::Name(Hop {
+                    host: "example.com".into(),
+                    port: None,
+                    proto: None
+                })
+            )
         );
         assert_eq!(
             next_hop("sip:a@example.com;maddr=10.0.0.1").unwrap().1,

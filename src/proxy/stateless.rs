@@ -188,8 +188,20 @@ pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
             (None, None) => m.ruri().to_string(),
         }
     };
-    let (proto, dest) = dest::next_hop(&uri)
+    let (proto, mut dest) = dest::next_hop(&uri)
         .inspect_err(|_| st.call.borrow_mut().last_error = Some((400, "Bad Destination")))?;
+    // A name with a cached answer goes to its first address now; others
+    // are located by the worker after the route (RFC 3263).
+    if let (Dest::Name(hop), Some(dns)) = (&dest, crate::transport::dns::current()) {
+        let v4 = st.call.borrow().src.addr.is_ipv4();
+        if let Some(t) = dns.cached(hop).and_then(|ts| {
+            ts.iter()
+                .find(|t| t.addr.is_ipv4() == v4 && t.proto == proto)
+                .copied()
+        }) {
+            dest = Dest::Addr(t.addr);
+        }
+    }
     let Some(lhash) = precheck(st)? else {
         return Ok(false);
     };

@@ -338,10 +338,11 @@ fn count(kind: OutKind, ok: bool) {
     }
 }
 
-/// A/AAAA lookup off the receive path, then send to the first address of
-/// the socket's family.
+/// Locates a name off the receive path (RFC 3263 through the worker's
+/// resolver, or the system's outside a worker), then sends to the first
+/// address of the socket's family and the copy's transport.
 async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
-    let Dest::Name(host, port) = &o.dest else {
+    let Dest::Name(hop) = &o.dest else {
         return;
     };
     let want_v4 = w
@@ -349,11 +350,25 @@ async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
         .list
         .get(o.socket)
         .is_none_or(|s| s.addr.is_ipv4());
-    let found = match tokio::net::lookup_host((host.as_str(), *port)).await {
-        Ok(mut addrs) => addrs.find(|a| a.is_ipv4() == want_v4),
-        Err(e) => {
-            tracing::info!("cannot resolve {host}: {e}");
-            None
+    let found = match crate::transport::dns::current() {
+        Some(dns) => match dns.locate(hop).await {
+            Ok(ts) => ts
+                .iter()
+                .find(|t| t.addr.is_ipv4() == want_v4 && t.proto == o.proto)
+                .map(|t| t.addr),
+            Err(e) => {
+                tracing::info!("cannot resolve {}: {e}", hop.host);
+                None
+            }
+        },
+        None => {
+            match tokio::net::lookup_host((hop.host.as_str(), hop.port.unwrap_or(5060))).await {
+                Ok(mut addrs) => addrs.find(|a| a.is_ipv4() == want_v4),
+                Err(e) => {
+                    tracing::info!("cannot resolve {}: {e}", hop.host);
+                    None
+                }
+            }
         }
     };
     match found {

@@ -25,7 +25,8 @@ pub enum Unwind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
     Addr(SocketAddr),
-    Name(String, u16),
+    /// A name to locate (RFC 3263) before sending.
+    Name(crate::transport::dns::Hop),
 }
 
 /// Bytes ready to leave, with their destination and local socket.

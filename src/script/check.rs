@@ -118,6 +118,53 @@ fn number(t: &Table, key: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// OpenSIPS's DNS settings (`dns_try_ipv6`, `dns_retr_time`,
+/// `dns_retr_no`, `disable_dns_failover`) and lunasip's `dns_servers`.
+fn read_dns(t: &Table) -> Result<crate::transport::dns::DnsConf, (&'static str, String)> {
+    let mut d = crate::transport::dns::DnsConf::default();
+    let flag = |k: &'static str| -> Result<Option<bool>, (&'static str, String)> {
+        match t.get::<Value>(k).map_err(|e| (k, e.to_string()))? {
+            Value::Nil => Ok(None),
+            Value::Boolean(b) => Ok(Some(b)),
+            Value::Integer(n) => Ok(Some(n != 0)),
+            other => Err((
+                k,
+                format!(
+                    "config.{k} must be true/false or 0/1, not {}",
+                    other.type_name()
+                ),
+            )),
+        }
+    };
+    if let Some(b) = flag("dns_try_ipv6")? {
+        d.try_ipv6 = b;
+    }
+    if let Some(b) = flag("disable_dns_failover")? {
+        d.failover = !b;
+    }
+    if let Some(n) = number(t, "dns_retr_time").map_err(|m| ("dns_retr_time", m))? {
+        d.retr_time = Duration::from_secs(n.max(1));
+    }
+    if let Some(n) = number(t, "dns_retr_no").map_err(|m| ("dns_retr_no", m))? {
+        d.retr_no = (n as usize).max(1);
+    }
+    let servers = strings(t.get("dns_servers").unwrap_or(Value::Nil), "dns_servers")
+        .map_err(|m| ("dns_servers", m))?;
+    for s in servers {
+        let addr = s
+            .parse::<std::net::SocketAddr>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+            .map_err(|_| {
+                (
+                    "dns_servers",
+                    format!("config.dns_servers: '{s}' is not ip or ip:port"),
+                )
+            })?;
+        d.servers.push(addr);
+    }
+    Ok(d)
+}
+
 /// Reads `config` into a [`Config`], with OpenSIPS defaults for what is absent.
 pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> {
     let mut cfg = Config::default();
@@ -208,6 +255,7 @@ pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> 
     if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
         cfg.resume_timeout = Duration::from_millis(n.max(1));
     }
+    cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         crate::modules::dispatcher::sets::set_listeners(&cfg.listen);

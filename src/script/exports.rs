@@ -68,9 +68,21 @@ impl Module {
 pub struct Args {
     pub fname: &'static str,
     pub vals: MultiValue,
+    /// The route runs as a coroutine that may suspend (async exports only:
+    /// where it cannot, they do without waiting or fail).
+    pub suspendable: bool,
 }
 
 impl Args {
+    /// Fails unless the route can suspend here (only the request route,
+    /// run by the worker, can).
+    pub fn require_suspend(&self) -> mlua::Result<()> {
+        if self.suspendable {
+            return Ok(());
+        }
+        Err(self.err("waits on I/O and cannot suspend here (only the request route can wait)"))
+    }
+
     pub fn len(&self) -> usize {
         self.vals.len()
     }

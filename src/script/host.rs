@@ -331,8 +331,8 @@ fn route_fn(lua: &Lua, t: RouteType, name: &str) -> Option<Function> {
     tbl.get::<Function>(name).ok()
 }
 
-/// The synchronous part of an async export: the route check, whether
-/// this route can suspend, the argument checks. Returns the script
+/// The synchronous part of an async export: the route check, the
+/// argument checks, whether it needs to wait (and may). Returns the script
 /// position (for errors the future raises later) and the future.
 fn start_async(
     lua: &Lua,
@@ -350,22 +350,16 @@ fn start_async(
             format!("{fname}: not allowed in {}", route.table()),
         ));
     }
-    if !st.suspendable.get() {
-        return Err(located_from(
-            lua,
-            2,
-            format!(
-                "{fname}: waits on I/O and cannot suspend here ({} called from Rust; \
-                 only the request route can wait)",
-                route.table()
-            ),
-        ));
-    }
     let at = match located_from(lua, 2, String::new()) {
         mlua::Error::RuntimeError(at) => at,
         _ => String::new(),
     };
-    match func(lua, st, Args { fname, vals }) {
+    let a = Args {
+        fname,
+        vals,
+        suspendable: st.suspendable.get(),
+    };
+    match func(lua, st, a) {
         Ok(fut) => Ok((at, fut)),
         Err(mlua::Error::RuntimeError(m)) => Err(mlua::Error::RuntimeError(format!("{at}{m}"))),
         Err(other) => Err(other),
@@ -399,7 +393,15 @@ fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::
                             format!("{fname}: not allowed in {}", route.table()),
                         ));
                     }
-                    match func(lua, &st, Args { fname, vals }) {
+                    match func(
+                        lua,
+                        &st,
+                        Args {
+                            fname,
+                            vals,
+                            suspendable: false,
+                        },
+                    ) {
                         Ok(v) => Ok(v),
                         // Unwinding (exit/drop) passes through untouched.
                         Err(e) if st.call.borrow().unwind.is_some() => Err(e),

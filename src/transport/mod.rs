@@ -2,6 +2,7 @@
 //! "is this address myself". No SIP parsing happens here beyond stream
 //! framing; received bytes go to the proxy as [`Incoming`].
 
+pub mod dns;
 pub mod myself;
 pub mod tcp;
 pub mod udp;

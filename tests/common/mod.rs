@@ -2,6 +2,7 @@
 //! chosen per test, run SIPp as caller and callee, read what they saw.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod ds;
 
 pub mod worker;

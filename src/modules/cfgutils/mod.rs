@@ -34,10 +34,12 @@ fn wait(lua: &Lua, d: Duration) -> Suspend {
 }
 
 fn sleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    a.require_suspend()?;
     Ok(wait(lua, pause(&a, Duration::from_secs)?))
 }
 
 fn usleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    a.require_suspend()?;
     Ok(wait(lua, pause(&a, Duration::from_micros)?))
 }
 
@@ -64,4 +66,3 @@ pub static MODULE: Module = Module {
         },
     ],
 };
-

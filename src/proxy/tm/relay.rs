@@ -3,12 +3,11 @@
 //! (RFC 3261 §16.6, §16.10, §17.2.3).
 
 use bytes::Bytes;
-use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex};
 
 use super::txn::{Branch, Txn};
 use super::{lock, BranchRole, Tm, TxnRef};
-use crate::proxy::{dest, reply, stateless};
+use crate::proxy::{reply, stateless};
 use crate::script::call::{Call, Dest, OutKind, Outgoing};
 use crate::script::host::State;
 use crate::sip::{Message, Method};
@@ -256,24 +255,6 @@ pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
     add_branches(lua, st, &txn)
 }
 
-/// Resolves a next hop to an address now: a transaction needs one for
-/// retransmissions and matching (DNS names block this worker briefly).
-pub(crate) fn resolve(
-    uri: &str,
-    v4: bool,
-) -> Result<(crate::transport::Proto, std::net::SocketAddr), String> {
-    let (proto, d) = dest::next_hop(uri)?;
-    match d {
-        Dest::Addr(a) => Ok((proto, a)),
-        Dest::Name(h, p) => (h.as_str(), p)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.find(|a| a.is_ipv4() == v4))
-            .map(|a| (proto, a))
-            .ok_or_else(|| format!("cannot resolve {h}")),
-    }
-}
-
 /// Runs `branch_route[name]` for one branch with the branch's R-URI in
 /// place; false when the route dropped the branch.
 fn run_branch_route(lua: &mlua::Lua, st: &State, name: &str) -> bool {
@@ -332,6 +313,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         )
     };
     let mut sent = 0;
+    let mut unresolvable = false;
     // Exactly the room these branches need: a Branch is large, and a Vec
     // grown one push at a time reserves four.
     lock(txn).branches.reserve_exact(targets.len());
@@ -367,7 +349,13 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         };
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
-            resolve(&target, v4).and_then(|(proto, addr)| {
+            let located = super::locate::resolve(&target, v4).map_err(|e| {
+                if let super::locate::LocateError::Unresolvable(_) = e {
+                    unresolvable = true;
+                }
+                e.to_string()
+            });
+            located.and_then(|super::locate::Located { proto, addr, alts }| {
                 let mut t = lock(txn);
                 let idx = t.branches.len();
                 let branch_id = tm.branch_id(t.id, idx, lhash);
@@ -394,6 +382,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
                     branch_id: branch_id.clone(),
                     uri: target.clone(),
                     dest: addr,
+                    alts,
                     proto,
                     socket,
                     final_code: None,
@@ -436,7 +425,13 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
     }
     st.call.borrow_mut().tm.bavps = base_bavps;
     if sent == 0 {
-        st.call.borrow_mut().last_error = Some((500, "No Destination"));
+        // OpenSIPS's codes for sl_reply_error: a name that does not
+        // resolve is 478, anything else 500.
+        st.call.borrow_mut().last_error = Some(if unresolvable {
+            (478, "Unresolvable destination")
+        } else {
+            (500, "No Destination")
+        });
     }
     Ok(sent > 0)
 }

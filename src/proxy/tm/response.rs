@@ -165,6 +165,9 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
                 if code >= 600 {
                     cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
                 }
+                if code == 503 {
+                    super::locate::failover(tm, &txn, &mut t, i, &mut call.outbox);
+                }
                 all_answered = t.all_answered();
             }
             _ => {}
@@ -369,6 +372,9 @@ pub fn on_timer(host: &Host, ev: TimerEvent) {
                 if let Some(b) = t.branches.get(i) {
                     tm.client.remove(&our_client_key(&b.branch_id, b.method()));
                 }
+            }
+            if timed_out && t.local.is_none() {
+                super::locate::failover(tm, &txn, &mut t, i, &mut call.outbox);
             }
             if timed_out && t.local.is_some() {
                 let done = uac::complete(&mut t, 408);

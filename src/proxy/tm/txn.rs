@@ -22,6 +22,8 @@ pub struct Branch {
     pub branch_id: String,
     pub uri: String,
     pub dest: SocketAddr,
+    /// Further addresses of the destination for DNS failover (RFC 3263 §4.3).
+    pub alts: Vec<SocketAddr>,
     pub proto: Proto,
     pub socket: usize,
     /// Final response received (code and message), or 408 on timeout.

@@ -11,7 +11,8 @@
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
-use super::relay::{apply_client, resolve};
+use super::locate::resolve;
+use super::relay::apply_client;
 use super::txn::{Branch, Txn};
 use super::{BranchRole, TxnRef};
 use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
@@ -87,7 +88,10 @@ pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool,
     let tm = &st.env.tm;
     let sockets = &st.env.sockets;
     let first_hop = req.next_hop.as_deref().unwrap_or(&req.ruri);
-    let (proto, addr) = resolve(first_hop, true).or_else(|_| resolve(first_hop, false))?;
+    let (proto, addr) = resolve(first_hop, true)
+        .or_else(|_| resolve(first_hop, false))
+        .map(|l| (l.proto, l.addr))
+        .map_err(|e| e.to_string())?;
     let prefer = match &req.socket {
         Some(spec) => Some(
             sockets
@@ -127,7 +131,9 @@ pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool,
     let call = &mut *call;
     // local_route may have pointed the request elsewhere.
     let (proto, addr) = match &call.du {
-        Some(du) if du.as_str() != first_hop => resolve(du, addr.is_ipv4())?,
+        Some(du) if du.as_str() != first_hop => resolve(du, addr.is_ipv4())
+            .map(|l| (l.proto, l.addr))
+            .map_err(|e| e.to_string())?,
         _ => (proto, addr),
     };
     let Some(m) = call.msg.as_ref() else {
@@ -168,6 +174,7 @@ pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool,
             branch_id: branch_id.clone(),
             uri: req.ruri.clone(),
             dest: addr,
+            alts: Vec::new(),
             proto,
             socket,
             final_code: None,

@@ -1,0 +1,223 @@
+//! Where a branch goes (RFC 3263) and DNS failover (§4.3): a branch to a
+//! name takes the first address of the family the request came on and
+//! keeps the others; a 503 or a time-out before any provisional reply
+//! sends the request on to the next one.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use super::txn::{Branch, Txn};
+use super::{BranchRole, Tm, TxnRef};
+use crate::proxy::dest;
+use crate::script::call::{Call, Dest, OutKind, Outgoing};
+use crate::transaction::key::our_client_key;
+use crate::transaction::ClientTxn;
+use crate::transport::dns::{self, Hop, Target};
+use crate::transport::Proto;
+
+/// A resolved next hop: the address to use and the ones after it.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+    /// Further addresses of the same transport and family, in order.
+    pub alts: Vec<SocketAddr>,
+}
+
+/// Why a next hop has no address.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LocateError {
+    /// Not a URI lunasip can route to.
+    #[error("{0}")]
+    Uri(String),
+    /// The name does not resolve (SIP 478 Unresolvable destination).
+    #[error("cannot resolve {0}")]
+    Unresolvable(String),
+}
+
+/// Resolves `uri` for a branch now: an IP literal, a cached answer, or
+/// (only where the route could not wait, or without a worker's resolver)
+/// a plain A/AAAA lookup of the system.
+pub fn resolve(uri: &str, v4: bool) -> Result<Located, LocateError> {
+    let (proto, hop) = dest::hop(uri).map_err(LocateError::Uri)?;
+    let targets = match dns::literal(&hop).or_else(|| dns::current()?.cached(&hop)) {
+        Some(t) => t,
+        None => return system_lookup(&hop, proto, v4),
+    };
+    pick(&targets, proto, hop.proto.is_some(), v4).ok_or(LocateError::Unresolvable(hop.host))
+}
+
+/// The first target of the family, then the others of its transport.
+fn pick(targets: &[Target], proto: Proto, fixed: bool, v4: bool) -> Option<Located> {
+    let mut fits = targets
+        .iter()
+        .filter(|t| t.addr.is_ipv4() == v4 && (!fixed || t.proto == proto));
+    let first = fits.next()?;
+    Some(Located {
+        proto: first.proto,
+        addr: first.addr,
+        alts: fits
+            .filter(|t| t.proto == first.proto)
+            .map(|t| t.addr)
+            .collect(),
+    })
+}
+
+fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, LocateError> {
+    tracing::debug!("dns: {} not cached, asking the system resolver", hop.host);
+    let port = hop.port.unwrap_or(5060);
+    let addrs: Vec<SocketAddr> = (hop.host.as_str(), port)
+        .to_socket_addrs()
+        .map(|a| a.filter(|a| a.is_ipv4() == v4).collect())
+        .unwrap_or_default();
+    let (first, rest) = addrs
+        .split_first()
+        .ok_or_else(|| LocateError::Unresolvable(hop.host.clone()))?;
+    Ok(Located {
+        proto,
+        addr: *first,
+        alts: rest.to_vec(),
+    })
+}
+
+/// Names among the current request's destinations (`$du` or R-URI, and
+/// appended branches) that have no cached answer: what `t_relay` waits
+/// for before it relays.
+pub fn pending_lookups(call: &Call) -> Vec<Hop> {
+    let Some(dns) = dns::current() else {
+        return Vec::new();
+    };
+    let Some(m) = call.msg.as_ref() else {
+        return Vec::new();
+    };
+    let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
+    let others = call
+        .tm
+        .branches
+        .iter()
+        .map(|b| b.duri.clone().unwrap_or_else(|| b.uri.clone()));
+    let mut out: Vec<Hop> = Vec::new();
+    for uri in std::iter::once(first).chain(others) {
+        if let Ok((_, hop)) = dest::hop(&uri) {
+            if dns.cached(&hop).is_none() && !out.contains(&hop) {
+                out.push(hop);
+            }
+        }
+    }
+    out
+}
+
+/// Looks up `hops` (each failure is logged; the relay then reports it).
+pub async fn lookup_all(hops: Vec<Hop>) {
+    let Some(dns) = dns::current() else { return };
+    for hop in hops {
+        if let Err(e) = dns.locate(&hop).await {
+            tracing::info!("dns: {e}");
+        }
+    }
+}
+
+/// RFC 3263 §4.3: branch `i` failed with a 503 or timed out before any
+/// provisional reply; when its destination has another address, the
+/// request goes there as a new branch. True when one was sent.
+pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<Outgoing>) -> bool {
+    let enabled = dns::current().is_some_and(|d| d.conf().failover);
+    let Some(b) = t
+        .branches
+        .get_mut(i)
+        .filter(|b| enabled && !b.got_provisional)
+    else {
+        return false;
+    };
+    if b.alts.is_empty() || t.cancelled {
+        return false;
+    }
+    let addr = b.alts.remove(0);
+    let alts = std::mem::take(&mut b.alts);
+    let idx = t.branches.len();
+    let Some(old) = t.branches.get(i) else {
+        return false;
+    };
+    // Same request, new Via branch: `...x{i}.{loop hash}` → `...x{idx}.…`.
+    let Some((head, loop_hash)) = old.branch_id.rsplit_once('.') else {
+        return false;
+    };
+    let Some(stem) = head.strip_suffix(&format!("x{i}")) else {
+        return false;
+    };
+    let branch_id = format!("{stem}x{idx}.{loop_hash}");
+    let text = String::from_utf8_lossy(&old.request).replacen(&old.branch_id, &branch_id, 1);
+    let request = bytes::Bytes::from(text);
+    let (proto, socket, method, uri, avps) = (
+        old.proto,
+        old.socket,
+        old.method.clone(),
+        old.uri.clone(),
+        old.avps.clone(),
+    );
+    tracing::info!("dns failover: branch {i} to {uri} goes on to {addr}");
+    let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), t.timers);
+    t.branches.push(Branch {
+        client,
+        method: method.clone(),
+        request: request.clone(),
+        branch_id: branch_id.clone(),
+        uri,
+        dest: addr,
+        alts,
+        proto,
+        socket,
+        final_code: None,
+        response: None,
+        got_provisional: false,
+        cancel_sent: false,
+        local_final: false,
+        avps,
+        gens: Default::default(),
+    });
+    tm.client.insert(
+        our_client_key(&branch_id, &method),
+        (txn.clone(), BranchRole::Request(idx)),
+    );
+    outbox.push(Outgoing {
+        bytes: request,
+        proto,
+        dest: Dest::Addr(addr),
+        socket,
+        kind: OutKind::Request,
+    });
+    super::relay::apply_client(tm, txn, t, idx, acts, None, outbox);
+    crate::stats::TM.uac_transactions.inc();
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(proto: Proto, a: &str) -> Target {
+        Target {
+            proto,
+            addr: a.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn pick_keeps_family_and_transport() {
+        let ts = [
+            t(Proto::Udp, "[::1]:5060"),
+            t(Proto::Udp, "127.0.0.2:5062"),
+            t(Proto::Tcp, "127.0.0.3:5060"),
+            t(Proto::Udp, "127.0.0.4:5064"),
+        ];
+        let l = pick(&ts, Proto::Udp, false, true).unwrap();
+        assert_eq!(l.addr, "127.0.0.2:5062".parse().unwrap());
+        assert_eq!(l.alts, vec!["127.0.0.4:5064".parse().unwrap()]);
+        // An explicit transport=tcp keeps only TCP targets.
+        let l = pick(&ts, Proto::Tcp, true, true).unwrap();
+        assert_eq!(
+            (l.proto, l.addr),
+            (Proto::Tcp, "127.0.0.3:5060".parse().unwrap())
+        );
+        assert!(pick(&ts, Proto::Tcp, true, false).is_none());
+    }
+}
