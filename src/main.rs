@@ -40,6 +40,9 @@ enum Cmd {
     Check {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Also open the databases the script names (dispatcher db_url) and load their rows.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print the version.
     Version,
@@ -136,8 +139,17 @@ fn main() -> ExitCode {
             println!("lunasip {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Cmd::Check { config } => read(&config).and_then(|src| {
-            lunasip::script::check::check(&src).map_err(|e| e.to_string())?;
+        Cmd::Check { config, connect } => read(&config).and_then(|src| {
+            let checked = lunasip::script::check::check(&src).map_err(|e| e.to_string())?;
+            // List files (and databases with --connect) are read, nothing
+            // is installed; skipped rows are printed as warnings.
+            let lines = checked.verify(connect);
+            for msg in lunasip::modules::dispatcher::take_early_log() {
+                eprintln!("{}: warning: {msg}", src.name);
+            }
+            for l in lines? {
+                println!("{}: {l}", src.name);
+            }
             println!("{}: ok", src.name);
             Ok(())
         }),

@@ -27,6 +27,9 @@ pub struct Control {
     /// MI transport settings in force (they need a restart to change).
     mi: (Option<crate::config::MiHttp>, Option<crate::config::MiFifo>),
     tx: tokio::sync::watch::Sender<Arc<Source>>,
+    /// One reload at a time (SIGHUP and MI), so check, commit and send
+    /// of one are never interleaved with another's.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Control {
@@ -43,6 +46,7 @@ impl Control {
     }
 
     fn check_and_send(&self) -> Result<(), String> {
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let source = if self.from_file {
             let code = std::fs::read_to_string(&self.source.name)
                 .map_err(|e| format!("{}: {e}", self.source.name))?;
@@ -53,7 +57,10 @@ impl Control {
         } else {
             self.source.clone()
         };
-        let cfg = check(&source).map_err(|e| e.to_string())?;
+        let checked = check(&source).map_err(|e| e.to_string())?;
+        // The whole script passed: apply its module settings (against the
+        // sockets in force), then hand it to the workers.
+        let cfg = checked.commit(&self.listen)?;
         if cfg.listen != self.listen {
             tracing::warn!("reload: config.listen changed; the new sockets need a restart");
         }
@@ -95,12 +102,14 @@ fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, String> {
 
 /// Runs the daemon until SIGTERM or SIGINT. `level` overrides config.log_level.
 pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), String> {
-    let cfg = check(&source).map_err(|e| e.to_string())?;
-    let lvl = crate::logging::parse_level(level.unwrap_or(&cfg.log_level))?;
+    let checked = check(&source).map_err(|e| e.to_string())?;
+    let lvl = crate::logging::parse_level(level.unwrap_or(&checked.config.log_level))?;
     crate::logging::init(lvl);
-    // Config-time dispatcher messages (bad rows, a database down) were
-    // kept until the logger was up.
     crate::modules::dispatcher::flush_early_log();
+    // The script passed: load the dispatcher sets (a database that is down
+    // leaves its partition empty and is retried) before any traffic.
+    let listen = checked.config.listen.clone();
+    let cfg = checked.commit(&listen)?;
     crate::stats::register_process_gauges();
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
@@ -134,6 +143,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         listen: cfg.listen.clone(),
         mi: (cfg.mi_http.clone(), cfg.mi_fifo.clone()),
         tx: tokio::sync::watch::channel(Arc::new(source.clone())).0,
+        reloading: std::sync::Mutex::new(()),
     });
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let ctx = Arc::new(mi::Ctx {

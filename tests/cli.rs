@@ -89,3 +89,90 @@ fn run_reports_a_port_it_cannot_bind() {
         "{err}"
     );
 }
+
+/// A script whose dispatcher reads `db_url`.
+fn db_script(dir: &tempfile::TempDir, url: &str, table: &str) -> String {
+    let path = dir.path().join("db.lua");
+    std::fs::write(
+        &path,
+        format!(
+            "config = {{\n  listen = {{ \"udp:127.0.0.1:5999\" }},\n  modules = {{\n    dispatcher = {{ db_url = \"{url}\", table_name = \"{table}\" }},\n  }},\n}}\nfunction route.main() end\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_opens_no_database_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that accepts connections: nobody may knock.
+    let spy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spy.set_nonblocking(true).unwrap();
+    let port = spy.local_addr().unwrap().port();
+    let p = db_script(
+        &dir,
+        &format!("mysql://root@127.0.0.1:{port}/test"),
+        "dispatcher",
+    );
+    let t = std::time::Instant::now();
+    let (rc, out, err) = lunasip(&["check", "-c", &p]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    assert!(out.contains(&format!("{p}: ok")), "{out}");
+    assert!(out.contains("not opened (--connect loads it)"), "{out}");
+    assert_eq!(
+        spy.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "lunasip check connected to the database"
+    );
+
+    // A closed port: still fine without --connect, a named error with it.
+    let p = db_script(&dir, "mysql://root@127.0.0.1:1/test", "dispatcher");
+    let (rc, _, err) = lunasip(&["check", "-c", &p]);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, out, err) = lunasip(&["check", "--connect", "-c", &p]);
+    assert_ne!(rc, 0, "{out}");
+    assert!(
+        err.contains(&format!(
+            "{p}:4: dispatcher: partition default: database mysql://root@127.0.0.1:1/test:"
+        )) && err.contains("refused"),
+        "{err}"
+    );
+}
+
+/// `--connect` against the test MariaDB (127.0.0.1:3306, root, db `test`):
+/// the rows load and are counted.
+#[test]
+fn check_connect_loads_the_rows() {
+    let table = format!("lunasip_cli_{}", std::process::id());
+    let sql = |stmt: &str| {
+        let out = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "test", "-e"])
+            .arg(stmt)
+            .output()
+            .expect("mariadb client");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sql(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id INT, setid INT, destination VARCHAR(192)); \
+         INSERT INTO {table} VALUES (1, 1, 'sip:127.0.0.1:5070'), (2, 2, 'sip:127.0.0.1:5071'), (3, 2, 'nonsense')"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let p = db_script(&dir, "mysql://root@127.0.0.1:3306/test", &table);
+    let (rc, out, err) = lunasip(&["check", "--connect", "-c", &p]);
+    sql(&format!("DROP TABLE {table}"));
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        out.contains("partition default: 2 destinations in 2 sets, 1 row skipped"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning:") && err.contains("row id 3"),
+        "{err}"
+    );
+}

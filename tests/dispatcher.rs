@@ -344,3 +344,46 @@ end
     assert!(stats.contains("probes_sent"), "{stats}");
     drop(proxy);
 }
+
+/// A script reload applies `config.modules.dispatcher` only once the whole
+/// script passed: a script refused after its modules were read (a failure
+/// route that does not exist) leaves the sets as they were; a good one
+/// installs its new set.
+#[test]
+fn a_refused_reload_leaves_the_sets_alone() {
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script("\"sip:127.0.0.1:5901\"", mi_port, 4));
+    let (ok, before) = mi(mi_port, &["ds_list"]);
+    assert!(ok && before.contains("127.0.0.1:5901"), "{before}");
+    let port = proxy.port.to_string();
+    let write = |dests: &str, failure: &str| {
+        let text = script(dests, mi_port, 4).replace("{PORT}", &port).replace(
+            "t_on_failure(\"next\")",
+            &format!("t_on_failure(\"{failure}\")"),
+        );
+        std::fs::write(&proxy.script, text).expect("write script");
+    };
+
+    // New set, bad script: refused, the old set stays.
+    write("\"sip:127.0.0.1:5902\", \"sip:127.0.0.1:5903\"", "nowhere");
+    let (ok, out) = mi(mi_port, &["reload_routes"]);
+    assert!(!ok, "{out}");
+    let log = proxy.log_text();
+    assert!(
+        log.contains("reload refused") && log.contains("failure_route.nowhere"),
+        "{log}"
+    );
+    let (ok, after) = mi(mi_port, &["ds_list"]);
+    assert!(ok, "{after}");
+    assert_eq!(after, before, "a refused reload changed the sets");
+
+    // The same set in a good script: installed.
+    write("\"sip:127.0.0.1:5902\", \"sip:127.0.0.1:5903\"", "next");
+    let (ok, out) = mi(mi_port, &["reload_routes"]);
+    assert!(ok, "{out}\n{}", proxy.log_text());
+    let (_, now) = mi(mi_port, &["ds_list"]);
+    assert!(
+        now.contains("127.0.0.1:5902") && now.contains("127.0.0.1:5903") && !now.contains("5901"),
+        "{now}"
+    );
+}

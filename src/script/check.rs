@@ -3,16 +3,48 @@
 
 use mlua::{Table, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::config_table::line_of;
+pub use super::config_table::read_config;
 use super::host::{Env, Host, Source};
 use super::route::RouteType;
 use super::ScriptError;
-use crate::config::{self, Config};
+use crate::config::{Config, Listen};
 use crate::transport::Sockets;
 
-/// Loads and checks a script; returns its validated config.
-pub fn check(source: &Source) -> Result<Config, ScriptError> {
+/// A script that passed every check: its config and its module settings,
+/// read but not applied yet.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: Config,
+    pub modules: crate::modules::Prepared,
+    /// `file:line` of the dispatcher settings, for errors of a later load.
+    origin: String,
+}
+
+impl Checked {
+    /// Applies the module settings (loads and installs the dispatcher
+    /// sets); `listen`: the sockets in force. On an error nothing changed.
+    pub fn commit(self, listen: &[Listen]) -> Result<Config, String> {
+        let origin = self.origin;
+        self.modules
+            .commit(listen)
+            .map_err(|e| format!("{origin}: {e}"))?;
+        Ok(self.config)
+    }
+
+    /// Loads what [`Checked::commit`] would without installing it (`lunasip
+    /// check`); a database is opened only with `connect`.
+    pub fn verify(&self, connect: bool) -> Result<Vec<String>, String> {
+        self.modules
+            .verify(&self.config.listen, connect)
+            .map_err(|e| format!("{}: {e}", self.origin))
+    }
+}
+
+/// Loads and checks a script; returns its validated config and module
+/// settings. No side effect: nothing is installed, loaded or connected.
+pub fn check(source: &Source) -> Result<Checked, ScriptError> {
     let probe_env = Env {
         worker: usize::MAX,
         sockets: Arc::new(Sockets::new(&Config::default())),
@@ -20,7 +52,7 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
         tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
     };
     let host = Host::new(source, probe_env)?;
-    let cfg = read_config(&host, source)?;
+    let (config, modules) = read_config(&host, source)?;
     if host.routes.main.is_none() {
         return Err(ScriptError::new(
             &source.name,
@@ -30,7 +62,15 @@ pub fn check(source: &Source) -> Result<Config, ScriptError> {
     }
     check_references(&host, source)?;
     check_timer_routes(&host, source)?;
-    Ok(cfg)
+    let origin = match line_of(&source.code, "dispatcher") {
+        Some(l) => format!("{}:{l}", source.name),
+        None => source.name.clone(),
+    };
+    Ok(Checked {
+        config,
+        modules,
+        origin,
+    })
 }
 
 /// `timer_route.x = { interval = S, fn = function … }`: both present and sane.
@@ -68,331 +108,6 @@ fn check_timer_routes(host: &Host, source: &Source) -> Result<(), ScriptError> {
         }
         if !matches!(entry.get::<Value>("fn"), Ok(Value::Function(_))) {
             return bad("fn must be a function");
-        }
-    }
-    Ok(())
-}
-
-/// Line (1-based) of the first occurrence of `key =` in the source, to point
-/// config errors somewhere useful.
-fn line_of(code: &str, key: &str) -> Option<usize> {
-    code.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
-        })
-        .map(|i| i + 1)
-}
-
-fn strings(v: Value, what: &str) -> Result<Vec<String>, String> {
-    match v {
-        Value::Nil => Ok(vec![]),
-        Value::String(s) => Ok(vec![s.to_str().map_err(|e| e.to_string())?.to_string()]),
-        Value::Table(t) => t
-            .sequence_values::<Value>()
-            .map(|v| match v {
-                Ok(Value::String(s)) => Ok(s.to_str().map_err(|e| e.to_string())?.to_string()),
-                Ok(other) => Err(format!(
-                    "config.{what}: entries must be strings, not {}",
-                    other.type_name()
-                )),
-                Err(e) => Err(e.to_string()),
-            })
-            .collect(),
-        other => Err(format!(
-            "config.{what} must be a string or a list of strings, not {}",
-            other.type_name()
-        )),
-    }
-}
-
-fn number(t: &Table, key: &str) -> Result<Option<u64>, String> {
-    match t.get::<Value>(key).map_err(|e| e.to_string())? {
-        Value::Nil => Ok(None),
-        Value::Integer(i) if i >= 0 => Ok(Some(i as u64)),
-        Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
-        other => Err(format!(
-            "config.{key} must be a non-negative integer, not {}",
-            other.type_name()
-        )),
-    }
-}
-
-/// OpenSIPS's DNS settings (`dns_try_ipv6`, `dns_retr_time`,
-/// `dns_retr_no`, `disable_dns_failover`) and lunasip's `dns_servers`.
-fn read_dns(t: &Table) -> Result<crate::transport::dns::DnsConf, (&'static str, String)> {
-    let mut d = crate::transport::dns::DnsConf::default();
-    let flag = |k: &'static str| -> Result<Option<bool>, (&'static str, String)> {
-        match t.get::<Value>(k).map_err(|e| (k, e.to_string()))? {
-            Value::Nil => Ok(None),
-            Value::Boolean(b) => Ok(Some(b)),
-            Value::Integer(n) => Ok(Some(n != 0)),
-            other => Err((
-                k,
-                format!(
-                    "config.{k} must be true/false or 0/1, not {}",
-                    other.type_name()
-                ),
-            )),
-        }
-    };
-    if let Some(b) = flag("dns_try_ipv6")? {
-        d.try_ipv6 = b;
-    }
-    if let Some(b) = flag("disable_dns_failover")? {
-        d.failover = !b;
-    }
-    if let Some(n) = number(t, "dns_retr_time").map_err(|m| ("dns_retr_time", m))? {
-        d.retr_time = Duration::from_secs(n.max(1));
-    }
-    if let Some(n) = number(t, "dns_retr_no").map_err(|m| ("dns_retr_no", m))? {
-        d.retr_no = (n as usize).max(1);
-    }
-    let servers = strings(t.get("dns_servers").unwrap_or(Value::Nil), "dns_servers")
-        .map_err(|m| ("dns_servers", m))?;
-    for s in servers {
-        let addr = s
-            .parse::<std::net::SocketAddr>()
-            .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
-            .map_err(|_| {
-                (
-                    "dns_servers",
-                    format!("config.dns_servers: '{s}' is not ip or ip:port"),
-                )
-            })?;
-        d.servers.push(addr);
-    }
-    Ok(d)
-}
-
-/// Reads `config` into a [`Config`], with OpenSIPS defaults for what is absent.
-pub fn read_config(host: &Host, source: &Source) -> Result<Config, ScriptError> {
-    let mut cfg = Config::default();
-    let t: Table = match host.lua.globals().get::<Value>("config") {
-        Ok(Value::Table(t)) => t,
-        Ok(Value::Nil) => {
-            return Err(ScriptError::new(
-                &source.name,
-                None,
-                "the script defines no config table",
-            ))
-        }
-        _ => {
-            return Err(ScriptError::new(
-                &source.name,
-                line_of(&source.code, "config"),
-                "config must be a table",
-            ))
-        }
-    };
-    let err =
-        |key: &str, msg: String| ScriptError::new(&source.name, line_of(&source.code, key), msg);
-    let listen =
-        strings(t.get("listen").unwrap_or(Value::Nil), "listen").map_err(|m| err("listen", m))?;
-    if listen.is_empty() {
-        return Err(err(
-            "listen",
-            "config.listen is empty: nothing to listen on".into(),
-        ));
-    }
-    for l in &listen {
-        cfg.listen.push(
-            config::parse_listen(l).map_err(|m| err("listen", format!("config.listen: {m}")))?,
-        );
-    }
-    if let Some(n) = number(&t, "children").map_err(|m| err("children", m))? {
-        if n == 0 || n > 256 {
-            return Err(err(
-                "children",
-                "config.children must be between 1 and 256".into(),
-            ));
-        }
-        cfg.children = n as usize;
-    }
-    match t.get::<Value>("log_level") {
-        Ok(Value::String(s)) => {
-            let s = s
-                .to_str()
-                .map_err(|e| err("log_level", e.to_string()))?
-                .to_string();
-            crate::logging::parse_level(&s).map_err(|m| err("log_level", m))?;
-            cfg.log_level = s;
-        }
-        Ok(Value::Integer(i)) => cfg.log_level = crate::logging::opensips_level_name(i).to_string(),
-        Ok(Value::Nil) => {}
-        _ => {
-            return Err(err(
-                "log_level",
-                "config.log_level must be a string like \"info\"".into(),
-            ))
-        }
-    }
-    for a in strings(t.get("alias").unwrap_or(Value::Nil), "alias").map_err(|m| err("alias", m))? {
-        let (h, p) = config::split_hostport(&a)
-            .ok_or_else(|| err("alias", format!("config.alias: bad alias '{a}'")))?;
-        cfg.aliases.push((
-            h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            p,
-        ));
-    }
-    if let Some(n) = number(&t, "udp_rcvbuf").map_err(|m| err("udp_rcvbuf", m))? {
-        cfg.udp_rcvbuf = n as usize;
-    }
-    if let Some(n) =
-        number(&t, "tcp_connection_lifetime").map_err(|m| err("tcp_connection_lifetime", m))?
-    {
-        cfg.tcp_idle_timeout = Duration::from_secs(n.max(1));
-    }
-    if let Some(n) = number(&t, "tcp_max_msg_size").map_err(|m| err("tcp_max_msg_size", m))? {
-        cfg.tcp_max_msg_size = (n as usize).clamp(1024, crate::sip::MAX_MESSAGE_SIZE);
-    }
-    if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
-        cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
-    }
-    if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
-        cfg.max_suspended = n as usize;
-    }
-    if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
-        cfg.resume_timeout = Duration::from_millis(n.max(1));
-    }
-    cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
-    read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
-    if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
-        crate::modules::dispatcher::sets::set_listeners(&cfg.listen);
-        crate::modules::dispatcher::configure(&modules).map_err(|m| err("dispatcher", m))?;
-        if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
-            let ms =
-                |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));
-            if let Some(v) = ms("T1")?.or(ms("t1")?).or(ms("T1_timer")?) {
-                cfg.tm.t1 = Duration::from_millis(v.max(1));
-            }
-            if let Some(v) = ms("T2")?.or(ms("t2")?).or(ms("T2_timer")?) {
-                cfg.tm.t2 = Duration::from_millis(v.max(1));
-            }
-            if let Some(v) = ms("T4")?.or(ms("t4")?).or(ms("T4_timer")?) {
-                cfg.tm.t4 = Duration::from_millis(v.max(1));
-            }
-            if let Some(v) = ms("fr_timeout")? {
-                cfg.tm.fr = Duration::from_secs(v.max(1));
-            }
-            if let Some(v) = ms("fr_inv_timeout")? {
-                cfg.tm.fr_inv = Duration::from_secs(v.max(1));
-            }
-            if let Some(v) = ms("wait_timer")? {
-                cfg.tm.wait = Duration::from_secs(v.max(1));
-            }
-        }
-    }
-    Ok(cfg)
-}
-
-/// `config.modules.mi_http` / `config.modules.mi_fifo`: a table of
-/// settings, `false` to turn the transport off, absent for the defaults.
-fn read_mi_config(t: &Table, cfg: &mut Config) -> Result<(), String> {
-    let modules = match t.get::<Value>("modules").map_err(|e| e.to_string())? {
-        Value::Table(m) => m,
-        Value::Nil => return Ok(()),
-        other => {
-            return Err(format!(
-                "config.modules must be a table, not {}",
-                other.type_name()
-            ))
-        }
-    };
-    let text = |m: &Table, key: &str, what: &str| -> Result<Option<String>, String> {
-        match m.get::<Value>(key).map_err(|e| e.to_string())? {
-            Value::Nil => Ok(None),
-            Value::String(s) => Ok(Some(s.to_str().map_err(|e| e.to_string())?.to_string())),
-            other => Err(format!(
-                "config.modules.{what}.{key} must be a string, not {}",
-                other.type_name()
-            )),
-        }
-    };
-    match modules.get::<Value>("mi_http").map_err(|e| e.to_string())? {
-        Value::Nil => {}
-        Value::Boolean(false) => cfg.mi_http = None,
-        Value::Boolean(true) => {}
-        Value::Table(m) => {
-            let mut h = config::MiHttp {
-                explicit: true,
-                ..Default::default()
-            };
-            if let Some(ip) = text(&m, "ip", "mi_http")? {
-                let ip: std::net::IpAddr = ip
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse()
-                    .map_err(|_| format!("config.modules.mi_http.ip: bad address '{ip}'"))?;
-                h.addr.set_ip(ip);
-            }
-            if let Some(p) =
-                number(&m, "port").map_err(|e| format!("config.modules.mi_http: {e}"))?
-            {
-                h.addr.set_port(
-                    u16::try_from(p)
-                        .map_err(|_| "config.modules.mi_http.port must be 0..65535".to_string())?,
-                );
-            }
-            if let Some(r) = text(&m, "root", "mi_http")? {
-                h.root = r.trim_matches('/').to_string();
-            }
-            h.token = text(&m, "token", "mi_http")?.filter(|t| !t.is_empty());
-            cfg.mi_http = Some(h);
-        }
-        other => {
-            return Err(format!(
-                "config.modules.mi_http must be a table or false, not {}",
-                other.type_name()
-            ))
-        }
-    }
-    match modules.get::<Value>("mi_fifo").map_err(|e| e.to_string())? {
-        Value::Nil => {}
-        Value::Boolean(false) => cfg.mi_fifo = None,
-        Value::Boolean(true) => {}
-        Value::Table(m) => {
-            let mut f = config::MiFifo {
-                explicit: true,
-                ..Default::default()
-            };
-            if let Some(p) = text(&m, "fifo_name", "mi_fifo")? {
-                f.path = p.into();
-                if let Some(dir) = f.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    f.reply_dir = dir.to_path_buf();
-                }
-            }
-            if let Some(d) = text(&m, "reply_dir", "mi_fifo")? {
-                f.reply_dir = d.into();
-            }
-            // Lua has no octal literals: 600 (or "0600") means rw-------.
-            let mode = match m.get::<Value>("fifo_mode").map_err(|e| e.to_string())? {
-                Value::Nil => None,
-                Value::Integer(i) => Some(i.to_string()),
-                Value::Number(n) if n.fract() == 0.0 => Some((n as i64).to_string()),
-                Value::String(s) => Some(s.to_str().map_err(|e| e.to_string())?.to_string()),
-                other => {
-                    return Err(format!(
-                        "config.modules.mi_fifo.fifo_mode must be octal digits like 600, not {}",
-                        other.type_name()
-                    ))
-                }
-            };
-            if let Some(mode) = mode {
-                f.mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-                    .ok()
-                    .filter(|m| *m <= 0o777)
-                    .ok_or_else(|| {
-                        format!("config.modules.mi_fifo.fifo_mode: '{mode}' is not a mode like 600")
-                    })?;
-            }
-            cfg.mi_fifo = Some(f);
-        }
-        other => {
-            return Err(format!(
-                "config.modules.mi_fifo must be a table or false, not {}",
-                other.type_name()
-            ))
         }
     }
     Ok(())
@@ -561,7 +276,7 @@ mod tests {
     #[test]
     fn good_script_passes() {
         let code = format!("{HEAD}function route.main()\n  route.relay()\nend\nfunction route.relay() sip.forward() end\n");
-        let cfg = check(&src(&code)).unwrap();
+        let cfg = check(&src(&code)).unwrap().config;
         assert_eq!(cfg.listen.len(), 1);
     }
 
@@ -637,13 +352,13 @@ mod tests {
     #[test]
     fn mi_settings() {
         let code = format!("{HEAD}config.modules = {{ mi_http = {{ port = 9999, token = \"s\" }}, mi_fifo = false }}\nfunction route.main() end\n");
-        let cfg = check(&src(&code)).unwrap();
+        let cfg = check(&src(&code)).unwrap().config;
         let h = cfg.mi_http.unwrap();
         assert_eq!(h.addr, "127.0.0.1:9999".parse().unwrap());
         assert_eq!(h.token.as_deref(), Some("s"));
         assert!(h.explicit && cfg.mi_fifo.is_none());
         let code = format!("{HEAD}config.modules = {{ mi_http = false, mi_fifo = {{ fifo_name = \"/tmp/x\", fifo_mode = 660 }} }}\nfunction route.main() end\n");
-        let cfg = check(&src(&code)).unwrap();
+        let cfg = check(&src(&code)).unwrap().config;
         assert!(cfg.mi_http.is_none());
         let f = cfg.mi_fifo.unwrap();
         assert_eq!(f.mode, 0o660);

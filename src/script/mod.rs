@@ -4,6 +4,7 @@
 pub mod api;
 pub mod call;
 pub mod check;
+pub mod config_table;
 pub mod exports;
 pub mod host;
 pub mod route;

@@ -21,11 +21,13 @@ pub const HEAD: &str =
 
 pub fn worker(routes: &str) -> Rc<Worker> {
     let code = format!("{HEAD}{routes}");
-    let cfg = lunasip::script::check::check(&Source {
+    let checked = lunasip::script::check::check(&Source {
         name: "t.lua".into(),
         code: code.clone(),
     })
     .expect("script checks");
+    let listen = checked.config.listen.clone();
+    let cfg = checked.commit(&listen).expect("modules load");
     let cfg = Config {
         listen: vec![
             parse_listen("udp:127.0.0.1:5060").unwrap(),

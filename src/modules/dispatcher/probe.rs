@@ -325,7 +325,7 @@ mod tests {
             weight: 1,
             ..Default::default()
         };
-        let d = sets::build_dest(&row).expect("dest");
+        let d = sets::build_dest(&row, &[]).expect("dest");
         let c = ProbeConf {
             mode: 1,
             threshold: 2,

@@ -185,7 +185,7 @@ mod tests {
                 ..Row::default()
             })
             .collect();
-        build_sets("default", &rows).0.remove(0)
+        build_sets("default", &rows, &[]).0.remove(0)
     }
 
     fn first(s: &Set, k: Key) -> Option<usize> {

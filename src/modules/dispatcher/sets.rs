@@ -9,6 +9,8 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
+use crate::config::Listen;
+
 /// Destination states, as OpenSIPS numbers them in the `state` column.
 pub const ACTIVE: u8 = 0;
 pub const INACTIVE: u8 = 1;
@@ -267,13 +269,14 @@ pub fn uri_hostport(uri: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.unwrap_or(default_port)))
 }
 
-/// Checks a row; the error names what is wrong.
-pub fn build_dest(r: &Row) -> Result<Dest, String> {
+/// Checks a row (its `socket` must be one of `listen`); the error names
+/// what is wrong.
+pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
     let (host, port) =
         uri_hostport(&r.uri).ok_or_else(|| format!("bad destination URI '{}'", r.uri))?;
     if let Some(s) = &r.socket {
         let l = crate::config::parse_listen(s).map_err(|_| format!("bad socket '{s}'"))?;
-        if !is_listener(&l) {
+        if !listener_in(listen, &l) {
             return Err(format!("socket '{s}' is not one of config.listen"));
         }
     }
@@ -295,21 +298,21 @@ pub fn build_dest(r: &Row) -> Result<Dest, String> {
 
 /// The daemon's listening sockets, which a destination's `socket` must be
 /// one of (as in OpenSIPS). Empty (unit tests, benches): no such check.
-static LISTENERS: std::sync::RwLock<Vec<crate::config::Listen>> =
-    std::sync::RwLock::new(Vec::new());
+static LISTENERS: std::sync::RwLock<Vec<Listen>> = std::sync::RwLock::new(Vec::new());
 
 /// Sets the sockets destinations may name (from `config.listen`).
-pub fn set_listeners(listen: &[crate::config::Listen]) {
+pub fn set_listeners(listen: &[Listen]) {
     *LISTENERS.write().unwrap_or_else(|e| e.into_inner()) = listen.to_vec();
 }
 
-/// Whether `l` is one of the listeners: same protocol and port, and the
-/// same address or a listener on the wildcard address.
-fn is_listener(l: &crate::config::Listen) -> bool {
-    listener_in(&LISTENERS.read().unwrap_or_else(|e| e.into_inner()), l)
+/// The sockets set by [`set_listeners`].
+pub fn listeners() -> Vec<Listen> {
+    LISTENERS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn listener_in(all: &[crate::config::Listen], l: &crate::config::Listen) -> bool {
+/// Whether `l` is one of `all`: same protocol and port, and the same
+/// address or a listener on the wildcard address (`all` empty: yes).
+fn listener_in(all: &[Listen], l: &Listen) -> bool {
     all.is_empty()
         || all.iter().any(|m| {
             m.proto == l.proto
@@ -321,11 +324,11 @@ fn listener_in(all: &[crate::config::Listen], l: &crate::config::Listen) -> bool
 /// Groups rows into sets (in order of first appearance), skipping bad rows
 /// with a logged reason naming the row (its `id` column for database rows,
 /// its position otherwise).
-pub fn build_sets(part: &str, rows: &[Row]) -> (Vec<Set>, usize) {
+pub fn build_sets(part: &str, rows: &[Row], listen: &[Listen]) -> (Vec<Set>, usize) {
     let mut by_id: Vec<(i64, Vec<Dest>)> = Vec::new();
     let mut bad = 0;
     for (i, r) in rows.iter().enumerate() {
-        match build_dest(r) {
+        match build_dest(r, listen) {
             Ok(d) => match by_id.iter_mut().find(|(id, _)| *id == r.setid) {
                 Some((_, v)) => v.push(d),
                 None => by_id.push((r.setid, vec![d])),
@@ -481,7 +484,7 @@ mod tests {
         assert_eq!(rows[1].priority, 5);
         assert_eq!(rows[1].weight, 3);
         assert_eq!(rows[1].description, "box two");
-        let d = build_dest(&rows[2]).expect("dest");
+        let d = build_dest(&rows[2], &[]).expect("dest");
         assert_eq!((d.host.as_str(), d.port), ("::1", 5080));
         assert!(d.ip.is_some());
     }
@@ -500,7 +503,7 @@ mod tests {
                 ..Row::default()
             },
         ];
-        let (sets, bad) = build_sets("default", &rows);
+        let (sets, bad) = build_sets("default", &rows, &[]);
         assert_eq!(bad, 1);
         assert_eq!(sets[0].dests.len(), 1);
         assert_eq!(sets[0].dests[0].port, 5060);
