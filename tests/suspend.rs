@@ -126,7 +126,11 @@ end
     }
     let got = c.replies(20, Duration::from_secs(5));
     assert_eq!(got.len(), 20, "{got:?}\n{}", proxy.log_text());
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     for r in &got {
         let id = header(r, "Call-ID").unwrap_or("");
         assert!(
@@ -191,7 +195,10 @@ end
         "{}",
         got[0]
     );
-    assert!(took >= Duration::from_millis(280) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(280) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
     // Nothing more arrives: the abandoned route never replies.
     assert!(c.replies(1, Duration::from_millis(500)).is_empty());
     let log = proxy.stop();
@@ -232,13 +239,15 @@ fn a_route_suspended_across_a_reload_resumes_on_its_own_script() {
     fresh.send(&options("reload-2", "reload2"));
     let now = fresh.replies(1, Duration::from_secs(2));
     assert!(
-        now.first().is_some_and(|r| r.starts_with("SIP/2.0 200 New\r\n")),
+        now.first()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 New\r\n")),
         "{now:?}\n{}",
         proxy.log_text()
     );
     let old = waiting.replies(1, Duration::from_secs(3));
     assert!(
-        old.first().is_some_and(|r| r.starts_with("SIP/2.0 200 Old\r\n")),
+        old.first()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 Old\r\n")),
         "{old:?}\n{}",
         proxy.log_text()
     );
@@ -260,7 +269,8 @@ end
     let c = Client::new(proxy.port);
     // A non-INVITE: its final is not retransmitted, so one copy of the
     // request means one reply.
-    let message = "MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKretr1\r\n\
+    let message =
+        "MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKretr1\r\n\
                   From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: retr-1\r\n\
                   CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     c.send(message);
@@ -272,7 +282,12 @@ end
     // A copy after the answer gets the same answer again.
     c.send(message);
     let again = c.replies(1, Duration::from_secs(1));
-    assert!(again.first().is_some_and(|r| r.starts_with("SIP/2.0 404 Not Here\r\n")), "{again:?}");
+    assert!(
+        again
+            .first()
+            .is_some_and(|r| r.starts_with("SIP/2.0 404 Not Here\r\n")),
+        "{again:?}"
+    );
     let log = proxy.stop();
     // Each copy ran the route up to its wait (there is no t_check_trans).
     assert_eq!(log.matches("route ran for retr-1").count(), 3, "{log}");

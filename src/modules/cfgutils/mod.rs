@@ -64,4 +64,3 @@ pub static MODULE: Module = Module {
         },
     ],
 };
-
