@@ -7,6 +7,7 @@ pub mod check;
 pub mod exports;
 pub mod host;
 pub mod route;
+mod route_args;
 
 pub use host::{Env, Host, Outcome, Source};
 
