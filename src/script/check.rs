@@ -163,47 +163,22 @@ fn is_function(t: &Table, key: &str) -> bool {
 }
 
 /// Checks names used in the script: routes named by string in
-/// `t_on_failure("x")`-style calls, `route.x()` calls, and `sip.*` calls.
+/// `t_on_failure("x")`-style calls (see `route_args`), `route.x()` calls,
+/// and `sip.*` calls.
 fn check_references(host: &Host, source: &Source) -> Result<(), ScriptError> {
     let g = host.lua.globals();
     let table = |name: &str| g.get::<Table>(name).ok();
-    let refs: [(&str, RouteType); 3] = [
-        ("t_on_failure", RouteType::Failure),
-        ("t_on_reply", RouteType::OnReply),
-        ("t_on_branch", RouteType::Branch),
-    ];
     let sip: Option<Table> = table("sip");
+    let defined =
+        |rt: RouteType, name: &str| table(rt.table()).is_some_and(|t| is_function(&t, name));
     for (n, line) in strip_comments(&source.code).iter().enumerate() {
         let lineno = n + 1;
         let fail = |msg: String| Err(ScriptError::new(&source.name, Some(lineno), msg));
         if let Err(m) = crate::pv::lint::check_line(line) {
             return fail(m);
         }
-        for (fname, rt) in refs {
-            let mut from = 0;
-            while let Some(p) = line[from..].find(fname) {
-                let at = from + p + fname.len();
-                from = at;
-                let rest = line[at..].trim_start();
-                let Some(rest) = rest.strip_prefix('(') else {
-                    continue;
-                };
-                let rest = rest.trim_start();
-                let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
-                    continue;
-                };
-                let Some(end) = rest[1..].find(q) else {
-                    continue;
-                };
-                let name = &rest[1..1 + end];
-                let ok = table(rt.table()).is_some_and(|t| is_function(&t, name));
-                if !ok {
-                    return fail(format!(
-                        "{fname}(\"{name}\") names {}.{name}, which is not defined",
-                        rt.table()
-                    ));
-                }
-            }
+        if let Err(m) = super::route_args::check_line(line, defined) {
+            return fail(m);
         }
         let mut from = 0;
         while let Some(p) = line[from..].find("route.") {

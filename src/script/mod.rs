@@ -8,6 +8,7 @@ pub mod config_table;
 pub mod exports;
 pub mod host;
 pub mod route;
+mod route_args;
 
 pub use host::{Env, Host, Outcome, Source};
 

@@ -1,0 +1,37 @@
+//! OpenSIPS core functions (on `sip` itself).
+
+use super::Arg::{Flag, Format, Optional, Str};
+use super::Function;
+use crate::route::RouteMask;
+
+const M: &str = "core";
+
+pub(super) static FUNCTIONS: &[Function] = &[
+    Function::new(
+        M,
+        None,
+        "forward",
+        &[Optional(&Str)],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::BRANCH),
+    ),
+    Function::new(M, None, "drop", &[], RouteMask::ANY),
+    Function::new(M, None, "exit", &[], RouteMask::ANY),
+    Function::new(M, None, "setflag", &[Flag], RouteMask::MSG),
+    Function::new(M, None, "resetflag", &[Flag], RouteMask::MSG),
+    Function::new(M, None, "isflagset", &[Flag], RouteMask::MSG),
+    // The level comes first and may be left out, as in OpenSIPS.
+    Function::new(M, None, "xlog", &[Optional(&Str), Format], RouteMask::ANY),
+    Function::new(M, None, "log", &[Optional(&Str), Str], RouteMask::ANY),
+    Function::new(M, None, "force_rport", &[], RouteMask::REQ),
+    Function::new(M, None, "add_local_rport", &[], RouteMask::REQ),
+    // The daemon declares it with tm (its "core (branches)" table).
+    Function::new(
+        M,
+        None,
+        "append_branch",
+        &[Optional(&Str)],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+];

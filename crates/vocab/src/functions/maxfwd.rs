@@ -1,0 +1,13 @@
+//! maxfwd (`sip.maxfwd.*`).
+
+use super::Arg::Int;
+use super::Function;
+use crate::route::RouteMask;
+
+pub(super) static FUNCTIONS: &[Function] = &[Function::new(
+    "maxfwd",
+    Some("maxfwd"),
+    "mf_process_maxfwd_header",
+    &[Int],
+    RouteMask::REQUEST,
+)];

@@ -1,0 +1,73 @@
+//! tm: transactions (`sip.tm.*`).
+
+use super::Arg::{Int, Optional, Regex, RouteName, Str};
+use super::Function;
+use crate::route::{RouteMask, RouteType};
+
+const M: &str = "tm";
+const T: Option<&str> = Some("tm");
+const RELAY: RouteMask = RouteMask::REQUEST
+    .or(RouteMask::FAILURE)
+    .or(RouteMask::BRANCH);
+
+pub(super) static FUNCTIONS: &[Function] = &[
+    Function::new(M, T, "t_relay", &[Optional(&Str)], RELAY),
+    Function::new(
+        M,
+        T,
+        "t_on_failure",
+        &[RouteName(RouteType::Failure)],
+        RELAY,
+    ),
+    Function::new(M, T, "t_on_reply", &[RouteName(RouteType::OnReply)], RELAY),
+    Function::new(M, T, "t_on_branch", &[RouteName(RouteType::Branch)], RELAY),
+    Function::new(
+        M,
+        T,
+        "t_check_trans",
+        &[],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::ONREPLY),
+    ),
+    Function::new(M, T, "t_newtran", &[], RouteMask::REQUEST),
+    Function::new(
+        M,
+        T,
+        "t_reply",
+        &[Int, Str],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_was_cancelled",
+        &[],
+        RouteMask::FAILURE.or(RouteMask::ONREPLY),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_check_status",
+        &[Regex],
+        RouteMask::FAILURE.or(RouteMask::ONREPLY),
+    ),
+    // "all" or "last".
+    Function::new(
+        M,
+        T,
+        "t_local_replied",
+        &[Str],
+        RouteMask::REQUEST
+            .or(RouteMask::BRANCH)
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::ONREPLY),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_cancel_branch",
+        &[Optional(&Str)],
+        RouteMask::ONREPLY,
+    ),
+];
