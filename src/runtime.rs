@@ -11,7 +11,8 @@ use std::thread;
 
 use crate::config::Config;
 use crate::mi;
-use crate::proxy::worker::{udp_loop, Worker};
+use crate::proxy::worker::{run_detached, udp_loop, Worker};
+use crate::script::route::RouteType;
 use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
 use crate::transport::{udp, Proto, Sockets};
@@ -428,25 +429,21 @@ fn worker_main(
         // timer routes run in the first worker too.
         if id == 0 {
             let host = worker.host();
-            if let Some(f) = host.route(crate::script::route::RouteType::Startup, "main") {
-                host.run_detached(crate::script::route::RouteType::Startup, "main", &f);
+            if run_detached(&*host, RouteType::Startup, "main") {
                 worker.flush().await;
             }
             // Dispatcher probes go out from here; replies come to any worker.
             tokio::task::spawn_local(crate::modules::dispatcher::probe::run(worker.clone()));
-            for (name, every, _) in host.timer_routes() {
+            for (name, every) in host.timers() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {
                     let mut tick =
                         tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                     loop {
                         tick.tick().await;
-                        // Look the route up again: a reload may have replaced it.
-                        let host = w.host();
-                        if let Some((_, _, f)) =
-                            host.timer_routes().into_iter().find(|(n, _, _)| *n == name)
-                        {
-                            host.run_detached(crate::script::route::RouteType::Timer, &name, &f);
+                        // The route as the script has it now: a reload may
+                        // have replaced it.
+                        if run_detached(&*w.host(), RouteType::Timer, &name) {
                             w.flush().await;
                         }
                     }
@@ -456,7 +453,7 @@ fn worker_main(
         let w = worker.clone();
         tokio::task::spawn_local(async move {
             while let Some(ev) = timers.recv().await {
-                crate::proxy::tm::response::on_timer(&w.host(), ev);
+                crate::proxy::tm::response::on_timer(&*w.host(), ev);
                 w.flush().await;
             }
         });

@@ -13,7 +13,7 @@ use lunasip::transport::{Proto, Sockets};
 pub const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sip/invite.sip");
 
 /// A host (one worker's Lua state) on udp:127.0.0.1:5060 running `script`.
-pub fn host(script: &str) -> Host {
+pub fn host(script: &str) -> std::rc::Rc<Host> {
     let cfg = Config {
         listen: vec![parse_listen("udp:127.0.0.1:5060").expect("listen")],
         ..Config::default()

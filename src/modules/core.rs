@@ -4,8 +4,8 @@
 use mlua::{Lua, MultiValue};
 
 use crate::proxy;
+use crate::proxy::context::Unwind;
 use crate::script::api::pv_fmt;
-use crate::script::call::Unwind;
 use crate::script::exports::{none, ret, Args, Export, Func, Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;

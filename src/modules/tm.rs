@@ -4,15 +4,20 @@
 
 use mlua::{Lua, MultiValue};
 
+use crate::proxy::context::Unwind;
 use crate::proxy::tm::{locate, lock, relay};
-use crate::script::call::Unwind;
 use crate::script::exports::{none, ret, Args, Export, Func, Module, Suspend};
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
 fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
-    match relay::t_relay(lua, st) {
+    let Some(host) = crate::script::phases::phases_of(st) else {
+        return Err(mlua::Error::RuntimeError(format!(
+            "{fname}: no script host"
+        )));
+    };
+    match relay::t_relay(&*host) {
         Ok(ok) => ret(lua, ok),
         Err(e) => {
             tracing::warn!("{fname}: {e}");
@@ -223,7 +228,7 @@ fn append_branch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     };
     let mut call = st.call.borrow_mut();
     // As OpenSIPS: the new branch takes the current $du, flags and socket.
-    let b = crate::script::call::PendingBranch {
+    let b = crate::proxy::context::PendingBranch {
         uri,
         duri: call.du.clone(),
         q: q.or(call.ru_q),

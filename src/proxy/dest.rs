@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::script::call::Dest;
+use crate::proxy::context::Dest;
 use crate::sip::{Scheme, Uri};
 use crate::transport::dns::Hop;
 use crate::transport::Proto;

@@ -2,8 +2,12 @@
 //! and its sockets, stateless forwarding (RFC 3261 §16.11), reply routing
 //! by Via, and locally generated replies.
 
+pub mod context;
 pub mod dest;
+pub mod maxfwd;
+pub mod phases;
 pub mod reply;
+pub mod rr;
 pub mod stateless;
 pub mod tm;
 pub mod worker;

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use super::{dest, hash, stateless};
-use crate::script::call::{Dest, OutKind, Outgoing, Source};
-use crate::script::host::State;
+use crate::proxy::context::Current;
+use crate::proxy::context::{Dest, OutKind, Outgoing, Source};
 use crate::sip::{Message, Method};
 use crate::stats::SL;
 use crate::transport::Proto;
@@ -44,7 +44,7 @@ pub fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
 
 /// Sends a reply to the current request. False for an ACK (never
 /// answered), a reply, or a request whose Via cannot be answered.
-pub fn send_local_reply(st: &State, code: u16, reason: &str) -> bool {
+pub fn send_local_reply(st: &Current, code: u16, reason: &str) -> bool {
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
     match call.msg.as_ref() {
@@ -73,7 +73,7 @@ pub fn send_local_reply(st: &State, code: u16, reason: &str) -> bool {
 
 /// Routes the current reply back by its second Via after removing ours.
 /// Err says why it was dropped.
-pub fn route_reply(st: &State) -> Result<(), &'static str> {
+pub fn route_reply(st: &Current) -> Result<(), &'static str> {
     let sockets = &st.env.sockets;
     let mut call = st.call.borrow_mut();
     let call = &mut *call;

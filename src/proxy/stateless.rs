@@ -7,9 +7,9 @@ use bytes::Bytes;
 use std::net::IpAddr;
 
 use super::{dest, hash, reply};
-use crate::modules::maxfwd::{self, MaxFwd};
-use crate::script::call::{Call, Dest, OutKind, Outgoing};
-use crate::script::host::State;
+use crate::proxy::context::Current;
+use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
+use crate::proxy::maxfwd::{self, MaxFwd};
 use crate::sip::{Message, Method};
 use crate::transport::{Proto, Sockets};
 
@@ -95,7 +95,7 @@ fn looped(m: &Message, sockets: &Sockets, hash: u32) -> bool {
 /// The checks every forwarded request passes once (RFC 3261 §16.3 step 4,
 /// §16.6 step 3): loop detection (482) and Max-Forwards (483). Ok(false)
 /// when a reply was sent instead; Ok(true) with the loop hash otherwise.
-pub fn precheck(st: &State) -> Result<Option<u32>, String> {
+pub fn precheck(st: &Current) -> Result<Option<u32>, String> {
     let sockets = &st.env.sockets;
     let (method, lhash) = {
         let call = st.call.borrow();
@@ -113,7 +113,7 @@ pub fn precheck(st: &State) -> Result<Option<u32>, String> {
         }
         (m.method_kind(), lhash)
     };
-    match maxfwd::process(st, u32::MAX, DEFAULT_MAX_FORWARDS)? {
+    match maxfwd::process(&mut st.call.borrow_mut(), u32::MAX, DEFAULT_MAX_FORWARDS)? {
         MaxFwd::Ok => Ok(Some(lhash)),
         MaxFwd::Exhausted => {
             if method != Method::Ack {
@@ -147,7 +147,7 @@ pub fn build_copy(
     let host = sockets.via_host(sock, towards);
     let rport = if call.add_local_rport { ";rport" } else { "" };
     let mark = call.msg.as_ref().ok_or("needs a request")?.edit_count();
-    crate::modules::rr::apply(call, sockets, sock, towards);
+    crate::proxy::rr::apply(call, sockets, sock, towards);
     let m = call.msg.as_mut().ok_or("needs a request")?;
     let via = format!(
         "SIP/2.0/{} {}:{};branch={branch}{rport}",
@@ -174,7 +174,7 @@ pub fn build_copy(
 
 /// `forward([uri])`: queues the request for `uri`, else `$du`, else the
 /// R-URI. Ok(false) when a reply (482/483) was sent instead.
-pub fn forward(st: &State, target: Option<&str>) -> Result<bool, String> {
+pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, String> {
     let uri = {
         let call = st.call.borrow();
         let m = call

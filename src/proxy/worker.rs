@@ -1,6 +1,6 @@
-//! A worker: one thread, one single-threaded tokio runtime, one Lua state,
-//! its own SO_REUSEPORT sockets. It parses what arrives, runs the route,
-//! and sends what the route queued.
+//! A worker: one thread, one single-threaded tokio runtime, one script
+//! host (its [`Phases`]), its own SO_REUSEPORT sockets. It parses what
+//! arrives, runs the route, and sends what the route queued.
 
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -12,20 +12,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::net::UdpSocket;
 
+use super::context::{Call, Current, Dest, OutKind, Outgoing, Source, Unwind};
+use super::phases::{Outcome, ParseFailure, Phases, Started};
 use super::reply;
-use crate::script::call::{Call, Dest, OutKind, Outgoing, Source, Unwind};
-use crate::script::host::{RouteResult, Run, State};
-use crate::script::route::RouteType;
-use crate::script::{Host, Outcome};
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
 use crate::stats::CORE;
 use crate::transport::tcp::{self, Handler, TcpCtx};
 use crate::transport::{Incoming, Proto, Sockets};
+use vocab::route::RouteType;
 
 /// One worker's state; shared by its tasks through `Rc`.
 pub struct Worker {
-    /// The Lua state and routes; replaced whole by a reload, between messages.
-    host: RefCell<Rc<Host>>,
+    /// The script's routes; replaced whole by a reload, between messages.
+    host: RefCell<Rc<dyn Phases>>,
     sockets: Arc<Sockets>,
     /// UDP socket per listen entry (None for TCP entries).
     pub udp: Vec<Option<Rc<UdpSocket>>>,
@@ -44,10 +43,10 @@ impl Handler for Worker {
 }
 
 impl Worker {
-    pub fn new(host: Host, udp: Vec<Option<Rc<UdpSocket>>>, tcp: Rc<TcpCtx>) -> Worker {
+    pub fn new(host: Rc<dyn Phases>, udp: Vec<Option<Rc<UdpSocket>>>, tcp: Rc<TcpCtx>) -> Worker {
         Worker {
-            sockets: host.state.env.sockets.clone(),
-            host: RefCell::new(Rc::new(host)),
+            sockets: host.current().env.sockets.clone(),
+            host: RefCell::new(host),
             udp,
             tcp,
             spare: RefCell::new(Vec::new()),
@@ -55,16 +54,16 @@ impl Worker {
         }
     }
 
-    /// The current Lua host (a reload swaps it; a message in progress keeps
-    /// the one it started with).
-    pub fn host(&self) -> Rc<Host> {
+    /// The current script host (a reload swaps it; a message in progress
+    /// keeps the one it started with).
+    pub fn host(&self) -> Rc<dyn Phases> {
         self.host.borrow().clone()
     }
 
     /// Installs a freshly loaded script (RFC-free: OpenSIPS has no such
     /// thing; this is lunasip's reload).
-    pub fn swap_host(&self, host: Host) {
-        *self.host.borrow_mut() = Rc::new(host);
+    pub fn swap_host(&self, host: Rc<dyn Phases>) {
+        *self.host.borrow_mut() = host;
     }
 
     /// Parses one message and runs the matching route. What the route
@@ -95,7 +94,7 @@ impl Worker {
     fn on_request(self: &Rc<Self>, msg: Message, src: Source) {
         CORE.rcv_requests.inc();
         let host = self.host();
-        let st = &host.state;
+        let st = host.current();
         let valid = msg.validate_request();
         st.call.borrow_mut().reset(msg, src, RouteType::Request);
         if let Err(e) = valid {
@@ -107,37 +106,31 @@ impl Worker {
                 e => (400, format!("Bad Request - {e}")),
             };
             tracing::info!("bad request from {}: {e}", src.addr);
-            // error_route.main decides what to do; without it, 400/505.
-            if let Some(f) = &host.routes.error {
-                {
-                    let mut call = st.call.borrow_mut();
-                    call.route = RouteType::Error;
-                    call.err = Some(crate::script::call::MsgError {
-                        info: e.to_string(),
-                        rcode: code,
-                        rreason: reason.clone(),
-                    });
-                }
-                let args = host.lua.create_table().and_then(|t| {
-                    t.set("class", "parser")?;
-                    t.set("reason", e.to_string())?;
-                    t.set("code", code)?;
-                    t.set("reply", reason.clone())?;
-                    Ok(t)
+            {
+                let mut call = st.call.borrow_mut();
+                call.route = RouteType::Error;
+                call.err = Some(super::context::MsgError {
+                    info: e.to_string(),
+                    rcode: code,
+                    rreason: reason.clone(),
                 });
-                match args.map(|t| host.invoke_with(f, t)) {
-                    Ok(Outcome::Failed(err)) => tracing::error!("error_route.main failed: {err}"),
-                    Err(err) => tracing::error!("error_route.main: {err}"),
-                    Ok(_) => {}
-                }
-                return;
             }
-            reply::send_local_reply(st, code, &reason);
+            // error_route.main decides what to do; without it, 400/505.
+            let why = ParseFailure {
+                class: "parser",
+                reason: e.to_string(),
+                code,
+                reply: reason.clone(),
+            };
+            match host.error(&why) {
+                Some(Outcome::Failed(err)) => tracing::error!("error_route.main failed: {err}"),
+                Some(_) => {}
+                None => {
+                    reply::send_local_reply(st, code, &reason);
+                }
+            }
             return;
         }
-        let Some(f) = &host.routes.main else {
-            return;
-        };
         let is_ack = st
             .call
             .borrow()
@@ -151,9 +144,9 @@ impl Worker {
             reply::send_local_reply(st, 503, "Service Unavailable");
             return;
         }
-        match host.run_now(f, mlua::Value::Nil) {
-            Ok(outcome) => after_request(st, outcome),
-            Err(run) => self.park(host.clone(), run),
+        match host.request() {
+            Started::Ended(outcome) => after_request(st, outcome),
+            Started::Waiting(run) => self.park(host.clone(), run),
         }
     }
 
@@ -161,11 +154,8 @@ impl Worker {
     /// retransmission meanwhile is absorbed), its call is set aside, and a
     /// task resumes it when the answer comes, or ends it at
     /// `resume_timeout` with a 500.
-    fn park<F>(self: &Rc<Self>, host: Rc<Host>, run: Run<F>)
-    where
-        F: Future<Output = RouteResult> + Unpin + 'static,
-    {
-        let st = &host.state;
+    fn park(self: &Rc<Self>, host: Rc<dyn Phases>, run: Waiting) {
+        let st = host.current();
         if super::tm::relay::hold(st) == super::tm::relay::Held::Retransmission {
             // The route already runs for the first copy: this one ends here.
             return;
@@ -180,14 +170,10 @@ impl Worker {
         tokio::task::spawn_local(async move { w.resume(host, call, run).await });
     }
 
-    async fn resume<F>(self: Rc<Self>, host: Rc<Host>, call: Call, run: Run<F>)
-    where
-        F: Future<Output = RouteResult> + Unpin + 'static,
-    {
-        let st = &host.state;
-        let limit = st.env.config.resume_timeout;
+    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, run: Waiting) {
+        let limit = host.current().env.config.resume_timeout;
         let mut parked = Parked {
-            st: st.clone(),
+            host: host.clone(),
             call,
             run: Some(run),
         };
@@ -202,6 +188,7 @@ impl Worker {
                 ))
             }
         };
+        let st = host.current();
         let mut call = parked.call;
         st.exchange(&mut call);
         after_request(st, outcome);
@@ -224,27 +211,25 @@ impl Worker {
             return;
         }
         let host = self.host();
+        let st = host.current();
         // A reply to a branch of a transaction goes to tm (RFC 3261 §17.1.3).
         if let Some(key) = crate::transaction::key::client_key(&msg) {
-            let found = host.state.env.tm.client.get(&key).map(|e| e.clone());
+            let found = st.env.tm.client.get(&key).map(|e| e.clone());
             if let Some((txn, role)) = found {
-                crate::proxy::tm::response::on_reply(&host, txn, role, msg, src);
+                crate::proxy::tm::response::on_reply(&*host, txn, role, msg, src);
                 return;
             }
         }
-        let st = &host.state;
         st.call.borrow_mut().reset(msg, src, RouteType::OnReply);
-        if let Some(f) = &host.routes.reply {
-            match host.invoke(f) {
-                Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
-                Outcome::Unwound(Unwind::Drop) => {
-                    CORE.drop_replies.inc();
-                    return;
-                }
-                Outcome::Failed(err) => {
-                    CORE.err_replies.inc();
-                    tracing::error!("onreply_route.main failed: {err}");
-                }
+        match host.reply(None) {
+            Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
+            Outcome::Unwound(Unwind::Drop) => {
+                CORE.drop_replies.inc();
+                return;
+            }
+            Outcome::Failed(err) => {
+                CORE.err_replies.inc();
+                tracing::error!("onreply_route.main failed: {err}");
             }
         }
         if let Err(why) = reply::route_reply(st) {
@@ -257,7 +242,7 @@ impl Worker {
     pub async fn flush(self: &Rc<Self>) {
         let mut out = {
             let host = self.host();
-            let mut call = host.state.call.borrow_mut();
+            let mut call = host.current().call.borrow_mut();
             if call.outbox.is_empty() {
                 return;
             }
@@ -380,15 +365,18 @@ async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
     }
 }
 
+/// A suspended request route (see [`Started::Waiting`]).
+type Waiting = Pin<Box<dyn Future<Output = Outcome>>>;
+
 /// A suspended request route with its call: each poll puts the call in
 /// the worker's slot, resumes the route, and takes the call out again.
-struct Parked<F> {
-    st: Rc<State>,
+struct Parked {
+    host: Rc<dyn Phases>,
     call: Call,
-    run: Option<Run<F>>,
+    run: Option<Waiting>,
 }
 
-impl<F: Future<Output = RouteResult> + Unpin> Future for Parked<F> {
+impl Future for Parked {
     type Output = Outcome;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
@@ -396,9 +384,10 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Parked<F> {
         let Some(run) = this.run.as_mut() else {
             return Poll::Ready(Outcome::Done);
         };
-        this.st.exchange(&mut this.call);
-        let r = Pin::new(run).poll(cx);
-        this.st.exchange(&mut this.call);
+        let cur = this.host.current();
+        cur.exchange(&mut this.call);
+        let r = run.as_mut().poll(cx);
+        cur.exchange(&mut this.call);
         if r.is_ready() {
             this.run = None;
         }
@@ -406,9 +395,28 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Parked<F> {
     }
 }
 
+/// Runs a route that has no message (startup, timer, event), logging a
+/// failure; false when the script has no such route.
+pub fn run_detached(host: &dyn Phases, rt: RouteType, name: &str) -> bool {
+    {
+        let mut call = host.current().call.borrow_mut();
+        call.reset_empty(rt);
+        call.route_name = super::context::route_name(name);
+    }
+    let outcome = match rt {
+        RouteType::Startup => host.startup(),
+        RouteType::Timer => host.timer(name),
+        _ => host.event(name),
+    };
+    if let Some(Outcome::Failed(e)) = &outcome {
+        tracing::error!("{}.{name} failed: {e}", rt.table());
+    }
+    outcome.is_some()
+}
+
 /// What happens after a request route: a failed one is logged with the
 /// call and answered 500 unless the script already replied.
-fn after_request(st: &State, outcome: Outcome) {
+fn after_request(st: &Current, outcome: Outcome) {
     match outcome {
         Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
         Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),

@@ -2,7 +2,7 @@
 //! source, destination URI, reply status, headers.
 
 use super::{PvDef, Spec, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 use crate::sip::{Message, NameAddr, Uri};
 
 fn s(v: &str) -> Value {

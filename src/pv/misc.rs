@@ -6,7 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{PvDef, Spec, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 
 fn null(_: &Call, _: &Spec) -> Value {
     Value::Null
@@ -203,29 +203,10 @@ fn peek_route_name<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
     Some(c.route_name)
 }
 
-/// The script position of the Lua code evaluating a spec: the first Lua
-/// frame above the Rust function that reads it (`sip.pv.get`, the
-/// `sip.pv.NAME` sugar, `sip.pv.fmt`, `sip.xlog`, …), past C functions
-/// and the prelude. None outside a Lua call (`lunasip eval`).
+/// The script position of the code evaluating a spec, as the script
+/// host reports it. None outside a script (`lunasip eval`).
 fn script_pos(c: &Call) -> Option<(String, i64)> {
-    let lua = c.lua.as_ref()?.0.try_upgrade()?;
-    // Level 0 is the running (Rust) function; bounded in case of deep stacks.
-    for level in 0..256 {
-        let d = lua.inspect_stack(level)?;
-        let src = d.source();
-        let line = d.curr_line();
-        // C functions and lunasip's own prelude (the pcall wrapper) are
-        // not the script's position.
-        if src.what == "C" || line <= 0 || src.source.as_deref() == Some("=prelude") {
-            continue;
-        }
-        let file = match src.source.as_deref() {
-            Some(s) if s.starts_with('@') || s.starts_with('=') => s[1..].to_string(),
-            _ => src.short_src.as_deref().unwrap_or("?").to_string(),
-        };
-        return Some((file, line as i64));
-    }
-    None
+    (c.script_pos.as_ref()?.0)()
 }
 
 /// `$cfg_line`: the script line evaluating the spec (an integer).

@@ -74,15 +74,9 @@ pub use spec::{
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 
-/// A pseudo-variable's value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Int(i64),
-    Str(String),
-}
+pub use crate::proxy::context::Value;
 
 impl Value {
     /// Text as xlog prints it (`<null>` for null, as OpenSIPS does).

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::core::{pick, want_str};
 use super::{PvDef, Spec, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 use crate::sip::{Contacts, Message, NameAddr, Uri};
 use crate::transport::myself::SocketInfo;
 

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::tr::{self, Trans};
 use super::{lookup, PvDef, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 
 /// Which value(s) of a multi-valued variable: `[n]`, `[-1]`, `[*]`, `[$var(i)]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use std::sync::OnceLock;
 
 use super::{PvDef, Spec, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 
 fn name_of(c: &Call, spec: &Spec) -> Result<String, String> {
     spec.name(c)

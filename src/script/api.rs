@@ -282,7 +282,11 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     // The sockets, for $socket_in / $socket_out / $Ri.
     state.call.borrow_mut().sockets = Some(state.env.sockets.clone());
     // The Lua state, for $cfg_line / $cfg_file.
-    state.call.borrow_mut().lua = Some(super::call::LuaRef(lua.weak()));
+    let weak = lua.weak();
+    state.call.borrow_mut().script_pos =
+        Some(crate::proxy::context::ScriptPos(Rc::new(move || {
+            script_pos(&weak)
+        })));
 
     let st = state.clone();
     sip.set(
@@ -376,4 +380,29 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         lua.create_function(move |_, _: MultiValue| Ok(st.call.borrow().unwind.is_some()))?,
     )?;
     Ok(())
+}
+
+/// The script position of the Lua code evaluating a spec: the first Lua
+/// frame above the Rust function that reads it (`sip.pv.get`, the
+/// `sip.pv.NAME` sugar, `sip.pv.fmt`, `sip.xlog`, …), past C functions
+/// and the prelude. None outside a Lua call (`lunasip eval`).
+fn script_pos(lua: &mlua::WeakLua) -> Option<(String, i64)> {
+    let lua = lua.try_upgrade()?;
+    // Level 0 is the running (Rust) function; bounded in case of deep stacks.
+    for level in 0..256 {
+        let d = lua.inspect_stack(level)?;
+        let src = d.source();
+        let line = d.curr_line();
+        // C functions and lunasip's own prelude (the pcall wrapper) are
+        // not the script's position.
+        if src.what == "C" || line <= 0 || src.source.as_deref() == Some("=prelude") {
+            continue;
+        }
+        let file = match src.source.as_deref() {
+            Some(s) if s.starts_with('@') || s.starts_with('=') => s[1..].to_string(),
+            _ => src.short_src.as_deref().unwrap_or("?").to_string(),
+        };
+        return Some((file, line as i64));
+    }
+    None
 }

@@ -7,16 +7,13 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::call::{Call, Unwind};
 use super::exports::{Args, AsyncFn, Export, Func, Module, Suspend};
 use super::route::RouteType;
 use super::ScriptError;
-use crate::config::Config;
+use crate::proxy::context::Current;
 use crate::pv;
-use crate::transport::Sockets;
 
 /// The script to run: a file, or the embedded default.
 #[derive(Debug, Clone)]
@@ -26,45 +23,30 @@ pub struct Source {
     pub code: String,
 }
 
-/// What every route call can reach besides the message: read-only after start.
-#[derive(Clone)]
-pub struct Env {
-    pub worker: usize,
-    pub sockets: Arc<Sockets>,
-    pub config: Arc<Config>,
-    /// Transactions shared by every worker.
-    pub tm: Arc<crate::proxy::tm::Tm>,
-}
+pub use crate::proxy::context::Env;
 
 /// The state Rust functions see: the current call, caches, script variables.
 pub struct State {
-    pub env: Env,
-    /// The call the running route works on. A suspended route's call is
-    /// kept by its [`Run`]'s owner and put back here while it runs
-    /// ([`State::exchange`]).
-    pub call: RefCell<Call>,
+    /// The call the running route works on and the worker's environment
+    /// (`st.call`, `st.env` through `Deref`).
+    pub cur: Current,
     pub pv: RefCell<pv::Cache>,
     /// The running route is a coroutine of [`Host::start`] and may suspend.
     pub suspendable: Cell<bool>,
     /// Finished route coroutines, reused by [`Host::start`].
     threads: RefCell<Vec<Thread>>,
+    /// The host that owns this state (weak: the host owns the state).
+    pub(super) host: RefCell<std::rc::Weak<Host>>,
 }
 
 /// Route coroutines kept for reuse per worker.
 const THREADS_KEPT: usize = 64;
 
-impl State {
-    /// Swaps the running call with `other`, except what belongs to the
-    /// worker rather than the call (`$var`s, the message counter, the
-    /// socket list, the Lua handle): a suspended route's call goes out,
-    /// another comes in.
-    pub fn exchange(&self, other: &mut Call) {
-        let mut cur = self.call.borrow_mut();
-        std::mem::swap(&mut *cur, other);
-        std::mem::swap(&mut cur.vars, &mut other.vars);
-        std::mem::swap(&mut cur.msg_id, &mut other.msg_id);
-        std::mem::swap(&mut cur.sockets, &mut other.sockets);
-        std::mem::swap(&mut cur.lua, &mut other.lua);
+impl std::ops::Deref for State {
+    type Target = Current;
+
+    fn deref(&self) -> &Current {
+        &self.cur
     }
 }
 
@@ -136,14 +118,7 @@ pub struct Host {
     runner: Function,
 }
 
-/// How a route invocation ended.
-#[derive(Debug)]
-pub enum Outcome {
-    Done,
-    Unwound(Unwind),
-    /// A Lua error, already located (`file:line: message`).
-    Failed(String),
-}
+pub use crate::proxy::phases::Outcome;
 
 fn intern(s: String) -> &'static str {
     static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
@@ -197,14 +172,14 @@ pub fn describe(e: &mlua::Error) -> String {
 
 impl Host {
     /// Builds a Lua state, registers the API and loads the script.
-    pub fn new(source: &Source, env: Env) -> Result<Host, ScriptError> {
+    pub fn new(source: &Source, env: Env) -> Result<Rc<Host>, ScriptError> {
         let lua = Lua::new();
         let state = Rc::new(State {
-            env,
-            call: RefCell::new(Call::new()),
+            cur: Current::new(env),
             pv: RefCell::new(pv::Cache::default()),
             suspendable: Cell::new(false),
             threads: RefCell::new(Vec::new()),
+            host: RefCell::new(std::rc::Weak::new()),
         });
         let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
         register(&lua, &state, crate::modules::ALL).map_err(le)?;
@@ -223,13 +198,15 @@ impl Host {
             reply: route_fn(&lua, RouteType::OnReply, "main"),
             error: route_fn(&lua, RouteType::Error, "main"),
         };
-        Ok(Host {
+        let host = Rc::new(Host {
             lua,
             state,
             routes,
             source: source.clone(),
             runner,
-        })
+        });
+        *host.state.host.borrow_mut() = Rc::downgrade(&host);
+        Ok(host)
     }
 
     /// Starts a route function as a coroutine for the current call. The
@@ -306,18 +283,6 @@ impl Host {
             }
         }
         out
-    }
-
-    /// Runs a route that has no message (startup, timer), logging failures.
-    pub fn run_detached(&self, rt: RouteType, name: &str, f: &Function) {
-        {
-            let mut call = self.state.call.borrow_mut();
-            call.reset_empty(rt);
-            call.route_name = super::route::route_name(name);
-        }
-        if let Outcome::Failed(e) = self.invoke(f) {
-            tracing::error!("{}.{name} failed: {e}", rt.table());
-        }
     }
 
     /// A named route function, if the script defines it.

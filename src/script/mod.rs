@@ -7,6 +7,7 @@ pub mod check;
 pub mod config_table;
 pub mod exports;
 pub mod host;
+pub mod phases;
 pub mod route;
 mod route_args;
 

@@ -80,7 +80,7 @@ pub fn run(w: &Rc<Worker>, msg: &str, proto: Proto) -> Vec<(OutKind, Dest, Strin
         socket,
     });
     let host = w.host();
-    let mut call = host.state.call.borrow_mut();
+    let mut call = host.current().call.borrow_mut();
     call.outbox
         .drain(..)
         .map(|o| {

@@ -17,8 +17,8 @@ use std::time::Duration;
 use mlua::{Table, Value};
 
 use super::sets::{self, ACTIVE, INACTIVE, PROBING};
+use crate::proxy::phases::Phases;
 use crate::proxy::tm::uac::{self, LocalRequest};
-use crate::script::Host;
 
 /// The probing parameters (module-wide, as in OpenSIPS).
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ pub fn on_result(c: &ProbeConf, partition: &str, setid: i64, d: &sets::Dest, cod
 }
 
 /// Sends one round of probes.
-pub fn probe_round(host: &Host) {
+pub fn probe_round(host: &dyn Phases) {
     let c = conf();
     let all = super::current();
     for p in &all.partitions {
@@ -267,7 +267,7 @@ pub async fn run(worker: std::rc::Rc<crate::proxy::worker::Worker>) {
             continue;
         }
         last = tokio::time::Instant::now();
-        probe_round(&worker.host());
+        probe_round(&*worker.host());
         worker.flush().await;
     }
 }

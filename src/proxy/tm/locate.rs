@@ -7,8 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use super::txn::{Branch, Txn};
 use super::{BranchRole, Tm, TxnRef};
+use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
 use crate::proxy::dest;
-use crate::script::call::{Call, Dest, OutKind, Outgoing};
 use crate::transaction::key::our_client_key;
 use crate::transaction::ClientTxn;
 use crate::transport::dns::{self, Hop, Target};

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use super::txn::{Branch, Txn};
 use super::{lock, BranchRole, Tm, TxnRef};
+use crate::proxy::context::{route_name, Current, Unwind};
+use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
+use crate::proxy::phases::{Outcome, Phases};
 use crate::proxy::{reply, stateless};
-use crate::script::call::{Call, Dest, OutKind, Outgoing};
-use crate::script::host::State;
 use crate::sip::{Message, Method};
 use crate::transaction::client::Kind;
 use crate::transaction::key::{our_client_key, server_key};
 use crate::transaction::{client, server, ClientTxn, ServerTxn, Timer};
+use vocab::route::RouteType;
 
 fn kind_of(m: &Message) -> Kind {
     if m.method_kind() == Method::Invite {
@@ -124,7 +126,7 @@ pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
 /// Creates the server transaction for the current request (once).
 /// Err(Some(existing)) when one exists already: the request is a
 /// retransmission; Err(None) when the message cannot have one.
-fn create(st: &State, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
+fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
     let tm = &st.env.tm;
     stateless::prepare_top_via(call);
     let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
@@ -185,7 +187,7 @@ fn current(call: &Call) -> Option<TxnRef> {
 }
 
 /// Resends the last response of a retransmitted request.
-fn absorb(st: &State, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
+fn absorb(st: &Current, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
     let tm = &st.env.tm;
     let mut t = lock(txn);
     let acts = t.server.on_retransmission();
@@ -194,7 +196,8 @@ fn absorb(st: &State, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
 
 /// `t_relay()`: relays the request statefully to `$du`/R-URI and every
 /// appended branch. Ok(false) when nothing could be sent.
-pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
+pub fn t_relay(ph: &dyn Phases) -> Result<bool, String> {
+    let st = ph.current();
     let method = {
         let call = st.call.borrow();
         call.msg
@@ -213,8 +216,7 @@ pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
         match current(&call) {
             Some(t) => {
                 let mut tx = lock(&t);
-                if tx.branches.is_empty() && call.route == crate::script::route::RouteType::Request
-                {
+                if tx.branches.is_empty() && call.route == RouteType::Request {
                     refresh(&mut tx, &call);
                 }
                 drop(tx);
@@ -252,43 +254,38 @@ pub fn t_relay(lua: &mlua::Lua, st: &State) -> Result<bool, String> {
             );
         }
     }
-    add_branches(lua, st, &txn)
+    add_branches(ph, &txn)
 }
 
 /// Runs `branch_route[name]` for one branch with the branch's R-URI in
 /// place; false when the route dropped the branch.
-fn run_branch_route(lua: &mlua::Lua, st: &State, name: &str) -> bool {
-    let f = lua
-        .globals()
-        .get::<mlua::Table>("branch_route")
-        .and_then(|t| t.get::<mlua::Function>(name));
-    let Ok(f) = f else { return true };
+fn run_branch_route(ph: &dyn Phases, name: &str) -> bool {
+    let st = ph.current();
     let saved = {
         let mut call = st.call.borrow_mut();
-        let name = crate::script::route::route_name(name);
+        let name = route_name(name);
         (
-            std::mem::replace(&mut call.route, crate::script::route::RouteType::Branch),
+            std::mem::replace(&mut call.route, RouteType::Branch),
             std::mem::replace(&mut call.route_name, name),
         )
     };
-    let r = f.call::<()>(());
+    let r = ph.branch(name);
     let mut call = st.call.borrow_mut();
     (call.route, call.route_name) = saved;
-    match (call.unwind.take(), r) {
-        (Some(crate::script::call::Unwind::Drop), _) => false,
-        (Some(_), _) | (None, Ok(())) => true,
-        (None, Err(e)) => {
-            tracing::error!(
-                "branch_route.{name} failed: {}",
-                crate::script::host::describe(&e)
-            );
+    call.unwind = None;
+    match r {
+        Outcome::Unwound(Unwind::Drop) => false,
+        Outcome::Failed(e) => {
+            tracing::error!("branch_route.{name} failed: {e}");
             true
         }
+        _ => true,
     }
 }
 
 /// Sends the current request to its destinations as new branches of `txn`.
-pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, String> {
+pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
+    let st = ph.current();
     let tm = &st.env.tm;
     let Some(lhash) = stateless::precheck(st)? else {
         return Ok(false);
@@ -335,7 +332,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
         };
         let keep = on_branch
             .as_deref()
-            .is_none_or(|name| run_branch_route(lua, st, name));
+            .is_none_or(|name| run_branch_route(ph, name));
         let mut call = st.call.borrow_mut();
         let call = &mut *call;
         let target = match (&on_branch, new_ruri.is_some()) {
@@ -438,7 +435,7 @@ pub fn add_branches(lua: &mlua::Lua, st: &State, txn: &TxnRef) -> Result<bool, S
 
 /// The hop-by-hop ACK of a non-2xx final is absorbed by its INVITE
 /// transaction; an ACK for a 2xx is end to end and forwarded statelessly.
-fn relay_ack(st: &State) -> Result<bool, String> {
+fn relay_ack(st: &Current) -> Result<bool, String> {
     if absorb_ack(st) {
         return Ok(true);
     }
@@ -446,7 +443,7 @@ fn relay_ack(st: &State) -> Result<bool, String> {
 }
 
 /// Feeds an ACK to its INVITE transaction; true when it belonged there.
-pub fn absorb_ack(st: &State) -> bool {
+pub fn absorb_ack(st: &Current) -> bool {
     let tm = &st.env.tm;
     let key = {
         let call = st.call.borrow();
@@ -469,7 +466,7 @@ pub fn absorb_ack(st: &State) -> bool {
 
 /// RFC 3261 §16.10: a CANCEL is answered here (200) and sent on every
 /// pending branch of its INVITE; 481 when there is no such INVITE.
-fn relay_cancel(st: &State) -> Result<bool, String> {
+fn relay_cancel(st: &Current) -> Result<bool, String> {
     let tm = &st.env.tm;
     let key = {
         let call = st.call.borrow();
@@ -576,7 +573,7 @@ fn build_hop(request: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
 /// `t_check_trans()`: true when the request belongs to a transaction. A
 /// retransmission gets the last response again; true then too (the caller
 /// exits the script, as OpenSIPS does).
-pub fn t_check_trans(st: &State) -> (bool, bool) {
+pub fn t_check_trans(st: &Current) -> (bool, bool) {
     let tm = &st.env.tm;
     let (method, key, cancel_key) = {
         let call = st.call.borrow();
@@ -612,7 +609,7 @@ pub fn t_check_trans(st: &State) -> (bool, bool) {
 }
 
 /// `t_newtran()`: creates the transaction without relaying.
-pub fn t_newtran(st: &State) -> Result<bool, String> {
+pub fn t_newtran(st: &Current) -> Result<bool, String> {
     let mut call = st.call.borrow_mut();
     if call.tm.txn.is_some() {
         return Ok(true);
@@ -647,7 +644,7 @@ pub enum Held {
 /// A request route is about to suspend: like OpenSIPS's `async()`, make
 /// sure the request has a transaction, so that a retransmission arriving
 /// meanwhile is absorbed instead of running the route again.
-pub fn hold(st: &State) -> Held {
+pub fn hold(st: &Current) -> Held {
     let mut call = st.call.borrow_mut();
     if call.tm.txn.is_some() {
         return Held::Held;
@@ -656,7 +653,7 @@ pub fn hold(st: &State) -> Held {
         .msg
         .as_ref()
         .is_some_and(|m| m.is_request() && m.method_kind() != Method::Ack);
-    if !is_request || call.route != crate::script::route::RouteType::Request {
+    if !is_request || call.route != RouteType::Request {
         return Held::Without;
     }
     match create(st, &mut call) {
@@ -678,7 +675,7 @@ pub fn hold(st: &State) -> Held {
 /// After a suspended route ended: a transaction [`hold`] made that the
 /// route then used for nothing (no branch, no reply through it, as after
 /// a stateless `forward` or `sl_send_reply`) is dropped.
-pub fn release_held(st: &State) {
+pub fn release_held(st: &Current) {
     let call = st.call.borrow();
     let (true, Some(txn)) = (call.tm.held, call.tm.txn.as_ref()) else {
         return;
@@ -714,7 +711,7 @@ fn refresh(t: &mut Txn, call: &Call) {
 
 /// `t_reply(code, reason)`: a response sent through the transaction
 /// (created first when needed), so retransmissions are answered again.
-pub fn t_reply(st: &State, code: u16, reason: &str) -> Result<bool, String> {
+pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, String> {
     if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
         return Ok(false);
     }
@@ -730,7 +727,7 @@ pub fn t_reply(st: &State, code: u16, reason: &str) -> Result<bool, String> {
     if !acts.contains(server::Action::Send) {
         return Ok(false);
     }
-    if call.route == crate::script::route::RouteType::Failure {
+    if call.route == RouteType::Failure {
         t.replied_locally = true;
     }
     if code >= 200 {

@@ -11,14 +11,15 @@ use super::relay::{
 use super::uac;
 use super::wheel::TimerEvent;
 use super::{lock, BranchRole, TxnRef};
-use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
-use crate::script::route::RouteType;
-use crate::script::{Host, Outcome};
+use crate::proxy::context::route_name;
+use crate::proxy::context::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::proxy::phases::{Outcome, Phases};
 use crate::sip::Message;
 use crate::stats::TM;
 use crate::transaction::client::Kind;
 use crate::transaction::key::our_client_key;
 use crate::transaction::select;
+use vocab::route::RouteType;
 
 /// The response with our Via removed, ready for the caller.
 fn upstream_bytes(m: &mut Message) -> Bytes {
@@ -29,15 +30,9 @@ fn upstream_bytes(m: &mut Message) -> Bytes {
 }
 
 /// Runs a reply route; false when the script dropped the reply.
-fn run_reply_route(host: &Host, name: Option<&str>) -> bool {
-    let f = match name {
-        None => host.routes.reply.clone(),
-        Some(n) => host.route(RouteType::OnReply, n),
-    };
-    let Some(f) = f else { return true };
-    host.state.call.borrow_mut().route_name =
-        crate::script::route::route_name(name.unwrap_or("main"));
-    match host.invoke(&f) {
+fn run_reply_route(host: &dyn Phases, name: Option<&str>) -> bool {
+    host.current().call.borrow_mut().route_name = route_name(name.unwrap_or("main"));
+    match host.reply(name) {
         Outcome::Unwound(Unwind::Drop) => false,
         Outcome::Failed(e) => {
             tracing::error!("onreply_route.{} failed: {e}", name.unwrap_or("main"));
@@ -48,15 +43,15 @@ fn run_reply_route(host: &Host, name: Option<&str>) -> bool {
 }
 
 /// A response matched branch `role` of `txn`.
-pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: Source) {
-    let tm = &host.state.env.tm;
+pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, src: Source) {
+    let tm = &host.current().env.tm;
     let i = match role {
         // The 200 (or 481) to our CANCEL ends there.
         BranchRole::Cancel(_) => return,
         BranchRole::Request(i) => i,
     };
     let Some(code) = msg.status() else { return };
-    let st = &host.state;
+    let st = host.current();
     {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
@@ -181,9 +176,9 @@ pub fn on_reply(host: &Host, txn: TxnRef, role: BranchRole, msg: Message, src: S
 
 /// Every branch answered negatively (or timed out): run the failure route
 /// once, or send the best response (RFC 3261 §16.7 steps 6–7).
-fn finalize(host: &Host, txn: &TxnRef) {
-    let tm = &host.state.env.tm;
-    let st = &host.state;
+fn finalize(host: &dyn Phases, txn: &TxnRef) {
+    let tm = &host.current().env.tm;
+    let st = host.current();
     let (best, failure) = {
         let mut t = lock(txn);
         if t.server.last_code >= 200 {
@@ -209,7 +204,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
         (best, failure)
     };
     if let Some(name) = failure {
-        if let Some(f) = host.route(RouteType::Failure, &name) {
+        {
             // The failure route works on the request, with its flags back.
             let (request, du, src, flags, code, avps, rr, bavps) = {
                 let t = lock(txn);
@@ -231,7 +226,7 @@ fn finalize(host: &Host, txn: &TxnRef) {
                 let mut call = st.call.borrow_mut();
                 call.reset(request, src, RouteType::Failure);
                 call.du = du;
-                call.route_name = crate::script::route::route_name(&name);
+                call.route_name = route_name(&name);
                 call.flags = flags;
                 call.maxfwd_done = true;
                 call.via_fixed = true;
@@ -241,15 +236,17 @@ fn finalize(host: &Host, txn: &TxnRef) {
                 call.rr = rr;
                 call.tm.bavps = bavps;
             }
-            let outcome = host.invoke(&f);
+            let outcome = host.failure(&name);
             let avps = std::mem::take(&mut st.call.borrow_mut().avps);
             lock(txn).avps = avps;
-            if let Outcome::Failed(e) = outcome {
+            if let Some(Outcome::Failed(e)) = &outcome {
                 tracing::error!("failure_route.{name} failed: {e}");
             }
             let mut t = lock(txn);
             t.in_failure = false;
-            if !t.all_answered() || t.replied_locally || t.server.last_code >= 200 {
+            if outcome.is_some()
+                && (!t.all_answered() || t.replied_locally || t.server.last_code >= 200)
+            {
                 return;
             }
         }
@@ -318,10 +315,10 @@ fn collect_challenges(t: &super::Txn, best: usize) -> String {
 }
 
 /// A transaction timer fired; this worker carries out what it means.
-pub fn on_timer(host: &Host, ev: TimerEvent) {
+pub fn on_timer(host: &dyn Phases, ev: TimerEvent) {
     let Some(txn) = ev.txn.upgrade() else { return };
-    let tm = &host.state.env.tm;
-    let st = &host.state;
+    let tm = &host.current().env.tm;
+    let st = host.current();
     let mut call = st.call.borrow_mut();
     let mut t = lock(&txn);
     match ev.branch {

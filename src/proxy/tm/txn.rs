@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use std::net::SocketAddr;
 
-use crate::script::call::Source;
+use crate::proxy::context::Source;
 use crate::sip::Message;
 use crate::transaction::{ClientTxn, ServerTxn, Timer, TxnKey};
 use crate::transport::Proto;
@@ -114,7 +114,7 @@ pub struct Txn {
     pub timers: crate::transaction::Timers,
     /// The Record-Route the request route asked for: branches relayed from a
     /// failure route get it too.
-    pub rr: Option<crate::modules::rr::PendingRr>,
+    pub rr: Option<crate::proxy::rr::PendingRr>,
     /// The branch that got a final response last (`t_local_replied("branch")`).
     pub last_branch: Option<usize>,
     /// The last response sent to the caller was made here.

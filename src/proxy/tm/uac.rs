@@ -15,13 +15,13 @@ use super::locate::resolve;
 use super::relay::apply_client;
 use super::txn::{Branch, Txn};
 use super::{BranchRole, TxnRef};
-use crate::script::call::{Dest, OutKind, Outgoing, Source, Unwind};
-use crate::script::route::RouteType;
-use crate::script::{Host, Outcome};
+use crate::proxy::context::{Dest, OutKind, Outgoing, Source, Unwind};
+use crate::proxy::phases::{Outcome, Phases};
 use crate::sip::Message;
 use crate::transaction::client::Kind;
 use crate::transaction::key::our_client_key;
 use crate::transaction::{ClientTxn, ServerTxn, TxnKey};
+use vocab::route::RouteType;
 
 /// Called once with the final code of a local request (408 when nothing
 /// answered), on whichever worker handled that reply or timer.
@@ -83,8 +83,8 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
 /// Sends a local request through a new client transaction. Ok(false) when
 /// `local_route` dropped it. Must run on a worker outside any route (a
 /// timer task, not from inside a script call).
-pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool, String> {
-    let st = &host.state;
+pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result<bool, String> {
+    let st = host.current();
     let tm = &st.env.tm;
     let sockets = &st.env.sockets;
     let first_hop = req.next_hop.as_deref().unwrap_or(&req.ruri);
@@ -120,12 +120,10 @@ pub fn send(host: &Host, req: &LocalRequest, done: Option<Done>) -> Result<bool,
         call.via_fixed = true;
         call.maxfwd_done = true;
     }
-    if let Some(f) = host.route(RouteType::Local, "main") {
-        match host.invoke(&f) {
-            Outcome::Unwound(Unwind::Drop) => return Ok(false),
-            Outcome::Failed(e) => tracing::error!("local_route.main failed: {e}"),
-            _ => {}
-        }
+    match host.local() {
+        Outcome::Unwound(Unwind::Drop) => return Ok(false),
+        Outcome::Failed(e) => tracing::error!("local_route.main failed: {e}"),
+        _ => {}
     }
     let mut call = st.call.borrow_mut();
     let call = &mut *call;

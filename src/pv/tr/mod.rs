@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{Spec, Value};
-use crate::script::call::Call;
+use crate::proxy::context::Call;
 
 /// Evaluates one transformation: call, its arguments, the input value
 /// (never null). Errors say what went wrong; the caller adds the spec.

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{arg_str, text, Arg, TrDef};
+use crate::proxy::context::Call;
 use crate::pv::Value;
-use crate::script::call::Call;
 
 type R = Result<Value, String>;
 

@@ -3,8 +3,8 @@
 //! absent is null; input that does not parse is an error.
 
 use super::{arg_int, arg_str, or_null, text, Arg, TrDef};
+use crate::proxy::context::Call;
 use crate::pv::Value;
-use crate::script::call::Call;
 use crate::sip::{NameAddr, Uri, Via};
 
 type R = Result<Value, String>;

@@ -1,9 +1,9 @@
 //! String transformations, `{s.*}` (OpenSIPS 3.4 "String Transformations").
 
 use super::{arg_int, arg_str, text, Arg, TrDef};
+use crate::proxy::context::Call;
 use crate::pv::hash;
 use crate::pv::Value;
-use crate::script::call::Call;
 
 type R = Result<Value, String>;
 

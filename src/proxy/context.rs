@@ -1,0 +1,334 @@
+//! The per-call context a route works on: the message, where it came
+//! from, flags, destination URI, what the script already did, and what is
+//! waiting to be sent when the route returns; and the worker's slot that
+//! holds the running call with the environment every call can reach.
+//! Nothing here knows Lua or a module's internals.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use vocab::route::RouteType;
+
+use crate::config::Config;
+use crate::sip::Message;
+use crate::transport::{Proto, Sockets};
+
+/// A pseudo-variable value (OpenSIPS: null, integer or string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Str(String),
+}
+
+/// How a route invocation is being unwound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwind {
+    /// `sip.exit()`: stop the script, keep what was done.
+    Exit,
+    /// `sip.drop()`: stop the script and send nothing more for this message.
+    Drop,
+}
+
+/// Where a message goes: a resolved address or a name still to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Addr(SocketAddr),
+    /// A name to locate (RFC 3263) before sending.
+    Name(crate::transport::dns::Hop),
+}
+
+/// Bytes ready to leave, with their destination and local socket.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub bytes: Bytes,
+    pub proto: Proto,
+    pub dest: Dest,
+    /// Index into `Sockets::list`.
+    pub socket: usize,
+    /// Counted as a forwarded request/reply once sent.
+    pub kind: OutKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    Request,
+    Reply,
+    LocalReply,
+}
+
+/// Where the current message came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+    pub socket: usize,
+}
+
+/// A branch `append_branch` added (`$branch(...)` reads and writes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingBranch {
+    pub uri: String,
+    /// Where it goes instead of the URI (`$du` when it was appended).
+    pub duri: Option<String>,
+    /// q-value × 1000, as `$ru_q`.
+    pub q: Option<i64>,
+    pub path: Option<String>,
+    pub flags: u64,
+    /// Outgoing socket (index into `Sockets::list`).
+    pub socket: Option<usize>,
+}
+
+impl From<&str> for PendingBranch {
+    fn from(uri: &str) -> PendingBranch {
+        PendingBranch {
+            uri: uri.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Per-message state. One per worker, reset for each message.
+#[derive(Debug)]
+pub struct Call {
+    pub msg: Option<Message>,
+    pub src: Source,
+    pub route: RouteType,
+    /// `$route.name`: the running route's key in its table (`main` for
+    /// `route.main`, `x` for `failure_route.x`); interned, so setting it
+    /// per message does not allocate.
+    pub route_name: &'static str,
+    /// Message flags (OpenSIPS setflag/isflagset), bits 0..63.
+    pub flags: u64,
+    /// Destination URI ($du), overrides the R-URI as next hop.
+    pub du: Option<String>,
+    /// A reply was already sent for this request.
+    pub replied: bool,
+    pub unwind: Option<Unwind>,
+    /// Max-Forwards was already processed (mf_process_maxfwd_header).
+    pub maxfwd_done: bool,
+    /// force_rport(): reply to the source port.
+    pub force_rport: bool,
+    /// add_local_rport(): ask for rport in our own Via.
+    pub add_local_rport: bool,
+    pub outbox: Vec<Outgoing>,
+    /// Last error code for sl_reply_error (code, reason).
+    pub last_error: Option<(u16, &'static str)>,
+    /// received/rport were already written into the top Via.
+    pub via_fixed: bool,
+    /// `$var(name)`: per worker, kept between messages (as in OpenSIPS).
+    pub vars: HashMap<String, Value>,
+    /// `$avp(name)`: per message (per transaction once tm lands); each a
+    /// list, newest first.
+    pub avps: HashMap<String, Vec<Value>>,
+    /// `$mi`: a per-worker message counter.
+    pub msg_id: u64,
+    /// `$rc` / `$retcode`: the last return code a script operation set.
+    pub rc: Option<i64>,
+    /// `$ru_q`: q value of the R-URI branch (null = not set).
+    pub ru_q: Option<i64>,
+    /// Branch flags of the R-URI branch (`$bf`, `$branch.flag(n)`).
+    pub bflags: u64,
+    /// `$socket_out` forced by the script (index into `Sockets::list`).
+    pub socket_out: Option<usize>,
+    /// The worker's sockets, for `$socket_in`/`$socket_out`/`$Ri`; set
+    /// once when the Lua API is registered.
+    pub sockets: Option<Arc<Sockets>>,
+    /// Transaction state of this message (tm).
+    pub tm: CallTm,
+    /// Record-Route to write into each copy sent (rr).
+    pub rr: Option<crate::proxy::rr::PendingRr>,
+    /// Why the message was refused, for error_route (`$err.*`).
+    pub err: Option<MsgError>,
+    /// Where the script is, for `$cfg_line`/`$cfg_file`; set by the
+    /// script host, None outside one (`lunasip eval`).
+    pub script_pos: Option<ScriptPos>,
+}
+
+/// Asks the script host for the position (file, line) of the script code
+/// running now.
+#[derive(Clone)]
+pub struct ScriptPos(pub Rc<dyn Fn() -> Option<(String, i64)>>);
+
+impl std::fmt::Debug for ScriptPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptPos")
+    }
+}
+
+/// A parse error as error_route sees it (OpenSIPS `$err.*`).
+#[derive(Debug, Clone)]
+pub struct MsgError {
+    pub info: String,
+    pub rcode: u16,
+    pub rreason: String,
+}
+
+/// What tm functions leave on the call until the transaction exists, and
+/// the transaction a failure or reply route runs in.
+#[derive(Debug, Default)]
+pub struct CallTm {
+    pub armed: crate::proxy::tm::txn::Armed,
+    /// `$bavp`s: set in the request route for every branch, then per branch.
+    pub bavps: HashMap<String, Vec<Value>>,
+    /// Extra destinations from `append_branch` (parallel forking).
+    pub branches: Vec<PendingBranch>,
+    pub txn: Option<crate::proxy::tm::TxnRef>,
+    /// In a reply route: the branch the reply came from.
+    pub branch: Option<usize>,
+    /// $T_reply_code: the reply being handled, or the winning one in a failure route.
+    pub reply_code: Option<u16>,
+    /// `$T_fr_timeout` / `$T_fr_inv_timeout` set by the script for the next t_relay.
+    pub fr: Option<std::time::Duration>,
+    pub fr_inv: Option<std::time::Duration>,
+    /// `txn` was made because the route suspended (not by the script).
+    pub held: bool,
+}
+
+impl Call {
+    pub fn new() -> Call {
+        Call {
+            msg: None,
+            src: Source {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                proto: Proto::Udp,
+                socket: 0,
+            },
+            route: RouteType::Request,
+            route_name: "main",
+            flags: 0,
+            du: None,
+            replied: false,
+            unwind: None,
+            maxfwd_done: false,
+            force_rport: false,
+            add_local_rport: false,
+            outbox: Vec::new(),
+            last_error: None,
+            via_fixed: false,
+            vars: HashMap::new(),
+            avps: HashMap::new(),
+            msg_id: 0,
+            rc: None,
+            ru_q: None,
+            bflags: 0,
+            socket_out: None,
+            sockets: None,
+            tm: CallTm::default(),
+            rr: None,
+            err: None,
+            script_pos: None,
+        }
+    }
+
+    /// Starts a route that has no message (startup_route, timer_route).
+    pub fn reset_empty(&mut self, route: RouteType) {
+        self.msg = None;
+        self.route = route;
+        self.route_name = "main";
+        self.flags = 0;
+        self.du = None;
+        self.replied = false;
+        self.unwind = None;
+        self.tm = CallTm::default();
+    }
+
+    /// Starts a new message, keeping the outbox allocation.
+    pub fn reset(&mut self, msg: Message, src: Source, route: RouteType) {
+        self.msg = Some(msg);
+        self.src = src;
+        self.route = route;
+        self.route_name = "main";
+        self.flags = 0;
+        self.du = None;
+        self.replied = false;
+        self.unwind = None;
+        self.maxfwd_done = false;
+        self.force_rport = false;
+        self.add_local_rport = false;
+        self.last_error = None;
+        self.via_fixed = false;
+        self.avps.clear();
+        self.msg_id = self.msg_id.wrapping_add(1);
+        self.rc = None;
+        self.ru_q = None;
+        self.bflags = 0;
+        self.socket_out = None;
+        self.tm = CallTm::default();
+        self.rr = None;
+        self.err = None;
+    }
+}
+
+/// What every call on a worker can reach besides its message: read-only
+/// after start.
+#[derive(Clone)]
+pub struct Env {
+    pub worker: usize,
+    pub sockets: Arc<Sockets>,
+    pub config: Arc<Config>,
+    /// Transactions shared by every worker.
+    pub tm: Arc<crate::proxy::tm::Tm>,
+}
+
+/// A worker's slot for the call being handled, and its environment. A
+/// suspended route's call is kept aside and put back here while it runs
+/// ([`Current::exchange`]).
+pub struct Current {
+    pub env: Env,
+    pub call: RefCell<Call>,
+}
+
+impl Current {
+    pub fn new(env: Env) -> Current {
+        Current {
+            env,
+            call: RefCell::new(Call::new()),
+        }
+    }
+
+    /// Swaps the running call with `other`, except what belongs to the
+    /// worker rather than the call (`$var`s, the message counter, the
+    /// socket list, the script position hook).
+    pub fn exchange(&self, other: &mut Call) {
+        let mut cur = self.call.borrow_mut();
+        std::mem::swap(&mut *cur, other);
+        std::mem::swap(&mut cur.vars, &mut other.vars);
+        std::mem::swap(&mut cur.msg_id, &mut other.msg_id);
+        std::mem::swap(&mut cur.sockets, &mut other.sockets);
+        std::mem::swap(&mut cur.script_pos, &mut other.script_pos);
+    }
+}
+
+/// A route's name as `$route.name` keeps it: `"main"` as is, any other
+/// interned once per worker thread. Only names of route functions the
+/// script defines get here, so the set stays as small as the script.
+pub fn route_name(name: &str) -> &'static str {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    thread_local! {
+        static NAMES: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
+    }
+    if name == "main" {
+        return "main";
+    }
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if let Some(s) = n.get(name) {
+            return *s;
+        }
+        let s: &'static str = Box::leak(name.into());
+        n.insert(s);
+        s
+    })
+}
+
+impl Default for Call {
+    fn default() -> Self {
+        Call::new()
+    }
+}

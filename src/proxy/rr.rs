@@ -1,0 +1,106 @@
+//! Record-Route as the proxy writes it (RFC 3261 §16.6 step 4, RFC 5658
+//! double Record-Route): the script notes what it wants, the header goes
+//! into each copy when it is sent, once the outgoing socket is known.
+
+use crate::proxy::context::Call;
+use crate::transport::myself::SocketInfo;
+use crate::transport::Sockets;
+
+/// A Record-Route the script asked for, written when the request is sent.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRr {
+    /// Extra URI parameters (`record_route(params)`, `add_rr_param`).
+    pub params: String,
+    /// `record_route_preset(inbound [, outbound])`: host[:port][;params] as given.
+    pub preset: Option<(String, Option<String>)>,
+}
+
+fn push_params(uri: &mut String, params: &str) {
+    for p in params.split(';').filter(|p| !p.is_empty()) {
+        uri.push(';');
+        uri.push_str(p);
+    }
+}
+
+/// `<sip:host:port[;transport=tcp];lr[;r2=on];ftag=…;params>` for a socket.
+fn socket_rr(
+    sockets: &Sockets,
+    sock: &SocketInfo,
+    towards: std::net::IpAddr,
+    ftag: Option<&str>,
+    params: &str,
+    r2: bool,
+) -> String {
+    let host = sockets.via_host(sock, towards);
+    let mut uri = format!("<sip:{host}:{}", sock.adv_port);
+    if sock.proto.is_stream() {
+        uri.push_str(";transport=");
+        uri.push_str(sock.proto.as_str());
+    }
+    uri.push_str(";lr");
+    if r2 {
+        uri.push_str(";r2=on");
+    }
+    if let Some(tag) = ftag {
+        uri.push_str(";ftag=");
+        uri.push_str(tag);
+    }
+    push_params(&mut uri, params);
+    uri.push('>');
+    uri
+}
+
+fn preset_rr(preset: &str, ftag: Option<&str>, params: &str, r2: bool) -> String {
+    let mut uri = format!("<sip:{}", preset.trim_start_matches("sip:"));
+    uri.push_str(";lr");
+    if r2 {
+        uri.push_str(";r2=on");
+    }
+    if let Some(tag) = ftag {
+        uri.push_str(";ftag=");
+        uri.push_str(tag);
+    }
+    push_params(&mut uri, params);
+    uri.push('>');
+    uri
+}
+
+/// Writes the pending Record-Route(s) into the message for a copy sent
+/// from socket `out` towards `dest`. The caller truncates the edits after
+/// serializing, so each copy gets its own.
+pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::net::IpAddr) {
+    let Some(rr) = call.rr.clone() else { return };
+    let src = call.src;
+    let Some(m) = call.msg.as_mut() else { return };
+    let ftag = m.from_tag().map(str::to_string);
+    let ftag = ftag.as_deref();
+    // RFC 3261 §12.1.2: the caller uses the route set in reverse, so the
+    // entry it must reach (the inbound side) goes in last, below.
+    let (outbound, inbound) = match &rr.preset {
+        Some((inb, Some(outb))) => (
+            Some(preset_rr(outb, ftag, &rr.params, true)),
+            preset_rr(inb, ftag, &rr.params, true),
+        ),
+        Some((inb, None)) => (None, preset_rr(inb, ftag, &rr.params, false)),
+        None => {
+            let Some(inb) = sockets.list.get(src.socket) else {
+                return;
+            };
+            if inb.id == out.id {
+                (
+                    None,
+                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, false),
+                )
+            } else {
+                (
+                    Some(socket_rr(sockets, out, dest, ftag, &rr.params, true)),
+                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, true),
+                )
+            }
+        }
+    };
+    if let Some(o) = outbound {
+        m.prepend_header("Record-Route", &o);
+    }
+    m.prepend_header("Record-Route", &inbound);
+}

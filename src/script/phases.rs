@@ -1,0 +1,101 @@
+//! The Lua host as the proxy sees it: [`Phases`] implemented by running
+//! the script's route functions.
+
+use mlua::Value;
+use std::rc::Rc;
+
+use super::host::Host;
+use super::route::RouteType;
+use crate::proxy::context::Current;
+use crate::proxy::phases::{Outcome, ParseFailure, Phases, Started};
+
+impl Host {
+    /// Runs `table[name]` if the script defines it.
+    fn run_named(&self, t: RouteType, name: &str) -> Option<Outcome> {
+        let f = self.route(t, name)?;
+        Some(self.invoke(&f))
+    }
+}
+
+impl Phases for Host {
+    fn current(&self) -> &Current {
+        &self.state.cur
+    }
+
+    fn request(&self) -> Started {
+        let Some(f) = &self.routes.main else {
+            return Started::Ended(Outcome::Done);
+        };
+        match self.run_now(f, Value::Nil) {
+            Ok(o) => Started::Ended(o),
+            Err(run) => Started::Waiting(Box::pin(run)),
+        }
+    }
+
+    fn error(&self, why: &ParseFailure) -> Option<Outcome> {
+        let f = self.routes.error.as_ref()?;
+        let args = self.lua.create_table().and_then(|t| {
+            t.set("class", why.class)?;
+            t.set("reason", why.reason.as_str())?;
+            t.set("code", why.code)?;
+            t.set("reply", why.reply.as_str())?;
+            Ok(t)
+        });
+        Some(match args {
+            Ok(t) => self.invoke_with(f, t),
+            Err(e) => Outcome::Failed(super::host::describe(&e)),
+        })
+    }
+
+    fn reply(&self, name: Option<&str>) -> Outcome {
+        let f = match name {
+            None => self.routes.reply.clone(),
+            Some(n) => self.route(RouteType::OnReply, n),
+        };
+        f.map_or(Outcome::Done, |f| self.invoke(&f))
+    }
+
+    fn failure(&self, name: &str) -> Option<Outcome> {
+        self.run_named(RouteType::Failure, name)
+    }
+
+    fn branch(&self, name: &str) -> Outcome {
+        self.run_named(RouteType::Branch, name)
+            .unwrap_or(Outcome::Done)
+    }
+
+    fn local(&self) -> Outcome {
+        self.run_named(RouteType::Local, "main")
+            .unwrap_or(Outcome::Done)
+    }
+
+    fn startup(&self) -> Option<Outcome> {
+        self.run_named(RouteType::Startup, "main")
+    }
+
+    fn timer(&self, name: &str) -> Option<Outcome> {
+        let f = self
+            .timer_routes()
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, f)| f)?;
+        Some(self.invoke(&f))
+    }
+
+    fn timers(&self) -> Vec<(String, std::time::Duration)> {
+        self.timer_routes()
+            .into_iter()
+            .map(|(n, every, _)| (n, every))
+            .collect()
+    }
+
+    fn event(&self, name: &str) -> Option<Outcome> {
+        self.run_named(RouteType::Event, name)
+    }
+}
+
+/// The host behind a worker's state, for module functions that must run
+/// other routes (tm's branch routes from `t_relay`).
+pub fn phases_of(st: &super::host::State) -> Option<Rc<Host>> {
+    st.host.borrow().upgrade()
+}
