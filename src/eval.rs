@@ -79,7 +79,7 @@ pub fn run(
         ..Config::default()
     };
     let mut call = Call::new();
-    call.sockets = Some(Arc::new(Sockets::new(&cfg)));
+    call.sockets = Some(Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)));
     let route = if msg.is_request() {
         RouteType::Request
     } else {

@@ -33,6 +33,12 @@ pub struct Control {
     reloading: std::sync::Mutex<()>,
 }
 
+impl mi::Reloader for Control {
+    fn reload(&self) -> Result<(), String> {
+        Control::reload(self)
+    }
+}
+
 impl Control {
     /// Re-reads and checks the script, then hands it to every worker.
     /// Errors (unreadable, bad script) leave the running script in place.
@@ -117,7 +123,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     }
     let bound = bind_all(&cfg)?;
     let cfg = Arc::new(cfg);
-    let sockets = Arc::new(Sockets::new(&cfg));
+    let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases));
     let table = Arc::new(TcpTable::default());
     // Transactions: one table for all workers, one timer thread; fired
     // timers go to the worker queues.

@@ -62,7 +62,7 @@ fn call_for(text: &str) -> Call {
         ..Config::default()
     };
     let mut c = Call::new();
-    c.sockets = Some(Arc::new(Sockets::new(&cfg)));
+    c.sockets = Some(Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)));
     let route = if msg.is_request() {
         RouteType::Request
     } else {

@@ -20,7 +20,7 @@ pub fn host(script: &str) -> std::rc::Rc<Host> {
     };
     let env = Env {
         worker: 0,
-        sockets: Arc::new(Sockets::new(&cfg)),
+        sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),
         config: Arc::new(cfg),
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
     };

@@ -19,7 +19,6 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::runtime::Control;
 use crate::transport::tcp::TcpTable;
 
 /// A parameter's JSON type. Strings are accepted where numbers are
@@ -188,8 +187,15 @@ pub struct Proc {
 
 /// What commands may touch. Built by the runtime; tests build one with
 /// only what they need.
+/// What `reload_routes` asks of the daemon: check the script again and,
+/// when it is good, hand it to every worker.
+pub trait Reloader: Send + Sync {
+    fn reload(&self) -> Result<(), String>;
+}
+
 pub struct Ctx {
-    pub control: Option<Arc<Control>>,
+    /// Reloads the routing script (`reload_routes`); the runtime gives it.
+    pub control: Option<Arc<dyn Reloader>>,
     pub tcp: Option<Arc<TcpTable>>,
     pub started: SystemTime,
     /// The daemon's command line (`arg`).

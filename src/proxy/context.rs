@@ -189,6 +189,28 @@ pub struct CallTm {
     pub held: bool,
 }
 
+impl CallTm {
+    /// Branches of the call's transaction so far (`$T_branch_idx`).
+    pub fn txn_branches(&self) -> Option<usize> {
+        Some(crate::proxy::tm::lock(self.txn.as_ref()?).branches.len())
+    }
+
+    /// The R-URI of the transaction's request (`$T_ruri`).
+    pub fn txn_ruri(&self) -> Option<String> {
+        Some(
+            crate::proxy::tm::lock(self.txn.as_ref()?)
+                .request
+                .ruri()
+                .to_string(),
+        )
+    }
+
+    /// The transaction's id (`$T_id`).
+    pub fn txn_id(&self) -> Option<u64> {
+        Some(crate::proxy::tm::lock(self.txn.as_ref()?).id)
+    }
+}
+
 impl Call {
     pub fn new() -> Call {
         Call {

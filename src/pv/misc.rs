@@ -24,23 +24,23 @@ fn t_reply_code(c: &Call, _: &Spec) -> Value {
 fn t_branch_idx(c: &Call, _: &Spec) -> Value {
     match (c.tm.branch, &c.tm.txn) {
         (Some(i), _) => Value::Int(i as i64),
-        (None, Some(t)) => Value::Int(crate::proxy::tm::lock(t).branches.len() as i64),
+        (None, Some(_)) => {
+            c.tm.txn_branches()
+                .map_or(Value::Null, |n| Value::Int(n as i64))
+        }
         _ => Value::Null,
     }
 }
 
 /// `$T_ruri`: the R-URI of the transaction's request.
 fn t_ruri(c: &Call, _: &Spec) -> Value {
-    c.tm.txn.as_ref().map_or(Value::Null, |t| {
-        Value::Str(crate::proxy::tm::lock(t).request.ruri().to_string())
-    })
+    c.tm.txn_ruri().map_or(Value::Null, Value::Str)
 }
 
 /// `$T_id`: the transaction's id.
 fn t_id(c: &Call, _: &Spec) -> Value {
-    c.tm.txn.as_ref().map_or(Value::Null, |t| {
-        Value::Int(crate::proxy::tm::lock(t).id as i64)
-    })
+    c.tm.txn_id()
+        .map_or(Value::Null, |id| Value::Int(id as i64))
 }
 
 fn now() -> (i64, u32) {

@@ -47,7 +47,7 @@ impl Checked {
 pub fn check(source: &Source) -> Result<Checked, ScriptError> {
     let probe_env = Env {
         worker: usize::MAX,
-        sockets: Arc::new(Sockets::new(&Config::default())),
+        sockets: Arc::new(Sockets::new(&[], &[])),
         config: Arc::new(Config::default()),
         tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
     };

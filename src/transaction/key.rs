@@ -1,7 +1,7 @@
 //! Matching messages to transactions (RFC 3261 §17.1.3, §17.2.3), with the
 //! RFC 2543 fallback for requests whose branch lacks the magic cookie.
 
-use crate::proxy::hash;
+use super::hash;
 use crate::sip::{Message, Method};
 
 const MAGIC: &str = "z9hG4bK";

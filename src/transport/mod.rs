@@ -3,6 +3,7 @@
 //! framing; received bytes go to the proxy as [`Incoming`].
 
 pub mod dns;
+pub mod listen;
 pub mod myself;
 pub mod tcp;
 pub mod udp;

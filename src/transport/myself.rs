@@ -4,8 +4,8 @@
 use dashmap::DashSet;
 use std::net::{IpAddr, SocketAddr};
 
+use super::listen::Listen;
 use super::Proto;
-use crate::config::{Config, Listen};
 
 /// One listening socket: what it is bound to and what it advertises.
 #[derive(Debug, Clone)]
@@ -45,9 +45,10 @@ pub fn ip_host(ip: IpAddr) -> String {
 }
 
 impl Sockets {
-    pub fn new(cfg: &Config) -> Sockets {
-        let list = cfg
-            .listen
+    /// The sockets of `listen`, in order, and the names this proxy also
+    /// answers to (`alias`).
+    pub fn new(listen: &[Listen], aliases: &[(String, Option<u16>)]) -> Sockets {
+        let list = listen
             .iter()
             .enumerate()
             .map(|(id, l): (usize, &Listen)| {
@@ -68,7 +69,7 @@ impl Sockets {
             .collect();
         Sockets {
             list,
-            aliases: cfg.aliases.clone(),
+            aliases: aliases.to_vec(),
             learnt: DashSet::new(),
         }
     }
@@ -163,15 +164,13 @@ fn local_addr_towards(dest: IpAddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_listen;
+    use crate::transport::listen::parse_listen;
 
     fn sockets(specs: &[&str], aliases: &[&str]) -> Sockets {
-        let cfg = Config {
-            listen: specs.iter().map(|s| parse_listen(s).unwrap()).collect(),
-            aliases: aliases.iter().map(|a| (a.to_string(), None)).collect(),
-            ..Config::default()
-        };
-        Sockets::new(&cfg)
+        let listen: Vec<Listen> = specs.iter().map(|s| parse_listen(s).unwrap()).collect();
+        let aliases: Vec<(String, Option<u16>)> =
+            aliases.iter().map(|a| (a.to_string(), None)).collect();
+        Sockets::new(&listen, &aliases)
     }
 
     #[test]

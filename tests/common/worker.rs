@@ -37,7 +37,7 @@ pub fn worker(routes: &str) -> Rc<Worker> {
     };
     let env = Env {
         worker: 0,
-        sockets: Arc::new(Sockets::new(&cfg)),
+        sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),
         config: Arc::new(cfg),
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
     };

@@ -36,7 +36,7 @@ pub struct Branch {
     /// The final response was made here (408 on timeout), not received.
     pub local_final: bool,
     /// `$bavp`s of this branch.
-    pub avps: std::collections::HashMap<String, Vec<crate::pv::Value>>,
+    pub avps: std::collections::HashMap<String, Vec<crate::proxy::context::Value>>,
     /// Generation per timer: bumped when (re)armed or stopped.
     pub gens: TimerGens,
 }
@@ -109,7 +109,7 @@ pub struct Txn {
     /// Winning reply code for $T_reply_code.
     pub reply_code: u16,
     /// `$avp`s belong to the transaction: failure and reply routes see them again.
-    pub avps: std::collections::HashMap<String, Vec<crate::pv::Value>>,
+    pub avps: std::collections::HashMap<String, Vec<crate::proxy::context::Value>>,
     /// Timer values of this transaction (config, or `$T_fr_*` from the script).
     pub timers: crate::transaction::Timers,
     /// The Record-Route the request route asked for: branches relayed from a
