@@ -13,3 +13,6 @@ pub mod tm;
 pub mod worker;
 
 pub use crate::transaction::hash;
+
+#[cfg(test)]
+mod tests;
