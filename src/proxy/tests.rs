@@ -308,3 +308,56 @@ fn without_a_failure_route_the_486_goes_upstream_and_a_200_ends_it() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(text(&out[0]).starts_with("SIP/2.0 200 OK\r\n"));
 }
+
+/// Records what tm tells its subscribers.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl tm::hooks::Observer for Recorder {
+    fn request_out(&self, t: &tm::Txn, branch: usize) {
+        let to = t.branches.get(branch).map(|b| b.dest.to_string());
+        self.push(format!("out {branch} {}", to.unwrap_or_default()));
+    }
+    fn reply_in(&self, _: &tm::Txn, branch: usize, reply: &Message) {
+        self.push(format!("in {branch} {}", reply.status().unwrap_or(0)));
+    }
+    fn completed(&self, _: &tm::Txn, code: u16) {
+        self.push(format!("final {code}"));
+    }
+}
+
+impl Recorder {
+    fn push(&self, s: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+}
+
+#[test]
+fn tm_tells_its_subscribers_of_branches_replies_and_the_final() {
+    let mut r = Routes::new();
+    let rec = Arc::new(Recorder::default());
+    assert!(r.cur.env.tm.set_observers(vec![rec.clone()]));
+    r.request = Some(Box::new(|r: &Routes| {
+        r.current().call.borrow_mut().tm.armed.on_failure = Some("next".into());
+        relay_to("sip:192.0.2.5:5080")(r)
+    }));
+    r.failure.insert("next", relay_to("sip:192.0.2.6:5080"));
+    let out = r.request(INVITE);
+    let out = r.reply(&answer(&out[1], 486, "Busy Here"), "192.0.2.5:5080");
+    let second = out
+        .iter()
+        .find(|o| to(o) == "192.0.2.6:5080")
+        .expect("second branch");
+    r.reply(&answer(second, 200, "OK"), "192.0.2.6:5080");
+    let seen = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "out 0 192.0.2.5:5080",
+            "in 0 486",
+            "out 1 192.0.2.6:5080",
+            "in 1 200",
+            "final 200"
+        ]
+    );
+}

@@ -186,6 +186,7 @@ pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<O
         kind: OutKind::Request,
     });
     super::relay::apply_client(tm, txn, t, idx, acts, None, outbox);
+    tm.notify(|o| o.request_out(t, idx));
     crate::stats::TM.uac_transactions.inc();
     true
 }

@@ -8,6 +8,7 @@
 //! never while Lua runs. Timers fire on the timer thread and are handed to
 //! a worker, so a reply or a timer may be handled by any worker.
 
+pub mod hooks;
 pub mod locate;
 pub mod relay;
 pub mod response;
@@ -54,6 +55,8 @@ pub struct Tm {
     /// Per-process salt in branch ids, so a restarted proxy never reuses one.
     salt: u32,
     workers: OnceLock<Vec<tokio::sync::mpsc::UnboundedSender<TimerEvent>>>,
+    /// Subscribers to transaction events (set once, before traffic).
+    observers: OnceLock<Vec<Arc<dyn hooks::Observer>>>,
 }
 
 impl Tm {
@@ -69,6 +72,23 @@ impl Tm {
             next_id: AtomicU64::new(1),
             salt: salt ^ std::process::id(),
             workers: OnceLock::new(),
+            observers: OnceLock::new(),
+        }
+    }
+
+    /// Subscribes `obs` to every transaction's events; once, before
+    /// traffic (false when already set).
+    pub fn set_observers(&self, obs: Vec<Arc<dyn hooks::Observer>>) -> bool {
+        self.observers.set(obs).is_ok()
+    }
+
+    /// Tells every subscriber (nothing to do when there is none).
+    #[inline]
+    pub fn notify(&self, f: impl Fn(&dyn hooks::Observer)) {
+        if let Some(obs) = self.observers.get() {
+            for o in obs {
+                f(o.as_ref());
+            }
         }
     }
 

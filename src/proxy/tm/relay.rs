@@ -402,6 +402,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
                     kind: OutKind::Request,
                 });
                 apply_client(tm, txn, &mut t, idx, acts, None, &mut call.outbox);
+                tm.notify(|o| o.request_out(&t, idx));
                 Ok(())
             })
         } else {
@@ -732,6 +733,7 @@ pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, String> {
     }
     if code >= 200 {
         t.last_local = true;
+        tm.notify(|o| o.completed(&t, code));
     }
     if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
         tm.forget(&t);

@@ -63,6 +63,7 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
             Some(b) => b.client.on_response(code),
             None => return,
         };
+        tm.notify(|o| o.reply_in(&t, i, &msg));
         let (deliver, _, ended) = apply_client(tm, &txn, &mut t, i, acts, ack, &mut call.outbox);
         if ended {
             if let Some(b) = t.branches.get(i) {
@@ -148,6 +149,7 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
                 }
                 if first {
                     TM.completed(code);
+                    tm.notify(|o| o.completed(&t, code));
                     cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
                 }
             }
@@ -287,6 +289,7 @@ fn finalize(host: &dyn Phases, txn: &TxnRef) {
         tm.forget(&t);
     }
     TM.completed(code);
+    tm.notify(|o| o.completed(&t, code));
 }
 
 /// The WWW-/Proxy-Authenticate lines of the 401/407 responses of every
