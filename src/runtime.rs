@@ -230,6 +230,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     for t in threads {
         let _ = t.join();
     }
+    crate::modules::shutdown_all();
     tracing::info!("statistics: {}", crate::stats::summary());
     Ok(())
 }
@@ -432,8 +433,6 @@ fn worker_main(
                 host.run_detached(crate::script::route::RouteType::Startup, "main", &f);
                 worker.flush().await;
             }
-            // Dispatcher probes go out from here; replies come to any worker.
-            tokio::task::spawn_local(crate::modules::dispatcher::probe::run(worker.clone()));
             for (name, every, _) in host.timer_routes() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {
@@ -453,6 +452,7 @@ fn worker_main(
                 });
             }
         }
+        crate::modules::child_init_all(id, &worker);
         let w = worker.clone();
         tokio::task::spawn_local(async move {
             while let Some(ev) = timers.recv().await {

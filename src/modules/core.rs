@@ -240,4 +240,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(add_local_rport),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

@@ -280,4 +280,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(loose_route),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

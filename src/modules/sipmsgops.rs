@@ -115,4 +115,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(is_present_hf),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

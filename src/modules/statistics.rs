@@ -1,6 +1,6 @@
 //! Script-defined statistics (OpenSIPS statistics module): `update_stat`
 //! and `reset_stat` on `sip` itself. The statistics live in the shared
-//! registry (`stats.rs`), so every worker adds to the same value and the
+//! registry (`stats/registry.rs`), so every worker adds to the same value and the
 //! MI's `get_statistics` and `/metrics` show them.
 
 use mlua::{Lua, MultiValue};
@@ -43,4 +43,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(reset_stat),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

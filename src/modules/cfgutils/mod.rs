@@ -65,4 +65,10 @@ pub static MODULE: Module = Module {
             func: Func::Async(usleep),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };
