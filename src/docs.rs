@@ -77,3 +77,73 @@ pub fn lua_api_markdown() -> String {
     }
     out
 }
+
+/// docs/modules.md: each module's surface as its [`Module`] declares it,
+/// with a table of its `config.modules.<name>` keys.
+///
+/// [`Module`]: crate::modules::Module
+pub fn modules_markdown() -> String {
+    let mut out = String::from("# Modules\n\n");
+    out.push_str("<!-- Generated from the `Module` values of src/modules/* by\n     `UPDATE_DOCS=1 cargo test --test docs`. Do not edit by hand. -->\n\n");
+    out.push_str(
+        "Each module declares its whole surface once, in a `Module` value (as an OpenSIPS\n",
+    );
+    out.push_str("module's `module_exports`): Lua functions (`exports`, see lua-api.md), MI commands (`mi`,\n");
+    out.push_str(
+        "see mi.md), statistics (`stats`, group named after the module, see statistics.md), the\n",
+    );
+    out.push_str("keys it reads from `config.modules.<name>` (`params`) and lifecycle hooks: `init` (once per\n");
+    out.push_str("process, after the first config is committed), `child_init` (in each SIP worker once it is\n");
+    out.push_str("ready; rank 0 runs `startup_route`) and `shutdown`. A new module is a file or folder under src/modules/\n");
+    out.push_str("and one line in the `modules!` list of src/modules/mod.rs.\n");
+    for m in crate::modules::ALL {
+        let _ = write!(out, "\n## {} — {}\n\n", m.name, m.doc);
+        let names: Vec<String> = m
+            .exports
+            .iter()
+            .map(|e| format!("`{}`", m.full_name(e)))
+            .collect();
+        let list = |v: Vec<String>| match v.is_empty() {
+            true => "—".to_string(),
+            false => v.join(", "),
+        };
+        let _ = writeln!(out, "* Lua: {}", list(names));
+        let mi = m.mi.iter().map(|c| format!("`{}`", c.name)).collect();
+        let _ = writeln!(out, "* MI: {}", list(mi));
+        let stats = m
+            .stats
+            .iter()
+            .map(|s| format!("`{}:{}`", m.name, s.name))
+            .collect();
+        let _ = writeln!(out, "* statistics: {}", list(stats));
+        let hooks: Vec<String> = [
+            ("init", m.init.is_some()),
+            ("child_init", m.child_init.is_some()),
+            ("shutdown", m.shutdown.is_some()),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(h, _)| format!("`{h}`"))
+        .collect();
+        let _ = writeln!(out, "* hooks: {}", list(hooks));
+        if m.params.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "\n| `config.modules.{}` key | type | default | meaning |\n|---|---|---|---|\n",
+            m.name
+        );
+        for p in m.params {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                p.name,
+                p.kind.name(),
+                p.default.replace('|', "\\|"),
+                p.doc.replace('|', "\\|")
+            );
+        }
+    }
+    out
+}

@@ -237,6 +237,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     for t in threads {
         let _ = t.join();
     }
+    crate::modules::shutdown_all();
     tracing::info!("statistics: {}", crate::stats::summary());
     Ok(())
 }
@@ -438,8 +439,6 @@ fn worker_main(
             if run_detached(&*host, RouteType::Startup, "main") {
                 worker.flush().await;
             }
-            // Dispatcher probes go out from here; replies come to any worker.
-            tokio::task::spawn_local(crate::modules::dispatcher::probe::run(worker.clone()));
             for (name, every) in host.timers() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {
@@ -456,6 +455,7 @@ fn worker_main(
                 });
             }
         }
+        crate::modules::child_init_all(id, &worker);
         let w = worker.clone();
         tokio::task::spawn_local(async move {
             while let Some(ev) = timers.recv().await {

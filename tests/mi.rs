@@ -188,6 +188,22 @@ fn core_commands_answer_with_opensips_shapes() {
             "{c}: {which}"
         );
     }
+    // The daemon lists what every module declares: its commands in
+    // `which`, its statistics in `get_statistics all`.
+    let all = result(p, "get_statistics", json!([["all"]]));
+    for m in lunasip::modules::ALL {
+        for c in m.mi {
+            assert!(
+                which.as_array().unwrap().contains(&json!(c.name)),
+                "{}",
+                c.name
+            );
+        }
+        for s in m.stats {
+            let full = format!("{}:{}", m.name, s.name);
+            assert!(all[&full].is_u64(), "{full}: {all}");
+        }
+    }
     assert_eq!(
         result(p, "which", json!({"command": "log_level"})),
         json!([[], ["level"], ["level", "pid"]])

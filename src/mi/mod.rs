@@ -5,8 +5,8 @@
 //!
 //! Commands run on the MI's own thread (the transports' runtime and its
 //! blocking pool), never on a SIP worker: a slow command or client cannot
-//! delay a message. A module adds commands by listing a `&[Command]` in
-//! [`GROUPS`]; each command is a [`Command`] value and a handler function.
+//! delay a message. A module adds commands by listing them in its
+//! `Module::mi`; each command is a [`Command`] value and a handler function.
 
 pub mod client;
 pub mod core;
@@ -97,10 +97,6 @@ impl Command {
     }
 }
 
-/// Every group of commands, in `which` order. A module with MI commands
-/// adds its `&[Command]` here.
-pub static GROUPS: &[&[Command]] = &[core::COMMANDS, crate::modules::dispatcher::mi::COMMANDS];
-
 /// Looks a command up by name (`log_level`, or `core:log_level` as
 /// OpenSIPS 3.5+ also accepts).
 pub fn lookup(name: &str) -> Option<&'static Command> {
@@ -111,9 +107,12 @@ pub fn lookup(name: &str) -> Option<&'static Command> {
     commands().find(|c| c.name == local && module.is_none_or(|m| m == c.module))
 }
 
-/// Every command in registration order.
+/// Every command in `which` order: the core's, then each module's `mi`
+/// in `modules::ALL` order.
 pub fn commands() -> impl Iterator<Item = &'static Command> {
-    GROUPS.iter().flat_map(|g| g.iter())
+    core::COMMANDS
+        .iter()
+        .chain(crate::modules::ALL.iter().flat_map(|m| m.mi.iter()))
 }
 
 /// A command's error: JSON-RPC error code, message and optional details

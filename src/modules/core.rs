@@ -6,7 +6,8 @@ use mlua::{Lua, MultiValue};
 use crate::proxy;
 use crate::proxy::context::Unwind;
 use crate::script::api::pv_fmt;
-use crate::script::exports::{none, ret, Args, Export, Func, Module};
+use crate::script::exports::{none, ret, Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -240,4 +241,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(add_local_rport),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

@@ -2,7 +2,8 @@
 
 use mlua::{IntoLua, Lua, MultiValue};
 
-use crate::script::exports::{Args, Export, Func, Module};
+use crate::script::exports::{Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -37,4 +38,10 @@ pub static MODULE: Module = Module {
         doc: "Decrements Max-Forwards (never above 256, OpenSIPS's `max_limit`), or adds it with value `max` when absent. When it is already 0 the request must not be forwarded: reply 483.",
         func: Func::Sync(mf_process_maxfwd_header),
     }],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

@@ -1,32 +1,70 @@
-//! OpenSIPS modules, each declaring its whole Lua surface once in an
-//! [`Module`] table. [`ALL`] is the list the Lua host registers and the
-//! docs table is generated from.
+//! OpenSIPS modules, each declaring its whole surface once in a
+//! [`Module`] value: Lua functions, MI commands, statistics, config keys
+//! and lifecycle hooks. [`ALL`] is the list the Lua host registers and the
+//! MI, the statistics and the docs are derived from.
+//!
+//! A new module is a file or folder here plus one line in the
+//! `modules!` list below.
 
-pub mod cfgutils;
-pub mod core;
-pub mod dispatcher;
-pub mod maxfwd;
-pub mod rr;
-pub mod sipmsgops;
-pub mod sl;
-pub mod statistics;
-pub mod tm;
+use std::rc::Rc;
+use std::sync::OnceLock;
 
-use crate::script::exports::Module;
+mod module;
+pub use module::{param, ChildInit, Module, Param, ParamKind};
 
-/// Every module, in registration order.
-pub static ALL: &[&Module] = &[
-    &core::MODULE,
-    &sipmsgops::MODULE,
-    &sl::MODULE,
-    &maxfwd::MODULE,
-    &rr::MODULE,
-    &statistics::MODULE,
-    &tm::MODULE,
-    &tm::BRANCHES,
-    &dispatcher::MODULE,
-    &cfgutils::MODULE,
-];
+/// Declares each module's Rust module and [`ALL`] from one list: a line
+/// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
+macro_rules! modules {
+    ($($m:ident: $($s:ident),+;)*) => {
+        $(pub mod $m;)*
+        /// Every module, in registration order.
+        pub static ALL: &[&Module] = &[$($(&$m::$s,)+)*];
+    };
+}
+
+modules! {
+    core: MODULE;
+    sipmsgops: MODULE;
+    sl: MODULE;
+    maxfwd: MODULE;
+    rr: MODULE;
+    statistics: MODULE;
+    tm: MODULE, BRANCHES;
+    dispatcher: MODULE;
+    cfgutils: MODULE;
+}
+
+#[cfg(test)]
+mod tests;
+
+static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Runs every module's `init` once per process (later calls return the
+/// first result); [`Prepared::commit`] calls it after the first commit.
+pub fn init_all() -> Result<(), String> {
+    INIT.get_or_init(|| {
+        ALL.iter()
+            .filter_map(|m| m.init.map(|f| (m.name, f)))
+            .try_for_each(|(name, f)| f().map_err(|e| format!("module {name}: {e}")))
+    })
+    .clone()
+}
+
+/// Runs every module's `child_init` in worker `rank` (the daemon calls it
+/// once the worker is ready for traffic).
+pub fn child_init_all(rank: usize, worker: &Rc<crate::proxy::worker::Worker>) {
+    for f in ALL.iter().filter_map(|m| m.child_init) {
+        f(rank, worker);
+    }
+}
+
+/// Runs every module's `shutdown` (the daemon calls it once the workers
+/// stopped).
+pub fn shutdown_all() {
+    for f in ALL.iter().filter_map(|m| m.shutdown) {
+        f();
+    }
+}
 
 /// Module settings read from a script's `config.modules`, checked but not
 /// applied: [`Prepared::commit`] applies them once the whole script passed,
@@ -47,8 +85,10 @@ impl Prepared {
     /// Loads what the modules read from outside (dispatcher list files and
     /// databases) and installs everything; on an error nothing changes.
     /// `listen`: the sockets in force.
+    /// Runs the modules' `init` hooks after the first commit.
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
-        self.dispatcher.commit(listen)
+        self.dispatcher.commit(listen)?;
+        init_all()
     }
 
     /// Loads what `commit` would, installing nothing (`lunasip check`);

@@ -9,7 +9,8 @@
 use mlua::{Lua, MultiValue};
 
 pub use crate::proxy::rr::PendingRr;
-use crate::script::exports::{ret, Args, Export, Func, Module};
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
@@ -179,4 +180,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(loose_route),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

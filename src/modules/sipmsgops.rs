@@ -5,7 +5,8 @@ use mlua::{Lua, MultiValue};
 
 use super::with_msg;
 use crate::script::api::pv_fmt;
-use crate::script::exports::{ret, Args, Export, Func, Module};
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -115,4 +116,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(is_present_hf),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

@@ -3,9 +3,11 @@
 use mlua::{Lua, MultiValue};
 
 use crate::proxy::reply;
-use crate::script::exports::{ret, Args, Export, Func, Module};
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
+use crate::stats::{StatDecl, SL};
 
 fn sl_send_reply(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let code = a.int(0)?;
@@ -53,4 +55,26 @@ pub static MODULE: Module = Module {
             func: Func::Sync(sl_reply_error),
         },
     ],
+    mi: &[],
+    stats: STATS,
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };
+
+/// Replies this proxy sent itself (sl_send_reply, t_reply, automatic replies).
+static STATS: &[StatDecl] = &[
+    StatDecl::counter("sent_replies", &SL.sent_replies, "Replies sent by this proxy itself."),
+    StatDecl::counter(
+        "sent_err_replies",
+        &SL.sent_err_replies,
+        "Of those, replies with a code of 300 or more.",
+    ),
+    StatDecl::counter("1xx_replies", &SL.r1xx_replies, "Of those, provisional replies."),
+    StatDecl::counter("2xx_replies", &SL.r2xx_replies, "Of those, 2xx replies."),
+    StatDecl::counter("3xx_replies", &SL.r3xx_replies, "Of those, 3xx replies."),
+    StatDecl::counter("4xx_replies", &SL.r4xx_replies, "Of those, 4xx replies."),
+    StatDecl::counter("5xx_replies", &SL.r5xx_replies, "Of those, 5xx replies."),
+    StatDecl::counter("6xx_replies", &SL.r6xx_replies, "Of those, 6xx replies."),
+];

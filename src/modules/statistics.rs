@@ -1,11 +1,12 @@
 //! Script-defined statistics (OpenSIPS statistics module): `update_stat`
 //! and `reset_stat` on `sip` itself. The statistics live in the shared
-//! registry (`stats.rs`), so every worker adds to the same value and the
+//! registry (`stats/registry.rs`), so every worker adds to the same value and the
 //! MI's `get_statistics` and `/metrics` show them.
 
 use mlua::{Lua, MultiValue};
 
-use crate::script::exports::{ret, Args, Export, Func, Module};
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -43,4 +44,10 @@ pub static MODULE: Module = Module {
             func: Func::Sync(reset_stat),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

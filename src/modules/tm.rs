@@ -6,7 +6,9 @@ use mlua::{Lua, MultiValue};
 
 use crate::proxy::context::Unwind;
 use crate::proxy::tm::{locate, lock, relay};
-use crate::script::exports::{none, ret, Args, Export, Func, Module, Suspend};
+use crate::script::exports::{none, ret, Args, Export, Func, Suspend};
+use crate::modules::{param, Module, Param, ParamKind};
+use crate::stats::{StatDecl, TM};
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
@@ -349,6 +351,12 @@ pub static MODULE: Module = Module {
             func: Func::Sync(t_cancel_branch),
         },
     ],
+    mi: &[],
+    stats: STATS,
+    params: PARAMS,
+    init: None,
+    child_init: None,
+    shutdown: None,
 };
 
 /// `append_branch` is an OpenSIPS core function, so it sits on `sip` itself.
@@ -366,4 +374,116 @@ pub static BRANCHES: Module = Module {
             func: Func::Sync(append_branch),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };
+
+/// `config.modules.tm` (read by `script::config_table` into `Config::tm`).
+static PARAMS: &[Param] = &[
+    param(
+        "T1",
+        ParamKind::Int,
+        "500",
+        "RFC 3261 T1 in milliseconds: first retransmission interval, RTT estimate (OpenSIPS `T1_timer`, also accepted, as is `t1`).",
+    ),
+    param(
+        "T2",
+        ParamKind::Int,
+        "4000",
+        "RFC 3261 T2 in milliseconds: largest retransmission interval for non-INVITE requests and INVITE replies (`T2_timer`, `t2`).",
+    ),
+    param(
+        "T4",
+        ParamKind::Int,
+        "5000",
+        "RFC 3261 T4 in milliseconds: how long a message may stay in the network (`T4_timer`, `t4`).",
+    ),
+    param(
+        "fr_timeout",
+        ParamKind::Int,
+        "5",
+        "Seconds without any reply before a branch times out (408).",
+    ),
+    param(
+        "fr_inv_timeout",
+        ParamKind::Int,
+        "120",
+        "Seconds an INVITE branch may ring without a final reply.",
+    ),
+    param(
+        "wait_timer",
+        ParamKind::Int,
+        "5",
+        "Seconds a finished transaction absorbs retransmissions.",
+    ),
+];
+
+static STATS: &[StatDecl] = &[
+    StatDecl::counter(
+        "UAS_transactions",
+        &TM.uas_transactions,
+        "Server transactions created.",
+    ),
+    StatDecl::counter(
+        "UAC_transactions",
+        &TM.uac_transactions,
+        "Client transactions created (one per branch, probes included).",
+    ),
+    StatDecl::counter(
+        "2xx_transactions",
+        &TM.r2xx_transactions,
+        "Transactions completed with a 2xx final reply.",
+    ),
+    StatDecl::counter(
+        "3xx_transactions",
+        &TM.r3xx_transactions,
+        "Transactions completed with a 3xx final reply.",
+    ),
+    StatDecl::counter(
+        "4xx_transactions",
+        &TM.r4xx_transactions,
+        "Transactions completed with a 4xx final reply.",
+    ),
+    StatDecl::counter(
+        "5xx_transactions",
+        &TM.r5xx_transactions,
+        "Transactions completed with a 5xx final reply.",
+    ),
+    StatDecl::counter(
+        "6xx_transactions",
+        &TM.r6xx_transactions,
+        "Transactions completed with a 6xx final reply.",
+    ),
+    StatDecl::gauge(
+        "inuse_transactions",
+        &TM.inuse_transactions,
+        "Transactions alive now.",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented defaults are the ones in force.
+    #[test]
+    fn param_defaults_match_the_timers() {
+        let t = crate::transaction::Timers::default();
+        let want = [
+            ("T1", t.t1.as_millis()),
+            ("T2", t.t2.as_millis()),
+            ("T4", t.t4.as_millis()),
+            ("fr_timeout", t.fr.as_secs() as u128),
+            ("fr_inv_timeout", t.fr_inv.as_secs() as u128),
+            ("wait_timer", t.wait.as_secs() as u128),
+        ];
+        for (name, v) in want {
+            let p = PARAMS.iter().find(|p| p.name == name).expect(name);
+            assert_eq!(p.default, v.to_string(), "{name}");
+        }
+    }
+}

@@ -45,25 +45,6 @@ pub struct Export {
     pub func: Func,
 }
 
-/// A module's whole Lua surface. `table` is the sub-table of `sip`
-/// (`Some("sl")` → `sip.sl.*`); `None` puts functions on `sip` itself.
-pub struct Module {
-    pub name: &'static str,
-    pub table: Option<&'static str>,
-    pub doc: &'static str,
-    pub exports: &'static [Export],
-}
-
-impl Module {
-    /// `sip.sl.sl_send_reply` style full name of an export.
-    pub fn full_name(&self, e: &Export) -> String {
-        match self.table {
-            Some(t) => format!("sip.{t}.{}", e.name),
-            None => format!("sip.{}", e.name),
-        }
-    }
-}
-
 /// Arguments of a call, with errors that name the function.
 pub struct Args {
     pub fname: &'static str,

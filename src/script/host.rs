@@ -9,9 +9,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::exports::{Args, AsyncFn, Export, Func, Module, Suspend};
+use super::exports::{Args, AsyncFn, Export, Func, Suspend};
 use super::route::RouteType;
 use super::ScriptError;
+use crate::modules::Module;
 use crate::proxy::context::Current;
 use crate::pv;
 

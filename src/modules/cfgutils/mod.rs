@@ -10,7 +10,8 @@ use mlua::Lua;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::script::exports::{ret, Args, Export, Func, Module, Suspend};
+use crate::script::exports::{ret, Args, Export, Func, Suspend};
+use crate::modules::{Module};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -65,4 +66,10 @@ pub static MODULE: Module = Module {
             func: Func::Async(usleep),
         },
     ],
+    mi: &[],
+    stats: &[],
+    params: &[],
+    init: None,
+    child_init: None,
+    shutdown: None,
 };

@@ -14,7 +14,7 @@ use mlua::{Function, Lua, MultiValue, Table};
 use super::select::{self, Key, Opts};
 use super::sets::{self, Dest, Partition, Set, ACTIVE, INACTIVE, PROBING};
 use crate::pv::Value;
-use crate::script::exports::{ret, Args, Export, Func, Module};
+use crate::script::exports::{ret, Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -551,11 +551,8 @@ fn ds_count(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 
 const SEL: RouteMask = RouteMask::REQUEST.or(RouteMask::FAILURE);
 
-pub static MODULE: Module = Module {
-    name: "dispatcher",
-    table: Some("dispatcher"),
-    doc: "Load balancing and failover over sets of destinations (OpenSIPS dispatcher). See docs/dispatcher.md.",
-    exports: &[
+/// The Lua functions (`sip.dispatcher.*`); the module is in `exports.rs`.
+pub static EXPORTS: &[Export] = &[
         Export {
             name: "ds_select_dst",
             args: "(set, alg [, flags [, partition [, max_results]]])",
@@ -615,8 +612,7 @@ pub static MODULE: Module = Module {
             doc: "Counts the destinations of `set` in the states of `filter` (`a`/`1` active, `i`/`0` inactive, `p`/`2` probing, combined: `\"ip\"`) and stores the count in the pseudo-variable `out_var`.",
             func: Func::Sync(ds_count),
         },
-    ],
-};
+];
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 
 pub mod conf;
 pub mod db;
+pub mod exports;
 pub mod lua;
 pub mod mi;
 pub mod probe;
@@ -22,7 +23,7 @@ use crate::config::Listen;
 use sets::{Partition, Sets, Source};
 
 pub use conf::{parse_config, prepare, PartitionConf, Prepared};
-pub use lua::MODULE;
+pub use exports::MODULE;
 
 static SETS: RwLock<Option<Arc<Sets>>> = RwLock::new(None);
 
@@ -196,7 +197,6 @@ impl Prepared {
             install(Sets::default(), false);
             return Ok(());
         };
-        let _ = crate::stats::register_gauge("dispatcher", "bad_rows", bad_rows);
         install(loaded.sets, true);
         for name in &loaded.read {
             db::loaded(name);

@@ -242,7 +242,7 @@ pub fn probe_round(host: &dyn Phases) {
                     ..Default::default()
                 };
                 match uac::send(host, &req, Some(done)) {
-                    Ok(true) => crate::stats::DISPATCHER.probes_sent.inc(),
+                    Ok(true) => super::exports::DISPATCHER.probes_sent.inc(),
                     // local_route dropped it: no probe, no verdict.
                     Ok(false) => {}
                     Err(e) => {

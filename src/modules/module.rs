@@ -1,0 +1,90 @@
+//! How a module declares its whole surface once (OpenSIPS
+//! `module_exports` is the model): its Lua functions, MI commands,
+//! statistics, `config.modules.<name>` keys and lifecycle hooks.
+
+use std::rc::Rc;
+
+use crate::script::exports::Export;
+
+/// A module's whole surface, declared once (OpenSIPS `module_exports`):
+/// Lua functions, MI commands, statistics, `config.modules.<name>` keys
+/// and lifecycle hooks. `table` is the sub-table of `sip` (`Some("sl")` →
+/// `sip.sl.*`); `None` puts functions on `sip` itself. Everything that
+/// lists these (Lua registration, the MI, statistics, docs) reads
+/// `crate::modules::ALL`.
+pub struct Module {
+    pub name: &'static str,
+    pub table: Option<&'static str>,
+    pub doc: &'static str,
+    pub exports: &'static [Export],
+    /// MI commands (after the core's, in `ALL` order).
+    pub mi: &'static [crate::mi::Command],
+    /// Statistics, shown in group `name` (`dispatcher:probes_sent`).
+    pub stats: &'static [crate::stats::StatDecl],
+    /// The keys of `config.modules.<name>` it reads (docs/modules.md).
+    pub params: &'static [Param],
+    /// Once per process, after the first config is committed.
+    pub init: Option<fn() -> Result<(), String>>,
+    /// In each SIP worker once it is ready for traffic (`rank` 0 is the
+    /// worker that runs `startup_route` and timer routes).
+    pub child_init: Option<ChildInit>,
+    /// At shutdown, after the workers stopped.
+    pub shutdown: Option<fn()>,
+}
+
+/// A `child_init` hook: the worker's rank and the worker itself.
+pub type ChildInit = fn(rank: usize, worker: &Rc<crate::proxy::worker::Worker>);
+
+/// A `config.modules.<module>` key's value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Int,
+    Str,
+    Bool,
+    Table,
+}
+
+impl ParamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamKind::Int => "int",
+            ParamKind::Str => "str",
+            ParamKind::Bool => "bool",
+            ParamKind::Table => "table",
+        }
+    }
+}
+
+/// One `config.modules.<module>` key, for the docs.
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// The default as the docs show it (`"5"`, `"OPTIONS"`, `"none"`).
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Declares a module parameter.
+pub const fn param(
+    name: &'static str,
+    kind: ParamKind,
+    default: &'static str,
+    doc: &'static str,
+) -> Param {
+    Param {
+        name,
+        kind,
+        default,
+        doc,
+    }
+}
+
+impl Module {
+    /// `sip.sl.sl_send_reply` style full name of an export.
+    pub fn full_name(&self, e: &Export) -> String {
+        match self.table {
+            Some(t) => format!("sip.{t}.{}", e.name),
+            None => format!("sip.{}", e.name),
+        }
+    }
+}
