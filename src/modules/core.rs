@@ -17,6 +17,7 @@ fn forward(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         Ok(sent) => ret(lua, sent),
         Err(e) => {
             tracing::warn!("{}: {e}", a.fname);
+            st.call.borrow_mut().last_error = Some(e.reply());
             ret(lua, false)
         }
     }

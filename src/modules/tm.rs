@@ -23,6 +23,7 @@ fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
         Ok(ok) => ret(lua, ok),
         Err(e) => {
             tracing::warn!("{fname}: {e}");
+            st.call.borrow_mut().last_error = Some(e.reply());
             ret(lua, false)
         }
     }

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::ProxyError;
 use crate::proxy::context::Dest;
 use crate::sip::{Scheme, Uri};
 use crate::transport::dns::Hop;
@@ -10,7 +11,7 @@ use crate::transport::Proto;
 
 /// Where a URI says to send: transport and address, or a name to locate
 /// (RFC 3263) later.
-pub fn next_hop(uri: &str) -> Result<(Proto, Dest), String> {
+pub fn next_hop(uri: &str) -> Result<(Proto, Dest), ProxyError> {
     let (proto, hop) = hop(uri)?;
     match hop.host.parse::<IpAddr>() {
         Ok(ip) => Ok((
@@ -24,21 +25,23 @@ pub fn next_hop(uri: &str) -> Result<(Proto, Dest), String> {
 /// The RFC 3263 view of a URI: the transport a copy is sent with (the
 /// `transport=` parameter, else UDP) and the hop to locate: host from
 /// `maddr` or the host part, the port and transport when the URI fixes them.
-pub fn hop(uri: &str) -> Result<(Proto, Hop), String> {
-    let u = Uri::parse(uri).map_err(|_| format!("'{uri}' is not a valid URI"))?;
+pub fn hop(uri: &str) -> Result<(Proto, Hop), ProxyError> {
+    let bad = |why: String| ProxyError::BadUri(why);
+    let u = Uri::parse(uri).map_err(|_| bad(format!("'{uri}' is not a valid URI")))?;
     match u.scheme {
         Scheme::Sip => {}
         Scheme::Sips => {
-            return Err(format!(
+            return Err(bad(format!(
                 "'{uri}': sips needs TLS, which lunasip does not offer yet"
-            ))
+            )))
         }
-        _ => return Err(format!("'{uri}': cannot route a non-SIP URI")),
+        _ => return Err(bad(format!("'{uri}': cannot route a non-SIP URI"))),
     }
     let explicit = match u.param("transport") {
         None | Some(None) => None,
         Some(Some(t)) => Some(
-            Proto::parse(t).ok_or_else(|| format!("'{uri}': transport {t} is not supported"))?,
+            Proto::parse(t)
+                .ok_or_else(|| bad(format!("'{uri}': transport {t} is not supported")))?,
         ),
     };
     let host = match u.param("maddr") {

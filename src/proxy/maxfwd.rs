@@ -20,11 +20,11 @@ pub enum MaxFwd {
 
 /// Decrements Max-Forwards, capping it at `limit`, or adds it as `absent`
 /// when missing. Done once per message.
-pub fn process(call: &mut Call, limit: u32, absent: u32) -> Result<MaxFwd, String> {
+pub fn process(call: &mut Call, limit: u32, absent: u32) -> Result<MaxFwd, super::ProxyError> {
     if call.maxfwd_done {
         return Ok(MaxFwd::Ok);
     }
-    let m = call.msg.as_mut().ok_or("no message")?;
+    let m = call.msg.as_mut().ok_or(super::ProxyError::NoRequest)?;
     let idx = m.header_index(HeaderKind::MaxForwards);
     let r = match (m.max_forwards(), idx) {
         (None, _) | (_, None) => {

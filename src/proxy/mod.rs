@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod dest;
+pub mod error;
 pub mod maxfwd;
 pub mod phases;
 pub mod reply;
@@ -13,6 +14,7 @@ pub mod tm;
 pub mod worker;
 
 pub use crate::transaction::hash;
+pub use error::ProxyError;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use std::net::IpAddr;
 
+use super::ProxyError;
 use super::{dest, hash, reply};
 use crate::proxy::context::Current;
 use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
@@ -95,7 +96,7 @@ fn looped(m: &Message, sockets: &Sockets, hash: u32) -> bool {
 /// The checks every forwarded request passes once (RFC 3261 §16.3 step 4,
 /// §16.6 step 3): loop detection (482) and Max-Forwards (483). Ok(false)
 /// when a reply was sent instead; Ok(true) with the loop hash otherwise.
-pub fn precheck(st: &Current) -> Result<Option<u32>, String> {
+pub fn precheck(st: &Current) -> Result<Option<u32>, ProxyError> {
     let sockets = &st.env.sockets;
     let (method, lhash) = {
         let call = st.call.borrow();
@@ -103,7 +104,7 @@ pub fn precheck(st: &Current) -> Result<Option<u32>, String> {
             .msg
             .as_ref()
             .filter(|m| m.is_request())
-            .ok_or("needs a request")?;
+            .ok_or(ProxyError::NoRequest)?;
         let lhash = loop_hash(m);
         if looped(m, sockets, lhash) {
             drop(call);
@@ -121,7 +122,7 @@ pub fn precheck(st: &Current) -> Result<Option<u32>, String> {
             }
             Ok(None)
         }
-        MaxFwd::Bad => Err("bad Max-Forwards".into()),
+        MaxFwd::Bad => Err(ProxyError::BadMaxForwards),
     }
 }
 
@@ -134,7 +135,7 @@ pub fn build_copy(
     dest: &Dest,
     branch: &str,
     ruri: Option<&str>,
-) -> Result<(Bytes, usize), String> {
+) -> Result<(Bytes, usize), ProxyError> {
     prepare_top_via(call);
     let src = call.src;
     let towards = match dest {
@@ -143,12 +144,15 @@ pub fn build_copy(
     };
     let sock = sockets
         .pick(proto, towards, Some(src.socket))
-        .ok_or_else(|| format!("no {} socket to reach {towards}", proto.as_str()))?;
+        .ok_or_else(|| ProxyError::NoSocket {
+            proto: proto.as_str(),
+            dest: towards.to_string(),
+        })?;
     let host = sockets.via_host(sock, towards);
     let rport = if call.add_local_rport { ";rport" } else { "" };
-    let mark = call.msg.as_ref().ok_or("needs a request")?.edit_count();
+    let mark = call.msg.as_ref().ok_or(ProxyError::NoRequest)?.edit_count();
     crate::proxy::rr::apply(call, sockets, sock, towards);
-    let m = call.msg.as_mut().ok_or("needs a request")?;
+    let m = call.msg.as_mut().ok_or(ProxyError::NoRequest)?;
     let via = format!(
         "SIP/2.0/{} {}:{};branch={branch}{rport}",
         proto.via_name(),
@@ -174,22 +178,21 @@ pub fn build_copy(
 
 /// `forward([uri])`: queues the request for `uri`, else `$du`, else the
 /// R-URI. Ok(false) when a reply (482/483) was sent instead.
-pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, String> {
+pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, ProxyError> {
     let uri = {
         let call = st.call.borrow();
         let m = call
             .msg
             .as_ref()
             .filter(|m| m.is_request())
-            .ok_or("forward needs a request")?;
+            .ok_or(ProxyError::NoRequest)?;
         match (target, &call.du) {
             (Some(t), _) => t.to_string(),
             (None, Some(du)) => du.clone(),
             (None, None) => m.ruri().to_string(),
         }
     };
-    let (proto, mut dest) = dest::next_hop(&uri)
-        .inspect_err(|_| st.call.borrow_mut().last_error = Some((400, "Bad Destination")))?;
+    let (proto, mut dest) = dest::next_hop(&uri)?;
     // A name with a cached answer goes to its first address now; others
     // are located by the worker after the route (RFC 3263).
     if let (Dest::Name(hop), Some(dns)) = (&dest, crate::transport::dns::current()) {
@@ -207,7 +210,7 @@ pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, String> {
     };
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
-    let m = call.msg.as_ref().ok_or("forward needs a request")?;
+    let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
     let branch = format!("{MAGIC}{:016x}.{lhash:08x}", txn_hash(m));
     let (bytes, socket) = build_copy(call, &st.env.sockets, proto, &dest, &branch, None)?;
     call.outbox.push(Outgoing {

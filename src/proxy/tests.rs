@@ -216,7 +216,7 @@ fn relay_to(target: &'static str) -> Route {
         match tm::relay::t_relay(r) {
             Ok(true) => Outcome::Done,
             Ok(false) => Outcome::Unwound(Unwind::Exit),
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(e.to_string()),
         }
     })
 }

@@ -25,16 +25,73 @@ pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 /// Connecting and reading the table together take at most this long.
 pub const TIMEOUT: Duration = Duration::from_secs(4);
 
+/// Why the table could not be read. Callers retry what may pass later (a
+/// database that is down or slow) and report the rest as configuration
+/// errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// `db_url` does not parse.
+    #[error("bad db_url '{url}': {reason}")]
+    BadUrl { url: String, reason: String },
+    /// `table_name` is not a plain (database.)table name.
+    #[error("bad table_name '{0}' (letters, digits, _ and $; database.table allowed)")]
+    BadTable(String),
+    /// No connection: refused, unreachable, closed.
+    #[error("database {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// Connected, but no answer in time.
+    #[error("database {url}: no answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    /// The server refused the query (no such table, no grant…).
+    #[error("database {url}: {reason}")]
+    Query { url: String, reason: String },
+    /// The reader itself could not run (thread, runtime).
+    #[error("database reader: {0}")]
+    Internal(String),
+}
+
+impl DbError {
+    /// Asking again later may work (the database was down or slow).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unreachable { .. } | DbError::Timeout { .. } | DbError::Internal(_)
+        )
+    }
+
+    fn from_driver(url: &str, e: mysql_async::Error) -> DbError {
+        let url = redact(url);
+        match e {
+            mysql_async::Error::Url(e) => DbError::BadUrl {
+                url,
+                reason: e.to_string(),
+            },
+            mysql_async::Error::Server(e) => DbError::Query {
+                url,
+                reason: e.to_string(),
+            },
+            other => DbError::Unreachable {
+                url,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 /// Checks a `db_url` (`mysql://user:password@host:port/database`).
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), DbError> {
     mysql_async::Opts::from_url(url)
         .map(|_| ())
-        .map_err(|e| format!("bad db_url '{}': {e}", redact(url)))
+        .map_err(|e| DbError::BadUrl {
+            url: redact(url),
+            reason: e.to_string(),
+        })
 }
 
 /// Checks a `table_name`: `table` or `database.table`, letters, digits,
 /// `_` and `$` (it is put in the query, so nothing else is accepted).
-pub fn check_table(name: &str) -> Result<(), String> {
+pub fn check_table(name: &str) -> Result<(), DbError> {
     let ok = |p: &str| {
         !p.is_empty()
             && p.len() <= 64
@@ -45,9 +102,7 @@ pub fn check_table(name: &str) -> Result<(), String> {
     if parts.len() <= 2 && parts.iter().all(|p| ok(p)) {
         Ok(())
     } else {
-        Err(format!(
-            "bad table_name '{name}' (letters, digits, _ and $; database.table allowed)"
-        ))
+        Err(DbError::BadTable(name.to_string()))
     }
 }
 
@@ -68,30 +123,34 @@ pub fn redact(url: &str) -> String {
 /// Reads every row of `table`: the rows that make destinations, and one
 /// message (naming the row id) for each row that does not. An error means
 /// nothing could be read (database unreachable, no such table, timeout).
-pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), String> {
+pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), DbError> {
     check_table(table)?;
     let quoted: Vec<String> = table.split('.').map(|p| format!("`{p}`")).collect();
     let sql = format!("SELECT * FROM {}", quoted.join("."));
     let url_owned = url.to_string();
+    // Never on a SIP worker: at start, on the MI thread (ds_reload) or on
+    // the retry thread; a thread of its own keeps their runtimes apart.
     let handle = std::thread::Builder::new()
         .name("ds-db-load".into())
-        .spawn(move || -> Result<Vec<mysql_async::Row>, String> {
+        .spawn(move || -> Result<Vec<mysql_async::Row>, DbError> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start a runtime: {e}"))?;
+                .map_err(|e| DbError::Internal(format!("cannot start a runtime: {e}")))?;
             rt.block_on(async {
                 match tokio::time::timeout(TIMEOUT, fetch(&url_owned, &sql)).await {
                     Ok(r) => r,
-                    Err(_) => Err(format!("no answer within {} s", TIMEOUT.as_secs())),
+                    Err(_) => Err(DbError::Timeout {
+                        url: redact(&url_owned),
+                        secs: TIMEOUT.as_secs(),
+                    }),
                 }
             })
         })
-        .map_err(|e| format!("cannot start the database thread: {e}"))?;
+        .map_err(|e| DbError::Internal(format!("cannot start the database thread: {e}")))?;
     let rows = handle
         .join()
-        .map_err(|_| "the database thread panicked".to_string())?
-        .map_err(|e| format!("database {}: {e}", redact(url)))?;
+        .map_err(|_| DbError::Internal("the database thread panicked".into()))??;
     let (mut rows, errs) = convert(&rows);
     // In `id` order whatever the engine's scan order (stable: rows without
     // an id keep theirs), so equal priorities keep a predictable order.
@@ -99,16 +158,18 @@ pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), String> {
     Ok((rows, errs))
 }
 
-async fn fetch(url: &str, sql: &str) -> Result<Vec<mysql_async::Row>, String> {
-    let opts = mysql_async::Opts::from_url(url).map_err(|e| e.to_string())?;
+/// Reads the rows of `sql` (async: runs on the caller's runtime).
+pub async fn fetch(url: &str, sql: &str) -> Result<Vec<mysql_async::Row>, DbError> {
+    let e = |e| DbError::from_driver(url, e);
+    let opts = mysql_async::Opts::from_url(url).map_err(|x| e(x.into()))?;
     let mut b = mysql_async::OptsBuilder::from_opts(opts);
     // Stay on the TCP address given: switching to the server's Unix socket
     // may meet another authentication (Debian's root@localhost).
     if !url.contains("prefer_socket=") {
         b = b.prefer_socket(false);
     }
-    let mut conn = mysql_async::Conn::new(b).await.map_err(|e| e.to_string())?;
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(|e| e.to_string())?;
+    let mut conn = mysql_async::Conn::new(b).await.map_err(e)?;
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(e)?;
     let _ = conn.disconnect().await;
     Ok(rows)
 }
@@ -444,7 +505,10 @@ mod tests {
             .expect("port");
         let t = Instant::now();
         let r = read(&format!("mysql://root@127.0.0.1:{port}/x"), "dispatcher");
-        assert!(r.is_err());
+        // Down is worth trying again; a bad table name never is.
+        assert!(r.as_ref().is_err_and(DbError::is_retryable), "{r:?}");
+        let bad = read(&format!("mysql://root@127.0.0.1:{port}/x"), "no;table");
+        assert_eq!(bad.unwrap_err(), DbError::BadTable("no;table".into()));
         assert!(t.elapsed() < TIMEOUT + Duration::from_secs(1));
     }
 }

@@ -436,7 +436,7 @@ pub fn read_source(part: &str, src: &Source) -> Result<(Vec<Row>, usize), String
             (rows, errs, p.display().to_string())
         }
         Source::Db { url, table, .. } => {
-            let (rows, errs) = super::db::read(url, table)?;
+            let (rows, errs) = super::db::read(url, table).map_err(|e| e.to_string())?;
             (rows, errs, format!("table {table}"))
         }
     };

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use super::txn::{Branch, Txn};
 use super::{BranchRole, Tm, TxnRef};
 use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
-use crate::proxy::dest;
+use crate::proxy::{dest, ProxyError};
 use crate::transaction::key::our_client_key;
 use crate::transaction::ClientTxn;
 use crate::transport::dns::{self, Hop, Target};
@@ -23,27 +23,16 @@ pub struct Located {
     pub alts: Vec<SocketAddr>,
 }
 
-/// Why a next hop has no address.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum LocateError {
-    /// Not a URI lunasip can route to.
-    #[error("{0}")]
-    Uri(String),
-    /// The name does not resolve (SIP 478 Unresolvable destination).
-    #[error("cannot resolve {0}")]
-    Unresolvable(String),
-}
-
 /// Resolves `uri` for a branch now: an IP literal, a cached answer, or
 /// (only where the route could not wait, or without a worker's resolver)
 /// a plain A/AAAA lookup of the system.
-pub fn resolve(uri: &str, v4: bool) -> Result<Located, LocateError> {
-    let (proto, hop) = dest::hop(uri).map_err(LocateError::Uri)?;
+pub fn resolve(uri: &str, v4: bool) -> Result<Located, ProxyError> {
+    let (proto, hop) = dest::hop(uri)?;
     let targets = match dns::literal(&hop).or_else(|| dns::current()?.cached(&hop)) {
         Some(t) => t,
         None => return system_lookup(&hop, proto, v4),
     };
-    pick(&targets, proto, hop.proto.is_some(), v4).ok_or(LocateError::Unresolvable(hop.host))
+    pick(&targets, proto, hop.proto.is_some(), v4).ok_or(ProxyError::Unresolvable(hop.host))
 }
 
 /// The first target of the family, then the others of its transport.
@@ -62,7 +51,7 @@ fn pick(targets: &[Target], proto: Proto, fixed: bool, v4: bool) -> Option<Locat
     })
 }
 
-fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, LocateError> {
+fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, ProxyError> {
     tracing::debug!("dns: {} not cached, asking the system resolver", hop.host);
     let port = hop.port.unwrap_or(5060);
     let addrs: Vec<SocketAddr> = (hop.host.as_str(), port)
@@ -71,7 +60,7 @@ fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, LocateErr
         .unwrap_or_default();
     let (first, rest) = addrs
         .split_first()
-        .ok_or_else(|| LocateError::Unresolvable(hop.host.clone()))?;
+        .ok_or_else(|| ProxyError::Unresolvable(hop.host.clone()))?;
     Ok(Located {
         proto,
         addr: *first,

@@ -10,7 +10,7 @@ use super::{lock, BranchRole, Tm, TxnRef};
 use crate::proxy::context::{route_name, Current, Unwind};
 use crate::proxy::context::{Call, Dest, OutKind, Outgoing};
 use crate::proxy::phases::{Outcome, Phases};
-use crate::proxy::{reply, stateless};
+use crate::proxy::{reply, stateless, ProxyError};
 use crate::sip::{Message, Method};
 use crate::transaction::client::Kind;
 use crate::transaction::key::{our_client_key, server_key};
@@ -196,14 +196,14 @@ fn absorb(st: &Current, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
 
 /// `t_relay()`: relays the request statefully to `$du`/R-URI and every
 /// appended branch. Ok(false) when nothing could be sent.
-pub fn t_relay(ph: &dyn Phases) -> Result<bool, String> {
+pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
     let st = ph.current();
     let method = {
         let call = st.call.borrow();
         call.msg
             .as_ref()
             .filter(|m| m.is_request())
-            .ok_or("t_relay needs a request")?
+            .ok_or(ProxyError::NoRequest)?
             .method_kind()
     };
     match method {
@@ -233,7 +233,7 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, String> {
                     call.outbox = out;
                     return Ok(true);
                 }
-                Err(None) => return Err("t_relay: the request has no transaction identity".into()),
+                Err(None) => return Err(ProxyError::NoTransaction),
             },
         }
     };
@@ -284,7 +284,7 @@ fn run_branch_route(ph: &dyn Phases, name: &str) -> bool {
 }
 
 /// Sends the current request to its destinations as new branches of `txn`.
-pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
+pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     let st = ph.current();
     let tm = &st.env.tm;
     let Some(lhash) = stateless::precheck(st)? else {
@@ -292,7 +292,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
     };
     let (targets, method, on_branch) = {
         let mut call = st.call.borrow_mut();
-        let m = call.msg.as_ref().ok_or("no request")?;
+        let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
         let method: Box<str> = m.method().into();
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
         let mut targets: Vec<(String, Option<String>)> = vec![(first, None)];
@@ -346,11 +346,8 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
         };
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
-            let located = super::locate::resolve(&target, v4).map_err(|e| {
-                if let super::locate::LocateError::Unresolvable(_) = e {
-                    unresolvable = true;
-                }
-                e.to_string()
+            let located = super::locate::resolve(&target, v4).inspect_err(|e| {
+                unresolvable |= matches!(e, ProxyError::Unresolvable(_));
             });
             located.and_then(|super::locate::Located { proto, addr, alts }| {
                 let mut t = lock(txn);
@@ -403,10 +400,10 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
                 });
                 apply_client(tm, txn, &mut t, idx, acts, None, &mut call.outbox);
                 tm.notify(|o| o.request_out(&t, idx));
-                Ok(())
+                Ok(true)
             })
         } else {
-            Err(format!("branch_route dropped the branch to {target}"))
+            Ok(false)
         };
         if let Some(m) = call.msg.as_mut() {
             m.truncate_edits(mark);
@@ -414,10 +411,11 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
         }
         call.du = saved_du;
         match built {
-            Ok(()) => {
+            Ok(true) => {
                 crate::stats::TM.uac_transactions.inc();
                 sent += 1;
             }
+            Ok(false) => tracing::info!("t_relay: branch_route dropped the branch to {target}"),
             Err(e) => tracing::info!("t_relay: {e}"),
         }
     }
@@ -436,7 +434,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, String> {
 
 /// The hop-by-hop ACK of a non-2xx final is absorbed by its INVITE
 /// transaction; an ACK for a 2xx is end to end and forwarded statelessly.
-fn relay_ack(st: &Current) -> Result<bool, String> {
+fn relay_ack(st: &Current) -> Result<bool, ProxyError> {
     if absorb_ack(st) {
         return Ok(true);
     }
@@ -467,7 +465,7 @@ pub fn absorb_ack(st: &Current) -> bool {
 
 /// RFC 3261 §16.10: a CANCEL is answered here (200) and sent on every
 /// pending branch of its INVITE; 481 when there is no such INVITE.
-fn relay_cancel(st: &Current) -> Result<bool, String> {
+fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
     let tm = &st.env.tm;
     let key = {
         let call = st.call.borrow();
@@ -610,7 +608,7 @@ pub fn t_check_trans(st: &Current) -> (bool, bool) {
 }
 
 /// `t_newtran()`: creates the transaction without relaying.
-pub fn t_newtran(st: &Current) -> Result<bool, String> {
+pub fn t_newtran(st: &Current) -> Result<bool, ProxyError> {
     let mut call = st.call.borrow_mut();
     if call.tm.txn.is_some() {
         return Ok(true);
@@ -712,7 +710,7 @@ fn refresh(t: &mut Txn, call: &Call) {
 
 /// `t_reply(code, reason)`: a response sent through the transaction
 /// (created first when needed), so retransmissions are answered again.
-pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, String> {
+pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError> {
     if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
         return Ok(false);
     }

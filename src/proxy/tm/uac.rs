@@ -17,6 +17,7 @@ use super::txn::{Branch, Txn};
 use super::{BranchRole, TxnRef};
 use crate::proxy::context::{Dest, OutKind, Outgoing, Source, Unwind};
 use crate::proxy::phases::{Outcome, Phases};
+use crate::proxy::ProxyError;
 use crate::sip::Message;
 use crate::transaction::client::Kind;
 use crate::transaction::key::our_client_key;
@@ -83,15 +84,14 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
 /// Sends a local request through a new client transaction. Ok(false) when
 /// `local_route` dropped it. Must run on a worker outside any route (a
 /// timer task, not from inside a script call).
-pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result<bool, String> {
+pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result<bool, ProxyError> {
     let st = host.current();
     let tm = &st.env.tm;
     let sockets = &st.env.sockets;
     let first_hop = req.next_hop.as_deref().unwrap_or(&req.ruri);
     let (proto, addr) = resolve(first_hop, true)
         .or_else(|_| resolve(first_hop, false))
-        .map(|l| (l.proto, l.addr))
-        .map_err(|e| e.to_string())?;
+        .map(|l| (l.proto, l.addr))?;
     let prefer = match &req.socket {
         Some(spec) => Some(
             sockets
@@ -99,16 +99,20 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
                 .iter()
                 .find(|s| s.spec().eq_ignore_ascii_case(spec))
                 .map(|s| s.id)
-                .ok_or_else(|| format!("no listen socket {spec}"))?,
+                .ok_or_else(|| ProxyError::BadLocalRequest(format!("no listen socket {spec}")))?,
         ),
         None => None,
     };
     let sock = sockets
         .pick(proto, addr.ip(), prefer)
-        .ok_or_else(|| format!("no {} socket to reach {addr}", proto.as_str()))?;
+        .ok_or_else(|| ProxyError::NoSocket {
+            proto: proto.as_str(),
+            dest: addr.to_string(),
+        })?;
     let id = tm.next_id();
-    let msg = Message::parse(text(req, id, &sock.adv_host).into_bytes().into())
-        .map_err(|e| format!("local {} request does not parse: {e}", req.method))?;
+    let msg = Message::parse(text(req, id, &sock.adv_host).into_bytes().into()).map_err(|e| {
+        ProxyError::BadLocalRequest(format!("local {} request does not parse: {e}", req.method))
+    })?;
     let src = Source {
         addr: sock.addr,
         proto,
@@ -129,13 +133,13 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
     let call = &mut *call;
     // local_route may have pointed the request elsewhere.
     let (proto, addr) = match &call.du {
-        Some(du) if du.as_str() != first_hop => resolve(du, addr.is_ipv4())
-            .map(|l| (l.proto, l.addr))
-            .map_err(|e| e.to_string())?,
+        Some(du) if du.as_str() != first_hop => {
+            resolve(du, addr.is_ipv4()).map(|l| (l.proto, l.addr))?
+        }
         _ => (proto, addr),
     };
     let Some(m) = call.msg.as_ref() else {
-        return Err("local_route removed the request".into());
+        return Err(ProxyError::NoRequest);
     };
     let method: Box<str> = m.method().into();
     let kind = if m.method_kind() == crate::sip::Method::Invite {
