@@ -147,6 +147,8 @@ pub struct Call {
     /// Where the script is, for `$cfg_line`/`$cfg_file`; set by the
     /// script host, None outside one (`lunasip eval`).
     pub script_pos: Option<ScriptPos>,
+    /// Modules' per-call state by type ([`Call::slot`]).
+    slots: Vec<(std::any::TypeId, Box<dyn std::any::Any>)>,
 }
 
 /// Asks the script host for the position (file, line) of the script code
@@ -244,26 +246,31 @@ impl Call {
             rr: None,
             err: None,
             script_pos: None,
+            slots: Vec::new(),
         }
     }
 
     /// Starts a route that has no message (startup_route, timer_route).
     pub fn reset_empty(&mut self, route: RouteType) {
+        self.clear();
         self.msg = None;
         self.route = route;
-        self.route_name = "main";
-        self.flags = 0;
-        self.du = None;
-        self.replied = false;
-        self.unwind = None;
-        self.tm = CallTm::default();
     }
 
     /// Starts a new message, keeping the outbox allocation.
     pub fn reset(&mut self, msg: Message, src: Source, route: RouteType) {
+        self.clear();
         self.msg = Some(msg);
         self.src = src;
         self.route = route;
+        self.msg_id = self.msg_id.wrapping_add(1);
+    }
+
+    /// Forgets everything of the previous call but what belongs to the
+    /// worker (`$var`s, the message counter, sockets, the script hook) and
+    /// the outbox's allocation. One place, so a field added to the call is
+    /// cleared for routes with and without a message alike.
+    fn clear(&mut self) {
         self.route_name = "main";
         self.flags = 0;
         self.du = None;
@@ -275,7 +282,6 @@ impl Call {
         self.last_error = None;
         self.via_fixed = false;
         self.avps.clear();
-        self.msg_id = self.msg_id.wrapping_add(1);
         self.rc = None;
         self.ru_q = None;
         self.bflags = 0;
@@ -283,6 +289,36 @@ impl Call {
         self.tm = CallTm::default();
         self.rr = None;
         self.err = None;
+        self.slots.clear();
+    }
+
+    /// A module's per-call state of type `T` (made with `Default` on first
+    /// use, dropped when the next call starts). Modules keep what they
+    /// need per call here (dialog's handle, accounting's marks) without a
+    /// field in [`Call`]; the proxy never looks inside.
+    pub fn slot<T: Default + 'static>(&mut self) -> &mut T {
+        let id = std::any::TypeId::of::<T>();
+        let i = match self.slots.iter().position(|(t, _)| *t == id) {
+            Some(i) => i,
+            None => {
+                self.slots.push((id, Box::<T>::default()));
+                self.slots.len() - 1
+            }
+        };
+        // The entry at `i` was stored under T's TypeId, so it is a T.
+        match self.slots[i].1.downcast_mut::<T>() {
+            Some(v) => v,
+            None => unreachable!("slot stored under another type"),
+        }
+    }
+
+    /// A module's per-call state if it made one.
+    pub fn slot_ref<T: 'static>(&self) -> Option<&T> {
+        let id = std::any::TypeId::of::<T>();
+        self.slots
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| v.downcast_ref::<T>())
     }
 }
 
@@ -352,5 +388,46 @@ pub fn route_name(name: &str) -> &'static str {
 impl Default for Call {
     fn default() -> Self {
         Call::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Debug, PartialEq)]
+    struct Dialog(u32);
+
+    #[test]
+    fn a_module_slot_lives_for_one_call() {
+        let mut c = Call::new();
+        assert_eq!(c.slot_ref::<Dialog>(), None);
+        c.slot::<Dialog>().0 = 7;
+        c.slot::<u64>();
+        assert_eq!(c.slot_ref::<Dialog>(), Some(&Dialog(7)));
+        c.slot::<Dialog>().0 += 1;
+        assert_eq!(c.slot_ref::<Dialog>(), Some(&Dialog(8)));
+        c.reset_empty(RouteType::Timer);
+        assert_eq!(c.slot_ref::<Dialog>(), None);
+    }
+
+    #[test]
+    fn a_route_without_a_message_starts_clean_too() {
+        let mut c = Call::new();
+        c.avps.insert("x".into(), vec![Value::Int(1)]);
+        c.maxfwd_done = true;
+        c.err = Some(MsgError {
+            info: "i".into(),
+            rcode: 400,
+            rreason: "r".into(),
+        });
+        c.vars.insert("kept".into(), Value::Int(2));
+        c.reset_empty(RouteType::Timer);
+        assert!(c.avps.is_empty() && !c.maxfwd_done && c.err.is_none());
+        assert_eq!(
+            c.vars.get("kept"),
+            Some(&Value::Int(2)),
+            "$var is per worker"
+        );
     }
 }
