@@ -29,25 +29,24 @@ fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     }
 }
 
-/// `t_relay()`: a destination that is a name with no cached answer is
-/// looked up first (RFC 3263), the route suspended meanwhile; then the
-/// request is relayed. Where the route cannot wait (failure routes), a
-/// name not cached is resolved by the system resolver.
-fn t_relay(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
-    let hops = if a.suspendable {
-        locate::pending_lookups(&st.call.borrow())
-    } else {
-        Vec::new()
-    };
+/// What `t_relay` waits for first: the names among its destinations with
+/// no cached answer (RFC 3263), looked up while the route is suspended.
+fn t_relay_lookups(_: &Lua, st: &Rc<State>) -> Option<Suspend> {
+    let hops = locate::pending_lookups(&st.call.borrow());
     if hops.is_empty() {
-        let r = relay_now(lua, st, a.fname);
-        return Ok(Box::pin(std::future::ready(r)));
+        return None;
     }
-    let (lua, st) = (lua.clone(), st.clone());
-    Ok(Box::pin(async move {
+    Some(Box::pin(async move {
         locate::lookup_all(hops).await;
-        relay_now(&lua, &st, a.fname)
+        Ok(MultiValue::new())
     }))
+}
+
+/// `t_relay()`: relays with the names already looked up; where the route
+/// could not wait (failure routes), a name not cached is resolved by the
+/// system resolver.
+fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    relay_now(lua, st, a.fname)
 }
 
 /// Arms a named route; `check` already verified literal names at load.
@@ -266,7 +265,10 @@ pub static MODULE: Module = Module {
             returns: "true if at least one branch was sent",
             routes: RELAY_ROUTES,
             doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded.",
-            func: Func::Async(t_relay),
+            func: Func::SyncAfter {
+                wait: t_relay_lookups,
+                func: t_relay,
+            },
         },
         Export {
             name: "t_on_failure",

@@ -31,7 +31,16 @@ pub enum Func {
     Sync(LuaFn),
     /// Suspends the route until its future is ready (see [`AsyncFn`]).
     Async(AsyncFn),
+    /// Runs to its end on the worker, but first `wait` may say it needs
+    /// I/O (a name to look up): then, where the route can suspend, the
+    /// route waits for that future and `func` runs after. Nothing is
+    /// allocated for a call that needs no waiting.
+    SyncAfter { wait: WaitFn, func: LuaFn },
 }
+
+/// What a [`Func::SyncAfter`] export must wait for first, if anything;
+/// asked only where the route can suspend.
+pub type WaitFn = fn(&Lua, &Rc<State>) -> Option<Suspend>;
 
 /// One Lua-visible function.
 pub struct Export {

@@ -36,6 +36,9 @@ pub struct State {
     pub suspendable: Cell<bool>,
     /// Finished route coroutines, reused by [`Host::start`].
     threads: RefCell<Vec<Thread>>,
+    /// What a [`Func::SyncAfter`] export waits for, between its check and
+    /// its wait.
+    waiting: RefCell<Option<Suspend>>,
     /// The host that owns this state (weak: the host owns the state).
     pub(super) host: RefCell<std::rc::Weak<Host>>,
 }
@@ -180,6 +183,7 @@ impl Host {
             pv: RefCell::new(pv::Cache::default()),
             suspendable: Cell::new(false),
             threads: RefCell::new(Vec::new()),
+            waiting: RefCell::new(None),
             host: RefCell::new(std::rc::Weak::new()),
         });
         let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
@@ -297,39 +301,91 @@ fn route_fn(lua: &Lua, t: RouteType, name: &str) -> Option<Function> {
     tbl.get::<Function>(name).ok()
 }
 
-/// The synchronous part of an async export: the route check, the
-/// argument checks, whether it needs to wait (and may). Returns the script
-/// position (for errors the future raises later) and the future.
-fn start_async(
+/// A [`Func::SyncAfter`] export as Lua sees it: ask whether it must
+/// wait first (only then the route suspends), then run it.
+const WAIT_THEN: &str = r#"
+return function(need, block, now)
+  return function(...)
+    if need() then block() end
+    return now(...)
+  end
+end
+"#;
+
+/// A synchronous export: the route check, then the function; errors get
+/// the script line.
+fn sync_fn(
     lua: &Lua,
-    st: &Rc<State>,
-    e: &Export,
+    st: Rc<State>,
+    e: &'static Export,
+    fname: &'static str,
+    func: super::exports::LuaFn,
+) -> mlua::Result<Function> {
+    lua.create_function(move |lua, vals: MultiValue| {
+        let route = st.call.borrow().route;
+        if !e.routes.allows(route) {
+            return Err(located(
+                lua,
+                format!("{fname}: not allowed in {}", route.table()),
+            ));
+        }
+        let a = Args {
+            fname,
+            vals,
+            suspendable: false,
+        };
+        match func(lua, &st, a) {
+            Ok(v) => Ok(v),
+            // Unwinding (exit/drop) passes through untouched.
+            Err(e) if st.call.borrow().unwind.is_some() => Err(e),
+            Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
+            Err(other) => Err(other),
+        }
+    })
+}
+
+/// An error raised by an async export, with the script line: the Rust
+/// function is called through mlua's poller, one Lua frame more. Found
+/// only when there is an error (looking at the stack costs).
+fn relocate(lua: &Lua, e: mlua::Error) -> mlua::Error {
+    match e {
+        mlua::Error::RuntimeError(m) => located_from(lua, 2, m),
+        other => other,
+    }
+}
+
+/// An async export: the route check and the argument checks run at once;
+/// the future runs while the route is suspended.
+fn async_fn(
+    lua: &Lua,
+    st: Rc<State>,
+    e: &'static Export,
     fname: &'static str,
     func: AsyncFn,
-    vals: MultiValue,
-) -> mlua::Result<(String, Suspend)> {
-    let route = st.call.borrow().route;
-    if !e.routes.allows(route) {
-        return Err(located_from(
-            lua,
-            2,
-            format!("{fname}: not allowed in {}", route.table()),
-        ));
-    }
-    let at = match located_from(lua, 2, String::new()) {
-        mlua::Error::RuntimeError(at) => at,
-        _ => String::new(),
-    };
-    let a = Args {
-        fname,
-        vals,
-        suspendable: st.suspendable.get(),
-    };
-    match func(lua, st, a) {
-        Ok(fut) => Ok((at, fut)),
-        Err(mlua::Error::RuntimeError(m)) => Err(mlua::Error::RuntimeError(format!("{at}{m}"))),
-        Err(other) => Err(other),
-    }
+) -> mlua::Result<Function> {
+    lua.create_async_function(move |lua, vals: MultiValue| {
+        let route = st.call.borrow().route;
+        let fut = if e.routes.allows(route) {
+            let a = Args {
+                fname,
+                vals,
+                suspendable: st.suspendable.get(),
+            };
+            func(&lua, &st, a).map_err(|e| relocate(&lua, e))
+        } else {
+            Err(located_from(
+                &lua,
+                2,
+                format!("{fname}: not allowed in {}", route.table()),
+            ))
+        };
+        async move {
+            match fut {
+                Ok(f) => f.await.map_err(|e| relocate(&lua, e)),
+                Err(e) => Err(e),
+            }
+        }
+    })
 }
 
 /// Registers every module's exports on `sip` (creating `sip.<table>`).
@@ -351,42 +407,32 @@ fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::
             let st = state.clone();
             let fname = intern(m.full_name(e));
             let f = match e.func {
-                Func::Sync(func) => lua.create_function(move |lua, vals: MultiValue| {
-                    let route = st.call.borrow().route;
-                    if !e.routes.allows(route) {
-                        return Err(located(
-                            lua,
-                            format!("{fname}: not allowed in {}", route.table()),
-                        ));
-                    }
-                    match func(
-                        lua,
-                        &st,
-                        Args {
-                            fname,
-                            vals,
-                            suspendable: false,
-                        },
-                    ) {
-                        Ok(v) => Ok(v),
-                        // Unwinding (exit/drop) passes through untouched.
-                        Err(e) if st.call.borrow().unwind.is_some() => Err(e),
-                        Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
-                        Err(other) => Err(other),
-                    }
-                })?,
-                Func::Async(func) => lua.create_async_function(move |lua, vals: MultiValue| {
-                    let fut = start_async(&lua, &st, e, fname, func, vals);
-                    async move {
-                        let (at, fut) = fut?;
-                        match fut.await {
-                            Err(mlua::Error::RuntimeError(m)) => {
-                                Err(mlua::Error::RuntimeError(format!("{at}{m}")))
-                            }
-                            r => r,
+                Func::Sync(func) => sync_fn(lua, st, e, fname, func)?,
+                Func::Async(func) => async_fn(lua, st, e, fname, func)?,
+                Func::SyncAfter { wait, func } => {
+                    let now = sync_fn(lua, st.clone(), e, fname, func)?;
+                    let st2 = st.clone();
+                    let need = lua.create_function(move |lua, ()| {
+                        if !st2.suspendable.get() {
+                            return Ok(false);
                         }
-                    }
-                })?,
+                        let fut = wait(lua, &st2);
+                        let need = fut.is_some();
+                        *st2.waiting.borrow_mut() = fut;
+                        Ok(need)
+                    })?;
+                    let block = lua.create_async_function(move |lua, ()| {
+                        let fut = st.waiting.borrow_mut().take();
+                        async move {
+                            match fut {
+                                Some(f) => f.await.map_err(|e| relocate(&lua, e)),
+                                None => Ok(MultiValue::new()),
+                            }
+                        }
+                    })?;
+                    let make: Function = lua.load(WAIT_THEN).set_name("=prelude").eval()?;
+                    make.call((need, block, now))?
+                }
             };
             target.set(e.name, f)?;
         }

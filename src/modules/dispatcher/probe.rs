@@ -207,6 +207,21 @@ pub fn on_result(c: &ProbeConf, partition: &str, setid: i64, d: &sets::Dest, cod
     }
 }
 
+/// The URIs the next round probes.
+fn probe_uris() -> Vec<String> {
+    let c = conf();
+    let all = super::current();
+    let mut out = Vec::new();
+    for p in &all.partitions {
+        for set in p.sets.iter() {
+            for d in set.dests.iter().filter(|d| wants_probe(&c, set.id, d.state())) {
+                out.push(d.uri.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Sends one round of probes.
 pub fn probe_round(host: &dyn Phases) {
     let c = conf();
@@ -267,6 +282,9 @@ pub async fn run(worker: std::rc::Rc<crate::proxy::worker::Worker>) {
             continue;
         }
         last = tokio::time::Instant::now();
+        // Destinations given by name are located first (RFC 3263, off the
+        // worker's thread of control: this task waits, the worker serves).
+        crate::proxy::tm::locate::lookup_all(crate::proxy::tm::locate::uncached(probe_uris())).await;
         probe_round(&*worker.host());
         worker.flush().await;
     }

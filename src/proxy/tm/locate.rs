@@ -28,7 +28,14 @@ pub struct Located {
 /// a plain A/AAAA lookup of the system.
 pub fn resolve(uri: &str, v4: bool) -> Result<Located, ProxyError> {
     let (proto, hop) = dest::hop(uri)?;
-    let targets = match dns::literal(&hop).or_else(|| dns::current()?.cached(&hop)) {
+    if let Ok(ip) = hop.host.parse::<std::net::IpAddr>() {
+        return Ok(Located {
+            proto,
+            addr: SocketAddr::new(ip, hop.port.unwrap_or(5060)),
+            alts: Vec::new(),
+        });
+    }
+    let targets = match dns::current().and_then(|d| d.cached(&hop)) {
         Some(t) => t,
         None => return system_lookup(&hop, proto, v4),
     };
@@ -72,9 +79,6 @@ fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, ProxyErro
 /// appended branches) that have no cached answer: what `t_relay` waits
 /// for before it relays.
 pub fn pending_lookups(call: &Call) -> Vec<Hop> {
-    let Some(dns) = dns::current() else {
-        return Vec::new();
-    };
     let Some(m) = call.msg.as_ref() else {
         return Vec::new();
     };
@@ -84,10 +88,20 @@ pub fn pending_lookups(call: &Call) -> Vec<Hop> {
         .branches
         .iter()
         .map(|b| b.duri.clone().unwrap_or_else(|| b.uri.clone()));
+    uncached(std::iter::once(first).chain(others))
+}
+
+/// The hops among `uris` that are names with no cached answer (none
+/// without a worker's resolver).
+pub fn uncached(uris: impl IntoIterator<Item = String>) -> Vec<Hop> {
+    let Some(dns) = dns::current() else {
+        return Vec::new();
+    };
     let mut out: Vec<Hop> = Vec::new();
-    for uri in std::iter::once(first).chain(others) {
+    for uri in uris {
         if let Ok((_, hop)) = dest::hop(&uri) {
-            if dns.cached(&hop).is_none() && !out.contains(&hop) {
+            let literal = hop.host.parse::<std::net::IpAddr>().is_ok();
+            if !literal && dns.cached(&hop).is_none() && !out.contains(&hop) {
                 out.push(hop);
             }
         }
