@@ -379,6 +379,21 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         "__unwinding",
         lua.create_function(move |_, _: MultiValue| Ok(st.call.borrow().unwind.is_some()))?,
     )?;
+    // `sip.exit()`/`sip.drop()` as the prelude defines them: mark how the
+    // invocation unwinds here, then raise from Lua (an error raised by a
+    // Rust function would cost mlua a traceback each time).
+    let st = state.clone();
+    sip.set(
+        "__unwind",
+        lua.create_function(move |_, drop: bool| {
+            st.call.borrow_mut().unwind = Some(if drop {
+                crate::proxy::context::Unwind::Drop
+            } else {
+                crate::proxy::context::Unwind::Exit
+            });
+            Ok(())
+        })?,
+    )?;
     Ok(())
 }
 

@@ -25,10 +25,23 @@ do
   end
 end
 
+-- sip.exit() and sip.drop() mark the unwinding, then raise from Lua: an
+-- error raised by a Rust function costs a traceback each time.
+do
+  local mark, raise = sip.__unwind, error
+  sip.exit = function() mark(false); raise("sip.exit: unwinding", 0) end
+  sip.drop = function() mark(true); raise("sip.drop: unwinding", 0) end
+end
+
 package.loaded.sip = sip
 
 
 -- Every route coroutine starts with this (the chunk's value): a protected
 -- call that catches what the route raised, exit/drop included, so the
 -- coroutine always ends cleanly and the host can reuse it.
-return function(f, ...) return protected_call(f, ...) end
+-- Not a tail call: a tail-called pcall has no name, and a traceback
+-- would search every global table for one.
+return function(f, ...)
+  local ok, err = protected_call(f, ...)
+  return ok, err
+end
