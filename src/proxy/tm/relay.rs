@@ -150,24 +150,26 @@ fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
         server: ServerTxn::new(kind, reliable, timers),
         server_gens: Default::default(),
         request: m.clone(),
-        du: call.du.clone(),
+        du: None,
         src: call.src,
         reply_to: reply::reply_dest(m, call.src, call.force_rport),
         last_response: None,
         branches: Vec::new(),
-        armed: call.tm.armed.clone(),
-        flags: call.flags,
+        armed: Default::default(),
+        flags: 0,
         cancelled: false,
         in_failure: false,
         replied_locally: false,
         reply_code: 0,
-        avps: call.avps.clone(),
+        avps: Default::default(),
         timers,
-        rr: call.rr.clone(),
+        rr: None,
         local: None,
         last_branch: None,
         last_local: false,
     };
+    let mut t = t;
+    t.capture(call);
     let txn = Arc::new(Mutex::new(Box::new(t)));
     match tm.server.entry(key) {
         dashmap::Entry::Occupied(o) => Err(Some(o.get().clone())),
@@ -217,7 +219,12 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
             Some(t) => {
                 let mut tx = lock(&t);
                 if tx.branches.is_empty() && call.route == RouteType::Request {
-                    refresh(&mut tx, &call);
+                    // Made before t_relay (t_newtran, a suspension): it
+                    // takes what the route did since.
+                    if let Some(m) = call.msg.as_ref() {
+                        tx.request = m.clone();
+                    }
+                    tx.capture(&call);
                 }
                 drop(tx);
                 t
@@ -682,29 +689,6 @@ pub fn release_held(st: &Current) {
     let t = lock(txn);
     if t.branches.is_empty() && t.server.last_code == 0 {
         st.env.tm.forget(&t);
-    }
-}
-
-/// A transaction made before `t_relay` (by `t_newtran` or a suspension)
-/// takes what the route did since: the request as it is now, `$du`,
-/// flags, AVPs and Record-Route, which failure routes see again.
-fn refresh(t: &mut Txn, call: &Call) {
-    if let Some(m) = call.msg.as_ref() {
-        t.request = m.clone();
-    }
-    t.du = call.du.clone();
-    t.flags = call.flags;
-    t.avps = call.avps.clone();
-    t.rr = call.rr.clone();
-    let armed = &call.tm.armed;
-    if armed.on_failure.is_some() {
-        t.armed.on_failure = armed.on_failure.clone();
-    }
-    if armed.on_reply.is_some() {
-        t.armed.on_reply = armed.on_reply.clone();
-    }
-    if armed.on_branch.is_some() {
-        t.armed.on_branch = armed.on_branch.clone();
     }
 }
 

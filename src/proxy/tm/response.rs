@@ -208,35 +208,9 @@ fn finalize(host: &dyn Phases, txn: &TxnRef) {
     if let Some(name) = failure {
         {
             // The failure route works on the request, with its flags back.
-            let (request, du, src, flags, code, avps, rr, bavps) = {
-                let t = lock(txn);
-                (
-                    t.request.clone(),
-                    t.du.clone(),
-                    t.src,
-                    t.flags,
-                    t.reply_code,
-                    t.avps.clone(),
-                    t.rr.clone(),
-                    t.branches
-                        .get(best)
-                        .map(|b| b.avps.clone())
-                        .unwrap_or_default(),
-                )
-            };
             {
-                let mut call = st.call.borrow_mut();
-                call.reset(request, src, RouteType::Failure);
-                call.du = du;
-                call.route_name = route_name(&name);
-                call.flags = flags;
-                call.maxfwd_done = true;
-                call.via_fixed = true;
-                call.tm.txn = Some(txn.clone());
-                call.tm.reply_code = Some(code);
-                call.avps = avps;
-                call.rr = rr;
-                call.tm.bavps = bavps;
+                let t = lock(txn);
+                t.restore(&mut st.call.borrow_mut(), txn, &name, best);
             }
             let outcome = host.failure(&name);
             let avps = std::mem::take(&mut st.call.borrow_mut().avps);

@@ -5,10 +5,11 @@
 use bytes::Bytes;
 use std::net::SocketAddr;
 
-use crate::proxy::context::Source;
+use crate::proxy::context::{route_name, Call, Source};
 use crate::sip::Message;
 use crate::transaction::{ClientTxn, ServerTxn, Timer, TxnKey};
 use crate::transport::Proto;
+use vocab::route::RouteType;
 
 /// One branch: a copy of the request sent to one destination.
 #[derive(Debug)]
@@ -124,6 +125,46 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// Keeps what the route set up for this request (`$du`, flags, AVPs,
+    /// Record-Route, armed routes): failure routes and the branches they
+    /// relay start from it again. The request itself is kept apart.
+    pub fn capture(&mut self, call: &Call) {
+        self.du = call.du.clone();
+        self.flags = call.flags;
+        self.avps = call.avps.clone();
+        self.rr = call.rr.clone();
+        let armed = &call.tm.armed;
+        if armed.on_failure.is_some() {
+            self.armed.on_failure = armed.on_failure.clone();
+        }
+        if armed.on_reply.is_some() {
+            self.armed.on_reply = armed.on_reply.clone();
+        }
+        if armed.on_branch.is_some() {
+            self.armed.on_branch = armed.on_branch.clone();
+        }
+    }
+
+    /// Puts the request back in `call` as [`Txn::capture`] kept it, for
+    /// `failure_route[name]`, with the winning branch's `$bavp`s.
+    pub fn restore(&self, call: &mut Call, txn: &super::TxnRef, name: &str, best: usize) {
+        call.reset(self.request.clone(), self.src, RouteType::Failure);
+        call.du = self.du.clone();
+        call.route_name = route_name(name);
+        call.flags = self.flags;
+        call.maxfwd_done = true;
+        call.via_fixed = true;
+        call.tm.txn = Some(txn.clone());
+        call.tm.reply_code = Some(self.reply_code);
+        call.avps = self.avps.clone();
+        call.rr = self.rr.clone();
+        call.tm.bavps = self
+            .branches
+            .get(best)
+            .map(|b| b.avps.clone())
+            .unwrap_or_default();
+    }
+
     /// Branches still waiting for a final response.
     pub fn pending(&self) -> impl Iterator<Item = (usize, &Branch)> {
         self.branches
