@@ -241,11 +241,5 @@ pub static MODULE: Module = Module {
             doc: "Adds `;rport` to the Via lunasip inserts when forwarding this request.",
             func: Func::Sync(add_local_rport),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };

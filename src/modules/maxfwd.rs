@@ -37,11 +37,5 @@ pub static MODULE: Module = Module {
         routes: RouteMask::REQUEST,
         doc: "Decrements Max-Forwards (never above 256, OpenSIPS's `max_limit`), or adds it with value `max` when absent. When it is already 0 the request must not be forwarded: reply 483.",
         func: Func::Sync(mf_process_maxfwd_header),
-    }],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    }],    ..Module::NONE
 };

@@ -80,6 +80,21 @@ pub const fn param(
 }
 
 impl Module {
+    /// A module with nothing declared: the fields a module leaves empty
+    /// come from here (`Module { name, table, doc, exports, ..Module::NONE }`).
+    pub const NONE: Module = Module {
+        name: "",
+        table: None,
+        doc: "",
+        exports: &[],
+        mi: &[],
+        stats: &[],
+        params: &[],
+        init: None,
+        child_init: None,
+        shutdown: None,
+    };
+
     /// `sip.sl.sl_send_reply` style full name of an export.
     pub fn full_name(&self, e: &Export) -> String {
         match self.table {

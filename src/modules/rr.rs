@@ -179,11 +179,5 @@ pub static MODULE: Module = Module {
             doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6).",
             func: Func::Sync(loose_route),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };

@@ -115,11 +115,5 @@ pub static MODULE: Module = Module {
             doc: "Whether a header with this name (full or compact form) is present.",
             func: Func::Sync(is_present_hf),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };

@@ -55,12 +55,7 @@ pub static MODULE: Module = Module {
             func: Func::Sync(sl_reply_error),
         },
     ],
-    mi: &[],
-    stats: STATS,
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    stats: STATS,    ..Module::NONE
 };
 
 /// Replies this proxy sent itself (sl_send_reply, t_reply, automatic replies).

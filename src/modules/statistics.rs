@@ -43,11 +43,5 @@ pub static MODULE: Module = Module {
             doc: "Sets a statistic back to 0 (as the MI `reset_statistics`).",
             func: Func::Sync(reset_stat),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };

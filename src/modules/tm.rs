@@ -354,12 +354,8 @@ pub static MODULE: Module = Module {
             func: Func::Sync(t_cancel_branch),
         },
     ],
-    mi: &[],
     stats: STATS,
-    params: PARAMS,
-    init: None,
-    child_init: None,
-    shutdown: None,
+    params: PARAMS,    ..Module::NONE
 };
 
 /// `append_branch` is an OpenSIPS core function, so it sits on `sip` itself.
@@ -376,13 +372,7 @@ pub static BRANCHES: Module = Module {
             doc: "Adds a destination (default: the current R-URI) that the next `t_relay` forks to in parallel.",
             func: Func::Sync(append_branch),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };
 
 /// `config.modules.tm` (read by `script::config_table` into `Config::tm`).

@@ -65,11 +65,5 @@ pub static MODULE: Module = Module {
             doc: "Pauses the route for `microseconds`, suspending the route, not the worker (OpenSIPS's `async(usleep(…))`).",
             func: Func::Async(usleep),
         },
-    ],
-    mi: &[],
-    stats: &[],
-    params: &[],
-    init: None,
-    child_init: None,
-    shutdown: None,
+    ],    ..Module::NONE
 };

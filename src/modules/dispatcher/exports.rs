@@ -36,9 +36,7 @@ pub static MODULE: Module = Module {
         ),
     ],
     params: PARAMS,
-    init: None,
-    child_init: Some(child_init),
-    shutdown: None,
+    child_init: Some(child_init),    ..Module::NONE
 };
 
 /// Probes go out from the first worker; replies come to any worker.

@@ -159,24 +159,19 @@ pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<O
     );
     tracing::info!("dns failover: branch {i} to {uri} goes on to {addr}");
     let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), t.timers);
-    t.branches.push(Branch {
+    let mut b = Branch::sent(
         client,
-        method: method.clone(),
-        request: request.clone(),
-        branch_id: branch_id.clone(),
+        method.clone(),
+        request.clone(),
+        branch_id.clone(),
         uri,
-        dest: addr,
-        alts,
+        addr,
         proto,
         socket,
-        final_code: None,
-        response: None,
-        got_provisional: false,
-        cancel_sent: false,
-        local_final: false,
-        avps,
-        gens: Default::default(),
-    });
+    );
+    b.alts = alts;
+    b.avps = avps;
+    t.branches.push(b);
     tm.client.insert(
         our_client_key(&branch_id, &method),
         (txn.clone(), BranchRole::Request(idx)),

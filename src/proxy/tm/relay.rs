@@ -376,24 +376,19 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                     t.timers.fr_inv = fr;
                 }
                 let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), t.timers);
-                t.branches.push(Branch {
+                let mut b = Branch::sent(
                     client,
-                    method: method.clone(),
-                    request: bytes.clone(),
-                    branch_id: branch_id.clone(),
-                    uri: target.clone(),
-                    dest: addr,
-                    alts,
+                    method.clone(),
+                    bytes.clone(),
+                    branch_id.clone(),
+                    target.clone(),
+                    addr,
                     proto,
                     socket,
-                    final_code: None,
-                    response: None,
-                    got_provisional: false,
-                    cancel_sent: false,
-                    local_final: false,
-                    avps: std::mem::take(&mut call.tm.bavps),
-                    gens: Default::default(),
-                });
+                );
+                b.alts = alts;
+                b.avps = std::mem::take(&mut call.tm.bavps);
+                t.branches.push(b);
                 tm.client.insert(
                     our_client_key(&branch_id, &method),
                     (txn.clone(), BranchRole::Request(idx)),

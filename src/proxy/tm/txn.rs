@@ -43,6 +43,38 @@ pub struct Branch {
 }
 
 impl Branch {
+    /// A branch just sent: `request` (with our Via `branch_id`) to `dest`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sent(
+        client: ClientTxn,
+        method: Box<str>,
+        request: Bytes,
+        branch_id: String,
+        uri: String,
+        dest: SocketAddr,
+        proto: Proto,
+        socket: usize,
+    ) -> Branch {
+        Branch {
+            client,
+            method,
+            request,
+            branch_id,
+            uri,
+            dest,
+            alts: Vec::new(),
+            proto,
+            socket,
+            final_code: None,
+            response: None,
+            got_provisional: false,
+            cancel_sent: false,
+            local_final: false,
+            avps: Default::default(),
+            gens: Default::default(),
+        }
+    }
+
     pub fn method(&self) -> &str {
         &self.method
     }
