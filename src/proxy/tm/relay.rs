@@ -144,31 +144,15 @@ fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
     if let Some(fr) = call.tm.fr_inv {
         timers.fr_inv = fr;
     }
-    let t = Txn {
-        id: tm.next_id(),
-        key: key.clone(),
-        server: ServerTxn::new(kind, reliable, timers),
-        server_gens: Default::default(),
-        request: m.clone(),
-        du: None,
-        src: call.src,
-        reply_to: reply::reply_dest(m, call.src, call.force_rport),
-        last_response: None,
-        branches: Vec::new(),
-        armed: Default::default(),
-        flags: 0,
-        cancelled: false,
-        in_failure: false,
-        replied_locally: false,
-        reply_code: 0,
-        avps: Default::default(),
+    let mut t = Txn::new(
+        tm.next_id(),
+        key.clone(),
+        ServerTxn::new(kind, reliable, timers),
+        m.clone(),
+        call.src,
+        reply::reply_dest(m, call.src, call.force_rport),
         timers,
-        rr: None,
-        local: None,
-        last_branch: None,
-        last_local: false,
-    };
-    let mut t = t;
+    );
     t.capture(call);
     let txn = Arc::new(Mutex::new(Box::new(t)));
     match tm.server.entry(key) {

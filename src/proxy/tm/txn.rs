@@ -157,6 +157,43 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// A transaction for `request` from `src`, answered at `reply_to`,
+    /// with no branch yet and nothing of the route captured.
+    pub fn new(
+        id: u64,
+        key: TxnKey,
+        server: ServerTxn,
+        request: Message,
+        src: Source,
+        reply_to: SocketAddr,
+        timers: crate::transaction::Timers,
+    ) -> Txn {
+        Txn {
+            id,
+            key,
+            server,
+            server_gens: Default::default(),
+            request,
+            du: None,
+            src,
+            reply_to,
+            last_response: None,
+            branches: Vec::new(),
+            armed: Default::default(),
+            flags: 0,
+            cancelled: false,
+            in_failure: false,
+            replied_locally: false,
+            reply_code: 0,
+            avps: Default::default(),
+            timers,
+            rr: None,
+            last_branch: None,
+            last_local: false,
+            local: None,
+        }
+    }
+
     /// Keeps what the route set up for this request (`$du`, flags, AVPs,
     /// Record-Route, armed routes): failure routes and the branches they
     /// relay start from it again. The request itself is kept apart.
@@ -220,38 +257,23 @@ pub(crate) mod tests {
                     From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: s\r\n\
                     CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         let addr: SocketAddr = ([127, 0, 0, 1], 5070).into();
-        Txn {
-            id: 1,
-            key: TxnKey::Legacy(1),
-            server: ServerTxn::new(
+        Txn::new(
+            1,
+            TxnKey::Legacy(1),
+            ServerTxn::new(
                 crate::transaction::client::Kind::NonInvite,
                 true,
                 Default::default(),
             ),
-            server_gens: Default::default(),
-            request: Message::parse(Bytes::from_static(text.as_bytes())).expect("parses"),
-            du: None,
-            src: Source {
+            Message::parse(Bytes::from_static(text.as_bytes())).expect("parses"),
+            Source {
                 addr,
                 proto: Proto::Udp,
                 socket: 0,
             },
-            reply_to: addr,
-            last_response: None,
-            branches: Vec::new(),
-            armed: Default::default(),
-            flags: 0,
-            cancelled: false,
-            in_failure: false,
-            replied_locally: false,
-            reply_code: 0,
-            avps: Default::default(),
-            timers: Default::default(),
-            rr: None,
-            last_branch: None,
-            last_local: false,
-            local: None,
-        }
+            addr,
+            Default::default(),
+        )
     }
 
     #[test]

@@ -159,39 +159,26 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
     )?;
     let timers = tm.timers;
     let (client, acts) = ClientTxn::start(kind, proto.is_stream(), timers);
-    let t = Txn {
+    let mut t = Txn::new(
         id,
-        key: TxnKey::Legacy(id),
-        server: ServerTxn::new(kind, true, timers),
-        server_gens: Default::default(),
+        TxnKey::Legacy(id),
+        ServerTxn::new(kind, true, timers),
         request,
-        du: None,
         src,
-        reply_to: src.addr,
-        last_response: None,
-        branches: vec![Branch::sent(
-            client,
-            method.clone(),
-            bytes.clone(),
-            branch_id.clone(),
-            req.ruri.clone(),
-            addr,
-            proto,
-            socket,
-        )],
-        armed: Default::default(),
-        flags: 0,
-        cancelled: false,
-        in_failure: false,
-        replied_locally: false,
-        reply_code: 0,
-        avps: Default::default(),
+        src.addr,
         timers,
-        rr: None,
-        local: Some(Local(done)),
-        last_branch: None,
-        last_local: false,
-    };
+    );
+    t.branches.push(Branch::sent(
+        client,
+        method.clone(),
+        bytes.clone(),
+        branch_id.clone(),
+        req.ruri.clone(),
+        addr,
+        proto,
+        socket,
+    ));
+    t.local = Some(Local(done));
     let txn: TxnRef = Arc::new(Mutex::new(Box::new(t)));
     tm.client.insert(
         our_client_key(&branch_id, &method),
