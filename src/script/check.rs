@@ -320,6 +320,18 @@ mod tests {
         .unwrap_err()
         .0;
         assert!(e.contains("children"), "{e}");
+        let e = check(&src(
+            "config = { listen = \"udp:127.0.0.1\",\n max_suspended = 0 }\nfunction route.main() end\n",
+        ))
+        .unwrap_err()
+        .0;
+        assert_eq!(e, "t.lua:2: config.max_suspended must be at least 1");
+        let e = check(&src(
+            "config = { listen = \"udp:127.0.0.1\", dns_servers = { \"nowhere\" } }\nfunction route.main() end\n",
+        ))
+        .unwrap_err()
+        .0;
+        assert!(e.contains("dns_servers") && e.contains("'nowhere'"), "{e}");
         let e = check(&src(HEAD)).unwrap_err().0;
         assert!(e.contains("route.main is not defined"), "{e}");
     }

@@ -190,6 +190,13 @@ pub fn read_config(
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
     if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
+        if n == 0 {
+            // 0 would refuse every request with 503.
+            return Err(err(
+                "max_suspended",
+                "config.max_suspended must be at least 1".into(),
+            ));
+        }
         cfg.max_suspended = n as usize;
     }
     if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
