@@ -238,3 +238,39 @@ fn a_dns_server_that_never_answers_stalls_no_other_call() {
     assert!(r.starts_with("SIP/2.0 478 "), "{r}");
     drop(silent);
 }
+
+#[test]
+fn dispatcher_probes_reach_a_destination_given_by_srv_name() {
+    // Only the SRV record knows the box's port: the system resolver could
+    // not find it, so a probe arriving proves the RFC 3263 path.
+    let probed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = probed.local_addr().unwrap().port();
+    let knot = Knot::start(&format!(
+        "_sip._udp.probed IN SRV 10 10 {port} box\nbox IN A 127.0.0.1\n"
+    ));
+    let proxy = Proxy::start(&format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  dns_servers = {{ "{}" }},
+  modules = {{
+    mi_http = false, mi_fifo = false,
+    dispatcher = {{ sets = {{ [1] = {{ "sip:probed.{ZONE}" }} }}, ds_ping_interval = 1, ds_probing_mode = 1 }},
+  }},
+}}
+function route.main() sip.sl.sl_send_reply(404, "No") end
+"#,
+        knot.server()
+    ));
+    probed
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = probed
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no probe ({e}): {}", proxy.log_text()));
+    let probe = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        probe.starts_with(&format!("OPTIONS sip:probed.{ZONE} SIP/2.0\r\n")),
+        "{probe}"
+    );
+}
