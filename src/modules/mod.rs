@@ -37,6 +37,18 @@ modules! {
 #[cfg(test)]
 mod tests;
 
+/// Hands every module's statistics groups to the statistics registry
+/// (once; later calls do nothing). The daemon, `lunasip eval` and the
+/// generated docs call it before they list statistics.
+pub fn register_stats() {
+    crate::stats::register_module_groups(ALL.iter().filter(|m| !m.stats.is_empty()).map(|m| {
+        crate::stats::StatGroup {
+            name: m.name,
+            stats: m.stats,
+        }
+    }));
+}
+
 static INIT: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Runs every module's `init` once per process (later calls return the
@@ -87,6 +99,7 @@ impl Prepared {
     /// `listen`: the sockets in force.
     /// Runs the modules' `init` hooks after the first commit.
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
+        register_stats();
         self.dispatcher.commit(listen)?;
         init_all()
     }

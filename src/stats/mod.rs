@@ -373,16 +373,20 @@ pub static MEMORY_STATS: &[StatDecl] = &[
     ),
 ];
 
+/// Modules' statistics groups, registered once by the module registry
+/// ([`register_module_groups`]): the counters here are a leaf every layer
+/// uses, so this file depends on no module.
+static MODULE_GROUPS: std::sync::OnceLock<Vec<StatGroup>> = std::sync::OnceLock::new();
+
+/// Installs the modules' groups (in `modules::ALL` order); the first call wins.
+pub fn register_module_groups(groups: impl IntoIterator<Item = StatGroup>) {
+    let _ = MODULE_GROUPS.set(groups.into_iter().collect());
+}
+
 /// Every declared group in the order the MI lists them: `core`, each
 /// module's (in `modules::ALL` order), `memory`.
 pub fn declared() -> impl Iterator<Item = StatGroup> {
-    let module = crate::modules::ALL
-        .iter()
-        .filter(|m| !m.stats.is_empty())
-        .map(|m| StatGroup {
-            name: m.name,
-            stats: m.stats,
-        });
+    let module = MODULE_GROUPS.get().into_iter().flatten().copied();
     std::iter::once(StatGroup {
         name: "core",
         stats: CORE_STATS,
@@ -493,10 +497,6 @@ pub fn reset(full: &str) -> bool {
         .cloned();
     r.is_some_and(|r| r.reset())
 }
-
-/// The process gauges (`memory:rss_size`, `memory:virtual_size`) are
-/// declared in [`MEMORY_STATS`] now; kept so the daemon's call stays valid.
-pub fn register_process_gauges() {}
 
 /// (virtual, resident) bytes of this process.
 fn statm() -> Option<(u64, u64)> {

@@ -1,7 +1,13 @@
 use super::*;
 
+/// The module groups, as the daemon registers them at start.
+fn registered() {
+    crate::modules::register_stats();
+}
+
 #[test]
 fn counters_sum_over_shards() {
+    registered();
     let c = Counter::new();
     bind_thread(1);
     c.inc();
@@ -14,6 +20,7 @@ fn counters_sum_over_shards() {
 
 #[test]
 fn lookup_by_name() {
+    registered();
     assert!(get("core:rcv_requests").is_some());
     assert!(get("rcv_requests").is_some());
     assert!(get("sl:4xx_replies").is_some());
@@ -23,6 +30,7 @@ fn lookup_by_name() {
 
 #[test]
 fn script_stats_are_created_updated_and_reset() {
+    registered();
     assert_eq!(update("mi_test_calls", 2).unwrap(), 2);
     assert_eq!(update("dynamic:mi_test_calls", 3).unwrap(), 5);
     assert_eq!(get("dynamic:mi_test_calls"), Some(5));
@@ -37,6 +45,7 @@ fn script_stats_are_created_updated_and_reset() {
 
 #[test]
 fn tm_names_and_inuse_gauge() {
+    registered();
     assert!(get("tm:UAS_transactions").is_some());
     assert!(get("tm:2xx_transactions").is_some());
     let c = Counter::new();
@@ -58,7 +67,7 @@ fn tm_names_and_inuse_gauge() {
 
 #[test]
 fn process_gauges() {
-    register_process_gauges();
+    registered();
     assert!(get("memory:rss_size").unwrap() > 0);
     assert!(!reset("memory:rss_size"));
     let mut kinds = vec![];
@@ -73,6 +82,7 @@ fn process_gauges() {
 
 #[test]
 fn sl_names_are_opensips_names() {
+    registered();
     let mut names = vec![];
     each(|g, n, _| names.push(format!("{g}:{n}")));
     assert!(names.contains(&"sl:1xx_replies".to_string()));
@@ -84,6 +94,7 @@ fn sl_names_are_opensips_names() {
 /// order, in the group of the same name.
 #[test]
 fn every_counter_is_declared_once() {
+    registered();
     fn check(group: &str, fields: Vec<*const Counter>) {
         let g = declared().find(|g| g.name == group).expect(group);
         let decl: Vec<*const Counter> = g
@@ -110,6 +121,7 @@ fn every_counter_is_declared_once() {
 
 #[test]
 fn declared_groups_in_order_and_unique() {
+    registered();
     let names: Vec<&str> = declared().map(|g| g.name).collect();
     assert_eq!(names, ["core", "sl", "tm", "dispatcher", "memory"]);
     let mut all: Vec<String> = Vec::new();
