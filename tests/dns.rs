@@ -173,7 +173,7 @@ end
 }
 
 #[test]
-fn a_name_that_does_not_resolve_gets_478() {
+fn a_name_that_does_not_resolve_gets_476_as_in_opensips() {
     let knot = Knot::start("");
     let proxy = Proxy::start(&split_script(
         &knot.server(),
@@ -186,7 +186,7 @@ fn a_name_that_does_not_resolve_gets_478() {
     )
     .unwrap_or_default();
     assert!(
-        r.starts_with("SIP/2.0 478 Unresolvable destination\r\n"),
+        r.starts_with("SIP/2.0 476 Unresolvable destination\r\n"),
         "{r}\n{}",
         proxy.log_text()
     );
@@ -235,7 +235,7 @@ fn a_dns_server_that_never_answers_stalls_no_other_call() {
         .recv_from(&mut buf)
         .unwrap_or_else(|e| panic!("no answer to the stuck call ({e}): {}", proxy.log_text()));
     let r = String::from_utf8_lossy(&buf[..n]);
-    assert!(r.starts_with("SIP/2.0 478 "), "{r}");
+    assert!(r.starts_with("SIP/2.0 476 "), "{r}");
     drop(silent);
 }
 

@@ -35,7 +35,8 @@ impl ProxyError {
         match self {
             ProxyError::BadUri(_) => (400, "Bad Destination"),
             ProxyError::BadMaxForwards => (400, "Bad Max-Forwards"),
-            ProxyError::Unresolvable(_) => (478, "Unresolvable destination"),
+            // OpenSIPS E_BAD_ADDRESS (-476): err2reason answers 476.
+            ProxyError::Unresolvable(_) => (476, "Unresolvable destination"),
             _ => (500, "Server Internal Error"),
         }
     }
@@ -49,7 +50,7 @@ mod tests {
     fn replies_follow_opensips() {
         assert_eq!(
             ProxyError::Unresolvable("x".into()).reply(),
-            (478, "Unresolvable destination")
+            (476, "Unresolvable destination")
         );
         assert_eq!(ProxyError::BadUri("x".into()).reply().0, 400);
         assert_eq!(ProxyError::NoTransaction.reply().0, 500);

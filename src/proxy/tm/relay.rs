@@ -301,7 +301,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         )
     };
     let mut sent = 0;
-    let mut unresolvable = false;
+    let mut unresolvable: Option<ProxyError> = None;
     // Exactly the room these branches need: a Branch is large, and a Vec
     // grown one push at a time reserves four.
     lock(txn).branches.reserve_exact(targets.len());
@@ -338,7 +338,9 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
             let located = super::locate::resolve(&target, v4).inspect_err(|e| {
-                unresolvable |= matches!(e, ProxyError::Unresolvable(_));
+                if matches!(e, ProxyError::Unresolvable(_)) {
+                    unresolvable = Some(e.clone());
+                }
             });
             located.and_then(|super::locate::Located { proto, addr, alts }| {
                 let mut t = lock(txn);
@@ -408,11 +410,10 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     st.call.borrow_mut().tm.bavps = base_bavps;
     if sent == 0 {
         // OpenSIPS's codes for sl_reply_error: a name that does not
-        // resolve is 478, anything else 500.
-        st.call.borrow_mut().last_error = Some(if unresolvable {
-            (478, "Unresolvable destination")
-        } else {
-            (500, "No Destination")
+        // resolve is E_BAD_ADDRESS, anything else 500.
+        st.call.borrow_mut().last_error = Some(match unresolvable {
+            Some(e) => e.reply(),
+            None => (500, "No Destination"),
         });
     }
     Ok(sent > 0)

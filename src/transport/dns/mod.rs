@@ -73,7 +73,7 @@ pub struct Target {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum DnsError {
-    /// The name exists nowhere, or has no usable record (SIP 478).
+    /// The name exists nowhere, or has no usable record (OpenSIPS's E_BAD_ADDRESS: SIP 476).
     #[error("{0}: no address (NAPTR, SRV, A)")]
     NotFound(String),
     /// The servers did not answer or failed; asking again may work.
