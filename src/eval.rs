@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lunasip::config::{parse_listen, Config};
+use lunasip::proxy::context::{Call, Source};
 use lunasip::pv::{self, Value};
-use lunasip::script::call::{Call, Source};
 use lunasip::script::route::RouteType;
 use lunasip::sip::Message;
 use lunasip::transport::{Proto, Sockets};

@@ -78,6 +78,20 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The files of a layer: `src/<name>/**.rs` and `src/<name>.rs`.
+fn files_of(src: &Path, name: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let dir = src.join(name);
+    if dir.is_dir() {
+        rust_files(&dir, &mut files);
+    }
+    let single = src.join(format!("{name}.rs"));
+    if single.is_file() {
+        files.push(single);
+    }
+    files
+}
+
 /// The code of a file without comments (line comments and doc comments).
 fn code(text: &str) -> String {
     text.lines()
@@ -155,16 +169,7 @@ fn permitted(layer: &str, path: &str) -> bool {
 fn violations(src: &Path) -> Vec<(String, String)> {
     let mut bad = Vec::new();
     for layer in LAYERS {
-        let mut files = Vec::new();
-        let dir = src.join(layer);
-        if dir.is_dir() {
-            rust_files(&dir, &mut files);
-        }
-        let single = src.join(format!("{layer}.rs"));
-        if single.is_file() {
-            files.push(single);
-        }
-        for f in files {
+        for f in files_of(src, layer) {
             let text = std::fs::read_to_string(&f).expect("read");
             for p in paths(&code(&text)) {
                 if !permitted(layer, &p) {
@@ -197,16 +202,7 @@ fn the_leaves_use_no_layer() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut bad = Vec::new();
     for leaf in LEAVES {
-        let mut files = Vec::new();
-        let dir = src.join(leaf);
-        if dir.is_dir() {
-            rust_files(&dir, &mut files);
-        }
-        let single = src.join(format!("{leaf}.rs"));
-        if single.is_file() {
-            files.push(single);
-        }
-        for f in files {
+        for f in files_of(&src, leaf) {
             if f.file_name().is_some_and(|n| n == "tests.rs") {
                 continue; // unit tests may look at the whole crate
             }

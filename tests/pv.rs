@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use lunasip::config::{parse_listen, Config};
+use lunasip::proxy::context::{Call, Source};
 use lunasip::pv::{self, Value};
-use lunasip::script::call::{Call, Source};
 use lunasip::script::route::RouteType;
 use lunasip::sip::Message;
 use lunasip::transport::{Proto, Sockets};
@@ -864,7 +864,7 @@ fn appended_branches_fields() {
     let mut c = prepared();
     assert_eq!(eval(&c, "$branch(uri)").unwrap(), Value::Null);
     c.tm.branches.push("sip:carol@192.0.2.7".into());
-    c.tm.branches.push(lunasip::script::call::PendingBranch {
+    c.tm.branches.push(lunasip::proxy::context::PendingBranch {
         uri: "sip:dave@192.0.2.8".into(),
         duri: Some("sip:192.0.2.1:5080".into()),
         q: Some(500),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lunasip::config::{parse_listen, Config};
-use lunasip::script::call::Source;
+use lunasip::proxy::context::Source;
 use lunasip::script::{Env, Host};
 use lunasip::transport::{Proto, Sockets};
 

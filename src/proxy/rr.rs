@@ -37,21 +37,16 @@ fn socket_rr(
         uri.push_str(";transport=");
         uri.push_str(sock.proto.as_str());
     }
-    uri.push_str(";lr");
-    if r2 {
-        uri.push_str(";r2=on");
-    }
-    if let Some(tag) = ftag {
-        uri.push_str(";ftag=");
-        uri.push_str(tag);
-    }
-    push_params(&mut uri, params);
-    uri.push('>');
-    uri
+    close_rr(uri, ftag, params, r2)
 }
 
 fn preset_rr(preset: &str, ftag: Option<&str>, params: &str, r2: bool) -> String {
-    let mut uri = format!("<sip:{}", preset.trim_start_matches("sip:"));
+    let uri = format!("<sip:{}", preset.trim_start_matches("sip:"));
+    close_rr(uri, ftag, params, r2)
+}
+
+/// `;lr[;r2=on][;ftag=…][;params]>` after the host part of a Record-Route.
+fn close_rr(mut uri: String, ftag: Option<&str>, params: &str, r2: bool) -> String {
     uri.push_str(";lr");
     if r2 {
         uri.push_str(";r2=on");

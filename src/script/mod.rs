@@ -2,7 +2,6 @@
 //! the per-call context, and `exit`/`drop` unwinding.
 
 pub mod api;
-pub mod call;
 pub mod check;
 pub mod config_table;
 pub mod exports;

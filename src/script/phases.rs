@@ -48,11 +48,12 @@ impl Phases for Host {
     }
 
     fn reply(&self, name: Option<&str>) -> Outcome {
-        let f = match name {
-            None => self.routes.reply.clone(),
-            Some(n) => self.route(RouteType::OnReply, n),
-        };
-        f.map_or(Outcome::Done, |f| self.invoke(&f))
+        match name {
+            // The cached function, not a fresh reference per reply.
+            None => self.routes.reply.as_ref().map(|f| self.invoke(f)),
+            Some(n) => self.run_named(RouteType::OnReply, n),
+        }
+        .unwrap_or(Outcome::Done)
     }
 
     fn failure(&self, name: &str) -> Option<Outcome> {

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use lunasip::proxy::context::{Dest, OutKind};
 pub use lunasip::proxy::worker::Worker;
-pub use lunasip::script::call::{Dest, OutKind};
 pub use lunasip::transport::Proto;
 
 use lunasip::config::{parse_listen, Config};

@@ -180,11 +180,8 @@ impl Dns {
     }
 
     /// A cached answer still within its TTL (empty when the lookup failed
-    /// or found nothing); an IP literal needs none.
+    /// or found nothing). Callers take IP literals as they are first.
     pub fn cached(&self, hop: &Hop) -> Option<Rc<[Target]>> {
-        if let Some(t) = literal(hop) {
-            return Some(t);
-        }
         let mut cache = self.cache.borrow_mut();
         match cache.get(hop) {
             Some((t, until)) if *until > Instant::now() => Some(t.clone()),
@@ -198,6 +195,12 @@ impl Dns {
 
     /// Every address of `hop`, in RFC 3263 order.
     pub async fn locate(&self, hop: &Hop) -> Result<Rc<[Target]>, DnsError> {
+        if let Ok(ip) = hop.host.parse::<IpAddr>() {
+            return Ok(Rc::from([Target {
+                proto: hop.proto.unwrap_or(Proto::Udp),
+                addr: SocketAddr::new(ip, hop.port.unwrap_or(5060)),
+            }]));
+        }
         if let Some(t) = self.cached(hop) {
             return Ok(t);
         }
@@ -340,13 +343,4 @@ impl Dns {
         self.seed.set(x);
         x
     }
-}
-
-/// An IP-literal hop: its one target, no lookup.
-pub fn literal(hop: &Hop) -> Option<Rc<[Target]>> {
-    let ip: IpAddr = hop.host.parse().ok()?;
-    Some(Rc::from([Target {
-        proto: hop.proto.unwrap_or(Proto::Udp),
-        addr: SocketAddr::new(ip, hop.port.unwrap_or(5060)),
-    }]))
 }
