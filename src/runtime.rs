@@ -444,13 +444,14 @@ fn worker_main(
                 tokio::task::spawn_local(async move {
                     let mut tick =
                         tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    // A run that waited past the next tick does not make
+                    // the missed ones run back to back.
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
                         // The route as the script has it now: a reload may
                         // have replaced it.
-                        if run_detached(&*w.host(), RouteType::Timer, &name) {
-                            w.flush().await;
-                        }
+                        w.run_timer(&name).await;
                     }
                 });
             }
@@ -459,7 +460,10 @@ fn worker_main(
         let w = worker.clone();
         tokio::task::spawn_local(async move {
             while let Some(ev) = timers.recv().await {
-                crate::proxy::tm::response::on_timer(&*w.host(), ev);
+                let host = w.host();
+                if let Some(r) = crate::proxy::tm::response::on_timer(&*host, ev) {
+                    w.park_then(host, r);
+                }
                 w.flush().await;
             }
         });

@@ -274,3 +274,88 @@ function route.main() sip.sl.sl_send_reply(404, "No") end
         "{probe}"
     );
 }
+
+#[test]
+fn a_failure_route_relays_to_a_name_only_dns_knows() {
+    // The failure route suspends for the lookup (the system resolver
+    // does not know the zone: resolving there would end in 476).
+    let busy = uas("uas_busy.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let knot = Knot::start(&format!(
+        "_sip._udp.backup IN SRV 10 10 {} box\nbox IN A 127.0.0.1\n",
+        good.port
+    ));
+    let s = script(&knot.server(), &format!("sip:127.0.0.1:{}", busy.port), "").replace(
+        "  sip.pv.du = ",
+        "  if sip.is_method(\"INVITE\") then sip.tm.t_on_failure(\"backup\") end\n  sip.pv.du = ",
+    ) + &format!(
+        "function failure_route.backup()\n  sip.pv.du = \"sip:backup.{ZONE}\"\n  \
+             if not sip.tm.t_relay() then sip.xlog(\"L_ERR\", \"no relay\\n\") end\nend\n"
+    );
+    let proxy = Proxy::start(&s);
+    let run = uac("uac.xml", proxy.port, "u1", 3, 3, &[]);
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (3, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    assert_eq!(good.counts(3), (3, 0), "{}", good.errors());
+    assert!(!log.contains("no relay"), "{log}");
+}
+
+#[test]
+fn ip_resolve_waits_for_dns_in_reads_and_answers_from_the_cache_in_formats() {
+    let knot = Knot::start("box IN A 127.0.0.7\nother IN A 127.0.0.8\nthird IN A 127.0.0.9\n");
+    let proxy = Proxy::start(&format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 1,
+  dns_servers = {{ "{}" }},
+}}
+function route.main()
+  if sip.pv.rU == "read" then
+    sip.var.h = "box.{ZONE}"
+    local a = sip.pv.get("$(var(h){{ip.resolve}})")
+    local b = sip.tr("other.{ZONE}", "{{ip.resolve}}")
+    local c = sip.pv.get("$(var(h){{ip.resolve}})")
+    sip.sl.sl_send_reply(200, "A " .. tostring(a) .. " " .. tostring(b) .. " " .. tostring(c))
+  else
+    -- a format cannot wait: null the first time, the cache after
+    sip.var.h = "third.{ZONE}"
+    sip.sl.sl_send_reply(200, "F [$(var(h){{ip.resolve}})]")
+  end
+end
+"#,
+        knot.server()
+    ));
+    let to = format!("127.0.0.1:{}", proxy.port);
+    let ask = |id: &str, user: &str| {
+        udp_exchange(&to, &options(id, user), Duration::from_secs(5)).unwrap_or_default()
+    };
+    let r = ask("rd-1", "read");
+    assert!(
+        r.starts_with("SIP/2.0 200 A 127.0.0.7 127.0.0.8 127.0.0.7\r\n"),
+        "{r}\n{}",
+        proxy.log_text()
+    );
+    let first = ask("fmt-1", "fmt");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = ask("fmt-2", "fmt");
+    let log = proxy.stop();
+    assert!(
+        first.starts_with("SIP/2.0 200 F [<null>]\r\n"),
+        "{first}\n{log}"
+    );
+    assert!(
+        second.starts_with("SIP/2.0 200 F [127.0.0.9]\r\n"),
+        "{second}\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "script.lua:16: {{ip.resolve}}: third.{ZONE} not cached"
+        )),
+        "{log}"
+    );
+}

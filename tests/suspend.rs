@@ -312,3 +312,93 @@ end
         "{log}"
     );
 }
+
+#[test]
+fn a_failure_route_that_waits_fails_over_without_holding_up_the_worker() {
+    // One worker; every call's first callee is busy and its failure route
+    // waits 1 s before relaying to the second. Waiting in the worker
+    // would take 20 s for 20 calls.
+    let busy = uas("uas_busy.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 1 }}
+function route.main()
+  if sip.has_totag() then
+    sip.rr.loose_route()
+    sip.tm.t_relay()
+    sip.exit()
+  end
+  if sip.is_method("INVITE") then
+    sip.rr.record_route()
+    sip.tm.t_on_failure("later")
+  end
+  sip.avp.x = "kept"
+  sip.pv.du = "sip:127.0.0.1:{busy}"
+  sip.tm.t_relay()
+end
+function failure_route.later()
+  sip.cfgutils.sleep(1)
+  sip.xlog("L_INFO", "woke $T_reply_code avp=$avp(x) ci=$ci\n")
+  sip.pv.du = "sip:127.0.0.1:{good}"
+  sip.tm.t_relay()
+end
+"#,
+        busy = busy.port,
+        good = good.port
+    );
+    let proxy = Proxy::start(&script);
+    let started = Instant::now();
+    let run = uac("uac.xml", proxy.port, "u1", 20, 20, &[]);
+    let took = started.elapsed();
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (20, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}\n{log}");
+    assert!(!run.messages.contains("486 Busy"), "{}", run.messages);
+    assert_eq!(good.counts(20), (20, 0), "{}", good.errors());
+    // After the wait, the failure route still had its transaction.
+    assert_eq!(log.matches("woke 486 avp=kept ci=").count(), 20, "{log}");
+}
+
+#[test]
+fn a_timer_route_that_waits_leaves_the_worker_serving_requests() {
+    let proxy = Proxy::start(
+        r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1 }
+timer_route.slow = { interval = 1, fn = function()
+  sip.xlog("L_INFO", "timer sleeps\n")
+  sip.cfgutils.sleep(3)
+  sip.xlog("L_INFO", "timer woke\n")
+end }
+function route.main()
+  sip.sl.sl_send_reply(200, "Here")
+end
+"#,
+    );
+    let c = Client::new(proxy.port);
+    // The timer starts its 3 s wait 1 s after start; ask in the middle.
+    std::thread::sleep(Duration::from_millis(2000));
+    let asked = Instant::now();
+    c.send(&options("timer-1", "t1"));
+    let got = c.replies(1, Duration::from_secs(2));
+    let answered = asked.elapsed();
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = proxy.stop();
+    assert!(log.contains("timer sleeps"), "{log}");
+    assert!(
+        got.first()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 Here\r\n")),
+        "{got:?}\n{log}"
+    );
+    assert!(answered < Duration::from_millis(500), "{answered:?}");
+    assert!(log.contains("timer woke"), "{log}");
+    // One run at a time: the second tick waited for the first run's end.
+    let (sleeps, wakes) = (
+        log.matches("timer sleeps").count(),
+        log.matches("timer woke").count(),
+    );
+    assert!(sleeps <= wakes + 1, "{sleeps} sleeps, {wakes} wakes\n{log}");
+}

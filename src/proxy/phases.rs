@@ -30,8 +30,23 @@ pub enum Started {
     /// Suspended. Each poll resumes the route on the call in the worker's
     /// slot, so the caller puts the call back before polling
     /// ([`Current::exchange`]); ready when the route ended.
-    Waiting(Pin<Box<dyn Future<Output = Outcome>>>),
+    Waiting(Waiting),
 }
+
+/// A suspended route: ready when it ended.
+pub type Waiting = Pin<Box<dyn Future<Output = Outcome>>>;
+
+/// A route that suspended in the middle of tm's work (a failure route),
+/// and what tm does once it ended: the worker parks the call, polls
+/// `run`, then calls `then` with the call back in the slot and sends
+/// what it queued. `then` may start another such route.
+pub struct Resume {
+    pub run: Waiting,
+    pub then: Then,
+}
+
+/// What runs once a [`Resume`]'s route ended, with its outcome.
+pub type Then = Box<dyn FnOnce(&dyn Phases, Outcome) -> Option<Resume>>;
 
 /// What error_route.main is told about a request that failed parsing or
 /// validation (OpenSIPS `$err.*`).
@@ -64,7 +79,9 @@ pub trait Phases {
 
     /// `failure_route[name]` once every branch failed: it may relay again
     /// (serial forking) or reply. `None` when the script has no such route.
-    fn failure(&self, name: &str) -> Option<Outcome>;
+    /// It may suspend (a DNS lookup for a new branch, a database): tm then
+    /// holds the transaction and the worker polls [`Started::Waiting`].
+    fn failure(&self, name: &str) -> Option<Started>;
 
     /// `branch_route[name]` for each branch before it is sent, with the
     /// branch's R-URI in the call: `Unwound(Drop)` drops the branch.
@@ -78,7 +95,8 @@ pub trait Phases {
     fn startup(&self) -> Option<Outcome>;
 
     /// `timer_route[name]`, every interval the script gave; no message.
-    fn timer(&self, name: &str) -> Option<Outcome>;
+    /// It may suspend: the timer's next run waits until this one ended.
+    fn timer(&self, name: &str) -> Option<Started>;
 
     /// The timer routes and their intervals.
     fn timers(&self) -> Vec<(String, std::time::Duration)>;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::context::{Current, Dest, Env, OutKind, Outgoing, Source, Unwind};
-use super::phases::{Outcome, ParseFailure, Phases, Started};
+use super::phases::{Outcome, ParseFailure, Phases, Resume, Started};
 use super::{stateless, tm};
 use crate::config::{parse_listen, Config};
 use crate::sip::Message;
@@ -22,6 +22,8 @@ struct Routes {
     cur: Current,
     request: Option<Route>,
     failure: HashMap<&'static str, Route>,
+    /// Failure routes that suspend (and end without doing anything).
+    waiting: Vec<&'static str>,
     branch: HashMap<&'static str, Route>,
 }
 
@@ -41,6 +43,7 @@ impl Routes {
             cur: Current::new(env),
             request: None,
             failure: HashMap::new(),
+            waiting: Vec::new(),
             branch: HashMap::new(),
         }
     }
@@ -78,8 +81,31 @@ impl Routes {
             proto: Proto::Udp,
             socket: 0,
         };
-        tm::response::on_reply(self, txn, role, msg, src);
+        let resume = tm::response::on_reply(self, txn, role, msg, src);
+        assert!(resume.is_none(), "a failure route waits");
         self.take()
+    }
+
+    /// A reply whose failure route suspends: what tm queued and the
+    /// [`Resume`] the worker would park.
+    fn reply_waiting(&self, text: &str, from: &str) -> (Vec<Outgoing>, Resume) {
+        let msg = Message::parse(Bytes::from(text.to_string())).expect("parses");
+        let key = crate::transaction::key::client_key(&msg).expect("a client key");
+        let (txn, role) = self
+            .cur
+            .env
+            .tm
+            .client
+            .get(&key)
+            .map(|e| e.clone())
+            .expect("txn");
+        let src = Source {
+            addr: from.parse().expect("addr"),
+            proto: Proto::Udp,
+            socket: 0,
+        };
+        let resume = tm::response::on_reply(self, txn, role, msg, src).expect("waits");
+        (self.take(), resume)
     }
 
     fn take(&self) -> Vec<Outgoing> {
@@ -108,8 +134,13 @@ impl Phases for Routes {
     fn reply(&self, _: Option<&str>) -> Outcome {
         Outcome::Done
     }
-    fn failure(&self, name: &str) -> Option<Outcome> {
-        self.failure.get(name).map(|r| r(self))
+    fn failure(&self, name: &str) -> Option<Started> {
+        if self.waiting.contains(&name) {
+            return Some(Started::Waiting(Box::pin(std::future::ready(
+                Outcome::Done,
+            ))));
+        }
+        self.failure.get(name).map(|r| Started::Ended(r(self)))
     }
     fn branch(&self, name: &str) -> Outcome {
         self.branch.get(name).map_or(Outcome::Done, |r| r(self))
@@ -120,7 +151,7 @@ impl Phases for Routes {
     fn startup(&self) -> Option<Outcome> {
         None
     }
-    fn timer(&self, _: &str) -> Option<Outcome> {
+    fn timer(&self, _: &str) -> Option<Started> {
         None
     }
     fn timers(&self) -> Vec<(String, std::time::Duration)> {
@@ -307,6 +338,33 @@ fn without_a_failure_route_the_486_goes_upstream_and_a_200_ends_it() {
     let out = r.reply(&answer(&out[1], 200, "OK"), "192.0.2.5:5080");
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(text(&out[0]).starts_with("SIP/2.0 200 OK\r\n"));
+}
+
+#[test]
+fn a_failure_route_that_waits_holds_the_final_until_it_ended() {
+    let mut r = Routes::new();
+    r.request = Some(Box::new(|r: &Routes| {
+        r.current().call.borrow_mut().tm.armed.on_failure = Some("slow".into());
+        relay_to("sip:192.0.2.5:5080")(r)
+    }));
+    r.waiting.push("slow");
+    let out = r.request(INVITE);
+    let (out, resume) = r.reply_waiting(&answer(&out[1], 486, "Busy Here"), "192.0.2.5:5080");
+    // Only the ACK of the 486 leaves; the caller hears nothing yet.
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(text(&out[0]).starts_with("ACK "), "{}", text(&out[0]));
+    // The route ends having done nothing: the 486 goes upstream.
+    let mut run = resume.run;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let outcome = match run.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(o) => o,
+        std::task::Poll::Pending => panic!("ready"),
+    };
+    assert!((resume.then)(&r, outcome).is_none());
+    let out = r.take();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(text(&out[0]).starts_with("SIP/2.0 486 Busy Here\r\n"));
+    assert_eq!(to(&out[0]), "10.0.0.9:5070");
 }
 
 /// Records what tm tells its subscribers.

@@ -13,12 +13,13 @@ use std::task::{Context, Poll};
 use tokio::net::UdpSocket;
 
 use super::context::{Call, Current, Dest, OutKind, Outgoing, Source, Unwind};
-use super::phases::{Outcome, ParseFailure, Phases, Started};
+use super::phases::{Outcome, ParseFailure, Phases, Resume, Started, Waiting};
 use super::reply;
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
 use crate::stats::CORE;
 use crate::transport::tcp::{self, Handler, TcpCtx};
 use crate::transport::{Incoming, Proto, Sockets};
+use tokio::task::JoinHandle;
 use vocab::route::RouteType;
 
 /// One worker's state; shared by its tasks through `Rc`.
@@ -160,22 +161,40 @@ impl Worker {
             // The route already runs for the first copy: this one ends here.
             return;
         }
+        let then = Box::new(|host: &dyn Phases, outcome| {
+            let st = host.current();
+            after_request(st, outcome);
+            super::tm::relay::release_held(st);
+            None
+        });
+        self.park_then(host, Resume { run, then });
+    }
+
+    /// Sets the current call aside while its route waits (what the route
+    /// queued before it suspended leaves now); a task polls the route,
+    /// ends it at `resume_timeout`, then runs `then` on the call and sends
+    /// what that queued.
+    pub fn park_then(self: &Rc<Self>, host: Rc<dyn Phases>, r: Resume) -> JoinHandle<()> {
+        let st = host.current();
         let mut call = Call::new();
         st.exchange(&mut call);
-        // What the route queued before it suspended leaves now.
         std::mem::swap(&mut call.outbox, &mut st.call.borrow_mut().outbox);
+        self.park_call(host, call, r)
+    }
+
+    fn park_call(self: &Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) -> JoinHandle<()> {
         self.suspended.set(self.suspended.get() + 1);
         CORE.suspended_routes.inc();
         let w = self.clone();
-        tokio::task::spawn_local(async move { w.resume(host, call, run).await });
+        tokio::task::spawn_local(async move { w.resume(host, call, r).await })
     }
 
-    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, run: Waiting) {
+    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) {
         let limit = host.current().env.config.resume_timeout;
         let mut parked = Parked {
             host: host.clone(),
             call,
-            run: Some(run),
+            run: Some(r.run),
         };
         let outcome = tokio::select! {
             o = &mut parked => o,
@@ -191,18 +210,42 @@ impl Worker {
         let st = host.current();
         let mut call = parked.call;
         st.exchange(&mut call);
-        after_request(st, outcome);
-        super::tm::relay::release_held(st);
+        let next = (r.then)(&*host, outcome);
         let out = std::mem::take(&mut st.call.borrow_mut().outbox);
         st.exchange(&mut call);
         self.suspended.set(self.suspended.get().saturating_sub(1));
         CORE.suspended_routes.sub(1);
+        if let Some(next) = next {
+            // What ran after the route started another that waits (a
+            // failure route for branches that failed meanwhile).
+            self.park_call(host, call, next);
+        }
         for o in out {
             self.send(o).await;
         }
     }
 
-    fn on_reply(&self, msg: Message, src: Source) {
+    /// Runs `timer_route[name]`; one that suspends is awaited, so runs of
+    /// one timer never overlap. Sends what it queued.
+    pub async fn run_timer(self: &Rc<Self>, name: &str) {
+        let host = self.host();
+        reset_detached(&*host, RouteType::Timer, name);
+        match host.timer(name) {
+            None => return,
+            Some(Started::Ended(o)) => log_detached(RouteType::Timer, name, &o),
+            Some(Started::Waiting(run)) => {
+                let name = name.to_string();
+                let then = Box::new(move |_: &dyn Phases, o| {
+                    log_detached(RouteType::Timer, &name, &o);
+                    None
+                });
+                let _ = self.park_then(host, Resume { run, then }).await;
+            }
+        }
+        self.flush().await;
+    }
+
+    fn on_reply(self: &Rc<Self>, msg: Message, src: Source) {
         CORE.rcv_replies.inc();
         if let Err(e) = msg.validate_response() {
             CORE.bad_msg_hdr.inc();
@@ -216,7 +259,9 @@ impl Worker {
         if let Some(key) = crate::transaction::key::client_key(&msg) {
             let found = st.env.tm.client.get(&key).map(|e| e.clone());
             if let Some((txn, role)) = found {
-                crate::proxy::tm::response::on_reply(&*host, txn, role, msg, src);
+                if let Some(r) = crate::proxy::tm::response::on_reply(&*host, txn, role, msg, src) {
+                    self.park_then(host, r);
+                }
                 return;
             }
         }
@@ -365,9 +410,6 @@ async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
     }
 }
 
-/// A suspended request route (see [`Started::Waiting`]).
-type Waiting = Pin<Box<dyn Future<Output = Outcome>>>;
-
 /// A suspended request route with its call: each poll puts the call in
 /// the worker's slot, resumes the route, and takes the call out again.
 struct Parked {
@@ -395,21 +437,29 @@ impl Future for Parked {
     }
 }
 
-/// Runs a route that has no message (startup, timer, event), logging a
-/// failure; false when the script has no such route.
-pub fn run_detached(host: &dyn Phases, rt: RouteType, name: &str) -> bool {
-    {
-        let mut call = host.current().call.borrow_mut();
-        call.reset_empty(rt);
-        call.route_name = super::context::route_name(name);
+/// Sets the call up for a route that has no message.
+fn reset_detached(host: &dyn Phases, rt: RouteType, name: &str) {
+    let mut call = host.current().call.borrow_mut();
+    call.reset_empty(rt);
+    call.route_name = super::context::route_name(name);
+}
+
+fn log_detached(rt: RouteType, name: &str, o: &Outcome) {
+    if let Outcome::Failed(e) = o {
+        tracing::error!("{}.{name} failed: {e}", rt.table());
     }
+}
+
+/// Runs a route that has no message and cannot wait (startup, event),
+/// logging a failure; false when the script has no such route.
+pub fn run_detached(host: &dyn Phases, rt: RouteType, name: &str) -> bool {
+    reset_detached(host, rt, name);
     let outcome = match rt {
         RouteType::Startup => host.startup(),
-        RouteType::Timer => host.timer(name),
         _ => host.event(name),
     };
-    if let Some(Outcome::Failed(e)) = &outcome {
-        tracing::error!("{}.{name} failed: {e}", rt.table());
+    if let Some(o) = &outcome {
+        log_detached(rt, name, o);
     }
     outcome.is_some()
 }

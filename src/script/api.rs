@@ -8,6 +8,7 @@ use mlua::{IntoLua, Lua, MultiValue, Table, Value};
 use std::rc::Rc;
 
 use super::host::{located, State};
+use super::resolve_wait;
 use crate::pv;
 
 /// Converts a pseudo-variable value to Lua (null → nil).
@@ -82,34 +83,47 @@ struct Readers {
 const READERS_MAX: usize = 4096;
 
 /// The first read of a spec (or after the table was emptied): parse it,
-/// make its reader, remember it, read.
-fn first_read(lua: &Lua, st: &Rc<State>, r: &Readers, text: &mlua::String) -> mlua::Result<Out> {
-    let spec = cached_spec(lua, st, &text.to_str()?, r.sugar)?;
+/// make its reader and remember it; Lua then calls the reader. A spec
+/// with `{ip.resolve}` gets a reader that may wait for the name.
+fn make_reader(
+    lua: &Lua,
+    st: &Rc<State>,
+    r: &Readers,
+    text: &mlua::String,
+) -> mlua::Result<mlua::Function> {
+    let text_s = text.to_str()?;
+    let spec = cached_spec(lua, st, &text_s, r.sugar)?;
     if r.count.get() >= READERS_MAX {
         r.table.clear()?;
         r.count.set(0);
     }
-    let (st2, spec2) = (st.clone(), spec.clone());
-    let reader = lua.create_function(move |lua, ()| Ok(read(lua, &st2, &spec2)))?;
-    r.table.raw_set(text, reader)?;
+    let st2 = st.clone();
+    let reader = if resolve_wait::may_want(&text_s) {
+        let now = lua.create_function(move |lua, ()| {
+            let v = read(lua, &st2, &spec);
+            Ok((v, resolve_wait::settle(lua, &st2)))
+        })?;
+        resolve_wait::again(lua, st, now)?
+    } else {
+        lua.create_function(move |lua, ()| Ok(read(lua, &st2, &spec)))?
+    };
+    r.table.raw_set(text, reader.clone())?;
     r.count.set(r.count.get() + 1);
-    Ok(read(lua, st, &spec))
+    Ok(reader)
 }
 
 /// `sip.pv.get` and the `sip.pv.NAME` read, in Lua: a reader found by the
 /// spec text is called with no argument; else Rust parses and makes one.
 /// Named `=prelude` so script positions skip it.
 const READ_PATH: &str = r#"
-local pv, specs, names, first_spec, first_name = ...
+local pv, specs, names, make_spec, make_name = ...
 pv.get = function(spec)
-  local r = specs[spec]
-  if r then return r() end
-  return first_spec(spec)
+  local r = specs[spec] or make_spec(spec)
+  return r()
 end
 return function(_, name)
-  local r = names[name]
-  if r then return r() end
-  return first_name(name)
+  local r = names[name] or make_name(name)
+  return r()
 end
 "#;
 
@@ -131,7 +145,7 @@ fn read(lua: &Lua, st: &State, spec: &pv::Spec) -> Out {
 }
 
 /// `file:line: msg` for a log line (no error raised).
-fn describe_located(lua: &Lua, msg: &str) -> String {
+pub(super) fn describe_located(lua: &Lua, msg: &str) -> String {
     match located(lua, msg.to_string()) {
         mlua::Error::RuntimeError(m) => m,
         other => other.to_string(),
@@ -153,6 +167,7 @@ pub fn pv_fmt(lua: &Lua, st: &State, fmt: &str) -> mlua::Result<String> {
         .map_err(|e| located(lua, format!("format: {e}")))?;
     let mut out = String::with_capacity(fmt.len() + 32);
     pv::format(&st.call.borrow(), &parts, &mut out);
+    resolve_wait::settle_nowait(lua);
     Ok(out)
 }
 
@@ -179,6 +194,7 @@ fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<String> {
     };
     let mut out = String::with_capacity(64);
     pv::format(&st.call.borrow(), &parts, &mut out);
+    resolve_wait::settle_nowait(lua);
     Ok(out)
 }
 
@@ -237,10 +253,10 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     });
     let (r, specs_t) = (specs.clone(), specs.table.clone());
     let first_spec =
-        lua.create_function(move |lua, spec: mlua::String| first_read(lua, &st, &r, &spec))?;
+        lua.create_function(move |lua, spec: mlua::String| make_reader(lua, &st, &r, &spec))?;
     let (st, r, names_t) = (state.clone(), names.clone(), names.table.clone());
     let first_name =
-        lua.create_function(move |lua, name: mlua::String| first_read(lua, &st, &r, &name))?;
+        lua.create_function(move |lua, name: mlua::String| make_reader(lua, &st, &r, &name))?;
     let index: mlua::Function = lua.load(READ_PATH).set_name("=prelude").call((
         pvt.clone(),
         specs_t,
@@ -289,10 +305,12 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         })));
 
     let st = state.clone();
-    sip.set(
-        "tr",
-        lua.create_function(move |lua, (v, chain): (Value, String)| tr(lua, &st, &v, &chain))?,
-    )?;
+    let tr_now = lua.create_function(move |lua, (v, chain): (Value, String)| {
+        let out = tr(lua, &st, &v, &chain)?;
+        let wait = resolve_wait::may_want(&chain) && resolve_wait::settle(lua, &st);
+        Ok((out, wait))
+    })?;
+    sip.set("tr", resolve_wait::again(lua, state, tr_now)?)?;
     sip.set(
         "re_match",
         lua.create_function(move |lua, (s, re, flags): (Value, Value, Option<String>)| {

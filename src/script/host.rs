@@ -43,6 +43,17 @@ pub struct State {
     pub(super) host: RefCell<std::rc::Weak<Host>>,
 }
 
+impl State {
+    /// What the next `block` of a waiting read awaits.
+    pub(super) fn set_waiting(&self, f: Suspend) {
+        *self.waiting.borrow_mut() = Some(f);
+    }
+
+    pub(super) fn take_waiting(&self) -> Option<Suspend> {
+        self.waiting.borrow_mut().take()
+    }
+}
+
 /// Route coroutines kept for reuse per worker.
 const THREADS_KEPT: usize = 64;
 

@@ -7,6 +7,7 @@ pub mod config_table;
 pub mod exports;
 pub mod host;
 pub mod phases;
+mod resolve_wait;
 pub mod route;
 mod route_args;
 

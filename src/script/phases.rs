@@ -1,7 +1,7 @@
 //! The Lua host as the proxy sees it: [`Phases`] implemented by running
 //! the script's route functions.
 
-use mlua::Value;
+use mlua::{Function, Value};
 use std::rc::Rc;
 
 use super::host::Host;
@@ -15,6 +15,14 @@ impl Host {
         let f = self.route(t, name)?;
         Some(self.invoke(&f))
     }
+
+    /// Starts `f` as a coroutine that may suspend.
+    fn started(&self, f: &Function) -> Started {
+        match self.run_now(f, Value::Nil) {
+            Ok(o) => Started::Ended(o),
+            Err(run) => Started::Waiting(Box::pin(run)),
+        }
+    }
 }
 
 impl Phases for Host {
@@ -23,12 +31,9 @@ impl Phases for Host {
     }
 
     fn request(&self) -> Started {
-        let Some(f) = &self.routes.main else {
-            return Started::Ended(Outcome::Done);
-        };
-        match self.run_now(f, Value::Nil) {
-            Ok(o) => Started::Ended(o),
-            Err(run) => Started::Waiting(Box::pin(run)),
+        match &self.routes.main {
+            Some(f) => self.started(f),
+            None => Started::Ended(Outcome::Done),
         }
     }
 
@@ -56,8 +61,9 @@ impl Phases for Host {
         .unwrap_or(Outcome::Done)
     }
 
-    fn failure(&self, name: &str) -> Option<Outcome> {
-        self.run_named(RouteType::Failure, name)
+    fn failure(&self, name: &str) -> Option<Started> {
+        let f = self.route(RouteType::Failure, name)?;
+        Some(self.started(&f))
     }
 
     fn branch(&self, name: &str) -> Outcome {
@@ -74,13 +80,13 @@ impl Phases for Host {
         self.run_named(RouteType::Startup, "main")
     }
 
-    fn timer(&self, name: &str) -> Option<Outcome> {
+    fn timer(&self, name: &str) -> Option<Started> {
         let f = self
             .timer_routes()
             .into_iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, _, f)| f)?;
-        Some(self.invoke(&f))
+        Some(self.started(&f))
     }
 
     fn timers(&self) -> Vec<(String, std::time::Duration)> {

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::script::exports::{ret, Args, Export, Func, Suspend};
-use crate::modules::{Module};
+use crate::modules::Module;
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -53,7 +53,7 @@ pub static MODULE: Module = Module {
             name: "sleep",
             args: "(seconds)",
             returns: "true",
-            routes: RouteMask::REQUEST,
+            routes: RouteMask::WAIT,
             doc: "Pauses the route for `seconds`. It suspends the route, never the worker: other calls go on meanwhile (OpenSIPS's `async(sleep(…))`).",
             func: Func::Async(sleep),
         },
@@ -61,9 +61,10 @@ pub static MODULE: Module = Module {
             name: "usleep",
             args: "(microseconds)",
             returns: "true",
-            routes: RouteMask::REQUEST,
+            routes: RouteMask::WAIT,
             doc: "Pauses the route for `microseconds`, suspending the route, not the worker (OpenSIPS's `async(usleep(…))`).",
             func: Func::Async(usleep),
         },
-    ],    ..Module::NONE
+    ],
+    ..Module::NONE
 };

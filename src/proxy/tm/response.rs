@@ -13,7 +13,7 @@ use super::wheel::TimerEvent;
 use super::{lock, BranchRole, TxnRef};
 use crate::proxy::context::route_name;
 use crate::proxy::context::{Dest, OutKind, Outgoing, Source, Unwind};
-use crate::proxy::phases::{Outcome, Phases};
+use crate::proxy::phases::{Outcome, Phases, Resume, Started};
 use crate::sip::Message;
 use crate::stats::TM;
 use crate::transaction::client::Kind;
@@ -43,25 +43,31 @@ fn run_reply_route(host: &dyn Phases, name: Option<&str>) -> bool {
 }
 
 /// A response matched branch `role` of `txn`.
-pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, src: Source) {
+pub fn on_reply(
+    host: &dyn Phases,
+    txn: TxnRef,
+    role: BranchRole,
+    msg: Message,
+    src: Source,
+) -> Option<Resume> {
     let tm = &host.current().env.tm;
     let i = match role {
         // The 200 (or 481) to our CANCEL ends there.
-        BranchRole::Cancel(_) => return,
+        BranchRole::Cancel(_) => return None,
         BranchRole::Request(i) => i,
     };
-    let Some(code) = msg.status() else { return };
+    let code = msg.status()?;
     let st = host.current();
     {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
-        let Some(b) = t.branches.get(i) else { return };
+        let b = t.branches.get(i)?;
         let ack = (t.server.kind == Kind::Invite && code >= 300)
             .then(|| build_ack(&b.request, &msg))
             .flatten();
         let acts = match t.branches.get_mut(i) {
             Some(b) => b.client.on_response(code),
-            None => return,
+            None => return None,
         };
         tm.notify(|o| o.reply_in(&t, i, &msg));
         let (deliver, _, ended) = apply_client(tm, &txn, &mut t, i, acts, ack, &mut call.outbox);
@@ -71,7 +77,7 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
             }
         }
         if !deliver {
-            return;
+            return None;
         }
         if code < 200 {
             if let Some(b) = t.branches.get_mut(i) {
@@ -92,7 +98,7 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
                     done(code);
                 }
             }
-            return;
+            return None;
         }
     }
     // Reply routes see the reply as the current message.
@@ -119,9 +125,7 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
     let all_answered = {
         let mut call = st.call.borrow_mut();
         let call = &mut *call;
-        let Some(mut msg) = call.msg.take() else {
-            return;
-        };
+        let mut msg = call.msg.take()?;
         let mut t = lock(&txn);
         t.avps = std::mem::take(&mut call.avps);
         if let Some(b) = t.branches.get_mut(i) {
@@ -172,28 +176,28 @@ pub fn on_reply(host: &dyn Phases, txn: TxnRef, role: BranchRole, msg: Message, 
         all_answered
     };
     if all_answered {
-        finalize(host, &txn);
+        return finalize(host, &txn);
     }
+    None
 }
 
 /// Every branch answered negatively (or timed out): run the failure route
-/// once, or send the best response (RFC 3261 §16.7 steps 6–7).
-fn finalize(host: &dyn Phases, txn: &TxnRef) {
-    let tm = &host.current().env.tm;
+/// once, or send the best response (RFC 3261 §16.7 steps 6–7). A failure
+/// route that suspends holds the transaction: the [`Resume`] goes on
+/// from here once it ended.
+fn finalize(host: &dyn Phases, txn: &TxnRef) -> Option<Resume> {
     let st = host.current();
     let (best, failure) = {
         let mut t = lock(txn);
-        if t.server.last_code >= 200 {
-            return;
+        if t.server.last_code >= 200 || t.failure_waiting {
+            return None;
         }
         let codes: Vec<u16> = t
             .branches
             .iter()
             .map(|b| b.final_code.unwrap_or(408))
             .collect();
-        let Some(best) = select::best_response(&codes) else {
-            return;
-        };
+        let best = select::best_response(&codes)?;
         t.reply_code = codes[best];
         let failure = if t.in_failure {
             None
@@ -205,29 +209,73 @@ fn finalize(host: &dyn Phases, txn: &TxnRef) {
         }
         (best, failure)
     };
-    if let Some(name) = failure {
-        {
-            // The failure route works on the request, with its flags back.
-            {
-                let t = lock(txn);
-                t.restore(&mut st.call.borrow_mut(), txn, &name, best);
-            }
-            let outcome = host.failure(&name);
-            let avps = std::mem::take(&mut st.call.borrow_mut().avps);
-            lock(txn).avps = avps;
-            if let Some(Outcome::Failed(e)) = &outcome {
-                tracing::error!("failure_route.{name} failed: {e}");
-            }
-            let mut t = lock(txn);
-            t.in_failure = false;
-            if outcome.is_some()
-                && (!t.all_answered() || t.replied_locally || t.server.last_code >= 200)
-            {
-                return;
-            }
+    let Some(name) = failure else {
+        forward_best(host, txn, best);
+        return None;
+    };
+    // The failure route works on the request, with its flags back.
+    let before = {
+        let t = lock(txn);
+        t.restore(&mut st.call.borrow_mut(), txn, &name, best);
+        t.branches.len()
+    };
+    match host.failure(&name) {
+        Some(Started::Waiting(run)) => {
+            lock(txn).failure_waiting = true;
+            let txn = txn.clone();
+            Some(Resume {
+                run,
+                then: Box::new(move |host, outcome| {
+                    lock(&txn).failure_waiting = false;
+                    after_failure(host, &txn, best, &name, Some(outcome), Some(before))
+                }),
+            })
+        }
+        Some(Started::Ended(o)) => after_failure(host, txn, best, &name, Some(o), None),
+        None => after_failure(host, txn, best, &name, None, None),
+    }
+}
+
+/// After the failure route (`outcome` None: the script has no such route):
+/// done if it replied or relayed again; else the best response goes up.
+/// `resumed`: the route had suspended, with this many branches before it;
+/// new branches that all failed meanwhile are judged again (a failure
+/// route they armed runs).
+fn after_failure(
+    host: &dyn Phases,
+    txn: &TxnRef,
+    best: usize,
+    name: &str,
+    outcome: Option<Outcome>,
+    resumed: Option<usize>,
+) -> Option<Resume> {
+    let st = host.current();
+    let avps = std::mem::take(&mut st.call.borrow_mut().avps);
+    let mut t = lock(txn);
+    t.avps = avps;
+    t.in_failure = false;
+    if let Some(Outcome::Failed(e)) = &outcome {
+        tracing::error!("failure_route.{name} failed: {e}");
+    }
+    if outcome.is_some() {
+        if t.replied_locally || t.server.last_code >= 200 || !t.all_answered() {
+            return None;
+        }
+        if resumed.is_some_and(|before| t.branches.len() > before) {
+            drop(t);
+            return finalize(host, txn);
         }
     }
-    let mut call = st.call.borrow_mut();
+    drop(t);
+    forward_best(host, txn, best);
+    None
+}
+
+/// Sends the best final response of the branches upstream (RFC 3261
+/// §16.7 step 6), or a local 408/500 when it has none to forward.
+fn forward_best(host: &dyn Phases, txn: &TxnRef, best: usize) {
+    let tm = &host.current().env.tm;
+    let mut call = host.current().call.borrow_mut();
     let mut t = lock(txn);
     if t.server.last_code >= 200 {
         return;
@@ -292,8 +340,8 @@ fn collect_challenges(t: &super::Txn, best: usize) -> String {
 }
 
 /// A transaction timer fired; this worker carries out what it means.
-pub fn on_timer(host: &dyn Phases, ev: TimerEvent) {
-    let Some(txn) = ev.txn.upgrade() else { return };
+pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
+    let txn = ev.txn.upgrade()?;
     let tm = &host.current().env.tm;
     let st = host.current();
     let mut call = st.call.borrow_mut();
@@ -301,7 +349,7 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) {
     match ev.branch {
         None => {
             if t.server_gens.current(ev.timer) != ev.gen {
-                return;
+                return None;
             }
             let acts = t.server.on_timer(ev.timer);
             if apply_server(tm, &txn, &mut t, acts, None, &mut call.outbox) {
@@ -309,11 +357,9 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) {
             }
         }
         Some(i) => {
-            let Some(b) = t.branches.get_mut(i) else {
-                return;
-            };
+            let b = t.branches.get_mut(i)?;
             if b.gens.current(ev.timer) != ev.gen {
-                return;
+                return None;
             }
             let acts = b.client.on_timer(ev.timer);
             let (_, timed_out, ended) =
@@ -357,13 +403,14 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) {
                 if let Some((done, code)) = done {
                     done(code);
                 }
-                return;
+                return None;
             }
             if timed_out && t.all_answered() {
                 drop(t);
                 drop(call);
-                finalize(host, &txn);
+                return finalize(host, &txn);
             }
         }
     }
+    None
 }

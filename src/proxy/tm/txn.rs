@@ -137,6 +137,9 @@ pub struct Txn {
     pub cancelled: bool,
     /// A failure route is running or ran for the current set of branches.
     pub in_failure: bool,
+    /// The failure route suspended (DNS, a database): the best response
+    /// waits for it to end.
+    pub failure_waiting: bool,
     /// The script answered from a failure route (t_reply).
     pub replied_locally: bool,
     /// Winning reply code for $T_reply_code.
@@ -183,6 +186,7 @@ impl Txn {
             flags: 0,
             cancelled: false,
             in_failure: false,
+            failure_waiting: false,
             replied_locally: false,
             reply_code: 0,
             avps: Default::default(),

@@ -73,10 +73,14 @@ fn isip6(_: &Call, _: &[Arg], v: Value) -> R {
     flag(matches!(parse_ip(&text(&v)), Some(IpAddr::V6(_))))
 }
 
-/// `{ip.resolve}`: the first address of a name (an IP stays itself). This
-/// is a blocking lookup, as in OpenSIPS: keep it out of hot routes.
+/// `{ip.resolve}`: the first address of a name (an IP stays itself; null
+/// when it does not resolve). On a worker the answer comes from the DNS
+/// cache: an uncached name answers null and is left wanted, and the
+/// script host suspends the route for it and reads again
+/// (`transport::dns::wanted`). Off the workers (`lunasip eval`) the
+/// system resolver answers.
 fn resolve(_: &Call, _: &[Arg], v: Value) -> R {
-    use std::net::ToSocketAddrs;
+    use crate::transport::dns::wanted;
     let t = text(&v);
     if let Some(ip) = parse_ip(&t) {
         return Ok(Value::Str(ip.to_string()));
@@ -84,11 +88,21 @@ fn resolve(_: &Call, _: &[Arg], v: Value) -> R {
     if t.len() > 253 {
         return Err("name too long".into());
     }
-    Ok((t.trim(), 0)
+    match wanted::cached_address(&t) {
+        Ok(found) => Ok(found.map_or(Value::Null, |ip| Value::Str(ip.to_string()))),
+        Err(()) if crate::transport::dns::current().is_some() => Ok(Value::Null),
+        Err(()) => Ok(system_address(t.trim())),
+    }
+}
+
+/// A blocking lookup, only where no worker runs (`lunasip eval`).
+fn system_address(host: &str) -> Value {
+    use std::net::ToSocketAddrs;
+    (host, 0)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .map_or(Value::Null, |a| Value::Str(a.ip().to_string())))
+        .map_or(Value::Null, |a| Value::Str(a.ip().to_string()))
 }
 
 fn matches(c: &Call, a: &[Arg], v: Value) -> R {
@@ -173,7 +187,7 @@ pub(super) static DEFS: &[TrDef] = &[
         0,
         0,
         "",
-        "first address of a host name (blocking lookup)"
+        "first address of a host name (DNS cache; `sip.pv.get` and `sip.tr` wait for an uncached name, formats answer null and look it up for next time)"
     ),
     tr!(
         "ip.matches",

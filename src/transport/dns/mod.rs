@@ -5,6 +5,7 @@
 //! `/etc/resolv.conf` unless `config.dns_servers` names others.
 
 pub mod select;
+pub mod wanted;
 
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,

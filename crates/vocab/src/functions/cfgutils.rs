@@ -8,6 +8,6 @@ const M: &str = "cfgutils";
 const T: Option<&str> = Some("cfgutils");
 
 pub(super) static FUNCTIONS: &[Function] = &[
-    Function::new(M, T, "sleep", &[Int], RouteMask::REQUEST),
-    Function::new(M, T, "usleep", &[Int], RouteMask::REQUEST),
+    Function::new(M, T, "sleep", &[Int], RouteMask::WAIT),
+    Function::new(M, T, "usleep", &[Int], RouteMask::WAIT),
 ];

@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(d.args[4].kind(), Arg::Int);
         let s = by_opensips_name("usleep").unwrap();
         assert_eq!(s.full_name(), "sip.cfgutils.usleep");
-        assert_eq!((s.args, s.routes), (&[Arg::Int][..], RouteMask::REQUEST));
+        assert_eq!((s.args, s.routes), (&[Arg::Int][..], RouteMask::WAIT));
         let x = function("sip.xlog").unwrap();
         assert_eq!(x.args, &[Arg::Optional(&Arg::Str), Arg::Format]);
         let c = function("sip.dispatcher.ds_count").unwrap();
