@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 /// Markdown for every Lua-visible function and pseudo-variable.
 pub fn lua_api_markdown() -> String {
+    // The modules' pseudo-variables and statistics join the registries.
+    crate::modules::register();
     let mut out = String::new();
     out.push_str("# lunasip Lua API\n\n");
     out.push_str("<!-- Generated from src/modules/*, src/script/api.rs, src/pv/*.rs and src/pv/tr/*.rs by\n     `UPDATE_DOCS=1 cargo test --test docs`. Do not edit by hand. -->\n\n");
@@ -90,9 +92,9 @@ pub fn modules_markdown() -> String {
     );
     out.push_str("module's `module_exports`): Lua functions (`exports`, see lua-api.md), MI commands (`mi`,\n");
     out.push_str(
-        "see mi.md), statistics (`stats`, group named after the module, see statistics.md), the\n",
+        "see mi.md), pseudo-variables (`pvs`), statistics (`stats`, group named after the module, see statistics.md), the\n",
     );
-    out.push_str("keys it reads from `config.modules.<name>` (`params`) and lifecycle hooks: `init` (once per\n");
+    out.push_str("keys it reads from `config.modules.<name>` (`params`; any other key is an error at `lunasip check`) and lifecycle hooks: `init` (once per\n");
     out.push_str("process, after the first config is committed), `child_init` (in each SIP worker once it is\n");
     out.push_str("ready; rank 0 runs `startup_route`) and `shutdown`. A new module is a file or folder under src/modules/\n");
     out.push_str("and one line in the `modules!` list of src/modules/mod.rs.\n");
@@ -110,6 +112,8 @@ pub fn modules_markdown() -> String {
         let _ = writeln!(out, "* Lua: {}", list(names));
         let mi = m.mi.iter().map(|c| format!("`{}`", c.name)).collect();
         let _ = writeln!(out, "* MI: {}", list(mi));
+        let pvs = m.pvs.iter().map(|d| format!("`${}`", d.name)).collect();
+        let _ = writeln!(out, "* pseudo-variables: {}", list(pvs));
         let stats = m
             .stats
             .iter()
@@ -135,9 +139,10 @@ pub fn modules_markdown() -> String {
             m.name
         );
         for p in m.params {
+            let also: String = p.also.iter().map(|a| format!(", `{a}`")).collect();
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} |",
+                "| `{}`{also} | {} | {} | {} |",
                 p.name,
                 p.kind.name(),
                 p.default.replace('|', "\\|"),

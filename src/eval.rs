@@ -65,8 +65,8 @@ pub fn run(
     sets: &[String],
     specs: &[String],
 ) -> Result<(), String> {
-    // `$stat(group:name)` knows the modules' groups too.
-    lunasip::modules::register_stats();
+    // `$stat(group:name)` and `$T_*` know the modules.
+    lunasip::modules::register();
     let msg = read_message(message)?;
     let addr: SocketAddr = source
         .unwrap_or("127.0.0.1:5060")

@@ -117,7 +117,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     // leaves its partition empty and is retried) before any traffic.
     let listen = checked.config.listen.clone();
     let cfg = checked.commit(&listen)?;
-    crate::modules::register_stats();
+    crate::modules::register();
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
     }

@@ -20,7 +20,7 @@ fn lua_api_doc_is_current() {
 
 #[test]
 fn statistics_doc_is_current() {
-    lunasip::modules::register_stats();
+    lunasip::modules::register();
     check("statistics.md", lunasip::stats::statistics_markdown());
 }
 

@@ -32,6 +32,7 @@ fn allowed(layer: &str) -> &'static [&'static str] {
             "modules::Module",
             "modules::Prepared",
             "modules::prepare",
+            "modules::register",
         ],
         "mi" => &[
             "mi",
@@ -39,7 +40,7 @@ fn allowed(layer: &str) -> &'static [&'static str] {
             "transport",
             "config",
             "modules::ALL",
-            "modules::register_stats",
+            "modules::register",
         ],
         "modules" => &[
             "modules",

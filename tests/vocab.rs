@@ -101,6 +101,7 @@ fn every_vocab_function_is_registered() {
 
 #[test]
 fn pseudo_variables_agree() {
+    lunasip::modules::register();
     let mut bad = Vec::new();
     for d in lunasip::pv::all() {
         let Some(v) = vocab::pseudo_variable(d.name) else {

@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn shapes() {
-        crate::modules::register_stats();
+        crate::modules::register();
         let v = call("uptime", json!([]));
         assert!(v["result"]["Up time"].as_str().unwrap().ends_with(" [sec]"));
         assert!(call("version", json!([]))["result"]["Server"]

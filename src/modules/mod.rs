@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 mod module;
+pub mod params;
 pub use module::{param, ChildInit, Module, Param, ParamKind};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
@@ -37,10 +38,15 @@ modules! {
 #[cfg(test)]
 mod tests;
 
-/// Hands every module's statistics groups to the statistics registry
-/// (once; later calls do nothing). The daemon, `lunasip eval` and the
-/// generated docs call it before they list statistics.
-pub fn register_stats() {
+/// Hands every module's statistics groups and pseudo-variables to their
+/// registries (once; later calls do nothing). The daemon, the script host,
+/// `lunasip eval` and the generated docs call it first.
+pub fn register() {
+    crate::pv::register_module_pvs(ALL.iter().flat_map(|m| m.pvs.iter()));
+    register_stats();
+}
+
+fn register_stats() {
     crate::stats::register_module_groups(ALL.iter().filter(|m| !m.stats.is_empty()).map(|m| {
         crate::stats::StatGroup {
             name: m.name,
@@ -86,8 +92,13 @@ pub struct Prepared {
     pub dispatcher: dispatcher::Prepared,
 }
 
-/// Reads `config.modules` (no side effect: nothing loaded or connected).
+/// Sections of `config.modules` the core reads itself (the MI transports).
+const CORE_SECTIONS: &[&str] = &["mi_http", "mi_fifo"];
+
+/// Checks `config.modules` against the modules' declared parameters and
+/// reads it (no side effect: nothing loaded or connected).
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    params::check(modules, CORE_SECTIONS)?;
     Ok(Prepared {
         dispatcher: dispatcher::prepare(modules)?,
     })
@@ -99,7 +110,7 @@ impl Prepared {
     /// `listen`: the sockets in force.
     /// Runs the modules' `init` hooks after the first commit.
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
-        register_stats();
+        register();
         self.dispatcher.commit(listen)?;
         init_all()
     }

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use crate::script::exports::Export;
 
 /// A module's whole surface, declared once (OpenSIPS `module_exports`):
-/// Lua functions, MI commands, statistics, `config.modules.<name>` keys
-/// and lifecycle hooks. `table` is the sub-table of `sip` (`Some("sl")` →
+/// Lua functions, MI commands, pseudo-variables, statistics,
+/// `config.modules.<name>` keys and lifecycle hooks. `table` is the sub-table of `sip` (`Some("sl")` →
 /// `sip.sl.*`); `None` puts functions on `sip` itself. Everything that
 /// lists these (Lua registration, the MI, statistics, docs) reads
 /// `crate::modules::ALL`.
@@ -19,6 +19,8 @@ pub struct Module {
     pub exports: &'static [Export],
     /// MI commands (after the core's, in `ALL` order).
     pub mi: &'static [crate::mi::Command],
+    /// Pseudo-variables (`$T_reply_code`), found by name after the core's.
+    pub pvs: &'static [crate::pv::PvDef],
     /// Statistics, shown in group `name` (`dispatcher:probes_sent`).
     pub stats: &'static [crate::stats::StatDecl],
     /// The keys of `config.modules.<name>` it reads (docs/modules.md).
@@ -55,9 +57,12 @@ impl ParamKind {
     }
 }
 
-/// One `config.modules.<module>` key, for the docs.
+/// One `config.modules.<module>` key: the docs list it and
+/// `modules::params::check` refuses keys no module declares.
 pub struct Param {
     pub name: &'static str,
+    /// Other names accepted for it (OpenSIPS's older spellings).
+    pub also: &'static [&'static str],
     pub kind: ParamKind,
     /// The default as the docs show it (`"5"`, `"OPTIONS"`, `"none"`).
     pub default: &'static str,
@@ -73,9 +78,20 @@ pub const fn param(
 ) -> Param {
     Param {
         name,
+        also: &[],
         kind,
         default,
         doc,
+    }
+}
+
+impl Param {
+    /// The same parameter, also accepted under `names`.
+    pub const fn also(self, names: &'static [&'static str]) -> Param {
+        Param {
+            also: names,
+            ..self
+        }
     }
 }
 
@@ -88,6 +104,7 @@ impl Module {
         doc: "",
         exports: &[],
         mi: &[],
+        pvs: &[],
         stats: &[],
         params: &[],
         init: None,

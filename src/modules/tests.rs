@@ -11,7 +11,7 @@ fn call(method: &str, params: &str) -> serde_json::Value {
 
 #[test]
 fn mi_command_names_are_unique() {
-    super::register_stats();
+    super::register();
     let mut seen = Vec::new();
     for c in mi::commands() {
         assert!(!seen.contains(&c.name), "MI command {} twice", c.name);
@@ -30,7 +30,7 @@ fn mi_command_names_are_unique() {
 
 #[test]
 fn declared_statistics_are_in_get_statistics_all() {
-    super::register_stats();
+    super::register();
     let all = call("get_statistics", r#"[["all"]]"#);
     let all = all["result"].as_object().expect("result");
     let kinds = call("list_statistics", "[]");
@@ -54,7 +54,7 @@ fn declared_statistics_are_in_get_statistics_all() {
 
 #[test]
 fn module_names_and_params_are_unique() {
-    super::register_stats();
+    super::register();
     let mut names = Vec::new();
     for m in ALL {
         assert!(!names.contains(&m.name), "module {} twice", m.name);

@@ -1,7 +1,7 @@
 //! Pseudo-variables that do not come from the message: time, process,
 //! statistics, return code, script position (route, file and line),
-//! command-line options, errors, the destination set, and the
-//! transaction (tm) ones.
+//! command-line options, errors and the destination set. tm's `$T_*`
+//! are declared by the tm module.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,37 +10,6 @@ use crate::proxy::context::Call;
 
 fn null(_: &Call, _: &Spec) -> Value {
     Value::Null
-}
-
-/// `$T_reply_code`: the reply being handled in a reply route, the winning
-/// one in a failure route.
-fn t_reply_code(c: &Call, _: &Spec) -> Value {
-    c.tm.reply_code
-        .map_or(Value::Null, |v| Value::Int(v as i64))
-}
-
-/// `$T_branch_idx`: the branch a reply route's reply came from; in a branch
-/// route, the index the branch being built gets.
-fn t_branch_idx(c: &Call, _: &Spec) -> Value {
-    match (c.tm.branch, &c.tm.txn) {
-        (Some(i), _) => Value::Int(i as i64),
-        (None, Some(_)) => {
-            c.tm.txn_branches()
-                .map_or(Value::Null, |n| Value::Int(n as i64))
-        }
-        _ => Value::Null,
-    }
-}
-
-/// `$T_ruri`: the R-URI of the transaction's request.
-fn t_ruri(c: &Call, _: &Spec) -> Value {
-    c.tm.txn_ruri().map_or(Value::Null, Value::Str)
-}
-
-/// `$T_id`: the transaction's id.
-fn t_id(c: &Call, _: &Spec) -> Value {
-    c.tm.txn_id()
-        .map_or(Value::Null, |id| Value::Int(id as i64))
 }
 
 fn now() -> (i64, u32) {
@@ -137,39 +106,6 @@ fn err_rreason(c: &Call, _: &Spec) -> Value {
     c.err
         .as_ref()
         .map_or(Value::Null, |e| Value::Str(e.rreason.clone()))
-}
-
-fn secs(d: Option<std::time::Duration>) -> Value {
-    d.map_or(Value::Null, |d| Value::Int(d.as_secs() as i64))
-}
-
-fn set_secs(v: Value, what: &str) -> Result<Option<std::time::Duration>, String> {
-    match v {
-        Value::Null => Ok(None),
-        v => match v.to_int() {
-            Some(n) if (1..=86_400).contains(&n) => {
-                Ok(Some(std::time::Duration::from_secs(n as u64)))
-            }
-            _ => Err(format!("${what} takes seconds, 1..86400")),
-        },
-    }
-}
-
-/// `$T_fr_timeout`: seconds without a reply before a branch times out, for
-/// the transactions this request creates (null: the config value).
-fn get_t_fr(c: &Call, _: &Spec) -> Value {
-    secs(c.tm.fr)
-}
-fn set_t_fr(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    c.tm.fr = set_secs(v, "T_fr_timeout")?;
-    Ok(())
-}
-fn get_t_fr_inv(c: &Call, _: &Spec) -> Value {
-    secs(c.tm.fr_inv)
-}
-fn set_t_fr_inv(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    c.tm.fr_inv = set_secs(v, "T_fr_inv_timeout")?;
-    Ok(())
 }
 
 fn set_rc(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
@@ -469,38 +405,6 @@ pub static DEFS: &[PvDef] = &[
         get_ds,
         "destination set: Contact: <R-URI if changed>, <appended branches>"
     ),
-    ro!(
-        "T_branch_idx",
-        t_branch_idx,
-        "tm: index of the branch a reply came from (reply routes) or being built (branch routes)"
-    ),
-    ro!(
-        "T_reply_code",
-        t_reply_code,
-        "tm: code of the reply being handled, or the winning one in a failure route"
-    ),
-    ro!("T_ruri", t_ruri, "tm: R-URI of the transaction's request"),
-    ro!(
-        "T_id",
-        t_id,
-        "tm: transaction id (null outside a transaction)"
-    ),
-    PvDef {
-        name: "T_fr_timeout",
-        get: get_t_fr,
-        set: Some(set_t_fr),
-        takes_inner: false,
-        doc: "tm: seconds without any reply before a branch times out, for this request's transaction (writable; null: the config's fr_timeout)",
-        peek: None,
-    },
-    PvDef {
-        name: "T_fr_inv_timeout",
-        get: get_t_fr_inv,
-        set: Some(set_t_fr_inv),
-        takes_inner: false,
-        doc: "tm: seconds an INVITE branch may ring without a final reply (writable; null: the config's fr_inv_timeout)",
-        peek: None,
-    },
     PvDef {
         name: "bavp",
         get: super::vars::get_bavp,

@@ -150,13 +150,55 @@ pub struct PvDef {
     pub peek: Option<Peek>,
 }
 
-/// Every pseudo-variable, in documentation order.
+impl PvDef {
+    /// A read-only pseudo-variable without `(inner)` (modules declare
+    /// theirs with it).
+    pub const fn ro(name: &'static str, get: Getter, doc: &'static str) -> PvDef {
+        PvDef {
+            name,
+            get,
+            set: None,
+            takes_inner: false,
+            doc,
+            peek: None,
+        }
+    }
+
+    /// A writable one without `(inner)`.
+    pub const fn rw(name: &'static str, get: Getter, set: Setter, doc: &'static str) -> PvDef {
+        PvDef {
+            name,
+            get,
+            set: Some(set),
+            takes_inner: false,
+            doc,
+            peek: None,
+        }
+    }
+}
+
+/// The pseudo-variables modules declare, handed over once at start
+/// (`modules::register`): pv knows no module.
+static MODULE_PVS: std::sync::OnceLock<Vec<&'static PvDef>> = std::sync::OnceLock::new();
+
+/// Adds the modules' pseudo-variables (the first call wins; later calls do
+/// nothing).
+pub fn register_module_pvs(defs: impl Iterator<Item = &'static PvDef>) {
+    let _ = MODULE_PVS.set(defs.collect());
+}
+
+fn module_pvs() -> impl Iterator<Item = &'static PvDef> {
+    MODULE_PVS.get().into_iter().flatten().copied()
+}
+
+/// Every pseudo-variable, in documentation order (the modules' last).
 pub fn all() -> impl Iterator<Item = &'static PvDef> {
     core::DEFS
         .iter()
         .chain(msg::DEFS.iter())
         .chain(vars::DEFS.iter())
         .chain(misc::DEFS.iter())
+        .chain(module_pvs())
 }
 
 /// Looks a pseudo-variable up by name.
@@ -166,10 +208,17 @@ pub fn lookup(name: &str) -> Option<&'static PvDef> {
     INDEX
         .get_or_init(|| {
             misc::started();
-            all().map(|d| (d.name, d)).collect()
+            core::DEFS
+                .iter()
+                .chain(msg::DEFS.iter())
+                .chain(vars::DEFS.iter())
+                .chain(misc::DEFS.iter())
+                .map(|d| (d.name, d))
+                .collect()
         })
         .get(name)
         .copied()
+        .or_else(|| module_pvs().find(|d| d.name == name))
 }
 
 /// The borrowing fast path: `Some(result)` when the spec is a plain read of

@@ -11,10 +11,17 @@ use crate::config::{self, Config};
 /// Line (1-based) of the first occurrence of `key =` in the source, to point
 /// config errors somewhere useful.
 pub(super) fn line_of(code: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     code.lines()
         .position(|l| {
-            let t = l.trim_start();
-            t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+            l.match_indices(key).any(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                let after = l[i + key.len()..].trim_start();
+                !before.is_some_and(ident) && after.starts_with('=') && !after.starts_with("==")
+            })
         })
         .map(|i| i + 1)
 }
@@ -205,7 +212,12 @@ pub fn read_config(
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
-        prepared = crate::modules::prepare(&modules).map_err(|m| err("dispatcher", m))?;
+        prepared = crate::modules::prepare(&modules).map_err(|m| {
+            // The line of the key the message names (`config.modules.tm.x: …`).
+            let path = m.split([':', ' ']).next().unwrap_or("");
+            let key = path.rsplit('.').next().filter(|k| !k.is_empty());
+            err(key.unwrap_or("modules"), m.clone())
+        })?;
         if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
             let ms =
                 |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));

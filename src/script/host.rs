@@ -198,6 +198,7 @@ impl Host {
             host: RefCell::new(std::rc::Weak::new()),
         });
         let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
+        crate::modules::register();
         register(&lua, &state, crate::modules::ALL).map_err(le)?;
         crate::script::api::register(&lua, &state).map_err(le)?;
         let runner: Function = lua

@@ -2,7 +2,7 @@ use super::*;
 
 /// The module groups, as the daemon registers them at start.
 fn registered() {
-    crate::modules::register_stats();
+    crate::modules::register();
 }
 
 #[test]

@@ -13,6 +13,8 @@ use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
+mod pv;
+
 fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     let Some(host) = crate::script::phases::phases_of(st) else {
         return Err(mlua::Error::RuntimeError(format!(
@@ -258,6 +260,7 @@ pub static MODULE: Module = Module {
     name: "tm",
     table: Some("tm"),
     doc: "Transactions (OpenSIPS tm).",
+    pvs: pv::PVS,
     exports: &[
         Export {
             name: "t_relay",
@@ -372,7 +375,8 @@ pub static BRANCHES: Module = Module {
             doc: "Adds a destination (default: the current R-URI) that the next `t_relay` forks to in parallel.",
             func: Func::Sync(append_branch),
         },
-    ],    ..Module::NONE
+    ],
+    ..Module::NONE
 };
 
 /// `config.modules.tm` (read by `script::config_table` into `Config::tm`).
@@ -382,19 +386,22 @@ static PARAMS: &[Param] = &[
         ParamKind::Int,
         "500",
         "RFC 3261 T1 in milliseconds: first retransmission interval, RTT estimate (OpenSIPS `T1_timer`, also accepted, as is `t1`).",
-    ),
+    )
+    .also(&["T1_timer", "t1"]),
     param(
         "T2",
         ParamKind::Int,
         "4000",
         "RFC 3261 T2 in milliseconds: largest retransmission interval for non-INVITE requests and INVITE replies (`T2_timer`, `t2`).",
-    ),
+    )
+    .also(&["T2_timer", "t2"]),
     param(
         "T4",
         ParamKind::Int,
         "5000",
         "RFC 3261 T4 in milliseconds: how long a message may stay in the network (`T4_timer`, `t4`).",
-    ),
+    )
+    .also(&["T4_timer", "t4"]),
     param(
         "fr_timeout",
         ParamKind::Int,
