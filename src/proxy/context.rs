@@ -4,7 +4,6 @@
 //! holds the running call with the environment every call can reach.
 //! Nothing here knows Lua or a module's internals.
 
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,40 +33,7 @@ pub enum Unwind {
     Drop,
 }
 
-/// Where a message goes: a resolved address or a name still to resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dest {
-    Addr(SocketAddr),
-    /// A name to locate (RFC 3263) before sending.
-    Name(crate::transport::dns::Hop),
-}
-
-/// Bytes ready to leave, with their destination and local socket.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub bytes: Bytes,
-    pub proto: Proto,
-    pub dest: Dest,
-    /// Index into `Sockets::list`.
-    pub socket: usize,
-    /// Counted as a forwarded request/reply once sent.
-    pub kind: OutKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutKind {
-    Request,
-    Reply,
-    LocalReply,
-}
-
-/// Where the current message came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Source {
-    pub addr: SocketAddr,
-    pub proto: Proto,
-    pub socket: usize,
-}
+pub use crate::transport::out::{Dest, OutKind, Outgoing, Source};
 
 /// A branch `append_branch` added (`$branch(...)` reads and writes it).
 #[derive(Debug, Clone, Default, PartialEq)]

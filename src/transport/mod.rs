@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod listen;
 pub mod myself;
+pub mod out;
 pub mod tcp;
 pub mod udp;
 
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 
 pub use myself::Sockets;
+pub use out::{Dest, OutKind, Outgoing, Source};
 
 /// Transport protocol of a socket or a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
