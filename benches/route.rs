@@ -13,7 +13,7 @@ use lunasip::sip::Message;
 
 mod common;
 
-use common::{host, src, INVITE};
+use common::{host_with, src, INVITE};
 
 const SCRIPT: &str = r#"
 config = { listen = { "udp:127.0.0.1:5060" } }
@@ -59,7 +59,19 @@ end
 "#;
 
 fn route(c: &mut Criterion) {
-    let h = host(SCRIPT);
+    // With the watchdog (route_timeout: JIT off, a count hook) as shipped,
+    // and without it (route_timeout = 0), to price it.
+    for (label, budget) in [("", true), ("_no_watchdog", false)] {
+        run(c, label, budget);
+    }
+}
+
+fn run(c: &mut Criterion, label: &str, budget: bool) {
+    let h = host_with(SCRIPT, |cfg| {
+        if !budget {
+            cfg.route_timeout = None;
+        }
+    });
     let f = h.routes.main.clone().expect("route.main");
     let src = src();
     let input = Bytes::from_static(INVITE);
@@ -70,7 +82,7 @@ fn route(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("route");
     g.throughput(Throughput::Elements(1));
-    g.bench_function(format!("invite_default_route_{flavour}"), |b| {
+    g.bench_function(format!("invite_default_route_{flavour}{label}"), |b| {
         b.iter(|| {
             let m = Message::parse(black_box(input.clone())).expect("valid");
             h.state.call.borrow_mut().reset(m, src, RouteType::Request);
@@ -87,7 +99,7 @@ fn route(c: &mut Criterion) {
         "INVITE sip:+4901712345@",
         1,
     ));
-    g.bench_function(format!("lua_routing_logic_{flavour}"), |b| {
+    g.bench_function(format!("lua_routing_logic_{flavour}{label}"), |b| {
         let m = Message::parse(dialled.clone()).expect("valid");
         h.state.call.borrow_mut().reset(m, src, RouteType::Request);
         b.iter(|| black_box(logic.call::<String>(()).expect("logic runs")))

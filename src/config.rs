@@ -35,6 +35,12 @@ pub struct Config {
     /// How long a suspended route may wait for its answer before the call
     /// gets 500 and an error log.
     pub resume_timeout: Duration,
+    /// Longest a route may run (waiting on I/O not counted) before it is
+    /// stopped with an error; None: no bound (lunasip `route_timeout`, ms).
+    pub route_timeout: Option<Duration>,
+    /// Bytes one worker's Lua state may hold; 0: no bound (lunasip
+    /// `script_memory_limit`, in MB).
+    pub script_memory_limit: usize,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
@@ -108,6 +114,8 @@ impl Default for Config {
             max_suspended: 1024,
             dns: Default::default(),
             resume_timeout: Duration::from_secs(30),
+            route_timeout: Some(Duration::from_secs(2)),
+            script_memory_limit: 256 * 1024 * 1024,
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

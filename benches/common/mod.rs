@@ -14,10 +14,17 @@ pub const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sip/invite.sip");
 
 /// A host (one worker's Lua state) on udp:127.0.0.1:5060 running `script`.
 pub fn host(script: &str) -> std::rc::Rc<Host> {
-    let cfg = Config {
+    host_with(script, |_| {})
+}
+
+/// A host with the config changed by `f` first.
+#[allow(dead_code)]
+pub fn host_with(script: &str, f: impl FnOnce(&mut Config)) -> std::rc::Rc<Host> {
+    let mut cfg = Config {
         listen: vec![parse_listen("udp:127.0.0.1:5060").expect("listen")],
         ..Config::default()
     };
+    f(&mut cfg);
     let env = Env {
         worker: 0,
         sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),

@@ -105,7 +105,12 @@ fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
                 m.append_header_raw(&format!("Route: <{ruri}>\r\n"));
                 m.set_ruri(next);
             }
-            Err(_) => return Err(a.err(format!("bad Route URI '{next}'"))),
+            Err(_) => {
+                // Peer data: false as OpenSIPS's rr (loose.c returns -1),
+                // never a script error a sender could trigger at will.
+                tracing::info!("loose_route: bad Route URI '{next}'");
+                return ret(lua, false);
+            }
         }
     }
     ret(lua, true)

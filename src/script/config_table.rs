@@ -209,6 +209,12 @@ pub fn read_config(
     if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
         cfg.resume_timeout = Duration::from_millis(n.max(1));
     }
+    if let Some(n) = number(&t, "route_timeout").map_err(|m| err("route_timeout", m))? {
+        cfg.route_timeout = (n > 0).then(|| Duration::from_millis(n));
+    }
+    if let Some(n) = number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m))? {
+        cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
+    }
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {

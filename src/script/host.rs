@@ -41,6 +41,8 @@ pub struct State {
     waiting: RefCell<Option<Suspend>>,
     /// The host that owns this state (weak: the host owns the state).
     pub(super) host: RefCell<std::rc::Weak<Host>>,
+    /// Time and memory bounds of the routes.
+    pub(super) watchdog: Rc<super::watchdog::Watchdog>,
 }
 
 impl State {
@@ -69,6 +71,7 @@ impl std::ops::Deref for State {
 /// when the route returned or unwound. Dropping it abandons the route.
 pub struct Run<F> {
     state: Rc<State>,
+    lua: Lua,
     thread: Thread,
     fut: F,
 }
@@ -82,7 +85,9 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let this = self.get_mut();
         let was = this.state.suspendable.replace(true);
+        let armed = this.state.watchdog.arm();
         let r = Pin::new(&mut this.fut).poll(cx);
+        drop(armed);
         this.state.suspendable.set(was);
         let r = match r {
             Poll::Pending => return Poll::Pending,
@@ -95,6 +100,9 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
             }
         }
         let unwind = this.state.call.borrow().unwind;
+        if unwind.is_none() && !matches!(r, Ok((true, _))) {
+            this.state.watchdog.after_failure(&this.lua);
+        }
         Poll::Ready(match (r, unwind) {
             (Ok((true, _)), _) => Outcome::Done,
             (_, Some(u)) => Outcome::Unwound(u),
@@ -189,6 +197,13 @@ impl Host {
     /// Builds a Lua state, registers the API and loads the script.
     pub fn new(source: &Source, env: Env) -> Result<Rc<Host>, ScriptError> {
         let lua = Lua::new();
+        let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
+        let watchdog = super::watchdog::Watchdog::install(
+            &lua,
+            env.config.route_timeout,
+            env.config.script_memory_limit,
+        )
+        .map_err(le)?;
         let state = Rc::new(State {
             cur: Current::new(env),
             pv: RefCell::new(pv::Cache::default()),
@@ -196,8 +211,8 @@ impl Host {
             threads: RefCell::new(Vec::new()),
             waiting: RefCell::new(None),
             host: RefCell::new(std::rc::Weak::new()),
+            watchdog,
         });
-        let le = |e: mlua::Error| ScriptError::new(&source.name, None, describe(&e));
         crate::modules::register();
         register(&lua, &state, crate::modules::ALL).map_err(le)?;
         crate::script::api::register(&lua, &state).map_err(le)?;
@@ -240,10 +255,15 @@ impl Host {
                 t.reset(self.runner.clone())?;
                 t
             }
-            None => self.lua.create_thread(self.runner.clone())?,
+            None => {
+                let t = self.lua.create_thread(self.runner.clone())?;
+                self.state.watchdog.watch(&t);
+                t
+            }
         };
         Ok(Run {
             state: self.state.clone(),
+            lua: self.lua.clone(),
             fut: thread.clone().into_async::<(bool, Value)>((f.clone(), arg)),
             thread,
         })
@@ -276,13 +296,18 @@ impl Host {
     /// Runs a route function with arguments (error_route gets a table).
     pub fn invoke_with(&self, f: &Function, args: impl mlua::IntoLuaMulti) -> Outcome {
         let was = self.state.suspendable.replace(false);
+        let armed = self.state.watchdog.arm();
         let r = f.call::<()>(args);
+        drop(armed);
         self.state.suspendable.set(was);
         match r {
             Ok(()) => Outcome::Done,
             Err(e) => match self.state.call.borrow().unwind {
                 Some(u) => Outcome::Unwound(u),
-                None => Outcome::Failed(describe(&e)),
+                None => {
+                    self.state.watchdog.after_failure(&self.lua);
+                    Outcome::Failed(describe(&e))
+                }
             },
         }
     }

@@ -10,6 +10,7 @@ pub mod phases;
 mod resolve_wait;
 pub mod route;
 mod route_args;
+mod watchdog;
 
 pub use host::{Env, Host, Outcome, Source};
 

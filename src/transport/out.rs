@@ -40,4 +40,3 @@ pub struct Source {
     pub proto: Proto,
     pub socket: usize,
 }
-
