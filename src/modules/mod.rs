@@ -32,6 +32,8 @@ modules! {
     tm: MODULE, BRANCHES;
     dispatcher: MODULE;
     cfgutils: MODULE;
+    usrloc: MODULE;
+    registrar: MODULE;
 }
 
 #[cfg(test)]
@@ -84,12 +86,16 @@ pub fn shutdown_all() {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub dispatcher: dispatcher::Prepared,
+    pub usrloc: usrloc::Prepared,
+    pub registrar: registrar::Prepared,
 }
 
 /// Reads `config.modules` (no side effect: nothing loaded or connected).
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     Ok(Prepared {
         dispatcher: dispatcher::prepare(modules)?,
+        usrloc: usrloc::prepare(modules)?,
+        registrar: registrar::prepare(modules)?,
     })
 }
 
@@ -101,6 +107,8 @@ impl Prepared {
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
         register_stats();
         self.dispatcher.commit(listen)?;
+        self.usrloc.commit()?;
+        self.registrar.commit();
         init_all()
     }
 
