@@ -125,7 +125,15 @@ fn declared_groups_in_order_and_unique() {
     let names: Vec<&str> = declared().map(|g| g.name).collect();
     assert_eq!(
         names,
-        ["core", "sl", "tm", "dispatcher", "usrloc", "registrar", "memory"]
+        [
+            "core",
+            "sl",
+            "tm",
+            "dispatcher",
+            "usrloc",
+            "registrar",
+            "memory"
+        ]
     );
     let mut all: Vec<String> = Vec::new();
     for g in declared() {

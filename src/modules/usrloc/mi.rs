@@ -79,7 +79,8 @@ fn ul_dump(_: &Ctx, p: &Params) -> Result<Value, MiError> {
 
 fn table(p: &Params) -> Result<std::sync::Arc<store::Domain>, MiError> {
     let name = p.str("table_name").unwrap_or("");
-    store::find(name).ok_or_else(|| MiError::new(404, "Table not found"))
+    // A table not used yet is read now (db_mode 1, 2) or asked (3).
+    store::domain(name).map_err(|e| MiError::new(404, format!("Table not found: {e}")))
 }
 
 fn aor(p: &Params) -> Result<String, MiError> {

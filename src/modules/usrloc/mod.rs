@@ -182,14 +182,9 @@ fn start_timer() {
 }
 
 /// Expires contacts and flushes write-back changes every
-/// `timer_interval` seconds; loads `location` at start (db_mode 1, 2).
+/// `timer_interval` seconds. (A table is read into memory when first used
+/// by a route or an MI command, db_mode 1 and 2.)
 fn timer() {
-    if matches!(conf().db_mode, 1 | 2) {
-        match domain("location").map(|d| d.ensure_loaded_wait()) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) | Err(e) => tracing::error!("usrloc: loading table location: {e}"),
-        }
-    }
     let mut waited = 0u64;
     loop {
         std::thread::sleep(Duration::from_millis(250));

@@ -60,11 +60,6 @@ pub fn domain(name: &str) -> Result<Arc<Domain>, DbError> {
         .clone())
 }
 
-/// A table known only if it was used (MI commands do not create one).
-pub fn find(name: &str) -> Option<Arc<Domain>> {
-    DOMAINS.get(name).map(|d| d.clone())
-}
-
 /// Forgets every table (a new config with another db_mode or URL).
 pub fn reset() {
     DOMAINS.clear();
