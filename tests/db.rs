@@ -202,3 +202,49 @@ fn dead_server_backs_off() {
         Err(DbError::BadName(_))
     ));
 }
+
+/// The SQL shipped in the packages is what `lunasip db init` runs.
+#[test]
+fn packaged_sql_is_current() {
+    use lunasip::db::Dialect;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sql");
+    for (d, name) in [
+        (Dialect::Mysql, "location-mysql.sql"),
+        (Dialect::Postgres, "location-postgres.sql"),
+        (Dialect::Sqlite, "location-sqlite.sql"),
+    ] {
+        let want = schema::script(d);
+        let path = dir.join(name);
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).expect("write");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "packaging/sql/{name} is stale: run `UPDATE_DOCS=1 cargo test --test db`"
+        );
+    }
+}
+
+/// The packaged files run as they are on each server.
+#[test]
+fn packaged_sql_runs() {
+    let db = format!("lunasip_sql_{}", std::process::id());
+    mysql_cli(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
+    ));
+    let sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sql/location-mysql.sql"),
+    )
+    .expect("sql");
+    let out = Command::new("mariadb")
+        .args(["-uroot", "-h127.0.0.1", &db, "-e", &sql])
+        .output()
+        .expect("mariadb");
+    mysql_cli(&format!("DROP DATABASE {db}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -92,3 +92,23 @@ pub fn init_wait(db: &Db, kind: &str, name: &Ident) -> Result<Vec<String>, DbErr
     }
     Ok(done)
 }
+
+/// The SQL file shipped in /usr/share/lunasip/sql/ for a dialect: the
+/// `version` and `location` tables and the location version row (what
+/// `lunasip db init` does, for an operator who runs SQL by hand).
+pub fn script(d: Dialect) -> String {
+    let (Ok(v), Ok(l)) = (Ident::new("version"), Ident::new("location")) else {
+        return String::new();
+    };
+    let client = match d {
+        Dialect::Mysql => "mariadb -u root opensips < location-mysql.sql",
+        Dialect::Postgres => "psql -U postgres -d opensips -f location-postgres.sql",
+        Dialect::Sqlite => "sqlite3 /var/lib/lunasip/lunasip.db < location-sqlite.sql",
+    };
+    let want = version::expected("location").unwrap_or(0);
+    format!(
+        "-- OpenSIPS 3.4's `version` and `location` tables (location version {want}),\n-- as `lunasip db init URL` creates them; usrloc reads and writes them\n-- (config.modules.usrloc.db_url, db_mode 1-3).\n--\n--   {client}\n--\n-- Generated from src/db/schema.rs (UPDATE_DOCS=1 cargo test --test db).\n\n{};\n\n{};\n\nINSERT INTO version (table_name, table_version) VALUES ('location', {want});\n",
+        create(d, "version", &v).unwrap_or_default(),
+        create(d, "location", &l).unwrap_or_default()
+    )
+}
