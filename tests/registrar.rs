@@ -426,4 +426,29 @@ fn mi_removes_contacts() {
     assert!(!ok, "an AoR removed twice is not found");
     let r = ask(p.port, &invite("hal", "c-h-inv"));
     assert_eq!(status(&r), "SIP/2.0 404 Not Found", "{r}");
+
+    // ul_add: a permanent binding a call then reaches.
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").expect("ua");
+    ua.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("t");
+    let contact = format!("sip:hal@{}", ua.local_addr().expect("a"));
+    let (ok, out) = mi(
+        mi_port,
+        &["ul_add", "location", "hal", &contact, "0", "0.5"],
+    );
+    assert!(ok, "{out}");
+    let (_, show) = mi(mi_port, &["ul_show_contact", "location", "hal"]);
+    assert!(
+        show.contains("permanent") && show.contains("0.50"),
+        "{show}"
+    );
+    let inv = invite("hal", "c-h-inv2").replace("{LOCAL}", "127.0.0.1:9");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("c");
+    s.send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let (n, _) = ua
+        .recv_from(&mut buf)
+        .expect("INVITE to the MI-added contact");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with(&format!("INVITE {contact} SIP/2.0")));
 }

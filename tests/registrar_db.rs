@@ -207,9 +207,27 @@ fn shared_db_only(kind: &str) {
         b.log_text()
     );
     assert_eq!(callee.counts(1).0, 1, "{}", callee.errors());
-    // B's MI reads the table too.
+    // B's MI reads the table too, and sees what A's MI adds.
     let (ok, dump) = mi(mi_b, &["ul_dump"]);
     assert!(ok && dump.contains("alice"), "{dump}");
+    let (ok, out) = mi(
+        mi_a,
+        &[
+            "ul_add",
+            &t.name,
+            "mia",
+            "sip:mia@127.0.0.1:7777",
+            "60",
+            "1",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, show) = mi(mi_b, &["ul_show_contact", &t.name, "mia"]);
+    assert!(ok && show.contains("sip:mia@127.0.0.1:7777"), "{show}");
+    let (ok, out) = mi(mi_b, &["ul_rm", &t.name, "mia"]);
+    assert!(ok, "{out}");
+    let (ok, _) = mi(mi_a, &["ul_show_contact", &t.name, "mia"]);
+    assert!(!ok, "removed through B, gone for A");
     // An unknown user is 404 (lookup -1) through either.
     let r = call(a.port, "nobody");
     assert_eq!(r.successful, 0);

@@ -482,6 +482,20 @@ mod tests {
         assert_eq!(v.len(), 2);
         apply(&mut v, &req(Cts::Star, "c4", 1), t).expect("star");
         assert!(v.is_empty());
+        // matching_mode 1: the same URI from another Call-ID is another
+        // binding.
+        let mut r1 = req(Cts::List(vec![ct("sip:z@9", 60, -1)]), "k1", 1);
+        r1.matching_mode = 1;
+        r1.max_contacts = 0;
+        apply(&mut v, &r1, t).expect("k1");
+        r1.callid = "k2".into();
+        apply(&mut v, &r1, t).expect("k2");
+        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 2);
+        r1.matching_mode = 0;
+        r1.callid = "k3".into();
+        r1.contacts = Cts::List(vec![ct("sip:z@9", 0, -1)]);
+        apply(&mut v, &r1, t).expect("k3");
+        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 1);
         assert_eq!(method_bit("invite"), 1);
         assert_eq!(methods_of("INVITE, BYE"), 9);
     }

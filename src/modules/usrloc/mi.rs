@@ -129,6 +129,64 @@ fn ul_rm_contact(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     }
 }
 
+/// An MI number given as a number or a numeric string.
+fn num(p: &Params, name: &str) -> Result<Option<f64>, MiError> {
+    match (p.int(name), p.str(name)) {
+        (Some(n), _) => Ok(Some(n as f64)),
+        (None, Some(s)) if !s.trim().is_empty() => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| MiError::params(format!("{name} '{s}' is not a number"))),
+        _ => Ok(None),
+    }
+}
+
+fn ul_add(_: &Ctx, p: &Params) -> Result<Value, MiError> {
+    let d = table(p)?;
+    let aor = aor(p)?;
+    let uri = p.str("contact").unwrap_or("").trim().to_string();
+    if crate::sip::Uri::parse(&uri).is_err() {
+        return Err(MiError::params(format!("contact '{uri}' is not a SIP URI")));
+    }
+    let secs = num(p, "expires")?.unwrap_or(0.0);
+    let q = num(p, "q")?.unwrap_or(-1.0);
+    if !(0.0..=1.0).contains(&q) && q != -1.0 {
+        return Err(MiError::params("q must be 0-1"));
+    }
+    let t = now();
+    let c = Contact {
+        id: Contact::new_id(&aor, &uri),
+        uri: uri.clone(),
+        received: None,
+        path: None,
+        // 0: permanent, as OpenSIPS's ul_add.
+        expires: if secs > 0.0 { t + secs as i64 } else { 0 },
+        q: if q < 0.0 { -1 } else { (q * 1000.0).round() as i32 },
+        callid: "dfjrewr12386fd6-343@opensips.mi".into(),
+        cseq: 1,
+        flags: num(p, "flags")?.unwrap_or(0.0) as u32,
+        cflags: num(p, "cflags")?.unwrap_or(0.0) as u64,
+        user_agent: "SIP Router MI Server".into(),
+        socket: None,
+        methods: num(p, "methods")?.map(|m| m as u32),
+        instance: None,
+        reg_id: 0,
+        last_modified: t,
+    };
+    d.edit_wait(&aor, move |v| {
+        match v.iter_mut().find(|x| x.uri == c.uri) {
+            Some(x) => {
+                let id = x.id;
+                *x = Contact { id, ..c };
+            }
+            None => v.push(c),
+        }
+    })
+    .map_err(db_err)?;
+    Ok(Value::String("OK".into()))
+}
+
 fn ul_flush(_: &Ctx, _: &Params) -> Result<Value, MiError> {
     super::tick();
     Ok(Value::String("OK".into()))
@@ -183,6 +241,24 @@ pub static COMMANDS: &[Command] = &[
         ],
         result: "`\"OK\"`; 404 Contact not found",
         handler: ul_rm_contact,
+    },
+    Command {
+        name: "ul_add",
+        help: "Adds (or replaces) the binding of `contact` to `aor` in table `table_name`: `expires` seconds (0: permanent), `q` (0-1), usrloc `flags`, branch flags `cflags` (a number), `methods` (OpenSIPS's METHOD_* bits).",
+        module: "usrloc",
+        params: &[
+            req("table_name", Kind::Str),
+            req("aor", Kind::Str),
+            req("contact", Kind::Str),
+            req("expires", Kind::Int),
+            req("q", Kind::Str),
+            opt("unused", Kind::Str),
+            opt("flags", Kind::Int),
+            opt("cflags", Kind::Int),
+            opt("methods", Kind::Int),
+        ],
+        result: "`\"OK\"`",
+        handler: ul_add,
     },
     Command {
         name: "ul_flush",

@@ -4,8 +4,8 @@
 //! flags, methods, sip.instance/reg-id), an expiry timer, and OpenSIPS
 //! 3.4's `location` table in the database as `db_mode` says (see
 //! [`store`]). The registrar module reads and writes it; MI commands
-//! `ul_dump`, `ul_show_contact`, `ul_rm`, `ul_rm_contact`, `ul_flush`,
-//! `ul_sync` inspect and edit it.
+//! `ul_dump`, `ul_show_contact`, `ul_add`, `ul_rm`, `ul_rm_contact`,
+//! `ul_flush`, `ul_sync` inspect and edit it.
 
 pub mod cfg;
 pub mod contact;

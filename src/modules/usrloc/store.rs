@@ -428,9 +428,7 @@ impl Domain {
             let before: Vec<Contact> = rows.iter().filter_map(Contact::from_row).collect();
             let mut after = before.clone();
             let r = f(&mut after);
-            for ct in before.iter().filter(|b| !after.iter().any(|a| a.id == b.id)) {
-                db.exec_wait(&self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
-            }
+            self.write_wait(aor, &diff(&before, &after), &c)?;
             events::raise_diff(&self.name, aor, &before, &after);
             return Ok(r);
         }
@@ -445,20 +443,33 @@ impl Domain {
         events::raise_diff(&self.name, aor, &before, &after);
         let d = diff(&before, &after);
         match c.db_mode {
-            1 => {
-                let db = self.db(&c)?;
-                let (u, dm) = split_aor(aor, c.use_domain);
-                for ct in &d.deleted {
-                    db.exec_wait(&self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
-                }
-                for ct in &d.inserted {
-                    db.exec_wait(&self.insert_sql(), contact::values(ct, u, dm))?;
-                }
-            }
+            1 => self.write_wait(aor, &d, &c)?,
             2 => self.queue(aor, &d),
             _ => {}
         }
         Ok(r)
+    }
+
+    /// [`Domain::write`] for a thread that is not a worker.
+    fn write_wait(&self, aor: &str, d: &Diff, c: &UlConf) -> Result<(), DbError> {
+        if d.inserted.is_empty() && d.updated.is_empty() && d.deleted.is_empty() {
+            return Ok(());
+        }
+        let db = self.db(c)?;
+        let (user, dom) = split_aor(aor, c.use_domain);
+        for ct in &d.deleted {
+            db.exec_wait(&self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
+        }
+        for ct in &d.updated {
+            let mut vals = contact::values(ct, user, dom);
+            let id = vals.remove(0);
+            vals.push(id);
+            db.exec_wait(&self.update_sql(), vals)?;
+        }
+        for ct in &d.inserted {
+            db.exec_wait(&self.insert_sql(), contact::values(ct, user, dom))?;
+        }
+        Ok(())
     }
 
     /// MI `ul_sync`: the table (or one AoR's rows) rewritten from memory.
