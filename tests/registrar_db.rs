@@ -411,4 +411,8 @@ fn wrong_table_version_and_dead_database_answer_500() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     let (st, _) = timed(q.port, &options_msg(99));
     assert!(st.ends_with("200 Alive"), "{st}");
+    // lookup with the database down: -3 (LOOKUP_ERROR, lib/reg/lookup.h).
+    let inv = "INVITE sip:d@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-dead-inv\r\nFrom: <sip:c@127.0.0.1>;tag=1\r\nTo: <sip:d@127.0.0.1>\r\nCall-ID: dead-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let (st, _) = timed(q.port, inv);
+    assert_eq!(st, "SIP/2.0 404 Not Found -3");
 }
