@@ -452,3 +452,39 @@ fn mi_removes_contacts() {
         .expect("INVITE to the MI-added contact");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with(&format!("INVITE {contact} SIP/2.0")));
 }
+
+#[test]
+fn use_domain_keeps_domains_apart() {
+    let mi_port = free_port();
+    let p = Proxy::start(&script(mi_port, ", use_domain = true"));
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").expect("ua");
+    ua.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("t");
+    let contact = format!("sip:ann@{}", ua.local_addr().expect("a"));
+    let reg = register(
+        "ann",
+        "c-dom",
+        1,
+        &format!("Contact: <{contact}>\r\n"),
+        Some(60),
+    )
+    .replace("@127.0.0.1>", "@a.example>");
+    assert_eq!(status(&ask(p.port, &reg)), "SIP/2.0 200 OK");
+    let (_, dump) = mi(mi_port, &["ul_dump"]);
+    assert!(dump.contains("ann@a.example"), "{dump}");
+    // Another domain's ann is not registered.
+    let r = ask(
+        p.port,
+        &invite("ann", "c-dom-b").replace("ann@127.0.0.1 SIP", "ann@b.example SIP"),
+    );
+    assert_eq!(status(&r), "SIP/2.0 404 Not Found", "{r}");
+    let inv = invite("ann", "c-dom-a")
+        .replace("ann@127.0.0.1 SIP", "ann@a.example SIP")
+        .replace("{LOCAL}", "127.0.0.1:9");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("c");
+    s.send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let (n, _) = ua.recv_from(&mut buf).expect("INVITE for ann@a.example");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with(&format!("INVITE {contact} SIP/2.0")));
+}
