@@ -1,6 +1,7 @@
 -- OpenSIPS 3.4's `version` and `location` tables (location version 1013),
 -- as `lunasip db init URL` creates them; usrloc reads and writes them
--- (config.modules.usrloc.db_url, db_mode 1-3).
+-- (config.modules.usrloc.db_url, db_mode 1-3). The index on username is
+-- lunasip's addition (lookups by user; OpenSIPS does not mind it).
 --
 --   mariadb -u root opensips < location-mysql.sql
 --
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS location (
     methods INT(11) DEFAULT NULL,
     sip_instance CHAR(255) DEFAULT NULL,
     kv_store TEXT(512) DEFAULT NULL,
-    attr CHAR(255) DEFAULT NULL
+    attr CHAR(255) DEFAULT NULL,
+    INDEX username_idx (username, domain)
 ) ENGINE=InnoDB;
 
 INSERT INTO version (table_name, table_version) VALUES ('location', 1013);

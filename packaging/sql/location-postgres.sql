@@ -1,6 +1,7 @@
 -- OpenSIPS 3.4's `version` and `location` tables (location version 1013),
 -- as `lunasip db init URL` creates them; usrloc reads and writes them
--- (config.modules.usrloc.db_url, db_mode 1-3).
+-- (config.modules.usrloc.db_url, db_mode 1-3). The index on username is
+-- lunasip's addition (lookups by user; OpenSIPS does not mind it).
 --
 --   psql -U postgres -d opensips -f location-postgres.sql
 --
@@ -33,5 +34,7 @@ CREATE TABLE IF NOT EXISTS location (
     kv_store TEXT DEFAULT NULL,
     attr VARCHAR(255) DEFAULT NULL
 );
+
+CREATE INDEX IF NOT EXISTS location_username_idx ON location (username, domain);
 
 INSERT INTO version (table_name, table_version) VALUES ('location', 1013);

@@ -51,13 +51,32 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 ),
             };
             let kv = if d == Dialect::Postgres { "TEXT" } else { "TEXT(512)" };
+            let inline = match d {
+                Dialect::Mysql => ",\n    INDEX username_idx (username, domain)",
+                _ => "",
+            };
             format!(
-                "CREATE TABLE IF NOT EXISTS {name} (\n    contact_id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT NULL,\n    contact TEXT NOT NULL,\n    received {text}(255) DEFAULT NULL,\n    path {text}(255) DEFAULT NULL,\n    expires {uint} NOT NULL,\n    q {q} DEFAULT 1.0 NOT NULL,\n    callid {text}(255) DEFAULT 'Default-Call-ID' NOT NULL,\n    cseq {int} DEFAULT 13 NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    flags {int} DEFAULT 0 NOT NULL,\n    cflags {text}(255) DEFAULT NULL,\n    user_agent {text}(255) DEFAULT '' NOT NULL,\n    socket {text}(64) DEFAULT NULL,\n    methods {int} DEFAULT NULL,\n    sip_instance {text}(255) DEFAULT NULL,\n    kv_store {kv} DEFAULT NULL,\n    attr {text}(255) DEFAULT NULL\n){tail}"
+                "CREATE TABLE IF NOT EXISTS {name} (\n    contact_id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT NULL,\n    contact TEXT NOT NULL,\n    received {text}(255) DEFAULT NULL,\n    path {text}(255) DEFAULT NULL,\n    expires {uint} NOT NULL,\n    q {q} DEFAULT 1.0 NOT NULL,\n    callid {text}(255) DEFAULT 'Default-Call-ID' NOT NULL,\n    cseq {int} DEFAULT 13 NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    flags {int} DEFAULT 0 NOT NULL,\n    cflags {text}(255) DEFAULT NULL,\n    user_agent {text}(255) DEFAULT '' NOT NULL,\n    socket {text}(64) DEFAULT NULL,\n    methods {int} DEFAULT NULL,\n    sip_instance {text}(255) DEFAULT NULL,\n    kv_store {kv} DEFAULT NULL,\n    attr {text}(255) DEFAULT NULL{inline}\n){tail}"
             )
         }
         _ => return None,
     };
     Some(sql)
+}
+
+/// Indexes lunasip adds to a table of kind `kind` (not in OpenSIPS's
+/// scripts, harmless to it): `location` is read by username on every
+/// lookup and save in db_mode 3, which without one scans the table.
+pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
+    let base = name.as_str().rsplit('.').next().unwrap_or(name.as_str());
+    match (kind, d) {
+        // Inside its CREATE TABLE (MySQL 8 has no CREATE INDEX IF NOT EXISTS).
+        ("location", Dialect::Mysql) => Vec::new(),
+        ("location", _) => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username, domain)"
+        )],
+        _ => Vec::new(),
+    }
 }
 
 /// Creates the `version` table and a table of kind `kind` named `name`
@@ -76,6 +95,9 @@ pub fn init_wait(db: &Db, kind: &str, name: &Ident) -> Result<Vec<String>, DbErr
     let sql =
         create(d, kind, name).ok_or_else(|| DbError::Internal(format!("no schema for {kind}")))?;
     db.exec_wait(&sql, vec![])?;
+    for ix in indexes(d, kind, name) {
+        db.exec_wait(&ix, vec![])?;
+    }
     done.push(format!("table {name} ready"));
     if let Some(v) = version::expected(kind) {
         let have = db.query_wait(
@@ -106,9 +128,16 @@ pub fn script(d: Dialect) -> String {
         Dialect::Sqlite => "sqlite3 /var/lib/lunasip/lunasip.db < location-sqlite.sql",
     };
     let want = version::expected("location").unwrap_or(0);
-    format!(
-        "-- OpenSIPS 3.4's `version` and `location` tables (location version {want}),\n-- as `lunasip db init URL` creates them; usrloc reads and writes them\n-- (config.modules.usrloc.db_url, db_mode 1-3).\n--\n--   {client}\n--\n-- Generated from src/db/schema.rs (UPDATE_DOCS=1 cargo test --test db).\n\n{};\n\n{};\n\nINSERT INTO version (table_name, table_version) VALUES ('location', {want});\n",
+    let mut stmts = vec![
         create(d, "version", &v).unwrap_or_default(),
-        create(d, "location", &l).unwrap_or_default()
+        create(d, "location", &l).unwrap_or_default(),
+    ];
+    stmts.extend(indexes(d, "location", &l));
+    stmts.push(format!(
+        "INSERT INTO version (table_name, table_version) VALUES ('location', {want})"
+    ));
+    format!(
+        "-- OpenSIPS 3.4's `version` and `location` tables (location version {want}),\n-- as `lunasip db init URL` creates them; usrloc reads and writes them\n-- (config.modules.usrloc.db_url, db_mode 1-3). The index on username is\n-- lunasip's addition (lookups by user; OpenSIPS does not mind it).\n--\n--   {client}\n--\n-- Generated from src/db/schema.rs (UPDATE_DOCS=1 cargo test --test db).\n\n{};\n",
+        stmts.join(";\n\n")
     )
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# REGISTER load against lunasip's registrar: N registrations (one AoR each)
+# at RATE per second, usrloc in db_mode 0 (memory) or 3 (MySQL, a table
+# made with `lunasip db init`). Prints the proxy's CPU-seconds per 1000
+# REGISTERs, failed calls, and RSS growth per contact.
+# Usage (from bench/): ./register.sh [-m db_mode] [-n calls] [-r rate]
+# Env: LUNASIP (binary, default ../target/release/lunasip),
+#      DB_URL (default mysql://root@127.0.0.1:3306/test),
+#      PROXY_PORT (5060), UAC_PORT (5070).
+set -euo pipefail
+mode=0 n=20000 rate=2000
+while getopts "m:n:r:" o; do
+  case $o in m) mode=$OPTARG ;; n) n=$OPTARG ;; r) rate=$OPTARG ;; *) exit 2 ;; esac
+done
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="${LUNASIP:-$here/../target/release/lunasip}"
+url="${DB_URL:-mysql://root@127.0.0.1:3306/test}"
+pport="${PROXY_PORT:-5060}" uport="${UAC_PORT:-5070}"
+work="$(mktemp -d)"
+table="loc_bench_$$"
+trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ "$mode" != 0 ]; then
+  "$bin" db init "$url" --location-table "$table" >/dev/null
+fi
+cat >"$work/reg.lua" <<LUA
+config = {
+  listen = { "udp:127.0.0.1:$pport" },
+  children = 2,
+  log_level = "warn",
+  modules = { usrloc = { db_mode = $mode, db_url = "$url" }, mi_fifo = false, mi_http = false },
+}
+function route.main()
+  if sip.is_method("REGISTER") then
+    sip.registrar.save("$table")
+    sip.exit()
+  end
+  sip.sl.sl_send_reply(404, "Not Found")
+end
+LUA
+"$bin" run -c "$work/reg.lua" 2>"$work/log" &
+pid=$!
+sleep 1
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+c0=$(cpu) r0=$(rss)
+t0=$(date +%s.%N)
+sipp "127.0.0.1:$pport" -sf "$here/scenarios/register.xml" -s user -i 127.0.0.1 -p "$uport" \
+  -m "$n" -r "$rate" -l 2000 -nostdin -buff_size 4194304 -timeout 120s \
+  -trace_stat -stf "$work/stat.csv" -fd 1 >/dev/null 2>&1 || true
+t1=$(date +%s.%N)
+sleep 1
+c1=$(cpu) r1=$(rss)
+hz=$(getconf CLK_TCK)
+failed=$(tail -1 "$work/stat.csv" | awk -F';' '{print $18}')
+echo "db_mode=$mode registers=$n rate=$rate wall=$(echo "$t1 - $t0" | bc) s" \
+  "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" \
+  "failed=$failed rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / n ))"
+if [ "$mode" != 0 ]; then
+  mariadb -uroot -h127.0.0.1 test -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true
+fi
