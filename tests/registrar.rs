@@ -488,3 +488,28 @@ fn use_domain_keeps_domains_apart() {
     let (n, _) = ua.recv_from(&mut buf).expect("INVITE for ann@a.example");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with(&format!("INVITE {contact} SIP/2.0")));
 }
+
+#[test]
+fn bad_flags_fail_naming_the_script_line() {
+    let mi_port = free_port();
+    let p = Proxy::start(&script(mi_port, "").replace(
+        "sip.registrar.save(\"location\")",
+        "sip.registrar.save(\"location\", \"memory-only,bogus\")",
+    ));
+    let r = ask(
+        p.port,
+        &register(
+            "ivy",
+            "c-i",
+            1,
+            "Contact: <sip:ivy@127.0.0.1:6040>\r\n",
+            Some(60),
+        ),
+    );
+    assert!(status(&r).starts_with("SIP/2.0 500"), "{r}");
+    let log = p.log_text();
+    assert!(
+        log.contains("script.lua:14:") && log.contains("unknown save flag 'bogus'"),
+        "{log}"
+    );
+}
