@@ -416,3 +416,65 @@ fn wrong_table_version_and_dead_database_answer_500() {
     let (st, _) = timed(q.port, inv);
     assert_eq!(st, "SIP/2.0 404 Not Found -3");
 }
+
+fn register_for(user: &str, callid: &str, expires: u32) -> String {
+    register_msg(user, callid).replace("Expires: 60", &format!("Expires: {expires}"))
+}
+
+#[test]
+fn db_mode2_ul_flush_and_ul_sync_write_the_table() {
+    let t = Table::new("my");
+    let mi_port = free_port();
+    // A timer that does not run during the test: only MI writes back.
+    let p = Proxy::start(
+        &script(&t, 2, mi_port, 2).replace("timer_interval = 1", "timer_interval = 3600"),
+    );
+    let count = |user: &str| {
+        t.cli(&format!(
+            "SELECT COUNT(*) FROM {} WHERE username = '{user}'",
+            t.name
+        ))
+        .unwrap_or_default()
+    };
+    assert!(timed(p.port, &register_msg("kim", "c-kim"))
+        .0
+        .ends_with("200 OK"));
+    assert_eq!(count("kim"), "0", "write-back: not written yet");
+    let (ok, out) = mi(mi_port, &["ul_flush"]);
+    assert!(ok, "{out}");
+    assert_eq!(count("kim"), "1", "written by ul_flush");
+    // A row removed behind usrloc's back comes back with ul_sync.
+    t.cli(&format!("DELETE FROM {}", t.name));
+    let (ok, out) = mi(mi_port, &["ul_sync", &t.name]);
+    assert!(ok, "{out}");
+    assert_eq!(count("kim"), "1", "rewritten by ul_sync");
+}
+
+#[test]
+fn db_mode3_expired_rows_are_deleted() {
+    let t = Table::new("my");
+    let p = Proxy::start(&script(&t, 3, free_port(), 2));
+    assert!(timed(p.port, &register_for("lou", "c-lou", 1))
+        .0
+        .ends_with("200 OK"));
+    assert!(timed(p.port, &register_for("max", "c-max", 60))
+        .0
+        .ends_with("200 OK"));
+    let rows = || {
+        t.cli(&format!(
+            "SELECT username FROM {} ORDER BY username",
+            t.name
+        ))
+        .unwrap_or_default()
+    };
+    assert_eq!(rows(), "lou\nmax");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rows() != "max" {
+        assert!(
+            Instant::now() < deadline,
+            "expired row still there: {}",
+            rows()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
