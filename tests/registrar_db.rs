@@ -478,3 +478,19 @@ fn db_mode3_expired_rows_are_deleted() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn malformed_rows_from_another_writer_are_skipped() {
+    // A row no REGISTER could make (a space and CRLF in the contact): a
+    // lookup skips it rather than writing a broken request line.
+    let t = Table::new("my");
+    let p = Proxy::start(&script(&t, 3, free_port(), 2));
+    t.cli(&format!(
+        "INSERT INTO {} (contact_id, username, contact, expires, callid, cseq, last_modified) VALUES (4242, 'nat', 'sip:nat@127.0.0.1 X\\r\\nEvil: 1', 0, 'x', 1, NOW())",
+        t.name
+    ));
+    let inv = "INVITE sip:nat@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-nat-inv\r\nFrom: <sip:c@127.0.0.1>;tag=1\r\nTo: <sip:nat@127.0.0.1>\r\nCall-ID: nat-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let (st, _) = timed(p.port, inv);
+    assert_eq!(st, "SIP/2.0 404 Not Found -1");
+    assert!(p.log_text().contains("skipping the malformed contact"));
+}

@@ -124,6 +124,17 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
                 return coded(&lua, -3);
             }
         };
+        // Rows another writer put in the table go on the wire only if they
+        // are a URI and one-line Path (never a malformed request).
+        cts.retain(|c| {
+            let ok = crate::sip::Uri::parse(&c.uri).is_ok()
+                && !c.uri.contains(['\r', '\n', ' '])
+                && c.path.as_deref().is_none_or(|p| !p.contains(['\r', '\n']));
+            if !ok {
+                tracing::warn!("registrar: lookup of {aor}: skipping the malformed contact {:?}", c.uri);
+            }
+            ok
+        });
         if cts.is_empty() {
             return coded(&lua, -1);
         }

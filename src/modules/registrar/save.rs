@@ -188,7 +188,7 @@ fn parse(
                     _ => rc.default_q,
                 };
                 let uri = na.uri.to_string();
-                if crate::sip::Uri::parse(&uri).is_err() {
+                if crate::sip::Uri::parse(&uri).is_err() || uri.contains(['\r', '\n', ' ']) {
                     return Err(reject(400, "Bad Contact URI"));
                 }
                 out.push(Ct {
@@ -230,7 +230,14 @@ fn parse(
                 headers: "Unsupported: path\r\n".into(),
             })
         }
-        _ => Some(path_vals.join(",")),
+        // Folded lines become one (the value goes back out in headers).
+        _ => Some(
+            path_vals
+                .iter()
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     };
     let mut received = rc
         .received_avp

@@ -146,7 +146,7 @@ fn ul_add(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     let d = table(p)?;
     let aor = aor(p)?;
     let uri = p.str("contact").unwrap_or("").trim().to_string();
-    if crate::sip::Uri::parse(&uri).is_err() {
+    if crate::sip::Uri::parse(&uri).is_err() || uri.contains(['\r', '\n', ' ']) {
         return Err(MiError::params(format!("contact '{uri}' is not a SIP URI")));
     }
     let secs = num(p, "expires")?.unwrap_or(0.0);
