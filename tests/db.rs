@@ -248,3 +248,90 @@ fn packaged_sql_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A TCP relay to MariaDB that the test can cut and bring back, standing
+/// for a database server that goes away and returns.
+struct Relay {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(port: u16) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("relay bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (conns.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = std::net::TcpStream::connect("127.0.0.1:3306") else {
+                            continue;
+                        };
+                        for (a, b) in [(&client, &server), (&server, &client)] {
+                            let (mut r, mut w) =
+                                (a.try_clone().expect("c"), b.try_clone().expect("c"));
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut r, &mut w);
+                                let _ = w.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                        let mut g = c2.lock().expect("lock");
+                        g.push(client);
+                        g.push(server);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Relay { port, conns, stop }
+    }
+
+    /// Closes the listener and every relayed connection.
+    fn cut(self) -> u16 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in self.conns.lock().expect("lock").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.port
+    }
+}
+
+#[test]
+fn reconnects_when_the_server_returns() {
+    let relay = Relay::start(0);
+    let db = db::open(&format!("mysql://root@127.0.0.1:{}/test", relay.port))
+        .expect("open")
+        .with_timeout(Duration::from_secs(2));
+    assert_eq!(
+        db.query_wait("SELECT 1 AS one", vec![]).expect("up")[0].int("one"),
+        Some(1)
+    );
+    let port = relay.cut();
+    // Down: an error that says so, worth retrying, no hang.
+    let t = Instant::now();
+    let e = db.query_wait("SELECT 1 AS one", vec![]).unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // Back on the same port: within the back-off the pool connects again.
+    let _relay = Relay::start(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match db.query_wait("SELECT 1 AS one", vec![]) {
+            Ok(r) => {
+                assert_eq!(r[0].int("one"), Some(1));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "never came back: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
