@@ -494,3 +494,44 @@ fn malformed_rows_from_another_writer_are_skipped() {
     assert_eq!(st, "SIP/2.0 404 Not Found -1");
     assert!(p.log_text().contains("skipping the malformed contact"));
 }
+
+#[test]
+fn db_mode1_failed_write_changes_nothing() {
+    let t = Table::new("my");
+    let p = Proxy::start(&script(&t, 1, free_port(), 2));
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("a");
+    a.set_read_timeout(Some(Duration::from_secs(3))).expect("t");
+    let ca = format!("sip:ned@{}", a.local_addr().expect("addr"));
+    let reg = |contact: &str, callid: &str| {
+        register_msg("ned", callid).replace("<sip:ned@127.0.0.1:7000>", &format!("<{contact}>"))
+    };
+    assert!(timed(p.port, &reg(&ca, "c-ned-1")).0.ends_with("200 OK"));
+    // The table goes away: the next REGISTER cannot be written through.
+    t.cli(&format!("RENAME TABLE {0} TO {0}_away", t.name));
+    let (st, _) = timed(p.port, &reg("sip:ned@127.0.0.1:7999", "c-ned-2"));
+    t.cli(&format!("RENAME TABLE {0}_away TO {0}", t.name));
+    assert!(st.starts_with("SIP/2.0 500"), "{st}");
+    // Memory kept what the table holds: the call goes to the first contact only.
+    let inv = "INVITE sip:ned@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-ned-inv\r\nFrom: <sip:c@127.0.0.1>;tag=1\r\nTo: <sip:ned@127.0.0.1>\r\nCall-ID: ned-inv\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("c");
+    s.send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let (n, _) = a.recv_from(&mut buf).expect("INVITE at the saved contact");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with(&format!("INVITE {ca} SIP/2.0")));
+    let (ok, dump) = mi_of(&p);
+    assert!(ok && dump.contains(&ca), "{dump}");
+    assert!(!dump.contains("7999"), "{dump}");
+}
+
+/// `ul_dump` of a proxy started by [`script`] (its MI port is in the script).
+fn mi_of(p: &Proxy) -> (bool, String) {
+    let text = std::fs::read_to_string(&p.script).unwrap_or_default();
+    let port = text
+        .split("port = ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u16>().ok())
+        .unwrap_or(0);
+    mi(port, &["ul_dump"])
+}

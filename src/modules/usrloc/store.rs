@@ -248,12 +248,24 @@ impl Domain {
         };
         self.records.remove_if(aor, |_, v| v.is_empty());
         let d = diff(&before, &after);
-        events::raise_diff(&self.name, aor, &before, &after);
         match c.db_mode {
-            1 if persist => self.write(aor, &d, &c).await?,
+            1 if persist => {
+                if let Err(e) = self.write(aor, &d, &c).await {
+                    // Write-through failed: memory goes back to what the
+                    // table holds (unless another change came in between).
+                    let mut cur = self.records.entry(aor.to_string()).or_default();
+                    if *cur == after {
+                        *cur = before;
+                    }
+                    drop(cur);
+                    self.records.remove_if(aor, |_, v| v.is_empty());
+                    return Err(e);
+                }
+            }
             2 if persist => self.queue(aor, &d),
             _ => {}
         }
+        events::raise_diff(&self.name, aor, &before, &after);
         Ok(r)
     }
 
