@@ -113,7 +113,7 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
         let code = if crate::sip::Uri::parse(&uri).is_ok() { -1 } else { -3 };
         return Ok(Box::pin(async move { coded(&lua, code) }));
     };
-    if ul.db_mode == 3 {
+    if d.read_waits() {
         a.require_suspend()?;
     }
     Ok(Box::pin(async move {
@@ -197,7 +197,7 @@ fn ask(
     let Some(aor) = question_aor(st, a, aor_at)? else {
         return Ok(Box::pin(async move { ret(&lua, false) }));
     };
-    if usrloc::conf().db_mode == 3 {
+    if d.read_waits() {
         a.require_suspend()?;
     }
     Ok(Box::pin(async move {

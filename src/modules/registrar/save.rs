@@ -401,10 +401,12 @@ pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
             return Ok(Box::pin(async move { coded(&lua, -2) }));
         }
     };
-    if ul.db_mode != 0 {
+    let persist = !f.memory_only;
+    // Waits where the table is read or written through (not for db_mode 2
+    // once loaded, nor for memory-only saves in db_mode 1).
+    if d.read_waits() || (ul.db_mode == 1 && persist) {
         a.require_suspend()?;
     }
-    let persist = !f.memory_only;
     Ok(Box::pin(async move {
         let t = now();
         let r2 = req.clone();

@@ -129,6 +129,16 @@ impl Domain {
         Ok(())
     }
 
+    /// Reading this table now may wait for the database (db_mode 3, or a
+    /// table not read into memory yet in db_mode 1 and 2).
+    pub fn read_waits(&self) -> bool {
+        match conf().db_mode {
+            0 => false,
+            3 => true,
+            _ => !self.loaded.load(Ordering::Acquire),
+        }
+    }
+
     /// db_mode 1 and 2: reads the table into memory once.
     pub async fn ensure_loaded(&self) -> Result<(), DbError> {
         let c = conf();
