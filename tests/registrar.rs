@@ -513,3 +513,63 @@ fn bad_flags_fail_naming_the_script_line() {
         "{log}"
     );
 }
+
+#[test]
+fn lookup_in_a_failure_route_fails_over_to_the_registered_user() {
+    // In memory a lookup never waits, so it works where a route cannot
+    // suspend: a voicemail-style failover to a registered user.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("dead");
+    let dead_port = dead.local_addr().expect("a").port();
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{ tm = {{ fr_timeout = 1, fr_inv_timeout = 2 }} }},
+}}
+
+function route.main()
+  if sip.is_method("REGISTER") then
+    sip.registrar.save("location")
+    sip.exit()
+  end
+  if sip.has_totag() then
+    sip.tm.t_relay()
+    sip.exit()
+  end
+  sip.tm.t_check_trans()
+  sip.tm.t_on_failure("to_vm")
+  sip.pv.du = "sip:127.0.0.1:{dead_port}"
+  sip.tm.t_relay()
+end
+
+function failure_route.to_vm()
+  local ok, rc = sip.registrar.lookup("location", nil, "sip:vm@127.0.0.1")
+  if ok then sip.tm.t_relay() else sip.tm.t_reply(500, "lookup " .. rc) end
+end
+"#
+    );
+    let p = Proxy::start(&script);
+    let vm = uas("uas.xml", "u1");
+    let r = uac(
+        "reg_register.xml",
+        p.port,
+        "u1",
+        1,
+        1,
+        &[
+            "-s",
+            "vm",
+            "-key",
+            "contact_port",
+            &vm.port.to_string(),
+            "-key",
+            "expires",
+            "60",
+        ],
+    );
+    assert_eq!(r.successful, 1, "{}", r.errors);
+    let call = uac("uac.xml", p.port, "u1", 1, 1, &["-s", "nobody-answers"]);
+    assert_eq!(call.successful, 1, "{}\n{}", call.errors, p.log_text());
+    assert_eq!(vm.counts(1).0, 1, "{}", vm.errors());
+    drop(dead);
+}
