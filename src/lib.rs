@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod db;
 pub mod docs;
 pub mod journal;
 pub mod logging;

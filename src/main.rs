@@ -67,6 +67,11 @@ enum Cmd {
         #[arg(required = true, allow_hyphen_values = true)]
         specs: Vec<String>,
     },
+    /// Database tools (what `opensips-cli -x database …` does for OpenSIPS).
+    Db {
+        #[command(subcommand)]
+        cmd: DbCmd,
+    },
     /// Send a management (MI) command to a running lunasip and print the reply.
     Mi {
         /// MI endpoint (HTTP JSON-RPC).
@@ -87,6 +92,36 @@ enum Cmd {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Create OpenSIPS 3.4's `version` and `location` tables (when missing)
+    /// and record the table versions, on mysql://, postgres:// or sqlite:///path.
+    Init {
+        /// The database: mysql://user:pw@host/db, postgres://user@host/db, sqlite:///path/file.db.
+        url: String,
+        /// The name of the location table (usrloc's table, `save("location")`).
+        #[arg(long, default_value = "location")]
+        location_table: String,
+    },
+}
+
+fn db_cmd(cmd: DbCmd) -> Result<(), String> {
+    use lunasip::db::{self, schema, Ident};
+    match cmd {
+        DbCmd::Init {
+            url,
+            location_table,
+        } => {
+            let pool = db::open(&url).map_err(|e| e.to_string())?;
+            let table = Ident::new(&location_table).map_err(|e| e.to_string())?;
+            for line in schema::init_wait(&pool, "location", &table).map_err(|e| e.to_string())? {
+                println!("{}: {line}", db::redact(&url));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<Source, String> {
@@ -135,6 +170,7 @@ fn main() -> ExitCode {
             specs,
         } => lunasip::pv::misc::set_argv(&option)
             .and_then(|()| eval::run(&message, source.as_deref(), proto.as_deref(), &set, &specs)),
+        Cmd::Db { cmd } => db_cmd(cmd),
         Cmd::Version => {
             println!("lunasip {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,5 +1,6 @@
 //! The layering rule of docs/ARCHITECTURE.md, checked on the source:
-//! sip ← transport ← transaction ← proxy ← script ← modules; pv on sip,
+//! sip ← transport ← transaction ← proxy ← script ← modules; db below
+//! modules on nothing but itself; pv on sip,
 //! the call context and the transport types it carries; mi never on a
 //! module's internals. Every `crate::…` path in a layer's files must
 //! name a layer it may use.
@@ -19,6 +20,8 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         "transaction" => &["sip", "transport", "transaction"],
         "proxy" => &["sip", "transport", "transaction", "proxy", "config"],
         "pv" => &["pv", "sip", "transport", "proxy::context"],
+        // The DB layer: pools and queries, no SIP, no module.
+        "db" => &["db"],
         "script" => &[
             "script",
             "proxy",
@@ -44,6 +47,7 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         ],
         "modules" => &[
             "modules",
+            "db",
             "script",
             "proxy",
             "pv",
@@ -65,6 +69,7 @@ const LAYERS: &[&str] = &[
     "pv",
     "script",
     "mi",
+    "db",
     "modules",
 ];
 

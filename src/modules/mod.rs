@@ -33,6 +33,8 @@ modules! {
     tm: MODULE, BRANCHES;
     dispatcher: MODULE;
     cfgutils: MODULE;
+    usrloc: MODULE;
+    registrar: MODULE;
 }
 
 #[cfg(test)]
@@ -90,6 +92,8 @@ pub fn shutdown_all() {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub dispatcher: dispatcher::Prepared,
+    pub usrloc: usrloc::Prepared,
+    pub registrar: registrar::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -101,6 +105,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     params::check(modules, CORE_SECTIONS)?;
     Ok(Prepared {
         dispatcher: dispatcher::prepare(modules)?,
+        usrloc: usrloc::prepare(modules)?,
+        registrar: registrar::prepare(modules)?,
     })
 }
 
@@ -112,6 +118,8 @@ impl Prepared {
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
         register();
         self.dispatcher.commit(listen)?;
+        self.usrloc.commit()?;
+        self.registrar.commit();
         init_all()
     }
 

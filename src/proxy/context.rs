@@ -97,6 +97,9 @@ pub struct Call {
     pub rc: Option<i64>,
     /// `$ru_q`: q value of the R-URI branch (null = not set).
     pub ru_q: Option<i64>,
+    /// The R-URI branch's Path (RFC 3327) set by `lookup`: sent as Route
+    /// headers ahead of the others (OpenSIPS's path vector).
+    pub path_vec: Option<String>,
     /// Branch flags of the R-URI branch (`$bf`, `$branch.flag(n)`).
     pub bflags: u64,
     /// `$socket_out` forced by the script (index into `Sockets::list`).
@@ -205,6 +208,7 @@ impl Call {
             msg_id: 0,
             rc: None,
             ru_q: None,
+            path_vec: None,
             bflags: 0,
             socket_out: None,
             sockets: None,
@@ -250,6 +254,7 @@ impl Call {
         self.avps.clear();
         self.rc = None;
         self.ru_q = None;
+        self.path_vec = None;
         self.bflags = 0;
         self.socket_out = None;
         self.tm = CallTm::default();

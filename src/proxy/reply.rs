@@ -45,6 +45,12 @@ pub fn reply_dest(m: &Message, src: Source, force_rport: bool) -> SocketAddr {
 /// Sends a reply to the current request. False for an ACK (never
 /// answered), a reply, or a request whose Via cannot be answered.
 pub fn send_local_reply(st: &Current, code: u16, reason: &str) -> bool {
+    send_local_reply_with(st, code, reason, "")
+}
+
+/// [`send_local_reply`] with extra header lines (`extra`: raw lines, each
+/// CRLF terminated, e.g. a registrar's Contact list).
+pub fn send_local_reply_with(st: &Current, code: u16, reason: &str, extra: &str) -> bool {
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
     match call.msg.as_ref() {
@@ -58,7 +64,15 @@ pub fn send_local_reply(st: &Current, code: u16, reason: &str) -> bool {
     let tag = to_tag(m);
     let to = reply_dest(m, call.src, call.force_rport);
     let mut out = Vec::with_capacity(512);
-    crate::sip::reply::write_reply(m, code, reason, Some(&tag), SERVER, &mut out);
+    let headers;
+    let extra = match extra.is_empty() {
+        true => SERVER,
+        false => {
+            headers = format!("{extra}{SERVER}");
+            headers.as_str()
+        }
+    };
+    crate::sip::reply::write_reply(m, code, reason, Some(&tag), extra, &mut out);
     call.outbox.push(Outgoing {
         bytes: out.into(),
         proto: call.src.proto,

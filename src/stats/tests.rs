@@ -123,7 +123,18 @@ fn every_counter_is_declared_once() {
 fn declared_groups_in_order_and_unique() {
     registered();
     let names: Vec<&str> = declared().map(|g| g.name).collect();
-    assert_eq!(names, ["core", "sl", "tm", "dispatcher", "memory"]);
+    assert_eq!(
+        names,
+        [
+            "core",
+            "sl",
+            "tm",
+            "dispatcher",
+            "usrloc",
+            "registrar",
+            "memory"
+        ]
+    );
     let mut all: Vec<String> = Vec::new();
     for g in declared() {
         for d in g.stats {

@@ -1,18 +1,17 @@
-//! The MySQL/MariaDB source: a partition whose destinations are the rows of
-//! an OpenSIPS `dispatcher` table (`db_url`, `table_name`).
+//! The database source: a partition whose destinations are the rows of
+//! an OpenSIPS `dispatcher` table (`db_url`, `table_name`), read through
+//! the shared DB layer (`crate::db`: MySQL/MariaDB, PostgreSQL, SQLite).
 //!
 //! Loads happen at config time and from `ds_reload`, both outside any SIP
-//! worker, so a load may wait: it runs on a thread of its own with a
-//! single-threaded tokio runtime (never inside a caller's runtime), bounded
-//! by [`TIMEOUT`]. A partition whose first load fails stays empty and is
-//! tried again every `db_retry_interval` seconds by one background thread
-//! until a load succeeds.
+//! worker, so a load may wait (`query_wait`: the query runs on the DB
+//! layer's own thread), bounded by [`TIMEOUT`]. A partition whose first
+//! load fails stays empty and is tried again every `db_retry_interval`
+//! seconds by one background thread until a load succeeds.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mysql_async::prelude::Queryable;
-use mysql_async::Value;
+use crate::db::Value;
 
 use super::sets::{Row, Source, ACTIVE, INACTIVE, PROBING};
 
@@ -60,97 +59,56 @@ impl DbError {
         )
     }
 
-    fn from_driver(url: &str, e: mysql_async::Error) -> DbError {
-        let url = redact(url);
+    fn from_layer(e: crate::db::DbError) -> DbError {
+        use crate::db::DbError as E;
         match e {
-            mysql_async::Error::Url(e) => DbError::BadUrl {
+            E::BadUrl { url, reason } => DbError::BadUrl { url, reason },
+            E::BadName(n) => DbError::BadTable(n),
+            E::Unreachable { url, reason } => DbError::Unreachable { url, reason },
+            E::Timeout { url, ms } => DbError::Timeout {
                 url,
-                reason: e.to_string(),
+                secs: ms.div_ceil(1000),
             },
-            mysql_async::Error::Server(e) => DbError::Query {
-                url,
-                reason: e.to_string(),
-            },
-            other => DbError::Unreachable {
-                url,
-                reason: other.to_string(),
-            },
+            E::Query { url, reason } => DbError::Query { url, reason },
+            other => DbError::Internal(other.to_string()),
         }
     }
 }
 
-/// Checks a `db_url` (`mysql://user:password@host:port/database`).
+/// Checks a `db_url` (`mysql://…`, `postgres://…`, `sqlite:///path`).
 pub fn check_url(url: &str) -> Result<(), DbError> {
-    mysql_async::Opts::from_url(url)
+    crate::db::check_url(url)
         .map(|_| ())
-        .map_err(|e| DbError::BadUrl {
-            url: redact(url),
-            reason: e.to_string(),
-        })
+        .map_err(DbError::from_layer)
 }
 
 /// Checks a `table_name`: `table` or `database.table`, letters, digits,
 /// `_` and `$` (it is put in the query, so nothing else is accepted).
 pub fn check_table(name: &str) -> Result<(), DbError> {
-    let ok = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 64
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-    };
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() <= 2 && parts.iter().all(|p| ok(p)) {
-        Ok(())
-    } else {
-        Err(DbError::BadTable(name.to_string()))
-    }
+    crate::db::Ident::new(name)
+        .map(|_| ())
+        .map_err(|_| DbError::BadTable(name.to_string()))
 }
 
 /// The URL with its password hidden, for logs.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((cred, host)) if cred.contains(':') => {
-            let user = cred.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_string(),
-    }
+    crate::db::redact(url)
 }
 
 /// Reads every row of `table`: the rows that make destinations, and one
 /// message (naming the row id) for each row that does not. An error means
 /// nothing could be read (database unreachable, no such table, timeout).
+/// Never on a SIP worker: at start, on the MI thread (ds_reload) or on
+/// the retry thread.
 pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), DbError> {
-    check_table(table)?;
-    let quoted: Vec<String> = table.split('.').map(|p| format!("`{p}`")).collect();
-    let sql = format!("SELECT * FROM {}", quoted.join("."));
-    let url_owned = url.to_string();
-    // Never on a SIP worker: at start, on the MI thread (ds_reload) or on
-    // the retry thread; a thread of its own keeps their runtimes apart.
-    let handle = std::thread::Builder::new()
-        .name("ds-db-load".into())
-        .spawn(move || -> Result<Vec<mysql_async::Row>, DbError> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| DbError::Internal(format!("cannot start a runtime: {e}")))?;
-            rt.block_on(async {
-                match tokio::time::timeout(TIMEOUT, fetch(&url_owned, &sql)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(DbError::Timeout {
-                        url: redact(&url_owned),
-                        secs: TIMEOUT.as_secs(),
-                    }),
-                }
-            })
-        })
-        .map_err(|e| DbError::Internal(format!("cannot start the database thread: {e}")))?;
-    let rows = handle
-        .join()
-        .map_err(|_| DbError::Internal("the database thread panicked".into()))??;
+    let ident =
+        crate::db::Ident::new(table).map_err(|_| DbError::BadTable(table.to_string()))?;
+    let pool = crate::db::open(url)
+        .map_err(DbError::from_layer)?
+        .with_timeout(TIMEOUT);
+    let rows = pool
+        .query_wait(&format!("SELECT * FROM {ident}"), vec![])
+        .map_err(DbError::from_layer)?;
     let (mut rows, errs) = convert(&rows);
     // In `id` order whatever the engine's scan order (stable: rows without
     // an id keep theirs), so equal priorities keep a predictable order.
@@ -158,35 +116,11 @@ pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), DbError> 
     Ok((rows, errs))
 }
 
-/// Reads the rows of `sql` (async: runs on the caller's runtime).
-pub async fn fetch(url: &str, sql: &str) -> Result<Vec<mysql_async::Row>, DbError> {
-    let e = |e| DbError::from_driver(url, e);
-    let opts = mysql_async::Opts::from_url(url).map_err(|x| e(x.into()))?;
-    let mut b = mysql_async::OptsBuilder::from_opts(opts);
-    // Stay on the TCP address given: switching to the server's Unix socket
-    // may meet another authentication (Debian's root@localhost).
-    if !url.contains("prefer_socket=") {
-        b = b.prefer_socket(false);
-    }
-    let mut conn = mysql_async::Conn::new(b).await.map_err(e)?;
-    let rows: Vec<mysql_async::Row> = conn.query(sql).await.map_err(e)?;
-    let _ = conn.disconnect().await;
-    Ok(rows)
-}
-
-fn convert(rows: &[mysql_async::Row]) -> (Vec<Row>, Vec<String>) {
+fn convert(rows: &[crate::db::Row]) -> (Vec<Row>, Vec<String>) {
     let mut out = Vec::with_capacity(rows.len());
     let mut errs = Vec::new();
     for (n, r) in rows.iter().enumerate() {
-        let cols: Vec<String> = r
-            .columns_ref()
-            .iter()
-            .map(|c| c.name_str().to_ascii_lowercase())
-            .collect();
-        let vals: Vec<Value> = (0..r.len())
-            .map(|i| r.as_ref(i).cloned().unwrap_or(Value::NULL))
-            .collect();
-        match row_from(&cols, &vals) {
+        match row_from(|name| r.get(name)) {
             Ok(row) => out.push(row),
             Err((Some(id), e)) => errs.push(format!("row id {id}: {e}")),
             Err((None, e)) => errs.push(format!("row {}: {e}", n + 1)),
@@ -197,26 +131,15 @@ fn convert(rows: &[mysql_async::Row]) -> (Vec<Row>, Vec<String>) {
 
 /// A column's value as text (NULL: None).
 fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::NULL => None,
-        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::UInt(u) => Some(u.to_string()),
-        Value::Float(f) => Some(f.to_string()),
-        Value::Double(d) => Some(d.to_string()),
-        other => Some(other.as_sql(true)),
-    }
+    v.as_text()
 }
 
 /// A column's value as an integer (NULL: None; text that is not a number:
 /// an error quoting it).
 fn int(v: &Value) -> Result<Option<i64>, String> {
     match v {
-        Value::NULL => Ok(None),
+        Value::Null => Ok(None),
         Value::Int(i) => Ok(Some(*i)),
-        Value::UInt(u) => i64::try_from(*u)
-            .map(Some)
-            .map_err(|_| format!("{u} is out of range")),
         other => {
             let t = text(other).unwrap_or_default();
             let t = t.trim();
@@ -242,13 +165,7 @@ fn shorten(t: &str) -> String {
 /// One table row, read by column name so that tables from older OpenSIPS
 /// versions (no `probe_mode`) and with extra columns (`comm_socket`) load.
 /// The error carries the row's id when it has one.
-fn row_from(cols: &[String], vals: &[Value]) -> Result<Row, (Option<i64>, String)> {
-    let get = |name: &str| {
-        cols.iter()
-            .position(|c| c == name)
-            .and_then(|i| vals.get(i))
-            .unwrap_or(&Value::NULL)
-    };
+fn row_from<'a>(get: impl Fn(&str) -> &'a Value) -> Result<Row, (Option<i64>, String)> {
     let id = int(get("id")).ok().flatten();
     let bad = |e: String| (id, e);
     let setid = int(get("setid"))
@@ -403,17 +320,24 @@ fn retry_loop() {
 mod tests {
     use super::*;
 
-    fn cols(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    /// A row as the DB layer gives it: values by column name.
+    fn row<'a>(cols: &'a [&'a str], vals: &'a [Value]) -> impl Fn(&str) -> &'a Value {
+        const NULL: &Value = &Value::Null;
+        move |name| {
+            cols.iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .and_then(|i| vals.get(i))
+                .unwrap_or(NULL)
+        }
     }
 
     fn b(s: &str) -> Value {
-        Value::Bytes(s.as_bytes().to_vec())
+        Value::Text(s.to_string())
     }
 
     #[test]
     fn rows_by_column_name() {
-        let c = cols(&[
+        let c = [
             "id",
             "setid",
             "destination",
@@ -424,59 +348,48 @@ mod tests {
             "priority",
             "attrs",
             "description",
-        ]);
-        let r = row_from(
-            &c,
-            &[
-                b("7"),
-                b("2"),
-                b(" sip:10.0.0.1:5070 "),
-                Value::NULL,
-                b("1"),
-                b("1"),
-                b("3"),
-                b("-1"),
-                Value::NULL,
-                b("box"),
-            ],
-        )
-        .expect("row");
+        ];
+        let v = [
+            b("7"),
+            b("2"),
+            b(" sip:10.0.0.1:5070 "),
+            Value::Null,
+            b("1"),
+            b("1"),
+            b("3"),
+            b("-1"),
+            Value::Null,
+            b("box"),
+        ];
+        let r = row_from(row(&c, &v)).expect("row");
         assert_eq!(r.id, Some(7));
         assert_eq!((r.setid, r.uri.as_str()), (2, "sip:10.0.0.1:5070"));
         assert_eq!((r.state, r.weight, r.priority), (INACTIVE, 3, -1));
         assert_eq!((r.probe_mode, r.socket), (1, None));
         assert_eq!((r.attrs.as_str(), r.description.as_str()), ("", "box"));
 
-        // An OpenSIPS 2.x/3.0 table: integer weight, no probe_mode; binary
-        // protocol values.
-        let old = cols(&["id", "setid", "destination", "weight", "extra"]);
-        let r = row_from(
-            &old,
-            &[
-                Value::UInt(3),
-                Value::Int(1),
-                b("sip:a"),
-                Value::Int(5),
-                b("x"),
-            ],
-        )
-        .expect("row");
+        // An OpenSIPS 2.x/3.0 table: integer weight, no probe_mode; typed
+        // values.
+        let old = ["id", "setid", "destination", "weight", "extra"];
+        let v = [Value::Int(3), Value::Int(1), b("sip:a"), Value::Int(5), b("x")];
+        let r = row_from(row(&old, &v)).expect("row");
         assert_eq!((r.weight, r.state, r.probe_mode), (5, ACTIVE, 0));
     }
 
     #[test]
     fn bad_rows_name_their_id() {
-        let c = cols(&["id", "setid", "destination", "weight", "state"]);
-        let e = row_from(&c, &[b("9"), b("1"), b("sip:a"), b("heavy"), b("0")]).unwrap_err();
+        let c = ["id", "setid", "destination", "weight", "state"];
+        let e = row_from(row(&c, &[b("9"), b("1"), b("sip:a"), b("heavy"), b("0")])).unwrap_err();
         assert_eq!(e.0, Some(9));
         assert!(e.1.contains("weight 'heavy' is not a number"), "{}", e.1);
-        let e = row_from(&c, &[b("4"), b("x"), b("sip:a"), b("1"), b("0")]).unwrap_err();
+        let e = row_from(row(&c, &[b("4"), b("x"), b("sip:a"), b("1"), b("0")])).unwrap_err();
         assert!(e.1.contains("setid 'x'"), "{}", e.1);
-        let e = row_from(&c, &[b("5"), b("1"), b(""), b("1"), b("0")]).unwrap_err();
+        let e = row_from(row(&c, &[b("5"), b("1"), b(""), b("1"), b("0")])).unwrap_err();
         assert!(e.1.contains("no destination"));
-        let e = row_from(&c, &[b("6"), b("1"), b("sip:a"), b("1"), b("9")]).unwrap_err();
+        let e = row_from(row(&c, &[b("6"), b("1"), b("sip:a"), b("1"), b("9")])).unwrap_err();
         assert!(e.1.contains("state 9"));
-        let e = row_from(&c, &[b("8"), b("1"), b("sip:a"), b("fs://:pw@fs1"), b("0")]).unwrap_err();
+        let e = row_from(row(&c, &[b("8"), b("1"), b("sip:a"), b("fs://:pw@fs1"), b("0")]))
+            .unwrap_err();
         assert!(!e.1.contains("pw"), "{}", e.1);
     }
 
@@ -488,6 +401,7 @@ mod tests {
         assert!(check_table("x; drop table y").is_err());
         assert!(check_table("").is_err());
         assert!(check_url("mysql://root@127.0.0.1:3306/test").is_ok());
+        assert!(check_url("postgres://postgres@127.0.0.1/test").is_ok());
         assert!(check_url("not a url").is_err());
         assert_eq!(
             redact("mysql://u:secret@db:3306/x"),

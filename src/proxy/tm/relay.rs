@@ -286,9 +286,11 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
         let method: Box<str> = m.method().into();
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
-        let mut targets: Vec<(String, Option<String>)> = vec![(first, None)];
+        // Each target: where it goes, its new R-URI, its Path (RFC 3327).
+        let mut targets: Vec<(String, Option<String>, Option<String>)> =
+            vec![(first, None, call.path_vec.clone())];
         for b in std::mem::take(&mut call.tm.branches) {
-            targets.push((b.duri.unwrap_or_else(|| b.uri.clone()), Some(b.uri)));
+            targets.push((b.duri.unwrap_or_else(|| b.uri.clone()), Some(b.uri), b.path));
         }
         (
             targets,
@@ -307,7 +309,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     lock(txn).branches.reserve_exact(targets.len());
     // Each branch starts from the request route's $bavps.
     let base_bavps = st.call.borrow().tm.bavps.clone();
-    for (uri, new_ruri) in targets {
+    for (uri, new_ruri, path) in targets {
         st.call.borrow_mut().tm.bavps = base_bavps.clone();
         // What a branch route changes belongs to its branch only.
         let (mark, saved_ruri, saved_du) = {
@@ -318,6 +320,10 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
             let saved_ruri = m.ruri().to_string();
             if let Some(r) = &new_ruri {
                 m.set_ruri(r);
+            }
+            // The branch's Path goes first in its route set (RFC 3327 §5).
+            if let Some(p) = &path {
+                m.prepend_header("Route", p);
             }
             (mark, saved_ruri, saved_du)
         };

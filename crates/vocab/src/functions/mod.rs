@@ -7,6 +7,7 @@ mod cfgutils;
 mod core;
 mod dispatcher;
 mod maxfwd;
+mod registrar;
 mod rr;
 mod sipmsgops;
 mod sl;
@@ -133,6 +134,7 @@ static MODULES: &[&[Function]] = &[
     tm::FUNCTIONS,
     dispatcher::FUNCTIONS,
     cfgutils::FUNCTIONS,
+    registrar::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,0 +1,442 @@
+//! The database layer the DB modules share (OpenSIPS's db_mysql,
+//! db_postgres and db_sqlite behind one API): one pool per `db_url`,
+//! chosen by its scheme — `mysql://` (mysql_async), `postgres://`
+//! (tokio-postgres), `sqlite:///path` (rusqlite on a thread of its own).
+//!
+//! A SIP worker never waits on a database: every query runs on the
+//! layer's own thread (a tokio runtime that owns all connections), and the
+//! caller awaits its answer, which suspends the route, not the worker.
+//! Threads outside any runtime (start-up, the MI thread, the CLI) use the
+//! `*_wait` forms. Queries take bound parameters only: SQL text is built
+//! from checked identifiers ([`Ident`]) and `?` placeholders, never from
+//! data. Each query has a time limit; a database that cannot be reached
+//! is not asked again before a growing back-off delay (100 ms doubling
+//! up to 10 s), so a dead server costs nothing per call. [`version`]
+//! checks OpenSIPS 3.4's `version` table.
+
+mod mysql;
+mod pg;
+pub mod schema;
+mod sqlite;
+mod value;
+pub mod version;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use value::{parse_civil as value_parse_civil, Row, Value};
+
+/// Default time limit of one query (connecting included).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a query failed. Callers retry what [`DbError::is_retryable`] says
+/// may pass later and report the rest as configuration or data errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// `db_url` does not parse or names no known backend.
+    #[error("bad db_url '{url}': {reason}")]
+    BadUrl { url: String, reason: String },
+    /// A table or column name that is not a plain identifier.
+    #[error("bad table or column name '{0}' (letters, digits, _ and $; database.table allowed)")]
+    BadName(String),
+    /// No connection: refused, unreachable, closed, or backing off.
+    #[error("database {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// No answer within the query's time limit.
+    #[error("database {url}: no answer within {ms} ms")]
+    Timeout { url: String, ms: u64 },
+    /// The server refused the query (no such table, constraint, grant…).
+    #[error("database {url}: {reason}")]
+    Query { url: String, reason: String },
+    /// The `version` table does not hold the version lunasip reads.
+    #[error("table '{table}' has version {found} in the version table, lunasip reads version {want} (OpenSIPS 3.4)")]
+    Version {
+        table: String,
+        found: String,
+        want: i64,
+    },
+    /// The layer itself could not run (thread, runtime).
+    #[error("database layer: {0}")]
+    Internal(String),
+}
+
+impl DbError {
+    /// Asking again later may work (the database was down or slow).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unreachable { .. } | DbError::Timeout { .. } | DbError::Internal(_)
+        )
+    }
+}
+
+/// Which SQL dialect a pool speaks (placeholders and types differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Mysql,
+    Postgres,
+    Sqlite,
+}
+
+/// A checked table or column name: `name` or `database.name`, letters,
+/// digits, `_` and `$`. The only text other than constants that goes
+/// into SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ident(String);
+
+impl Ident {
+    pub fn new(name: &str) -> Result<Ident, DbError> {
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 64
+                && !p.as_bytes()[0].is_ascii_digit()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        };
+        let parts: Vec<&str> = name.split('.').collect();
+        if parts.len() <= 2 && parts.iter().all(|p| ok(p)) {
+            Ok(Ident(name.to_string()))
+        } else {
+            Err(DbError::BadName(name.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Ident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The URL with its password hidden, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((cred, host)) if cred.contains(':') => {
+            let user = cred.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+enum Backend {
+    Mysql(mysql::Pool),
+    Pg(Box<pg::Pool>),
+    Sqlite(sqlite::Handle),
+}
+
+/// When a database that could not be reached is asked again.
+#[derive(Default)]
+struct Backoff {
+    fails: u32,
+    until: Option<Instant>,
+}
+
+struct Inner {
+    /// The URL with its password hidden.
+    shown: String,
+    backend: Backend,
+    backoff: Mutex<Backoff>,
+}
+
+/// A pool for one `db_url`, shared by every module that names it (cheap
+/// to clone). Connections are made when first needed.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+    timeout: Duration,
+}
+
+/// What a statement returns.
+enum Out {
+    Rows(Vec<Row>),
+    Affected(u64),
+}
+
+static POOLS: Mutex<Option<HashMap<String, Db>>> = Mutex::new(None);
+
+/// The pool of `url`, made on first use (nothing is connected yet).
+pub fn open(url: &str) -> Result<Db, DbError> {
+    let mut g = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some(db) = map.get(url) {
+        return Ok(db.clone());
+    }
+    let shown = redact(url);
+    let bad = |reason: &str| DbError::BadUrl {
+        url: shown.clone(),
+        reason: reason.to_string(),
+    };
+    let (scheme, _) = url
+        .split_once("://")
+        .ok_or_else(|| bad("no scheme (mysql://, postgres://, sqlite:///path)"))?;
+    let handle = runtime()?;
+    let _in_db_runtime = handle.enter();
+    let backend = match scheme {
+        "mysql" => Backend::Mysql(mysql::Pool::new(url, &shown)?),
+        "postgres" | "postgresql" => Backend::Pg(Box::new(pg::Pool::new(url, &shown)?)),
+        "sqlite" => Backend::Sqlite(sqlite::Handle::new(url, &shown)?),
+        other => {
+            return Err(bad(&format!(
+                "unknown scheme '{other}' (mysql, postgres, sqlite)"
+            )))
+        }
+    };
+    let db = Db {
+        inner: Arc::new(Inner {
+            shown,
+            backend,
+            backoff: Mutex::new(Backoff::default()),
+        }),
+        timeout: DEFAULT_TIMEOUT,
+    };
+    map.insert(url.to_string(), db.clone());
+    Ok(db)
+}
+
+/// Checks a `db_url` without opening anything (`lunasip check`).
+pub fn check_url(url: &str) -> Result<Dialect, DbError> {
+    let bad = |reason: String| DbError::BadUrl {
+        url: redact(url),
+        reason,
+    };
+    match url.split_once("://") {
+        Some(("mysql", _)) => mysql::check_url(url).map(|_| Dialect::Mysql).map_err(bad),
+        Some(("postgres" | "postgresql", _)) => url
+            .parse::<tokio_postgres::Config>()
+            .map(|_| Dialect::Postgres)
+            .map_err(|e| bad(e.to_string())),
+        Some(("sqlite", path)) if !path.is_empty() => Ok(Dialect::Sqlite),
+        Some(("sqlite", _)) => Err(bad("no file path (sqlite:///path/to/file.db)".into())),
+        Some((other, _)) => Err(bad(format!(
+            "unknown scheme '{other}' (mysql, postgres, sqlite)"
+        ))),
+        None => Err(bad(
+            "no scheme (mysql://, postgres://, sqlite:///path)".into()
+        )),
+    }
+}
+
+/// The layer's runtime: one thread that owns every connection.
+fn runtime() -> Result<&'static tokio::runtime::Handle, DbError> {
+    static RT: OnceLock<Result<tokio::runtime::Handle, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("db".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(std::future::pending::<()>());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("cannot start the runtime: {e}")));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the database thread: {e}"))?;
+        rx.recv()
+            .map_err(|_| "the database thread ended".to_string())?
+    })
+    .as_ref()
+    .map_err(|e| DbError::Internal(e.clone()))
+}
+
+impl Db {
+    /// The same pool with another time limit per query.
+    pub fn with_timeout(&self, timeout: Duration) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            timeout,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.inner.backend {
+            Backend::Mysql(_) => Dialect::Mysql,
+            Backend::Pg(_) => Dialect::Postgres,
+            Backend::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The URL with its password hidden.
+    pub fn url(&self) -> &str {
+        &self.inner.shown
+    }
+
+    /// Runs a query that returns rows (`?` placeholders, `params` bound
+    /// in order). Awaitable from any runtime: it runs on the layer's own.
+    pub fn query(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + 'static {
+        let fut = self.spawn(sql, params, true);
+        async move {
+            match fut.await? {
+                Out::Rows(r) => Ok(r),
+                Out::Affected(_) => Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Runs a statement (INSERT, UPDATE, DELETE, DDL); returns the rows
+    /// it changed.
+    pub fn exec(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<u64, DbError>> + 'static {
+        let fut = self.spawn(sql, params, false);
+        async move {
+            match fut.await? {
+                Out::Affected(n) => Ok(n),
+                Out::Rows(r) => Ok(r.len() as u64),
+            }
+        }
+    }
+
+    /// [`Db::query`] for a thread that is not a SIP worker (start-up, MI,
+    /// CLI): waits for the answer.
+    pub fn query_wait(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        match self.run_wait(sql, params, true)? {
+            Out::Rows(r) => Ok(r),
+            Out::Affected(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// [`Db::exec`] for a thread that is not a SIP worker.
+    pub fn exec_wait(&self, sql: &str, params: Vec<Value>) -> Result<u64, DbError> {
+        match self.run_wait(sql, params, false)? {
+            Out::Affected(n) => Ok(n),
+            Out::Rows(r) => Ok(r.len() as u64),
+        }
+    }
+
+    /// Runs on the layer's runtime and blocks this thread for the answer
+    /// (never called on a SIP worker).
+    fn run_wait(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = self.clone();
+        let sql = sql.to_string();
+        runtime()?.spawn(async move {
+            let _ = tx.send(db.run(sql, params, rows).await);
+        });
+        rx.recv()
+            .map_err(|_| DbError::Internal("the query task ended without an answer".into()))?
+    }
+
+    fn spawn(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        rows: bool,
+    ) -> impl Future<Output = Result<Out, DbError>> + 'static {
+        let db = self.clone();
+        let sql = sql.to_string();
+        let started = runtime().map(|rt| rt.spawn(async move { db.run(sql, params, rows).await }));
+        async move {
+            match started?.await {
+                Ok(r) => r,
+                Err(e) => Err(DbError::Internal(format!("query task failed: {e}"))),
+            }
+        }
+    }
+
+    /// On the layer's runtime: back-off, the query, its time limit.
+    async fn run(&self, sql: String, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+        let shown = &self.inner.shown;
+        if let Some(until) = self.backoff_until() {
+            let left = until.saturating_duration_since(Instant::now());
+            return Err(DbError::Unreachable {
+                url: shown.clone(),
+                reason: format!("down, next try in {} ms", left.as_millis()),
+            });
+        }
+        let fut = async {
+            match &self.inner.backend {
+                Backend::Mysql(p) => p.run(&sql, params, rows).await,
+                Backend::Pg(p) => p.run(&sql, params, rows).await,
+                Backend::Sqlite(h) => h.run(sql.clone(), params, rows).await,
+            }
+        };
+        let r = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(DbError::Timeout {
+                url: shown.clone(),
+                ms: self.timeout.as_millis() as u64,
+            }),
+        };
+        self.note(&r);
+        r
+    }
+
+    fn backoff_until(&self) -> Option<Instant> {
+        let b = self.inner.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        b.until.filter(|u| *u > Instant::now())
+    }
+
+    /// Records whether the database answered, for the back-off.
+    fn note(&self, r: &Result<Out, DbError>) {
+        let mut b = self.inner.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Err(DbError::Unreachable { reason, .. }) => {
+                b.fails = b.fails.saturating_add(1);
+                let ms = 100u64.saturating_mul(1 << b.fails.min(7)).min(10_000);
+                b.until = Some(Instant::now() + Duration::from_millis(ms));
+                tracing::warn!(
+                    "database {}: {reason}; next try in {ms} ms",
+                    self.inner.shown
+                );
+            }
+            _ => {
+                if b.fails > 0 {
+                    tracing::info!("database {}: reachable again", self.inner.shown);
+                }
+                *b = Backoff::default();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idents_and_urls() {
+        assert!(Ident::new("location").is_ok());
+        assert!(Ident::new("opensips.location").is_ok());
+        assert!(Ident::new("a.b.c").is_err());
+        assert!(Ident::new("x; drop table y").is_err());
+        assert!(Ident::new("1abc").is_err());
+        assert!(Ident::new("").is_err());
+        assert_eq!(check_url("mysql://root@127.0.0.1/test"), Ok(Dialect::Mysql));
+        assert_eq!(
+            check_url("postgres://postgres@127.0.0.1/test"),
+            Ok(Dialect::Postgres)
+        );
+        assert_eq!(check_url("sqlite:///tmp/x.db"), Ok(Dialect::Sqlite));
+        assert!(check_url("oracle://x").is_err());
+        assert!(check_url("nothing").is_err());
+        assert_eq!(redact("mysql://u:pw@h/db"), "mysql://u:***@h/db");
+    }
+}

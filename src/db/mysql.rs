@@ -1,0 +1,146 @@
+//! The MySQL/MariaDB backend (OpenSIPS db_mysql): a mysql_async pool,
+//! made and used only on the layer's runtime. Statements with parameters
+//! go as prepared statements (bound values, never spliced into the text).
+
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Value as My;
+
+use super::value::{civil, from_civil};
+use super::{DbError, Out, Row, Value};
+
+pub struct Pool {
+    pool: mysql_async::Pool,
+    shown: String,
+}
+
+/// Checks a `mysql://user:password@host:port/database` URL.
+pub fn check_url(url: &str) -> Result<(), String> {
+    mysql_async::Opts::from_url(url)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl Pool {
+    /// Must run inside the layer's runtime (the pool spawns its tasks there).
+    pub fn new(url: &str, shown: &str) -> Result<Pool, DbError> {
+        let opts = mysql_async::Opts::from_url(url).map_err(|e| DbError::BadUrl {
+            url: shown.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut b = mysql_async::OptsBuilder::from_opts(opts);
+        // Stay on the TCP address given: the server's Unix socket may meet
+        // another authentication (Debian's root@localhost).
+        if !url.contains("prefer_socket=") {
+            b = b.prefer_socket(false);
+        }
+        Ok(Pool {
+            pool: mysql_async::Pool::new(b),
+            shown: shown.to_string(),
+        })
+    }
+
+    fn err(&self, e: mysql_async::Error) -> DbError {
+        let url = self.shown.clone();
+        match e {
+            mysql_async::Error::Server(e) => DbError::Query {
+                url,
+                reason: e.to_string(),
+            },
+            mysql_async::Error::Url(e) => DbError::BadUrl {
+                url,
+                reason: e.to_string(),
+            },
+            other => DbError::Unreachable {
+                url,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    pub async fn run(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+        let mut conn = self.pool.get_conn().await.map_err(|e| self.err(e))?;
+        let params = match params.is_empty() {
+            true => mysql_async::Params::Empty,
+            false => mysql_async::Params::Positional(params.into_iter().map(to_my).collect()),
+        };
+        if rows {
+            let got: Vec<mysql_async::Row> = match params {
+                mysql_async::Params::Empty => conn.query(sql).await,
+                p => conn.exec(sql, p).await,
+            }
+            .map_err(|e| self.err(e))?;
+            Ok(Out::Rows(convert(got)))
+        } else {
+            match params {
+                mysql_async::Params::Empty => conn.query_drop(sql).await,
+                p => conn.exec_drop(sql, p).await,
+            }
+            .map_err(|e| self.err(e))?;
+            Ok(Out::Affected(conn.affected_rows()))
+        }
+    }
+}
+
+fn to_my(v: Value) -> My {
+    match v {
+        Value::Null => My::NULL,
+        Value::Int(i) => My::Int(i),
+        Value::Float(f) => My::Double(f),
+        Value::Text(s) => My::Bytes(s.into_bytes()),
+        Value::Bytes(b) => My::Bytes(b),
+        Value::Time(t) => {
+            let d = civil(t);
+            My::Date(
+                d.year() as u16,
+                d.month() as u8,
+                d.day() as u8,
+                d.hour() as u8,
+                d.minute() as u8,
+                d.second() as u8,
+                0,
+            )
+        }
+    }
+}
+
+fn from_my(v: &My) -> Value {
+    match v {
+        My::NULL => Value::Null,
+        My::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => Value::Text(s.to_string()),
+            Err(_) => Value::Bytes(b.clone()),
+        },
+        My::Int(i) => Value::Int(*i),
+        My::UInt(u) => Value::Int(i64::try_from(*u).unwrap_or(i64::MAX)),
+        My::Float(f) => Value::Float(f64::from(*f)),
+        My::Double(d) => Value::Float(*d),
+        My::Date(y, mo, d, h, mi, s, _) => {
+            let dt = jiff::civil::DateTime::new(
+                *y as i16, *mo as i8, *d as i8, *h as i8, *mi as i8, *s as i8, 0,
+            );
+            dt.map_or(Value::Null, |dt| Value::Time(from_civil(dt)))
+        }
+        other => Value::Text(other.as_sql(true)),
+    }
+}
+
+fn convert(rows: Vec<mysql_async::Row>) -> Vec<Row> {
+    let Some(first) = rows.first() else {
+        return Vec::new();
+    };
+    let cols: Arc<[String]> = first
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().to_string())
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let vals = (0..r.len())
+                .map(|i| r.as_ref(i).map_or(Value::Null, from_my))
+                .collect();
+            Row::new(cols.clone(), vals)
+        })
+        .collect()
+}

@@ -1,0 +1,143 @@
+//! OpenSIPS 3.4's table definitions in each dialect (its
+//! `scripts/{mysql,postgres,sqlite}/*-create.sql`), for `lunasip db init`
+//! and the tests. Same columns and types, so OpenSIPS and lunasip can
+//! share a database.
+
+use super::{version, Db, DbError, Dialect, Ident, Value};
+
+/// The tables `lunasip db init` creates.
+pub const KINDS: &[&str] = &["version", "location"];
+
+/// CREATE TABLE statements for a table of kind `kind` named `name`.
+pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
+    let sql = match (kind, d) {
+        ("version", Dialect::Mysql) => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (\n    table_name CHAR(32) NOT NULL,\n    table_version INT UNSIGNED DEFAULT 0 NOT NULL,\n    CONSTRAINT t_name_idx UNIQUE (table_name)\n) ENGINE=InnoDB"
+        ),
+        ("version", Dialect::Postgres) => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (\n    table_name VARCHAR(32) NOT NULL,\n    table_version INTEGER DEFAULT 0 NOT NULL,\n    CONSTRAINT {name}_t_name_idx UNIQUE (table_name)\n)"
+        ),
+        ("version", Dialect::Sqlite) => format!(
+            "CREATE TABLE IF NOT EXISTS {name} (\n    table_name CHAR(32) NOT NULL,\n    table_version INTEGER DEFAULT 0 NOT NULL,\n    CONSTRAINT version_t_name_idx UNIQUE (table_name)\n)"
+        ),
+        ("location", d) => {
+            let (id, text, int, uint, q, dt, tail) = match d {
+                Dialect::Mysql => (
+                    "BIGINT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "INT(11)",
+                    "INT(10) UNSIGNED",
+                    "FLOAT(10,2)",
+                    "DATETIME",
+                    " ENGINE=InnoDB",
+                ),
+                Dialect::Postgres => (
+                    "BIGSERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "INTEGER",
+                    "INTEGER",
+                    "REAL",
+                    "TIMESTAMP WITHOUT TIME ZONE",
+                    "",
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "INTEGER",
+                    "INTEGER",
+                    "FLOAT(10,2)",
+                    "DATETIME",
+                    "",
+                ),
+            };
+            let kv = if d == Dialect::Postgres { "TEXT" } else { "TEXT(512)" };
+            let inline = match d {
+                Dialect::Mysql => ",\n    INDEX username_idx (username, domain)",
+                _ => "",
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    contact_id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT NULL,\n    contact TEXT NOT NULL,\n    received {text}(255) DEFAULT NULL,\n    path {text}(255) DEFAULT NULL,\n    expires {uint} NOT NULL,\n    q {q} DEFAULT 1.0 NOT NULL,\n    callid {text}(255) DEFAULT 'Default-Call-ID' NOT NULL,\n    cseq {int} DEFAULT 13 NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    flags {int} DEFAULT 0 NOT NULL,\n    cflags {text}(255) DEFAULT NULL,\n    user_agent {text}(255) DEFAULT '' NOT NULL,\n    socket {text}(64) DEFAULT NULL,\n    methods {int} DEFAULT NULL,\n    sip_instance {text}(255) DEFAULT NULL,\n    kv_store {kv} DEFAULT NULL,\n    attr {text}(255) DEFAULT NULL{inline}\n){tail}"
+            )
+        }
+        _ => return None,
+    };
+    Some(sql)
+}
+
+/// Indexes lunasip adds to a table of kind `kind` (not in OpenSIPS's
+/// scripts, harmless to it): `location` is read by username on every
+/// lookup and save in db_mode 3, which without one scans the table.
+pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
+    let base = name.as_str().rsplit('.').next().unwrap_or(name.as_str());
+    match (kind, d) {
+        // Inside its CREATE TABLE (MySQL 8 has no CREATE INDEX IF NOT EXISTS).
+        ("location", Dialect::Mysql) => Vec::new(),
+        ("location", _) => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username, domain)"
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Creates the `version` table and a table of kind `kind` named `name`
+/// (when missing) and records its version, as `opensips-cli database
+/// create` does. Returns what it did, one line each.
+pub fn init_wait(db: &Db, kind: &str, name: &Ident) -> Result<Vec<String>, DbError> {
+    let d = db.dialect();
+    let vt = Ident::new("version")?;
+    let mut done = Vec::new();
+    if let Some(sql) = create(d, "version", &vt) {
+        db.exec_wait(&sql, vec![])?;
+    }
+    if kind == "version" {
+        return Ok(vec!["table version ready".into()]);
+    }
+    let sql =
+        create(d, kind, name).ok_or_else(|| DbError::Internal(format!("no schema for {kind}")))?;
+    db.exec_wait(&sql, vec![])?;
+    for ix in indexes(d, kind, name) {
+        db.exec_wait(&ix, vec![])?;
+    }
+    done.push(format!("table {name} ready"));
+    if let Some(v) = version::expected(kind) {
+        let have = db.query_wait(
+            "SELECT table_version FROM version WHERE table_name = ?",
+            vec![Value::text(name.as_str())],
+        )?;
+        if have.is_empty() {
+            db.exec_wait(
+                "INSERT INTO version (table_name, table_version) VALUES (?, ?)",
+                vec![Value::text(name.as_str()), Value::Int(v)],
+            )?;
+            done.push(format!("version of {name} set to {v}"));
+        }
+    }
+    Ok(done)
+}
+
+/// The SQL file shipped in /usr/share/lunasip/sql/ for a dialect: the
+/// `version` and `location` tables and the location version row (what
+/// `lunasip db init` does, for an operator who runs SQL by hand).
+pub fn script(d: Dialect) -> String {
+    let (Ok(v), Ok(l)) = (Ident::new("version"), Ident::new("location")) else {
+        return String::new();
+    };
+    let client = match d {
+        Dialect::Mysql => "mariadb -u root opensips < location-mysql.sql",
+        Dialect::Postgres => "psql -U postgres -d opensips -f location-postgres.sql",
+        Dialect::Sqlite => "sqlite3 /var/lib/lunasip/lunasip.db < location-sqlite.sql",
+    };
+    let want = version::expected("location").unwrap_or(0);
+    let mut stmts = vec![
+        create(d, "version", &v).unwrap_or_default(),
+        create(d, "location", &l).unwrap_or_default(),
+    ];
+    stmts.extend(indexes(d, "location", &l));
+    stmts.push(format!(
+        "INSERT INTO version (table_name, table_version) VALUES ('location', {want})"
+    ));
+    format!(
+        "-- OpenSIPS 3.4's `version` and `location` tables (location version {want}),\n-- as `lunasip db init URL` creates them; usrloc reads and writes them\n-- (config.modules.usrloc.db_url, db_mode 1-3). The index on username is\n-- lunasip's addition (lookups by user; OpenSIPS does not mind it).\n--\n--   {client}\n--\n-- Generated from src/db/schema.rs (UPDATE_DOCS=1 cargo test --test db).\n\n{};\n",
+        stmts.join(";\n\n")
+    )
+}

@@ -1,0 +1,180 @@
+//! The flags of `save` and `lookup` in both spellings OpenSIPS configs
+//! use: 3.x named flags (`"memory-only,no-reply,max-contacts=3"`,
+//! lib/reg/save_flags.c and lib/reg/lookup.c) and the 2.x letters
+//! (`"mrc3p2"`, modules/registrar/save.c and lookup.c of 2.4).
+
+/// How Path headers of a REGISTER are handled (RFC 3327).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathMode {
+    /// Not saved (and not echoed).
+    #[default]
+    Off,
+    /// Saved when present.
+    Lazy,
+    /// Saved; a REGISTER with Path from a UA without `Supported: path` is
+    /// refused with 420.
+    Strict,
+}
+
+/// `save` flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveFlags {
+    pub memory_only: bool,
+    pub no_reply: bool,
+    pub socket_header: bool,
+    pub path: Option<PathMode>,
+    pub path_received: bool,
+    pub force: bool,
+    pub max_contacts: Option<u32>,
+    pub min_expires: Option<u32>,
+    pub max_expires: Option<u32>,
+    pub matching_mode: Option<u8>,
+}
+
+/// `lookup` flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupFlags {
+    pub method_filtering: bool,
+    pub no_branches: bool,
+    pub to_branches_only: bool,
+}
+
+fn num(v: &str, what: &str) -> Result<u32, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{what} '{v}' is not a number"))
+}
+
+/// 3.x named flags: comma-separated names and `key=value`s.
+fn named(s: &str) -> bool {
+    s.contains(',') || s.contains('=') || s.contains('-') || s.len() > 6
+}
+
+/// Parses `save`'s flags.
+pub fn save(s: &str) -> Result<SaveFlags, String> {
+    let mut f = SaveFlags::default();
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(f);
+    }
+    if named(s) || matches!(s, "memory" | "global") {
+        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let (k, v) = match item.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            match (k, v) {
+                ("memory-only", None) => f.memory_only = true,
+                ("no-reply", None) => f.no_reply = true,
+                ("socket-header", None) => f.socket_header = true,
+                ("path-strict", None) => f.path = Some(PathMode::Strict),
+                ("path-lazy", None) => f.path = Some(PathMode::Lazy),
+                ("path-off", None) => f.path = Some(PathMode::Off),
+                ("path-received", None) => f.path_received = true,
+                ("force-registration", None) => f.force = true,
+                ("only-request-contacts", None) => {}
+                ("max-contacts", Some(v)) => f.max_contacts = Some(num(v, "max-contacts")?),
+                ("min-expires", Some(v)) => f.min_expires = Some(num(v, "min-expires")?),
+                ("max-expires", Some(v)) => f.max_expires = Some(num(v, "max-expires")?),
+                ("matching-mode", Some(v)) => {
+                    f.matching_mode = Some(match v {
+                        "0" => 0,
+                        "1" => 1,
+                        _ => return Err(format!("matching-mode '{v}' is not 0 or 1")),
+                    })
+                }
+                _ => return Err(format!("unknown save flag '{item}'")),
+            }
+        }
+        return Ok(f);
+    }
+    // 2.x letters.
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| -> Option<u32> {
+        let start = *i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        *i = end - 1;
+        s.get(start..end).and_then(|d| d.parse().ok())
+    };
+    while i < b.len() {
+        match b[i] {
+            b'm' => f.memory_only = true,
+            b'r' => f.no_reply = true,
+            b's' => f.socket_header = true,
+            b'v' => f.path_received = true,
+            b'f' => f.force = true,
+            b'c' => f.max_contacts = Some(digits(&mut i).unwrap_or(0)),
+            b'e' => f.min_expires = Some(digits(&mut i).unwrap_or(0)),
+            b'E' => f.max_expires = Some(digits(&mut i).unwrap_or(0)),
+            b'p' => {
+                i += 1;
+                f.path = Some(match b.get(i) {
+                    Some(b'0') => PathMode::Off,
+                    Some(b'1') => PathMode::Lazy,
+                    Some(b'2') => PathMode::Strict,
+                    _ => return Err(format!("save flag 'p' needs 0, 1 or 2 in '{s}'")),
+                });
+            }
+            other => return Err(format!("unknown save flag '{}' in '{s}'", other as char)),
+        }
+        i += 1;
+    }
+    Ok(f)
+}
+
+/// Parses `lookup`'s flags.
+pub fn lookup(s: &str) -> Result<LookupFlags, String> {
+    let mut f = LookupFlags::default();
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(f);
+    }
+    if named(s) || s == "branch" || s == "global" {
+        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            match item.split_once('=').map_or(item, |(k, _)| k.trim()) {
+                "method-filtering" => f.method_filtering = true,
+                "no-branches" => f.no_branches = true,
+                "to-branches-only" => f.to_branches_only = true,
+                "global" | "branch" | "sort-by-latency" | "case-insensitive"
+                | "extended-regexp" | "ua-filtering" | "max-ping-latency" => {
+                    return Err(format!("lookup flag '{item}' is not supported yet"))
+                }
+                _ => return Err(format!("unknown lookup flag '{item}'")),
+            }
+        }
+        return Ok(f);
+    }
+    for c in s.chars() {
+        match c {
+            'm' => f.method_filtering = true,
+            'b' => f.no_branches = true,
+            other => return Err(format!("unknown or unsupported lookup flag '{other}' in '{s}'")),
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings() {
+        let a = save("memory-only,no-reply,max-contacts=3,path-strict").expect("named");
+        let b = save("mrc3p2").expect("letters");
+        assert_eq!(a, b);
+        assert_eq!(a.max_contacts, Some(3));
+        assert!(save("r").expect("r").no_reply);
+        assert_eq!(save("p1").expect("p1").path, Some(PathMode::Lazy));
+        assert!(save("x").is_err());
+        assert!(save("max-contacts=x").is_err());
+        assert!(lookup("m").expect("m").method_filtering);
+        assert!(lookup("method-filtering").expect("mf").method_filtering);
+        assert!(lookup("no-branches").expect("nb").no_branches);
+        assert!(lookup("q").is_err());
+    }
+}

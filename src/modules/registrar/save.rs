@@ -1,0 +1,511 @@
+//! `save(table [, flags [, aor]])`: a REGISTER processed as RFC 3261
+//! §10.3 says (OpenSIPS modules/registrar/save.c and lib/reg/): the
+//! request is read and checked on the worker (a malformed one is answered
+//! at once), the bindings are changed in usrloc (waiting for the database
+//! where db_mode says), and the 200 lists every binding with its expires.
+
+use std::rc::Rc;
+
+use mlua::Lua;
+
+use super::flags::{self, PathMode, SaveFlags};
+use super::{aor_of, coded, conf, RegConf, REGISTRAR};
+use crate::modules::usrloc::{self, contact::now, Contact, UlConf};
+use crate::proxy::context::Value as PvValue;
+use crate::proxy::reply;
+use crate::script::exports::{Args, Suspend};
+use crate::script::host::State;
+use crate::sip::nameaddr::Contacts;
+
+/// A reply refusing the REGISTER.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub code: u16,
+    pub reason: &'static str,
+    /// Extra header lines (CRLF terminated).
+    pub headers: String,
+}
+
+fn reject(code: u16, reason: &'static str) -> Reject {
+    Reject {
+        code,
+        reason,
+        headers: String::new(),
+    }
+}
+
+/// One Contact of the REGISTER.
+#[derive(Debug, Clone)]
+struct Ct {
+    uri: String,
+    /// Seconds asked for (after the limits); 0 removes the binding.
+    secs: u32,
+    q: i32,
+    instance: Option<String>,
+    reg_id: u32,
+    methods: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+enum Cts {
+    Star,
+    Query,
+    List(Vec<Ct>),
+}
+
+/// What `save` takes from the request.
+#[derive(Debug, Clone)]
+struct Req {
+    aor: String,
+    callid: String,
+    cseq: i64,
+    contacts: Cts,
+    path: Option<String>,
+    echo_path: bool,
+    user_agent: String,
+    received: Option<String>,
+    socket: Option<String>,
+    cflags: u64,
+    matching_mode: u8,
+    max_contacts: u32,
+    force: bool,
+}
+
+/// OpenSIPS's METHOD_* bits of a method name (METHOD_OTHER for others).
+pub fn method_bit(m: &str) -> u32 {
+    const NAMES: &[&str] = &[
+        "INVITE",
+        "CANCEL",
+        "ACK",
+        "BYE",
+        "INFO",
+        "OPTIONS",
+        "UPDATE",
+        "REGISTER",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PRACK",
+        "REFER",
+        "PUBLISH",
+    ];
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(m.trim()))
+        .map_or(1 << 14, |i| 1 << i)
+}
+
+fn methods_of(list: &str) -> u32 {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .fold(0, |acc, m| acc | method_bit(m))
+}
+
+fn parse_q(s: &str) -> Option<i32> {
+    let v: f64 = s.trim().parse().ok()?;
+    (0.0..=1.0).contains(&v).then(|| (v * 1000.0).round() as i32)
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim().trim_matches('"')
+}
+
+/// Reads and checks the REGISTER (RFC 3261 §10.3 steps 5-7).
+fn parse(
+    st: &State,
+    f: &SaveFlags,
+    aor_arg: Option<&str>,
+    ul: &UlConf,
+    rc: &RegConf,
+) -> Result<Req, Reject> {
+    let call = st.call.borrow();
+    let m = call
+        .msg
+        .as_ref()
+        .filter(|m| m.is_request())
+        .ok_or_else(|| reject(500, "Server Internal Error"))?;
+    let to_uri;
+    let aor_uri = match aor_arg {
+        Some(a) => a,
+        None => {
+            to_uri = m
+                .to()
+                .map(|t| t.uri.to_string())
+                .ok_or_else(|| reject(400, "Bad To header"))?;
+            &to_uri
+        }
+    };
+    let aor = aor_of(aor_uri, ul.use_domain, rc.case_sensitive)
+        .ok_or_else(|| reject(400, "Bad AoR: no user part"))?;
+    let callid = m
+        .call_id()
+        .ok_or_else(|| reject(400, "Missing Call-ID"))?
+        .to_string();
+    let cseq = i64::from(m.cseq().ok_or_else(|| reject(400, "Bad CSeq"))?.num);
+    let hdr_expires = match m.header("Expires") {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| reject(400, "Invalid Expires header"))?,
+        ),
+    };
+    let min = f.min_expires.unwrap_or(rc.min_expires);
+    let max = f.max_expires.unwrap_or(rc.max_expires);
+    let contacts = match m.contacts().map_err(|_| reject(400, "Bad Contact header"))? {
+        Contacts::Star => {
+            // §10.3 step 6: "*" only with Expires: 0 and nothing else.
+            if hdr_expires != Some(0) {
+                return Err(reject(400, "Invalid * Contact with non-zero Expires"));
+            }
+            Cts::Star
+        }
+        Contacts::List(l) if l.is_empty() => Cts::Query,
+        Contacts::List(l) => {
+            let allow = m.header("Allow").map(methods_of);
+            let mut out = Vec::with_capacity(l.len());
+            for na in l {
+                let secs = match na.param("expires") {
+                    Some(Some(v)) => unquote(v)
+                        .parse::<u32>()
+                        .map_err(|_| reject(400, "Invalid expires param in Contact"))?,
+                    Some(None) => return Err(reject(400, "Invalid expires param in Contact")),
+                    None => hdr_expires.unwrap_or(rc.default_expires),
+                };
+                if secs != 0 && secs < min {
+                    // §10.3 step 7: too brief.
+                    return Err(Reject {
+                        code: 423,
+                        reason: "Interval Too Brief",
+                        headers: format!("Min-Expires: {min}\r\n"),
+                    });
+                }
+                let secs = if max != 0 && secs > max { max } else { secs };
+                let q = match na.param("q") {
+                    Some(Some(v)) => {
+                        parse_q(unquote(v)).ok_or_else(|| reject(400, "Invalid q value"))?
+                    }
+                    _ => rc.default_q,
+                };
+                let uri = na.uri.to_string();
+                if crate::sip::Uri::parse(&uri).is_err() || uri.contains(['\r', '\n', ' ']) {
+                    return Err(reject(400, "Bad Contact URI"));
+                }
+                out.push(Ct {
+                    uri,
+                    secs,
+                    q,
+                    instance: na
+                        .param("+sip.instance")
+                        .flatten()
+                        .map(|s| s.trim().to_string()),
+                    reg_id: na
+                        .param("reg-id")
+                        .flatten()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0),
+                    methods: na
+                        .param("methods")
+                        .flatten()
+                        .map(|s| methods_of(unquote(s)))
+                        .or(allow),
+                });
+            }
+            Cts::List(out)
+        }
+    };
+    let path_mode = f.path.unwrap_or_default();
+    let path_vals = m.header_values("Path");
+    let supports_path = m
+        .header_values("Supported")
+        .iter()
+        .chain(m.header_values("k").iter())
+        .any(|v| v.trim().eq_ignore_ascii_case("path"));
+    let path = match (path_mode, path_vals.is_empty()) {
+        (PathMode::Off, _) | (_, true) => None,
+        (PathMode::Strict, false) if !supports_path => {
+            return Err(Reject {
+                code: 420,
+                reason: "Bad Extension",
+                headers: "Unsupported: path\r\n".into(),
+            })
+        }
+        // Folded lines become one (the value goes back out in headers).
+        _ => Some(
+            path_vals
+                .iter()
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    };
+    let mut received = rc
+        .received_avp
+        .as_ref()
+        .and_then(|n| call.avps.get(n))
+        .and_then(|v| v.first())
+        .and_then(|v| match v {
+            PvValue::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+    if f.path_received && path.is_some() {
+        // The first Path hop's received parameter names the UA's source.
+        received = received.or_else(|| {
+            let first = path_vals.first()?;
+            let na = crate::sip::NameAddr::parse(first.trim()).ok()?;
+            let u = crate::sip::Uri::parse(na.uri).ok()?;
+            u.param("received").flatten().map(|r| unquote(r).to_string())
+        });
+    }
+    let socket = st.env.sockets.list.get(call.src.socket).map(|s| s.spec());
+    Ok(Req {
+        aor,
+        callid,
+        cseq,
+        contacts,
+        echo_path: path.is_some() && supports_path,
+        path,
+        user_agent: m.header("User-Agent").unwrap_or("").trim().to_string(),
+        received,
+        socket,
+        cflags: call.bflags,
+        matching_mode: f.matching_mode.unwrap_or(ul.matching_mode),
+        max_contacts: f.max_contacts.unwrap_or(conf().max_contacts),
+        force: f.force,
+    })
+}
+
+/// The bindings of the AoR after this REGISTER, or why it is refused (the
+/// bindings are then left as they were).
+fn apply(v: &mut Vec<Contact>, r: &Req, t: i64) -> Result<(), Reject> {
+    let list = match &r.contacts {
+        Cts::Query => return Ok(()),
+        Cts::Star => {
+            v.clear();
+            return Ok(());
+        }
+        Cts::List(l) => l,
+    };
+    let mut work = v.clone();
+    for c in list {
+        let found = work
+            .iter()
+            .position(|x| x.uri == c.uri && (r.matching_mode == 0 || x.callid == r.callid));
+        match found {
+            Some(i) => {
+                let x = &mut work[i];
+                // §10.3 step 6: the same Call-ID with an older or equal
+                // CSeq is a retransmission or out of order: left alone
+                // (OpenSIPS answers 200 as for R_OOO / R_RETRANS).
+                if x.callid == r.callid && r.cseq <= x.cseq {
+                    continue;
+                }
+                if c.secs == 0 {
+                    work.remove(i);
+                    continue;
+                }
+                x.expires = t + i64::from(c.secs);
+                x.q = c.q;
+                x.callid = r.callid.clone();
+                x.cseq = r.cseq;
+                x.received = r.received.clone();
+                x.path = r.path.clone();
+                x.user_agent = r.user_agent.clone();
+                x.socket = r.socket.clone();
+                x.cflags = r.cflags;
+                x.methods = c.methods;
+                x.instance = c.instance.clone();
+                x.reg_id = c.reg_id;
+                x.last_modified = t;
+            }
+            None if c.secs == 0 => {}
+            None => work.push(Contact {
+                id: Contact::new_id(&r.aor, &c.uri),
+                uri: c.uri.clone(),
+                received: r.received.clone(),
+                path: r.path.clone(),
+                expires: t + i64::from(c.secs),
+                q: c.q,
+                callid: r.callid.clone(),
+                cseq: r.cseq,
+                flags: 0,
+                cflags: r.cflags,
+                user_agent: r.user_agent.clone(),
+                socket: r.socket.clone(),
+                methods: c.methods,
+                instance: c.instance.clone(),
+                reg_id: c.reg_id,
+                last_modified: t,
+            }),
+        }
+    }
+    let max = r.max_contacts as usize;
+    if max > 0 && work.len() > max {
+        if !r.force {
+            return Err(reject(503, "Too many registered contacts"));
+        }
+        // force-registration: the bindings closest to expiry make room.
+        work.sort_by_key(|c| std::cmp::Reverse(c.expires));
+        work.truncate(max);
+    }
+    // Highest q first, then the newest (lookup's fork order).
+    work.sort_by(|a, b| {
+        b.q.max(0)
+            .cmp(&a.q.max(0))
+            .then(b.last_modified.cmp(&a.last_modified))
+    });
+    *v = work;
+    Ok(())
+}
+
+/// The 200's header lines: every binding with its expires (§10.3 step 8)
+/// and the Path stored (RFC 3327 §5.3).
+fn ok_headers(bindings: &[Contact], r: &Req, t: i64) -> String {
+    let mut h = String::new();
+    for c in bindings.iter().filter(|c| c.valid(t)) {
+        h.push_str("Contact: <");
+        h.push_str(&c.uri);
+        h.push_str(">;expires=");
+        h.push_str(&c.left(t).to_string());
+        if c.q >= 0 {
+            h.push_str(&format!(";q={:.2}", f64::from(c.q) / 1000.0));
+        }
+        h.push_str("\r\n");
+    }
+    if r.echo_path {
+        if let Some(p) = &r.path {
+            h.push_str("Path: ");
+            h.push_str(p);
+            h.push_str("\r\n");
+        }
+    }
+    h
+}
+
+pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    let table = a.str(0)?;
+    let f = flags::save(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
+    let aor_arg = a.opt_str(2)?;
+    let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
+    let ul = usrloc::conf();
+    let rc = conf();
+    let lua = lua.clone();
+    let st = st.clone();
+    let req = match parse(&st, &f, aor_arg.as_deref(), &ul, &rc) {
+        Ok(r) => r,
+        Err(rej) => {
+            REGISTRAR.rejected_regs.inc();
+            if !f.no_reply {
+                reply::send_local_reply_with(&st, rej.code, rej.reason, &rej.headers);
+            }
+            return Ok(Box::pin(async move { coded(&lua, -2) }));
+        }
+    };
+    let persist = !f.memory_only;
+    // Waits where the table is read or written through (not for db_mode 2
+    // once loaded, nor for memory-only saves in db_mode 1).
+    if d.read_waits() || (ul.db_mode == 1 && persist) {
+        a.require_suspend()?;
+    }
+    Ok(Box::pin(async move {
+        let t = now();
+        let r2 = req.clone();
+        let out = d
+            .update(&req.aor, persist, move |v| {
+                apply(v, &r2, t).map(|()| v.clone())
+            })
+            .await;
+        let (code, reason, headers, rcode) = match out {
+            Ok(Ok(bindings)) => {
+                REGISTRAR.accepted_regs.inc();
+                (200, "OK", ok_headers(&bindings, &req, t), 1)
+            }
+            Ok(Err(rej)) => {
+                REGISTRAR.rejected_regs.inc();
+                (rej.code, rej.reason, rej.headers, -2)
+            }
+            Err(e) => {
+                tracing::error!("registrar: save for {}: {e}", req.aor);
+                REGISTRAR.rejected_regs.inc();
+                (500, "Server Internal Error", String::new(), -2)
+            }
+        };
+        if !f.no_reply {
+            reply::send_local_reply_with(&st, code, reason, &headers);
+        }
+        coded(&lua, rcode)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(contacts: Cts, callid: &str, cseq: i64) -> Req {
+        Req {
+            aor: "alice".into(),
+            callid: callid.into(),
+            cseq,
+            contacts,
+            path: None,
+            echo_path: false,
+            user_agent: String::new(),
+            received: None,
+            socket: None,
+            cflags: 0,
+            matching_mode: 0,
+            max_contacts: 2,
+            force: false,
+        }
+    }
+
+    fn ct(uri: &str, secs: u32, q: i32) -> Ct {
+        Ct {
+            uri: uri.into(),
+            secs,
+            q,
+            instance: None,
+            reg_id: 0,
+            methods: None,
+        }
+    }
+
+    #[test]
+    fn rfc3261_10_3_bindings() {
+        let mut v = Vec::new();
+        let t = 1000;
+        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 60, 500), ct("sip:b@2", 60, 900)]), "c1", 1), t)
+            .expect("two");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].uri, "sip:b@2", "highest q first");
+        // A stale CSeq of the same Call-ID changes nothing.
+        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 0, -1)]), "c1", 1), t).expect("stale");
+        assert_eq!(v.len(), 2);
+        // A newer one removes with expires 0.
+        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 0, -1)]), "c1", 2), t).expect("rm");
+        assert_eq!(v.len(), 1);
+        // max_contacts 2: a third is refused, the bindings unchanged.
+        apply(&mut v, &req(Cts::List(vec![ct("sip:c@3", 60, -1)]), "c2", 1), t).expect("c");
+        let e = apply(&mut v, &req(Cts::List(vec![ct("sip:d@4", 60, -1)]), "c3", 1), t).unwrap_err();
+        assert_eq!(e.code, 503);
+        assert_eq!(v.len(), 2);
+        apply(&mut v, &req(Cts::Star, "c4", 1), t).expect("star");
+        assert!(v.is_empty());
+        // matching_mode 1: the same URI from another Call-ID is another
+        // binding.
+        let mut r1 = req(Cts::List(vec![ct("sip:z@9", 60, -1)]), "k1", 1);
+        r1.matching_mode = 1;
+        r1.max_contacts = 0;
+        apply(&mut v, &r1, t).expect("k1");
+        r1.callid = "k2".into();
+        apply(&mut v, &r1, t).expect("k2");
+        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 2);
+        r1.matching_mode = 0;
+        r1.callid = "k3".into();
+        r1.contacts = Cts::List(vec![ct("sip:z@9", 0, -1)]);
+        apply(&mut v, &r1, t).expect("k3");
+        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 1);
+        assert_eq!(method_bit("invite"), 1);
+        assert_eq!(methods_of("INVITE, BYE"), 9);
+    }
+}

@@ -1,0 +1,290 @@
+//! usrloc (OpenSIPS module of the same name): the location service. An
+//! in-memory table shared by every worker (address of record → contacts
+//! with expires, q, Call-ID, CSeq, received, Path, socket, user agent,
+//! flags, methods, sip.instance/reg-id), an expiry timer, and OpenSIPS
+//! 3.4's `location` table in the database as `db_mode` says (see
+//! [`store`]). The registrar module reads and writes it; MI commands
+//! `ul_dump`, `ul_show_contact`, `ul_add`, `ul_rm`, `ul_rm_contact`,
+//! `ul_flush`, `ul_sync` inspect and edit it.
+
+pub mod cfg;
+pub mod contact;
+pub mod events;
+mod mi;
+pub mod store;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::db::Db;
+use crate::modules::{param, Module, Param, ParamKind};
+use crate::stats::{stat_group, StatDecl};
+
+pub use contact::Contact;
+pub use store::{domain, Domain};
+
+/// usrloc's settings in force.
+#[derive(Clone, Default)]
+pub struct UlConf {
+    /// 0 memory, 1 write-through, 2 write-back, 3 DB only.
+    pub db_mode: u8,
+    pub db_url: Option<String>,
+    /// The pool of `db_url` (opened, not connected, at commit).
+    pub db: Option<Db>,
+    /// AoRs are `user@domain` (else the user part only).
+    pub use_domain: bool,
+    /// The branch flag that marks a contact behind NAT.
+    pub nat_bflag: Option<u32>,
+    /// 0: a contact matches by URI; 1: by URI and Call-ID.
+    pub matching_mode: u8,
+    /// Seconds between expiry runs (and write-back flushes).
+    pub timer_interval: u64,
+}
+
+impl std::fmt::Debug for UlConf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UlConf")
+            .field("db_mode", &self.db_mode)
+            .field("db_url", &self.db_url.as_deref().map(crate::db::redact))
+            .field("use_domain", &self.use_domain)
+            .field("nat_bflag", &self.nat_bflag)
+            .field("matching_mode", &self.matching_mode)
+            .field("timer_interval", &self.timer_interval)
+            .finish()
+    }
+}
+
+static CONF: RwLock<Option<Arc<UlConf>>> = RwLock::new(None);
+
+/// The settings in force (memory only until a config is committed).
+pub fn conf() -> Arc<UlConf> {
+    let g = CONF.read().unwrap_or_else(|e| e.into_inner());
+    g.clone().unwrap_or_else(|| {
+        Arc::new(UlConf {
+            timer_interval: 60,
+            ..UlConf::default()
+        })
+    })
+}
+
+/// `config.modules.usrloc`, read and checked.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    conf: Option<UlConf>,
+}
+
+/// Reads `config.modules.usrloc` (nothing opened or connected).
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    let Some(t) = cfg::table(modules, "usrloc")? else {
+        return Ok(Prepared::default());
+    };
+    let m = "usrloc";
+    let preset = cfg::str(&t, m, "working_mode_preset")?;
+    let mut db_mode = match preset.as_deref() {
+        None => 0,
+        Some("single-instance-no-db") => 0,
+        Some("single-instance-sql-write-through") => 1,
+        Some("single-instance-sql-write-back") => 2,
+        Some("sql-only") => 3,
+        Some(other) => {
+            return Err(format!(
+                "config.modules.usrloc.working_mode_preset: '{other}' is not one lunasip knows (single-instance-no-db, single-instance-sql-write-through, single-instance-sql-write-back, sql-only)"
+            ))
+        }
+    };
+    if let Some(n) = cfg::int(&t, m, "db_mode")? {
+        db_mode = u8::try_from(n)
+            .ok()
+            .filter(|n| *n <= 3)
+            .ok_or_else(|| format!("config.modules.usrloc.db_mode: {n} is not 0, 1, 2 or 3"))?;
+    }
+    let db_url = cfg::str(&t, m, "db_url")?;
+    if let Some(u) = &db_url {
+        crate::db::check_url(u).map_err(|e| format!("config.modules.usrloc.db_url: {e}"))?;
+    }
+    if db_mode > 0 && db_url.is_none() {
+        return Err(format!(
+            "config.modules.usrloc: db_mode {db_mode} needs a db_url"
+        ));
+    }
+    let nat_bflag = match cfg::int(&t, m, "nat_bflag") {
+        Ok(v) => v,
+        Err(_) => {
+            return Err("config.modules.usrloc.nat_bflag: a branch flag number (0-63); named flags are not supported".into())
+        }
+    };
+    let nat_bflag = nat_bflag
+        .map(|n| {
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n < 64)
+                .ok_or_else(|| format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)"))
+        })
+        .transpose()?;
+    let matching_mode = match cfg::int(&t, m, "matching_mode")?.unwrap_or(0) {
+        0 => 0,
+        1 => 1,
+        n => return Err(format!("config.modules.usrloc.matching_mode: {n} is not 0 or 1")),
+    };
+    let timer_interval = cfg::int(&t, m, "timer_interval")?.unwrap_or(60);
+    if !(1..=86400).contains(&timer_interval) {
+        return Err(format!(
+            "config.modules.usrloc.timer_interval: {timer_interval} is not 1-86400 seconds"
+        ));
+    }
+    Ok(Prepared {
+        conf: Some(UlConf {
+            db_mode,
+            db_url,
+            db: None,
+            use_domain: cfg::bool(&t, m, "use_domain")?.unwrap_or(false),
+            nat_bflag,
+            matching_mode,
+            timer_interval: timer_interval as u64,
+        }),
+    })
+}
+
+impl Prepared {
+    /// Installs the settings (opening, not connecting, the pool) and
+    /// starts the timer once.
+    pub fn commit(self) -> Result<(), String> {
+        let mut c = self.conf.unwrap_or(UlConf {
+            timer_interval: 60,
+            ..UlConf::default()
+        });
+        if let Some(u) = &c.db_url {
+            c.db = Some(crate::db::open(u).map_err(|e| format!("usrloc: {e}"))?);
+        }
+        let old = conf();
+        if old.db_mode != c.db_mode || old.db_url != c.db_url || old.use_domain != c.use_domain {
+            if old.db_mode == 2 {
+                flush_all();
+            }
+            store::reset();
+        }
+        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+        start_timer();
+        Ok(())
+    }
+}
+
+fn start_timer() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let r = std::thread::Builder::new()
+            .name("usrloc-timer".into())
+            .spawn(timer);
+        if let Err(e) = r {
+            tracing::error!("usrloc: cannot start the timer thread: {e}");
+        }
+    });
+}
+
+/// Expires contacts and flushes write-back changes every
+/// `timer_interval` seconds. (A table is read into memory when first used
+/// by a route or an MI command, db_mode 1 and 2.)
+fn timer() {
+    let mut waited = 0u64;
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        waited += 250;
+        if waited < conf().timer_interval * 1000 {
+            continue;
+        }
+        waited = 0;
+        tick();
+    }
+}
+
+/// One timer run (also for tests through MI `ul_flush`).
+pub fn tick() {
+    let c = conf();
+    for d in store::all() {
+        match d.expire_wait() {
+            Ok(n) => USRLOC.expires.add(n as u64),
+            Err(e) => tracing::warn!("usrloc: expiring contacts of {}: {e}", d.name),
+        }
+        if c.db_mode == 2 {
+            if let Err(e) = d.flush_wait() {
+                tracing::warn!("usrloc: write-back of {}: {e}", d.name);
+            }
+        }
+    }
+}
+
+/// Writes every queued change (db_mode 2; at shutdown and `ul_flush`).
+pub fn flush_all() {
+    for d in store::all() {
+        if let Err(e) = d.flush_wait() {
+            tracing::error!("usrloc: write-back of {}: {e}", d.name);
+        }
+    }
+}
+
+fn shutdown() {
+    if conf().db_mode == 2 {
+        flush_all();
+    }
+}
+
+stat_group! {
+    /// usrloc counters, declared in [`MODULE`]'s `stats`.
+    pub struct Usrloc: "usrloc" {
+        expires,
+    }
+}
+
+pub static USRLOC: Usrloc = Usrloc::new();
+
+fn registered_users() -> u64 {
+    store::all().iter().map(|d| d.records.len() as u64).sum()
+}
+
+fn contacts() -> u64 {
+    store::all()
+        .iter()
+        .map(|d| d.records.iter().map(|r| r.value().len() as u64).sum::<u64>())
+        .sum()
+}
+
+const I: ParamKind = ParamKind::Int;
+const S: ParamKind = ParamKind::Str;
+const B: ParamKind = ParamKind::Bool;
+
+static PARAMS: &[Param] = &[
+    param("db_mode", I, "0", "0 memory only, 1 write-through (a save waits for the database), 2 write-back (flushed every `timer_interval`), 3 database only (every lookup reads the table: several proxies share registrations)."),
+    param("working_mode_preset", S, "none", "OpenSIPS 3.x presets: `single-instance-no-db`, `single-instance-sql-write-through`, `single-instance-sql-write-back`, `sql-only` (db_mode 0-3)."),
+    param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `location` table (version 1013)."),
+    param("use_domain", B, "false", "The AoR is `user@domain` (username and domain columns), else the user part only."),
+    param("nat_bflag", I, "none", "Branch flag saved with a contact registered from behind NAT and set again by lookup."),
+    param("matching_mode", I, "0", "0: a REGISTER's contact replaces the binding with the same URI; 1: the same URI and Call-ID."),
+    param("timer_interval", I, "60", "Seconds between expiry runs and write-back flushes."),
+];
+
+pub static MODULE: Module = Module {
+    name: "usrloc",
+    table: Some("usrloc"),
+    doc: "The location service (OpenSIPS usrloc): registrations in memory shared by all workers, and in OpenSIPS's `location` table by `db_mode`. See docs/registrar.md.",
+    mi: mi::COMMANDS,
+    stats: &[
+        StatDecl::computed(
+            "registered_users",
+            registered_users,
+            "Addresses of record with at least one contact (in memory; 0 in db_mode 3).",
+        ),
+        StatDecl::computed(
+            "location-contacts",
+            contacts,
+            "Contacts in memory.",
+        ),
+        StatDecl::counter(
+            "location-expires",
+            &USRLOC.expires,
+            "Contacts removed because they expired.",
+        ),
+    ],
+    params: PARAMS,
+    shutdown: Some(shutdown),
+    ..Module::NONE
+};
