@@ -255,9 +255,11 @@ fn corpus_coverage() {
                 covered_sites += 1;
             } else {
                 all_there = false;
-                let e = missing
-                    .entry(row.function.as_str())
-                    .or_insert((row.module.as_str(), 0, BTreeSet::new()));
+                let e = missing.entry(row.function.as_str()).or_insert((
+                    row.module.as_str(),
+                    0,
+                    BTreeSet::new(),
+                ));
                 e.1 += 1;
                 e.2.extend(name.clone());
             }
