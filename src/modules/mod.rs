@@ -26,6 +26,7 @@ modules! {
     core: MODULE;
     sipmsgops: MODULE;
     sl: MODULE;
+    signaling: MODULE;
     maxfwd: MODULE;
     rr: MODULE;
     statistics: MODULE;

@@ -8,6 +8,7 @@ mod core;
 mod dispatcher;
 mod maxfwd;
 mod rr;
+mod signaling;
 mod sipmsgops;
 mod sl;
 mod statistics;
@@ -127,6 +128,7 @@ static MODULES: &[&[Function]] = &[
     core::FUNCTIONS,
     sipmsgops::FUNCTIONS,
     sl::FUNCTIONS,
+    signaling::FUNCTIONS,
     maxfwd::FUNCTIONS,
     rr::FUNCTIONS,
     statistics::FUNCTIONS,
