@@ -1,6 +1,6 @@
 //! OpenSIPS core functions (on `sip` itself).
 
-use super::Arg::{Flag, Format, Optional, Str};
+use super::Arg::{Flag, Format, Int, Optional, Str};
 use super::Function;
 use crate::route::RouteMask;
 
@@ -21,6 +21,28 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, None, "setflag", &[Flag], RouteMask::MSG),
     Function::new(M, None, "resetflag", &[Flag], RouteMask::MSG),
     Function::new(M, None, "isflagset", &[Flag], RouteMask::MSG),
+    Function::new(M, None, "setbflag", &[Flag, Optional(&Int)], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "resetbflag",
+        &[Flag, Optional(&Int)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "isbflagset",
+        &[Flag, Optional(&Int)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "is_myself",
+        &[Format, Optional(&Int)],
+        RouteMask::ANY,
+    ),
     // The level comes first and may be left out, as in OpenSIPS.
     Function::new(M, None, "xlog", &[Optional(&Str), Format], RouteMask::ANY),
     Function::new(M, None, "log", &[Optional(&Str), Str], RouteMask::ANY),
