@@ -143,3 +143,77 @@ end"#,
         "{reply}"
     );
 }
+
+/// One request from a new UDP socket (the kernel spreads sockets over
+/// the workers), answered with the reason the route chose.
+fn ask(port: u16, user: &str) -> String {
+    let msg = format!(
+        "OPTIONS sip:{user}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {{LOCAL}};branch=z9hG4bK-{user}-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\n\
+         To: <sip:{user}@127.0.0.1>\r\n\
+         Call-ID: cache-{user}-{n}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let reply = common::udp_exchange(
+        &format!("127.0.0.1:{port}"),
+        &msg,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_else(|| panic!("no reply to {user}"));
+    reply
+        .split("\r\n")
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("SIP/2.0 200 ")
+        .to_string()
+}
+
+/// OpenSIPS core `cache_*` with cachedb_local: one store for every
+/// worker, entries that expire, counters (cachedb_local `hash.c`).
+#[test]
+fn local_cache_is_shared_by_workers_and_expires() {
+    let proxy = common::Proxy::start(
+        r#"
+config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 2 }
+function route.main()
+  local op, v, rc = sip.pv.rU, nil, nil
+  if op == "store" then
+    v, rc = sip.cache_store("local", "k_$fU", "from $fU", 1)
+  elseif op == "fetch" then
+    v, rc = sip.cache_fetch("local", "k_$fU", "$avp(got)")
+    v = tostring(v) .. "/" .. tostring(sip.avp.got)
+  elseif op == "count" then
+    v, rc = sip.cache_add("local:calls", "n", 1, 0)
+  elseif op == "text" then
+    v, rc = sip.cache_counter_fetch("local", "k_$fU")
+  elseif op == "remove" then
+    v, rc = sip.cache_remove("local", "k_$fU")
+  end
+  sip.sl.sl_send_reply(200, tostring(v) .. " " .. tostring(rc))
+end
+"#,
+    );
+    let p = proxy.port;
+    assert_eq!(ask(p, "fetch"), "nil/nil -2");
+    assert_eq!(ask(p, "store"), "true nil");
+    assert_eq!(ask(p, "fetch"), "from alice/from alice nil");
+    assert_eq!(ask(p, "text"), "nil -3", "not a counter");
+    let counts: Vec<String> = (0..6).map(|_| ask(p, "count")).collect();
+    assert_eq!(
+        counts,
+        ["1 nil", "2 nil", "3 nil", "4 nil", "5 nil", "6 nil"]
+    );
+    // Stored for 1 s.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert_eq!(ask(p, "fetch"), "nil/nil -2", "expired");
+    assert_eq!(ask(p, "store"), "true nil");
+    assert_eq!(ask(p, "remove"), "true nil");
+    assert_eq!(ask(p, "fetch"), "nil/nil -2", "removed");
+}

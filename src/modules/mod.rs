@@ -23,7 +23,7 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE;
+    core: MODULE, CACHE;
     sipmsgops: MODULE;
     sl: MODULE;
     signaling: MODULE;

@@ -1,6 +1,9 @@
 //! Core functions on `sip` itself: forwarding, ending the script, flags
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
+mod cache;
+pub use cache::CACHE;
+
 use mlua::{Lua, MultiValue};
 
 use crate::proxy;

@@ -1,6 +1,6 @@
 //! OpenSIPS core functions (on `sip` itself).
 
-use super::Arg::{Flag, Format, Int, Optional, Str};
+use super::Arg::{Flag, Format, Int, Optional, Pv, Str};
 use super::Function;
 use crate::route::RouteMask;
 
@@ -48,6 +48,43 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, None, "log", &[Optional(&Str), Str], RouteMask::ANY),
     Function::new(M, None, "force_rport", &[], RouteMask::REQ),
     Function::new(M, None, "add_local_rport", &[], RouteMask::REQ),
+    // The cache functions (the daemon's "core (cache)" table).
+    Function::new(
+        M,
+        None,
+        "cache_store",
+        &[Format, Format, Format, Optional(&Int)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "cache_fetch",
+        &[Format, Format, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(M, None, "cache_remove", &[Format, Format], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "cache_add",
+        &[Format, Format, Int, Int, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "cache_sub",
+        &[Format, Format, Int, Int, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "cache_counter_fetch",
+        &[Format, Format, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
     // The daemon declares it with tm (its "core (branches)" table).
     Function::new(
         M,

@@ -1,0 +1,297 @@
+//! The key-value cache functions of OpenSIPS's core (`cache_store`,
+//! `cache_fetch`, `cache_remove`, `cache_add`, `cache_sub`,
+//! `cache_counter_fetch`; OpenSIPS 3.4 `core_cmds.c` and
+//! `cachedb/cachedb.c`) with the `local` engine of `cachedb_local`
+//! (`modules/cachedb_local/hash.c`): one in-memory store shared by every
+//! worker of the process, entries that may expire.
+//!
+//! The first argument names the engine and, after a colon, a collection
+//! (`"local"`, `"local:calls"`); each collection is its own namespace. Only
+//! `local` exists in lunasip: another engine (`redis:…`) is an error that
+//! names the script line.
+//!
+//! Results as OpenSIPS's: `cache_store` and `cache_remove` are 1 (removing
+//! a missing key too); `cache_fetch` and `cache_counter_fetch` are -2 when
+//! the key is missing or expired, `cache_counter_fetch` -3 when the value
+//! is not an integer; `cache_add`/`cache_sub` on a missing (or expired)
+//! key create it with the increment and the given expiry, on a present one
+//! keep its expiry, and fail (-1) when its value is not an integer.
+
+use dashmap::DashMap;
+use mlua::{IntoLua, Lua, MultiValue};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use crate::modules::Module;
+use crate::proxy::context::Value;
+use crate::script::api::pv_fmt;
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::script::host::State;
+use crate::script::route::RouteMask;
+
+/// One cached value and when it stops being valid (None: never).
+#[derive(Debug, Clone)]
+struct Entry {
+    value: String,
+    expires: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|e| e > now)
+    }
+}
+
+/// (collection, key) → entry, shared by every worker.
+static STORE: LazyLock<DashMap<(String, String), Entry>> = LazyLock::new(DashMap::new);
+
+/// Inserts since the last sweep of expired entries.
+static INSERTS: AtomicU32 = AtomicU32::new(0);
+
+/// Every this many inserts, expired entries nobody read again are dropped
+/// (OpenSIPS cleans them on a timer, `cache_clean_period`).
+const SWEEP_EVERY: u32 = 1024;
+
+fn expiry(now: Instant, secs: i64) -> Option<Instant> {
+    (secs > 0).then(|| now + Duration::from_secs(secs as u64))
+}
+
+fn insert(key: (String, String), value: String, secs: i64) {
+    let now = Instant::now();
+    STORE.insert(
+        key,
+        Entry {
+            value,
+            expires: expiry(now, secs),
+        },
+    );
+    if INSERTS.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
+        INSERTS.store(0, Ordering::Relaxed);
+        STORE.retain(|_, e| e.live(now));
+    }
+}
+
+/// The live value of a key (an expired one is dropped).
+fn get(key: &(String, String)) -> Option<String> {
+    let now = Instant::now();
+    let hit = STORE.get(key).map(|e| e.live(now).then(|| e.value.clone()));
+    match hit {
+        Some(Some(v)) => Some(v),
+        Some(None) => {
+            STORE.remove_if(key, |_, e| !e.live(now));
+            None
+        }
+        None => None,
+    }
+}
+
+/// `cache_add`/`cache_sub`: the new value, or None when the present
+/// value is not an integer.
+fn add(key: (String, String), delta: i64, secs: i64) -> Option<i64> {
+    let now = Instant::now();
+    let mut entry = STORE.entry(key).or_insert_with(|| Entry {
+        value: "0".into(),
+        expires: expiry(now, secs),
+    });
+    if !entry.live(now) {
+        // As OpenSIPS: an expired entry starts again with the new expiry.
+        *entry = Entry {
+            value: "0".into(),
+            expires: expiry(now, secs),
+        };
+    }
+    let old: i64 = entry.value.trim().parse().ok()?;
+    let new = old.wrapping_add(delta);
+    entry.value = new.to_string();
+    Some(new)
+}
+
+/// The (collection, key) of a call: the engine must be `local`; the key
+/// expands pseudo-variables and must not be empty.
+fn key_of(lua: &Lua, st: &State, a: &Args) -> mlua::Result<(String, String)> {
+    let id = pv_fmt(lua, st, &a.str(0)?)?;
+    let (engine, group) = match id.split_once(':') {
+        Some((e, g)) => (e, g),
+        None => (id.as_str(), ""),
+    };
+    if engine != "local" {
+        return Err(a.err(format!(
+            "no cachedb engine '{engine}' (lunasip has the \"local\" one)"
+        )));
+    }
+    let attr = pv_fmt(lua, st, &a.str(1)?)?;
+    if attr.is_empty() {
+        return Err(a.err("the key (attribute) cannot be empty"));
+    }
+    Ok((group.to_string(), attr))
+}
+
+/// Writes `v` into the pseudo-variable spec given as argument `i`, if any.
+fn write_out(st: &State, a: &Args, i: usize, v: Value) -> mlua::Result<()> {
+    let Some(out) = a.opt_str(i)? else {
+        return Ok(());
+    };
+    let spec = st.pv.borrow_mut().spec(&out).map_err(|e| a.err(e))?;
+    crate::pv::set(&mut st.call.borrow_mut(), &spec, v).map_err(|e| a.err(e))
+}
+
+/// `nil, code` for a failed getter.
+fn miss(lua: &Lua, code: i64) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([mlua::Value::Nil, code.into_lua(lua)?]))
+}
+
+fn cache_store(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let key = key_of(lua, st, &a)?;
+    let value = pv_fmt(lua, st, &a.str(2)?)?;
+    let secs = a.opt_int(3)?.unwrap_or(0);
+    insert(key, value, secs);
+    ret(lua, true)
+}
+
+fn cache_remove(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let key = key_of(lua, st, &a)?;
+    STORE.remove(&key);
+    ret(lua, true)
+}
+
+fn cache_fetch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let key = key_of(lua, st, &a)?;
+    match get(&key) {
+        Some(v) => {
+            write_out(st, &a, 2, Value::Str(v.clone()))?;
+            ret(lua, v)
+        }
+        None => miss(lua, -2),
+    }
+}
+
+fn cache_counter_fetch(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let key = key_of(lua, st, &a)?;
+    let Some(v) = get(&key) else {
+        return miss(lua, -2);
+    };
+    let Ok(n) = v.trim().parse::<i64>() else {
+        return miss(lua, -3);
+    };
+    write_out(st, &a, 2, Value::Int(n))?;
+    ret(lua, n)
+}
+
+fn add_or_sub(lua: &Lua, st: &State, a: Args, sign: i64) -> mlua::Result<MultiValue> {
+    let key = key_of(lua, st, &a)?;
+    let delta = a.int(2)?;
+    let secs = a.int(3)?;
+    match add(key, sign.wrapping_mul(delta), secs) {
+        Some(n) => {
+            write_out(st, &a, 4, Value::Int(n))?;
+            ret(lua, n)
+        }
+        None => miss(lua, -1),
+    }
+}
+
+fn cache_add(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    add_or_sub(lua, st, a, 1)
+}
+
+fn cache_sub(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    add_or_sub(lua, st, a, -1)
+}
+
+pub static CACHE: Module = Module {
+    name: "core (cache)",
+    table: None,
+    doc: "Key-value cache functions of OpenSIPS's core, with the in-memory `local` engine of cachedb_local shared by every worker.",
+    exports: &[
+        Export {
+            name: "cache_store",
+            args: "(engine, key, value [, expire])",
+            returns: "true",
+            routes: RouteMask::ANY,
+            doc: "Stores `value` under `key` in the `local` cache (`engine` is `\"local\"` or `\"local:collection\"`; key and value expand pseudo-variables), replacing what was there; it expires after `expire` seconds (0 or none: never). Every worker sees it at once.",
+            func: Func::Sync(cache_store),
+        },
+        Export {
+            name: "cache_fetch",
+            args: "(engine, key [, out_var])",
+            returns: "the value; nil, -2 when missing or expired",
+            routes: RouteMask::ANY,
+            doc: "Reads a cached value; with `out_var` (`\"$avp(x)\"`, `\"$var(x)\"`) it is also written there, as OpenSIPS does.",
+            func: Func::Sync(cache_fetch),
+        },
+        Export {
+            name: "cache_remove",
+            args: "(engine, key)",
+            returns: "true (a missing key too)",
+            routes: RouteMask::ANY,
+            doc: "Removes a cached key.",
+            func: Func::Sync(cache_remove),
+        },
+        Export {
+            name: "cache_add",
+            args: "(engine, key, increment, expire [, out_var])",
+            returns: "the new value; nil, -1 when the value is not an integer",
+            routes: RouteMask::ANY,
+            doc: "Adds `increment` to an integer counter, atomically across workers. A missing or expired key starts from 0 with `expire` seconds (0: never); an existing one keeps its expiry. The new value is also written to `out_var` when given.",
+            func: Func::Sync(cache_add),
+        },
+        Export {
+            name: "cache_sub",
+            args: "(engine, key, decrement, expire [, out_var])",
+            returns: "the new value; nil, -1 when the value is not an integer",
+            routes: RouteMask::ANY,
+            doc: "Subtracts `decrement` from an integer counter (see `cache_add`).",
+            func: Func::Sync(cache_sub),
+        },
+        Export {
+            name: "cache_counter_fetch",
+            args: "(engine, key [, out_var])",
+            returns: "the integer; nil, -2 when missing or expired; nil, -3 when not an integer",
+            routes: RouteMask::ANY,
+            doc: "Reads a counter as an integer (also written to `out_var` when given).",
+            func: Func::Sync(cache_counter_fetch),
+        },
+    ],
+    ..Module::NONE
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> (String, String) {
+        ("unit".into(), s.into())
+    }
+
+    #[test]
+    fn counters_keep_their_expiry_and_refuse_text() {
+        assert_eq!(add(k("c"), 2, 0), Some(2));
+        assert_eq!(add(k("c"), -5, 60), Some(-3));
+        assert!(STORE.get(&k("c")).unwrap().expires.is_none());
+        insert(k("t"), "text".into(), 0);
+        assert_eq!(add(k("t"), 1, 0), None);
+        assert_eq!(get(&k("t")).as_deref(), Some("text"));
+    }
+
+    #[test]
+    fn expired_entries_are_gone() {
+        STORE.insert(
+            k("old"),
+            Entry {
+                value: "v".into(),
+                expires: Some(Instant::now() - Duration::from_secs(1)),
+            },
+        );
+        assert_eq!(get(&k("old")), None);
+        assert!(STORE.get(&k("old")).is_none());
+        STORE.insert(
+            k("oldc"),
+            Entry {
+                value: "41".into(),
+                expires: Some(Instant::now() - Duration::from_secs(1)),
+            },
+        );
+        assert_eq!(add(k("oldc"), 1, 0), Some(1), "starts again");
+    }
+}
