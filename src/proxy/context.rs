@@ -292,6 +292,21 @@ impl Call {
         self.slots.clear();
     }
 
+    /// The parameters (without the leading `;`) of this proxy's own entry
+    /// in the Route set as received: the first Route URI without a user
+    /// part that names one of our sockets. OpenSIPS rr keeps them when
+    /// `loose_route` consumes that entry (`$rr_params`,
+    /// `check_route_param`, `is_direction`). None without such an entry.
+    pub fn rr_params(&self) -> Option<String> {
+        let sockets = self.sockets.as_ref()?;
+        self.msg.as_ref()?.routes().iter().find_map(|r| {
+            crate::sip::Uri::parse(r.uri)
+                .ok()
+                .filter(|u| u.user.is_none() && sockets.is_myself(u.host, u.port))
+                .map(|u| u.params.to_string())
+        })
+    }
+
     /// A module's per-call state of type `T` (made with `Default` on first
     /// use, dropped when the next call starts). Modules keep what they
     /// need per call here (dialog's handle, accounting's marks) without a
