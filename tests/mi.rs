@@ -440,6 +440,33 @@ fn client_over_http_and_fifo() {
     eventually("the FIFO to be removed at exit", || !fifo.exists());
 }
 
+/// `lunasip mi … | head`: the reader goes away before the client prints;
+/// the client ends quietly (no "failed printing to stdout" panic) and
+/// still says whether the command itself succeeded.
+#[test]
+fn client_output_into_a_closed_pipe_ends_quietly() {
+    let m = start_with(&answering("OK"), "");
+    let url = format!("http://127.0.0.1:{}/mi", m.port);
+    for args in [&["get_statistics", "all"][..], &["nope"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+            .args(["mi", "--url", &url])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the client has anything to print.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{err}"
+        );
+        assert_eq!(out.status.success(), args[0] != "nope", "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn log_level_changes_what_is_logged() {
     let m = start_with(&answering("OK"), "");
