@@ -217,3 +217,68 @@ end
     assert_eq!(ask(p, "remove"), "true nil");
     assert_eq!(ask(p, "fetch"), "nil/nil -2", "removed");
 }
+
+/// The R-URI functions (OpenSIPS `rewrite_ruri`): what the next hop gets
+/// as request line, and where it goes.
+#[test]
+fn ruri_rewrites_reach_the_next_hop() {
+    let w = worker(
+        r#"function route.main()
+  sip.setuser("0049301234")
+  sip.strip(2)
+  sip.prefix("+")
+  sip.strip_tail(2)
+  sip.sethostport("gw.example.net:5080")
+  sip.setport("5090")
+  local u = sip.construct_uri("sip", "$rU", "127.0.0.9", "5062", "transport=udp", "$var(next)")
+  sip.setdsturi(sip.var.next)
+  sip.pv_printf("$avp(seen)", "$ru via $du")
+  sip.append_hf("X-Seen: " .. sip.avp.seen .. " " .. tostring(sip.isdsturiset()) .. "\r\n")
+  sip.forward()
+end"#,
+    );
+    let out = relayed(&run(&w, INVITE, Proto::Udp));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0].starts_with("INVITE sip:+493012@gw.example.net:5090 SIP/2.0\r\n"),
+        "{}",
+        out[0]
+    );
+    assert_eq!(
+        header(&out[0], "X-Seen"),
+        Some("sip:+493012@gw.example.net:5090 via sip:+493012@127.0.0.9:5062;transport=udp true")
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out[0].1, common::worker::addr("127.0.0.9:5062"));
+}
+
+/// `revert_uri` puts back the R-URI as received; `resetdsturi` the R-URI
+/// as next hop.
+#[test]
+fn revert_uri_and_resetdsturi() {
+    let w = worker(
+        r#"function route.main()
+  sip.seturi("sip:other@127.0.0.8:5060")
+  sip.setdsturi("sip:127.0.0.7:5060")
+  sip.resetdsturi()
+  if sip.pv.rU == "other" then sip.forward() else sip.sl.sl_send_reply(500, "no") end
+  sip.revert_uri()
+  sip.append_hf("X-Back: $ru\r\n")
+  sip.forward("sip:127.0.0.6:5060")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].1, common::worker::addr("127.0.0.8:5060"));
+    assert!(out[0]
+        .2
+        .starts_with("INVITE sip:other@127.0.0.8:5060 SIP/2.0\r\n"));
+    assert!(
+        out[1]
+            .2
+            .starts_with("INVITE sip:bob@example.com SIP/2.0\r\n"),
+        "{}",
+        out[1].2
+    );
+    assert_eq!(header(&out[1].2, "X-Back"), Some("sip:bob@example.com"));
+}

@@ -23,7 +23,7 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE, CACHE;
+    core: MODULE, CACHE, URI;
     sipmsgops: MODULE;
     sl: MODULE;
     signaling: MODULE;

@@ -135,6 +135,11 @@ pub struct Call {
     pub bflags: u64,
     /// `$socket_out` forced by the script (index into `Sockets::list`).
     pub socket_out: Option<usize>,
+    /// `set_advertised_address`: the host our Via and Record-Route name
+    /// instead of the sending socket's (OpenSIPS `set_global_address`).
+    pub adv_address: Option<String>,
+    /// `set_advertised_port`: the port they name instead.
+    pub adv_port: Option<u16>,
     /// The worker's sockets, for `$socket_in`/`$socket_out`/`$Ri`; set
     /// once when the Lua API is registered.
     pub sockets: Option<Arc<Sockets>>,
@@ -241,6 +246,8 @@ impl Call {
             ru_q: None,
             bflags: 0,
             socket_out: None,
+            adv_address: None,
+            adv_port: None,
             sockets: None,
             tm: CallTm::default(),
             rr: None,
@@ -286,6 +293,8 @@ impl Call {
         self.ru_q = None;
         self.bflags = 0;
         self.socket_out = None;
+        self.adv_address = None;
+        self.adv_port = None;
         self.tm = CallTm::default();
         self.rr = None;
         self.err = None;

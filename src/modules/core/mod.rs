@@ -2,7 +2,9 @@
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
 mod cache;
+mod uri;
 pub use cache::CACHE;
+pub use uri::URI;
 
 use mlua::{Lua, MultiValue};
 
