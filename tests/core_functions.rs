@@ -282,3 +282,58 @@ end"#,
     );
     assert_eq!(header(&out[1].2, "X-Back"), Some("sip:bob@example.com"));
 }
+
+/// `set_advertised_address/port` on the wire: the next hop sees the
+/// advertised name in our Via and Record-Route; `script_trace` logs its
+/// line; `force_tcp_alias` is accepted.
+#[test]
+fn advertised_address_reaches_the_next_hop() {
+    let callee = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    callee
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let cport = callee.local_addr().unwrap().port();
+    let proxy = common::Proxy::start(&format!(
+        r#"
+config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 1 }}
+function route.main()
+  sip.script_trace(3, "call $ci to $rU", "trace-tag")
+  sip.force_tcp_alias()
+  sip.var.host = "edge.example.com"
+  sip.set_advertised_address("$var(host)")
+  sip.set_advertised_port("5999")
+  sip.rr.record_route()
+  sip.forward("sip:127.0.0.1:{cport}")
+end
+"#
+    ));
+    let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:bob@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-adv1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: adv-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        p = proxy.port
+    );
+    caller
+        .send_to(invite.as_bytes(), ("127.0.0.1", proxy.port))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    let (n, _) = callee.recv_from(&mut buf).expect("the relayed INVITE");
+    let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let via = header(&got, "Via").unwrap_or_default();
+    assert!(
+        via.starts_with("SIP/2.0/UDP edge.example.com:5999;branch=z9hG4bK"),
+        "{got}"
+    );
+    assert_eq!(
+        header(&got, "Record-Route"),
+        Some("<sip:edge.example.com:5999;lr;ftag=a1>"),
+        "{got}"
+    );
+    let log = proxy.log_text();
+    assert!(
+        log.contains("script_trace: trace-tag call adv-1 to bob"),
+        "{log}"
+    );
+}

@@ -23,7 +23,7 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE, CACHE, URI;
+    core: MODULE, CACHE, URI, SENDING;
     sipmsgops: MODULE;
     sl: MODULE;
     signaling: MODULE;

@@ -2,8 +2,10 @@
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
 mod cache;
+mod sending;
 mod uri;
 pub use cache::CACHE;
+pub use sending::SENDING;
 pub use uri::URI;
 
 use mlua::{Lua, MultiValue};
@@ -170,7 +172,7 @@ fn is_myself(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 
 /// Logs a script line with the message's Call-ID and method and the
 /// worker as structured fields (journald shows them as CALL_ID=…).
-fn emit(st: &State, level: tracing::Level, text: &str) {
+pub(crate) fn emit(st: &State, level: tracing::Level, text: &str) {
     macro_rules! at {
         ($lvl:expr) => {{
             let call = st.call.borrow();

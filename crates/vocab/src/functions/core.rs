@@ -114,6 +114,23 @@ pub(super) static FUNCTIONS: &[Function] = &[
         RouteMask::ANY,
     ),
     Function::new(M, None, "pv_printf", &[Pv, Format], RouteMask::ANY),
+    // The daemon's "core (sending)" table.
+    Function::new(M, None, "set_advertised_address", &[Format], RouteMask::ANY),
+    Function::new(M, None, "set_advertised_port", &[Format], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "force_tcp_alias",
+        &[Optional(&Int)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "script_trace",
+        &[Optional(&Int), Optional(&Format), Optional(&Str)],
+        RouteMask::ANY,
+    ),
     // The daemon declares it with tm (its "core (branches)" table).
     Function::new(
         M,
