@@ -337,3 +337,79 @@ end
         "{log}"
     );
 }
+
+/// Serial forking (OpenSIPS `serialize.c`): highest q first, equal q in
+/// parallel, the next group from the failure route.
+#[test]
+fn serialize_and_next_branches_fork_by_q_value() {
+    let w = worker(
+        r#"function route.main()
+  sip.pv.ru = "sip:a@127.0.0.2:5060"
+  sip.append_branch("sip:b@127.0.0.3:5060", "0.5")
+  sip.append_branch("sip:gone@127.0.0.9:5060", "0.7")
+  sip.append_branch("sip:c@127.0.0.4:5060", "0.5")
+  sip.append_branch("sip:d@127.0.0.5:5060", "0.1")
+  if not sip.remove_branch(1) or sip.remove_branch(3) then sip.exit() end
+  sip.serialize_branches(1)
+  local ok, rc = sip.next_branches()
+  sip.var.rc = rc
+  sip.tm.t_on_branch("mark")
+  sip.tm.t_on_failure("next")
+  sip.tm.t_relay()
+end
+function branch_route.mark()
+  sip.append_hf("X-Next: $var(rc)\r\n")
+end
+function failure_route.next()
+  local ok, rc = sip.next_branches()
+  if not ok then sip.tm.t_reply(404, "Nobody " .. rc) ; return end
+  sip.var.rc = rc
+  sip.tm.t_on_failure("next")
+  sip.tm.t_relay()
+end"#,
+    );
+    let users = |out: &[String]| -> Vec<String> {
+        let mut u: Vec<String> = out
+            .iter()
+            .filter(|m| m.starts_with("INVITE "))
+            .map(|m| {
+                let line = m.split("\r\n").next().unwrap_or("").to_string();
+                format!("{line} {}", header(m, "X-Next").unwrap_or("-"))
+            })
+            .collect();
+        u.sort();
+        u
+    };
+    let invites = |out: Vec<String>| -> Vec<String> {
+        out.into_iter()
+            .filter(|m| m.starts_with("INVITE "))
+            .collect()
+    };
+    let first = invites(relayed(&run(&w, INVITE, Proto::Udp)));
+    assert_eq!(users(&first), ["INVITE sip:a@127.0.0.2:5060 SIP/2.0 1"]);
+    let second = invites(relayed(&run(
+        &w,
+        &reply_to(&first[0], "486 Busy Here"),
+        Proto::Udp,
+    )));
+    assert_eq!(
+        users(&second),
+        [
+            "INVITE sip:b@127.0.0.3:5060 SIP/2.0 1",
+            "INVITE sip:c@127.0.0.4:5060 SIP/2.0 1"
+        ]
+    );
+    run(&w, &reply_to(&second[0], "480 Unavailable"), Proto::Udp);
+    let third = invites(relayed(&run(
+        &w,
+        &reply_to(&second[1], "486 Busy Here"),
+        Proto::Udp,
+    )));
+    assert_eq!(users(&third), ["INVITE sip:d@127.0.0.5:5060 SIP/2.0 2"]);
+    let last = run(&w, &reply_to(&third[0], "486 Busy Here"), Proto::Udp);
+    assert!(
+        last.iter()
+            .any(|o| o.2.starts_with("SIP/2.0 404 Nobody -1\r\n")),
+        "{last:?}"
+    );
+}

@@ -23,7 +23,7 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE, CACHE, URI, SENDING;
+    core: MODULE, CACHE, URI, SENDING, DSET;
     sipmsgops: MODULE;
     sl: MODULE;
     signaling: MODULE;

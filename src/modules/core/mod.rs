@@ -2,9 +2,11 @@
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
 mod cache;
+mod dset;
 mod sending;
 mod uri;
 pub use cache::CACHE;
+pub use dset::DSET;
 pub use sending::SENDING;
 pub use uri::URI;
 

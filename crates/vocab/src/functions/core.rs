@@ -131,6 +131,22 @@ pub(super) static FUNCTIONS: &[Function] = &[
         &[Optional(&Int), Optional(&Format), Optional(&Str)],
         RouteMask::ANY,
     ),
+    // The daemon's "core (destination set)" table.
+    Function::new(M, None, "remove_branch", &[Int], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "serialize_branches",
+        &[Int, Optional(&Int)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "next_branches",
+        &[],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
     // The daemon declares it with tm (its "core (branches)" table).
     Function::new(
         M,
