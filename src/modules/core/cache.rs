@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use crate::mi::{opt, req, Command, Ctx, Kind, MiError, Params};
 use crate::modules::Module;
 use crate::proxy::context::Value;
 use crate::script::api::pv_fmt;
@@ -199,6 +200,89 @@ fn cache_sub(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     add_or_sub(lua, st, a, -1)
 }
 
+/// The (collection, key) an MI command names (`system`, `attr`), with
+/// OpenSIPS's errors (`mi/mi_core.c`).
+fn mi_key(p: &Params) -> Result<(String, String), MiError> {
+    let system = p.str("system").unwrap_or("");
+    if system.is_empty() {
+        return Err(MiError::params("Empty memory cache id"));
+    }
+    let attr = p.str("attr").unwrap_or("");
+    if attr.is_empty() {
+        return Err(MiError::params("Empty attribute name"));
+    }
+    let (engine, group) = system.split_once(':').unwrap_or((system, ""));
+    if engine != "local" {
+        return Err(MiError::new(500, "Cache store command failed"));
+    }
+    Ok((group.to_string(), attr.to_string()))
+}
+
+fn mi_cache_store(_: &Ctx, p: &Params) -> Result<serde_json::Value, MiError> {
+    let key = mi_key(p).map_err(|e| match e.code {
+        500 => MiError::new(500, "Cache store command failed"),
+        _ => e,
+    })?;
+    let value = p.str("value").unwrap_or("");
+    if value.is_empty() {
+        return Err(MiError::params("Empty value"));
+    }
+    insert(key, value.to_string(), p.int("expire").unwrap_or(0));
+    Ok(serde_json::Value::String("OK".into()))
+}
+
+fn mi_cache_fetch(_: &Ctx, p: &Params) -> Result<serde_json::Value, MiError> {
+    let key = mi_key(p).map_err(|e| match e.code {
+        500 => MiError::new(500, "Cache fetch command failed"),
+        _ => e,
+    })?;
+    match get(&key).filter(|v| !v.is_empty()) {
+        Some(v) => Ok(serde_json::json!({ "key": key.1, "value": v })),
+        None => Err(MiError::new(400, "Value not found")),
+    }
+}
+
+fn mi_cache_remove(_: &Ctx, p: &Params) -> Result<serde_json::Value, MiError> {
+    let key = mi_key(p).map_err(|e| match e.code {
+        500 => MiError::new(500, "Cache remove command failed"),
+        _ => e,
+    })?;
+    STORE.remove(&key);
+    Ok(serde_json::Value::String("OK".into()))
+}
+
+static MI: &[Command] = &[
+    Command {
+        name: "cache_store",
+        help: "Stores `value` under `attr` in the cache `system` (`local` or `local:collection`), for `expire` seconds (none or 0: for ever); the routes see it at once.",
+        module: "core",
+        params: &[
+            req("system", Kind::Str),
+            req("attr", Kind::Str),
+            req("value", Kind::Str),
+            opt("expire", Kind::Int),
+        ],
+        result: "`\"OK\"`",
+        handler: mi_cache_store,
+    },
+    Command {
+        name: "cache_fetch",
+        help: "Reads the value under `attr` in the cache `system`; error 400 \"Value not found\" when missing or expired.",
+        module: "core",
+        params: &[req("system", Kind::Str), req("attr", Kind::Str)],
+        result: "`{\"key\": attr, \"value\": value}`",
+        handler: mi_cache_fetch,
+    },
+    Command {
+        name: "cache_remove",
+        help: "Removes `attr` from the cache `system` (a missing key too).",
+        module: "core",
+        params: &[req("system", Kind::Str), req("attr", Kind::Str)],
+        result: "`\"OK\"`",
+        handler: mi_cache_remove,
+    },
+];
+
 pub static CACHE: Module = Module {
     name: "core (cache)",
     table: None,
@@ -253,6 +337,7 @@ pub static CACHE: Module = Module {
             func: Func::Sync(cache_counter_fetch),
         },
     ],
+    mi: MI,
     ..Module::NONE
 };
 
