@@ -136,3 +136,29 @@ fn send_reply_refuses_a_code_outside_100_699_at_run_time_with_500() {
         "{log}"
     );
 }
+
+/// A literal code outside 100..699 is refused by `lunasip check` with the
+/// script line, as OpenSIPS's fixup refuses it at startup.
+#[test]
+fn check_refuses_a_literal_code_outside_100_699() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.lua");
+    std::fs::write(
+        &path,
+        "config = { listen = { \"udp:127.0.0.1:5999\" } }\nfunction route.main()\n  sip.signaling.send_reply(99, \"Nope\")\nend\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["check", "-c", p])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "{p}:3: send_reply(99, …): 99 is not a SIP status code (100-699)"
+        )),
+        "{err}"
+    );
+}
