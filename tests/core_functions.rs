@@ -413,3 +413,67 @@ end"#,
         "{last:?}"
     );
 }
+
+/// OpenSIPS core `send`: the message as received, headers after the first
+/// line, no Via of ours, to the given address; `get_timestamp`.
+#[test]
+fn send_copies_the_message_as_received() {
+    let w = worker(
+        r#"function route.main()
+  local s, us = sip.get_timestamp("$avp(s)", "$avp(us)")
+  sip.append_hf("X-Not-In-Copy: 1\r\n")
+  if not sip.send("udp:127.0.0.7:5070", "X-Copy: $ci\r\nX-Time: " .. (s == sip.avp.s and us == sip.avp.us and s > 1700000000 and "ok" or "bad")) then
+    sip.exit()
+  end
+  sip.sl.sl_send_reply(200, "sent")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].1, common::worker::addr("127.0.0.7:5070"));
+    let want = INVITE.replacen(
+        "SIP/2.0\r\n",
+        "SIP/2.0\r\nX-Copy: call-1@10.0.0.1\r\nX-Time: ok\r\n",
+        1,
+    );
+    assert_eq!(out[0].2, want);
+    assert!(out[1].2.starts_with("SIP/2.0 200 sent\r\n"));
+    // A header block that is not header lines is refused: 500, nothing sent.
+    let w = worker(
+        r#"function route.main()
+  sip.send("127.0.0.7:5070", "not a header")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].2.starts_with("SIP/2.0 500 "), "{}", out[0].2);
+}
+
+/// cachedb_local `cache_remove_chunk`: keys matching a glob go, in the
+/// default collection or a named one.
+#[test]
+fn cache_remove_chunk_removes_by_glob() {
+    let w = worker(
+        r#"function route.main()
+  for _, k in ipairs({ "chunk_blk_1", "chunk_blk_22", "chunk_keep" }) do
+    sip.cache_store("local", k, "v")
+    sip.cache_store("local:other", k, "v")
+  end
+  sip.cachedb_local.cache_remove_chunk("chunk_blk_*")
+  sip.cachedb_local.cache_remove_chunk("other", "chunk_[kx]eep")
+  local r = {}
+  for _, id in ipairs({ "local", "local:other" }) do
+    for _, k in ipairs({ "chunk_blk_1", "chunk_blk_22", "chunk_keep" }) do
+      r[#r + 1] = tostring(sip.cache_fetch(id, k))
+    end
+  end
+  sip.sl.sl_send_reply(200, table.concat(r, " "))
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert!(
+        out[0].2.starts_with("SIP/2.0 200 nil nil v v v nil\r\n"),
+        "{}",
+        out[0].2
+    );
+}

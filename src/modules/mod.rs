@@ -33,6 +33,7 @@ modules! {
     tm: MODULE, BRANCHES;
     dispatcher: MODULE;
     cfgutils: MODULE;
+    cachedb_local: MODULE;
 }
 
 #[cfg(test)]

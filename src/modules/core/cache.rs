@@ -108,6 +108,87 @@ fn add(key: (String, String), delta: i64, secs: i64) -> Option<i64> {
     Some(new)
 }
 
+/// Removes the keys of `collection` matching the shell glob `glob`
+/// (cachedb_local `remove_chunk_f`, `fnmatch` without flags: `*`, `?`,
+/// `[a-z]`, `[!x]`, `\\` escapes; `*` matches `/` too). Returns how many.
+pub fn remove_chunk(collection: &str, glob: &str) -> usize {
+    let pat: Vec<char> = glob.chars().collect();
+    let before = STORE.len();
+    STORE.retain(|(c, k), _| {
+        c != collection || !glob_match(&pat, &k.chars().collect::<Vec<_>>())
+    });
+    before.saturating_sub(STORE.len())
+}
+
+/// `fnmatch(3)` with no flags, iterative with backtracking on `*`.
+fn glob_match(p: &[char], s: &[char]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        let step = match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, si));
+                pi += 1;
+                continue;
+            }
+            Some('?') => Some(1),
+            Some('[') if closed(&p[pi..]) => class(&p[pi..], s[si]),
+            Some('\\') if pi + 1 < p.len() => (p[pi + 1] == s[si]).then_some(2),
+            Some(c) => (*c == s[si]).then_some(1),
+            None => None,
+        };
+        match step {
+            Some(n) => {
+                pi += n;
+                si += 1;
+            }
+            None => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether the `[` at the start of `p` opens a class (it is closed; a
+/// `]` right after the `[` or `[!` belongs to the class). An unclosed `[`
+/// is a plain character.
+fn closed(p: &[char]) -> bool {
+    close_of(p).is_some()
+}
+
+fn close_of(p: &[char]) -> Option<usize> {
+    p.iter().skip(2).position(|x| *x == ']').map(|i| i + 2)
+}
+
+/// A `[...]` class at the start of `p` against `c`: the pattern length it
+/// took when `c` is in it.
+fn class(p: &[char], c: char) -> Option<usize> {
+    let close = close_of(p)?;
+    let body = &p[1..close];
+    let (neg, body) = match body.first() {
+        Some('!') | Some('^') => (true, &body[1..]),
+        _ => (false, body),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < body.len() {
+        if i + 2 < body.len() && body[i + 1] == '-' {
+            hit |= body[i] <= c && c <= body[i + 2];
+            i += 3;
+        } else {
+            hit |= body[i] == c;
+            i += 1;
+        }
+    }
+    (hit != neg).then_some(close + 1)
+}
+
 /// The (collection, key) of a call: the engine must be `local`; the key
 /// expands pseudo-variables and must not be empty.
 fn key_of(lua: &Lua, st: &State, a: &Args) -> mlua::Result<(String, String)> {
@@ -357,6 +438,19 @@ mod tests {
         insert(k("t"), "text".into(), 0);
         assert_eq!(add(k("t"), 1, 0), None);
         assert_eq!(get(&k("t")).as_deref(), Some("text"));
+    }
+
+    #[test]
+    fn globs_as_fnmatch() {
+        let m = |p: &str, s: &str| glob_match(&p.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>());
+        assert!(m("ipblk_*", "ipblk_10.0.0.1"));
+        assert!(m("*", ""));
+        assert!(m("a*b*c", "a/x/b/y/c"));
+        assert!(!m("a*b", "a/x/c"));
+        assert!(m("user?", "user1") && !m("user?", "user12"));
+        assert!(m("[a-c]x", "bx") && !m("[!a-c]x", "bx") && m("[!a-c]x", "dx"));
+        assert!(m("\\*", "*") && !m("\\*", "x"));
+        assert!(m("[x", "[x"));
     }
 
     #[test]

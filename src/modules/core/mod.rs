@@ -5,7 +5,7 @@ mod cache;
 mod dset;
 mod sending;
 mod uri;
-pub use cache::CACHE;
+pub use cache::{remove_chunk, CACHE};
 pub use dset::DSET;
 pub use sending::SENDING;
 pub use uri::URI;

@@ -120,6 +120,20 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         None,
+        "send",
+        &[Format, Optional(&Format)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "get_timestamp",
+        &[Optional(&Pv), Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
         "force_tcp_alias",
         &[Optional(&Int)],
         RouteMask::ANY,

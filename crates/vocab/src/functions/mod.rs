@@ -3,6 +3,7 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod cachedb_local;
 mod cfgutils;
 mod core;
 mod dispatcher;
@@ -135,6 +136,7 @@ static MODULES: &[&[Function]] = &[
     tm::FUNCTIONS,
     dispatcher::FUNCTIONS,
     cfgutils::FUNCTIONS,
+    cachedb_local::FUNCTIONS,
 ];
 
 /// Every function.
