@@ -477,3 +477,29 @@ end"#,
         out[0].2
     );
 }
+
+/// `lunasip check` refuses a literal cache engine lunasip does not have
+/// (only `local`), naming the script line.
+#[test]
+fn check_refuses_an_unknown_cache_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.lua");
+    std::fs::write(
+        &path,
+        "config = { listen = { \"udp:127.0.0.1:5999\" } }\nfunction route.main()\n  sip.cache_store(\"local\", \"a\", \"b\")\n  sip.cache_fetch(\"redis:1\", \"$ci\")\nend\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["check", "-c", p])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "{p}:4: cache_fetch(\"redis:1\", …): no cachedb engine 'redis' (lunasip has \"local\")"
+        )),
+        "{err}"
+    );
+}
