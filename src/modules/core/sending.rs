@@ -189,7 +189,7 @@ fn get_timestamp(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 pub static SENDING: Module = Module {
     name: "core (sending)",
     table: None,
-    doc: "Core functions about what goes out for a message: advertised address and port, TCP aliases, script tracing.",
+    doc: "Core functions about what goes out for a message: `send`, the advertised address and port, TCP aliases; and script tracing and timestamps.",
     exports: &[
         Export {
             name: "set_advertised_address",
