@@ -1,7 +1,8 @@
 //! One request through the whole per-message path a worker runs, minus
 //! the socket calls: parse a ~1 KB INVITE, run a Lua `route.main` like the
 //! default script's (max-forwards, has_totag, is_method, record_route, a
-//! pseudo-variable read, forward), and serialize what it queued.
+//! pseudo-variable read, forward), and serialize what it queued; and a
+//! stateless `signaling.send_reply` the same way.
 //! Build with `--no-default-features --features lua54` to compare Lua 5.4.
 
 use bytes::Bytes;
@@ -35,6 +36,9 @@ function route.main()
 end
 function route.relay()
   if not sip.forward("sip:127.0.0.1:5080") then sip.sl.sl_reply_error() end
+end
+function route.busy()
+  sip.signaling.send_reply(486, "Busy $rU")
 end
 
 -- Routing-style Lua work: normalise the dialled number, look up a
@@ -90,6 +94,20 @@ fn run(c: &mut Criterion, label: &str, budget: bool) {
             assert!(matches!(out, Outcome::Done), "{out:?}");
             let mut call = h.state.call.borrow_mut();
             black_box(call.outbox.len());
+            call.outbox.clear();
+        })
+    });
+    // signaling's send_reply without a transaction (stateless): parse,
+    // route, reply built and queued.
+    let busy = h.route(RouteType::Request, "busy").expect("route.busy");
+    g.bench_function(format!("send_reply_stateless_{flavour}"), |b| {
+        b.iter(|| {
+            let m = Message::parse(black_box(input.clone())).expect("valid");
+            h.state.call.borrow_mut().reset(m, src, RouteType::Request);
+            let out = h.invoke(&busy);
+            assert!(matches!(out, Outcome::Done), "{out:?}");
+            let mut call = h.state.call.borrow_mut();
+            assert_eq!(call.outbox.len(), 1);
             call.outbox.clear();
         })
     });

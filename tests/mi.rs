@@ -440,6 +440,92 @@ fn client_over_http_and_fifo() {
     eventually("the FIFO to be removed at exit", || !fifo.exists());
 }
 
+/// `lunasip mi … | head`: the reader goes away before the client prints;
+/// the client ends quietly (no "failed printing to stdout" panic) and
+/// still says whether the command itself succeeded.
+#[test]
+fn client_output_into_a_closed_pipe_ends_quietly() {
+    let m = start_with(&answering("OK"), "");
+    let url = format!("http://127.0.0.1:{}/mi", m.port);
+    for args in [&["get_statistics", "all"][..], &["nope"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+            .args(["mi", "--url", &url])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the client has anything to print.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{err}"
+        );
+        assert_eq!(out.status.success(), args[0] != "nope", "{args:?}: {err}");
+    }
+}
+
+/// OpenSIPS core MI `cache_store`/`cache_fetch`/`cache_remove`
+/// (`mi/mi_core.c`) on the `local` cache the routes use, over HTTP and
+/// the FIFO.
+#[test]
+fn cache_commands_share_the_routes_cache() {
+    let m = start_with(
+        "config = { listen = { \"udp:127.0.0.1:{PORT}\" }, children = 2 }\n\
+         function route.main()\n\
+         \x20 if sip.pv.ci == \"put\" then sip.cache_store(\"local\", \"from-route\", \"r1\") end\n\
+         \x20 local v, rc = sip.cache_fetch(\"local\", \"from-mi\")\n\
+         \x20 sip.sl.sl_send_reply(200, tostring(v) .. \" \" .. tostring(rc))\n\
+         end\n",
+        "",
+    );
+    type Cli = fn(&Mi, &[&str]) -> (bool, Value, String);
+    for (i, cli_call) in [cli_http as Cli, cli_fifo].into_iter().enumerate() {
+        let value = format!("v{i}");
+        let (ok, v, err) = cli_call(&m, &["cache_store", "local", "from-mi", &value]);
+        assert!(ok, "{v} {err}");
+        assert_eq!(v, json!("OK"));
+        let reply = options(m.proxy.port, "get");
+        assert!(
+            reply.starts_with(&format!("SIP/2.0 200 {value} nil\r\n")),
+            "{reply}"
+        );
+        let (ok, v, _) = cli_call(&m, &["cache_fetch", "system=local", "attr=from-mi"]);
+        assert!(ok);
+        assert_eq!(v, json!({"key": "from-mi", "value": value}));
+        let (ok, _, _) = cli_call(&m, &["cache_remove", "local", "from-mi"]);
+        assert!(ok);
+        let (ok, v, _) = cli_call(&m, &["cache_fetch", "local", "from-mi"]);
+        assert!(!ok);
+        assert_eq!(
+            (v["code"].clone(), v["message"].clone()),
+            (json!(400), json!("Value not found"))
+        );
+        let reply = options(m.proxy.port, "get");
+        assert!(reply.starts_with("SIP/2.0 200 nil -2\r\n"), "{reply}");
+    }
+    // What a route stored, the MI reads; expiry in seconds.
+    options(m.proxy.port, "put");
+    let v = result(
+        m.port,
+        "cache_fetch",
+        json!({"system": "local", "attr": "from-route"}),
+    );
+    assert_eq!(v["value"], "r1");
+    let v = result(m.port, "cache_store", json!(["local", "short", "x", 1]));
+    assert_eq!(v, json!("OK"));
+    std::thread::sleep(Duration::from_millis(1300));
+    let v = rpc(m.port, "cache_fetch", json!(["local", "short"]));
+    assert_eq!(v["error"]["code"], 400, "{v}");
+    // OpenSIPS's parameter errors.
+    let v = rpc(m.port, "cache_store", json!(["local", "", "x"]));
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let v = rpc(m.port, "cache_fetch", json!(["redis", "k"]));
+    assert_eq!(v["error"]["code"], 500, "{v}");
+}
+
 #[test]
 fn log_level_changes_what_is_logged() {
     let m = start_with(&answering("OK"), "");

@@ -195,6 +195,7 @@ const PVS: &[(&str, &str)] = &[
     ("$pd", "pref.example.com"),
     ("$pn", "\"Pref\""),
     ("$path", "<sip:edge1.example.com;lr>,<sip:edge2.example.com;lr>"),
+    ("$rr_params", "<null>"),
     ("$au", "alice@atlanta.example.com"),
     ("$Au", "alice@atlanta.example.com"),
     ("$aU", "alice"),

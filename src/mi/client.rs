@@ -197,6 +197,17 @@ pub enum Transport<'a> {
     },
 }
 
+/// Prints a line on stdout. A reader that went away (`lunasip mi … | head`)
+/// ends the output quietly: `println!` would panic on the broken pipe.
+fn print_line(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command; prints the result (or the error object) as pretty
 /// JSON; Err on a transport failure or an error reply.
 pub fn run(t: Transport<'_>, cmd: &str, args: &[String]) -> Result<(), String> {
@@ -210,7 +221,7 @@ pub fn run(t: Transport<'_>, cmd: &str, args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("the reply is not JSON ({e}): {}", text.trim()))?;
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
     if let Some(err) = v.get("error") {
-        println!("{}", pretty(err));
+        print_line(&pretty(err))?;
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
         let msg = err
             .get("message")
@@ -222,8 +233,7 @@ pub fn run(t: Transport<'_>, cmd: &str, args: &[String]) -> Result<(), String> {
             .map_or(String::new(), |d| format!(": {d}"));
         return Err(format!("{cmd}: error {code}: {msg}{data}"));
     }
-    println!("{}", pretty(v.get("result").unwrap_or(&Value::Null)));
-    Ok(())
+    print_line(&pretty(v.get("result").unwrap_or(&Value::Null)))
 }
 
 #[cfg(test)]

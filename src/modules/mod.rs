@@ -24,9 +24,10 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE;
+    core: MODULE, CACHE, URI, SENDING, DSET;
     sipmsgops: MODULE;
     sl: MODULE;
+    signaling: MODULE;
     maxfwd: MODULE;
     rr: MODULE;
     statistics: MODULE;
@@ -35,6 +36,7 @@ modules! {
     cfgutils: MODULE;
     usrloc: MODULE;
     registrar: MODULE;
+    cachedb_local: MODULE;
 }
 
 #[cfg(test)]

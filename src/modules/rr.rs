@@ -139,6 +139,36 @@ fn check_route_param(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue>
     ret(lua, hit)
 }
 
+/// `is_direction("downstream"|"upstream")` (OpenSIPS rr `loose.c`): a
+/// request goes upstream when the `ftag` parameter of our Route entry
+/// (the caller's From tag, which `record_route` writes) differs from its
+/// From tag; without a Route entry of ours, an `ftag` or a From tag it
+/// counts as downstream.
+fn is_direction(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let dir = a.str(0)?;
+    let want_up = match dir.to_ascii_lowercase().as_str() {
+        "downstream" => false,
+        "upstream" => true,
+        _ => return Err(a.err(format!("unknown direction '{dir}' (downstream, upstream)"))),
+    };
+    let call = st.call.borrow();
+    let ftag = call.rr_params().and_then(|p| {
+        p.split(';').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k.trim() == "ftag").then(|| v.trim().trim_matches('"').to_string())
+        })
+    });
+    let from_tag = call
+        .msg
+        .as_ref()
+        .and_then(|m| m.from_tag().map(str::to_string));
+    let upstream = match (ftag, from_tag) {
+        (Some(f), Some(t)) if !f.is_empty() && !t.is_empty() => f != t,
+        _ => false,
+    };
+    ret(lua, upstream == want_up)
+}
+
 pub static MODULE: Module = Module {
     name: "rr",
     table: Some("rr"),
@@ -175,6 +205,14 @@ pub static MODULE: Module = Module {
             routes: RouteMask::REQUEST,
             doc: "Whether the parameters of this proxy's Route entry (as received, e.g. those `add_rr_param` put there) match the regular expression.",
             func: Func::Sync(check_route_param),
+        },
+        Export {
+            name: "is_direction",
+            args: "(\"downstream\"|\"upstream\")",
+            returns: "boolean",
+            routes: RouteMask::REQUEST,
+            doc: "Whether an in-dialog request flows from the caller (`downstream`) or from the callee (`upstream`): the `ftag` of this proxy's Route entry (the caller's From tag, written by `record_route`) is compared with the request's From tag. Without a Route entry of ours the request counts as downstream.",
+            func: Func::Sync(is_direction),
         },
         Export {
             name: "loose_route",

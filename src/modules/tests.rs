@@ -19,7 +19,9 @@ fn mi_command_names_are_unique() {
     }
     for m in ALL {
         for c in m.mi {
-            assert_eq!(c.module, m.name, "{} is exported by {}", c.name, m.name);
+            // A module split into tables ("core (cache)") exports as itself.
+            let owner = m.name.split(" (").next().unwrap_or(m.name);
+            assert_eq!(c.module, owner, "{} is exported by {}", c.name, m.name);
             assert!(std::ptr::eq(mi::lookup(c.name).expect(c.name), c));
         }
     }

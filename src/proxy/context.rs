@@ -104,6 +104,11 @@ pub struct Call {
     pub bflags: u64,
     /// `$socket_out` forced by the script (index into `Sockets::list`).
     pub socket_out: Option<usize>,
+    /// `set_advertised_address`: the host our Via and Record-Route name
+    /// instead of the sending socket's (OpenSIPS `set_global_address`).
+    pub adv_address: Option<String>,
+    /// `set_advertised_port`: the port they name instead.
+    pub adv_port: Option<u16>,
     /// The worker's sockets, for `$socket_in`/`$socket_out`/`$Ri`; set
     /// once when the Lua API is registered.
     pub sockets: Option<Arc<Sockets>>,
@@ -211,6 +216,8 @@ impl Call {
             path_vec: None,
             bflags: 0,
             socket_out: None,
+            adv_address: None,
+            adv_port: None,
             sockets: None,
             tm: CallTm::default(),
             rr: None,
@@ -257,10 +264,27 @@ impl Call {
         self.path_vec = None;
         self.bflags = 0;
         self.socket_out = None;
+        self.adv_address = None;
+        self.adv_port = None;
         self.tm = CallTm::default();
         self.rr = None;
         self.err = None;
         self.slots.clear();
+    }
+
+    /// The parameters (without the leading `;`) of this proxy's own entry
+    /// in the Route set as received: the first Route URI without a user
+    /// part that names one of our sockets. OpenSIPS rr keeps them when
+    /// `loose_route` consumes that entry (`$rr_params`,
+    /// `check_route_param`, `is_direction`). None without such an entry.
+    pub fn rr_params(&self) -> Option<String> {
+        let sockets = self.sockets.as_ref()?;
+        self.msg.as_ref()?.routes().iter().find_map(|r| {
+            crate::sip::Uri::parse(r.uri)
+                .ok()
+                .filter(|u| u.user.is_none() && sockets.is_myself(u.host, u.port))
+                .map(|u| u.params.to_string())
+        })
     }
 
     /// A module's per-call state of type `T` (made with `Default` on first

@@ -30,9 +30,13 @@ fn socket_rr(
     ftag: Option<&str>,
     params: &str,
     r2: bool,
+    adv: (Option<&str>, Option<u16>),
 ) -> String {
-    let host = sockets.via_host(sock, towards);
-    let mut uri = format!("<sip:{host}:{}", sock.adv_port);
+    let host = match adv.0 {
+        Some(h) => h.to_string(),
+        None => sockets.via_host(sock, towards),
+    };
+    let mut uri = format!("<sip:{host}:{}", adv.1.unwrap_or(sock.adv_port));
     if sock.proto.is_stream() {
         uri.push_str(";transport=");
         uri.push_str(sock.proto.as_str());
@@ -66,6 +70,11 @@ fn close_rr(mut uri: String, ftag: Option<&str>, params: &str, r2: bool) -> Stri
 pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::net::IpAddr) {
     let Some(rr) = call.rr.clone() else { return };
     let src = call.src;
+    // set_advertised_address/port name the sending side (OpenSIPS
+    // substitutes them for the send socket's address); the inbound entry
+    // of a double Record-Route keeps the receiving socket's.
+    let adv_host = call.adv_address.clone();
+    let adv = (adv_host.as_deref(), call.adv_port);
     let Some(m) = call.msg.as_mut() else { return };
     let ftag = m.from_tag().map(str::to_string);
     let ftag = ftag.as_deref();
@@ -84,12 +93,20 @@ pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::ne
             if inb.id == out.id {
                 (
                     None,
-                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, false),
+                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, false, adv),
                 )
             } else {
                 (
-                    Some(socket_rr(sockets, out, dest, ftag, &rr.params, true)),
-                    socket_rr(sockets, inb, src.addr.ip(), ftag, &rr.params, true),
+                    Some(socket_rr(sockets, out, dest, ftag, &rr.params, true, adv)),
+                    socket_rr(
+                        sockets,
+                        inb,
+                        src.addr.ip(),
+                        ftag,
+                        &rr.params,
+                        true,
+                        (None, None),
+                    ),
                 )
             }
         }

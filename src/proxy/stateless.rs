@@ -148,7 +148,11 @@ pub fn build_copy(
             proto: proto.as_str(),
             dest: towards.to_string(),
         })?;
-    let host = sockets.via_host(sock, towards);
+    let host = match &call.adv_address {
+        Some(h) => h.clone(),
+        None => sockets.via_host(sock, towards),
+    };
+    let port = call.adv_port.unwrap_or(sock.adv_port);
     let rport = if call.add_local_rport { ";rport" } else { "" };
     let mark = call.msg.as_ref().ok_or(ProxyError::NoRequest)?.edit_count();
     crate::proxy::rr::apply(call, sockets, sock, towards);
@@ -157,7 +161,7 @@ pub fn build_copy(
         "SIP/2.0/{} {}:{};branch={branch}{rport}",
         proto.via_name(),
         host,
-        sock.adv_port
+        port
     );
     // Record-Route, Via (and R-URI) are for this copy only: a second copy adds its own.
     let old_ruri = ruri.map(|_| m.ruri().to_string());

@@ -285,6 +285,13 @@ fn get_msg_type(c: &Call, _: &Spec) -> Value {
     })
 }
 
+/// `$rr_params` (OpenSIPS rr): the parameters of our Route entry.
+fn get_rr_params(c: &Call, _: &Spec) -> Value {
+    c.rr_params()
+        .filter(|p| !p.is_empty())
+        .map_or(Value::Null, Value::Str)
+}
+
 fn socket(c: &Call, idx: usize) -> Option<&SocketInfo> {
     c.sockets.as_ref()?.list.get(idx)
 }
@@ -525,5 +532,6 @@ pub static DEFS: &[PvDef] = &[
     ro!("ar", get_ar, "digest realm"),
     ro!("adu", get_adu, "digest URI"),
     ro!("an", get_an, "digest nonce"),
+    ro!("rr_params", get_rr_params, "parameters of this proxy's Route entry (rr: `lr;ftag=…;…`), null without one"),
     ro!("auth", get_auth, inner, "any digest field: $auth(nonce), (resp), (alg), (cnonce), (opaque), (qop), (nc), (realm), (uri), (username)"),
 ];

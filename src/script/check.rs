@@ -180,6 +180,12 @@ fn check_references(host: &Host, source: &Source) -> Result<(), ScriptError> {
         if let Err(m) = super::route_args::check_line(line, defined) {
             return fail(m);
         }
+        if let Err(m) = super::route_args::check_status_codes(line) {
+            return fail(m);
+        }
+        if let Err(m) = super::route_args::check_cache_engines(line) {
+            return fail(m);
+        }
         let mut from = 0;
         while let Some(p) = line[from..].find("route.") {
             let at = from + p;

@@ -77,11 +77,18 @@ impl Sockets {
     /// RFC 3261 §16.4 / OpenSIPS check_self: whether `host[:port]` names this
     /// proxy. An absent port means 5060.
     pub fn is_myself(&self, host: &str, port: Option<u16>) -> bool {
-        let port = port.unwrap_or(5060);
+        self.is_myself_port(host, Some(port.unwrap_or(5060)))
+    }
+
+    /// Whether `host` names this proxy on `port`, or on any of its ports
+    /// when `port` is None (OpenSIPS `check_self` with port 0, as the
+    /// script function `is_myself(host)` asks).
+    pub fn is_myself_port(&self, host: &str, port: Option<u16>) -> bool {
+        let on = |p: u16| port.is_none_or(|want| want == p);
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let ip: Option<IpAddr> = bare.parse().ok();
         for s in &self.list {
-            if s.adv_port != port && s.addr.port() != port {
+            if !on(s.adv_port) && !on(s.addr.port()) {
                 continue;
             }
             if s.adv_host.eq_ignore_ascii_case(host)
@@ -106,7 +113,7 @@ impl Sockets {
         }
         self.aliases
             .iter()
-            .any(|(h, p)| h.eq_ignore_ascii_case(bare) && p.is_none_or(|p| p == port))
+            .any(|(h, p)| h.eq_ignore_ascii_case(bare) && p.is_none_or(on))
     }
 
     /// The socket to send from: `prefer` when it fits `proto` and the family
@@ -182,6 +189,8 @@ mod tests {
         assert!(s.is_myself("127.0.0.1", Some(5070)));
         assert!(!s.is_myself("127.0.0.1", Some(5080)));
         assert!(!s.is_myself("127.0.0.1", None));
+        assert!(s.is_myself_port("127.0.0.1", None), "any port");
+        assert!(!s.is_myself_port("127.0.0.2", None));
         assert!(s.is_myself("PROXY.example.com", Some(5070)));
         assert!(!s.is_myself("other.example.com", Some(5070)));
     }

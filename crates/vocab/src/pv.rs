@@ -119,6 +119,7 @@ pub static ALL: &[Pv] = &[
     rw("branch.flag").inner(),
     ro("msg.is_request"),
     ro("msg.type"),
+    ro("rr_params"),
     ro("socket_in").opt_inner(),
     rw("socket_out").opt_inner(),
     ro("Ri"),

@@ -150,12 +150,13 @@ pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<O
     let branch_id = format!("{stem}x{idx}.{loop_hash}");
     let text = String::from_utf8_lossy(&old.request).replacen(&old.branch_id, &branch_id, 1);
     let request = bytes::Bytes::from(text);
-    let (proto, socket, method, uri, avps) = (
+    let (proto, socket, method, uri, avps, bflags) = (
         old.proto,
         old.socket,
         old.method.clone(),
         old.uri.clone(),
         old.avps.clone(),
+        old.bflags,
     );
     tracing::info!("dns failover: branch {i} to {uri} goes on to {addr}");
     let (client, acts) = ClientTxn::start(t.server.kind, proto.is_stream(), t.timers);
@@ -171,6 +172,7 @@ pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<O
     );
     b.alts = alts;
     b.avps = avps;
+    b.bflags = bflags;
     t.branches.push(b);
     tm.client.insert(
         our_client_key(&branch_id, &method),

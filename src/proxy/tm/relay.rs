@@ -286,11 +286,18 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
         let method: Box<str> = m.method().into();
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
-        // Each target: where it goes, its new R-URI, its Path (RFC 3327).
-        let mut targets: Vec<(String, Option<String>, Option<String>)> =
-            vec![(first, None, call.path_vec.clone())];
+        // Each target: where it goes, its new R-URI, its Path (RFC 3327),
+        // and its own branch flags (OpenSIPS t_fwd.c).
+        #[allow(clippy::type_complexity)]
+        let mut targets: Vec<(String, Option<String>, Option<String>, u64)> =
+            vec![(first, None, call.path_vec.clone(), call.bflags)];
         for b in std::mem::take(&mut call.tm.branches) {
-            targets.push((b.duri.unwrap_or_else(|| b.uri.clone()), Some(b.uri), b.path));
+            targets.push((
+                b.duri.unwrap_or_else(|| b.uri.clone()),
+                Some(b.uri),
+                b.path,
+                b.flags,
+            ));
         }
         (
             targets,
@@ -309,8 +316,13 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     lock(txn).branches.reserve_exact(targets.len());
     // Each branch starts from the request route's $bavps.
     let base_bavps = st.call.borrow().tm.bavps.clone();
-    for (uri, new_ruri, path) in targets {
-        st.call.borrow_mut().tm.bavps = base_bavps.clone();
+    let base_bflags = st.call.borrow().bflags;
+    for (uri, new_ruri, path, bflags) in targets {
+        {
+            let mut call = st.call.borrow_mut();
+            call.tm.bavps = base_bavps.clone();
+            call.bflags = bflags;
+        }
         // What a branch route changes belongs to its branch only.
         let (mark, saved_ruri, saved_du) = {
             let mut call = st.call.borrow_mut();
@@ -380,6 +392,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                 );
                 b.alts = alts;
                 b.avps = std::mem::take(&mut call.tm.bavps);
+                b.bflags = call.bflags;
                 t.branches.push(b);
                 tm.client.insert(
                     our_client_key(&branch_id, &method),
@@ -413,7 +426,11 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
             Err(e) => tracing::info!("t_relay: {e}"),
         }
     }
-    st.call.borrow_mut().tm.bavps = base_bavps;
+    {
+        let mut call = st.call.borrow_mut();
+        call.tm.bavps = base_bavps;
+        call.bflags = base_bflags;
+    }
     if sent == 0 {
         // OpenSIPS's codes for sl_reply_error: a name that does not
         // resolve is E_BAD_ADDRESS, anything else 500.

@@ -102,20 +102,23 @@ pub fn on_reply(
         }
     }
     // Reply routes see the reply as the current message.
-    let (armed_reply, avps, bavps) = {
+    let (armed_reply, avps, bavps, bflags) = {
         let mut t = lock(&txn);
-        let bavps = t
+        let (bavps, bflags) = t
             .branches
             .get_mut(i)
-            .map(|b| std::mem::take(&mut b.avps))
+            .map(|b| (std::mem::take(&mut b.avps), b.bflags))
             .unwrap_or_default();
-        (t.armed.on_reply.clone(), t.avps.clone(), bavps)
+        (t.armed.on_reply.clone(), t.avps.clone(), bavps, bflags)
     };
     {
         let mut call = st.call.borrow_mut();
         call.reset(msg, src, RouteType::OnReply);
         call.avps = avps;
         call.tm.bavps = bavps;
+        // OpenSIPS t_reply.c: a reply route sees its branch's flags and
+        // what it changes stays with the branch.
+        call.bflags = bflags;
         call.tm.txn = Some(txn.clone());
         call.tm.branch = Some(i);
         call.tm.reply_code = Some(code);
@@ -130,6 +133,7 @@ pub fn on_reply(
         t.avps = std::mem::take(&mut call.avps);
         if let Some(b) = t.branches.get_mut(i) {
             b.avps = std::mem::take(&mut call.tm.bavps);
+            b.bflags = call.bflags;
         }
         let mut all_answered = false;
         match code {

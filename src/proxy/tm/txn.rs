@@ -38,6 +38,9 @@ pub struct Branch {
     pub local_final: bool,
     /// `$bavp`s of this branch.
     pub avps: std::collections::HashMap<String, Vec<crate::proxy::context::Value>>,
+    /// Branch flags (`setbflag`, `$bf`) this branch was sent with; its
+    /// reply routes may change them, its failure route sees them.
+    pub bflags: u64,
     /// Generation per timer: bumped when (re)armed or stopped.
     pub gens: TimerGens,
 }
@@ -71,6 +74,7 @@ impl Branch {
             cancel_sent: false,
             local_final: false,
             avps: Default::default(),
+            bflags: 0,
             gens: Default::default(),
         }
     }
@@ -236,6 +240,8 @@ impl Txn {
             .get(best)
             .map(|b| b.avps.clone())
             .unwrap_or_default();
+        // OpenSIPS t_reply.c: the failure route sees the winning branch's flags.
+        call.bflags = self.branches.get(best).map_or(0, |b| b.bflags);
     }
 
     /// Branches still waiting for a final response.

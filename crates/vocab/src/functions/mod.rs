@@ -3,12 +3,14 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod cachedb_local;
 mod cfgutils;
 mod core;
 mod dispatcher;
 mod maxfwd;
 mod registrar;
 mod rr;
+mod signaling;
 mod sipmsgops;
 mod sl;
 mod statistics;
@@ -128,6 +130,7 @@ static MODULES: &[&[Function]] = &[
     core::FUNCTIONS,
     sipmsgops::FUNCTIONS,
     sl::FUNCTIONS,
+    signaling::FUNCTIONS,
     maxfwd::FUNCTIONS,
     rr::FUNCTIONS,
     statistics::FUNCTIONS,
@@ -135,6 +138,7 @@ static MODULES: &[&[Function]] = &[
     dispatcher::FUNCTIONS,
     cfgutils::FUNCTIONS,
     registrar::FUNCTIONS,
+    cachedb_local::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,6 +1,6 @@
 //! rr: Record-Route and loose routing (`sip.rr.*`).
 
-use super::Arg::{Format, Optional, Regex};
+use super::Arg::{Format, Optional, Regex, Str};
 use super::Function;
 use crate::route::RouteMask;
 
@@ -21,5 +21,6 @@ pub(super) static FUNCTIONS: &[Function] = &[
     ),
     Function::new(M, T, "add_rr_param", &[Format], RR),
     Function::new(M, T, "check_route_param", &[Regex], RouteMask::REQUEST),
+    Function::new(M, T, "is_direction", &[Str], RouteMask::REQUEST),
     Function::new(M, T, "loose_route", &[], RouteMask::REQUEST),
 ];

@@ -1,6 +1,15 @@
 //! Core functions on `sip` itself: forwarding, ending the script, flags
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
+mod cache;
+mod dset;
+mod sending;
+mod uri;
+pub use cache::{remove_chunk, CACHE};
+pub use dset::DSET;
+pub use sending::SENDING;
+pub use uri::URI;
+
 use mlua::{Lua, MultiValue};
 
 use crate::proxy;
@@ -36,8 +45,10 @@ fn exit(_: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     Err(unwind(st, Unwind::Exit, a.fname))
 }
 
-/// Flag number from an integer 0..63 or a name (OpenSIPS 3 named flags).
-fn flag_bit(a: &Args) -> mlua::Result<u64> {
+/// Flag number from an integer 0..63 or a name (OpenSIPS 3 named flags);
+/// message and branch flags name their bits apart, as OpenSIPS's
+/// `fixup_flag` keeps one table per flag type.
+fn flag_bit(a: &Args, names: &'static NamedFlags) -> mlua::Result<u64> {
     if let Ok(Some(n)) = a.opt_int(0) {
         return if (0..64).contains(&n) {
             Ok(1u64 << n)
@@ -46,46 +57,124 @@ fn flag_bit(a: &Args) -> mlua::Result<u64> {
         };
     }
     let name = a.str(0)?;
-    named_flag(&name)
+    names
+        .bit(&name)
         .map(|n| 1u64 << n)
-        .ok_or_else(|| a.err("too many named flags (64 at most)"))
+        .ok_or_else(|| a.err("too many named flags (32 at most)"))
 }
 
-/// Named flags get bits in order of first use, the same in every worker.
-fn named_flag(name: &str) -> Option<u32> {
-    static NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = names.iter().position(|n| n == name) {
-        return Some(63 - i as u32);
+/// Named flags of one type.
+struct NamedFlags(std::sync::Mutex<Vec<String>>);
+
+static MSG_FLAGS: NamedFlags = NamedFlags(std::sync::Mutex::new(Vec::new()));
+static BRANCH_FLAGS: NamedFlags = NamedFlags(std::sync::Mutex::new(Vec::new()));
+
+impl NamedFlags {
+    /// Named flags get bits in order of first use, from 63 down, the same
+    /// in every worker.
+    fn bit(&self, name: &str) -> Option<u32> {
+        let mut names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = names.iter().position(|n| n == name) {
+            return Some(63 - i as u32);
+        }
+        if names.len() >= 32 {
+            return None;
+        }
+        names.push(name.to_string());
+        Some(63 - (names.len() as u32 - 1))
     }
-    if names.len() >= 32 {
-        return None;
-    }
-    names.push(name.to_string());
-    Some(63 - (names.len() as u32 - 1))
 }
 
 fn setflag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let bit = flag_bit(&a)?;
+    let bit = flag_bit(&a, &MSG_FLAGS)?;
     st.call.borrow_mut().flags |= bit;
     ret(lua, true)
 }
 
 fn resetflag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let bit = flag_bit(&a)?;
+    let bit = flag_bit(&a, &MSG_FLAGS)?;
     st.call.borrow_mut().flags &= !bit;
     ret(lua, true)
 }
 
 fn isflagset(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let bit = flag_bit(&a)?;
+    let bit = flag_bit(&a, &MSG_FLAGS)?;
     let set = st.call.borrow().flags & bit != 0;
     ret(lua, set)
 }
 
+/// The branch flags `setbflag`/`resetbflag`/`isbflagset` work on: branch
+/// 0 is the R-URI's (`$bf`), branch n the n-th `append_branch` (OpenSIPS
+/// `dset.c`); None past the last branch.
+fn bflags_of(call: &mut crate::proxy::context::Call, idx: i64) -> Option<&mut u64> {
+    match idx {
+        0 => Some(&mut call.bflags),
+        n if n > 0 => call
+            .tm
+            .branches
+            .get_mut(n as usize - 1)
+            .map(|b| &mut b.flags),
+        _ => None,
+    }
+}
+
+/// `setbflag(flag [, branch])`, `resetbflag`, `isbflagset`: OpenSIPS
+/// answers -1 for a branch that does not exist.
+fn bflag_op(lua: &Lua, st: &State, a: Args, op: fn(&mut u64, u64) -> bool) -> mlua::Result<MultiValue> {
+    let bit = flag_bit(&a, &BRANCH_FLAGS)?;
+    let idx = a.opt_int(1)?.unwrap_or(0);
+    let mut call = st.call.borrow_mut();
+    let ok = bflags_of(&mut call, idx).is_some_and(|f| op(f, bit));
+    ret(lua, ok)
+}
+
+fn setbflag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    bflag_op(lua, st, a, |f, bit| {
+        *f |= bit;
+        true
+    })
+}
+
+fn resetbflag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    bflag_op(lua, st, a, |f, bit| {
+        *f &= !bit;
+        true
+    })
+}
+
+fn isbflagset(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    bflag_op(lua, st, a, |f, bit| *f & bit != 0)
+}
+
+/// `is_myself(host [, port])` (OpenSIPS core `check_self`): whether the
+/// host names one of this proxy's sockets or aliases, on `port` or on any
+/// port when it is left out. The argument expands pseudo-variables
+/// (`"$rd"`); a SIP URI (`"$fu"`) is taken apart into its host and port
+/// (5060 when absent), as OpenSIPS compares `uri == myself`.
+fn is_myself(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let text = pv_fmt(lua, st, &a.str(0)?)?;
+    let port = match a.opt_int(1)? {
+        Some(p) => Some(u16::try_from(p).map_err(|_| a.err(format!("port {p} out of range")))?),
+        None => None,
+    };
+    let text = text.trim();
+    let lower = text.get(..5).unwrap_or(text).to_ascii_lowercase();
+    let yes = if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        crate::sip::Uri::parse(text).is_ok_and(|u| {
+            st.env
+                .sockets
+                .is_myself_port(u.host, port.or(u.port).or(Some(5060)))
+        })
+    } else {
+        // A port 0 is OpenSIPS's "any port".
+        st.env.sockets.is_myself_port(text, port.filter(|p| *p != 0))
+    };
+    ret(lua, yes)
+}
+
 /// Logs a script line with the message's Call-ID and method and the
 /// worker as structured fields (journald shows them as CALL_ID=…).
-fn emit(st: &State, level: tracing::Level, text: &str) {
+pub(crate) fn emit(st: &State, level: tracing::Level, text: &str) {
     macro_rules! at {
         ($lvl:expr) => {{
             let call = st.call.borrow();
@@ -208,6 +297,38 @@ pub static MODULE: Module = Module {
             routes: RouteMask::MSG,
             doc: "Whether a message flag is set.",
             func: Func::Sync(isflagset),
+        },
+        Export {
+            name: "setbflag",
+            args: "(flag [, branch])",
+            returns: "true; false when the branch does not exist",
+            routes: RouteMask::ANY,
+            doc: "Sets a branch flag (a number 0..63 or a name; branch flag names are apart from message flag names) on the R-URI branch (`branch` 0, the default, `$bf`) or on the n-th `append_branch` branch. Each branch `t_relay` sends keeps its own flags: a branch route, a reply route and the failure route see the flags of their branch (`isbflagset`, `$bf`, `$branch.flag(n)`).",
+            func: Func::Sync(setbflag),
+        },
+        Export {
+            name: "resetbflag",
+            args: "(flag [, branch])",
+            returns: "true; false when the branch does not exist",
+            routes: RouteMask::ANY,
+            doc: "Clears a branch flag (see `setbflag`).",
+            func: Func::Sync(resetbflag),
+        },
+        Export {
+            name: "isbflagset",
+            args: "(flag [, branch])",
+            returns: "boolean",
+            routes: RouteMask::ANY,
+            doc: "Whether a branch flag is set on the R-URI branch (or the n-th appended branch); in a branch, reply or failure route, on the branch being handled.",
+            func: Func::Sync(isbflagset),
+        },
+        Export {
+            name: "is_myself",
+            args: "(host [, port])",
+            returns: "boolean",
+            routes: RouteMask::ANY,
+            doc: "Whether `host` (pseudo-variables expanded: `\"$rd\"`) is one of this proxy's listening addresses, advertised names or aliases, on `port` or on any port when it is left out (OpenSIPS `check_self`). A SIP URI is taken apart into host and port (5060 when it has none).",
+            func: Func::Sync(is_myself),
         },
         Export {
             name: "xlog",
