@@ -9,11 +9,13 @@
 //! a worker, so a reply or a timer may be handled by any worker.
 
 pub mod hooks;
+mod hop;
 pub mod locate;
 pub mod relay;
 pub mod response;
 pub mod txn;
 pub mod uac;
+mod uas;
 pub mod wheel;
 
 use dashmap::DashMap;

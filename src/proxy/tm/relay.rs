@@ -17,6 +17,9 @@ use crate::transaction::key::{our_client_key, server_key};
 use crate::transaction::{client, server, ClientTxn, ServerTxn, Timer};
 use vocab::route::RouteType;
 
+pub use super::hop::*;
+pub use super::uas::*;
+
 fn kind_of(m: &Message) -> Kind {
     if m.method_kind() == Method::Invite {
         Kind::Invite
@@ -126,7 +129,7 @@ pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
 /// Creates the server transaction for the current request (once).
 /// Err(Some(existing)) when one exists already: the request is a
 /// retransmission; Err(None) when the message cannot have one.
-fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
+pub(super) fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<TxnRef>> {
     let tm = &st.env.tm;
     stateless::prepare_top_via(call);
     let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
@@ -173,7 +176,7 @@ fn current(call: &Call) -> Option<TxnRef> {
 }
 
 /// Resends the last response of a retransmitted request.
-fn absorb(st: &Current, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
+pub(super) fn absorb(st: &Current, txn: &TxnRef, outbox: &mut Vec<Outgoing>) {
     let tm = &st.env.tm;
     let mut t = lock(txn);
     let acts = t.server.on_retransmission();
@@ -440,292 +443,6 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         });
     }
     Ok(sent > 0)
-}
-
-/// The hop-by-hop ACK of a non-2xx final is absorbed by its INVITE
-/// transaction; an ACK for a 2xx is end to end and forwarded statelessly.
-fn relay_ack(st: &Current) -> Result<bool, ProxyError> {
-    if absorb_ack(st) {
-        return Ok(true);
-    }
-    stateless::forward(st, None)
-}
-
-/// Feeds an ACK to its INVITE transaction; true when it belonged there.
-pub fn absorb_ack(st: &Current) -> bool {
-    let tm = &st.env.tm;
-    let key = {
-        let call = st.call.borrow();
-        call.msg.as_ref().and_then(|m| server_key(m, None))
-    };
-    let Some(txn) = key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) else {
-        return false;
-    };
-    let mut t = lock(&txn);
-    if t.server.state != server::State::Completed && t.server.state != server::State::Confirmed {
-        return false;
-    }
-    let acts = t.server.on_ack();
-    let mut call = st.call.borrow_mut();
-    if apply_server(tm, &txn, &mut t, acts, None, &mut call.outbox) {
-        tm.forget(&t);
-    }
-    true
-}
-
-/// RFC 3261 §16.10: a CANCEL is answered here (200) and sent on every
-/// pending branch of its INVITE; 481 when there is no such INVITE.
-fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
-    let tm = &st.env.tm;
-    let key = {
-        let call = st.call.borrow();
-        call.msg
-            .as_ref()
-            .and_then(|m| server_key(m, Some("INVITE")))
-    };
-    let Some(txn) = key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) else {
-        reply::send_local_reply(st, 481, "Call/Transaction Does Not Exist");
-        return Ok(false);
-    };
-    reply::send_local_reply(st, 200, "OK");
-    let mut call = st.call.borrow_mut();
-    let mut t = lock(&txn);
-    t.cancelled = true;
-    cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
-    Ok(true)
-}
-
-/// Sends CANCEL on every branch still pending (but `except`).
-pub fn cancel_pending(
-    tm: &Tm,
-    txn: &TxnRef,
-    t: &mut Txn,
-    except: Option<usize>,
-    outbox: &mut Vec<Outgoing>,
-) {
-    for i in 0..t.branches.len() {
-        if Some(i) != except {
-            cancel_one(tm, txn, t, i, outbox);
-        }
-    }
-}
-
-/// Sends CANCEL on branch `i` if it is an INVITE still pending.
-pub fn cancel_one(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<Outgoing>) {
-    if t.server.kind != Kind::Invite {
-        return;
-    }
-    let Some(b) = t.branches.get(i) else { return };
-    if b.final_code.is_some() || b.cancel_sent {
-        return;
-    }
-    if let Some(bytes) = build_cancel(&b.request) {
-        tm.client.insert(
-            our_client_key(&b.branch_id, "CANCEL"),
-            (txn.clone(), BranchRole::Cancel(i)),
-        );
-        outbox.push(Outgoing {
-            bytes,
-            proto: b.proto,
-            dest: Dest::Addr(b.dest),
-            socket: b.socket,
-            kind: OutKind::Request,
-        });
-        t.branches[i].cancel_sent = true;
-    }
-}
-
-/// Header lines of `m` named `name`, as written.
-fn lines_of(m: &Message, name: &str, out: &mut String) {
-    for h in m
-        .headers()
-        .filter(|h| crate::sip::header::same_name(h.name, name))
-    {
-        out.push_str(h.name);
-        out.push_str(": ");
-        out.push_str(h.value);
-        out.push_str("\r\n");
-    }
-}
-
-/// RFC 3261 §9.1: a CANCEL for a sent request: same R-URI, top Via, From,
-/// To, Call-ID, CSeq number and Route set.
-pub fn build_cancel(request: &Bytes) -> Option<Bytes> {
-    build_hop(request, "CANCEL", None)
-}
-
-/// RFC 3261 §17.1.1.3: the ACK for a non-2xx final: like the CANCEL, with
-/// the To (and its tag) of the response.
-pub fn build_ack(request: &Bytes, response: &Message) -> Option<Bytes> {
-    build_hop(request, "ACK", response.header("To"))
-}
-
-fn build_hop(request: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
-    let m = Message::parse(request.clone()).ok()?;
-    let via = m.header_values("Via").first().map(|v| v.to_string())?;
-    let cseq = m.cseq()?.num;
-    let mut s = String::with_capacity(512);
-    s.push_str(&format!("{method} {} SIP/2.0\r\nVia: {via}\r\n", m.ruri()));
-    lines_of(&m, "Route", &mut s);
-    lines_of(&m, "From", &mut s);
-    match to {
-        Some(to) => s.push_str(&format!("To: {to}\r\n")),
-        None => lines_of(&m, "To", &mut s),
-    }
-    lines_of(&m, "Call-ID", &mut s);
-    s.push_str(&format!(
-        "CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    ));
-    Some(Bytes::from(s))
-}
-
-/// `t_check_trans()`: true when the request belongs to a transaction. A
-/// retransmission gets the last response again; true then too (the caller
-/// exits the script, as OpenSIPS does).
-pub fn t_check_trans(st: &Current) -> (bool, bool) {
-    let tm = &st.env.tm;
-    let (method, key, cancel_key) = {
-        let call = st.call.borrow();
-        if call.tm.txn.is_some() {
-            return (true, false);
-        }
-        let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
-            return (false, false);
-        };
-        (
-            m.method_kind(),
-            server_key(m, None),
-            server_key(m, Some("INVITE")),
-        )
-    };
-    match method {
-        Method::Cancel => (
-            cancel_key.is_some_and(|k| tm.server.contains_key(&k)),
-            false,
-        ),
-        Method::Ack => (absorb_ack(st), true),
-        _ => match key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) {
-            Some(txn) => {
-                let mut call = st.call.borrow_mut();
-                let mut out = std::mem::take(&mut call.outbox);
-                absorb(st, &txn, &mut out);
-                call.outbox = out;
-                (true, true)
-            }
-            None => (false, false),
-        },
-    }
-}
-
-/// `t_newtran()`: creates the transaction without relaying.
-pub fn t_newtran(st: &Current) -> Result<bool, ProxyError> {
-    let mut call = st.call.borrow_mut();
-    if call.tm.txn.is_some() {
-        return Ok(true);
-    }
-    match create(st, &mut call) {
-        Ok(t) => {
-            call.tm.txn = Some(t);
-            Ok(true)
-        }
-        Err(Some(existing)) => {
-            let mut out = std::mem::take(&mut call.outbox);
-            absorb(st, &existing, &mut out);
-            call.outbox = out;
-            Ok(false)
-        }
-        Err(None) => Ok(false),
-    }
-}
-
-/// What [`hold`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Held {
-    /// The request now has a transaction (made here or by the script).
-    Held,
-    /// The request is a retransmission of one whose transaction exists:
-    /// its last response was queued again.
-    Retransmission,
-    /// The request has no transaction (an ACK, or no transaction identity).
-    Without,
-}
-
-/// A request route is about to suspend: like OpenSIPS's `async()`, make
-/// sure the request has a transaction, so that a retransmission arriving
-/// meanwhile is absorbed instead of running the route again.
-pub fn hold(st: &Current) -> Held {
-    let mut call = st.call.borrow_mut();
-    if call.tm.txn.is_some() {
-        return Held::Held;
-    }
-    let is_request = call
-        .msg
-        .as_ref()
-        .is_some_and(|m| m.is_request() && m.method_kind() != Method::Ack);
-    if !is_request || call.route != RouteType::Request {
-        return Held::Without;
-    }
-    match create(st, &mut call) {
-        Ok(t) => {
-            call.tm.txn = Some(t);
-            call.tm.held = true;
-            Held::Held
-        }
-        Err(Some(existing)) => {
-            let mut out = std::mem::take(&mut call.outbox);
-            absorb(st, &existing, &mut out);
-            call.outbox = out;
-            Held::Retransmission
-        }
-        Err(None) => Held::Without,
-    }
-}
-
-/// After a suspended route ended: a transaction [`hold`] made that the
-/// route then used for nothing (no branch, no reply through it, as after
-/// a stateless `forward` or `sl_send_reply`) is dropped.
-pub fn release_held(st: &Current) {
-    let call = st.call.borrow();
-    let (true, Some(txn)) = (call.tm.held, call.tm.txn.as_ref()) else {
-        return;
-    };
-    let t = lock(txn);
-    if t.branches.is_empty() && t.server.last_code == 0 {
-        st.env.tm.forget(&t);
-    }
-}
-
-/// `t_reply(code, reason)`: a response sent through the transaction
-/// (created first when needed), so retransmissions are answered again.
-pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError> {
-    if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
-        return Ok(false);
-    }
-    let tm = &st.env.tm;
-    let mut call = st.call.borrow_mut();
-    let call = &mut *call;
-    let Some(txn) = call.tm.txn.clone() else {
-        return Ok(false);
-    };
-    let mut t = lock(&txn);
-    let bytes = local_response(&t, code, reason);
-    let acts = t.server.on_send(code);
-    if !acts.contains(server::Action::Send) {
-        return Ok(false);
-    }
-    if call.route == RouteType::Failure {
-        t.replied_locally = true;
-    }
-    if code >= 200 {
-        t.last_local = true;
-        tm.notify(|o| o.completed(&t, code));
-    }
-    if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
-        tm.forget(&t);
-    }
-    call.replied = true;
-    crate::stats::SL.count(code);
-    Ok(true)
 }
 
 /// Which timer of a branch is armed now (for tests).

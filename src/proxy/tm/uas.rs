@@ -1,0 +1,161 @@
+//! The server side a script drives: `t_check_trans`, `t_newtran`,
+//! `t_reply`, and holding a request's transaction while its route waits.
+
+use super::hop::absorb_ack;
+use super::lock;
+use super::relay::{absorb, apply_server, create, local_response};
+use crate::proxy::context::Current;
+use crate::proxy::ProxyError;
+use crate::sip::Method;
+use crate::transaction::key::server_key;
+use crate::transaction::server;
+use vocab::route::RouteType;
+
+/// `t_check_trans()`: true when the request belongs to a transaction. A
+/// retransmission gets the last response again; true then too (the caller
+/// exits the script, as OpenSIPS does).
+pub fn t_check_trans(st: &Current) -> (bool, bool) {
+    let tm = &st.env.tm;
+    let (method, key, cancel_key) = {
+        let call = st.call.borrow();
+        if call.tm.txn.is_some() {
+            return (true, false);
+        }
+        let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) else {
+            return (false, false);
+        };
+        (
+            m.method_kind(),
+            server_key(m, None),
+            server_key(m, Some("INVITE")),
+        )
+    };
+    match method {
+        Method::Cancel => (
+            cancel_key.is_some_and(|k| tm.server.contains_key(&k)),
+            false,
+        ),
+        Method::Ack => (absorb_ack(st), true),
+        _ => match key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) {
+            Some(txn) => {
+                let mut call = st.call.borrow_mut();
+                let mut out = std::mem::take(&mut call.outbox);
+                absorb(st, &txn, &mut out);
+                call.outbox = out;
+                (true, true)
+            }
+            None => (false, false),
+        },
+    }
+}
+
+/// `t_newtran()`: creates the transaction without relaying.
+pub fn t_newtran(st: &Current) -> Result<bool, ProxyError> {
+    let mut call = st.call.borrow_mut();
+    if call.tm.txn.is_some() {
+        return Ok(true);
+    }
+    match create(st, &mut call) {
+        Ok(t) => {
+            call.tm.txn = Some(t);
+            Ok(true)
+        }
+        Err(Some(existing)) => {
+            let mut out = std::mem::take(&mut call.outbox);
+            absorb(st, &existing, &mut out);
+            call.outbox = out;
+            Ok(false)
+        }
+        Err(None) => Ok(false),
+    }
+}
+
+/// What [`hold`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The request now has a transaction (made here or by the script).
+    Held,
+    /// The request is a retransmission of one whose transaction exists:
+    /// its last response was queued again.
+    Retransmission,
+    /// The request has no transaction (an ACK, or no transaction identity).
+    Without,
+}
+
+/// A request route is about to suspend: like OpenSIPS's `async()`, make
+/// sure the request has a transaction, so that a retransmission arriving
+/// meanwhile is absorbed instead of running the route again.
+pub fn hold(st: &Current) -> Held {
+    let mut call = st.call.borrow_mut();
+    if call.tm.txn.is_some() {
+        return Held::Held;
+    }
+    let is_request = call
+        .msg
+        .as_ref()
+        .is_some_and(|m| m.is_request() && m.method_kind() != Method::Ack);
+    if !is_request || call.route != RouteType::Request {
+        return Held::Without;
+    }
+    match create(st, &mut call) {
+        Ok(t) => {
+            call.tm.txn = Some(t);
+            call.tm.held = true;
+            Held::Held
+        }
+        Err(Some(existing)) => {
+            let mut out = std::mem::take(&mut call.outbox);
+            absorb(st, &existing, &mut out);
+            call.outbox = out;
+            Held::Retransmission
+        }
+        Err(None) => Held::Without,
+    }
+}
+
+/// After a suspended route ended: a transaction [`hold`] made that the
+/// route then used for nothing (no branch, no reply through it, as after
+/// a stateless `forward` or `sl_send_reply`) is dropped.
+pub fn release_held(st: &Current) {
+    let call = st.call.borrow();
+    let (true, Some(txn)) = (call.tm.held, call.tm.txn.as_ref()) else {
+        return;
+    };
+    let t = lock(txn);
+    if t.branches.is_empty() && t.server.last_code == 0 {
+        st.env.tm.forget(&t);
+    }
+}
+
+/// `t_reply(code, reason)`: a response sent through the transaction
+/// (created first when needed), so retransmissions are answered again.
+pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError> {
+    if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
+        return Ok(false);
+    }
+    let tm = &st.env.tm;
+    let mut call = st.call.borrow_mut();
+    let call = &mut *call;
+    let Some(txn) = call.tm.txn.clone() else {
+        return Ok(false);
+    };
+    let mut t = lock(&txn);
+    let bytes = local_response(&t, code, reason);
+    let acts = t.server.on_send(code);
+    if !acts.contains(server::Action::Send) {
+        return Ok(false);
+    }
+    if call.route == RouteType::Failure {
+        t.replied_locally = true;
+    }
+    if code >= 200 {
+        t.last_local = true;
+        tm.notify(|o| o.completed(&t, code));
+    }
+    if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+        tm.forget(&t);
+    }
+    call.replied = true;
+    crate::stats::SL.count(code);
+    Ok(true)
+}
