@@ -209,7 +209,10 @@ fn main() -> ExitCode {
                     true,
                 ),
             };
-            src.and_then(|s| lunasip::runtime::run(s, log_level.as_deref(), from_default))
+            src.and_then(|s| {
+                lunasip::runtime::run(s, log_level.as_deref(), from_default)
+                    .map_err(|e| e.to_string())
+            })
         }
     };
     match result {

@@ -17,6 +17,42 @@ use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
 use crate::transport::{udp, Proto, Sockets};
 
+/// Why the daemon could not start, or a reload was refused. Each names
+/// what failed; the script's own errors carry file and line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The script or its config was refused.
+    #[error("{0}")]
+    Script(#[from] crate::script::ScriptError),
+    /// The script file could not be read (a reload).
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A listen socket could not be bound.
+    #[error("cannot listen on {proto}:{addr}: {source}")]
+    Bind {
+        proto: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// Module settings could not be loaded (lists, databases) or a
+    /// module's `init` failed (`origin`: the script position).
+    #[error("{0}")]
+    Modules(String),
+    /// The log level given is not one.
+    #[error("{0}")]
+    LogLevel(String),
+    /// The MI could not start where the config asks for it explicitly.
+    #[error("{0}")]
+    Mi(String),
+    /// A thread or a worker could not start.
+    #[error("{0}")]
+    Start(String),
+}
+
 /// Lets the signal handler (and the MI) reload the routing script: the new
 /// script is checked first; only a good one reaches the workers, each of
 /// which swaps its Lua state between two messages.
@@ -35,14 +71,14 @@ pub struct Control {
 
 impl mi::Reloader for Control {
     fn reload(&self) -> Result<(), String> {
-        Control::reload(self)
+        Control::reload(self).map_err(|e| e.to_string())
     }
 }
 
 impl Control {
     /// Re-reads and checks the script, then hands it to every worker.
     /// Errors (unreadable, bad script) leave the running script in place.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), RunError> {
         crate::notify::reloading();
         let r = self.check_and_send();
         match &r {
@@ -52,11 +88,14 @@ impl Control {
         r
     }
 
-    fn check_and_send(&self) -> Result<(), String> {
+    fn check_and_send(&self) -> Result<(), RunError> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let source = if self.from_file {
-            let code = std::fs::read_to_string(&self.source.name)
-                .map_err(|e| format!("{}: {e}", self.source.name))?;
+            let code =
+                std::fs::read_to_string(&self.source.name).map_err(|source| RunError::Read {
+                    path: self.source.name.clone(),
+                    source,
+                })?;
             Source {
                 name: self.source.name.clone(),
                 code,
@@ -64,10 +103,10 @@ impl Control {
         } else {
             self.source.clone()
         };
-        let checked = check(&source).map_err(|e| e.to_string())?;
+        let checked = check(&source)?;
         // The whole script passed: apply its module settings (against the
         // sockets in force), then hand it to the workers.
-        let cfg = checked.commit(&self.listen)?;
+        let cfg = checked.commit(&self.listen).map_err(RunError::Modules)?;
         if cfg.listen != self.listen {
             tracing::warn!("reload: config.listen changed; the new sockets need a restart");
         }
@@ -90,7 +129,7 @@ enum Bound {
     Tcp(std::net::TcpListener),
 }
 
-fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, String> {
+fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, RunError> {
     let mut all = Vec::with_capacity(cfg.children);
     for _ in 0..cfg.children {
         let mut mine = Vec::with_capacity(cfg.listen.len());
@@ -99,7 +138,11 @@ fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, String> {
                 Proto::Udp => udp::bind(l.addr, cfg.udp_rcvbuf).map(Bound::Udp),
                 Proto::Tcp => udp::bind_tcp(l.addr).map(Bound::Tcp),
             }
-            .map_err(|e| format!("cannot listen on {}:{}: {e}", l.proto.as_str(), l.addr))?;
+            .map_err(|source| RunError::Bind {
+                proto: l.proto.as_str(),
+                addr: l.addr,
+                source,
+            })?;
             mine.push(b);
         }
         all.push(mine);
@@ -108,15 +151,16 @@ fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, String> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `level` overrides config.log_level.
-pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), String> {
-    let checked = check(&source).map_err(|e| e.to_string())?;
-    let lvl = crate::logging::parse_level(level.unwrap_or(&checked.config.log_level))?;
+pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), RunError> {
+    let checked = check(&source)?;
+    let lvl = crate::logging::parse_level(level.unwrap_or(&checked.config.log_level))
+        .map_err(RunError::LogLevel)?;
     crate::logging::init(lvl);
     crate::modules::dispatcher::flush_early_log();
     // The script passed: load the dispatcher sets (a database that is down
     // leaves its partition empty and is retried) before any traffic.
     let listen = checked.config.listen.clone();
-    let cfg = checked.commit(&listen)?;
+    let cfg = checked.commit(&listen).map_err(RunError::Modules)?;
     crate::modules::register();
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
@@ -141,7 +185,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         thread::Builder::new()
             .name("tm-timer".into())
             .spawn(move || tm.wheel.run(|ev| tm.dispatch(ev)))
-            .map_err(|e| format!("cannot start the timer thread: {e}"))?
+            .map_err(|e| RunError::Start(format!("cannot start the timer thread: {e}")))?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = Arc::new(Control {
@@ -184,7 +228,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
                     id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers,
                 )
             })
-            .map_err(|e| format!("cannot start worker {id}: {e}"))?;
+            .map_err(|e| RunError::Start(format!("cannot start worker {id}: {e}")))?;
         threads.push(t);
     }
     drop(ready_tx);
@@ -192,8 +236,8 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     for _ in 0..threads.len() {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(_) => failure = Some("a worker exited while starting".into()),
+            Ok(Err(e)) => failure = Some(RunError::Start(e)),
+            Err(_) => failure = Some(RunError::Start("a worker exited while starting".into())),
         }
     }
     let mi = match failure {
@@ -245,7 +289,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
 /// Starts the MI transports on their own thread and runtime, off the SIP
 /// workers. A transport the script configured must start; a default one
 /// that cannot (port taken by another lunasip, no /run/lunasip) only warns.
-fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuard>, String> {
+fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuard>, RunError> {
     let mut fifo = None;
     if let Some(f) = &cfg.mi_fifo {
         match mi::fifo::start(f, ctx.clone()) {
@@ -253,7 +297,7 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
                 tracing::info!("mi_fifo: listening on {}", f.path.display());
                 fifo = Some(g);
             }
-            Err(e) if f.explicit => return Err(format!("mi_fifo: {e}")),
+            Err(e) if f.explicit => return Err(RunError::Mi(format!("mi_fifo: {e}"))),
             Err(e) => tracing::warn!("mi_fifo: not started: {e}"),
         }
     }
@@ -265,7 +309,12 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
         Ok(l)
     }) {
         Ok(l) => l,
-        Err(e) if h.explicit => return Err(format!("mi_http: cannot listen on {}: {e}", h.addr)),
+        Err(e) if h.explicit => {
+            return Err(RunError::Mi(format!(
+                "mi_http: cannot listen on {}: {e}",
+                h.addr
+            )))
+        }
         Err(e) => {
             tracing::warn!("mi_http: not started, cannot listen on {}: {e}", h.addr);
             return Ok(fifo);
@@ -294,7 +343,7 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
                 }
             });
         })
-        .map_err(|e| format!("cannot start the MI thread: {e}"))?;
+        .map_err(|e| RunError::Start(format!("cannot start the MI thread: {e}")))?;
     tracing::info!("mi_http: listening on http://{addr}/");
     Ok(fifo)
 }
