@@ -1,0 +1,144 @@
+//! Everyday message functions (OpenSIPS sipmsgops, checked against
+//! modules/sipmsgops/*.c of OpenSIPS 3.4). They sit on `sip` itself.
+//!
+//! Changes are recorded as edits and written when the message is sent;
+//! later reads in the route see the message as received (as OpenSIPS's
+//! lumps), except the R-URI. `sip.msg_apply_changes()` makes every change
+//! visible (docs/message-changes.md).
+//!
+//! Files: `hf.rs` headers and replies, `uri.rs` R-URI parameters,
+//! `body.rs` body and SDP streams, `validate.rs` sipmsg_validate.
+
+use mlua::{IntoLua, Lua, MultiValue};
+
+use crate::modules::Module;
+use crate::proxy::context::Call;
+use crate::script::exports::{ret, Args, Export, Func};
+use crate::script::host::State;
+use crate::script::route::RouteMask;
+use crate::sip::Message;
+
+pub mod body;
+pub mod hf;
+pub mod uri;
+mod validate;
+
+/// The message of the call, or an error naming the function.
+pub(crate) fn msg_mut<'c>(call: &'c mut Call, a: &Args) -> mlua::Result<&'c mut Message> {
+    call.msg
+        .as_mut()
+        .ok_or_else(|| a.err("no message in this route"))
+}
+
+/// `true`/`false` by the sign of OpenSIPS's code, and the code.
+pub(crate) fn ret_code(lua: &Lua, code: i64) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([
+        (code > 0).into_lua(lua)?,
+        code.into_lua(lua)?,
+    ]))
+}
+
+/// Re-reads the message with every change made so far applied: later
+/// header, body and pseudo-variable reads see the new text.
+fn msg_apply_changes(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let mut call = st.call.borrow_mut();
+    let m = msg_mut(&mut call, &a)?;
+    if !m.has_edits() {
+        return ret(lua, true);
+    }
+    match m.applied() {
+        Ok(new) => {
+            *m = new;
+            ret(lua, true)
+        }
+        Err(e) => Err(a.err(format!("the changed message does not parse: {e}"))),
+    }
+}
+
+const MSG: RouteMask = RouteMask::MSG;
+const RURI: RouteMask = RouteMask::REQ;
+
+macro_rules! export {
+    ($name:literal, $args:literal, $ret:literal, $routes:expr, $doc:literal, $f:expr) => {
+        Export {
+            name: $name,
+            args: $args,
+            returns: $ret,
+            routes: $routes,
+            doc: $doc,
+            func: Func::Sync($f),
+        }
+    };
+}
+
+pub static MODULE: Module = Module {
+    name: "sipmsgops",
+    table: None,
+    doc: "Message inspection and edits (OpenSIPS sipmsgops). Changes reach the wire when the message is sent; later reads see the message as received until `sip.msg_apply_changes()` (see docs/message-changes.md).",
+    exports: &[
+        export!("is_method", "(methods)", "boolean", MSG,
+            "Whether the method (for a reply, the CSeq method) is one of `methods`, `|`-separated (`\"INVITE|ACK\"`). Known methods compare by id and case-insensitively; a single unknown name by name; a list may hold known methods only (an error otherwise).",
+            hf::is_method),
+        export!("has_totag", "()", "boolean", MSG,
+            "Whether the To header has a tag (an in-dialog request).",
+            hf::has_totag),
+        export!("append_hf", "(text [, header])", "true if added", MSG,
+            "Adds `text` (header lines, pseudo-variables expanded) after the last header, or after the first `header` when given and present. A missing final CRLF is added; text that is not header lines is an error.",
+            hf::append_hf),
+        export!("insert_hf", "(text [, header])", "true if added", MSG,
+            "Adds `text` (header lines, pseudo-variables expanded) before the first header, or before the first `header` when given and present.",
+            hf::insert_hf),
+        export!("remove_hf", "(name)", "true if at least one was removed", MSG,
+            "Removes every header with this name (full or compact form).",
+            hf::remove_hf),
+        export!("remove_hf_re", "(regex)", "true if at least one was removed", MSG,
+            "Removes every header whose name matches the POSIX regular expression (case-insensitive, unanchored).",
+            hf::remove_hf_re),
+        export!("remove_hf_glob", "(pattern)", "true if at least one was removed", MSG,
+            "Removes every header whose name matches the shell pattern (`*`, `?`, `[...]`), case-insensitive.",
+            hf::remove_hf_glob),
+        export!("is_present_hf", "(name)", "boolean", MSG,
+            "Whether a header with this name (full or compact form) is present.",
+            hf::is_present_hf),
+        export!("append_to_reply", "(text)", "true", RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH).or(RouteMask::ERROR),
+            "Adds header lines (pseudo-variables expanded) to every reply lunasip itself sends for this request (sl, tm).",
+            hf::append_to_reply),
+        export!("change_reply_status", "(code, reason)", "boolean, code", RouteMask::ONREPLY,
+            "Changes the status of the reply being relayed; the class of a 1xx or 2xx reply cannot change, and a negative one cannot become 1xx/2xx. Later reads of `$rs` see the new code.",
+            hf::change_reply_status),
+        export!("ruri_has_param", "(name [, value])", "boolean", RURI,
+            "Whether the current R-URI has the parameter; without `value` it must have no value, with it that value (exact).",
+            uri::ruri_has_param),
+        export!("ruri_add_param", "(param)", "true", RURI,
+            "Appends `;param` to the current R-URI's parameters.",
+            uri::ruri_add_param),
+        export!("ruri_del_param", "(name)", "true if removed", RURI,
+            "Removes the parameter from the current R-URI.",
+            uri::ruri_del_param),
+        export!("is_uri_user_e164", "(uri)", "boolean", RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::LOCAL),
+            "Whether the user of `uri` (pseudo-variables expanded, `\"$fu\"`) is E.164: `+` and 2 to 15 digits.",
+            uri::is_uri_user_e164),
+        export!("has_body", "([mime])", "boolean", MSG,
+            "Whether the message has a body; with `mime` (`\"application/sdp\"`), a body part of that type.",
+            body::has_body),
+        export!("has_body_part", "([mime])", "boolean", MSG,
+            "The same as `has_body` (OpenSIPS's alias).",
+            body::has_body),
+        export!("is_audio_on_hold", "()", "boolean, kind", MSG,
+            "Whether an audio stream of the SDP is on hold; the kind is 1 for `c=0.0.0.0` (RFC 2543), 2 for `a=sendonly`/`a=inactive` (RFC 3264).",
+            body::is_audio_on_hold),
+        export!("stream_exists", "(media [, transport])", "boolean", MSG,
+            "Whether an SDP stream's media (and transport) match the regular expressions (case-insensitive).",
+            body::stream_exists),
+        export!("stream_delete", "(media [, transport])", "true if deleted", MSG,
+            "Removes the last SDP stream whose media (and transport) match, `m=` line to the next; Content-Length follows.",
+            body::stream_delete),
+        export!("sipmsg_validate", "([flags [, reason_pv]])", "boolean, code", RouteMask::REQUEST.or(RouteMask::ONREPLY).or(RouteMask::FAILURE).or(RouteMask::BRANCH),
+            "Checks the message against RFC 3261 (Call-ID, CSeq, From, To, Via, Max-Forwards, Content-Length and Content-Type, reply headers such as Allow on a 405). Flags: `s` SDP, `h` every header, `m` no Max-Forwards check, `r` R-URI, `t` To, `f` From, `c` Contact. The code is OpenSIPS's (-3 no Call-ID … -30 bad `Contact: *`); the reason goes to `reason_pv`.",
+            validate::sipmsg_validate),
+        export!("msg_apply_changes", "()", "true", MSG,
+            "Applies every change made so far: later reads (headers, body, pseudo-variables, textops searches) see the new message. Not in OpenSIPS 3.4 (Kamailio textopsx has it); see docs/message-changes.md.",
+            msg_apply_changes),
+    ],
+    ..Module::NONE
+};

@@ -1,0 +1,165 @@
+//! A light index of an SDP body (RFC 4566): the media streams with their
+//! byte ranges, media, transport, connection address and direction, as
+//! OpenSIPS's sipmsgops reads them (`is_audio_on_hold`, `stream_*`). Also
+//! the MIME types of a body's parts (`has_body`).
+
+use std::ops::Range;
+
+/// One `m=` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// From the start of the `m=` line to the start of the next one (or
+    /// the end of the SDP), relative to the SDP text.
+    pub range: Range<usize>,
+    pub media: String,
+    pub transport: String,
+    /// `c=` of the stream, else of the session.
+    pub conn: Option<String>,
+    /// `a=sendonly`/`a=inactive` in the stream (RFC 3264 hold).
+    pub hold_3264: bool,
+}
+
+impl Stream {
+    /// OpenSIPS's hold codes: 2 for `a=sendonly`/`a=inactive` (RFC 3264),
+    /// 1 for a `0.0.0.0` connection address (RFC 2543), 0 when not held.
+    pub fn hold(&self) -> u8 {
+        if self.hold_3264 {
+            2
+        } else if self.conn.as_deref() == Some("0.0.0.0") {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// The streams of an SDP text, in order; empty when it has no `m=` line.
+pub fn streams(sdp: &str) -> Vec<Stream> {
+    let mut out: Vec<Stream> = Vec::new();
+    let mut session_conn: Option<String> = None;
+    let mut pos = 0;
+    for raw in sdp.split_inclusive('\n') {
+        let start = pos;
+        pos += raw.len();
+        let line = raw.trim_end_matches(['\r', '\n']);
+        if let Some(m) = line.strip_prefix("m=") {
+            if let Some(last) = out.last_mut() {
+                last.range.end = start;
+            }
+            let mut f = m.split_ascii_whitespace();
+            let media = f.next().unwrap_or("").to_string();
+            let _port = f.next();
+            let transport = f.next().unwrap_or("").to_string();
+            out.push(Stream {
+                range: start..sdp.len(),
+                media,
+                transport,
+                conn: session_conn.clone(),
+                hold_3264: false,
+            });
+        } else if let Some(c) = line.strip_prefix("c=") {
+            // c=IN IP4 addr[/ttl]
+            let addr = c
+                .split_ascii_whitespace()
+                .nth(2)
+                .map(|a| a.split('/').next().unwrap_or(a).to_string());
+            match out.last_mut() {
+                Some(s) => s.conn = addr,
+                None => session_conn = addr,
+            }
+        } else if let Some(s) = out.last_mut() {
+            let l = line.to_ascii_lowercase();
+            if l.starts_with("a=sendonly") || l.starts_with("a=inactive") {
+                s.hold_3264 = true;
+            }
+        }
+    }
+    out
+}
+
+/// The MIME type (`type/subtype`, lower case) of each part of a body:
+/// one for a plain body, each part's Content-Type for a multipart one
+/// (parts without one count as `text/plain`, RFC 2046 §5.1).
+pub fn part_types(content_type: &str, body: &[u8]) -> Vec<String> {
+    let ct = mime_of(content_type);
+    if !ct.starts_with("multipart/") {
+        return vec![ct];
+    }
+    let Some(boundary) = param(content_type, "boundary") else {
+        return vec![ct];
+    };
+    let delim = format!("--{boundary}");
+    let text = String::from_utf8_lossy(body);
+    let mut out = Vec::new();
+    for part in text.split(delim.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let head = part.split("\r\n\r\n").next().unwrap_or("");
+        let ty = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                let n = n.trim();
+                (n.eq_ignore_ascii_case("content-type") || n.eq_ignore_ascii_case("c"))
+                    .then(|| mime_of(v))
+            })
+            .unwrap_or_else(|| "text/plain".to_string());
+        out.push(ty);
+    }
+    out
+}
+
+/// `type/subtype` of a Content-Type value, lower case, parameters cut.
+pub fn mime_of(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    value.split(';').skip(1).find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n\
+m=video 4002 RTP/AVP 96\r\nc=IN IP4 10.0.0.1\r\na=sendonly\r\n";
+
+    #[test]
+    fn streams_and_hold() {
+        let s = streams(SDP);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].media.as_str(), s[0].transport.as_str()),
+            ("audio", "RTP/AVP")
+        );
+        assert_eq!(s[0].hold(), 1);
+        assert_eq!(s[1].hold(), 2);
+        assert!(SDP[s[0].range.clone()].starts_with("m=audio"));
+        assert!(SDP[s[0].range.clone()].ends_with("PCMU/8000\r\n"));
+        assert_eq!(s[1].range.end, SDP.len());
+        assert!(streams("v=0\r\n").is_empty());
+    }
+
+    #[test]
+    fn body_part_types() {
+        assert_eq!(part_types("Application/SDP", b"v=0"), ["application/sdp"]);
+        let body = b"--xx\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--xx\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x02\r\n--xx--\r\n";
+        assert_eq!(
+            part_types("multipart/mixed;boundary=\"xx\"", body),
+            ["application/sdp", "application/isup"]
+        );
+    }
+}
