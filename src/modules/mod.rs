@@ -32,6 +32,7 @@ modules! {
     tm: MODULE, BRANCHES;
     dispatcher: MODULE;
     cfgutils: MODULE;
+    textops: MODULE;
 }
 
 #[cfg(test)]

@@ -104,7 +104,9 @@ pub fn subst(input: &str, expr: &str) -> Result<Option<String>, String> {
 /// How OpenSIPS compiles a pattern (its `regcomp` flags): `icase` is
 /// REG_ICASE; `newline` is REG_NEWLINE (`.` and `[^…]` do not match a
 /// newline, `^`/`$` match at line ends), on for `CMD_PARAM_REGEX`
-/// arguments and for `subst` unless its `s` flag is given.
+/// arguments and for `subst` unless its `s` flag is given. With
+/// `newline` a line ends at CRLF as well as LF (`.` does not match the
+/// CR), where POSIX knows LF only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Posix {
     pub icase: bool,
@@ -196,7 +198,10 @@ pub fn posix(pattern: &str, flags: Posix) -> Result<Rc<Regex>, String> {
             .case_insensitive(flags.icase)
             .multi_line(flags.newline)
             .dot_matches_new_line(!flags.newline)
-            .crlf(false)
+            // SIP lines end in CRLF: with REG_NEWLINE `$` matches before
+            // the CR and `.` does not take it, so `(.*)$` keeps line ends
+            // (POSIX would put the CR in the group; docs/message-changes.md).
+            .crlf(flags.newline)
             .size_limit(SIZE_LIMIT)
             .build()
             .map_err(|e| {
@@ -413,6 +418,12 @@ mod tests {
         assert!(p("x{").is_match("x{"));
         assert!(p("a{2}").is_match("aa"));
         assert!(posix("(", Posix::PARAM).is_err());
+        // A line ends at CRLF: the CR stays out of `(.*)$`.
+        let c = p("^(x-a: .*)$").captures("X-A: 1\r\nX-B: 2\r\n").unwrap();
+        assert_eq!(&c[1], "X-A: 1");
+        // The s flag of subst: `.` takes newlines, `^` only at the start.
+        let e = subst_expr("/a.*z/-/s").unwrap();
+        assert_eq!(e.re.find("xa\r\nbz").unwrap().as_str(), "a\r\nbz");
     }
 
     #[test]

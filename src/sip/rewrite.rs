@@ -197,7 +197,9 @@ impl Message {
 
     /// Keeps the edits made since `mark` (from [`Message::edit_count`]) only
     /// when the message they write still parses as the same kind of
-    /// message; else forgets them and returns false. The guard of free-form text edits: a
+    /// message, its header lines still ending in CRLF and its core headers
+    /// (Via, From, To, CSeq, Call-ID, RFC 3261 §16.3) still valid (when
+    /// they were); else forgets them and returns false. The guard of free-form text edits: a
     /// replacement may not break the framing or a header line.
     pub fn keep_if_parses(&mut self, mark: usize) -> bool {
         if self.edits.len() <= mark {
@@ -205,12 +207,30 @@ impl Message {
         }
         let mut out = Vec::new();
         self.write_to(&mut out);
-        let ok = matches!(Message::parse(Bytes::from(out)), Ok(m) if m.is_request() == self.is_request());
+        let crlf = crlf_only(&self.buf[..self.head_end as usize]);
+        let valid = |m: &Message| match m.is_request() {
+            true => m.validate_request().is_ok(),
+            false => m.validate_response().is_ok(),
+        };
+        let was_valid = valid(self);
+        let ok = matches!(Message::parse(Bytes::from(out)), Ok(m)
+            if m.is_request() == self.is_request()
+                && (!crlf || crlf_only(&m.buf[..m.head_end as usize]))
+                && (!was_valid || valid(&m)));
         if !ok {
             self.edits.truncate(mark);
         }
         ok
     }
+}
+
+/// Whether every line end in `head` is a CRLF (no bare CR or LF).
+fn crlf_only(head: &[u8]) -> bool {
+    head.iter().enumerate().all(|(i, &b)| match b {
+        b'\n' => i > 0 && head[i - 1] == b'\r',
+        b'\r' => head.get(i + 1) == Some(&b'\n'),
+        _ => true,
+    })
 }
 
 #[cfg(test)]
@@ -294,6 +314,11 @@ v=0\r\nm=x\r\n";
         m.replace_at(at..at + 3, "V i a".into()).unwrap();
         assert!(!m.keep_if_parses(mark));
         assert!(!m.has_edits());
+        // A line end without its CR (a subst that swallowed it).
+        let to = REQ.find("To:").unwrap();
+        m.replace_at(to..to + 27, "To: <sip:bob@example.net>\n".into())
+            .unwrap();
+        assert!(!m.keep_if_parses(mark));
         m.replace_at(at..at + 3, "v".into()).unwrap();
         assert!(m.keep_if_parses(mark));
         assert!(written(&m).contains("\r\nv: SIP/2.0/UDP"));

@@ -16,7 +16,11 @@ use crate::sip::{sdp, Message};
 pub fn check_mime(mime: &str) -> Result<String, String> {
     let m = mime.trim().to_ascii_lowercase();
     let ok = m.split_once('/').is_some_and(|(t, s)| {
-        let tok = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "-.+_*".contains(c));
+        let tok = |x: &str| {
+            !x.is_empty()
+                && x.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.+_*".contains(c))
+        };
         tok(t) && tok(s)
     });
     if !ok {

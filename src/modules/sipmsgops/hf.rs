@@ -78,9 +78,7 @@ pub fn is_method(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 }
 
 pub fn has_totag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let hit = with_msg(st, a.fname, |m| {
-        m.to_tag().is_some_and(|t| !t.is_empty())
-    })?;
+    let hit = with_msg(st, a.fname, |m| m.to_tag().is_some_and(|t| !t.is_empty()))?;
     ret(lua, hit)
 }
 
@@ -106,7 +104,12 @@ pub fn header_lines(text: &str) -> Result<String, String> {
     if !t.ends_with("\r\n") {
         t.push_str("\r\n");
     }
-    let bad = |why: &str| Err(format!("'{}' is not header lines: {why}", text.escape_debug()));
+    let bad = |why: &str| {
+        Err(format!(
+            "'{}' is not header lines: {why}",
+            text.escape_debug()
+        ))
+    };
     let body = &t[..t.len() - 2];
     for (i, line) in body.split("\r\n").enumerate() {
         if line.contains(['\r', '\n']) {
@@ -208,7 +211,9 @@ pub fn remove_hf_glob(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue
     let m = msg_mut(&mut call, &a)?;
     ret(
         lua,
-        remove_where(m, |n| glob(pat.as_bytes(), n.to_ascii_lowercase().as_bytes())),
+        remove_where(m, |n| {
+            glob(pat.as_bytes(), n.to_ascii_lowercase().as_bytes())
+        }),
     )
 }
 
@@ -292,10 +297,7 @@ mod tests {
     fn method_lists() {
         assert_eq!(parse_methods("INVITE"), Ok(MethodWant::Ids(1)));
         assert_eq!(parse_methods("invite|ack|BYE"), Ok(MethodWant::Ids(13)));
-        assert_eq!(
-            parse_methods("KDMQ"),
-            Ok(MethodWant::Name("KDMQ".into()))
-        );
+        assert_eq!(parse_methods("KDMQ"), Ok(MethodWant::Name("KDMQ".into())));
         assert!(parse_methods("INVITE|KDMQ").is_err());
         assert!(parse_methods("").is_err());
         assert!(parse_methods("INVITE|").is_err());
@@ -310,7 +312,14 @@ mod tests {
             "X-A: 1\r\nX-B: 2\r\n"
         );
         header_lines("X-A: 1\r\n  folded\r\n").unwrap();
-        for bad in ["X-A: 1\r\n\r\n", "X-A 1", "X-A: 1\nX-B: 2", "Bad Name: 1", ": x", " X: 1"] {
+        for bad in [
+            "X-A: 1\r\n\r\n",
+            "X-A 1",
+            "X-A: 1\nX-B: 2",
+            "Bad Name: 1",
+            ": x",
+            " X: 1",
+        ] {
             assert!(header_lines(bad).is_err(), "{bad:?}");
         }
         assert!(check_name("X-Foo").is_ok());

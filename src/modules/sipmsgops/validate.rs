@@ -70,7 +70,11 @@ fn flags(s: &str) -> Flags {
 
 type Fail = (i64, &'static str);
 
-fn check_addr(a: Option<NameAddr<'_>>, codes: (i64, i64), what: [&'static str; 2]) -> Result<(), Fail> {
+fn check_addr(
+    a: Option<NameAddr<'_>>,
+    codes: (i64, i64),
+    what: [&'static str; 2],
+) -> Result<(), Fail> {
     let u = a
         .and_then(|a| Uri::parse(a.uri).ok())
         .ok_or((codes.0, what[0]))?;
@@ -109,10 +113,24 @@ fn validate(m: &Message, call: &Call, f: &Flags) -> Result<(), Fail> {
         return Err((-10, ""));
     }
     if f.to {
-        check_addr(m.to(), (-22, -23), ["failed to parse 'To' header", "invalid domain for 'To' header"])?;
+        check_addr(
+            m.to(),
+            (-22, -23),
+            [
+                "failed to parse 'To' header",
+                "invalid domain for 'To' header",
+            ],
+        )?;
     }
     if f.from {
-        check_addr(m.from(), (-24, -25), ["failed to parse 'From' header", "invalid domain for 'From' header"])?;
+        check_addr(
+            m.from(),
+            (-24, -25),
+            [
+                "failed to parse 'From' header",
+                "invalid domain for 'From' header",
+            ],
+        )?;
     }
     let method = m.method_kind();
     if m.is_request() {
@@ -156,7 +174,11 @@ fn validate(m: &Message, call: &Call, f: &Flags) -> Result<(), Fail> {
         return Err((-21, ""));
     }
     if f.hdrs {
-        let r = if m.is_request() { m.validate_request() } else { m.validate_response() };
+        let r = if m.is_request() {
+            m.validate_request()
+        } else {
+            m.validate_response()
+        };
         r.map_err(|_| (-2, "failed to parse headers"))?;
         if m.headers().any(|h| h.kind == HeaderKind::Contact) && m.contacts().is_err() {
             return Err((-2, "failed to parse headers"));
@@ -181,7 +203,10 @@ fn check_contact(m: &Message, method: Method, reply: bool) -> Result<(), Fail> {
         Err(_) => Err((-26, "failed to parse 'Contact' header")),
         Ok(Contacts::Star) => {
             if method != Method::Register || reply {
-                return Err((-30, "'Contact' header with '*' is valid only in a REGISTER request"));
+                return Err((
+                    -30,
+                    "'Contact' header with '*' is valid only in a REGISTER request",
+                ));
             }
             match m.header("Expires").map(str::trim) {
                 Some("0") => Ok(()),
@@ -226,7 +251,13 @@ mod tests {
 
     #[test]
     fn hostnames() {
-        for ok in ["example.com", "a", "10.0.0.1", "[2001:db8::1]", "example.com."] {
+        for ok in [
+            "example.com",
+            "a",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "example.com.",
+        ] {
             assert!(hostname_ok(ok), "{ok}");
         }
         for bad in ["-a.com", "a..b", "a_b.com", "a-", ""] {

@@ -11,6 +11,7 @@ mod rr;
 mod sipmsgops;
 mod sl;
 mod statistics;
+mod textops;
 mod tm;
 
 use crate::route::{RouteMask, RouteType};
@@ -26,6 +27,8 @@ pub enum Arg {
     Format,
     /// A regular expression (POSIX extended, as OpenSIPS).
     Regex,
+    /// A sed-like substitution `/re/replacement/flags` (textops `subst`).
+    Subst,
     /// The name of a route of this type, which the script must define.
     RouteName(RouteType),
     /// A pseudo-variable spec the function writes (`"$var(n)"`).
@@ -133,6 +136,7 @@ static MODULES: &[&[Function]] = &[
     tm::FUNCTIONS,
     dispatcher::FUNCTIONS,
     cfgutils::FUNCTIONS,
+    textops::FUNCTIONS,
 ];
 
 /// Every function.
