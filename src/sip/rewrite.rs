@@ -12,7 +12,10 @@ use std::ops::Range;
 
 use super::edit::write_edits;
 use super::header::HeaderKind;
-use super::message::{Edit, Message, StartLine};
+use super::message::{CSeq, Edit, Message, StartLine};
+use super::nameaddr::NameAddr;
+use super::split::CommaSplit;
+use super::via::Via;
 use super::ParseError;
 
 /// Why a positional edit was refused.
@@ -199,12 +202,139 @@ impl Message {
     /// when the message they write still parses as the same kind of
     /// message, its header lines still ending in CRLF and its core headers
     /// (Via, From, To, CSeq, Call-ID, RFC 3261 §16.3) still valid (when
-    /// they were); else forgets them and returns false. The guard of free-form text edits: a
-    /// replacement may not break the framing or a header line.
+    /// they were); else forgets them and returns false. The guard of
+    /// free-form text edits: a replacement may not break the framing or a
+    /// header line. Edits in the body need no check (Content-Length is
+    /// rewritten); edits in the headers are checked on the lines they
+    /// touch, the whole message is parsed again only when that is not
+    /// enough.
     pub fn keep_if_parses(&mut self, mark: usize) -> bool {
         if self.edits.len() <= mark {
             return true;
         }
+        let body = self.body.start;
+        if self.edits[mark..].iter().all(|e| e.range.start >= body) {
+            return true;
+        }
+        let ok = match self.head_region(mark) {
+            Some(region) => self.region_ok(region).unwrap_or_else(|| self.reparses()),
+            None => self.reparses(),
+        };
+        if !ok {
+            self.edits.truncate(mark);
+        }
+        ok
+    }
+
+    /// The whole header lines the head edits since `mark` fall in; None
+    /// when one touches the start line or no line holds it.
+    fn head_region(&self, mark: usize) -> Option<Range<u32>> {
+        let first_header = self.headers_start() as u32;
+        let (mut lo, mut hi) = (u32::MAX, 0);
+        for e in self.edits[mark..]
+            .iter()
+            .filter(|e| e.range.start < self.body.start)
+        {
+            let (s, t) = (e.range.start, e.range.end);
+            if s < first_header || t > self.head_end {
+                return None;
+            }
+            let first = self.headers.iter().rfind(|h| h.line.start <= s)?;
+            let end = match self.headers.iter().find(|h| h.line.end >= t) {
+                Some(h) => h.line.end,
+                None => self.head_end,
+            };
+            lo = lo.min(first.line.start);
+            hi = hi.max(end).max(first.line.end.min(self.head_end));
+        }
+        (lo <= hi).then_some(lo..hi)
+    }
+
+    /// Checks the written text of `region` (whole header lines): CRLF line
+    /// ends, `name: value` fields, valid core headers, no core header lost
+    /// and Content-Length unchanged. None when the text cannot be judged
+    /// here (not UTF-8, or line ends that were not CRLF to begin with).
+    fn region_ok(&self, region: Range<u32>) -> Option<bool> {
+        let orig = &self.buf[region.start as usize..region.end as usize];
+        if !crlf_only(orig) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(orig.len() + 64);
+        write_edits(&self.buf, &self.edits, &mut out, region.clone(), true);
+        let text = std::str::from_utf8(&out).ok()?;
+        if !(text.is_empty() || text.ends_with("\r\n")) || !crlf_only(&out) {
+            return Some(false);
+        }
+        let mut kinds = Vec::new();
+        let mut fields: Vec<String> = Vec::new();
+        for line in text.split_terminator("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                match fields.last_mut() {
+                    Some(f) => f.push_str(line),
+                    None => return Some(false),
+                }
+            } else {
+                fields.push(line.to_string());
+            }
+        }
+        for f in &fields {
+            let Some((name, value)) = f.split_once(':') else {
+                return Some(false);
+            };
+            let name = name.trim_end_matches([' ', '\t']);
+            let token = |c: u8| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c);
+            if name.is_empty() || !name.bytes().all(token) {
+                return Some(false);
+            }
+            let kind = HeaderKind::of(name.as_bytes());
+            let value = value.trim_matches([' ', '\t']);
+            let valid = match kind {
+                HeaderKind::Via => CommaSplit::new(value).all(|v| Via::parse(v).is_ok()),
+                HeaderKind::From | HeaderKind::To => NameAddr::parse(value).is_ok(),
+                HeaderKind::CSeq => CSeq::parse(value).is_ok(),
+                HeaderKind::CallId => !value.is_empty(),
+                HeaderKind::ContentLength => self
+                    .headers
+                    .iter()
+                    .any(|h| h.kind == HeaderKind::ContentLength && self.text(h.value) == value),
+                _ => true,
+            };
+            if !valid {
+                return Some(false);
+            }
+            kinds.push(kind);
+        }
+        // A core header of the region may go only when another line of
+        // its kind stays outside it (one of several Via lines).
+        for h in self.headers.iter().filter(|h| {
+            h.line.start >= region.start && h.line.end <= region.end && h.kind != HeaderKind::Other
+        }) {
+            let outside = self
+                .headers
+                .iter()
+                .filter(|o| {
+                    o.kind == h.kind && (o.line.end <= region.start || o.line.start >= region.end)
+                })
+                .count();
+            let core = matches!(
+                h.kind,
+                HeaderKind::Via
+                    | HeaderKind::From
+                    | HeaderKind::To
+                    | HeaderKind::CSeq
+                    | HeaderKind::CallId
+                    | HeaderKind::ContentLength
+            );
+            if core && outside == 0 && !kinds.contains(&h.kind) {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// The whole message written and parsed again: same kind, CRLF line
+    /// ends kept, §16.3 headers still valid (when they were).
+    fn reparses(&self) -> bool {
         let mut out = Vec::new();
         self.write_to(&mut out);
         let crlf = crlf_only(&self.buf[..self.head_end as usize]);
@@ -213,14 +343,10 @@ impl Message {
             false => m.validate_response().is_ok(),
         };
         let was_valid = valid(self);
-        let ok = matches!(Message::parse(Bytes::from(out)), Ok(m)
+        matches!(Message::parse(Bytes::from(out)), Ok(m)
             if m.is_request() == self.is_request()
                 && (!crlf || crlf_only(&m.buf[..m.head_end as usize]))
-                && (!was_valid || valid(&m)));
-        if !ok {
-            self.edits.truncate(mark);
-        }
-        ok
+                && (!was_valid || valid(&m)))
     }
 }
 
@@ -319,6 +445,21 @@ v=0\r\nm=x\r\n";
         m.replace_at(to..to + 27, "To: <sip:bob@example.net>\n".into())
             .unwrap();
         assert!(!m.keep_if_parses(mark));
+        // A From that no longer parses, a lost Call-ID, a new
+        // Content-Length: refused; another header may go.
+        let from = REQ.find("From:").unwrap();
+        m.replace_at(from + 6..from + 7, String::new()).unwrap();
+        assert!(!m.keep_if_parses(mark));
+        let cid = REQ.find("Call-ID").unwrap();
+        m.replace_at(cid..cid + 12, String::new()).unwrap();
+        assert!(!m.keep_if_parses(mark));
+        m.replace_at(cid..cid, "Content-Length: 3\r\n".into())
+            .unwrap();
+        assert!(!m.keep_if_parses(mark));
+        let ct = REQ.find("Content-Type").unwrap();
+        m.replace_at(ct..ct + 31, String::new()).unwrap();
+        assert!(m.keep_if_parses(mark));
+        m.truncate_edits(mark);
         m.replace_at(at..at + 3, "v".into()).unwrap();
         assert!(m.keep_if_parses(mark));
         assert!(written(&m).contains("\r\nv: SIP/2.0/UDP"));
