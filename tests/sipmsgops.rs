@@ -303,3 +303,52 @@ end"#,
     );
     assert!(!out.contains("X-Keep"));
 }
+
+#[test]
+fn codecs_find_reorder_and_delete() {
+    // modules/sipmsgops/codecs.c: each call works on the list the one
+    // before left; static payload types are known by name without rtpmap.
+    let w = worker(
+        r#"function route.main()
+  local r = {}
+  r[#r + 1] = sip.codec_exists("PCMA")
+  r[#r + 1] = sip.codec_exists("G729")
+  r[#r + 1] = sip.codec_exists_re("^tele")
+  r[#r + 1] = sip.codec_move_up("PCMA")
+  r[#r + 1] = sip.codec_delete("telephone-event", "8000")
+  r[#r + 1] = sip.codec_exists("telephone-event")
+  r[#r + 1] = sip.codec_move_down_re("pcma")
+  r[#r + 1] = sip.codec_delete("G729")
+  local s = {}
+  for i, v in ipairs(r) do s[i] = tostring(v) end
+  sip.append_hf("X-C: " .. table.concat(s, " ") .. "\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, &invite_sdp(SDP));
+    // codec_exists reads the list as changed (as OpenSIPS's codec lumps).
+    assert!(
+        out.contains("\r\nX-C: true false true true true false true false\r\n"),
+        "{out}"
+    );
+    assert_eq!(
+        body_of(&out),
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n\
+m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendonly\r\n"
+    );
+    // Everything but H.26x: the audio stream is left empty, port 0.
+    let w = worker(
+        r#"function route.main()
+  sip.codec_delete_except_re("H26")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, &invite_sdp(SDP));
+    assert_eq!(
+        body_of(&out),
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 0 RTP/AVP\r\n\
+m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendonly\r\n"
+    );
+}

@@ -17,7 +17,54 @@ pub struct Stream {
     pub conn: Option<String>,
     /// `a=sendonly`/`a=inactive` in the stream (RFC 3264 hold).
     pub hold_3264: bool,
+    /// The port of the `m=` line.
+    pub port: Range<usize>,
+    /// The payload list of the `m=` line with the spaces before it
+    /// (`" 0 8 101"`), what codec functions rewrite.
+    pub payloads: Range<usize>,
+    /// `a=rtpmap:`, `a=fmtp:` and other `a=name:PT …` lines of the stream.
+    pub attrs: Vec<Attr>,
 }
+
+/// An attribute line that belongs to one payload type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub pt: String,
+    /// For `a=rtpmap`: the encoding name and clock rate.
+    pub rtpmap: Option<(String, String)>,
+    /// The whole line, line end included.
+    pub line: Range<usize>,
+}
+
+/// RFC 3551 static payload types (OpenSIPS codecs.c keeps the same
+/// table): number, encoding, clock.
+pub const STATIC_PAYLOADS: &[(&str, &str, &str)] = &[
+    ("0", "PCMU", "8000"),
+    ("3", "GSM", "8000"),
+    ("4", "G723", "8000"),
+    ("5", "DVI4", "8000"),
+    ("6", "DVI4", "16000"),
+    ("7", "LPC", "8000"),
+    ("8", "PCMA", "8000"),
+    ("9", "G722", "8000"),
+    ("10", "L16", "44100"),
+    ("11", "L16", "44100"),
+    ("12", "QCELP", "8000"),
+    ("13", "CN", "8000"),
+    ("14", "MPA", "90000"),
+    ("15", "G728", "8000"),
+    ("16", "DVI4", "11025"),
+    ("17", "DVI4", "22050"),
+    ("18", "G729", "8000"),
+    ("25", "CelB", "8000"),
+    ("26", "JPEG", "90000"),
+    ("28", "nv", "90000"),
+    ("31", "H261", "90000"),
+    ("32", "MPV", "90000"),
+    ("33", "MP2T", "90000"),
+    ("34", "H263", "90000"),
+    ("t38", "t38", ""),
+];
 
 impl Stream {
     /// OpenSIPS's hold codes: 2 for `a=sendonly`/`a=inactive` (RFC 3264),
@@ -48,14 +95,24 @@ pub fn streams(sdp: &str) -> Vec<Stream> {
             }
             let mut f = m.split_ascii_whitespace();
             let media = f.next().unwrap_or("").to_string();
-            let _port = f.next();
-            let transport = f.next().unwrap_or("").to_string();
+            let at = |piece: &str| start + 2 + (piece.as_ptr() as usize - m.as_ptr() as usize);
+            let port = f.next().map_or(start..start, |p| at(p)..at(p) + p.len());
+            let transport = f.next().unwrap_or("");
+            let after = if transport.is_empty() {
+                port.end
+            } else {
+                at(transport) + transport.len()
+            };
+            let transport = transport.to_string();
             out.push(Stream {
                 range: start..sdp.len(),
                 media,
                 transport,
                 conn: session_conn.clone(),
                 hold_3264: false,
+                port,
+                payloads: after..start + 2 + m.len(),
+                attrs: Vec::new(),
             });
         } else if let Some(c) = line.strip_prefix("c=") {
             // c=IN IP4 addr[/ttl]
@@ -71,6 +128,27 @@ pub fn streams(sdp: &str) -> Vec<Stream> {
             let l = line.to_ascii_lowercase();
             if l.starts_with("a=sendonly") || l.starts_with("a=inactive") {
                 s.hold_3264 = true;
+            }
+            if let Some((name, rest)) = line.strip_prefix("a=").and_then(|a| a.split_once(':')) {
+                let pt = rest.split([' ', '\t']).next().unwrap_or("");
+                let listed = sdp[s.payloads.clone()]
+                    .split_ascii_whitespace()
+                    .any(|p| p == pt);
+                if listed {
+                    let rtpmap = name.eq_ignore_ascii_case("rtpmap").then(|| {
+                        let enc = rest[pt.len()..].trim();
+                        let mut e = enc.split('/');
+                        (
+                            e.next().unwrap_or("").to_string(),
+                            e.next().unwrap_or("").to_string(),
+                        )
+                    });
+                    s.attrs.push(Attr {
+                        pt: pt.to_string(),
+                        rtpmap,
+                        line: start..pos,
+                    });
+                }
             }
         }
     }
@@ -151,6 +229,14 @@ m=video 4002 RTP/AVP 96\r\nc=IN IP4 10.0.0.1\r\na=sendonly\r\n";
         assert!(SDP[s[0].range.clone()].ends_with("PCMU/8000\r\n"));
         assert_eq!(s[1].range.end, SDP.len());
         assert!(streams("v=0\r\n").is_empty());
+        assert_eq!(&SDP[s[0].payloads.clone()], " 0 8");
+        assert_eq!(&SDP[s[0].port.clone()], "4000");
+        assert_eq!(s[0].attrs.len(), 1);
+        assert_eq!(
+            s[0].attrs[0].rtpmap,
+            Some(("PCMU".to_string(), "8000".to_string()))
+        );
+        assert_eq!(&SDP[s[0].attrs[0].line.clone()], "a=rtpmap:0 PCMU/8000\r\n");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn has_body(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 
 /// The SDP of the message: the body when it is `application/sdp` (or has
 /// no Content-Type), else none (multipart SDP is not looked into).
-fn sdp_text(m: &Message) -> Option<&str> {
+pub(super) fn sdp_text(m: &Message) -> Option<&str> {
     let ct = sdp::mime_of(content_type(m));
     if !(ct == "application/sdp" || ct.is_empty()) || m.body().is_empty() {
         return None;

@@ -7,7 +7,8 @@
 //! visible (docs/message-changes.md).
 //!
 //! Files: `hf.rs` headers and replies, `uri.rs` R-URI parameters,
-//! `body.rs` body and SDP streams, `validate.rs` sipmsg_validate.
+//! `body.rs` body and SDP streams, `codecs.rs` SDP payload types,
+//! `validate.rs` sipmsg_validate.
 
 use mlua::{IntoLua, Lua, MultiValue};
 
@@ -19,6 +20,7 @@ use crate::script::route::RouteMask;
 use crate::sip::Message;
 
 pub mod body;
+mod codecs;
 pub mod hf;
 pub mod uri;
 mod validate;
@@ -133,6 +135,33 @@ pub static MODULE: Module = Module {
         export!("stream_delete", "(media [, transport])", "true if deleted", MSG,
             "Removes the last SDP stream whose media (and transport) match, `m=` line to the next; Content-Length follows.",
             body::stream_delete),
+        export!("codec_exists", "(name [, clock])", "boolean, code", MSG,
+            "Whether a stream of the SDP offers a payload type with this encoding name (case-insensitive; OpenSIPS 3.4 compares the name only, the clock just skips payload types without one).",
+            codecs::codec_exists),
+        export!("codec_exists_re", "(regex)", "boolean, code", MSG,
+            "Whether a payload type's encoding name matches the regular expression (case-insensitive).",
+            codecs::codec_exists_re),
+        export!("codec_delete", "(name [, clock])", "boolean, code", MSG,
+            "Removes the payload types with this name (and clock) from every stream, with their `a=rtpmap`/`a=fmtp`/`a=name:PT` lines; a stream left empty gets port 0.",
+            codecs::codec_delete),
+        export!("codec_delete_re", "(regex)", "boolean, code", MSG,
+            "Removes the payload types whose encoding name matches.",
+            codecs::codec_delete_re),
+        export!("codec_delete_except_re", "(regex)", "boolean, code", MSG,
+            "Removes the payload types whose encoding name does not match.",
+            codecs::codec_delete_except_re),
+        export!("codec_move_up", "(name [, clock])", "boolean, code", MSG,
+            "Moves the payload types with this name (and clock) to the front of their stream's list.",
+            codecs::codec_move_up),
+        export!("codec_move_up_re", "(regex)", "boolean, code", MSG,
+            "Moves the payload types whose encoding name matches to the front.",
+            codecs::codec_move_up_re),
+        export!("codec_move_down", "(name [, clock])", "boolean, code", MSG,
+            "Moves the payload types with this name (and clock) to the end of their stream's list.",
+            codecs::codec_move_down),
+        export!("codec_move_down_re", "(regex)", "boolean, code", MSG,
+            "Moves the payload types whose encoding name matches to the end.",
+            codecs::codec_move_down_re),
         export!("sipmsg_validate", "([flags [, reason_pv]])", "boolean, code", RouteMask::REQUEST.or(RouteMask::ONREPLY).or(RouteMask::FAILURE).or(RouteMask::BRANCH),
             "Checks the message against RFC 3261 (Call-ID, CSeq, From, To, Via, Max-Forwards, Content-Length and Content-Type, reply headers such as Allow on a 405). Flags: `s` SDP, `h` every header, `m` no Max-Forwards check, `r` R-URI, `t` To, `f` From, `c` Contact. The code is OpenSIPS's (-3 no Call-ID … -30 bad `Contact: *`); the reason goes to `reason_pv`.",
             validate::sipmsg_validate),
