@@ -352,3 +352,78 @@ m=audio 0 RTP/AVP\r\n\
 m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=sendonly\r\n"
     );
 }
+
+#[test]
+fn body_parts_added_and_removed() {
+    // 0 -> 1 and 1 -> 2 (sipmsgops.c add_body_part_f; packing as
+    // msg_translator.c prep_reassemble_body_parts, boundary OSS_BOUNDARY).
+    let w = worker(
+        r#"function route.main()
+  local ok, rc = sip.add_body_part("v=0\r\n", "application/sdp")
+  sip.append_hf("X-A: " .. tostring(ok) .. rc .. "\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, INVITE);
+    assert!(
+        out.contains("\r\nContent-Length: 5\r\nContent-Type: application/sdp\r\nX-A: true1\r\n"),
+        "{out}"
+    );
+    assert_eq!(body_of(&out), "v=0\r\n");
+    let w = worker(
+        r#"function route.main()
+  sip.add_body_part("\1\2", "application/isup", "Content-Disposition: signal;handling=optional")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, &invite_sdp(SDP));
+    assert!(
+        out.contains("\r\nContent-Type: multipart/mixed;boundary=OSS-unique-boundary-42\r\n"),
+        "{out}"
+    );
+    assert_eq!(
+        body_of(&out),
+        format!(
+            "--OSS-unique-boundary-42\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n\
+--OSS-unique-boundary-42\r\nContent-Type: application/isup\r\nContent-Disposition: signal;handling=optional\r\n\r\n\u{1}\u{2}\r\n\
+--OSS-unique-boundary-42--\r\n"
+        )
+    );
+    // n -> 1 and 1 -> 0 (remove_body_part_f).
+    let multipart = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1\r\nContent-Type: application/isup\r\nContent-Disposition: signal\r\n\r\nISUP\r\n--b1--\r\n"
+    );
+    let msg = invite_sdp("")
+        .replace(
+            "Content-Type: application/sdp",
+            "Content-Type: multipart/mixed;boundary=b1",
+        )
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{multipart}", multipart.len()),
+        );
+    let w = worker(
+        r#"function route.main()
+  local a = sip.remove_body_part("application/isup")
+  local b = sip.remove_body_part("text/plain")
+  sip.append_hf("X-R: " .. tostring(a) .. tostring(b) .. tostring(sip.has_body("application/isup")) .. "\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, &msg);
+    assert!(
+        out.contains("\r\nContent-Type: application/sdp\r\n") && !out.contains("multipart"),
+        "{out}"
+    );
+    assert!(out.contains("\r\nX-R: truefalsetrue\r\n"), "{out}");
+    assert_eq!(body_of(&out), SDP);
+    let w = worker(
+        r#"function route.main()
+  sip.remove_body_part()
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let out = sent(&w, &msg);
+    assert!(!out.contains("Content-Type"), "{out}");
+    assert_eq!(body_of(&out), "");
+}

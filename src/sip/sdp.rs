@@ -188,6 +188,80 @@ pub fn part_types(content_type: &str, body: &[u8]) -> Vec<String> {
     out
 }
 
+/// One part of a multipart body (RFC 2046 §5.1.1), ranges relative to
+/// the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPart {
+    /// `type/subtype` of the part, lower case (`text/plain` by default).
+    pub mime: String,
+    /// The part's header lines, each with its CRLF.
+    pub headers: Range<usize>,
+    pub body: Range<usize>,
+    /// From its delimiter line to the next delimiter: what removing the
+    /// part takes out.
+    pub whole: Range<usize>,
+}
+
+/// The parts of a multipart body; None when `content_type` is not
+/// multipart or has no boundary.
+pub fn parts(content_type: &str, body: &[u8]) -> Option<Vec<BodyPart>> {
+    if !mime_of(content_type).starts_with("multipart/") {
+        return None;
+    }
+    let delim = format!("--{}", param(content_type, "boundary")?);
+    let d = delim.as_bytes();
+    let at_line = |i: usize| i == 0 || body[i - 1] == b'\n';
+    let marks: Vec<usize> = (0..body.len())
+        .filter(|&i| body[i..].starts_with(d) && at_line(i))
+        .collect();
+    let mut out = Vec::new();
+    for w in marks.windows(2) {
+        let (start, next) = (w[0], w[1]);
+        if body[start + d.len()..].starts_with(b"--") {
+            break;
+        }
+        // The part starts after the delimiter line and ends before the
+        // CRLF that precedes the next delimiter.
+        let from = match body[start..next].iter().position(|&b| b == b'\n') {
+            Some(p) => start + p + 1,
+            None => continue,
+        };
+        let mut end = next;
+        if end > from && body[end - 1] == b'\n' {
+            end -= 1;
+            if end > from && body[end - 1] == b'\r' {
+                end -= 1;
+            }
+        }
+        let seg = &body[from..end];
+        let (headers, content) = if seg.starts_with(b"\r\n") {
+            (from..from, from + 2..end)
+        } else {
+            match seg.windows(4).position(|x| x == b"\r\n\r\n") {
+                Some(p) => (from..from + p + 2, from + p + 4..end),
+                None => (from..end, end..end),
+            }
+        };
+        let head = String::from_utf8_lossy(&body[headers.clone()]);
+        let mime = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                let n = n.trim();
+                (n.eq_ignore_ascii_case("content-type") || n.eq_ignore_ascii_case("c"))
+                    .then(|| mime_of(v))
+            })
+            .unwrap_or_else(|| "text/plain".to_string());
+        out.push(BodyPart {
+            mime,
+            headers,
+            body: content,
+            whole: start..next,
+        });
+    }
+    Some(out)
+}
+
 /// `type/subtype` of a Content-Type value, lower case, parameters cut.
 pub fn mime_of(value: &str) -> String {
     value
@@ -247,5 +321,12 @@ m=video 4002 RTP/AVP 96\r\nc=IN IP4 10.0.0.1\r\na=sendonly\r\n";
             part_types("multipart/mixed;boundary=\"xx\"", body),
             ["application/sdp", "application/isup"]
         );
+        let p = parts("multipart/mixed;boundary=xx", body).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(&body[p[0].body.clone()], b"v=0");
+        assert_eq!(&body[p[1].body.clone()], b"\x01\x02");
+        assert_eq!(p[1].mime, "application/isup");
+        assert!(body[p[1].whole.clone()].starts_with(b"--xx\r\nContent-Type: application/isup"));
+        assert!(parts("application/sdp", body).is_none());
     }
 }

@@ -51,7 +51,10 @@ impl Desc {
                 use_clock,
             } => {
                 name.eq_ignore_ascii_case(enc)
-                    && (!use_clock || want.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(clock)))
+                    && (!use_clock
+                        || want
+                            .as_deref()
+                            .is_none_or(|w| w.eq_ignore_ascii_case(clock)))
             }
             Desc::Re { re, except } => re.is_match(enc) != *except,
         }
@@ -86,10 +89,11 @@ fn for_all_streams(m: &mut Message, op: Op, desc: &Desc) -> bool {
         if list.is_empty() {
             continue;
         }
-        let dynamic = s
-            .attrs
-            .iter()
-            .filter_map(|a| a.rtpmap.as_ref().map(|(e, c)| (a.pt.as_str(), e.as_str(), c.as_str(), false)));
+        let dynamic = s.attrs.iter().filter_map(|a| {
+            a.rtpmap
+                .as_ref()
+                .map(|(e, c)| (a.pt.as_str(), e.as_str(), c.as_str(), false))
+        });
         let statics = STATIC_PAYLOADS.iter().map(|(p, e, c)| (*p, *e, *c, true));
         let mut moved = Vec::new();
         let mut hit = false;

@@ -8,6 +8,7 @@
 //!
 //! Files: `hf.rs` headers and replies, `uri.rs` R-URI parameters,
 //! `body.rs` body and SDP streams, `codecs.rs` SDP payload types,
+//! `parts.rs` body parts,
 //! `validate.rs` sipmsg_validate.
 
 use mlua::{IntoLua, Lua, MultiValue};
@@ -22,6 +23,7 @@ use crate::sip::Message;
 pub mod body;
 mod codecs;
 pub mod hf;
+mod parts;
 pub mod uri;
 mod validate;
 
@@ -162,6 +164,12 @@ pub static MODULE: Module = Module {
         export!("codec_move_down_re", "(regex)", "boolean, code", MSG,
             "Moves the payload types whose encoding name matches to the end.",
             codecs::codec_move_down_re),
+        export!("add_body_part", "(body, mime [, headers])", "boolean, code", MSG,
+            "Adds a body part (pseudo-variables expanded): the body when there was none (Content-Type set, `headers` added with it), else a part of a `multipart/mixed` body (boundary `OSS-unique-boundary-42`, as OpenSIPS). Content-Length follows.",
+            parts::add_body_part),
+        export!("remove_body_part", "([mime [, \"revert\"]])", "boolean, code", MSG,
+            "Removes the body parts of this type (all without one; with `\"revert\"` those of another type). A body left with one part of a multipart becomes that part; one left empty loses Content-Type.",
+            parts::remove_body_part),
         export!("sipmsg_validate", "([flags [, reason_pv]])", "boolean, code", RouteMask::REQUEST.or(RouteMask::ONREPLY).or(RouteMask::FAILURE).or(RouteMask::BRANCH),
             "Checks the message against RFC 3261 (Call-ID, CSeq, From, To, Via, Max-Forwards, Content-Length and Content-Type, reply headers such as Allow on a 405). Flags: `s` SDP, `h` every header, `m` no Max-Forwards check, `r` R-URI, `t` To, `f` From, `c` Contact. The code is OpenSIPS's (-3 no Call-ID … -30 bad `Contact: *`); the reason goes to `reason_pv`.",
             validate::sipmsg_validate),
