@@ -427,3 +427,57 @@ end"#,
     assert!(!out.contains("Content-Type"), "{out}");
     assert_eq!(body_of(&out), "");
 }
+
+#[test]
+fn the_rest_of_sipmsgops() {
+    let w = worker(
+        r#"function route.main()
+  local r = {}
+  r[#r + 1] = sip.is_privacy("id")
+  r[#r + 1] = sip.is_privacy("header")
+  r[#r + 1] = sip.list_hdr_has_option("Supported", "TIMER")
+  r[#r + 1] = sip.list_hdr_add_option("Supported", "path")
+  r[#r + 1] = sip.list_hdr_remove_option("Supported", "100rel")
+  r[#r + 1] = sip.list_hdr_remove_option("Supported", "nothing")
+  r[#r + 1] = sip.get_glob_headers_values("x-*", "$avp(n)", "$avp(v)")
+  r[#r + 1] = sip.ruri_tel2sip()
+  local s = {}
+  for i, v in ipairs(r) do s[i] = tostring(v) end
+  sip.append_urihf("X-Orig: <", ">")
+  sip.append_hf("X-R: " .. table.concat(s, " ") .. " $avp(n)=$avp(v) $(avp(n)[1])\r\n")
+  sip.forward("sip:192.0.2.5")
+end"#,
+    );
+    let msg = INVITE
+        .replace("INVITE sip:bob@example.com", "INVITE tel:+4930123")
+        .replace(
+            "X-Keep: yes\r\n",
+            "X-Keep: yes\r\nPrivacy: id;critical\r\nSupported: timer, 100rel\r\nX-Two: 2\r\n",
+        );
+    let out = sent(&w, &msg);
+    assert!(
+        out.starts_with("INVITE sip:+4930123@example.com;user=phone SIP/2.0\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("\r\nSupported: timer, path\r\n"), "{out}");
+    assert!(out.contains("\r\nX-Orig: <tel:+4930123>\r\n"), "{out}");
+    assert!(
+        out.contains("\r\nX-R: true false true true true false true true X-Two=2 X-Keep\r\n"),
+        "{out}"
+    );
+    // append_time reaches a local reply; get_updated_body_part sees changes.
+    let w = worker(
+        r#"function route.main()
+  sip.append_time()
+  sip.add_body_part("hello", "text/plain")
+  local ok = sip.get_updated_body_part("$var(b)")
+  local ok2, rc = sip.get_updated_body_part("application/sdp", "$var(c)")
+  sip.append_to_reply("X-B: " .. tostring(ok) .. " $var(b) " .. tostring(ok2) .. rc .. "\r\n")
+  sip.sl.sl_send_reply(200, "OK")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    let r = &out[0].2;
+    assert!(r.contains("\r\nDate: ") && r.contains(" GMT\r\n"), "{r}");
+    assert!(r.contains("\r\nX-B: true hello false-2\r\n"), "{r}");
+}

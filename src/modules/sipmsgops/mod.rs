@@ -8,7 +8,7 @@
 //!
 //! Files: `hf.rs` headers and replies, `uri.rs` R-URI parameters,
 //! `body.rs` body and SDP streams, `codecs.rs` SDP payload types,
-//! `parts.rs` body parts,
+//! `parts.rs` body parts, `misc.rs` the rest (append_time, list headers…),
 //! `validate.rs` sipmsg_validate.
 
 use mlua::{IntoLua, Lua, MultiValue};
@@ -23,6 +23,7 @@ use crate::sip::Message;
 pub mod body;
 mod codecs;
 pub mod hf;
+mod misc;
 mod parts;
 pub mod uri;
 mod validate;
@@ -170,6 +171,33 @@ pub static MODULE: Module = Module {
         export!("remove_body_part", "([mime [, \"revert\"]])", "boolean, code", MSG,
             "Removes the body parts of this type (all without one; with `\"revert\"` those of another type). A body left with one part of a multipart becomes that part; one left empty loses Content-Type.",
             parts::remove_body_part),
+        export!("append_time", "()", "true", RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH).or(RouteMask::LOCAL),
+            "Adds a `Date:` header (now, GMT) to every reply lunasip builds for this request.",
+            misc::append_time),
+        export!("append_urihf", "(prefix, suffix)", "true if added", RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH),
+            "Adds the header `prefix` + the R-URI as received + `suffix` after the last header.",
+            misc::append_urihf),
+        export!("ruri_tel2sip", "()", "boolean, code", RURI,
+            "Turns a `tel:` R-URI into `sip:NUMBER@<From host>;user=phone`; other R-URIs stay (true).",
+            misc::ruri_tel2sip),
+        export!("is_privacy", "(value)", "boolean", MSG,
+            "Whether the Privacy header holds `value` (user, header, session, none, critical, id, history).",
+            misc::is_privacy),
+        export!("list_hdr_has_option", "(header, option)", "boolean", MSG,
+            "Whether a comma-list header (`Supported`, `Allow`…) holds `option`, case-insensitive.",
+            misc::list_hdr_has_option),
+        export!("list_hdr_add_option", "(header, option)", "true if added", MSG,
+            "Adds `option` to the first instance of the header (a missing header is not added, as OpenSIPS).",
+            misc::list_hdr_add_option),
+        export!("list_hdr_remove_option", "(header, option)", "true if removed", MSG,
+            "Removes `option` from every instance of the header; an instance left empty is removed.",
+            misc::list_hdr_remove_option),
+        export!("get_glob_headers_values", "(pattern, names_avp, values_avp)", "true if one matched", MSG,
+            "Adds the name and value of every header whose name matches the shell pattern to the two `$avp`s.",
+            misc::get_glob_headers_values),
+        export!("get_updated_body_part", "([mime,] var)", "boolean, code", MSG,
+            "Writes the body with every change made so far (or only its part of type `mime`; code -2 when there is none) into `var`.",
+            misc::get_updated_body_part),
         export!("sipmsg_validate", "([flags [, reason_pv]])", "boolean, code", RouteMask::REQUEST.or(RouteMask::ONREPLY).or(RouteMask::FAILURE).or(RouteMask::BRANCH),
             "Checks the message against RFC 3261 (Call-ID, CSeq, From, To, Via, Max-Forwards, Content-Length and Content-Type, reply headers such as Allow on a 405). Flags: `s` SDP, `h` every header, `m` no Max-Forwards check, `r` R-URI, `t` To, `f` From, `c` Contact. The code is OpenSIPS's (-3 no Call-ID … -30 bad `Contact: *`); the reason goes to `reason_pv`.",
             validate::sipmsg_validate),

@@ -60,6 +60,32 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         None,
+        "append_time",
+        &[],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::BRANCH)
+            .or(RouteMask::LOCAL),
+    ),
+    Function::new(
+        M,
+        None,
+        "append_urihf",
+        &[Format, Format],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::BRANCH),
+    ),
+    Function::new(M, None, "ruri_tel2sip", &[], RURI),
+    Function::new(M, None, "is_privacy", &[Str], MSG),
+    Function::new(M, None, "list_hdr_has_option", &[Str, Format], MSG),
+    Function::new(M, None, "list_hdr_add_option", &[Str, Format], MSG),
+    Function::new(M, None, "list_hdr_remove_option", &[Str, Format], MSG),
+    Function::new(M, None, "get_glob_headers_values", &[Str, Pv, Pv], MSG),
+    Function::new(M, None, "get_updated_body_part", &[Optional(&Str), Pv], MSG),
+    Function::new(
+        M,
+        None,
         "add_body_part",
         &[Format, Format, Optional(&Format)],
         MSG,
