@@ -123,7 +123,9 @@ impl Posix {
 }
 
 thread_local! {
-    static POSIX_CACHE: RefCell<HashMap<(String, Posix), Rc<Regex>>> = RefCell::new(HashMap::new());
+    /// By flags, then by pattern: a lookup borrows the pattern, it does not
+    /// copy it.
+    static POSIX_CACHE: RefCell<HashMap<Posix, HashMap<String, Rc<Regex>>>> = RefCell::new(HashMap::new());
 }
 
 /// Rewrites a POSIX extended pattern into the `regex` crate's syntax: in
@@ -190,8 +192,7 @@ fn translate(p: &str, newline: bool) -> String {
 /// per-thread cache when seen before.
 pub fn posix(pattern: &str, flags: Posix) -> Result<Rc<Regex>, String> {
     POSIX_CACHE.with(|c| {
-        let key = (pattern.to_string(), flags);
-        if let Some(r) = c.borrow().get(&key) {
+        if let Some(r) = c.borrow().get(&flags).and_then(|m| m.get(pattern)) {
             return Ok(r.clone());
         }
         let r = RegexBuilder::new(&translate(pattern, flags.newline))
@@ -212,10 +213,11 @@ pub fn posix(pattern: &str, flags: Posix) -> Result<Rc<Regex>, String> {
             })?;
         let r = Rc::new(r);
         let mut c = c.borrow_mut();
-        if c.len() >= CACHE_MAX {
-            c.clear();
+        let m = c.entry(flags).or_default();
+        if m.len() >= CACHE_MAX {
+            m.clear();
         }
-        c.insert(key, r.clone());
+        m.insert(pattern.to_string(), r.clone());
         Ok(r)
     })
 }
