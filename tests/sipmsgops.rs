@@ -114,16 +114,18 @@ end"#,
 
 #[test]
 fn bad_header_text_and_names_are_errors_never_on_the_wire() {
+    // Built at run time (a literal is refused by `lunasip check`, below).
     let w = worker(
         r#"function route.main()
+  local crlf = "\r\n"
   local r = {}
   for _, f in ipairs({
-    function() sip.append_hf("X-A: 1\r\n\r\nINVITE sip:x SIP/2.0\r\n") end,
-    function() sip.append_hf("no colon here\r\n") end,
-    function() sip.insert_hf("X-B: 1\r\n", "X-Keep\r\nX-Evil: 1") end,
-    function() sip.remove_hf("Via\r\n") end,
-    function() sip.is_present_hf("X Bad") end,
-    function() sip.append_to_reply("X-R: 1\nX-S: 2") end,
+    function() sip.append_hf("X-A: 1" .. crlf .. crlf .. "INVITE sip:x SIP/2.0" .. crlf) end,
+    function() sip.append_hf("no colon " .. "here") end,
+    function() sip.insert_hf("X-B: 1", "X-Keep" .. crlf .. "X-Evil: 1") end,
+    function() sip.remove_hf("Via" .. crlf) end,
+    function() sip.is_present_hf("X " .. "Bad") end,
+    function() sip.append_to_reply("X-R: 1\nX-S: " .. "2") end,
   }) do
     local ok = pcall(f)
     r[#r + 1] = tostring(ok)
@@ -138,10 +140,21 @@ end"#,
         "{out}"
     );
     assert!(!out.contains("X-Evil") && !out.contains("no colon"));
-    // A bad literal reaches the log with the script line (500 to the caller).
-    let w = worker("function route.main()\n  sip.append_hf(\"X-A: 1\\r\\n\\r\\nbody\")\nend");
+    // At run time the error reaches the log with the script line and the
+    // caller gets a 500.
+    let w = worker("function route.main()\n  local b = \"body\"\n  sip.append_hf(\"X-A: 1\\r\\n\\r\\n\" .. b)\nend");
     let out = run(&w, INVITE, Proto::Udp);
     assert!(out[0].2.starts_with("SIP/2.0 500 "), "{}", out[0].2);
+    // A literal is an error of `lunasip check`, with file and line.
+    let e = lunasip::script::check::check(&lunasip::script::Source {
+        name: "t.lua".into(),
+        code: format!(
+            "{HEAD}function route.main()\n  sip.append_hf(\"X-A: 1\\r\\n\\r\\nbody\")\nend\n"
+        ),
+    })
+    .unwrap_err()
+    .0;
+    assert!(e.starts_with("t.lua:3: sip.append_hf: "), "{e}");
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! SDP body; `lex.rs`, `params.rs` and `split.rs` are the shared
 //! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
 
+pub mod args;
 mod cache;
 mod edit;
 pub mod error;

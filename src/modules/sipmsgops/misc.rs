@@ -4,12 +4,13 @@
 
 use mlua::{Lua, MultiValue};
 
-use super::hf::{check_name, glob, header_lines};
+use super::hf::glob;
 use super::{msg_mut, ret_code};
 use crate::pv::Value;
 use crate::script::api::pv_fmt;
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
+use crate::sip::args::{check_name, header_lines};
 use crate::sip::{sdp, HeaderKind, Message, Uri};
 
 /// sipmsgops.c `append_time_f`: a `Date:` header (RFC 822 form, GMT) in

@@ -6,7 +6,8 @@
 //! lumps), except the R-URI. `sip.msg_apply_changes()` makes every change
 //! visible (docs/message-changes.md).
 //!
-//! Files: `hf.rs` headers and replies, `uri.rs` R-URI parameters,
+//! Files: `hf.rs` headers and replies (the argument checks are in
+//! `sip::args`, shared with `lunasip check`), `uri.rs` R-URI parameters,
 //! `body.rs` body and SDP streams, `codecs.rs` SDP payload types,
 //! `parts.rs` body parts, `misc.rs` the rest (append_time, list headers…),
 //! `validate.rs` sipmsg_validate.

@@ -10,11 +10,11 @@ use mlua::{Lua, MultiValue};
 use std::ops::Range;
 
 use super::body::check_mime;
-use super::hf::header_lines;
 use super::{msg_mut, ret_code};
 use crate::script::api::pv_fmt;
 use crate::script::exports::Args;
 use crate::script::host::State;
+use crate::sip::args::header_lines;
 use crate::sip::{sdp, HeaderKind, Message};
 
 /// msg_translator.h OSS_BOUNDARY.
