@@ -223,7 +223,7 @@ fn unknown_sugar_name_is_located_at_the_script_line() {
   local ok, err = pcall(function()
     return sip.pv["no" .. "such"]
   end)
-  sip.append_hf("X-E: " .. tostring(err):gsub("%$", "") .. "\r\n")
+  sip.append_hf("X-E: " .. tostring(err):gsub("\r?\n.*", ""):gsub("%$", "") .. "\r\n")
   sip.forward("sip:192.0.2.5")
 end"#,
     );
@@ -407,7 +407,7 @@ fn many_dynamic_specs_and_located_errors() {
   local bad = "$" .. "no" .. "such"
   local ok, err = pcall(sip.pv.get, bad)
   sip.append_hf("X-Sum: " .. sum .. "\r\n")
-  sip.append_hf("X-E: " .. tostring(err):gsub("%$", "") .. "\r\n")
+  sip.append_hf("X-E: " .. tostring(err):gsub("\r?\n.*", ""):gsub("%$", "") .. "\r\n")
   sip.forward("sip:192.0.2.5")
 end"#,
     );

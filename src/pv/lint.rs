@@ -76,8 +76,127 @@ fn ident(s: &str) -> &str {
     &s[..end]
 }
 
+/// A string literal standing alone as an argument (followed by `,` or
+/// `)`, not `..`): what a check may judge without running the script.
+fn standalone_lit(args: &str) -> Option<String> {
+    let s = args.trim_start();
+    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let mut esc = false;
+    let end = s[1..].char_indices().find_map(|(i, c)| {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == q {
+            return Some(i + 1);
+        }
+        None
+    })?;
+    let after = s[end + 1..].trim_start();
+    (after.starts_with(',') || after.starts_with(')')).then(|| string_lit(s))?
+}
+
+/// The argument lists (text after the `(`) of the calls of `full` (a
+/// whole `sip.…` name, not part of a longer one) in `line`.
+fn calls<'l>(line: &'l str, full: &str) -> Vec<&'l str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(p) = line[from..].find(full) {
+        let at = from + p;
+        from = at + full.len();
+        let glued = line[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if let Some(args) = line[from..].trim_start().strip_prefix('(') {
+            if !glued {
+                out.push(args);
+            }
+        }
+    }
+    out
+}
+
+/// Literal regular expressions and `subst` expressions given to the
+/// functions vocab marks as taking them (`sip.textops.subst("/a/b/")`,
+/// `sip.remove_hf_re("^X-")`): compiled as the function will.
+fn check_patterns(line: &str) -> Result<(), String> {
+    use vocab::functions::Arg;
+    for f in vocab::functions::all() {
+        if !f
+            .args
+            .iter()
+            .any(|a| matches!(a.kind(), Arg::Regex | Arg::Subst))
+        {
+            continue;
+        }
+        let full = f.full_name();
+        for args in calls(line, &full) {
+            for (i, a) in f.args.iter().enumerate() {
+                let Some(lit) = nth_arg(args, i).and_then(standalone_lit) else {
+                    continue;
+                };
+                match a.kind() {
+                    Arg::Regex => {
+                        super::re::posix(&lit, super::re::Posix::PARAM)
+                            .map_err(|e| format!("{full}: {e}"))?;
+                    }
+                    Arg::Subst => {
+                        super::re::subst_expr(&lit).map_err(|e| format!("{full}: {e}"))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a literal argument of a message function must be.
+#[derive(Clone, Copy)]
+enum Literal {
+    Methods,
+    /// Header lines (checked when no pseudo-variable is in them).
+    Lines,
+    Name,
+}
+
+/// sipmsgops functions whose literal arguments are checked as the
+/// functions check them (`crate::sip::args`).
+const MESSAGE_ARGS: &[(&str, usize, Literal)] = &[
+    ("sip.is_method", 0, Literal::Methods),
+    ("sip.append_hf", 0, Literal::Lines),
+    ("sip.append_hf", 1, Literal::Name),
+    ("sip.insert_hf", 0, Literal::Lines),
+    ("sip.insert_hf", 1, Literal::Name),
+    ("sip.append_to_reply", 0, Literal::Lines),
+    ("sip.remove_hf", 0, Literal::Name),
+    ("sip.is_present_hf", 0, Literal::Name),
+];
+
+fn check_message_args(line: &str) -> Result<(), String> {
+    use crate::sip::args;
+    for (full, i, kind) in MESSAGE_ARGS {
+        for a in calls(line, full) {
+            let Some(lit) = nth_arg(a, *i).and_then(standalone_lit) else {
+                continue;
+            };
+            let r = match kind {
+                Literal::Methods => args::parse_methods(&lit).map(|_| ()),
+                Literal::Lines if !lit.contains('$') => args::header_lines(&lit).map(|_| ()),
+                Literal::Lines => Ok(()),
+                Literal::Name => args::check_name(&lit),
+            };
+            r.map_err(|e| format!("{full}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks the literal specs of one script line (comments already removed).
 pub fn check_line(line: &str) -> Result<(), String> {
+    check_patterns(line)?;
+    check_message_args(line)?;
     let mut from = 0;
     while let Some(p) = line[from..].find("sip.") {
         let at = from + p;
@@ -163,5 +282,37 @@ mod tests {
         let e = check_line(r#"sip.tr(v, "{s.substr,1}")"#).unwrap_err();
         assert!(e.contains("takes 2 arguments"), "{e}");
         check_line(r#"sip.tr(v, "{s.substr,1,2}")"#).unwrap();
+    }
+
+    #[test]
+    fn literal_patterns() {
+        check_line(r#"sip.textops.subst('/^(.*)@(.*)$/\\1@example.com/ig')"#).unwrap();
+        check_line(r#"sip.textops.search_append('m:.*sip:[^>[:cntrl:]]*', ';nat=yes')"#).unwrap();
+        check_line(r#"sip.textops.subst("/a/" .. x .. "/")"#).unwrap();
+        let e = check_line(r#"if sip.textops.search("(") then"#).unwrap_err();
+        assert!(
+            e.starts_with("sip.textops.search: bad regular expression '('"),
+            "{e}"
+        );
+        let e = check_line(r#"sip.textops.subst_uri("/a/b/q")"#).unwrap_err();
+        assert!(e.contains("unknown flag 'q'"), "{e}");
+        let e = check_line(r#"sip.remove_hf_re("X-[")"#).unwrap_err();
+        assert!(e.starts_with("sip.remove_hf_re:"), "{e}");
+        let e = check_line(r#"sip.stream_delete("video", "RTP/(")"#).unwrap_err();
+        assert!(e.starts_with("sip.stream_delete:"), "{e}");
+    }
+
+    #[test]
+    fn literal_message_args() {
+        check_line(r#"if sip.is_method("REGISTER|MESSAGE") then sip.append_hf("P-hint: outbound\r\n") end"#).unwrap();
+        check_line(r#"sip.append_hf("X-A: $var(x)\r\n\r\n")"#).unwrap();
+        let e = check_line(r#"sip.is_method("INVITE|KDMQ")"#).unwrap_err();
+        assert!(e.starts_with("sip.is_method: 'KDMQ'"), "{e}");
+        let e = check_line(r#"sip.append_hf("X-A: 1\r\n\r\nbody")"#).unwrap_err();
+        assert!(e.starts_with("sip.append_hf:"), "{e}");
+        let e = check_line(r#"sip.insert_hf("X-A: 1", "Via\r\nX")"#).unwrap_err();
+        assert!(e.starts_with("sip.insert_hf:"), "{e}");
+        let e = check_line(r#"if sip.is_present_hf("X Bad") then end"#).unwrap_err();
+        assert!(e.starts_with("sip.is_present_hf:"), "{e}");
     }
 }

@@ -384,6 +384,12 @@ pub fn parse_spec_at(s: &str) -> Result<Spec, SpecError> {
     parse_whole(s.trim(), lead, 0)
 }
 
+/// A spec at the start of `s` (`$ru…`) and the bytes it takes; the rest
+/// is left alone (the PVs inside a `subst` replacement).
+pub fn parse_spec_prefix(s: &str) -> Result<(Spec, usize), SpecError> {
+    parse_at(s, 0, 0, true)
+}
+
 /// Parses an xlog format: text with specs; `\n`, `\t`, `\r`, `\\` and
 /// `\$` escapes. A '$' not followed by a name is text.
 pub fn parse_format(s: &str) -> Result<Vec<Part>, String> {

@@ -51,12 +51,6 @@ impl Message {
         self.edits.truncate(mark);
     }
 
-    /// Whether a later edit replaces exactly the same range as edit `i`.
-    fn superseded(&self, i: usize) -> bool {
-        let r = &self.edits[i].range;
-        !r.is_empty() && self.edits[i + 1..].iter().any(|e| e.range == *r)
-    }
-
     /// Whether an earlier removal already covers `range`.
     fn removed(&self, range: Range<u32>) -> bool {
         self.edits.iter().any(|e| {
@@ -222,58 +216,25 @@ impl Message {
         }
     }
 
-    /// Writes the message with all edits applied in one pass. Content-Length
-    /// is kept as received (the body is not edited in this layer yet).
+    /// Writes the message with all edits applied in one pass. When an edit
+    /// falls in the body, Content-Length is rewritten to the new body's
+    /// length (see `rewrite.rs`); otherwise it is kept as received.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let extra: usize = self.edits.iter().map(|e| e.text.len()).sum();
         out.reserve(self.buf.len() + extra);
-        self.write_range(out, 0..self.buf.len() as u32, true);
+        if self.body_edited() {
+            self.write_with_new_length(out);
+        } else {
+            self.write_range(out, 0..self.buf.len() as u32, true);
+        }
     }
 
     /// Copies `range` of the buffer with the edits inside it applied. With
     /// `edges` false, insertions at `range.start` and `range.end` belong to
     /// the neighbours and are left out (a prepended Via is not part of the
     /// first request Via line).
-    fn write_range(&self, out: &mut Vec<u8>, range: Range<u32>, edges: bool) {
-        let n = self.edits.len();
-        let mut inline = [0u32; INLINE_EDITS];
-        let mut heap = Vec::new();
-        let order: &mut [u32] = if n <= INLINE_EDITS {
-            &mut inline[..n]
-        } else {
-            heap.resize(n, 0u32);
-            &mut heap
-        };
-        for (i, slot) in order.iter_mut().enumerate() {
-            *slot = i as u32;
-        }
-        // Stable: equal keys stay in the order made.
-        order.sort_by_key(|&i| key(&self.edits[i as usize].range));
-
-        let mut cur = range.start as usize;
-        for &i in order.iter() {
-            let i = i as usize;
-            let e = &self.edits[i];
-            let (s, t) = (e.range.start as usize, e.range.end as usize);
-            let inside = if e.range.is_empty() {
-                if edges {
-                    e.range.start >= range.start && e.range.start <= range.end
-                } else {
-                    e.range.start > range.start && e.range.start < range.end
-                }
-            } else {
-                e.range.start >= range.start && e.range.end <= range.end
-            };
-            // Outside, overridden, or starting in bytes already replaced
-            // (nested in a removed line or a replaced value): dropped.
-            if !inside || self.superseded(i) || s < cur {
-                continue;
-            }
-            out.extend_from_slice(self.buf.get(cur..s).unwrap_or(&[]));
-            out.extend_from_slice(e.text.as_bytes());
-            cur = t;
-        }
-        out.extend_from_slice(self.buf.get(cur..range.end as usize).unwrap_or(&[]));
+    pub(super) fn write_range(&self, out: &mut Vec<u8>, range: Range<u32>, edges: bool) {
+        write_edits(&self.buf, &self.edits, out, range, edges);
     }
 
     /// Writes the Via lines (with the edits that fall in them), From, To,
@@ -306,6 +267,63 @@ impl Message {
             }
         }
     }
+}
+
+/// Whether a later edit replaces exactly the same range as edit `i`.
+fn superseded(edits: &[Edit], i: usize) -> bool {
+    let r = &edits[i].range;
+    !r.is_empty() && edits[i + 1..].iter().any(|e| e.range == *r)
+}
+
+/// Copies `range` of `buf` with the `edits` inside it applied (see
+/// [`Message::write_range`]).
+pub(super) fn write_edits(
+    buf: &[u8],
+    edits: &[Edit],
+    out: &mut Vec<u8>,
+    range: Range<u32>,
+    edges: bool,
+) {
+    let n = edits.len();
+
+    let mut inline = [0u32; INLINE_EDITS];
+    let mut heap = Vec::new();
+    let order: &mut [u32] = if n <= INLINE_EDITS {
+        &mut inline[..n]
+    } else {
+        heap.resize(n, 0u32);
+        &mut heap
+    };
+    for (i, slot) in order.iter_mut().enumerate() {
+        *slot = i as u32;
+    }
+    // Stable: equal keys stay in the order made.
+    order.sort_by_key(|&i| key(&edits[i as usize].range));
+
+    let mut cur = range.start as usize;
+    for &i in order.iter() {
+        let i = i as usize;
+        let e = &edits[i];
+        let (s, t) = (e.range.start as usize, e.range.end as usize);
+        let inside = if e.range.is_empty() {
+            if edges {
+                e.range.start >= range.start && e.range.start <= range.end
+            } else {
+                e.range.start > range.start && e.range.start < range.end
+            }
+        } else {
+            e.range.start >= range.start && e.range.end <= range.end
+        };
+        // Outside, overridden, or starting in bytes already replaced
+        // (nested in a removed line or a replaced value): dropped.
+        if !inside || superseded(edits, i) || s < cur {
+            continue;
+        }
+        out.extend_from_slice(buf.get(cur..s).unwrap_or(&[]));
+        out.extend_from_slice(e.text.as_bytes());
+        cur = t;
+    }
+    out.extend_from_slice(buf.get(cur..range.end as usize).unwrap_or(&[]));
 }
 
 #[cfg(test)]

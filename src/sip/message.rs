@@ -177,6 +177,9 @@ pub struct Message {
     pub(super) kinds: KindIndex,
     /// Typed views parsed on first use (also filled by `validate_*`).
     pub(super) cache: Cache,
+    /// Header lines (CRLF-terminated) for every reply lunasip itself
+    /// builds to this request (OpenSIPS `append_to_reply`).
+    pub(super) reply_headers: String,
 }
 
 impl Message {

@@ -11,9 +11,12 @@
 //! `cache.rs` keeps what the getters parsed (and where each header kind
 //! is), `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records
 //! edits and serializes, `reply.rs` builds stateless replies, `framing.rs`
-//! cuts stream frames; `lex.rs`, `params.rs` and `split.rs` are the shared
+//! cuts stream frames, `rewrite.rs` holds edits by position (the script's
+//! text functions) and the Content-Length they imply, `sdp.rs` indexes an
+//! SDP body; `lex.rs`, `params.rs` and `split.rs` are the shared
 //! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
 
+pub mod args;
 mod cache;
 mod edit;
 pub mod error;
@@ -25,6 +28,8 @@ pub mod nameaddr;
 mod params;
 mod parse;
 pub mod reply;
+mod rewrite;
+pub mod sdp;
 pub mod split;
 pub mod uri;
 mod validate;
@@ -38,6 +43,7 @@ pub use framing::Frame;
 pub use header::HeaderKind;
 pub use message::{CSeq, Edit, HeaderRef, Message, Method};
 pub use nameaddr::{Contacts, NameAddr};
+pub use rewrite::EditError;
 pub use uri::{Scheme, Uri};
 pub use via::Via;
 

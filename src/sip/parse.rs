@@ -264,6 +264,7 @@ pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
         edits: Vec::new(),
         kinds,
         cache: Default::default(),
+        reply_headers: String::new(),
     })
 }
 

@@ -6,7 +6,8 @@ use super::Message;
 /// Writes a complete reply to `req` into `out`: status line, the request's
 /// Vias (with their edits), From, To (adding `to_tag` when the request's To
 /// has none and `code` > 100), Call-ID, CSeq, `extra` (raw header lines, CRLF
-/// terminated), `Content-Length: 0`, blank line.
+/// terminated), the lines `append_to_reply` added to the request,
+/// `Content-Length: 0`, blank line.
 pub fn write_reply(
     req: &Message,
     code: u16,
@@ -25,6 +26,7 @@ pub fn write_reply(
     // RFC 3261 §8.2.6.2: a 100 Trying carries no To tag.
     req.write_reply_headers(out, if code > 100 { to_tag } else { None });
     out.extend_from_slice(extra.as_bytes());
+    out.extend_from_slice(req.reply_headers.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 

@@ -14,6 +14,7 @@ mod signaling;
 mod sipmsgops;
 mod sl;
 mod statistics;
+mod textops;
 mod tm;
 
 use crate::route::{RouteMask, RouteType};
@@ -29,6 +30,8 @@ pub enum Arg {
     Format,
     /// A regular expression (POSIX extended, as OpenSIPS).
     Regex,
+    /// A sed-like substitution `/re/replacement/flags` (textops `subst`).
+    Subst,
     /// The name of a route of this type, which the script must define.
     RouteName(RouteType),
     /// A pseudo-variable spec the function writes (`"$var(n)"`).
@@ -139,6 +142,7 @@ static MODULES: &[&[Function]] = &[
     cfgutils::FUNCTIONS,
     registrar::FUNCTIONS,
     cachedb_local::FUNCTIONS,
+    textops::FUNCTIONS,
 ];
 
 /// Every function.

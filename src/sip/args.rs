@@ -1,0 +1,145 @@
+//! What scripts hand to the message functions, checked before it
+//! touches a message: header names, header lines, method lists (OpenSIPS
+//! sipmsgops.c fixups). Also used by `lunasip check` on literals.
+
+use super::Method;
+
+/// OpenSIPS's method ids (parser/msg_parser.h), as a bit each.
+pub fn method_bit(m: Method) -> u32 {
+    match m {
+        Method::Invite => 1,
+        Method::Cancel => 2,
+        Method::Ack => 4,
+        Method::Bye => 8,
+        Method::Info => 16,
+        Method::Options => 32,
+        Method::Update => 64,
+        Method::Register => 128,
+        Method::Message => 256,
+        Method::Subscribe => 512,
+        Method::Notify => 1024,
+        Method::Prack => 2048,
+        Method::Refer => 4096,
+        Method::Publish => 8192,
+        Method::Other => 16384,
+    }
+}
+
+/// What `is_method`'s argument asks for (sipmsgops.c `fixup_method`):
+/// known methods by id (names case-insensitive), a single unknown one by
+/// name; a `|` list may hold known methods only.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MethodWant {
+    Ids(u32),
+    Name(String),
+}
+
+pub fn parse_methods(arg: &str) -> Result<MethodWant, String> {
+    if arg.is_empty() {
+        return Err("empty method name".into());
+    }
+    let list = arg.contains('|') || arg.contains(',');
+    let mut ids = 0;
+    for name in arg.split(['|', ',']) {
+        let name = name.trim();
+        let kind = Method::of(&name.to_ascii_uppercase());
+        if name.is_empty() || (kind == Method::Other && list) {
+            return Err(format!(
+                "'{name}' in '{arg}': a list may name only methods OpenSIPS knows (INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PRACK, REFER, PUBLISH)"
+            ));
+        }
+        if kind == Method::Other {
+            return Ok(MethodWant::Name(name.to_string()));
+        }
+        ids |= method_bit(kind);
+    }
+    Ok(MethodWant::Ids(ids))
+}
+
+/// A header name as a script gives it: a token (RFC 3261 §25.1), so no
+/// CR, LF, colon or space can slip into a header line.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("'{}' is not a header name", name.escape_debug()));
+    }
+    Ok(())
+}
+
+/// Header lines as a script gives them: each `Name: value`, CRLF
+/// terminated (a missing final CRLF is added, as lunasip always did,
+/// rather than glued to the next line as OpenSIPS would), folding
+/// allowed; no empty line, no bare CR or LF.
+pub fn header_lines(text: &str) -> Result<String, String> {
+    let mut t = text.to_string();
+    if t.ends_with('\n') && !t.ends_with("\r\n") {
+        t.pop();
+    }
+    if !t.ends_with("\r\n") {
+        t.push_str("\r\n");
+    }
+    let bad = |why: &str| {
+        Err(format!(
+            "'{}' is not header lines: {why}",
+            text.escape_debug()
+        ))
+    };
+    let body = &t[..t.len() - 2];
+    for (i, line) in body.split("\r\n").enumerate() {
+        if line.contains(['\r', '\n']) {
+            return bad("a bare CR or LF");
+        }
+        if line.starts_with([' ', '\t']) {
+            if i == 0 {
+                return bad("it starts with a continuation line");
+            }
+            continue;
+        }
+        let Some((name, _)) = line.split_once(':') else {
+            return bad("a line without ':'");
+        };
+        if check_name(name.trim_end()).is_err() {
+            return bad("a bad header name");
+        }
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_lists() {
+        assert_eq!(parse_methods("INVITE"), Ok(MethodWant::Ids(1)));
+        assert_eq!(parse_methods("invite|ack|BYE"), Ok(MethodWant::Ids(13)));
+        assert_eq!(parse_methods("KDMQ"), Ok(MethodWant::Name("KDMQ".into())));
+        assert!(parse_methods("INVITE|KDMQ").is_err());
+        assert!(parse_methods("").is_err());
+        assert!(parse_methods("INVITE|").is_err());
+    }
+
+    #[test]
+    fn header_text() {
+        assert_eq!(header_lines("X-A: 1").unwrap(), "X-A: 1\r\n");
+        assert_eq!(header_lines("X-A: 1\n").unwrap(), "X-A: 1\r\n");
+        assert_eq!(
+            header_lines("X-A: 1\r\nX-B: 2\r\n").unwrap(),
+            "X-A: 1\r\nX-B: 2\r\n"
+        );
+        header_lines("X-A: 1\r\n  folded\r\n").unwrap();
+        for bad in [
+            "X-A: 1\r\n\r\n",
+            "X-A 1",
+            "X-A: 1\nX-B: 2",
+            "Bad Name: 1",
+            ": x",
+            " X: 1",
+        ] {
+            assert!(header_lines(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("X-Foo").is_ok());
+        assert!(check_name("X-Foo\r\nX-Evil").is_err());
+        assert!(check_name("").is_err());
+    }
+}
