@@ -37,6 +37,7 @@ modules! {
     usrloc: MODULE;
     registrar: MODULE;
     cachedb_local: MODULE;
+    evi: MODULE;
 }
 
 #[cfg(test)]
