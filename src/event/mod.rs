@@ -122,7 +122,8 @@ pub fn subscribe(event: &str, socket: &str, expire: u64) -> Result<(), String> {
         s.push(Sub {
             event: event.to_string(),
             socket,
-            until: Some(Instant::now() + Duration::from_secs(expire)),
+            // An expiry past what the clock holds never expires.
+            until: Instant::now().checked_add(Duration::from_secs(expire)),
         });
     }
     Ok(())

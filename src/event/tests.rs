@@ -63,6 +63,11 @@ fn unknown_events_are_refused_and_script_events_declared_by_raising() {
     assert!(subscribers()
         .iter()
         .any(|(e, s, l)| e == "E_UNIT_MINE" && s == "udp:127.0.0.1:9" && *l <= Some(10)));
+    subscribe("E_UNIT_MINE", "udp:127.0.0.2:9", u64::MAX).expect("a huge expire never expires");
+    assert!(subscribers()
+        .iter()
+        .any(|(_, s, l)| s == "udp:127.0.0.2:9" && l.is_none()));
+    subscribe("E_UNIT_MINE", "udp:127.0.0.2:9", 0).expect("expire 0 unsubscribes");
     subscribe("E_UNIT_MINE", "udp:127.0.0.1:9", 0).expect("expire 0 unsubscribes");
     assert!(!subscribers().iter().any(|(e, _, _)| e == "E_UNIT_MINE"));
 }

@@ -109,7 +109,11 @@ fn subscribe_event(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
     let expire = a.opt_int(2)?.unwrap_or(0);
     let expire = u64::try_from(expire).map_err(|_| a.err("expire must be >= 0"))?;
     // OpenSIPS: a script subscription without expire never expires.
-    let expire = if a.opt_int(2)?.is_none() { u64::MAX / 4 } else { expire };
+    let expire = if a.opt_int(2)?.is_none() {
+        u64::MAX
+    } else {
+        expire
+    };
     match event::subscribe(&name, &sock, expire) {
         Ok(()) => ret(lua, true),
         Err(e) => {
