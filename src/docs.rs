@@ -92,8 +92,9 @@ pub fn modules_markdown() -> String {
     );
     out.push_str("module's `module_exports`): Lua functions (`exports`, see lua-api.md), MI commands (`mi`,\n");
     out.push_str(
-        "see mi.md), pseudo-variables (`pvs`), statistics (`stats`, group named after the module, see statistics.md), the\n",
+        "see mi.md), pseudo-variables (`pvs`), statistics (`stats`, group named after the module, see statistics.md), events (`events`,\n",
     );
+    out.push_str("raised from one call site each, see `events_list`), the\n");
     out.push_str("keys it reads from `config.modules.<name>` (`params`; any other key is an error at `lunasip check`) and lifecycle hooks: `init` (once per\n");
     out.push_str("process, after the first config is committed), `child_init` (in each SIP worker once it is\n");
     out.push_str("ready; rank 0 runs `startup_route`) and `shutdown`. A new module is a file or folder under src/modules/\n");
@@ -120,6 +121,12 @@ pub fn modules_markdown() -> String {
             .map(|s| format!("`{}:{}`", m.name, s.name))
             .collect();
         let _ = writeln!(out, "* statistics: {}", list(stats));
+        let events = m
+            .events
+            .iter()
+            .map(|e| format!("`{}` ({}): {}", e.name, e.params.join(", "), e.doc))
+            .collect();
+        let _ = writeln!(out, "* events: {}", list(events));
         let hooks: Vec<String> = [
             ("init", m.init.is_some()),
             ("child_init", m.child_init.is_some()),

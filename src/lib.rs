@@ -5,6 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod docs;
+pub mod event;
 pub mod journal;
 pub mod logging;
 pub mod mi;

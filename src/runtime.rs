@@ -11,7 +11,7 @@ use std::thread;
 
 use crate::config::Config;
 use crate::mi;
-use crate::proxy::worker::{run_detached, udp_loop, Worker};
+use crate::proxy::worker::{run_detached, run_event, udp_loop, Worker};
 use crate::script::route::RouteType;
 use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
@@ -398,6 +398,13 @@ fn worker_main(
     tm: Arc<crate::proxy::tm::Tm>,
     mut timers: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::tm::wheel::TimerEvent>,
 ) {
+    // event_route handlers run in the first worker, from a bounded queue
+    // (a full one drops the event, counted in evi:dropped).
+    let mut events = (id == 0).then(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        crate::event::set_route_queue(tx);
+        rx
+    });
     crate::stats::bind_thread(id);
     crate::logging::bind_worker(id);
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -430,6 +437,9 @@ fn worker_main(
                 return;
             }
         };
+        if id == 0 {
+            crate::event::set_route_names(host.event_route_names());
+        }
         let tcp = Rc::new(TcpCtx {
             table,
             idle: cfg.tcp_idle_timeout,
@@ -474,7 +484,12 @@ fn worker_main(
             while reload.changed().await.is_ok() {
                 let src = reload.borrow_and_update().clone();
                 match Host::new(&src, env.clone()) {
-                    Ok(h) => w.swap_host(h),
+                    Ok(h) => {
+                        if id == 0 {
+                            crate::event::set_route_names(h.event_route_names());
+                        }
+                        w.swap_host(h)
+                    }
                     Err(e) => {
                         tracing::error!("worker {id}: reload failed, keeping the old script: {e}")
                     }
@@ -487,6 +502,17 @@ fn worker_main(
             let host = worker.host();
             if run_detached(&*host, RouteType::Startup, "main") {
                 worker.flush().await;
+            }
+            if let Some(mut rx) = events.take() {
+                let w = worker.clone();
+                tokio::task::spawn_local(async move {
+                    while let Some((name, params)) = rx.recv().await {
+                        let host = w.host();
+                        if run_event(&*host, RouteType::Event, &name, &params) {
+                            w.flush().await;
+                        }
+                    }
+                });
             }
             for (name, every) in host.timers() {
                 let w = worker.clone();

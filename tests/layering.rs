@@ -45,8 +45,12 @@ fn allowed(layer: &str) -> &'static [&'static str] {
             "modules::ALL",
             "modules::register",
         ],
+        // The event interface: registry, subscribers, delivery; it reads
+        // the modules' declared events and nothing else of them.
+        "event" => &["event", "modules::ALL"],
         "modules" => &[
             "modules",
+            "event",
             "db",
             "script",
             "proxy",
@@ -70,6 +74,7 @@ const LAYERS: &[&str] = &[
     "script",
     "mi",
     "db",
+    "event",
     "modules",
 ];
 

@@ -181,6 +181,11 @@ pub fn bind(cmd: &Command, params: Option<Value>) -> Result<Params, MiError> {
                 }
                 Value::Array(a)
             }
+            (Kind::Object, Value::Object(o)) => Value::Object(o),
+            (Kind::Object, Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+                Ok(Value::Object(o)) => Value::Object(o),
+                _ => return Err(bad()),
+            },
             _ => return Err(bad()),
         };
         out.insert(p.name.to_string(), v);

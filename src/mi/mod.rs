@@ -31,6 +31,8 @@ pub enum Kind {
     /// A list of strings; as the last positional parameter it takes every
     /// remaining positional value (`get_statistics core: sl:`).
     Array,
+    /// A JSON object (a string holding one is accepted too).
+    Object,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Str => "string",
             Kind::Int => "integer",
             Kind::Array => "array",
+            Kind::Object => "object",
         }
     }
 }
@@ -164,6 +167,11 @@ impl Params {
 
     pub fn int(&self, name: &str) -> Option<i64> {
         self.0.get(name).and_then(Value::as_i64)
+    }
+
+    /// A parameter's value as given (an [`Kind::Object`] one).
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
     }
 
     pub fn strings(&self, name: &str) -> Vec<&str> {

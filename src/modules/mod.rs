@@ -38,6 +38,7 @@ modules! {
     registrar: MODULE;
     cachedb_local: MODULE;
     textops: MODULE;
+    evi: MODULE;
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub struct Module {
     pub pvs: &'static [crate::pv::PvDef],
     /// Statistics, shown in group `name` (`dispatcher:probes_sent`).
     pub stats: &'static [crate::stats::StatDecl],
+    /// The events it raises (`events_list`, docs/modules.md).
+    pub events: &'static [crate::event::EventDecl],
     /// The keys of `config.modules.<name>` it reads (docs/modules.md).
     pub params: &'static [Param],
     /// Once per process, after the first config is committed.
@@ -106,6 +108,7 @@ impl Module {
         mi: &[],
         pvs: &[],
         stats: &[],
+        events: &[],
         params: &[],
         init: None,
         child_init: None,

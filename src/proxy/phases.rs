@@ -101,7 +101,11 @@ pub trait Phases {
     /// The timer routes and their intervals.
     fn timers(&self) -> Vec<(String, std::time::Duration)>;
 
-    /// `event_route[name]` for a raised event; no message. `None` when the
-    /// script does not subscribe.
-    fn event(&self, name: &str) -> Option<Outcome>;
+    /// `event_route[name]` for a raised event, with its parameters; no
+    /// message. `None` when the script has no such route.
+    fn event(
+        &self,
+        name: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Outcome>;
 }

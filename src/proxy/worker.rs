@@ -450,13 +450,25 @@ fn log_detached(rt: RouteType, name: &str, o: &Outcome) {
     }
 }
 
-/// Runs a route that has no message and cannot wait (startup, event),
-/// logging a failure; false when the script has no such route.
+/// Runs a route that has no message and cannot wait (startup, event with
+/// no parameters), logging a failure; false when the script has no such
+/// route.
 pub fn run_detached(host: &dyn Phases, rt: RouteType, name: &str) -> bool {
+    run_event(host, rt, name, &serde_json::Map::new())
+}
+
+/// Runs `event_route[name]` (or startup_route) with the event's
+/// parameters, logging a failure; false when the script has no such route.
+pub fn run_event(
+    host: &dyn Phases,
+    rt: RouteType,
+    name: &str,
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
     reset_detached(host, rt, name);
     let outcome = match rt {
         RouteType::Startup => host.startup(),
-        _ => host.event(name),
+        _ => host.event(name, params),
     };
     if let Some(o) = &outcome {
         log_detached(rt, name, o);

@@ -327,6 +327,17 @@ impl Host {
         out
     }
 
+    /// The names of the script's `event_route` handlers.
+    pub fn event_route_names(&self) -> Vec<String> {
+        let Ok(t) = self.lua.globals().get::<Table>(RouteType::Event.table()) else {
+            return Vec::new();
+        };
+        t.pairs::<String, Function>()
+            .flatten()
+            .map(|(n, _)| n)
+            .collect()
+    }
+
     /// A named route function, if the script defines it.
     pub fn route(&self, t: RouteType, name: &str) -> Option<Function> {
         route_fn(&self.lua, t, name)

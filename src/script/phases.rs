@@ -96,8 +96,30 @@ impl Phases for Host {
             .collect()
     }
 
-    fn event(&self, name: &str) -> Option<Outcome> {
-        self.run_named(RouteType::Event, name)
+    fn event(
+        &self,
+        name: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Outcome> {
+        let f = self.route(RouteType::Event, name)?;
+        let args = self.lua.create_table().and_then(|t| {
+            for (k, v) in params {
+                match v {
+                    serde_json::Value::String(s) => t.set(k.as_str(), s.as_str())?,
+                    serde_json::Value::Bool(b) => t.set(k.as_str(), *b)?,
+                    serde_json::Value::Number(n) => match n.as_i64() {
+                        Some(i) => t.set(k.as_str(), i)?,
+                        None => t.set(k.as_str(), n.as_f64().unwrap_or(0.0))?,
+                    },
+                    other => t.set(k.as_str(), other.to_string())?,
+                }
+            }
+            Ok(t)
+        });
+        Some(match args {
+            Ok(t) => self.invoke_with(&f, t),
+            Err(e) => Outcome::Failed(super::host::describe(&e)),
+        })
     }
 }
 

@@ -132,6 +132,7 @@ fn declared_groups_in_order_and_unique() {
             "dispatcher",
             "usrloc",
             "registrar",
+            "evi",
             "memory"
         ]
     );

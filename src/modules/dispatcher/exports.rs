@@ -23,6 +23,7 @@ pub static MODULE: Module = Module {
     doc: "Load balancing and failover over sets of destinations (OpenSIPS dispatcher). See docs/dispatcher.md.",
     exports: super::lua::EXPORTS,
     mi: super::mi::COMMANDS,
+    events: super::EVENTS,
     stats: &[
         StatDecl::counter(
             "probes_sent",

@@ -319,9 +319,17 @@ fn new_names(only: Option<&str>, cur: &Sets) -> Vec<String> {
         .collect()
 }
 
+/// E_DISPATCHER_STATUS, as OpenSIPS 3.4 modules/dispatcher/dispatch.c
+/// raises it (`partition` only for a partition other than the default).
+pub static EVENTS: &[crate::event::EventDecl] = &[crate::event::EventDecl {
+    name: "E_DISPATCHER_STATUS",
+    params: &["partition", "group", "address", "status"],
+    doc: "A destination's state changed: status `active`, or `inactive` for inactive and probing.",
+}];
+
 /// Changes a destination's state; the one place a state change happens,
-/// so the E_DISPATCHER_STATUS event can be raised here once the event
-/// interface exists.
+/// and the one place E_DISPATCHER_STATUS is raised: on every change, with
+/// status `inactive` for inactive and probing, as OpenSIPS does.
 pub fn set_state(partition: &str, setid: i64, d: &sets::Dest, state: u8) {
     let old = d.state.swap(state, std::sync::atomic::Ordering::Relaxed);
     if old != state {
@@ -333,6 +341,18 @@ pub fn set_state(partition: &str, setid: i64, d: &sets::Dest, state: u8) {
             d.uri,
             sets::state_name(state)
         );
+        let mut m = serde_json::Map::new();
+        if partition != "default" {
+            m.insert("partition".into(), partition.into());
+        }
+        m.insert("group".into(), setid.into());
+        m.insert("address".into(), d.uri.as_str().into());
+        let status = match state {
+            sets::ACTIVE => "active",
+            _ => "inactive",
+        };
+        m.insert("status".into(), status.into());
+        crate::event::raise_declared("E_DISPATCHER_STATUS", m);
     }
 }
 

@@ -1,26 +1,50 @@
 //! The one place usrloc's events are raised (OpenSIPS's
 //! `E_UL_AOR_INSERT`, `E_UL_AOR_DELETE`, `E_UL_CONTACT_INSERT`,
 //! `E_UL_CONTACT_UPDATE`, `E_UL_CONTACT_DELETE`, `E_UL_CONTACT_REFRESH`).
-//! Until the event interface exists they are logged at debug level; the
-//! events issue connects [`raise`] to it.
+//! Parameters as OpenSIPS 3.4's modules/usrloc/ul_evi.c names them.
+
+use serde_json::{Map, Value};
 
 use super::contact::Contact;
+use crate::event::EventDecl;
+
+const AOR: &[&str] = &["domain", "aor"];
+const CT: &[&str] = &[
+    "domain", "aor", "uri", "received", "path", "qval", "user_agent", "socket", "bflags",
+    "expires", "callid", "cseq",
+];
+
+/// The events usrloc declares (`Module::events`).
+pub static EVENTS: &[EventDecl] = &[
+    EventDecl { name: "E_UL_AOR_INSERT", params: AOR, doc: "An AoR got its first contact." },
+    EventDecl { name: "E_UL_AOR_DELETE", params: AOR, doc: "An AoR lost its last contact." },
+    EventDecl { name: "E_UL_CONTACT_INSERT", params: CT, doc: "A contact was added." },
+    EventDecl { name: "E_UL_CONTACT_UPDATE", params: CT, doc: "A contact changed." },
+    EventDecl { name: "E_UL_CONTACT_DELETE", params: CT, doc: "A contact was removed or expired." },
+    EventDecl { name: "E_UL_CONTACT_REFRESH", params: CT, doc: "A contact was refreshed (only its expiry and CSeq changed)." },
+];
 
 /// Raises `event` for `aor` in table `domain` (with the contact for the
 /// contact events).
 pub fn raise(event: &'static str, domain: &str, aor: &str, c: Option<&Contact>) {
-    match c {
-        Some(c) => tracing::debug!(
-            event,
-            domain,
-            aor,
-            uri = c.uri.as_str(),
-            callid = c.callid.as_str(),
-            expires = c.expires,
-            "usrloc event"
-        ),
-        None => tracing::debug!(event, domain, aor, "usrloc event"),
+    let mut m = Map::new();
+    m.insert("domain".into(), Value::from(domain));
+    m.insert("aor".into(), Value::from(aor));
+    if let Some(c) = c {
+        let opt = |v: &Option<String>| Value::from(v.clone().unwrap_or_default());
+        m.insert("uri".into(), Value::from(c.uri.as_str()));
+        m.insert("received".into(), opt(&c.received));
+        m.insert("path".into(), opt(&c.path));
+        m.insert("qval".into(), Value::from(c.q));
+        m.insert("user_agent".into(), Value::from(c.user_agent.as_str()));
+        m.insert("socket".into(), opt(&c.socket));
+        m.insert("bflags".into(), Value::from(c.cflags));
+        m.insert("expires".into(), Value::from(c.expires));
+        m.insert("callid".into(), Value::from(c.callid.as_str()));
+        m.insert("cseq".into(), Value::from(c.cseq));
     }
+    tracing::debug!(event, domain, aor, "usrloc event");
+    crate::event::raise_declared(event, m);
 }
 
 /// The events of one change to an AoR's contacts.

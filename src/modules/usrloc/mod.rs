@@ -267,6 +267,7 @@ pub static MODULE: Module = Module {
     table: Some("usrloc"),
     doc: "The location service (OpenSIPS usrloc): registrations in memory shared by all workers, and in OpenSIPS's `location` table by `db_mode`. See docs/registrar.md.",
     mi: mi::COMMANDS,
+    events: events::EVENTS,
     stats: &[
         StatDecl::computed(
             "registered_users",

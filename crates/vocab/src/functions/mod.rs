@@ -7,6 +7,7 @@ mod cachedb_local;
 mod cfgutils;
 mod core;
 mod dispatcher;
+mod evi;
 mod maxfwd;
 mod registrar;
 mod rr;
@@ -38,6 +39,8 @@ pub enum Arg {
     Pv,
     /// A flag: a number 0..63 or a name.
     Flag,
+    /// A Lua table of names to values (event parameters).
+    Table,
     /// An argument that may be left out.
     Optional(&'static Arg),
 }
@@ -143,6 +146,7 @@ static MODULES: &[&[Function]] = &[
     registrar::FUNCTIONS,
     cachedb_local::FUNCTIONS,
     textops::FUNCTIONS,
+    evi::FUNCTIONS,
 ];
 
 /// Every function.
