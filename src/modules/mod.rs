@@ -37,6 +37,8 @@ modules! {
     usrloc: MODULE;
     registrar: MODULE;
     cachedb_local: MODULE;
+    auth: MODULE;
+    auth_db: MODULE;
 }
 
 #[cfg(test)]
@@ -96,6 +98,8 @@ pub struct Prepared {
     pub dispatcher: dispatcher::Prepared,
     pub usrloc: usrloc::Prepared,
     pub registrar: registrar::Prepared,
+    pub auth: auth::Prepared,
+    pub auth_db: auth_db::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -109,6 +113,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         dispatcher: dispatcher::prepare(modules)?,
         usrloc: usrloc::prepare(modules)?,
         registrar: registrar::prepare(modules)?,
+        auth: auth::prepare(modules)?,
+        auth_db: auth_db::prepare(modules)?,
     })
 }
 
@@ -122,6 +128,8 @@ impl Prepared {
         self.dispatcher.commit(listen)?;
         self.usrloc.commit()?;
         self.registrar.commit();
+        self.auth.commit();
+        self.auth_db.commit();
         init_all()
     }
 
