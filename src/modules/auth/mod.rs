@@ -233,8 +233,8 @@ pub fn pre_auth(st: &State, realm: &str, kind: Kind) -> Result<Option<Pending>, 
     let c = conf();
     // An algorithm lunasip does not compute gets a new challenge.
     let stale = match cred.alg() {
-        Err(()) => true,
-        Ok(alg) => match digest::use_nonce(&c.secret, &cred, alg, now()) {
+        None => true,
+        Some(alg) => match digest::use_nonce(&c.secret, &cred, alg, now()) {
             Ok(()) => {
                 return Ok(Some(Pending {
                     cred,

@@ -3,6 +3,8 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod auth;
+mod auth_db;
 mod cachedb_local;
 mod cfgutils;
 mod core;
@@ -139,6 +141,8 @@ static MODULES: &[&[Function]] = &[
     cfgutils::FUNCTIONS,
     registrar::FUNCTIONS,
     cachedb_local::FUNCTIONS,
+    auth::FUNCTIONS,
+    auth_db::FUNCTIONS,
 ];
 
 /// Every function.
