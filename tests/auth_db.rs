@@ -104,6 +104,12 @@ impl Drop for Tables {
 /// auth) and saves it once authorized; the second result of
 /// www_authorize goes out in a header of the challenge.
 fn script(t: &Tables, db_url: &str, auth: &str) -> String {
+    script_with(t, db_url, auth, "use_domain = 1", r#""auth""#)
+}
+
+/// [`script`] with other auth_db settings and www_challenge arguments
+/// after the realm.
+fn script_with(t: &Tables, db_url: &str, auth: &str, auth_db: &str, challenge: &str) -> String {
     format!(
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
@@ -111,7 +117,7 @@ fn script(t: &Tables, db_url: &str, auth: &str) -> String {
   modules = {{
     mi_fifo = false,
     auth = {{ {auth} }},
-    auth_db = {{ db_url = "{db_url}", use_domain = 1 }},
+    auth_db = {{ db_url = "{db_url}", {auth_db} }},
     usrloc = {{ db_mode = 3, db_url = "{MYSQL}" }},
   }},
 }}
@@ -122,7 +128,7 @@ function route.main()
     if not ok then
       if rc == 0 then sip.exit() end
       sip.xlog("L_INFO", "authorize rc=" .. rc)
-      sip.auth.www_challenge("example.com", "auth")
+      sip.auth.www_challenge("example.com", {challenge})
       sip.exit()
     end
     sip.auth.consume_credentials()
@@ -231,13 +237,18 @@ fn nonce_of(reply: &str) -> String {
 
 /// Digest credentials (MD5, qop=auth) for `user` with `password`.
 fn creds(user: &str, password: &str, nonce: &str, nc: u32) -> String {
+    creds_alg(Alg::Md5, user, password, nonce, nc)
+}
+
+fn creds_alg(alg: Alg, user: &str, password: &str, nonce: &str, nc: u32) -> String {
     let uri = "sip:127.0.0.1";
-    let ha1 = Alg::Md5.ha1(user, "example.com", password);
-    let ha2 = Alg::Md5.hex(format!("REGISTER:{uri}").as_bytes());
+    let ha1 = alg.ha1(user, "example.com", password);
+    let ha2 = alg.hex(format!("REGISTER:{uri}").as_bytes());
     let nc = format!("{nc:08x}");
-    let resp = Alg::Md5.hex(format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}").as_bytes());
+    let resp = alg.hex(format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}").as_bytes());
     format!(
-        "Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"c0ffee\", response=\"{resp}\", algorithm=MD5"
+        "Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"c0ffee\", response=\"{resp}\", algorithm={}",
+        alg.name()
     )
 }
 
@@ -355,4 +366,74 @@ fn database_down_answers_500_and_the_worker_stays_free() {
     assert_eq!(status(&r), "500", "{r}\n{}", p.log_text());
     drop(p);
     drop(held);
+}
+
+/// RFC 8760: the challenge offers SHA-256 before MD5 (one header each, as
+/// OpenSIPS), a SHA-256 answer is checked against ha1_sha256, and a SHA-256
+/// answer to the MD5 nonce is stale (the nonce names its algorithm).
+#[test]
+fn sha256_challenge_and_answer() {
+    let t = Tables::new();
+    t.add_user("gina@example.com", "pw");
+    let p = Proxy::start(&script_with(
+        &t,
+        MYSQL,
+        "secret = \"s5\"",
+        "use_domain = 1",
+        r#""auth", "MD5,SHA-256""#,
+    ));
+    let s = sock();
+    let ch = register(&s, p.port, "gina", 1, None);
+    assert_eq!(status(&ch), "401", "{ch}");
+    let hs: Vec<&str> = ch
+        .lines()
+        .filter(|l| l.starts_with("WWW-Authenticate:"))
+        .collect();
+    assert_eq!(hs.len(), 2, "{ch}");
+    assert!(
+        hs[0].ends_with("algorithm=SHA-256") && hs[1].ends_with("algorithm=MD5"),
+        "{ch}"
+    );
+    let n256 = nonce_of(hs[0]);
+    let n5 = nonce_of(hs[1]);
+    let r = register(
+        &s,
+        p.port,
+        "gina",
+        2,
+        Some(&creds_alg(Alg::Sha256, "gina", "pw", &n5, 1)),
+    );
+    assert_eq!(status(&r), "401", "{r}");
+    assert!(r.contains("stale=true"), "{r}");
+    let r = register(
+        &s,
+        p.port,
+        "gina",
+        3,
+        Some(&creds_alg(Alg::Sha256, "gina", "pw", &n256, 1)),
+    );
+    assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
+}
+
+/// calculate_ha1 with password_column = "password": HA1 computed from the
+/// plain password (OpenSIPS auth_db get_ha1); the ha1 columns are ignored.
+#[test]
+fn calculate_ha1_from_plain_password() {
+    let t = Tables::new();
+    t.add_user("hal@example.com", "plain1");
+    sql(&format!(
+        "UPDATE {} SET ha1 = 'x' WHERE username = 'hal'",
+        t.sub
+    ));
+    let p = Proxy::start(&script_with(
+        &t,
+        MYSQL,
+        "secret = \"s6\"",
+        "calculate_ha1 = 1, password_column = \"password\"",
+        r#""auth""#,
+    ));
+    let s = sock();
+    let n = nonce_of(&register(&s, p.port, "hal", 1, None));
+    let r = register(&s, p.port, "hal", 2, Some(&creds("hal", "plain1", &n, 1)));
+    assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
 }
