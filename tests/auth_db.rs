@@ -437,3 +437,35 @@ fn calculate_ha1_from_plain_password() {
     let r = register(&s, p.port, "hal", 2, Some(&creds("hal", "plain1", &n, 1)));
     assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
 }
+
+/// The corpus form (astpp-fs-frontend.cfg, clusterer-drouting.cfg):
+/// `www_authorize("", "subscriber")` and `www_challenge("", "0")`: the
+/// realm is the To host of the REGISTER, no qop (RFC 2069 response).
+#[test]
+fn corpus_form_empty_realm_no_qop() {
+    let t = Tables::new();
+    t.add_user("ivy@example.com", "pw");
+    let cfg = script_with(&t, MYSQL, "secret = \"s7\"", "use_domain = 1", r#""0""#)
+        .replace(r#"www_authorize("example.com""#, r#"www_authorize("""#)
+        .replace(r#"www_challenge("example.com""#, r#"www_challenge("""#);
+    let p = Proxy::start(&cfg);
+    let s = sock();
+    let ch = register(&s, p.port, "ivy", 1, None);
+    assert!(
+        ch.contains("WWW-Authenticate: Digest realm=\"example.com\", nonce=\""),
+        "{ch}"
+    );
+    assert!(!ch.contains("qop="), "{ch}");
+    let n = nonce_of(&ch);
+    let uri = "sip:127.0.0.1";
+    let ha1 = Alg::Md5.ha1("ivy", "example.com", "pw");
+    let ha2 = Alg::Md5.hex(format!("REGISTER:{uri}").as_bytes());
+    let resp = Alg::Md5.hex(format!("{ha1}:{n}:{ha2}").as_bytes());
+    let a = format!("Digest username=\"ivy\", realm=\"example.com\", nonce=\"{n}\", uri=\"{uri}\", response=\"{resp}\"");
+    let r = register(&s, p.port, "ivy", 2, Some(&a));
+    assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
+    // Without qop a nonce is good once.
+    let r = register(&s, p.port, "ivy", 3, Some(&a));
+    assert_eq!(status(&r), "401", "{r}");
+    assert!(r.contains("stale=true"), "{r}");
+}

@@ -78,6 +78,13 @@ impl Qop {
     /// A challenge's qop argument: `auth`, `auth-int` or both, comma
     /// separated (OpenSIPS fixup_qop).
     pub fn parse_list(s: &str) -> Option<Qop> {
+        // OpenSIPS 2.x's integer form, still in many configs: "0" none,
+        // "1" auth.
+        match s.trim() {
+            "0" => return Some(Qop::None),
+            "1" => return Some(Qop::Auth),
+            _ => {}
+        }
         let mut q = Qop::None;
         for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             q = match (t, q) {
@@ -427,5 +434,7 @@ mod tests {
         assert_eq!(use_nonce(b"s3", &c, Alg::Md5, 1001), Err(Stale::Expired));
         assert_eq!(Qop::parse_list("auth-int,auth"), Some(Qop::AuthIntAuth));
         assert_eq!(Qop::parse_list("x"), None);
+        assert_eq!(Qop::parse_list("0"), Some(Qop::None));
+        assert_eq!(Qop::parse_list("auth,auth-int"), Some(Qop::AuthAuthInt));
     }
 }

@@ -299,7 +299,7 @@ fn challenge(lua: &Lua, st: &State, a: Args, kind: Kind) -> mlua::Result<MultiVa
     let qop = match a.opt_str(1)? {
         None => Qop::None,
         Some(q) => Qop::parse_list(&q)
-            .ok_or_else(|| a.err(format!("bad qop '{q}' (auth, auth-int)")))?,
+            .ok_or_else(|| a.err(format!("bad qop '{q}' (auth, auth-int, both comma-separated, or 0/1)")))?,
     };
     let algs = parse_algs(&a.opt_str(2)?.unwrap_or_default()).map_err(|e| a.err(e))?;
     if realm_arg.contains(['"', '\r', '\n', '\\']) {
@@ -380,7 +380,7 @@ static EXPORTS: &[Export] = &[
         args: "(realm [, qop [, algorithms]])",
         returns: "ok, code (true, 0 with the 401 sent)",
         routes: R,
-        doc: "Answers 401 with a WWW-Authenticate for each algorithm (`\"MD5,SHA-256,SHA-512-256\"`; none: MD5 without naming it), a nonce that expires after `nonce_expire` and is signed with `secret`, `qop` (`auth`, `auth-int`, or both comma-separated; RFC 8760 algorithms imply `auth`), and `stale=true` when an authorize function found the nonce stale. An empty realm is the To host (REGISTER) or the From host. The script should `sip.exit()` after it.",
+        doc: "Answers 401 with a WWW-Authenticate for each algorithm (`\"MD5,SHA-256,SHA-512-256\"`; none: MD5 without naming it), a nonce that expires after `nonce_expire` and is signed with `secret`, `qop` (`auth`, `auth-int`, or both comma-separated; OpenSIPS 2.x's `\"0\"`/`\"1\"` mean none/auth; RFC 8760 algorithms imply `auth`), and `stale=true` when an authorize function found the nonce stale. An empty realm is the To host (REGISTER) or the From host. The script should `sip.exit()` after it.",
         func: Func::Sync(www_challenge),
     },
     Export {
