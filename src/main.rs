@@ -96,7 +96,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum DbCmd {
-    /// Create OpenSIPS 3.4's `version` and `location` tables (when missing)
+    /// Create OpenSIPS 3.4's `version`, `location` and `subscriber` tables (when missing)
     /// and record the table versions, on mysql://, postgres:// or sqlite:///path.
     Init {
         /// The database: mysql://user:pw@host/db, postgres://user@host/db, sqlite:///path/file.db.
@@ -104,6 +104,20 @@ enum DbCmd {
         /// The name of the location table (usrloc's table, `save("location")`).
         #[arg(long, default_value = "location")]
         location_table: String,
+        /// The name of the subscriber table (auth_db's, `www_authorize(realm, "subscriber")`).
+        #[arg(long, default_value = "subscriber")]
+        subscriber_table: String,
+    },
+    /// Add (or replace) a user in the subscriber table with its HA1 columns
+    /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
+    AddUser {
+        /// The database URL.
+        url: String,
+        /// user@domain
+        user: String,
+        password: String,
+        #[arg(long, default_value = "subscriber")]
+        table: String,
     },
 }
 
@@ -113,12 +127,35 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
         DbCmd::Init {
             url,
             location_table,
+            subscriber_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
-            let table = Ident::new(&location_table).map_err(|e| e.to_string())?;
-            for line in schema::init_wait(&pool, "location", &table).map_err(|e| e.to_string())? {
-                println!("{}: {line}", db::redact(&url));
+            for (kind, name) in [
+                ("location", location_table),
+                ("subscriber", subscriber_table),
+            ] {
+                let table = Ident::new(&name).map_err(|e| e.to_string())?;
+                for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {
+                    println!("{}: {line}", db::redact(&url));
+                }
             }
+            Ok(())
+        }
+        DbCmd::AddUser {
+            url,
+            user,
+            password,
+            table,
+        } => {
+            let (u, d) = user
+                .split_once('@')
+                .filter(|(u, d)| !u.is_empty() && !d.is_empty())
+                .ok_or_else(|| format!("'{user}' is not user@domain"))?;
+            let pool = db::open(&url).map_err(|e| e.to_string())?;
+            let table = Ident::new(&table).map_err(|e| e.to_string())?;
+            lunasip::modules::auth_db::add_user_wait(&pool, &table, u, d, &password)
+                .map_err(|e| e.to_string())?;
+            println!("{}: user {u}@{d} written to {table}", db::redact(&url));
             Ok(())
         }
     }

@@ -6,7 +6,7 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location"];
+pub const KINDS: &[&str] = &["version", "location", "subscriber"];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -59,6 +59,34 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    contact_id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT NULL,\n    contact TEXT NOT NULL,\n    received {text}(255) DEFAULT NULL,\n    path {text}(255) DEFAULT NULL,\n    expires {uint} NOT NULL,\n    q {q} DEFAULT 1.0 NOT NULL,\n    callid {text}(255) DEFAULT 'Default-Call-ID' NOT NULL,\n    cseq {int} DEFAULT 13 NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    flags {int} DEFAULT 0 NOT NULL,\n    cflags {text}(255) DEFAULT NULL,\n    user_agent {text}(255) DEFAULT '' NOT NULL,\n    socket {text}(64) DEFAULT NULL,\n    methods {int} DEFAULT NULL,\n    sip_instance {text}(255) DEFAULT NULL,\n    kv_store {kv} DEFAULT NULL,\n    attr {text}(255) DEFAULT NULL{inline}\n){tail}"
             )
         }
+        ("subscriber", d) => {
+            let (id, text, tail, inline, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    " ENGINE=InnoDB",
+                    ",\n    INDEX username_idx (username)",
+                    "account_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    password {text}(25) DEFAULT '' NOT NULL,\n    email_address {text}(64) DEFAULT '' NOT NULL,\n    ha1 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha256 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha512t256 {text}(64) DEFAULT '' NOT NULL,\n    rpid {text}(64) DEFAULT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain){inline}\n){tail}"
+            )
+        }
         _ => return None,
     };
     Some(sql)
@@ -75,8 +103,17 @@ pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
         ("location", _) => vec![format!(
             "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username, domain)"
         )],
+        ("subscriber", Dialect::Mysql) => Vec::new(),
+        ("subscriber", _) => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username)"
+        )],
         _ => Vec::new(),
     }
+}
+
+/// The table name without its database part.
+fn base_of(name: &Ident) -> &str {
+    name.as_str().rsplit('.').next().unwrap_or(name.as_str())
 }
 
 /// Creates the `version` table and a table of kind `kind` named `name`

@@ -39,6 +39,8 @@ modules! {
     cachedb_local: MODULE;
     textops: MODULE;
     evi: MODULE;
+    auth: MODULE;
+    auth_db: MODULE;
 }
 
 #[cfg(test)]
@@ -98,6 +100,8 @@ pub struct Prepared {
     pub dispatcher: dispatcher::Prepared,
     pub usrloc: usrloc::Prepared,
     pub registrar: registrar::Prepared,
+    pub auth: auth::Prepared,
+    pub auth_db: auth_db::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -111,6 +115,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         dispatcher: dispatcher::prepare(modules)?,
         usrloc: usrloc::prepare(modules)?,
         registrar: registrar::prepare(modules)?,
+        auth: auth::prepare(modules)?,
+        auth_db: auth_db::prepare(modules)?,
     })
 }
 
@@ -124,6 +130,8 @@ impl Prepared {
         self.dispatcher.commit(listen)?;
         self.usrloc.commit()?;
         self.registrar.commit();
+        self.auth.commit();
+        self.auth_db.commit();
         init_all()
     }
 

@@ -3,6 +3,8 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod auth;
+mod auth_db;
 mod cachedb_local;
 mod cfgutils;
 mod core;
@@ -147,6 +149,8 @@ static MODULES: &[&[Function]] = &[
     cachedb_local::FUNCTIONS,
     textops::FUNCTIONS,
     evi::FUNCTIONS,
+    auth::FUNCTIONS,
+    auth_db::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,0 +1,440 @@
+//! Digest authentication (RFC 2617, RFC 8760) as OpenSIPS's auth module and
+//! lib/digest_auth do it: credentials parsed from Authorization /
+//! Proxy-Authorization, HA1/response computed with MD5, SHA-256 or
+//! SHA-512/256, and nonces that carry their expiry, algorithm and qop,
+//! signed with the `secret` (HMAC-SHA-256) so that any instance sharing the
+//! secret accepts them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use md5::{Digest, Md5};
+use sha2::{Sha256, Sha512_256};
+
+/// A digest algorithm (OpenSIPS alg_t, the ones lunasip computes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Md5,
+    Sha256,
+    Sha512t256,
+}
+
+impl Alg {
+    /// The `algorithm=` token (case-insensitive, as RFC 8760 says).
+    pub fn parse(s: &str) -> Option<Alg> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "MD5" => Some(Alg::Md5),
+            "SHA-256" => Some(Alg::Sha256),
+            "SHA-512-256" => Some(Alg::Sha512t256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Md5 => "MD5",
+            Alg::Sha256 => "SHA-256",
+            Alg::Sha512t256 => "SHA-512-256",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Alg::Md5 => 1,
+            Alg::Sha256 => 2,
+            Alg::Sha512t256 => 3,
+        }
+    }
+
+    /// Lower-case hex of the hash of `data`.
+    pub fn hex(self, data: &[u8]) -> String {
+        match self {
+            Alg::Md5 => hex(&Md5::digest(data)),
+            Alg::Sha256 => hex(&Sha256::digest(data)),
+            Alg::Sha512t256 => hex(&Sha512_256::digest(data)),
+        }
+    }
+
+    /// HA1 = H(user:realm:password).
+    pub fn ha1(self, user: &str, realm: &str, password: &str) -> String {
+        self.hex(format!("{user}:{realm}:{password}").as_bytes())
+    }
+}
+
+/// The qop offered in a challenge (OpenSIPS qop_type_t, fixup_qop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Qop {
+    #[default]
+    None,
+    Auth,
+    AuthInt,
+    /// "auth,auth-int"
+    AuthAuthInt,
+    /// "auth-int,auth"
+    AuthIntAuth,
+}
+
+impl Qop {
+    /// A challenge's qop argument: `auth`, `auth-int` or both, comma
+    /// separated (OpenSIPS fixup_qop).
+    pub fn parse_list(s: &str) -> Option<Qop> {
+        // OpenSIPS 2.x's integer form, still in many configs: "0" none,
+        // "1" auth.
+        match s.trim() {
+            "0" => return Some(Qop::None),
+            "1" => return Some(Qop::Auth),
+            _ => {}
+        }
+        let mut q = Qop::None;
+        for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            q = match (t, q) {
+                ("auth", Qop::AuthInt) => Qop::AuthIntAuth,
+                ("auth", _) => Qop::Auth,
+                ("auth-int", Qop::Auth) => Qop::AuthAuthInt,
+                ("auth-int", _) => Qop::AuthInt,
+                _ => return None,
+            };
+        }
+        Some(q)
+    }
+
+    pub fn header_value(self) -> Option<&'static str> {
+        match self {
+            Qop::None => None,
+            Qop::Auth => Some("auth"),
+            Qop::AuthInt => Some("auth-int"),
+            Qop::AuthAuthInt => Some("auth,auth-int"),
+            Qop::AuthIntAuth => Some("auth-int,auth"),
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(c: u8) -> Option<Qop> {
+        [Qop::None, Qop::Auth, Qop::AuthInt, Qop::AuthAuthInt, Qop::AuthIntAuth]
+            .get(usize::from(c))
+            .copied()
+    }
+
+    /// Whether a response with qop `given` answers a nonce issued with this
+    /// qop (OpenSIPS pre_auth: no qop answers as "auth" when one was offered).
+    fn accepts(self, given: Option<&str>) -> bool {
+        match (self, given) {
+            (Qop::None, None) => true,
+            (Qop::None, Some(_)) => false,
+            (Qop::Auth, None | Some("auth")) => true,
+            (Qop::AuthInt, Some("auth-int")) => true,
+            (Qop::AuthAuthInt | Qop::AuthIntAuth, None | Some("auth" | "auth-int")) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[usize::from(x >> 4)] as char);
+        s.push(H[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(msg);
+    let ih = inner.finalize();
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(ih);
+    outer.finalize().into()
+}
+
+/// Digest credentials of one Authorization / Proxy-Authorization value:
+/// `name=value` pairs (names lower-cased, quotes removed). None when the
+/// scheme is not Digest.
+pub fn parse_credentials(v: &str) -> Option<Vec<(String, String)>> {
+    let rest = v.trim();
+    let sp = rest.find(char::is_whitespace)?;
+    if !rest[..sp].eq_ignore_ascii_case("digest") {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut push = |piece: &str| {
+        if let Some((k, v)) = piece.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
+            out.push((k.trim().to_ascii_lowercase(), v.to_string()));
+        }
+    };
+    let (mut q, mut start) = (false, sp);
+    for (i, &ch) in rest.as_bytes().iter().enumerate().skip(sp) {
+        match ch {
+            b'"' => q = !q,
+            b',' if !q => {
+                push(&rest[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    push(&rest[start..]);
+    Some(out)
+}
+
+/// The fields of digest credentials used to check them.
+#[derive(Debug, Clone, Default)]
+pub struct Cred {
+    /// The username as sent (`user` or `user@domain`).
+    pub username: String,
+    pub realm: String,
+    pub nonce: String,
+    pub uri: String,
+    pub response: String,
+    pub algorithm: Option<String>,
+    pub cnonce: Option<String>,
+    pub qop: Option<String>,
+    pub nc: Option<String>,
+}
+
+impl Cred {
+    pub fn from_pairs(p: &[(String, String)]) -> Cred {
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Cred {
+            username: get("username").unwrap_or_default(),
+            realm: get("realm").unwrap_or_default(),
+            nonce: get("nonce").unwrap_or_default(),
+            uri: get("uri").unwrap_or_default(),
+            response: get("response").unwrap_or_default(),
+            algorithm: get("algorithm"),
+            cnonce: get("cnonce"),
+            qop: get("qop").map(|q| q.to_ascii_lowercase()),
+            nc: get("nc"),
+        }
+    }
+
+    /// OpenSIPS check_dig_cred: the fields a response needs are present.
+    pub fn well_formed(&self) -> bool {
+        !self.username.is_empty()
+            && !self.nonce.is_empty()
+            && !self.uri.is_empty()
+            && !self.response.is_empty()
+            && (self.qop.is_none() || (self.cnonce.is_some() && self.nc.is_some()))
+    }
+
+    /// The user part of the username (before `@`).
+    pub fn user(&self) -> &str {
+        self.username.split('@').next().unwrap_or("")
+    }
+
+    /// The domain part of `user@domain`, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.username.split_once('@').map(|(_, d)| d)
+    }
+
+    /// The algorithm asked for; None for one lunasip does not compute.
+    pub fn alg(&self) -> Option<Alg> {
+        match &self.algorithm {
+            None => Some(Alg::Md5),
+            Some(a) => Alg::parse(a),
+        }
+    }
+
+    /// Whether the response matches HA1 (RFC 2617 §3.2.2.1, RFC 8760).
+    pub fn check(&self, alg: Alg, ha1: &str, method: &str, body: &[u8]) -> bool {
+        let ha2 = match self.qop.as_deref() {
+            Some("auth-int") => alg.hex(format!("{method}:{}:{}", self.uri, alg.hex(body)).as_bytes()),
+            _ => alg.hex(format!("{method}:{}", self.uri).as_bytes()),
+        };
+        let ha1 = ha1.trim().to_ascii_lowercase();
+        let want = match (&self.qop, &self.nc, &self.cnonce) {
+            (Some(q), Some(nc), Some(cn)) => alg.hex(
+                format!("{ha1}:{}:{nc}:{cn}:{q}:{ha2}", self.nonce).as_bytes(),
+            ),
+            _ => alg.hex(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes()),
+        };
+        // Compared without an early exit.
+        want.len() == self.response.len()
+            && want
+                .bytes()
+                .zip(self.response.to_ascii_lowercase().bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+/// What a nonce says once its signature is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceInfo {
+    pub expires: u64,
+    pub alg: Alg,
+    pub qop: Qop,
+}
+
+const BODY: usize = 18;
+
+/// A nonce: expiry (Unix seconds), 8 random bytes, algorithm and qop,
+/// followed by the first 16 bytes of their HMAC-SHA-256 under `secret`,
+/// all in hex (68 characters).
+pub fn make_nonce(secret: &[u8], expires: u64, rand: u64, alg: Alg, qop: Qop) -> String {
+    let mut b = [0u8; BODY];
+    b[..8].copy_from_slice(&expires.to_be_bytes());
+    b[8..16].copy_from_slice(&rand.to_be_bytes());
+    b[16] = alg.code();
+    b[17] = qop.code();
+    let mac = hmac(secret, &b);
+    format!("{}{}", hex(&b), hex(&mac[..16]))
+}
+
+/// Checks a nonce's signature; None for one not signed with `secret`.
+pub fn open_nonce(secret: &[u8], nonce: &str) -> Option<NonceInfo> {
+    let raw = unhex(nonce)?;
+    if raw.len() != BODY + 16 {
+        return None;
+    }
+    let mac = hmac(secret, &raw[..BODY]);
+    if mac[..16]
+        .iter()
+        .zip(&raw[BODY..])
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        != 0
+    {
+        return None;
+    }
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&raw[..8]);
+    let alg = match raw[16] {
+        1 => Alg::Md5,
+        2 => Alg::Sha256,
+        3 => Alg::Sha512t256,
+        _ => return None,
+    };
+    Some(NonceInfo {
+        expires: u64::from_be_bytes(e),
+        alg,
+        qop: Qop::from_code(raw[17])?,
+    })
+}
+
+/// Why a nonce is refused (all are STALE_NONCE, -3, in OpenSIPS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Not signed with our secret, or malformed.
+    Invalid,
+    Expired,
+    /// Issued for another algorithm or qop.
+    Mismatch,
+    /// Used before with this nc (or, without qop, used before at all).
+    Replayed,
+}
+
+/// Nonces seen and the highest nc each was used with; entries leave when
+/// their nonce expires.
+static SEEN: Mutex<Option<HashMap<String, (u64, u64)>>> = Mutex::new(None);
+
+/// Checks a nonce for credentials `c` at `now` and records its use: a
+/// nonce answered with qop must come with a higher nc each time; one
+/// without qop is good once.
+pub fn use_nonce(secret: &[u8], c: &Cred, alg: Alg, now: u64) -> Result<(), Stale> {
+    let info = open_nonce(secret, &c.nonce).ok_or(Stale::Invalid)?;
+    if info.alg != alg || !info.qop.accepts(c.qop.as_deref()) {
+        return Err(Stale::Mismatch);
+    }
+    if info.expires < now {
+        return Err(Stale::Expired);
+    }
+    let nc = match (&c.qop, &c.nc) {
+        (Some(_), Some(nc)) => u64::from_str_radix(nc, 16).map_err(|_| Stale::Invalid)?,
+        _ => 1,
+    };
+    let mut g = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let map = g.get_or_insert_with(HashMap::new);
+    if map.len() > 4096 {
+        map.retain(|_, (exp, _)| *exp >= now);
+    }
+    match map.get_mut(&c.nonce) {
+        Some((_, last)) if nc <= *last => Err(Stale::Replayed),
+        Some((_, last)) => {
+            *last = nc;
+            Ok(())
+        }
+        None => {
+            map.insert(c.nonce.clone(), (info.expires, nc));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 2617 §3.5's example (MD5, qop=auth).
+    #[test]
+    fn rfc2617_example() {
+        let v = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
+        let c = Cred::from_pairs(&parse_credentials(v).expect("digest"));
+        assert!(c.well_formed());
+        let ha1 = Alg::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert!(c.check(Alg::Md5, &ha1, "GET", b""));
+        assert!(!c.check(Alg::Md5, &Alg::Md5.ha1("Mufasa", "testrealm@host.com", "x"), "GET", b""));
+    }
+
+    // RFC 7616 §3.9.1's SHA-256 example.
+    #[test]
+    fn rfc7616_sha256_example() {
+        let v = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#;
+        let c = Cred::from_pairs(&parse_credentials(v).expect("digest"));
+        let ha1 = Alg::Sha256.ha1("Mufasa", "http-auth@example.org", "Circle of Life");
+        assert_eq!(c.alg(), Some(Alg::Sha256));
+        assert!(c.check(Alg::Sha256, &ha1, "GET", b""));
+    }
+
+    #[test]
+    fn nonces() {
+        let n = make_nonce(b"s3", 1000, 42, Alg::Md5, Qop::Auth);
+        assert_eq!(n.len(), 68);
+        assert_eq!(open_nonce(b"s3", &n).map(|i| i.expires), Some(1000));
+        assert_eq!(open_nonce(b"other", &n), None);
+        let mut c = Cred {
+            nonce: n.clone(),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            ..Cred::default()
+        };
+        assert_eq!(use_nonce(b"s3", &c, Alg::Md5, 999), Ok(()));
+        assert_eq!(use_nonce(b"s3", &c, Alg::Md5, 999), Err(Stale::Replayed));
+        c.nc = Some("00000002".into());
+        assert_eq!(use_nonce(b"s3", &c, Alg::Sha256, 999), Err(Stale::Mismatch));
+        assert_eq!(use_nonce(b"s3", &c, Alg::Md5, 999), Ok(()));
+        assert_eq!(use_nonce(b"s3", &c, Alg::Md5, 1001), Err(Stale::Expired));
+        assert_eq!(Qop::parse_list("auth-int,auth"), Some(Qop::AuthIntAuth));
+        assert_eq!(Qop::parse_list("x"), None);
+        assert_eq!(Qop::parse_list("0"), Some(Qop::None));
+        assert_eq!(Qop::parse_list("auth,auth-int"), Some(Qop::AuthAuthInt));
+    }
+}

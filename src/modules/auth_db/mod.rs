@@ -1,0 +1,252 @@
+//! auth_db (OpenSIPS module of the same name): `www_authorize` and
+//! `proxy_authorize` check digest credentials against OpenSIPS 3.4's
+//! `subscriber` table (modules/auth_db/authorize.c). The nonce checks run
+//! on the worker (auth's pre_auth); the password lookup suspends the route.
+
+use std::rc::Rc;
+use std::sync::{Arc, RwLock};
+
+use mlua::Lua;
+
+use crate::db::{self, Ident, Value};
+use crate::modules::auth::{self, code, digest::Alg, Kind};
+use crate::modules::registrar::coded;
+use crate::modules::usrloc::cfg;
+use crate::modules::{param, Module, Param, ParamKind};
+use crate::proxy::reply;
+use crate::script::exports::{Args, Export, Func, Suspend};
+use crate::script::host::State;
+use crate::script::route::RouteMask;
+
+/// auth_db's settings in force.
+#[derive(Debug, Clone)]
+pub struct Conf {
+    pub db_url: Option<String>,
+    pub user_column: Ident,
+    pub domain_column: Ident,
+    pub password_column: Ident,
+    pub hash_column_sha256: Ident,
+    pub hash_column_sha512t256: Ident,
+    pub calculate_ha1: bool,
+    pub use_domain: bool,
+}
+
+fn ident(s: &str) -> Ident {
+    Ident::new(s).unwrap_or_else(|_| unreachable!("constant column name"))
+}
+
+impl Default for Conf {
+    fn default() -> Conf {
+        Conf {
+            db_url: None,
+            user_column: ident("username"),
+            domain_column: ident("domain"),
+            password_column: ident("ha1"),
+            hash_column_sha256: ident("ha1_sha256"),
+            hash_column_sha512t256: ident("ha1_sha512t256"),
+            calculate_ha1: false,
+            use_domain: false,
+        }
+    }
+}
+
+static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
+
+pub fn conf() -> Arc<Conf> {
+    CONF.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
+/// `config.modules.auth_db`, read and checked.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    conf: Conf,
+}
+
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    let mut c = Conf::default();
+    let Some(t) = cfg::table(modules, "auth_db")? else {
+        return Ok(Prepared { conf: c });
+    };
+    if let Some(u) = cfg::str(&t, "auth_db", "db_url")? {
+        db::check_url(&u).map_err(|e| format!("config.modules.auth_db.db_url: {e}"))?;
+        c.db_url = Some(u);
+    }
+    let col = |key: &str, into: &mut Ident| -> Result<(), String> {
+        if let Some(v) = cfg::str(&t, "auth_db", key)? {
+            *into = Ident::new(&v).map_err(|e| format!("config.modules.auth_db.{key}: {e}"))?;
+        }
+        Ok(())
+    };
+    col("user_column", &mut c.user_column)?;
+    col("domain_column", &mut c.domain_column)?;
+    col("password_column", &mut c.password_column)?;
+    col("hash_column_sha256", &mut c.hash_column_sha256)?;
+    col("hash_column_sha512t256", &mut c.hash_column_sha512t256)?;
+    // OpenSIPS takes 0/1 integers; Lua booleans too.
+    let flag = |key: &str| -> Result<Option<bool>, String> {
+        match cfg::int(&t, "auth_db", key) {
+            Ok(v) => Ok(v.map(|n| n != 0)),
+            Err(_) => cfg::bool(&t, "auth_db", key),
+        }
+    };
+    if let Some(b) = flag("calculate_ha1")? {
+        c.calculate_ha1 = b;
+    }
+    if let Some(b) = flag("use_domain")? {
+        c.use_domain = b;
+    }
+    Ok(Prepared { conf: c })
+}
+
+impl Prepared {
+    pub fn commit(self) {
+        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(self.conf));
+    }
+}
+
+/// The column holding what checks `alg` (OpenSIPS get_cred_column): the
+/// password with calculate_ha1, else the HA1 of that algorithm.
+fn cred_column(c: &Conf, alg: Alg) -> &Ident {
+    match (c.calculate_ha1, alg) {
+        (true, _) | (false, Alg::Md5) => &c.password_column,
+        (false, Alg::Sha256) => &c.hash_column_sha256,
+        (false, Alg::Sha512t256) => &c.hash_column_sha512t256,
+    }
+}
+
+fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Suspend> {
+    let realm = a.str(0)?;
+    let table = Ident::new(&a.str(1)?).map_err(|e| a.err(e))?;
+    let c = conf();
+    let url = c
+        .db_url
+        .clone()
+        .ok_or_else(|| a.err("config.modules.auth_db.db_url is not set"))?;
+    let lua = lua.clone();
+    let p = match auth::pre_auth(st, &realm, kind) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(Box::pin(async move { coded(&lua, code::AUTHORIZED) })),
+        Err(rc) => return Ok(Box::pin(async move { coded(&lua, rc) })),
+    };
+    a.require_suspend()?;
+    let pool = db::open(&url).map_err(|e| a.err(e))?;
+    let col = cred_column(&c, p.alg);
+    let domain = p.cred.domain().unwrap_or(&p.realm).to_string();
+    let mut sql = format!(
+        "SELECT {col} FROM {table} WHERE {} = ?",
+        c.user_column
+    );
+    let mut params = vec![Value::text(p.cred.user())];
+    if c.use_domain {
+        sql.push_str(&format!(" AND {} = ?", c.domain_column));
+        params.push(Value::text(domain));
+    }
+    let fut = pool.query(&sql, params);
+    let st = st.clone();
+    Ok(Box::pin(async move {
+        let rows = match fut.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("auth_db: {}: {e}", p.cred.username);
+                reply::send_local_reply(&st, 500, "Server Internal Error");
+                return coded(&lua, code::ERROR);
+            }
+        };
+        let Some(secret) = rows.first().and_then(|r| r.at(0).as_text()) else {
+            return coded(&lua, code::USER_UNKNOWN);
+        };
+        let ha1 = match c.calculate_ha1 {
+            // OpenSIPS hashes the whole username with the realm argument.
+            true => p.alg.ha1(&p.cred.username, &p.realm, &secret),
+            false => secret,
+        };
+        match p.cred.check(p.alg, &ha1, &p.method, &p.body) {
+            true => coded(&lua, code::AUTHORIZED),
+            false => coded(&lua, code::INVALID_PASSWORD),
+        }
+    }))
+}
+
+fn www_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    authorize(lua, st, a, Kind::Www)
+}
+
+fn proxy_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    authorize(lua, st, a, Kind::Proxy)
+}
+
+const RETURNS: &str = "ok, code (1 authorized; -1 user unknown; -2 invalid password; -3 stale nonce; -4 no credentials; -5 error; 0 error with a 400/500 sent)";
+
+static EXPORTS: &[Export] = &[
+    Export {
+        name: "www_authorize",
+        args: "(realm, table)",
+        returns: RETURNS,
+        routes: RouteMask::REQUEST,
+        doc: "Checks the Authorization credentials for `realm` (empty: the To host of a REGISTER, else the From host) against the subscriber table `table`: the nonce must be signed with auth's `secret`, unexpired, for the algorithm and qop answered, and not replayed (nc must grow); then the response is computed from the `ha1` / `ha1_sha256` / `ha1_sha512t256` column (or from `password_column` with calculate_ha1). The route waits for the database; a database error answers 500. After -3 (or -4), `sip.auth.www_challenge` sends the new challenge (stale=true after -3).",
+        func: Func::Async(www_authorize),
+    },
+    Export {
+        name: "proxy_authorize",
+        args: "(realm, table)",
+        returns: RETURNS,
+        routes: RouteMask::REQUEST,
+        doc: "As `www_authorize` with the Proxy-Authorization header; an empty realm is the From host.",
+        func: Func::Async(proxy_authorize),
+    },
+];
+
+const S: ParamKind = ParamKind::Str;
+
+static PARAMS: &[Param] = &[
+    param("db_url", S, "none", "The database with the subscriber table (mysql://, postgres://, sqlite:///path)."),
+    param("user_column", S, "username", "Column of the user name."),
+    param("domain_column", S, "domain", "Column of the domain (matched with use_domain)."),
+    param("password_column", S, "ha1", "Column of the MD5 HA1, or of the plain password with calculate_ha1."),
+    param("hash_column_sha256", S, "ha1_sha256", "Column of the SHA-256 HA1."),
+    param("hash_column_sha512t256", S, "ha1_sha512t256", "Column of the SHA-512/256 HA1."),
+    param("calculate_ha1", ParamKind::Int, "0", "1: password_column holds plain passwords and HA1 is computed."),
+    param("use_domain", ParamKind::Int, "0", "1: the user's domain (from the username, else the realm) must match domain_column."),
+];
+
+pub static MODULE: Module = Module {
+    name: "auth_db",
+    table: Some("auth_db"),
+    doc: "Digest authorization against the subscriber table (OpenSIPS auth_db). See docs/auth.md.",
+    exports: EXPORTS,
+    params: PARAMS,
+    ..Module::NONE
+};
+
+/// `lunasip db add-user`: writes `user@domain` into subscriber table
+/// `table` with its HA1 for each algorithm (realm = domain, as
+/// opensips-cli `user add`), replacing a row already there. The password
+/// itself is stored too when it fits the column (25 characters).
+pub fn add_user_wait(
+    pool: &db::Db,
+    table: &Ident,
+    user: &str,
+    domain: &str,
+    password: &str,
+) -> Result<(), db::DbError> {
+    let plain = if password.chars().count() <= 25 { password } else { "" };
+    pool.exec_wait(
+        &format!("DELETE FROM {table} WHERE username = ? AND domain = ?"),
+        vec![Value::text(user), Value::text(domain)],
+    )?;
+    pool.exec_wait(
+        &format!("INSERT INTO {table} (username, domain, password, ha1, ha1_sha256, ha1_sha512t256) VALUES (?, ?, ?, ?, ?, ?)"),
+        vec![
+            Value::text(user),
+            Value::text(domain),
+            Value::text(plain),
+            Value::text(Alg::Md5.ha1(user, domain, password)),
+            Value::text(Alg::Sha256.ha1(user, domain, password)),
+            Value::text(Alg::Sha512t256.ha1(user, domain, password)),
+        ],
+    )?;
+    Ok(())
+}
