@@ -63,6 +63,13 @@ fn flag_bit(a: &Args, names: &'static NamedFlags) -> mlua::Result<u64> {
         .ok_or_else(|| a.err("too many named flags (32 at most)"))
 }
 
+/// The bit of branch flag `name` (OpenSIPS 3 named flags), the same bit
+/// `setbflag(name)` uses; module parameters such as usrloc's `nat_bflag`
+/// take names through it. None past 32 names.
+pub fn branch_flag_bit(name: &str) -> Option<u32> {
+    BRANCH_FLAGS.bit(name)
+}
+
 /// Named flags of one type.
 struct NamedFlags(std::sync::Mutex<Vec<String>>);
 

@@ -107,20 +107,33 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             "config.modules.usrloc: db_mode {db_mode} needs a db_url"
         ));
     }
-    let nat_bflag = match cfg::int(&t, m, "nat_bflag") {
-        Ok(v) => v,
-        Err(_) => {
-            return Err("config.modules.usrloc.nat_bflag: a branch flag number (0-63); named flags are not supported".into())
-        }
-    };
-    let nat_bflag = nat_bflag
-        .map(|n| {
+    // A number, or a name as OpenSIPS 3 configs write it ("NAT"): the
+    // bit setbflag("NAT") uses.
+    let nat_bflag = match t.get::<mlua::Value>("nat_bflag").map_err(|e| e.to_string())? {
+        mlua::Value::Nil => None,
+        mlua::Value::Integer(n) => Some(
             u32::try_from(n)
                 .ok()
                 .filter(|n| *n < 64)
-                .ok_or_else(|| format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)"))
-        })
-        .transpose()?;
+                .ok_or_else(|| format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)"))?,
+        ),
+        mlua::Value::String(s) => {
+            let name = s.to_str().map_err(|e| e.to_string())?.to_string();
+            Some(match name.parse::<u32>() {
+                Ok(n) if n < 64 => n,
+                Ok(n) => return Err(format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)")),
+                Err(_) => super::core::branch_flag_bit(&name).ok_or_else(|| {
+                    "config.modules.usrloc.nat_bflag: too many named flags (32 at most)".to_string()
+                })?,
+            })
+        }
+        other => {
+            return Err(format!(
+                "config.modules.usrloc.nat_bflag must be a flag number or name, not {}",
+                other.type_name()
+            ))
+        }
+    };
     let matching_mode = match cfg::int(&t, m, "matching_mode")?.unwrap_or(0) {
         0 => 0,
         1 => 1,
@@ -257,7 +270,7 @@ static PARAMS: &[Param] = &[
     param("working_mode_preset", S, "none", "OpenSIPS 3.x presets: `single-instance-no-db`, `single-instance-sql-write-through`, `single-instance-sql-write-back`, `sql-only` (db_mode 0-3)."),
     param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `location` table (version 1013)."),
     param("use_domain", B, "false", "The AoR is `user@domain` (username and domain columns), else the user part only."),
-    param("nat_bflag", I, "none", "Branch flag saved with a contact registered from behind NAT and set again by lookup."),
+    param("nat_bflag", S, "none", "Branch flag (a number, or a name as `setbflag` takes it: `\"NAT\"`) saved with a contact registered from behind NAT and set again by lookup."),
     param("matching_mode", I, "0", "0: a REGISTER's contact replaces the binding with the same URI; 1: the same URI and Call-ID."),
     param("timer_interval", I, "60", "Seconds between expiry runs and write-back flushes."),
 ];
@@ -289,3 +302,23 @@ pub static MODULE: Module = Module {
     shutdown: Some(shutdown),
     ..Module::NONE
 };
+
+#[cfg(test)]
+mod nat_bflag_tests {
+    fn nat_bflag(code: &str) -> Result<Option<u32>, String> {
+        let lua = mlua::Lua::new();
+        let t: mlua::Table = lua.load(code).eval().expect("table");
+        super::prepare(&t).map(|p| p.conf.and_then(|c| c.nat_bflag))
+    }
+
+    #[test]
+    fn nat_bflag_takes_a_number_or_the_name_setbflag_uses() {
+        assert_eq!(nat_bflag("return { usrloc = { nat_bflag = 6 } }"), Ok(Some(6)));
+        assert_eq!(nat_bflag("return { usrloc = { nat_bflag = '7' } }"), Ok(Some(7)));
+        let named = nat_bflag("return { usrloc = { nat_bflag = 'NAT' } }");
+        assert_eq!(named, Ok(super::super::core::branch_flag_bit("NAT")));
+        assert!(matches!(named, Ok(Some(b)) if b >= 32));
+        assert!(nat_bflag("return { usrloc = { nat_bflag = 64 } }").is_err());
+        assert!(nat_bflag("return { usrloc = { nat_bflag = true } }").is_err());
+    }
+}
