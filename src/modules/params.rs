@@ -84,7 +84,12 @@ fn check_module(m: &Module, t: &Table) -> Result<(), String> {
 /// finer shape when they read it.
 fn fits(kind: ParamKind, v: &Value) -> bool {
     match kind {
-        ParamKind::Int => matches!(v, Value::Integer(_) | Value::Number(_)),
+        // The modules' readers take a numeric string too ("5").
+        ParamKind::Int => match v {
+            Value::Integer(_) | Value::Number(_) => true,
+            Value::String(s) => s.to_str().is_ok_and(|s| s.trim().parse::<f64>().is_ok()),
+            _ => false,
+        },
         ParamKind::Bool => matches!(v, Value::Boolean(_) | Value::Integer(0 | 1)),
         ParamKind::Str => matches!(
             v,
@@ -152,6 +157,7 @@ mod tests {
             e.contains("no such module (did you mean dispatcher?)"),
             "{e}"
         );
+        assert_eq!(run("return { tm = { fr_timeout = '5' } }"), Ok(()));
         let e = run("return { tm = { fr_timeout = 'x' } }").unwrap_err();
         assert_eq!(e, "config.modules.tm.fr_timeout must be int, not string");
         let e = run("return { tm = 5 }").unwrap_err();
