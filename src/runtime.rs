@@ -375,10 +375,14 @@ fn wait_for_signals(control: &Control, shutdown: &tokio::sync::Notify) {
                 _ = term.recv() => return,
                 _ = int.recv() => return,
                 _ = shutdown.notified() => return,
-                _ = hup.recv() => match control.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: script reloaded"),
-                    Err(e) => tracing::error!("SIGHUP: reload refused, the running script stays: {e}"),
-                },
+                _ = hup.recv() => {
+                    // logrotate's postrotate: flatstore files reopen too.
+                    crate::event::flat::rotate(None);
+                    match control.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: script reloaded"),
+                        Err(e) => tracing::error!("SIGHUP: reload refused, the running script stays: {e}"),
+                    }
+                }
             }
         }
     });

@@ -5,29 +5,11 @@
 
 mod common;
 
+use common::rpc::rpc;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-
-/// One JSON-RPC call to the MI over HTTP: the whole response object.
-fn rpc(port: u16, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the MI");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let head = format!(
-        "POST /mi HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let b = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(b).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 fn script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
     format!(
@@ -222,42 +204,8 @@ fn a_dead_broker_never_slows_a_route() {
 /// reads it from a queue it bound to that exchange and key.
 #[test]
 fn rabbitmq_subscriber_gets_the_notification() {
-    use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
-    use lapin::{Connection, ConnectionProperties};
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let key = format!("lunasip.test.{}", std::process::id());
-    let ch = rt.block_on(async {
-        let props = ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio::current());
-        let conn = Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", props)
-            .await
-            .expect("RabbitMQ at 127.0.0.1:5672");
-        let ch = conn.create_channel().await.expect("channel");
-        let opts = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
-        };
-        ch.queue_declare(key.as_str(), opts, FieldTable::default())
-            .await
-            .expect("queue");
-        ch.queue_bind(
-            key.as_str(),
-            "amq.direct",
-            key.as_str(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        (conn, ch)
-    });
+    let consumer = common::rabbit::Consumer::bind(&key);
 
     let mi = free_port();
     let routes = "function route.main()\n  \
@@ -274,22 +222,7 @@ fn rabbitmq_subscriber_gets_the_notification() {
     let r = udp_exchange(&to, &OPTIONS.replace("{N}", "1"), Duration::from_secs(2)).expect("reply");
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
 
-    let got = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let m =
-                ch.1.basic_get(key.as_str(), BasicGetOptions { no_ack: true })
-                    .await
-                    .expect("basic_get");
-            if let Some(m) = m {
-                break Some(m);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let got = consumer.next();
     let m = got.unwrap_or_else(|| panic!("no message\n{}", proxy.log_text()));
     let body: Value = serde_json::from_slice(&m.delivery.data).expect("JSON body");
     assert_eq!(

@@ -9,15 +9,20 @@
 //! has `event_route.<name>`, queues the event for worker 0. It never waits.
 
 mod deliver;
+pub mod flat;
+pub mod format;
+pub mod rabbit;
 pub mod socket;
 
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::stats::Counter;
-pub use socket::Socket;
+use deliver::Job;
+use socket::Kind;
+pub use socket::{Format, Socket};
 
 /// One event a module (or the core) can raise, with the names of its
 /// parameters as OpenSIPS 3.4 has them.
@@ -147,32 +152,69 @@ pub fn subscribers() -> Vec<(String, String, Option<u64>)> {
 
 /// The OpenSIPS 3.x notification for `name` with `params`.
 pub fn payload(name: &str, params: &Map<String, Value>) -> String {
-    let mut m = Map::new();
-    m.insert("jsonrpc".into(), Value::from("2.0"));
-    m.insert("method".into(), Value::from(name));
-    m.insert("params".into(), Value::Object(params.clone()));
-    Value::Object(m).to_string()
+    format::json(name, params)
+}
+
+/// Queues `(route, params)` for the worker that runs `event_route`s.
+fn to_route(route: &str, params: Map<String, Value>) {
+    let sent = ROUTES
+        .get()
+        .is_some_and(|tx| tx.try_send((route.to_string(), params)).is_ok());
+    if !sent {
+        DROPPED.inc();
+    }
 }
 
 /// Raises `name`: queues it for each live subscriber and for the script's
-/// `event_route.<name>`. Never waits; an unknown name is an error.
+/// `event_route.<name>`. Never waits; an unknown name is an error. Each
+/// payload is built once, when a subscriber wants it.
 pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
     if !known(name) {
         return Err(format!("unknown event {name}"));
     }
     let now = Instant::now();
-    let targets: Vec<Socket> = subs()
+    let targets: Vec<(Kind, Format)> = subs()
         .iter()
         .filter(|x| x.event == name && x.until.is_none_or(|u| u > now))
-        .map(|x| x.socket.clone())
+        .map(|x| (x.socket.kind.clone(), x.socket.format))
         .collect();
-    if !targets.is_empty() {
-        deliver::queue(targets, payload(name, &params));
-    }
-    if let Some(tx) = ROUTES.get().filter(|_| has_route(name)) {
-        if tx.try_send((name.to_string(), params)).is_err() {
-            DROPPED.inc();
+    let (mut json, mut text): (Option<Arc<str>>, Option<Arc<str>>) = (None, None);
+    let mut line: Option<Arc<str>> = None;
+    let mut body = |f: Format| -> Arc<str> {
+        match f {
+            Format::Json => json.get_or_insert_with(|| format::json(name, &params).into()),
+            Format::Text => text.get_or_insert_with(|| format::text(name, &params).into()),
         }
+        .clone()
+    };
+    for (kind, fmt) in targets {
+        match kind {
+            Kind::Udp(a) => deliver::queue(Job::Udp(a, body(fmt))),
+            Kind::Unix(p) => deliver::queue(Job::Unix(p, body(fmt))),
+            Kind::Route(r) => to_route(&r, params.clone()),
+            Kind::Rabbit(p, key) => {
+                let content_type = match fmt {
+                    Format::Json => "application/json",
+                    Format::Text => "text/plain",
+                };
+                p.publish(rabbit::Message {
+                    routing_key: key,
+                    body: body(fmt),
+                    content_type: Some(content_type.into()),
+                    headers: Vec::new(),
+                });
+            }
+            Kind::Flat(f) => {
+                let l: &Arc<str> = line.get_or_insert_with(|| {
+                    let s = flat::settings();
+                    format::flat_line(name, &params, &s.delimiter, s.suppress_event_name).into()
+                });
+                deliver::queue(Job::Flat(f, l.clone()))
+            }
+        }
+    }
+    if has_route(name) {
+        to_route(name, params);
     }
     Ok(())
 }

@@ -1,25 +1,46 @@
-//! Subscriber sockets in OpenSIPS 3.x syntax: `udp:host:port`
-//! (event_datagram) and
+//! Subscriber sockets in OpenSIPS 3.x syntax: `udp:host:port` and
+//! `unix:/path` (event_datagram), `route:NAME` (event_route),
+//! `flatstore:/path/file` (event_flatstore) and
 //! `rabbitmq:[user[:password]@]host[:port]/[params?]routing_key`
 //! (event_rabbitmq, params `exchange=NAME` and `persistent`, `;`
 //! separated; user and password default to guest, the port to 5672).
+//!
+//! A lunasip extension selects OpenSIPS 2.x's text payload for old
+//! consumers: `;format=text` at the end of the socket
+//! (`udp:127.0.0.1:9000;format=text`); `;format=json` is the default.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::deliver::Rabbit;
+use super::flat::{self, FlatFile};
+use super::rabbit::{Broker, Publisher};
 
 /// A parsed subscriber socket; `spec` is the text it was given.
 #[derive(Clone)]
 pub struct Socket {
     pub spec: String,
     pub kind: Kind,
+    pub format: Format,
+}
+
+/// The payload a subscriber gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenSIPS 3.x JSON-RPC notification.
+    Json,
+    /// OpenSIPS 2.x `name::value` lines.
+    Text,
 }
 
 #[derive(Clone)]
 pub enum Kind {
     Udp(SocketAddr),
-    Rabbit(Arc<Rabbit>),
+    Unix(PathBuf),
+    /// `event_route.NAME` runs with the event's parameters.
+    Route(String),
+    Flat(Arc<FlatFile>),
+    Rabbit(Arc<Publisher>, Arc<str>),
 }
 
 /// Where a `rabbitmq:` socket publishes.
@@ -61,19 +82,55 @@ fn pct(s: &str) -> String {
 impl Socket {
     /// Parses a subscriber socket; the error names the part that is wrong.
     pub fn parse(spec: &str) -> Result<Socket, String> {
-        let (proto, rest) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("socket {spec:?}: no transport (udp: or rabbitmq:)"))?;
+        let (body, format) = match spec.rsplit_once(";format=") {
+            Some((b, "text")) => (b, Format::Text),
+            Some((b, "json")) => (b, Format::Json),
+            Some((_, f)) => {
+                return Err(format!(
+                    "socket {spec:?}: unknown format {f:?} (json or text)"
+                ))
+            }
+            None => (spec, Format::Json),
+        };
+        let (proto, rest) = body.split_once(':').ok_or_else(|| {
+            format!("socket {spec:?}: no transport (udp:, unix:, route:, flatstore: or rabbitmq:)")
+        })?;
         let kind = match proto {
             "udp" => Kind::Udp(udp(rest)?),
-            "rabbitmq" => Kind::Rabbit(Rabbit::new(rabbit(rest)?)),
+            "unix" => Kind::Unix(unix(rest)?),
+            "route" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+                Kind::Route(rest.to_string())
+            }
+            "route" => return Err(format!("route socket {rest:?}: no route name")),
+            "flatstore" => Kind::Flat(flat::get(rest)?),
+            "rabbitmq" => {
+                let t = rabbit(rest)?;
+                let broker = Broker {
+                    uri: t.uri(),
+                    exchange: t.exchange.clone(),
+                    persistent: t.persistent,
+                    mandatory: false,
+                    immediate: false,
+                    retries: 0,
+                };
+                let p = Publisher::start(broker, &super::SENT, &super::DROPPED);
+                Kind::Rabbit(p, t.routing_key.into())
+            }
             _ => return Err(format!("socket {spec:?}: unknown transport {proto:?}")),
         };
         Ok(Socket {
             spec: spec.to_string(),
             kind,
+            format,
         })
     }
+}
+
+fn unix(rest: &str) -> Result<PathBuf, String> {
+    if !rest.starts_with('/') {
+        return Err(format!("unix socket {rest:?}: the path must be absolute"));
+    }
+    Ok(PathBuf::from(rest))
 }
 
 fn udp(rest: &str) -> Result<SocketAddr, String> {

@@ -126,7 +126,7 @@ fn subscribe_event(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
 pub static MODULE: Module = Module {
     name: "evi",
     table: None,
-    doc: "The event interface (OpenSIPS core `evi`): raise and subscribe to events; subscribers get the OpenSIPS 3.x JSON-RPC notification on `udp:host:port` or `rabbitmq:[user[:password]@]host[:port]/[exchange=NAME?]routing_key`.",
+    doc: "The event interface (OpenSIPS core `evi`): raise and subscribe to events; subscribers get the OpenSIPS 3.x JSON-RPC notification on `udp:host:port`, `unix:/path` (datagram), `rabbitmq:[user[:password]@]host[:port]/[exchange=NAME?]routing_key`, `route:NAME` (runs `event_route.NAME`, `$param(name)`) or `flatstore:/path/file` (one line per event); `;format=text` at the end of a socket sends OpenSIPS 2.x's `name::value` text instead.",
     exports: &[
         Export {
             name: "raise_event",

@@ -9,6 +9,7 @@
 use std::rc::Rc;
 use std::sync::OnceLock;
 
+pub mod cfg;
 mod module;
 pub mod params;
 pub use module::{param, ChildInit, Module, Param, ParamKind};
@@ -41,6 +42,8 @@ modules! {
     evi: MODULE;
     auth: MODULE;
     auth_db: MODULE;
+    event_flatstore: MODULE;
+    rabbitmq: MODULE;
 }
 
 #[cfg(test)]
@@ -102,6 +105,8 @@ pub struct Prepared {
     pub registrar: registrar::Prepared,
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
+    pub event_flatstore: crate::event::flat::Settings,
+    pub rabbitmq: rabbitmq::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -117,6 +122,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         registrar: registrar::prepare(modules)?,
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
+        event_flatstore: event_flatstore::prepare(modules)?,
+        rabbitmq: rabbitmq::prepare(modules)?,
     })
 }
 
@@ -132,6 +139,8 @@ impl Prepared {
         self.registrar.commit();
         self.auth.commit();
         self.auth_db.commit();
+        event_flatstore::commit(self.event_flatstore);
+        self.rabbitmq.commit();
         init_all()
     }
 

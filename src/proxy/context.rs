@@ -121,6 +121,9 @@ pub struct Call {
     /// Where the script is, for `$cfg_line`/`$cfg_file`; set by the
     /// script host, None outside one (`lunasip eval`).
     pub script_pos: Option<ScriptPos>,
+    /// In `event_route`: the event's parameters, in declared order
+    /// (`$param(name)`, `$param(n)`).
+    pub event_params: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Modules' per-call state by type ([`Call::slot`]).
     slots: Vec<(std::any::TypeId, Box<dyn std::any::Any>)>,
 }
@@ -223,6 +226,7 @@ impl Call {
             rr: None,
             err: None,
             script_pos: None,
+            event_params: None,
             slots: Vec::new(),
         }
     }
@@ -269,6 +273,7 @@ impl Call {
         self.tm = CallTm::default();
         self.rr = None;
         self.err = None;
+        self.event_params = None;
         self.slots.clear();
     }
 

@@ -466,6 +466,9 @@ pub fn run_event(
     params: &serde_json::Map<String, serde_json::Value>,
 ) -> bool {
     reset_detached(host, rt, name);
+    if !params.is_empty() {
+        host.current().call.borrow_mut().event_params = Some(std::sync::Arc::new(params.clone()));
+    }
     let outcome = match rt {
         RouteType::Startup => host.startup(),
         _ => host.event(name, params),

@@ -183,6 +183,30 @@ fn get_argv(c: &Call, spec: &Spec) -> Value {
         .map_or(Value::Null, |(_, v)| Value::Str(v.clone()))
 }
 
+/// `$param(name)` / `$param(n)` in `event_route` (OpenSIPS event_route
+/// module: a number is the parameter's position from 1, anything else its
+/// name; an integer parameter reads as an integer).
+fn get_param(c: &Call, spec: &Spec) -> Value {
+    let (Some(params), Some(name)) = (c.event_params.as_ref(), spec.name(c)) else {
+        return Value::Null;
+    };
+    let name = name.trim();
+    let v = match name.parse::<usize>() {
+        Ok(n) => n.checked_sub(1).and_then(|i| params.values().nth(i)),
+        Err(_) => params.get(name),
+    };
+    match v {
+        None | Some(serde_json::Value::Null) => Value::Null,
+        Some(serde_json::Value::String(s)) => Value::Str(s.clone()),
+        Some(serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Str(n.to_string()),
+        },
+        Some(serde_json::Value::Bool(b)) => Value::Int(i64::from(*b)),
+        Some(other) => Value::Str(other.to_string()),
+    }
+}
+
 /// OpenSIPS's `q2str`: 1000 → `1`, 0 → `0`, 500 → `0.5`, 25 → `0.025`.
 fn q_text(q: i64, out: &mut String) {
     use std::fmt::Write;
@@ -383,9 +407,9 @@ pub static DEFS: &[PvDef] = &[
     ),
     ro!(
         "param",
-        null,
+        get_param,
         inner,
-        "route parameter: always null (Lua routes take ordinary function arguments)"
+        "in event_route: the event's parameter by name, or by position from 1 ($param(1)); null elsewhere (Lua routes take ordinary function arguments)"
     ),
     ro!("err.class", err_class, "error class: 1 for a message that did not parse (OpenSIPS) (set in error_route)"),
     ro!("err.level", err_level, "error level (1) (set in error_route)"),

@@ -82,35 +82,13 @@ pub fn parse_config(modules: &Table) -> Result<Option<Vec<PartitionConf>>, Strin
     Ok(Some(confs))
 }
 
+/// The shared readers (`modules::cfg`), with errors naming the partition.
 fn text(t: &Table, key: &str, what: &str) -> Result<Option<String>, String> {
-    match t.get::<Value>(key).map_err(|e| e.to_string())? {
-        Value::Nil => Ok(None),
-        Value::String(s) => Ok(Some(s.to_str().map_err(|e| e.to_string())?.to_string())),
-        Value::Integer(i) => Ok(Some(i.to_string())),
-        other => Err(format!(
-            "config.modules.dispatcher: {what}.{key} must be a string, not {}",
-            other.type_name()
-        )),
-    }
+    crate::modules::cfg::str(t, &format!("dispatcher: {what}"), key)
 }
 
 fn int(t: &Table, key: &str, what: &str) -> Result<Option<i64>, String> {
-    match t.get::<Value>(key).map_err(|e| e.to_string())? {
-        Value::Nil => Ok(None),
-        Value::Integer(i) => Ok(Some(i)),
-        Value::Number(n) if n.fract() == 0.0 => Ok(Some(n as i64)),
-        Value::String(s) => s
-            .to_str()
-            .map_err(|e| e.to_string())?
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("config.modules.dispatcher: {what}.{key} must be a number")),
-        other => Err(format!(
-            "config.modules.dispatcher: {what}.{key} must be a number, not {}",
-            other.type_name()
-        )),
-    }
+    crate::modules::cfg::int(t, &format!("dispatcher: {what}"), key)
 }
 
 /// One partition: `list_file = "path"`, or `sets = { [1] = { "sip:a", {

@@ -7,7 +7,8 @@
 //! `ul_dump`, `ul_show_contact`, `ul_add`, `ul_rm`, `ul_rm_contact`,
 //! `ul_flush`, `ul_sync` inspect and edit it.
 
-pub mod cfg;
+/// The config readers, here since usrloc was their first user.
+pub use crate::modules::cfg;
 pub mod contact;
 pub mod events;
 mod mi;

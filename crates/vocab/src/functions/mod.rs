@@ -11,6 +11,7 @@ mod core;
 mod dispatcher;
 mod evi;
 mod maxfwd;
+mod rabbitmq;
 mod registrar;
 mod rr;
 mod signaling;
@@ -151,6 +152,7 @@ static MODULES: &[&[Function]] = &[
     evi::FUNCTIONS,
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
+    rabbitmq::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,5 +1,5 @@
 //! Reading `config.modules.<name>` keys with errors that name them
-//! (shared by usrloc and registrar).
+//! (shared by the modules).
 
 use mlua::{Table, Value};
 
