@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::BasicPublishOptions;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
@@ -17,6 +18,8 @@ use crate::stats::Counter;
 
 /// Messages waiting for a publisher.
 const QUEUE: usize = 8192;
+/// Messages published and not yet confirmed by the broker.
+const IN_FLIGHT: usize = 1024;
 /// How long connecting or one publish may take before the broker is
 /// taken as down.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,6 +133,13 @@ fn properties(b: &Broker, m: &Message) -> BasicProperties {
     p
 }
 
+/// A channel in confirm mode.
+async fn channel(conn: &Connection) -> Result<lapin::Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
+}
+
 /// Connects, publishes until the broker fails, then drops what arrives
 /// during a growing pause (counted) and connects again.
 async fn publish_loop(
@@ -149,9 +159,10 @@ async fn publish_loop(
     // A message whose publish failed, tried again on the next connection
     // while it has retries left.
     let mut pending: Option<(Message, u32)> = None;
+    let window = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
         match tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(&b.uri, props())).await {
-            Ok(Ok(conn)) => match conn.create_channel().await {
+            Ok(Ok(conn)) => match channel(&conn).await {
                 Ok(ch) => {
                     tracing::debug!("rabbitmq: connected to {shown}");
                     up.store(true, Ordering::Relaxed);
@@ -167,6 +178,12 @@ async fn publish_loop(
                                 }
                             },
                         };
+                        // Counted sent when the broker confirms it
+                        // (RabbitMQ publisher confirms), so `sent` is what
+                        // the broker holds and `dropped` all the rest.
+                        let Ok(permit) = window.clone().acquire_owned().await else {
+                            return;
+                        };
                         let sent = tokio::time::timeout(
                             BROKER_TIMEOUT,
                             ch.basic_publish(
@@ -179,7 +196,16 @@ async fn publish_loop(
                         )
                         .await;
                         match sent {
-                            Ok(Ok(_)) => sent_n.inc(),
+                            Ok(Ok(confirm)) => {
+                                tokio::spawn(async move {
+                                    let _permit = permit;
+                                    match confirm.await {
+                                        // Acked and not returned as unroutable.
+                                        Ok(Confirmation::Ack(None)) => sent_n.inc(),
+                                        _ => dropped.inc(),
+                                    }
+                                });
+                            }
                             failed => {
                                 match failed {
                                     Ok(Err(e)) => {
