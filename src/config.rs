@@ -41,6 +41,16 @@ pub struct Config {
     /// Bytes one worker's Lua state may hold; 0: no bound (lunasip
     /// `script_memory_limit`, in MB).
     pub script_memory_limit: usize,
+    /// A message whose handling took longer is logged and raises
+    /// E_CORE_THRESHOLD (OpenSIPS `exec_msg_threshold`, µs); None: off.
+    pub exec_msg_threshold: Option<Duration>,
+    /// Log lines at this OpenSIPS level or more important raise E_CORE_LOG
+    /// (`log_event_enabled` with `log_event_level_filter`); None: off.
+    pub log_event_level: Option<i64>,
+    /// A worker's script memory past this percent of
+    /// `script_memory_limit` raises E_CORE_PKG_THRESHOLD (OpenSIPS
+    /// `event_pkg_threshold`); 0: off.
+    pub event_pkg_threshold: u8,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
@@ -116,6 +126,9 @@ impl Default for Config {
             resume_timeout: Duration::from_secs(30),
             route_timeout: Some(Duration::from_secs(2)),
             script_memory_limit: 256 * 1024 * 1024,
+            exec_msg_threshold: None,
+            log_event_level: None,
+            event_pkg_threshold: 0,
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod core_events;
 pub mod db;
 pub mod docs;
 pub mod event;

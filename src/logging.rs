@@ -186,6 +186,76 @@ impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for LevelsFilt
     }
 }
 
+/// E_CORE_LOG: the OpenSIPS level at or under which a logged line is
+/// raised as an event; [`UNSET`]: off (`log_event_enabled`).
+static LOG_EVENT: AtomicI8 = AtomicI8::new(UNSET);
+
+thread_local! {
+    /// A line logged while raising E_CORE_LOG is not raised again.
+    static IN_LOG_EVENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns E_CORE_LOG on for lines at OpenSIPS `level` or more important,
+/// or off with None.
+pub fn set_log_event(level: Option<i64>) {
+    LOG_EVENT.store(level.map_or(UNSET, clamp), Ordering::Relaxed);
+}
+
+/// The layer raising E_CORE_LOG (OpenSIPS dprint.c `event_dprint`) with
+/// time, pid, level, module, function and message.
+struct EventLog;
+
+struct MessageOf<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageOf<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
+    fn on_event(&self, ev: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let filter = LOG_EVENT.load(Ordering::Relaxed);
+        let meta = ev.metadata();
+        let n = number_of(LevelFilter::from_level(*meta.level()));
+        if filter == UNSET || n > i64::from(filter) || IN_LOG_EVENT.with(Cell::get) {
+            return;
+        }
+        IN_LOG_EVENT.with(|f| f.set(true));
+        crate::core_events::raise(crate::core_events::LOG, || {
+            use serde_json::Value;
+            let mut message = String::new();
+            ev.record(&mut MessageOf(&mut message));
+            let level = match *meta.level() {
+                Level::ERROR => "ERROR",
+                Level::WARN => "WARNING",
+                Level::INFO => "INFO",
+                _ => "DBG",
+            };
+            let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::system());
+            let time = jiff::fmt::strtime::format("%b %e %H:%M:%S", &now).unwrap_or_default();
+            crate::core_events::params([
+                ("time", Value::from(time)),
+                ("pid", Value::from(std::process::id())),
+                ("level", Value::from(level)),
+                ("module", Value::from(meta.target())),
+                ("function", Value::from(meta.name())),
+                ("message", Value::from(message)),
+            ])
+        });
+        IN_LOG_EVENT.with(|f| f.set(false));
+    }
+}
+
 /// Handle to change the level at run time (MI `log_level`, reload).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LevelHandle;
@@ -220,6 +290,7 @@ pub fn init(level: LevelFilter) -> LevelHandle {
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(journald)
+        .with(EventLog.with_filter(LevelsFilter))
         .try_init();
     tracing::callsite::rebuild_interest_cache();
     LevelHandle

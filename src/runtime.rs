@@ -162,6 +162,9 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let listen = checked.config.listen.clone();
     let cfg = checked.commit(&listen).map_err(RunError::Modules)?;
     crate::modules::register();
+    // The core's events (E_CORE_*), reported by layers below `event`.
+    crate::core_events::connect(crate::event::wanted, crate::event::raise_declared);
+    crate::logging::set_log_event(cfg.log_event_level);
     if from_default {
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
     }

@@ -150,6 +150,17 @@ pub fn subscribers() -> Vec<(String, String, Option<u64>)> {
         .collect()
 }
 
+/// Someone would get `name` now: a live subscriber or the script's
+/// `event_route` (OpenSIPS `evi_probe_event`), so callers build the
+/// parameters only then.
+pub fn wanted(name: &str) -> bool {
+    let now = Instant::now();
+    has_route(name)
+        || subs()
+            .iter()
+            .any(|x| x.event == name && x.until.is_none_or(|u| u > now))
+}
+
 /// The OpenSIPS 3.x notification for `name` with `params`.
 pub fn payload(name: &str, params: &Map<String, Value>) -> String {
     format::json(name, params)

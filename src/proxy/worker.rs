@@ -82,7 +82,23 @@ impl Worker {
             proto: inc.proto,
             socket: inc.socket,
         };
-        match Message::parse(inc.buf) {
+        // OpenSIPS receive.c `exec_msg_threshold`: the time to handle one
+        // message (here: until it is done or its route suspended).
+        let limit = self.host().current().env.config.exec_msg_threshold;
+        let timed = limit.map(|l| (l, std::time::Instant::now(), inc.buf.clone()));
+        self.dispatch(inc.buf, src);
+        if let Some((limit, start, raw)) = timed {
+            let took = start.elapsed();
+            if took > limit {
+                CORE.slow_messages.inc();
+                let text = String::from_utf8_lossy(&raw);
+                crate::core_events::threshold("msg processing", took, limit, &text);
+            }
+        }
+    }
+
+    fn dispatch(self: &Rc<Self>, buf: Bytes, src: Source) {
+        match Message::parse(buf) {
             Ok(m) if m.is_request() => self.on_request(m, src),
             Ok(m) => self.on_reply(m, src),
             Err(e) => {

@@ -48,6 +48,44 @@ fn strings(v: Value, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// `log_event_enabled` (true/1) and `log_event_level_filter` (an OpenSIPS
+/// level number or name; default: every level the log shows).
+fn read_log_event(t: &Table) -> Result<Option<i64>, String> {
+    let on = match t
+        .get::<Value>("log_event_enabled")
+        .map_err(|e| e.to_string())?
+    {
+        Value::Nil => false,
+        Value::Boolean(b) => b,
+        Value::Integer(i) => i != 0,
+        other => {
+            return Err(format!(
+                "config.log_event_enabled must be true/false or 0/1, not {}",
+                other.type_name()
+            ))
+        }
+    };
+    let level = match t
+        .get::<Value>("log_event_level_filter")
+        .map_err(|e| e.to_string())?
+    {
+        Value::Nil => 4,
+        Value::Integer(i) => i,
+        Value::String(s) => {
+            let f = crate::logging::parse_level(&s.to_string_lossy())
+                .map_err(|e| format!("config.log_event_level_filter: {e}"))?;
+            crate::logging::number_of(f)
+        }
+        other => {
+            return Err(format!(
+                "config.log_event_level_filter must be a level, not {}",
+                other.type_name()
+            ))
+        }
+    };
+    Ok(on.then_some(level))
+}
+
 fn number(t: &Table, key: &str) -> Result<Option<u64>, String> {
     match t.get::<Value>(key).map_err(|e| e.to_string())? {
         Value::Nil => Ok(None),
@@ -215,7 +253,23 @@ pub fn read_config(
     if let Some(n) = number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m))? {
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
     }
+    let micros = |n: u64| (n > 0).then(|| Duration::from_micros(n));
+    if let Some(n) = number(&t, "exec_msg_threshold").map_err(|m| err("exec_msg_threshold", m))? {
+        cfg.exec_msg_threshold = micros(n);
+    }
+    if let Some(n) = number(&t, "event_pkg_threshold").map_err(|m| err("event_pkg_threshold", m))? {
+        cfg.event_pkg_threshold = u8::try_from(n).ok().filter(|p| *p <= 100).ok_or_else(|| {
+            err(
+                "event_pkg_threshold",
+                "config.event_pkg_threshold is a percentage, 0 to 100".into(),
+            )
+        })?;
+    }
+    cfg.log_event_level = read_log_event(&t).map_err(|m| err("log_event_enabled", m))?;
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
+    if let Some(n) = number(&t, "exec_dns_threshold").map_err(|m| err("exec_dns_threshold", m))? {
+        cfg.dns.exec_threshold = micros(n);
+    }
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {

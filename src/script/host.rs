@@ -88,6 +88,7 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
         let armed = this.state.watchdog.arm();
         let r = Pin::new(&mut this.fut).poll(cx);
         drop(armed);
+        this.state.watchdog.after_run(&this.lua);
         this.state.suspendable.set(was);
         let r = match r {
             Poll::Pending => return Poll::Pending,
@@ -202,6 +203,7 @@ impl Host {
             &lua,
             env.config.route_timeout,
             env.config.script_memory_limit,
+            env.config.event_pkg_threshold,
         )
         .map_err(le)?;
         let state = Rc::new(State {
@@ -299,6 +301,7 @@ impl Host {
         let armed = self.state.watchdog.arm();
         let r = f.call::<()>(args);
         drop(armed);
+        self.state.watchdog.after_run(&self.lua);
         self.state.suspendable.set(was);
         match r {
             Ok(()) => Outcome::Done,

@@ -23,16 +23,32 @@ pub struct Watchdog {
     budget: Option<Duration>,
     limit: usize,
     deadline: Cell<Option<Instant>>,
+    /// `event_pkg_threshold` (percent of `limit`; 0 off) and the usage
+    /// last reported.
+    pkg_threshold: u64,
+    pkg_last: Cell<u64>,
 }
 
 impl Watchdog {
     /// Sets the bounds on `lua`: `budget` None turns the clock off,
     /// `limit` 0 the memory bound.
-    pub fn install(lua: &Lua, budget: Option<Duration>, limit: usize) -> mlua::Result<Rc<Self>> {
+    /// `pkg_threshold` (percent, 0 off) raises E_CORE_PKG_THRESHOLD.
+    pub fn install(
+        lua: &Lua,
+        budget: Option<Duration>,
+        limit: usize,
+        pkg_threshold: u8,
+    ) -> mlua::Result<Rc<Self>> {
         let dog = Rc::new(Watchdog {
             budget,
             limit,
             deadline: Cell::new(None),
+            pkg_threshold: if limit > 0 {
+                u64::from(pkg_threshold)
+            } else {
+                0
+            },
+            pkg_last: Cell::new(0),
         });
         if limit > 0 {
             lua.set_memory_limit(limit)?;
@@ -87,6 +103,34 @@ impl Watchdog {
             }
         }
         Armed { dog: self, prev }
+    }
+
+    /// After a route ran: E_CORE_PKG_THRESHOLD when the script memory
+    /// crossed `event_pkg_threshold` percent of the limit, moved while over
+    /// it, or went back under (OpenSIPS mem.c `pkg_threshold_check`).
+    pub fn after_run(&self, lua: &Lua) {
+        let th = self.pkg_threshold;
+        if th == 0 {
+            return;
+        }
+        let used = lua.used_memory() as u64;
+        let size = self.limit as u64;
+        let perc = used * 100 / size;
+        let last = self.pkg_last.get();
+        if (perc < th && last <= th) || (perc >= th && last == perc) {
+            return;
+        }
+        self.pkg_last.set(perc);
+        crate::core_events::raise(crate::core_events::PKG_THRESHOLD, || {
+            use serde_json::Value;
+            crate::core_events::params([
+                ("usage", Value::from(perc)),
+                ("threshold", Value::from(th)),
+                ("used", Value::from(used)),
+                ("size", Value::from(size)),
+                ("pid", Value::from(std::process::id())),
+            ])
+        });
     }
 
     /// After a failed route: if the state is near its memory bound, collect

@@ -126,6 +126,7 @@ stat_group! {
         suspended_routes,
         suspend_overflows,
         resume_timeouts,
+        slow_messages,
     }
 }
 
@@ -356,6 +357,11 @@ pub static CORE_STATS: &[StatDecl] = &[
         "resume_timeouts",
         &CORE.resume_timeouts,
         "Suspended routes that waited past `resume_timeout` (the call got 500).",
+    ),
+    StatDecl::counter(
+        "slow_messages",
+        &CORE.slow_messages,
+        "Messages whose handling took longer than `exec_msg_threshold`.",
     ),
 ];
 

@@ -149,6 +149,7 @@ async fn run_conn<H: Handler>(
     ctx: Rc<TcpCtx>,
     handler: Rc<H>,
 ) {
+    let local = stream.local_addr().ok();
     let (rd, wr) = stream.into_split();
     let activity = Rc::new(Cell::new(Instant::now()));
     let writer = tokio::task::spawn_local(write_loop(wr, rx, activity.clone()));
@@ -156,6 +157,20 @@ async fn run_conn<H: Handler>(
     ctx.table.conns.remove_if(&peer, |_, c| c.id == id);
     writer.abort();
     tracing::debug!("tcp connection {peer} closed");
+    // OpenSIPS net_tcp.c: src is the peer, dst our end.
+    crate::core_events::raise(crate::core_events::TCP_DISCONNECT, || {
+        use serde_json::Value;
+        crate::core_events::params([
+            ("src_ip", Value::from(peer.ip().to_string())),
+            ("src_port", Value::from(peer.port())),
+            (
+                "dst_ip",
+                Value::from(local.map(|l| l.ip().to_string()).unwrap_or_default()),
+            ),
+            ("dst_port", Value::from(local.map_or(0, |l| l.port()))),
+            ("proto", Value::from("tcp")),
+        ])
+    });
 }
 
 async fn write_loop(

@@ -369,5 +369,32 @@ pub static MODULE: Module = Module {
             doc: "Adds `;rport` to the Via lunasip inserts when forwarding this request.",
             func: Func::Sync(add_local_rport),
         },
-    ],    ..Module::NONE
+    ],
+    events: EVENTS,
+    ..Module::NONE
 };
+
+/// The core's events (OpenSIPS 3.4 `evi_core` and `E_CORE_LOG`), raised
+/// through `crate::core_events` by the layers that see them.
+static EVENTS: &[crate::event::EventDecl] = &[
+    crate::event::EventDecl {
+        name: crate::core_events::THRESHOLD,
+        params: &["source", "time", "extra"],
+        doc: "Handling a message (`exec_msg_threshold`) or a DNS lookup (`exec_dns_threshold`) took longer than its threshold: `source` (\"msg processing\", \"dns\"), `time` in µs, `extra` (the message, the name).",
+    },
+    crate::event::EventDecl {
+        name: crate::core_events::PKG_THRESHOLD,
+        params: &["usage", "threshold", "used", "size", "pid"],
+        doc: "A worker's script memory crossed `event_pkg_threshold` percent of `script_memory_limit` (or moved while over it, or went back under): `usage` and `threshold` in percent, `used` and `size` in bytes.",
+    },
+    crate::event::EventDecl {
+        name: crate::core_events::TCP_DISCONNECT,
+        params: &["src_ip", "src_port", "dst_ip", "dst_port", "proto"],
+        doc: "A TCP connection closed: `src` is the peer, `dst` this proxy's end.",
+    },
+    crate::event::EventDecl {
+        name: crate::core_events::LOG,
+        params: &["time", "pid", "level", "module", "function", "message"],
+        doc: "A log line at `log_event_level_filter` or more important, with `log_event_enabled`.",
+    },
+];

@@ -37,6 +37,9 @@ pub struct DnsConf {
     pub failover: bool,
     /// lunasip `dns_servers`: name servers to ask instead of resolv.conf's.
     pub servers: Vec<SocketAddr>,
+    /// `exec_dns_threshold`: a lookup that took longer is logged and
+    /// raises E_CORE_THRESHOLD (source "dns").
+    pub exec_threshold: Option<Duration>,
 }
 
 impl Default for DnsConf {
@@ -46,6 +49,7 @@ impl Default for DnsConf {
             retr_time: Duration::from_secs(2),
             retr_no: 2,
             failover: true,
+            exec_threshold: None,
             servers: Vec::new(),
         }
     }
@@ -206,7 +210,14 @@ impl Dns {
             return Ok(t);
         }
         let mut until = Instant::now() + Duration::from_secs(3600);
+        let start = Instant::now();
         let found = self.lookup(hop, &mut until).await;
+        if let Some(limit) = self.conf.exec_threshold {
+            let took = start.elapsed();
+            if took > limit {
+                crate::core_events::threshold("dns", took, limit, &hop.host);
+            }
+        }
         let targets: Rc<[Target]> = match &found {
             Ok(t) if !t.is_empty() => t.clone().into(),
             _ => {
