@@ -13,14 +13,6 @@ use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-fn listener() -> (UdpSocket, u16) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_secs(8)))
-        .expect("timeout");
-    let port = s.local_addr().expect("addr").port();
-    (s, port)
-}
-
 fn recv_json(s: &UdpSocket, log: impl Fn() -> String) -> Value {
     let mut buf = [0u8; 65536];
     let (n, _) = s
@@ -59,7 +51,7 @@ fn options(proxy: &Proxy, n: u32) {
 /// message) and counts in core:slow_messages.
 #[test]
 fn a_slow_message_raises_e_core_threshold() {
-    let (l, port) = listener();
+    let (l, port) = udp_listener();
     let mi = free_port();
     let proxy = Proxy::start(&script(
         mi,
@@ -83,7 +75,7 @@ fn a_slow_message_raises_e_core_threshold() {
 /// or more important raise E_CORE_LOG; a less important one does not.
 #[test]
 fn log_lines_raise_e_core_log() {
-    let (l, port) = listener();
+    let (l, port) = udp_listener();
     let proxy = Proxy::start(&script(
         free_port(),
         "log_event_enabled = true, log_event_level_filter = \"warn\",",
@@ -107,7 +99,7 @@ fn log_lines_raise_e_core_log() {
 /// with its address as src and ours as dst.
 #[test]
 fn a_closed_tcp_connection_raises_e_core_tcp_disconnect() {
-    let (l, port) = listener();
+    let (l, port) = udp_listener();
     let proxy = Proxy::start(&script(free_port(), "", "E_CORE_TCP_DISCONNECT", port, ""));
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).expect("tcp connect");
     let mine = s.local_addr().expect("addr");
@@ -132,7 +124,7 @@ fn a_closed_tcp_connection_raises_e_core_tcp_disconnect() {
 /// E_CORE_PKG_THRESHOLD with the usage.
 #[test]
 fn script_memory_past_its_threshold_raises_e_core_pkg_threshold() {
-    let (l, port) = listener();
+    let (l, port) = udp_listener();
     let proxy = Proxy::start(&script(
         free_port(),
         "script_memory_limit = 32, event_pkg_threshold = 50,",

@@ -18,14 +18,6 @@ fn script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
     )
 }
 
-fn listener() -> (UdpSocket, u16) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_secs(8)))
-        .expect("timeout");
-    let port = s.local_addr().expect("addr").port();
-    (s, port)
-}
-
 fn recv_text(s: &UdpSocket) -> String {
     let mut buf = [0u8; 65536];
     let (n, _) = s.recv_from(&mut buf).expect("an event datagram");
@@ -66,8 +58,8 @@ fn unix_text_and_route_subscribers() {
     let unix = UnixDatagram::bind(&upath).expect("bind unix");
     unix.set_read_timeout(Some(Duration::from_secs(8)))
         .expect("timeout");
-    let (text_l, text_port) = listener();
-    let (seen_l, seen_port) = listener();
+    let (text_l, text_port) = udp_listener();
+    let (seen_l, seen_port) = udp_listener();
     let mi = free_port();
     let routes = format!(
         "function startup_route.main()\n  \

@@ -18,14 +18,6 @@ fn script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
     )
 }
 
-fn listener() -> (UdpSocket, u16) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_secs(8)))
-        .expect("timeout");
-    let port = s.local_addr().expect("addr").port();
-    (s, port)
-}
-
 fn recv_json(s: &UdpSocket) -> Value {
     let mut buf = [0u8; 65536];
     let (n, _) = s.recv_from(&mut buf).expect("an event datagram");
@@ -42,7 +34,7 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 fn mi_raise_event_reaches_a_udp_subscriber() {
     let mi = free_port();
     let proxy = Proxy::start(&script(mi, "", "function route.main() end"));
-    let (l, lport) = listener();
+    let (l, lport) = udp_listener();
     let sock = format!("udp:127.0.0.1:{lport}");
 
     let r = rpc(mi, "event_subscribe", json!(["E_UL_AOR_INSERT", sock, 60]));
@@ -127,7 +119,7 @@ fn mi_raise_event_reaches_a_udp_subscriber() {
 fn dispatcher_status_when_a_dead_box_is_probed_out() {
     let mi = free_port();
     let dead = free_port();
-    let (l, lport) = listener();
+    let (l, lport) = udp_listener();
     let ds = format!(
         "dispatcher = {{ sets = {{ [1] = {{ \"sip:127.0.0.1:{dead}\" }} }}, ds_ping_interval = 1, \
          ds_probing_threshold = 1, ds_probing_mode = 1 }}, tm = {{ fr_timeout = 1 }},"

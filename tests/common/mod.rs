@@ -15,6 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A UDP socket on 127.0.0.1 for events and datagrams to arrive at (8 s
+/// read timeout), and its port.
+pub fn udp_listener() -> (UdpSocket, u16) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let port = s.local_addr().expect("addr").port();
+    (s, port)
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1 (and ::1 when asked).
 pub fn free_port() -> u16 {
     loop {
