@@ -308,3 +308,32 @@ fn a_unix_reader_that_never_reads_costs_drops() {
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// evi/event_interface.c: a subscription lives `expire` seconds; after
+/// that nothing more is sent and `subscribers_list` no longer shows it.
+#[test]
+fn subscriptions_expire() {
+    let (l, port) = udp_listener();
+    let mi = free_port();
+    let proxy = Proxy::start(&script(mi, "", "function route.main() end"));
+    let sock = format!("udp:127.0.0.1:{port}");
+    let r = rpc(mi, "event_subscribe", json!(["E_UL_AOR_INSERT", sock, 1]));
+    assert_eq!(r["result"], "OK", "{r}");
+    assert_eq!(
+        rpc(mi, "raise_event", json!(["E_UL_AOR_INSERT"]))["result"],
+        "OK"
+    );
+    assert!(recv_text(&l).contains("E_UL_AOR_INSERT"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        rpc(mi, "raise_event", json!(["E_UL_AOR_INSERT"]))["result"],
+        "OK"
+    );
+    l.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    assert!(l.recv_from(&mut buf).is_err(), "nothing after expiry");
+    let r = rpc(mi, "subscribers_list", json!([]));
+    assert_eq!(r["result"]["Events"], json!([]), "{r}");
+    drop(proxy);
+}

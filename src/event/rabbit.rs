@@ -20,8 +20,7 @@ use crate::stats::Counter;
 const QUEUE: usize = 8192;
 /// Messages published and not yet confirmed by the broker.
 const IN_FLIGHT: usize = 1024;
-/// How long connecting or one publish may take before the broker is
-/// taken as down.
+/// How long one publish may take before the broker is taken as down.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -38,6 +37,40 @@ pub struct Broker {
     /// Attempts after a failed publish before the message is dropped
     /// (OpenSIPS rabbitmq `retries`).
     pub retries: u32,
+    /// How long connecting may take (event_rabbitmq `connect_timeout`).
+    pub connect_timeout: Duration,
+}
+
+/// event_rabbitmq's settings for `rabbitmq:` subscriber sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketSettings {
+    /// Seconds between heartbeats; 0: off (`heartbeat`).
+    pub heartbeat: u16,
+    /// `connect_timeout` (OpenSIPS default 500 ms).
+    pub connect_timeout: Duration,
+}
+
+impl Default for SocketSettings {
+    fn default() -> Self {
+        SocketSettings {
+            heartbeat: 0,
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+static SOCKET_SETTINGS: std::sync::RwLock<Option<SocketSettings>> = std::sync::RwLock::new(None);
+
+/// Installs event_rabbitmq's settings (subscriptions made later use them).
+pub fn configure_sockets(s: SocketSettings) {
+    *SOCKET_SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
+}
+
+pub fn socket_settings() -> SocketSettings {
+    SOCKET_SETTINGS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_default()
 }
 
 /// An AMQP header value (OpenSIPS sends AVP strings as UTF-8, integers as
@@ -161,7 +194,7 @@ async fn publish_loop(
     let mut pending: Option<(Message, u32)> = None;
     let window = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
-        match tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(&b.uri, props())).await {
+        match tokio::time::timeout(b.connect_timeout, Connection::connect(&b.uri, props())).await {
             Ok(Ok(conn)) => match channel(&conn).await {
                 Ok(ch) => {
                     tracing::debug!("rabbitmq: connected to {shown}");

@@ -105,8 +105,14 @@ impl Socket {
             "flatstore" => Kind::Flat(flat::get(rest)?),
             "rabbitmq" => {
                 let t = rabbit(rest)?;
+                let s = super::rabbit::socket_settings();
+                let mut uri = t.uri();
+                if s.heartbeat > 0 {
+                    uri.push_str(&format!("?heartbeat={}", s.heartbeat));
+                }
                 let broker = Broker {
-                    uri: t.uri(),
+                    uri,
+                    connect_timeout: s.connect_timeout,
                     exchange: t.exchange.clone(),
                     persistent: t.persistent,
                     mandatory: false,

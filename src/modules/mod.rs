@@ -43,6 +43,7 @@ modules! {
     auth: MODULE;
     auth_db: MODULE;
     event_flatstore: MODULE;
+    event_rabbitmq: MODULE;
     rabbitmq: MODULE;
 }
 
@@ -106,6 +107,7 @@ pub struct Prepared {
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
     pub event_flatstore: crate::event::flat::Settings,
+    pub event_rabbitmq: crate::event::rabbit::SocketSettings,
     pub rabbitmq: rabbitmq::Prepared,
 }
 
@@ -123,6 +125,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
         event_flatstore: event_flatstore::prepare(modules)?,
+        event_rabbitmq: event_rabbitmq::prepare(modules)?,
         rabbitmq: rabbitmq::prepare(modules)?,
     })
 }
@@ -140,6 +143,7 @@ impl Prepared {
         self.auth.commit();
         self.auth_db.commit();
         event_flatstore::commit(self.event_flatstore);
+        event_rabbitmq::commit(self.event_rabbitmq);
         self.rabbitmq.commit();
         init_all()
     }

@@ -105,6 +105,7 @@ pub fn parse(spec: &str) -> Result<Server, String> {
             mandatory,
             immediate,
             retries,
+            connect_timeout: std::time::Duration::from_secs(5),
         },
     })
 }
