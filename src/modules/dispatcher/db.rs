@@ -24,62 +24,14 @@ pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 /// Connecting and reading the table together take at most this long.
 pub const TIMEOUT: Duration = Duration::from_secs(4);
 
-/// Why the table could not be read. Callers retry what may pass later (a
-/// database that is down or slow) and report the rest as configuration
-/// errors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DbError {
-    /// `db_url` does not parse.
-    #[error("bad db_url '{url}': {reason}")]
-    BadUrl { url: String, reason: String },
-    /// `table_name` is not a plain (database.)table name.
-    #[error("bad table_name '{0}' (letters, digits, _ and $; database.table allowed)")]
-    BadTable(String),
-    /// No connection: refused, unreachable, closed.
-    #[error("database {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    /// Connected, but no answer in time.
-    #[error("database {url}: no answer within {secs} s")]
-    Timeout { url: String, secs: u64 },
-    /// The server refused the query (no such table, no grant…).
-    #[error("database {url}: {reason}")]
-    Query { url: String, reason: String },
-    /// The reader itself could not run (thread, runtime).
-    #[error("database reader: {0}")]
-    Internal(String),
-}
-
-impl DbError {
-    /// Asking again later may work (the database was down or slow).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            DbError::Unreachable { .. } | DbError::Timeout { .. } | DbError::Internal(_)
-        )
-    }
-
-    fn from_layer(e: crate::db::DbError) -> DbError {
-        use crate::db::DbError as E;
-        match e {
-            E::BadUrl { url, reason } => DbError::BadUrl { url, reason },
-            E::BadName(n) => DbError::BadTable(n),
-            E::Unreachable { url, reason } => DbError::Unreachable { url, reason },
-            E::Timeout { url, ms } => DbError::Timeout {
-                url,
-                secs: ms.div_ceil(1000),
-            },
-            E::Query { url, reason } => DbError::Query { url, reason },
-            other => DbError::Internal(other.to_string()),
-        }
-    }
-}
+/// Why the table could not be read: the DB layer's error (callers retry
+/// what [`DbError::is_retryable`] says may pass later).
+pub use crate::db::DbError;
 
 /// Checks a `db_url` (`mysql://…`, `postgres://…`, `sqlite:///path`).
 pub fn check_url(url: &str) -> Result<(), DbError> {
-    crate::db::check_url(url)
-        .map(|_| ())
-        .map_err(DbError::from_layer)
+    crate::db::check_url(url).map(|_| ())
+        
 }
 
 /// Checks a `table_name`: `table` or `database.table`, letters, digits,
@@ -87,7 +39,7 @@ pub fn check_url(url: &str) -> Result<(), DbError> {
 pub fn check_table(name: &str) -> Result<(), DbError> {
     crate::db::Ident::new(name)
         .map(|_| ())
-        .map_err(|_| DbError::BadTable(name.to_string()))
+        .map_err(|_| DbError::BadName(name.to_string()))
 }
 
 /// The URL with its password hidden, for logs.
@@ -102,13 +54,13 @@ pub fn redact(url: &str) -> String {
 /// the retry thread.
 pub fn read(url: &str, table: &str) -> Result<(Vec<Row>, Vec<String>), DbError> {
     let ident =
-        crate::db::Ident::new(table).map_err(|_| DbError::BadTable(table.to_string()))?;
+        crate::db::Ident::new(table).map_err(|_| DbError::BadName(table.to_string()))?;
     let pool = crate::db::open(url)
-        .map_err(DbError::from_layer)?
+        ?
         .with_timeout(TIMEOUT);
     let rows = pool
         .query_wait(&format!("SELECT * FROM {ident}"), vec![])
-        .map_err(DbError::from_layer)?;
+        ?;
     let (mut rows, errs) = convert(&rows);
     // In `id` order whatever the engine's scan order (stable: rows without
     // an id keep theirs), so equal priorities keep a predictable order.
@@ -422,7 +374,7 @@ mod tests {
         // Down is worth trying again; a bad table name never is.
         assert!(r.as_ref().is_err_and(DbError::is_retryable), "{r:?}");
         let bad = read(&format!("mysql://root@127.0.0.1:{port}/x"), "no;table");
-        assert_eq!(bad.unwrap_err(), DbError::BadTable("no;table".into()));
+        assert_eq!(bad.unwrap_err(), DbError::BadName("no;table".into()));
         assert!(t.elapsed() < TIMEOUT + Duration::from_secs(1));
     }
 }
