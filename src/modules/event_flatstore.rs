@@ -43,11 +43,6 @@ pub fn prepare(modules: &mlua::Table) -> Result<Settings, String> {
     Ok(s)
 }
 
-/// Installs the settings read by [`prepare`].
-pub fn commit(s: Settings) {
-    flat::configure(s);
-}
-
 /// `evi_flat_rotate(path_to_file)`: the file is reopened before its next
 /// line; an error when no subscription writes that file.
 fn mi_rotate(_: &Ctx, p: &Params) -> Result<Value, MiError> {
@@ -77,5 +72,18 @@ pub static MODULE: Module = Module {
         param("max_open_sockets", ParamKind::Int, "100", "Files open at once; a subscription to one more file is refused."),
         param("suppress_event_name", ParamKind::Int, "0", "1: lines start with the first value, not the event's name."),
     ],
+    setup: Some(setup),
     ..Module::NONE
 };
+
+/// [`Module::setup`]: reads `config.modules.event_flatstore`.
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for Settings {
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        flat::configure(*self);
+        Ok(())
+    }
+}

@@ -28,11 +28,6 @@ pub fn prepare(modules: &mlua::Table) -> Result<SocketSettings, String> {
     Ok(s)
 }
 
-/// Installs the settings read by [`prepare`].
-pub fn commit(s: SocketSettings) {
-    rabbit::configure_sockets(s);
-}
-
 pub static MODULE: Module = Module {
     name: M,
     table: None,
@@ -42,5 +37,18 @@ pub static MODULE: Module = Module {
         param("connect_timeout", ParamKind::Int, "500", "Milliseconds a connection to the broker may take."),
         param("use_tls", ParamKind::Int, "0", "Must stay 0: TLS to the broker (amqps) is not supported."),
     ],
+    setup: Some(setup),
     ..Module::NONE
 };
+
+/// [`Module::setup`]: reads `config.modules.event_rabbitmq`.
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for SocketSettings {
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        rabbit::configure_sockets(*self);
+        Ok(())
+    }
+}

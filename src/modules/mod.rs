@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub mod cfg;
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Module, Param, ParamKind};
+pub use module::{param, ChildInit, Module, Param, ParamKind, Settings, Setup};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
@@ -96,20 +96,12 @@ pub fn shutdown_all() {
     }
 }
 
-/// Module settings read from a script's `config.modules`, checked but not
-/// applied: [`Prepared::commit`] applies them once the whole script passed,
-/// so a refused reload changes nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Prepared {
-    pub dispatcher: dispatcher::Prepared,
-    pub usrloc: usrloc::Prepared,
-    pub registrar: registrar::Prepared,
-    pub auth: auth::Prepared,
-    pub auth_db: auth_db::Prepared,
-    pub event_flatstore: crate::event::flat::Settings,
-    pub event_rabbitmq: crate::event::rabbit::SocketSettings,
-    pub rabbitmq: rabbitmq::Prepared,
-}
+/// Module settings read from a script's `config.modules` (each module's
+/// [`Module::setup`], in [`ALL`] order), checked but not applied:
+/// [`Prepared::commit`] applies them once the whole script passed, so a
+/// refused reload changes nothing.
+#[derive(Debug, Default)]
+pub struct Prepared(Vec<(&'static str, Box<dyn Settings>)>);
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
 const CORE_SECTIONS: &[&str] = &["mi_http", "mi_fifo"];
@@ -118,33 +110,23 @@ const CORE_SECTIONS: &[&str] = &["mi_http", "mi_fifo"];
 /// reads it (no side effect: nothing loaded or connected).
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     params::check(modules, CORE_SECTIONS)?;
-    Ok(Prepared {
-        dispatcher: dispatcher::prepare(modules)?,
-        usrloc: usrloc::prepare(modules)?,
-        registrar: registrar::prepare(modules)?,
-        auth: auth::prepare(modules)?,
-        auth_db: auth_db::prepare(modules)?,
-        event_flatstore: event_flatstore::prepare(modules)?,
-        event_rabbitmq: event_rabbitmq::prepare(modules)?,
-        rabbitmq: rabbitmq::prepare(modules)?,
-    })
+    ALL.iter()
+        .filter_map(|m| Some((m.name, m.setup?)))
+        .map(|(name, setup)| Ok((name, setup(modules)?)))
+        .collect::<Result<_, String>>()
+        .map(Prepared)
 }
 
 impl Prepared {
     /// Loads what the modules read from outside (dispatcher list files and
-    /// databases) and installs everything; on an error nothing changes.
-    /// `listen`: the sockets in force.
-    /// Runs the modules' `init` hooks after the first commit.
+    /// databases) and installs everything, module by module in [`ALL`]
+    /// order; `listen`: the sockets in force. Runs the modules' `init`
+    /// hooks after the first commit.
     pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
         register();
-        self.dispatcher.commit(listen)?;
-        self.usrloc.commit()?;
-        self.registrar.commit();
-        self.auth.commit();
-        self.auth_db.commit();
-        event_flatstore::commit(self.event_flatstore);
-        event_rabbitmq::commit(self.event_rabbitmq);
-        self.rabbitmq.commit();
+        for (_, s) in self.0 {
+            s.commit(listen)?;
+        }
         init_all()
     }
 
@@ -155,11 +137,11 @@ impl Prepared {
         listen: &[crate::config::Listen],
         connect: bool,
     ) -> Result<Vec<String>, String> {
-        let db = match connect {
-            true => dispatcher::DbLoad::Required,
-            false => dispatcher::DbLoad::Skip,
-        };
-        self.dispatcher.verify(listen, db)
+        let mut lines = Vec::new();
+        for (_, s) in &self.0 {
+            lines.extend(s.verify(listen, connect)?);
+        }
+        Ok(lines)
     }
 }
 

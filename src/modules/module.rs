@@ -34,6 +34,31 @@ pub struct Module {
     pub child_init: Option<ChildInit>,
     /// At shutdown, after the workers stopped.
     pub shutdown: Option<fn()>,
+    /// Reads and checks its `config.modules` settings, with no side
+    /// effect; what it returns is committed once the whole script passed
+    /// (a refused reload changes nothing).
+    pub setup: Option<Setup>,
+}
+
+/// A module's reader of `config.modules` (the whole table: registrar
+/// reads usrloc's keys too).
+pub type Setup = fn(&mlua::Table) -> Result<Box<dyn Settings>, String>;
+
+/// A module's settings, read by its [`Setup`] and not applied yet.
+pub trait Settings: std::fmt::Debug {
+    /// Installs them; `listen`: the sockets in force. On an error nothing
+    /// of this module changed.
+    fn commit(self: Box<Self>, listen: &[crate::config::Listen]) -> Result<(), String>;
+
+    /// Loads what `commit` would and installs nothing (`lunasip check`;
+    /// databases only with `connect`): lines to print.
+    fn verify(
+        &self,
+        _listen: &[crate::config::Listen],
+        _connect: bool,
+    ) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// A `child_init` hook: the worker's rank and the worker itself.
@@ -113,6 +138,7 @@ impl Module {
         init: None,
         child_init: None,
         shutdown: None,
+        setup: None,
     };
 
     /// `sip.sl.sl_send_reply` style full name of an export.

@@ -218,6 +218,7 @@ pub static MODULE: Module = Module {
     doc: "Digest authorization against the subscriber table (OpenSIPS auth_db). See docs/auth.md.",
     exports: EXPORTS,
     params: PARAMS,
+    setup: Some(setup),
     ..Module::NONE
 };
 
@@ -249,4 +250,16 @@ pub fn add_user_wait(
         ],
     )?;
     Ok(())
+}
+
+/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for Prepared {
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        Prepared::commit(*self);
+        Ok(())
+    }
 }

@@ -37,7 +37,8 @@ pub static MODULE: Module = Module {
         ),
     ],
     params: PARAMS,
-    child_init: Some(child_init),    ..Module::NONE
+    child_init: Some(child_init),    setup: Some(setup),
+    ..Module::NONE
 };
 
 /// Probes go out from the first worker; replies come to any worker.
@@ -80,3 +81,22 @@ static PARAMS: &[Param] = &[
     param("ds_probing_list", S, "all sets", "Only these sets: `\"1,3\"` or `{ 1, 3 }`."),
     param("options_reply_codes", S, "none", "Codes besides 200 that count as alive: `\"404,501\"`."),
 ];
+
+/// [`Module::setup`]: reads `config.modules.dispatcher`.
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(super::prepare(modules)?))
+}
+
+impl crate::modules::Settings for super::Prepared {
+    fn commit(self: Box<Self>, listen: &[crate::config::Listen]) -> Result<(), String> {
+        super::Prepared::commit(*self, listen)
+    }
+
+    fn verify(&self, listen: &[crate::config::Listen], connect: bool) -> Result<Vec<String>, String> {
+        let db = match connect {
+            true => super::DbLoad::Required,
+            false => super::DbLoad::Skip,
+        };
+        super::Prepared::verify(self, listen, db)
+    }
+}

@@ -248,8 +248,21 @@ pub static MODULE: Module = Module {
         ),
     ],
     params: PARAMS,
+    setup: Some(setup),
     ..Module::NONE
 };
+
+/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for Prepared {
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        Prepared::commit(*self);
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

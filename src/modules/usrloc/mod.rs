@@ -301,8 +301,20 @@ pub static MODULE: Module = Module {
     ],
     params: PARAMS,
     shutdown: Some(shutdown),
+    setup: Some(setup),
     ..Module::NONE
 };
+
+/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for Prepared {
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        Prepared::commit(*self)
+    }
+}
 
 #[cfg(test)]
 mod nat_bflag_tests {
