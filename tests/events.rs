@@ -114,9 +114,9 @@ fn mi_raise_event_reaches_a_udp_subscriber() {
 /// modules/dispatcher/dispatch.c raises E_DISPATCHER_STATUS (group,
 /// address, status) when probing takes a dead box out; a subscriber from
 /// startup_route gets it and event_route.E_DISPATCHER_STATUS runs with
-/// the params as a table.
+/// the params as a table; `active` follows when the box answers again.
 #[test]
-fn dispatcher_status_when_a_dead_box_is_probed_out() {
+fn dispatcher_status_when_a_box_dies_and_comes_back() {
     let mi = free_port();
     let dead = free_port();
     let (l, lport) = udp_listener();
@@ -148,6 +148,23 @@ fn dispatcher_status_when_a_dead_box_is_probed_out() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(proxy.log_text().contains(&want), "{}", proxy.log_text());
+
+    // The box comes back: probing finds it and `active` goes out, to the
+    // UDP subscriber and to a RabbitMQ one subscribed meanwhile.
+    let key = format!("lunasip.ds.{}", std::process::id());
+    let consumer = common::rabbit::Consumer::bind(&key);
+    let sock = format!("rabbitmq:127.0.0.1:5672/exchange=amq.direct?{key}");
+    let r = rpc(mi, "event_subscribe", json!(["E_DISPATCHER_STATUS", sock]));
+    assert_eq!(r["result"], "OK", "{r}");
+    let _uas = uas_on("options_uas.xml", "u1", dead);
+    let active = json!({"jsonrpc": "2.0", "method": "E_DISPATCHER_STATUS",
+        "params": {"group": 1, "address": format!("sip:127.0.0.1:{dead}"), "status": "active"}});
+    assert_eq!(recv_json(&l), active, "{}", proxy.log_text());
+    let m = consumer
+        .next()
+        .unwrap_or_else(|| panic!("no message\n{}", proxy.log_text()));
+    let body: Value = serde_json::from_slice(&m.delivery.data).expect("JSON body");
+    assert_eq!(body, active);
 }
 
 /// A subscriber whose broker is down costs drops, never time: every
