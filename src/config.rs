@@ -51,6 +51,10 @@ pub struct Config {
     /// `script_memory_limit` raises E_CORE_PKG_THRESHOLD (OpenSIPS
     /// `event_pkg_threshold`); 0: off.
     pub event_pkg_threshold: u8,
+    /// Datagrams a worker reads back to back (its socket never empty)
+    /// before it refuses new INVITEs with 503; 0: never (lunasip
+    /// `overload_streak`).
+    pub overload_streak: u32,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
@@ -129,6 +133,7 @@ impl Default for Config {
             exec_msg_threshold: None,
             log_event_level: None,
             event_pkg_threshold: 0,
+            overload_streak: 2000,
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

@@ -11,7 +11,8 @@ use std::thread;
 
 use crate::config::Config;
 use crate::mi;
-use crate::proxy::worker::{run_detached, run_event, udp_loop, Worker};
+use crate::proxy::udp::udp_loop;
+use crate::proxy::worker::{run_detached, run_event, Worker};
 use crate::script::route::RouteType;
 use crate::script::{check::check, Env, Host, Source};
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};

@@ -11,6 +11,7 @@ pub mod reply;
 pub mod rr;
 pub mod stateless;
 pub mod tm;
+pub mod udp;
 pub mod worker;
 
 pub use crate::transaction::hash;

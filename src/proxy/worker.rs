@@ -34,6 +34,9 @@ pub struct Worker {
     spare: RefCell<Vec<Outgoing>>,
     /// Routes of this worker suspended on I/O now.
     suspended: Cell<usize>,
+    /// New INVITEs are refused with 503 before routing: the worker is
+    /// behind on its socket (`proxy::udp`, `overload_streak`).
+    pub shedding: Cell<bool>,
 }
 
 impl Handler for Worker {
@@ -52,11 +55,17 @@ impl Worker {
             tcp,
             spare: RefCell::new(Vec::new()),
             suspended: Cell::new(0),
+            shedding: Cell::new(false),
         }
     }
 
     /// The current script host (a reload swaps it; a message in progress
     /// keeps the one it started with).
+    /// `config.overload_streak` of the script running now.
+    pub fn overload_streak(&self) -> u32 {
+        self.host().current().env.config.overload_streak
+    }
+
     pub fn host(&self) -> Rc<dyn Phases> {
         self.host.borrow().clone()
     }
@@ -154,6 +163,13 @@ impl Worker {
             .msg
             .as_ref()
             .is_some_and(|m| m.method_kind() == crate::sip::Method::Ack);
+        if self.shedding.get() && is_new_invite(st) {
+            // Overload: finishing the calls already up comes first; a new
+            // one is told to come back rather than left to retransmit.
+            CORE.shed_requests.inc();
+            reply::send_local_reply_with(st, 503, "Service Unavailable", "Retry-After: 5\r\n");
+            return;
+        }
         if !is_ack && self.suspended.get() >= st.env.config.max_suspended {
             // Bounded waiting: this worker cannot take one more call that
             // might suspend (an ACK has no reply and always runs).
@@ -495,6 +511,15 @@ pub fn run_event(
     outcome.is_some()
 }
 
+/// An INVITE that starts a dialog (no To tag).
+fn is_new_invite(st: &Current) -> bool {
+    st.call
+        .borrow()
+        .msg
+        .as_ref()
+        .is_some_and(|m| m.method_kind() == crate::sip::Method::Invite && m.to_tag().is_none())
+}
+
 /// What happens after a request route: a failed one is logged with the
 /// call and answered 500 unless the script already replied.
 fn after_request(st: &Current, outcome: Outcome) {
@@ -525,26 +550,6 @@ fn after_request(st: &Current, outcome: Outcome) {
             if !st.call.borrow().replied {
                 reply::send_local_reply(st, 500, "Server Internal Error");
             }
-        }
-    }
-}
-
-/// Receives datagrams on one socket until the task is dropped.
-pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSocket>, id: usize) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, src)) => {
-                w.handle(Incoming {
-                    buf: Bytes::copy_from_slice(&buf[..n]),
-                    src,
-                    proto: Proto::Udp,
-                    socket: id,
-                });
-                w.flush().await;
-            }
-            // ICMP errors from earlier sends surface here; nothing to do.
-            Err(e) => tracing::trace!("udp receive: {e}"),
         }
     }
 }

@@ -265,6 +265,9 @@ pub fn read_config(
             )
         })?;
     }
+    if let Some(n) = number(&t, "overload_streak").map_err(|m| err("overload_streak", m))? {
+        cfg.overload_streak = u32::try_from(n).unwrap_or(u32::MAX);
+    }
     cfg.log_event_level = read_log_event(&t).map_err(|m| err("log_event_enabled", m))?;
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
     if let Some(n) = number(&t, "exec_dns_threshold").map_err(|m| err("exec_dns_threshold", m))? {

@@ -127,6 +127,7 @@ stat_group! {
         suspend_overflows,
         resume_timeouts,
         slow_messages,
+        shed_requests,
     }
 }
 
@@ -362,6 +363,11 @@ pub static CORE_STATS: &[StatDecl] = &[
         "slow_messages",
         &CORE.slow_messages,
         "Messages whose handling took longer than `exec_msg_threshold`.",
+    ),
+    StatDecl::counter(
+        "shed_requests",
+        &CORE.shed_requests,
+        "New INVITEs answered 503 before routing because their worker was behind on its socket (`overload_streak`).",
     ),
 ];
 
