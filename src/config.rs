@@ -41,6 +41,9 @@ pub struct Config {
     /// Bytes one worker's Lua state may hold; 0: no bound (lunasip
     /// `script_memory_limit`, in MB).
     pub script_memory_limit: usize,
+    /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
+    /// address the kernel routes its destination from.
+    pub mhomed: bool,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
@@ -113,6 +116,7 @@ impl Default for Config {
             tcp_connect_timeout: Duration::from_millis(1000),
             max_suspended: 1024,
             dns: Default::default(),
+            mhomed: false,
             resume_timeout: Duration::from_secs(30),
             route_timeout: Some(Duration::from_secs(2)),
             script_memory_limit: 256 * 1024 * 1024,

@@ -167,7 +167,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     }
     let bound = bind_all(&cfg)?;
     let cfg = Arc::new(cfg);
-    let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases));
+    let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed));
     let table = Arc::new(TcpTable::default());
     // Transactions: one table for all workers, one timer thread; fired
     // timers go to the worker queues.

@@ -188,6 +188,18 @@ impl CallTm {
 }
 
 impl Call {
+    /// The transport of socket `i`, as a forced socket imposes it on a
+    /// URI without `transport=` (OpenSIPS tm `uri2proxy`).
+    pub fn socket_proto(&self, i: Option<usize>) -> Option<crate::transport::Proto> {
+        let i = i?;
+        Some(self.sockets.as_ref()?.list.get(i)?.proto)
+    }
+
+    /// The transport of `$socket_out` when the script forced one.
+    pub fn forced_proto(&self) -> Option<crate::transport::Proto> {
+        self.socket_proto(self.socket_out)
+    }
+
     pub fn new() -> Call {
         Call {
             msg: None,

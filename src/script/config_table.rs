@@ -216,6 +216,17 @@ pub fn read_config(
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
     }
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
+    cfg.mhomed = match t.get::<Value>("mhomed") {
+        Ok(Value::Nil) => false,
+        Ok(Value::Boolean(b)) => b,
+        Ok(Value::Integer(n)) => n != 0,
+        _ => {
+            return Err(err(
+                "mhomed",
+                "config.mhomed must be true/false or 0/1".into(),
+            ))
+        }
+    };
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {

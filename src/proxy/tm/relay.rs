@@ -291,15 +291,24 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
         // Each target: where it goes, its new R-URI, its Path (RFC 3327),
         // and its own branch flags (OpenSIPS t_fwd.c).
+        // and the socket it leaves from (OpenSIPS t_forward_nonack sets
+        // each branch's force_send_socket in turn).
         #[allow(clippy::type_complexity)]
-        let mut targets: Vec<(String, Option<String>, Option<String>, u64)> =
-            vec![(first, None, call.path_vec.clone(), call.bflags)];
+        let mut targets: Vec<(String, Option<String>, Option<String>, u64, Option<usize>)> =
+            vec![(
+                first,
+                None,
+                call.path_vec.clone(),
+                call.bflags,
+                call.socket_out,
+            )];
         for b in std::mem::take(&mut call.tm.branches) {
             targets.push((
                 b.duri.unwrap_or_else(|| b.uri.clone()),
                 Some(b.uri),
                 b.path,
                 b.flags,
+                b.socket,
             ));
         }
         (
@@ -320,11 +329,13 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     // Each branch starts from the request route's $bavps.
     let base_bavps = st.call.borrow().tm.bavps.clone();
     let base_bflags = st.call.borrow().bflags;
-    for (uri, new_ruri, path, bflags) in targets {
+    let base_socket = st.call.borrow().socket_out;
+    for (uri, new_ruri, path, bflags, socket) in targets {
         {
             let mut call = st.call.borrow_mut();
             call.tm.bavps = base_bavps.clone();
             call.bflags = bflags;
+            call.socket_out = socket;
         }
         // What a branch route changes belongs to its branch only.
         let (mark, saved_ruri, saved_du) = {
@@ -358,7 +369,8 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         };
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
-            let located = super::locate::resolve(&target, v4).inspect_err(|e| {
+            let forced = call.forced_proto();
+            let located = super::locate::resolve_forced(&target, v4, forced).inspect_err(|e| {
                 if matches!(e, ProxyError::Unresolvable(_)) {
                     unresolvable = Some(e.clone());
                 }
@@ -433,6 +445,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let mut call = st.call.borrow_mut();
         call.tm.bavps = base_bavps;
         call.bflags = base_bflags;
+        call.socket_out = base_socket;
     }
     if sent == 0 {
         // OpenSIPS's codes for sl_reply_error: a name that does not
