@@ -163,6 +163,10 @@ pub struct CallTm {
     pub fr_inv: Option<std::time::Duration>,
     /// `txn` was made because the route suspended (not by the script).
     pub held: bool,
+    /// `t_add_cancel_reason`: the Reason line of the CANCELs this CANCEL causes.
+    pub cancel_reason: Option<String>,
+    /// `t_relay`'s flags for the transaction it makes or relays.
+    pub relay_flags: crate::proxy::tm::txn::RelayFlags,
 }
 
 impl CallTm {

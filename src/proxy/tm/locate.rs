@@ -135,7 +135,8 @@ pub async fn lookup_all(hops: Vec<Hop>) {
 /// provisional reply; when its destination has another address, the
 /// request goes there as a new branch. True when one was sent.
 pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<Outgoing>) -> bool {
-    let enabled = dns::current().is_some_and(|d| d.conf().failover);
+    let enabled =
+        dns::current().is_some_and(|d| d.conf().failover) && !t.relay_flags.no_dns_failover;
     let Some(b) = t
         .branches
         .get_mut(i)

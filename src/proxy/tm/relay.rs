@@ -119,10 +119,23 @@ pub fn apply_client(
 
 /// A locally built response to the transaction's request.
 pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
+    local_response_body(t, code, reason, "")
+}
+
+/// [`local_response`] with a body (`t_reply_with_body`).
+pub fn local_response_body(t: &Txn, code: u16, reason: &str, body: &str) -> Bytes {
     let tag = reply::to_tag(&t.request);
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(512 + body.len());
     let tag = (code > 100).then_some(tag.as_str());
-    crate::sip::reply::write_reply(&t.request, code, reason, tag, reply::SERVER, &mut out);
+    crate::sip::reply::write_reply_body(
+        &t.request,
+        code,
+        reason,
+        tag,
+        reply::SERVER,
+        body.as_bytes(),
+        &mut out,
+    );
     out.into()
 }
 
@@ -231,11 +244,14 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
             },
         }
     };
-    // 100 Trying for a new INVITE (RFC 3261 §16.2), before any branch.
+    // 100 Trying for a new INVITE (RFC 3261 §16.2), before any branch;
+    // not with t_relay's 0x01 (OpenSIPS 1.x "no 100 Trying").
     {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
-        if t.server.kind == Kind::Invite && t.server.last_code == 0 {
+        let flags = call.tm.relay_flags;
+        t.relay_flags = t.relay_flags.or(flags);
+        if t.server.kind == Kind::Invite && t.server.last_code == 0 && !flags.no_100 {
             let trying = local_response(&t, 100, "Trying");
             let acts = t.server.on_send(100);
             apply_server(

@@ -158,7 +158,11 @@ pub fn on_reply(
                 if first {
                     TM.completed(code);
                     tm.notify(|o| o.completed(&t, code));
-                    cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                    // `allow-no-cancel` (OpenSIPS T_MULTI_200OK_FLAG): the
+                    // other branches may answer 200 too.
+                    if !t.relay_flags.no_cancel_on_2xx {
+                        cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                    }
                 }
             }
             300.. => {
@@ -370,12 +374,18 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
                 apply_client(tm, &txn, &mut t, i, acts, None, &mut call.outbox);
             if timed_out {
                 t.last_branch = Some(i);
+                // OpenSIPS timer.c: a CANCEL on timeout says 480 NO_ANSWER.
+                let extra = format!(
+                    "{}{}",
+                    super::hop::REASON_480,
+                    t.extra_hdrs.as_deref().unwrap_or("")
+                );
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(408);
                     b.local_final = true;
                     // RFC 3261 §16.8: a branch that rang gets a CANCEL.
                     if b.got_provisional && !b.cancel_sent {
-                        if let Some(c) = build_cancel(&b.request) {
+                        if let Some(c) = build_cancel(&b.request, &extra) {
                             call.outbox.push(Outgoing {
                                 bytes: c,
                                 proto: b.proto,
