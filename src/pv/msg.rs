@@ -483,6 +483,7 @@ pub static DEFS: &[PvDef] = &[
     ro!("rP", get_ru_proto, "transport parameter of the request URI"),
     rw!("ru_q", get_ru_q, set_ru_q, false, "q value of the request URI branch (writable)"),
     ro!("ou", get_ou, "request URI as received"),
+    ro!("ouri", get_ou, "long name of $ou"),
     ro!("oU", get_ou_user, "user of the received request URI"),
     ro!("od", get_ou_host, "host of the received request URI"),
     ro!("op", get_ou_port, "port of the received request URI"),
