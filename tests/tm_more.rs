@@ -271,3 +271,37 @@ end"#,
         "{texts:?}"
     );
 }
+
+/// OpenSIPS t_fwd.c `t_replicate`: the replica gets the request, its 200
+/// stays at the proxy, the caller gets the route's own answer only.
+#[test]
+fn t_replicate_keeps_the_replicas_answer() {
+    let replica = uas("options_uas.xml", "u1");
+    let p = proxy(&format!(
+        r#"function route.main()
+  if not sip.tm.t_replicate("sip:127.0.0.1:{}") then sip.sl.sl_send_reply(500, "Not Replicated") sip.exit() end
+  sip.sl.sl_send_reply(202, "Replicated to $du")
+end"#,
+        replica.port
+    ));
+    let options = |local: &str| {
+        format!(
+            "OPTIONS sip:reg@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKrepl1\r\n\
+             From: <sip:alice@127.0.0.1>;tag=r1\r\nTo: <sip:reg@127.0.0.1>\r\n\
+             Call-ID: repl1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let got = exchange(p.port, &options, Duration::from_millis(1000));
+    let log = p.stop();
+    let firsts: Vec<&str> = got.iter().filter_map(|r| r.lines().next()).collect();
+    assert_eq!(
+        firsts,
+        [format!(
+            "SIP/2.0 202 Replicated to sip:127.0.0.1:{}",
+            replica.port
+        )],
+        "{log}"
+    );
+    assert_eq!(replica.counts(1), (1, 0), "{}", replica.errors());
+}

@@ -16,7 +16,7 @@ use std::rc::Rc;
 mod more;
 mod pv;
 
-fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
+pub(super) fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     let Some(host) = crate::script::phases::phases_of(st) else {
         return Err(mlua::Error::RuntimeError(format!(
             "{fname}: no script host"
@@ -334,6 +334,14 @@ pub static MODULE: Module = Module {
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
             doc: "Replies through the transaction (creating it when needed), so retransmissions get the reply again.",
             func: Func::Sync(t_reply),
+        },
+        Export {
+            name: "t_replicate",
+            args: "(uri [, flags])",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
+            doc: "Sends the request as it is (a REGISTER to a peer registrar, typically) to `uri`, which becomes `$du`, in a transaction whose replies stay here: the route still answers the caller (`save`, `sl_send_reply`). `uri` names an IP address (`\"sip:10.0.0.2:5060\"`); `flags` as `t_relay`'s. No 100 Trying.",
+            func: Func::Sync(more::t_replicate),
         },
         Export {
             name: "t_reply_with_body",

@@ -1,7 +1,7 @@
 //! The rest of tm's script functions (OpenSIPS 3.4 `modules/tm/tm.c`,
 //! `t_reply.c`, `t_fwd.c`): `t_relay`'s arguments, `t_reply_with_body`,
 //! `t_flush_flags`, `t_add_hdrs`, `t_add_cancel_reason`,
-//! `t_reply_by_callid`.
+//! `t_reply_by_callid`, `t_replicate`.
 
 use mlua::{IntoLua, Lua, MultiValue};
 
@@ -172,4 +172,37 @@ pub(super) fn t_reply_by_callid(lua: &Lua, st: &State, a: Args) -> mlua::Result<
         true => rc(true, 1),
         false => rc(false, -1),
     }
+}
+
+/// `t_replicate(uri [, flags])` (t_fwd.c `t_replicate`): relays the
+/// request as it is to `uri` (which becomes `$du`, an IP address: a name
+/// would need a lookup this call cannot wait for) in a transaction whose
+/// replies stay here; the route answers the caller itself.
+pub(super) fn t_replicate(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let uri = pv_fmt(lua, st, &a.str(0)?)?;
+    let u = crate::sip::Uri::parse(&uri).map_err(|_| a.err(format!("'{uri}' is not a URI")))?;
+    let host = u.host_bare().trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<std::net::IpAddr>().is_err() {
+        return Err(a.err(format!(
+            "'{uri}': the destination must be an IP address (set $du to a name and t_relay instead)"
+        )));
+    }
+    let mut flags = match a.opt_str(1)? {
+        None => RelayFlags::default(),
+        Some(f) => RelayFlags::numeric(&f)
+            .map(Ok)
+            .unwrap_or_else(|| RelayFlags::parse(&f))
+            .map_err(|e| a.err(e))?,
+    };
+    flags.replicate = true;
+    flags.no_100 = true;
+    {
+        let mut call = st.call.borrow_mut();
+        if call.msg.as_ref().is_some_and(|m| m.method_kind() == crate::sip::Method::Ack) {
+            return ret(lua, false);
+        }
+        call.du = Some(uri);
+        call.tm.relay_flags = flags;
+    }
+    super::relay_now(lua, st, a.fname)
 }

@@ -141,7 +141,8 @@ pub fn on_reply(
             101..=199 if keep => {
                 let bytes = upstream_bytes(&mut msg);
                 let acts = t.server.on_send(code);
-                apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox);
+                let up = (!t.relay_flags.replicate).then_some(&bytes);
+                apply_server(tm, &txn, &mut t, acts, up, &mut call.outbox);
             }
             200..=299 => {
                 t.last_branch = Some(i);
@@ -152,7 +153,9 @@ pub fn on_reply(
                 let first = t.server.last_code < 200;
                 let bytes = upstream_bytes(&mut msg);
                 let acts = t.server.on_send(code);
-                if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+                // t_replicate: the replica's answer is not the caller's.
+                let up = (!t.relay_flags.replicate).then_some(&bytes);
+                if apply_server(tm, &txn, &mut t, acts, up, &mut call.outbox) {
                     tm.forget(&t);
                 }
                 if first {
@@ -315,7 +318,8 @@ fn forward_best(host: &dyn Phases, txn: &TxnRef, best: usize) {
         }
     };
     let acts = t.server.on_send(code);
-    if apply_server(tm, txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+    let up = (!t.relay_flags.replicate).then_some(&bytes);
+    if apply_server(tm, txn, &mut t, acts, up, &mut call.outbox) {
         tm.forget(&t);
     }
     TM.completed(code);

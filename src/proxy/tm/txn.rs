@@ -183,6 +183,9 @@ pub struct RelayFlags {
     pub pass_reason: bool,
     /// `allow-no-cancel`: a 2xx does not cancel the other branches.
     pub no_cancel_on_2xx: bool,
+    /// `t_replicate` (OpenSIPS T_IS_LOCAL_FLAG): the branches' replies
+    /// stay here, none goes to the caller.
+    pub replicate: bool,
 }
 
 impl RelayFlags {
@@ -194,6 +197,7 @@ impl RelayFlags {
             no_dns_failover: self.no_dns_failover || o.no_dns_failover,
             pass_reason: self.pass_reason || o.pass_reason,
             no_cancel_on_2xx: self.no_cancel_on_2xx || o.no_cancel_on_2xx,
+            replicate: self.replicate || o.replicate,
         }
     }
 
@@ -213,6 +217,7 @@ impl RelayFlags {
             no_dns_failover: n & 0x04 != 0,
             pass_reason: n & 0x08 != 0,
             no_cancel_on_2xx: n & 0x10 != 0,
+            replicate: false,
         })
     }
 

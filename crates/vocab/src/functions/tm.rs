@@ -53,6 +53,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
         RouteMask::REQUEST.or(RouteMask::BRANCH),
     ),
     Function::new(M, T, "t_add_hdrs", &[Format], RouteMask::REQUEST),
+    Function::new(
+        M,
+        T,
+        "t_replicate",
+        &[Format, Optional(&Str)],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
     Function::new(M, T, "t_add_cancel_reason", &[Format], RouteMask::REQUEST),
     Function::new(
         M,
