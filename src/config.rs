@@ -16,6 +16,9 @@ pub struct Config {
     /// Worker threads (OpenSIPS `children` / `udp_workers`).
     pub children: usize,
     pub log_level: String,
+    /// OpenSIPS `xlog_level`: xlog messages above it are not printed
+    /// (lunasip's default 4 = L_DBG filters nothing; OpenSIPS's is 2).
+    pub xlog_level: i64,
     /// Extra names this proxy answers to (OpenSIPS `alias`), host or host:port.
     pub aliases: Vec<(String, Option<u16>)>,
     /// SO_RCVBUF for UDP sockets (OpenSIPS `maxbuffer`); the kernel caps it at rmem_max.
@@ -109,6 +112,7 @@ impl Default for Config {
             listen: Vec::new(),
             children: std::thread::available_parallelism().map_or(2, |n| n.get()),
             log_level: "info".into(),
+            xlog_level: 4,
             aliases: Vec::new(),
             udp_rcvbuf: 4 * 1024 * 1024,
             tcp_idle_timeout: Duration::from_secs(120),

@@ -156,6 +156,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     let lvl = crate::logging::parse_level(level.unwrap_or(&checked.config.log_level))
         .map_err(RunError::LogLevel)?;
     crate::logging::init(lvl);
+    crate::logging::set_xlog_default(checked.config.xlog_level);
     crate::modules::dispatcher::flush_early_log();
     // The script passed: load the dispatcher sets (a database that is down
     // leaves its partition empty and is retried) before any traffic.

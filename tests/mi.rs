@@ -891,3 +891,58 @@ fn expect_continue_and_keep_alive() {
         "{text}"
     );
 }
+
+/// OpenSIPS xlog.c / mi_core.c `xlog_level`: an xlog message above the
+/// xlog level is not printed; the MI reads and sets the shared level,
+/// `$xlog_level` a worker's own; statistics.c `reset_all_statistics`.
+#[test]
+fn xlog_level_and_reset_all_statistics() {
+    let m = start_with(
+        r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1, xlog_level = "L_NOTICE" }
+function route.main()
+  sip.xlog("L_NOTICE", "notice-marker $ci")
+  sip.xlog("L_INFO", "info-marker $ci")
+  if sip.pv.ci == "xl-own" then
+    sip.pv.set("$xlog_level", 3)
+    sip.xlog("L_INFO", "own-marker $ci $xlog_level")
+    sip.pv.set("$xlog_level", nil)
+  end
+  sip.update_stat("script:seen", 1)
+  sip.sl.sl_send_reply(200, "xlog $xlog_level")
+end
+"#,
+        "",
+    );
+    let count = |what: &str| m.proxy.log_text().matches(what).count();
+    assert!(options(m.proxy.port, "xl-1").starts_with("SIP/2.0 200 xlog 2\r\n"));
+    eventually("notice line", || count("notice-marker xl-1") == 1);
+    assert_eq!(count("info-marker"), 0, "{}", m.proxy.log_text());
+    assert!(options(m.proxy.port, "xl-own").starts_with("SIP/2.0 200 xlog 2\r\n"));
+    eventually("own line", || count("own-marker xl-own 3") == 1);
+    assert_eq!(count("info-marker"), 0);
+    assert_eq!(
+        result(m.port, "xlog_level", json!([])),
+        json!({"xLog Level": 2})
+    );
+    let (ok, v, _) = cli_fifo(&m, &["xlog_level", "3"]);
+    assert!(ok);
+    assert_eq!(v, json!({"New xLog level": 3}));
+    assert!(options(m.proxy.port, "xl-2").starts_with("SIP/2.0 200 xlog 3\r\n"));
+    eventually("info line", || count("info-marker xl-2") == 1);
+    assert!(rpc(m.port, "xlog_level", json!(["loud"]))["error"]["code"] == -32602);
+
+    assert_eq!(
+        result(m.port, "get_statistics", json!([["script:seen"]])),
+        json!({"script:seen": 3})
+    );
+    assert_eq!(
+        result(m.port, "reset_all_statistics", json!([])),
+        json!("OK")
+    );
+    let after = result(
+        m.port,
+        "get_statistics",
+        json!([["script:seen", "core:rcv_requests"]]),
+    );
+    assert_eq!(after, json!({"script:seen": 0, "core:rcv_requests": 0}));
+}

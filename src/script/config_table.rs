@@ -216,6 +216,25 @@ pub fn read_config(
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
     }
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
+    match t.get::<Value>("xlog_level") {
+        Ok(Value::Nil) => {}
+        Ok(Value::Integer(n)) => cfg.xlog_level = n,
+        Ok(Value::String(s)) => {
+            let s = s.to_str().map_err(|e| err("xlog_level", e.to_string()))?;
+            cfg.xlog_level = crate::logging::xlog_number(&s).ok_or_else(|| {
+                err(
+                    "xlog_level",
+                    format!("config.xlog_level: unknown level '{}'", &*s),
+                )
+            })?;
+        }
+        _ => {
+            return Err(err(
+                "xlog_level",
+                "config.xlog_level must be a number (-3..4) or a level name".into(),
+            ))
+        }
+    }
     cfg.mhomed = match t.get::<Value>("mhomed") {
         Ok(Value::Nil) => false,
         Ok(Value::Boolean(b)) => b,

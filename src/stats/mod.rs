@@ -498,6 +498,16 @@ pub fn reset(full: &str) -> bool {
     r.is_some_and(|r| r.reset())
 }
 
+/// Resets every statistic that can be (MI `reset_all_statistics`);
+/// gauges keep their values.
+pub fn reset_all() {
+    let mut names = Vec::new();
+    each_stat(|s| names.push(format!("{}:{}", s.group, s.name)));
+    for n in names {
+        reset(&n);
+    }
+}
+
 /// (virtual, resident) bytes of this process.
 fn statm() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/self/statm").ok()?;
