@@ -54,6 +54,11 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
+        Self::try_start_args(script, port, &[])
+    }
+
+    /// [`Proxy::try_start_on`] with more `lunasip run` arguments.
+    pub fn try_start_args(script: &str, port: u16, extra: &[&str]) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("script.lua");
         std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
@@ -62,6 +67,7 @@ impl Proxy {
         let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
             .args(["run", "-c"])
             .arg(&path)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
