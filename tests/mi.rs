@@ -946,3 +946,74 @@ end
     );
     assert_eq!(after, json!({"script:seen": 0, "core:rcv_requests": 0}));
 }
+
+/// A 2.x-style FIFO exchange: `:command:reply_fifo`, argument lines, an
+/// empty line; the reply text read back from the reply FIFO.
+fn fifo_text(m: &Mi, name: &str, request: &str) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = m.fifo.parent().expect("fifo dir");
+    let reply = dir.join(name);
+    let made = Command::new("mkfifo").arg(&reply).status().expect("mkfifo");
+    assert!(made.success());
+    let mut r = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&reply)
+        .expect("open reply fifo");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&m.fifo)
+        .and_then(|mut f| f.write_all(request.as_bytes()))
+        .expect("write the request");
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end && !out.ends_with(b"\n\n") {
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let _ = std::fs::remove_file(&reply);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// OpenSIPS 2.x's FIFO text format beside the JSON one (2.4
+/// `modules/mi_fifo/`): `:command:reply_fifo`, one argument per line, an
+/// empty line; the reply `200 OK` and `name:: value` lines.
+#[test]
+fn fifo_accepts_the_2x_text_format() {
+    let m = start_with(&answering("OK"), "");
+    let up = fifo_text(&m, "r_uptime", ":uptime:r_uptime\n\n");
+    assert!(up.starts_with("200 OK\n"), "{up}");
+    assert!(up.contains("\nUp time:: "), "{up}");
+    assert!(up.ends_with(" [sec]\n\n"), "{up}");
+    let lvl = fifo_text(&m, "r_level", ":log_level:r_level\n4\n\n");
+    assert_eq!(lvl, "200 OK\nNew global log level:: 4\n\n");
+    assert_eq!(
+        result(m.port, "log_level", json!([]))["Processes"][0]["Log level"],
+        4
+    );
+    let ps = fifo_text(&m, "r_ps", ":ps:r_ps\n\n");
+    assert!(
+        ps.contains("Processes:: \n\tID:: ") || ps.contains("Processes:: \n\tPID:: "),
+        "{ps}"
+    );
+    let none = fifo_text(&m, "r_none", ":no_such_command:r_none\n\n");
+    assert!(none.starts_with("500 ") && none.ends_with("\n\n"), "{none}");
+    let reset = fifo_text(
+        &m,
+        "r_reset",
+        ":reset_statistics:r_reset\ncore:rcv_requests\n\n",
+    );
+    assert_eq!(reset, "200 OK\n\n");
+    let missing = fifo_text(&m, "r_miss", ":reset_statistics:r_miss\nno:such\n\n");
+    assert_eq!(missing, "404 Statistics Not Found\n\n");
+    // The JSON form still works on the same FIFO.
+    let (ok, v, _) = cli_fifo(&m, &["version"]);
+    assert!(
+        ok && v["Server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("lunasip"))
+    );
+}
