@@ -121,6 +121,8 @@ stat_group! {
         drop_replies,
         err_requests,
         err_replies,
+        /// OpenSIPS's `bad_URIs_rcvd` (the MI name comes from the StatDecl).
+        bad_uris_rcvd,
         bad_msg_hdr,
         oversize_msgs,
         suspended_routes,
@@ -331,6 +333,11 @@ pub static CORE_STATS: &[StatDecl] = &[
         "err_replies",
         &CORE.err_replies,
         "Replies that failed processing.",
+    ),
+    StatDecl::counter(
+        "bad_URIs_rcvd",
+        &CORE.bad_uris_rcvd,
+        "Requests whose Request-URI did not parse (OpenSIPS counts each failed URI parse).",
     ),
     StatDecl::counter(
         "bad_msg_hdr",
