@@ -102,6 +102,7 @@ pub struct Prepared {
     pub registrar: registrar::Prepared,
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
+    pub rr: rr::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -117,6 +118,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         registrar: registrar::prepare(modules)?,
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
+        rr: rr::prepare(modules)?,
     })
 }
 
@@ -132,6 +134,7 @@ impl Prepared {
         self.registrar.commit();
         self.auth.commit();
         self.auth_db.commit();
+        self.rr.commit();
         init_all()
     }
 

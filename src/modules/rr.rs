@@ -10,7 +10,7 @@ use mlua::{Lua, MultiValue};
 
 pub use crate::proxy::rr::PendingRr;
 use crate::script::exports::{ret, Args, Export, Func};
-use crate::modules::{Module};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
@@ -196,6 +196,37 @@ fn is_direction(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, upstream == want_up)
 }
 
+/// `config.modules.rr`, read before anything is applied.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    append_fromtag: Option<bool>,
+}
+
+/// Reads `config.modules.rr`.
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    let Some(t) = crate::modules::usrloc::cfg::table(modules, "rr")? else {
+        return Ok(Prepared::default());
+    };
+    Ok(Prepared {
+        append_fromtag: crate::modules::usrloc::cfg::bool(&t, "rr", "append_fromtag")?,
+    })
+}
+
+impl Prepared {
+    /// Applies the settings (the defaults when absent, so a reload that
+    /// drops a key goes back to OpenSIPS's default).
+    pub fn commit(&self) {
+        crate::proxy::rr::set_append_fromtag(self.append_fromtag.unwrap_or(true));
+    }
+}
+
+static PARAMS: &[Param] = &[param(
+    "append_fromtag",
+    ParamKind::Bool,
+    "true",
+    "Record-Route carries the caller's From tag as `;ftag=` (what `is_direction` compares); `false` leaves it out (OpenSIPS rr `append_fromtag`).",
+)];
+
 pub static MODULE: Module = Module {
     name: "rr",
     table: Some("rr"),
@@ -249,5 +280,7 @@ pub static MODULE: Module = Module {
             doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6). As OpenSIPS's rr, the request then leaves from the socket the second entry of a double Record-Route names (its transport serving a next hop without `transport=`, so a UDP caller's ACK and BYE reach a TCP-only callee), and after a single entry of ours in a dialog from the socket it came in on (`$socket_out`).",
             func: Func::Sync(loose_route),
         },
-    ],    ..Module::NONE
+    ],
+    params: PARAMS,
+    ..Module::NONE
 };
