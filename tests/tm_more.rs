@@ -305,3 +305,40 @@ end"#,
     );
     assert_eq!(replica.counts(1), (1, 0), "{}", replica.errors());
 }
+
+/// OpenSIPS tm `restart_fr_on_each_reply` (t_reply.c): on (the
+/// default), the second 180 restarts fr_inv and the 200 that comes 3 s
+/// after the first 180 gets through; off, fr_inv (2 s) ends the branch
+/// (408 to the caller) before it.
+#[test]
+fn restart_fr_on_each_reply_keeps_a_ringing_branch() {
+    for (setting, ok) in [("", true), ("restart_fr_on_each_reply = false,", false)] {
+        let callee = uas("uas_ring_twice.xml", "u1");
+        let p = Proxy::start(&format!(
+            r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 1,
+  modules = {{ mi_http = false, mi_fifo = false, tm = {{ fr_timeout = 2, fr_inv_timeout = 2, {setting} }} }},
+}}
+function route.main()
+  if sip.has_totag() then sip.rr.loose_route() sip.tm.t_relay() sip.exit() end
+  sip.rr.record_route()
+  sip.pv.du = "sip:127.0.0.1:{}"
+  if not sip.tm.t_relay() then sip.sl.sl_reply_error() end
+end"#,
+            callee.port
+        ));
+        let run = uac("uac_ring_twice.xml", p.port, "u1", 1, 1, &[]);
+        let log = p.stop();
+        let want = if ok { (1, 0) } else { (0, 1) };
+        assert_eq!(
+            (run.successful, run.failed),
+            want,
+            "{setting}: {}\n{log}",
+            run.errors
+        );
+        if !ok {
+            assert!(run.errors.contains("408"), "{}", run.errors);
+        }
+    }
+}

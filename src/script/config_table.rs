@@ -275,6 +275,18 @@ pub fn read_config(
             if let Some(v) = ms("wait_timer")? {
                 cfg.tm.wait = Duration::from_secs(v.max(1));
             }
+            match tm.get::<Value>("restart_fr_on_each_reply") {
+                Ok(Value::Nil) => {}
+                Ok(Value::Boolean(b)) => cfg.tm.restart_fr = b,
+                Ok(Value::Integer(n)) => cfg.tm.restart_fr = n != 0,
+                _ => {
+                    return Err(err(
+                        "restart_fr_on_each_reply",
+                        "config.modules.tm.restart_fr_on_each_reply must be true/false or 0/1"
+                            .into(),
+                    ))
+                }
+            }
         }
     }
     Ok((cfg, prepared))

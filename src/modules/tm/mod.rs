@@ -482,6 +482,12 @@ static PARAMS: &[Param] = &[
         "5",
         "Seconds a finished transaction absorbs retransmissions.",
     ),
+    param(
+        "restart_fr_on_each_reply",
+        ParamKind::Bool,
+        "true",
+        "Each provisional reply of an INVITE branch starts `fr_inv_timeout` again (RFC 3261 §16.8 Timer C); `false`: only the first one, or one of a higher 18x status.",
+    ),
 ];
 
 static STATS: &[StatDecl] = &[
