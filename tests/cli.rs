@@ -216,3 +216,32 @@ function route.main() sip.sl.sl_send_reply(200, "Here $Ri:$Rp") end
         "{log}"
     );
 }
+
+/// OpenSIPS 3's `udp_workers` / `tcp_workers`: lunasip's workers serve
+/// both transports, so the larger count is used; 0 is refused.
+#[test]
+fn udp_and_tcp_workers_set_the_worker_count() {
+    use common::{free_port, Proxy};
+    let script = r#"config = { listen = { "udp:127.0.0.1:{PORT}", "tcp:127.0.0.1:{PORT}" },
+  udp_workers = 2, tcp_workers = 3, modules = { mi_http = false, mi_fifo = false } }
+function route.main() sip.sl.sl_send_reply(200, "OK") end
+"#;
+    let p = Proxy::try_start_args(script, free_port(), &[])
+        .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    assert!(
+        p.log_text().contains("ready: 3 workers"),
+        "{}",
+        p.log_text()
+    );
+    drop(p);
+    let bad = Proxy::try_start_args(
+        &script.replace("udp_workers = 2", "udp_workers = 0"),
+        free_port(),
+        &[],
+    );
+    let log = bad.err().unwrap_or_default();
+    assert!(
+        log.contains("config.udp_workers must be between 1 and 256"),
+        "{log}"
+    );
+}

@@ -147,13 +147,19 @@ pub fn read_config(
             config::parse_listen(l).map_err(|m| err("listen", format!("config.listen: {m}")))?,
         );
     }
-    if let Some(n) = number(&t, "children").map_err(|m| err("children", m))? {
-        if n == 0 || n > 256 {
-            return Err(err(
-                "children",
-                "config.children must be between 1 and 256".into(),
-            ));
+    // OpenSIPS 3.x splits `children` into `udp_workers` and
+    // `tcp_workers`; lunasip's workers serve both transports, so the
+    // larger one given is the worker count.
+    let mut workers: Option<u64> = None;
+    for key in ["children", "udp_workers", "tcp_workers"] {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+            if n == 0 || n > 256 {
+                return Err(err(key, format!("config.{key} must be between 1 and 256")));
+            }
+            workers = Some(workers.map_or(n, |w| w.max(n)));
         }
+    }
+    if let Some(n) = workers {
         cfg.children = n as usize;
     }
     match t.get::<Value>("log_level") {
