@@ -16,6 +16,9 @@ pub struct Config {
     /// Worker threads (OpenSIPS `children` / `udp_workers`).
     pub children: usize,
     pub log_level: String,
+    /// OpenSIPS `xlog_level`: xlog messages above it are not printed
+    /// (lunasip's default 4 = L_DBG filters nothing; OpenSIPS's is 2).
+    pub xlog_level: i64,
     /// Extra names this proxy answers to (OpenSIPS `alias`), host or host:port.
     pub aliases: Vec<(String, Option<u16>)>,
     /// SO_RCVBUF for UDP sockets (OpenSIPS `maxbuffer`); the kernel caps it at rmem_max.
@@ -55,6 +58,9 @@ pub struct Config {
     /// before it refuses new INVITEs with 503; 0: never (lunasip
     /// `overload_streak`).
     pub overload_streak: u32,
+    /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
+    /// address the kernel routes its destination from.
+    pub mhomed: bool,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
@@ -120,6 +126,7 @@ impl Default for Config {
             listen: Vec::new(),
             children: std::thread::available_parallelism().map_or(2, |n| n.get()),
             log_level: "info".into(),
+            xlog_level: 4,
             aliases: Vec::new(),
             udp_rcvbuf: 4 * 1024 * 1024,
             tcp_idle_timeout: Duration::from_secs(120),
@@ -127,6 +134,7 @@ impl Default for Config {
             tcp_connect_timeout: Duration::from_millis(1000),
             max_suspended: 1024,
             dns: Default::default(),
+            mhomed: false,
             resume_timeout: Duration::from_secs(30),
             route_timeout: Some(Duration::from_secs(2)),
             script_memory_limit: 256 * 1024 * 1024,

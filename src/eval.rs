@@ -81,7 +81,9 @@ pub fn run(
         ..Config::default()
     };
     let mut call = Call::new();
-    call.sockets = Some(Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)));
+    call.sockets = Some(Arc::new(
+        Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed),
+    ));
     let route = if msg.is_request() {
         RouteType::Request
     } else {

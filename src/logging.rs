@@ -45,6 +45,76 @@ pub fn xlog_level(s: &str) -> Option<Level> {
     lf.into_level()
 }
 
+/// OpenSIPS `xlog_level` (xlog.c): an `xlog` message whose level number
+/// is above it is not printed, before `log_level` filters it. OpenSIPS's
+/// default is 2 (L_NOTICE); lunasip's is 4 (L_DBG), so `xlog("L_INFO",
+/// …)` prints as it always did unless `config.xlog_level` says otherwise.
+static XLOG_DEFAULT: AtomicI8 = AtomicI8::new(4);
+static XLOG_SHARED: AtomicI8 = AtomicI8::new(4);
+
+thread_local! {
+    /// `$xlog_level` set by this worker's script (OpenSIPS's per-process level).
+    static XLOG_LOCAL: Cell<Option<i8>> = const { Cell::new(None) };
+}
+
+/// Sets the configured xlog level (start, reload): the default that a
+/// reset returns to, and the shared level.
+pub fn set_xlog_default(n: i64) {
+    XLOG_DEFAULT.store(clamp(n), Ordering::Relaxed);
+    XLOG_SHARED.store(clamp(n), Ordering::Relaxed);
+}
+
+/// MI `xlog_level level`: the level every worker follows.
+pub fn set_xlog_shared(n: i64) {
+    XLOG_SHARED.store(clamp(n), Ordering::Relaxed);
+}
+
+/// The shared xlog level (MI `xlog_level`).
+pub fn xlog_shared() -> i64 {
+    XLOG_SHARED.load(Ordering::Relaxed) as i64
+}
+
+/// The xlog level this thread prints with (`$xlog_level`).
+pub fn xlog_level_now() -> i64 {
+    XLOG_LOCAL
+        .with(|l| l.get())
+        .map_or_else(xlog_shared, |n| n as i64)
+}
+
+/// `$xlog_level = n`: this worker's own level; `$xlog_level = null` goes
+/// back to the shared one, or, when there was no own level, resets the
+/// shared one to the configured default (OpenSIPS `reset_xlog_level`).
+pub fn set_xlog_local(n: Option<i64>) {
+    match n {
+        Some(n) => XLOG_LOCAL.with(|l| l.set(Some(clamp(n)))),
+        None => {
+            if XLOG_LOCAL.with(|l| l.take()).is_none() {
+                XLOG_SHARED.store(XLOG_DEFAULT.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// An xlog level name (`L_NOTICE`, `notice`, `-1`) as OpenSIPS's number.
+pub fn xlog_number(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Some(n);
+    }
+    let t = t.strip_prefix("L_").unwrap_or(t);
+    Some(match t.to_ascii_lowercase().as_str() {
+        "alert" => -3,
+        "crit" | "critical" => -2,
+        "err" | "error" => -1,
+        "warn" | "warning" => 1,
+        "notice" => 2,
+        "info" => 3,
+        "dbg" | "debug" => 4,
+        "trace" => 5,
+        _ => return None,
+    })
+}
+
 /// Log levels as OpenSIPS numbers (-3 alert … 4 debug, 5 = trace, a
 /// lunasip extension), global and per worker thread. Events are filtered
 /// against the calling thread's level, so the MI can turn one worker to
@@ -142,6 +212,32 @@ pub fn set_worker_level(id: usize, n: i64) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// The level of the calling thread: its worker's own, else the global one.
+pub fn own_level() -> i64 {
+    WORKER
+        .with(|w| w.get())
+        .map_or_else(global_level, worker_level)
+}
+
+/// `$log_level = n` (OpenSIPS pvar.c `pv_set_log_level`): the calling
+/// worker's own level; None goes back to the global one. False outside a
+/// worker.
+pub fn set_own_level(n: Option<i64>) -> bool {
+    let Some(id) = WORKER.with(|w| w.get()) else {
+        return false;
+    };
+    match n {
+        Some(n) => set_worker_level(id, n),
+        None => {
+            if let Some(w) = LEVELS.worker.get(id) {
+                w.store(UNSET, Ordering::Relaxed);
+                tracing::callsite::rebuild_interest_cache();
+            }
+            true
+        }
     }
 }
 

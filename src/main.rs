@@ -32,6 +32,9 @@ enum Cmd {
         /// Overrides config.log_level (error, warn, notice, info, debug).
         #[arg(long = "log-level")]
         log_level: Option<String>,
+        /// Listen on proto:ip:port instead of config.listen (repeatable, as OpenSIPS's -l).
+        #[arg(short = 'l', long = "listen", value_name = "PROTO:IP:PORT")]
+        listen: Vec<String>,
         /// A script option, name=value, read as $argv(name) (repeatable).
         #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
         option: Vec<String>,
@@ -229,6 +232,7 @@ fn main() -> ExitCode {
         Cmd::Run {
             config,
             log_level,
+            listen,
             option,
         } => {
             if let Err(e) = lunasip::pv::misc::set_argv(&option) {
@@ -247,7 +251,7 @@ fn main() -> ExitCode {
                 ),
             };
             src.and_then(|s| {
-                lunasip::runtime::run(s, log_level.as_deref(), from_default)
+                lunasip::runtime::run_on(s, log_level.as_deref(), from_default, &listen)
                     .map_err(|e| e.to_string())
             })
         }

@@ -62,6 +62,9 @@ pub struct Control {
     source: Source,
     from_file: bool,
     listen: Vec<crate::config::Listen>,
+    /// The listeners came from the command line (`-l`): the script's
+    /// `config.listen` is not looked at.
+    listen_from_cli: bool,
     /// MI transport settings in force (they need a restart to change).
     mi: (Option<crate::config::MiHttp>, Option<crate::config::MiFifo>),
     tx: tokio::sync::watch::Sender<Arc<Source>>,
@@ -108,7 +111,7 @@ impl Control {
         // The whole script passed: apply its module settings (against the
         // sockets in force), then hand it to the workers.
         let cfg = checked.commit(&self.listen).map_err(RunError::Modules)?;
-        if cfg.listen != self.listen {
+        if cfg.listen != self.listen && !self.listen_from_cli {
             tracing::warn!("reload: config.listen changed; the new sockets need a restart");
         }
         if (&cfg.mi_http, &cfg.mi_fifo) != (&self.mi.0, &self.mi.1) {
@@ -153,10 +156,33 @@ fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, RunError> {
 
 /// Runs the daemon until SIGTERM or SIGINT. `level` overrides config.log_level.
 pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), RunError> {
-    let checked = check(&source)?;
+    run_on(source, level, from_default, &[])
+}
+
+/// [`run`] with `lunasip run -l proto:ip:port` listeners (OpenSIPS's
+/// `-l`): when given, they replace the script's `config.listen`.
+pub fn run_on(
+    source: Source,
+    level: Option<&str>,
+    from_default: bool,
+    listen_cli: &[String],
+) -> Result<(), RunError> {
+    let mut checked = check(&source)?;
+    if !listen_cli.is_empty() {
+        let mut listen = Vec::with_capacity(listen_cli.len());
+        for l in listen_cli {
+            listen.push(
+                crate::config::parse_listen(l).map_err(|e| {
+                    RunError::Script(crate::script::ScriptError::new("-l", None, e))
+                })?,
+            );
+        }
+        checked.config.listen = listen;
+    }
     let lvl = crate::logging::parse_level(level.unwrap_or(&checked.config.log_level))
         .map_err(RunError::LogLevel)?;
     crate::logging::init(lvl);
+    crate::logging::set_xlog_default(checked.config.xlog_level);
     crate::modules::dispatcher::flush_early_log();
     // The script passed: load the dispatcher sets (a database that is down
     // leaves its partition empty and is retried) before any traffic.
@@ -171,7 +197,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
     }
     let bound = bind_all(&cfg)?;
     let cfg = Arc::new(cfg);
-    let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases));
+    let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed));
     let table = Arc::new(TcpTable::default());
     // Transactions: one table for all workers, one timer thread; fired
     // timers go to the worker queues.
@@ -196,6 +222,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         source: source.clone(),
         from_file: !from_default,
         listen: cfg.listen.clone(),
+        listen_from_cli: !listen_cli.is_empty(),
         mi: (cfg.mi_http.clone(), cfg.mi_fifo.clone()),
         tx: tokio::sync::watch::channel(Arc::new(source.clone())).0,
         reloading: std::sync::Mutex::new(()),

@@ -176,3 +176,72 @@ fn check_connect_loads_the_rows() {
         "{err}"
     );
 }
+
+/// `lunasip run -l proto:ip:port` (OpenSIPS's `-l`): the listeners given
+/// replace the script's `config.listen`.
+#[test]
+fn run_listen_option_replaces_config_listen() {
+    use common::{free_port, udp_exchange, Proxy};
+    let other = free_port();
+    let script = r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1,
+  modules = { mi_http = false, mi_fifo = false } }
+function route.main() sip.sl.sl_send_reply(200, "Here $Ri:$Rp") end
+"#;
+    let listen = format!("udp:127.0.0.1:{other}");
+    let p = Proxy::try_start_args(script, free_port(), &["-l", &listen])
+        .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    let ready = p.log_text();
+    assert!(
+        ready.contains(&format!("listening on udp:127.0.0.1:{other}, script")),
+        "{ready}"
+    );
+    let msg =
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKcli{LPORT}\r\n\
+               From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: cli-l\r\n\
+               CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let r = udp_exchange(
+        &format!("127.0.0.1:{other}"),
+        msg,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_default();
+    assert!(
+        r.starts_with(&format!("SIP/2.0 200 Here 127.0.0.1:{other}\r\n")),
+        "{r}"
+    );
+    let bad = Proxy::try_start_args(script, free_port(), &["-l", "udp:nohost:5060"]);
+    let log = bad.err().unwrap_or_default();
+    assert!(
+        log.contains("-l: bad listen address 'udp:nohost:5060'"),
+        "{log}"
+    );
+}
+
+/// OpenSIPS 3's `udp_workers` / `tcp_workers`: lunasip's workers serve
+/// both transports, so the larger count is used; 0 is refused.
+#[test]
+fn udp_and_tcp_workers_set_the_worker_count() {
+    use common::{free_port, Proxy};
+    let script = r#"config = { listen = { "udp:127.0.0.1:{PORT}", "tcp:127.0.0.1:{PORT}" },
+  udp_workers = 2, tcp_workers = 3, modules = { mi_http = false, mi_fifo = false } }
+function route.main() sip.sl.sl_send_reply(200, "OK") end
+"#;
+    let p = Proxy::try_start_args(script, free_port(), &[])
+        .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    assert!(
+        p.log_text().contains("ready: 3 workers"),
+        "{}",
+        p.log_text()
+    );
+    drop(p);
+    let bad = Proxy::try_start_args(
+        &script.replace("udp_workers = 2", "udp_workers = 0"),
+        free_port(),
+        &[],
+    );
+    let log = bad.err().unwrap_or_default();
+    assert!(
+        log.contains("config.udp_workers must be between 1 and 256"),
+        "{log}"
+    );
+}

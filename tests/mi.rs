@@ -891,3 +891,129 @@ fn expect_continue_and_keep_alive() {
         "{text}"
     );
 }
+
+/// OpenSIPS xlog.c / mi_core.c `xlog_level`: an xlog message above the
+/// xlog level is not printed; the MI reads and sets the shared level,
+/// `$xlog_level` a worker's own; statistics.c `reset_all_statistics`.
+#[test]
+fn xlog_level_and_reset_all_statistics() {
+    let m = start_with(
+        r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1, xlog_level = "L_NOTICE" }
+function route.main()
+  sip.xlog("L_NOTICE", "notice-marker $ci")
+  sip.xlog("L_INFO", "info-marker $ci")
+  if sip.pv.ci == "xl-own" then
+    sip.pv.set("$xlog_level", 3)
+    sip.xlog("L_INFO", "own-marker $ci $xlog_level")
+    sip.pv.set("$xlog_level", nil)
+  end
+  sip.update_stat("script:seen", 1)
+  sip.sl.sl_send_reply(200, "xlog $xlog_level")
+end
+"#,
+        "",
+    );
+    let count = |what: &str| m.proxy.log_text().matches(what).count();
+    assert!(options(m.proxy.port, "xl-1").starts_with("SIP/2.0 200 xlog 2\r\n"));
+    eventually("notice line", || count("notice-marker xl-1") == 1);
+    assert_eq!(count("info-marker"), 0, "{}", m.proxy.log_text());
+    assert!(options(m.proxy.port, "xl-own").starts_with("SIP/2.0 200 xlog 2\r\n"));
+    eventually("own line", || count("own-marker xl-own 3") == 1);
+    assert_eq!(count("info-marker"), 0);
+    assert_eq!(
+        result(m.port, "xlog_level", json!([])),
+        json!({"xLog Level": 2})
+    );
+    let (ok, v, _) = cli_fifo(&m, &["xlog_level", "3"]);
+    assert!(ok);
+    assert_eq!(v, json!({"New xLog level": 3}));
+    assert!(options(m.proxy.port, "xl-2").starts_with("SIP/2.0 200 xlog 3\r\n"));
+    eventually("info line", || count("info-marker xl-2") == 1);
+    assert!(rpc(m.port, "xlog_level", json!(["loud"]))["error"]["code"] == -32602);
+
+    assert_eq!(
+        result(m.port, "get_statistics", json!([["script:seen"]])),
+        json!({"script:seen": 3})
+    );
+    assert_eq!(
+        result(m.port, "reset_all_statistics", json!([])),
+        json!("OK")
+    );
+    let after = result(
+        m.port,
+        "get_statistics",
+        json!([["script:seen", "core:rcv_requests"]]),
+    );
+    assert_eq!(after, json!({"script:seen": 0, "core:rcv_requests": 0}));
+}
+
+/// A 2.x-style FIFO exchange: `:command:reply_fifo`, argument lines, an
+/// empty line; the reply text read back from the reply FIFO.
+fn fifo_text(m: &Mi, name: &str, request: &str) -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = m.fifo.parent().expect("fifo dir");
+    let reply = dir.join(name);
+    let made = Command::new("mkfifo").arg(&reply).status().expect("mkfifo");
+    assert!(made.success());
+    let mut r = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&reply)
+        .expect("open reply fifo");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&m.fifo)
+        .and_then(|mut f| f.write_all(request.as_bytes()))
+        .expect("write the request");
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end && !out.ends_with(b"\n\n") {
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let _ = std::fs::remove_file(&reply);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// OpenSIPS 2.x's FIFO text format beside the JSON one (2.4
+/// `modules/mi_fifo/`): `:command:reply_fifo`, one argument per line, an
+/// empty line; the reply `200 OK` and `name:: value` lines.
+#[test]
+fn fifo_accepts_the_2x_text_format() {
+    let m = start_with(&answering("OK"), "");
+    let up = fifo_text(&m, "r_uptime", ":uptime:r_uptime\n\n");
+    assert!(up.starts_with("200 OK\n"), "{up}");
+    assert!(up.contains("\nUp time:: "), "{up}");
+    assert!(up.ends_with(" [sec]\n\n"), "{up}");
+    let lvl = fifo_text(&m, "r_level", ":log_level:r_level\n4\n\n");
+    assert_eq!(lvl, "200 OK\nNew global log level:: 4\n\n");
+    assert_eq!(
+        result(m.port, "log_level", json!([]))["Processes"][0]["Log level"],
+        4
+    );
+    let ps = fifo_text(&m, "r_ps", ":ps:r_ps\n\n");
+    assert!(
+        ps.contains("Processes:: \n\tID:: ") || ps.contains("Processes:: \n\tPID:: "),
+        "{ps}"
+    );
+    let none = fifo_text(&m, "r_none", ":no_such_command:r_none\n\n");
+    assert!(none.starts_with("500 ") && none.ends_with("\n\n"), "{none}");
+    let reset = fifo_text(
+        &m,
+        "r_reset",
+        ":reset_statistics:r_reset\ncore:rcv_requests\n\n",
+    );
+    assert_eq!(reset, "200 OK\n\n");
+    let missing = fifo_text(&m, "r_miss", ":reset_statistics:r_miss\nno:such\n\n");
+    assert_eq!(missing, "404 Statistics Not Found\n\n");
+    // The JSON form still works on the same FIFO.
+    let (ok, v, _) = cli_fifo(&m, &["version"]);
+    assert!(
+        ok && v["Server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("lunasip"))
+    );
+}

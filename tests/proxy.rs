@@ -147,10 +147,23 @@ fn malformed_request_gets_400_and_the_next_call_completes() {
     let sent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sent.send_to(b"\x00\x01garbage\r\n\r\n", ("127.0.0.1", proxy.port))
         .unwrap();
+    // A Request-URI that does not parse: 400, counted as OpenSIPS's
+    // core:bad_URIs_rcvd (parser/parse_uri.c) and as a bad message.
+    let bad_uri = "OPTIONS sip:@@bad SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKbaduri\r\n\
+                   From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: baduri\r\n\
+                   CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let r = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        bad_uri,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_default();
+    assert!(r.starts_with("SIP/2.0 400 "), "{r}");
     let good = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
     assert_eq!((good.successful, good.failed), (1, 0), "{}", good.errors);
     let log = proxy.stop();
-    assert_eq!(stat(&log, "core:bad_msg_hdr"), 2, "{log}");
+    assert_eq!(stat(&log, "core:bad_msg_hdr"), 3, "{log}");
+    assert_eq!(stat(&log, "core:bad_URIs_rcvd"), 1, "{log}");
 }
 
 #[test]

@@ -420,3 +420,28 @@ end"#,
         "{text}"
     );
 }
+
+/// OpenSIPS 3.4 pvar.c's long names read (and write) what the short ones do.
+#[test]
+fn long_names_are_the_short_ones() {
+    let w = worker(
+        r#"function route.main()
+  sip.pv.set("$ruri.user", "carol")
+  sip.pv.set("$duri", "sip:127.0.0.1:5099")
+  local specs = { "$ruri", "$ruri.user", "$ruri.domain", "$duri", "$ouri", "$from", "$from.user",
+    "$from.domain", "$to", "$to.user", "$to.domain", "$src_ip" }
+  local out = {}
+  for _, n in ipairs(specs) do out[#out + 1] = n:sub(2) .. "=" .. tostring(sip.pv.get(n)) end
+  sip.sl.sl_send_reply(200, table.concat(out, " "))
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    let first = out[0].2.lines().next().unwrap_or("").to_string();
+    assert_eq!(
+        first,
+        "SIP/2.0 200 ruri=sip:carol@example.com ruri.user=carol ruri.domain=example.com \
+         duri=sip:127.0.0.1:5099 ouri=sip:bob@example.com from=sip:alice@example.com \
+         from.user=alice from.domain=example.com to=sip:bob@example.com to.user=bob \
+         to.domain=example.com src_ip=10.0.0.9"
+    );
+}

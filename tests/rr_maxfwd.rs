@@ -121,3 +121,38 @@ end"#,
     let out = run(&w, &in_dialog("a1", "b9", Some(&rr)), Proto::Udp);
     assert_eq!(reason(&out), "down");
 }
+
+/// OpenSIPS rr `append_fromtag`: on by default (`;ftag=` in the
+/// Record-Route the next hop receives), off when the script says so.
+#[test]
+fn append_fromtag_decides_the_ftag_of_record_route() {
+    use std::time::Duration;
+    for (setting, want_ftag) in [("", true), ("rr = { append_fromtag = false },", false)] {
+        let next = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        next.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let nport = next.local_addr().unwrap().port();
+        let proxy = common::Proxy::start(&format!(
+            r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 1,
+  modules = {{ {setting} mi_http = false, mi_fifo = false }} }}
+function route.main()
+  sip.rr.record_route()
+  sip.forward("sip:127.0.0.1:{nport}")
+end
+"#
+        ));
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = caller.local_addr().unwrap();
+        let invite = INVITE.replace("10.0.0.1:5062", &local.to_string());
+        caller
+            .send_to(invite.as_bytes(), ("127.0.0.1", proxy.port))
+            .unwrap();
+        let mut buf = [0u8; 65536];
+        let n = next.recv(&mut buf).unwrap_or(0);
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let rr = got
+            .lines()
+            .find(|l| l.starts_with("Record-Route: "))
+            .unwrap_or_else(|| panic!("{setting}: no Record-Route in {got}\n{}", proxy.log_text()));
+        assert_eq!(rr.contains(";ftag=a1"), want_ftag, "{setting}: {rr}");
+    }
+}

@@ -158,6 +158,24 @@ fn log_level(ctx: &Ctx, p: &Params) -> Result<Value, MiError> {
     }
 }
 
+/// `xlog_level [level]` (OpenSIPS mi_core.c): the shared xlog level, or
+/// sets it for every worker.
+fn xlog_level(_: &Ctx, p: &Params) -> Result<Value, MiError> {
+    use crate::logging;
+    let Some(n) = p.int("level") else {
+        return Ok(json!({ "xLog Level": logging::xlog_shared() }));
+    };
+    logging::set_xlog_shared(n);
+    Ok(json!({ "New xLog level": logging::xlog_shared() }))
+}
+
+/// `reset_all_statistics` (OpenSIPS statistics.c): every statistic that
+/// may be reset goes back to 0.
+fn reset_all_statistics(_: &Ctx, _: &Params) -> Result<Value, MiError> {
+    stats::reset_all();
+    ok()
+}
+
 /// `group:name` of a statistic.
 fn full(s: &stats::Stat) -> String {
     format!("{}:{}", s.group, s.name)
@@ -342,6 +360,22 @@ pub static COMMANDS: &[Command] = &[
         params: &[opt("level", Kind::Str), opt("pid", Kind::Int)],
         result: r#"none: `{"Processes": [{"PID", "Log level", "Type"}]}`; `level`: `{"New global log level": n}`; `level, pid`: `{"Log level": n}`"#,
         handler: log_level,
+    },
+    Command {
+        name: "xlog_level",
+        help: "gets/sets the global xlog level: an xlog message whose level number is above it is not printed",
+        module: "core",
+        params: &[opt("level", Kind::Int)],
+        result: r#"none: `{"xLog Level": n}`; `level`: `{"New xLog level": n}`"#,
+        handler: xlog_level,
+    },
+    Command {
+        name: "reset_all_statistics",
+        help: "resets the value of all resetable statistics",
+        module: "statistics",
+        params: &[],
+        result: r#"`"OK"`"#,
+        handler: reset_all_statistics,
     },
     Command {
         name: "get_statistics",

@@ -1,5 +1,6 @@
 //! MI over a named pipe, as OpenSIPS 3.x `mi_fifo`: a request is
-//! `:reply_fifo:{json-rpc request}`; the reply is written to
+//! `:reply_fifo:{json-rpc request}` (or OpenSIPS 2.x's text form,
+//! `:command:reply_fifo` lines, see [`super::fifo_text`]); the reply is written to
 //! `reply_dir/reply_fifo` (a FIFO the client created and opened for
 //! reading). Without a reply name, or for a notification, nothing is sent
 //! back.
@@ -97,6 +98,8 @@ pub fn start(cfg: &MiFifo, ctx: Arc<Ctx>) -> Result<FifoGuard, String> {
 enum Item {
     /// (reply name, request bytes)
     Request(String, Vec<u8>),
+    /// OpenSIPS 2.x's text format (reply name, JSON-RPC request made of it).
+    Text(String, Vec<u8>),
     /// Not a request: the reply name if one was readable, and why.
     Garbage(Option<String>, &'static str),
 }
@@ -132,6 +135,25 @@ fn next_item(buf: &mut Vec<u8>) -> Option<Item> {
     };
     let name = String::from_utf8_lossy(&buf[1..1 + end]).into_owned();
     let body_at = end + 2;
+    if super::fifo_text::is_text(&buf[body_at..]) {
+        return match super::fifo_text::parse(&name, &buf[body_at..]) {
+            Some((r, used)) => {
+                buf.drain(..body_at + used);
+                Some(Item::Text(
+                    r.reply.clone(),
+                    super::fifo_text::to_jsonrpc(&r),
+                ))
+            }
+            None if buf.len() < MAX_REQUEST => None,
+            None => {
+                skip_line(buf);
+                Some(Item::Garbage(
+                    None,
+                    "2.x request without its empty last line",
+                ))
+            }
+        };
+    }
     let mut de =
         serde_json::Deserializer::from_slice(&buf[body_at..]).into_iter::<serde_json::Value>();
     match de.next() {
@@ -208,13 +230,19 @@ fn write_reply(path: &Path, text: &[u8]) {
     }
 }
 
-fn answer(ctx: &Ctx, reply_dir: &Path, name: &str, req: &[u8]) {
+fn answer(ctx: &Ctx, reply_dir: &Path, name: &str, req: &[u8], text_format: bool) {
     let reply = super::jsonrpc::handle(ctx, req);
     let (Some(v), Some(path)) = (reply, reply_path(reply_dir, name)) else {
         return;
     };
-    let mut text = v.to_string().into_bytes();
-    text.push(b'\n');
+    let text = match text_format {
+        true => super::fifo_text::reply_text(&v).into_bytes(),
+        false => {
+            let mut t = v.to_string().into_bytes();
+            t.push(b'\n');
+            t
+        }
+    };
     write_reply(&path, &text);
 }
 
@@ -237,6 +265,10 @@ fn reader(mut file: std::fs::File, ctx: Arc<Ctx>, reply_dir: PathBuf) {
         };
         buf.extend_from_slice(&chunk[..n]);
         while let Some(item) = next_item(&mut buf) {
+            let (item, text_format) = match item {
+                Item::Text(name, req) => (Item::Request(name, req), true),
+                other => (other, false),
+            };
             match item {
                 Item::Request(name, req) => {
                     if inflight.load(Ordering::Relaxed) >= MAX_INFLIGHT {
@@ -248,13 +280,14 @@ fn reader(mut file: std::fs::File, ctx: Arc<Ctx>, reply_dir: PathBuf) {
                     let spawned = std::thread::Builder::new()
                         .name("mi-fifo-cmd".into())
                         .spawn(move || {
-                            answer(&ctx, &dir, &name, &req);
+                            answer(&ctx, &dir, &name, &req, text_format);
                             inf.fetch_sub(1, Ordering::Relaxed);
                         });
                     if spawned.is_err() {
                         inflight.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
+                Item::Text(..) => {}
                 Item::Garbage(name, why) => {
                     tracing::warn!("mi_fifo: bad request: {why}");
                     if let Some(path) = name.as_deref().and_then(|n| reply_path(&reply_dir, n)) {

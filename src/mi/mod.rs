@@ -11,6 +11,7 @@
 pub mod client;
 pub mod core;
 pub mod fifo;
+pub mod fifo_text;
 pub mod http;
 pub mod jsonrpc;
 pub mod metrics;

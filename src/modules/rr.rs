@@ -10,7 +10,7 @@ use mlua::{Lua, MultiValue};
 
 pub use crate::proxy::rr::PendingRr;
 use crate::script::exports::{ret, Args, Export, Func};
-use crate::modules::{Module};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
@@ -94,6 +94,18 @@ fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         m.remove_first_value("Route");
         i += 1;
     }
+    // OpenSIPS rr loose.c after_loose: the request leaves from the
+    // socket the second entry of a double Record-Route names (its
+    // transport then stands for a URI without `transport=`); after a
+    // single entry of ours, from the one it came in on (not for a
+    // preloaded initial request).
+    let in_dialog = m.to_tag().is_some();
+    match i {
+        2 => call.socket_out = route_socket(sockets, &routes[1]),
+        1 if in_dialog => call.socket_out = Some(call.src.socket),
+        _ => {}
+    }
+    let m = call.msg.as_mut().ok_or_else(|| a.err("no message"))?;
     if let Some(next) = routes.get(i) {
         match Uri::parse(next) {
             Ok(u) if u.param("lr").is_some() => call.du = Some(next.clone()),
@@ -114,6 +126,21 @@ fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         }
     }
     ret(lua, true)
+}
+
+/// OpenSIPS `grep_sock_info` on a Route URI of ours: its transport
+/// (udp when absent), host and port (5060 when absent).
+fn route_socket(sockets: &crate::transport::Sockets, route: &str) -> Option<usize> {
+    let u = Uri::parse(route).ok()?;
+    let proto = match u.param("transport") {
+        Some(Some(t)) => crate::transport::Proto::parse(t)?,
+        _ => crate::transport::Proto::Udp,
+    };
+    let found = sockets.find(proto, u.host, u.port.unwrap_or(5060));
+    if found.is_none() {
+        tracing::warn!("loose_route: no socket matches the second Record-Route '{route}'");
+    }
+    found.map(|s| s.id)
 }
 
 /// `check_route_param(re)`: whether the parameters of our Route entry (the
@@ -169,6 +196,43 @@ fn is_direction(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, upstream == want_up)
 }
 
+/// `config.modules.rr`, read before anything is applied.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    append_fromtag: Option<bool>,
+}
+
+/// Reads `config.modules.rr`.
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    let Some(t) = crate::modules::cfg::table(modules, "rr")? else {
+        return Ok(Prepared::default());
+    };
+    Ok(Prepared {
+        append_fromtag: crate::modules::cfg::bool(&t, "rr", "append_fromtag")?,
+    })
+}
+
+/// [`Module::setup`]: reads `config.modules.rr`.
+fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
+    Ok(Box::new(prepare(modules)?))
+}
+
+impl crate::modules::Settings for Prepared {
+    /// Applies the settings (the defaults when absent, so a reload that
+    /// drops a key goes back to OpenSIPS's default).
+    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+        crate::proxy::rr::set_append_fromtag(self.append_fromtag.unwrap_or(true));
+        Ok(())
+    }
+}
+
+static PARAMS: &[Param] = &[param(
+    "append_fromtag",
+    ParamKind::Bool,
+    "true",
+    "Record-Route carries the caller's From tag as `;ftag=` (what `is_direction` compares); `false` leaves it out (OpenSIPS rr `append_fromtag`).",
+)];
+
 pub static MODULE: Module = Module {
     name: "rr",
     table: Some("rr"),
@@ -219,8 +283,11 @@ pub static MODULE: Module = Module {
             args: "()",
             returns: "true if the request had Route headers",
             routes: RouteMask::REQUEST,
-            doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6).",
+            doc: "Routes by the Route set (RFC 3261 §16.4): removes the top Route (both after a double Record-Route) when it names this proxy and sets `$du` to the next one; a request from a strict router (its R-URI is ours) gets the last Route back as R-URI; a strict next hop gets the R-URI position (§16.6 step 6). As OpenSIPS's rr, the request then leaves from the socket the second entry of a double Record-Route names (its transport serving a next hop without `transport=`, so a UDP caller's ACK and BYE reach a TCP-only callee), and after a single entry of ours in a dialog from the socket it came in on (`$socket_out`).",
             func: Func::Sync(loose_route),
         },
-    ],    ..Module::NONE
+    ],
+    params: PARAMS,
+    setup: Some(setup),
+    ..Module::NONE
 };

@@ -166,6 +166,10 @@ pub struct CallTm {
     pub fr_inv: Option<std::time::Duration>,
     /// `txn` was made because the route suspended (not by the script).
     pub held: bool,
+    /// `t_add_cancel_reason`: the Reason line of the CANCELs this CANCEL causes.
+    pub cancel_reason: Option<String>,
+    /// `t_relay`'s flags for the transaction it makes or relays.
+    pub relay_flags: crate::proxy::tm::txn::RelayFlags,
 }
 
 impl CallTm {
@@ -191,6 +195,18 @@ impl CallTm {
 }
 
 impl Call {
+    /// The transport of socket `i`, as a forced socket imposes it on a
+    /// URI without `transport=` (OpenSIPS tm `uri2proxy`).
+    pub fn socket_proto(&self, i: Option<usize>) -> Option<crate::transport::Proto> {
+        let i = i?;
+        Some(self.sockets.as_ref()?.list.get(i)?.proto)
+    }
+
+    /// The transport of `$socket_out` when the script forced one.
+    pub fn forced_proto(&self) -> Option<crate::transport::Proto> {
+        self.socket_proto(self.socket_out)
+    }
+
     pub fn new() -> Call {
         Call {
             msg: None,

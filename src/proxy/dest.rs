@@ -12,7 +12,14 @@ use crate::transport::Proto;
 /// Where a URI says to send: transport and address, or a name to locate
 /// (RFC 3263) later.
 pub fn next_hop(uri: &str) -> Result<(Proto, Dest), ProxyError> {
-    let (proto, hop) = hop(uri)?;
+    next_hop_forced(uri, None)
+}
+
+/// [`next_hop`] for a request with a forced sending socket of `forced`'s
+/// transport: a URI without `transport=` goes over that transport
+/// (OpenSIPS tm `uri2proxy` with the forced socket's proto).
+pub fn next_hop_forced(uri: &str, forced: Option<Proto>) -> Result<(Proto, Dest), ProxyError> {
+    let (proto, hop) = hop_forced(uri, forced)?;
     match hop.host.parse::<IpAddr>() {
         Ok(ip) => Ok((
             proto,
@@ -26,6 +33,12 @@ pub fn next_hop(uri: &str) -> Result<(Proto, Dest), ProxyError> {
 /// `transport=` parameter, else UDP) and the hop to locate: host from
 /// `maddr` or the host part, the port and transport when the URI fixes them.
 pub fn hop(uri: &str) -> Result<(Proto, Hop), ProxyError> {
+    hop_forced(uri, None)
+}
+
+/// [`hop`] with the transport of a forced sending socket standing in for
+/// an absent `transport=` parameter.
+pub fn hop_forced(uri: &str, forced: Option<Proto>) -> Result<(Proto, Hop), ProxyError> {
     let bad = |why: String| ProxyError::BadUri(why);
     let u = Uri::parse(uri).map_err(|_| bad(format!("'{uri}' is not a valid URI")))?;
     match u.scheme {
@@ -38,7 +51,7 @@ pub fn hop(uri: &str) -> Result<(Proto, Hop), ProxyError> {
         _ => return Err(bad(format!("'{uri}': cannot route a non-SIP URI"))),
     }
     let explicit = match u.param("transport") {
-        None | Some(None) => None,
+        None | Some(None) => forced,
         Some(Some(t)) => Some(
             Proto::parse(t)
                 .ok_or_else(|| bad(format!("'{uri}': transport {t} is not supported")))?,

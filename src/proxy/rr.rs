@@ -2,9 +2,20 @@
 //! double Record-Route): the script notes what it wants, the header goes
 //! into each copy when it is sent, once the outgoing socket is known.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::proxy::context::Call;
 use crate::transport::myself::SocketInfo;
 use crate::transport::Sockets;
+
+/// OpenSIPS rr `append_fromtag` (default on): Record-Route carries the
+/// caller's From tag as `ftag` (what `is_direction` compares).
+static APPEND_FROMTAG: AtomicBool = AtomicBool::new(true);
+
+/// Sets `append_fromtag` (rr's `config.modules.rr`, at start and reload).
+pub fn set_append_fromtag(on: bool) {
+    APPEND_FROMTAG.store(on, Ordering::Relaxed);
+}
 
 /// A Record-Route the script asked for, written when the request is sent.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +87,10 @@ pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::ne
     let adv_host = call.adv_address.clone();
     let adv = (adv_host.as_deref(), call.adv_port);
     let Some(m) = call.msg.as_mut() else { return };
-    let ftag = m.from_tag().map(str::to_string);
+    let ftag = APPEND_FROMTAG
+        .load(Ordering::Relaxed)
+        .then(|| m.from_tag().map(str::to_string))
+        .flatten();
     let ftag = ftag.as_deref();
     // RFC 3261 §12.1.2: the caller uses the route set in reverse, so the
     // entry it must reach (the inbound side) goes in last, below.

@@ -143,7 +143,7 @@ pub fn build_copy(
         Dest::Name(..) => src.addr.ip(),
     };
     let sock = sockets
-        .pick(proto, towards, Some(src.socket))
+        .choose(proto, towards, call.socket_out, Some(src.socket))
         .ok_or_else(|| ProxyError::NoSocket {
             proto: proto.as_str(),
             dest: towards.to_string(),
@@ -196,7 +196,8 @@ pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, ProxyError> {
             (None, None) => m.ruri().to_string(),
         }
     };
-    let (proto, mut dest) = dest::next_hop(&uri)?;
+    let forced = st.call.borrow().forced_proto();
+    let (proto, mut dest) = dest::next_hop_forced(&uri, forced)?;
     // A name with a cached answer goes to its first address now; others
     // are located by the worker after the route (RFC 3263).
     if let (Dest::Name(hop), Some(dns)) = (&dest, crate::transport::dns::current()) {

@@ -35,7 +35,7 @@ impl Routes {
         };
         let env = Env {
             worker: 0,
-            sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),
+            sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed)),
             config: Arc::new(cfg),
             tm: Arc::new(tm::Tm::new(Default::default())),
         };

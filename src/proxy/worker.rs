@@ -125,6 +125,9 @@ impl Worker {
         st.call.borrow_mut().reset(msg, src, RouteType::Request);
         if let Err(e) = valid {
             // RFC 3261 §16.3 step 1: not well formed enough to proxy.
+            if matches!(e, ParseError::Uri) {
+                CORE.bad_uris_rcvd.inc();
+            }
             CORE.bad_msg_hdr.inc();
             CORE.err_requests.inc();
             let (code, reason) = match &e {

@@ -114,7 +114,33 @@ fn set_rc(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
 }
 
 fn get_log_level(_: &Call, _: &Spec) -> Value {
-    Value::Int(crate::logging::global_level())
+    Value::Int(crate::logging::own_level())
+}
+
+/// A level given to `$log_level` / `$xlog_level`: a number, or null to reset.
+fn level_value(v: Value, what: &str) -> Result<Option<i64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        other => other
+            .to_int()
+            .map(Some)
+            .ok_or_else(|| format!("${what}: wants an integer level or null")),
+    }
+}
+
+fn set_log_level(_: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    let n = level_value(v, "log_level")?;
+    crate::logging::set_own_level(n);
+    Ok(())
+}
+
+fn get_xlog_level(_: &Call, _: &Spec) -> Value {
+    Value::Int(crate::logging::xlog_level_now())
+}
+
+fn set_xlog_level(_: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    crate::logging::set_xlog_local(level_value(v, "xlog_level")?);
+    Ok(())
 }
 
 fn get_route_type(c: &Call, _: &Spec) -> Value {
@@ -371,11 +397,22 @@ pub static DEFS: &[PvDef] = &[
         doc: "alias of $rc",
         peek: None,
     },
-    ro!(
-        "log_level",
-        get_log_level,
-        "current log level (OpenSIPS number)"
-    ),
+    PvDef {
+        name: "log_level",
+        get: get_log_level,
+        set: Some(set_log_level),
+        takes_inner: false,
+        doc: "this worker's log level (OpenSIPS number; writable: the worker's own level, null goes back to the global one)",
+        peek: None,
+    },
+    PvDef {
+        name: "xlog_level",
+        get: get_xlog_level,
+        set: Some(set_xlog_level),
+        takes_inner: false,
+        doc: "this worker's xlog level: xlog messages above it are not printed (writable: the worker's own, null goes back to the shared one or resets it to config.xlog_level)",
+        peek: None,
+    },
     ro!(
         "route.type",
         get_route_type,

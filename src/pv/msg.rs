@@ -331,9 +331,7 @@ fn set_socket_out(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
     let want = want_str(v, "socket_out")?;
     let list = c.sockets.as_ref().ok_or("no sockets known")?;
     let found = list
-        .list
-        .iter()
-        .find(|sk| sk.spec().eq_ignore_ascii_case(want.trim()))
+        .by_spec(&want)
         .map(|sk| sk.id)
         .ok_or_else(|| format!("'{want}' is not a listening socket"))?;
     c.socket_out = Some(found);
@@ -485,6 +483,7 @@ pub static DEFS: &[PvDef] = &[
     ro!("rP", get_ru_proto, "transport parameter of the request URI"),
     rw!("ru_q", get_ru_q, set_ru_q, false, "q value of the request URI branch (writable)"),
     ro!("ou", get_ou, "request URI as received"),
+    ro!("ouri", get_ou, "long name of $ou"),
     ro!("oU", get_ou_user, "user of the received request URI"),
     ro!("od", get_ou_host, "host of the received request URI"),
     ro!("op", get_ou_port, "port of the received request URI"),
@@ -510,7 +509,7 @@ pub static DEFS: &[PvDef] = &[
     ro!("msg.is_request", get_is_request, "1 for a request, 0 for a reply"),
     ro!("msg.type", get_msg_type, "\"request\" or \"reply\""),
     ro!("socket_in", get_socket_in, inner, "receiving socket (udp:ip:port); (ip|port|proto|af|advertised_ip|advertised_port) one field"),
-    rw!("socket_out", get_socket_out, set_socket_out, true, "sending socket forced by the script (writable: \"udp:ip:port\", null clears)"),
+    rw!("socket_out", get_socket_out, set_socket_out, true, "sending socket forced by the script, `force_send_socket`, `loose_route` or a dispatcher destination (writable: \"[proto:]ip[:port]\" of a listener, null clears); every send path leaves from it and a URI without `transport=` takes its transport"),
     ro!("Ri", get_ri, "IP of the receiving socket (2.x name)"),
     ro!("Rp", get_rp_local, "port of the receiving socket (2.x name)"),
     ro!("af", get_af, "address family of the source: INET or INET6"),

@@ -185,13 +185,19 @@ pub fn read_config(
             config::parse_listen(l).map_err(|m| err("listen", format!("config.listen: {m}")))?,
         );
     }
-    if let Some(n) = number(&t, "children").map_err(|m| err("children", m))? {
-        if n == 0 || n > 256 {
-            return Err(err(
-                "children",
-                "config.children must be between 1 and 256".into(),
-            ));
+    // OpenSIPS 3.x splits `children` into `udp_workers` and
+    // `tcp_workers`; lunasip's workers serve both transports, so the
+    // larger one given is the worker count.
+    let mut workers: Option<u64> = None;
+    for key in ["children", "udp_workers", "tcp_workers"] {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+            if n == 0 || n > 256 {
+                return Err(err(key, format!("config.{key} must be between 1 and 256")));
+            }
+            workers = Some(workers.map_or(n, |w| w.max(n)));
         }
+    }
+    if let Some(n) = workers {
         cfg.children = n as usize;
     }
     match t.get::<Value>("log_level") {
@@ -273,6 +279,36 @@ pub fn read_config(
     if let Some(n) = number(&t, "exec_dns_threshold").map_err(|m| err("exec_dns_threshold", m))? {
         cfg.dns.exec_threshold = micros(n);
     }
+    match t.get::<Value>("xlog_level") {
+        Ok(Value::Nil) => {}
+        Ok(Value::Integer(n)) => cfg.xlog_level = n,
+        Ok(Value::String(s)) => {
+            let s = s.to_str().map_err(|e| err("xlog_level", e.to_string()))?;
+            cfg.xlog_level = crate::logging::xlog_number(&s).ok_or_else(|| {
+                err(
+                    "xlog_level",
+                    format!("config.xlog_level: unknown level '{}'", &*s),
+                )
+            })?;
+        }
+        _ => {
+            return Err(err(
+                "xlog_level",
+                "config.xlog_level must be a number (-3..4) or a level name".into(),
+            ))
+        }
+    }
+    cfg.mhomed = match t.get::<Value>("mhomed") {
+        Ok(Value::Nil) => false,
+        Ok(Value::Boolean(b)) => b,
+        Ok(Value::Integer(n)) => n != 0,
+        _ => {
+            return Err(err(
+                "mhomed",
+                "config.mhomed must be true/false or 0/1".into(),
+            ))
+        }
+    };
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {
@@ -301,6 +337,18 @@ pub fn read_config(
             }
             if let Some(v) = ms("wait_timer")? {
                 cfg.tm.wait = Duration::from_secs(v.max(1));
+            }
+            match tm.get::<Value>("restart_fr_on_each_reply") {
+                Ok(Value::Nil) => {}
+                Ok(Value::Boolean(b)) => cfg.tm.restart_fr = b,
+                Ok(Value::Integer(n)) => cfg.tm.restart_fr = n != 0,
+                _ => {
+                    return Err(err(
+                        "restart_fr_on_each_reply",
+                        "config.modules.tm.restart_fr_on_each_reply must be true/false or 0/1"
+                            .into(),
+                    ))
+                }
             }
         }
     }

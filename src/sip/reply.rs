@@ -30,6 +30,29 @@ pub fn write_reply(
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
+/// [`write_reply`] with a body; its Content-Type is among the reply
+/// headers (`append_to_reply`) when the script gave one.
+pub fn write_reply_body(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &str,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    write_reply(req, code, reason, to_tag, extra, out);
+    if body.is_empty() {
+        return;
+    }
+    // Replace the empty framing write_reply ended with.
+    out.truncate(out.len() - b"Content-Length: 0\r\n\r\n".len());
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
 /// Appends a status code in decimal without going through `fmt`.
 fn push_code(out: &mut Vec<u8>, code: u16) {
     let mut digits = [0u8; 5];

@@ -119,6 +119,12 @@ impl Message {
         self.reply_headers.push_str(line);
     }
 
+    /// Takes over the reply headers `other` collected (a transaction's
+    /// copy of the request learns what the route added since).
+    pub fn copy_reply_headers(&mut self, other: &Message) {
+        self.reply_headers.clone_from(&other.reply_headers);
+    }
+
     /// The lines [`Message::add_reply_header`] collected.
     pub fn reply_headers(&self) -> &str {
         &self.reply_headers

@@ -121,6 +121,8 @@ stat_group! {
         drop_replies,
         err_requests,
         err_replies,
+        /// OpenSIPS's `bad_URIs_rcvd` (the MI name comes from the StatDecl).
+        bad_uris_rcvd,
         bad_msg_hdr,
         oversize_msgs,
         suspended_routes,
@@ -335,6 +337,11 @@ pub static CORE_STATS: &[StatDecl] = &[
         "Replies that failed processing.",
     ),
     StatDecl::counter(
+        "bad_URIs_rcvd",
+        &CORE.bad_uris_rcvd,
+        "Requests whose Request-URI did not parse (OpenSIPS counts each failed URI parse).",
+    ),
+    StatDecl::counter(
         "bad_msg_hdr",
         &CORE.bad_msg_hdr,
         "Messages whose headers did not parse.",
@@ -508,6 +515,16 @@ pub fn reset(full: &str) -> bool {
         .find(|r| r.name == name && group.is_none_or(|g| g == r.group))
         .cloned();
     r.is_some_and(|r| r.reset())
+}
+
+/// Resets every statistic that can be (MI `reset_all_statistics`);
+/// gauges keep their values.
+pub fn reset_all() {
+    let mut names = Vec::new();
+    each_stat(|s| names.push(format!("{}:{}", s.group, s.name)));
+    for n in names {
+        reset(&n);
+    }
 }
 
 /// (virtual, resident) bytes of this process.

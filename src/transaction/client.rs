@@ -89,6 +89,7 @@ impl ClientTxn {
     /// A response arrived for this transaction.
     pub fn on_response(&mut self, code: u16) -> Actions {
         let mut a = Actions::default();
+        let prev = self.last_code;
         if code > self.last_code || self.state == State::Accepted {
             self.last_code = self.last_code.max(code);
         }
@@ -103,6 +104,13 @@ impl ClientTxn {
                             self.timers.initial(Timer::C, self.reliable),
                         ));
                         self.state = State::Proceeding;
+                    } else if self.timers.restart_fr || (code > prev && (code >= 180 || prev == 0))
+                    {
+                        // OpenSIPS t_reply.c: fr_inv starts again.
+                        a.push(Action::Start(
+                            Timer::C,
+                            self.timers.initial(Timer::C, self.reliable),
+                        ));
                     }
                     a.push(Action::Deliver);
                 } else if code < 300 {
@@ -257,6 +265,28 @@ mod tests {
         c.on_response(180);
         assert_eq!(c.on_timer(Timer::B), Actions::default());
         assert!(c.on_timer(Timer::C).contains(Action::Timeout));
+    }
+
+    /// OpenSIPS tm `restart_fr_on_each_reply`: on, each 1xx restarts
+    /// Timer C; off, a repeated 180 does not, a 183 after a 100 does.
+    #[test]
+    fn provisional_replies_restart_timer_c() {
+        let (mut c, _) = ClientTxn::start(Kind::Invite, false, t());
+        c.on_response(180);
+        assert!(c
+            .on_response(180)
+            .contains(Action::Start(Timer::C, Duration::from_secs(120))));
+        let off = Timers {
+            restart_fr: false,
+            ..t()
+        };
+        let (mut c, _) = ClientTxn::start(Kind::Invite, false, off);
+        c.on_response(100);
+        let again = c.on_response(180);
+        assert!(again.contains(Action::Start(Timer::C, Duration::from_secs(120))));
+        assert!(!c
+            .on_response(180)
+            .contains(Action::Start(Timer::C, Duration::from_secs(120))));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Timers {
     /// RFC 6026 say 64·T1 = 32 s; OpenSIPS keeps 5 s, and so memory stays
     /// small at thousands of calls per second).
     pub wait: Duration,
+    /// OpenSIPS tm `restart_fr_on_each_reply` (default on): every
+    /// provisional reply restarts fr_inv (Timer C, RFC 3261 §16.8); off,
+    /// only a first one or a higher 18x does.
+    pub restart_fr: bool,
 }
 
 impl Default for Timers {
@@ -35,6 +39,7 @@ impl Default for Timers {
             fr: Duration::from_secs(5),
             fr_inv: Duration::from_secs(120),
             wait: Duration::from_secs(5),
+            restart_fr: true,
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Sockets {
     aliases: Vec<(String, Option<u16>)>,
     /// Local addresses learnt at run time behind wildcard binds.
     learnt: DashSet<IpAddr>,
+    /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
+    /// address the kernel routes its destination from.
+    mhomed: bool,
 }
 
 /// Writes an IP as a SIP host (IPv6 in brackets).
@@ -71,7 +74,94 @@ impl Sockets {
             list,
             aliases: aliases.to_vec(),
             learnt: DashSet::new(),
+            mhomed: false,
         }
+    }
+
+    /// Turns OpenSIPS's `mhomed` on or off.
+    pub fn with_mhomed(mut self, on: bool) -> Sockets {
+        self.mhomed = on;
+        self
+    }
+
+    /// OpenSIPS `grep_sock_info`: the listener of `proto` on `host:port`,
+    /// `host` being its address or the name it advertises.
+    pub fn find(&self, proto: Proto, host: &str, port: u16) -> Option<&SocketInfo> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<IpAddr> = bare.parse().ok();
+        self.list.iter().find(|s| {
+            s.proto == proto
+                && (s.addr.port() == port || s.adv_port == port)
+                && (ip == Some(s.addr.ip())
+                    || s.adv_host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .eq_ignore_ascii_case(bare))
+        })
+    }
+
+    /// A listener named as `$socket_out` / `force_send_socket` /
+    /// the dispatcher's `socket` column write it: `[proto:]host[:port]`
+    /// (udp and 5060 when absent).
+    pub fn by_spec(&self, spec: &str) -> Option<&SocketInfo> {
+        let spec = spec.trim();
+        if let Some(s) = self
+            .list
+            .iter()
+            .find(|s| s.spec().eq_ignore_ascii_case(spec))
+        {
+            return Some(s);
+        }
+        let (proto, rest) = match spec.split_once(':') {
+            Some((p, r)) if Proto::parse(p).is_some() => (Proto::parse(p)?, r),
+            _ => (Proto::Udp, spec),
+        };
+        let (host, port) = super::listen::split_hostport(rest)?;
+        self.find(proto, host, port.unwrap_or(5060))
+    }
+
+    /// OpenSIPS `get_send_socket`: the socket a copy of `proto` towards
+    /// `dest` leaves from. A forced socket (`$socket_out`) wins, or its
+    /// twin of `proto` on the same address and port; with `mhomed` a UDP
+    /// copy takes the listener on the address the kernel routes `dest`
+    /// from; else the receiving socket when it fits, else the first
+    /// listener of `proto` and `dest`'s family.
+    pub fn choose(
+        &self,
+        proto: Proto,
+        dest: IpAddr,
+        forced: Option<usize>,
+        received: Option<usize>,
+    ) -> Option<&SocketInfo> {
+        if let Some(f) = forced.and_then(|i| self.list.get(i)) {
+            let twin = if f.proto == proto {
+                Some(f)
+            } else {
+                self.list
+                    .iter()
+                    .find(|s| s.proto == proto && s.addr == f.addr)
+            };
+            match twin.filter(|s| same_family(s.addr.ip(), dest)) {
+                Some(s) => return Some(s),
+                None => tracing::debug!(
+                    "forced socket {} does not fit a {} copy to {dest}",
+                    f.spec(),
+                    proto.as_str()
+                ),
+            }
+        }
+        if self.mhomed && proto == Proto::Udp {
+            if let Some(local) = local_addr_towards(dest) {
+                let hit = self
+                    .list
+                    .iter()
+                    .find(|s| s.proto == proto && s.addr.ip() == local);
+                if hit.is_some() {
+                    return hit;
+                }
+            }
+        }
+        self.pick(proto, dest, received)
     }
 
     /// RFC 3261 §16.4 / OpenSIPS check_self: whether `host[:port]` names this
@@ -215,5 +305,33 @@ mod tests {
         assert_eq!(s.pick(Proto::Udp, v4, Some(0)).unwrap().id, 0);
         assert_eq!(s.pick(Proto::Tcp, v4, Some(0)).unwrap().id, 2);
         assert!(s.pick(Proto::Tcp, v6, None).is_none());
+    }
+
+    /// OpenSIPS forward.c `get_send_socket`: a forced socket wins, its
+    /// twin of another transport on the same address serves that
+    /// transport, one of the wrong family is ignored.
+    #[test]
+    fn choose_honours_the_forced_socket() {
+        let s = sockets(
+            &[
+                "udp:127.0.0.10:5060",
+                "udp:127.0.0.11:5060",
+                "tcp:127.0.0.11:5060",
+                "udp:[::1]:5060",
+            ],
+            &[],
+        );
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(s.choose(Proto::Udp, v4, None, Some(0)).unwrap().id, 0);
+        assert_eq!(s.choose(Proto::Udp, v4, Some(1), Some(0)).unwrap().id, 1);
+        assert_eq!(s.choose(Proto::Tcp, v4, Some(1), Some(0)).unwrap().id, 2);
+        assert_eq!(s.choose(Proto::Udp, v4, Some(2), Some(0)).unwrap().id, 1);
+        assert_eq!(s.choose(Proto::Udp, v6, Some(1), Some(0)).unwrap().id, 3);
+        assert_eq!(s.by_spec("tcp:127.0.0.11:5060").unwrap().id, 2);
+        assert_eq!(s.by_spec("127.0.0.11").unwrap().id, 1);
+        assert_eq!(s.by_spec("tcp:127.0.0.11").unwrap().id, 2);
+        assert!(s.by_spec("tcp:127.0.0.10:5060").is_none());
+        assert_eq!(s.find(Proto::Udp, "[::1]", 5060).unwrap().id, 3);
     }
 }

@@ -66,6 +66,11 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
+        Self::try_start_args(script, port, &[])
+    }
+
+    /// [`Proxy::try_start_on`] with more `lunasip run` arguments.
+    pub fn try_start_args(script: &str, port: u16, extra: &[&str]) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("script.lua");
         std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
@@ -74,6 +79,7 @@ impl Proxy {
         let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
             .args(["run", "-c"])
             .arg(&path)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
@@ -245,13 +251,32 @@ pub fn uac(
     rate: u32,
     extra: &[&str],
 ) -> SippRun {
+    uac_to(
+        &format!("127.0.0.1:{proxy_port}"),
+        scen,
+        transport,
+        calls,
+        rate,
+        extra,
+    )
+}
+
+/// [`uac`] towards any `ip:port` of the proxy.
+pub fn uac_to(
+    remote: &str,
+    scen: &str,
+    transport: &str,
+    calls: u32,
+    rate: u32,
+    extra: &[&str],
+) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
     let stf = dir.path().join("stat.csv");
     let err = dir.path().join("err.log");
     let msg = dir.path().join("msg.log");
     let local = free_port();
     let mut cmd = Command::new("sipp");
-    cmd.arg(format!("127.0.0.1:{proxy_port}"))
+    cmd.arg(remote)
         .arg("-sf")
         .arg(scenario(scen))
         .args(["-i", "127.0.0.1", "-p", &local.to_string(), "-t", transport])
@@ -342,4 +367,30 @@ pub fn udp_exchange(to: &str, msg: &str, wait: Duration) -> Option<String> {
     let mut buf = [0u8; 65536];
     let (n, _) = s.recv_from(&mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+const IN_NETNS: &str = "LUNASIP_TEST_IN_NETNS";
+
+/// Runs test `name` of the current test binary again inside a new network
+/// namespace with only loopback up, after the shell commands `setup`
+/// (e.g. `ip addr add …`); true when the caller is that run (then it does
+/// the work), false in the outer run once the inner one passed.
+pub fn in_netns(name: &str, setup: &str) -> bool {
+    if std::env::var_os(IN_NETNS).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let script = format!("ip link set lo up && {setup} exec \"$0\" \"$@\"");
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(IN_NETNS, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "in the namespace:\n{text}");
+    assert!(text.contains("1 passed"), "the test did not run:\n{text}");
+    false
 }

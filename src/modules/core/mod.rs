@@ -209,15 +209,20 @@ pub(crate) fn emit(st: &State, level: tracing::Level, text: &str) {
 
 /// `xlog([level,] format)`: one argument logs at L_ERR, as OpenSIPS does.
 fn xlog(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let (level, fmt) = if a.len() >= 2 {
+    let (level, number, fmt) = if a.len() >= 2 {
         let l = a.str(0)?;
         (
             crate::logging::xlog_level(&l).ok_or_else(|| a.err(format!("unknown level '{l}'")))?,
+            crate::logging::xlog_number(&l).unwrap_or(-1),
             a.str(1)?,
         )
     } else {
-        (tracing::Level::ERROR, a.str(0)?)
+        (tracing::Level::ERROR, -1, a.str(0)?)
     };
+    // OpenSIPS xlog.c is_xlog_printable: nothing above $xlog_level.
+    if number > crate::logging::xlog_level_now() {
+        return ret(lua, true);
+    }
     let text = pv_fmt(lua, st, &fmt)?;
     emit(st, level, text.trim_end_matches('\n'));
     ret(lua, true)

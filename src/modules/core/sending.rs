@@ -1,6 +1,6 @@
 //! Core functions about how a message leaves and what the script traces
 //! (OpenSIPS 3.4 `core_cmds.c`): `send`, `set_advertised_address`,
-//! `set_advertised_port`, `force_tcp_alias`, `script_trace`,
+//! `set_advertised_port`, `force_send_socket`, `force_tcp_alias`, `script_trace`,
 //! `get_timestamp`.
 
 use mlua::{IntoLua, Lua, MultiValue};
@@ -23,6 +23,21 @@ fn set_advertised_address(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiV
         return Err(a.err(format!("'{addr}' is not a host")));
     }
     st.call.borrow_mut().adv_address = (!addr.is_empty()).then(|| addr.to_string());
+    ret(lua, true)
+}
+
+/// `force_send_socket(socket)` (OpenSIPS core_cmds.c `w_f_send_sock`):
+/// what this message sends leaves from `[proto:]host[:port]`, one of our
+/// listeners; the same as writing `$socket_out`.
+fn force_send_socket(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let spec = pv_fmt(lua, st, &a.str(0)?)?;
+    let id = st
+        .env
+        .sockets
+        .by_spec(&spec)
+        .map(|s| s.id)
+        .ok_or_else(|| a.err(format!("'{spec}' is not a listening socket")))?;
+    st.call.borrow_mut().socket_out = Some(id);
     ret(lua, true)
 }
 
@@ -105,7 +120,11 @@ fn send(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         Dest::Addr(addr) => addr.ip(),
         Dest::Name(_) => call.src.addr.ip(),
     };
-    let Some(sock) = st.env.sockets.pick(proto, towards, Some(call.src.socket)) else {
+    let Some(sock) = st
+        .env
+        .sockets
+        .choose(proto, towards, call.socket_out, Some(call.src.socket))
+    else {
         tracing::warn!("{}: no {} socket towards {towards}", a.fname, proto.as_str());
         return ret(lua, false);
     };
@@ -206,6 +225,14 @@ pub static SENDING: Module = Module {
             routes: RouteMask::ANY,
             doc: "Names `port` instead of the sending socket's port in the Via and Record-Route of what this message sends.",
             func: Func::Sync(set_advertised_port),
+        },
+        Export {
+            name: "force_send_socket",
+            args: "(socket)",
+            returns: "true",
+            routes: RouteMask::ANY,
+            doc: "What this message sends (stateless, `t_relay`, `send`) leaves from the listener `[proto:]host[:port]` (`\"tcp:10.0.0.2:5060\"`, pseudo-variables expanded; udp and 5060 when absent), as writing `$socket_out` does. A URI without `transport=` then goes over that listener's transport; a copy of another transport leaves from the listener of that transport on the same address and port, if any. Not a listener: an error naming the script line.",
+            func: Func::Sync(force_send_socket),
         },
         Export {
             name: "send",

@@ -13,9 +13,10 @@ use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
+mod more;
 mod pv;
 
-fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
+pub(super) fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     let Some(host) = crate::script::phases::phases_of(st) else {
         return Err(mlua::Error::RuntimeError(format!(
             "{fname}: no script host"
@@ -48,7 +49,20 @@ fn t_relay_lookups(_: &Lua, st: &Rc<State>) -> Option<Suspend> {
 /// could not wait (failure routes), a name not cached is resolved by the
 /// system resolver.
 fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    relay_now(lua, st, a.fname)
+    let (flags, proxy) = more::relay_args(&a)?;
+    let saved_du = {
+        let mut call = st.call.borrow_mut();
+        call.tm.relay_flags = flags;
+        match proxy {
+            Some(p) => Some(call.du.replace(p)),
+            None => None,
+        }
+    };
+    let r = relay_now(lua, st, a.fname);
+    if let Some(du) = saved_du {
+        st.call.borrow_mut().du = du;
+    }
+    r
 }
 
 /// Arms a named route; `check` already verified literal names at load.
@@ -264,10 +278,10 @@ pub static MODULE: Module = Module {
     exports: &[
         Export {
             name: "t_relay",
-            args: "([flags])",
+            args: "([flags] [, proxy])",
             returns: "true if at least one branch was sent",
             routes: RELAY_ROUTES,
-            doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded.",
+            doc: "Relays the request statefully (RFC 3261 §16) to `$du` or the R-URI and every `append_branch` destination: a server transaction absorbs retransmissions, INVITEs get 100 Trying, branches retransmit on UDP and time out into 408, replies are chosen per §16.7, a CANCEL is answered 200 and sent on every pending branch (481 without its INVITE) with a Reason header (RFC 3326), a hop-by-hop ACK is absorbed and a 2xx ACK forwarded. `flags` as OpenSIPS 3.4 names them, `|`-separated: `no-dns-failover` (a 503 or timeout does not try the destination's next address), `pass-reason-hdr` (a CANCEL's Reason goes on to the branches), `allow-no-cancel` (a 2xx does not cancel the other branches), `no-auto-477` (accepted: lunasip never sends an error reply of its own when relaying fails; the script does, `sl_reply_error`); or OpenSIPS 2.x's number (`\"0x04\"`: 0x01 no 100 Trying, 0x02, 0x04, 0x08, 0x10 as those names in order). `proxy` (`\"udp:10.0.0.5:5060\"`, an IP address; either argument order) replaces `$du` for this relay.",
             func: Func::SyncAfter {
                 wait: t_relay_lookups,
                 func: t_relay,
@@ -320,6 +334,54 @@ pub static MODULE: Module = Module {
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
             doc: "Replies through the transaction (creating it when needed), so retransmissions get the reply again.",
             func: Func::Sync(t_reply),
+        },
+        Export {
+            name: "t_replicate",
+            args: "(uri [, flags])",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
+            doc: "Sends the request as it is (a REGISTER to a peer registrar, typically) to `uri`, which becomes `$du`, in a transaction whose replies stay here: the route still answers the caller (`save`, `sl_send_reply`). `uri` names an IP address (`\"sip:10.0.0.2:5060\"`); `flags` as `t_relay`'s. No 100 Trying.",
+            func: Func::Sync(more::t_replicate),
+        },
+        Export {
+            name: "t_reply_with_body",
+            args: "(code, reason, body)",
+            returns: "true if sent",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
+            doc: "`t_reply` with a body (pseudo-variables expanded in reason and body); give its type with `append_to_reply(\"Content-Type: …\\r\\n\")` first. Content-Length follows the body. An ACK is not replied.",
+            func: Func::Sync(more::t_reply_with_body),
+        },
+        Export {
+            name: "t_flush_flags",
+            args: "()",
+            returns: "true; false without a transaction",
+            routes: RouteMask::REQUEST.or(RouteMask::BRANCH),
+            doc: "Makes the message flags set since the transaction was created (`t_newtran`, a route that waited) the transaction's, so its failure route sees them.",
+            func: Func::Sync(more::t_flush_flags),
+        },
+        Export {
+            name: "t_add_hdrs",
+            args: "(headers)",
+            returns: "true; false without a transaction",
+            routes: RouteMask::REQUEST,
+            doc: "Header lines (`\"X-A: 1\\r\\n\"`, pseudo-variables expanded) that every CANCEL this transaction sends carries; a second call replaces them. Text that is not `Name: value` lines is an error naming the script line.",
+            func: Func::Sync(more::t_add_hdrs),
+        },
+        Export {
+            name: "t_add_cancel_reason",
+            args: "(reason)",
+            returns: "true",
+            routes: RouteMask::REQUEST,
+            doc: "In the route of a CANCEL, before `t_relay`: the Reason header line (`\"Reason: SIP;cause=200;text=\\\"Call completed elsewhere\\\"\\r\\n\"`) the CANCELs sent on the branches carry instead of `Reason: SIP;cause=487;text=\"ORIGINATOR_CANCEL\"` (RFC 3326).",
+            func: Func::Sync(more::t_add_cancel_reason),
+        },
+        Export {
+            name: "t_reply_by_callid",
+            args: "(code, reason [, callid, cseq])",
+            returns: "true, 1 when sent; false, -2 no Call-ID / -3 no CSeq / -4 no such INVITE transaction / -1 not sent",
+            routes: RouteMask::REQUEST,
+            doc: "Replies through the INVITE transaction with that Call-ID and CSeq number (those of the current request when absent), e.g. to answer a ringing INVITE from the route of another request.",
+            func: Func::Sync(more::t_reply_by_callid),
         },
         Export {
             name: "t_was_cancelled",
@@ -419,6 +481,12 @@ static PARAMS: &[Param] = &[
         ParamKind::Int,
         "5",
         "Seconds a finished transaction absorbs retransmissions.",
+    ),
+    param(
+        "restart_fr_on_each_reply",
+        ParamKind::Bool,
+        "true",
+        "Each provisional reply of an INVITE branch starts `fr_inv_timeout` again (RFC 3261 §16.8 Timer C); `false`: only the first one, or one of a higher 18x status.",
     ),
 ];
 

@@ -63,8 +63,47 @@ pub(super) fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
     let mut call = st.call.borrow_mut();
     let mut t = lock(&txn);
     t.cancelled = true;
+    // OpenSIPS t_fwd.c get_cancel_reason: t_add_cancel_reason's line, the
+    // CANCEL's own Reason with `pass-reason-hdr`, else 487.
+    let own = || {
+        let m = call.msg.as_ref()?;
+        let mut s = String::new();
+        lines_of(m, "Reason", &mut s);
+        (!s.is_empty()).then_some(s)
+    };
+    let reason = call
+        .tm
+        .cancel_reason
+        .clone()
+        .or_else(|| t.relay_flags.pass_reason.then(own).flatten())
+        .unwrap_or_else(|| REASON_487.to_string());
+    t.cancel_reason = Some(reason);
     cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
+    t.cancel_reason = None;
     Ok(true)
+}
+
+/// The Reason of a CANCEL the caller's CANCEL caused (RFC 3326).
+pub const REASON_487: &str = "Reason: SIP;cause=487;text=\"ORIGINATOR_CANCEL\"\r\n";
+/// The Reason of a CANCEL a branch's timeout caused.
+pub const REASON_480: &str = "Reason: SIP;cause=480;text=\"NO_ANSWER\"\r\n";
+/// The Reason of a CANCEL a 200 on another branch caused.
+const REASON_200: &str = "Reason: SIP ;cause=200 ;text=\"Call completed elsewhere\"\r\n";
+
+/// The extra header lines of a CANCEL sent now for `t` (OpenSIPS
+/// t_cancel.c `build_cancel`): the 200 Reason once the INVITE got its
+/// 200, else the Reason being sent; then `t_add_hdrs`'s lines.
+pub fn cancel_extra(t: &Txn) -> String {
+    let mut s = String::new();
+    if t.server.kind == Kind::Invite && t.server.last_code == 200 {
+        s.push_str(REASON_200);
+    } else if let Some(r) = &t.cancel_reason {
+        s.push_str(r);
+    }
+    if let Some(h) = &t.extra_hdrs {
+        s.push_str(h);
+    }
+    s
 }
 
 /// Sends CANCEL on every branch still pending (but `except`).
@@ -91,7 +130,7 @@ pub fn cancel_one(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec
     if b.final_code.is_some() || b.cancel_sent {
         return;
     }
-    if let Some(bytes) = build_cancel(&b.request) {
+    if let Some(bytes) = build_cancel(&b.request, &cancel_extra(t)) {
         tm.client.insert(
             our_client_key(&b.branch_id, "CANCEL"),
             (txn.clone(), BranchRole::Cancel(i)),
@@ -122,17 +161,17 @@ fn lines_of(m: &Message, name: &str, out: &mut String) {
 
 /// RFC 3261 §9.1: a CANCEL for a sent request: same R-URI, top Via, From,
 /// To, Call-ID, CSeq number and Route set.
-pub fn build_cancel(request: &Bytes) -> Option<Bytes> {
-    build_hop(request, "CANCEL", None)
+pub fn build_cancel(request: &Bytes, extra: &str) -> Option<Bytes> {
+    build_hop(request, "CANCEL", None, extra)
 }
 
 /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final: like the CANCEL, with
 /// the To (and its tag) of the response.
 pub fn build_ack(request: &Bytes, response: &Message) -> Option<Bytes> {
-    build_hop(request, "ACK", response.header("To"))
+    build_hop(request, "ACK", response.header("To"), "")
 }
 
-fn build_hop(request: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
+fn build_hop(request: &Bytes, method: &str, to: Option<&str>, extra: &str) -> Option<Bytes> {
     let m = Message::parse(request.clone()).ok()?;
     let via = m.header_values("Via").first().map(|v| v.to_string())?;
     let cseq = m.cseq()?.num;
@@ -145,8 +184,8 @@ fn build_hop(request: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
         None => lines_of(&m, "To", &mut s),
     }
     lines_of(&m, "Call-ID", &mut s);
-    s.push_str(&format!(
-        "CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    ));
+    s.push_str(&format!("CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"));
+    s.push_str(extra);
+    s.push_str("Content-Length: 0\r\n\r\n");
     Some(Bytes::from(s))
 }

@@ -27,7 +27,13 @@ pub struct Located {
 /// (only where the route could not wait, or without a worker's resolver)
 /// a plain A/AAAA lookup of the system.
 pub fn resolve(uri: &str, v4: bool) -> Result<Located, ProxyError> {
-    let (proto, hop) = dest::hop(uri)?;
+    resolve_forced(uri, v4, None)
+}
+
+/// [`resolve`] for a branch with a forced sending socket of transport
+/// `forced` (used when the URI names none).
+pub fn resolve_forced(uri: &str, v4: bool, forced: Option<Proto>) -> Result<Located, ProxyError> {
+    let (proto, hop) = dest::hop_forced(uri, forced)?;
     if let Ok(ip) = hop.host.parse::<std::net::IpAddr>() {
         return Ok(Located {
             proto,
@@ -83,23 +89,29 @@ pub fn pending_lookups(call: &Call) -> Vec<Hop> {
         return Vec::new();
     };
     let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
-    let others = call
-        .tm
-        .branches
-        .iter()
-        .map(|b| b.duri.clone().unwrap_or_else(|| b.uri.clone()));
-    uncached(std::iter::once(first).chain(others))
+    let others = call.tm.branches.iter().map(|b| {
+        (
+            b.duri.clone().unwrap_or_else(|| b.uri.clone()),
+            call.socket_proto(b.socket),
+        )
+    });
+    uncached_forced(std::iter::once((first, call.forced_proto())).chain(others))
 }
 
 /// The hops among `uris` that are names with no cached answer (none
 /// without a worker's resolver).
 pub fn uncached(uris: impl IntoIterator<Item = String>) -> Vec<Hop> {
+    uncached_forced(uris.into_iter().map(|u| (u, None)))
+}
+
+/// [`uncached`] for URIs each with the transport of its forced socket.
+fn uncached_forced(uris: impl IntoIterator<Item = (String, Option<Proto>)>) -> Vec<Hop> {
     let Some(dns) = dns::current() else {
         return Vec::new();
     };
     let mut out: Vec<Hop> = Vec::new();
-    for uri in uris {
-        if let Ok((_, hop)) = dest::hop(&uri) {
+    for (uri, forced) in uris {
+        if let Ok((_, hop)) = dest::hop_forced(&uri, forced) {
             let literal = hop.host.parse::<std::net::IpAddr>().is_ok();
             if !literal && dns.cached(&hop).is_none() && !out.contains(&hop) {
                 out.push(hop);
@@ -123,7 +135,8 @@ pub async fn lookup_all(hops: Vec<Hop>) {
 /// provisional reply; when its destination has another address, the
 /// request goes there as a new branch. True when one was sent.
 pub fn failover(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec<Outgoing>) -> bool {
-    let enabled = dns::current().is_some_and(|d| d.conf().failover);
+    let enabled =
+        dns::current().is_some_and(|d| d.conf().failover) && !t.relay_flags.no_dns_failover;
     let Some(b) = t
         .branches
         .get_mut(i)

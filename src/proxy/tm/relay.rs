@@ -119,10 +119,23 @@ pub fn apply_client(
 
 /// A locally built response to the transaction's request.
 pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
+    local_response_body(t, code, reason, "")
+}
+
+/// [`local_response`] with a body (`t_reply_with_body`).
+pub fn local_response_body(t: &Txn, code: u16, reason: &str, body: &str) -> Bytes {
     let tag = reply::to_tag(&t.request);
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(512 + body.len());
     let tag = (code > 100).then_some(tag.as_str());
-    crate::sip::reply::write_reply(&t.request, code, reason, tag, reply::SERVER, &mut out);
+    crate::sip::reply::write_reply_body(
+        &t.request,
+        code,
+        reason,
+        tag,
+        reply::SERVER,
+        body.as_bytes(),
+        &mut out,
+    );
     out.into()
 }
 
@@ -231,11 +244,14 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
             },
         }
     };
-    // 100 Trying for a new INVITE (RFC 3261 §16.2), before any branch.
+    // 100 Trying for a new INVITE (RFC 3261 §16.2), before any branch;
+    // not with t_relay's 0x01 (OpenSIPS 1.x "no 100 Trying").
     {
         let mut call = st.call.borrow_mut();
         let mut t = lock(&txn);
-        if t.server.kind == Kind::Invite && t.server.last_code == 0 {
+        let flags = call.tm.relay_flags;
+        t.relay_flags = t.relay_flags.or(flags);
+        if t.server.kind == Kind::Invite && t.server.last_code == 0 && !flags.no_100 {
             let trying = local_response(&t, 100, "Trying");
             let acts = t.server.on_send(100);
             apply_server(
@@ -291,15 +307,24 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let first = call.du.clone().unwrap_or_else(|| m.ruri().to_string());
         // Each target: where it goes, its new R-URI, its Path (RFC 3327),
         // and its own branch flags (OpenSIPS t_fwd.c).
+        // and the socket it leaves from (OpenSIPS t_forward_nonack sets
+        // each branch's force_send_socket in turn).
         #[allow(clippy::type_complexity)]
-        let mut targets: Vec<(String, Option<String>, Option<String>, u64)> =
-            vec![(first, None, call.path_vec.clone(), call.bflags)];
+        let mut targets: Vec<(String, Option<String>, Option<String>, u64, Option<usize>)> =
+            vec![(
+                first,
+                None,
+                call.path_vec.clone(),
+                call.bflags,
+                call.socket_out,
+            )];
         for b in std::mem::take(&mut call.tm.branches) {
             targets.push((
                 b.duri.unwrap_or_else(|| b.uri.clone()),
                 Some(b.uri),
                 b.path,
                 b.flags,
+                b.socket,
             ));
         }
         (
@@ -320,11 +345,13 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     // Each branch starts from the request route's $bavps.
     let base_bavps = st.call.borrow().tm.bavps.clone();
     let base_bflags = st.call.borrow().bflags;
-    for (uri, new_ruri, path, bflags) in targets {
+    let base_socket = st.call.borrow().socket_out;
+    for (uri, new_ruri, path, bflags, socket) in targets {
         {
             let mut call = st.call.borrow_mut();
             call.tm.bavps = base_bavps.clone();
             call.bflags = bflags;
+            call.socket_out = socket;
         }
         // What a branch route changes belongs to its branch only.
         let (mark, saved_ruri, saved_du) = {
@@ -358,7 +385,8 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         };
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
-            let located = super::locate::resolve(&target, v4).inspect_err(|e| {
+            let forced = call.forced_proto();
+            let located = super::locate::resolve_forced(&target, v4, forced).inspect_err(|e| {
                 if matches!(e, ProxyError::Unresolvable(_)) {
                     unresolvable = Some(e.clone());
                 }
@@ -433,6 +461,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let mut call = st.call.borrow_mut();
         call.tm.bavps = base_bavps;
         call.bflags = base_bflags;
+        call.socket_out = base_socket;
     }
     if sent == 0 {
         // OpenSIPS's codes for sl_reply_error: a name that does not

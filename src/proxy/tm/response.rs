@@ -141,7 +141,8 @@ pub fn on_reply(
             101..=199 if keep => {
                 let bytes = upstream_bytes(&mut msg);
                 let acts = t.server.on_send(code);
-                apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox);
+                let up = (!t.relay_flags.replicate).then_some(&bytes);
+                apply_server(tm, &txn, &mut t, acts, up, &mut call.outbox);
             }
             200..=299 => {
                 t.last_branch = Some(i);
@@ -152,13 +153,19 @@ pub fn on_reply(
                 let first = t.server.last_code < 200;
                 let bytes = upstream_bytes(&mut msg);
                 let acts = t.server.on_send(code);
-                if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+                // t_replicate: the replica's answer is not the caller's.
+                let up = (!t.relay_flags.replicate).then_some(&bytes);
+                if apply_server(tm, &txn, &mut t, acts, up, &mut call.outbox) {
                     tm.forget(&t);
                 }
                 if first {
                     TM.completed(code);
                     tm.notify(|o| o.completed(&t, code));
-                    cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                    // `allow-no-cancel` (OpenSIPS T_MULTI_200OK_FLAG): the
+                    // other branches may answer 200 too.
+                    if !t.relay_flags.no_cancel_on_2xx {
+                        cancel_pending(tm, &txn, &mut t, Some(i), &mut call.outbox);
+                    }
                 }
             }
             300.. => {
@@ -311,7 +318,8 @@ fn forward_best(host: &dyn Phases, txn: &TxnRef, best: usize) {
         }
     };
     let acts = t.server.on_send(code);
-    if apply_server(tm, txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+    let up = (!t.relay_flags.replicate).then_some(&bytes);
+    if apply_server(tm, txn, &mut t, acts, up, &mut call.outbox) {
         tm.forget(&t);
     }
     TM.completed(code);
@@ -370,12 +378,18 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
                 apply_client(tm, &txn, &mut t, i, acts, None, &mut call.outbox);
             if timed_out {
                 t.last_branch = Some(i);
+                // OpenSIPS timer.c: a CANCEL on timeout says 480 NO_ANSWER.
+                let extra = format!(
+                    "{}{}",
+                    super::hop::REASON_480,
+                    t.extra_hdrs.as_deref().unwrap_or("")
+                );
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(408);
                     b.local_final = true;
                     // RFC 3261 §16.8: a branch that rang gets a CANCEL.
                     if b.got_provisional && !b.cancel_sent {
-                        if let Some(c) = build_cancel(&b.request) {
+                        if let Some(c) = build_cancel(&b.request, &extra) {
                             call.outbox.push(Outgoing {
                                 bytes: c,
                                 proto: b.proto,

@@ -161,6 +161,85 @@ pub struct Txn {
     pub last_local: bool,
     /// A request lunasip originated (no caller): its completion callback.
     pub local: Option<super::uac::Local>,
+    /// `t_add_hdrs`: header lines every CANCEL built here carries.
+    pub extra_hdrs: Option<String>,
+    /// The Reason line of the CANCELs being sent now (OpenSIPS
+    /// `set_cancel_extra_hdrs`): the CANCEL's own, 480 on a timeout.
+    pub cancel_reason: Option<String>,
+    /// `t_relay` flags (OpenSIPS 3.4 tm.c `t_relay_flag_names`).
+    pub relay_flags: RelayFlags,
+}
+
+/// `t_relay`'s named flags, kept on the transaction.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayFlags {
+    /// 2.x/1.x numeric 0x01: no 100 Trying for the INVITE.
+    pub no_100: bool,
+    /// `no-auto-477`: no stateful error reply when relaying fails.
+    pub no_auto_error: bool,
+    /// `no-dns-failover`: a 503 or a timeout does not try the next address.
+    pub no_dns_failover: bool,
+    /// `pass-reason-hdr`: the CANCEL's Reason goes on to the branches.
+    pub pass_reason: bool,
+    /// `allow-no-cancel`: a 2xx does not cancel the other branches.
+    pub no_cancel_on_2xx: bool,
+    /// `t_replicate` (OpenSIPS T_IS_LOCAL_FLAG): the branches' replies
+    /// stay here, none goes to the caller.
+    pub replicate: bool,
+}
+
+impl RelayFlags {
+    /// Both sets of flags.
+    pub fn or(self, o: RelayFlags) -> RelayFlags {
+        RelayFlags {
+            no_100: self.no_100 || o.no_100,
+            no_auto_error: self.no_auto_error || o.no_auto_error,
+            no_dns_failover: self.no_dns_failover || o.no_dns_failover,
+            pass_reason: self.pass_reason || o.pass_reason,
+            no_cancel_on_2xx: self.no_cancel_on_2xx || o.no_cancel_on_2xx,
+            replicate: self.replicate || o.replicate,
+        }
+    }
+
+    /// OpenSIPS 2.x's numeric form (`"0x04"`, `"12"`; tm README of 2.4:
+    /// 0x02 no error reply, 0x04 no DNS failover, 0x08 pass the CANCEL's
+    /// Reason, 0x10 no CANCEL on 2xx; 0x01, deprecated there, is 1.x's
+    /// "no 100 Trying"). None when `s` is not a number.
+    pub fn numeric(s: &str) -> Option<RelayFlags> {
+        let s = s.trim();
+        let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(h) => u32::from_str_radix(h, 16).ok()?,
+            None => s.parse().ok()?,
+        };
+        Some(RelayFlags {
+            no_100: n & 0x01 != 0,
+            no_auto_error: n & 0x02 != 0,
+            no_dns_failover: n & 0x04 != 0,
+            pass_reason: n & 0x08 != 0,
+            no_cancel_on_2xx: n & 0x10 != 0,
+            replicate: false,
+        })
+    }
+
+    /// Parses OpenSIPS's `"no-dns-failover|pass-reason-hdr"` form (also
+    /// `,` between names); an unknown name is an error.
+    pub fn parse(s: &str) -> Result<RelayFlags, String> {
+        let mut f = RelayFlags::default();
+        for name in s.split(['|', ',']).map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "no-auto-477" => f.no_auto_error = true,
+                "no-dns-failover" => f.no_dns_failover = true,
+                "pass-reason-hdr" => f.pass_reason = true,
+                "allow-no-cancel" => f.no_cancel_on_2xx = true,
+                other => {
+                    return Err(format!(
+                        "unknown flag '{other}' (no-auto-477, no-dns-failover, pass-reason-hdr, allow-no-cancel)"
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
 }
 
 impl Txn {
@@ -199,6 +278,9 @@ impl Txn {
             last_branch: None,
             last_local: false,
             local: None,
+            extra_hdrs: None,
+            cancel_reason: None,
+            relay_flags: RelayFlags::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::hop::absorb_ack;
 use super::lock;
-use super::relay::{absorb, apply_server, create, local_response};
+use super::relay::{absorb, apply_server, create};
 use crate::proxy::context::Current;
 use crate::proxy::ProxyError;
 use crate::sip::Method;
@@ -130,17 +130,58 @@ pub fn release_held(st: &Current) {
 /// `t_reply(code, reason)`: a response sent through the transaction
 /// (created first when needed), so retransmissions are answered again.
 pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError> {
+    t_reply_with_body(st, code, reason, "")
+}
+
+/// `t_reply_with_body(code, reason, body)` (OpenSIPS t_reply.c
+/// `w_t_reply_body`): [`t_reply`] with a body; its Content-Type comes
+/// from `append_to_reply`, which the transaction's request takes over
+/// from the route (`update_cloned_msg_from_msg`). An ACK is not replied.
+pub fn t_reply_with_body(
+    st: &Current,
+    code: u16,
+    reason: &str,
+    body: &str,
+) -> Result<bool, ProxyError> {
+    let is_ack = st
+        .call
+        .borrow()
+        .msg
+        .as_ref()
+        .is_some_and(|m| m.method_kind() == Method::Ack);
+    if is_ack {
+        return Ok(false);
+    }
     if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
         return Ok(false);
     }
+    let Some(txn) = st.call.borrow().tm.txn.clone() else {
+        return Ok(false);
+    };
+    {
+        let call = st.call.borrow();
+        if let Some(m) = call.msg.as_ref().filter(|m| m.is_request()) {
+            lock(&txn).request.copy_reply_headers(m);
+        }
+    }
+    reply_on(st, &txn, code, reason, body)
+}
+
+/// Sends a response through `txn` (the current message's, or one
+/// `t_reply_by_callid` found). False when the transaction no longer
+/// takes one (a final was sent).
+pub fn reply_on(
+    st: &Current,
+    txn: &super::TxnRef,
+    code: u16,
+    reason: &str,
+    body: &str,
+) -> Result<bool, ProxyError> {
     let tm = &st.env.tm;
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
-    let Some(txn) = call.tm.txn.clone() else {
-        return Ok(false);
-    };
-    let mut t = lock(&txn);
-    let bytes = local_response(&t, code, reason);
+    let mut t = lock(txn);
+    let bytes = super::relay::local_response_body(&t, code, reason, body);
     let acts = t.server.on_send(code);
     if !acts.contains(server::Action::Send) {
         return Ok(false);
@@ -152,10 +193,32 @@ pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError
         t.last_local = true;
         tm.notify(|o| o.completed(&t, code));
     }
-    if apply_server(tm, &txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
+    if apply_server(tm, txn, &mut t, acts, Some(&bytes), &mut call.outbox) {
         tm.forget(&t);
     }
-    call.replied = true;
+    if call
+        .tm
+        .txn
+        .as_ref()
+        .is_some_and(|c| std::sync::Arc::ptr_eq(c, txn))
+    {
+        call.replied = true;
+    }
     crate::stats::SL.count(code);
     Ok(true)
+}
+
+/// OpenSIPS t_lookup.c `t_lookup_callid`: the INVITE transaction with
+/// this Call-ID and CSeq number, if it is still known.
+pub fn find_by_callid(st: &Current, callid: &str, cseq: &str) -> Option<super::TxnRef> {
+    let num: u32 = cseq.trim().parse().ok()?;
+    st.env.tm.server.iter().find_map(|e| {
+        let t = lock(e.value());
+        let m = &t.request;
+        let hit = m.method_kind() == Method::Invite
+            && m.call_id() == Some(callid.trim())
+            && m.cseq().is_some_and(|c| c.num == num);
+        drop(t);
+        hit.then(|| e.value().clone())
+    })
 }

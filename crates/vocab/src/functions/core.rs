@@ -117,6 +117,7 @@ pub(super) static FUNCTIONS: &[Function] = &[
     // The daemon's "core (sending)" table.
     Function::new(M, None, "set_advertised_address", &[Format], RouteMask::ANY),
     Function::new(M, None, "set_advertised_port", &[Format], RouteMask::ANY),
+    Function::new(M, None, "force_send_socket", &[Format], RouteMask::ANY),
     Function::new(
         M,
         None,

@@ -1,6 +1,6 @@
 //! tm: transactions (`sip.tm.*`).
 
-use super::Arg::{Int, Optional, Regex, RouteName, Str};
+use super::Arg::{Format, Int, Optional, Regex, RouteName, Str};
 use super::Function;
 use crate::route::{RouteMask, RouteType};
 
@@ -11,7 +11,7 @@ const RELAY: RouteMask = RouteMask::REQUEST
     .or(RouteMask::BRANCH);
 
 pub(super) static FUNCTIONS: &[Function] = &[
-    Function::new(M, T, "t_relay", &[Optional(&Str)], RELAY),
+    Function::new(M, T, "t_relay", &[Optional(&Str), Optional(&Str)], RELAY),
     Function::new(
         M,
         T,
@@ -37,6 +37,36 @@ pub(super) static FUNCTIONS: &[Function] = &[
         "t_reply",
         &[Int, Str],
         RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_reply_with_body",
+        &[Int, Format, Format],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_flush_flags",
+        &[],
+        RouteMask::REQUEST.or(RouteMask::BRANCH),
+    ),
+    Function::new(M, T, "t_add_hdrs", &[Format], RouteMask::REQUEST),
+    Function::new(
+        M,
+        T,
+        "t_replicate",
+        &[Format, Optional(&Str)],
+        RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+    Function::new(M, T, "t_add_cancel_reason", &[Format], RouteMask::REQUEST),
+    Function::new(
+        M,
+        T,
+        "t_reply_by_callid",
+        &[Int, Format, Optional(&Format), Optional(&Format)],
+        RouteMask::REQUEST,
     ),
     Function::new(
         M,
