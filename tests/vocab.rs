@@ -179,3 +179,30 @@ fn transformations_agree() {
         "duplicates"
     );
 }
+
+#[test]
+fn module_params_match_vocab() {
+    let mut daemon = Vec::new();
+    for m in ALL {
+        for p in m.params {
+            daemon.push(format!(
+                "{} {} [{}] {}",
+                m.name,
+                p.name,
+                p.also.join(","),
+                p.kind.name()
+            ));
+        }
+    }
+    let vocab: Vec<String> = vocab::params::ALL
+        .iter()
+        .map(|p| {
+            let kind = format!("{:?}", p.kind).to_lowercase();
+            format!("{} {} [{}] {kind}", p.module, p.name, p.also.join(","))
+        })
+        .collect();
+    assert_eq!(
+        daemon, vocab,
+        "crates/vocab/src/params.rs is behind the modules' params"
+    );
+}
