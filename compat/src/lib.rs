@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod corpus;
+pub mod docs;
 pub mod lex;
 pub mod lower;
 pub mod mapping;

@@ -76,9 +76,24 @@ impl Report {
         m
     }
 
-    /// Whether the translation is complete (nothing raises when reached).
+    /// Whether the translation is complete (nothing left out at all).
     pub fn is_complete(&self) -> bool {
         self.unsupported.is_empty()
+    }
+
+    /// Items left in the Lua as calls that raise when reached (functions,
+    /// pseudo-variables, transformations, constructs); modules,
+    /// parameters and globals are left as comments and raise nothing.
+    pub fn raising(&self) -> usize {
+        self.unsupported
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.kind,
+                    Kind::Function | Kind::PseudoVariable | Kind::Transformation | Kind::Construct
+                )
+            })
+            .count()
     }
 
     /// One line per construct kind, then one per unsupported item.
@@ -115,6 +130,7 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "complete": self.is_complete(),
+            "raising": self.raising(),
             "translated": self.translated,
             "not_needed": self.not_needed,
             "unsupported": self.unsupported.iter().map(|u| serde_json::json!({

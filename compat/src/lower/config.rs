@@ -78,6 +78,7 @@ static NOT_NEEDED: &[(&str, &str)] = &[
     ("memdump", "not used"),
     ("db_version_table", "not used"),
     ("check_via", "not used by OpenSIPS since 1.x"),
+    ("disable_tls", "lunasip has no TLS listener to disable"),
 ];
 
 enum Entry {
@@ -429,6 +430,14 @@ fn global(
             return;
         }
         "children" | "udp_workers" => key_int("children", &v),
+        "port" if matches!(v, GValue::Int(5060)) => {
+            l.report.not_needed += 1;
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name} = {raw}: 5060 is lunasip's default port too"),
+            ));
+            return;
+        }
         "debug" | "log_level" => key_int("log_level", &v),
         "dns_retr_time"
         | "dns_retr_no"

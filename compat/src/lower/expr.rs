@@ -361,7 +361,7 @@ impl Lower<'_> {
             ),
             Expr::Binary(op, a, b) => match *op {
                 "+" if self.ty(e) == Ty::Str => {
-                    let x = self.operand(span, a, CONCAT + 1);
+                    let x = self.operand(span, a, CONCAT);
                     let y = self.operand(span, b, CONCAT);
                     (format!("{x} .. {y}"), CONCAT)
                 }

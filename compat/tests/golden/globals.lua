@@ -1,0 +1,26 @@
+-- Translated from globals.cfg by `lunasip translate` (see docs/migration.md).
+
+-- globals and modules become the config table
+config = {
+  log_level = 3,
+  children = 4,
+  listen = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060 as 192.0.2.1:5060" },
+  alias = { "sip.example.com" },
+  -- fork = yes: systemd (or the terminal) runs lunasip in the foreground
+  -- mpath = "/usr/lib/opensips/modules/": lunasip's modules are built in
+  modules = {
+    tm = {
+      fr_timeout = 5,
+      T1 = 500,
+    },
+    usrloc = {
+      use_domain = true,
+    },
+    -- loadmodule "acc.so": not in lunasip
+    -- modparam("acc", "early_media", 0): acc is not in lunasip
+  },
+}
+
+function route.main()
+  sip.exit()
+end

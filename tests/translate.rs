@@ -1,0 +1,194 @@
+//! `lunasip translate` and opensips.cfg files run directly: the CLI, and
+//! every config of the shared corpus (../shared/corpus/opensips-cfg, when
+//! present) translated and checked by `lunasip check`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lunasip(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const CFG: &str = r#"# a small proxy
+listen=udp:127.0.0.1:5099
+loadmodule "tm.so"
+loadmodule "nathelper.so"
+modparam("tm", "fr_timeout", 3)
+
+route {
+    if (!mf_process_maxfwd_header(10)) {
+        sl_send_reply(483, "Too Many Hops");
+        exit;
+    }
+    fix_nated_contact();
+    t_relay();
+}
+"#;
+
+#[test]
+fn translate_writes_lua_and_a_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("opensips.cfg");
+    std::fs::write(&cfg, CFG).unwrap();
+    let out = dir.path().join("out.lua");
+    let (code, stdout, stderr) = lunasip(&[
+        "translate",
+        cfg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lua = std::fs::read_to_string(&out).unwrap();
+    assert!(lua.contains("function route.main()"), "{lua}");
+    assert!(lua.contains("fr_timeout = 3,"), "{lua}");
+    assert!(
+        lua.contains("unsupported(\"nathelper: fix_nated_contact()\")"),
+        "{lua}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["complete"], false);
+    let u = &j["unsupported"];
+    assert!(
+        u.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "fix_nated_contact"
+                && x["line"] == 12
+                && x["module"] == "nathelper"),
+        "{u}"
+    );
+}
+
+#[test]
+fn check_refuses_unsupported_calls_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("opensips.cfg");
+    std::fs::write(&cfg, CFG).unwrap();
+    let c = cfg.to_str().unwrap();
+    let (code, _, stderr) = lunasip(&["check", "-c", c]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("opensips.cfg:12: function fix_nated_contact (nathelper)"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = lunasip(&["check", "-c", c, "--allow-missing", "--print-lua"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("sip.maxfwd.mf_process_maxfwd_header(10)"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with(&format!("{c}: ok\n")), "{stdout}");
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.cfg");
+    std::fs::write(&cfg, "route {\n    if (is_method(\"INVITE\") {\n    }\n}\n").unwrap();
+    let (code, _, stderr) = lunasip(&["check", "-c", cfg.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("bad.cfg:2:29: expected ')', found '{'"),
+        "{stderr}"
+    );
+}
+
+fn corpus() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/opensips-cfg");
+    d.is_dir().then_some(d)
+}
+
+/// Every corpus config translates and its Lua passes `lunasip check
+/// --allow-missing`; those with nothing unsupported pass without it.
+/// Prints the table: fully runnable / partly / not, and the functions
+/// most often missing.
+#[test]
+fn corpus_configs_load_under_lunasip() {
+    let Some(dir) = corpus() else {
+        eprintln!("corpus not present, skipped");
+        return;
+    };
+    let cfgs = compat::corpus::configs(&dir);
+    let mut missing: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut full, mut partly, mut not) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    for cfg in &cfgs {
+        let name = cfg.file_name().unwrap().to_string_lossy().into_owned();
+        let opts = compat::corpus::options_for(&dir, cfg);
+        let mut args: Vec<String> = vec!["check".into(), "-c".into(), cfg.display().to_string()];
+        for d in &opts.include_dirs {
+            args.extend(["-I".into(), d.display().to_string()]);
+        }
+        for m in &opts.m4_defs {
+            args.extend(["--m4".into(), m.display().to_string()]);
+        }
+        let t = match compat::translate_file(cfg, &opts) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{name}: not translated: {e}");
+                not.push(name);
+                continue;
+            }
+        };
+        for (f, n) in t.report.calls_by_function() {
+            *missing.entry(f).or_default() += n;
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = lunasip(&argv);
+        let complete = t.report.raising() == 0;
+        if complete {
+            if code != 0 {
+                failures.push(format!(
+                    "{name}: complete translation fails check: {stderr}"
+                ));
+            }
+            full.push(name.clone());
+        } else {
+            assert_ne!(code, 0, "{name}: check without --allow-missing passed");
+            let mut with = argv.clone();
+            with.push("--allow-missing");
+            let (code, _, stderr) = lunasip(&with);
+            // A list file named by the config that this machine lacks is
+            // the environment's, not the translation's.
+            if code != 0 && !stderr.contains("cannot read /etc/") {
+                failures.push(format!("{name}: check --allow-missing: {stderr}"));
+            }
+            partly.push(name.clone());
+        }
+        println!("{}", compat::corpus::summary(&name, &t));
+    }
+    println!(
+        "\nfully runnable {}: {}\npartly {}\nnot translated {}: {}",
+        full.len(),
+        full.join(", "),
+        partly.len(),
+        not.len(),
+        not.join(", ")
+    );
+    let mut top: Vec<_> = missing.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    println!("top missing functions (call sites):");
+    for (f, n) in top.iter().take(20) {
+        println!(
+            "  {f} {n} ({})",
+            compat::mapping::opensips_module_of(f).unwrap_or("?")
+        );
+    }
+    assert_eq!(
+        not.len(),
+        2,
+        "only lineblocs-proxy.cfg and openxcap-presence-2009.cfg fail to parse"
+    );
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
