@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
 fn largest() -> Option<(std::path::PathBuf, compat::Options)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/opensips-cfg");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/opensips-cfg");
     let mut cfgs: Vec<_> = compat::corpus::configs(&dir)
         .into_iter()
         .map(|p| {
