@@ -121,6 +121,10 @@ struct ReadArgs {
     /// An m4 file of macro definitions read before an m4-templated script (repeatable).
     #[arg(long = "m4")]
     m4: Vec<PathBuf>,
+    /// Leave the calls of this OpenSIPS module out, as comments, instead of
+    /// raising (e.g. `--skip acc` to run without accounting) (repeatable).
+    #[arg(long = "skip", value_name = "MODULE")]
+    skip: Vec<String>,
 }
 
 /// Options of `run`/`check` for an opensips.cfg, translated on load.
@@ -142,6 +146,7 @@ impl ReadArgs {
         compat::Options {
             include_dirs: self.include_dir.clone(),
             m4_defs: self.m4.clone(),
+            skip_modules: self.skip.clone(),
         }
     }
 }

@@ -2,9 +2,14 @@
 //! every config of the shared corpus (../shared/corpus/opensips-cfg, when
 //! present) translated and checked by `lunasip check`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, uac, uas, Proxy};
 
 fn lunasip(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
@@ -191,4 +196,146 @@ fn corpus_configs_load_under_lunasip() {
         "only lineblocs-proxy.cfg and openxcap-presence-2009.cfg fail to parse"
     );
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The first final reply to one datagram (100 Trying skipped).
+fn final_reply(port: u16, msg: &str) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = s.local_addr().unwrap();
+    let msg = msg.replace("{LOCAL}", &local.to_string());
+    s.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 65536];
+    while let Ok((n, _)) = s.recv_from(&mut buf) {
+        let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !r.starts_with("SIP/2.0 1") {
+            return r;
+        }
+    }
+    String::new()
+}
+
+/// Starts `lunasip run -c opensips.cfg ARGS` on an opensips.cfg text.
+fn start_cfg(cfg: &str, port: u16, args: &[&str]) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opensips.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let log = dir.path().join("lunasip.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut p = Proxy {
+        child: Some(child),
+        dir,
+        port,
+        log,
+        script: path,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.log_text().contains(" ready: ") {
+        let exited = p
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        assert!(
+            !exited && Instant::now() < deadline,
+            "lunasip did not start:\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+/// OpenSIPS 3.4's default script (etc/opensips.cfg), translated on load
+/// and run with `--skip acc` (its only calls lunasip lacks are acc's):
+/// two users register, one calls the other through the proxy, a call to
+/// a user who is not registered gets the script's 404.
+#[test]
+fn os34_default_script_registers_and_calls() {
+    let Some(dir) = corpus() else {
+        eprintln!("corpus not present, skipped");
+        return;
+    };
+    let orig = std::fs::read_to_string(dir.join("os34-etc-default.cfg")).unwrap();
+    let port = free_port();
+    let fifo_dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_dir.path().join("fifo");
+    let cfg = orig
+        .replace(
+            "socket=udp:127.0.0.1:5060",
+            &format!("socket=udp:127.0.0.1:{port}"),
+        )
+        .replace("/run/opensips/opensips_fifo", &fifo.display().to_string());
+    assert_ne!(cfg, orig);
+    assert!(cfg.contains(&fifo.display().to_string()));
+
+    // Without --skip acc the script's do_accounting calls refuse it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let p2 = dir2.path().join("opensips.cfg");
+    std::fs::write(&p2, &cfg).unwrap();
+    let (code, _, stderr) = lunasip(&["check", "-c", p2.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("function do_accounting (acc)"), "{stderr}");
+
+    let p = start_cfg(&cfg, port, &["--skip", "acc"]);
+    let callee = uas("uas.xml", "u1");
+    let caller_contact = free_port();
+    for (user, contact) in [("bob", callee.port), ("alice", caller_contact)] {
+        let r = uac(
+            "reg_register.xml",
+            port,
+            "u1",
+            1,
+            1,
+            &[
+                "-s",
+                user,
+                "-key",
+                "contact_port",
+                &contact.to_string(),
+                "-key",
+                "expires",
+                "60",
+            ],
+        );
+        assert_eq!(
+            r.successful,
+            1,
+            "REGISTER {user}: {}\n{}",
+            r.errors,
+            p.log_text()
+        );
+    }
+    let call = uac("uac.xml", port, "u1", 1, 1, &["-s", "bob"]);
+    assert_eq!(
+        call.successful,
+        1,
+        "call: {}\n{}",
+        call.errors,
+        p.log_text()
+    );
+    assert_eq!(callee.counts(1).0, 1, "{}", callee.errors());
+    // The script record-routes the INVITE: the caller saw our Record-Route.
+    assert!(
+        call.messages
+            .contains(&format!("Record-Route: <sip:127.0.0.1:{port};lr")),
+        "{}",
+        call.messages
+    );
+
+    let invite = "INVITE sip:carol@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-os34-carol\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:carol@127.0.0.1>\r\nCall-ID: os34-carol\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{LOCAL}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let r = final_reply(port, invite);
+    assert!(
+        r.starts_with("SIP/2.0 404 Not Found"),
+        "{r}\n{}",
+        p.log_text()
+    );
+    let log = p.stop();
+    assert!(!log.contains("not supported by lunasip"), "{log}");
 }

@@ -52,6 +52,10 @@ pub struct Options {
     pub include_dirs: Vec<PathBuf>,
     /// m4 files given to m4 before a templated script (macro definitions).
     pub m4_defs: Vec<PathBuf>,
+    /// OpenSIPS modules whose calls are left out as comments (listed in
+    /// the report as skipped) instead of raising: for a module whose work
+    /// the operator gives up knowingly, such as `acc` accounting.
+    pub skip_modules: Vec<String>,
 }
 
 /// The result: the Lua text and what could not be translated.
@@ -64,14 +68,14 @@ pub struct Translation {
 /// Reads, parses and translates an opensips.cfg.
 pub fn translate_file(path: &Path, opts: &Options) -> Result<Translation, Error> {
     let script = parse_file(path, opts)?;
-    lower::lower(&script)
+    lower::lower(&script, opts)
 }
 
 /// Translates script text as if read from `name`.
 pub fn translate_str(name: &str, text: &str, opts: &Options) -> Result<Translation, Error> {
     let mut l = source::Loader::new(opts);
     l.load(Path::new(name), Some(text.to_string()), None)?;
-    lower::lower(&l.script)
+    lower::lower(&l.script, opts)
 }
 
 /// Reads and parses an opensips.cfg with its includes.

@@ -47,6 +47,8 @@ pub struct Report {
     pub unsupported: Vec<Unsupported>,
     /// Translated constructs: "routes", "calls", "modparams", …
     pub translated: BTreeMap<&'static str, usize>,
+    /// Calls left out as the user asked (`--skip MODULE`).
+    pub skipped: Vec<Unsupported>,
     /// Things dropped on purpose because lunasip does not need them
     /// (`mpath`, `fork`), each said in the Lua as a comment.
     pub not_needed: usize,
@@ -105,12 +107,17 @@ impl Report {
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
         s.push_str(&format!(
-            "translated: {}; not needed: {}; not supported: {}\n",
+            "translated: {}; not needed: {}; not supported: {}{}\n",
             done.join(", "),
             self.not_needed,
-            self.unsupported.len()
+            self.unsupported.len(),
+            if self.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped: {}", self.skipped.len())
+            }
         ));
-        for u in &self.unsupported {
+        for u in self.unsupported.iter().chain(&self.skipped) {
             s.push_str(&format!(
                 "{}:{}: {} {}{}: {}\n",
                 u.file,
@@ -140,6 +147,12 @@ impl Report {
                 "name": u.name,
                 "module": u.module,
                 "reason": u.reason,
+            })).collect::<Vec<_>>(),
+            "skipped": self.skipped.iter().map(|u| serde_json::json!({
+                "file": u.file,
+                "line": u.line,
+                "name": u.name,
+                "module": u.module,
             })).collect::<Vec<_>>(),
             "unsupported_calls_by_module": self.calls_by_module(),
         })

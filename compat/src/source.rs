@@ -16,6 +16,36 @@ pub fn has_m4_markers(text: &str) -> bool {
         .any(|m| text.contains(m))
 }
 
+/// `${NAME}` replaced by the environment variable NAME where it is set,
+/// as templated deployments run `envsubst` before OpenSIPS; unset ones stay.
+pub fn envsubst(text: &str) -> String {
+    if !text.contains("${") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        match (after[name_len..].starts_with('}'), std::env::var(name)) {
+            (true, Ok(v)) if !name.is_empty() => {
+                out.push_str(&v);
+                rest = &after[name_len + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Runs the text through m4 with the definition files first.
 fn run_m4(path: &Path, text: &str, defs: &[PathBuf]) -> Result<String, Error> {
     use std::io::Write;
@@ -112,6 +142,7 @@ impl<'o> Loader<'o> {
             None => std::fs::read_to_string(path)
                 .map_err(|e| self.error_at(at, format!("cannot read {}: {e}", path.display())))?,
         };
+        let text = envsubst(&text);
         let text = if has_m4_markers(&text) {
             run_m4(path, &text, &self.opts.m4_defs)?
         } else {
@@ -169,5 +200,28 @@ impl<'o> Loader<'o> {
             }),
             None => Error::Io(msg),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envsubst_replaces_set_variables_only() {
+        std::env::set_var("COMPAT_TEST_IP", "192.0.2.7");
+        assert_eq!(
+            envsubst("socket=udp:${COMPAT_TEST_IP}:5060 as ${COMPAT_UNSET_X}"),
+            "socket=udp:192.0.2.7:5060 as ${COMPAT_UNSET_X}"
+        );
+        assert_eq!(envsubst("a ${ b $"), "a ${ b $");
+    }
+
+    #[test]
+    fn m4_markers() {
+        assert!(has_m4_markers("ifelse(`${X}',`yes',`a')"));
+        assert!(!has_m4_markers(
+            "listen=udp:1.2.3.4:5060 # CUSTOMIZE ME dnl"
+        ));
     }
 }

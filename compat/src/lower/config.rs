@@ -211,6 +211,7 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
         }
     };
     let mut modules_placed = false;
+    let mut loaded: Vec<String> = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let mut comments = comments_for(items, i);
         if Some(i) == first_config {
@@ -229,6 +230,7 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
             ),
             ItemKind::LoadModule(path) => {
                 let m = module_name(path);
+                loaded.push(m.clone());
                 if !modules_placed {
                     entries.push(Entry::Modules);
                     modules_placed = true;
@@ -267,14 +269,49 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                     entries.push(Entry::Modules);
                     modules_placed = true;
                 }
-                let k = module_at(&mut modules, module);
+                // The MI transports' settings live under mi_fifo / mi_http.
+                let target = match (module.as_str(), name.as_str()) {
+                    ("httpd", "ip" | "port") => "mi_http",
+                    (m, _) => m,
+                };
+                let k = module_at(&mut modules, target);
                 modules[k]
                     .1
                     .extend(comments.iter().flat_map(|c| comment_lines(c)));
-                let line = modparam(l, it.span, module, name, value);
+                let line = match mi_param(module, name, value) {
+                    Some(Ok(line)) => {
+                        l.report.count("modparams");
+                        line
+                    }
+                    Some(Err(why)) => {
+                        l.unsupported(
+                            it.span,
+                            Kind::Parameter,
+                            &format!("{module}.{name}"),
+                            Some(module),
+                            why.clone(),
+                        );
+                        format!("-- modparam(\"{module}\", \"{name}\", …): {why}")
+                    }
+                    None => modparam(l, it.span, module, name, value),
+                };
                 modules[k].1.push(line);
             }
             _ => {}
+        }
+    }
+    // OpenSIPS runs no management interface it did not load.
+    for (m, what) in [("mi_fifo", "MI FIFO"), ("mi_http", "MI over HTTP")] {
+        if !loaded.iter().any(|x| x == m) {
+            if !modules_placed {
+                entries.push(Entry::Modules);
+                modules_placed = true;
+            }
+            let k = module_at(&mut modules, m);
+            modules[k].1.clear();
+            modules[k].1.push(format!(
+                "{m} = false, -- the script loads no {m}: no {what}"
+            ));
         }
     }
     let mut out = Vec::new();
@@ -307,7 +344,9 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
             Entry::Modules => {
                 out.push("  modules = {".into());
                 for (m, lines) in &modules {
-                    let has_keys = lines.iter().any(|l| !l.starts_with("--"));
+                    let has_keys = lines
+                        .iter()
+                        .any(|l| !l.starts_with("--") && !l.contains(" = false,"));
                     if has_keys {
                         let key = if is_lua_ident(m) {
                             m.clone()
@@ -344,6 +383,29 @@ fn comment_lines(c: &str) -> Vec<String> {
         return vec!["--".into()];
     }
     c.lines().map(|l| format!("--{l}")).collect()
+}
+
+/// `modparam`s of the MI transports lunasip has built in, as their
+/// `config.modules.mi_fifo` / `mi_http` keys.
+fn mi_param(module: &str, name: &str, value: &Value) -> Option<Result<String, String>> {
+    let v = match value {
+        Value::Str(s) => lua_str(s),
+        Value::Int(n) => n.to_string(),
+    };
+    let key = match (module, name, value) {
+        ("mi_fifo", "fifo_name", Value::Str(_)) => "fifo_name",
+        ("mi_fifo", "fifo_mode", Value::Int(_)) => "fifo_mode",
+        ("httpd", "ip", Value::Str(_)) => "ip",
+        ("httpd", "port", Value::Int(_)) => "port",
+        ("mi_http", "root", Value::Str(_)) => "root",
+        _ => return None,
+    };
+    if let ("ip", Value::Str(ip)) = (key, value) {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Some(Err(format!("'{ip}' is not an IP address")));
+        }
+    }
+    Some(Ok(format!("{key} = {v},")))
 }
 
 /// The DB layer's URL schemes.

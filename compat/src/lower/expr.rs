@@ -513,7 +513,7 @@ impl Lower<'_> {
     }
 
     /// A function call through the mapping table, or `unsupported(...)`.
-    pub(crate) fn call(&mut self, e: &Expr, _in_cond: bool) -> String {
+    pub(crate) fn call(&mut self, e: &Expr, in_cond: bool) -> String {
         let Expr::Call { name, args, span } = e else {
             return String::new();
         };
@@ -523,6 +523,21 @@ impl Lower<'_> {
         }
         let Some(m) = mapping::lookup(name) else {
             let module = mapping::opensips_module_of(name);
+            if let Some(m) = module.filter(|m| self.skip.iter().any(|s| s == m)) {
+                self.report.skipped.push(crate::Unsupported {
+                    file: self.file_of(span),
+                    line: span.line,
+                    kind: Kind::Function,
+                    name: name.clone(),
+                    module: Some(m.to_string()),
+                    reason: format!("skipped as asked (--skip {m})"),
+                });
+                return if in_cond {
+                    "true".into()
+                } else {
+                    format!("-- skipped (--skip {m}): {}", cfg_text(e))
+                };
+            }
             let reason = match module {
                 Some(m) if !mapping::module_known(m) => format!("lunasip has no {m} module"),
                 Some(m) => format!("lunasip's {m} has no {name}"),

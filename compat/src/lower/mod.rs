@@ -67,11 +67,13 @@ pub(crate) struct Lower<'s> {
     pub(crate) loops: usize,
     /// The route being lowered returns numbers (its result is used).
     pub(crate) cur_valued: bool,
+    /// Modules whose calls the user asked to leave out (`--skip acc`).
+    pub(crate) skip: Vec<String>,
     /// Modules loaded (by `loadmodule`) that lunasip lacks.
     missing_modules: HashMap<String, u32>,
 }
 
-pub fn lower(script: &Script) -> Result<Translation, Error> {
+pub fn lower(script: &Script, opts: &crate::Options) -> Result<Translation, Error> {
     let mut l = Lower {
         script,
         out: Vec::new(),
@@ -84,6 +86,7 @@ pub fn lower(script: &Script) -> Result<Translation, Error> {
         route_kind: String::new(),
         loops: 0,
         cur_valued: false,
+        skip: opts.skip_modules.clone(),
         missing_modules: HashMap::new(),
     };
     for it in &script.items {

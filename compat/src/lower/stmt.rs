@@ -327,7 +327,7 @@ impl Lower<'_> {
                 format!("local _ = {c}")
             }
         };
-        if set_rc && !code.starts_with("unsupported(") {
+        if set_rc && !code.starts_with("unsupported(") && !code.starts_with("--") {
             self.with_trailing(s, format!("local ok, code = {code}"));
             self.line("sip.pv.rc = code or (ok and 1 or -1)");
         } else {
@@ -367,7 +367,7 @@ impl Lower<'_> {
         self.report.count("async calls");
         self.line(format!("-- OpenSIPS: async({}, {rname})", cfg_text(call)));
         let code = self.call(call, false);
-        if code.starts_with("unsupported(") {
+        if code.starts_with("unsupported(") || code.starts_with("--") {
             self.with_trailing(s, code);
         } else {
             self.with_trailing(s, format!("local ok, code = {code}"));

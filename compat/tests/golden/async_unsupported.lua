@@ -9,6 +9,8 @@ end
 config = {
   modules = {
     -- loadmodule "rest_client.so": not in lunasip
+    mi_fifo = false, -- the script loads no mi_fifo: no MI FIFO
+    mi_http = false, -- the script loads no mi_http: no MI over HTTP
   },
   -- No socket lunasip can use was given: OpenSIPS's default, every
   -- interface on port 5060.

@@ -18,6 +18,8 @@ config = {
     },
     -- loadmodule "acc.so": not in lunasip
     -- modparam("acc", "early_media", 0): acc is not in lunasip
+    mi_fifo = false, -- the script loads no mi_fifo: no MI FIFO
+    mi_http = false, -- the script loads no mi_http: no MI over HTTP
   },
 }
 
