@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{free_port, uac, uas, Proxy};
 
@@ -215,43 +215,6 @@ fn final_reply(port: u16, msg: &str) -> String {
     String::new()
 }
 
-/// Starts `lunasip run -c opensips.cfg ARGS` on an opensips.cfg text.
-fn start_cfg(cfg: &str, port: u16, args: &[&str]) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("opensips.cfg");
-    std::fs::write(&path, cfg).unwrap();
-    let log = dir.path().join("lunasip.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut p = Proxy {
-        child: Some(child),
-        dir,
-        port,
-        log,
-        script: path,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !p.log_text().contains(" ready: ") {
-        let exited = p
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-        assert!(
-            !exited && Instant::now() < deadline,
-            "lunasip did not start:\n{}",
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p
-}
-
 /// OpenSIPS 3.4's default script (etc/opensips.cfg), translated on load
 /// and run with `--skip acc` (its only calls lunasip lacks are acc's):
 /// two users register, one calls the other through the proxy, a call to
@@ -283,7 +246,8 @@ fn os34_default_script_registers_and_calls() {
     assert_ne!(code, 0);
     assert!(stderr.contains("function do_accounting (acc)"), "{stderr}");
 
-    let p = start_cfg(&cfg, port, &["--skip", "acc"]);
+    let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &["--skip", "acc"])
+        .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
     let callee = uas("uas.xml", "u1");
     let caller_contact = free_port();
     for (user, contact) in [("bob", callee.port), ("alice", caller_contact)] {
