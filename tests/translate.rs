@@ -109,6 +109,22 @@ fn a_syntax_error_names_file_line_and_column() {
     );
 }
 
+/// The golden translations of compat/tests/golden load in lunasip.
+#[test]
+fn golden_translations_pass_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/tests/golden");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "lua") {
+            let (code, _, stderr) = lunasip(&["check", "-c", p.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {stderr}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 7);
+}
+
 fn corpus() -> Option<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/opensips-cfg");
     d.is_dir().then_some(d)

@@ -34,7 +34,10 @@ pub static CONTROL: &[(&str, &str)] = &[
         "`f(...)` (the route suspends by itself), then `route.resume()` and `sip.exit()`",
     ),
     ("switch / case / default", "an `if … elseif … else` chain"),
-    ("for ($var(x) in $avp(l)[*])", "`for _, v in ipairs(...)`"),
+    (
+        "for ($var(x) in $(avp(l)[*]))",
+        "a `for i = 0, math.huge` loop over the indexes until a value is missing",
+    ),
     (
         "cond ? ==, !=, <, >",
         "Lua comparisons; `=~` → `sip.re_match(s, re, \"i\")`, `!~` → `not sip.re_match(…)`",

@@ -145,6 +145,27 @@ const NUMERIC_PVS: &[&str] = &[
 /// Pseudo-variables whose type depends on what the script stored.
 const UNTYPED_PVS: &[&str] = &["var", "avp", "shv", "param", "bavp"];
 
+/// The OpenSIPS module a pseudo-variable lunasip lacks belongs to, for
+/// the report (the common ones of the corpus).
+fn pv_module(name: &str) -> Option<&'static str> {
+    let prefixes: &[(&str, &str)] = &[
+        ("DLG_", "dialog"),
+        ("dlg_", "dialog"),
+        ("acc_", "acc"),
+        ("TH_", "topology_hiding"),
+        ("rtp_relay", "rtp_relay"),
+        ("rtpstat", "rtpproxy"),
+        ("json", "json"),
+        ("lb_", "load_balancer"),
+        ("cluster", "clusterer"),
+        ("b2b_", "b2b_logic"),
+    ];
+    prefixes
+        .iter()
+        .find(|(p, _)| name.starts_with(p))
+        .map(|(_, m)| *m)
+}
+
 /// Old core keywords of conditions (`method == "INVITE"`, `uri == myself`).
 fn keyword(w: &str) -> Option<&'static str> {
     Some(match w {
@@ -240,11 +261,22 @@ impl Lower<'_> {
     fn check_spec(&mut self, span: Span, spec: &str, s: &Spec) -> bool {
         let known = vocab::pseudo_variable(&s.name);
         let Some(pv) = known else {
+            if s.name.is_empty() {
+                self.unsupported(
+                    span,
+                    Kind::PseudoVariable,
+                    spec,
+                    None,
+                    "pseudo-variable contexts (<request>, <reply>) are not supported",
+                );
+                self.used_unsupported = true;
+                return false;
+            }
             self.unsupported(
                 span,
                 Kind::PseudoVariable,
                 &format!("${}", s.name),
-                None,
+                pv_module(&s.name),
                 "lunasip has no such pseudo-variable",
             );
             self.used_unsupported = true;
@@ -570,7 +602,8 @@ impl Lower<'_> {
             return format!("unsupported({})", lua_str(&cfg_text(e)));
         }
         if let Some((what, why)) = self.arg_problem(name, args, f) {
-            self.unsupported(span, Kind::PseudoVariable, &what, Some(f.module), why);
+            let module = pv_module(&split_spec(&what).name);
+            self.unsupported(span, Kind::PseudoVariable, &what, module, why);
             self.used_unsupported = true;
             return format!("unsupported({})", lua_str(&cfg_text(e)));
         }

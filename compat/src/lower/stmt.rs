@@ -246,10 +246,34 @@ impl Lower<'_> {
                 self.line("end");
             }
             StmtKind::ForEach { var, list, body } => {
-                let items = self.pv_read(span, list);
-                self.with_trailing(s, format!("for _, value in ipairs({items} or {{}}) do"));
+                // `$(avp(x)[*])` reads as one value in lunasip: walk the
+                // indexes until one is missing.
+                let Some((head, tail)) = list.split_once("[*]") else {
+                    let c = self.construct(
+                        span,
+                        &format!("for (… in {list})"),
+                        "the list must be a [*] spec",
+                    );
+                    return self.with_trailing(s, c);
+                };
+                let check = super::expr::split_spec(list);
+                if vocab::pseudo_variable(&check.name).is_none() {
+                    let c = self.construct(span, list, "lunasip has no such pseudo-variable");
+                    return self.with_trailing(s, c);
+                }
+                self.with_trailing(s, "for i = 0, math.huge do".into());
                 self.loops += 1;
                 self.indent += 1;
+                let indexed = format!(
+                    "{head}[%d]{tail}",
+                    head = head.replace('%', "%%"),
+                    tail = tail.replace('%', "%%")
+                );
+                self.line(format!(
+                    "local value = sip.pv.get(string.format({}, i))",
+                    lua_str(&indexed)
+                ));
+                self.line("if value == nil then break end");
                 if let Some(w) = self.pv_write(span, var, "=", "value".into()) {
                     self.line(w);
                 }
