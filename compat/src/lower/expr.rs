@@ -654,7 +654,45 @@ impl Lower<'_> {
         None
     }
 
+    /// A format naming `$param(x)`: lunasip routes take their parameters
+    /// as Lua values (`ev.x`, `param[n]`), so those parts are joined in
+    /// Lua and the rest stays a format. None when there is no `$param`.
+    fn format_with_params(&mut self, span: Span, text: &str) -> Option<String> {
+        if !text.contains("$param(") {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut i = 0;
+        while i < text.len() {
+            let rest = &text[i..];
+            if rest.starts_with("$param(") {
+                if let Some(n) = crate::lex::pv_len(rest) {
+                    if !lit.is_empty() {
+                        parts.push(lua_str(&std::mem::take(&mut lit)));
+                    }
+                    let v = self.pv_read(span, &rest[..n]);
+                    parts.push(format!("({v} or \"<null>\")"));
+                    i += n;
+                    continue;
+                }
+            }
+            let c = rest.chars().next().unwrap_or(' ');
+            lit.push(c);
+            i += c.len_utf8();
+        }
+        if !lit.is_empty() {
+            parts.push(lua_str(&lit));
+        }
+        Some(parts.join(" .. "))
+    }
+
     fn arg(&mut self, span: Span, fname: &str, a: &Expr, kind: Arg) -> String {
+        if let (Arg::Format, Expr::Str(s)) = (kind, a) {
+            if let Some(joined) = self.format_with_params(span, s) {
+                return joined;
+            }
+        }
         match (kind, a) {
             (Arg::RouteName(t), Expr::Word(n) | Expr::Str(n)) => self.route_arg(span, fname, t, n),
             (Arg::RouteName(t), Expr::Int(n)) => self.route_arg(span, fname, t, &n.to_string()),

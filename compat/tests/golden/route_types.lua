@@ -22,7 +22,7 @@ timer_route.cleanup = {
 }
 
 function event_route.E_DISPATCHER_STATUS(ev)
-  sip.xlog("L_WARN", "box $param(address) is $param(status)\n")
+  sip.xlog("L_WARN", "box " .. (ev.address or "<null>") .. " is " .. (ev.status or "<null>") .. "\n")
   sip.var.s = ev.status
 end
 
