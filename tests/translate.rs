@@ -319,3 +319,71 @@ fn os34_default_script_registers_and_calls() {
     let log = p.stop();
     assert!(!log.contains("not supported by lunasip"), "{log}");
 }
+
+/// OpenSIPS 3.4's menuconfig load balancer (USE_DISPATCHER=yes),
+/// translated on load with `--skip acc`: INVITEs alternate over set 1
+/// (`ds_select_dst(1, 4)`, round robin); a dead box's call times out into
+/// failure_route[GW_FAILOVER], whose `t_check_status("(408)|([56][0-9][0-9])")`
+/// matches. The config selects without the `f` flag, so OpenSIPS keeps no
+/// failover list and `ds_next_dst()` fails: the caller gets the script's
+/// "500 All GW are down", as from OpenSIPS. The live box takes the others.
+/// (The test gives the set as a list file instead of the config's MySQL
+/// URL and shortens fr_timeout; the routing logic is the config's.)
+#[test]
+fn os34_load_balancer_runs_its_failure_route_as_opensips() {
+    let Some(dir) = corpus() else {
+        eprintln!("corpus not present, skipped");
+        return;
+    };
+    let orig =
+        std::fs::read_to_string(dir.join("os34-menuconfig-loadbalancer-dispatcher.cfg")).unwrap();
+    let (port, mi_port) = (free_port(), free_port());
+    let live = uas("uas.xml", "u1");
+    let dead = free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("dispatcher.list");
+    std::fs::write(
+        &list,
+        format!("1 sip:127.0.0.1:{dead}\n1 sip:127.0.0.1:{}\n", live.port),
+    )
+    .unwrap();
+    let fifo = tmp.path().join("fifo");
+    let cfg = orig
+        .replace("socket=udp:127.0.0.1:5060", &format!("socket=udp:127.0.0.1:{port}"))
+        .replace("socket=tcp:127.0.0.1:5060", &format!("socket=tcp:127.0.0.1:{port}"))
+        .replace("modparam(\"httpd\", \"port\", 8888)", &format!("modparam(\"httpd\", \"port\", {mi_port})"))
+        .replace("/tmp/opensips_fifo", &fifo.display().to_string())
+        .replace("modparam(\"tm\", \"fr_timeout\", 5)", "modparam(\"tm\", \"fr_timeout\", 2)")
+        .replace(
+            "modparam(\"dispatcher\", \"db_url\",\n\t\"mysql://opensips:opensipsrw@localhost/opensips\")",
+            &format!("modparam(\"dispatcher\", \"list_file\", \"{}\")", list.display()),
+        );
+    let wants = [
+        format!(":{port}"),
+        format!("{mi_port})"),
+        "fr_timeout\", 2)".to_string(),
+        "list_file".to_string(),
+    ];
+    for want in wants {
+        assert!(cfg.contains(&want), "the test did not rewrite {want}");
+    }
+    let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &["--skip", "acc"])
+        .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
+    let call = uac("uac.xml", port, "u1", 4, 1, &["-s", "service"]);
+    assert_eq!(
+        (call.successful, call.failed),
+        (2, 2),
+        "calls: {}\n{}",
+        call.errors,
+        p.log_text()
+    );
+    assert_eq!(
+        call.errors.matches("SIP/2.0 500 All GW are down").count(),
+        2,
+        "{}",
+        call.errors
+    );
+    assert_eq!(live.counts(2).0, 2, "{}", live.errors());
+    let log = p.stop();
+    assert!(log.contains("Failed trunk"), "the failure route ran: {log}");
+}
