@@ -234,6 +234,10 @@ fn read_script(path: &Path, cfg: &CfgArgs) -> Result<Source, String> {
     if !compat::is_opensips_cfg(path, &src.code) {
         return Ok(src);
     }
+    translate_on_load(src, cfg)
+}
+
+fn translate_on_load(src: Source, cfg: &CfgArgs) -> Result<Source, String> {
     let t = compat::translate_str(&src.name, &src.code, &cfg.read.options())
         .map_err(|e| e.to_string())?;
     if cfg.print_lua {
@@ -367,6 +371,9 @@ fn main() -> ExitCode {
                 eprintln!("lunasip: {e}");
                 return ExitCode::FAILURE;
             }
+            let is_cfg = config.as_deref().is_some_and(|p| {
+                std::fs::read_to_string(p).is_ok_and(|t| compat::is_opensips_cfg(p, &t))
+            });
             let (src, from_default) = match config {
                 Some(p) => (read_script(&p, &cfg), false),
                 None if Path::new(DEFAULT_PATH).exists() => (read(Path::new(DEFAULT_PATH)), false),
@@ -378,8 +385,21 @@ fn main() -> ExitCode {
                     true,
                 ),
             };
+            // A reload translates an opensips.cfg again, with the same options.
+            let reader: Option<lunasip::runtime::Reader> = if is_cfg {
+                let cfg = CfgArgs {
+                    print_lua: false,
+                    ..cfg.clone()
+                };
+                Some(std::sync::Arc::new(move |name: &str| {
+                    let src = read(Path::new(name))?;
+                    translate_on_load(src, &cfg).map(|s| s.code)
+                }))
+            } else {
+                None
+            };
             src.and_then(|s| {
-                lunasip::runtime::run(s, log_level.as_deref(), from_default)
+                lunasip::runtime::run_with(s, log_level.as_deref(), from_default, reader)
                     .map_err(|e| e.to_string())
             })
         }

@@ -387,3 +387,60 @@ fn os34_load_balancer_runs_its_failure_route_as_opensips() {
     let log = p.stop();
     assert!(log.contains("Failed trunk"), "the failure route ran: {log}");
 }
+
+/// An OPTIONS to the proxy: the status line of its answer.
+fn options_status(port: u16) -> String {
+    let msg = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-opt\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: reload-cfg\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    final_reply(port, msg)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// SIGHUP translates a running opensips.cfg again (with the options it
+/// was started with): a changed route takes effect; a cfg that no longer
+/// parses is refused with its line and the running one stays.
+#[test]
+fn sighup_translates_the_cfg_again() {
+    let port = free_port();
+    let cfg = |reason: &str| {
+        format!(
+            "listen=udp:127.0.0.1:{port}\nloadmodule \"acc.so\"\nroute {{\n    do_accounting(\"log\");\n    sl_send_reply(200, \"{reason}\");\n}}\n"
+        )
+    };
+    let p = Proxy::try_start_file("opensips.cfg", &cfg("One"), port, &["--skip", "acc"])
+        .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
+    assert_eq!(options_status(port), "SIP/2.0 200 One", "{}", p.log_text());
+    let hup = |p: &Proxy| {
+        let pid = p.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    std::fs::write(&p.script, cfg("Two")).unwrap();
+    hup(&p);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = options_status(port);
+    while got != "SIP/2.0 200 Two" && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        got = options_status(port);
+    }
+    assert_eq!(got, "SIP/2.0 200 Two", "{}", p.log_text());
+
+    std::fs::write(
+        &p.script,
+        "route {\n    sl_send_reply(200, \"Three\")\n    exit;\n}\n",
+    )
+    .unwrap();
+    hup(&p);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !p.log_text().contains("refused") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = p.log_text();
+    assert!(log.contains("opensips.cfg:3:5: expected ';'"), "{log}");
+    assert_eq!(options_status(port), "SIP/2.0 200 Two");
+}
