@@ -517,6 +517,12 @@ impl Lower<'_> {
             }
             Expr::Call { .. } => (self.call(e, true), ATOM),
             Expr::Int(n) => ((*n > 0).to_string(), ATOM),
+            // A value is true in OpenSIPS when set and not 0 or "".
+            Expr::Pv(_) => {
+                let (v, _) = self.value(span, e);
+                self.used_truthy = true;
+                (format!("truthy({v})"), ATOM)
+            }
             _ => self.value(span, e),
         }
     }
@@ -608,7 +614,7 @@ impl Lower<'_> {
             return format!("unsupported({})", lua_str(&cfg_text(e)));
         }
         let mut out = Vec::new();
-        for (a, kind) in args.iter().zip(f.args.iter()) {
+        for (a, kind) in args.iter().zip(arg_kinds(f, args.len())) {
             out.push(self.arg(span, name, a, kind.kind()));
         }
         self.report.count("calls");
@@ -634,7 +640,7 @@ impl Lower<'_> {
                 }
             }
         }
-        for (a, kind) in args.iter().zip(f.args.iter()) {
+        for (a, kind) in args.iter().zip(arg_kinds(f, args.len())) {
             let (Expr::Str(text), Arg::Format | Arg::Str) = (a, kind.kind()) else {
                 continue;
             };
@@ -699,6 +705,15 @@ impl Lower<'_> {
             (Arg::Int, Expr::Str(s)) if s.trim().parse::<i64>().is_ok() => s.trim().to_string(),
             (Arg::Pv, Expr::Pv(p)) => lua_str(p),
             (Arg::Flag, Expr::Word(w)) => lua_str(w),
+            // OpenSIPS expands specs in string parameters: a lone spec is
+            // its value, a string holding some is a format.
+            (Arg::Str | Arg::Int | Arg::Flag, Expr::Str(s)) if has_spec(s) => {
+                if s.starts_with('$') && crate::lex::pv_len(s) == Some(s.len()) {
+                    self.pv_read(span, s)
+                } else {
+                    self.string_value(span, s)
+                }
+            }
             (_, Expr::Str(s)) => lua_str(s),
             (_, Expr::Word(w)) => lua_str(w),
             (_, other) => self.operand(span, other, 0),
@@ -716,6 +731,14 @@ impl Lower<'_> {
         }
         lua_str(&key)
     }
+}
+
+/// The kinds of `n` given arguments: leading optional arguments
+/// (`xlog([level,] format)`) are the ones left out first.
+fn arg_kinds(f: &vocab::Function, n: usize) -> &'static [Arg] {
+    let leading = f.args.iter().take_while(|a| a.is_optional()).count();
+    let skip = leading.min(f.args.len().saturating_sub(n));
+    &f.args[skip..]
 }
 
 /// The specs inside a string (`"$fU@$(rd{s.tolower})"`).

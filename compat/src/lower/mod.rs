@@ -61,6 +61,8 @@ pub(crate) struct Lower<'s> {
     valued: HashSet<String>,
     pub(crate) errors: Vec<SyntaxError>,
     pub(crate) used_unsupported: bool,
+    /// A condition tests a bare value: the `truthy` helper is written.
+    pub(crate) used_truthy: bool,
     /// The route being lowered: its table, and whether it takes `$param`s.
     pub(crate) route_kind: String,
     /// Depth of enclosing Lua loops (`break` needs one).
@@ -83,6 +85,7 @@ pub fn lower(script: &Script, opts: &crate::Options) -> Result<Translation, Erro
         valued: HashSet::new(),
         errors: Vec::new(),
         used_unsupported: false,
+        used_truthy: false,
         route_kind: String::new(),
         loops: 0,
         cur_valued: false,
@@ -150,6 +153,13 @@ pub fn lower(script: &Script, opts: &crate::Options) -> Result<Translation, Erro
         lua.push("-- `lunasip translate` lists each call site with its line.".into());
         lua.push("local function unsupported(what)".into());
         lua.push("  error(\"not supported by lunasip: \" .. what, 2)".into());
+        lua.push("end".into());
+    }
+    if l.used_truthy {
+        lua.push(String::new());
+        lua.push("-- OpenSIPS's truth of a value: set, and not 0 or \"\".".into());
+        lua.push("local function truthy(v)".into());
+        lua.push("  return v ~= nil and v ~= 0 and v ~= \"\"".into());
         lua.push("end".into());
     }
     lua.push(String::new());
