@@ -128,7 +128,19 @@ pub fn all() -> Vec<Mapping> {
 
 static OPENSIPS_FUNCTIONS: &str = include_str!("../data/opensips-3.4-functions.txt");
 
-/// The OpenSIPS 3.4 module that exports a script function, if any.
+/// Functions of other OpenSIPS versions than 3.4, by module (for the
+/// report): (function, module).
+static OTHER_VERSIONS: &[(&str, &str)] = &[
+    ("db_check_to", "uri"),
+    ("db_check_from", "uri"),
+    ("fetch_event_params", "event_route"),
+    ("exec_msg", "exec"),
+    ("sql_query", "sqlops"),
+    ("sql_query_one", "sqlops"),
+];
+
+/// The OpenSIPS module that exports a script function (3.4's tables,
+/// then a few names of other versions), if known.
 pub fn opensips_module_of(function: &str) -> Option<&'static str> {
     OPENSIPS_FUNCTIONS
         .lines()
@@ -136,6 +148,12 @@ pub fn opensips_module_of(function: &str) -> Option<&'static str> {
         .filter_map(|l| l.split_once('\t'))
         .find(|(_, f)| *f == function)
         .map(|(m, _)| m)
+        .or_else(|| {
+            OTHER_VERSIONS
+                .iter()
+                .find(|(f, _)| *f == function)
+                .map(|(_, m)| *m)
+        })
 }
 
 /// Modules whose work lunasip does without a module of its own (the
