@@ -1,4 +1,5 @@
-//! The `lunasip` command: run the proxy, check a script, print the version.
+//! The `lunasip` command: run the proxy, check a script, translate an
+//! opensips.cfg, print the version.
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ enum Cmd {
         /// A script option, name=value, read as $argv(name) (repeatable).
         #[arg(short = 'o', long = "option", value_name = "NAME=VALUE")]
         option: Vec<String>,
+        #[command(flatten)]
+        cfg: CfgArgs,
     },
     /// Load a script and check it; exits non-zero with file:line on error.
     Check {
@@ -46,6 +49,21 @@ enum Cmd {
         /// Also open the databases the script names (dispatcher db_url) and load their rows.
         #[arg(long)]
         connect: bool,
+        #[command(flatten)]
+        cfg: CfgArgs,
+    },
+    /// Translate an opensips.cfg (OpenSIPS 1.4-3.x) into a lunasip Lua script.
+    Translate {
+        /// The opensips.cfg.
+        file: PathBuf,
+        /// Write the Lua here instead of to stdout.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Print the report as `json` (to stdout with -o, else to stderr) instead of text (stderr).
+        #[arg(long, value_name = "FORMAT")]
+        report: Option<String>,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Print the version.
     Version,
@@ -95,6 +113,45 @@ enum Cmd {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+}
+
+/// How an opensips.cfg is read (includes, m4 templates).
+#[derive(clap::Args, Clone, Default)]
+struct ReadArgs {
+    /// A directory searched for include_file/import_file targets (repeatable).
+    #[arg(short = 'I', long = "include-dir")]
+    include_dir: Vec<PathBuf>,
+    /// An m4 file of macro definitions read before an m4-templated script (repeatable).
+    #[arg(long = "m4")]
+    m4: Vec<PathBuf>,
+    /// Leave the calls of this OpenSIPS module out, as comments, instead of
+    /// raising (e.g. `--skip acc` to run without accounting) (repeatable).
+    #[arg(long = "skip", value_name = "MODULE")]
+    skip: Vec<String>,
+}
+
+/// Options of `run`/`check` for an opensips.cfg, translated on load.
+#[derive(clap::Args, Clone, Default)]
+struct CfgArgs {
+    /// Print the Lua an opensips.cfg translates to.
+    #[arg(long)]
+    print_lua: bool,
+    /// Load a translated opensips.cfg even if some calls have no lunasip
+    /// counterpart (they raise an error when reached).
+    #[arg(long)]
+    allow_missing: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+impl ReadArgs {
+    fn options(&self) -> compat::Options {
+        compat::Options {
+            include_dirs: self.include_dir.clone(),
+            m4_defs: self.m4.clone(),
+            skip_modules: self.skip.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -172,6 +229,74 @@ fn read(path: &Path) -> Result<Source, String> {
     })
 }
 
+/// Reads a script; an opensips.cfg (by extension or content) is translated
+/// to Lua first, refused when some of it has no lunasip counterpart unless
+/// `allow_missing`.
+fn read_script(path: &Path, cfg: &CfgArgs) -> Result<Source, String> {
+    let src = read(path)?;
+    if !compat::is_opensips_cfg(path, &src.code) {
+        return Ok(src);
+    }
+    translate_on_load(src, cfg)
+}
+
+fn translate_on_load(src: Source, cfg: &CfgArgs) -> Result<Source, String> {
+    let t = compat::translate_str(&src.name, &src.code, &cfg.read.options())
+        .map_err(|e| e.to_string())?;
+    if cfg.print_lua {
+        print!("{}", t.lua);
+    }
+    if t.report.raising() > 0 && !cfg.allow_missing {
+        return Err(format!(
+            "{}: {} call(s) or construct(s) have no lunasip counterpart (--allow-missing loads it anyway; they raise when reached):\n{}",
+            src.name,
+            t.report.raising(),
+            t.report.text().trim_end()
+        ));
+    }
+    // Modules, parameters and globals left out are said, not fatal.
+    for u in &t.report.unsupported {
+        eprintln!(
+            "{}:{}: warning: {} {} not translated: {}",
+            u.file,
+            u.line,
+            u.kind.name(),
+            u.name,
+            u.reason
+        );
+    }
+    Ok(Source {
+        name: src.name,
+        code: t.lua,
+    })
+}
+
+fn translate(
+    file: &Path,
+    output: Option<&Path>,
+    report: Option<&str>,
+    read: &ReadArgs,
+) -> Result<(), String> {
+    let t = compat::translate_file(file, &read.options()).map_err(|e| e.to_string())?;
+    match output {
+        Some(o) => std::fs::write(o, &t.lua).map_err(|e| format!("{}: {e}", o.display()))?,
+        None => print!("{}", t.lua),
+    }
+    match report {
+        Some("json") => {
+            let j = serde_json::to_string_pretty(&t.report.to_json()).unwrap_or_default();
+            if output.is_some() {
+                println!("{j}");
+            } else {
+                eprintln!("{j}");
+            }
+        }
+        Some(other) if other != "text" => return Err(format!("--report {other}: json or text")),
+        _ => eprint!("{}", t.report.text()),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
@@ -215,7 +340,17 @@ fn main() -> ExitCode {
             println!("lunasip {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Cmd::Check { config, connect } => read(&config).and_then(|src| {
+        Cmd::Translate {
+            file,
+            output,
+            report,
+            read,
+        } => translate(&file, output.as_deref(), report.as_deref(), &read),
+        Cmd::Check {
+            config,
+            connect,
+            cfg,
+        } => read_script(&config, &cfg).and_then(|src| {
             let checked = lunasip::script::check::check(&src).map_err(|e| e.to_string())?;
             // List files (and databases with --connect) are read, nothing
             // is installed; skipped rows are printed as warnings.
@@ -234,13 +369,17 @@ fn main() -> ExitCode {
             log_level,
             listen,
             option,
+            cfg,
         } => {
             if let Err(e) = lunasip::pv::misc::set_argv(&option) {
                 eprintln!("lunasip: {e}");
                 return ExitCode::FAILURE;
             }
+            let is_cfg = config.as_deref().is_some_and(|p| {
+                std::fs::read_to_string(p).is_ok_and(|t| compat::is_opensips_cfg(p, &t))
+            });
             let (src, from_default) = match config {
-                Some(p) => (read(&p), false),
+                Some(p) => (read_script(&p, &cfg), false),
                 None if Path::new(DEFAULT_PATH).exists() => (read(Path::new(DEFAULT_PATH)), false),
                 None => (
                     Ok(Source {
@@ -250,8 +389,21 @@ fn main() -> ExitCode {
                     true,
                 ),
             };
+            // A reload translates an opensips.cfg again, with the same options.
+            let reader: Option<lunasip::runtime::Reader> = if is_cfg {
+                let cfg = CfgArgs {
+                    print_lua: false,
+                    ..cfg.clone()
+                };
+                Some(std::sync::Arc::new(move |name: &str| {
+                    let src = read(Path::new(name))?;
+                    translate_on_load(src, &cfg).map(|s| s.code)
+                }))
+            } else {
+                None
+            };
             src.and_then(|s| {
-                lunasip::runtime::run_on(s, log_level.as_deref(), from_default, &listen)
+                lunasip::runtime::run_with(s, log_level.as_deref(), from_default, &listen, reader)
                     .map_err(|e| e.to_string())
             })
         }

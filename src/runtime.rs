@@ -52,7 +52,15 @@ pub enum RunError {
     /// A thread or a worker could not start.
     #[error("{0}")]
     Start(String),
+    /// The script file was read again but could not be made a script (an
+    /// opensips.cfg that no longer translates).
+    #[error("{0}")]
+    Translate(String),
 }
+
+/// Reads the script file again on a reload, when it is not plain Lua: an
+/// opensips.cfg is translated again with the options it was started with.
+pub type Reader = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
 /// Lets the signal handler (and the MI) reload the routing script: the new
 /// script is checked first; only a good one reaches the workers, each of
@@ -61,6 +69,8 @@ pub struct Control {
     /// Where the script came from: a file to read again, or the embedded default.
     source: Source,
     from_file: bool,
+    /// How to read the file again (None: as it is).
+    reader: Option<Reader>,
     listen: Vec<crate::config::Listen>,
     /// The listeners came from the command line (`-l`): the script's
     /// `config.listen` is not looked at.
@@ -95,11 +105,15 @@ impl Control {
     fn check_and_send(&self) -> Result<(), RunError> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let source = if self.from_file {
-            let code =
-                std::fs::read_to_string(&self.source.name).map_err(|source| RunError::Read {
-                    path: self.source.name.clone(),
-                    source,
-                })?;
+            let code = match &self.reader {
+                Some(read) => read(&self.source.name).map_err(RunError::Translate)?,
+                None => {
+                    std::fs::read_to_string(&self.source.name).map_err(|source| RunError::Read {
+                        path: self.source.name.clone(),
+                        source,
+                    })?
+                }
+            };
             Source {
                 name: self.source.name.clone(),
                 code,
@@ -156,16 +170,19 @@ fn bind_all(cfg: &Config) -> Result<Vec<Vec<Bound>>, RunError> {
 
 /// Runs the daemon until SIGTERM or SIGINT. `level` overrides config.log_level.
 pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<(), RunError> {
-    run_on(source, level, from_default, &[])
+    run_with(source, level, from_default, &[], None)
 }
 
 /// [`run`] with `lunasip run -l proto:ip:port` listeners (OpenSIPS's
-/// `-l`): when given, they replace the script's `config.listen`.
-pub fn run_on(
+/// `-l`: when given, they replace the script's `config.listen`) and the
+/// function a reload reads the script file with (an opensips.cfg is
+/// translated again).
+pub fn run_with(
     source: Source,
     level: Option<&str>,
     from_default: bool,
     listen_cli: &[String],
+    reader: Option<Reader>,
 ) -> Result<(), RunError> {
     let mut checked = check(&source)?;
     if !listen_cli.is_empty() {
@@ -221,6 +238,7 @@ pub fn run_on(
     let control = Arc::new(Control {
         source: source.clone(),
         from_file: !from_default,
+        reader,
         listen: cfg.listen.clone(),
         listen_from_cli: !listen_cli.is_empty(),
         mi: (cfg.mi_http.clone(), cfg.mi_fifo.clone()),

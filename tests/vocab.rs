@@ -179,3 +179,52 @@ fn transformations_agree() {
         "duplicates"
     );
 }
+
+#[test]
+fn module_params_match_vocab() {
+    // The rows crates/vocab/src/params.rs must hold, in the daemon's order.
+    let mut daemon = Vec::new();
+    for m in ALL {
+        for p in m.params {
+            let kind = match p.kind.name() {
+                "int" => "Int",
+                "str" => "Str",
+                "bool" => "Bool",
+                _ => "Table",
+            };
+            daemon.push(if p.also.is_empty() {
+                format!("p(\"{}\", \"{}\", {kind}),", m.name, p.name)
+            } else {
+                let also: Vec<String> = p.also.iter().map(|a| format!("\"{a}\"")).collect();
+                format!(
+                    "aka(\"{}\", \"{}\", &[{}], {kind}),",
+                    m.name,
+                    p.name,
+                    also.join(", ")
+                )
+            });
+        }
+    }
+    let vocab: Vec<String> = vocab::params::ALL
+        .iter()
+        .map(|p| {
+            let kind = format!("{:?}", p.kind);
+            if p.also.is_empty() {
+                format!("p(\"{}\", \"{}\", {kind}),", p.module, p.name)
+            } else {
+                let also: Vec<String> = p.also.iter().map(|a| format!("\"{a}\"")).collect();
+                format!(
+                    "aka(\"{}\", \"{}\", &[{}], {kind}),",
+                    p.module,
+                    p.name,
+                    also.join(", ")
+                )
+            }
+        })
+        .collect();
+    assert!(
+        daemon == vocab,
+        "crates/vocab/src/params.rs is behind the modules' params; its ALL should read:\n{}",
+        daemon.join("\n")
+    );
+}

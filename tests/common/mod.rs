@@ -66,20 +66,32 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
-        Self::try_start_args(script, port, &[])
+        Self::try_start_file("script.lua", script, port, &[])
     }
 
     /// [`Proxy::try_start_on`] with more `lunasip run` arguments.
     pub fn try_start_args(script: &str, port: u16, extra: &[&str]) -> Result<Proxy, String> {
+        Self::try_start_file("script.lua", script, port, extra)
+    }
+
+    /// Writes `text` (with `{PORT}` replaced) as `file_name` (an
+    /// `opensips.cfg` is translated on load) and runs `lunasip run -c` on
+    /// it with `args`; waits until it logs that it is ready.
+    pub fn try_start_file(
+        file_name: &str,
+        text: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("script.lua");
-        std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
+        let path = dir.path().join(file_name);
+        std::fs::write(&path, text.replace("{PORT}", &port.to_string())).expect("write script");
         let log = dir.path().join("lunasip.log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
             .args(["run", "-c"])
             .arg(&path)
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()

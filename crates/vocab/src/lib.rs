@@ -1,9 +1,10 @@
 //! lunasip's OpenSIPS vocabulary, shared by the daemon and the
 //! opensips.cfg translator: route types and masks, the Lua-visible
-//! functions with their argument kinds, pseudo-variables and
-//! transformations. Plain data, std only.
+//! functions with their argument kinds, module parameters,
+//! pseudo-variables and transformations. Plain data, std only.
 
 pub mod functions;
+pub mod params;
 pub mod pv;
 pub mod route;
 pub mod tr;

@@ -1,0 +1,624 @@
+//! Global parameters, `loadmodule` and `modparam` → the `config` table.
+
+use vocab::params::ParamKind;
+
+use super::expr::lua_str;
+use super::{is_lua_ident, Lower};
+use crate::ast::{Item, ItemKind, Span, Value};
+use crate::mapping;
+use crate::report::Kind;
+
+/// Globals lunasip has no use for, with the reason said in the Lua.
+static NOT_NEEDED: &[(&str, &str)] = &[
+    ("mpath", "lunasip's modules are built in"),
+    (
+        "fork",
+        "systemd (or the terminal) runs lunasip in the foreground",
+    ),
+    ("daemonize", "systemd runs lunasip in the foreground"),
+    (
+        "log_stderror",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "stderror_enabled",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "syslog_enabled",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "syslog_facility",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "log_facility",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "log_name",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    (
+        "syslog_name",
+        "lunasip logs to stderr, or the journal under systemd",
+    ),
+    ("xlog_level", "xlog lines are logged at their own level"),
+    ("disable_core_dump", "set by the systemd unit"),
+    ("open_files_limit", "set by the systemd unit (LimitNOFILE)"),
+    ("user", "the systemd unit runs lunasip as its own user"),
+    ("group", "the systemd unit runs lunasip as its own user"),
+    ("uid", "the systemd unit runs lunasip as its own user"),
+    ("gid", "the systemd unit runs lunasip as its own user"),
+    ("wdir", "not used"),
+    ("rundir", "lunasip uses /run/lunasip"),
+    ("chroot", "use the systemd unit's sandboxing"),
+    ("auto_aliases", "lunasip knows its listening addresses"),
+    ("mhomed", "the kernel picks the source address"),
+    ("dns", "lunasip does no reverse lookups of sources"),
+    ("rev_dns", "lunasip does no reverse lookups of sources"),
+    (
+        "dns_use_search_list",
+        "the resolver follows /etc/resolv.conf",
+    ),
+    ("disable_dns_blacklist", "lunasip has no DNS blacklist"),
+    (
+        "disable_tcp",
+        "TCP is on exactly when a tcp: listen entry is given",
+    ),
+    ("tcp_children", "one pool of workers serves every transport"),
+    ("tcp_workers", "one pool of workers serves every transport"),
+    (
+        "auto_scaling_profile",
+        "lunasip runs a fixed number of workers",
+    ),
+    ("sip_warning", "lunasip sends no Warning headers"),
+    ("memlog", "not used"),
+    ("memdump", "not used"),
+    ("db_version_table", "not used"),
+    ("check_via", "not used by OpenSIPS since 1.x"),
+    ("disable_tls", "lunasip has no TLS listener to disable"),
+];
+
+enum Entry {
+    Line(Vec<String>, String),
+    Listen(Vec<String>),
+    Alias(Vec<String>),
+    Modules,
+    Note(Vec<String>, String),
+}
+
+/// The value of a global as written: number, yes/no, or a (quoted) string.
+fn global_value(raw: &str) -> GValue {
+    let t = raw.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return GValue::Int(n);
+    }
+    match t.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => return GValue::Bool(true),
+        "no" | "off" | "false" => return GValue::Bool(false),
+        _ => {}
+    }
+    let unq = t
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| t.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+        .unwrap_or(t);
+    GValue::Str(unq.to_string())
+}
+
+enum GValue {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+/// `udp:1.2.3.4:5060 as 5.6.7.8:5060` → lunasip's listen entry, or why not.
+fn listen_entry(raw: &str) -> Result<String, String> {
+    let v = match global_value(raw) {
+        GValue::Str(s) => s,
+        GValue::Int(n) => n.to_string(),
+        GValue::Bool(_) => return Err("not an address".into()),
+    };
+    let mut words = v.split_whitespace();
+    let spec = words.next().ok_or("empty")?;
+    let mut adv = None;
+    while let Some(w) = words.next() {
+        match w {
+            "as" => adv = words.next(),
+            other => return Err(format!("'{other}' in a socket definition is not supported")),
+        }
+    }
+    let (proto, rest) = match spec.split_once(':') {
+        Some((p, r)) if p.chars().all(|c| c.is_ascii_alphabetic() || c == '_') => (p, r),
+        _ => ("udp", spec),
+    };
+    if proto != "udp" && proto != "tcp" {
+        return Err(format!("lunasip listens on udp and tcp only, not {proto}"));
+    }
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, p) = r.split_once(']').ok_or("bad IPv6 address")?;
+        (
+            format!("[{h}]"),
+            p.strip_prefix(':').unwrap_or("5060").to_string(),
+        )
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.to_string()),
+            None => (rest.to_string(), "5060".to_string()),
+        }
+    };
+    let host = if host == "*" {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
+    let is_ip = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
+    if !is_ip {
+        return Err(format!(
+            "'{host}' is not an IP address (interface and host names are not supported in listen)"
+        ));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!("'{port}' is not a port"));
+    }
+    let mut s = format!("{proto}:{host}:{port}");
+    if let Some(a) = adv {
+        s.push_str(&format!(" as {a}"));
+    }
+    Ok(s)
+}
+
+/// Comments before an item go with the item, unless the next item is a
+/// route (then the route takes them).
+fn comments_for(items: &[Item], i: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut j = i;
+    while j > 0 {
+        match &items[j - 1].kind {
+            ItemKind::Comment(c) => out.push(c.clone()),
+            ItemKind::Blank => {}
+            _ => break,
+        }
+        j -= 1;
+    }
+    out.reverse();
+    out
+}
+
+pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
+    let items = &l.script.items;
+    let first_config = items.iter().position(|i| {
+        !matches!(
+            i.kind,
+            ItemKind::Comment(_) | ItemKind::Blank | ItemKind::Route(_)
+        )
+    });
+    let mut header = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut listens: Vec<String> = Vec::new();
+    let mut aliases: Vec<String> = Vec::new();
+    // Per module, in order of first appearance: its lines.
+    let mut modules: Vec<(String, Vec<String>)> = Vec::new();
+    let module_at = |modules: &mut Vec<(String, Vec<String>)>, m: &str| -> usize {
+        match modules.iter().position(|(n, _)| n == m) {
+            Some(i) => i,
+            None => {
+                modules.push((m.to_string(), Vec::new()));
+                modules.len() - 1
+            }
+        }
+    };
+    let mut modules_placed = false;
+    let mut loaded: Vec<String> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let mut comments = comments_for(items, i);
+        if Some(i) == first_config {
+            header = std::mem::take(&mut comments);
+        }
+        match &it.kind {
+            ItemKind::Global { name, value } => global(
+                l,
+                it.span,
+                name,
+                value,
+                comments,
+                &mut entries,
+                &mut listens,
+                &mut aliases,
+            ),
+            ItemKind::LoadModule(path) => {
+                let m = module_name(path);
+                loaded.push(m.clone());
+                if !modules_placed {
+                    entries.push(Entry::Modules);
+                    modules_placed = true;
+                }
+                let k = module_at(&mut modules, &m);
+                modules[k]
+                    .1
+                    .extend(comments.iter().flat_map(|c| comment_lines(c)));
+                if let Some((_, why)) = mapping::BUILT_IN.iter().find(|(b, _)| *b == m) {
+                    l.report.not_needed += 1;
+                    modules[k]
+                        .1
+                        .push(format!("-- loadmodule \"{path}\": {why}"));
+                } else if mapping::module_known(&m) {
+                    l.report.count("modules");
+                } else {
+                    l.missing_modules.insert(m.clone(), it.span.line);
+                    l.unsupported(
+                        it.span,
+                        Kind::Module,
+                        &m,
+                        Some(&m),
+                        "lunasip has no such module",
+                    );
+                    modules[k]
+                        .1
+                        .push(format!("-- loadmodule \"{path}\": not in lunasip"));
+                }
+            }
+            ItemKind::ModParam {
+                module,
+                name,
+                value,
+            } => {
+                if !modules_placed {
+                    entries.push(Entry::Modules);
+                    modules_placed = true;
+                }
+                // The MI transports' settings live under mi_fifo / mi_http.
+                let target = match (module.as_str(), name.as_str()) {
+                    ("httpd", "ip" | "port") => "mi_http",
+                    (m, _) => m,
+                };
+                let k = module_at(&mut modules, target);
+                modules[k]
+                    .1
+                    .extend(comments.iter().flat_map(|c| comment_lines(c)));
+                let line = match mi_param(module, name, value) {
+                    Some(Ok(line)) => {
+                        l.report.count("modparams");
+                        line
+                    }
+                    Some(Err(why)) => {
+                        l.unsupported(
+                            it.span,
+                            Kind::Parameter,
+                            &format!("{module}.{name}"),
+                            Some(module),
+                            why.clone(),
+                        );
+                        format!("-- modparam(\"{module}\", \"{name}\", …): {why}")
+                    }
+                    None => modparam(l, it.span, module, name, value),
+                };
+                modules[k].1.push(line);
+            }
+            _ => {}
+        }
+    }
+    // OpenSIPS runs no management interface it did not load.
+    for (m, what) in [("mi_fifo", "MI FIFO"), ("mi_http", "MI over HTTP")] {
+        if !loaded.iter().any(|x| x == m) {
+            if !modules_placed {
+                entries.push(Entry::Modules);
+                modules_placed = true;
+            }
+            let k = module_at(&mut modules, m);
+            modules[k].1.clear();
+            modules[k].1.push(format!(
+                "{m} = false, -- the script loads no {m}: no {what}"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for c in header {
+        out.extend(comment_lines(&c));
+    }
+    out.push("config = {".into());
+    for e in entries {
+        match e {
+            Entry::Line(cs, text) | Entry::Note(cs, text) => {
+                for c in cs {
+                    out.extend(comment_lines(&c).into_iter().map(|l| format!("  {l}")));
+                }
+                out.push(format!("  {text}"));
+            }
+            Entry::Listen(cs) => {
+                for c in cs {
+                    out.extend(comment_lines(&c).into_iter().map(|l| format!("  {l}")));
+                }
+                let list: Vec<String> = listens.iter().map(|s| lua_str(s)).collect();
+                out.push(format!("  listen = {{ {} }},", list.join(", ")));
+            }
+            Entry::Alias(cs) => {
+                for c in cs {
+                    out.extend(comment_lines(&c).into_iter().map(|l| format!("  {l}")));
+                }
+                let list: Vec<String> = aliases.iter().map(|s| lua_str(s)).collect();
+                out.push(format!("  alias = {{ {} }},", list.join(", ")));
+            }
+            Entry::Modules => {
+                out.push("  modules = {".into());
+                for (m, lines) in &modules {
+                    // `mi_fifo = false,` turns a module off: no table of keys.
+                    let off = format!("{m} = false,");
+                    let has_keys = lines
+                        .iter()
+                        .any(|l| !l.starts_with("--") && !l.starts_with(&off));
+                    if has_keys {
+                        let key = if is_lua_ident(m) {
+                            m.clone()
+                        } else {
+                            format!("[{}]", lua_str(m))
+                        };
+                        out.push(format!("    {key} = {{"));
+                        for line in lines {
+                            out.push(format!("      {line}"));
+                        }
+                        out.push("    },".into());
+                    } else {
+                        for line in lines {
+                            out.push(format!("    {line}"));
+                        }
+                    }
+                }
+                out.push("  },".into());
+            }
+        }
+    }
+    if listens.is_empty() {
+        out.push("  -- No socket lunasip can use was given: OpenSIPS's default, every".into());
+        out.push("  -- interface on port 5060.".into());
+        out.push("  listen = { \"udp:0.0.0.0:5060\" },".into());
+    }
+    out.push("}".into());
+    out
+}
+
+/// A comment as Lua comment lines (block comments span lines).
+fn comment_lines(c: &str) -> Vec<String> {
+    if c.is_empty() {
+        return vec!["--".into()];
+    }
+    c.lines().map(|l| format!("--{l}")).collect()
+}
+
+/// `modparam`s of the MI transports lunasip has built in, as their
+/// `config.modules.mi_fifo` / `mi_http` keys.
+fn mi_param(module: &str, name: &str, value: &Value) -> Option<Result<String, String>> {
+    let v = match value {
+        Value::Str(s) => lua_str(s),
+        Value::Int(n) => n.to_string(),
+    };
+    let key = match (module, name, value) {
+        ("mi_fifo", "fifo_name", Value::Str(_)) => "fifo_name",
+        ("mi_fifo", "fifo_mode", Value::Int(_)) => "fifo_mode",
+        ("httpd", "ip", Value::Str(_)) => "ip",
+        ("httpd", "port", Value::Int(_)) => "port",
+        ("mi_http", "root", Value::Str(_)) => "root",
+        _ => return None,
+    };
+    if let ("ip", Value::Str(ip)) = (key, value) {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Some(Err(format!("'{ip}' is not an IP address")));
+        }
+    }
+    Some(Ok(format!("{key} = {v},")))
+}
+
+/// The DB layer's URL schemes.
+fn db_scheme_ok(url: &str) -> bool {
+    ["mysql://", "postgres://", "postgresql://", "sqlite://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+fn module_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    base.strip_suffix(".so").unwrap_or(base).to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn global(
+    l: &mut Lower,
+    span: Span,
+    name: &str,
+    raw: &str,
+    comments: Vec<String>,
+    entries: &mut Vec<Entry>,
+    listens: &mut Vec<String>,
+    aliases: &mut Vec<String>,
+) {
+    let v = global_value(raw);
+    let key_int = |key: &str, v: &GValue| match v {
+        GValue::Int(n) => Some(format!("{key} = {n},")),
+        _ => None,
+    };
+    let line = match name {
+        "listen" | "socket" => {
+            match listen_entry(raw) {
+                Ok(e) => {
+                    l.report.count("globals");
+                    if listens.is_empty() {
+                        entries.push(Entry::Listen(comments));
+                    } else if !comments.is_empty() {
+                        entries.push(Entry::Note(
+                            comments,
+                            "-- (listen entry merged above)".into(),
+                        ));
+                    }
+                    listens.push(e);
+                }
+                Err(why) => {
+                    l.unsupported(
+                        span,
+                        Kind::Global,
+                        &format!("{name}={raw}"),
+                        None,
+                        why.clone(),
+                    );
+                    entries.push(Entry::Note(comments, format!("-- {name}={raw}: {why}")));
+                }
+            }
+            return;
+        }
+        "alias" => {
+            let s = match v {
+                GValue::Str(s) => s,
+                GValue::Int(n) => n.to_string(),
+                GValue::Bool(b) => b.to_string(),
+            };
+            // 3.x writes `alias=udp:host:port`; lunasip takes host[:port].
+            let s = match s.split_once(':') {
+                Some((p, r)) if ["udp", "tcp", "tls", "ws", "wss", "sctp"].contains(&p) => {
+                    r.to_string()
+                }
+                _ => s,
+            };
+            if s.is_empty() {
+                l.report.not_needed += 1;
+                entries.push(Entry::Note(comments, format!("-- {name} = {raw}: empty")));
+                return;
+            }
+            l.report.count("globals");
+            if aliases.is_empty() {
+                entries.push(Entry::Alias(comments));
+            } else if !comments.is_empty() {
+                entries.push(Entry::Note(comments, "-- (alias merged above)".into()));
+            }
+            aliases.push(s);
+            return;
+        }
+        "children" | "udp_workers" => key_int("children", &v),
+        "port" if matches!(v, GValue::Int(5060)) => {
+            l.report.not_needed += 1;
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name} = {raw}: 5060 is lunasip's default port too"),
+            ));
+            return;
+        }
+        "debug" | "log_level" => key_int("log_level", &v),
+        "dns_retr_time"
+        | "dns_retr_no"
+        | "tcp_connection_lifetime"
+        | "tcp_max_msg_size"
+        | "tcp_connect_timeout" => key_int(name, &v),
+        "maxbuffer" => key_int("udp_rcvbuf", &v),
+        "dns_try_ipv6" | "disable_dns_failover" => match v {
+            GValue::Bool(b) => Some(format!("{name} = {b},")),
+            GValue::Int(n) => Some(format!("{name} = {},", n != 0)),
+            GValue::Str(_) => None,
+        },
+        _ => {
+            if let Some((_, why)) = NOT_NEEDED.iter().find(|(n, _)| *n == name) {
+                l.report.not_needed += 1;
+                let raw = raw.replace('\n', " ");
+                entries.push(Entry::Note(comments, format!("-- {name} = {raw}: {why}")));
+                return;
+            }
+            l.unsupported(span, Kind::Global, name, None, "no lunasip setting");
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name} = {raw}: no lunasip setting"),
+            ));
+            return;
+        }
+    };
+    match line {
+        Some(line) => {
+            l.report.count("globals");
+            entries.push(Entry::Line(comments, line));
+        }
+        None => {
+            l.unsupported(
+                span,
+                Kind::Global,
+                name,
+                None,
+                format!("value '{raw}' is not a number"),
+            );
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name} = {raw}: not a number"),
+            ));
+        }
+    }
+}
+
+fn modparam(l: &mut Lower, span: Span, module: &str, name: &str, value: &Value) -> String {
+    let shown = match value {
+        Value::Str(s) => lua_str(s),
+        Value::Int(n) => n.to_string(),
+    };
+    let orig = format!("modparam(\"{module}\", \"{name}\", {shown})");
+    if let Some((_, why)) = mapping::BUILT_IN.iter().find(|(b, _)| *b == module) {
+        l.report.not_needed += 1;
+        return format!("-- {orig}: {why}");
+    }
+    if !mapping::module_known(module) {
+        l.unsupported(
+            span,
+            Kind::Parameter,
+            &format!("{module}.{name}"),
+            Some(module),
+            format!("{module} is not in lunasip"),
+        );
+        return format!("-- {orig}: {module} is not in lunasip");
+    }
+    let Some(p) = vocab::params::lookup(module, name) else {
+        l.unsupported(
+            span,
+            Kind::Parameter,
+            &format!("{module}.{name}"),
+            Some(module),
+            "lunasip's module has no such parameter",
+        );
+        return format!("-- {orig}: lunasip's {module} has no such parameter");
+    };
+    let v = match (p.kind, value) {
+        (ParamKind::Int, Value::Int(n)) => Some(n.to_string()),
+        (ParamKind::Int, Value::Str(s)) if s.trim().parse::<i64>().is_ok() => {
+            Some(s.trim().to_string())
+        }
+        (ParamKind::Bool, Value::Int(n)) => Some((*n != 0).to_string()),
+        (ParamKind::Bool, Value::Str(s)) => match s.as_str() {
+            "1" | "yes" | "true" | "on" => Some("true".into()),
+            "0" | "no" | "false" | "off" => Some("false".into()),
+            _ => None,
+        },
+        (ParamKind::Str, Value::Str(s)) if p.name == "db_url" && !db_scheme_ok(s) => None,
+        (ParamKind::Str, Value::Str(s)) => Some(lua_str(s)),
+        (ParamKind::Str, Value::Int(n)) => Some(lua_str(&n.to_string())),
+        _ => None,
+    };
+    match v {
+        Some(v) => {
+            l.report.count("modparams");
+            let key = if is_lua_ident(p.name) {
+                p.name.to_string()
+            } else {
+                format!("[{}]", lua_str(p.name))
+            };
+            format!("{key} = {v},")
+        }
+        None => {
+            l.unsupported(
+                span,
+                Kind::Parameter,
+                &format!("{module}.{name}"),
+                Some(module),
+                if p.name == "db_url" {
+                    "lunasip's DB layer takes mysql://, postgres:// and sqlite:// URLs".to_string()
+                } else {
+                    format!("lunasip takes a {:?} here", p.kind).to_lowercase()
+                },
+            );
+            format!("-- {orig}: lunasip cannot take this value")
+        }
+    }
+}

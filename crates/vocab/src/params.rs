@@ -1,0 +1,143 @@
+//! Module parameters: the keys each module reads from
+//! `config.modules.<module>` (OpenSIPS `modparam`), with their kind. The
+//! daemon's drift test (`tests/vocab.rs`) keeps them equal to the `params`
+//! of `lunasip::modules::ALL`; the translator turns `modparam` lines into
+//! these keys.
+
+/// What a parameter's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    Int,
+    Str,
+    Bool,
+    Table,
+}
+
+/// One module parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub module: &'static str,
+    pub name: &'static str,
+    /// Other names accepted for it (OpenSIPS's older spellings).
+    pub also: &'static [&'static str],
+    pub kind: ParamKind,
+}
+
+const fn p(module: &'static str, name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        module,
+        name,
+        also: &[],
+        kind,
+    }
+}
+
+const fn aka(
+    module: &'static str,
+    name: &'static str,
+    also: &'static [&'static str],
+    kind: ParamKind,
+) -> Param {
+    Param {
+        module,
+        name,
+        also,
+        kind,
+    }
+}
+
+use ParamKind::{Bool, Int, Str, Table};
+
+/// Every parameter, in the daemon's module order.
+pub static ALL: &[Param] = &[
+    p("rr", "append_fromtag", Bool),
+    aka("tm", "T1", &["T1_timer", "t1"], Int),
+    aka("tm", "T2", &["T2_timer", "t2"], Int),
+    aka("tm", "T4", &["T4_timer", "t4"], Int),
+    p("tm", "fr_timeout", Int),
+    p("tm", "fr_inv_timeout", Int),
+    p("tm", "wait_timer", Int),
+    p("tm", "restart_fr_on_each_reply", Bool),
+    p("dispatcher", "partitions", Table),
+    p("dispatcher", "sets", Table),
+    p("dispatcher", "destinations", Table),
+    p("dispatcher", "list_file", Str),
+    p("dispatcher", "db_url", Str),
+    p("dispatcher", "table_name", Str),
+    p("dispatcher", "db_retry_interval", Int),
+    p("dispatcher", "hash_pvar", Str),
+    p("dispatcher", "pvar_algo_pattern", Str),
+    p("dispatcher", "algo_route", Str),
+    p("dispatcher", "attrs_avp", Str),
+    p("dispatcher", "dst_avp", Str),
+    p("dispatcher", "grp_avp", Str),
+    p("dispatcher", "cnt_avp", Str),
+    p("dispatcher", "setid_pvar", Str),
+    p("dispatcher", "ds_ping_interval", Int),
+    p("dispatcher", "ds_ping_method", Str),
+    p("dispatcher", "ds_ping_from", Str),
+    p("dispatcher", "ds_ping_maxfwd", Int),
+    p("dispatcher", "ds_probing_sock", Str),
+    p("dispatcher", "ds_probing_mode", Int),
+    p("dispatcher", "ds_probing_threshold", Int),
+    p("dispatcher", "ds_probing_list", Str),
+    p("dispatcher", "options_reply_codes", Str),
+    p("usrloc", "db_mode", Int),
+    p("usrloc", "working_mode_preset", Str),
+    p("usrloc", "db_url", Str),
+    p("usrloc", "use_domain", Bool),
+    p("usrloc", "nat_bflag", Str),
+    p("usrloc", "matching_mode", Int),
+    p("usrloc", "timer_interval", Int),
+    p("registrar", "default_expires", Int),
+    p("registrar", "min_expires", Int),
+    p("registrar", "max_expires", Int),
+    p("registrar", "max_contacts", Int),
+    p("registrar", "default_q", Int),
+    p("registrar", "case_sensitive", Bool),
+    p("registrar", "received_avp", Str),
+    p("auth", "secret", Str),
+    p("auth", "nonce_expire", Int),
+    p("auth_db", "db_url", Str),
+    p("auth_db", "user_column", Str),
+    p("auth_db", "domain_column", Str),
+    p("auth_db", "password_column", Str),
+    p("auth_db", "hash_column_sha256", Str),
+    p("auth_db", "hash_column_sha512t256", Str),
+    p("auth_db", "calculate_ha1", Int),
+    p("auth_db", "use_domain", Int),
+    p("event_flatstore", "delimiter", Str),
+    p("event_flatstore", "file_permissions", Str),
+    p("event_flatstore", "max_open_sockets", Int),
+    p("event_flatstore", "suppress_event_name", Int),
+    p("event_rabbitmq", "heartbeat", Int),
+    p("event_rabbitmq", "connect_timeout", Int),
+    p("event_rabbitmq", "use_tls", Int),
+    p("rabbitmq", "server_id", Table),
+    p("rabbitmq", "use_tls", Int),
+];
+
+/// Looks a parameter up by module and name (or an accepted older name).
+pub fn lookup(module: &str, name: &str) -> Option<&'static Param> {
+    ALL.iter()
+        .find(|p| p.module == module && (p.name == name || p.also.contains(&name)))
+}
+
+/// Whether the module has parameters at all.
+pub fn has_module(module: &str) -> bool {
+    ALL.iter().any(|p| p.module == module)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lookups() {
+        assert_eq!(super::lookup("tm", "T1_timer").unwrap().name, "T1");
+        assert_eq!(
+            super::lookup("tm", "fr_timeout").unwrap().kind,
+            super::ParamKind::Int
+        );
+        assert!(super::lookup("tm", "nothing").is_none());
+        assert!(super::has_module("registrar") && !super::has_module("acc"));
+    }
+}
