@@ -7,37 +7,9 @@
 
 mod common;
 
+use common::netns::in_loopback_netns;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-const IN_NETNS: &str = "LUNASIP_TEST_IN_NETNS";
-
-/// Runs test `name` of this binary again in a loopback-only network
-/// namespace; true when the caller is that run (then it does the work).
-fn in_loopback_netns(name: &str) -> bool {
-    if std::env::var_os(IN_NETNS).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("test binary");
-    let out = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(IN_NETNS, "1")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "in the namespace:\n{text}");
-    assert!(text.contains("1 passed"), "the test did not run:\n{text}");
-    false
-}
 
 #[test]
 fn a_malformed_route_header_makes_loose_route_false_not_a_script_error() {

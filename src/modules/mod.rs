@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Module, Param, ParamKind};
+pub use module::{param, ChildInit, Installed, Module, Param, ParamKind};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
@@ -41,6 +41,7 @@ modules! {
     evi: MODULE;
     auth: MODULE;
     auth_db: MODULE;
+    nathelper: MODULE;
 }
 
 #[cfg(test)]
@@ -102,6 +103,7 @@ pub struct Prepared {
     pub registrar: registrar::Prepared,
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
+    pub nathelper: nathelper::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -117,6 +119,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         registrar: registrar::prepare(modules)?,
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
+        nathelper: nathelper::prepare(modules)?,
     })
 }
 
@@ -132,6 +135,7 @@ impl Prepared {
         self.registrar.commit();
         self.auth.commit();
         self.auth_db.commit();
+        self.nathelper.commit();
         init_all()
     }
 

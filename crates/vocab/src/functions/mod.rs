@@ -11,6 +11,7 @@ mod core;
 mod dispatcher;
 mod evi;
 mod maxfwd;
+mod nathelper;
 mod registrar;
 mod rr;
 mod signaling;
@@ -151,6 +152,7 @@ static MODULES: &[&[Function]] = &[
     evi::FUNCTIONS,
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
+    nathelper::FUNCTIONS,
 ];
 
 /// Every function.
