@@ -6,7 +6,7 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location", "subscriber"];
+pub const KINDS: &[&str] = &["version", "location", "subscriber", "domain"];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -85,6 +85,34 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
             };
             format!(
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    password {text}(25) DEFAULT '' NOT NULL,\n    email_address {text}(64) DEFAULT '' NOT NULL,\n    ha1 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha256 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha512t256 {text}(64) DEFAULT '' NOT NULL,\n    rpid {text}(64) DEFAULT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain){inline}\n){tail}"
+            )
+        }
+        ("domain", d) => {
+            let (id, text, dt, tail, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    " ENGINE=InnoDB",
+                    "domain_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "TIMESTAMP WITHOUT TIME ZONE",
+                    "",
+                    format!("{}_domain_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    "",
+                    format!("{}_domain_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    domain {text}(64) DEFAULT '' NOT NULL,\n    attrs {text}(255) DEFAULT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (domain)\n){tail}"
             )
         }
         _ => return None,

@@ -42,6 +42,7 @@ modules! {
     auth: MODULE;
     auth_db: MODULE;
     nathelper: MODULE;
+    domain: MODULE;
 }
 
 #[cfg(test)]
@@ -104,6 +105,7 @@ pub struct Prepared {
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
     pub nathelper: nathelper::Prepared,
+    pub domain: domain::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -120,6 +122,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
         nathelper: nathelper::prepare(modules)?,
+        domain: domain::prepare(modules)?,
     })
 }
 
@@ -136,6 +139,7 @@ impl Prepared {
         self.auth.commit();
         self.auth_db.commit();
         self.nathelper.commit();
+        self.domain.commit()?;
         init_all()
     }
 

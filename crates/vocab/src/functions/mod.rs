@@ -9,6 +9,7 @@ mod cachedb_local;
 mod cfgutils;
 mod core;
 mod dispatcher;
+mod domain;
 mod evi;
 mod maxfwd;
 mod nathelper;
@@ -153,6 +154,7 @@ static MODULES: &[&[Function]] = &[
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
     nathelper::FUNCTIONS,
+    domain::FUNCTIONS,
 ];
 
 /// Every function.
