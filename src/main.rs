@@ -110,6 +110,9 @@ enum DbCmd {
         /// The name of the domain table (the domain module's `domain_table`).
         #[arg(long, default_value = "domain")]
         domain_table: String,
+        /// The name of the uri table (auth_db's `db_is_to_authorized(table)`).
+        #[arg(long, default_value = "uri")]
+        uri_table: String,
     },
     /// Add (or replace) a user in the subscriber table with its HA1 columns
     /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
@@ -132,12 +135,14 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             location_table,
             subscriber_table,
             domain_table,
+            uri_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
             for (kind, name) in [
                 ("location", location_table),
                 ("subscriber", subscriber_table),
                 ("domain", domain_table),
+                ("uri", uri_table),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

@@ -7,73 +7,23 @@
 mod common;
 
 use common::ds::mi;
+use common::mysql::{sql, Tables, URL};
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
-const URL: &str = "mysql://root@127.0.0.1:3306/test";
-
-/// Tables of one test (domain, and the location/subscriber tables
-/// `db init` makes alongside), dropped at the end.
-struct Tables {
-    domain: String,
-    others: [String; 2],
-}
-
-fn sql(q: &str) -> String {
-    let o = Command::new("mariadb")
-        .args(["-uroot", "-h127.0.0.1", "-N", "-B", "test", "-e", q])
-        .output()
-        .expect("mariadb client");
+fn tables(tag: &str) -> Tables {
+    let t = Tables::new(tag);
     assert!(
-        o.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&o.stderr)
+        t.init_output
+            .contains(&format!("version of {} set to 3", t.domain)),
+        "{}",
+        t.init_output
     );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-impl Tables {
-    fn new(tag: &str) -> Tables {
-        let id = format!("{tag}_{}", std::process::id());
-        let t = Tables {
-            domain: format!("dom_{id}"),
-            others: [format!("dloc_{id}"), format!("dsub_{id}")],
-        };
-        let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-            .args(["db", "init", URL, "--domain-table", &t.domain])
-            .args([
-                "--location-table",
-                &t.others[0],
-                "--subscriber-table",
-                &t.others[1],
-            ])
-            .output()
-            .expect("lunasip db init");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
-        assert!(
-            text.contains(&format!("version of {} set to 3", t.domain)),
-            "{text}"
-        );
-        sql(&format!(
-            "INSERT INTO {} (domain, attrs) VALUES ('example.com', 'tier=gold'), ('Local.Test', NULL)",
-            t.domain
-        ));
-        t
-    }
-}
-
-impl Drop for Tables {
-    fn drop(&mut self) {
-        for t in std::iter::once(&self.domain).chain(self.others.iter()) {
-            let _ = std::panic::catch_unwind(|| {
-                sql(&format!("DROP TABLE IF EXISTS {t}"));
-                sql(&format!("DELETE FROM version WHERE table_name = '{t}'"));
-            });
-        }
-    }
+    sql(&format!(
+        "INSERT INTO {} (domain, attrs) VALUES ('example.com', 'tier=gold'), ('Local.Test', NULL)",
+        t.domain
+    ));
+    t
 }
 
 /// Answers every request with `from=<code> ruri=<code> dom=<code>
@@ -123,7 +73,7 @@ fn rand_id() -> u64 {
 
 #[test]
 fn cached_domains_answer_until_reloaded() {
-    let t = Tables::new("c");
+    let t = tables("c");
     let mi_port = free_port();
     let p = Proxy::start(&script(&t, 1, mi_port));
     assert_eq!(
@@ -162,7 +112,7 @@ fn cached_domains_answer_until_reloaded() {
 
 #[test]
 fn db_mode_0_asks_the_table_every_time() {
-    let t = Tables::new("q");
+    let t = tables("q");
     let mi_port = free_port();
     let p = Proxy::start(&script(&t, 0, mi_port));
     assert_eq!(
@@ -196,13 +146,15 @@ fn db_mode_0_asks_the_table_every_time() {
 #[test]
 fn a_missing_table_stops_a_cached_start_with_its_name() {
     let mi_port = free_port();
-    let t = Tables {
-        domain: format!("dom_missing_{}", std::process::id()),
-        others: [String::new(), String::new()],
-    };
+    let mut t = Tables::new("m");
+    sql(&format!("DROP TABLE {}", t.domain));
+    sql(&format!(
+        "DELETE FROM version WHERE table_name = '{}'",
+        t.domain
+    ));
+    t.domain.push_str("_x");
     let err = Proxy::try_start(&script(&t, 1, mi_port))
         .err()
         .expect("refused");
     assert!(err.contains(&t.domain), "{err}");
-    std::mem::forget(t);
 }

@@ -6,7 +6,7 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location", "subscriber", "domain"];
+pub const KINDS: &[&str] = &["version", "location", "subscriber", "domain", "uri"];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -115,6 +115,34 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    domain {text}(64) DEFAULT '' NOT NULL,\n    attrs {text}(255) DEFAULT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (domain)\n){tail}"
             )
         }
+        ("uri", d) => {
+            let (id, text, dt, tail, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    " ENGINE=InnoDB",
+                    "account_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "TIMESTAMP WITHOUT TIME ZONE",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    uri_user {text}(64) DEFAULT '' NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain, uri_user)\n){tail}"
+            )
+        }
         _ => return None,
     };
     Some(sql)
@@ -170,11 +198,23 @@ pub fn init_wait(db: &Db, kind: &str, name: &Ident) -> Result<Vec<String>, DbErr
             vec![Value::text(name.as_str())],
         )?;
         if have.is_empty() {
-            db.exec_wait(
+            let r = db.exec_wait(
                 "INSERT INTO version (table_name, table_version) VALUES (?, ?)",
                 vec![Value::text(name.as_str()), Value::Int(v)],
-            )?;
-            done.push(format!("version of {name} set to {v}"));
+            );
+            match r {
+                Ok(_) => done.push(format!("version of {name} set to {v}")),
+                // Another `db init` of the same table wrote it meanwhile.
+                Err(e) => {
+                    let again = db.query_wait(
+                        "SELECT table_version FROM version WHERE table_name = ?",
+                        vec![Value::text(name.as_str())],
+                    )?;
+                    if again.is_empty() {
+                        return Err(e);
+                    }
+                }
+            }
         }
     }
     Ok(done)
