@@ -113,6 +113,9 @@ enum DbCmd {
         /// The name of the uri table (auth_db's `db_is_to_authorized(table)`).
         #[arg(long, default_value = "uri")]
         uri_table: String,
+        /// The name of the aliases table (alias_db's `alias_db_lookup(table)`).
+        #[arg(long, default_value = "dbaliases")]
+        dbaliases_table: String,
     },
     /// Add (or replace) a user in the subscriber table with its HA1 columns
     /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
@@ -136,6 +139,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             subscriber_table,
             domain_table,
             uri_table,
+            dbaliases_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
             for (kind, name) in [
@@ -143,6 +147,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 ("subscriber", subscriber_table),
                 ("domain", domain_table),
                 ("uri", uri_table),
+                ("dbaliases", dbaliases_table),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

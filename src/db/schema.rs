@@ -6,7 +6,14 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location", "subscriber", "domain", "uri"];
+pub const KINDS: &[&str] = &[
+    "version",
+    "location",
+    "subscriber",
+    "domain",
+    "uri",
+    "dbaliases",
+];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -143,6 +150,34 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    uri_user {text}(64) DEFAULT '' NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain, uri_user)\n){tail}"
             )
         }
+        ("dbaliases", d) => {
+            let (id, text, tail, inline, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    " ENGINE=InnoDB",
+                    ",\n    INDEX target_idx (username, domain)",
+                    "alias_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "",
+                    "",
+                    format!("{}_alias_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "",
+                    "",
+                    format!("{}_alias_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    alias_username {text}(64) DEFAULT '' NOT NULL,\n    alias_domain {text}(64) DEFAULT '' NOT NULL,\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (alias_username, alias_domain){inline}\n){tail}"
+            )
+        }
         _ => return None,
     };
     Some(sql)
@@ -158,6 +193,10 @@ pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
         ("location", Dialect::Mysql) => Vec::new(),
         ("location", _) => vec![format!(
             "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username, domain)"
+        )],
+        ("dbaliases", Dialect::Mysql) => Vec::new(),
+        ("dbaliases", _) => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {base}_target_idx ON {name} (username, domain)"
         )],
         ("subscriber", Dialect::Mysql) => Vec::new(),
         ("subscriber", _) => vec![format!(

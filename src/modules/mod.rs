@@ -43,6 +43,7 @@ modules! {
     auth_db: MODULE;
     nathelper: MODULE;
     domain: MODULE;
+    alias_db: MODULE;
 }
 
 #[cfg(test)]
@@ -106,6 +107,7 @@ pub struct Prepared {
     pub auth_db: auth_db::Prepared,
     pub nathelper: nathelper::Prepared,
     pub domain: domain::Prepared,
+    pub alias_db: alias_db::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -123,6 +125,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         auth_db: auth_db::prepare(modules)?,
         nathelper: nathelper::prepare(modules)?,
         domain: domain::prepare(modules)?,
+        alias_db: alias_db::prepare(modules)?,
     })
 }
 
@@ -140,6 +143,7 @@ impl Prepared {
         self.auth_db.commit();
         self.nathelper.commit();
         self.domain.commit()?;
+        self.alias_db.commit();
         init_all()
     }
 

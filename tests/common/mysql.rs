@@ -26,6 +26,7 @@ pub struct Tables {
     pub subscriber: String,
     pub domain: String,
     pub uri: String,
+    pub dbaliases: String,
     /// What `db init` printed.
     pub init_output: String,
 }
@@ -40,6 +41,7 @@ impl Tables {
             subscriber: format!("sub_{id}"),
             domain: format!("dom_{id}"),
             uri: format!("uri_{id}"),
+            dbaliases: format!("ali_{id}"),
             init_output: String::new(),
         };
         let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
@@ -51,6 +53,7 @@ impl Tables {
                 &t.subscriber,
             ])
             .args(["--domain-table", &t.domain, "--uri-table", &t.uri])
+            .args(["--dbaliases-table", &t.dbaliases])
             .output()
             .expect("lunasip db init");
         t.init_output = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -83,7 +86,13 @@ impl Tables {
 
 impl Drop for Tables {
     fn drop(&mut self) {
-        for t in [&self.location, &self.subscriber, &self.domain, &self.uri] {
+        for t in [
+            &self.location,
+            &self.subscriber,
+            &self.domain,
+            &self.uri,
+            &self.dbaliases,
+        ] {
             let _ = std::panic::catch_unwind(|| {
                 sql(&format!("DROP TABLE IF EXISTS {t}"));
                 sql(&format!("DELETE FROM version WHERE table_name = '{t}'"));

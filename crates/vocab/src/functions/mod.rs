@@ -3,6 +3,7 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod alias_db;
 mod auth;
 mod auth_db;
 mod cachedb_local;
@@ -155,6 +156,7 @@ static MODULES: &[&[Function]] = &[
     auth_db::FUNCTIONS,
     nathelper::FUNCTIONS,
     domain::FUNCTIONS,
+    alias_db::FUNCTIONS,
 ];
 
 /// Every function.
