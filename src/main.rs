@@ -116,6 +116,9 @@ enum DbCmd {
         /// The name of the aliases table (alias_db's `alias_db_lookup(table)`).
         #[arg(long, default_value = "dbaliases")]
         dbaliases_table: String,
+        /// The name of the address table (permissions' `address_table`).
+        #[arg(long, default_value = "address")]
+        address_table: String,
     },
     /// Add (or replace) a user in the subscriber table with its HA1 columns
     /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
@@ -140,6 +143,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             domain_table,
             uri_table,
             dbaliases_table,
+            address_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
             for (kind, name) in [
@@ -148,6 +152,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 ("domain", domain_table),
                 ("uri", uri_table),
                 ("dbaliases", dbaliases_table),
+                ("address", address_table),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

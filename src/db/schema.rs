@@ -178,6 +178,22 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    alias_username {text}(64) DEFAULT '' NOT NULL,\n    alias_domain {text}(64) DEFAULT '' NOT NULL,\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (alias_username, alias_domain){inline}\n){tail}"
             )
         }
+        ("address", d) => {
+            let (id, text, small, tiny) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "SMALLINT(5) UNSIGNED",
+                    "TINYINT",
+                ),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR", "SMALLINT", "SMALLINT"),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR", "SMALLINT", "SMALLINT"),
+            };
+            let tail = if d == Dialect::Mysql { " ENGINE=InnoDB" } else { "" };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    grp {small} DEFAULT 0 NOT NULL,\n    ip {text}(50) NOT NULL,\n    mask {tiny} DEFAULT 32 NOT NULL,\n    port {small} DEFAULT 0 NOT NULL,\n    proto {text}(4) DEFAULT 'any' NOT NULL,\n    pattern {text}(64) DEFAULT NULL,\n    context_info {text}(32) DEFAULT NULL\n){tail}"
+            )
+        }
         _ => return None,
     };
     Some(sql)

@@ -44,6 +44,7 @@ modules! {
     nathelper: MODULE;
     domain: MODULE;
     alias_db: MODULE;
+    permissions: MODULE;
 }
 
 #[cfg(test)]
@@ -108,6 +109,7 @@ pub struct Prepared {
     pub nathelper: nathelper::Prepared,
     pub domain: domain::Prepared,
     pub alias_db: alias_db::Prepared,
+    pub permissions: permissions::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -126,6 +128,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         nathelper: nathelper::prepare(modules)?,
         domain: domain::prepare(modules)?,
         alias_db: alias_db::prepare(modules)?,
+        permissions: permissions::prepare(modules)?,
     })
 }
 
@@ -144,6 +147,7 @@ impl Prepared {
         self.nathelper.commit();
         self.domain.commit()?;
         self.alias_db.commit();
+        self.permissions.commit()?;
         init_all()
     }
 

@@ -27,6 +27,7 @@ pub struct Tables {
     pub domain: String,
     pub uri: String,
     pub dbaliases: String,
+    pub address: String,
     /// What `db init` printed.
     pub init_output: String,
 }
@@ -42,6 +43,7 @@ impl Tables {
             domain: format!("dom_{id}"),
             uri: format!("uri_{id}"),
             dbaliases: format!("ali_{id}"),
+            address: format!("adr_{id}"),
             init_output: String::new(),
         };
         let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
@@ -53,7 +55,12 @@ impl Tables {
                 &t.subscriber,
             ])
             .args(["--domain-table", &t.domain, "--uri-table", &t.uri])
-            .args(["--dbaliases-table", &t.dbaliases])
+            .args([
+                "--dbaliases-table",
+                &t.dbaliases,
+                "--address-table",
+                &t.address,
+            ])
             .output()
             .expect("lunasip db init");
         t.init_output = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -92,6 +99,7 @@ impl Drop for Tables {
             &self.domain,
             &self.uri,
             &self.dbaliases,
+            &self.address,
         ] {
             let _ = std::panic::catch_unwind(|| {
                 sql(&format!("DROP TABLE IF EXISTS {t}"));

@@ -14,6 +14,7 @@ mod domain;
 mod evi;
 mod maxfwd;
 mod nathelper;
+mod permissions;
 mod registrar;
 mod rr;
 mod signaling;
@@ -157,6 +158,7 @@ static MODULES: &[&[Function]] = &[
     nathelper::FUNCTIONS,
     domain::FUNCTIONS,
     alias_db::FUNCTIONS,
+    permissions::FUNCTIONS,
 ];
 
 /// Every function.
