@@ -412,3 +412,62 @@ fn sipp_behind_a_nat_gets_received_saved_in_mariadb_and_is_pinged() {
     sql(&format!("DROP TABLE IF EXISTS {table}"));
     sql(&format!("DELETE FROM version WHERE table_name = '{table}'"));
 }
+
+#[test]
+fn fix_nated_contact_before_save_and_add_rcv_param_on_a_relayed_register() {
+    if !in_loopback_netns("fix_nated_contact_before_save_and_add_rcv_param_on_a_relayed_register") {
+        return;
+    }
+    let mi_port = free_port();
+    let p = Proxy::start(&format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 1,
+  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port} }}, mi_fifo = false }},
+}}
+
+function route.main()
+  local relay = sip.pv.get("$hdr(X-Relay)")
+  if relay then
+    sip.nathelper.add_rcv_param()
+    sip.nathelper.add_rcv_param(1)
+    sip.pv.du = relay
+    sip.tm.t_relay()
+    sip.exit()
+  end
+  sip.nathelper.fix_nated_contact(";bnat=yes")
+  sip.registrar.save("location")
+end
+"#
+    ));
+    // A registrar behind lunasip: the Contact saved as rewritten.
+    let ua = Ua::new("127.0.0.3");
+    ua.send(p.port, &nat_register("gus", "reg-gus"));
+    let ok = ua
+        .recv_text(Duration::from_secs(3), "SIP/2.0")
+        .unwrap_or_default();
+    let saved = format!("sip:gus@127.0.0.3:{};bnat=yes", ua.port());
+    assert!(ok.starts_with("SIP/2.0 200") && ok.contains(&saved), "{ok}");
+    let (_, dump) = mi(mi_port, &["ul_dump"]);
+    assert!(dump.contains(&saved), "{dump}");
+
+    // A proxy in front of a registrar: received= on the way.
+    let registrar = Ua::new("127.0.0.1");
+    let reg = nat_register("hal", "reg-hal").replace(
+        "Max-Forwards: 70\r\n",
+        &format!(
+            "X-Relay: sip:127.0.0.1:{}\r\nMax-Forwards: 70\r\n",
+            registrar.port()
+        ),
+    );
+    ua.send(p.port, &reg);
+    let got = registrar
+        .recv_text(Duration::from_secs(3), "REGISTER")
+        .unwrap_or_else(|| panic!("not relayed\n{}", p.log_text()));
+    let rcv = format!("received=\"sip:127.0.0.3:{}\"", ua.port());
+    assert_eq!(
+        header(&got, "Contact"),
+        format!("Contact: <sip:hal@10.0.0.7:5060;{rcv}>;{rcv}"),
+        "{got}"
+    );
+}

@@ -18,14 +18,6 @@ use crate::sip::{Message, Uri};
 use crate::transport::out::Source;
 use crate::transport::Proto;
 
-/// Where `inner` sits in the message buffer (None when it is not a slice
-/// of it).
-fn pos(m: &Message, inner: &str) -> Option<usize> {
-    let base = m.as_bytes().as_ptr() as usize;
-    let p = inner.as_ptr() as usize;
-    (p >= base && p + inner.len() <= base + m.as_bytes().len()).then(|| p - base)
-}
-
 /// One Contact of the message with the byte ranges nathelper edits.
 pub struct ContactSpan<'a> {
     pub uri: Uri<'a>,
@@ -50,12 +42,12 @@ pub fn contact_spans(m: &Message) -> Vec<ContactSpan<'_>> {
         if uri.host.is_empty() {
             break;
         }
-        let Some(start) = pos(m, na.uri) else { break };
+        let Some(start) = m.offset_of(na.uri) else { break };
         let uri_end = start + na.uri.len();
         let enclosed = buf.get(uri_end) == Some(&b'>');
         let mut whole_end = if enclosed { uri_end + 1 } else { uri_end };
         if !na.params.is_empty() {
-            if let Some(p) = pos(m, na.params) {
+            if let Some(p) = m.offset_of(na.params) {
                 whole_end = whole_end.max(p + na.params.len());
             }
         }
