@@ -339,7 +339,17 @@ fn sipp_at(scen: &str, proxy: u16, local: u16, extra: &[&str]) -> Command {
 
 #[test]
 fn sipp_behind_a_nat_gets_received_saved_in_mariadb_and_is_pinged() {
-    let table = format!("loc_nat_{}", std::process::id());
+    sipp_nat_on_mariadb(1);
+}
+
+/// db_mode 3: the pinger reads the contacts from the table.
+#[test]
+fn sipp_behind_a_nat_is_pinged_from_a_db_only_location_table() {
+    sipp_nat_on_mariadb(3);
+}
+
+fn sipp_nat_on_mariadb(db_mode: u8) {
+    let table = format!("loc_nat{db_mode}_{}", std::process::id());
     let url = "mysql://root@127.0.0.1:3306/test";
     let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
         .args(["db", "init", url, "--location-table", &table])
@@ -361,7 +371,7 @@ fn sipp_behind_a_nat_gets_received_saved_in_mariadb_and_is_pinged() {
     let s = script(
         mi_port,
         r#", natping_interval = 1, sipping_bflag = "SIP_PING""#,
-        &format!(r#", db_mode = 1, db_url = "{url}""#),
+        &format!(r#", db_mode = {db_mode}, db_url = "{url}""#),
     )
     .replace("\"location\"", &format!("\"{table}\""));
     let p = Proxy::start(&s);
