@@ -218,7 +218,8 @@ fn udp_ping(host: &dyn Phases, c: &NhConf, ct: &Contact, hop: &str) {
 async fn round(worker: &Rc<crate::proxy::worker::Worker>, c: &NhConf, tick: u64) {
     let nat_bflag = usrloc::conf().nat_bflag;
     for d in store::all() {
-        let list = match d.scan().await {
+        let interval = c.natping_interval.max(1);
+        let list = match d.scan(Some((interval, tick % interval))).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("nathelper: reading contacts of {}: {e}", d.name);
