@@ -16,16 +16,7 @@ pub const C_RPORT: u32 = 0x40;
 pub const RFC_6333: u32 = 0x80;
 
 /// Their 3.x names, bit 0 first.
-pub const UAC_TEST_NAMES: &[&str] = &[
-    "private-contact",
-    "diff-ip-src-via",
-    "private-via",
-    "private-sdp",
-    "diff-port-src-via",
-    "diff-ip-src-contact",
-    "diff-port-src-contact",
-    "carrier-grade-nat",
-];
+pub use crate::sip::args::NAT_UAC_TEST_FLAGS as UAC_TEST_NAMES;
 
 /// `fix_nated_sdp` actions by bit.
 pub const ADD_ADIRECTION: u32 = 0x01;
@@ -34,41 +25,9 @@ pub const ADD_ANORTPPROXY: u32 = 0x04;
 pub const FIX_ORGIP: u32 = 0x08;
 pub const FORCE_NULL_ADDR: u32 = 0x10;
 
-pub const SDP_NAMES: &[&str] = &[
-    "add-dir-active",
-    "rewrite-media-ip",
-    "add-no-rtpproxy",
-    "rewrite-origin-ip",
-    "rewrite-null-ips",
-];
+pub use crate::sip::args::FIX_NATED_SDP_FLAGS as SDP_NAMES;
 
-/// Reads a flags argument: a number (the bits above), or names from
-/// `names` separated by commas (blanks around each allowed). Names are
-/// matched exactly, as OpenSIPS does.
-pub fn parse(arg: &str, names: &[&str]) -> Result<u32, String> {
-    let t = arg.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: u64 = t.parse().map_err(|_| format!("flags '{t}' out of range"))?;
-        let all = (1u64 << names.len()) - 1;
-        if n & !all != 0 {
-            return Err(format!("flags {n}: only bits 0-{} exist", names.len() - 1));
-        }
-        return Ok(n as u32);
-    }
-    let mut bits = 0;
-    for name in t.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match names.iter().position(|n| *n == name) {
-            Some(i) => bits |= 1 << i,
-            None => {
-                return Err(format!(
-                    "unknown flag '{name}' (known: {})",
-                    names.join(", ")
-                ))
-            }
-        }
-    }
-    Ok(bits)
-}
+pub use crate::sip::args::named_flags as parse;
 
 /// ip.c `ip_addr_is_1918`: an IPv4 address in RFC 1918 space, RFC 6598
 /// shared space (100.64/10), loopback (127/8), and with `rfc_6333` the
