@@ -167,6 +167,18 @@ enum DbCmd {
         /// The name of the subscriber table (auth_db's, `www_authorize(realm, "subscriber")`).
         #[arg(long, default_value = "subscriber")]
         subscriber_table: String,
+        /// The name of the domain table (the domain module's `domain_table`).
+        #[arg(long, default_value = "domain")]
+        domain_table: String,
+        /// The name of the uri table (auth_db's `db_is_to_authorized(table)`).
+        #[arg(long, default_value = "uri")]
+        uri_table: String,
+        /// The name of the aliases table (alias_db's `alias_db_lookup(table)`).
+        #[arg(long, default_value = "dbaliases")]
+        dbaliases_table: String,
+        /// The name of the address table (permissions' `address_table`).
+        #[arg(long, default_value = "address")]
+        address_table: String,
     },
     /// Add (or replace) a user in the subscriber table with its HA1 columns
     /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
@@ -188,11 +200,19 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             url,
             location_table,
             subscriber_table,
+            domain_table,
+            uri_table,
+            dbaliases_table,
+            address_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
             for (kind, name) in [
                 ("location", location_table),
                 ("subscriber", subscriber_table),
+                ("domain", domain_table),
+                ("uri", uri_table),
+                ("dbaliases", dbaliases_table),
+                ("address", address_table),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

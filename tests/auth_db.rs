@@ -8,96 +8,25 @@
 
 mod common;
 
+use common::mysql::{sql, Tables, URL};
 use common::*;
 use lunasip::modules::auth::digest::Alg;
 use std::net::UdpSocket;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const MYSQL: &str = "mysql://root@127.0.0.1:3306/test";
+const MYSQL: &str = URL;
 
-fn sql(q: &str) -> String {
-    let out = Command::new("mariadb")
-        .args(["-uroot", "-h127.0.0.1", "-N", "-B", "test", "-e", q])
-        .output()
-        .expect("mariadb client");
+/// The tables of one test; `db init` must have recorded the subscriber
+/// table's version.
+fn tables() -> Tables {
+    let t = Tables::new("ad");
     assert!(
-        out.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        t.init_output
+            .contains(&format!("version of {} set to 8", t.subscriber)),
+        "{}",
+        t.init_output
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A subscriber and a location table for one test, dropped at the end.
-struct Tables {
-    sub: String,
-    loc: String,
-}
-
-impl Tables {
-    fn new() -> Tables {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = format!(
-            "{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let t = Tables {
-            sub: format!("sub_{n}"),
-            loc: format!("loca_{n}"),
-        };
-        let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-            .args([
-                "db",
-                "init",
-                MYSQL,
-                "--location-table",
-                &t.loc,
-                "--subscriber-table",
-                &t.sub,
-            ])
-            .output()
-            .expect("lunasip db init");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            text.contains(&format!("version of {} set to 8", t.sub)),
-            "{text}"
-        );
-        t
-    }
-
-    fn add_user(&self, user: &str, password: &str) {
-        let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-            .args([
-                "db", "add-user", MYSQL, user, password, "--table", &self.sub,
-            ])
-            .output()
-            .expect("lunasip db add-user");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Tables {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| {
-            sql(&format!("DROP TABLE IF EXISTS {}, {}", self.sub, self.loc));
-            sql(&format!(
-                "DELETE FROM version WHERE table_name IN ('{}', '{}')",
-                self.sub, self.loc
-            ));
-        });
-    }
+    t
 }
 
 /// A registrar that challenges every REGISTER (realm example.com, qop
@@ -138,8 +67,8 @@ function route.main()
   sip.sl.sl_send_reply(200, "Alive")
 end
 "#,
-        sub = t.sub,
-        loc = t.loc
+        sub = t.subscriber,
+        loc = t.location
     )
 }
 
@@ -156,7 +85,7 @@ fn reg_auth(scen: &str, port: u16, user: &str, password: &str) -> SippRun {
 
 #[test]
 fn register_challenged_answered_saved_and_wrong_password_rechallenged() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("alice@example.com", "wonder");
     let p = Proxy::start(&script(&t, MYSQL, "secret = \"s1\""));
     let r = reg_auth("reg_auth.xml", p.port, "alice", "wonder");
@@ -179,7 +108,7 @@ fn register_challenged_answered_saved_and_wrong_password_rechallenged() {
     assert_eq!(
         sql(&format!(
             "SELECT COUNT(*) FROM {} WHERE username = 'alice'",
-            t.loc
+            t.location
         )),
         "1"
     );
@@ -196,7 +125,7 @@ fn register_challenged_answered_saved_and_wrong_password_rechallenged() {
     assert_eq!(
         sql(&format!(
             "SELECT COUNT(*) FROM {} WHERE username IN ('mallory')",
-            t.loc
+            t.location
         )),
         "0"
     );
@@ -254,7 +183,7 @@ fn creds_alg(alg: Alg, user: &str, password: &str, nonce: &str, nc: u32) -> Stri
 
 #[test]
 fn replayed_and_expired_nonces_are_stale() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("bob@example.com", "pw");
     let p = Proxy::start(&script(&t, MYSQL, "secret = \"s2\", nonce_expire = 2"));
     let s = sock();
@@ -289,7 +218,7 @@ fn replayed_and_expired_nonces_are_stale() {
 
 #[test]
 fn two_instances_with_one_secret_accept_each_others_nonces() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("carol@example.com", "pw");
     let a = Proxy::start(&script(&t, MYSQL, "secret = \"shared\""));
     let b = Proxy::start(&script(&t, MYSQL, "secret = \"shared\""));
@@ -305,7 +234,7 @@ fn two_instances_with_one_secret_accept_each_others_nonces() {
 
 #[test]
 fn username_with_sql_metacharacters_stays_data() {
-    let t = Tables::new();
+    let t = tables();
     let odd = "o'neil\"; DROP TABLE x; --";
     t.add_user(&format!("{odd}@example.com"), "pw");
     t.add_user("dave@example.com", "pw");
@@ -323,14 +252,14 @@ fn username_with_sql_metacharacters_stays_data() {
     let n = nonce_of(&register(&s, p.port, "eve", 3, None));
     let r = register(&s, p.port, "eve", 4, Some(&creds(odd2, "pw2", &n, 1)));
     assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
-    assert_eq!(sql(&format!("SELECT COUNT(*) FROM {}", t.sub)), "3");
+    assert_eq!(sql(&format!("SELECT COUNT(*) FROM {}", t.subscriber)), "3");
     let log = p.stop();
     assert!(log.contains("authorize rc=-1"), "{log}");
 }
 
 #[test]
 fn database_down_answers_500_and_the_worker_stays_free() {
-    let t = Tables::new();
+    let t = tables();
     // A server that accepts and never answers: each query waits for its
     // time limit while the only worker goes on serving.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -373,7 +302,7 @@ fn database_down_answers_500_and_the_worker_stays_free() {
 /// answer to the MD5 nonce is stale (the nonce names its algorithm).
 #[test]
 fn sha256_challenge_and_answer() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("gina@example.com", "pw");
     let p = Proxy::start(&script_with(
         &t,
@@ -419,11 +348,11 @@ fn sha256_challenge_and_answer() {
 /// plain password (OpenSIPS auth_db get_ha1); the ha1 columns are ignored.
 #[test]
 fn calculate_ha1_from_plain_password() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("hal@example.com", "plain1");
     sql(&format!(
         "UPDATE {} SET ha1 = 'x' WHERE username = 'hal'",
-        t.sub
+        t.subscriber
     ));
     let p = Proxy::start(&script_with(
         &t,
@@ -443,7 +372,7 @@ fn calculate_ha1_from_plain_password() {
 /// realm is the To host of the REGISTER, no qop (RFC 2069 response).
 #[test]
 fn corpus_form_empty_realm_no_qop() {
-    let t = Tables::new();
+    let t = tables();
     t.add_user("ivy@example.com", "pw");
     let cfg = script_with(&t, MYSQL, "secret = \"s7\"", "use_domain = 1", r#""0""#)
         .replace(r#"www_authorize("example.com""#, r#"www_authorize("""#)

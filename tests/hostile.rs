@@ -7,14 +7,9 @@
 
 mod common;
 
+use common::netns::in_loopback_netns;
 use common::*;
 use std::time::Duration;
-
-/// Runs test `name` of this binary again in a loopback-only network
-/// namespace; true when the caller is that run (then it does the work).
-fn in_loopback_netns(name: &str) -> bool {
-    in_netns(name, "")
-}
 
 #[test]
 fn a_malformed_route_header_makes_loose_route_false_not_a_script_error() {

@@ -12,8 +12,12 @@ use std::time::Duration;
 use common::{free_port, uac, uas, Proxy};
 
 fn lunasip(args: &[&str]) -> (i32, String, String) {
+    // Configs templated on the environment (opensips-softswitch-ce's
+    // `${OPENSIPS_IP}`) get the values a deployment would give them.
     let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
         .args(args)
+        .env("OPENSIPS_IP", "127.0.0.1")
+        .env("HOST_IP", "127.0.0.1")
         .output()
         .unwrap();
     (
@@ -26,7 +30,7 @@ fn lunasip(args: &[&str]) -> (i32, String, String) {
 const CFG: &str = r#"# a small proxy
 listen=udp:127.0.0.1:5099
 loadmodule "tm.so"
-loadmodule "nathelper.so"
+loadmodule "rtpengine.so"
 modparam("tm", "fr_timeout", 3)
 
 route {
@@ -34,7 +38,7 @@ route {
         sl_send_reply(483, "Too Many Hops");
         exit;
     }
-    fix_nated_contact();
+    rtpengine_offer();
     t_relay();
 }
 "#;
@@ -58,7 +62,7 @@ fn translate_writes_lua_and_a_json_report() {
     assert!(lua.contains("function route.main()"), "{lua}");
     assert!(lua.contains("fr_timeout = 3,"), "{lua}");
     assert!(
-        lua.contains("unsupported(\"nathelper: fix_nated_contact()\")"),
+        lua.contains("unsupported(\"rtpengine: rtpengine_offer()\")"),
         "{lua}"
     );
     let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -68,9 +72,9 @@ fn translate_writes_lua_and_a_json_report() {
         u.as_array()
             .unwrap()
             .iter()
-            .any(|x| x["name"] == "fix_nated_contact"
+            .any(|x| x["name"] == "rtpengine_offer"
                 && x["line"] == 12
-                && x["module"] == "nathelper"),
+                && x["module"] == "rtpengine"),
         "{u}"
     );
 }
@@ -84,7 +88,7 @@ fn check_refuses_unsupported_calls_unless_allowed() {
     let (code, _, stderr) = lunasip(&["check", "-c", c]);
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("opensips.cfg:12: function fix_nated_contact (nathelper)"),
+        stderr.contains("opensips.cfg:12: function rtpengine_offer (rtpengine)"),
         "{stderr}"
     );
     let (code, stdout, stderr) = lunasip(&["check", "-c", c, "--allow-missing", "--print-lua"]);

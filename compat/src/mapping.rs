@@ -195,9 +195,9 @@ mod tests {
         assert_eq!(lookup("t_relay").unwrap().lua(), "sip.tm.t_relay");
         assert_eq!(lookup("rewritehost").unwrap().lua(), "sip.sethost");
         assert_eq!(lookup("is_method").unwrap().lua(), "sip.is_method");
-        assert!(lookup("nat_uac_test").is_none());
-        assert_eq!(opensips_module_of("nat_uac_test"), Some("nathelper"));
-        assert!(module_known("tm") && module_known("usrloc") && !module_known("nathelper"));
+        assert!(lookup("rtpengine_offer").is_none());
+        assert_eq!(opensips_module_of("rtpengine_offer"), Some("rtpengine"));
+        assert!(module_known("tm") && module_known("usrloc") && !module_known("rtpengine"));
         assert!(all().len() > 100);
     }
 }

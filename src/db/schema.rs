@@ -6,7 +6,14 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location", "subscriber"];
+pub const KINDS: &[&str] = &[
+    "version",
+    "location",
+    "subscriber",
+    "domain",
+    "uri",
+    "dbaliases",
+];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -87,6 +94,106 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    password {text}(25) DEFAULT '' NOT NULL,\n    email_address {text}(64) DEFAULT '' NOT NULL,\n    ha1 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha256 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha512t256 {text}(64) DEFAULT '' NOT NULL,\n    rpid {text}(64) DEFAULT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain){inline}\n){tail}"
             )
         }
+        ("domain", d) => {
+            let (id, text, dt, tail, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    " ENGINE=InnoDB",
+                    "domain_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "TIMESTAMP WITHOUT TIME ZONE",
+                    "",
+                    format!("{}_domain_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    "",
+                    format!("{}_domain_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    domain {text}(64) DEFAULT '' NOT NULL,\n    attrs {text}(255) DEFAULT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (domain)\n){tail}"
+            )
+        }
+        ("uri", d) => {
+            let (id, text, dt, tail, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    " ENGINE=InnoDB",
+                    "account_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "TIMESTAMP WITHOUT TIME ZONE",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "DATETIME",
+                    "",
+                    format!("{}_account_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    uri_user {text}(64) DEFAULT '' NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain, uri_user)\n){tail}"
+            )
+        }
+        ("dbaliases", d) => {
+            let (id, text, tail, inline, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    " ENGINE=InnoDB",
+                    ",\n    INDEX target_idx (username, domain)",
+                    "alias_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "",
+                    "",
+                    format!("{}_alias_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "",
+                    "",
+                    format!("{}_alias_idx", base_of(name)),
+                ),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    alias_username {text}(64) DEFAULT '' NOT NULL,\n    alias_domain {text}(64) DEFAULT '' NOT NULL,\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    CONSTRAINT {cons} UNIQUE (alias_username, alias_domain){inline}\n){tail}"
+            )
+        }
+        ("address", d) => {
+            let (id, text, small, tiny) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "SMALLINT(5) UNSIGNED",
+                    "TINYINT",
+                ),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR", "SMALLINT", "SMALLINT"),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR", "SMALLINT", "SMALLINT"),
+            };
+            let tail = if d == Dialect::Mysql { " ENGINE=InnoDB" } else { "" };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    grp {small} DEFAULT 0 NOT NULL,\n    ip {text}(50) NOT NULL,\n    mask {tiny} DEFAULT 32 NOT NULL,\n    port {small} DEFAULT 0 NOT NULL,\n    proto {text}(4) DEFAULT 'any' NOT NULL,\n    pattern {text}(64) DEFAULT NULL,\n    context_info {text}(32) DEFAULT NULL\n){tail}"
+            )
+        }
         _ => return None,
     };
     Some(sql)
@@ -102,6 +209,10 @@ pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
         ("location", Dialect::Mysql) => Vec::new(),
         ("location", _) => vec![format!(
             "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username, domain)"
+        )],
+        ("dbaliases", Dialect::Mysql) => Vec::new(),
+        ("dbaliases", _) => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {base}_target_idx ON {name} (username, domain)"
         )],
         ("subscriber", Dialect::Mysql) => Vec::new(),
         ("subscriber", _) => vec![format!(
@@ -142,11 +253,23 @@ pub fn init_wait(db: &Db, kind: &str, name: &Ident) -> Result<Vec<String>, DbErr
             vec![Value::text(name.as_str())],
         )?;
         if have.is_empty() {
-            db.exec_wait(
+            let r = db.exec_wait(
                 "INSERT INTO version (table_name, table_version) VALUES (?, ?)",
                 vec![Value::text(name.as_str()), Value::Int(v)],
-            )?;
-            done.push(format!("version of {name} set to {v}"));
+            );
+            match r {
+                Ok(_) => done.push(format!("version of {name} set to {v}")),
+                // Another `db init` of the same table wrote it meanwhile.
+                Err(e) => {
+                    let again = db.query_wait(
+                        "SELECT table_version FROM version WHERE table_name = ?",
+                        vec![Value::text(name.as_str())],
+                    )?;
+                    if again.is_empty() {
+                        return Err(e);
+                    }
+                }
+            }
         }
     }
     Ok(done)

@@ -58,3 +58,34 @@ pub fn bool(t: &Table, m: &str, key: &str) -> Result<Option<bool>, String> {
         )),
     }
 }
+
+/// A branch flag: a number (0-63), or a name as OpenSIPS 3 configs write
+/// it (`"NAT"`): the bit `setbflag("NAT")` uses.
+pub fn bflag(t: &Table, m: &str, key: &str) -> Result<Option<u32>, String> {
+    let bad = |n: i64| format!("config.modules.{m}.{key}: {n} is not a flag (0-63)");
+    match t.get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Nil => Ok(None),
+        Value::Integer(n) => u32::try_from(n)
+            .ok()
+            .filter(|n| *n < 64)
+            .map(Some)
+            .ok_or_else(|| bad(n)),
+        Value::String(s) => {
+            let name = s.to_str().map_err(|e| e.to_string())?.trim().to_string();
+            match name.parse::<i64>() {
+                Ok(n) if (0..64).contains(&n) => Ok(Some(n as u32)),
+                Ok(n) => Err(bad(n)),
+                Err(_) if name.is_empty() => Ok(None),
+                Err(_) => crate::modules::core::branch_flag_bit(&name)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!("config.modules.{m}.{key}: too many named flags (32 at most)")
+                    }),
+            }
+        }
+        other => Err(format!(
+            "config.modules.{m}.{key} must be a flag number or name, not {}",
+            other.type_name()
+        )),
+    }
+}

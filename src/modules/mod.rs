@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub mod cfg;
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Module, Param, ParamKind, Settings, Setup};
+pub use module::{param, ChildInit, Installed, Module, Param, ParamKind, Settings, Setup};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
@@ -45,6 +45,10 @@ modules! {
     event_flatstore: MODULE;
     event_rabbitmq: MODULE;
     rabbitmq: MODULE;
+    nathelper: MODULE;
+    domain: MODULE;
+    alias_db: MODULE;
+    permissions: MODULE;
 }
 
 #[cfg(test)]

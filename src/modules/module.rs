@@ -149,3 +149,31 @@ impl Module {
         }
     }
 }
+
+/// A module's settings in force: replaced whole when a config is
+/// committed, read as a snapshot by routes (the default until then).
+pub struct Installed<T>(std::sync::RwLock<Option<std::sync::Arc<T>>>);
+
+impl<T: Default> Installed<T> {
+    pub const fn new() -> Installed<T> {
+        Installed(std::sync::RwLock::new(None))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<T> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    pub fn set(&self, v: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(v));
+    }
+}
+
+impl<T: Default> Default for Installed<T> {
+    fn default() -> Installed<T> {
+        Installed::new()
+    }
+}

@@ -159,6 +159,8 @@ enum Literal {
     /// Header lines (checked when no pseudo-variable is in them).
     Lines,
     Name,
+    /// nathelper flag names or numbers.
+    Flags(&'static [&'static str]),
 }
 
 /// sipmsgops functions whose literal arguments are checked as the
@@ -172,6 +174,16 @@ const MESSAGE_ARGS: &[(&str, usize, Literal)] = &[
     ("sip.append_to_reply", 0, Literal::Lines),
     ("sip.remove_hf", 0, Literal::Name),
     ("sip.is_present_hf", 0, Literal::Name),
+    (
+        "sip.nathelper.nat_uac_test",
+        0,
+        Literal::Flags(crate::sip::args::NAT_UAC_TEST_FLAGS),
+    ),
+    (
+        "sip.nathelper.fix_nated_sdp",
+        0,
+        Literal::Flags(crate::sip::args::FIX_NATED_SDP_FLAGS),
+    ),
 ];
 
 fn check_message_args(line: &str) -> Result<(), String> {
@@ -186,6 +198,7 @@ fn check_message_args(line: &str) -> Result<(), String> {
                 Literal::Lines if !lit.contains('$') => args::header_lines(&lit).map(|_| ()),
                 Literal::Lines => Ok(()),
                 Literal::Name => args::check_name(&lit),
+                Literal::Flags(names) => args::named_flags(&lit, names).map(|_| ()),
             };
             r.map_err(|e| format!("{full}: {e}"))?;
         }
@@ -314,5 +327,14 @@ mod tests {
         assert!(e.starts_with("sip.insert_hf:"), "{e}");
         let e = check_line(r#"if sip.is_present_hf("X Bad") then end"#).unwrap_err();
         assert!(e.starts_with("sip.is_present_hf:"), "{e}");
+        check_line(r#"sip.nathelper.nat_uac_test("private-contact,diff-port-src-via")"#).unwrap();
+        check_line(r#"sip.nathelper.fix_nated_sdp("10")"#).unwrap();
+        let e = check_line(r#"sip.nathelper.nat_uac_test("private-contact,nated")"#).unwrap_err();
+        assert!(
+            e.starts_with("sip.nathelper.nat_uac_test: unknown flag 'nated'"),
+            "{e}"
+        );
+        let e = check_line(r#"sip.nathelper.fix_nated_sdp("64")"#).unwrap_err();
+        assert!(e.starts_with("sip.nathelper.fix_nated_sdp:"), "{e}");
     }
 }

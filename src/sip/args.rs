@@ -105,6 +105,56 @@ pub fn header_lines(text: &str) -> Result<String, String> {
     Ok(t)
 }
 
+/// nathelper's `nat_uac_test` tests, by bit from bit 0 (OpenSIPS 3.x
+/// names).
+pub const NAT_UAC_TEST_FLAGS: &[&str] = &[
+    "private-contact",
+    "diff-ip-src-via",
+    "private-via",
+    "private-sdp",
+    "diff-port-src-via",
+    "diff-ip-src-contact",
+    "diff-port-src-contact",
+    "carrier-grade-nat",
+];
+
+/// nathelper's `fix_nated_sdp` actions, by bit from bit 0.
+pub const FIX_NATED_SDP_FLAGS: &[&str] = &[
+    "add-dir-active",
+    "rewrite-media-ip",
+    "add-no-rtpproxy",
+    "rewrite-origin-ip",
+    "rewrite-null-ips",
+];
+
+/// A flags argument as OpenSIPS 3.x `fixup_named_flags` reads it: names
+/// from `names` separated by commas (blanks around each allowed), matched
+/// exactly; or the number older configs write (bit i = `names[i]`).
+pub fn named_flags(arg: &str, names: &[&str]) -> Result<u32, String> {
+    let t = arg.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = t.parse().map_err(|_| format!("flags '{t}' out of range"))?;
+        let all = (1u64 << names.len()) - 1;
+        if n & !all != 0 {
+            return Err(format!("flags {n}: only bits 0-{} exist", names.len() - 1));
+        }
+        return Ok(n as u32);
+    }
+    let mut bits = 0;
+    for name in t.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match names.iter().position(|n| *n == name) {
+            Some(i) => bits |= 1 << i,
+            None => {
+                return Err(format!(
+                    "unknown flag '{name}' (known: {})",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

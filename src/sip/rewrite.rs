@@ -53,6 +53,24 @@ impl Message {
         self.body.range()
     }
 
+    /// Where `inner`, a slice of this message's text (a header value, a
+    /// URI a getter returned), starts in [`Message::as_bytes`]; None for
+    /// text from elsewhere.
+    pub fn offset_of(&self, inner: &str) -> Option<usize> {
+        let base = self.buf.as_ptr() as usize;
+        let p = inner.as_ptr() as usize;
+        (p >= base && p + inner.len() <= base + self.buf.len()).then(|| p - base)
+    }
+
+    /// The text a change put in place of `inner` (a slice of this message,
+    /// replaced whole), if any: what OpenSIPS functions that rewrite a
+    /// parsed value in place (nathelper's fix_nated_contact) leave for
+    /// later readers of that value.
+    pub fn rewritten(&self, inner: &str) -> Option<&str> {
+        let at = self.offset_of(inner)?;
+        self.replaced_text(at..at + inner.len())
+    }
+
     /// Bytes of `range` as text; None when out of range or not UTF-8.
     pub fn text_at(&self, range: Range<usize>) -> Option<&str> {
         std::str::from_utf8(self.buf.get(range)?).ok()

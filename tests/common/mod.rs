@@ -4,6 +4,8 @@
 
 pub mod dns;
 pub mod ds;
+pub mod mysql;
+pub mod netns;
 pub mod rabbit;
 pub mod rpc;
 

@@ -19,7 +19,7 @@ config = {
 
 function route.main()
   -- a call lunasip lacks stays, and raises when reached
-  unsupported("nathelper: fix_nated_contact()")
+  unsupported("rtpengine: rtpengine_offer()")
   -- OpenSIPS: async(usleep(1000), resume)
   local ok, code = sip.cfgutils.usleep(1000)
   sip.pv.rc = code or (ok and 1 or -1)

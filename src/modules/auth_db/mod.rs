@@ -3,6 +3,8 @@
 //! `subscriber` table (modules/auth_db/authorize.c). The nonce checks run
 //! on the worker (auth's pre_auth); the password lookup suspends the route.
 
+mod checks;
+
 use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
@@ -29,6 +31,10 @@ pub struct Conf {
     pub hash_column_sha512t256: Ident,
     pub calculate_ha1: bool,
     pub use_domain: bool,
+    /// Columns of the `uri` table (db_is_to/from_authorized, db_get_auth_id).
+    pub uri_user_column: Ident,
+    pub uri_domain_column: Ident,
+    pub uri_uriuser_column: Ident,
 }
 
 fn ident(s: &str) -> Ident {
@@ -46,6 +52,9 @@ impl Default for Conf {
             hash_column_sha512t256: ident("ha1_sha512t256"),
             calculate_ha1: false,
             use_domain: false,
+            uri_user_column: ident("username"),
+            uri_domain_column: ident("domain"),
+            uri_uriuser_column: ident("uri_user"),
         }
     }
 }
@@ -85,6 +94,9 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     col("password_column", &mut c.password_column)?;
     col("hash_column_sha256", &mut c.hash_column_sha256)?;
     col("hash_column_sha512t256", &mut c.hash_column_sha512t256)?;
+    col("uri_user_column", &mut c.uri_user_column)?;
+    col("uri_domain_column", &mut c.uri_domain_column)?;
+    col("uri_uriuser_column", &mut c.uri_uriuser_column)?;
     // OpenSIPS takes 0/1 integers; Lua booleans too.
     let flag = |key: &str| -> Result<Option<bool>, String> {
         match cfg::int(&t, "auth_db", key) {
@@ -142,7 +154,7 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
     let mut params = vec![Value::text(p.cred.user())];
     if c.use_domain {
         sql.push_str(&format!(" AND {} = ?", c.domain_column));
-        params.push(Value::text(domain));
+        params.push(Value::text(&domain));
     }
     let fut = pool.query(&sql, params);
     let st = st.clone();
@@ -164,7 +176,10 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
             false => secret,
         };
         match p.cred.check(p.alg, &ha1, &p.method, &p.body) {
-            true => coded(&lua, code::AUTHORIZED),
+            true => {
+                checks::mark_authorized(&st, p.cred.user(), &domain);
+                coded(&lua, code::AUTHORIZED)
+            }
             false => coded(&lua, code::INVALID_PASSWORD),
         }
     }))
@@ -197,6 +212,38 @@ static EXPORTS: &[Export] = &[
         doc: "As `www_authorize` with the Proxy-Authorization header; an empty realm is the From host.",
         func: Func::Async(proxy_authorize),
     },
+    Export {
+        name: "db_is_to_authorized",
+        args: "(table)",
+        returns: "ok, code (1 allowed; -9 not; -2 no authorized credentials; -4 no user in the To URI; -8 database error; -1 bad To)",
+        routes: RouteMask::REQUEST,
+        doc: "Whether the user authenticated by `www_authorize`/`proxy_authorize` for this message may use the To URI's user: the `uri` table `table` must hold (`uri_user_column` = digest user, `uri_domain_column` = its domain or realm, `uri_uriuser_column` = To user). OpenSIPS 2.x's uri module called it `db_check_to`. The route waits for the database.",
+        func: Func::Async(checks::db_is_to_authorized),
+    },
+    Export {
+        name: "db_is_from_authorized",
+        args: "(table)",
+        returns: "ok, code (as db_is_to_authorized, for the From URI)",
+        routes: RouteMask::REQUEST,
+        doc: "As `db_is_to_authorized` for the From URI (2.x `db_check_from`).",
+        func: Func::Async(checks::db_is_from_authorized),
+    },
+    Export {
+        name: "db_does_uri_exist",
+        args: "(uri, table)",
+        returns: "ok, code (1 exists; -5 no such subscriber; -4 database error; -1 bad URI)",
+        routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::LOCAL),
+        doc: "Whether `uri` (pseudo-variables expanded: `\"$ru\"`) names a row of the subscriber table `table` (`user_column`, and `domain_column` = host with use_domain). The route waits for the database.",
+        func: Func::Async(checks::db_does_uri_exist),
+    },
+    Export {
+        name: "db_get_auth_id",
+        args: "(table, uri, user_pv, realm_pv)",
+        returns: "ok, code (1 found; -4 not found; -8 database error; -1 bad URI)",
+        routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::LOCAL),
+        doc: "Looks the user of `uri` up in the `uri` table `table` (`uri_uriuser_column`, and `uri_domain_column` = host with use_domain) and writes its authentication user and realm (`uri_user_column`, `uri_domain_column`) into `user_pv` and `realm_pv` (`\"$avp(au)\"`). The route waits for the database.",
+        func: Func::Async(checks::db_get_auth_id),
+    },
 ];
 
 const S: ParamKind = ParamKind::Str;
@@ -210,6 +257,9 @@ static PARAMS: &[Param] = &[
     param("hash_column_sha512t256", S, "ha1_sha512t256", "Column of the SHA-512/256 HA1."),
     param("calculate_ha1", ParamKind::Int, "0", "1: password_column holds plain passwords and HA1 is computed."),
     param("use_domain", ParamKind::Int, "0", "1: the user's domain (from the username, else the realm) must match domain_column."),
+    param("uri_user_column", S, "username", "`uri` table column of the authentication user."),
+    param("uri_domain_column", S, "domain", "`uri` table column of its domain (realm)."),
+    param("uri_uriuser_column", S, "uri_user", "`uri` table column of the URI user it may use."),
 ];
 
 pub static MODULE: Module = Module {

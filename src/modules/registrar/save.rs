@@ -187,7 +187,13 @@ fn parse(
                     }
                     _ => rc.default_q,
                 };
-                let uri = na.uri.to_string();
+                // A Contact fix_nated_contact rewrote is saved as
+                // rewritten (OpenSIPS changes the parsed URI in place).
+                let uri = match m.rewritten(na.uri) {
+                    Some(r) => r.trim_start_matches('<').trim_end_matches('>'),
+                    None => na.uri,
+                }
+                .to_string();
                 if crate::sip::Uri::parse(&uri).is_err() || uri.contains(['\r', '\n', ' ']) {
                     return Err(reject(400, "Bad Contact URI"));
                 }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::db::{Row, Value};
 
 /// A contact bound to an address of record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Contact {
     /// The row's key (`contact_id`), unique per table.
     pub id: u64,
@@ -178,6 +178,16 @@ pub fn values(c: &Contact, user: &str, domain: Option<&str>) -> Vec<Value> {
         c.methods.map_or(Value::Null, |m| Value::Int(i64::from(m))),
         Value::opt_text(c.instance.as_deref()),
     ]
+}
+
+/// The address of record of a `location` row: `username`, with
+/// `use_domain` `username@domain`.
+pub fn aor_of_row(r: &Row, use_domain: bool) -> String {
+    let user = r.text("username").unwrap_or_default();
+    match (use_domain, r.text("domain")) {
+        (true, Some(d)) => format!("{user}@{d}"),
+        _ => user,
+    }
 }
 
 /// Splits an address of record into the `username` and `domain` columns:

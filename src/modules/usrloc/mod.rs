@@ -12,6 +12,7 @@ pub use crate::modules::cfg;
 pub mod contact;
 pub mod events;
 mod mi;
+pub mod scan;
 pub mod store;
 
 use std::sync::{Arc, RwLock};
@@ -108,33 +109,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             "config.modules.usrloc: db_mode {db_mode} needs a db_url"
         ));
     }
-    // A number, or a name as OpenSIPS 3 configs write it ("NAT"): the
-    // bit setbflag("NAT") uses.
-    let nat_bflag = match t.get::<mlua::Value>("nat_bflag").map_err(|e| e.to_string())? {
-        mlua::Value::Nil => None,
-        mlua::Value::Integer(n) => Some(
-            u32::try_from(n)
-                .ok()
-                .filter(|n| *n < 64)
-                .ok_or_else(|| format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)"))?,
-        ),
-        mlua::Value::String(s) => {
-            let name = s.to_str().map_err(|e| e.to_string())?.to_string();
-            Some(match name.parse::<u32>() {
-                Ok(n) if n < 64 => n,
-                Ok(n) => return Err(format!("config.modules.usrloc.nat_bflag: {n} is not a flag (0-63)")),
-                Err(_) => super::core::branch_flag_bit(&name).ok_or_else(|| {
-                    "config.modules.usrloc.nat_bflag: too many named flags (32 at most)".to_string()
-                })?,
-            })
-        }
-        other => {
-            return Err(format!(
-                "config.modules.usrloc.nat_bflag must be a flag number or name, not {}",
-                other.type_name()
-            ))
-        }
-    };
+    let nat_bflag = cfg::bflag(&t, m, "nat_bflag")?;
     let matching_mode = match cfg::int(&t, m, "matching_mode")?.unwrap_or(0) {
         0 => 0,
         1 => 1,

@@ -95,7 +95,7 @@ fn diff(before: &[Contact], after: &[Contact]) -> Diff {
 }
 
 impl Domain {
-    fn db(&self, c: &UlConf) -> Result<Db, DbError> {
+    pub(super) fn db(&self, c: &UlConf) -> Result<Db, DbError> {
         c.db.clone()
             .ok_or_else(|| DbError::Internal("usrloc: db_mode needs a db_url".into()))
     }
@@ -120,7 +120,7 @@ impl Domain {
     }
 
     /// Checks the table's version once (db_mode 1-3).
-    async fn check(&self, c: &UlConf) -> Result<(), DbError> {
+    pub(super) async fn check(&self, c: &UlConf) -> Result<(), DbError> {
         if c.db_mode == 0 || self.checked.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -175,15 +175,11 @@ impl Domain {
         Ok(())
     }
 
-    fn load_rows(&self, rows: &[crate::db::Row], c: &UlConf) {
+    pub(super) fn load_rows(&self, rows: &[crate::db::Row], c: &UlConf) {
         let mut n = 0;
         for r in rows {
             let Some(ct) = Contact::from_row(r) else { continue };
-            let user = r.text("username").unwrap_or_default();
-            let aor = match (c.use_domain, r.text("domain")) {
-                (true, Some(d)) => format!("{user}@{d}"),
-                _ => user,
-            };
+            let aor = contact::aor_of_row(r, c.use_domain);
             let mut e = self.records.entry(aor).or_default();
             if !e.iter().any(|x| x.id == ct.id) {
                 e.push(ct);
@@ -549,11 +545,7 @@ impl Domain {
                 let Some(ct) = Contact::from_row(r).filter(|ct| ct.valid(t)) else {
                     continue;
                 };
-                let user = r.text("username").unwrap_or_default();
-                let aor = match (c.use_domain, r.text("domain")) {
-                    (true, Some(d)) => format!("{user}@{d}"),
-                    _ => user,
-                };
+                let aor = contact::aor_of_row(r, c.use_domain);
                 by.entry(aor).or_default().push(ct);
             }
             return Ok(by.into_iter().collect());

@@ -3,14 +3,18 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod alias_db;
 mod auth;
 mod auth_db;
 mod cachedb_local;
 mod cfgutils;
 mod core;
 mod dispatcher;
+mod domain;
 mod evi;
 mod maxfwd;
+mod nathelper;
+mod permissions;
 mod rabbitmq;
 mod registrar;
 mod rr;
@@ -153,6 +157,10 @@ static MODULES: &[&[Function]] = &[
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
     rabbitmq::FUNCTIONS,
+    nathelper::FUNCTIONS,
+    domain::FUNCTIONS,
+    alias_db::FUNCTIONS,
+    permissions::FUNCTIONS,
 ];
 
 /// Every function.
