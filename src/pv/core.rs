@@ -275,11 +275,11 @@ pub(super) fn splice_port(u: &Uri, v: &str) -> String {
 }
 
 fn set_ru_host(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    splice_ruri(c, "rd", |u, v| splice_host(u, v), v)
+    splice_ruri(c, "rd", splice_host, v)
 }
 
 fn set_ru_port(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    splice_ruri(c, "rp", |u, v| splice_port(u, v), v)
+    splice_ruri(c, "rp", splice_port, v)
 }
 
 fn set_du(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
