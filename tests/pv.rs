@@ -254,6 +254,20 @@ const PVS: &[(&str, &str)] = &[
     ("$(Tf{s.len})", "24"),
     ("$pp", "$pp"),
     ("$log_level", "$log_level"),
+    ("$xlog_level", "$xlog_level"),
+    // OpenSIPS 3.4 pvar.c's long names.
+    ("$ruri", "sip:bob@example.com:5070;transport=tcp;user=phone"),
+    ("$ruri.user", "bob"),
+    ("$ruri.domain", "example.com"),
+    ("$ouri", "sip:bob@example.com:5070;transport=tcp;user=phone"),
+    ("$duri", "sip:proxy.example.com:5080;transport=tls"),
+    ("$from", "sip:alice%40home@atlanta.example.com"),
+    ("$from.user", "alice%40home"),
+    ("$from.domain", "atlanta.example.com"),
+    ("$to", "sip:bob@example.com"),
+    ("$to.user", "bob"),
+    ("$to.domain", "example.com"),
+    ("$src_ip", "192.0.2.9"),
 ];
 
 fn prepared() -> Call {

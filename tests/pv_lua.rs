@@ -445,3 +445,30 @@ end"#,
          to.domain=example.com src_ip=10.0.0.9"
     );
 }
+
+/// OpenSIPS pvar.c `pv_set_dsturi_host`/`_port`: `$dd` and `$dp` edit
+/// `$du` (which must be set); an empty port drops it.
+#[test]
+fn dd_and_dp_write_the_destination_uri() {
+    let w = worker(
+        r#"function route.main()
+  local before = tostring(pcall(sip.pv.set, "$dd", "x.example.com"))
+  sip.pv.du = "sip:gw@10.0.0.5:5080;transport=tcp"
+  sip.pv.set("$dd", "10.0.0.6")
+  local a = sip.pv.du
+  sip.pv.set("$dp", 5090)
+  local b = sip.pv.du
+  sip.pv.set("$dp", "")
+  local c = sip.pv.du
+  local bad = tostring(pcall(sip.pv.set, "$dp", "99999"))
+  sip.sl.sl_send_reply(200, before .. " " .. a .. " " .. b .. " " .. c .. " " .. bad)
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    let first = out[0].2.lines().next().unwrap_or("").to_string();
+    assert_eq!(
+        first,
+        "SIP/2.0 200 false sip:gw@10.0.0.6:5080;transport=tcp sip:gw@10.0.0.6:5090;transport=tcp \
+         sip:gw@10.0.0.6;transport=tcp false"
+    );
+}

@@ -244,44 +244,42 @@ fn set_ru_user(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
     )
 }
 
-fn set_ru_host(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    splice_ruri(
-        c,
-        "rd",
-        |u, v| {
-            format!(
-                "{}{}{}",
-                &u.text[..u.host_span.start],
-                v,
-                &u.text[u.host_span.end..]
-            )
-        },
+/// `u` with its host replaced by `v`.
+pub(super) fn splice_host(u: &Uri, v: &str) -> String {
+    format!(
+        "{}{}{}",
+        &u.text[..u.host_span.start],
         v,
+        &u.text[u.host_span.end..]
     )
 }
 
+/// `u` with its port replaced by `v` (an empty `v` drops it).
+pub(super) fn splice_port(u: &Uri, v: &str) -> String {
+    match &u.port_span {
+        // port_span covers the digits; drop the ':' too when clearing.
+        Some(sp) if v.is_empty() => format!(
+            "{}{}",
+            &u.text[..sp.start.saturating_sub(1)],
+            &u.text[sp.end..]
+        ),
+        Some(sp) => format!("{}{}{}", &u.text[..sp.start], v, &u.text[sp.end..]),
+        None if v.is_empty() => u.text.to_string(),
+        None => format!(
+            "{}:{}{}",
+            &u.text[..u.host_span.end],
+            v,
+            &u.text[u.host_span.end..]
+        ),
+    }
+}
+
+fn set_ru_host(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    splice_ruri(c, "rd", splice_host, v)
+}
+
 fn set_ru_port(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
-    splice_ruri(
-        c,
-        "rp",
-        |u, v| match &u.port_span {
-            // port_span covers the digits; drop the ':' too when clearing.
-            Some(sp) if v.is_empty() => format!(
-                "{}{}",
-                &u.text[..sp.start.saturating_sub(1)],
-                &u.text[sp.end..]
-            ),
-            Some(sp) => format!("{}{}{}", &u.text[..sp.start], v, &u.text[sp.end..]),
-            None if v.is_empty() => u.text.to_string(),
-            None => format!(
-                "{}:{}{}",
-                &u.text[..u.host_span.end],
-                v,
-                &u.text[u.host_span.end..]
-            ),
-        },
-        v,
-    )
+    splice_ruri(c, "rp", splice_port, v)
 }
 
 fn set_du(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {

@@ -85,6 +85,41 @@ fn get_dd(c: &Call, _: &Spec) -> Value {
 fn get_dp(c: &Call, _: &Spec) -> Value {
     uri_of(c.du.as_deref(), u_port)
 }
+/// `$dd = host` / `$dp = port` (OpenSIPS msg_parser.c
+/// `set_dst_host_port`): edits `$du`, which must be set.
+fn splice_du(
+    c: &mut Call,
+    what: &str,
+    v: &str,
+    f: fn(&crate::sip::Uri, &str) -> String,
+) -> Result<(), String> {
+    let cur =
+        c.du.clone()
+            .ok_or_else(|| format!("${what}: $du is not set"))?;
+    let u = crate::sip::Uri::parse(&cur).map_err(|_| format!("${what}: $du does not parse"))?;
+    let new = f(&u, v);
+    crate::sip::Uri::parse(&new).map_err(|_| format!("${what}: '{v}' makes an invalid URI"))?;
+    c.du = Some(new);
+    Ok(())
+}
+fn set_dd(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    let v = want_str(v, "dd")?;
+    if v.is_empty() || v.contains(|ch: char| ch.is_whitespace() || "@;?<>".contains(ch)) {
+        return Err(format!("$dd: '{v}' is not a host"));
+    }
+    splice_du(c, "dd", &v, super::core::splice_host)
+}
+fn set_dp(c: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
+    let v = match v {
+        Value::Null => String::new(),
+        Value::Int(n) => n.to_string(),
+        other => want_str(other, "dp")?,
+    };
+    if !v.is_empty() && v.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("$dp: '{v}' is not a port"));
+    }
+    splice_du(c, "dp", &v, super::core::splice_port)
+}
 fn get_dproto(c: &Call, _: &Spec) -> Value {
     uri_of(c.du.as_deref(), u_proto)
 }
@@ -488,8 +523,8 @@ pub static DEFS: &[PvDef] = &[
     ro!("od", get_ou_host, "host of the received request URI"),
     ro!("op", get_ou_port, "port of the received request URI"),
     ro!("oP", get_ou_proto, "transport parameter of the received request URI"),
-    ro!("dd", get_dd, "host of $du"),
-    ro!("dp", get_dp, "port of $du"),
+    rw!("dd", get_dd, set_dd, false, "host of $du (writable when $du is set)"),
+    rw!("dp", get_dp, set_dp, false, "port of $du (writable when $du is set; null or \"\" drops it)"),
     ro!("dP", get_dproto, "transport parameter of $du"),
     ro!("fn", get_fn, "From display name as written (quotes kept)"),
     ro!("tn", get_tn, "To display name as written (quotes kept)"),
