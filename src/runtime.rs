@@ -180,6 +180,7 @@ pub fn run(source: Source, level: Option<&str>, from_default: bool) -> Result<()
         timer_rx.push(rx);
     }
     tm.set_workers(timer_queues);
+    tm.set_observers(crate::modules::tm_observers());
     let wheel_thread = {
         let tm = tm.clone();
         thread::Builder::new()

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Module, Param, ParamKind};
+pub use module::{param, ChildInit, Hooks, Module, Param, ParamKind};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
@@ -41,6 +41,7 @@ modules! {
     evi: MODULE;
     auth: MODULE;
     auth_db: MODULE;
+    dialog: MODULE;
 }
 
 #[cfg(test)]
@@ -84,6 +85,20 @@ pub fn child_init_all(rank: usize, worker: &Rc<crate::proxy::worker::Worker>) {
     }
 }
 
+/// The tm observers the modules declare (`Hooks::tm`), made once; the
+/// runtime subscribes them before traffic.
+pub fn tm_observers() -> Vec<std::sync::Arc<dyn crate::proxy::tm::hooks::Observer>> {
+    ALL.iter().filter_map(|m| m.hooks.tm).map(|f| f()).collect()
+}
+
+/// Runs the modules' `Hooks::loose_route` (rr's `loose_route` calls it
+/// after it consumed a Route entry of this proxy).
+pub fn after_loose_route(st: &crate::script::host::State, params: &str) {
+    for f in ALL.iter().filter_map(|m| m.hooks.loose_route) {
+        f(st, params);
+    }
+}
+
 /// Runs every module's `shutdown` (the daemon calls it once the workers
 /// stopped).
 pub fn shutdown_all() {
@@ -102,6 +117,7 @@ pub struct Prepared {
     pub registrar: registrar::Prepared,
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
+    pub dialog: dialog::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -117,6 +133,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         registrar: registrar::prepare(modules)?,
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
+        dialog: dialog::prepare(modules)?,
     })
 }
 
@@ -132,6 +149,7 @@ impl Prepared {
         self.registrar.commit();
         self.auth.commit();
         self.auth_db.commit();
+        self.dialog.commit();
         init_all()
     }
 

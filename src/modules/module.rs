@@ -34,6 +34,31 @@ pub struct Module {
     pub child_init: Option<ChildInit>,
     /// At shutdown, after the workers stopped.
     pub shutdown: Option<fn()>,
+    /// Hooks into the proxy's processing that other modules offer; see
+    /// [`Hooks`].
+    pub hooks: Hooks,
+}
+
+/// Where a module joins the processing of every message, besides its
+/// exports (OpenSIPS modules register tm and rr callbacks for this).
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// A subscriber to every transaction's events (branch out, reply in,
+    /// final response; `proxy::tm::hooks::Observer`), made once at start.
+    /// It finds what its module attached to a request in
+    /// `Txn::data`.
+    pub tm: Option<fn() -> std::sync::Arc<dyn crate::proxy::tm::hooks::Observer>>,
+    /// Runs after `loose_route` consumed a Route entry of this proxy (an
+    /// in-dialog request; OpenSIPS rr's callbacks), in the request route
+    /// with the call not borrowed; given that entry's URI parameters.
+    pub loose_route: Option<fn(&crate::script::host::State, &str)>,
+}
+
+impl Hooks {
+    pub const NONE: Hooks = Hooks {
+        tm: None,
+        loose_route: None,
+    };
 }
 
 /// A `child_init` hook: the worker's rank and the worker itself.
@@ -113,6 +138,7 @@ impl Module {
         init: None,
         child_init: None,
         shutdown: None,
+        hooks: Hooks::NONE,
     };
 
     /// `sip.sl.sl_send_reply` style full name of an export.

@@ -163,6 +163,9 @@ pub struct CallTm {
     pub fr_inv: Option<std::time::Duration>,
     /// `txn` was made because the route suspended (not by the script).
     pub held: bool,
+    /// What modules attach to the transaction `t_relay` makes
+    /// (`tm::hooks::TxnData`): its observers find it there.
+    pub data: crate::proxy::tm::hooks::TxnData,
 }
 
 impl CallTm {

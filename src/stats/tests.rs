@@ -133,6 +133,7 @@ fn declared_groups_in_order_and_unique() {
             "usrloc",
             "registrar",
             "evi",
+            "dialog",
             "memory"
         ]
     );

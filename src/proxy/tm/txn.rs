@@ -161,6 +161,8 @@ pub struct Txn {
     pub last_local: bool,
     /// A request lunasip originated (no caller): its completion callback.
     pub local: Option<super::uac::Local>,
+    /// What modules attached to the request ([`super::hooks::TxnData`]).
+    pub data: super::hooks::TxnData,
 }
 
 impl Txn {
@@ -199,6 +201,7 @@ impl Txn {
             last_branch: None,
             last_local: false,
             local: None,
+            data: Default::default(),
         }
     }
 
@@ -210,6 +213,9 @@ impl Txn {
         self.flags = call.flags;
         self.avps = call.avps.clone();
         self.rr = call.rr.clone();
+        if !call.tm.data.is_empty() {
+            self.data = call.tm.data.clone();
+        }
         let armed = &call.tm.armed;
         if armed.on_failure.is_some() {
             self.armed.on_failure = armed.on_failure.clone();

@@ -8,6 +8,7 @@ mod auth_db;
 mod cachedb_local;
 mod cfgutils;
 mod core;
+mod dialog;
 mod dispatcher;
 mod evi;
 mod maxfwd;
@@ -151,6 +152,7 @@ static MODULES: &[&[Function]] = &[
     evi::FUNCTIONS,
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
+    dialog::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,0 +1,236 @@
+//! Dialog tracking end to end: the built binary with `sip.dialog.*`
+//! between SIPp callers and callees, checked on the wire and through MI.
+
+mod common;
+
+use common::ds::mi;
+use common::*;
+use std::time::Duration;
+
+/// A stateful script with dialogs: in-dialog requests are loose-routed
+/// and validated (481 when no dialog matches), initial INVITEs are
+/// limited per caller by the `caller` profile, get a dialog (flags and
+/// timeout from the test) and go to the callee.
+fn script(uas: u16, mi_port: u16, flags: &str, extra: &str, limit: u32) -> String {
+    format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    tm = {{ fr_timeout = 2, fr_inv_timeout = 5 }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    dialog = {{ profiles_with_value = "caller", profiles_no_value = "all" }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.rr.loose_route() then
+      local ok, rc = sip.dialog.validate_dialog()
+      if not ok then
+        sip.xlog("L_INFO", "validate_dialog $rm: " .. tostring(rc) .. "\n")
+        if not sip.is_method("ACK") then
+          sip.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+        end
+        sip.exit()
+      end
+      if sip.is_method("BYE") then
+        sip.xlog("L_INFO", "bye dir=$DLG_dir status=$DLG_status reason=$DLG_end_reason val=$dlg_val(who)\n")
+      end
+      sip.tm.t_relay()
+    else
+      sip.sl.sl_send_reply(404, "Not Here")
+    end
+    sip.exit()
+  end
+  if sip.is_method("CANCEL") then
+    if sip.tm.t_check_trans() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  if sip.is_method("INVITE") then
+    local n = sip.dialog.get_profile_size("caller", "$fU")
+    if n >= {limit} then
+      sip.sl.sl_send_reply(486, "Busy Here")
+      sip.exit()
+    end
+    {extra}
+    sip.dialog.create_dialog("{flags}")
+    sip.dialog.set_dlg_profile("caller", "$fU")
+    sip.dialog.set_dlg_profile("all")
+    sip.dialog.store_dlg_value("who", "$fU")
+    sip.rr.record_route()
+  end
+  sip.pv.du = "sip:127.0.0.1:{uas}"
+  if not sip.tm.t_relay() then sip.sl.sl_reply_error() end
+end
+"#
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The dialogs `dlg_list` shows.
+fn dialogs(mi_port: u16) -> Vec<serde_json::Value> {
+    let (ok, out) = mi(mi_port, &["dlg_list"]);
+    assert!(ok, "{out}");
+    json(&out)["Dialogs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn dlg_list_shows_the_call_while_it_lasts_and_not_after_the_bye() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script(callee.port, mi_port, "", "", 100));
+    let port = proxy.port;
+    let caller = std::thread::spawn(move || uac("uac_pause.xml", port, "u1", 1, 1, &[]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = dialogs(mi_port);
+    assert_eq!(during.len(), 1, "{during:?}");
+    let d = &during[0];
+    assert_eq!(d["state"], 4, "answered and ACKed: {d}");
+    assert!(d["callid"].as_str().is_some_and(|c| !c.is_empty()), "{d}");
+    assert!(
+        d["caller_tag"].as_str().is_some_and(|t| t.ends_with("T1")),
+        "{d}"
+    );
+    assert!(
+        d["CALLEES"][0]["callee_tag"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("U1")),
+        "{d}"
+    );
+    assert!(
+        d["caller_contact"]
+            .as_str()
+            .is_some_and(|c| c.contains("caller@127.0.0.1")),
+        "{d}"
+    );
+    // The did in our Record-Route is the dialog's ID.
+    let id = d["ID"].as_str().expect("ID").to_string();
+    let (ok, ctx) = mi(mi_port, &["dlg_list_ctx"]);
+    assert!(
+        ok && ctx.contains("\"who\"") && ctx.contains("\"caller\""),
+        "{ctx}"
+    );
+    let (ok, size) = mi(mi_port, &["profile_get_size", "caller", "caller"]);
+    assert!(ok, "{size}");
+    assert_eq!(json(&size)["Profile"]["count"], 1, "{size}");
+    let (ok, in_profile) = mi(mi_port, &["profile_list_dlgs", "all"]);
+    assert!(ok && in_profile.contains(&id), "{in_profile}");
+    let run = caller.join().expect("sipp");
+    assert_eq!(run.successful, 1, "{}", run.errors);
+    assert!(
+        run.messages.contains(&format!("did={id}")),
+        "the caller saw our Record-Route with did={id}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(dialogs(mi_port).is_empty(), "gone after the BYE");
+    let (ok, size) = mi(mi_port, &["profile_get_size", "caller"]);
+    assert!(ok && json(&size)["Profile"]["count"] == 0, "{size}");
+    let (ok, stats) = mi(mi_port, &["get_statistics", "dialog:"]);
+    assert!(ok, "{stats}");
+    let stats = json(&stats);
+    assert_eq!(stats["dialog:processed_dialogs"], 1, "{stats}");
+    assert_eq!(stats["dialog:active_dialogs"], 0, "{stats}");
+    let log = proxy.stop();
+    assert!(
+        log.contains("bye dir=downstream status=5 reason=Downstream BYE val=caller"),
+        "{log}"
+    );
+}
+
+/// A BYE for `callid` with a Route naming us with `did`.
+fn bye(proxy_port: u16, callid: &str, did: &str) -> String {
+    format!(
+        "BYE sip:callee@127.0.0.1:5999 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {{LOCAL}};branch=z9hG4bKforged{callid}\r\n\
+         Route: <sip:127.0.0.1:{proxy_port};lr;ftag=x;did={did}>\r\n\
+         From: <sip:caller@127.0.0.1>;tag=x\r\nTo: <sip:callee@127.0.0.1>;tag=y\r\n\
+         Call-ID: {callid}\r\nCSeq: 5 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_bye_of_no_dialog_or_with_a_forged_did_gets_481_and_ends_nothing() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script(callee.port, mi_port, "", "", 100));
+    let port = proxy.port;
+    let to = format!("127.0.0.1:{port}");
+    let answer =
+        udp_exchange(&to, &bye(port, "nobody", "1.1"), Duration::from_secs(2)).expect("an answer");
+    assert!(answer.starts_with("SIP/2.0 481"), "{answer}");
+    let caller = std::thread::spawn(move || uac("uac_pause.xml", port, "u1", 1, 1, &[]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = dialogs(mi_port);
+    assert_eq!(during.len(), 1, "{during:?}");
+    let id = during[0]["ID"].as_str().expect("ID").to_string();
+    // The live dialog's did on another call's BYE: no match, no harm.
+    for did in [id.as_str(), "zz.1", "1.2.3", "fffffffff.0", ""] {
+        let answer = udp_exchange(&to, &bye(port, "forged", did), Duration::from_secs(2))
+            .expect("an answer");
+        assert!(answer.starts_with("SIP/2.0 481"), "did {did}: {answer}");
+    }
+    assert_eq!(dialogs(mi_port).len(), 1, "the real dialog is still there");
+    let run = caller.join().expect("sipp");
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    let log = proxy.stop();
+    assert!(log.contains("validate_dialog BYE: -4"), "{log}");
+}
+
+#[test]
+fn a_dialog_timeout_sends_bye_to_both_sides() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script(
+        callee.port,
+        mi_port,
+        "B",
+        r#"sip.pv.set("$DLG_timeout", 3)"#,
+        100,
+    ));
+    let started = std::time::Instant::now();
+    let run = uac("uac_wait_bye.xml", proxy.port, "u1", 1, 1, &[]);
+    let took = started.elapsed();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(
+        took >= Duration::from_millis(2800),
+        "the caller got its BYE after the 3 s timeout, not {took:?}"
+    );
+    let (ok, fail) = callee.counts(1);
+    assert_eq!(
+        (ok, fail),
+        (1, 0),
+        "the callee got its BYE: {}",
+        callee.errors()
+    );
+    let (ok, stats) = mi(mi_port, &["get_statistics", "dialog:"]);
+    assert!(ok, "{stats}");
+    assert_eq!(json(&stats)["dialog:expired_dialogs"], 1, "{stats}");
+    assert!(dialogs(mi_port).is_empty());
+}
+
+#[test]
+fn a_profile_limit_of_five_lets_five_of_ten_concurrent_calls_through() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script(callee.port, mi_port, "", "", 5));
+    let port = proxy.port;
+    let caller = std::thread::spawn(move || uac("uac_pause.xml", port, "u1", 10, 50, &[]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, size) = mi(mi_port, &["profile_get_size", "caller", "caller"]);
+    assert!(ok, "{size}");
+    assert_eq!(json(&size)["Profile"]["count"], 5, "{size}");
+    let run = caller.join().expect("sipp");
+    assert_eq!((run.successful, run.failed), (5, 5), "{}", run.errors);
+    assert!(run.errors.matches("486").count() >= 5, "{}", run.errors);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(dialogs(mi_port).is_empty());
+    drop(proxy);
+}
