@@ -133,6 +133,8 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             for (kind, name) in [
                 ("location", location_table),
                 ("subscriber", subscriber_table),
+                ("acc", "acc".to_string()),
+                ("missed_calls", "missed_calls".to_string()),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

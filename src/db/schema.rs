@@ -6,7 +6,7 @@
 use super::{version, Db, DbError, Dialect, Ident, Value};
 
 /// The tables `lunasip db init` creates.
-pub const KINDS: &[&str] = &["version", "location", "subscriber"];
+pub const KINDS: &[&str] = &["version", "location", "subscriber", "acc", "missed_calls"];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
 pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
@@ -85,6 +85,20 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
             };
             format!(
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    password {text}(25) DEFAULT '' NOT NULL,\n    email_address {text}(64) DEFAULT '' NOT NULL,\n    ha1 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha256 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha512t256 {text}(64) DEFAULT '' NOT NULL,\n    rpid {text}(64) DEFAULT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain){inline}\n){tail}"
+            )
+        }
+        ("acc" | "missed_calls", d) => {
+            let (id, text, uint, dt, tail) = match d {
+                Dialect::Mysql => ("INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL", "CHAR", "INT(11) UNSIGNED", "DATETIME", " ENGINE=InnoDB"),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR", "INTEGER", "TIMESTAMP WITHOUT TIME ZONE", ""),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR", "INTEGER", "DATETIME", ""),
+            };
+            let durations = match kind {
+                "acc" => format!("    duration {uint} DEFAULT 0 NOT NULL,\n    ms_duration {uint} DEFAULT 0 NOT NULL,\n"),
+                _ => String::new(),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    method {text}(16) DEFAULT '' NOT NULL,\n    from_tag {text}(64) DEFAULT '' NOT NULL,\n    to_tag {text}(64) DEFAULT '' NOT NULL,\n    callid {text}(64) DEFAULT '' NOT NULL,\n    sip_code {text}(3) DEFAULT '' NOT NULL,\n    sip_reason {text}(32) DEFAULT '' NOT NULL,\n    time {dt} NOT NULL,\n{durations}    setuptime {uint} DEFAULT 0 NOT NULL,\n    created {dt} DEFAULT NULL\n){tail}"
             )
         }
         _ => return None,

@@ -42,6 +42,7 @@ modules! {
     auth: MODULE;
     auth_db: MODULE;
     dialog: MODULE;
+    acc: MODULE;
 }
 
 #[cfg(test)]
@@ -118,6 +119,7 @@ pub struct Prepared {
     pub auth: auth::Prepared,
     pub auth_db: auth_db::Prepared,
     pub dialog: dialog::Prepared,
+    pub acc: acc::Prepared,
 }
 
 /// Sections of `config.modules` the core reads itself (the MI transports).
@@ -134,6 +136,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         auth: auth::prepare(modules)?,
         auth_db: auth_db::prepare(modules)?,
         dialog: dialog::prepare(modules)?,
+        acc: acc::prepare(modules)?,
     })
 }
 
@@ -150,6 +153,7 @@ impl Prepared {
         self.auth.commit();
         self.auth_db.commit();
         self.dialog.commit();
+        self.acc.commit()?;
         init_all()
     }
 

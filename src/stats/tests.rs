@@ -134,6 +134,7 @@ fn declared_groups_in_order_and_unique() {
             "registrar",
             "evi",
             "dialog",
+            "acc",
             "memory"
         ]
     );

@@ -3,6 +3,7 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod acc;
 mod auth;
 mod auth_db;
 mod cachedb_local;
@@ -153,6 +154,7 @@ static MODULES: &[&[Function]] = &[
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
     dialog::FUNCTIONS,
+    acc::FUNCTIONS,
 ];
 
 /// Every function.
