@@ -186,6 +186,7 @@ pub static ALL: &[Pv] = &[
     ro("DLG_end_reason"),
     rw("DLG_timeout"),
     rw("dlg_val").inner(),
+    rw("acc_extra").inner(),
     rw("bavp").inner().index(),
     ro("null"),
 ];

@@ -34,9 +34,14 @@ pub struct CallDlg {
 pub struct DlgTxn(pub DlgRef);
 
 pub fn now_unix() -> i64 {
+    now_ms() / 1000
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// E_DLG_STATE_CHANGED with OpenSIPS 3.4's parameters.
@@ -60,7 +65,8 @@ pub fn set_state(d: &mut Dlg, new: u8) {
     }
     d.state = new;
     if new >= store::CONFIRMED_NA && old < store::CONFIRMED_NA {
-        d.start_ts = now_unix();
+        d.start_ms = now_ms();
+        d.start_ts = d.start_ms / 1000;
         d.deadline = Some(Instant::now() + Duration::from_secs(u64::from(d.lifetime)));
     }
     raise_changed(d, old, new);
@@ -163,6 +169,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
         inv_cseq: cseq,
         created: now_unix(),
         start_ts: 0,
+        start_ms: 0,
         lifetime,
         deadline: None,
         flags,

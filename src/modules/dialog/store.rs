@@ -56,6 +56,8 @@ pub struct Dlg {
     /// Unix time of creation, and of the 2xx (`timestart`, `$DLG_lifetime`).
     pub created: i64,
     pub start_ts: i64,
+    /// The 2xx's time in milliseconds (CDR `ms_duration`).
+    pub start_ms: i64,
     /// Seconds the dialog may last once confirmed (`$DLG_timeout`).
     pub lifetime: u32,
     /// When it times out (set once confirmed).
@@ -304,6 +306,7 @@ mod tests {
             inv_cseq: 1,
             created: 0,
             start_ts: 0,
+            start_ms: 0,
             lifetime: 10,
             deadline: None,
             flags: 0,

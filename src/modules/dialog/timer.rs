@@ -53,6 +53,7 @@ pub fn snapshot(d: &Dlg) -> Box<Dlg> {
         inv_cseq: d.inv_cseq,
         created: d.created,
         start_ts: d.start_ts,
+        start_ms: d.start_ms,
         lifetime: d.lifetime,
         deadline: d.deadline,
         flags: d.flags,

@@ -241,6 +241,7 @@ impl Txn {
         call.tm.reply_code = Some(self.reply_code);
         call.avps = self.avps.clone();
         call.rr = self.rr.clone();
+        call.tm.data = self.data.clone();
         call.tm.bavps = self
             .branches
             .get(best)
