@@ -234,3 +234,32 @@ fn a_profile_limit_of_five_lets_five_of_ten_concurrent_calls_through() {
     assert!(dialogs(mi_port).is_empty());
     drop(proxy);
 }
+
+#[test]
+fn in_dialog_pings_end_a_call_whose_callee_died() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let script = script(callee.port, mi_port, "p", "", 100)
+        .replace("dialog = {", "dialog = { options_ping_interval = 1,");
+    let proxy = Proxy::start(&script);
+    let port = proxy.port;
+    let caller = std::thread::spawn(move || uac("uac_wait_bye.xml", port, "u1", 1, 1, &[]));
+    // Answered pings keep the call up past several intervals.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(
+        dialogs(mi_port).len(),
+        1,
+        "alive while the callee answers pings"
+    );
+    drop(callee);
+    let run = caller.join().expect("sipp");
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "the caller got a BYE: {}",
+        run.errors
+    );
+    assert!(dialogs(mi_port).is_empty());
+    let log = proxy.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
