@@ -16,6 +16,7 @@ pub const OPENSIPS_3_4: &[(&str, i64)] = &[
     ("usr_preferences", 3),
     ("acc", 7),
     ("missed_calls", 5),
+    ("dialog", 12),
 ];
 
 /// The version lunasip reads for a kind of table (`location`…).

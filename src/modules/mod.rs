@@ -152,7 +152,7 @@ impl Prepared {
         self.registrar.commit();
         self.auth.commit();
         self.auth_db.commit();
-        self.dialog.commit();
+        self.dialog.commit()?;
         self.acc.commit()?;
         init_all()
     }

@@ -45,11 +45,50 @@ pub fn account(r: &Record, kind: Kind, ctx: &AccCtx) {
     }
 }
 
+/// Dialog values holding the accounting marks (OpenSIPS keeps its acc
+/// context in `accX_*` dialog values the same way).
+const FLAGS_VAL: &str = "accX_flags";
+const TABLE_VAL: &str = "accX_table";
+
+/// Writes the marks into the dialog's values.
+pub fn remember(d: &mut Dlg, types: u8, flags: u8, table: Option<String>) {
+    use crate::proxy::context::Value;
+    d.vals.retain(|(n, _)| n != FLAGS_VAL && n != TABLE_VAL);
+    d.vals.push((FLAGS_VAL.into(), Value::Int(i64::from(types) << 8 | i64::from(flags))));
+    if let Some(t) = table {
+        d.vals.push((TABLE_VAL.into(), Value::Str(t)));
+    }
+}
+
+/// The marks a dialog read back from the database carries.
+fn recalled(d: &Dlg) -> Option<AccRef> {
+    use crate::proxy::context::Value;
+    let bits = d.vals.iter().find_map(|(n, v)| match v {
+        Value::Int(i) if n == FLAGS_VAL => Some(*i),
+        _ => None,
+    })?;
+    let r = AccRef::default();
+    {
+        let mut c = r.lock();
+        c.types = (bits >> 8) as u8;
+        c.flags = bits as u8;
+        c.table = d.vals.iter().find_map(|(n, v)| match v {
+            Value::Str(s) if n == TABLE_VAL => Some(s.clone()),
+            _ => None,
+        });
+    }
+    Some(r)
+}
+
 /// The dialog's end hook: the CDR of a dialog `do_accounting(…, "cdr")`
-/// marked.
+/// marked (in memory, or in its values after a restart).
 pub fn cdr(d: &Dlg) {
-    let Some((_, r)) = cdr_ctx().remove(&d.key()) else {
-        return;
+    let r = match cdr_ctx().remove(&d.key()) {
+        Some((_, r)) => r,
+        None => match recalled(d) {
+            Some(r) if r.lock().flags & CDR != 0 => r,
+            _ => return,
+        },
     };
     let ctx = r.lock();
     let ms = (now_ms() - d.start_ms).max(0);

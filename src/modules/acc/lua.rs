@@ -48,7 +48,15 @@ fn do_accounting(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     if flags & CDR != 0 {
         match call.slot_ref::<CallDlg>().and_then(|c| c.dlg.clone()) {
             Some(d) => {
-                logic::cdr_ctx().insert(lock(&d).key(), r);
+                let (all_types, all_flags, table) = {
+                    let c = r.lock();
+                    (c.types, c.flags, c.table.clone())
+                };
+                let mut g = lock(&d);
+                logic::cdr_ctx().insert(g.key(), r);
+                // Kept with the dialog (and its row, db_mode 1): a CDR is
+                // still written for a dialog read back after a restart.
+                logic::remember(&mut g, all_types, all_flags, table);
             }
             None => tracing::warn!("{}: cdr accounting without a dialog (call create_dialog first)", a.fname),
         }

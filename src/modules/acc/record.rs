@@ -5,14 +5,11 @@
 //! bounded queue to a writer thread: whoever accounts never waits; a full
 //! queue or a failed insert is counted in `acc:dropped` and logged.
 
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Mutex;
-
 use serde_json::{Map, Value as Json};
 
 use super::extra::{self, Backend};
 use super::{conf, ACC};
-use crate::db::{Db, Ident, Value as DbValue};
+use crate::db::{Ident, Value as DbValue};
 
 /// What a record is, which picks the log text, the event and the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,38 +136,23 @@ impl Record {
     }
 }
 
-/// A row for the writer thread.
-type Row = (Db, String, Vec<DbValue>);
-
 /// Rows waiting for the database, at most this many.
 const QUEUE: usize = 10_000;
 
-fn writer() -> Option<&'static Mutex<SyncSender<Row>>> {
-    static W: std::sync::OnceLock<Option<Mutex<SyncSender<Row>>>> = std::sync::OnceLock::new();
-    W.get_or_init(|| {
-        let (tx, rx) = sync_channel::<Row>(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("acc-db".into())
-            .spawn(move || {
-                for (db, sql, vals) in rx {
-                    match db.exec_wait(&sql, vals) {
-                        Ok(_) => ACC.written.inc(),
-                        Err(e) => {
-                            ACC.dropped.inc();
-                            tracing::error!("acc: a record was not written: {e}");
-                        }
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => Some(Mutex::new(tx)),
-            Err(e) => {
-                tracing::error!("acc: cannot start the database writer: {e}");
-                None
-            }
+fn written(sql: &str, r: Result<u64, crate::db::DbError>) {
+    match r {
+        Ok(_) => ACC.written.inc(),
+        Err(e) => {
+            ACC.dropped.inc();
+            tracing::error!("acc: a record was not written ({e}): {sql}");
         }
-    })
-    .as_ref()
+    }
+}
+
+fn writer() -> Option<&'static crate::db::writer::Writer> {
+    static W: std::sync::OnceLock<Option<crate::db::writer::Writer>> = std::sync::OnceLock::new();
+    W.get_or_init(|| crate::db::writer::Writer::start("acc-db", QUEUE, written))
+        .as_ref()
 }
 
 /// Queues the record's row for `table`; never waits.
@@ -185,12 +167,7 @@ pub fn to_db(r: &Record, table: &str) -> bool {
         return false;
     };
     let (sql, vals) = r.insert(&t);
-    let sent = writer().is_some_and(|w| {
-        w.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .try_send((db, sql, vals))
-            .is_ok()
-    });
+    let sent = writer().is_some_and(|w| w.push(db, sql, vals));
     if !sent {
         ACC.dropped.inc();
         tracing::warn!("acc: database queue full, record of {} dropped", r.callid);

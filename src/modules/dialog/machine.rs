@@ -70,6 +70,7 @@ pub fn set_state(d: &mut Dlg, new: u8) {
         d.deadline = Some(Instant::now() + Duration::from_secs(u64::from(d.lifetime)));
     }
     raise_changed(d, old, new);
+    super::db::save(d);
 }
 
 /// Callbacks run when a dialog ends (accounting's CDRs), set once.
@@ -104,6 +105,7 @@ pub fn end(r: &DlgRef, reason: Option<&'static str>) -> bool {
     store::table().remove(&d);
     raise_changed(&d, old, store::DELETED);
     if old >= store::CONFIRMED_NA {
+        super::db::remove(&d);
         let hooks = END_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for h in hooks {
             h(&d);

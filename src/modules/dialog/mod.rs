@@ -7,6 +7,7 @@
 //! OPTIONS pings (flags `P`/`p`). Profiles count dialogs per name and
 //! value; `$DLG_*` and `$dlg_val` read them; MI lists and ends them.
 
+pub mod db;
 mod lua;
 pub mod machine;
 mod mi;
@@ -22,7 +23,7 @@ use crate::modules::{param, Hooks, Module, Param, ParamKind};
 use crate::stats::{stat_group, StatDecl};
 
 /// dialog's settings in force.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DlgConf {
     /// Seconds a confirmed dialog lasts without `$DLG_timeout`.
     pub default_timeout: u32,
@@ -33,6 +34,24 @@ pub struct DlgConf {
     pub profiles: Vec<(String, bool)>,
     /// Seconds between in-dialog OPTIONS pings.
     pub ping_interval: u32,
+    /// 0 memory only, 1 each change written, 3 written at shutdown.
+    pub db_mode: u8,
+    pub db_url: Option<String>,
+    pub db_table: String,
+    /// The pool of `db_url` (opened at commit).
+    pub db: Option<crate::db::Db>,
+}
+
+impl std::fmt::Debug for DlgConf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DlgConf")
+            .field("default_timeout", &self.default_timeout)
+            .field("match_mode", &self.match_mode)
+            .field("profiles", &self.profiles)
+            .field("db_mode", &self.db_mode)
+            .field("db_url", &self.db_url.as_deref().map(crate::db::redact))
+            .finish()
+    }
 }
 
 impl Default for DlgConf {
@@ -43,6 +62,10 @@ impl Default for DlgConf {
             rr_param: "did".into(),
             profiles: Vec::new(),
             ping_interval: 30,
+            db_mode: 0,
+            db_url: None,
+            db_table: "dialog".into(),
+            db: None,
         }
     }
 }
@@ -93,6 +116,24 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("config.modules.dialog.options_ping_interval: {n} is not a number of seconds"))?;
     }
+    if let Some(n) = cfg::int(&t, m, "db_mode")? {
+        c.db_mode = match n {
+            0 | 1 | 3 => n as u8,
+            2 => return Err("config.modules.dialog.db_mode: 2 (delayed writes) is not supported yet; use 1 or 3".into()),
+            _ => return Err(format!("config.modules.dialog.db_mode: {n} is not 0, 1 or 3")),
+        };
+    }
+    c.db_url = cfg::str(&t, m, "db_url")?;
+    if let Some(u) = &c.db_url {
+        crate::db::check_url(u).map_err(|e| format!("config.modules.dialog.db_url: {e}"))?;
+    }
+    if c.db_mode > 0 && c.db_url.is_none() {
+        return Err(format!("config.modules.dialog: db_mode {} needs a db_url", c.db_mode));
+    }
+    if let Some(tn) = cfg::str(&t, m, "table_name")? {
+        crate::db::Ident::new(&tn).map_err(|e| format!("config.modules.dialog.table_name: {e}"))?;
+        c.db_table = tn;
+    }
     for (key, with_value) in [("profiles_with_value", true), ("profiles_no_value", false)] {
         for name in profiles::parse_list(&cfg::str(&t, m, key)?.unwrap_or_default()) {
             if c.profiles.iter().any(|(n, _)| *n == name) {
@@ -105,9 +146,27 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
-    pub fn commit(self) {
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(self.conf.unwrap_or_default()));
+    /// Installs the settings; with a `db_mode`, the first commit reads the
+    /// `dialog` table back (start-up, before traffic).
+    pub fn commit(self) -> Result<(), String> {
+        let mut c = self.conf.unwrap_or_default();
+        if let Some(u) = &c.db_url {
+            c.db = Some(crate::db::open(u).map_err(|e| format!("dialog: {e}"))?);
+        }
+        let load = c.db_mode > 0;
+        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+        static LOADED: std::sync::Once = std::sync::Once::new();
+        if load && !LOADED.is_completed() {
+            let n = db::load_wait()?;
+            LOADED.call_once(|| {});
+            tracing::info!("dialog: {n} dialogs read from the database");
+        }
+        Ok(())
     }
+}
+
+fn shutdown() {
+    db::save_all_wait();
 }
 
 stat_group! {
@@ -116,6 +175,7 @@ stat_group! {
         processed,
         expired,
         failed,
+        db_errors,
     }
 }
 
@@ -138,6 +198,9 @@ static PARAMS: &[Param] = &[
     param("rr_param", S, "did", "Name of the Record-Route parameter holding the dialog id."),
     param("profiles_with_value", S, "none", "Profiles whose members carry a value (`caller; trunk`)."),
     param("profiles_no_value", S, "none", "Profiles without values (`inbound; outbound`)."),
+    param("db_mode", I, "0", "0 dialogs in memory only; 1 each answered dialog is written to the `dialog` table when its state changes and deleted when it ends (queued, never waited for); 3 written at shutdown. With 1 or 3 the table is read at start: answered calls survive a restart."),
+    param("db_url", S, "none", "Database of the `dialog` table (OpenSIPS 3.4 schema, version 12; `lunasip db init` creates it)."),
+    param("table_name", S, "dialog", "Name of the dialog table."),
     param("options_ping_interval", I, "30", "Seconds between in-dialog OPTIONS pings of dialogs created with `P`/`p`; a ping answered 408 or 481 (or not at all) ends the dialog with BYEs."),
 ];
 
@@ -166,9 +229,11 @@ pub static MODULE: Module = Module {
         StatDecl::counter("processed_dialogs", &DIALOG.processed, "Dialogs created."),
         StatDecl::counter("expired_dialogs", &DIALOG.expired, "Dialogs ended by their timeout."),
         StatDecl::counter("failed_dialogs", &DIALOG.failed, "Dialogs that ended before an answer (negative final reply, CANCEL)."),
+        StatDecl::counter("db_errors", &DIALOG.db_errors, "Dialog writes to the database that failed or found the queue full."),
     ],
     params: PARAMS,
     child_init: Some(timer::child_init),
+    shutdown: Some(shutdown),
     hooks: Hooks {
         tm: Some(machine::observer),
         loose_route: Some(loose_route_hook),
