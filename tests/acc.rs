@@ -6,48 +6,23 @@
 mod common;
 
 use common::ds::mi;
+use common::mariadb::TestDb;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-fn sql(db: &str, q: &str) -> String {
-    let out = Command::new("mariadb")
-        .args(["-uroot", "-h127.0.0.1", "-N", "-B", db, "-e", q])
-        .output()
-        .expect("mariadb");
-    assert!(
-        out.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn a_cdr_row_with_its_duration_a_missed_call_row_and_e_acc_cdr() {
     let mi_port = free_port();
-    let db = format!("lunasip_acc_{mi_port}");
-    sql(
-        "test",
-        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
-    );
-    let url = format!("mysql://root@127.0.0.1:3306/{db}");
-    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .args(["db", "init", &url])
-        .output()
-        .expect("db init");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && text.contains("table acc ready"),
-        "{text}"
-    );
+    let db = TestDb::new(&format!("lunasip_acc_{mi_port}"));
+    let url = db.url.clone();
+    let text = db.init_output.clone();
+    assert!(text.contains("table acc ready"), "{text}");
     assert!(text.contains("table missed_calls ready"), "{text}");
     // Extra fields go into columns the operator adds, as with OpenSIPS.
     for t in ["acc", "missed_calls"] {
-        sql(
-            &db,
-            &format!("ALTER TABLE {t} ADD caller_id CHAR(64) DEFAULT '' NOT NULL"),
-        );
+        db.sql(&format!(
+            "ALTER TABLE {t} ADD caller_id CHAR(64) DEFAULT '' NOT NULL"
+        ));
     }
     let callee = uas("uas.xml", "u1");
     let busy = uas("uas_busy.xml", "u1");
@@ -105,7 +80,7 @@ end
     let ms = ev["params"]["ms_duration"].as_i64().expect("ms");
     assert!((3000..4500).contains(&ms), "{ev}");
     std::thread::sleep(Duration::from_millis(500));
-    let row = sql(&db, "SELECT method, sip_code, duration, setuptime, from_tag <> '', to_tag <> '', created IS NOT NULL, caller_id FROM acc");
+    let row = db.sql( "SELECT method, sip_code, duration, setuptime, from_tag <> '', to_tag <> '', created IS NOT NULL, caller_id FROM acc");
     let f: Vec<&str> = row.split('\t').collect();
     assert_eq!(f.len(), 8, "one CDR row: {row}");
     assert_eq!(f[7], "caller", "the extra field: {row}");
@@ -123,12 +98,9 @@ end
         &["-cid_str", "busy-%u-%p@%s"],
     );
     std::thread::sleep(Duration::from_millis(700));
-    let missed = sql(
-        &db,
-        "SELECT method, sip_code, sip_reason, caller_id FROM missed_calls",
-    );
+    let missed = db.sql("SELECT method, sip_code, sip_reason, caller_id FROM missed_calls");
     assert_eq!(missed, "INVITE\t486\tBusy Here\tcaller", "{missed}");
-    assert_eq!(sql(&db, "SELECT COUNT(*) FROM acc"), "1");
+    assert_eq!(db.sql("SELECT COUNT(*) FROM acc"), "1");
     let log = proxy.stop();
     assert!(log.contains("ACC: call ended: created="), "{log}");
     assert!(log.contains(";code=200;reason=OK;Caller=caller"), "{log}");
@@ -137,7 +109,6 @@ end
         log.contains(";code=486;reason=Busy Here;Caller=caller"),
         "{log}"
     );
-    sql("test", &format!("DROP DATABASE {db}"));
 }
 
 /// `acc_*_request` account the request at once; with the database down

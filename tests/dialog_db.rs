@@ -5,41 +5,17 @@
 mod common;
 
 use common::ds::mi;
+use common::mariadb::TestDb;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-fn sql(db: &str, q: &str) -> String {
-    let out = Command::new("mariadb")
-        .args(["-uroot", "-h127.0.0.1", "-N", "-B", db, "-e", q])
-        .output()
-        .expect("mariadb");
-    assert!(
-        out.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn an_answered_call_survives_a_restart_and_its_bye_is_accounted() {
     let mi_port = free_port();
-    let db = format!("lunasip_dlg_{mi_port}");
-    sql(
-        "test",
-        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
-    );
-    let url = format!("mysql://root@127.0.0.1:3306/{db}");
-    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .args(["db", "init", &url])
-        .output()
-        .expect("db init");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && text.contains("table dialog ready"),
-        "{text}"
-    );
+    let db = TestDb::new(&format!("lunasip_dlg_{mi_port}"));
+    let url = db.url.clone();
+    let text = db.init_output.clone();
+    assert!(text.contains("table dialog ready"), "{text}");
     assert!(text.contains("version of dialog set to 12"), "{text}");
     let callee = uas("uas.xml", "u1");
     let script = format!(
@@ -81,16 +57,12 @@ end
     let first = Proxy::start(&script);
     let port = first.port;
     // A bad row must not stop the start: logged with its id, skipped.
-    sql(
-        &db,
+    db.sql(
         "INSERT INTO dialog (dlg_id, callid, from_uri, from_tag, to_uri, to_tag, caller_cseq, callee_cseq, caller_ping_cseq, callee_ping_cseq, caller_sock, callee_sock, state, start_time, timeout, vars) VALUES (77, 'junk', 'sip:a@b', 'x', 'sip:c@d', 'y', 'one', '1', 0, 0, '', '', 4, 1, 1, 'a#9')",
     );
     let caller = std::thread::spawn(move || uac("uac_pause.xml", port, "u1", 1, 1, &[]));
     std::thread::sleep(Duration::from_millis(1500));
-    let rows = sql(
-        &db,
-        "SELECT state, callid <> '', vars FROM dialog WHERE dlg_id <> 77",
-    );
+    let rows = db.sql("SELECT state, callid <> '', vars FROM dialog WHERE dlg_id <> 77");
     assert!(
         rows.starts_with("4\t1\twho#1#caller|"),
         "the answered dialog's row: {rows}"
@@ -117,11 +89,11 @@ end
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(
-        sql(&db, "SELECT COUNT(*) FROM dialog WHERE dlg_id <> 77"),
+        db.sql("SELECT COUNT(*) FROM dialog WHERE dlg_id <> 77"),
         "0",
         "the ended dialog's row is gone"
     );
-    let cdr = sql(&db, "SELECT method, sip_code, duration FROM acc");
+    let cdr = db.sql("SELECT method, sip_code, duration FROM acc");
     let f: Vec<&str> = cdr.split('\t').collect();
     assert_eq!(f.len(), 3, "one CDR: {cdr}");
     assert_eq!((f[0], f[1]), ("INVITE", "200"), "{cdr}");
@@ -132,5 +104,4 @@ end
     );
     let log = second.stop();
     assert!(log.contains("row 77 of table dialog skipped"), "{log}");
-    sql("test", &format!("DROP DATABASE {db}"));
 }

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod ds;
+pub mod mariadb;
 
 pub mod worker;
 
