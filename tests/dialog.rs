@@ -263,3 +263,59 @@ fn in_dialog_pings_end_a_call_whose_callee_died() {
     let log = proxy.stop();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// The (old_state, new_state) pairs of the E_DLG_STATE_CHANGED events a
+/// UDP subscriber received for `callid`-less counting.
+fn state_changes(listener: &std::net::UdpSocket, want: usize) -> Vec<(i64, i64, String)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < want {
+        let Ok(n) = listener.recv(&mut buf) else {
+            break;
+        };
+        let ev: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("json");
+        assert_eq!(ev["method"], "E_DLG_STATE_CHANGED", "{ev}");
+        let p = &ev["params"];
+        for k in ["id", "db_id", "callid", "from_tag", "to_tag"] {
+            assert!(p[k].is_string(), "{k}: {ev}");
+        }
+        out.push((
+            p["old_state"].as_i64().expect("old"),
+            p["new_state"].as_i64().expect("new"),
+            p["callid"].as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn state_changes_are_raised_and_a_cancelled_call_is_a_failed_dialog() {
+    let callee = uas("uas.xml", "u1");
+    let mi_port = free_port();
+    let proxy = Proxy::start(&script(callee.port, mi_port, "", "", 100));
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    listener.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let sock = format!("udp:{}", listener.local_addr().expect("addr"));
+    let (ok, out) = mi(
+        mi_port,
+        &["event_subscribe", "E_DLG_STATE_CHANGED", &sock, "60"],
+    );
+    assert!(ok, "{out}");
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(run.successful, 1, "{}", run.errors);
+    let seen = state_changes(&listener, 4);
+    let pairs: Vec<(i64, i64)> = seen.iter().map(|(o, n, _)| (*o, *n)).collect();
+    assert_eq!(pairs, [(1, 2), (2, 3), (3, 4), (4, 5)], "{seen:?}");
+    drop(callee);
+    // A caller that gives up while it rings: the dialog fails.
+    let ringer = uas("uas_ring_cancel.xml", "u1");
+    let proxy2 = Proxy::start(&script(ringer.port, free_port(), "", "", 100));
+    let run = uac("uac_cancel.xml", proxy2.port, "u1", 2, 2, &[]);
+    assert_eq!(run.successful, 2, "{}", run.errors);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = proxy2.stop();
+    assert_eq!(stat(&log, "dialog:failed_dialogs"), 2, "{log}");
+    assert_eq!(stat(&log, "dialog:processed_dialogs"), 2, "{log}");
+    assert_eq!(stat(&log, "dialog:active_dialogs"), 0, "{log}");
+    drop(proxy);
+}
