@@ -59,6 +59,10 @@ function route.main()
     sip.dialog.set_dlg_profile("caller", "$fU")
     sip.dialog.set_dlg_profile("all")
     sip.dialog.store_dlg_value("who", "$fU")
+    if sip.pv.ci:find("^refuse") then
+      sip.sl.sl_send_reply(403, "Forbidden")
+      sip.exit()
+    end
     sip.rr.record_route()
   end
   sip.pv.du = "sip:127.0.0.1:{uas}"
@@ -178,6 +182,24 @@ fn a_bye_of_no_dialog_or_with_a_forged_did_gets_481_and_ends_nothing() {
         assert!(answer.starts_with("SIP/2.0 481"), "did {did}: {answer}");
     }
     assert_eq!(dialogs(mi_port).len(), 1, "the real dialog is still there");
+    // Dialogs of INVITEs the script answers itself end with the request.
+    for i in 0..4 {
+        let invite = format!(
+            "INVITE sip:callee@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {{LOCAL}};branch=z9hG4bKrefuse{i}\r\n\
+             From: <sip:caller@127.0.0.1>;tag=r{i}\r\nTo: <sip:callee@127.0.0.1>\r\nCall-ID: refuse-{i}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let answer = udp_exchange(&to, &invite, Duration::from_secs(2)).expect("an answer");
+        assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+    }
+    assert_eq!(
+        dialogs(mi_port).len(),
+        1,
+        "no dialog left by refused INVITEs"
+    );
+    let (ok, size) = mi(mi_port, &["profile_get_size", "all"]);
+    assert!(ok, "{size}");
+    assert_eq!(json(&size)["Profile"]["count"], 1, "{size}");
     let run = caller.join().expect("sipp");
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
     let log = proxy.stop();

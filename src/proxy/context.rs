@@ -310,6 +310,13 @@ impl Call {
         }
     }
 
+    /// Takes the modules' per-call state out (the request route ended):
+    /// what a module keeps only for the route's duration goes when the
+    /// caller drops it, not when the worker's next message arrives.
+    pub fn take_slots(&mut self) -> impl Drop {
+        std::mem::take(&mut self.slots)
+    }
+
     /// A module's per-call state if it made one.
     pub fn slot_ref<T: 'static>(&self) -> Option<&T> {
         let id = std::any::TypeId::of::<T>();

@@ -248,6 +248,7 @@ fn parse_row(r: &Row) -> Result<Dlg, String> {
         profiles: Vec::new(),
         end_reason: None,
         ping_pending: [false; 2],
+        relayed: false,
     };
     for (p, _, v) in profs {
         let with_value = profiles::has_value(&p);

@@ -28,6 +28,27 @@ pub struct CallDlg {
     pub prev_cseq: u32,
     /// `$DLG_timeout` set before `create_dialog`.
     pub timeout: Option<u32>,
+    /// `create_dialog` ran for this request.
+    pub created: bool,
+}
+
+impl Drop for CallDlg {
+    /// A dialog created for a request that never went out (the script
+    /// replied itself, or `t_relay` failed) ends with its request, as
+    /// OpenSIPS drops it with the request's context: it must not stay in
+    /// memory or in its profiles.
+    fn drop(&mut self) {
+        let Some(r) = self.dlg.as_ref().filter(|_| self.created) else {
+            return;
+        };
+        let orphan = {
+            let d = lock(r);
+            d.state == store::UNCONFIRMED && !d.relayed
+        };
+        if orphan {
+            end(r, None);
+        }
+    }
 }
 
 /// What create_dialog attaches to the INVITE's transaction.
@@ -180,6 +201,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
         profiles: Vec::new(),
         end_reason: None,
         ping_pending: [false; 2],
+        relayed: false,
     };
     d.legs[CALLER] = store::Leg {
         tag: ftag,
@@ -192,6 +214,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
     DIALOG.processed.inc();
     let slot = call.slot::<CallDlg>();
     slot.dlg = Some(r.clone());
+    slot.created = true;
     slot.dir = 1;
     slot.dst_leg = Some(CALLEE);
     call.tm.data.set(DlgTxn(r.clone()));
@@ -393,6 +416,12 @@ fn take_callee(d: &mut Dlg, reply: &Message) {
 pub struct TmObserver;
 
 impl Observer for TmObserver {
+    fn request_out(&self, t: &Txn, _branch: usize) {
+        if let Some(DlgTxn(r)) = t.data.get::<DlgTxn>() {
+            lock(r).relayed = true;
+        }
+    }
+
     fn reply_in(&self, t: &Txn, _branch: usize, reply: &Message) {
         let Some(DlgTxn(r)) = t.data.get::<DlgTxn>() else {
             return;

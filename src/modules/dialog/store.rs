@@ -72,6 +72,8 @@ pub struct Dlg {
     pub end_reason: Option<&'static str>,
     /// Unanswered in-dialog OPTIONS pings per leg.
     pub ping_pending: [bool; 2],
+    /// The INVITE went out on a branch (tm took the dialog over).
+    pub relayed: bool,
 }
 
 pub type DlgRef = Arc<Mutex<Dlg>>;
@@ -315,6 +317,7 @@ mod tests {
             profiles: Vec::new(),
             end_reason: None,
             ping_pending: [false; 2],
+            relayed: false,
         };
         d.legs[CALLER].tag = "a".into();
         d.legs[CALLEE].tag = "b".into();

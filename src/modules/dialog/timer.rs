@@ -62,6 +62,7 @@ pub fn snapshot(d: &Dlg) -> Box<Dlg> {
         profiles: Vec::new(),
         end_reason: d.end_reason,
         ping_pending: d.ping_pending,
+        relayed: d.relayed,
     })
 }
 
