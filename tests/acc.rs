@@ -184,3 +184,53 @@ end
         "{log}"
     );
 }
+
+/// Under load, every CDR reaches the table (rows are batched, none lost).
+#[test]
+fn two_hundred_calls_two_hundred_cdrs() {
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("lunasip_accl_{mi_port}"));
+    let callee = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    acc = {{ db_url = "{url}" }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.rr.loose_route() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  sip.dialog.create_dialog()
+  sip.acc.do_accounting("db", "cdr")
+  sip.rr.record_route()
+  sip.pv.du = "sip:127.0.0.1:{uas}"
+  sip.tm.t_relay()
+end
+"#,
+        url = db.url,
+        uas = callee.port,
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 200, 200, &[]);
+    assert_eq!((run.successful, run.failed), (200, 0), "{}", run.errors);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.sql("SELECT COUNT(*) FROM acc") != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            db.sql("SELECT COUNT(*) FROM acc")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(db.sql("SELECT COUNT(DISTINCT callid) FROM acc"), "200");
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "acc:written"), 200, "{log}");
+    assert_eq!(stat(&log, "acc:dropped"), 0, "{log}");
+}

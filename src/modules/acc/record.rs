@@ -139,12 +139,12 @@ impl Record {
 /// Rows waiting for the database, at most this many.
 const QUEUE: usize = 10_000;
 
-fn written(sql: &str, r: Result<u64, crate::db::DbError>) {
+fn written(sql: &str, rows: usize, r: Result<u64, crate::db::DbError>) {
     match r {
-        Ok(_) => ACC.written.inc(),
+        Ok(_) => ACC.written.add(rows as u64),
         Err(e) => {
-            ACC.dropped.inc();
-            tracing::error!("acc: a record was not written ({e}): {sql}");
+            ACC.dropped.add(rows as u64);
+            tracing::error!("acc: {rows} record(s) not written ({e}): {sql}");
         }
     }
 }
