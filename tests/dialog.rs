@@ -48,6 +48,11 @@ function route.main()
     if sip.tm.t_check_trans() then sip.tm.t_relay() end
     sip.exit()
   end
+  if sip.is_method("OPTIONS") then
+    local ok, n = sip.dialog.get_dialog_info("who", "$avp(w)", "who", "$fU", "$var(n)")
+    sip.sl.sl_send_reply(200, "n=" .. tostring(n) .. " w=" .. tostring(sip.pv.get("$avp(w)")) .. " v=$var(n)")
+    sip.exit()
+  end
   if sip.is_method("INVITE") then
     local n = sip.dialog.get_profile_size("caller", "$fU")
     if n >= {limit} then
@@ -127,6 +132,26 @@ fn dlg_list_shows_the_call_while_it_lasts_and_not_after_the_bye() {
     assert_eq!(json(&size)["Profile"]["count"], 1, "{size}");
     let (ok, in_profile) = mi(mi_port, &["profile_list_dlgs", "all"]);
     assert!(ok && in_profile.contains(&id), "{in_profile}");
+    let options = |user: &str| {
+        let msg = format!(
+            "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {{LOCAL}};branch=z9hG4bKinfo{user}\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=i\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: info-{user}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let to = format!("127.0.0.1:{port}");
+        let answer = udp_exchange(&to, &msg, Duration::from_secs(2)).expect("answer");
+        answer.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(
+        options("caller"),
+        "SIP/2.0 200 n=1 w=caller v=1",
+        "get_dialog_info"
+    );
+    assert_eq!(
+        options("nobody"),
+        "SIP/2.0 200 n=-1 w=nil v=<null>",
+        "get_dialog_info"
+    );
     let run = caller.join().expect("sipp");
     assert_eq!(run.successful, 1, "{}", run.errors);
     assert!(

@@ -179,6 +179,45 @@ fn fetch_dlg_value(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     }
 }
 
+/// get_dialog_info (OpenSIPS `w_get_dlg_info`): for every dialog not yet
+/// ended whose value `key` equals `key_val`, its value `attr` is added to
+/// `attr_avp`; `ok, n` (false, -1 when none matched or one lacks `attr`).
+fn get_dialog_info(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let attr = a.str(0)?;
+    a.str(1)?;
+    let key = a.str(2)?;
+    let want = pv_fmt(lua, st, &a.str(3)?)?;
+    let fail = || -> mlua::Result<MultiValue> {
+        Ok(MultiValue::from_iter([false.into_lua(lua)?, (-1).into_lua(lua)?]))
+    };
+    let mut found = Vec::new();
+    for r in store::table().all() {
+        let d = lock(&r);
+        if d.state > store::CONFIRMED {
+            continue;
+        }
+        let hit = d.vals.iter().any(|(n, v)| {
+            *n == key && v.to_text().is_some_and(|t| t == want.as_str())
+        });
+        if !hit {
+            continue;
+        }
+        match d.vals.iter().find(|(n, _)| *n == attr) {
+            Some((_, v)) => found.push(v.clone()),
+            None => return fail(),
+        }
+    }
+    if found.is_empty() {
+        return fail();
+    }
+    let n = found.len() as i64;
+    for v in found {
+        write_out(st, &a, 1, v)?;
+    }
+    write_out(st, &a, 4, Value::Int(n))?;
+    Ok(MultiValue::from_iter([true.into_lua(lua)?, n.into_lua(lua)?]))
+}
+
 const R: RouteMask = RouteMask::REQUEST;
 const ANY_MSG: RouteMask = RouteMask::REQUEST
     .or(RouteMask::BRANCH)
@@ -249,6 +288,14 @@ pub static EXPORTS: &[Export] = &[
         routes: RouteMask::ANY,
         doc: "Dialogs in `profile` (with `value`: those with that value); also written to `result_pv` when given (`\"$var(n)\"`).",
         func: Func::Sync(get_profile_size),
+    },
+    Export {
+        name: "get_dialog_info",
+        args: "(attr, attr_avp, key, key_val, [number_var])",
+        returns: "ok, n (false, -1 when no dialog matched)",
+        routes: RouteMask::ANY,
+        doc: "Looks through the dialogs not yet ended for those whose value `key` equals `key_val` (pseudo-variables expanded): each one's value `attr` is added to the AVP `attr_avp`; `number_var` gets how many.",
+        func: Func::Sync(get_dialog_info),
     },
     Export {
         name: "store_dlg_value",

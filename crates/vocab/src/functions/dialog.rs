@@ -33,6 +33,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
         &[Str, Optional(&Format), Optional(&Pv)],
         RouteMask::ANY,
     ),
+    Function::new(
+        M,
+        T,
+        "get_dialog_info",
+        &[Str, Pv, Str, Format, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
     Function::new(M, T, "store_dlg_value", &[Str, Format], MSG),
     Function::new(M, T, "fetch_dlg_value", &[Str, Optional(&Pv)], MSG),
 ];
