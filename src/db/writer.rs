@@ -2,9 +2,9 @@
 //! bounded queue to one thread that runs them in order with the blocking
 //! calls of this layer. `push` never waits: a full queue refuses the row
 //! and the caller counts it. Consecutive INSERTs of the same statement
-//! that are waiting together go to the server as one multi-row INSERT
-//! (up to [`BATCH`] rows), so a busy proxy costs the database one round
-//! trip per batch, not per row.
+//! that arrive within [`LINGER`] of each other go to the server as one
+//! multi-row INSERT (up to [`BATCH`] rows), so a busy proxy costs the
+//! database one round trip per batch, not per row.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
@@ -15,6 +15,10 @@ type Job = (Db, String, Vec<Value>);
 
 /// Rows merged into one INSERT at most.
 pub const BATCH: usize = 100;
+
+/// How long an INSERT waits for more rows of its kind: a steady flow of
+/// rows costs the database a round trip per batch, not per row.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One writer thread and its queue.
 pub struct Writer {
@@ -73,8 +77,10 @@ fn run(rx: Receiver<Job>, done: Done) {
         let mut rows = 1;
         let mut batched = sql.clone();
         if let Some(group) = values_group(&sql) {
+            let until = std::time::Instant::now() + LINGER;
             while rows < BATCH {
-                match rx.try_recv() {
+                let wait = until.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
                     Ok(j) if j.1 == sql && j.0.url() == db.url() => {
                         batched.push_str(", ");
                         batched.push_str(group);

@@ -177,6 +177,18 @@ pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether raising `name` now would reach anyone (a live subscriber or
+/// an `event_route`): a caller may skip building the parameters.
+pub fn wanted(name: &str) -> bool {
+    if ROUTES.get().is_some() && has_route(name) {
+        return true;
+    }
+    let now = Instant::now();
+    subs()
+        .iter()
+        .any(|x| x.event == name && x.until.is_none_or(|u| u > now))
+}
+
 /// [`raise`] for a declared event whose parameters are built by the
 /// caller: an error is logged (a module's own event is always known).
 pub fn raise_declared(name: &'static str, params: Map<String, Value>) {

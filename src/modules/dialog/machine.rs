@@ -67,6 +67,9 @@ pub fn now_ms() -> i64 {
 
 /// E_DLG_STATE_CHANGED with OpenSIPS 3.4's parameters.
 fn raise_changed(d: &Dlg, old: u8, new: u8) {
+    if !crate::event::wanted("E_DLG_STATE_CHANGED") {
+        return;
+    }
     let mut m = Map::new();
     m.insert("id".into(), Json::from(d.did()));
     m.insert("db_id".into(), Json::from(d.key().to_string()));
