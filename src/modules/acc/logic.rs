@@ -138,7 +138,17 @@ impl Observer for TmObserver {
         let Some(r) = t.data.get::<AccRef>() else {
             return;
         };
-        let ctx = r.lock();
+        // A copy: the context is not held while the dialog is locked
+        // (dialog's end hook locks them the other way round).
+        let ctx = {
+            let c = r.lock();
+            AccCtx {
+                types: c.types,
+                flags: c.flags,
+                table: c.table.clone(),
+                extras: c.extras.clone(),
+            }
+        };
         if ctx.types == 0 {
             return;
         }

@@ -267,11 +267,10 @@ impl Table {
         self.dlgs.iter().map(|r| r.value().clone()).collect()
     }
 
+    /// Dialogs whose state passes `pred`. The map's shards are not held
+    /// while a dialog is locked (`end` locks a dialog, then a shard).
     pub fn count_state(&self, pred: impl Fn(u8) -> bool) -> u64 {
-        self.dlgs
-            .iter()
-            .filter(|r| pred(lock(r.value()).state))
-            .count() as u64
+        self.all().iter().filter(|r| pred(lock(r).state)).count() as u64
     }
 }
 
