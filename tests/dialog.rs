@@ -147,10 +147,11 @@ fn dlg_list_shows_the_call_while_it_lasts_and_not_after_the_bye() {
         "SIP/2.0 200 n=1 w=caller v=1",
         "get_dialog_info"
     );
-    assert_eq!(
-        options("nobody"),
-        "SIP/2.0 200 n=-1 w=nil v=<null>",
-        "get_dialog_info"
+    // ($var keeps its value per worker, as in OpenSIPS: not checked here.)
+    let none = options("nobody");
+    assert!(
+        none.starts_with("SIP/2.0 200 n=-1 w=nil "),
+        "get_dialog_info: {none}"
     );
     let run = caller.join().expect("sipp");
     assert_eq!(run.successful, 1, "{}", run.errors);
