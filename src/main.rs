@@ -156,7 +156,8 @@ impl ReadArgs {
 
 #[derive(Subcommand)]
 enum DbCmd {
-    /// Create OpenSIPS 3.4's `version`, `location` and `subscriber` tables (when missing)
+    /// Create OpenSIPS 3.4's `version`, `location`, `subscriber`, `acc`, `missed_calls`
+    /// and `dialog` tables (when missing)
     /// and record the table versions, on mysql://, postgres:// or sqlite:///path.
     Init {
         /// The database: mysql://user:pw@host/db, postgres://user@host/db, sqlite:///path/file.db.
@@ -213,6 +214,9 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 ("uri", uri_table),
                 ("dbaliases", dbaliases_table),
                 ("address", address_table),
+                ("acc", "acc".to_string()),
+                ("missed_calls", "missed_calls".to_string()),
+                ("dialog", "dialog".to_string()),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

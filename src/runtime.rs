@@ -227,6 +227,7 @@ pub fn run_with(
         timer_rx.push(rx);
     }
     tm.set_workers(timer_queues);
+    tm.set_observers(crate::modules::tm_observers());
     let wheel_thread = {
         let tm = tm.clone();
         thread::Builder::new()

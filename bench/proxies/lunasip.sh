@@ -6,7 +6,7 @@
 # Env: LUNASIP (binary, default ../target/release/lunasip; e.g. a build in
 #      another CARGO_TARGET_DIR: LUNASIP=/work/target-bench/release/lunasip)
 set -euo pipefail
-cfg="${1:?usage: $0 stateless|stateful|dispatcher|memory}"
+cfg="${1:?usage: $0 stateless|stateful|dispatcher|memory|dialog_acc}"
 here="$(cd "$(dirname "$0")" && pwd)"
 # A name with an extension (stateful.cfg: an opensips.cfg, translated on
 # load) is taken as it is.

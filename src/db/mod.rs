@@ -20,6 +20,7 @@ pub mod schema;
 mod sqlite;
 mod value;
 pub mod version;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -13,6 +13,9 @@ pub const KINDS: &[&str] = &[
     "domain",
     "uri",
     "dbaliases",
+    "acc",
+    "missed_calls",
+    "dialog",
 ];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
@@ -192,6 +195,31 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
             let tail = if d == Dialect::Mysql { " ENGINE=InnoDB" } else { "" };
             format!(
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    grp {small} DEFAULT 0 NOT NULL,\n    ip {text}(50) NOT NULL,\n    mask {tiny} DEFAULT 32 NOT NULL,\n    port {small} DEFAULT 0 NOT NULL,\n    proto {text}(4) DEFAULT 'any' NOT NULL,\n    pattern {text}(64) DEFAULT NULL,\n    context_info {text}(32) DEFAULT NULL\n){tail}"
+            )
+        }
+        ("acc" | "missed_calls", d) => {
+            let (id, text, uint, dt, tail) = match d {
+                Dialect::Mysql => ("INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL", "CHAR", "INT(11) UNSIGNED", "DATETIME", " ENGINE=InnoDB"),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR", "INTEGER", "TIMESTAMP WITHOUT TIME ZONE", ""),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR", "INTEGER", "DATETIME", ""),
+            };
+            let durations = match kind {
+                "acc" => format!("    duration {uint} DEFAULT 0 NOT NULL,\n    ms_duration {uint} DEFAULT 0 NOT NULL,\n"),
+                _ => String::new(),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    method {text}(16) DEFAULT '' NOT NULL,\n    from_tag {text}(64) DEFAULT '' NOT NULL,\n    to_tag {text}(64) DEFAULT '' NOT NULL,\n    callid {text}(64) DEFAULT '' NOT NULL,\n    sip_code {text}(3) DEFAULT '' NOT NULL,\n    sip_reason {text}(32) DEFAULT '' NOT NULL,\n    time {dt} NOT NULL,\n{durations}    setuptime {uint} DEFAULT 0 NOT NULL,\n    created {dt} DEFAULT NULL\n){tail}"
+            )
+        }
+        ("dialog", d) => {
+            let (id, text, int, uint, blob, tail) = match d {
+                Dialect::Mysql => ("BIGINT(10) UNSIGNED PRIMARY KEY NOT NULL", "CHAR", "INT(11) UNSIGNED", "INT(10) UNSIGNED", "BLOB(4096)", " ENGINE=InnoDB"),
+                Dialect::Postgres => ("BIGINT PRIMARY KEY NOT NULL", "VARCHAR", "INTEGER", "INTEGER", "BYTEA", ""),
+                Dialect::Sqlite => ("BIGINT(10) PRIMARY KEY NOT NULL", "CHAR", "INTEGER", "INTEGER", "BLOB(4096)", ""),
+            };
+            let long = if d == Dialect::Postgres { "TEXT" } else { "TEXT(512)" };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    dlg_id {id},\n    callid {text}(255) NOT NULL,\n    from_uri {text}(255) NOT NULL,\n    from_tag {text}(64) NOT NULL,\n    to_uri {text}(255) NOT NULL,\n    to_tag {text}(64) NOT NULL,\n    mangled_from_uri {text}(255) DEFAULT NULL,\n    mangled_to_uri {text}(255) DEFAULT NULL,\n    caller_cseq {text}(11) NOT NULL,\n    callee_cseq {text}(11) NOT NULL,\n    caller_ping_cseq {int} NOT NULL,\n    callee_ping_cseq {int} NOT NULL,\n    caller_route_set {long},\n    callee_route_set {long},\n    caller_contact {text}(255),\n    callee_contact {text}(255),\n    caller_sock {text}(64) NOT NULL,\n    callee_sock {text}(64) NOT NULL,\n    state {uint} NOT NULL,\n    start_time {uint} NOT NULL,\n    timeout {uint} NOT NULL,\n    vars {blob} DEFAULT NULL,\n    profiles {long} DEFAULT NULL,\n    script_flags {text}(255) DEFAULT NULL,\n    module_flags {uint} DEFAULT 0 NOT NULL,\n    flags {uint} DEFAULT 0 NOT NULL,\n    rt_on_answer {text}(64) DEFAULT NULL,\n    rt_on_timeout {text}(64) DEFAULT NULL,\n    rt_on_hangup {text}(64) DEFAULT NULL\n){tail}"
             )
         }
         _ => return None,

@@ -14,6 +14,9 @@ pub const OPENSIPS_3_4: &[(&str, i64)] = &[
     ("dbaliases", 2),
     ("address", 5),
     ("usr_preferences", 3),
+    ("acc", 7),
+    ("missed_calls", 5),
+    ("dialog", 12),
 ];
 
 /// The version lunasip reads for a kind of table (`location`…).

@@ -155,7 +155,7 @@ pub fn subscribers() -> Vec<(String, String, Option<u64>)> {
 /// parameters only then.
 pub fn wanted(name: &str) -> bool {
     let now = Instant::now();
-    has_route(name)
+    (ROUTES.get().is_some() && has_route(name))
         || subs()
             .iter()
             .any(|x| x.event == name && x.until.is_none_or(|u| u > now))

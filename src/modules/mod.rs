@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 pub mod cfg;
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Installed, Module, Param, ParamKind, Settings, Setup};
+pub use module::{param, ChildInit, Hooks, Installed, Module, Param, ParamKind, Settings, Setup};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.
@@ -49,6 +49,8 @@ modules! {
     domain: MODULE;
     alias_db: MODULE;
     permissions: MODULE;
+    dialog: MODULE;
+    acc: MODULE;
 }
 
 #[cfg(test)]
@@ -89,6 +91,20 @@ pub fn init_all() -> Result<(), String> {
 pub fn child_init_all(rank: usize, worker: &Rc<crate::proxy::worker::Worker>) {
     for f in ALL.iter().filter_map(|m| m.child_init) {
         f(rank, worker);
+    }
+}
+
+/// The tm observers the modules declare (`Hooks::tm`), made once; the
+/// runtime subscribes them before traffic.
+pub fn tm_observers() -> Vec<std::sync::Arc<dyn crate::proxy::tm::hooks::Observer>> {
+    ALL.iter().filter_map(|m| m.hooks.tm).map(|f| f()).collect()
+}
+
+/// Runs the modules' `Hooks::loose_route` (rr's `loose_route` calls it
+/// after it consumed a Route entry of this proxy).
+pub fn after_loose_route(st: &crate::script::host::State, params: &str) {
+    for f in ALL.iter().filter_map(|m| m.hooks.loose_route) {
+        f(st, params);
     }
 }
 

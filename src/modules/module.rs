@@ -38,6 +38,31 @@ pub struct Module {
     /// effect; what it returns is committed once the whole script passed
     /// (a refused reload changes nothing).
     pub setup: Option<Setup>,
+    /// Hooks into the proxy's processing that other modules offer; see
+    /// [`Hooks`].
+    pub hooks: Hooks,
+}
+
+/// Where a module joins the processing of every message, besides its
+/// exports (OpenSIPS modules register tm and rr callbacks for this).
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// A subscriber to every transaction's events (branch out, reply in,
+    /// final response; `proxy::tm::hooks::Observer`), made once at start.
+    /// It finds what its module attached to a request in
+    /// `Txn::data`.
+    pub tm: Option<fn() -> std::sync::Arc<dyn crate::proxy::tm::hooks::Observer>>,
+    /// Runs after `loose_route` consumed a Route entry of this proxy (an
+    /// in-dialog request; OpenSIPS rr's callbacks), in the request route
+    /// with the call not borrowed; given that entry's URI parameters.
+    pub loose_route: Option<fn(&crate::script::host::State, &str)>,
+}
+
+impl Hooks {
+    pub const NONE: Hooks = Hooks {
+        tm: None,
+        loose_route: None,
+    };
 }
 
 /// A module's reader of `config.modules` (the whole table: registrar
@@ -139,6 +164,7 @@ impl Module {
         child_init: None,
         shutdown: None,
         setup: None,
+        hooks: Hooks::NONE,
     };
 
     /// `sip.sl.sl_send_reply` style full name of an export.

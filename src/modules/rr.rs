@@ -26,6 +26,7 @@ fn record_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     }
     let rr = call.rr.get_or_insert_with(PendingRr::default);
     rr.params.push_str(&params);
+    rr.recorded = true;
     ret(lua, true)
 }
 
@@ -44,6 +45,7 @@ fn record_route_preset(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValu
     let mut call = st.call.borrow_mut();
     let rr = call.rr.get_or_insert_with(PendingRr::default);
     rr.preset = Some((first, second));
+    rr.recorded = true;
     ret(lua, true)
 }
 
@@ -68,26 +70,44 @@ fn add_rr_param(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 /// the last Route becomes the R-URI again. True when Route headers were
 /// present.
 fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let (found, ours) = route_by_route_set(st, &a)?;
+    if let Some(params) = ours {
+        // In-dialog request through this proxy: dialog tracking and the
+        // like (OpenSIPS rr callbacks) see it now, as OpenSIPS runs them.
+        crate::modules::after_loose_route(st, &params);
+    }
+    ret(lua, found)
+}
+
+/// What `loose_route` does to the message: (Route headers present, the
+/// parameters of our entry it consumed).
+fn route_by_route_set(st: &State, a: &Args) -> mlua::Result<(bool, Option<String>)> {
     let sockets = &st.env.sockets;
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
     let m = call.msg.as_mut().ok_or_else(|| a.err("no message"))?;
     let mut routes: Vec<String> = m.routes().iter().map(|r| r.uri.to_string()).collect();
     if routes.is_empty() {
-        return ret(lua, false);
+        return Ok((false, None));
     }
     let ours = |u: &str| {
         Uri::parse(u).is_ok_and(|u| u.user.is_none() && sockets.is_myself(u.host, u.port))
     };
     // Strict-router compatibility: the R-URI is one of our Record-Route
     // URIs, the real target is the last Route.
+    let params_of = |u: &str| Uri::parse(u).ok().map(|u| u.params.to_string());
+    let mut mine = None;
     if ours(m.ruri()) && Uri::parse(m.ruri()).is_ok_and(|u| u.param("lr").is_some()) {
+        mine = params_of(m.ruri());
         if let Some(last) = routes.pop() {
             m.set_ruri(&last);
             if m.remove_last_value("Route") && routes.is_empty() {
-                return ret(lua, true);
+                return Ok((true, mine));
             }
         }
+    }
+    if ours(routes.first().map_or("", String::as_str)) {
+        mine = params_of(&routes[0]);
     }
     let mut i = 0;
     while i < routes.len() && i < 2 && ours(&routes[i]) {
@@ -121,11 +141,11 @@ fn loose_route(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
                 // Peer data: false as OpenSIPS's rr (loose.c returns -1),
                 // never a script error a sender could trigger at will.
                 tracing::info!("loose_route: bad Route URI '{next}'");
-                return ret(lua, false);
+                return Ok((false, mine));
             }
         }
     }
-    ret(lua, true)
+    Ok((true, mine))
 }
 
 /// OpenSIPS `grep_sock_info` on a Route URI of ours: its transport

@@ -170,6 +170,9 @@ pub struct CallTm {
     pub cancel_reason: Option<String>,
     /// `t_relay`'s flags for the transaction it makes or relays.
     pub relay_flags: crate::proxy::tm::txn::RelayFlags,
+    /// What modules attach to the transaction `t_relay` makes
+    /// (`tm::hooks::TxnData`): its observers find it there.
+    pub data: crate::proxy::tm::hooks::TxnData,
 }
 
 impl CallTm {
@@ -326,6 +329,13 @@ impl Call {
             Some(v) => v,
             None => unreachable!("slot stored under another type"),
         }
+    }
+
+    /// Takes the modules' per-call state out (the request route ended):
+    /// what a module keeps only for the route's duration goes when the
+    /// caller drops it, not when the worker's next message arrives.
+    pub fn take_slots(&mut self) -> impl Drop {
+        std::mem::take(&mut self.slots)
     }
 
     /// A module's per-call state if it made one.

@@ -24,6 +24,10 @@ pub struct PendingRr {
     pub params: String,
     /// `record_route_preset(inbound [, outbound])`: host[:port][;params] as given.
     pub preset: Option<(String, Option<String>)>,
+    /// `record_route`/`record_route_preset` ran: parameters added alone
+    /// (`add_rr_param`, dialog's `did`) write no Record-Route, as in
+    /// OpenSIPS.
+    pub recorded: bool,
 }
 
 fn push_params(uri: &mut String, params: &str) {
@@ -79,7 +83,9 @@ fn close_rr(mut uri: String, ftag: Option<&str>, params: &str, r2: bool) -> Stri
 /// from socket `out` towards `dest`. The caller truncates the edits after
 /// serializing, so each copy gets its own.
 pub fn apply(call: &mut Call, sockets: &Sockets, out: &SocketInfo, dest: std::net::IpAddr) {
-    let Some(rr) = call.rr.clone() else { return };
+    let Some(rr) = call.rr.clone().filter(|r| r.recorded) else {
+        return;
+    };
     let src = call.src;
     // set_advertised_address/port name the sending side (OpenSIPS
     // substitutes them for the send socket's address); the inbound entry

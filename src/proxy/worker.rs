@@ -524,8 +524,16 @@ fn is_new_invite(st: &Current) -> bool {
 }
 
 /// What happens after a request route: a failed one is logged with the
-/// call and answered 500 unless the script already replied.
+/// call and answered 500 unless the script already replied; the modules'
+/// per-call state ends with the route.
 fn after_request(st: &Current, outcome: Outcome) {
+    after_route(st, outcome);
+    // Dropped outside the borrow: a module's slot may act when dropped.
+    let slots = st.call.borrow_mut().take_slots();
+    drop(slots);
+}
+
+fn after_route(st: &Current, outcome: Outcome) {
     match outcome {
         Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
         Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),

@@ -16,8 +16,7 @@ config = {
     usrloc = {
       use_domain = true,
     },
-    -- loadmodule "acc.so": not in lunasip
-    -- modparam("acc", "early_media", 0): acc is not in lunasip
+    -- modparam("acc", "early_media", 0): lunasip's acc has no such parameter
     mi_fifo = false, -- the script loads no mi_fifo: no MI FIFO
     mi_http = false, -- the script loads no mi_http: no MI over HTTP
   },

@@ -147,6 +147,19 @@ pub static ALL: &[Param] = &[
     p("alias_db", "append_branches", Bool),
     p("permissions", "db_url", Str),
     p("permissions", "address_table", Str),
+    p("dialog", "default_timeout", Int),
+    p("dialog", "dlg_match_mode", Int),
+    p("dialog", "rr_param", Str),
+    p("dialog", "profiles_with_value", Str),
+    p("dialog", "profiles_no_value", Str),
+    p("dialog", "db_mode", Int),
+    p("dialog", "db_url", Str),
+    p("dialog", "table_name", Str),
+    p("dialog", "options_ping_interval", Int),
+    p("acc", "db_url", Str),
+    p("acc", "db_table_acc", Str),
+    p("acc", "db_table_missed_calls", Str),
+    p("acc", "extra_fields", Str),
 ];
 
 /// Looks a parameter up by module and name (or an accepted older name).

@@ -2,6 +2,9 @@
 //! editing the response path: every transaction's branches going out,
 //! replies coming in, and its final response to the caller.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use crate::sip::Message;
 
 use super::Txn;
@@ -17,4 +20,50 @@ pub trait Observer: Send + Sync {
     /// The final response `code` went to the caller, received or made here
     /// (a timeout's 408, `t_reply`).
     fn completed(&self, _t: &Txn, _code: u16) {}
+}
+
+/// Per-transaction data modules attach to a request before `t_relay`
+/// (through `Call::tm.data`): the transaction keeps it, and observers find
+/// theirs by type (dialog puts its dialog there, accounting its marks).
+/// Each entry is shared, so copying the set is a few reference counts.
+#[derive(Clone, Default)]
+pub struct TxnData(Vec<Arc<dyn Any + Send + Sync>>);
+
+impl TxnData {
+    /// The entry of type `T`, if a module attached one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.iter().find_map(|v| v.downcast_ref::<T>())
+    }
+
+    /// Attaches `v`, replacing an entry of the same type.
+    pub fn set<T: Any + Send + Sync>(&mut self, v: T) {
+        self.0.retain(|e| !e.is::<T>());
+        self.0.push(Arc::new(v));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for TxnData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TxnData({})", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_data_keeps_one_entry_per_type() {
+        let mut d = TxnData::default();
+        assert!(d.get::<u32>().is_none() && d.is_empty());
+        d.set(7u32);
+        d.set(String::from("x"));
+        d.set(8u32);
+        assert_eq!(d.get::<u32>(), Some(&8));
+        assert_eq!(d.get::<String>().map(String::as_str), Some("x"));
+    }
 }

@@ -168,6 +168,8 @@ pub struct Txn {
     pub cancel_reason: Option<String>,
     /// `t_relay` flags (OpenSIPS 3.4 tm.c `t_relay_flag_names`).
     pub relay_flags: RelayFlags,
+    /// What modules attached to the request ([`super::hooks::TxnData`]).
+    pub data: super::hooks::TxnData,
 }
 
 /// `t_relay`'s named flags, kept on the transaction.
@@ -281,6 +283,7 @@ impl Txn {
             extra_hdrs: None,
             cancel_reason: None,
             relay_flags: RelayFlags::default(),
+            data: Default::default(),
         }
     }
 
@@ -292,6 +295,9 @@ impl Txn {
         self.flags = call.flags;
         self.avps = call.avps.clone();
         self.rr = call.rr.clone();
+        if !call.tm.data.is_empty() {
+            self.data = call.tm.data.clone();
+        }
         let armed = &call.tm.armed;
         if armed.on_failure.is_some() {
             self.armed.on_failure = armed.on_failure.clone();
@@ -317,6 +323,7 @@ impl Txn {
         call.tm.reply_code = Some(self.reply_code);
         call.avps = self.avps.clone();
         call.rr = self.rr.clone();
+        call.tm.data = self.data.clone();
         call.tm.bavps = self
             .branches
             .get(best)

@@ -55,6 +55,20 @@ pub struct LocalRequest {
     /// Outgoing socket, as a `proto:host:port` spec of a listen socket.
     pub socket: Option<String>,
     pub max_forwards: Option<u32>,
+    /// An in-dialog request (RFC 3261 §12.2.1.1): the dialog's Call-ID,
+    /// local and remote tags and CSeq number instead of new ones.
+    pub dialog: Option<InDialog>,
+}
+
+/// The dialog identifiers of a request sent inside an existing dialog.
+#[derive(Debug, Clone, Default)]
+pub struct InDialog {
+    pub call_id: String,
+    /// The From tag (this side's tag in the dialog).
+    pub from_tag: String,
+    /// The To tag (the peer's).
+    pub to_tag: String,
+    pub cseq: u32,
 }
 
 /// The request text (without Via, which goes on per branch).
@@ -65,15 +79,28 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
         &req.to
     };
     let mut s = String::with_capacity(400 + req.headers.len() + req.body.len());
+    let (ftag, ttag, callid, cseq) = match &req.dialog {
+        Some(d) => (
+            d.from_tag.clone(),
+            format!(";tag={}", d.to_tag),
+            d.call_id.clone(),
+            d.cseq,
+        ),
+        None => (
+            format!("{id:x}ls"),
+            String::new(),
+            format!("{id:x}-{}@{host}", std::process::id()),
+            10,
+        ),
+    };
     let _ = write!(
         s,
-        "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: <{from}>;tag={id:x}ls\r\nTo: <{to}>\r\n\
-         Call-ID: {id:x}-{pid}@{host}\r\nCSeq: 10 {m}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+        "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: <{from}>;tag={ftag}\r\nTo: <{to}>{ttag}\r\n\
+         Call-ID: {callid}\r\nCSeq: {cseq} {m}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
         m = req.method,
         ruri = req.ruri,
         mf = req.max_forwards.unwrap_or(70),
         from = req.from,
-        pid = std::process::id(),
         extra = req.headers,
         len = req.body.len(),
         body = req.body,

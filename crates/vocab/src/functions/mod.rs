@@ -3,12 +3,14 @@
 //! in. One file per module; the daemon's drift test (`tests/vocab.rs`)
 //! keeps them equal to `lunasip::modules::ALL`.
 
+mod acc;
 mod alias_db;
 mod auth;
 mod auth_db;
 mod cachedb_local;
 mod cfgutils;
 mod core;
+mod dialog;
 mod dispatcher;
 mod domain;
 mod evi;
@@ -161,6 +163,8 @@ static MODULES: &[&[Function]] = &[
     domain::FUNCTIONS,
     alias_db::FUNCTIONS,
     permissions::FUNCTIONS,
+    dialog::FUNCTIONS,
+    acc::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,0 +1,45 @@
+//! dialog: dialog tracking, profiles and dialog values (`sip.dialog.*`).
+
+use super::Arg::{Format, Int, Optional, Pv, Str};
+use super::Function;
+use crate::route::RouteMask;
+
+const M: &str = "dialog";
+const T: Option<&str> = Some("dialog");
+const R: RouteMask = RouteMask::REQUEST;
+const MSG: RouteMask = RouteMask::REQUEST
+    .or(RouteMask::BRANCH)
+    .or(RouteMask::FAILURE)
+    .or(RouteMask::ONREPLY);
+
+pub(super) static FUNCTIONS: &[Function] = &[
+    Function::new(M, T, "create_dialog", &[Optional(&Format)], R),
+    Function::new(M, T, "match_dialog", &[Optional(&Int)], R),
+    Function::new(M, T, "validate_dialog", &[], R),
+    Function::new(M, T, "fix_route_dialog", &[], R),
+    Function::new(
+        M,
+        T,
+        "set_dlg_profile",
+        &[Str, Optional(&Format), Optional(&Int)],
+        MSG,
+    ),
+    Function::new(M, T, "unset_dlg_profile", &[Str, Optional(&Format)], MSG),
+    Function::new(M, T, "is_in_profile", &[Str, Optional(&Format)], MSG),
+    Function::new(
+        M,
+        T,
+        "get_profile_size",
+        &[Str, Optional(&Format), Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        T,
+        "get_dialog_info",
+        &[Str, Pv, Str, Format, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(M, T, "store_dlg_value", &[Str, Format], MSG),
+    Function::new(M, T, "fetch_dlg_value", &[Str, Optional(&Pv)], MSG),
+];

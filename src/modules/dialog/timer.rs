@@ -1,0 +1,210 @@
+//! The dialog timer, a task of the first worker: ends dialogs whose
+//! timeout passed (BYE to both sides with flag `B`), sends in-dialog
+//! OPTIONS pings (flags `P`/`p`) and the BYEs MI `dlg_end_dlg` asks for.
+//! Requests go out as local requests of tm; their answers come back on
+//! whichever worker receives them.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::machine;
+use super::store::{self, lock, Dlg, DlgRef, CALLEE, CALLER};
+use super::{conf, DIALOG};
+use crate::proxy::phases::Phases;
+use crate::proxy::tm::uac::{self, InDialog, LocalRequest};
+
+/// Work for the timer task from other threads (the MI).
+pub enum Job {
+    /// Send BYE to both sides of an ended dialog (a copy of it).
+    Bye(Box<Dlg>),
+}
+
+static QUEUE: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
+
+/// Hands a job to the timer task; false when it is not running.
+pub fn push(job: Job) -> bool {
+    QUEUE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|q| q.send(job).is_ok())
+}
+
+pub fn child_init(rank: usize, worker: &std::rc::Rc<crate::proxy::worker::Worker>) {
+    if rank != 0 {
+        return;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    *QUEUE.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    tokio::task::spawn_local(run(worker.clone(), rx));
+}
+
+/// A copy of what an in-dialog request needs (the dialog is not kept
+/// locked while sending).
+pub fn snapshot(d: &Dlg) -> Box<Dlg> {
+    Box::new(Dlg {
+        h_entry: d.h_entry,
+        h_id: d.h_id,
+        callid: d.callid.clone(),
+        from_uri: d.from_uri.clone(),
+        to_uri: d.to_uri.clone(),
+        legs: d.legs.clone(),
+        state: d.state,
+        inv_cseq: d.inv_cseq,
+        created: d.created,
+        start_ts: d.start_ts,
+        start_ms: d.start_ms,
+        lifetime: d.lifetime,
+        deadline: d.deadline,
+        flags: d.flags,
+        user_flags: d.user_flags,
+        vals: d.vals.clone(),
+        profiles: Vec::new(),
+        end_reason: d.end_reason,
+        ping_pending: d.ping_pending,
+        relayed: d.relayed,
+    })
+}
+
+/// The in-dialog request `method` towards leg `dst` (RFC 3261 §12.2.1.1):
+/// the other side's identity as From, the dialog's Call-ID and tags, the
+/// sender's next CSeq, the destination's Contact as R-URI and its route
+/// set as Route.
+fn request(d: &Dlg, dst: usize, method: &str) -> LocalRequest {
+    let src = 1 - dst;
+    let (from, to) = match dst {
+        CALLEE => (&d.from_uri, &d.to_uri),
+        _ => (&d.to_uri, &d.from_uri),
+    };
+    let leg = &d.legs[dst];
+    let headers: String = leg.route_set.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    let next_hop = leg
+        .route_set
+        .first()
+        .map(|r| r.trim_start_matches('<').trim_end_matches('>').to_string());
+    LocalRequest {
+        method: method.into(),
+        ruri: leg.contact.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        headers,
+        next_hop,
+        socket: leg.bind.clone(),
+        dialog: Some(InDialog {
+            call_id: d.callid.clone(),
+            from_tag: d.legs[src].tag.clone(),
+            to_tag: d.legs[dst].tag.clone(),
+            cseq: d.legs[src].cseq.saturating_add(1),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Sends BYE to both sides of `d`.
+fn send_byes(host: &dyn Phases, d: &Dlg) {
+    for dst in [CALLER, CALLEE] {
+        if d.legs[dst].contact.is_empty() {
+            continue;
+        }
+        let req = request(d, dst, "BYE");
+        if let Err(e) = uac::send(host, &req, None) {
+            tracing::warn!("dialog {}: cannot send BYE to {}: {e}", d.did(), d.legs[dst].contact);
+        }
+    }
+}
+
+/// Ends `r` with `reason` and sends the BYEs when `bye`.
+fn end_with_byes(host: &dyn Phases, r: &DlgRef, reason: &'static str, bye: bool) {
+    if !machine::end(r, Some(reason)) {
+        return;
+    }
+    if bye {
+        let snap = snapshot(&lock(r));
+        send_byes(host, &snap);
+    }
+}
+
+/// One pass: timeouts, then pings that are due.
+fn tick(host: &dyn Phases, last_ping: &mut Instant) {
+    let now = Instant::now();
+    let t = store::table();
+    let ping_due = last_ping.elapsed() >= Duration::from_secs(u64::from(conf().ping_interval));
+    if ping_due {
+        *last_ping = now;
+    }
+    for r in t.all() {
+        let (expired, flags, state, ping_lost) = {
+            let d = lock(&r);
+            let expired = d.deadline.is_some_and(|x| x <= now) && d.state < store::DELETED;
+            (expired, d.flags, d.state, d.ping_pending)
+        };
+        if expired {
+            DIALOG.expired.inc();
+            end_with_byes(host, &r, "Lifetime Timeout", flags & store::FLAG_BYE_ON_TIMEOUT != 0);
+            continue;
+        }
+        if !ping_due || state < store::CONFIRMED_NA || state == store::DELETED {
+            continue;
+        }
+        let wanted = [
+            flags & store::FLAG_PING_CALLER != 0,
+            flags & store::FLAG_PING_CALLEE != 0,
+        ];
+        if (0..2).any(|l| wanted[l] && ping_lost[l]) {
+            // The last ping got no answer in a whole interval.
+            end_with_byes(host, &r, "Ping Timeout", true);
+            continue;
+        }
+        for leg in [CALLER, CALLEE].into_iter().filter(|l| wanted[*l]) {
+            ping(host, &r, leg);
+        }
+    }
+}
+
+/// Sends an in-dialog OPTIONS to `leg`; 408 or 481 ends the dialog.
+fn ping(host: &dyn Phases, r: &DlgRef, leg: usize) {
+    let req = {
+        let mut d = lock(r);
+        let req = request(&d, leg, "OPTIONS");
+        let src = 1 - leg;
+        d.legs[src].cseq = d.legs[src].cseq.saturating_add(1);
+        d.ping_pending[leg] = true;
+        req
+    };
+    let weak = Arc::downgrade(r);
+    let done: uac::Done = Arc::new(move |code| {
+        let Some(r) = weak.upgrade() else { return };
+        lock(&r).ping_pending[leg] = false;
+        if code == 408 || code == 481 {
+            // Sent from the timer task on its next pass: this runs on
+            // whichever worker took the reply, outside any route.
+            let reason = if leg == CALLER { "Caller Ping Timeout" } else { "Callee Ping Timeout" };
+            if machine::end(&r, Some(reason)) {
+                push(Job::Bye(snapshot(&lock(&r))));
+            }
+        }
+    });
+    if let Err(e) = uac::send(host, &req, Some(done)) {
+        tracing::warn!("dialog: cannot ping {}: {e}", req.ruri);
+    }
+}
+
+async fn run(
+    worker: std::rc::Rc<crate::proxy::worker::Worker>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    let mut last_ping = Instant::now();
+    let mut every = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                tick(&*worker.host(), &mut last_ping);
+            }
+            job = rx.recv() => match job {
+                Some(Job::Bye(d)) => send_byes(&*worker.host(), &d),
+                None => return,
+            },
+        }
+        worker.flush().await;
+    }
+}

@@ -1,0 +1,236 @@
+//! Accounting end to end: SIPp calls through the built binary with
+//! `create_dialog` + `do_accounting`, CDRs read back from MariaDB (OpenSIPS
+//! 3.4's `acc` and `missed_calls` tables made by `lunasip db init`) and
+//! E_ACC_CDR received by a UDP subscriber.
+
+mod common;
+
+use common::ds::mi;
+use common::mariadb::TestDb;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn a_cdr_row_with_its_duration_a_missed_call_row_and_e_acc_cdr() {
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("lunasip_acc_{mi_port}"));
+    let url = db.url.clone();
+    let text = db.init_output.clone();
+    assert!(text.contains("table acc ready"), "{text}");
+    assert!(text.contains("table missed_calls ready"), "{text}");
+    // Extra fields go into columns the operator adds, as with OpenSIPS.
+    for t in ["acc", "missed_calls"] {
+        db.sql(&format!(
+            "ALTER TABLE {t} ADD caller_id CHAR(64) DEFAULT '' NOT NULL"
+        ));
+    }
+    let callee = uas("uas.xml", "u1");
+    let busy = uas("uas_busy.xml", "u1");
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    acc = {{
+      db_url = "{url}",
+      extra_fields = {{ "db: caller->caller_id", "evi: caller->caller_id", "log: caller->Caller" }},
+    }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.rr.loose_route() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  if sip.is_method("INVITE") then
+    sip.dialog.create_dialog()
+    sip.acc.do_accounting("db|evi|log", "cdr|missed")
+    sip.pv.set("$acc_extra(caller)", sip.pv.fU)
+    sip.rr.record_route()
+  end
+  if sip.pv.ci:find("busy") then
+    sip.pv.du = "sip:127.0.0.1:{busy}"
+  else
+    sip.pv.du = "sip:127.0.0.1:{good}"
+  end
+  sip.tm.t_relay()
+end
+"#,
+        busy = busy.port,
+        good = callee.port,
+    );
+    let proxy = Proxy::start(&script);
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    listener.set_read_timeout(Some(Duration::from_secs(8))).ok();
+    let sock = format!("udp:{}", listener.local_addr().expect("addr"));
+    let (ok, out) = mi(mi_port, &["event_subscribe", "E_ACC_CDR", &sock, "60"]);
+    assert!(ok, "{out}");
+    let run = uac("uac_pause.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(run.successful, 1, "{}", run.errors);
+    let mut buf = [0u8; 8192];
+    let n = listener.recv(&mut buf).expect("E_ACC_CDR delivered");
+    let ev: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("json");
+    assert_eq!(ev["method"], "E_ACC_CDR", "{ev}");
+    let dur = ev["params"]["duration"].as_i64().expect("duration");
+    assert!((3..=4).contains(&dur), "a 3 s pause: {ev}");
+    assert_eq!(ev["params"]["caller_id"], "caller", "{ev}");
+    let ms = ev["params"]["ms_duration"].as_i64().expect("ms");
+    assert!((3000..4500).contains(&ms), "{ev}");
+    std::thread::sleep(Duration::from_millis(500));
+    let row = db.sql( "SELECT method, sip_code, duration, setuptime, from_tag <> '', to_tag <> '', created IS NOT NULL, caller_id FROM acc");
+    let f: Vec<&str> = row.split('\t').collect();
+    assert_eq!(f.len(), 8, "one CDR row: {row}");
+    assert_eq!(f[7], "caller", "the extra field: {row}");
+    assert_eq!((f[0], f[1]), ("INVITE", "200"), "{row}");
+    let d: i64 = f[2].parse().expect("duration");
+    assert!((3..=4).contains(&d), "{row}");
+    assert_eq!(&f[4..7], ["1", "1", "1"], "{row}");
+    // A call the callee refuses: a missed_calls row, no CDR.
+    let _ = uac(
+        "uac.xml",
+        proxy.port,
+        "u1",
+        1,
+        1,
+        &["-cid_str", "busy-%u-%p@%s"],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let missed = db.sql("SELECT method, sip_code, sip_reason, caller_id FROM missed_calls");
+    assert_eq!(missed, "INVITE\t486\tBusy Here\tcaller", "{missed}");
+    assert_eq!(db.sql("SELECT COUNT(*) FROM acc"), "1");
+    let log = proxy.stop();
+    assert!(log.contains("ACC: call ended: created="), "{log}");
+    assert!(log.contains(";code=200;reason=OK;Caller=caller"), "{log}");
+    assert!(log.contains("ACC: call missed: timestamp="), "{log}");
+    assert!(
+        log.contains(";code=486;reason=Busy Here;Caller=caller"),
+        "{log}"
+    );
+}
+
+/// `acc_*_request` account the request at once; with the database down
+/// the call is not held up and the lost rows are counted.
+#[test]
+fn request_accounting_and_a_dead_database() {
+    let mi_port = free_port();
+    let dead = free_port();
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    acc = {{ db_url = "mysql://root@127.0.0.1:{dead}/test" }},
+  }},
+}}
+
+function route.main()
+  sip.acc.acc_evi_request("403 Not Welcome")
+  sip.acc.acc_log_request("a comment")
+  sip.acc.acc_db_request("403 Not Welcome", "acc")
+  sip.sl.sl_send_reply(403, "Not Welcome")
+end
+"#
+    );
+    let proxy = Proxy::start(&script);
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    listener.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let sock = format!("udp:{}", listener.local_addr().expect("addr"));
+    let (ok, out) = mi(mi_port, &["event_subscribe", "E_ACC_EVENT", &sock, "60"]);
+    assert!(ok, "{out}");
+    let to = format!("127.0.0.1:{}", proxy.port);
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let msg = format!(
+            "MESSAGE sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {{LOCAL}};branch=z9hG4bKacc{i}\r\n\
+             From: <sip:a@127.0.0.1>;tag=ft{i}\r\nTo: <sip:u@127.0.0.1>\r\nCall-ID: acc-{i}\r\n\
+             CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let answer = udp_exchange(&to, &msg, Duration::from_secs(2)).expect("answer");
+        assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a dead database never holds a request: {:?}",
+        started.elapsed()
+    );
+    let mut buf = [0u8; 4096];
+    let n = listener.recv(&mut buf).expect("E_ACC_EVENT");
+    let ev: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("json");
+    assert_eq!(ev["method"], "E_ACC_EVENT", "{ev}");
+    assert_eq!(ev["params"]["sip_code"], "403", "{ev}");
+    assert_eq!(ev["params"]["sip_reason"], "Not Welcome", "{ev}");
+    assert_eq!(ev["params"]["method"], "MESSAGE", "{ev}");
+    // Every row ends counted: dropped (none written).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, stats) = mi(mi_port, &["get_statistics", "acc:"]);
+        assert!(ok, "{stats}");
+        let v: serde_json::Value = serde_json::from_str(stats.trim()).expect("json");
+        if v["acc:dropped"] == 20 {
+            assert_eq!(v["acc:written"], 0, "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = proxy.stop();
+    assert!(
+        log.contains("ACC: request accounted: timestamp=")
+            && log.contains(";code=;reason=a comment"),
+        "{log}"
+    );
+}
+
+/// Under load, every CDR reaches the table (rows are batched, none lost).
+#[test]
+fn two_hundred_calls_two_hundred_cdrs() {
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("lunasip_accl_{mi_port}"));
+    let callee = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_fifo = false,
+    acc = {{ db_url = "{url}" }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.rr.loose_route() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  sip.dialog.create_dialog()
+  sip.acc.do_accounting("db", "cdr")
+  sip.rr.record_route()
+  sip.pv.du = "sip:127.0.0.1:{uas}"
+  sip.tm.t_relay()
+end
+"#,
+        url = db.url,
+        uas = callee.port,
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 200, 200, &[]);
+    assert_eq!((run.successful, run.failed), (200, 0), "{}", run.errors);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.sql("SELECT COUNT(*) FROM acc") != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            db.sql("SELECT COUNT(*) FROM acc")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(db.sql("SELECT COUNT(DISTINCT callid) FROM acc"), "200");
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "acc:written"), 200, "{log}");
+    assert_eq!(stat(&log, "acc:dropped"), 0, "{log}");
+}
