@@ -6,18 +6,10 @@ use std::process::Command;
 
 pub const URL: &str = "mysql://root@127.0.0.1:3306/test";
 
-/// One SQL statement through `mariadb`; its tab-separated answer.
+/// One SQL statement through `mariadb` in database `test`; its
+/// tab-separated answer.
 pub fn sql(q: &str) -> String {
-    let o = Command::new("mariadb")
-        .args(["-uroot", "-h127.0.0.1", "-N", "-B", "test", "-e", q])
-        .output()
-        .expect("mariadb client");
-    assert!(
-        o.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    super::mariadb::sql("test", q)
 }
 
 /// The tables `lunasip db init` makes, named `<kind>_<tag>_<pid>`.
