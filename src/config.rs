@@ -24,6 +24,16 @@ pub struct Config {
     pub tcp_idle_timeout: Duration,
     /// Largest message accepted on a stream; a connection past it is closed.
     pub tcp_max_msg_size: usize,
+    /// A connection that started a message and did not complete it within
+    /// this is closed (OpenSIPS `tcp_max_msg_time`, 4 s; lunasip
+    /// `tcp_read_timeout`, ms), so a trickle cannot hold it open.
+    pub tcp_read_timeout: Duration,
+    /// Unparsable (or refused) messages in a row after which a TCP
+    /// connection is closed (lunasip `tcp_max_bad_msgs`).
+    pub tcp_max_bad_msgs: u32,
+    /// Size caps on what peers send (`max_header_size`, `max_headers_size`,
+    /// `max_uri_size`, `max_host_size`, bytes).
+    pub limits: crate::sip::Limits,
     /// Connect timeout for outgoing TCP (OpenSIPS `tcp_connect_timeout`).
     pub tcp_connect_timeout: Duration,
     /// Transaction timers (`config.modules.tm`: T1, T2, T4 in ms,
@@ -111,6 +121,9 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(120),
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
+            tcp_read_timeout: Duration::from_secs(4),
+            tcp_max_bad_msgs: 3,
+            limits: crate::sip::Limits::default(),
             max_suspended: 1024,
             dns: Default::default(),
             resume_timeout: Duration::from_secs(30),

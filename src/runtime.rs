@@ -444,6 +444,8 @@ fn worker_main(
             table,
             idle: cfg.tcp_idle_timeout,
             max_msg: cfg.tcp_max_msg_size,
+            read_timeout: cfg.tcp_read_timeout,
+            max_bad: cfg.tcp_max_bad_msgs,
             connect_timeout: cfg.tcp_connect_timeout,
         });
         let mut udp = Vec::with_capacity(socks.len());

@@ -196,6 +196,22 @@ pub fn read_config(
     if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
+    if let Some(n) = number(&t, "tcp_read_timeout").map_err(|m| err("tcp_read_timeout", m))? {
+        cfg.tcp_read_timeout = Duration::from_millis(n.max(1));
+    }
+    if let Some(n) = number(&t, "tcp_max_bad_msgs").map_err(|m| err("tcp_max_bad_msgs", m))? {
+        cfg.tcp_max_bad_msgs = n.clamp(1, u64::from(u32::MAX)) as u32;
+    }
+    for (key, cap) in [
+        ("max_header_size", &mut cfg.limits.header),
+        ("max_headers_size", &mut cfg.limits.headers),
+        ("max_uri_size", &mut cfg.limits.uri),
+        ("max_host_size", &mut cfg.limits.host),
+    ] {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+            *cap = (n as usize).clamp(64, crate::sip::MAX_MESSAGE_SIZE);
+        }
+    }
     if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
         if n == 0 {
             // 0 would refuse every request with 503.
