@@ -59,18 +59,30 @@ pub struct Config {
     pub mi_fifo: Option<MiFifo>,
 }
 
-/// `config.modules.mi_http = { ip = "127.0.0.1", port = 8888, root = "mi", token = "…" }`
+/// `config.modules.mi_http = { ip = "127.0.0.1", port = 8888, root = "mi", token = "…", token_file = "…" }`
 /// (OpenSIPS httpd `ip`/`port`, mi_http `root`); `false` turns it off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MiHttp {
     pub addr: SocketAddr,
     /// Path of the JSON-RPC endpoint without slashes (`/mi`).
     pub root: String,
-    /// When set, requests must carry `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// What requests must carry as `Authorization: Bearer <token>`.
+    pub token: MiToken,
+    /// Where the token is written for `lunasip mi` (default: `mi.token`
+    /// in the runtime directory, see `mi::token`).
+    pub token_file: Option<std::path::PathBuf>,
     /// Set in the script: a bind error stops the daemon. The default one
     /// only warns (another lunasip may hold the port).
     pub explicit: bool,
+}
+
+/// The MI token: closed by default (a random one per start), a fixed one
+/// from the script, or none at all (`token = false`, said explicitly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MiToken {
+    Generated,
+    Fixed(String),
+    Off,
 }
 
 impl Default for MiHttp {
@@ -78,7 +90,8 @@ impl Default for MiHttp {
         MiHttp {
             addr: SocketAddr::from(([127, 0, 0, 1], 8888)),
             root: "mi".into(),
-            token: None,
+            token: MiToken::Generated,
+            token_file: None,
             explicit: false,
         }
     }

@@ -83,9 +83,14 @@ enum Cmd {
         /// Directory for the reply FIFO (with --fifo; default: the FIFO's directory).
         #[arg(long)]
         reply_dir: Option<PathBuf>,
-        /// Bearer token for the HTTP transport.
+        /// Bearer token for the HTTP transport (default: read from
+        /// --token-file, else mi.token in the runtime directory,
+        /// /run/lunasip or $LUNASIP_RUNTIME_DIR).
         #[arg(long)]
         token: Option<String>,
+        /// File holding the token (what `config.modules.mi_http.token_file` names).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// The command (`lunasip mi which` lists them).
         command: String,
         /// Its arguments: positional, or name=value.
@@ -177,9 +182,11 @@ fn main() -> ExitCode {
             fifo,
             reply_dir,
             token,
+            token_file,
             command,
             args,
         } => {
+            let token = token.or_else(|| lunasip::mi::token::read(token_file.as_deref()));
             use lunasip::mi::client::{run, Transport};
             let dir = reply_dir.or_else(|| {
                 let parent = fifo.as_deref()?.parent()?;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 
-use crate::config::Config;
+use crate::config::{Config, MiToken};
 use crate::mi;
 use crate::proxy::worker::{run_detached, run_event, udp_loop, Worker};
 use crate::script::route::RouteType;
@@ -320,6 +320,32 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
             return Ok(fifo);
         }
     };
+    // Only the instance that holds the port writes the token file, so the
+    // file always names the token of the server on the port.
+    let token = match &h.token {
+        MiToken::Off => {
+            tracing::warn!("mi_http: token = false: any local process may run MI commands");
+            None
+        }
+        MiToken::Fixed(t) => Some(t.clone()),
+        MiToken::Generated => Some(
+            mi::token::generate()
+                .map_err(|e| RunError::Mi(format!("mi_http: cannot make a token: {e}")))?,
+        ),
+    };
+    if let Some(t) = &token {
+        match mi::token::write(t, h.token_file.as_deref()) {
+            Ok(p) => tracing::info!("mi_http: token in {}", p.display()),
+            Err(e) if h.token_file.is_some() => {
+                return Err(RunError::Mi(format!(
+                    "mi_http: cannot write the token: {e}"
+                )))
+            }
+            Err(e) => {
+                tracing::warn!("mi_http: cannot write the token ({e}); `lunasip mi` needs --token")
+            }
+        }
+    }
     let addr = h.addr;
     thread::Builder::new()
         .name("mi".into())
@@ -338,7 +364,7 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
             };
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => mi::http::serve(l, ctx, h).await,
+                    Ok(l) => mi::http::serve(l, ctx, h, token).await,
                     Err(e) => tracing::error!("mi_http: {e}"),
                 }
             });

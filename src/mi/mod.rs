@@ -14,6 +14,7 @@ pub mod fifo;
 pub mod http;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod token;
 
 use serde_json::{Map, Value};
 use std::sync::Arc;

@@ -317,7 +317,24 @@ fn read_mi_config(t: &Table, cfg: &mut Config) -> Result<(), String> {
             if let Some(r) = text(&m, "root", "mi_http")? {
                 h.root = r.trim_matches('/').to_string();
             }
-            h.token = text(&m, "token", "mi_http")?.filter(|t| !t.is_empty());
+            h.token = match m.get::<Value>("token").map_err(|e| e.to_string())? {
+                Value::Nil | Value::Boolean(true) => config::MiToken::Generated,
+                Value::Boolean(false) => config::MiToken::Off,
+                Value::String(s) => {
+                    let t = s.to_str().map_err(|e| e.to_string())?.trim().to_string();
+                    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err("config.modules.mi_http.token must be a non-empty word (no spaces), true or false".into());
+                    }
+                    config::MiToken::Fixed(t)
+                }
+                other => {
+                    return Err(format!(
+                        "config.modules.mi_http.token must be a string or a boolean, not {}",
+                        other.type_name()
+                    ))
+                }
+            };
+            h.token_file = text(&m, "token_file", "mi_http")?.map(Into::into);
             cfg.mi_http = Some(h);
         }
         other => {

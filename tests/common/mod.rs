@@ -59,9 +59,11 @@ impl Proxy {
         std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
         let log = dir.path().join("lunasip.log");
         let logf = std::fs::File::create(&log).expect("log file");
+        // The MI token file goes beside the script, not to /run/lunasip.
         let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
             .args(["run", "-c"])
             .arg(&path)
+            .env("LUNASIP_RUNTIME_DIR", dir.path())
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
