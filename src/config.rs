@@ -48,6 +48,10 @@ pub struct Config {
     /// Longest a route may run (waiting on I/O not counted) before it is
     /// stopped with an error; None: no bound (lunasip `route_timeout`, ms).
     pub route_timeout: Option<Duration>,
+    /// A worker whose event loop shows no sign of life for this long is
+    /// stuck: logged, and the systemd watchdog is no longer pinged (lunasip
+    /// `worker_stall_timeout`, ms; None: not watched).
+    pub worker_stall_timeout: Option<Duration>,
     /// Bytes one worker's Lua state may hold; 0: no bound (lunasip
     /// `script_memory_limit`, in MB).
     pub script_memory_limit: usize,
@@ -142,6 +146,7 @@ impl Default for Config {
             resume_timeout: Duration::from_secs(30),
             route_timeout: Some(Duration::from_secs(2)),
             script_memory_limit: 256 * 1024 * 1024,
+            worker_stall_timeout: Some(Duration::from_secs(10)),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

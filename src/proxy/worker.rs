@@ -22,6 +22,20 @@ use crate::transport::{Incoming, Proto, Sockets};
 use tokio::task::JoinHandle;
 use vocab::route::RouteType;
 
+/// Test hook of debug builds only: with `LUNASIP_DEBUG_HOOKS=1`, a message
+/// with `Call-ID: lunasip-debug-stall` holds the worker thread for an hour,
+/// outside Lua and out of the event loop: the stuck worker the supervisor
+/// must notice (tests/watchdog.rs). Release builds have no such code.
+#[cfg(debug_assertions)]
+fn debug_stall(buf: &[u8]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var_os("LUNASIP_DEBUG_HOOKS").is_some_and(|v| v == "1"));
+    if on && memchr::memmem::find(buf, b"Call-ID: lunasip-debug-stall").is_some() {
+        tracing::warn!("debug hook: this worker stalls");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
 /// A message refused unanswered before routing: logged and counted.
 fn dropped(src: Source, e: &ParseError) -> bool {
     CORE.bad_msg_hdr.inc();
@@ -103,6 +117,8 @@ impl Worker {
         if inc.buf.iter().all(u8::is_ascii_whitespace) {
             return true; // keep-alive
         }
+        #[cfg(debug_assertions)]
+        debug_stall(&inc.buf);
         let src = Source {
             addr: inc.src,
             proto: inc.proto,

@@ -228,6 +228,11 @@ pub fn read_config(
     if let Some(n) = number(&t, "route_timeout").map_err(|m| err("route_timeout", m))? {
         cfg.route_timeout = (n > 0).then(|| Duration::from_millis(n));
     }
+    if let Some(n) =
+        number(&t, "worker_stall_timeout").map_err(|m| err("worker_stall_timeout", m))?
+    {
+        cfg.worker_stall_timeout = (n > 0).then(|| Duration::from_millis(n.max(100)));
+    }
     if let Some(n) = number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m))? {
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
     }

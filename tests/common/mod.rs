@@ -54,6 +54,11 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
+        Self::try_start_env(script, port, &[])
+    }
+
+    /// [`Proxy::try_start_on`] with extra environment variables.
+    pub fn try_start_env(script: &str, port: u16, env: &[(&str, &str)]) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("script.lua");
         std::fs::write(&path, script.replace("{PORT}", &port.to_string())).expect("write script");
@@ -64,6 +69,7 @@ impl Proxy {
             .args(["run", "-c"])
             .arg(&path)
             .env("LUNASIP_RUNTIME_DIR", dir.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
