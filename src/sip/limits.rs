@@ -78,10 +78,15 @@ impl Message {
             if h.line.range().len() > l.header {
                 return Err(ParseError::TooLong(kind_name(h.kind)));
             }
-            let value = self.value_of(h);
-            if value.len() <= l.host {
+            if h.value.range().len() <= l.host
+                || !matches!(
+                    h.kind,
+                    HeaderKind::Via | HeaderKind::Route | HeaderKind::RecordRoute
+                )
+            {
                 continue;
             }
+            let value = self.value_of(h);
             let long = |host: &str| host.len() > l.host;
             let over = match h.kind {
                 HeaderKind::Via => {
