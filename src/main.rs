@@ -6,6 +6,14 @@ use std::process::ExitCode;
 
 use lunasip::script::{Source, DEFAULT_SCRIPT};
 
+// glibc malloc unless a build asks for another (bench/RESULTS.md compares them).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod eval;
 
 /// Default script path of an installed lunasip.
