@@ -21,7 +21,7 @@ for r in $(seq 1 "$ROUNDS"); do
     [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
     cpu=$(LUNASIP=$bin ./run.sh -q -r "$RATE" -m $((RATE * 10)) "alloc-$a" "proxies/lunasip.sh stateful" \
       | awk -F'\t' '{print $14 " (" $5 " ok, " $6 " failed, " $22 ")"}')
-    LUNASIP=$bin ./memory.sh -r "$RATE" -m 6000 -p 8000 -w 6 "alloc-$a" "proxies/lunasip.sh memory" >/dev/null 2>&1
+    LUNASIP=$bin ./memory.sh -r "$RATE" -m 6000 -p 8000 -w 10 "alloc-$a" "proxies/lunasip.sh memory" >/dev/null 2>&1
     mem=$(tail -n 1 results/memory.tsv | awk -F'\t' '{print "rss_kb base " $9 ", plateau " $11 " (" $10 " in flight), after drain " $18 " (" $19 " in flight), ok " $6 " failed " $7}')
     printf 'round %s\t%s\tcpu_s_per_1k %s\tmemory %s\n' "$r" "$a" "$cpu" "$mem"
   done
