@@ -27,6 +27,16 @@ pub struct Config {
     pub tcp_idle_timeout: Duration,
     /// Largest message accepted on a stream; a connection past it is closed.
     pub tcp_max_msg_size: usize,
+    /// A connection that started a message and did not complete it within
+    /// this is closed (OpenSIPS `tcp_max_msg_time`, 4 s; lunasip
+    /// `tcp_read_timeout`, ms), so a trickle cannot hold it open.
+    pub tcp_read_timeout: Duration,
+    /// Unparsable (or refused) messages in a row after which a TCP
+    /// connection is closed (lunasip `tcp_max_bad_msgs`).
+    pub tcp_max_bad_msgs: u32,
+    /// Size caps on what peers send (`max_header_size`, `max_headers_size`,
+    /// `max_uri_size`, `max_host_size`, bytes).
+    pub limits: crate::sip::Limits,
     /// Connect timeout for outgoing TCP (OpenSIPS `tcp_connect_timeout`).
     pub tcp_connect_timeout: Duration,
     /// Transaction timers (`config.modules.tm`: T1, T2, T4 in ms,
@@ -41,6 +51,10 @@ pub struct Config {
     /// Longest a route may run (waiting on I/O not counted) before it is
     /// stopped with an error; None: no bound (lunasip `route_timeout`, ms).
     pub route_timeout: Option<Duration>,
+    /// A worker whose event loop shows no sign of life for this long is
+    /// stuck: logged, and the systemd watchdog is no longer pinged (lunasip
+    /// `worker_stall_timeout`, ms; None: not watched).
+    pub worker_stall_timeout: Option<Duration>,
     /// Bytes one worker's Lua state may hold; 0: no bound (lunasip
     /// `script_memory_limit`, in MB).
     pub script_memory_limit: usize,
@@ -69,18 +83,30 @@ pub struct Config {
     pub mi_fifo: Option<MiFifo>,
 }
 
-/// `config.modules.mi_http = { ip = "127.0.0.1", port = 8888, root = "mi", token = "…" }`
+/// `config.modules.mi_http = { ip = "127.0.0.1", port = 8888, root = "mi", token = "…", token_file = "…" }`
 /// (OpenSIPS httpd `ip`/`port`, mi_http `root`); `false` turns it off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MiHttp {
     pub addr: SocketAddr,
     /// Path of the JSON-RPC endpoint without slashes (`/mi`).
     pub root: String,
-    /// When set, requests must carry `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// What requests must carry as `Authorization: Bearer <token>`.
+    pub token: MiToken,
+    /// Where the token is written for `lunasip mi` (default: `mi.token`
+    /// in the runtime directory, see `mi::token`).
+    pub token_file: Option<std::path::PathBuf>,
     /// Set in the script: a bind error stops the daemon. The default one
     /// only warns (another lunasip may hold the port).
     pub explicit: bool,
+}
+
+/// The MI token: closed by default (a random one per start), a fixed one
+/// from the script, or none at all (`token = false`, said explicitly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MiToken {
+    Generated,
+    Fixed(String),
+    Off,
 }
 
 impl Default for MiHttp {
@@ -88,7 +114,8 @@ impl Default for MiHttp {
         MiHttp {
             addr: SocketAddr::from(([127, 0, 0, 1], 8888)),
             root: "mi".into(),
-            token: None,
+            token: MiToken::Generated,
+            token_file: None,
             explicit: false,
         }
     }
@@ -132,6 +159,9 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(120),
             tcp_max_msg_size: crate::sip::MAX_MESSAGE_SIZE,
             tcp_connect_timeout: Duration::from_millis(1000),
+            tcp_read_timeout: Duration::from_secs(4),
+            tcp_max_bad_msgs: 3,
+            limits: crate::sip::Limits::default(),
             max_suspended: 1024,
             dns: Default::default(),
             mhomed: false,
@@ -142,6 +172,7 @@ impl Default for Config {
             log_event_level: None,
             event_pkg_threshold: 0,
             overload_streak: 2000,
+            worker_stall_timeout: Some(Duration::from_secs(10)),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

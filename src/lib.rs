@@ -18,5 +18,6 @@ pub mod runtime;
 pub mod script;
 pub mod sip;
 pub mod stats;
+pub mod supervisor;
 pub mod transaction;
 pub mod transport;

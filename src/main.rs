@@ -7,6 +7,14 @@ use std::process::ExitCode;
 
 use lunasip::script::{Source, DEFAULT_SCRIPT};
 
+// glibc malloc unless a build asks for another (bench/RESULTS.md compares them).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod eval;
 
 /// Default script path of an installed lunasip.
@@ -104,9 +112,14 @@ enum Cmd {
         /// Directory for the reply FIFO (with --fifo; default: the FIFO's directory).
         #[arg(long)]
         reply_dir: Option<PathBuf>,
-        /// Bearer token for the HTTP transport.
+        /// Bearer token for the HTTP transport (default: read from
+        /// --token-file, else mi.token in the runtime directory,
+        /// /run/lunasip or $LUNASIP_RUNTIME_DIR).
         #[arg(long)]
         token: Option<String>,
+        /// File holding the token (what `config.modules.mi_http.token_file` names).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// The command (`lunasip mi which` lists them).
         command: String,
         /// Its arguments: positional, or name=value.
@@ -329,9 +342,11 @@ fn main() -> ExitCode {
             fifo,
             reply_dir,
             token,
+            token_file,
             command,
             args,
         } => {
+            let token = token.or_else(|| lunasip::mi::token::read(token_file.as_deref()));
             use lunasip::mi::client::{run, Transport};
             let dir = reply_dir.or_else(|| {
                 let parent = fifo.as_deref()?.parent()?;

@@ -88,6 +88,11 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
+/// One `WATCHDOG=1` (the supervisor decides when).
+pub fn watchdog_ping() {
+    send(&[NotifyState::Watchdog]);
+}
+
 /// A running watchdog thread (see [`spawn_watchdog`]). Dropping it leaves
 /// the thread running; [`Watchdog::stop`] ends it.
 pub struct Watchdog {

@@ -8,13 +8,15 @@
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, MiToken};
 use crate::mi;
 use crate::proxy::udp::udp_loop;
 use crate::proxy::worker::{run_detached, run_event, Worker};
 use crate::script::route::RouteType;
 use crate::script::{check::check, Env, Host, Source};
+use crate::supervisor::Heartbeats;
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
 use crate::transport::{udp, Proto, Sockets};
 
@@ -236,6 +238,9 @@ pub fn run_with(
             .map_err(|e| RunError::Start(format!("cannot start the timer thread: {e}")))?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let beats = cfg
+        .worker_stall_timeout
+        .map(|stall| Heartbeats::new(bound.len(), stall));
     let control = Arc::new(Control {
         source: source.clone(),
         from_file: !from_default,
@@ -261,6 +266,7 @@ pub fn run_with(
     for ((id, socks), timers) in bound.into_iter().enumerate().zip(timer_rx) {
         let tm = tm.clone();
         let reload = control.subscribe();
+        let beats = beats.clone();
         let (source, cfg, sockets, table, stop, ready, ctx) = (
             source.clone(),
             cfg.clone(),
@@ -275,7 +281,7 @@ pub fn run_with(
             .spawn(move || {
                 ctx.add_current_thread(&format!("SIP worker {id}"), Some(id));
                 worker_main(
-                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers,
+                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers, beats,
                 )
             })
             .map_err(|e| RunError::Start(format!("cannot start worker {id}: {e}")))?;
@@ -317,20 +323,32 @@ pub fn run_with(
         cfg.children,
         listen.join(" ")
     ));
-    let watchdog = crate::notify::spawn_watchdog();
+    // With a stall bound the supervisor pings systemd only while every
+    // worker beats; without one, the plain watchdog thread pings.
+    let (supervisor, watchdog) = match &beats {
+        Some(hb) => (
+            Some(
+                crate::supervisor::spawn(hb.clone())
+                    .map_err(|e| RunError::Start(format!("cannot start the supervisor: {e}")))?,
+            ),
+            None,
+        ),
+        None => (None, crate::notify::spawn_watchdog()),
+    };
     wait_for_signals(&control, &shutdown);
     crate::notify::stopping();
     if let Some(w) = watchdog {
         w.stop();
+    }
+    if let Some(s) = supervisor {
+        s.stop();
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     tm.wheel.stop();
     let _ = wheel_thread.join();
     tracing::info!("transactions in use at exit: {}", tm.in_use());
-    for t in threads {
-        let _ = t.join();
-    }
+    join_within(threads, SHUTDOWN_GRACE);
     crate::modules::shutdown_all();
     tracing::info!("statistics: {}", crate::stats::summary());
     Ok(())
@@ -370,6 +388,32 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
             return Ok(fifo);
         }
     };
+    // Only the instance that holds the port writes the token file, so the
+    // file always names the token of the server on the port.
+    let token = match &h.token {
+        MiToken::Off => {
+            tracing::warn!("mi_http: token = false: any local process may run MI commands");
+            None
+        }
+        MiToken::Fixed(t) => Some(t.clone()),
+        MiToken::Generated => Some(
+            mi::token::generate()
+                .map_err(|e| RunError::Mi(format!("mi_http: cannot make a token: {e}")))?,
+        ),
+    };
+    if let Some(t) = &token {
+        match mi::token::write(t, h.token_file.as_deref()) {
+            Ok(p) => tracing::info!("mi_http: token in {}", p.display()),
+            Err(e) if h.token_file.is_some() => {
+                return Err(RunError::Mi(format!(
+                    "mi_http: cannot write the token: {e}"
+                )))
+            }
+            Err(e) => {
+                tracing::warn!("mi_http: cannot write the token ({e}); `lunasip mi` needs --token")
+            }
+        }
+    }
     let addr = h.addr;
     thread::Builder::new()
         .name("mi".into())
@@ -388,7 +432,7 @@ fn start_mi(cfg: &Config, ctx: Arc<mi::Ctx>) -> Result<Option<mi::fifo::FifoGuar
             };
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => mi::http::serve(l, ctx, h).await,
+                    Ok(l) => mi::http::serve(l, ctx, h, token).await,
                     Err(e) => tracing::error!("mi_http: {e}"),
                 }
             });
@@ -438,6 +482,30 @@ fn wait_for_signals(control: &Control, shutdown: &tokio::sync::Notify) {
     });
 }
 
+/// How long shutdown waits for the workers; one stuck past it is left
+/// behind (the process exits without it), so SIGTERM always ends lunasip
+/// well within the unit's `TimeoutStopSec`.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Joins the worker threads that end within `grace`; logs the others.
+fn join_within(threads: Vec<thread::JoinHandle<()>>, grace: Duration) {
+    let deadline = std::time::Instant::now() + grace;
+    for t in threads {
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        } else {
+            let name = t.thread().name().unwrap_or("a worker").to_string();
+            tracing::error!(
+                "{name} did not stop within {} s; exiting without it",
+                grace.as_secs()
+            );
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn worker_main(
     id: usize,
@@ -451,6 +519,7 @@ fn worker_main(
     mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
     tm: Arc<crate::proxy::tm::Tm>,
     mut timers: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::tm::wheel::TimerEvent>,
+    beats: Option<Arc<Heartbeats>>,
 ) {
     // event_route handlers run in the first worker, from a bounded queue
     // (a full one drops the event, counted in evi:dropped).
@@ -498,6 +567,8 @@ fn worker_main(
             table,
             idle: cfg.tcp_idle_timeout,
             max_msg: cfg.tcp_max_msg_size,
+            read_timeout: cfg.tcp_read_timeout,
+            max_bad: cfg.tcp_max_bad_msgs,
             connect_timeout: cfg.tcp_connect_timeout,
         });
         let mut udp = Vec::with_capacity(socks.len());
@@ -596,6 +667,17 @@ fn worker_main(
                 w.flush().await;
             }
         });
+        if let Some(hb) = beats {
+            // The heartbeat runs on this worker's own loop: it stops when
+            // the loop does, whatever holds the thread.
+            tokio::task::spawn_local(async move {
+                let every = hb.every();
+                loop {
+                    hb.beat(id);
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
         let _ = ready.send(Ok(()));
         while !*stop.borrow() {
             if stop.changed().await.is_err() {

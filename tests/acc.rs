@@ -31,7 +31,7 @@ fn a_cdr_row_with_its_duration_a_missed_call_row_and_e_acc_cdr() {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     acc = {{
       db_url = "{url}",
@@ -121,7 +121,7 @@ fn request_accounting_and_a_dead_database() {
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     acc = {{ db_url = "mysql://root@127.0.0.1:{dead}/test" }},
   }},
@@ -196,7 +196,7 @@ fn two_hundred_calls_two_hundred_cdrs() {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     acc = {{ db_url = "{url}" }},
   }},

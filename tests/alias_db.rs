@@ -16,7 +16,7 @@ fn script(t: &Tables, mi_port: u16) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     alias_db = {{ db_url = "{URL}", append_branches = 1 }},
   }},

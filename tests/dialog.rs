@@ -18,7 +18,7 @@ fn script(uas: u16, mi_port: u16, flags: &str, extra: &str, limit: u32) -> Strin
   children = 2,
   modules = {{
     tm = {{ fr_timeout = 2, fr_inv_timeout = 5 }},
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dialog = {{ profiles_with_value = "caller", profiles_no_value = "all" }},
   }},

@@ -23,7 +23,7 @@ fn an_answered_call_survives_a_restart_and_its_bye_is_accounted() {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dialog = {{ db_mode = 1, db_url = "{url}", profiles_with_value = "caller" }},
     acc = {{ db_url = "{url}" }},

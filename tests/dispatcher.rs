@@ -16,7 +16,7 @@ fn script(dests: &str, mi_port: u16, alg: u32) -> String {
   children = 2,
   modules = {{
     tm = {{ fr_timeout = 2, fr_inv_timeout = 3 }},
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dispatcher = {{ sets = {{ [1] = {{ {dests} }} }} }},
   }},
@@ -127,7 +127,7 @@ fn unknown_set_returns_false_and_list_file_loads() {
     let script = format!(
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
-  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port} }}, mi_fifo = false, dispatcher = {{ list_file = "{list}" }} }},
+  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }}, mi_fifo = false, dispatcher = {{ list_file = "{list}" }} }},
 }}
 function route.main()
   local r = sip.dispatcher.ds_select_dst(7, 0)
@@ -288,7 +288,7 @@ fn probes_pass_local_route_and_answers_keep_the_box_active() {
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dispatcher = {{
       sets = {{ [1] = {{ "sip:127.0.0.1:{p1}", "sip:127.0.0.1:{p2};quiet=1" }} }},

@@ -125,7 +125,7 @@ fn script(mi_port: u16, source: &str, flags: &str) -> String {
   children = 2,
   modules = {{
     tm = {{ fr_timeout = 2, fr_inv_timeout = 3 }},
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dispatcher = {{ {source} }},
   }},

@@ -34,7 +34,7 @@ fn script(t: &Tables, db_mode: u8, mi_port: u16) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 1,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     domain = {{ db_url = "{URL}", db_mode = {db_mode}, domain_table = "{table}" }},
   }},

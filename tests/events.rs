@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 fn script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
     format!(
         "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 2,\n  modules = {{\n    \
-         mi_http = {{ ip = \"127.0.0.1\", port = {mi_port} }},\n    mi_fifo = false,\n    {extra_modules}\n  }},\n}}\n{routes}\n"
+         mi_http = {{ ip = \"127.0.0.1\", port = {mi_port}, token = false }},\n    mi_fifo = false,\n    {extra_modules}\n  }},\n}}\n{routes}\n"
     )
 }
 

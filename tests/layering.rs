@@ -9,7 +9,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Leaf utilities every layer may use: counters and logging.
-const LEAVES: &[&str] = &["stats", "logging", "journal", "notify", "core_events"];
+const LEAVES: &[&str] = &[
+    "stats",
+    "logging",
+    "journal",
+    "notify",
+    "core_events",
+    "supervisor",
+];
 
 /// What each layer may name: whole top-level modules, or exact paths
 /// (`proxy::context` allows `crate::proxy::context::…` only).

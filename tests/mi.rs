@@ -29,8 +29,16 @@ fn modules(port: u16, fifo: &Path, extra: &str) -> String {
     )
 }
 
-/// Starts `script` (its `config = {` gets the MI settings).
+/// Starts `script` (its `config = {` gets the MI settings). Without a
+/// `token` in `extra` the MI is opened (`token = false`) so the tests of
+/// commands need no token.
 fn start_with(script: &str, extra: &str) -> Mi {
+    let open = if extra.contains("token") {
+        extra.to_string()
+    } else {
+        format!("{extra}, token = false")
+    };
+    let extra = open.as_str();
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("lunasip_fifo");
     let port = free_port();
@@ -104,11 +112,12 @@ fn result(port: u16, method: &str, params: Value) -> Value {
 
 /// Runs `lunasip mi ARGS`: (success, stdout, stderr).
 fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .arg("mi")
-        .args(args)
-        .output()
-        .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lunasip"));
+    cli_run(c.arg("mi").args(args))
+}
+
+fn cli_run(c: &mut Command) -> (bool, String, String) {
+    let out = c.output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -384,6 +393,84 @@ fn bearer_token_is_required_when_configured() {
     assert!(ok, "{out}");
     let (ok, _, err) = cli(&["--url", &url, "uptime"]);
     assert!(!ok && err.contains("401"), "{err}");
+}
+
+/// `lunasip mi` with the daemon's runtime directory, as an operator's
+/// shell has /run/lunasip: (success, stdout, stderr).
+fn cli_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lunasip"));
+    cli_run(c.arg("mi").args(args).env("LUNASIP_RUNTIME_DIR", dir))
+}
+
+#[test]
+fn mi_is_closed_by_default_and_lunasip_mi_reads_the_token_file() {
+    // No token setting: a random token, written for the client.
+    let m = start_with(&answering("OK"), ", token = true");
+    let body = br#"{"jsonrpc":"2.0","method":"kill","id":1}"#;
+    let (status, _) = http(m.port, "POST", "/mi", "", body);
+    assert_eq!(status, 401);
+    assert_eq!(http(m.port, "GET", "/metrics", "", b"").0, 401);
+    let run_dir = m.proxy.dir.path().to_path_buf();
+    let file = run_dir.join("mi.token");
+    let token = std::fs::read_to_string(&file).expect("mi.token written");
+    let token = token.trim();
+    assert_eq!(token.len(), 64, "{token}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (status, text) = http(m.port, "GET", "/metrics", &auth, b"");
+    assert_eq!(status, 200, "{text}");
+    let url = format!("http://127.0.0.1:{}/mi", m.port);
+    // The operator types nothing extra: the client reads the file.
+    let (ok, out, err) = cli_in(&run_dir, &["--url", &url, "uptime"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Up time"), "{out}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli_in(elsewhere.path(), &["--url", &url, "uptime"]);
+    assert!(!ok && err.contains("401"), "{err}");
+    let (ok, _, err) = cli_in(
+        elsewhere.path(),
+        &[
+            "--url",
+            &url,
+            "--token-file",
+            file.to_str().unwrap(),
+            "uptime",
+        ],
+    );
+    assert!(ok, "{err}");
+    // Still serving: the 401 ran nothing.
+    assert!(options(m.proxy.port, "closed-mi").starts_with("SIP/2.0 200"));
+}
+
+#[test]
+fn http_framing_is_strict() {
+    let m = start_with(&answering("OK"), "");
+    let body = br#"{"jsonrpc":"2.0","method":"uptime","id":1}"#;
+    // Two different Content-Length values: the request-smuggling shape.
+    let (status, _) = http(m.port, "POST", "/mi", "Content-Length: 5\r\n", body);
+    assert_eq!(status, 400);
+    // A 20 KB header line (the head may be 16 KB).
+    let long = format!("X-Long: {}\r\n", "a".repeat(20 * 1024));
+    let (status, _) = http(m.port, "POST", "/mi", &long, body);
+    assert_eq!(status, 431);
+    // A chunked body is read.
+    let mut s = TcpStream::connect(("127.0.0.1", m.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let half = body.len() / 2;
+    let req = format!(
+        "POST /mi HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        half,
+        std::str::from_utf8(&body[..half]).unwrap(),
+        body.len() - half,
+        std::str::from_utf8(&body[half..]).unwrap()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("Up time"), "{out}");
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn script(mi_port: u16, nathelper: &str, usrloc: &str) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     usrloc = {{ nat_bflag = "NAT", timer_interval = 1 {usrloc} }},
     registrar = {{ received_avp = "$avp(rcv)" }},
@@ -433,7 +433,7 @@ fn fix_nated_contact_before_save_and_add_rcv_param_on_a_relayed_register() {
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 1,
-  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port} }}, mi_fifo = false }},
+  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }}, mi_fifo = false }},
 }}
 
 function route.main()

@@ -23,7 +23,7 @@ fn a_worker_behind_on_its_socket_sheds_new_invites_only() {
     let mi = free_port();
     let proxy = Proxy::start(&format!(
         "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 1,\n  overload_streak = 20,\n  \
-         modules = {{ mi_http = {{ ip = \"127.0.0.1\", port = {mi} }}, mi_fifo = false }},\n}}\n\
+         modules = {{ mi_http = {{ ip = \"127.0.0.1\", port = {mi}, token = false }}, mi_fifo = false }},\n}}\n\
          function route.main()\n  \
            if sip.pv.ci == \"slow\" then local n = 0 for i = 1, 4000000 do n = n + i end end\n  \
            sip.sl.sl_send_reply(200, \"OK\")\n\

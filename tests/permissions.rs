@@ -18,7 +18,7 @@ fn script(t: &Tables, mi_port: u16) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 1,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     permissions = {{ db_url = "{URL}", address_table = "{adr}" }},
   }},

@@ -18,7 +18,7 @@ fn script(mi: u16, callee: u16, broker: u16, key: &str) -> String {
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
-  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi} }}, mi_fifo = false }},
+  modules = {{ mi_http = {{ ip = "127.0.0.1", port = {mi}, token = false }}, mi_fifo = false }},
 }}
 
 function startup_route.main()

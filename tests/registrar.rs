@@ -19,7 +19,7 @@ fn script(mi_port: u16, extra: &str) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     registrar = {{ min_expires = 10, max_contacts = 3 }},
     usrloc = {{ timer_interval = 1 {extra} }},

@@ -116,7 +116,7 @@ fn script(t: &Table, db_mode: u8, mi_port: u16, children: u32) -> String {
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = {children},
   modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     registrar = {{ min_expires = 1 }},
     usrloc = {{ db_mode = {db_mode}, db_url = "{url}", timer_interval = 1 }},

@@ -1,6 +1,8 @@
 //! Route bounds (`route_timeout`, `script_memory_limit`): a route that
 //! never ends or eats memory fails that one request with 500 and a log
-//! line naming the script line; the worker goes on serving calls.
+//! line naming the script line; the worker goes on serving calls. A
+//! worker stuck outside Lua is found by the supervisor: logged, the
+//! systemd watchdog pings stop, and SIGTERM still ends the process.
 
 mod common;
 
@@ -119,4 +121,96 @@ fn a_route_that_eats_memory_fails_and_the_state_comes_back() {
     assert!(log.contains("not enough memory"), "{log}");
     // Four attempts at 1.6 GB each, bounded to 64 MB of Lua memory.
     assert!(rss_kb > 0 && rss_kb < 300_000, "RSS {rss_kb} kB");
+}
+
+/// The `WATCHDOG=1` datagrams that arrive on `sock` within `within`.
+fn pings(sock: &std::os::unix::net::UnixDatagram, within: Duration) -> usize {
+    let end = Instant::now() + within;
+    let mut n = 0;
+    let mut buf = [0u8; 512];
+    while Instant::now() < end {
+        let _ = sock.set_read_timeout(Some(
+            end.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ));
+        if let Ok(k) = sock.recv(&mut buf) {
+            n += usize::from(String::from_utf8_lossy(&buf[..k]).contains("WATCHDOG=1"));
+        }
+    }
+    n
+}
+
+#[test]
+fn a_worker_stuck_outside_lua_stops_the_watchdog_and_sigterm_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let port = free_port();
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{port}" }}, children = 2, worker_stall_timeout = 600 }}
+function route.main() sip.sl.sl_send_reply(200, "Fine") end
+"#
+    );
+    let notify = path.to_str().unwrap();
+    let proxy = Proxy::try_start_env(
+        &script,
+        port,
+        &[
+            ("NOTIFY_SOCKET", notify),
+            // Ping every 100 ms (half of WatchdogSec).
+            ("WATCHDOG_USEC", "200000"),
+            ("LUNASIP_DEBUG_HOOKS", "1"),
+        ],
+    )
+    .unwrap();
+    assert!(
+        pings(&sock, Duration::from_millis(600)) >= 3,
+        "no pings while healthy"
+    );
+    // A message the debug hook turns into a worker held outside Lua (the
+    // kernel hands it to one of the two workers).
+    let (_, _) = ask(
+        port,
+        "lunasip-debug-stall",
+        "bob",
+        Duration::from_millis(200),
+    );
+    let stuck_log = |p: &Proxy| p.log_text().contains("is stuck: no heartbeat");
+    let t = Instant::now();
+    while !stuck_log(&proxy) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(stuck_log(&proxy), "{}", proxy.log_text());
+    // Pings stop: systemd would restart the service after WatchdogSec.
+    let _ = pings(&sock, Duration::from_millis(150));
+    assert_eq!(pings(&sock, Duration::from_millis(800)), 0);
+    // SIGTERM ends the process within the shutdown grace (5 s), without
+    // the stuck worker.
+    let mut proxy = proxy;
+    let child = proxy.child.take().unwrap();
+    let t = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut child = child;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(9) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = proxy.log_text();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM did not end lunasip:\n{log}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+    assert!(
+        log.contains("did not stop within 5 s; exiting without it"),
+        "{log}"
+    );
 }

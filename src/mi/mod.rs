@@ -15,6 +15,7 @@ pub mod fifo_text;
 pub mod http;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod token;
 
 use serde_json::{Map, Value};
 use std::sync::Arc;

@@ -44,7 +44,7 @@ pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSocket>, id: usize) {
         }
         match got {
             Ok((n, src)) => {
-                w.handle(Incoming {
+                let _ = w.handle(Incoming {
                     buf: Bytes::copy_from_slice(&buf[..n]),
                     src,
                     proto: Proto::Udp,

@@ -22,6 +22,42 @@ use crate::transport::{Incoming, Proto, Sockets};
 use tokio::task::JoinHandle;
 use vocab::route::RouteType;
 
+/// Test hook of debug builds only: with `LUNASIP_DEBUG_HOOKS=1`, a message
+/// with `Call-ID: lunasip-debug-stall` holds the worker thread for an hour,
+/// outside Lua and out of the event loop: the stuck worker the supervisor
+/// must notice (tests/watchdog.rs). Release builds have no such code.
+#[cfg(debug_assertions)]
+fn debug_stall(buf: &[u8]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var_os("LUNASIP_DEBUG_HOOKS").is_some_and(|v| v == "1"));
+    if on && memchr::memmem::find(buf, b"Call-ID: lunasip-debug-stall").is_some() {
+        tracing::warn!("debug hook: this worker stalls");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// A message refused unanswered before routing: logged and counted.
+fn dropped(src: Source, e: &ParseError) -> bool {
+    CORE.bad_msg_hdr.inc();
+    CORE.dropped_msgs.inc();
+    tracing::info!(
+        "dropped message from {} ({}): {e}",
+        src.addr,
+        src.proto.as_str()
+    );
+    false
+}
+
+/// Whether a 400 for this refusal stays small: it copies the top Via,
+/// From, To, Call-ID and CSeq, so none of them may be what is too long.
+fn answerable(e: &ParseError) -> bool {
+    !matches!(
+        e,
+        ParseError::TooLong("via" | "from" | "to" | "call-id" | "cseq" | "headers")
+            | ParseError::HostTooLong("via")
+    )
+}
+
 /// One worker's state; shared by its tasks through `Rc`.
 pub struct Worker {
     /// The script's routes; replaced whole by a reload, between messages.
@@ -40,9 +76,10 @@ pub struct Worker {
 }
 
 impl Handler for Worker {
-    async fn on_message(self: Rc<Self>, msg: Incoming) {
-        self.handle(msg);
+    async fn on_message(self: Rc<Self>, msg: Incoming) -> bool {
+        let ok = self.handle(msg);
         self.flush().await;
+        ok
     }
 }
 
@@ -59,13 +96,13 @@ impl Worker {
         }
     }
 
-    /// The current script host (a reload swaps it; a message in progress
-    /// keeps the one it started with).
     /// `config.overload_streak` of the script running now.
     pub fn overload_streak(&self) -> u32 {
         self.host().current().env.config.overload_streak
     }
 
+    /// The current script host (a reload swaps it; a message in progress
+    /// keeps the one it started with).
     pub fn host(&self) -> Rc<dyn Phases> {
         self.host.borrow().clone()
     }
@@ -77,15 +114,20 @@ impl Worker {
     }
 
     /// Parses one message and runs the matching route. What the route
-    /// queued is sent by [`Worker::flush`].
-    pub fn handle(self: &Rc<Self>, inc: Incoming) {
+    /// queued is sent by [`Worker::flush`]. False when the message was
+    /// refused before routing (unparsable, over a limit): a stream counts
+    /// those in a row.
+    pub fn handle(self: &Rc<Self>, inc: Incoming) -> bool {
         if inc.buf.len() > MAX_MESSAGE_SIZE {
             CORE.oversize_msgs.inc();
-            return;
+            CORE.dropped_msgs.inc();
+            return false;
         }
         if inc.buf.iter().all(u8::is_ascii_whitespace) {
-            return; // keep-alive
+            return true; // keep-alive
         }
+        #[cfg(debug_assertions)]
+        debug_stall(&inc.buf);
         let src = Source {
             addr: inc.src,
             proto: inc.proto,
@@ -95,7 +137,7 @@ impl Worker {
         // message (here: until it is done or its route suspended).
         let limit = self.host().current().env.config.exec_msg_threshold;
         let timed = limit.map(|l| (l, std::time::Instant::now(), inc.buf.clone()));
-        self.dispatch(inc.buf, src);
+        let ok = self.dispatch(inc, src);
         if let Some((limit, start, raw)) = timed {
             let took = start.elapsed();
             if took > limit {
@@ -104,24 +146,55 @@ impl Worker {
                 crate::core_events::threshold("msg processing", took, limit, &text);
             }
         }
+        ok
     }
 
-    fn dispatch(self: &Rc<Self>, buf: Bytes, src: Source) {
-        match Message::parse(buf) {
-            Ok(m) if m.is_request() => self.on_request(m, src),
-            Ok(m) => self.on_reply(m, src),
-            Err(e) => {
-                CORE.bad_msg_hdr.inc();
-                tracing::debug!("dropped unparsable message from {}: {e}", src.addr);
+    /// Parses `inc` and routes it; false when it was refused before
+    /// routing (unparsable, over a limit).
+    fn dispatch(self: &Rc<Self>, inc: Incoming, src: Source) -> bool {
+        let parsed = Message::parse(inc.buf.clone());
+        let (msg, refused) = match parsed {
+            Ok(m) => {
+                let limits = self.host().current().env.config.limits;
+                let over = m.check_limits(&limits).err();
+                (m, over)
             }
+            // RFC 4475 §3.1.2.x: a datagram whose Content-Length does not
+            // frame it is answered 400 when the rest of it can be read.
+            Err(e @ (ParseError::Truncated | ParseError::ContentLength))
+                if !inc.proto.is_stream() =>
+            {
+                match Message::parse_unframed(inc.buf) {
+                    Ok(m) => (m, Some(e)),
+                    Err(_) => return dropped(src, &e),
+                }
+            }
+            Err(e) => return dropped(src, &e),
+        };
+        match refused {
+            None if msg.is_request() => self.on_request(msg, src, None),
+            None => self.on_reply(msg, src),
+            // A 400 copies Via, From, To, Call-ID and CSeq: one of those
+            // over its cap is not echoed back but dropped.
+            Some(e) if msg.is_request() && answerable(&e) => {
+                self.on_request(msg, src, Some(e));
+                return false;
+            }
+            Some(e) => return dropped(src, &e),
         }
+        true
     }
 
-    fn on_request(self: &Rc<Self>, msg: Message, src: Source) {
+    /// Routes a request, or answers it 400/505 (error_route first) when it
+    /// is not well formed or was `refused` before routing.
+    fn on_request(self: &Rc<Self>, msg: Message, src: Source, refused: Option<ParseError>) {
         CORE.rcv_requests.inc();
         let host = self.host();
         let st = host.current();
-        let valid = msg.validate_request();
+        let valid = match refused {
+            Some(e) => Err(e),
+            None => msg.validate_request(),
+        };
         st.call.borrow_mut().reset(msg, src, RouteType::Request);
         if let Err(e) = valid {
             // RFC 3261 §16.3 step 1: not well formed enough to proxy.

@@ -348,8 +348,30 @@ mod tests {
         let cfg = check(&src(&code)).unwrap().config;
         let h = cfg.mi_http.unwrap();
         assert_eq!(h.addr, "127.0.0.1:9999".parse().unwrap());
-        assert_eq!(h.token.as_deref(), Some("s"));
+        assert_eq!(h.token, crate::config::MiToken::Fixed("s".into()));
         assert!(h.explicit && cfg.mi_fifo.is_none());
+        // Closed by default; open only when said explicitly.
+        let cfg = check(&src(&format!("{HEAD}function route.main() end\n")))
+            .unwrap()
+            .config;
+        assert_eq!(
+            cfg.mi_http.unwrap().token,
+            crate::config::MiToken::Generated
+        );
+        for (v, want) in [
+            ("false", Some(crate::config::MiToken::Off)),
+            ("true", Some(crate::config::MiToken::Generated)),
+            ("\"a b\"", None),
+            ("\"\"", None),
+            ("1", None),
+        ] {
+            let code = format!("{HEAD}config.modules = {{ mi_http = {{ token = {v} }} }}\nfunction route.main() end\n");
+            let got = check(&src(&code))
+                .ok()
+                .and_then(|c| c.config.mi_http)
+                .map(|h| h.token);
+            assert_eq!(got, want, "token = {v}");
+        }
         let code = format!("{HEAD}config.modules = {{ mi_http = false, mi_fifo = {{ fifo_name = \"/tmp/x\", fifo_mode = 660 }} }}\nfunction route.main() end\n");
         let cfg = check(&src(&code)).unwrap().config;
         assert!(cfg.mi_http.is_none());

@@ -240,6 +240,22 @@ pub fn read_config(
     if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
+    if let Some(n) = number(&t, "tcp_read_timeout").map_err(|m| err("tcp_read_timeout", m))? {
+        cfg.tcp_read_timeout = Duration::from_millis(n.max(1));
+    }
+    if let Some(n) = number(&t, "tcp_max_bad_msgs").map_err(|m| err("tcp_max_bad_msgs", m))? {
+        cfg.tcp_max_bad_msgs = n.clamp(1, u64::from(u32::MAX)) as u32;
+    }
+    for (key, cap) in [
+        ("max_header_size", &mut cfg.limits.header),
+        ("max_headers_size", &mut cfg.limits.headers),
+        ("max_uri_size", &mut cfg.limits.uri),
+        ("max_host_size", &mut cfg.limits.host),
+    ] {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+            *cap = (n as usize).clamp(64, crate::sip::MAX_MESSAGE_SIZE);
+        }
+    }
     if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
         if n == 0 {
             // 0 would refuse every request with 503.
@@ -255,6 +271,11 @@ pub fn read_config(
     }
     if let Some(n) = number(&t, "route_timeout").map_err(|m| err("route_timeout", m))? {
         cfg.route_timeout = (n > 0).then(|| Duration::from_millis(n));
+    }
+    if let Some(n) =
+        number(&t, "worker_stall_timeout").map_err(|m| err("worker_stall_timeout", m))?
+    {
+        cfg.worker_stall_timeout = (n > 0).then(|| Duration::from_millis(n.max(100)));
     }
     if let Some(n) = number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m))? {
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
@@ -406,7 +427,24 @@ fn read_mi_config(t: &Table, cfg: &mut Config) -> Result<(), String> {
             if let Some(r) = text(&m, "root", "mi_http")? {
                 h.root = r.trim_matches('/').to_string();
             }
-            h.token = text(&m, "token", "mi_http")?.filter(|t| !t.is_empty());
+            h.token = match m.get::<Value>("token").map_err(|e| e.to_string())? {
+                Value::Nil | Value::Boolean(true) => config::MiToken::Generated,
+                Value::Boolean(false) => config::MiToken::Off,
+                Value::String(s) => {
+                    let t = s.to_str().map_err(|e| e.to_string())?.trim().to_string();
+                    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err("config.modules.mi_http.token must be a non-empty word (no spaces), true or false".into());
+                    }
+                    config::MiToken::Fixed(t)
+                }
+                other => {
+                    return Err(format!(
+                        "config.modules.mi_http.token must be a string or a boolean, not {}",
+                        other.type_name()
+                    ))
+                }
+            };
+            h.token_file = text(&m, "token_file", "mi_http")?.map(Into::into);
             cfg.mi_http = Some(h);
         }
         other => {

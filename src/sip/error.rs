@@ -18,6 +18,10 @@ pub enum ParseError {
     Truncated,
     #[error("message too large")]
     TooLarge,
+    #[error("{0} too long")]
+    TooLong(&'static str),
+    #[error("{0} host too long")]
+    HostTooLong(&'static str),
     #[error("too many headers")]
     TooManyHeaders,
     #[error("cseq method mismatch")]

@@ -187,7 +187,14 @@ impl Message {
     /// framed by Content-Length when present (extra bytes are ignored, a short
     /// body is `Truncated`); without Content-Length the rest is the body.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
-        super::parse::parse(buf)
+        super::parse::parse(buf, true)
+    }
+
+    /// Parses a datagram whose Content-Length did not frame it (`Truncated`,
+    /// conflicting values) with the rest of the datagram as its body, only
+    /// so that it can be answered 400 (RFC 4475 §3.1.2.x); never routed.
+    pub fn parse_unframed(buf: Bytes) -> Result<Message, ParseError> {
+        super::parse::parse(buf, false)
     }
 
     pub(super) fn text(&self, span: Span) -> &str {

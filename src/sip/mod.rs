@@ -11,7 +11,8 @@
 //! `cache.rs` keeps what the getters parsed (and where each header kind
 //! is), `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records
 //! edits and serializes, `reply.rs` builds stateless replies, `framing.rs`
-//! cuts stream frames, `rewrite.rs` holds edits by position (the script's
+//! cuts stream frames, `limits.rs` holds the size caps on what a peer
+//! sends, `rewrite.rs` holds edits by position (the script's
 //! text functions) and the Content-Length they imply, `sdp.rs` indexes an
 //! SDP body; `lex.rs`, `params.rs` and `split.rs` are the shared
 //! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod framing;
 pub mod header;
 mod lex;
+pub mod limits;
 pub mod message;
 pub mod nameaddr;
 mod params;
@@ -41,6 +43,7 @@ mod torture;
 pub use error::ParseError;
 pub use framing::Frame;
 pub use header::HeaderKind;
+pub use limits::Limits;
 pub use message::{CSeq, Edit, HeaderRef, Message, Method};
 pub use nameaddr::{Contacts, NameAddr};
 pub use rewrite::EditError;

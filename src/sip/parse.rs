@@ -138,8 +138,10 @@ fn status_line(line: &[u8]) -> Result<StartLine, ParseError> {
     })
 }
 
-/// Parses a complete message; see [`Message::parse`].
-pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
+/// Parses a complete message; see [`Message::parse`]. With `framed`
+/// false, Content-Length is not held against the body (the whole rest is
+/// the body): [`Message::parse_unframed`].
+pub(super) fn parse(mut buf: Bytes, framed: bool) -> Result<Message, ParseError> {
     if buf.len() > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLarge);
     }
@@ -231,7 +233,7 @@ pub(super) fn parse(mut buf: Bytes) -> Result<Message, ParseError> {
             .take_while(|&&c| lex::is_lws(c))
             .count();
         h.value = Span::new(h.value.start as usize + lead, h.value.end as usize - trail);
-        if h.kind == HeaderKind::ContentLength {
+        if h.kind == HeaderKind::ContentLength && framed {
             let n = content_length_value(&b[h.value.range()], MAX_MESSAGE_SIZE)?;
             // Conflicting values leave the body's extent unknown (RFC 4475
             // §3.3.9); equal repeats are left to validate_*.

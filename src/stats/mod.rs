@@ -125,6 +125,8 @@ stat_group! {
         bad_uris_rcvd,
         bad_msg_hdr,
         oversize_msgs,
+        dropped_msgs,
+        bad_tcp_conns,
         suspended_routes,
         suspend_overflows,
         resume_timeouts,
@@ -350,6 +352,16 @@ pub static CORE_STATS: &[StatDecl] = &[
         "oversize_msgs",
         &CORE.oversize_msgs,
         "Datagrams or stream frames over the size limit.",
+    ),
+    StatDecl::counter(
+        "dropped_msgs",
+        &CORE.dropped_msgs,
+        "Messages dropped unanswered before routing: unparsable, or over a size limit in a header a 400 would copy back.",
+    ),
+    StatDecl::counter(
+        "bad_tcp_conns",
+        &CORE.bad_tcp_conns,
+        "TCP connections closed for bad framing, `tcp_max_bad_msgs` unparsable messages in a row, or no whole message within `tcp_read_timeout`.",
     ),
     StatDecl::gauge(
         "suspended_routes",

@@ -1,7 +1,9 @@
 //! TCP: per-worker listeners, connections framed by Content-Length
 //! (RFC 3261 §18.3), a table shared by all workers so any worker can send a
 //! reply or a request over a connection another worker owns, an idle
-//! timeout and a per-connection size limit.
+//! timeout and a per-connection size limit. A peer that sends garbage is
+//! cut off: after `max_bad` unparsable frames in a row, or when a message
+//! it began is not complete within `read_timeout` (a trickle of bytes).
 
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
@@ -28,7 +30,9 @@ const QUEUE: usize = 1024;
 
 /// What a connection does with each framed message.
 pub trait Handler: 'static {
-    fn on_message(self: Rc<Self>, msg: Incoming) -> impl Future<Output = ()>;
+    /// Handles one frame; false when it was refused unparsed (the
+    /// connection is closed after `TcpCtx::max_bad` of those in a row).
+    fn on_message(self: Rc<Self>, msg: Incoming) -> impl Future<Output = bool>;
 }
 
 /// A connection as other workers see it: a queue to its writer task.
@@ -71,6 +75,10 @@ pub struct TcpCtx {
     pub table: Arc<TcpTable>,
     pub idle: Duration,
     pub max_msg: usize,
+    /// A message begun must be complete within this (`tcp_read_timeout`).
+    pub read_timeout: Duration,
+    /// Refused frames in a row that close the connection (`tcp_max_bad_msgs`).
+    pub max_bad: u32,
     pub connect_timeout: Duration,
 }
 
@@ -196,6 +204,13 @@ async fn read_loop<H: Handler>(
     activity: &Cell<Instant>,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
+    // Refused frames in a row; when the message now buffered began.
+    let mut bad = 0u32;
+    let mut begun: Option<Instant> = None;
+    let close = |why: std::fmt::Arguments<'_>| {
+        CORE.bad_tcp_conns.inc();
+        tracing::info!("tcp {peer}: {why}; closing");
+    };
     loop {
         // Frame everything already buffered first.
         loop {
@@ -203,7 +218,8 @@ async fn read_loop<H: Handler>(
                 Ok(Frame::Message { skip, len }) => {
                     let _ = buf.split_to(skip);
                     let msg = buf.split_to(len).freeze();
-                    handler
+                    begun = None;
+                    let ok = handler
                         .clone()
                         .on_message(Incoming {
                             buf: msg,
@@ -212,6 +228,10 @@ async fn read_loop<H: Handler>(
                             socket,
                         })
                         .await;
+                    bad = if ok { 0 } else { bad + 1 };
+                    if bad >= ctx.max_bad {
+                        return close(format_args!("{bad} unparsable messages in a row"));
+                    }
                 }
                 Ok(Frame::KeepAlive { skip }) => {
                     let _ = buf.split_to(skip);
@@ -223,25 +243,36 @@ async fn read_loop<H: Handler>(
                     if matches!(e, crate::sip::ParseError::TooLarge) {
                         CORE.oversize_msgs.inc();
                     }
-                    tracing::info!("tcp {peer}: {e}; closing");
-                    return;
+                    return close(format_args!("{e}"));
                 }
             }
         }
         if buf.len() > ctx.max_msg {
             CORE.oversize_msgs.inc();
-            tracing::info!("tcp {peer}: message over {} bytes; closing", ctx.max_msg);
-            return;
+            return close(format_args!("message over {} bytes", ctx.max_msg));
+        }
+        if buf.is_empty() {
+            begun = None;
+        } else if begun.is_none() {
+            begun = Some(Instant::now());
         }
         if buf.capacity() - buf.len() < 2048 {
             buf.reserve(4096);
         }
-        let deadline = activity.get() + ctx.idle;
+        let idle = activity.get() + ctx.idle;
+        let deadline = begun.map_or(idle, |t| idle.min(t + ctx.read_timeout));
         match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(_)) => activity.set(Instant::now()),
             Err(_) => {
-                if activity.get() + ctx.idle <= Instant::now() {
+                let now = Instant::now();
+                if begun.is_some_and(|t| t + ctx.read_timeout <= now) {
+                    return close(format_args!(
+                        "no whole message within {} ms",
+                        ctx.read_timeout.as_millis()
+                    ));
+                }
+                if activity.get() + ctx.idle <= now {
                     tracing::debug!("tcp {peer}: idle; closing");
                     return;
                 }

@@ -28,7 +28,7 @@ fn probing_script(source: &str, mi_port: u16) -> String {
   children = 2,
   modules = {{
     tm = {{ fr_timeout = 1, fr_inv_timeout = 2 }},
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port} }},
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     dispatcher = {{
       {source},

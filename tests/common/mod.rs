@@ -69,12 +69,17 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
-        Self::try_start_file("script.lua", script, port, &[])
+        Self::try_start_with("script.lua", script, port, &[], &[])
     }
 
     /// [`Proxy::try_start_on`] with more `lunasip run` arguments.
     pub fn try_start_args(script: &str, port: u16, extra: &[&str]) -> Result<Proxy, String> {
-        Self::try_start_file("script.lua", script, port, extra)
+        Self::try_start_with("script.lua", script, port, extra, &[])
+    }
+
+    /// [`Proxy::try_start_on`] with extra environment variables.
+    pub fn try_start_env(script: &str, port: u16, env: &[(&str, &str)]) -> Result<Proxy, String> {
+        Self::try_start_with("script.lua", script, port, &[], env)
     }
 
     /// Writes `text` (with `{PORT}` replaced) as `file_name` (an
@@ -86,15 +91,28 @@ impl Proxy {
         port: u16,
         args: &[&str],
     ) -> Result<Proxy, String> {
+        Self::try_start_with(file_name, text, port, args, &[])
+    }
+
+    fn try_start_with(
+        file_name: &str,
+        text: &str,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(file_name);
         std::fs::write(&path, text.replace("{PORT}", &port.to_string())).expect("write script");
         let log = dir.path().join("lunasip.log");
         let logf = std::fs::File::create(&log).expect("log file");
+        // The MI token file goes beside the script, not to /run/lunasip.
         let child = Command::new(env!("CARGO_BIN_EXE_lunasip"))
             .args(["run", "-c"])
             .arg(&path)
             .args(args)
+            .env("LUNASIP_RUNTIME_DIR", dir.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()

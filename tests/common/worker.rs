@@ -53,6 +53,8 @@ pub fn worker(routes: &str) -> Rc<Worker> {
         table: Arc::new(TcpTable::default()),
         idle: Duration::from_secs(5),
         max_msg: 65535,
+        read_timeout: Duration::from_secs(4),
+        max_bad: 3,
         connect_timeout: Duration::from_secs(1),
     });
     Rc::new(Worker::new(host, vec![None, None], tcp))

@@ -183,6 +183,6 @@ mod tests {
             super::ParamKind::Int
         );
         assert!(super::lookup("tm", "nothing").is_none());
-        assert!(super::has_module("registrar") && !super::has_module("acc"));
+        assert!(super::has_module("registrar") && !super::has_module("rtpengine"));
     }
 }
