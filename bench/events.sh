@@ -17,13 +17,22 @@ cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 stat() { "$bin" mi --url http://127.0.0.1:8899/mi get_statistics evi: 2>/dev/null | tr -d ' \n'; }
 ticks=$(getconf CLK_TCK)
 c0=$(cpu) t0=$(date +%s.%N)
-rounds=$((secs * 20)) i=0
-while [ $i -lt $rounds ]; do
-  printf 'OPTIONS sip:%s@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-b%s\r\nMax-Forwards: 70\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: burst-%s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' \
-    "$batch" "$i" "$i" > /dev/udp/127.0.0.1/5060
-  i=$((i + 1))
-  sleep 0.05
-done
+rounds=$((secs * 20))
+# One datagram per request (bash's /dev/udp may split a printf in several).
+python3 - "$batch" "$rounds" <<'PY'
+import socket, sys, time
+batch, rounds = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+start = time.monotonic()
+for i in range(rounds):
+    msg = (f"OPTIONS sip:{batch}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-b{i}\r\n"
+           f"Max-Forwards: 70\r\nFrom: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\n"
+           f"Call-ID: burst-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    s.sendto(msg.encode(), ("127.0.0.1", 5060))
+    time.sleep(max(0.0, start + (i + 1) * 0.05 - time.monotonic()))
+PY
 want=$((rounds * batch))
 for _ in $(seq 100); do
   s=$(stat)

@@ -171,7 +171,7 @@ impl Default for Config {
             exec_msg_threshold: None,
             log_event_level: None,
             event_pkg_threshold: 0,
-            overload_streak: 2000,
+            overload_streak: 0,
             worker_stall_timeout: Some(Duration::from_secs(10)),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
