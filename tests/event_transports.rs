@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::rpc::rpc;
+use common::rpc::{mi_script as script, rpc};
 use common::*;
 use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-
-fn script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
-    format!(
-        "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 2,\n  modules = {{\n    \
-         mi_http = {{ ip = \"127.0.0.1\", port = {mi_port}, token = false }},\n    mi_fifo = false,\n    {extra_modules}\n  }},\n}}\n{routes}\n"
-    )
-}
 
 fn recv_text(s: &UdpSocket) -> String {
     let mut buf = [0u8; 65536];

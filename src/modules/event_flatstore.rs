@@ -72,14 +72,9 @@ pub static MODULE: Module = Module {
         param("max_open_sockets", ParamKind::Int, "100", "Files open at once; a subscription to one more file is refused."),
         param("suppress_event_name", ParamKind::Int, "0", "1: lines start with the first value, not the event's name."),
     ],
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
-
-/// [`Module::setup`]: reads `config.modules.event_flatstore`.
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
 
 impl crate::modules::Settings for Settings {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {

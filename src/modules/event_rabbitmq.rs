@@ -37,14 +37,9 @@ pub static MODULE: Module = Module {
         param("connect_timeout", ParamKind::Int, "500", "Milliseconds a connection to the broker may take."),
         param("use_tls", ParamKind::Int, "0", "Must stay 0: TLS to the broker (amqps) is not supported."),
     ],
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
-
-/// [`Module::setup`]: reads `config.modules.event_rabbitmq`.
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
 
 impl crate::modules::Settings for SocketSettings {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {

@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 pub mod cfg;
 mod module;
 pub mod params;
-pub use module::{param, ChildInit, Hooks, Installed, Module, Param, ParamKind, Settings, Setup};
+pub use module::{
+    param, settings, ChildInit, Hooks, Installed, Module, Param, ParamKind, Settings, Setup,
+};
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
 /// is `file_or_folder: STATIC, …;` naming its [`Module`] values.

@@ -69,6 +69,12 @@ impl Hooks {
 /// reads usrloc's keys too).
 pub type Setup = fn(&mlua::Table) -> Result<Box<dyn Settings>, String>;
 
+/// A [`Setup`]'s answer from a module's own `prepare` (`setup: Some(|m|
+/// settings(prepare(m)))`).
+pub fn settings<T: Settings + 'static>(r: Result<T, String>) -> Result<Box<dyn Settings>, String> {
+    r.map(|s| Box::new(s) as Box<dyn Settings>)
+}
+
 /// A module's settings, read by its [`Setup`] and not applied yet.
 pub trait Settings: std::fmt::Debug {
     /// Installs them; `listen`: the sockets in force. On an error nothing

@@ -232,11 +232,6 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     })
 }
 
-/// [`Module::setup`]: reads `config.modules.rr`.
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     /// Applies the settings (the defaults when absent, so a reload that
     /// drops a key goes back to OpenSIPS's default).
@@ -308,6 +303,6 @@ pub static MODULE: Module = Module {
         },
     ],
     params: PARAMS,
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };

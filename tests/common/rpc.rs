@@ -23,3 +23,13 @@ pub fn rpc(port: u16, method: &str, params: Value) -> Value {
     let b = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     serde_json::from_str(b).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
+
+/// A script with `routes` listening on udp 127.0.0.1:{PORT} (2 workers),
+/// the MI over HTTP on `mi_port` without a token, no FIFO, and
+/// `extra_modules` in `config.modules`.
+pub fn mi_script(mi_port: u16, extra_modules: &str, routes: &str) -> String {
+    format!(
+        "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 2,\n  modules = {{\n    \
+         mi_http = {{ ip = \"127.0.0.1\", port = {mi_port}, token = false }},\n    mi_fifo = false,\n    {extra_modules}\n  }},\n}}\n{routes}\n"
+    )
+}

@@ -137,11 +137,6 @@ static PARAMS: &[Param] = &[
 
 const REC: &[&str] = &["method", "from_tag", "to_tag", "callid", "sip_code", "sip_reason", "time"];
 
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
         Prepared::commit(*self)
@@ -180,6 +175,6 @@ pub static MODULE: Module = Module {
         tm: Some(logic::observer),
         loose_route: None,
     },
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };

@@ -289,11 +289,6 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
         Prepared::commit(*self);
@@ -307,7 +302,7 @@ pub static MODULE: Module = Module {
     doc: "User aliases from the `dbaliases` table (OpenSIPS alias_db).",
     exports: EXPORTS,
     params: PARAMS,
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
 

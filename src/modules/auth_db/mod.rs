@@ -268,7 +268,7 @@ pub static MODULE: Module = Module {
     doc: "Digest authorization against the subscriber table (OpenSIPS auth_db). See docs/auth.md.",
     exports: EXPORTS,
     params: PARAMS,
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
 
@@ -300,11 +300,6 @@ pub fn add_user_wait(
         ],
     )?;
     Ok(())
-}
-
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
 }
 
 impl crate::modules::Settings for Prepared {

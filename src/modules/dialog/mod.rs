@@ -218,11 +218,6 @@ fn loose_route_hook(st: &crate::script::host::State, params: &str) {
     machine::on_sequential(&mut st.call.borrow_mut(), Some(params), mode);
 }
 
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
         Prepared::commit(*self)
@@ -252,6 +247,6 @@ pub static MODULE: Module = Module {
         tm: Some(machine::observer),
         loose_route: Some(loose_route_hook),
     },
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };

@@ -37,7 +37,7 @@ pub static MODULE: Module = Module {
         ),
     ],
     params: PARAMS,
-    child_init: Some(child_init),    setup: Some(setup),
+    child_init: Some(child_init),    setup: Some(|m| crate::modules::settings(super::prepare(m))),
     ..Module::NONE
 };
 
@@ -81,11 +81,6 @@ static PARAMS: &[Param] = &[
     param("ds_probing_list", S, "all sets", "Only these sets: `\"1,3\"` or `{ 1, 3 }`."),
     param("options_reply_codes", S, "none", "Codes besides 200 that count as alive: `\"404,501\"`."),
 ];
-
-/// [`Module::setup`]: reads `config.modules.dispatcher`.
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(super::prepare(modules)?))
-}
 
 impl crate::modules::Settings for super::Prepared {
     fn commit(self: Box<Self>, listen: &[crate::config::Listen]) -> Result<(), String> {

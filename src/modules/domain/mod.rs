@@ -272,11 +272,6 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
         Prepared::commit(*self)
@@ -290,6 +285,6 @@ pub static MODULE: Module = Module {
     exports: EXPORTS,
     mi: mi::COMMANDS,
     params: PARAMS,
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };

@@ -275,11 +275,6 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
-
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
         Prepared::commit(*self);
@@ -300,6 +295,6 @@ pub static MODULE: Module = Module {
     ],
     params: PARAMS,
     child_init: Some(child_init),
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };

@@ -192,14 +192,9 @@ pub static MODULE: Module = Module {
         param("server_id", ParamKind::Table, "none", "Brokers, one string each as OpenSIPS's modparam: `\"[ID1] uri = amqp://user:pass@host:port/vhost; exchange = x; heartbeat = 5; frames = 131072; retries = 2; immediate; mandatory; non-persistent\"`."),
         param("use_tls", ParamKind::Int, "0", "Must stay 0: TLS to the broker (amqps) is not supported."),
     ],
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
-
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
 
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {

@@ -276,14 +276,9 @@ pub static MODULE: Module = Module {
     ],
     params: PARAMS,
     shutdown: Some(shutdown),
-    setup: Some(setup),
+    setup: Some(|m| crate::modules::settings(prepare(m))),
     ..Module::NONE
 };
-
-/// [`Module::setup`]: reads `config.modules` into [`Prepared`].
-fn setup(modules: &mlua::Table) -> Result<Box<dyn crate::modules::Settings>, String> {
-    Ok(Box::new(prepare(modules)?))
-}
 
 impl crate::modules::Settings for Prepared {
     fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
