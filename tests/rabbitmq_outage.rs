@@ -121,9 +121,13 @@ fn broker_restart_mid_load_loses_no_call_and_counts_every_event() {
         proxy.log_text()
     );
     let got = Consumer::bind_at(&broker.uri(), &key, true).drain();
-    assert_eq!(
-        got, sent,
-        "the consumer holds exactly what was confirmed (dropped {dropped})"
+    // Every confirmed event is in the queue. A few more may be: a message
+    // the broker had written when the connection dropped, before its ack
+    // reached the proxy, is counted dropped (at-least-once delivery; the
+    // proxy cannot know). At most one publisher window of them.
+    assert!(
+        got >= sent && got - sent <= dropped.min(1024),
+        "the consumer holds what was confirmed: got {got}, sent {sent}, dropped {dropped}"
     );
     eprintln!(
         "{total} calls, broker down {outage:?}: 0 failed calls, events sent {sent}, dropped {dropped}, consumer got {got}"

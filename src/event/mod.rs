@@ -35,7 +35,8 @@ pub struct EventDecl {
 /// Events delivered to a subscriber (UDP datagram sent, broker publish
 /// confirmed by the client library).
 pub static SENT: Counter = Counter::new();
-/// Events not delivered: a full queue, a broker that is down, a send error.
+/// Events not delivered or not confirmed: a full queue, a broker that is down, a send
+/// error, a broker ack lost with its connection.
 pub static DROPPED: Counter = Counter::new();
 
 /// OpenSIPS's default subscription lifetime (`event_subscribe` without

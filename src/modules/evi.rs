@@ -184,7 +184,7 @@ pub static MODULE: Module = Module {
         StatDecl::counter(
             "dropped",
             &event::DROPPED,
-            "Events not delivered: a full queue, a broker that is down, a send error.",
+            "Events not delivered or not confirmed: a full queue, a broker that is down, a send error (a message whose broker ack was lost with its connection counts here).",
         ),
     ],
     ..Module::NONE
