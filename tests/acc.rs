@@ -112,7 +112,8 @@ end
 }
 
 /// `acc_*_request` account the request at once; with the database down
-/// the call is not held up and the lost rows are counted.
+/// the call is not held up, and the rows, held for `db::writer::HOLD`
+/// (10 s) in case it comes back, end counted as dropped.
 #[test]
 fn request_accounting_and_a_dead_database() {
     let mi_port = free_port();
@@ -233,4 +234,68 @@ end
     let log = proxy.stop();
     assert_eq!(stat(&log, "acc:written"), 200, "{log}");
     assert_eq!(stat(&log, "acc:dropped"), 0, "{log}");
+}
+
+/// The database goes away for 3 s in the middle of 100 calls (its link is
+/// cut: connections reset, new ones closed) and comes back: the CDRs of
+/// the calls that ended meanwhile are held and written once it answers,
+/// none is lost, no call waits for it.
+#[test]
+fn cdrs_survive_a_short_database_outage() {
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("lunasip_acco_{mi_port}"));
+    let link = common::link::Link::to(3306);
+    let callee = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 2,
+  modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
+    mi_fifo = false,
+    acc = {{ db_url = "mysql://root@127.0.0.1:{link}/{name}" }},
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.rr.loose_route() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  sip.dialog.create_dialog()
+  sip.acc.do_accounting("db", "cdr")
+  sip.rr.record_route()
+  sip.pv.du = "sip:127.0.0.1:{uas}"
+  sip.tm.t_relay()
+end
+"#,
+        link = link.port,
+        name = db.name,
+        uas = callee.port,
+    );
+    let proxy = Proxy::start(&script);
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            link.cut();
+            std::thread::sleep(Duration::from_secs(3));
+            link.mend();
+        });
+        uac("uac.xml", proxy.port, "u1", 100, 20, &[])
+    });
+    assert_eq!((run.successful, run.failed), (100, 0), "{}", run.errors);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while db.sql("SELECT COUNT(*) FROM acc") != "100" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} CDRs of 100",
+            db.sql("SELECT COUNT(*) FROM acc")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(db.sql("SELECT COUNT(DISTINCT callid) FROM acc"), "100");
+    let log = proxy.stop();
+    assert_eq!(stat(&log, "acc:dropped"), 0, "{log}");
+    assert_eq!(stat(&log, "acc:written"), 100, "{log}");
+    assert!(log.contains("database"), "the outage was seen: {log}");
 }

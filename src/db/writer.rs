@@ -5,6 +5,12 @@
 //! that arrive within [`LINGER`] of each other go to the server as one
 //! multi-row INSERT (up to [`BATCH`] rows), so a busy proxy costs the
 //! database one round trip per batch, not per row.
+//!
+//! A database that goes away (a restart, a network cut) holds the batch
+//! in hand for up to [`HOLD`], tried again with a backoff, while new rows
+//! wait in the queue; past that the batches are counted as not written
+//! until the database answers again, so a long outage ends in counted
+//! drops, never in a queue that only grows.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
@@ -19,6 +25,15 @@ pub const BATCH: usize = 100;
 /// How long an INSERT waits for more rows of its kind: a steady flow of
 /// rows costs the database a round trip per batch, not per row.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a database that stopped answering may hold the writer
+/// before its rows are counted as not written (a MariaDB restart takes a
+/// few seconds).
+pub const HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The first and the longest pause between two tries of a held batch.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One writer thread and its queue.
 pub struct Writer {
@@ -66,6 +81,8 @@ fn values_group(sql: &str) -> Option<&str> {
 
 fn run(rx: Receiver<Job>, done: Done) {
     let mut next: Option<Job> = None;
+    // Since when the database has not answered (None: it did last time).
+    let mut down_since: Option<std::time::Instant> = None;
     loop {
         let (db, sql, mut vals) = match next.take() {
             Some(j) => j,
@@ -95,7 +112,37 @@ fn run(rx: Receiver<Job>, done: Done) {
                 }
             }
         }
-        done(&sql, rows, db.exec_wait(&batched, vals));
+        let r = exec_held(&db, &batched, vals, &mut down_since);
+        done(&sql, rows, r);
+    }
+}
+
+/// Runs one batch; while the database is unreachable and has been for
+/// less than [`HOLD`], waits and tries again.
+fn exec_held(
+    db: &Db,
+    sql: &str,
+    vals: Vec<Value>,
+    down_since: &mut Option<std::time::Instant>,
+) -> Result<u64, DbError> {
+    let mut pause = RETRY_FIRST;
+    loop {
+        match db.exec_wait(sql, vals.clone()) {
+            Err(e) if e.is_retryable() => {
+                let since = *down_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= HOLD {
+                    return Err(e);
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+            r => {
+                if r.is_ok() {
+                    *down_since = None;
+                }
+                return r;
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod ds;
+pub mod link;
 pub mod mariadb;
 pub mod mysql;
 pub mod netns;
