@@ -198,7 +198,14 @@ fn is_direction(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         "upstream" => true,
         _ => return Err(a.err(format!("unknown direction '{dir}' (downstream, upstream)"))),
     };
-    let call = st.call.borrow();
+    let upstream = upstream(&st.call.borrow());
+    ret(lua, upstream == want_up)
+}
+
+/// Whether the current request goes upstream (callee to caller): the
+/// `ftag` of our Route entry is not its From tag (`is_direction`; acc's
+/// `detect_direction`).
+pub fn upstream(call: &crate::proxy::context::Call) -> bool {
     let ftag = call.rr_params().and_then(|p| {
         p.split(';').find_map(|kv| {
             let (k, v) = kv.split_once('=')?;
@@ -209,11 +216,10 @@ fn is_direction(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         .msg
         .as_ref()
         .and_then(|m| m.from_tag().map(str::to_string));
-    let upstream = match (ftag, from_tag) {
+    match (ftag, from_tag) {
         (Some(f), Some(t)) if !f.is_empty() && !t.is_empty() => f != t,
         _ => false,
-    };
-    ret(lua, upstream == want_up)
+    }
 }
 
 /// `config.modules.rr`, read before anything is applied.

@@ -16,7 +16,9 @@ config = {
     usrloc = {
       use_domain = true,
     },
-    -- modparam("acc", "early_media", 0): lunasip's acc has no such parameter
+    acc = {
+      early_media = false,
+    },
     mi_fifo = false, -- the script loads no mi_fifo: no MI FIFO
     mi_http = false, -- the script loads no mi_http: no MI over HTTP
   },

@@ -159,6 +159,9 @@ pub static ALL: &[Param] = &[
     p("acc", "db_url", Str),
     p("acc", "db_table_acc", Str),
     p("acc", "db_table_missed_calls", Str),
+    p("acc", "early_media", Bool),
+    p("acc", "report_cancels", Bool),
+    p("acc", "detect_direction", Bool),
     p("acc", "extra_fields", Str),
 ];
 

@@ -12,7 +12,7 @@ use crate::proxy::context::Call;
 use crate::pv::{PvDef, Spec, Value};
 
 /// The accounting context of a request (OpenSIPS `acc_ctx_t`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct AccCtx {
     /// `do_accounting` types (log, db, evi bits) and flags (cdr, missed,
     /// failed bits).
@@ -21,6 +21,9 @@ pub struct AccCtx {
     pub table: Option<String>,
     /// `$acc_extra` values by tag.
     pub extras: HashMap<String, String>,
+    /// The request goes upstream and `detect_direction` is on: its
+    /// records swap From and To tags.
+    pub upstream: bool,
 }
 
 /// The context as a request's transaction data (shared: the script may

@@ -13,6 +13,7 @@ use crate::modules::dialog::machine::{now_ms, now_unix, DlgTxn};
 use crate::modules::dialog::store::{lock, Dlg, CALLEE, CALLER};
 use crate::proxy::tm::hooks::Observer;
 use crate::proxy::tm::Txn;
+use crate::sip::Message;
 
 pub const LOG: u8 = 1;
 pub const DB: u8 = 2;
@@ -134,21 +135,33 @@ fn to_tag_of(t: &Txn) -> String {
 struct TmObserver;
 
 impl Observer for TmObserver {
+    /// `report_cancels`: the CANCEL `do_accounting` marked, with the
+    /// answer it got here.
+    fn cancel_answered(&self, m: &Message, data: &crate::proxy::tm::hooks::TxnData, code: u16) {
+        let Some(r) = data.get::<AccRef>() else {
+            return;
+        };
+        let ctx = r.lock().clone();
+        if ctx.types == 0 || ctx.flags & FAILED == 0 && code >= 300 {
+            return;
+        }
+        let reason = record::reason_of(code).to_string();
+        let to_tag = m.to_tag().unwrap_or_default().to_string();
+        let rec = record_of(m, &ctx, code.to_string(), reason, to_tag);
+        account(&rec, Kind::Answered, &ctx);
+    }
+
+    fn reply_in(&self, t: &Txn, _branch: usize, reply: &Message) {
+        early_media(t, reply);
+    }
+
     fn completed(&self, t: &Txn, code: u16) {
         let Some(r) = t.data.get::<AccRef>() else {
             return;
         };
         // A copy: the context is not held while the dialog is locked
         // (dialog's end hook locks them the other way round).
-        let ctx = {
-            let c = r.lock();
-            AccCtx {
-                types: c.types,
-                flags: c.flags,
-                table: c.table.clone(),
-                extras: c.extras.clone(),
-            }
-        };
+        let ctx = r.lock().clone();
         if ctx.types == 0 {
             return;
         }
@@ -168,19 +181,8 @@ impl Observer for TmObserver {
         if !missed && !answered {
             return;
         }
-        let req = &t.request;
         let (code_s, reason) = status(t, code);
-        let rec = Record {
-            method: req.method().to_string(),
-            from_tag: req.from_tag().unwrap_or_default().to_string(),
-            to_tag: to_tag_of(t),
-            callid: req.call_id().unwrap_or_default().to_string(),
-            code: code_s,
-            reason,
-            time: now_unix(),
-            cdr: None,
-            extras: ctx.extras.clone(),
-        };
+        let rec = record_of(&t.request, &ctx, code_s, reason, to_tag_of(t));
         if missed {
             account(&rec, Kind::Missed, &ctx);
         }
@@ -188,6 +190,49 @@ impl Observer for TmObserver {
             account(&rec, Kind::Answered, &ctx);
         }
     }
+}
+
+/// The record of request `req` with the reply's code, reason and To tag;
+/// From and To tags swapped for an upstream request (acc.c does so under
+/// `detect_direction`).
+fn record_of(req: &Message, ctx: &AccCtx, code: String, reason: String, to_tag: String) -> Record {
+    let mut from_tag = req.from_tag().unwrap_or_default().to_string();
+    let mut to_tag = to_tag;
+    if ctx.upstream {
+        std::mem::swap(&mut from_tag, &mut to_tag);
+    }
+    Record {
+        method: req.method().to_string(),
+        from_tag,
+        to_tag,
+        callid: req.call_id().unwrap_or_default().to_string(),
+        code,
+        reason,
+        time: now_unix(),
+        cdr: None,
+        extras: ctx.extras.clone(),
+    }
+}
+
+/// `early_media`: a provisional reply with a body (OpenSIPS
+/// `should_acc_reply`: code < 200 and a Content-Length above 0) of a
+/// transaction marked for accounting is accounted as it arrives.
+fn early_media(t: &Txn, reply: &Message) {
+    let code = reply.status().unwrap_or(0);
+    if !(101..200).contains(&code) || reply.body().is_empty() || !super::conf().early_media {
+        return;
+    }
+    let Some(r) = t.data.get::<AccRef>() else {
+        return;
+    };
+    let ctx = r.lock().clone();
+    if ctx.types == 0 {
+        return;
+    }
+    let reason = reply.reason().unwrap_or_default().to_string();
+    let to_tag = reply.to_tag().unwrap_or_default().to_string();
+    let rec = record_of(&t.request, &ctx, code.to_string(), reason, to_tag);
+    account(&rec, Kind::Answered, &ctx);
 }
 
 pub fn observer() -> Arc<dyn Observer> {

@@ -35,10 +35,19 @@ fn do_accounting(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     if let Some(t) = &table {
         Ident::new(t).map_err(|e| a.err(e))?;
     }
+    let conf = super::conf();
     let mut call = st.call.borrow_mut();
+    // OpenSIPS acc_logic.c: a CANCEL is accounted only with report_cancels.
+    let cancel = call.msg.as_ref().is_some_and(|m| m.method() == "CANCEL");
+    if cancel && !conf.report_cancels {
+        tracing::warn!("{}: on a CANCEL without report_cancels: not accounted", a.fname);
+        return ret(lua, true);
+    }
+    let upstream = conf.detect_direction && crate::modules::rr::upstream(&call);
     let r = ctx_of(&mut call);
     {
         let mut ctx = r.lock();
+        ctx.upstream |= upstream;
         ctx.types |= types;
         ctx.flags |= flags;
         if table.is_some() {

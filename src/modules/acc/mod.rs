@@ -29,6 +29,15 @@ pub struct AccConf {
     pub table: String,
     pub missed_table: String,
     pub extras: extra::Extras,
+    /// Account provisional replies with a body (183 with SDP) as they
+    /// are relayed (`early_media`).
+    pub early_media: bool,
+    /// `do_accounting` on a CANCEL marks it (`report_cancels`); else it
+    /// is refused with a warning, as OpenSIPS does.
+    pub report_cancels: bool,
+    /// Records of requests going upstream (a BYE from the callee) swap
+    /// From and To tags (`detect_direction`).
+    pub detect_direction: bool,
 }
 
 impl Default for AccConf {
@@ -39,6 +48,9 @@ impl Default for AccConf {
             table: "acc".into(),
             missed_table: "missed_calls".into(),
             extras: Vec::new(),
+            early_media: false,
+            report_cancels: false,
+            detect_direction: false,
         }
     }
 }
@@ -82,6 +94,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         Ident::new(&v).map_err(|e| format!("config.modules.acc.{key}: {e}"))?;
         Ok(v)
     };
+    let flag = |key: &str| Ok::<bool, String>(cfg::bool(&t, m, key)?.unwrap_or(false));
     let mut extras = Vec::new();
     let defs: Vec<String> = match t.get::<mlua::Value>("extra_fields").map_err(|e| e.to_string())? {
         mlua::Value::Nil => Vec::new(),
@@ -101,6 +114,9 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             table: name("db_table_acc", "acc")?,
             missed_table: name("db_table_missed_calls", "missed_calls")?,
             extras,
+            early_media: flag("early_media")?,
+            report_cancels: flag("report_cancels")?,
+            detect_direction: flag("detect_direction")?,
         }),
     })
 }
@@ -132,6 +148,9 @@ static PARAMS: &[Param] = &[
     param("db_url", ParamKind::Str, "none", "Database of the `acc` and `missed_calls` tables (OpenSIPS 3.4 schema; `lunasip db init` creates them)."),
     param("db_table_acc", ParamKind::Str, "acc", "Table of accounted transactions and CDRs."),
     param("db_table_missed_calls", ParamKind::Str, "missed_calls", "Table of missed calls."),
+    param("early_media", ParamKind::Bool, "false", "true (or 1): a provisional reply with a body (183 with SDP) of an accounted transaction is accounted too, as it arrives (OpenSIPS `early_media`)."),
+    param("report_cancels", ParamKind::Bool, "false", "true (or 1): `do_accounting` on a CANCEL accounts it; false: it is refused with a warning and returns true (OpenSIPS `report_cancels`)."),
+    param("detect_direction", ParamKind::Bool, "false", "true (or 1): records of requests going upstream (a BYE sent by the callee, told by rr's `ftag`) carry From and To tags swapped, so `from_tag` is always the caller's side (OpenSIPS `detect_direction`)."),
     param("extra_fields", ParamKind::Str, "none", "Extra values per backend, OpenSIPS syntax: `\"db: caller->caller_id; callee\"` (tag `caller` into column `caller_id`); a list of such strings for several backends (`log`, `db`, `evi`). The script sets them with `$acc_extra(tag)`."),
 ];
 

@@ -20,6 +20,11 @@ pub trait Observer: Send + Sync {
     /// The final response `code` went to the caller, received or made here
     /// (a timeout's 408, `t_reply`).
     fn completed(&self, _t: &Txn, _code: u16) {}
+    /// A CANCEL was answered here (`code`: 200 when its INVITE is known,
+    /// else 481), `data`: what modules attached to the CANCEL's request
+    /// (OpenSIPS gives the CANCEL a transaction of its own; its reply is
+    /// what acc's `report_cancels` accounts).
+    fn cancel_answered(&self, _cancel: &Message, _data: &TxnData, _code: u16) {}
 }
 
 /// Per-transaction data modules attach to a request before `t_relay`

@@ -57,9 +57,11 @@ pub(super) fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
     };
     let Some(txn) = key.and_then(|k| tm.server.get(&k).map(|e| e.clone())) else {
         reply::send_local_reply(st, 481, "Call/Transaction Does Not Exist");
+        cancel_answered(st, 481);
         return Ok(false);
     };
     reply::send_local_reply(st, 200, "OK");
+    cancel_answered(st, 200);
     let mut call = st.call.borrow_mut();
     let mut t = lock(&txn);
     t.cancelled = true;
@@ -81,6 +83,17 @@ pub(super) fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
     cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
     t.cancel_reason = None;
     Ok(true)
+}
+
+/// Tells the observers a CANCEL got its answer, when a module attached
+/// data to it.
+fn cancel_answered(st: &Current, code: u16) {
+    let call = st.call.borrow();
+    if let (Some(m), false) = (call.msg.as_ref(), call.tm.data.is_empty()) {
+        st.env
+            .tm
+            .notify(|o| o.cancel_answered(m, &call.tm.data, code));
+    }
 }
 
 /// The Reason of a CANCEL the caller's CANCEL caused (RFC 3326).
