@@ -79,8 +79,10 @@ fn a_worker_behind_on_its_socket_sheds_new_invites_only() {
         80,
         "every INVITE answered: {ok} routed, {shed} shed"
     );
+    // The streak counts datagrams read back to back: the slow OPTIONS is
+    // one of them when the INVITEs were queued before it was read.
     assert!(
-        shed > 0 && ok >= 20,
+        shed > 0 && ok >= 19,
         "{ok} routed, {shed} shed\n{}",
         proxy.log_text()
     );

@@ -63,9 +63,9 @@ fn broker_restart_mid_load_loses_no_call_and_counts_every_event() {
     let mi = free_port();
     let proxy = Proxy::start(&script(mi, callee.port, broker.port, &key));
 
-    // 3000 calls at 150/s (20 s); the broker goes down 4 s in and comes
+    // 2000 calls at 100/s (20 s); the broker goes down 4 s in and comes
     // back up 4 s later.
-    let calls = 3000u32;
+    let calls = 2000u32;
     let outage = std::thread::scope(|s| {
         let h = s.spawn(|| {
             std::thread::sleep(Duration::from_secs(4));
@@ -75,7 +75,7 @@ fn broker_restart_mid_load_loses_no_call_and_counts_every_event() {
             broker.up();
             down_at.elapsed()
         });
-        let run = uac("uac.xml", proxy.port, "u1", calls, 150, &[]);
+        let run = uac("uac.xml", proxy.port, "u1", calls, 100, &[]);
         assert_eq!(
             (run.successful, run.failed),
             (u64::from(calls), 0),
