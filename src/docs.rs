@@ -44,7 +44,7 @@ pub fn lua_api_markdown() -> String {
     out.push_str("| function | returns | what it does |\n|---|---|---|\n");
     out.push_str("| `sip.pv.get(spec)` | value or nil | Reads a pseudo-variable: `sip.pv.get(\"$ru\")`, `sip.pv.get(\"$(hdr(Via)[1])\")`. |\n");
     out.push_str("| `sip.pv.set(spec, value)` | nothing | Writes a writable pseudo-variable; nil clears where OpenSIPS allows `= NULL`. |\n");
-    out.push_str("| `sip.pv.fmt(format)` | string | Expands a string the way `xlog` does (`\"$rm from $si\"`). |\n");
+    out.push_str("| `sip.pv.fmt(format)` | string | Expands a string the way `xlog` does (`\"$rm from $si\"`); with `{ip.resolve}` of a name not cached, the route waits for the lookup where it can. |\n");
     out.push_str("| `sip.pv.NAME`, `sip.pv.NAME = v` | value or nil | Sugar for `$NAME` (`sip.pv.ru`, `sip.pv.du = \"sip:…\"`). |\n");
     out.push_str("| `sip.var.NAME`, `sip.var.NAME = v` | value or nil | Script variables (`$var(NAME)`), per worker. |\n");
     out.push_str("| `sip.avp.NAME`, `sip.avp.NAME = v` | value or nil | AVPs (`$avp(NAME)`), per message: reads the newest value, a write adds one, nil deletes the newest. |\n");

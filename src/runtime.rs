@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use crate::config::{Config, MiToken};
 use crate::mi;
+use crate::proxy::detached::run_startup;
 use crate::proxy::udp::udp_loop;
-use crate::proxy::worker::{run_detached, run_event, Worker};
-use crate::script::route::RouteType;
+use crate::proxy::worker::Worker;
 use crate::script::{check::check, Env, Host, Source};
 use crate::supervisor::Heartbeats;
 use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
@@ -625,15 +625,14 @@ fn worker_main(
         // timer routes run in the first worker too.
         if id == 0 {
             let host = worker.host();
-            if run_detached(&*host, RouteType::Startup, "main") {
+            if run_startup(&*host) {
                 worker.flush().await;
             }
             if let Some(mut rx) = events.take() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {
                     while let Some((name, params)) = rx.recv().await {
-                        let host = w.host();
-                        if run_event(&*host, RouteType::Event, &name, &params) {
+                        if w.run_event(&name, &params) {
                             w.flush().await;
                         }
                     }

@@ -367,3 +367,45 @@ fn state_changes_are_raised_and_a_cancelled_call_is_a_failed_dialog() {
     assert_eq!(stat(&log, "dialog:active_dialogs"), 0, "{log}");
     drop(proxy);
 }
+
+#[test]
+fn a_timeout_bye_to_a_contact_given_by_a_name_whose_answer_expired_is_looked_up_first() {
+    // The callee's Contact names a host only Knot knows, with a 1 s TTL:
+    // when the 3 s dialog timeout sends the BYEs the answer has expired.
+    // The dialog timer looks the name up in its task, then sends (the
+    // worker never waits; the system resolver does not know the name).
+    let callee = uas("uas_named_contact.xml", "u1");
+    let knot = common::dns::Knot::start("callee 1 IN A 127.0.0.1\n");
+    let mi_port = free_port();
+    let proxy = Proxy::start(
+        &script(
+            callee.port,
+            mi_port,
+            "B",
+            r#"sip.pv.set("$DLG_timeout", 3)"#,
+            100,
+        )
+        .replace(
+            "  children = 2,\n",
+            &format!(
+                "  children = 2,\n  dns_servers = {{ \"{}\" }},\n",
+                knot.server()
+            ),
+        ),
+    );
+    let run = uac("uac_wait_bye.xml", proxy.port, "u1", 1, 1, &[]);
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        proxy.log_text()
+    );
+    assert_eq!(
+        callee.counts(1),
+        (1, 0),
+        "the callee got its BYE: {}\n{}",
+        callee.errors(),
+        proxy.log_text()
+    );
+}

@@ -359,3 +359,210 @@ end
         "{log}"
     );
 }
+
+/// A one-worker script asking the DNS server `dns`, with `extra` config
+/// lines and the Lua `routes`.
+fn one_worker(dns: &str, extra: &str, routes: &str) -> String {
+    format!(
+        "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 1,\n  \
+         dns_servers = {{ \"{dns}\" }},\n{extra}}}\n{routes}"
+    )
+}
+
+/// A DNS server in front of `upstream` that answers every query `delay`
+/// late: slow, not dead. Its address.
+fn slow_dns(upstream: String, delay: Duration) -> String {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let (q, up) = (buf[..n].to_vec(), upstream.clone());
+            let Ok(back) = s.try_clone() else { return };
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                let Ok(u) = UdpSocket::bind("127.0.0.1:0") else {
+                    return;
+                };
+                let _ = u.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut b = [0u8; 4096];
+                if u.send_to(&q, &up).is_ok() {
+                    if let Ok((m, _)) = u.recv_from(&mut b) {
+                        let _ = back.send_to(&b[..m], from);
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_failure_route_waiting_for_a_slow_dns_server_leaves_the_worker_answering() {
+    // One worker. The first callee is busy; the failure route relays to a
+    // name only Knot knows, through a server that answers each query
+    // 400 ms late (NAPTR, SRV, A: over a second). Other requests are
+    // answered meanwhile; a worker blocked on DNS could answer none.
+    let busy = uas("uas_busy.xml", "u1");
+    let good = uas("uas.xml", "u1");
+    let knot = Knot::start(&format!(
+        "_sip._udp.later IN SRV 10 10 {} box\nbox IN A 127.0.0.1\n",
+        good.port
+    ));
+    let dns = slow_dns(knot.server(), Duration::from_millis(400));
+    let routes = format!(
+        r#"function route.main()
+  if sip.pv.rU == "local" then
+    sip.sl.sl_send_reply(200, "Local")
+    sip.exit()
+  end
+{IN_DIALOG}  if sip.is_method("INVITE") then
+    sip.rr.record_route()
+    sip.tm.t_on_failure("later")
+  end
+  sip.pv.du = "sip:127.0.0.1:{busy}"
+  sip.tm.t_relay()
+end
+function failure_route.later()
+  sip.xlog("L_INFO", "failure route looks up later\n")
+  sip.pv.du = "sip:later.{ZONE}"
+  if not sip.tm.t_relay() then sip.xlog("L_ERR", "no relay\n") end
+end
+"#,
+        busy = busy.port
+    );
+    let proxy = Proxy::start(&one_worker(
+        &dns,
+        "  dns_retr_time = 3,\n  dns_retr_no = 1,\n",
+        &routes,
+    ));
+    let to = format!("127.0.0.1:{}", proxy.port);
+    // Requests every 100 ms for 4 s, over the whole call below.
+    let others_from = Instant::now();
+    let others = std::thread::spawn(move || {
+        (0..40)
+            .map(|i| {
+                let asked = Instant::now();
+                let r = udp_exchange(
+                    &to,
+                    &options(&format!("busy-dns-{i}"), "local"),
+                    Duration::from_secs(3),
+                )
+                .unwrap_or_default();
+                let answered = asked.elapsed();
+                std::thread::sleep(Duration::from_millis(100));
+                (r.starts_with("SIP/2.0 200 Local\r\n"), answered)
+            })
+            .collect::<Vec<_>>()
+    });
+    let started = Instant::now();
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let took = started.elapsed();
+    let call_ended = others_from.elapsed();
+    let answers = others.join().unwrap();
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    assert_eq!(good.counts(1), (1, 0), "{}", good.errors());
+    assert!(!log.contains("no relay"), "{log}");
+    // The lookups really were slow: the answers came while they ran.
+    assert!(took > Duration::from_millis(1100), "{took:?}");
+    assert!(call_ended < Duration::from_millis(3800), "{call_ended:?}");
+    for (ok, t) in &answers {
+        assert!(*ok && *t < Duration::from_millis(300), "{answers:?}\n{log}");
+    }
+}
+
+#[test]
+fn a_branch_route_naming_an_uncached_host_gets_476_at_once_and_the_next_call_goes_through() {
+    // A branch route cannot wait: its new $du is not looked up there (the
+    // worker would block), the branch fails with 476 and a log line naming
+    // the host, and the name is looked up for the next call.
+    let (callee, port) = udp_listener();
+    let knot = Knot::start("late IN A 127.0.0.1\n");
+    let proxy = Proxy::start(&one_worker(
+        &knot.server(),
+        "",
+        &format!(
+            r#"function route.main()
+  sip.tm.t_on_branch("late")
+  sip.pv.du = "sip:127.0.0.1:{port}"
+  if not sip.tm.t_relay() then sip.sl.sl_reply_error() end
+end
+function branch_route.late()
+  sip.pv.du = "sip:late.{ZONE}:{port}"
+end
+"#
+        ),
+    ));
+    let to = format!("127.0.0.1:{}", proxy.port);
+    let asked = Instant::now();
+    let r = udp_exchange(&to, &options("late-1", "x"), Duration::from_secs(3)).unwrap_or_default();
+    let took = asked.elapsed();
+    assert!(
+        r.starts_with("SIP/2.0 476 Unresolvable destination\r\n"),
+        "{r}\n{}",
+        proxy.log_text()
+    );
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = c.local_addr().unwrap().to_string();
+    c.send_to(
+        options("late-2", "x").replace("{LOCAL}", &local).as_bytes(),
+        &to,
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let got = callee
+        .recv_from(&mut buf)
+        .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+        .unwrap_or_default();
+    let log = proxy.stop();
+    assert!(got.contains("Call-ID: late-2\r\n"), "{got}\n{log}");
+    assert!(
+        log.contains(&format!(
+            "dns: late.{ZONE} is not cached and this route cannot wait"
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn ip_resolve_of_a_name_only_dns_knows_fills_a_reply_header() {
+    // OpenSIPS's {ip.resolve} answers the address; here the route waits
+    // for the lookup (sip.pv.fmt) and the first call already gets it.
+    let knot = Knot::start("hdr IN A 127.0.0.5\n");
+    let proxy = Proxy::start(&one_worker(
+        &knot.server(),
+        "",
+        &format!(
+            r#"function route.main()
+  sip.var.h = "hdr.{ZONE}"
+  sip.append_to_reply(sip.pv.fmt("X-Addr: $(var(h){{ip.resolve}})\r\n"))
+  sip.sl.sl_send_reply(200, "OK")
+end
+"#
+        ),
+    ));
+    let r = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        &options("hdr-1", "x"),
+        Duration::from_secs(5),
+    )
+    .unwrap_or_default();
+    assert!(
+        r.starts_with("SIP/2.0 200 OK\r\n"),
+        "{r}\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        r.contains("\r\nX-Addr: 127.0.0.5\r\n"),
+        "{r}\n{}",
+        proxy.log_text()
+    );
+}

@@ -330,3 +330,50 @@ fn subscriptions_expire() {
     assert_eq!(r["result"]["Events"], json!([]), "{r}");
     drop(proxy);
 }
+
+/// event_datagram takes a host name in `udp:host:port`
+/// (event_datagram.c resolves it with resolvehost). Subscribing from a
+/// request route only parses the socket: the delivery thread resolves
+/// the name, so the route answers at once; an unresolvable name is
+/// accepted, and its events are dropped with a log line naming it.
+#[test]
+fn a_udp_subscriber_given_by_name_gets_events_without_blocking_the_route() {
+    let (l, port) = udp_listener();
+    let mi = free_port();
+    let routes = format!(
+        "function startup_route.main()\n  sip.raise_event(\"E_NAMED\")\nend\n\
+         function route.main()\n  \
+           sip.subscribe_event(\"E_NAMED\", \"udp:localhost:{port}\")\n  \
+           sip.subscribe_event(\"E_NAMED\", \"udp:nowhere.invalid:{port}\")\n  \
+           sip.raise_event(\"E_NAMED\", {{ ci = sip.pv.ci }})\n  \
+           sip.sl.sl_send_reply(200, \"Subscribed\")\n\
+         end\n"
+    );
+    let proxy = Proxy::start(&script(mi, "", &routes));
+    let msg =
+        "OPTIONS sip:ev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKnamed1\r\n\
+               From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:ev@127.0.0.1>\r\nCall-ID: named-1\r\n\
+               CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let asked = Instant::now();
+    let r = udp_exchange(
+        &format!("127.0.0.1:{}", proxy.port),
+        msg,
+        Duration::from_secs(3),
+    )
+    .unwrap_or_default();
+    let took = asked.elapsed();
+    assert!(
+        r.starts_with("SIP/2.0 200 Subscribed\r\n"),
+        "{r}\n{}",
+        proxy.log_text()
+    );
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    let ev = recv_text(&l);
+    assert!(ev.contains("E_NAMED") && ev.contains("named-1"), "{ev}");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = proxy.stop();
+    assert!(
+        log.contains("udp:nowhere.invalid:") && log.contains("cannot resolve nowhere.invalid"),
+        "{log}"
+    );
+}

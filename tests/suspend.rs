@@ -402,3 +402,86 @@ end
     );
     assert!(sleeps <= wakes + 1, "{sleeps} sleeps, {wakes} wakes\n{log}");
 }
+
+#[test]
+fn an_event_route_that_waits_is_parked_and_the_worker_goes_on() {
+    // Two events each wait 1 s in their event_route: parked side by side
+    // (both wake within about 1 s, not 2), and requests are answered
+    // meanwhile.
+    let proxy = Proxy::start(
+        r#"config = { listen = { "udp:127.0.0.1:{PORT}" }, children = 1 }
+function event_route.E_SLOW(ev)
+  sip.xlog("L_INFO", "event " .. ev.n .. " sleeps\n")
+  sip.cfgutils.sleep(1)
+  sip.xlog("L_INFO", "event " .. ev.n .. " woke\n")
+end
+function route.main()
+  if sip.pv.ci:sub(1, 5) == "raise" then
+    sip.raise_event("E_SLOW", { n = sip.pv.ci })
+  end
+  sip.sl.sl_send_reply(200, "Here")
+end
+"#,
+    );
+    let c = Client::new(proxy.port);
+    let started = Instant::now();
+    c.send(&options("raise-1", "ev1"));
+    c.send(&options("raise-2", "ev2"));
+    for i in 0..5 {
+        c.send(&options(&format!("plain-{i}"), &format!("pl{i}")));
+    }
+    let got = c.replies(7, Duration::from_secs(2));
+    let answered = started.elapsed();
+    std::thread::sleep(Duration::from_millis(1300));
+    let log = proxy.stop();
+    assert_eq!(got.len(), 7, "{got:?}\n{log}");
+    assert!(answered < Duration::from_millis(600), "{answered:?}\n{log}");
+    for n in ["raise-1", "raise-2"] {
+        assert!(log.contains(&format!("event {n} sleeps")), "{log}");
+        assert!(log.contains(&format!("event {n} woke")), "{log}");
+    }
+}
+
+#[test]
+fn waiting_in_branch_and_reply_routes_is_an_error_naming_the_line() {
+    // Branch and reply routes run in the middle of tm's work: they cannot
+    // suspend, and an async function there fails naming the script line.
+    let callee = uas("uas.xml", "u1");
+    let script = format!(
+        r#"config = {{ listen = {{ "udp:127.0.0.1:{{PORT}}" }}, children = 1 }}
+local function try(where)
+  local _, e = pcall(function() sip.cfgutils.usleep(1000) end)
+  sip.xlog("L_INFO", where .. " said: " .. tostring(e) .. "\n")
+end
+function route.main()
+{IN_DIALOG}  if sip.is_method("INVITE") then
+    sip.rr.record_route()
+    sip.tm.t_on_branch("b")
+    sip.tm.t_on_reply("r")
+  end
+  sip.pv.du = "sip:127.0.0.1:{port}"
+  sip.tm.t_relay()
+end
+function branch_route.b() try("branch") end
+function onreply_route.r() try("reply") end
+"#,
+        port = callee.port
+    );
+    let proxy = Proxy::start(&script);
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    for route in ["branch_route", "onreply_route"] {
+        assert!(
+            log.contains(&format!(
+                "script.lua:3: sip.cfgutils.usleep: not allowed in {route}"
+            )),
+            "{route}\n{log}"
+        );
+    }
+}

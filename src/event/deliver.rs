@@ -5,13 +5,16 @@
 //! and counts it in `evi:dropped`, so a slow or dead peer never reaches a
 //! route.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::flat::FlatFile;
+use super::socket::UdpTo;
 use super::{DROPPED, SENT};
 
 /// Events waiting for the delivery thread.
@@ -22,7 +25,7 @@ pub const MAX_DATAGRAM: usize = 65_507;
 
 /// One event for one subscriber, its payload already built.
 pub enum Job {
-    Udp(SocketAddr, Arc<str>),
+    Udp(UdpTo, Arc<str>),
     Unix(PathBuf, Arc<str>),
     Flat(Arc<FlatFile>, Arc<str>),
 }
@@ -60,7 +63,57 @@ pub fn handle() -> Option<tokio::runtime::Handle> {
     runner().map(|r| r.handle.clone())
 }
 
+/// How long the delivery thread keeps the address of a `udp:` socket's
+/// host name, and a failed lookup.
+const NAME_HOLD: Duration = Duration::from_secs(60);
+const NAME_FAILED_HOLD: Duration = Duration::from_secs(5);
+
+/// Host names of `udp:` sockets, resolved on this thread (the system
+/// resolver, /etc/hosts first, as OpenSIPS's event_datagram): never on a
+/// worker, which only queues the event.
+#[derive(Default)]
+struct Names(HashMap<(Arc<str>, u16), (Option<SocketAddr>, Instant)>);
+
+impl Names {
+    async fn addr(&mut self, to: &UdpTo) -> Option<SocketAddr> {
+        let (host, port) = match to {
+            UdpTo::Addr(a) => return Some(*a),
+            UdpTo::Name(h, p) => (h, *p),
+        };
+        let key = (host.clone(), port);
+        if let Some((a, until)) = self.0.get(&key) {
+            if *until > Instant::now() {
+                return *a;
+            }
+        }
+        let found = match tokio::net::lookup_host((&**host, port)).await {
+            // IPv4 first, as event_datagram's resolvehost.
+            Ok(addrs) => {
+                let all: Vec<SocketAddr> = addrs.collect();
+                all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "events: udp:{host}:{port}: cannot resolve {host} ({e}); events dropped"
+                );
+                None
+            }
+        };
+        let hold = if found.is_some() {
+            NAME_HOLD
+        } else {
+            NAME_FAILED_HOLD
+        };
+        if self.0.len() >= 1024 {
+            self.0.clear();
+        }
+        self.0.insert(key, (found, Instant::now() + hold));
+        found
+    }
+}
+
 async fn job_loop(mut rx: mpsc::Receiver<Job>) {
+    let mut names = Names::default();
     let v4 = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok();
     let v6 = tokio::net::UdpSocket::bind("[::]:0").await.ok();
     // A plain non-blocking socket: tokio's `try_send_to` refuses until
@@ -70,13 +123,16 @@ async fn job_loop(mut rx: mpsc::Receiver<Job>) {
         .ok();
     while let Some(job) = rx.recv().await {
         let ok = match job {
-            Job::Udp(to, body) => {
-                let sock = if to.is_ipv4() { &v4 } else { &v6 };
-                match sock {
-                    Some(s) => s.send_to(body.as_bytes(), to).await.is_ok(),
-                    None => false,
+            Job::Udp(to, body) => match names.addr(&to).await {
+                Some(to) => {
+                    let sock = if to.is_ipv4() { &v4 } else { &v6 };
+                    match sock {
+                        Some(s) => s.send_to(body.as_bytes(), to).await.is_ok(),
+                        None => false,
+                    }
                 }
-            }
+                None => false,
+            },
             // A reader that stopped reading fills its buffer: the event is
             // dropped, never queued here.
             Job::Unix(path, body) => unix

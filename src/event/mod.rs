@@ -201,7 +201,7 @@ pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
     };
     for (kind, fmt) in targets {
         match kind {
-            Kind::Udp(a) => deliver::queue(Job::Udp(a, body(fmt))),
+            Kind::Udp(to) => deliver::queue(Job::Udp(to, body(fmt))),
             Kind::Unix(p) => deliver::queue(Job::Unix(p, body(fmt))),
             Kind::Route(r) => to_route(&r, params.clone()),
             Kind::Rabbit(p, key) => {

@@ -9,7 +9,7 @@
 //! consumers: `;format=text` at the end of the socket
 //! (`udp:127.0.0.1:9000;format=text`); `;format=json` is the default.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,12 +35,22 @@ pub enum Format {
 
 #[derive(Clone)]
 pub enum Kind {
-    Udp(SocketAddr),
+    Udp(UdpTo),
     Unix(PathBuf),
     /// `event_route.NAME` runs with the event's parameters.
     Route(String),
     Flat(Arc<FlatFile>),
     Rabbit(Arc<Publisher>, Arc<str>),
+}
+
+/// Where a `udp:` socket sends: an address, or a host name that the
+/// delivery thread resolves (`deliver.rs`), so a subscription made from a
+/// route never waits for DNS on a worker (OpenSIPS event_datagram
+/// resolves the name when it parses the socket).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UdpTo {
+    Addr(SocketAddr),
+    Name(Arc<str>, u16),
 }
 
 /// Where a `rabbitmq:` socket publishes.
@@ -139,7 +149,7 @@ fn unix(rest: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(rest))
 }
 
-fn udp(rest: &str) -> Result<SocketAddr, String> {
+fn udp(rest: &str) -> Result<UdpTo, String> {
     let (host, port) = rest
         .rsplit_once(':')
         .ok_or_else(|| format!("udp socket {rest:?}: no port"))?;
@@ -152,11 +162,18 @@ fn udp(rest: &str) -> Result<SocketAddr, String> {
     if host.is_empty() {
         return Err("udp socket: no host".into());
     }
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("udp socket: cannot resolve host {host:?}"))
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(UdpTo::Addr(SocketAddr::new(ip, port)));
+    }
+    // RFC 1123 host names: letters, digits, '-' and '.', at most 253.
+    let name_ok = host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        return Err(format!("udp socket: bad host {host:?}"));
+    }
+    Ok(UdpTo::Name(host.to_ascii_lowercase().into(), port))
 }
 
 /// Parses what follows `rabbitmq:`.

@@ -33,6 +33,28 @@ fn rabbitmq_socket_as_event_rabbitmq_parses_it() {
 }
 
 #[test]
+fn udp_sockets_keep_names_for_the_delivery_thread() {
+    use super::socket::UdpTo;
+    let kind = |s: &str| match Socket::parse(s).map(|s| s.kind) {
+        Ok(Kind::Udp(to)) => Some(to),
+        _ => None,
+    };
+    assert_eq!(
+        kind("udp:127.0.0.1:9000"),
+        Some(UdpTo::Addr("127.0.0.1:9000".parse().expect("addr")))
+    );
+    assert_eq!(
+        kind("udp:[::1]:9000"),
+        Some(UdpTo::Addr("[::1]:9000".parse().expect("addr")))
+    );
+    // Parsing a name never looks it up (it runs on a worker).
+    assert_eq!(
+        kind("udp:Events.Example.invalid:9000"),
+        Some(UdpTo::Name("events.example.invalid".into(), 9000))
+    );
+}
+
+#[test]
 fn bad_sockets_name_the_wrong_part() {
     for (s, want) in [
         ("127.0.0.1:5060", "unknown transport"),
@@ -40,6 +62,8 @@ fn bad_sockets_name_the_wrong_part() {
         ("udp:127.0.0.1", "no port"),
         ("udp:127.0.0.1:0", "bad port"),
         ("udp:127.0.0.1:x", "bad port"),
+        ("udp:bad host:9", "bad host"),
+        ("udp:a/b:9", "bad host"),
         ("rabbitmq:127.0.0.1", "no '/'"),
         ("rabbitmq:127.0.0.1/", "empty routing key"),
         ("rabbitmq:127.0.0.1:99999/k", "bad port"),

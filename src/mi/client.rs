@@ -81,6 +81,8 @@ fn parse_url(url: &str) -> Result<(String, String), String> {
 /// POSTs `body` and returns the reply body.
 pub fn http_call(url: &str, token: Option<&str>, body: &str) -> Result<String, String> {
     let (hostport, path) = parse_url(url)?;
+    // A blocking lookup: this is the `lunasip mi` command-line client,
+    // never a worker thread.
     let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
         .map_err(|e| format!("{hostport}: {e}"))?
         .collect();

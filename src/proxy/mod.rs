@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod dest;
+pub mod detached;
 pub mod error;
 pub mod maxfwd;
 pub mod phases;

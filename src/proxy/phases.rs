@@ -102,10 +102,11 @@ pub trait Phases {
     fn timers(&self) -> Vec<(String, std::time::Duration)>;
 
     /// `event_route[name]` for a raised event, with its parameters; no
-    /// message. `None` when the script has no such route.
+    /// message. `None` when the script has no such route. It may suspend:
+    /// the worker parks it and takes the next event meanwhile.
     fn event(
         &self,
         name: &str,
         params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<Outcome>;
+    ) -> Option<Started>;
 }

@@ -157,7 +157,7 @@ impl Phases for Routes {
     fn timers(&self) -> Vec<(String, std::time::Duration)> {
         Vec::new()
     }
-    fn event(&self, _: &str, _: &serde_json::Map<String, serde_json::Value>) -> Option<Outcome> {
+    fn event(&self, _: &str, _: &serde_json::Map<String, serde_json::Value>) -> Option<Started> {
         None
     }
 }

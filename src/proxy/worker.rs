@@ -333,26 +333,6 @@ impl Worker {
         }
     }
 
-    /// Runs `timer_route[name]`; one that suspends is awaited, so runs of
-    /// one timer never overlap. Sends what it queued.
-    pub async fn run_timer(self: &Rc<Self>, name: &str) {
-        let host = self.host();
-        reset_detached(&*host, RouteType::Timer, name);
-        match host.timer(name) {
-            None => return,
-            Some(Started::Ended(o)) => log_detached(RouteType::Timer, name, &o),
-            Some(Started::Waiting(run)) => {
-                let name = name.to_string();
-                let then = Box::new(move |_: &dyn Phases, o| {
-                    log_detached(RouteType::Timer, &name, &o);
-                    None
-                });
-                let _ = self.park_then(host, Resume { run, then }).await;
-            }
-        }
-        self.flush().await;
-    }
-
     fn on_reply(self: &Rc<Self>, msg: Message, src: Source) {
         CORE.rcv_replies.inc();
         if let Err(e) = msg.validate_response() {
@@ -543,48 +523,6 @@ impl Future for Parked {
         }
         r
     }
-}
-
-/// Sets the call up for a route that has no message.
-fn reset_detached(host: &dyn Phases, rt: RouteType, name: &str) {
-    let mut call = host.current().call.borrow_mut();
-    call.reset_empty(rt);
-    call.route_name = super::context::route_name(name);
-}
-
-fn log_detached(rt: RouteType, name: &str, o: &Outcome) {
-    if let Outcome::Failed(e) = o {
-        tracing::error!("{}.{name} failed: {e}", rt.table());
-    }
-}
-
-/// Runs a route that has no message and cannot wait (startup, event with
-/// no parameters), logging a failure; false when the script has no such
-/// route.
-pub fn run_detached(host: &dyn Phases, rt: RouteType, name: &str) -> bool {
-    run_event(host, rt, name, &serde_json::Map::new())
-}
-
-/// Runs `event_route[name]` (or startup_route) with the event's
-/// parameters, logging a failure; false when the script has no such route.
-pub fn run_event(
-    host: &dyn Phases,
-    rt: RouteType,
-    name: &str,
-    params: &serde_json::Map<String, serde_json::Value>,
-) -> bool {
-    reset_detached(host, rt, name);
-    if !params.is_empty() {
-        host.current().call.borrow_mut().event_params = Some(std::sync::Arc::new(params.clone()));
-    }
-    let outcome = match rt {
-        RouteType::Startup => host.startup(),
-        _ => host.event(name, params),
-    };
-    if let Some(o) = &outcome {
-        log_detached(rt, name, o);
-    }
-    outcome.is_some()
 }
 
 /// An INVITE that starts a dialog (no To tag).

@@ -173,8 +173,9 @@ pub fn pv_fmt(lua: &Lua, st: &State, fmt: &str) -> mlua::Result<String> {
 
 /// `sip.pv.fmt` from Lua: the parsed format found by the string's identity
 /// (Lua strings are immutable: the identity is a key that needs no
-/// hashing of the text).
-fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<String> {
+/// hashing of the text). Returns the text and whether it wanted a name
+/// looked up (`{ip.resolve}`): Lua then waits and formats again.
+fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<(String, bool)> {
     let key = fmt.to_pointer() as usize;
     let found = st.pv.borrow().format_by_key(key);
     let parts = match found {
@@ -194,8 +195,7 @@ fn fmt_lua(lua: &Lua, st: &State, fmt: &mlua::String) -> mlua::Result<String> {
     };
     let mut out = String::with_capacity(64);
     pv::format(&st.call.borrow(), &parts, &mut out);
-    resolve_wait::settle_nowait(lua);
-    Ok(out)
+    Ok((out, resolve_wait::settle(lua, st)))
 }
 
 /// `sip.pv.assign(spec, op, value)`: OpenSIPS `=`, `:=`, `+=`, `-=`, …
@@ -272,10 +272,8 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         })?,
     )?;
     let st = state.clone();
-    pvt.set(
-        "fmt",
-        lua.create_function(move |lua, fmt: mlua::String| fmt_lua(lua, &st, &fmt))?,
-    )?;
+    let fmt_now = lua.create_function(move |lua, fmt: mlua::String| fmt_lua(lua, &st, &fmt))?;
+    pvt.set("fmt", resolve_wait::again(lua, state, fmt_now)?)?;
     let meta = lua.create_table()?;
     meta.set("__index", index)?;
     let st = state.clone();

@@ -64,13 +64,13 @@ pub struct Args {
 }
 
 impl Args {
-    /// Fails unless the route can suspend here (request, failure and timer
-    /// routes can).
+    /// Fails unless the route can suspend here (request, failure, timer
+    /// and event routes can).
     pub fn require_suspend(&self) -> mlua::Result<()> {
         if self.suspendable {
             return Ok(());
         }
-        Err(self.err("waits on I/O and cannot suspend here (only request, failure and timer routes can wait)"))
+        Err(self.err("waits on I/O and cannot suspend here (only request, failure, timer and event routes can wait)"))
     }
 
     pub fn len(&self) -> usize {

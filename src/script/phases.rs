@@ -18,7 +18,12 @@ impl Host {
 
     /// Starts `f` as a coroutine that may suspend.
     fn started(&self, f: &Function) -> Started {
-        match self.run_now(f, Value::Nil) {
+        self.started_with(f, Value::Nil)
+    }
+
+    /// [`Self::started`] with an argument (event routes get a table).
+    fn started_with(&self, f: &Function, arg: Value) -> Started {
+        match self.run_now(f, arg) {
             Ok(o) => Started::Ended(o),
             Err(run) => Started::Waiting(Box::pin(run)),
         }
@@ -100,7 +105,7 @@ impl Phases for Host {
         &self,
         name: &str,
         params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<Outcome> {
+    ) -> Option<Started> {
         let f = self.route(RouteType::Event, name)?;
         let args = self.lua.create_table().and_then(|t| {
             for (k, v) in params {
@@ -117,8 +122,8 @@ impl Phases for Host {
             Ok(t)
         });
         Some(match args {
-            Ok(t) => self.invoke_with(&f, t),
-            Err(e) => Outcome::Failed(super::host::describe(&e)),
+            Ok(t) => self.started_with(&f, Value::Table(t)),
+            Err(e) => Started::Ended(Outcome::Failed(super::host::describe(&e))),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `{ip.resolve}` without blocking: the transformation answers from the
 //! worker's DNS cache and leaves an uncached name wanted
 //! (`transport::dns::wanted`). Reads that can take the answer later —
-//! `sip.pv` reads and `sip.tr` with the transformation in them — then
+//! `sip.pv` reads, `sip.pv.fmt` and `sip.tr` with the transformation in them — then
 //! suspend the route until the name is looked up and read again. Elsewhere
 //! (formats such as `xlog`'s, routes that cannot wait) the read keeps its
 //! null, the name is looked up in the background for the next call, and a

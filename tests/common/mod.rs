@@ -19,6 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The start of a stateful `route.main` for SIPp calls: in-dialog
+/// requests follow their Route set.
+#[allow(dead_code)]
+pub const IN_DIALOG: &str = "  if sip.has_totag() then
+    sip.rr.loose_route()
+    sip.tm.t_relay()
+    sip.exit()
+  end
+";
+
 /// A UDP socket on 127.0.0.1 for events and datagrams to arrive at (8 s
 /// read timeout), and its port.
 pub fn udp_listener() -> (UdpSocket, u16) {

@@ -65,10 +65,12 @@ impl RouteMask {
     pub const LOCAL: RouteMask = RouteMask(1 << RouteType::Local as u16);
     pub const ERROR: RouteMask = RouteMask(1 << RouteType::Error as u16);
     pub const TIMER: RouteMask = RouteMask(1 << RouteType::Timer as u16);
+    pub const EVENT: RouteMask = RouteMask(1 << RouteType::Event as u16);
     /// Routes that can suspend while a function waits on I/O (the others
     /// run in the middle of tm's work or before traffic).
-    pub const WAIT: RouteMask =
-        RouteMask(RouteMask::REQUEST.0 | RouteMask::FAILURE.0 | RouteMask::TIMER.0);
+    pub const WAIT: RouteMask = RouteMask(
+        RouteMask::REQUEST.0 | RouteMask::FAILURE.0 | RouteMask::TIMER.0 | RouteMask::EVENT.0,
+    );
     /// Routes that carry a message.
     pub const MSG: RouteMask = RouteMask(
         RouteMask::REQUEST.0

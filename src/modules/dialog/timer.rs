@@ -4,13 +4,14 @@
 //! Requests go out as local requests of tm; their answers come back on
 //! whichever worker receives them.
 
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::machine;
 use super::store::{self, lock, Dlg, DlgRef, CALLEE, CALLER};
 use super::{conf, DIALOG};
-use crate::proxy::phases::Phases;
+use crate::proxy::worker::Worker;
 use crate::proxy::tm::uac::{self, InDialog, LocalRequest};
 
 /// Work for the timer task from other threads (the MI).
@@ -101,31 +102,31 @@ fn request(d: &Dlg, dst: usize, method: &str) -> LocalRequest {
 }
 
 /// Sends BYE to both sides of `d`.
-fn send_byes(host: &dyn Phases, d: &Dlg) {
+fn send_byes(w: &Rc<Worker>, d: &Dlg) {
     for dst in [CALLER, CALLEE] {
         if d.legs[dst].contact.is_empty() {
             continue;
         }
         let req = request(d, dst, "BYE");
-        if let Err(e) = uac::send(host, &req, None) {
+        if let Err(e) = uac::send_located(w, req, None) {
             tracing::warn!("dialog {}: cannot send BYE to {}: {e}", d.did(), d.legs[dst].contact);
         }
     }
 }
 
 /// Ends `r` with `reason` and sends the BYEs when `bye`.
-fn end_with_byes(host: &dyn Phases, r: &DlgRef, reason: &'static str, bye: bool) {
+fn end_with_byes(w: &Rc<Worker>, r: &DlgRef, reason: &'static str, bye: bool) {
     if !machine::end(r, Some(reason)) {
         return;
     }
     if bye {
         let snap = snapshot(&lock(r));
-        send_byes(host, &snap);
+        send_byes(w, &snap);
     }
 }
 
 /// One pass: timeouts, then pings that are due.
-fn tick(host: &dyn Phases, last_ping: &mut Instant) {
+fn tick(w: &Rc<Worker>, last_ping: &mut Instant) {
     let now = Instant::now();
     let t = store::table();
     let ping_due = last_ping.elapsed() >= Duration::from_secs(u64::from(conf().ping_interval));
@@ -140,7 +141,7 @@ fn tick(host: &dyn Phases, last_ping: &mut Instant) {
         };
         if expired {
             DIALOG.expired.inc();
-            end_with_byes(host, &r, "Lifetime Timeout", flags & store::FLAG_BYE_ON_TIMEOUT != 0);
+            end_with_byes(w, &r, "Lifetime Timeout", flags & store::FLAG_BYE_ON_TIMEOUT != 0);
             continue;
         }
         if !ping_due || state < store::CONFIRMED_NA || state == store::DELETED {
@@ -152,17 +153,17 @@ fn tick(host: &dyn Phases, last_ping: &mut Instant) {
         ];
         if (0..2).any(|l| wanted[l] && ping_lost[l]) {
             // The last ping got no answer in a whole interval.
-            end_with_byes(host, &r, "Ping Timeout", true);
+            end_with_byes(w, &r, "Ping Timeout", true);
             continue;
         }
         for leg in [CALLER, CALLEE].into_iter().filter(|l| wanted[*l]) {
-            ping(host, &r, leg);
+            ping(w, &r, leg);
         }
     }
 }
 
 /// Sends an in-dialog OPTIONS to `leg`; 408 or 481 ends the dialog.
-fn ping(host: &dyn Phases, r: &DlgRef, leg: usize) {
+fn ping(w: &Rc<Worker>, r: &DlgRef, leg: usize) {
     let req = {
         let mut d = lock(r);
         let req = request(&d, leg, "OPTIONS");
@@ -184,8 +185,9 @@ fn ping(host: &dyn Phases, r: &DlgRef, leg: usize) {
             }
         }
     });
-    if let Err(e) = uac::send(host, &req, Some(done)) {
-        tracing::warn!("dialog: cannot ping {}: {e}", req.ruri);
+    let ruri = req.ruri.clone();
+    if let Err(e) = uac::send_located(w, req, Some(done)) {
+        tracing::warn!("dialog: cannot ping {ruri}: {e}");
     }
 }
 
@@ -198,10 +200,10 @@ async fn run(
     loop {
         tokio::select! {
             _ = every.tick() => {
-                tick(&*worker.host(), &mut last_ping);
+                tick(&worker, &mut last_ping);
             }
             job = rx.recv() => match job {
-                Some(Job::Bye(d)) => send_byes(&*worker.host(), &d),
+                Some(Job::Bye(d)) => send_byes(&worker, &d),
                 None => return,
             },
         }

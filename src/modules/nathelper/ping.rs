@@ -27,7 +27,7 @@ use crate::mi::{opt, Command, Ctx, Kind, MiError, Params};
 use crate::modules::usrloc::{self, store, Contact};
 use crate::proxy::context::{Dest, OutKind, Outgoing};
 use crate::proxy::phases::Phases;
-use crate::proxy::tm::locate::resolve;
+use crate::proxy::tm::locate::{self, resolve};
 use crate::proxy::tm::uac::{self, LocalRequest};
 use crate::sip::{NameAddr, Uri};
 use crate::transport::Proto;
@@ -226,15 +226,22 @@ async fn round(worker: &Rc<crate::proxy::worker::Worker>, c: &NhConf, tick: u64)
                 continue;
             }
         };
+        let due_now: Vec<_> = list
+            .into_iter()
+            .filter(|(_, ct)| {
+                due(ct, tick, c.natping_interval) && (!c.ping_nated_only || has(ct, nat_bflag))
+            })
+            .map(|(aor, ct)| {
+                let hop = next_hop(&ct);
+                (aor, ct, hop)
+            })
+            .filter(|(_, ct, hop)| hop_proto(hop, ct) == Proto::Udp || c.natping_tcp)
+            .collect();
+        // Contacts given by host name: looked up first, never on the spot.
+        let names = locate::uncached(due_now.iter().map(|(_, _, hop)| hop.clone()));
+        locate::lookup_all(names).await;
         let host = worker.host();
-        for (aor, ct) in list {
-            if !due(&ct, tick, c.natping_interval) || (c.ping_nated_only && !has(&ct, nat_bflag)) {
-                continue;
-            }
-            let hop = next_hop(&ct);
-            if hop_proto(&hop, &ct) != Proto::Udp && !c.natping_tcp {
-                continue;
-            }
+        for (aor, ct, hop) in due_now {
             match has(&ct, c.sipping_bflag) {
                 true => sip_ping(&*host, c, &d.name, &aor, &ct, hop),
                 false => udp_ping(&*host, c, &ct, &hop),

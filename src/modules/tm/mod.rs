@@ -45,9 +45,9 @@ fn t_relay_lookups(_: &Lua, st: &Rc<State>) -> Option<Suspend> {
     }))
 }
 
-/// `t_relay()`: relays with the names already looked up; where the route
-/// could not wait (failure routes), a name not cached is resolved by the
-/// system resolver.
+/// `t_relay()`: relays with the names already looked up (request and
+/// failure routes wait for them first); a name still not cached — one a
+/// branch route set — makes its branch fail with 476 and a log line.
 fn t_relay(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let (flags, proxy) = more::relay_args(&a)?;
     let saved_du = {

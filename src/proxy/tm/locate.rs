@@ -3,7 +3,7 @@
 //! keeps the others; a 503 or a time-out before any provisional reply
 //! sends the request on to the next one.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use super::txn::{Branch, Txn};
 use super::{BranchRole, Tm, TxnRef};
@@ -23,9 +23,12 @@ pub struct Located {
     pub alts: Vec<SocketAddr>,
 }
 
-/// Resolves `uri` for a branch now: an IP literal, a cached answer, or
-/// (only where the route could not wait, or without a worker's resolver)
-/// a plain A/AAAA lookup of the system.
+/// Resolves `uri` for a branch now: an IP literal or a cached answer.
+/// A name not cached (a route that cannot wait — branch, local — set it,
+/// or a local request names it) never blocks the worker: it is
+/// unresolvable now (476, logged with the name) and looked up in the
+/// background for the next call. Routes that can wait (request, failure)
+/// look their names up first (`pending_lookups`).
 pub fn resolve(uri: &str, v4: bool) -> Result<Located, ProxyError> {
     resolve_forced(uri, v4, None)
 }
@@ -43,7 +46,7 @@ pub fn resolve_forced(uri: &str, v4: bool, forced: Option<Proto>) -> Result<Loca
     }
     let targets = match dns::current().and_then(|d| d.cached(&hop)) {
         Some(t) => t,
-        None => return system_lookup(&hop, proto, v4),
+        None => return Err(not_cached(hop)),
     };
     pick(&targets, proto, hop.proto.is_some(), v4).ok_or(ProxyError::Unresolvable(hop.host))
 }
@@ -64,21 +67,24 @@ fn pick(targets: &[Target], proto: Proto, fixed: bool, v4: bool) -> Option<Locat
     })
 }
 
-fn system_lookup(hop: &Hop, proto: Proto, v4: bool) -> Result<Located, ProxyError> {
-    tracing::debug!("dns: {} not cached, asking the system resolver", hop.host);
-    let port = hop.port.unwrap_or(5060);
-    let addrs: Vec<SocketAddr> = (hop.host.as_str(), port)
-        .to_socket_addrs()
-        .map(|a| a.filter(|a| a.is_ipv4() == v4).collect())
-        .unwrap_or_default();
-    let (first, rest) = addrs
-        .split_first()
-        .ok_or_else(|| ProxyError::Unresolvable(hop.host.clone()))?;
-    Ok(Located {
-        proto,
-        addr: *first,
-        alts: rest.to_vec(),
-    })
+/// A name with no cached answer where nothing can wait for it: logged,
+/// looked up off the receive path for next time, 476 now.
+fn not_cached(hop: Hop) -> ProxyError {
+    if dns::current().is_some() {
+        tracing::warn!(
+            "dns: {} is not cached and this route cannot wait for a lookup: \
+             476 now, looked up for the next call",
+            hop.host
+        );
+        dns::wanted::prefetch(vec![hop.clone()]);
+    } else {
+        // Off the workers (unit tests): there is no resolver to ask.
+        tracing::warn!(
+            "dns: {} not resolved (no resolver on this thread)",
+            hop.host
+        );
+    }
+    ProxyError::Unresolvable(hop.host)
 }
 
 /// Names among the current request's destinations (`$du` or R-URI, and

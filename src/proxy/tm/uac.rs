@@ -108,6 +108,31 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
     s
 }
 
+/// [`send`] from a worker's task, for a request whose first hop may be a
+/// host name not cached (a dialog's Contact after its TTL): the name is
+/// looked up first in a task of the worker, which then sends it, so the
+/// worker never waits for DNS. Ok(true) when it was sent or will be.
+pub fn send_located(
+    w: &std::rc::Rc<crate::proxy::worker::Worker>,
+    req: LocalRequest,
+    done: Option<Done>,
+) -> Result<bool, ProxyError> {
+    let first_hop = req.next_hop.as_deref().unwrap_or(&req.ruri).to_string();
+    let hops = super::locate::uncached([first_hop]);
+    if hops.is_empty() {
+        return send(&*w.host(), &req, done);
+    }
+    let w = w.clone();
+    tokio::task::spawn_local(async move {
+        super::locate::lookup_all(hops).await;
+        if let Err(e) = send(&*w.host(), &req, done) {
+            tracing::warn!("cannot send {} to {}: {e}", req.method, req.ruri);
+        }
+        w.flush().await;
+    });
+    Ok(true)
+}
+
 /// Sends a local request through a new client transaction. Ok(false) when
 /// `local_route` dropped it. Must run on a worker outside any route (a
 /// timer task, not from inside a script call).

@@ -95,7 +95,9 @@ fn resolve(_: &Call, _: &[Arg], v: Value) -> R {
     }
 }
 
-/// A blocking lookup, only where no worker runs (`lunasip eval`).
+/// A blocking lookup, only where no worker resolver runs (`lunasip
+/// eval`): never on a worker thread, which installs its resolver before it
+/// serves anything (`runtime.rs`).
 fn system_address(host: &str) -> Value {
     use std::net::ToSocketAddrs;
     (host, 0)
@@ -187,7 +189,7 @@ pub(super) static DEFS: &[TrDef] = &[
         0,
         0,
         "",
-        "first address of a host name (DNS cache; `sip.pv.get` and `sip.tr` wait for an uncached name, formats answer null and look it up for next time)"
+        "first address of a host name (DNS cache; `sip.pv.get`, `sip.pv.fmt` and `sip.tr` wait for an uncached name, other formats answer null and look it up for next time)"
     ),
     tr!(
         "ip.matches",

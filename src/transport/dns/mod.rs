@@ -100,6 +100,11 @@ const CACHE_MAX: usize = 4096;
 /// calls behind it do not each wait for the same dead server.
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
+/// The least time a positive answer is kept, whatever its TTL (0 is
+/// allowed): the route that waited for it reads it from the cache when it
+/// resumes, a moment later.
+const MIN_HOLD: Duration = Duration::from_secs(1);
+
 /// An answer and until when it holds.
 type Cached = (Rc<[Target]>, Instant);
 
@@ -219,7 +224,10 @@ impl Dns {
             }
         }
         let targets: Rc<[Target]> = match &found {
-            Ok(t) if !t.is_empty() => t.clone().into(),
+            Ok(t) if !t.is_empty() => {
+                until = until.max(Instant::now() + MIN_HOLD);
+                t.clone().into()
+            }
             _ => {
                 until = Instant::now() + NEGATIVE_TTL;
                 Rc::from([])
