@@ -175,6 +175,7 @@ pub(super) fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<Txn
         dashmap::Entry::Occupied(o) => Err(Some(o.get().clone())),
         dashmap::Entry::Vacant(v) => {
             v.insert(txn.clone());
+            super::count_created(lock(&txn).id);
             crate::stats::TM.uas_transactions.inc();
             crate::stats::TM.inuse_transactions.inc();
             Ok(txn)
