@@ -404,3 +404,178 @@ end"#
         assert!(log.contains(want), "mode '{mode}': want {want}\n{log}");
     }
 }
+
+fn held_message(tag: &str, local: SocketAddr) -> String {
+    format!(
+        "MESSAGE sip:vm-bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{tag}\r\n\
+         From: \"Alice\" <sip:alice@127.0.0.1>;tag=a{tag}\r\nTo: <sip:vm-bob@127.0.0.1>\r\nCall-ID: {tag}@x\r\n\
+         CSeq: 3 MESSAGE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// t_fifo.c `assemble_msg` + `write_to_unixsock`: a test-owned unix
+/// datagram socket gets the 20 lines; the application answers through
+/// MI t_reply with the `hash:label` of line 15 and the caller gets it.
+/// A second request nobody answers ends in 408 (`add_blind_uac`).
+#[test]
+fn t_write_unix_writes_the_request_lines_and_waits_for_t_reply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vm.sock");
+    let app = std::os::unix::net::UnixDatagram::bind(&path).expect("bind unix socket");
+    app.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mi_port = free_port();
+    let p = proxy(
+        mi_port,
+        "",
+        &format!(
+            r#"function route.main()
+  sip.setflag(5)
+  sip.tm.t_newtran()
+  if not sip.tm.t_write_unix("voicemail", "{}") then sip.tm.t_reply(500, "not written") end
+end"#,
+            path.display()
+        ),
+    );
+    let caller = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    caller
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let local = caller.local_addr().expect("addr");
+    caller
+        .send_to(held_message("tw1", local).as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let n = app.recv(&mut buf).expect("the application got nothing");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let id = lines.get(15).copied().unwrap_or_default().to_string();
+    let ok = rpc(
+        mi_port,
+        "t_reply",
+        json!({"code": 200, "reason": "Stored", "trans_id": id, "to_tag": "vm"}),
+    );
+    let n = caller.recv(&mut buf).expect("the caller got no reply");
+    let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // Nobody answers the second one: 408 after fr_timeout (2 s).
+    let asked = Instant::now();
+    caller
+        .send_to(held_message("tw2", local).as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let _ = app.recv(&mut buf).expect("second write");
+    caller
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .expect("timeout");
+    let n = caller.recv(&mut buf).expect("no 408");
+    let timeout = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let waited = asked.elapsed();
+    drop(p);
+    let want = [
+        "0.3".to_string(),
+        "sip_request.voicemail".into(),
+        "MESSAGE".into(),
+        "vm-bob".into(),
+        "127.0.0.1".into(),
+        "127.0.0.1".into(),
+        "{PORT}".into(),
+        "sip:vm-bob@127.0.0.1".into(),
+        format!("sip:alice@{local}"),
+        "\"Alice\" <sip:alice@127.0.0.1>;tag=atw1".into(),
+        "<sip:vm-bob@127.0.0.1>".into(),
+        "tw1@x".into(),
+        "atw1".into(),
+        String::new(),
+        "3".into(),
+        "{ID}".into(),
+        ".".into(),
+        ".".into(),
+        "P-MsgFlags: 02".into(),
+        ".".into(),
+        ".".into(),
+        String::new(),
+    ];
+    assert_eq!(lines.len(), want.len(), "{text}");
+    for (i, (got, want)) in lines.iter().zip(want.iter()).enumerate() {
+        match want.as_str() {
+            "{PORT}" => assert!(got.parse::<u16>().is_ok(), "line {i}: {got}"),
+            "{ID}" => {
+                let (h, l) = got.split_once(':').expect("hash:label");
+                let (h, l): (u64, u64) = (h.parse().expect("hash"), l.parse().expect("label"));
+                assert_eq!(h, l % 65536, "line {i}: {got}");
+            }
+            w => assert_eq!(*got, w, "line {i} of\n{text}"),
+        }
+    }
+    assert_eq!(ok["result"], "OK", "{ok}");
+    assert!(got.starts_with("SIP/2.0 200 Stored\r\n"), "{got}");
+    assert!(timeout.starts_with("SIP/2.0 408 "), "{timeout}");
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "408 after fr_timeout, not {waited:?}"
+    );
+}
+
+/// A 2.x FIFO text exchange (`:command:reply_fifo`, argument lines, an
+/// empty line) with the daemon's FIFO at `fifo`.
+fn fifo_text(fifo: &std::path::Path, name: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let reply = fifo.with_file_name(name);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&reply)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let mut r = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&reply)
+        .expect("open reply fifo");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo)
+        .and_then(|mut f| f.write_all(request.as_bytes()))
+        .expect("write the request");
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end && !out.ends_with(b"\n\n") {
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The commands through the FIFO in OpenSIPS 2.x's text format: the
+/// errors of mi.c as `code reason` lines, t_uac_dlg's answer as
+/// `name:: value` lines.
+#[test]
+fn tm_commands_through_the_2x_fifo_text_format() {
+    let (callee, cport) = udp_listener();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("lunasip_fifo");
+    let p = Proxy::start(&format!(
+        "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 1,\n  modules = {{ mi_http = false, mi_fifo = {{ fifo_name = \"{}\" }} }},\n}}\nfunction route.main() sip.drop() end\n",
+        fifo.display()
+    ));
+    let cancel = fifo_text(&fifo, "r_cancel", ":t_uac_cancel:r_cancel\nnope\n7\n\n");
+    let replied = fifo_text(&fifo, "r_reply", ":t_reply:r_reply\n486\nBusy\n1:1\nx\n\n");
+    let f2 = fifo.clone();
+    let ask = std::thread::spawn(move || {
+        fifo_text(
+            &f2,
+            "r_uac",
+            &format!(":t_uac_dlg:r_uac\nOPTIONS\nsip:bob@127.0.0.1:{cport}\nFrom: <sip:mi@127.0.0.1>\\r\\nTo: <sip:bob@127.0.0.1>\\r\\n\n\n"),
+        )
+    });
+    let (req, from) = recv_method(&callee, "OPTIONS");
+    reply(&callee, &req, from, "200 Fine", "");
+    let uac = ask.join().expect("fifo thread");
+    drop(p);
+    assert_eq!(cancel, "481 No such transaction\n\n");
+    assert_eq!(replied, "404 Transaction not found\n\n");
+    assert!(uac.starts_with("200 OK\n"), "{uac}");
+    assert!(uac.contains("Status:: 200 Fine\n"), "{uac}");
+}
