@@ -41,6 +41,9 @@ pub enum Job {
     Reply(Box<Reply>, mpsc::Sender<Option<bool>>),
     /// The buckets' (current, total) counts.
     Hash(mpsc::Sender<Vec<(u32, u32)>>),
+    /// End the `t_wait_for_new_branches` wait of transaction
+    /// (hash, label).
+    EndWait(usize, u64),
     /// A job to do after a delay (`t_write_*`'s 408 when nobody answered).
     Later(Duration, Box<Job>),
 }
@@ -147,6 +150,13 @@ fn handle(worker: &std::rc::Rc<crate::proxy::worker::Worker>, job: Job) {
         }
         Job::Hash(answer) => {
             let _ = answer.send(tm.buckets());
+        }
+        Job::EndWait(hash, label) => {
+            if let Some(txn) = tm.find_ident(hash, label) {
+                if let Some(resume) = crate::proxy::tm::response::end_wait(&*host, &txn) {
+                    worker.park_then(host.clone(), resume);
+                }
+            }
         }
         Job::Later(after, job) => {
             let worker = worker.clone();

@@ -13,6 +13,7 @@ use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
+mod branches;
 mod jobs;
 mod mi;
 mod more;
@@ -446,6 +447,33 @@ pub static MODULE: Module = Module {
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH),
             doc: "`t_write_unix` to a FIFO: opened without waiting (nobody reading it fails), the lines written at once.",
             func: Func::Sync(write::t_write_req),
+        },
+        Export {
+            name: "t_wait_for_new_branches",
+            args: "([n])",
+            returns: "true; false without a transaction, for a request other than INVITE, or after its final response",
+            routes: RouteMask::REQUEST,
+            doc: "The INVITE's transaction waits for branches added later with `t_inject_branches` (OpenSIPS's phony branch): negative answers of its branches are kept, not sent, until the wait ends — `t_wait_no_more_branches`, `n` more branches added, or `fr_inv_timeout` (then the best answer goes up, 408 when no branch was ever sent).",
+            func: Func::Sync(branches::t_wait_for_new_branches),
+        },
+        Export {
+            name: "t_wait_no_more_branches",
+            args: "()",
+            returns: "true if the transaction was waiting",
+            routes: RouteMask::REQUEST
+                .or(RouteMask::ONREPLY)
+                .or(RouteMask::BRANCH)
+                .or(RouteMask::FAILURE),
+            doc: "Ends the `t_wait_for_new_branches` wait once the route returned: when every branch already answered negatively, the best answer (or the failure route) follows.",
+            func: Func::Sync(branches::t_wait_no_more_branches),
+        },
+        Export {
+            name: "t_inject_branches",
+            args: "(source [, flags])",
+            returns: "true if a branch was sent; false without a transaction, after its final response, or from a reply route",
+            routes: RouteMask::REQUEST.or(RouteMask::ONREPLY),
+            doc: "Adds branches to the current request's transaction after it was relayed, typically one waiting in `t_wait_for_new_branches` (e.g. after `cfgutils.sleep` or a lookup that waited): `source` `\"msg\"` takes the request's destinations (R-URI or `$du`, and `append_branch`es). `flags`: `cancel`/`c` cancels the branches still ringing first, `l` ends the wait after this one. OpenSIPS's `\"event\"` source needs event_routing's `notify_on_event` (a route run in another transaction's context), which lunasip does not have: it is an error.",
+            func: Func::Sync(branches::t_inject_branches),
         },
     ],
     stats: settings::STATS,

@@ -202,6 +202,32 @@ pub fn on_reply(
     None
 }
 
+/// The end of a `t_wait_for_new_branches` wait (OpenSIPS
+/// `t_wait_no_more_branches`, or the phony branch's final response
+/// timeout): the branches' answers decide as usual; with no branch at
+/// all the caller gets 408, the phony branch's answer.
+pub fn end_wait(host: &dyn Phases, txn: &TxnRef) -> Option<Resume> {
+    {
+        let mut t = lock(txn);
+        if !t.wait_branches {
+            return None;
+        }
+        t.wait_branches = false;
+        if t.server.last_code >= 200 || !t.all_answered() {
+            return None;
+        }
+        if t.branches.is_empty() {
+            drop(t);
+            let st = host.current();
+            if let Err(e) = super::uas::reply_on(st, txn, 408, "Request Timeout", "") {
+                tracing::warn!("t_wait_for_new_branches: {e}");
+            }
+            return None;
+        }
+    }
+    finalize(host, txn)
+}
+
 /// Every branch answered negatively (or timed out): run the failure route
 /// once, or send the best response (RFC 3261 §16.7 steps 6–7). A failure
 /// route that suspends holds the transaction: the [`Resume`] goes on

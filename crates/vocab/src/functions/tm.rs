@@ -96,6 +96,30 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         T,
+        "t_wait_for_new_branches",
+        &[Optional(&Int)],
+        RouteMask::REQUEST,
+    ),
+    Function::new(
+        M,
+        T,
+        "t_wait_no_more_branches",
+        &[],
+        RouteMask::REQUEST
+            .or(RouteMask::ONREPLY)
+            .or(RouteMask::BRANCH)
+            .or(RouteMask::FAILURE),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_inject_branches",
+        &[Str, Optional(&Str)],
+        RouteMask::REQUEST.or(RouteMask::ONREPLY),
+    ),
+    Function::new(
+        M,
+        T,
         "t_reply_by_callid",
         &[Int, Format, Optional(&Format), Optional(&Format)],
         RouteMask::REQUEST,
