@@ -298,6 +298,11 @@ end"#,
     assert_eq!(ok["result"], "OK", "{ok}");
     assert!(got.starts_with("SIP/2.0 486 Busy From MI\r\n"), "{got}");
     assert_eq!(header(&got, "X-Why"), ["X-Why: operator"], "{got}");
+    assert_eq!(
+        header(&got, "To"),
+        ["To: <sip:bob@127.0.0.1>;tag=t"],
+        "mi.c: the to_tag given: {got}"
+    );
     assert_eq!(header(&got, "CSeq"), ["CSeq: 1 MESSAGE"], "{got}");
     assert_eq!(
         again["error"]["code"], 500,

@@ -27,6 +27,8 @@ pub struct Reply {
     /// Header lines, each ending in CRLF.
     pub headers: String,
     pub body: String,
+    /// The To tag of the reply (the transaction's own when None).
+    pub to_tag: Option<String>,
 }
 
 /// What the other threads ask.
@@ -127,7 +129,8 @@ fn reply(host: &dyn Phases, tm: &Tm, r: &Reply) -> Option<bool> {
             t.request.add_reply_header(line);
         }
     }
-    match relay::reply_on(host.current(), &txn, r.code, &r.reason, &r.body) {
+    let tag = r.to_tag.as_deref();
+    match relay::reply_tagged(host.current(), &txn, r.code, &r.reason, &r.body, tag) {
         Ok(sent) => Some(sent),
         Err(e) => {
             tracing::warn!("MI t_reply: {e}");

@@ -204,6 +204,13 @@ fn t_reply(_: &Ctx, p: &Params) -> Result<Value, MiError> {
         return Err(MiError::params("reason must be one line"));
     }
     let (hash, label) = trans_id(p.str("trans_id").unwrap_or_default())?;
+    let to_tag = p.str("to_tag").unwrap_or_default().trim();
+    if !to_tag
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    {
+        return Err(MiError::params("to_tag is not a SIP token"));
+    }
     if hash >= TABLE_ENTRIES {
         return Err(MiError::new(404, "Transaction not found"));
     }
@@ -214,6 +221,7 @@ fn t_reply(_: &Ctx, p: &Params) -> Result<Value, MiError> {
         reason: reason.to_string(),
         headers: reply_headers(p.str("new_headers").unwrap_or_default())?,
         body: p.str("body").map(unescape_crlf).unwrap_or_default(),
+        to_tag: Some(to_tag.to_string()).filter(|t| !t.is_empty()),
     };
     match jobs::ask(|tx| Job::Reply(Box::new(r), tx), SHORT).map_err(failed)? {
         None => Err(MiError::new(404, "Transaction not found")),
@@ -256,7 +264,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "t_reply",
-        help: "Replies `code` `reason` through a transaction waiting for its final reply (after `t_newtran` in a route that did not answer, or one waiting in `t_wait_for_new_branches`), named by `trans_id` `hash_index:label` (label: its `$T_id`; hash_index: `$T_id` modulo 65536) or OpenSIPS's reversed-hex `label.hash`, with `new_headers` and `body`. `to_tag` is accepted as OpenSIPS requires it; the reply carries the tag lunasip gives every reply of that transaction.",
+        help: "Replies `code` `reason` through a transaction waiting for its final reply (after `t_newtran` in a route that did not answer, or one waiting in `t_wait_for_new_branches`), named by `trans_id` `hash_index:label` (label: its `$T_id`; hash_index: `$T_id` modulo 65536) or OpenSIPS's reversed-hex `label.hash`, with `new_headers` and `body`. The reply carries `to_tag` as its To tag (empty: the tag lunasip gives every reply of that transaction).",
         module: "tm",
         params: &[
             req("code", Kind::Int),

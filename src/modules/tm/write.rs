@@ -167,6 +167,7 @@ fn wait_reply(st: &State, id: u64, invite: bool) {
         reason: "Request Timeout".into(),
         headers: String::new(),
         body: String::new(),
+        to_tag: None,
     };
     let (tx, _rx) = std::sync::mpsc::channel();
     jobs::push(Job::Later(after, Box::new(Job::Reply(Box::new(timeout), tx))));
