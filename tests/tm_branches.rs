@@ -186,3 +186,53 @@ fn the_wait_ends_at_fr_inv_timeout() {
         "held until fr_inv_timeout (4 s), not {took:?}"
     );
 }
+
+/// A CANCEL ends the wait (OpenSIPS cancels the phony branch too): the
+/// caller gets 200 for the CANCEL and 487 for the INVITE at once, not
+/// the held 486 at fr_inv_timeout.
+#[test]
+fn cancel_ends_the_wait_with_487() {
+    let (busy, busy_seen) = callee("486 Busy Here");
+    let p = proxy(&format!(
+        "function route.main()\n  if sip.is_method(\"CANCEL\") then\n    if sip.tm.t_check_trans() then sip.tm.t_relay() end\n    sip.exit()\n  end\n{}",
+        routes("sip.tm.t_wait_for_new_branches()", "", busy).replace("function route.main()\n", "")
+    ));
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let local = s.local_addr().expect("addr");
+    let req = |method: &str| {
+        format!(
+            "{method} sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKinjc\r\n\
+             From: <sip:alice@127.0.0.1>;tag=injc\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: injc@127.0.0.1\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:alice@{local}>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(req("INVITE").as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(1500));
+    let cancelled = Instant::now();
+    s.send_to(req("CANCEL").as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !got
+        .iter()
+        .any(|r: &String| r.contains("CSeq: 1 INVITE") && !r.starts_with("SIP/2.0 1"))
+    {
+        let n = s.recv(&mut buf).expect("no final reply to the INVITE");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let took = cancelled.elapsed();
+    let log = p.stop();
+    let _ = busy_seen.join();
+    assert!(
+        got.iter()
+            .any(|r| r.starts_with("SIP/2.0 200 ") && r.contains("CSeq: 1 CANCEL")),
+        "{got:?}"
+    );
+    let fin = got.last().cloned().unwrap_or_default();
+    assert!(fin.starts_with("SIP/2.0 487 "), "{fin}\n{log}");
+    assert!(took < Duration::from_millis(1000), "at once, not {took:?}");
+}
