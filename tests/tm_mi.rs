@@ -120,6 +120,45 @@ fn t_uac_dlg_sends_message_and_answers_the_200() {
     assert!(text.contains("X-Reply: yes\r\n"), "{answer}");
 }
 
+/// mi.c `mi_print_uris`: a 2xx to an INVITE also answers the dialog's
+/// remote target, next hop and route set (the Record-Route reversed).
+#[test]
+fn t_uac_dlg_invite_answers_the_dialog_uris() {
+    let (callee, cport) = udp_listener();
+    let mi_port = free_port();
+    let p = proxy(mi_port, "", "function route.main() sip.drop() end");
+    let ask = std::thread::spawn(move || {
+        rpc(
+            mi_port,
+            "t_uac_dlg",
+            json!({
+                "method": "INVITE",
+                "ruri": format!("sip:bob@127.0.0.1:{cport}"),
+                "headers": "From: <sip:mi@127.0.0.1>\r\nTo: <sip:bob@127.0.0.1>\r\nContact: <sip:mi@127.0.0.1>\r\n",
+            }),
+        )
+    });
+    let (inv, from) = recv_method(&callee, "INVITE");
+    reply(
+        &callee,
+        &inv,
+        from,
+        "200 OK",
+        &format!("Contact: <sip:bob@127.0.0.1:{cport}>\r\nRecord-Route: <sip:127.0.0.2;lr>, <sip:127.0.0.3;lr>\r\n"),
+    );
+    let answer = ask.join().expect("rpc thread");
+    drop(p);
+    let r = &answer["result"];
+    assert_eq!(r["Status"], "200 OK", "{answer}");
+    assert_eq!(r["RURI"], format!("sip:bob@127.0.0.1:{cport}"), "{answer}");
+    assert_eq!(r["Next-hop"], "sip:127.0.0.3;lr", "{answer}");
+    assert_eq!(
+        r["Routes"],
+        json!(["<sip:127.0.0.3;lr>", "<sip:127.0.0.2;lr>"]),
+        "{answer}"
+    );
+}
+
 /// mi.c: From and To are required; a body needs its Content-Type; a bad
 /// R-URI is 400; a missing parameter is -32602.
 #[test]

@@ -124,10 +124,31 @@ fn t_uac_dlg(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     };
     let text = String::from_utf8_lossy(m.as_bytes()).into_owned();
     let rest = text.split_once("\r\n").map_or("", |(_, r)| r);
-    Ok(json!({
-        "Status": format!("{code} {}", m.reason().unwrap_or_default()),
-        "Message": rest,
-    }))
+    let mut out = json!({ "Status": format!("{code} {}", m.reason().unwrap_or_default()) });
+    if (200..300).contains(&code) && method == "INVITE" {
+        dialog_uris(&m, &mut out);
+    }
+    out["Message"] = json!(rest);
+    Ok(out)
+}
+
+/// mi.c `mi_print_uris`: for a confirmed dialog, the remote target
+/// (`RURI`), where in-dialog requests go first (`Next-hop`) and the route
+/// set (`Routes`, the reply's Record-Route reversed; RFC 3261 §12.1.2).
+fn dialog_uris(m: &crate::sip::Message, out: &mut Value) {
+    let uri = |v: &str| {
+        crate::sip::NameAddr::parse(v.trim()).map_or(v.trim().to_string(), |n| n.uri.to_string())
+    };
+    let Some(target) = m.header_values("Contact").first().map(|c| uri(c)) else {
+        return;
+    };
+    let routes: Vec<String> = m.header_values("Record-Route").iter().rev().map(|r| r.trim().to_string()).collect();
+    let first = routes.first().map(|r| uri(r));
+    out["RURI"] = json!(target);
+    out["Next-hop"] = json!(first.unwrap_or_else(|| target.clone()));
+    if !routes.is_empty() {
+        out["Routes"] = json!(routes);
+    }
 }
 
 fn t_uac_cancel(_: &Ctx, p: &Params) -> Result<Value, MiError> {
@@ -243,7 +264,7 @@ pub static COMMANDS: &[Command] = &[
             opt("socket", Kind::Str),
             opt("body", Kind::Str),
         ],
-        result: "`{\"Status\": \"200 OK\", \"Message\": \"<the reply's headers and body>\"}` (a timeout: `{\"Status\": \"408 Request Timeout\"}`); 400 Invalid ruri / Invalid next_hop / From missing / To missing / Content-Type missing / Content-Length disallowed / Bad CSeq number / CSeq method mismatch / Bad headers; 404 Local socket not found; 500 MI/UAC failed",
+        result: "`{\"Status\": \"200 OK\", \"Message\": \"<the reply's headers and body>\"}` (a 2xx to an INVITE also: `\"RURI\"` the callee's Contact, `\"Next-hop\"`, `\"Routes\"` its Record-Route reversed) (a timeout: `{\"Status\": \"408 Request Timeout\"}`); 400 Invalid ruri / Invalid next_hop / From missing / To missing / Content-Type missing / Content-Length disallowed / Bad CSeq number / CSeq method mismatch / Bad headers; 404 Local socket not found; 500 MI/UAC failed",
         handler: t_uac_dlg,
     },
     Command {
