@@ -359,6 +359,17 @@ pub fn read_config(
             if let Some(v) = ms("wait_timer")? {
                 cfg.tm.wait = Duration::from_secs(v.max(1));
             }
+            match tm.get::<Value>("onreply_avp_mode") {
+                Ok(Value::Nil) => {}
+                Ok(Value::Boolean(b)) => cfg.tm.onreply_avp_mode = b,
+                Ok(Value::Integer(n)) => cfg.tm.onreply_avp_mode = n != 0,
+                _ => {
+                    return Err(err(
+                        "onreply_avp_mode",
+                        "config.modules.tm.onreply_avp_mode must be true/false or 0/1".into(),
+                    ))
+                }
+            }
             match tm.get::<Value>("restart_fr_on_each_reply") {
                 Ok(Value::Nil) => {}
                 Ok(Value::Boolean(b)) => cfg.tm.restart_fr = b,

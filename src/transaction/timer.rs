@@ -28,6 +28,11 @@ pub struct Timers {
     /// provisional reply restarts fr_inv (Timer C, RFC 3261 §16.8); off,
     /// only a first one or a higher 18x does.
     pub restart_fr: bool,
+    /// OpenSIPS tm `onreply_avp_mode` (default off; not a timer, but tm's
+    /// settings travel together): on, reply routes see the transaction's
+    /// AVPs and what they change stays; off, a reply route starts with no
+    /// AVPs and its own are dropped when it ends (t_reply.c).
+    pub onreply_avp_mode: bool,
 }
 
 impl Default for Timers {
@@ -40,6 +45,7 @@ impl Default for Timers {
             fr_inv: Duration::from_secs(120),
             wait: Duration::from_secs(5),
             restart_fr: true,
+            onreply_avp_mode: false,
         }
     }
 }

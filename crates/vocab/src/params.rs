@@ -58,6 +58,7 @@ pub static ALL: &[Param] = &[
     p("tm", "fr_inv_timeout", Int),
     p("tm", "wait_timer", Int),
     p("tm", "restart_fr_on_each_reply", Bool),
+    p("tm", "onreply_avp_mode", Bool),
     p("dispatcher", "partitions", Table),
     p("dispatcher", "sets", Table),
     p("dispatcher", "destinations", Table),

@@ -7,14 +7,20 @@ use mlua::{Lua, MultiValue};
 use crate::proxy::context::Unwind;
 use crate::proxy::tm::{locate, lock, relay};
 use crate::script::exports::{none, ret, Args, Export, Func, Suspend};
-use crate::modules::{param, Module, Param, ParamKind};
-use crate::stats::{StatDecl, TM};
+use crate::modules::Module;
+
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
+mod branches;
+mod jobs;
+mod mi;
 mod more;
+mod new_request;
 mod pv;
+mod settings;
+mod write;
 
 pub(super) fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
     let Some(host) = crate::script::phases::phases_of(st) else {
@@ -418,9 +424,63 @@ pub static MODULE: Module = Module {
             doc: "From a reply route: sends CANCEL on the branch the reply came from; flag `a` cancels every pending branch, `o` every pending branch but this one. The caller still gets the final answer of the cancelled branches (487).",
             func: Func::Sync(t_cancel_branch),
         },
+        Export {
+            name: "t_new_request",
+            args: "(method, ruri, from, to [, body [, ctx]])",
+            returns: "true if handed to tm (the request leaves after the route returns); false for a body without its type",
+            routes: RouteMask::ANY,
+            doc: "Sends a new request, unrelated to the current message, statefully (a new Call-ID, From tag, CSeq 10), as OpenSIPS's `t_new_request`: `from`/`to` are a URI with an optional display name before it (`\"Alice sip:alice@example.com\"`), `body` starts with its content type and a space (`\"text/plain hello\"`); pseudo-variables are expanded. It passes `local_route.main` like every local request; its replies end in tm. `ctx` (OpenSIPS's `uac_ctx_avp`) is not supported.",
+            func: Func::Sync(new_request::t_new_request),
+        },
+        Export {
+            name: "t_write_unix",
+            args: "(info, socket)",
+            returns: "true if written; false without a transaction (`t_newtran` first) or when the socket took nothing",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH),
+            doc: "Writes the request's description (OpenSIPS t_fifo.c, version 0.3: 20 lines — `0.3`, `sip_request.<info>`, method, R-URI user, R-URI host, receiving address, its port (`.` for 5060), R-URI, the URI of later requests (Contact or From, or the first non-loose Record-Route), From, To, Call-ID, From tag, To tag, CSeq number, `hash:label`, route set, next hop, `P-MsgFlags: <flags in reversed hex>` and `.`, the body for an INVITE; `.` for an empty one) as one datagram to the unix socket `socket`, without waiting. The transaction then waits for the application's answer through MI `t_reply` with that `hash:label`; with none by the final response timeout the caller gets 408. `info` is the action name (`action/append` needs tm's `tw_append`, which lunasip does not have).",
+            func: Func::Sync(write::t_write_unix),
+        },
+        Export {
+            name: "t_write_req",
+            args: "(info, fifo)",
+            returns: "true if written; false without a transaction or when no one reads the FIFO",
+            routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::BRANCH),
+            doc: "`t_write_unix` to a FIFO: opened without waiting (nobody reading it fails), the lines written at once.",
+            func: Func::Sync(write::t_write_req),
+        },
+        Export {
+            name: "t_wait_for_new_branches",
+            args: "([n])",
+            returns: "true; false without a transaction, for a request other than INVITE, or after its final response",
+            routes: RouteMask::REQUEST,
+            doc: "The INVITE's transaction waits for branches added later with `t_inject_branches` (OpenSIPS's phony branch): negative answers of its branches are kept, not sent, until the wait ends — `t_wait_no_more_branches`, `n` more branches added, or `fr_inv_timeout` (then the best answer goes up, 408 when no branch was ever sent).",
+            func: Func::Sync(branches::t_wait_for_new_branches),
+        },
+        Export {
+            name: "t_wait_no_more_branches",
+            args: "()",
+            returns: "true if the transaction was waiting",
+            routes: RouteMask::REQUEST
+                .or(RouteMask::ONREPLY)
+                .or(RouteMask::BRANCH)
+                .or(RouteMask::FAILURE),
+            doc: "Ends the `t_wait_for_new_branches` wait once the route returned: when every branch already answered negatively, the best answer (or the failure route) follows.",
+            func: Func::Sync(branches::t_wait_no_more_branches),
+        },
+        Export {
+            name: "t_inject_branches",
+            args: "(source [, flags])",
+            returns: "true if a branch was sent; false without a transaction, after its final response, or from a reply route",
+            routes: RouteMask::REQUEST.or(RouteMask::ONREPLY),
+            doc: "Adds branches to the current request's transaction after it was relayed, typically one waiting in `t_wait_for_new_branches` (e.g. after `cfgutils.sleep` or a lookup that waited): `source` `\"msg\"` takes the request's destinations (R-URI or `$du`, and `append_branch`es). `flags`: `cancel`/`c` cancels the branches still ringing first, `l` ends the wait after this one. OpenSIPS's `\"event\"` source needs event_routing's `notify_on_event` (a route run in another transaction's context), which lunasip does not have: it is an error.",
+            func: Func::Sync(branches::t_inject_branches),
+        },
     ],
-    stats: STATS,
-    params: PARAMS,    ..Module::NONE
+    stats: settings::STATS,
+    params: settings::PARAMS,
+    mi: mi::COMMANDS,
+    child_init: Some(jobs::child_init),
+    ..Module::NONE
 };
 
 /// `append_branch` is an OpenSIPS core function, so it sits on `sip` itself.
@@ -441,98 +501,6 @@ pub static BRANCHES: Module = Module {
     ..Module::NONE
 };
 
-/// `config.modules.tm` (read by `script::config_table` into `Config::tm`).
-static PARAMS: &[Param] = &[
-    param(
-        "T1",
-        ParamKind::Int,
-        "500",
-        "RFC 3261 T1 in milliseconds: first retransmission interval, RTT estimate (OpenSIPS `T1_timer`, also accepted, as is `t1`).",
-    )
-    .also(&["T1_timer", "t1"]),
-    param(
-        "T2",
-        ParamKind::Int,
-        "4000",
-        "RFC 3261 T2 in milliseconds: largest retransmission interval for non-INVITE requests and INVITE replies (`T2_timer`, `t2`).",
-    )
-    .also(&["T2_timer", "t2"]),
-    param(
-        "T4",
-        ParamKind::Int,
-        "5000",
-        "RFC 3261 T4 in milliseconds: how long a message may stay in the network (`T4_timer`, `t4`).",
-    )
-    .also(&["T4_timer", "t4"]),
-    param(
-        "fr_timeout",
-        ParamKind::Int,
-        "5",
-        "Seconds without any reply before a branch times out (408).",
-    ),
-    param(
-        "fr_inv_timeout",
-        ParamKind::Int,
-        "120",
-        "Seconds an INVITE branch may ring without a final reply.",
-    ),
-    param(
-        "wait_timer",
-        ParamKind::Int,
-        "5",
-        "Seconds a finished transaction absorbs retransmissions.",
-    ),
-    param(
-        "restart_fr_on_each_reply",
-        ParamKind::Bool,
-        "true",
-        "Each provisional reply of an INVITE branch starts `fr_inv_timeout` again (RFC 3261 §16.8 Timer C); `false`: only the first one, or one of a higher 18x status.",
-    ),
-];
-
-static STATS: &[StatDecl] = &[
-    StatDecl::counter(
-        "UAS_transactions",
-        &TM.uas_transactions,
-        "Server transactions created.",
-    ),
-    StatDecl::counter(
-        "UAC_transactions",
-        &TM.uac_transactions,
-        "Client transactions created (one per branch, probes included).",
-    ),
-    StatDecl::counter(
-        "2xx_transactions",
-        &TM.r2xx_transactions,
-        "Transactions completed with a 2xx final reply.",
-    ),
-    StatDecl::counter(
-        "3xx_transactions",
-        &TM.r3xx_transactions,
-        "Transactions completed with a 3xx final reply.",
-    ),
-    StatDecl::counter(
-        "4xx_transactions",
-        &TM.r4xx_transactions,
-        "Transactions completed with a 4xx final reply.",
-    ),
-    StatDecl::counter(
-        "5xx_transactions",
-        &TM.r5xx_transactions,
-        "Transactions completed with a 5xx final reply.",
-    ),
-    StatDecl::counter(
-        "6xx_transactions",
-        &TM.r6xx_transactions,
-        "Transactions completed with a 6xx final reply.",
-    ),
-    StatDecl::gauge(
-        "inuse_transactions",
-        &TM.inuse_transactions,
-        "Transactions alive now.",
-    ),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,7 +518,7 @@ mod tests {
             ("wait_timer", t.wait.as_secs() as u128),
         ];
         for (name, v) in want {
-            let p = PARAMS.iter().find(|p| p.name == name).expect(name);
+            let p = settings::PARAMS.iter().find(|p| p.name == name).expect(name);
             assert_eq!(p.default, v.to_string(), "{name}");
         }
     }

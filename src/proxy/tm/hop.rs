@@ -82,6 +82,13 @@ pub(super) fn relay_cancel(st: &Current) -> Result<bool, ProxyError> {
     t.cancel_reason = Some(reason);
     cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
     t.cancel_reason = None;
+    // A transaction waiting in t_wait_for_new_branches: its phony branch
+    // is cancelled too; with no branch left to answer, its 487 goes up.
+    if std::mem::take(&mut t.wait_branches) && t.all_answered() && t.server.last_code < 200 {
+        drop(t);
+        drop(call);
+        super::uas::reply_on(st, &txn, 487, "Request Terminated", "")?;
+    }
     Ok(true)
 }
 

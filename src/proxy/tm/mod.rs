@@ -19,7 +19,7 @@ mod uas;
 pub mod wheel;
 
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -179,6 +179,78 @@ impl Tm {
     /// Transactions in the table (MI `inuse_transactions`, tests).
     pub fn in_use(&self) -> usize {
         self.server.len()
+    }
+}
+
+/// Buckets of OpenSIPS's transaction hash table (h_table.h
+/// `TM_TABLE_ENTRIES`): MI `t_hash` lists them and `t_reply` names a
+/// transaction by `hash_index:label`. lunasip's table is not bucketed;
+/// a transaction's bucket is its id (the label, `$T_id`) modulo this.
+pub const TABLE_ENTRIES: usize = 1 << 16;
+
+/// Transactions ever created per bucket (`t_hash`'s `Total`).
+static TOTALS: [AtomicU32; TABLE_ENTRIES] = [const { AtomicU32::new(0) }; TABLE_ENTRIES];
+
+/// The bucket of transaction `id`.
+pub fn hash_index(id: u64) -> usize {
+    (id as usize) & (TABLE_ENTRIES - 1)
+}
+
+/// Counts a new transaction in its bucket.
+pub fn count_created(id: u64) {
+    TOTALS[hash_index(id)].fetch_add(1, Ordering::Relaxed);
+}
+
+impl Tm {
+    /// Every transaction alive, server ones then local ones, each once.
+    /// The tables are copied out first: a transaction's lock is never
+    /// awaited while a table shard is held (`forget` takes them the other
+    /// way round).
+    fn snapshot(&self) -> Vec<TxnRef> {
+        let mut all: Vec<TxnRef> = self.server.iter().map(|e| e.value().clone()).collect();
+        all.extend(self.client.iter().map(|e| e.value().0.clone()));
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|t| seen.insert(Arc::as_ptr(t) as usize));
+        all
+    }
+
+    /// Per bucket: transactions alive now (server ones and local ones)
+    /// and ever created, as MI `t_hash` reports them.
+    pub fn buckets(&self) -> Vec<(u32, u32)> {
+        let mut cur = vec![0u32; TABLE_ENTRIES];
+        for t in self.snapshot() {
+            let t = lock(&t);
+            if self.server.contains_key(&t.key) || t.local.is_some() {
+                cur[hash_index(t.id)] += 1;
+            }
+        }
+        cur.into_iter()
+            .zip(TOTALS.iter())
+            .map(|(c, t)| (c, t.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The server transaction `label` in bucket `hash` (OpenSIPS
+    /// t_lookup.c `t_lookup_ident`).
+    pub fn find_ident(&self, hash: usize, label: u64) -> Option<TxnRef> {
+        if hash_index(label) != hash {
+            return None;
+        }
+        let all: Vec<TxnRef> = self.server.iter().map(|e| e.value().clone()).collect();
+        all.into_iter().find(|t| lock(t).id == label)
+    }
+
+    /// The pending local INVITE transaction (one `t_uac_dlg` sent) with
+    /// this Call-ID and CSeq number (OpenSIPS `t_lookup_callid`).
+    pub fn find_local(&self, callid: &str, cseq: u32) -> Option<TxnRef> {
+        self.snapshot().into_iter().find(|t| {
+            let t = lock(t);
+            let m = &t.request;
+            t.local.is_some()
+                && m.method_kind() == crate::sip::Method::Invite
+                && m.call_id() == Some(callid)
+                && m.cseq().is_some_and(|c| c.num == cseq)
+        })
     }
 }
 

@@ -124,7 +124,19 @@ pub fn local_response(t: &Txn, code: u16, reason: &str) -> Bytes {
 
 /// [`local_response`] with a body (`t_reply_with_body`).
 pub fn local_response_body(t: &Txn, code: u16, reason: &str, body: &str) -> Bytes {
-    let tag = reply::to_tag(&t.request);
+    local_response_tagged(t, code, reason, body, None)
+}
+
+/// [`local_response_body`] with the To tag given (MI `t_reply`'s
+/// `to_tag`) instead of the transaction's own.
+pub fn local_response_tagged(
+    t: &Txn,
+    code: u16,
+    reason: &str,
+    body: &str,
+    to_tag: Option<&str>,
+) -> Bytes {
+    let tag = to_tag.map_or_else(|| reply::to_tag(&t.request), str::to_string);
     let mut out = Vec::with_capacity(512 + body.len());
     let tag = (code > 100).then_some(tag.as_str());
     crate::sip::reply::write_reply_body(
@@ -175,6 +187,7 @@ pub(super) fn create(st: &Current, call: &mut Call) -> Result<TxnRef, Option<Txn
         dashmap::Entry::Occupied(o) => Err(Some(o.get().clone())),
         dashmap::Entry::Vacant(v) => {
             v.insert(txn.clone());
+            super::count_created(lock(&txn).id);
             crate::stats::TM.uas_transactions.inc();
             crate::stats::TM.inuse_transactions.inc();
             Ok(txn)

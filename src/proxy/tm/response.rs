@@ -91,6 +91,7 @@ pub fn on_reply(
                 if let Some(b) = t.branches.get_mut(i) {
                     b.final_code = Some(code);
                 }
+                uac::keep_final(&t, &msg);
                 let done = uac::complete(&mut t, code);
                 drop(t);
                 drop(call);
@@ -109,7 +110,13 @@ pub fn on_reply(
             .get_mut(i)
             .map(|b| (std::mem::take(&mut b.avps), b.bflags))
             .unwrap_or_default();
-        (t.armed.on_reply.clone(), t.avps.clone(), bavps, bflags)
+        // tm `onreply_avp_mode` off: the route's AVPs are its own.
+        let avps = if tm.timers.onreply_avp_mode {
+            t.avps.clone()
+        } else {
+            Default::default()
+        };
+        (t.armed.on_reply.clone(), avps, bavps, bflags)
     };
     {
         let mut call = st.call.borrow_mut();
@@ -130,7 +137,10 @@ pub fn on_reply(
         let call = &mut *call;
         let mut msg = call.msg.take()?;
         let mut t = lock(&txn);
-        t.avps = std::mem::take(&mut call.avps);
+        let avps = std::mem::take(&mut call.avps);
+        if tm.timers.onreply_avp_mode {
+            t.avps = avps;
+        }
         if let Some(b) = t.branches.get_mut(i) {
             b.avps = std::mem::take(&mut call.tm.bavps);
             b.bflags = call.bflags;
@@ -190,6 +200,32 @@ pub fn on_reply(
         return finalize(host, &txn);
     }
     None
+}
+
+/// The end of a `t_wait_for_new_branches` wait (OpenSIPS
+/// `t_wait_no_more_branches`, or the phony branch's final response
+/// timeout): the branches' answers decide as usual; with no branch at
+/// all the caller gets 408, the phony branch's answer.
+pub fn end_wait(host: &dyn Phases, txn: &TxnRef) -> Option<Resume> {
+    {
+        let mut t = lock(txn);
+        if !t.wait_branches {
+            return None;
+        }
+        t.wait_branches = false;
+        if t.server.last_code >= 200 || !t.all_answered() {
+            return None;
+        }
+        if t.branches.is_empty() {
+            drop(t);
+            let st = host.current();
+            if let Err(e) = super::uas::reply_on(st, txn, 408, "Request Timeout", "") {
+                tracing::warn!("t_wait_for_new_branches: {e}");
+            }
+            return None;
+        }
+    }
+    finalize(host, txn)
 }
 
 /// Every branch answered negatively (or timed out): run the failure route

@@ -144,6 +144,13 @@ pub struct Txn {
     /// The failure route suspended (DNS, a database): the best response
     /// waits for it to end.
     pub failure_waiting: bool,
+    /// `t_wait_for_new_branches` (OpenSIPS's phony branch): the
+    /// transaction waits for branches injected later, so the negative
+    /// answers of the ones sent so far do not end it yet.
+    pub wait_branches: bool,
+    /// With `t_wait_for_new_branches(n)`: the branch count at which the
+    /// wait ends by itself.
+    pub wait_limit: Option<usize>,
     /// The script answered from a failure route (t_reply).
     pub replied_locally: bool,
     /// Winning reply code for $T_reply_code.
@@ -272,6 +279,8 @@ impl Txn {
             cancelled: false,
             in_failure: false,
             failure_waiting: false,
+            wait_branches: false,
+            wait_limit: None,
             replied_locally: false,
             reply_code: 0,
             avps: Default::default(),
@@ -342,7 +351,7 @@ impl Txn {
     }
 
     pub fn all_answered(&self) -> bool {
-        self.pending().next().is_none()
+        self.pending().next().is_none() && !self.wait_branches
     }
 }
 

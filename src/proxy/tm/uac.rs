@@ -28,9 +28,15 @@ use vocab::route::RouteType;
 /// answered), on whichever worker handled that reply or timer.
 pub type Done = Arc<dyn Fn(u16) + Send + Sync>;
 
-/// The completion callback of a local transaction.
+/// Where a local transaction leaves its final reply (the received one;
+/// none for a timeout), for whoever wants more than its code (MI
+/// `t_uac_dlg` answers with the reply's status line and text).
+pub type FinalSlot = Arc<Mutex<Option<Message>>>;
+
+/// The completion callback of a local transaction, and where its final
+/// reply goes.
 #[derive(Clone)]
-pub struct Local(pub Option<Done>);
+pub struct Local(pub Option<Done>, pub Option<FinalSlot>);
 
 impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,6 +64,11 @@ pub struct LocalRequest {
     /// An in-dialog request (RFC 3261 §12.2.1.1): the dialog's Call-ID,
     /// local and remote tags and CSeq number instead of new ones.
     pub dialog: Option<InDialog>,
+    /// Call-ID, CSeq number and From tag of a new request when the sender
+    /// chose them (MI `t_uac_dlg` headers); generated when absent.
+    pub call_id: Option<String>,
+    pub cseq: Option<u32>,
+    pub from_tag: Option<String>,
 }
 
 /// The dialog identifiers of a request sent inside an existing dialog.
@@ -87,20 +98,23 @@ fn text(req: &LocalRequest, id: u64, host: &str) -> String {
             d.cseq,
         ),
         None => (
-            format!("{id:x}ls"),
+            req.from_tag.clone().unwrap_or_else(|| format!("{id:x}ls")),
             String::new(),
-            format!("{id:x}-{}@{host}", std::process::id()),
-            10,
+            req.call_id
+                .clone()
+                .unwrap_or_else(|| format!("{id:x}-{}@{host}", std::process::id())),
+            req.cseq.unwrap_or(10),
         ),
     };
     let _ = write!(
         s,
-        "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: <{from}>;tag={ftag}\r\nTo: <{to}>{ttag}\r\n\
+        "{m} {ruri} SIP/2.0\r\nMax-Forwards: {mf}\r\nFrom: {from};tag={ftag}\r\nTo: {to}{ttag}\r\n\
          Call-ID: {callid}\r\nCSeq: {cseq} {m}\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
         m = req.method,
         ruri = req.ruri,
         mf = req.max_forwards.unwrap_or(70),
-        from = req.from,
+        from = name_addr(&req.from),
+        to = name_addr(to),
         extra = req.headers,
         len = req.body.len(),
         body = req.body,
@@ -133,10 +147,30 @@ pub fn send_located(
     Ok(true)
 }
 
+/// A URI as a name-addr (`<sip:a@b>`); text that is one already
+/// (`"Alice" <sip:a@b>`) stays as it is.
+fn name_addr(s: &str) -> String {
+    if s.contains('<') {
+        s.to_string()
+    } else {
+        format!("<{s}>")
+    }
+}
+
 /// Sends a local request through a new client transaction. Ok(false) when
 /// `local_route` dropped it. Must run on a worker outside any route (a
 /// timer task, not from inside a script call).
 pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result<bool, ProxyError> {
+    send_with(host, req, done, None)
+}
+
+/// [`send`], the final reply also left in `slot`.
+pub fn send_with(
+    host: &dyn Phases,
+    req: &LocalRequest,
+    done: Option<Done>,
+    slot: Option<FinalSlot>,
+) -> Result<bool, ProxyError> {
     let st = host.current();
     let tm = &st.env.tm;
     let sockets = &st.env.sockets;
@@ -230,7 +264,8 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
         proto,
         socket,
     ));
-    t.local = Some(Local(done));
+    t.local = Some(Local(done, slot));
+    super::count_created(id);
     let txn: TxnRef = Arc::new(Mutex::new(Box::new(t)));
     tm.client.insert(
         our_client_key(&branch_id, &method),
@@ -247,6 +282,13 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
     apply_client(tm, &txn, &mut t, 0, acts, None, &mut call.outbox);
     crate::stats::TM.uac_transactions.inc();
     Ok(true)
+}
+
+/// Leaves the final reply of a local transaction where its sender asked.
+pub fn keep_final(t: &Txn, msg: &Message) {
+    if let Some(Local(_, Some(slot))) = &t.local {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+    }
 }
 
 /// Ends a local transaction with `code`: the callback runs once.

@@ -177,11 +177,24 @@ pub fn reply_on(
     reason: &str,
     body: &str,
 ) -> Result<bool, ProxyError> {
+    reply_tagged(st, txn, code, reason, body, None)
+}
+
+/// [`reply_on`] with the To tag given (MI `t_reply`, mi.c passes its
+/// `to_tag` to `t_reply_with_body`); the transaction's own when None.
+pub fn reply_tagged(
+    st: &Current,
+    txn: &super::TxnRef,
+    code: u16,
+    reason: &str,
+    body: &str,
+    to_tag: Option<&str>,
+) -> Result<bool, ProxyError> {
     let tm = &st.env.tm;
     let mut call = st.call.borrow_mut();
     let call = &mut *call;
     let mut t = lock(txn);
-    let bytes = super::relay::local_response_body(&t, code, reason, body);
+    let bytes = super::relay::local_response_tagged(&t, code, reason, body, to_tag);
     let acts = t.server.on_send(code);
     if !acts.contains(server::Action::Send) {
         return Ok(false);

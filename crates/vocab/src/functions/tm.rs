@@ -64,6 +64,62 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         T,
+        "t_new_request",
+        &[
+            Format,
+            Format,
+            Format,
+            Format,
+            Optional(&Format),
+            Optional(&Format),
+        ],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        T,
+        "t_write_unix",
+        &[Format, Format],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::BRANCH),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_write_req",
+        &[Format, Format],
+        RouteMask::REQUEST
+            .or(RouteMask::FAILURE)
+            .or(RouteMask::BRANCH),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_wait_for_new_branches",
+        &[Optional(&Int)],
+        RouteMask::REQUEST,
+    ),
+    Function::new(
+        M,
+        T,
+        "t_wait_no_more_branches",
+        &[],
+        RouteMask::REQUEST
+            .or(RouteMask::ONREPLY)
+            .or(RouteMask::BRANCH)
+            .or(RouteMask::FAILURE),
+    ),
+    Function::new(
+        M,
+        T,
+        "t_inject_branches",
+        &[Str, Optional(&Str)],
+        RouteMask::REQUEST.or(RouteMask::ONREPLY),
+    ),
+    Function::new(
+        M,
+        T,
         "t_reply_by_callid",
         &[Int, Format, Optional(&Format), Optional(&Format)],
         RouteMask::REQUEST,

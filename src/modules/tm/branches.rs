@@ -1,0 +1,140 @@
+//! Branches injected into a waiting INVITE transaction (OpenSIPS 3.4
+//! tm.c `t_wait_for_new_branches`, `t_wait_no_more_branches`,
+//! `w_t_inject_branches`): a transaction marked waiting keeps the
+//! negative answers of its branches until the wait ends (the script says
+//! so, the given number of branches was reached, or the final response
+//! timeout passed, like OpenSIPS's phony branch), so a branch added later
+//! (a callee that registered meanwhile, after a push notification) can
+//! still answer the call.
+
+use mlua::{Lua, MultiValue};
+
+use super::jobs::{self, Job};
+use crate::proxy::tm::{hash_index, lock, relay};
+use crate::script::exports::{ret, Args};
+use crate::script::host::State;
+use crate::script::route::RouteType;
+use crate::sip::Method;
+
+/// Asks tm's task to end the wait of transaction `id`, after `after`.
+fn end_wait_later(id: u64, after: Option<std::time::Duration>) {
+    let job = Job::EndWait(hash_index(id), id);
+    match after {
+        Some(d) => jobs::push(Job::Later(d, Box::new(job))),
+        None => jobs::push(job),
+    };
+}
+
+/// `t_wait_for_new_branches([n])`: false without a transaction or for a
+/// request that is not an INVITE (OpenSIPS: INVITEs only).
+pub(super) fn t_wait_for_new_branches(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let n = match a.opt_int(0)? {
+        Some(n) if n < 0 => return Err(a.err("the number of branches to wait for is not negative")),
+        n => n.map(|n| n as usize),
+    };
+    let (txn, invite, fr_inv) = {
+        let call = st.call.borrow();
+        let invite = call.msg.as_ref().is_some_and(|m| m.method_kind() == Method::Invite);
+        (call.tm.txn.clone(), invite, call.tm.fr_inv)
+    };
+    let Some(txn) = txn else {
+        return ret(lua, false);
+    };
+    if !invite {
+        tracing::error!("{}: for INVITEs only", a.fname);
+        return ret(lua, false);
+    }
+    let id = {
+        let mut t = lock(&txn);
+        if t.server.last_code >= 200 {
+            return ret(lua, false);
+        }
+        t.wait_branches = true;
+        t.wait_limit = n.map(|n| t.branches.len() + n);
+        t.id
+    };
+    // The phony branch ends as a branch would: after fr_inv_timeout.
+    end_wait_later(id, Some(fr_inv.unwrap_or(st.env.tm.timers.fr_inv)));
+    ret(lua, true)
+}
+
+/// `t_wait_no_more_branches()`: the wait ends now (once the route
+/// returned); false without a waiting transaction.
+pub(super) fn t_wait_no_more_branches(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> {
+    let Some(txn) = st.call.borrow().tm.txn.clone() else {
+        return ret(lua, false);
+    };
+    let (waiting, id) = {
+        let t = lock(&txn);
+        (t.wait_branches, t.id)
+    };
+    if waiting {
+        end_wait_later(id, None);
+    }
+    ret(lua, waiting)
+}
+
+/// `t_inject_branches(source [, flags])`: `source` `msg` adds the current
+/// request's destinations (R-URI or `$du`, and `append_branch`es) as new
+/// branches of its transaction, which must not have a final response
+/// yet; flag `cancel` (or `c`) cancels the branches still ringing first,
+/// `l` makes this the last injection (the wait ends).
+/// `event` needs event_routing's `notify_on_event`, which lunasip lacks.
+pub(super) fn t_inject_branches(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let source = a.str(0)?.to_ascii_lowercase();
+    match source.as_str() {
+        "msg" | "message" => {}
+        "event" | "events" => {
+            return Err(a.err("the 'event' source needs event_routing's notify_on_event, which lunasip does not have"))
+        }
+        s => return Err(a.err(format!("unsupported injection source '{s}'"))),
+    }
+    let flags = a.opt_str(1)?.unwrap_or_default().to_ascii_lowercase();
+    if flags != "cancel" && !flags.chars().all(|c| "cl".contains(c)) {
+        return Err(a.err(format!("unknown flags '{flags}'")));
+    }
+    let cancel = flags.contains('c');
+    let last = flags != "cancel" && flags.contains('l');
+    let txn = {
+        let call = st.call.borrow();
+        if call.route != RouteType::Request {
+            tracing::error!("{}: a reply carries no destination to inject", a.fname);
+            return ret(lua, false);
+        }
+        call.tm.txn.clone()
+    };
+    let Some(txn) = txn else {
+        return ret(lua, false);
+    };
+    {
+        let mut t = lock(&txn);
+        if t.server.last_code >= 200 {
+            return ret(lua, false);
+        }
+        if cancel {
+            let tm = &st.env.tm;
+            let mut call = st.call.borrow_mut();
+            relay::cancel_pending(tm, &txn, &mut t, None, &mut call.outbox);
+        }
+    }
+    let Some(host) = crate::script::phases::phases_of(st) else {
+        return Err(a.err("no script host"));
+    };
+    let sent = match relay::add_branches(&*host, &txn) {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracing::warn!("{}: {e}", a.fname);
+            st.call.borrow_mut().last_error = Some(e.reply());
+            false
+        }
+    };
+    let (limit_reached, id) = {
+        let t = lock(&txn);
+        let reached = t.wait_limit.is_some_and(|l| t.branches.len() >= l);
+        (t.wait_branches && (last || reached), t.id)
+    };
+    if limit_reached {
+        end_wait_later(id, None);
+    }
+    ret(lua, sent)
+}

@@ -1,0 +1,104 @@
+//! tm's `config.modules.tm` keys and statistics (OpenSIPS tm.c
+//! `params` and `mod_stats`).
+
+use crate::modules::{param, Param, ParamKind};
+use crate::stats::{StatDecl, TM};
+
+/// `config.modules.tm` (read by `script::config_table` into `Config::tm`).
+pub(super) static PARAMS: &[Param] = &[
+    param(
+        "T1",
+        ParamKind::Int,
+        "500",
+        "RFC 3261 T1 in milliseconds: first retransmission interval, RTT estimate (OpenSIPS `T1_timer`, also accepted, as is `t1`).",
+    )
+    .also(&["T1_timer", "t1"]),
+    param(
+        "T2",
+        ParamKind::Int,
+        "4000",
+        "RFC 3261 T2 in milliseconds: largest retransmission interval for non-INVITE requests and INVITE replies (`T2_timer`, `t2`).",
+    )
+    .also(&["T2_timer", "t2"]),
+    param(
+        "T4",
+        ParamKind::Int,
+        "5000",
+        "RFC 3261 T4 in milliseconds: how long a message may stay in the network (`T4_timer`, `t4`).",
+    )
+    .also(&["T4_timer", "t4"]),
+    param(
+        "fr_timeout",
+        ParamKind::Int,
+        "5",
+        "Seconds without any reply before a branch times out (408).",
+    ),
+    param(
+        "fr_inv_timeout",
+        ParamKind::Int,
+        "120",
+        "Seconds an INVITE branch may ring without a final reply.",
+    ),
+    param(
+        "wait_timer",
+        ParamKind::Int,
+        "5",
+        "Seconds a finished transaction absorbs retransmissions.",
+    ),
+    param(
+        "restart_fr_on_each_reply",
+        ParamKind::Bool,
+        "true",
+        "Each provisional reply of an INVITE branch starts `fr_inv_timeout` again (RFC 3261 §16.8 Timer C); `false`: only the first one, or one of a higher 18x status.",
+    ),
+    param(
+        "onreply_avp_mode",
+        ParamKind::Bool,
+        "false",
+        "Whether reply routes see the transaction's AVPs and keep what they change (OpenSIPS tm `onreply_avp_mode` 1); off, as OpenSIPS's default 0, a reply route starts with no AVPs and its own are dropped when it ends. Branch AVPs (`$bavp`) are the branch's either way.",
+    ),
+];
+
+pub(super) static STATS: &[StatDecl] = &[
+    StatDecl::counter(
+        "UAS_transactions",
+        &TM.uas_transactions,
+        "Server transactions created.",
+    ),
+    StatDecl::counter(
+        "UAC_transactions",
+        &TM.uac_transactions,
+        "Client transactions created (one per branch, probes included).",
+    ),
+    StatDecl::counter(
+        "2xx_transactions",
+        &TM.r2xx_transactions,
+        "Transactions completed with a 2xx final reply.",
+    ),
+    StatDecl::counter(
+        "3xx_transactions",
+        &TM.r3xx_transactions,
+        "Transactions completed with a 3xx final reply.",
+    ),
+    StatDecl::counter(
+        "4xx_transactions",
+        &TM.r4xx_transactions,
+        "Transactions completed with a 4xx final reply.",
+    ),
+    StatDecl::counter(
+        "5xx_transactions",
+        &TM.r5xx_transactions,
+        "Transactions completed with a 5xx final reply.",
+    ),
+    StatDecl::counter(
+        "6xx_transactions",
+        &TM.r6xx_transactions,
+        "Transactions completed with a 6xx final reply.",
+    ),
+    StatDecl::gauge(
+        "inuse_transactions",
+        &TM.inuse_transactions,
+        "Transactions alive now.",
+    ),
+];
+
