@@ -181,3 +181,37 @@ end"#,
     assert!(*t < Duration::from_millis(300), "E waited {t:?}\n{log}");
     assert!(log.contains("ended holding 1 script lock"), "{log}");
 }
+
+/// time_rec.c via `check_time_rec`: fixed timestamps against intervals,
+/// recurrences, time zones and expressions; a bad string answers -2.
+#[test]
+fn check_time_rec_answers_in_headers() {
+    let p = proxy(
+        r#"function route.main()
+  local c = sip.cfgutils
+  local t = 1710498600 -- Fri 2024-03-15 10:30:00 UTC
+  local r = {}
+  local function add(ok, rc) r[#r + 1] = tostring(ok) .. ":" .. rc end
+  add(c.check_time_rec("UTC|20240315T100000|20240315T110000", t))
+  add(c.check_time_rec("UTC|20240101T090000|20240101T170000||weekly|||MO,TU,WE,TH,FR", t))
+  add(c.check_time_rec("UTC|20240101T090000|20240101T170000||weekly|||SA,SU", t))
+  add(c.check_time_rec("Europe/Paris|20240101T113000|20240101T120000||daily & !UTC|20240101T000000||p1d|monthly|||-1FR", t))
+  add(c.check_time_rec("UTC|2024", t))
+  add(c.check_time_rec("20000101T000000"))
+  sip.append_to_reply("X-Tr: " .. table.concat(r, ",") .. "\r\n")
+  sip.sl.sl_send_reply(200, "OK")
+end"#,
+    );
+    let got = burst(p.port, &["t"], Duration::from_secs(3));
+    let log = p.stop();
+    let r = &got.first().unwrap_or_else(|| panic!("no reply\n{log}")).1;
+    assert_eq!(
+        header(r, "X-Tr"),
+        "true:1,true:1,false:-1,true:1,false:-2,true:1",
+        "{r}\n{log}"
+    );
+    assert!(
+        log.contains("sip.cfgutils.check_time_rec: bad date-time"),
+        "{log}"
+    );
+}

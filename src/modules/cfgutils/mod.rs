@@ -12,6 +12,7 @@
 mod locks;
 mod prob;
 mod time;
+mod tmrec;
 
 use mlua::Lua;
 use std::rc::Rc;
@@ -49,6 +50,29 @@ fn sleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
 fn usleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     a.require_suspend()?;
     Ok(wait(lua, pause(&a, Duration::from_micros)?))
+}
+
+/// `check_time_rec(time_rec, [timestamp])`: true, 1 when the time (now
+/// by default) matches; false, -1 when not; false, -2 (logged) when the
+/// string does not parse (OpenSIPS's return codes).
+fn check_time_rec(lua: &Lua, _st: &State, a: Args) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLua;
+    let rec = a.str(0)?;
+    let t = match a.opt_int(1)? {
+        Some(t) => t,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let (ok, rc) = match tmrec::check(&rec, t) {
+        Ok(true) => (true, 1),
+        Ok(false) => (false, -1),
+        Err(e) => {
+            tracing::error!("{}: {e}", a.fname);
+            (false, -2)
+        }
+    };
+    Ok(mlua::MultiValue::from_iter([ok.into_lua(lua)?, rc.into_lua(lua)?]))
 }
 
 /// `initial_probability` and `lock_pool_size`, read from
@@ -206,6 +230,14 @@ pub static MODULE: Module = Module {
             routes: ANY,
             doc: "Ends the process at once with a core dump (a debugging aid, as in OpenSIPS; systemd restarts the service).",
             func: Func::Sync(time::abort),
+        },
+        Export {
+            name: "check_time_rec",
+            args: "(time_rec, [timestamp])",
+            returns: "true, 1 on a match; false, -1 otherwise; false, -2 for a string that does not parse",
+            routes: ANY,
+            doc: "Whether the time (now, or the Unix `timestamp`) matches the recurrence `[tz|]dtstart|dtend|duration|freq|until|interval|byday|bymday|byyday|byweekno|bymonth` (RFC 2445 fields, OpenSIPS's format; trailing empty fields may be left out; the time zone defaults to the system's). Recurrences combine with `&` (and), `/` (or), `!` (not) and parentheses, one operator kind per level.",
+            func: Func::Sync(check_time_rec),
         },
         Export {
             name: "get_static_lock",

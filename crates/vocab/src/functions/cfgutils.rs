@@ -33,6 +33,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, T, "pkg_status", &[], RouteMask::ANY),
     Function::new(M, T, "shm_status", &[], RouteMask::ANY),
     Function::new(M, T, "abort", &[], RouteMask::ANY),
+    Function::new(
+        M,
+        T,
+        "check_time_rec",
+        &[Str, Optional(&Int)],
+        RouteMask::ANY,
+    ),
     Function::new(M, T, "get_static_lock", &[Str], RouteMask::ANY),
     Function::new(M, T, "release_static_lock", &[Str], RouteMask::ANY),
     Function::new(M, T, "get_dynamic_lock", &[Str], RouteMask::ANY),
