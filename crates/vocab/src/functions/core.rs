@@ -59,6 +59,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         None,
+        "cache_raw_query",
+        &[Format, Str, Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
         "cache_fetch",
         &[Format, Format, Optional(&Pv)],
         RouteMask::ANY,
