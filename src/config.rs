@@ -77,6 +77,9 @@ pub struct Config {
     pub mhomed: bool,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
+    /// Destination blacklists (`config.blacklists`, OpenSIPS
+    /// `dst_blacklist`), installed when the script is committed.
+    pub blacklists: Vec<crate::transport::blacklist::Def>,
     /// MI over HTTP (`config.modules.mi_http`); None when turned off.
     pub mi_http: Option<MiHttp>,
     /// MI over a FIFO (`config.modules.mi_fifo`); None when turned off.
@@ -173,6 +176,7 @@ impl Default for Config {
             event_pkg_threshold: 0,
             overload_streak: 0,
             worker_stall_timeout: Some(Duration::from_secs(10)),
+            blacklists: Vec::new(),
             mi_http: Some(MiHttp::default()),
             mi_fifo: Some(MiFifo::default()),
             tm: crate::transaction::Timers::default(),

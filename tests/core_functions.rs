@@ -195,6 +195,9 @@ function route.main()
     v, rc = sip.cache_counter_fetch("local", "k_$fU")
   elseif op == "remove" then
     v, rc = sip.cache_remove("local", "k_$fU")
+  elseif op == "raw" then
+    -- OpenSIPS cachedb.c: cachedb_local has no raw queries (-1).
+    v, rc = sip.cache_raw_query("local", "KEYS *", "$avp(k)")
   end
   sip.sl.sl_send_reply(200, tostring(v) .. " " .. tostring(rc))
 end
@@ -216,6 +219,11 @@ end
     assert_eq!(ask(p, "store"), "true nil");
     assert_eq!(ask(p, "remove"), "true nil");
     assert_eq!(ask(p, "fetch"), "nil/nil -2", "removed");
+    assert_eq!(
+        ask(p, "raw"),
+        "false -1",
+        "no raw queries on the local engine"
+    );
 }
 
 /// The R-URI functions (OpenSIPS `rewrite_ruri`): what the next hop gets

@@ -27,7 +27,7 @@ macro_rules! modules {
 }
 
 modules! {
-    core: MODULE, CACHE, URI, SENDING, DSET;
+    core: MODULE, CACHE, URI, SENDING, DSET, BLACKLISTS, STATUS;
     sipmsgops: MODULE;
     sl: MODULE;
     signaling: MODULE;
@@ -180,4 +180,26 @@ pub fn with_msg<T>(
             "{fname}: no message in this route"
         ))),
     }
+}
+
+thread_local! {
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new({
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9);
+        h.finish() | 1
+    });
+}
+
+/// A fast per-thread pseudo-random number (xorshift, seeded from the
+/// std hasher's random keys): dispatcher's random pick, cfgutils' draws.
+pub fn random() -> u32 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        (x >> 32) as u32
+    })
 }

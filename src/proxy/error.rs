@@ -15,6 +15,10 @@ pub enum ProxyError {
     /// A destination name with no address (RFC 3263).
     #[error("cannot resolve {0}")]
     Unresolvable(String),
+    /// Every address of the destination is on a blacklist in use
+    /// (OpenSIPS E_IP_BLOCKED).
+    #[error("{0} is blacklisted")]
+    Blocked(String),
     /// No listening socket of the destination's transport and family.
     #[error("no {proto} socket to reach {dest}")]
     NoSocket { proto: &'static str, dest: String },
@@ -37,6 +41,8 @@ impl ProxyError {
             ProxyError::BadMaxForwards => (400, "Bad Max-Forwards"),
             // OpenSIPS E_BAD_ADDRESS (-476): err2reason answers 476.
             ProxyError::Unresolvable(_) => (476, "Unresolvable destination"),
+            // OpenSIPS E_IP_BLOCKED (-473, error.c): "Filtered destination".
+            ProxyError::Blocked(_) => (473, "Filtered destination"),
             _ => (500, "Server Internal Error"),
         }
     }

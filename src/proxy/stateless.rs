@@ -180,6 +180,13 @@ pub fn build_copy(
     Ok((out.into(), sock.id))
 }
 
+/// The blacklists a call's copies are checked against (the `default`
+/// ones unless the script called `use_blacklist`/`unuse_blacklist`).
+pub fn blacklists(call: &Call) -> u32 {
+    call.slot_ref::<crate::transport::blacklist::Marker>()
+        .map_or_else(crate::transport::blacklist::default_marker, |m| m.bits())
+}
+
 /// `forward([uri])`: queues the request for `uri`, else `$du`, else the
 /// R-URI. Ok(false) when a reply (482/483) was sent instead.
 pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, ProxyError> {
@@ -218,6 +225,15 @@ pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, ProxyError> {
     let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
     let branch = format!("{MAGIC}{:016x}.{lhash:08x}", txn_hash(m));
     let (bytes, socket) = build_copy(call, &st.env.sockets, proto, &dest, &branch, None)?;
+    // OpenSIPS forward.c: a blacklisted destination is not sent to. A name
+    // located after the route is not checked (lunasip: known limitation).
+    if let Dest::Addr(a) = &dest {
+        let marker = blacklists(call);
+        if let Some(l) = crate::transport::blacklist::blocked(marker, proto, *a, &bytes) {
+            tracing::info!("forward: {a} is on blacklist {l}");
+            return Err(ProxyError::Blocked(uri));
+        }
+    }
     call.outbox.push(Outgoing {
         bytes,
         proto,

@@ -30,6 +30,7 @@ impl Checked {
         self.modules
             .commit(listen)
             .map_err(|e| format!("{origin}: {e}"))?;
+        crate::transport::blacklist::install(&self.config.blacklists);
         Ok(self.config)
     }
 

@@ -330,6 +330,8 @@ pub fn read_config(
             ))
         }
     };
+    cfg.blacklists =
+        super::config_blacklists::read_blacklists(&t).map_err(|m| err("blacklists", m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {

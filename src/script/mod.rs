@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod check;
+mod config_blacklists;
 pub mod config_table;
 pub mod exports;
 pub mod host;

@@ -86,6 +86,7 @@ const CACHE_FUNCTIONS: &[&str] = &[
     "cache_add",
     "cache_sub",
     "cache_counter_fetch",
+    "cache_raw_query",
 ];
 
 /// Fails when a cache function names, as a literal, an engine lunasip

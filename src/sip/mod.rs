@@ -22,6 +22,7 @@ mod cache;
 mod edit;
 pub mod error;
 pub mod framing;
+pub mod glob;
 pub mod header;
 mod lex;
 pub mod limits;

@@ -2,6 +2,7 @@
 //! "is this address myself". No SIP parsing happens here beyond stream
 //! framing; received bytes go to the proxy as [`Incoming`].
 
+pub mod blacklist;
 pub mod dns;
 pub mod listen;
 pub mod myself;

@@ -83,6 +83,8 @@ pub static ALL: &[Param] = &[
     p("dispatcher", "ds_probing_threshold", Int),
     p("dispatcher", "ds_probing_list", Str),
     p("dispatcher", "options_reply_codes", Str),
+    p("cfgutils", "initial_probability", Int),
+    p("cfgutils", "lock_pool_size", Int),
     p("usrloc", "db_mode", Int),
     p("usrloc", "working_mode_preset", Str),
     p("usrloc", "db_url", Str),

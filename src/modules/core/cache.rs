@@ -209,6 +209,24 @@ fn key_of(lua: &Lua, st: &State, a: &Args) -> mlua::Result<(String, String)> {
     Ok((group.to_string(), attr))
 }
 
+/// `cache_raw_query(engine, query, [avps])`: the local engine has no
+/// raw queries (OpenSIPS cachedb_local lacks CACHEDB_CAP_RAW, so
+/// `cachedb_raw_query` logs and returns -1): false, -1.
+fn cache_raw_query(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let id = pv_fmt(lua, st, &a.str(0)?)?;
+    let engine = id.split_once(':').map_or(id.as_str(), |(e, _)| e);
+    if engine != "local" {
+        return Err(a.err(format!(
+            "no cachedb engine '{engine}' (lunasip has the \"local\" one)"
+        )));
+    }
+    if a.opt_str(1)?.is_none_or(|q| q.is_empty()) {
+        return Err(a.err("the raw query cannot be empty"));
+    }
+    tracing::error!("{}: the local cache does not support raw queries", a.fname);
+    Ok(MultiValue::from_iter([false.into_lua(lua)?, (-1).into_lua(lua)?]))
+}
+
 /// Writes `v` into the pseudo-variable spec given as argument `i`, if any.
 fn write_out(st: &State, a: &Args, i: usize, v: Value) -> mlua::Result<()> {
     let Some(out) = a.opt_str(i)? else {
@@ -376,6 +394,14 @@ pub static CACHE: Module = Module {
             routes: RouteMask::ANY,
             doc: "Stores `value` under `key` in the `local` cache (`engine` is `\"local\"` or `\"local:collection\"`; key and value expand pseudo-variables), replacing what was there; it expires after `expire` seconds (0 or none: never). Every worker sees it at once.",
             func: Func::Sync(cache_store),
+        },
+        Export {
+            name: "cache_raw_query",
+            args: "(engine, query, [avps])",
+            returns: "false, -1: the local engine has no raw queries",
+            routes: RouteMask::ANY,
+            doc: "A query in the engine's own language (OpenSIPS: Redis, MongoDB…). The only engine, `local`, has none, as OpenSIPS's cachedb_local: it logs an error and returns false, -1.",
+            func: Func::Sync(cache_raw_query),
         },
         Export {
             name: "cache_fetch",

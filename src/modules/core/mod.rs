@@ -1,13 +1,17 @@
 //! Core functions on `sip` itself: forwarding, ending the script, flags
 //! and logging (OpenSIPS core: forward, drop, exit, setflag, xlog, …).
 
+mod blacklist;
 mod cache;
 mod dset;
 mod sending;
+mod status;
 mod uri;
+pub use blacklist::BLACKLISTS;
 pub use cache::{remove_chunk, CACHE};
 pub use dset::DSET;
 pub use sending::SENDING;
+pub use status::{set_status, STATUS};
 pub use uri::URI;
 
 use mlua::{Lua, MultiValue};

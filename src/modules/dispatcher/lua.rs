@@ -6,7 +6,6 @@
 //! the set and `ds_cnt_failover` their number; a partition other than
 //! `default` suffixes the names with `_NAME`.
 
-use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use mlua::{Function, Lua, MultiValue, Table};
@@ -76,26 +75,6 @@ fn names_of(sets: &sets::Sets, part: &str) -> sets::AvpNames {
         .unwrap_or_default()
 }
 
-thread_local! {
-    static RNG: Cell<u64> = Cell::new({
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x9e37_79b9);
-        h.finish() | 1
-    });
-}
-
-fn random() -> u32 {
-    RNG.with(|r| {
-        let mut x = r.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        r.set(x);
-        (x >> 32) as u32
-    })
-}
-
 /// The key the algorithm chooses with; may call into Lua (9 evaluates
 /// pseudo-variables, 10 calls `algo_route`).
 fn key(
@@ -128,7 +107,7 @@ fn key(
             })?
             .map_or(Key::RoundRobin, |u| Key::Hash(select::hash(&u))),
         ),
-        6 => Some(Key::Random(random())),
+        6 => Some(Key::Random(crate::modules::random())),
         7 => match &part.hash_pvar {
             Some(f) => {
                 let s = crate::script::api::pv_fmt(lua, st, f)?;

@@ -399,23 +399,33 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
         let v4 = call.src.addr.is_ipv4();
         let built = if keep {
             let forced = call.forced_proto();
-            let located = super::locate::resolve_forced(&target, v4, forced).inspect_err(|e| {
-                if matches!(e, ProxyError::Unresolvable(_)) {
-                    unresolvable = Some(e.clone());
-                }
-            });
+            let located = super::locate::resolve_forced(&target, v4, forced);
             located.and_then(|super::locate::Located { proto, addr, alts }| {
                 let mut t = lock(txn);
                 let idx = t.branches.len();
                 let branch_id = tm.branch_id(t.id, idx, lhash);
-                let (bytes, socket) = stateless::build_copy(
-                    call,
-                    &st.env.sockets,
-                    proto,
-                    &Dest::Addr(addr),
-                    &branch_id,
-                    None,
-                )?;
+                // OpenSIPS t_fwd.c: a blacklisted address is skipped for
+                // the destination's next one; none left fails the branch.
+                let marker = stateless::blacklists(call);
+                let mut cands = std::iter::once(addr).chain(alts);
+                let (addr, bytes, socket) = loop {
+                    let Some(a) = cands.next() else {
+                        return Err(ProxyError::Blocked(target.clone()));
+                    };
+                    let (bytes, socket) = stateless::build_copy(
+                        call,
+                        &st.env.sockets,
+                        proto,
+                        &Dest::Addr(a),
+                        &branch_id,
+                        None,
+                    )?;
+                    match crate::transport::blacklist::blocked(marker, proto, a, &bytes) {
+                        None => break (a, bytes, socket),
+                        Some(l) => tracing::info!("t_relay: {a} is on blacklist {l}"),
+                    }
+                };
+                let alts: Vec<_> = cands.collect();
                 // A failure route may change the timers for its new branches.
                 if let Some(fr) = call.tm.fr {
                     t.timers.fr = fr;
@@ -467,7 +477,12 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                 sent += 1;
             }
             Ok(false) => tracing::info!("t_relay: branch_route dropped the branch to {target}"),
-            Err(e) => tracing::info!("t_relay: {e}"),
+            Err(e) => {
+                tracing::info!("t_relay: {e}");
+                if matches!(e, ProxyError::Unresolvable(_) | ProxyError::Blocked(_)) {
+                    unresolvable = Some(e);
+                }
+            }
         }
     }
     {
@@ -478,7 +493,8 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
     }
     if sent == 0 {
         // OpenSIPS's codes for sl_reply_error: a name that does not
-        // resolve is E_BAD_ADDRESS, anything else 500.
+        // resolve is E_BAD_ADDRESS, a blacklisted one E_IP_BLOCKED,
+        // anything else 500.
         st.call.borrow_mut().last_error = Some(match unresolvable {
             Some(e) => e.reply(),
             None => (500, "No Destination"),

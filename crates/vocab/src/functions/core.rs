@@ -59,6 +59,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
         M,
         None,
+        "cache_raw_query",
+        &[Format, Str, Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
         "cache_fetch",
         &[Format, Format, Optional(&Pv)],
         RouteMask::ANY,
@@ -169,5 +176,44 @@ pub(super) static FUNCTIONS: &[Function] = &[
         "append_branch",
         &[Optional(&Str)],
         RouteMask::REQUEST.or(RouteMask::FAILURE),
+    ),
+    // The daemon's "core (blacklists)" table (OpenSIPS core_cmds.c).
+    Function::new(M, None, "use_blacklist", &[Str], RouteMask::ANY),
+    Function::new(M, None, "unuse_blacklist", &[Str], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "check_blacklist_rule",
+        &[Str, Str, Optional(&Int), Optional(&Str), Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "add_blacklist_rule",
+        &[
+            Str,
+            Str,
+            Optional(&Int),
+            Optional(&Str),
+            Optional(&Str),
+            Optional(&Int),
+        ],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        None,
+        "del_blacklist_rule",
+        &[Str, Str, Optional(&Int), Optional(&Str), Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    // The daemon's "core (status report)" table (OpenSIPS status_report.c).
+    Function::new(
+        M,
+        None,
+        "sr_check_status",
+        &[Str, Optional(&Str)],
+        RouteMask::ANY,
     ),
 ];

@@ -1,6 +1,6 @@
 //! statistics (on `sip` itself).
 
-use super::Arg::{Int, Str};
+use super::Arg::{Int, Pv, Str};
 use super::Function;
 use crate::route::RouteMask;
 
@@ -9,4 +9,6 @@ const M: &str = "statistics";
 pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, None, "update_stat", &[Str, Int], RouteMask::ANY),
     Function::new(M, None, "reset_stat", &[Str], RouteMask::ANY),
+    Function::new(M, None, "stat_iter_init", &[Str, Str], RouteMask::ANY),
+    Function::new(M, None, "stat_iter_next", &[Pv, Pv, Str], RouteMask::ANY),
 ];

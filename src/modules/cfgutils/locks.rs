@@ -1,0 +1,178 @@
+//! cfgutils' script locks (OpenSIPS 3.4 `modules/cfgutils/script_locks.c`):
+//! static locks (one per name) and a pool of dynamic locks a string hashes
+//! onto, shared by every worker.
+//!
+//! lunasip differs on purpose where OpenSIPS's spin locks would block:
+//! * A lock belongs to the route invocation (the call) that took it, not
+//!   to the worker. A route that finds it held suspends (where it can:
+//!   request, failure, timer routes) until the holder releases it, so the
+//!   worker serves other messages meanwhile, including the holder if it is
+//!   suspended on the same worker. Where a route cannot suspend (branch,
+//!   reply, local, startup, event routes) `get_*_lock` takes a free lock or
+//!   returns false at once.
+//! * A lock may stay held across a suspension of its holder (a DB query, a
+//!   sleep): others wait for it, bounded by `resume_timeout`.
+//! * Taking a lock the route already holds is a no-op (OpenSIPS
+//!   deadlocks), and the locks a route still holds when its call ends are
+//!   released then, with a warning (OpenSIPS keeps them forever).
+
+use mlua::{Lua, MultiValue};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::script::exports::{ret, Args, Suspend};
+use crate::script::host::State;
+
+/// One lock: who holds it (a call's token) and who waits.
+#[derive(Default)]
+pub struct Lock {
+    holder: Mutex<Option<u64>>,
+    freed: tokio::sync::Notify,
+}
+
+impl Lock {
+    fn try_take(&self, token: u64) -> bool {
+        let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        match *h {
+            None => {
+                *h = Some(token);
+                true
+            }
+            Some(t) => t == token,
+        }
+    }
+
+    fn release(&self, token: u64) -> bool {
+        let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        if *h != Some(token) {
+            return false;
+        }
+        *h = None;
+        drop(h);
+        self.freed.notify_one();
+        true
+    }
+
+    /// Waits until `token` holds it.
+    async fn take(&self, token: u64) {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(token) {
+                return;
+            }
+            freed.await;
+        }
+    }
+}
+
+static STATIC: OnceLock<Mutex<HashMap<String, Arc<Lock>>>> = OnceLock::new();
+static DYNAMIC: OnceLock<Vec<Arc<Lock>>> = OnceLock::new();
+/// `lock_pool_size`: dynamic locks (fixed once the first is used).
+pub(super) static POOL_SIZE: AtomicUsize = AtomicUsize::new(32);
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+fn static_lock(name: &str) -> Arc<Lock> {
+    let map = STATIC.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(name.to_string()).or_default().clone()
+}
+
+fn pool() -> &'static Vec<Arc<Lock>> {
+    DYNAMIC.get_or_init(|| {
+        (0..POOL_SIZE.load(Ordering::Relaxed).max(1))
+            .map(|_| Arc::default())
+            .collect()
+    })
+}
+
+/// The dynamic lock a string maps to (FNV-1a; OpenSIPS's `core_hash`
+/// differs, so which strings share a lock differs too).
+fn slot_of(s: &str) -> usize {
+    let h = s
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    (h % pool().len() as u64) as usize
+}
+
+/// The locks a call holds; released when the call's state is dropped.
+#[derive(Default)]
+pub struct Held {
+    token: u64,
+    locks: Vec<Arc<Lock>>,
+}
+
+impl Held {
+    fn token(&mut self) -> u64 {
+        if self.token == 0 {
+            self.token = TOKENS.fetch_add(1, Ordering::Relaxed);
+        }
+        self.token
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let left = self.locks.iter().filter(|l| l.release(self.token)).count();
+        if left > 0 {
+            tracing::warn!("cfgutils: a route ended holding {left} script lock(s); released");
+        }
+    }
+}
+
+fn get(lua: &Lua, st: &Rc<State>, a: &Args, lock: Arc<Lock>) -> mlua::Result<Suspend> {
+    let token = st.call.borrow_mut().slot::<Held>().token();
+    let lua = lua.clone();
+    let st = st.clone();
+    let wait = a.suspendable;
+    Ok(Box::pin(async move {
+        let got = lock.try_take(token) || {
+            if wait {
+                lock.take(token).await;
+            }
+            wait
+        };
+        if got {
+            let mut call = st.call.borrow_mut();
+            let held = call.slot::<Held>();
+            if !held.locks.iter().any(|l| Arc::ptr_eq(l, &lock)) {
+                held.locks.push(lock);
+            }
+        }
+        ret(&lua, got)
+    }))
+}
+
+fn release(lua: &Lua, st: &State, lock: &Arc<Lock>) -> mlua::Result<MultiValue> {
+    let mut call = st.call.borrow_mut();
+    let held = call.slot::<Held>();
+    let token = held.token();
+    let ok = lock.release(token);
+    held.locks.retain(|l| !Arc::ptr_eq(l, lock));
+    ret(lua, ok)
+}
+
+pub fn get_static_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    let lock = static_lock(&a.str(0)?);
+    get(lua, st, &a, lock)
+}
+
+pub fn get_dynamic_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+    let lock = pool()[slot_of(&a.str(0)?)].clone();
+    get(lua, st, &a, lock)
+}
+
+pub fn release_static_lock(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    release(lua, st, &static_lock(&a.str(0)?))
+}
+
+pub fn release_dynamic_lock(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    release(lua, st, &pool()[slot_of(&a.str(0)?)].clone())
+}
+
+pub fn strings_share_lock(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
+    ret(lua, slot_of(&a.str(0)?) == slot_of(&a.str(1)?))
+}
