@@ -402,6 +402,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                     &Dest::Addr(addr),
                     &branch_id,
                     None,
+                    Some(tm),
                 )?;
                 // A failure route may change the timers for its new branches.
                 if let Some(fr) = call.tm.fr {

@@ -183,6 +183,7 @@ pub fn send(host: &dyn Phases, req: &LocalRequest, done: Option<Done>) -> Result
         &Dest::Addr(addr),
         &branch_id,
         None,
+        None,
     )?;
     let timers = tm.timers;
     let (client, acts) = ClientTxn::start(kind, proto.is_stream(), timers);
