@@ -51,11 +51,18 @@ end
     )
 }
 
-/// Runs `calls` hidden calls through a proxy started with `script`.
+/// Runs `calls` hidden calls through a proxy started with `script`:
+/// re-INVITEs both ways and the caller's BYE.
 fn hidden_calls(script: impl Fn(u16) -> String, calls: u32) {
-    let callee = uas("th_uas.xml", "u1");
+    hidden_calls_with(script, calls, "th_uac.xml", "th_uas.xml");
+}
+
+/// [`hidden_calls`] with other scenarios (a name in tests/scenarios or a
+/// path).
+fn hidden_calls_with(script: impl Fn(u16) -> String, calls: u32, caller: &str, callee: &str) {
+    let callee = uas(callee, "u1");
     let proxy = Proxy::start(&script(callee.port));
-    let run = uac("th_uac.xml", proxy.port, "u1", calls, 5, &[]);
+    let run = uac(caller, proxy.port, "u1", calls, 5, &[]);
     let (ok, failed) = callee.counts(u64::from(calls));
     let log = proxy.stop();
     assert_eq!(
@@ -104,6 +111,53 @@ fn without_a_dialog_the_encoded_contact_carries_the_call() {
         },
         3,
     );
+}
+
+#[test]
+fn a_bye_from_the_callee_reaches_the_caller_through_its_route_set() {
+    let dialog = |uas| script(uas, "", "sip.dialog.create_dialog()", "");
+    hidden_calls_with(dialog, 2, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+    let no_dialog = |uas| script(uas, "", "", "U");
+    hidden_calls_with(no_dialog, 2, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+}
+
+/// th_uas.xml that also fails unless the Call-ID it sees is a hidden one.
+fn callee_checking_callid(dir: &std::path::Path) -> String {
+    let check = r#"<ereg regexp="^[[:space:]]*DLGCH_[0-9a-f]+$" search_in="hdr" header="Call-ID:" check_it="true" assign_to="ci"/>"#;
+    let text = std::fs::read_to_string(scenario("th_uas.xml")).unwrap();
+    let anchor = r#"assign_to="x1"/>"#;
+    assert!(text.contains(anchor));
+    let text = text
+        .replacen(anchor, &format!("{anchor}\n      {check}"), 1)
+        .replace(r#"variables="all,"#, r#"variables="ci,all,"#);
+    let path = dir.join("th_uas_callid.xml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn with_flag_c_the_callee_sees_another_callid_and_the_caller_its_own() {
+    // The callee's scenario fails unless its Call-ID is DLGCH_…; SIPp's
+    // caller matches every message it gets by its own Call-ID, so a
+    // Call-ID not restored fails the caller.
+    let dir = tempfile::tempdir().unwrap();
+    let callee = callee_checking_callid(dir.path());
+    let with_c = |uas| script(uas, "", "sip.dialog.create_dialog()", "C");
+    hidden_calls_with(with_c, 2, "th_uac.xml", &callee);
+    let bye_in = |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", "CU");
+    hidden_calls_with(bye_in, 1, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+    // The control: without C the same callee fails.
+    let callee_sipp = uas(&callee, "u1");
+    let proxy = Proxy::start(&script(
+        callee_sipp.port,
+        "",
+        "sip.dialog.create_dialog()",
+        "",
+    ));
+    let run = uac("th_uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let (ok, _) = callee_sipp.counts(1);
+    drop(proxy);
+    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
 }
 
 #[test]

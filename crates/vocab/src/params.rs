@@ -163,6 +163,8 @@ pub static ALL: &[Param] = &[
     p("topology_hiding", "force_dialog", Int),
     p("topology_hiding", "th_passed_contact_uri_params", Str),
     p("topology_hiding", "th_passed_contact_params", Str),
+    p("topology_hiding", "th_callid_passwd", Str),
+    p("topology_hiding", "th_callid_prefix", Str),
     p("topology_hiding", "th_contact_encode_passwd", Str),
     p("topology_hiding", "th_contact_encode_param", Str),
 ];

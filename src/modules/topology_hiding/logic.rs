@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::{conf, encode};
+use super::{callid, conf, encode};
 use crate::proxy::context::Call;
 use crate::proxy::tm::hooks::Observer;
 use crate::proxy::tm::Txn;
@@ -22,6 +22,8 @@ pub struct Flags {
     pub keep_user: bool,
     /// `D`: the dialog id goes into the Contact's user part.
     pub did_in_user: bool,
+    /// `C`: the callee sees another Call-ID (with a dialog only).
+    pub hide_callid: bool,
 }
 
 impl Flags {
@@ -30,6 +32,7 @@ impl Flags {
         Flags {
             keep_user: s.contains('U'),
             did_in_user: s.contains('D'),
+            hide_callid: s.contains('C'),
         }
     }
 
@@ -40,6 +43,9 @@ impl Flags {
         }
         if self.did_in_user {
             s.push('D');
+        }
+        if self.hide_callid {
+            s.push('C');
         }
         s
     }
@@ -61,6 +67,8 @@ pub enum Mode {
 pub struct Th {
     pub flags: Flags,
     pub mode: Mode,
+    /// The request goes to the callee (replies to the caller).
+    pub towards_callee: bool,
     /// The initial request's Record-Route, given back in its replies.
     pub rr_back: Option<String>,
     /// Our side facing upstream: (`host:port[;transport=x]`, socket spec).
@@ -179,8 +187,22 @@ fn new_contact(m: &Message, th: &Th, host: &str, routes: &str, socket: &str) -> 
     Some(s)
 }
 
-fn set_contact(m: &mut Message, value: &str) {
-    let i = m.headers().find(|h| h.kind == HeaderKind::Contact).map(|h| h.index);
+/// Flag `C`: the Call-ID for the callee's side, or back for the
+/// caller's (`hide`: towards the callee).
+fn swap_callid(m: &mut Message, hide: bool) {
+    let Some(ci) = m.call_id() else { return };
+    let new = if hide {
+        (!ci.starts_with(conf().callid_prefix.as_str())).then(|| callid::encode(ci))
+    } else {
+        callid::decode(ci)
+    };
+    if let Some(new) = new {
+        set_first(m, HeaderKind::CallId, &new);
+    }
+}
+
+fn set_first(m: &mut Message, kind: HeaderKind, value: &str) {
+    let i = m.headers().find(|h| h.kind == kind).map(|h| h.index);
     if let Some(i) = i {
         m.set_header_value(i, value);
     }
@@ -202,9 +224,12 @@ impl Observer for ThObserver {
         let Some(m) = call.msg.as_mut() else { return };
         m.remove_headers("Via");
         m.remove_headers("Record-Route");
+        if th.flags.hide_callid {
+            swap_callid(m, th.towards_callee);
+        }
         let routes = rr_set(m, false);
         if let Some(ct) = new_contact(m, &th, &side.0, &routes, &th.up.1) {
-            set_contact(m, &ct);
+            set_first(m, HeaderKind::Contact, &ct);
         }
     }
 
@@ -224,8 +249,11 @@ impl Observer for ThObserver {
             };
             let socket = th.down.get().map(|d| d.1.clone()).unwrap_or_default();
             if let Some(ct) = new_contact(reply, th, &th.up.0, &routes, &socket) {
-                set_contact(reply, &ct);
+                set_first(reply, HeaderKind::Contact, &ct);
             }
+        }
+        if th.flags.hide_callid {
+            swap_callid(reply, !th.towards_callee);
         }
         reply.remove_headers("Via");
         reply.remove_headers("Record-Route");

@@ -44,10 +44,7 @@ fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
             return ret(lua, false);
         }
     }
-    if flags.contains('C') {
-        tracing::warn!("{}: flag C (Call-ID hiding) is not supported; the Call-ID is passed", a.fname);
-    }
-    let flags = Flags::parse(&flags);
+    let mut flags = Flags::parse(&flags);
     let mode = match &dlg {
         Some(d) => {
             let mut d = lock(d);
@@ -59,15 +56,19 @@ fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
             Mode::Dialog { did: d.did() }
         }
         None => {
-            if flags.did_in_user {
-                tracing::warn!("{}: flag D needs a dialog", a.fname);
+            // OpenSIPS: both need the dialog engaged.
+            if flags.did_in_user || flags.hide_callid {
+                tracing::warn!("{}: flags C and D need a dialog; skipped", a.fname);
             }
+            flags.did_in_user = false;
+            flags.hide_callid = false;
             Mode::NoDialog { reply_routes: None }
         }
     };
     let th = Th {
         flags,
         mode,
+        towards_callee: true,
         rr_back,
         up,
         down: Default::default(),
@@ -127,7 +128,9 @@ fn match_dialog_mode(st: &State, call: &mut Call, uri: &str, mode: u8) -> Option
     let rr_param = crate::modules::dialog::conf().rr_param.clone();
     let u = Uri::parse(uri).ok()?;
     let did = did_in(&u, &rr_param)?;
-    if !machine::on_sequential(call, Some(&format!("{rr_param}={did}")), mode) {
+    // A request from the callee may carry the hidden Call-ID (flag C).
+    let plain = call.msg.as_ref().and_then(|m| m.call_id()).and_then(super::callid::decode);
+    if !machine::on_sequential_as(call, Some(&format!("{rr_param}={did}")), mode, plain.as_deref()) {
         return Some(false);
     }
     let cd = call.slot_ref::<CallDlg>()?;
@@ -146,6 +149,7 @@ fn match_dialog_mode(st: &State, call: &mut Call, uri: &str, mode: u8) -> Option
     let th = Th {
         flags: Flags::parse(&flags),
         mode: Mode::Dialog { did },
+        towards_callee: dst == store::CALLEE,
         rr_back: None,
         up,
         down: Default::default(),
@@ -174,6 +178,7 @@ fn match_no_dialog(st: &State, call: &mut Call, uri: &str) -> Option<bool> {
         mode: Mode::NoDialog {
             reply_routes: Some(info.routes),
         },
+        towards_callee: false,
         rr_back: None,
         up,
         down: Default::default(),
@@ -211,7 +216,7 @@ pub static EXPORTS: &[Export] = &[
         args: "([flags])",
         returns: "true, false for a sequential request",
         routes: R,
-        doc: "Hides this initial request's topology from the callee and the callee's from the caller: every copy leaves with only our Via, no Record-Route (ours neither) and our Contact; replies get the caller's Vias and Record-Route back and our Contact. With a dialog (`create_dialog` before, or `force_dialog`) our Contact carries the dialog id; without, it carries the caller's Contact and route set encoded (`th_contact_encode_param`). Flags: `U` keep the Contact's user part, `D` put the dialog id in the user part; `C` (Call-ID hiding) is not supported and is ignored with a warning.",
+        doc: "Hides this initial request's topology from the callee and the callee's from the caller: every copy leaves with only our Via, no Record-Route (ours neither) and our Contact; replies get the caller's Vias and Record-Route back and our Contact. With a dialog (`create_dialog` before, or `force_dialog`) our Contact carries the dialog id; without, it carries the caller's Contact and route set encoded (`th_contact_encode_param`). Flags: `U` keep the Contact's user part; with a dialog, `D` puts the dialog id in the user part and `C` shows the callee another Call-ID (`th_callid_prefix` and the caller's masked with `th_callid_passwd`), restored on the way back.",
         func: Func::Sync(topology_hiding),
     },
     Export {

@@ -6,6 +6,7 @@
 //! sends them on: with a dialog by its id, without one by the Contact
 //! and route set encoded in our Contact.
 
+mod callid;
 mod encode;
 mod logic;
 mod lua;
@@ -24,6 +25,9 @@ pub struct ThConf {
     pub hdr_params: Vec<String>,
     pub encode_passwd: String,
     pub encode_param: String,
+    /// Flag `C`: the key and the prefix of the callee's Call-ID.
+    pub callid_passwd: String,
+    pub callid_prefix: String,
 }
 
 impl Default for ThConf {
@@ -34,6 +38,8 @@ impl Default for ThConf {
             hdr_params: Vec::new(),
             encode_passwd: "ToPoCtPaSS".into(),
             encode_param: "thinfo".into(),
+            callid_passwd: "OpenSIPS".into(),
+            callid_prefix: "DLGCH_".into(),
         }
     }
 }
@@ -83,6 +89,18 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         }
         c.encode_param = s;
     }
+    if let Some(s) = cfg::str(&t, m, "th_callid_passwd")? {
+        if s.is_empty() {
+            return Err("config.modules.topology_hiding.th_callid_passwd: empty".into());
+        }
+        c.callid_passwd = s;
+    }
+    if let Some(s) = cfg::str(&t, m, "th_callid_prefix")? {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'@') {
+            return Err(format!("config.modules.topology_hiding.th_callid_prefix: '{s}' cannot start a Call-ID"));
+        }
+        c.callid_prefix = s;
+    }
     Ok(Prepared(c))
 }
 
@@ -100,6 +118,8 @@ static PARAMS: &[Param] = &[
     param("force_dialog", I, "0", "1: `topology_hiding()` creates a dialog when the script did not, so the call is hidden with the dialog's id in our Contact rather than the dialog-less encoding."),
     param("th_passed_contact_uri_params", S, "none", "Contact URI parameters (`;`-separated names) copied into the Contact we put in place."),
     param("th_passed_contact_params", S, "none", "Contact header parameters (`;`-separated names, such as `+sip.instance`) copied after the Contact we put in place."),
+    param("th_callid_passwd", S, "OpenSIPS", "Key that masks the Call-ID the callee sees with flag `C`."),
+    param("th_callid_prefix", S, "DLGCH_", "Prefix of the Call-ID the callee sees with flag `C` (how a hidden Call-ID is recognized)."),
     param("th_contact_encode_passwd", S, "ToPoCtPaSS", "Key that masks the dialog-less mode's encoded Contact parameter."),
     param("th_contact_encode_param", S, "thinfo", "Name of the Contact URI parameter of the dialog-less mode."),
 ];
