@@ -25,7 +25,7 @@ fn script(uas: u16, modules: &str, create: &str, flags: &str) -> String {
 function route.main()
   if sip.has_totag() then
     if sip.topology_hiding.topology_hiding_match() then
-      sip.xlog("L_INFO", "th matched $rm to $ru\n")
+      sip.xlog("L_INFO", "th matched $rm to $ru callee_callid=$TH_callee_callid\n")
       sip.tm.t_relay()
     else
       sip.xlog("L_INFO", "th no match for $rm $ru\n")
@@ -54,12 +54,19 @@ end
 /// Runs `calls` hidden calls through a proxy started with `script`:
 /// re-INVITEs both ways and the caller's BYE.
 fn hidden_calls(script: impl Fn(u16) -> String, calls: u32) {
-    hidden_calls_with(script, calls, "th_uac.xml", "th_uas.xml");
+    let log = hidden_calls_with(script, calls, "th_uac.xml", "th_uas.xml");
+    // $TH_callee_callid is null unless flag C hides the Call-ID.
+    assert!(log.contains("callee_callid=<null>"), "{log}");
 }
 
 /// [`hidden_calls`] with other scenarios (a name in tests/scenarios or a
 /// path).
-fn hidden_calls_with(script: impl Fn(u16) -> String, calls: u32, caller: &str, callee: &str) {
+fn hidden_calls_with(
+    script: impl Fn(u16) -> String,
+    calls: u32,
+    caller: &str,
+    callee: &str,
+) -> String {
     let callee = uas(callee, "u1");
     let proxy = Proxy::start(&script(callee.port));
     let run = uac(caller, proxy.port, "u1", calls, 5, &[]);
@@ -78,6 +85,7 @@ fn hidden_calls_with(script: impl Fn(u16) -> String, calls: u32, caller: &str, c
         "callee: {}\nproxy: {log}",
         callee.errors()
     );
+    log
 }
 
 #[test]
@@ -143,7 +151,8 @@ fn with_flag_c_the_callee_sees_another_callid_and_the_caller_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let callee = callee_checking_callid(dir.path());
     let with_c = |uas| script(uas, "", "sip.dialog.create_dialog()", "C");
-    hidden_calls_with(with_c, 2, "th_uac.xml", &callee);
+    let log = hidden_calls_with(with_c, 2, "th_uac.xml", &callee);
+    assert!(log.contains("callee_callid=DLGCH_"), "{log}");
     let bye_in = |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", "CU");
     hidden_calls_with(bye_in, 1, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
     // The control: without C the same callee fails.

@@ -16,7 +16,7 @@ use crate::sip::Uri;
 
 /// The dialog value that marks a dialog as hidden, holding the flags
 /// (OpenSIPS keeps them as the dialog's module flags).
-const DLG_VAL: &str = "th_flags";
+pub(super) const DLG_VAL: &str = "th_flags";
 
 fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let flags = match a.opt_str(0)? {

@@ -10,6 +10,7 @@ mod callid;
 mod encode;
 mod logic;
 mod lua;
+mod pv;
 
 use crate::modules::cfg;
 use crate::modules::{param, Hooks, Installed, Module, Param, ParamKind};
@@ -129,6 +130,7 @@ pub static MODULE: Module = Module {
     table: Some("topology_hiding"),
     doc: "Topology hiding (OpenSIPS topology_hiding): the callee sees no Via, Record-Route or Contact of the caller's side and the caller none of the callee's; in-dialog requests come to our Contact and are matched by `topology_hiding_match`, with or without a dialog.",
     exports: lua::EXPORTS,
+    pvs: pv::PVS,
     params: PARAMS,
     hooks: Hooks {
         tm: Some(logic::observer),
