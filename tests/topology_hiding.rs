@@ -122,6 +122,24 @@ fn without_a_dialog_the_encoded_contact_carries_the_call() {
 }
 
 #[test]
+fn a_branch_of_the_failure_route_is_hidden_too() {
+    // The first callee is busy; the failure route relays to th_uas.xml,
+    // whose checks fail on any of the caller's markers.
+    let busy = uas("uas_busy.xml", "u1");
+    let busy_port = busy.port;
+    let with_failover = move |good: u16| {
+        let create = "sip.dialog.create_dialog()\n    sip.tm.t_on_failure(\"next\")";
+        format!(
+            "{}\nfunction failure_route.next()\n  sip.pv.du = \"sip:127.0.0.1:{good}\"\n  sip.tm.t_relay()\nend\n",
+            script(busy_port, "", create, "")
+        )
+    };
+    hidden_calls(with_failover, 1);
+    let (_, busy_failed) = busy.counts(1);
+    assert_eq!(busy_failed, 0, "{}", busy.errors());
+}
+
+#[test]
 fn a_bye_from_the_callee_reaches_the_caller_through_its_route_set() {
     let dialog = |uas| script(uas, "", "sip.dialog.create_dialog()", "");
     hidden_calls_with(dialog, 2, "th_uac_bye_in.xml", "th_uas_bye_out.xml");

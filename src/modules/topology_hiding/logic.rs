@@ -77,18 +77,14 @@ pub struct Th {
     pub down: OnceLock<(String, String)>,
 }
 
-/// The call's topology hiding (a `Call` slot).
-#[derive(Default)]
-pub struct ThCall(pub Option<Arc<Th>>);
-
-/// The same, kept by the request's transaction for its replies.
+/// A request's topology hiding, in its transaction's data: its copies
+/// (those of a failure route too, which gets the data back) and its
+/// replies find it there.
 pub struct ThTxn(pub Arc<Th>);
 
 /// Attaches `th` to the current request and its transaction.
 pub fn engage(call: &mut Call, th: Th) {
-    let th = Arc::new(th);
-    call.slot::<ThCall>().0 = Some(th.clone());
-    call.tm.data.set(ThTxn(th));
+    call.tm.data.set(ThTxn(Arc::new(th)));
 }
 
 /// Our address in a Contact for a message leaving from `sock`.
@@ -213,9 +209,10 @@ pub struct ThObserver;
 
 impl Observer for ThObserver {
     fn copy_out(&self, call: &mut Call, sock: &SocketInfo) {
-        let Some(th) = call.slot_ref::<ThCall>().and_then(|c| c.0.clone()) else {
+        let Some(ThTxn(th)) = call.tm.data.get::<ThTxn>() else {
             return;
         };
+        let th = th.clone();
         let side = side_of(sock);
         let _ = th.down.set(side.clone());
         // Our own Record-Route goes with the others: in-dialog requests
