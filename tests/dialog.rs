@@ -409,3 +409,29 @@ fn a_timeout_bye_to_a_contact_given_by_a_name_whose_answer_expired_is_looked_up_
         proxy.log_text()
     );
 }
+
+#[test]
+fn dialog_flags_set_at_the_invite_are_seen_and_flipped_by_the_bye() {
+    // OpenSIPS 3.4 dialog.c set_dlg_flag / is_dlg_flag_set /
+    // test_and_set_dlg_flag / reset_dlg_flag on one call.
+    let callee = uas("uas.xml", "u1");
+    let base = script(callee.port, free_port(), "", "", 100);
+    let s = base
+        .replace(
+            "sip.dialog.store_dlg_value(\"who\", \"$fU\")",
+            "sip.dialog.store_dlg_value(\"who\", \"$fU\")\n    sip.dialog.set_dlg_flag(\"3\")\n    sip.dialog.set_dlg_flag(\"billed\")\n    sip.dialog.set_dlg_flag(\"gone\")\n    sip.dialog.reset_dlg_flag(\"gone\")",
+        )
+        .replace(
+            "if sip.is_method(\"BYE\") then",
+            "if sip.is_method(\"BYE\") then\n        local a = sip.dialog.is_dlg_flag_set(\"3\")\n        local b = sip.dialog.is_dlg_flag_set(\"gone\")\n        local _, t1 = sip.dialog.test_and_set_dlg_flag(\"billed\", 1)\n        local _, t2 = sip.dialog.test_and_set_dlg_flag(\"billed\", 1)\n        sip.xlog(\"L_INFO\", \"flags a=\" .. tostring(a) .. \" b=\" .. tostring(b) .. \" t1=\" .. t1 .. \" t2=\" .. t2 .. \" f=$DLG_flags\\n\")",
+        );
+    assert_ne!(s, base);
+    let proxy = Proxy::start(&s);
+    let run = uac("uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let log = proxy.stop();
+    assert_eq!(run.successful, 1, "{}\n{log}", run.errors);
+    // Flag 3 and "billed" (the first name: index 0) set; "gone" (index 1)
+    // set then reset; the first test-and-set flips "billed", the second
+    // finds it clear.
+    assert!(log.contains("flags a=true b=false t1=1 t2=-1 f=8"), "{log}");
+}

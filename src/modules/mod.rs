@@ -53,6 +53,7 @@ modules! {
     permissions: MODULE;
     dialog: MODULE;
     acc: MODULE;
+    topology_hiding: MODULE;
 }
 
 #[cfg(test)]

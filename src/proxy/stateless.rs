@@ -135,6 +135,7 @@ pub fn build_copy(
     dest: &Dest,
     branch: &str,
     ruri: Option<&str>,
+    tm: Option<&crate::proxy::tm::Tm>,
 ) -> Result<(Bytes, usize), ProxyError> {
     prepare_top_via(call);
     let src = call.src;
@@ -155,6 +156,9 @@ pub fn build_copy(
     let port = call.adv_port.unwrap_or(sock.adv_port);
     let rport = if call.add_local_rport { ";rport" } else { "" };
     let mark = call.msg.as_ref().ok_or(ProxyError::NoRequest)?.edit_count();
+    for o in tm.map_or(&[][..], |tm| tm.observers()) {
+        o.copy_out(call, sock);
+    }
     crate::proxy::rr::apply(call, sockets, sock, towards);
     let m = call.msg.as_mut().ok_or(ProxyError::NoRequest)?;
     let via = format!(
@@ -224,7 +228,15 @@ pub fn forward(st: &Current, target: Option<&str>) -> Result<bool, ProxyError> {
     let call = &mut *call;
     let m = call.msg.as_ref().ok_or(ProxyError::NoRequest)?;
     let branch = format!("{MAGIC}{:016x}.{lhash:08x}", txn_hash(m));
-    let (bytes, socket) = build_copy(call, &st.env.sockets, proto, &dest, &branch, None)?;
+    let (bytes, socket) = build_copy(
+        call,
+        &st.env.sockets,
+        proto,
+        &dest,
+        &branch,
+        None,
+        Some(&st.env.tm),
+    )?;
     // OpenSIPS forward.c: a blacklisted destination is not sent to. A name
     // located after the route is not checked (lunasip: known limitation).
     if let Dest::Addr(a) = &dest {

@@ -80,6 +80,23 @@ impl Message {
         self.push_edit(at..at, text);
     }
 
+    /// Inserts `text` verbatim (header lines with their CRLFs) before the
+    /// first header line, ahead of any header prepended later.
+    pub fn prepend_raw(&mut self, text: &str) {
+        let at = self.headers.first().map_or(self.head_end, |h| h.line.start);
+        self.push_edit(at..at, text.to_owned());
+    }
+
+    /// The Via lines as they would be written (their edits applied, such
+    /// as `received=`): what a reply to this request must carry back.
+    pub fn via_lines(&self) -> String {
+        let mut out = Vec::new();
+        for h in self.headers.iter().filter(|h| h.kind == HeaderKind::Via) {
+            self.write_range(&mut out, h.line.edit_range(), false);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Inserts `text` verbatim (the caller supplies the CRLF) after the last
     /// header line (OpenSIPS append_hf).
     pub fn append_header_raw(&mut self, text: &str) {

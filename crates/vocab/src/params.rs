@@ -166,6 +166,13 @@ pub static ALL: &[Param] = &[
     p("acc", "report_cancels", Bool),
     p("acc", "detect_direction", Bool),
     p("acc", "extra_fields", Str),
+    p("topology_hiding", "force_dialog", Int),
+    p("topology_hiding", "th_passed_contact_uri_params", Str),
+    p("topology_hiding", "th_passed_contact_params", Str),
+    p("topology_hiding", "th_callid_passwd", Str),
+    p("topology_hiding", "th_callid_prefix", Str),
+    p("topology_hiding", "th_contact_encode_passwd", Str),
+    p("topology_hiding", "th_contact_encode_param", Str),
 ];
 
 /// Looks a parameter up by module and name (or an accepted older name).

@@ -226,6 +226,38 @@ const ANY_MSG: RouteMask = RouteMask::REQUEST
 
 pub static EXPORTS: &[Export] = &[
     Export {
+        name: "set_dlg_flag",
+        args: "(flag)",
+        returns: "true, false without a dialog",
+        routes: RouteMask::ANY,
+        doc: "Sets a flag of the current dialog (`$DLG_flags`): an index 0-31 or a name (given a free index on first use).",
+        func: Func::Sync(super::flags::set_dlg_flag),
+    },
+    Export {
+        name: "reset_dlg_flag",
+        args: "(flag)",
+        returns: "true, false without a dialog",
+        routes: RouteMask::ANY,
+        doc: "Clears a flag of the current dialog.",
+        func: Func::Sync(super::flags::reset_dlg_flag),
+    },
+    Export {
+        name: "is_dlg_flag_set",
+        args: "(flag)",
+        returns: "true if the current dialog has the flag",
+        routes: RouteMask::ANY,
+        doc: "Tests a flag of the current dialog (false without a dialog).",
+        func: Func::Sync(super::flags::is_dlg_flag_set),
+    },
+    Export {
+        name: "test_and_set_dlg_flag",
+        args: "(flag, value)",
+        returns: "ok, rc: 1 the flag was `value` and is flipped, -1 it was not, -2 no dialog",
+        routes: RouteMask::ANY,
+        doc: "Flips a flag of the current dialog only if it is `value` (0 or 1), atomically: two requests racing on one dialog see one success.",
+        func: Func::Sync(super::flags::test_and_set_dlg_flag),
+    },
+    Export {
         name: "create_dialog",
         args: "([flags])",
         returns: "true, false when the request cannot start a dialog",

@@ -237,13 +237,24 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
 /// runs the request's event (ACK confirms, BYE ends, others update the
 /// CSeq). Returns whether a dialog was found.
 pub fn on_sequential(call: &mut Call, route_params: Option<&str>, mode: u8) -> bool {
+    on_sequential_as(call, route_params, mode, None)
+}
+
+/// [`on_sequential`] for a request whose Call-ID is `callid` rather than
+/// the one it carries (topology_hiding's hidden Call-ID, decoded).
+pub fn on_sequential_as(
+    call: &mut Call,
+    route_params: Option<&str>,
+    mode: u8,
+    callid: Option<&str>,
+) -> bool {
     if call.slot_ref::<CallDlg>().is_some_and(|c| c.dlg.is_some()) {
         return true;
     }
     let Some(m) = call.msg.as_ref() else {
         return false;
     };
-    let (Some(callid), Some(ttag)) = (m.call_id(), m.to_tag()) else {
+    let (Some(callid), Some(ttag)) = (callid.or(m.call_id()), m.to_tag()) else {
         return false;
     };
     if ttag.is_empty() {

@@ -8,6 +8,7 @@
 //! value; `$DLG_*` and `$dlg_val` read them; MI lists and ends them.
 
 pub mod db;
+mod flags;
 mod lua;
 pub mod machine;
 mod mi;

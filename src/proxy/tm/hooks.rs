@@ -25,6 +25,21 @@ pub trait Observer: Send + Sync {
     /// (OpenSIPS gives the CANCEL a transaction of its own; its reply is
     /// what acc's `report_cancels` accounts).
     fn cancel_answered(&self, _cancel: &Message, _data: &TxnData, _code: u16) {}
+    /// A copy of the request route's request is being written for socket
+    /// `sock` (each branch of `t_relay`, a stateless `forward`), after
+    /// the branch route and before our Via and Record-Route go in: edits
+    /// made here belong to this copy only (OpenSIPS builds lumps into
+    /// each copy the same way). It may run with the transaction locked.
+    fn copy_out(
+        &self,
+        _call: &mut crate::proxy::context::Call,
+        _sock: &crate::transport::myself::SocketInfo,
+    ) {
+    }
+    /// A received reply of branch `branch` is about to go upstream, our
+    /// Via already removed (OpenSIPS TMCB_RESPONSE_FWDED): edits made
+    /// here are what the caller sees.
+    fn reply_out(&self, _t: &Txn, _branch: usize, _reply: &mut Message) {}
 }
 
 /// Per-transaction data modules attach to a request before `t_relay`

@@ -94,6 +94,11 @@ impl Tm {
         }
     }
 
+    /// The subscribers, for a hook that changes what it is given.
+    pub fn observers(&self) -> &[Arc<dyn hooks::Observer>] {
+        self.observers.get().map_or(&[], Vec::as_slice)
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

@@ -419,6 +419,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                         &Dest::Addr(a),
                         &branch_id,
                         None,
+                        Some(tm),
                     )?;
                     match crate::transport::blacklist::blocked(marker, proto, a, &bytes) {
                         None => break (a, bytes, socket),

@@ -21,9 +21,13 @@ use crate::transaction::key::our_client_key;
 use crate::transaction::select;
 use vocab::route::RouteType;
 
-/// The response with our Via removed, ready for the caller.
-fn upstream_bytes(m: &mut Message) -> Bytes {
+/// The response of branch `i` of `t` with our Via removed, as the
+/// observers left it, ready for the caller.
+fn upstream_bytes(tm: &super::Tm, t: &super::Txn, i: usize, m: &mut Message) -> Bytes {
     m.remove_first_value("Via");
+    for o in tm.observers() {
+        o.reply_out(t, i, m);
+    }
     let mut out = Vec::new();
     m.write_to(&mut out);
     out.into()
@@ -149,7 +153,7 @@ pub fn on_reply(
         match code {
             100 => {}
             101..=199 if keep => {
-                let bytes = upstream_bytes(&mut msg);
+                let bytes = upstream_bytes(tm, &t, i, &mut msg);
                 let acts = t.server.on_send(code);
                 let up = (!t.relay_flags.replicate).then_some(&bytes);
                 apply_server(tm, &txn, &mut t, acts, up, &mut call.outbox);
@@ -161,7 +165,7 @@ pub fn on_reply(
                     b.final_code = Some(code);
                 }
                 let first = t.server.last_code < 200;
-                let bytes = upstream_bytes(&mut msg);
+                let bytes = upstream_bytes(tm, &t, i, &mut msg);
                 let acts = t.server.on_send(code);
                 // t_replicate: the replica's answer is not the caller's.
                 let up = (!t.relay_flags.replicate).then_some(&bytes);
@@ -341,7 +345,7 @@ fn forward_best(host: &dyn Phases, txn: &TxnRef, best: usize) {
                 m.append_header_raw(&challenges);
             }
             t.last_local = false;
-            upstream_bytes(&mut m)
+            upstream_bytes(tm, &t, best, &mut m)
         }
         _ => {
             let reason = if code == 408 {

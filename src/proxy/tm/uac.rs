@@ -242,6 +242,7 @@ pub fn send_with(
         &Dest::Addr(addr),
         &branch_id,
         None,
+        None,
     )?;
     let timers = tm.timers;
     let (client, acts) = ClientTxn::start(kind, proto.is_stream(), timers);

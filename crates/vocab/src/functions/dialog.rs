@@ -42,4 +42,8 @@ pub(super) static FUNCTIONS: &[Function] = &[
     ),
     Function::new(M, T, "store_dlg_value", &[Str, Format], MSG),
     Function::new(M, T, "fetch_dlg_value", &[Str, Optional(&Pv)], MSG),
+    Function::new(M, T, "set_dlg_flag", &[Str], RouteMask::ANY),
+    Function::new(M, T, "reset_dlg_flag", &[Str], RouteMask::ANY),
+    Function::new(M, T, "is_dlg_flag_set", &[Str], RouteMask::ANY),
+    Function::new(M, T, "test_and_set_dlg_flag", &[Str, Int], RouteMask::ANY),
 ];

@@ -26,6 +26,7 @@ mod sl;
 mod statistics;
 mod textops;
 mod tm;
+mod topology_hiding;
 
 use crate::route::{RouteMask, RouteType};
 
@@ -165,6 +166,7 @@ static MODULES: &[&[Function]] = &[
     permissions::FUNCTIONS,
     dialog::FUNCTIONS,
     acc::FUNCTIONS,
+    topology_hiding::FUNCTIONS,
 ];
 
 /// Every function.

@@ -1,0 +1,210 @@
+//! topology_hiding end to end (OpenSIPS 3.4 modules/topology_hiding):
+//! a SIPp caller and callee whose scenarios (th_uac.xml, th_uas.xml)
+//! fail the call when a message carries the other side's Via,
+//! Record-Route or Contact, or when a reply lacks the caller's own Vias
+//! and Record-Route; each call has a re-INVITE from both sides and a
+//! BYE, all sent to the proxy's Contact and matched by
+//! `topology_hiding_match`.
+
+mod common;
+
+use common::*;
+
+/// `create`: Lua run before `topology_hiding` for an initial INVITE.
+fn script(uas: u16, modules: &str, create: &str, flags: &str) -> String {
+    format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 1,
+  modules = {{
+    tm = {{ fr_timeout = 2, fr_inv_timeout = 5 }},
+    {modules}
+  }},
+}}
+
+function route.main()
+  if sip.has_totag() then
+    if sip.topology_hiding.topology_hiding_match() then
+      sip.xlog("L_INFO", "th matched $rm to $ru callee_callid=$TH_callee_callid\n")
+      sip.tm.t_relay()
+    else
+      sip.xlog("L_INFO", "th no match for $rm $ru\n")
+      if not sip.is_method("ACK") then sip.sl.sl_send_reply(404, "Not Here") end
+    end
+    sip.exit()
+  end
+  if sip.is_method("CANCEL") then
+    if sip.tm.t_check_trans() then sip.tm.t_relay() end
+    sip.exit()
+  end
+  if sip.is_method("INVITE") then
+    {create}
+    if not sip.topology_hiding.topology_hiding("{flags}") then
+      sip.sl.sl_send_reply(500, "No Hiding")
+      sip.exit()
+    end
+  end
+  sip.pv.du = "sip:127.0.0.1:{uas}"
+  if not sip.tm.t_relay() then sip.sl.sl_reply_error() end
+end
+"#
+    )
+}
+
+/// Runs `calls` hidden calls through a proxy started with `script`:
+/// re-INVITEs both ways and the caller's BYE.
+fn hidden_calls(script: impl Fn(u16) -> String, calls: u32) {
+    let log = hidden_calls_with(script, calls, "th_uac.xml", "th_uas.xml");
+    // $TH_callee_callid is null unless flag C hides the Call-ID.
+    assert!(log.contains("callee_callid=<null>"), "{log}");
+}
+
+/// [`hidden_calls`] with other scenarios (a name in tests/scenarios or a
+/// path).
+fn hidden_calls_with(
+    script: impl Fn(u16) -> String,
+    calls: u32,
+    caller: &str,
+    callee: &str,
+) -> String {
+    let callee = uas(callee, "u1");
+    let proxy = Proxy::start(&script(callee.port));
+    let run = uac(caller, proxy.port, "u1", calls, 5, &[]);
+    let (ok, failed) = callee.counts(u64::from(calls));
+    let log = proxy.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (u64::from(calls), 0),
+        "caller: {}\ncallee: {}\nproxy: {log}",
+        run.errors,
+        callee.errors()
+    );
+    assert_eq!(
+        (ok, failed),
+        (u64::from(calls), 0),
+        "callee: {}\nproxy: {log}",
+        callee.errors()
+    );
+    log
+}
+
+#[test]
+fn with_a_dialog_neither_side_sees_the_other_and_reinvites_and_bye_go_both_ways() {
+    hidden_calls(|uas| script(uas, "", "sip.dialog.create_dialog()", ""), 3);
+}
+
+#[test]
+fn force_dialog_makes_the_dialog_itself() {
+    hidden_calls(
+        |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", ""),
+        2,
+    );
+}
+
+#[test]
+fn with_the_dialog_id_in_the_contact_user_part() {
+    hidden_calls(|uas| script(uas, "", "sip.dialog.create_dialog()", "D"), 2);
+}
+
+#[test]
+fn without_a_dialog_the_encoded_contact_carries_the_call() {
+    hidden_calls(
+        |uas| {
+            script(
+                uas,
+                "topology_hiding = { th_contact_encode_passwd = \"s3cret\" },",
+                "",
+                "",
+            )
+        },
+        3,
+    );
+}
+
+#[test]
+fn a_branch_of_the_failure_route_is_hidden_too() {
+    // The first callee is busy; the failure route relays to th_uas.xml,
+    // whose checks fail on any of the caller's markers.
+    let busy = uas("uas_busy.xml", "u1");
+    let busy_port = busy.port;
+    let with_failover = move |good: u16| {
+        let create = "sip.dialog.create_dialog()\n    sip.tm.t_on_failure(\"next\")";
+        format!(
+            "{}\nfunction failure_route.next()\n  sip.pv.du = \"sip:127.0.0.1:{good}\"\n  sip.tm.t_relay()\nend\n",
+            script(busy_port, "", create, "")
+        )
+    };
+    hidden_calls(with_failover, 1);
+    let (_, busy_failed) = busy.counts(1);
+    assert_eq!(busy_failed, 0, "{}", busy.errors());
+}
+
+#[test]
+fn a_bye_from_the_callee_reaches_the_caller_through_its_route_set() {
+    let dialog = |uas| script(uas, "", "sip.dialog.create_dialog()", "");
+    hidden_calls_with(dialog, 2, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+    let no_dialog = |uas| script(uas, "", "", "U");
+    hidden_calls_with(no_dialog, 2, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+}
+
+/// th_uas.xml that also fails unless the Call-ID it sees is a hidden one.
+fn callee_checking_callid(dir: &std::path::Path) -> String {
+    let check = r#"<ereg regexp="^[[:space:]]*DLGCH_[0-9a-f]+$" search_in="hdr" header="Call-ID:" check_it="true" assign_to="ci"/>"#;
+    let text = std::fs::read_to_string(scenario("th_uas.xml")).unwrap();
+    let anchor = r#"assign_to="x1"/>"#;
+    assert!(text.contains(anchor));
+    let text = text
+        .replacen(anchor, &format!("{anchor}\n      {check}"), 1)
+        .replace(r#"variables="all,"#, r#"variables="ci,all,"#);
+    let path = dir.join("th_uas_callid.xml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn with_flag_c_the_callee_sees_another_callid_and_the_caller_its_own() {
+    // The callee's scenario fails unless its Call-ID is DLGCH_…; SIPp's
+    // caller matches every message it gets by its own Call-ID, so a
+    // Call-ID not restored fails the caller.
+    let dir = tempfile::tempdir().unwrap();
+    let callee = callee_checking_callid(dir.path());
+    let with_c = |uas| script(uas, "", "sip.dialog.create_dialog()", "C");
+    let log = hidden_calls_with(with_c, 2, "th_uac.xml", &callee);
+    assert!(log.contains("callee_callid=DLGCH_"), "{log}");
+    let bye_in = |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", "CU");
+    hidden_calls_with(bye_in, 1, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
+    // The control: without C the same callee fails.
+    let callee_sipp = uas(&callee, "u1");
+    let proxy = Proxy::start(&script(
+        callee_sipp.port,
+        "",
+        "sip.dialog.create_dialog()",
+        "",
+    ));
+    let run = uac("th_uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let (ok, _) = callee_sipp.counts(1);
+    drop(proxy);
+    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
+}
+
+#[test]
+fn without_topology_hiding_the_scenarios_see_the_other_side() {
+    // The control: the same call not hidden fails the callee's checks,
+    // so the checks above can fail.
+    let callee = uas("th_uas.xml", "u1");
+    let proxy = Proxy::start(
+        &script(callee.port, "", "sip.rr.record_route()", "").replace(
+            "if not sip.topology_hiding.topology_hiding(\"\") then",
+            "if false then",
+        ),
+    );
+    let run = uac("th_uac.xml", proxy.port, "u1", 1, 1, &[]);
+    let (ok, _) = callee.counts(1);
+    drop(proxy);
+    assert_eq!((run.successful, ok), (0, 0), "{}", callee.errors());
+    assert!(
+        callee.errors().contains("callervia") || callee.errors().contains("caller"),
+        "{}",
+        callee.errors()
+    );
+}
