@@ -333,6 +333,7 @@ pub fn read_config(
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {
+            let m = m.to_string();
             // The line of the key the message names (`config.modules.tm.x: …`).
             let path = m.split([':', ' ']).next().unwrap_or("");
             let key = path.rsplit('.').next().filter(|k| !k.is_empty());

@@ -263,9 +263,8 @@ fn parse_row(r: &Row) -> Result<Dlg, String> {
 
 /// Reads the table into memory (at start, db_mode 1 and 3); a row that
 /// does not parse is logged with its id and skipped.
-pub fn load_wait() -> Result<usize, String> {
-    let c = conf();
-    let (Some(db), Some(t)) = (c.db.clone(), table()) else {
+pub fn load_wait(c: &super::DlgConf) -> Result<usize, String> {
+    let (Some(db), Some(t)) = (c.db.clone(), Ident::new(&c.db_table).ok()) else {
         return Ok(0);
     };
     let rows = db

@@ -192,9 +192,13 @@ pub fn retry_later(partition: &str, every: Duration) {
         }
     }
     RETRY_THREAD.call_once(|| {
+        let reg = crate::state::current();
         let spawned = std::thread::Builder::new()
             .name("ds-db-retry".into())
-            .spawn(retry_loop);
+            .spawn(move || {
+                let _in = crate::state::enter(reg);
+                retry_loop()
+            });
         if let Err(e) = spawned {
             super::report(
                 tracing::Level::ERROR,
