@@ -23,7 +23,13 @@ fn counts() -> std::sync::Arc<Counts> {
 
 /// Whether `name` is a declared profile, and whether it takes values.
 pub fn has_value(name: &str) -> Option<bool> {
-    conf().profiles.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    has_value_in(&conf(), name)
+}
+
+/// [`has_value`] with settings `c` (a commit reads rows before they are
+/// installed).
+pub fn has_value_in(c: &super::DlgConf, name: &str) -> Option<bool> {
+    c.profiles.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
 }
 
 /// Parses `profiles_with_value` / `profiles_no_value`: names separated by

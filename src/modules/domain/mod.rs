@@ -53,10 +53,17 @@ pub fn conf() -> Arc<DomConf> {
 /// (None: NULL).
 type Cache = HashMap<String, (String, Option<String>)>;
 
-static CACHE: RwLock<Option<Arc<Cache>>> = RwLock::new(None);
+/// The cache loaded (the registry's long-lived state: `domain_reload`
+/// replaces it between config loads).
+#[derive(Default)]
+struct Loaded(RwLock<Option<Arc<Cache>>>);
 
 fn cache() -> Option<Arc<Cache>> {
-    CACHE.read().unwrap_or_else(|e| e.into_inner()).clone()
+    crate::state::state::<Loaded>()
+        .0
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 fn idents(c: &DomConf) -> Result<(Db, &Ident, &Ident, &Ident), DbError> {
@@ -82,7 +89,10 @@ pub fn reload_wait(c: &DomConf) -> Result<usize, DbError> {
         }
     }
     let n = m.len();
-    *CACHE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
+    *crate::state::state::<Loaded>()
+        .0
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
     Ok(n)
 }
 

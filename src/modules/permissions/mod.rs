@@ -41,10 +41,14 @@ impl std::fmt::Debug for PermConf {
     }
 }
 
-static TABLE: RwLock<Option<Arc<Table>>> = RwLock::new(None);
+/// The address table loaded (the registry's long-lived state:
+/// `address_reload` replaces it between config loads).
+#[derive(Default)]
+struct Loaded(RwLock<Option<Arc<Table>>>);
 
 fn table() -> Arc<Table> {
-    TABLE
+    crate::state::state::<Loaded>()
+        .0
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
@@ -67,7 +71,10 @@ pub fn reload_wait(c: &PermConf) -> Result<usize, DbError> {
     if n < rows.len() {
         tracing::warn!("permissions: {} rows of {t} skipped (bad ip, mask or proto)", rows.len() - n);
     }
-    *TABLE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Table::new(entries)));
+    *crate::state::state::<Loaded>()
+        .0
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Table::new(entries)));
     Ok(n)
 }
 
