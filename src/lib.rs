@@ -17,6 +17,7 @@ pub mod pv;
 pub mod runtime;
 pub mod script;
 pub mod sip;
+pub mod state;
 pub mod stats;
 pub mod supervisor;
 pub mod transaction;

@@ -397,7 +397,7 @@ fn main() -> ExitCode {
             for msg in lunasip::modules::dispatcher::take_early_log() {
                 eprintln!("{}: warning: {msg}", src.name);
             }
-            for l in lines? {
+            for l in lines.map_err(|e| e.to_string())? {
                 println!("{}: {l}", src.name);
             }
             println!("{}: ok", src.name);

@@ -44,7 +44,7 @@ pub enum RunError {
     /// Module settings could not be loaded (lists, databases) or a
     /// module's `init` failed (`origin`: the script position).
     #[error("{0}")]
-    Modules(String),
+    Modules(crate::modules::SettingsError),
     /// The log level given is not one.
     #[error("{0}")]
     LogLevel(String),
@@ -83,6 +83,8 @@ pub struct Control {
     /// One reload at a time (SIGHUP and MI), so check, commit and send
     /// of one are never interleaved with another's.
     reloading: std::sync::Mutex<()>,
+    /// The modules' settings and state, committed into on each reload.
+    modules: Arc<crate::state::Registry>,
 }
 
 impl mi::Reloader for Control {
@@ -126,7 +128,9 @@ impl Control {
         let checked = check(&source)?;
         // The whole script passed: apply its module settings (against the
         // sockets in force), then hand it to the workers.
-        let cfg = checked.commit(&self.listen).map_err(RunError::Modules)?;
+        let cfg = checked
+            .commit(&self.listen, &self.modules)
+            .map_err(RunError::Modules)?;
         if cfg.listen != self.listen && !self.listen_from_cli {
             tracing::warn!("reload: config.listen changed; the new sockets need a restart");
         }
@@ -206,7 +210,13 @@ pub fn run_with(
     // The script passed: load the dispatcher sets (a database that is down
     // leaves its partition empty and is retried) before any traffic.
     let listen = checked.config.listen.clone();
-    let cfg = checked.commit(&listen).map_err(RunError::Modules)?;
+    // The modules' settings and state for this daemon; this thread (init,
+    // shutdown) and every thread below serve it.
+    let modules = crate::state::Registry::new();
+    let _in = crate::state::enter(modules.clone());
+    let cfg = checked
+        .commit(&listen, &modules)
+        .map_err(RunError::Modules)?;
     crate::modules::register();
     // The core's events (E_CORE_*), reported by layers below `event`.
     crate::core_events::connect(crate::event::wanted, crate::event::raise_declared);
@@ -234,7 +244,13 @@ pub fn run_with(
         let tm = tm.clone();
         thread::Builder::new()
             .name("tm-timer".into())
-            .spawn(move || tm.wheel.run(|ev| tm.dispatch(ev)))
+            .spawn({
+                let modules = modules.clone();
+                move || {
+                    let _in = crate::state::enter(modules);
+                    tm.wheel.run(|ev| tm.dispatch(ev))
+                }
+            })
             .map_err(|e| RunError::Start(format!("cannot start the timer thread: {e}")))?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -250,6 +266,7 @@ pub fn run_with(
         mi: (cfg.mi_http.clone(), cfg.mi_fifo.clone()),
         tx: tokio::sync::watch::channel(Arc::new(source.clone())).0,
         reloading: std::sync::Mutex::new(()),
+        modules: modules.clone(),
     });
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let ctx = Arc::new(mi::Ctx {
@@ -259,6 +276,7 @@ pub fn run_with(
         args: std::env::args().collect(),
         procs: std::sync::Mutex::new(Vec::new()),
         shutdown: Some(shutdown.clone()),
+        modules: modules.clone(),
     });
     ctx.add_current_thread("main", None);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -267,6 +285,7 @@ pub fn run_with(
         let tm = tm.clone();
         let reload = control.subscribe();
         let beats = beats.clone();
+        let modules = modules.clone();
         let (source, cfg, sockets, table, stop, ready, ctx) = (
             source.clone(),
             cfg.clone(),
@@ -280,6 +299,7 @@ pub fn run_with(
             .name(format!("worker-{id}"))
             .spawn(move || {
                 ctx.add_current_thread(&format!("SIP worker {id}"), Some(id));
+                let _in = crate::state::enter(modules);
                 worker_main(
                     id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers, beats,
                 )
@@ -552,6 +572,7 @@ fn worker_main(
             sockets,
             config: cfg.clone(),
             tm,
+            modules: crate::state::current(),
         };
         let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,

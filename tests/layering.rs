@@ -16,6 +16,7 @@ const LEAVES: &[&str] = &[
     "notify",
     "core_events",
     "supervisor",
+    "state",
 ];
 
 /// What each layer may name: whole top-level modules, or exact paths
@@ -41,6 +42,7 @@ fn allowed(layer: &str) -> &'static [&'static str] {
             "modules::ALL",
             "modules::Module",
             "modules::Prepared",
+            "modules::SettingsError",
             "modules::prepare",
             "modules::register",
         ],

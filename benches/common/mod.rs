@@ -30,6 +30,7 @@ pub fn host_with(script: &str, f: impl FnOnce(&mut Config)) -> std::rc::Rc<Host>
         sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),
         config: Arc::new(cfg),
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
+        modules: lunasip::state::current(),
     };
     Host::new(
         &lunasip::script::Source {

@@ -115,9 +115,14 @@ async fn handle(req: Request<Incoming>, srv: Arc<Server>) -> Result<Reply, Infal
             let r = reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n");
             return Ok(with(r, "allow", "GET"));
         }
-        let body = tokio::task::spawn_blocking(super::metrics::render)
-            .await
-            .unwrap_or_default();
+        let modules = srv.ctx.modules.clone();
+        let body = tokio::task::spawn_blocking(move || {
+            // Statistics a module computes read its state.
+            let _in = crate::state::enter(modules);
+            super::metrics::render()
+        })
+        .await
+        .unwrap_or_default();
         return Ok(reply(StatusCode::OK, "text/plain; version=0.0.4", body));
     }
     Ok(text(StatusCode::NOT_FOUND))

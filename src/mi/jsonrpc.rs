@@ -91,6 +91,7 @@ pub fn handle(ctx: &Ctx, body: &[u8]) -> Option<Value> {
 
 /// Runs a checked request and builds its response.
 pub fn run(ctx: &Ctx, req: Request) -> Value {
+    let _in = crate::state::enter(ctx.modules.clone());
     let Some(cmd) = super::lookup(&req.method) else {
         return error(req.id, &MiError::new(METHOD_NOT_FOUND, "Method not found"));
     };

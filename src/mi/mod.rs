@@ -213,6 +213,9 @@ pub struct Ctx {
     pub procs: std::sync::Mutex<Vec<Proc>>,
     /// Asks the daemon to stop (`kill`).
     pub shutdown: Option<Arc<tokio::sync::Notify>>,
+    /// The modules' settings and state the commands act on (served on the
+    /// thread running a command).
+    pub modules: Arc<crate::state::Registry>,
 }
 
 impl Ctx {
@@ -225,6 +228,7 @@ impl Ctx {
             args: std::env::args().collect(),
             procs: std::sync::Mutex::new(Vec::new()),
             shutdown: None,
+            modules: crate::state::current(),
         }
     }
 

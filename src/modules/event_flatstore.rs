@@ -77,7 +77,11 @@ pub static MODULE: Module = Module {
 };
 
 impl crate::modules::Settings for Settings {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+    fn commit(
+        self: Box<Self>,
+        _: &[crate::config::Listen],
+        _: &mut crate::state::Staged,
+    ) -> Result<(), crate::modules::SettingsError> {
         flat::configure(*self);
         Ok(())
     }

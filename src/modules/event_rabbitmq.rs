@@ -42,7 +42,11 @@ pub static MODULE: Module = Module {
 };
 
 impl crate::modules::Settings for SocketSettings {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+    fn commit(
+        self: Box<Self>,
+        _: &[crate::config::Listen],
+        _: &mut crate::state::Staged,
+    ) -> Result<(), crate::modules::SettingsError> {
         rabbit::configure_sockets(*self);
         Ok(())
     }

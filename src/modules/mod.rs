@@ -12,8 +12,10 @@ use std::sync::OnceLock;
 pub mod cfg;
 mod module;
 pub mod params;
+pub(crate) use module::staged_settings;
 pub use module::{
-    param, settings, ChildInit, Hooks, Installed, Module, Param, ParamKind, Settings, Setup,
+    param, settings, ChildInit, Committed, Hooks, Module, Param, ParamKind, Settings,
+    SettingsError, Setup,
 };
 
 /// Declares each module's Rust module and [`ALL`] from one list: a line
@@ -76,17 +78,25 @@ fn register_stats() {
     }));
 }
 
-static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+/// Whether the modules' `init` ran for a registry (its long-lived state).
+#[derive(Default)]
+struct Inited(OnceLock<Result<(), SettingsError>>);
 
-/// Runs every module's `init` once per process (later calls return the
-/// first result); [`Prepared::commit`] calls it after the first commit.
-pub fn init_all() -> Result<(), String> {
-    INIT.get_or_init(|| {
-        ALL.iter()
-            .filter_map(|m| m.init.map(|f| (m.name, f)))
-            .try_for_each(|(name, f)| f().map_err(|e| format!("module {name}: {e}")))
-    })
-    .clone()
+/// Runs every module's `init` once per registry (later calls return the
+/// first result), on a thread serving `reg`; [`Prepared::commit`] calls it
+/// after the first commit.
+pub fn init_all(reg: &std::sync::Arc<crate::state::Registry>) -> Result<(), SettingsError> {
+    let _in = crate::state::enter(reg.clone());
+    reg.state::<Inited>()
+        .0
+        .get_or_init(|| {
+            ALL.iter()
+                .filter_map(|m| m.init.map(|f| (m.name, f)))
+                .try_for_each(|(module, f)| {
+                    f().map_err(|reason| SettingsError::Init { module, reason })
+                })
+        })
+        .clone()
 }
 
 /// Runs every module's `child_init` in worker `rank` (the daemon calls it
@@ -131,26 +141,34 @@ const CORE_SECTIONS: &[&str] = &["mi_http", "mi_fifo"];
 
 /// Checks `config.modules` against the modules' declared parameters and
 /// reads it (no side effect: nothing loaded or connected).
-pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
-    params::check(modules, CORE_SECTIONS)?;
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, SettingsError> {
+    params::check(modules, CORE_SECTIONS).map_err(SettingsError::Params)?;
     ALL.iter()
         .filter_map(|m| Some((m.name, m.setup?)))
         .map(|(name, setup)| Ok((name, setup(modules)?)))
-        .collect::<Result<_, String>>()
+        .collect::<Result<_, SettingsError>>()
         .map(Prepared)
 }
 
 impl Prepared {
     /// Loads what the modules read from outside (dispatcher list files and
-    /// databases) and installs everything, module by module in [`ALL`]
-    /// order; `listen`: the sockets in force. Runs the modules' `init`
-    /// hooks after the first commit.
-    pub fn commit(self, listen: &[crate::config::Listen]) -> Result<(), String> {
+    /// databases), then installs every module's settings in `reg` in one
+    /// step (an error before that leaves `reg` as it was); `listen`: the
+    /// sockets in force. Runs the modules' `init` hooks after the first
+    /// commit.
+    pub fn commit(
+        self,
+        listen: &[crate::config::Listen],
+        reg: &std::sync::Arc<crate::state::Registry>,
+    ) -> Result<(), SettingsError> {
         register();
+        let _in = crate::state::enter(reg.clone());
+        let mut staged = crate::state::Staged::default();
         for (_, s) in self.0 {
-            s.commit(listen)?;
+            s.commit(listen, &mut staged)?;
         }
-        init_all()
+        reg.install(staged);
+        init_all(reg)
     }
 
     /// Loads what `commit` would, installing nothing (`lunasip check`);
@@ -159,7 +177,7 @@ impl Prepared {
         &self,
         listen: &[crate::config::Listen],
         connect: bool,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, SettingsError> {
         let mut lines = Vec::new();
         for (_, s) in &self.0 {
             lines.extend(s.verify(listen, connect)?);

@@ -27,7 +27,8 @@ pub struct Module {
     pub events: &'static [crate::event::EventDecl],
     /// The keys of `config.modules.<name>` it reads (docs/modules.md).
     pub params: &'static [Param],
-    /// Once per process, after the first config is committed.
+    /// Once per registry (the daemon's), after the first config is
+    /// committed, on a thread serving that registry.
     pub init: Option<fn() -> Result<(), String>>,
     /// In each SIP worker once it is ready for traffic (`rank` 0 is the
     /// worker that runs `startup_route` and timer routes).
@@ -67,19 +68,60 @@ impl Hooks {
 
 /// A module's reader of `config.modules` (the whole table: registrar
 /// reads usrloc's keys too).
-pub type Setup = fn(&mlua::Table) -> Result<Box<dyn Settings>, String>;
+pub type Setup = fn(&mlua::Table) -> Result<Box<dyn Settings>, SettingsError>;
+
+/// Why a module's settings were refused, could not be installed, or its
+/// `init` failed. The messages are the modules' own.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// `config.modules` names a key or section no module declares, or a
+    /// value has the wrong type.
+    #[error("{0}")]
+    Params(String),
+    /// A module refused its settings or could not load what they name
+    /// (lists, databases).
+    #[error("{0}")]
+    Module(String),
+    /// A module's `init` failed.
+    #[error("module {module}: {reason}")]
+    Init {
+        module: &'static str,
+        reason: String,
+    },
+    /// One of the above, at a script position (`file:line` of the
+    /// settings).
+    #[error("{origin}: {error}")]
+    At {
+        origin: String,
+        error: Box<SettingsError>,
+    },
+}
+
+impl From<String> for SettingsError {
+    fn from(e: String) -> SettingsError {
+        SettingsError::Module(e)
+    }
+}
 
 /// A [`Setup`]'s answer from a module's own `prepare` (`setup: Some(|m|
 /// settings(prepare(m)))`).
-pub fn settings<T: Settings + 'static>(r: Result<T, String>) -> Result<Box<dyn Settings>, String> {
+pub fn settings<T: Settings + 'static>(
+    r: Result<T, String>,
+) -> Result<Box<dyn Settings>, SettingsError> {
     r.map(|s| Box::new(s) as Box<dyn Settings>)
+        .map_err(SettingsError::Module)
 }
 
 /// A module's settings, read by its [`Setup`] and not applied yet.
 pub trait Settings: std::fmt::Debug {
-    /// Installs them; `listen`: the sockets in force. On an error nothing
-    /// of this module changed.
-    fn commit(self: Box<Self>, listen: &[crate::config::Listen]) -> Result<(), String>;
+    /// Loads what they name and puts them in `staged` (installed with
+    /// every other module's in one step); `listen`: the sockets in force.
+    fn commit(
+        self: Box<Self>,
+        listen: &[crate::config::Listen],
+        staged: &mut crate::state::Staged,
+    ) -> Result<(), SettingsError>;
 
     /// Loads what `commit` would and installs nothing (`lunasip check`;
     /// databases only with `connect`): lines to print.
@@ -87,10 +129,46 @@ pub trait Settings: std::fmt::Debug {
         &self,
         _listen: &[crate::config::Listen],
         _connect: bool,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, SettingsError> {
         Ok(Vec::new())
     }
 }
+
+/// What a module's own `commit(self, staged)` returns: nothing, or an
+/// error message.
+pub trait Committed {
+    fn into_result(self) -> Result<(), SettingsError>;
+}
+
+impl Committed for () {
+    fn into_result(self) -> Result<(), SettingsError> {
+        Ok(())
+    }
+}
+
+impl Committed for Result<(), String> {
+    fn into_result(self) -> Result<(), SettingsError> {
+        self.map_err(SettingsError::Module)
+    }
+}
+
+/// `impl Settings` for a module's settings type whose own
+/// `commit(self, staged)` puts them in the registry's staged map
+/// (`crate::modules::staged_settings!(Prepared);`).
+macro_rules! staged_settings {
+    ($t:ty) => {
+        impl $crate::modules::Settings for $t {
+            fn commit(
+                self: Box<Self>,
+                _: &[$crate::config::Listen],
+                staged: &mut $crate::state::Staged,
+            ) -> Result<(), $crate::modules::SettingsError> {
+                $crate::modules::Committed::into_result(<$t>::commit(*self, staged))
+            }
+        }
+    };
+}
+pub(crate) use staged_settings;
 
 /// A `child_init` hook: the worker's rank and the worker itself.
 pub type ChildInit = fn(rank: usize, worker: &Rc<crate::proxy::worker::Worker>);
@@ -179,33 +257,5 @@ impl Module {
             Some(t) => format!("sip.{t}.{}", e.name),
             None => format!("sip.{}", e.name),
         }
-    }
-}
-
-/// A module's settings in force: replaced whole when a config is
-/// committed, read as a snapshot by routes (the default until then).
-pub struct Installed<T>(std::sync::RwLock<Option<std::sync::Arc<T>>>);
-
-impl<T: Default> Installed<T> {
-    pub const fn new() -> Installed<T> {
-        Installed(std::sync::RwLock::new(None))
-    }
-
-    pub fn get(&self) -> std::sync::Arc<T> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_default()
-    }
-
-    pub fn set(&self, v: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(v));
-    }
-}
-
-impl<T: Default> Default for Installed<T> {
-    fn default() -> Installed<T> {
-        Installed::new()
     }
 }

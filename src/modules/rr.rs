@@ -241,7 +241,11 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl crate::modules::Settings for Prepared {
     /// Applies the settings (the defaults when absent, so a reload that
     /// drops a key goes back to OpenSIPS's default).
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+    fn commit(
+        self: Box<Self>,
+        _: &[crate::config::Listen],
+        _: &mut crate::state::Staged,
+    ) -> Result<(), crate::modules::SettingsError> {
         crate::proxy::rr::set_append_fromtag(self.append_fromtag.unwrap_or(true));
         Ok(())
     }

@@ -73,3 +73,67 @@ fn module_names_and_params_are_unique() {
         }
     }
 }
+
+/// Two environments in one process (two daemons' registries) keep their
+/// own settings for the same module, committed through the same path as
+/// the daemon's (`Prepared::commit`).
+#[test]
+fn two_registries_keep_their_own_module_settings() {
+    let commit = |max_contacts: u32| {
+        let lua = mlua::Lua::new();
+        let modules: mlua::Table = lua
+            .load(format!(
+                "return {{ registrar = {{ max_contacts = {max_contacts} }} }}"
+            ))
+            .eval()
+            .unwrap();
+        let reg = crate::state::Registry::new();
+        super::prepare(&modules).unwrap().commit(&[], &reg).unwrap();
+        reg
+    };
+    let (a, b) = (commit(3), commit(5));
+    let env = |modules| crate::proxy::context::Env {
+        worker: 0,
+        sockets: std::sync::Arc::new(crate::transport::Sockets::new(&[], &[])),
+        config: std::sync::Arc::new(crate::config::Config::default()),
+        tm: std::sync::Arc::new(crate::proxy::tm::Tm::new(Default::default())),
+        modules,
+    };
+    let (env_a, env_b) = (env(a.clone()), env(b.clone()));
+    assert_eq!(env_a.module::<super::registrar::RegConf>().max_contacts, 3);
+    assert_eq!(env_b.module::<super::registrar::RegConf>().max_contacts, 5);
+    // A module's own accessor reads the registry its thread serves.
+    let _in = crate::state::enter(a.clone());
+    assert_eq!(super::registrar::conf().max_contacts, 3);
+    let other = std::thread::spawn(move || {
+        let _in = crate::state::enter(b);
+        super::registrar::conf().max_contacts
+    });
+    assert_eq!(other.join().unwrap(), 5);
+    assert_eq!(super::registrar::conf().max_contacts, 3);
+}
+
+/// A refused commit (a module that cannot load what its settings name)
+/// leaves every module's settings in the registry as they were.
+#[test]
+fn refused_commit_changes_no_module_setting() {
+    let lua = mlua::Lua::new();
+    let reg = crate::state::Registry::new();
+    let good: mlua::Table = lua
+        .load("return { registrar = { max_contacts = 2 } }")
+        .eval()
+        .unwrap();
+    super::prepare(&good).unwrap().commit(&[], &reg).unwrap();
+    // registrar comes before domain in ALL: its new value is staged but
+    // must not be installed when domain cannot load its table.
+    let bad: mlua::Table = lua
+        .load(
+            "return { registrar = { max_contacts = 9 },
+                      domain = { db_url = 'mysql://nobody@127.0.0.1:1/none', db_mode = 1 } }",
+        )
+        .eval()
+        .unwrap();
+    let refused = super::prepare(&bad).unwrap().commit(&[], &reg);
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(reg.module::<super::registrar::RegConf>().max_contacts, 2);
+}

@@ -357,6 +357,17 @@ pub struct Env {
     pub config: Arc<Config>,
     /// Transactions shared by every worker.
     pub tm: Arc<crate::proxy::tm::Tm>,
+    /// The modules' settings and long-lived state (`crate::state`), the
+    /// same for every worker of a daemon; the worker's thread serves it.
+    pub modules: Arc<crate::state::Registry>,
+}
+
+impl Env {
+    /// A module's settings in force in this environment
+    /// (`env.module::<DlgConf>()`).
+    pub fn module<T: std::any::Any + Send + Sync + Default>(&self) -> Arc<T> {
+        self.modules.module::<T>()
+    }
 }
 
 /// A worker's slot for the call being handled, and its environment. A

@@ -38,6 +38,7 @@ impl Routes {
             sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed)),
             config: Arc::new(cfg),
             tm: Arc::new(tm::Tm::new(Default::default())),
+            modules: crate::state::current(),
         };
         Routes {
             cur: Current::new(env),

@@ -23,23 +23,34 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Applies the module settings (loads and installs the dispatcher
-    /// sets); `listen`: the sockets in force. On an error nothing changed.
-    pub fn commit(self, listen: &[Listen]) -> Result<Config, String> {
+    /// Applies the module settings to `reg` (loads and installs the
+    /// dispatcher sets); `listen`: the sockets in force. On an error the
+    /// settings in `reg` did not change.
+    pub fn commit(
+        self,
+        listen: &[Listen],
+        reg: &Arc<crate::state::Registry>,
+    ) -> Result<Config, crate::modules::SettingsError> {
         let origin = self.origin;
         self.modules
-            .commit(listen)
-            .map_err(|e| format!("{origin}: {e}"))?;
+            .commit(listen, reg)
+            .map_err(|e| crate::modules::SettingsError::At {
+                origin,
+                error: Box::new(e),
+            })?;
         crate::transport::blacklist::install(&self.config.blacklists);
         Ok(self.config)
     }
 
     /// Loads what [`Checked::commit`] would without installing it (`lunasip
     /// check`); a database is opened only with `connect`.
-    pub fn verify(&self, connect: bool) -> Result<Vec<String>, String> {
+    pub fn verify(&self, connect: bool) -> Result<Vec<String>, crate::modules::SettingsError> {
         self.modules
             .verify(&self.config.listen, connect)
-            .map_err(|e| format!("{}: {e}", self.origin))
+            .map_err(|e| crate::modules::SettingsError::At {
+                origin: self.origin.clone(),
+                error: Box::new(e),
+            })
     }
 }
 
@@ -51,6 +62,7 @@ pub fn check(source: &Source) -> Result<Checked, ScriptError> {
         sockets: Arc::new(Sockets::new(&[], &[])),
         config: Arc::new(Config::default()),
         tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
+        modules: crate::state::Registry::new(),
     };
     let host = Host::new(source, probe_env)?;
     let (config, modules) = read_config(&host, source)?;

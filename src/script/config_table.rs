@@ -8,6 +8,26 @@ use super::host::{Host, Source};
 use super::ScriptError;
 use crate::config::{self, Config};
 
+/// Why a value of the script's `config` table was refused; the caller
+/// adds the script position (a [`ScriptError`] names file:line).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Lua could not read the value.
+    #[error("{0}")]
+    Lua(#[from] mlua::Error),
+    /// A value of the wrong type or out of range (the message names its
+    /// key).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for ConfigError {
+    fn from(e: String) -> ConfigError {
+        ConfigError::Invalid(e)
+    }
+}
+
 /// Line (1-based) of the first occurrence of `key =` in the source, to point
 /// config errors somewhere useful.
 pub(super) fn line_of(code: &str, key: &str) -> Option<usize> {
@@ -26,7 +46,7 @@ pub(super) fn line_of(code: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn strings(v: Value, what: &str) -> Result<Vec<String>, String> {
+fn strings(v: Value, what: &str) -> Result<Vec<String>, ConfigError> {
     match v {
         Value::Nil => Ok(vec![]),
         Value::String(s) => Ok(vec![s.to_str().map_err(|e| e.to_string())?.to_string()]),
@@ -40,17 +60,18 @@ fn strings(v: Value, what: &str) -> Result<Vec<String>, String> {
                 )),
                 Err(e) => Err(e.to_string()),
             })
-            .collect(),
-        other => Err(format!(
+            .collect::<Result<_, String>>()
+            .map_err(ConfigError::Invalid),
+        other => Err(ConfigError::Invalid(format!(
             "config.{what} must be a string or a list of strings, not {}",
             other.type_name()
-        )),
+        ))),
     }
 }
 
 /// `log_event_enabled` (true/1) and `log_event_level_filter` (an OpenSIPS
 /// level number or name; default: every level the log shows).
-fn read_log_event(t: &Table) -> Result<Option<i64>, String> {
+fn read_log_event(t: &Table) -> Result<Option<i64>, ConfigError> {
     let on = match t
         .get::<Value>("log_event_enabled")
         .map_err(|e| e.to_string())?
@@ -59,10 +80,10 @@ fn read_log_event(t: &Table) -> Result<Option<i64>, String> {
         Value::Boolean(b) => b,
         Value::Integer(i) => i != 0,
         other => {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "config.log_event_enabled must be true/false or 0/1, not {}",
                 other.type_name()
-            ))
+            )))
         }
     };
     let level = match t
@@ -77,24 +98,24 @@ fn read_log_event(t: &Table) -> Result<Option<i64>, String> {
             crate::logging::number_of(f)
         }
         other => {
-            return Err(format!(
+            return Err(ConfigError::Invalid(format!(
                 "config.log_event_level_filter must be a level, not {}",
                 other.type_name()
-            ))
+            )))
         }
     };
     Ok(on.then_some(level))
 }
 
-fn number(t: &Table, key: &str) -> Result<Option<u64>, String> {
+fn number(t: &Table, key: &str) -> Result<Option<u64>, ConfigError> {
     match t.get::<Value>(key).map_err(|e| e.to_string())? {
         Value::Nil => Ok(None),
         Value::Integer(i) if i >= 0 => Ok(Some(i as u64)),
         Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
-        other => Err(format!(
+        other => Err(ConfigError::Invalid(format!(
             "config.{key} must be a non-negative integer, not {}",
             other.type_name()
-        )),
+        ))),
     }
 }
 
@@ -122,14 +143,14 @@ fn read_dns(t: &Table) -> Result<crate::transport::dns::DnsConf, (&'static str, 
     if let Some(b) = flag("disable_dns_failover")? {
         d.failover = !b;
     }
-    if let Some(n) = number(t, "dns_retr_time").map_err(|m| ("dns_retr_time", m))? {
+    if let Some(n) = number(t, "dns_retr_time").map_err(|m| ("dns_retr_time", m.to_string()))? {
         d.retr_time = Duration::from_secs(n.max(1));
     }
-    if let Some(n) = number(t, "dns_retr_no").map_err(|m| ("dns_retr_no", m))? {
+    if let Some(n) = number(t, "dns_retr_no").map_err(|m| ("dns_retr_no", m.to_string()))? {
         d.retr_no = (n as usize).max(1);
     }
     let servers = strings(t.get("dns_servers").unwrap_or(Value::Nil), "dns_servers")
-        .map_err(|m| ("dns_servers", m))?;
+        .map_err(|m| ("dns_servers", m.to_string()))?;
     for s in servers {
         let addr = s
             .parse::<std::net::SocketAddr>()
@@ -172,8 +193,8 @@ pub fn read_config(
     };
     let err =
         |key: &str, msg: String| ScriptError::new(&source.name, line_of(&source.code, key), msg);
-    let listen =
-        strings(t.get("listen").unwrap_or(Value::Nil), "listen").map_err(|m| err("listen", m))?;
+    let listen = strings(t.get("listen").unwrap_or(Value::Nil), "listen")
+        .map_err(|m| err("listen", m.to_string()))?;
     if listen.is_empty() {
         return Err(err(
             "listen",
@@ -190,7 +211,7 @@ pub fn read_config(
     // larger one given is the worker count.
     let mut workers: Option<u64> = None;
     for key in ["children", "udp_workers", "tcp_workers"] {
-        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m.to_string()))? {
             if n == 0 || n > 256 {
                 return Err(err(key, format!("config.{key} must be between 1 and 256")));
             }
@@ -218,7 +239,9 @@ pub fn read_config(
             ))
         }
     }
-    for a in strings(t.get("alias").unwrap_or(Value::Nil), "alias").map_err(|m| err("alias", m))? {
+    for a in strings(t.get("alias").unwrap_or(Value::Nil), "alias")
+        .map_err(|m| err("alias", m.to_string()))?
+    {
         let (h, p) = config::split_hostport(&a)
             .ok_or_else(|| err("alias", format!("config.alias: bad alias '{a}'")))?;
         cfg.aliases.push((
@@ -226,24 +249,32 @@ pub fn read_config(
             p,
         ));
     }
-    if let Some(n) = number(&t, "udp_rcvbuf").map_err(|m| err("udp_rcvbuf", m))? {
+    if let Some(n) = number(&t, "udp_rcvbuf").map_err(|m| err("udp_rcvbuf", m.to_string()))? {
         cfg.udp_rcvbuf = n as usize;
     }
-    if let Some(n) =
-        number(&t, "tcp_connection_lifetime").map_err(|m| err("tcp_connection_lifetime", m))?
+    if let Some(n) = number(&t, "tcp_connection_lifetime")
+        .map_err(|m| err("tcp_connection_lifetime", m.to_string()))?
     {
         cfg.tcp_idle_timeout = Duration::from_secs(n.max(1));
     }
-    if let Some(n) = number(&t, "tcp_max_msg_size").map_err(|m| err("tcp_max_msg_size", m))? {
+    if let Some(n) =
+        number(&t, "tcp_max_msg_size").map_err(|m| err("tcp_max_msg_size", m.to_string()))?
+    {
         cfg.tcp_max_msg_size = (n as usize).clamp(1024, crate::sip::MAX_MESSAGE_SIZE);
     }
-    if let Some(n) = number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m))? {
+    if let Some(n) =
+        number(&t, "tcp_connect_timeout").map_err(|m| err("tcp_connect_timeout", m.to_string()))?
+    {
         cfg.tcp_connect_timeout = Duration::from_millis(n.max(1));
     }
-    if let Some(n) = number(&t, "tcp_read_timeout").map_err(|m| err("tcp_read_timeout", m))? {
+    if let Some(n) =
+        number(&t, "tcp_read_timeout").map_err(|m| err("tcp_read_timeout", m.to_string()))?
+    {
         cfg.tcp_read_timeout = Duration::from_millis(n.max(1));
     }
-    if let Some(n) = number(&t, "tcp_max_bad_msgs").map_err(|m| err("tcp_max_bad_msgs", m))? {
+    if let Some(n) =
+        number(&t, "tcp_max_bad_msgs").map_err(|m| err("tcp_max_bad_msgs", m.to_string()))?
+    {
         cfg.tcp_max_bad_msgs = n.clamp(1, u64::from(u32::MAX)) as u32;
     }
     for (key, cap) in [
@@ -252,11 +283,11 @@ pub fn read_config(
         ("max_uri_size", &mut cfg.limits.uri),
         ("max_host_size", &mut cfg.limits.host),
     ] {
-        if let Some(n) = number(&t, key).map_err(|m| err(key, m))? {
+        if let Some(n) = number(&t, key).map_err(|m| err(key, m.to_string()))? {
             *cap = (n as usize).clamp(64, crate::sip::MAX_MESSAGE_SIZE);
         }
     }
-    if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m))? {
+    if let Some(n) = number(&t, "max_suspended").map_err(|m| err("max_suspended", m.to_string()))? {
         if n == 0 {
             // 0 would refuse every request with 503.
             return Err(err(
@@ -266,25 +297,33 @@ pub fn read_config(
         }
         cfg.max_suspended = n as usize;
     }
-    if let Some(n) = number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m))? {
+    if let Some(n) =
+        number(&t, "resume_timeout").map_err(|m| err("resume_timeout", m.to_string()))?
+    {
         cfg.resume_timeout = Duration::from_millis(n.max(1));
     }
-    if let Some(n) = number(&t, "route_timeout").map_err(|m| err("route_timeout", m))? {
+    if let Some(n) = number(&t, "route_timeout").map_err(|m| err("route_timeout", m.to_string()))? {
         cfg.route_timeout = (n > 0).then(|| Duration::from_millis(n));
     }
-    if let Some(n) =
-        number(&t, "worker_stall_timeout").map_err(|m| err("worker_stall_timeout", m))?
+    if let Some(n) = number(&t, "worker_stall_timeout")
+        .map_err(|m| err("worker_stall_timeout", m.to_string()))?
     {
         cfg.worker_stall_timeout = (n > 0).then(|| Duration::from_millis(n.max(100)));
     }
-    if let Some(n) = number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m))? {
+    if let Some(n) =
+        number(&t, "script_memory_limit").map_err(|m| err("script_memory_limit", m.to_string()))?
+    {
         cfg.script_memory_limit = (n as usize).saturating_mul(1024 * 1024);
     }
     let micros = |n: u64| (n > 0).then(|| Duration::from_micros(n));
-    if let Some(n) = number(&t, "exec_msg_threshold").map_err(|m| err("exec_msg_threshold", m))? {
+    if let Some(n) =
+        number(&t, "exec_msg_threshold").map_err(|m| err("exec_msg_threshold", m.to_string()))?
+    {
         cfg.exec_msg_threshold = micros(n);
     }
-    if let Some(n) = number(&t, "event_pkg_threshold").map_err(|m| err("event_pkg_threshold", m))? {
+    if let Some(n) =
+        number(&t, "event_pkg_threshold").map_err(|m| err("event_pkg_threshold", m.to_string()))?
+    {
         cfg.event_pkg_threshold = u8::try_from(n).ok().filter(|p| *p <= 100).ok_or_else(|| {
             err(
                 "event_pkg_threshold",
@@ -292,12 +331,17 @@ pub fn read_config(
             )
         })?;
     }
-    if let Some(n) = number(&t, "overload_streak").map_err(|m| err("overload_streak", m))? {
+    if let Some(n) =
+        number(&t, "overload_streak").map_err(|m| err("overload_streak", m.to_string()))?
+    {
         cfg.overload_streak = u32::try_from(n).unwrap_or(u32::MAX);
     }
-    cfg.log_event_level = read_log_event(&t).map_err(|m| err("log_event_enabled", m))?;
+    cfg.log_event_level =
+        read_log_event(&t).map_err(|m| err("log_event_enabled", m.to_string()))?;
     cfg.dns = read_dns(&t).map_err(|(k, m)| err(k, m))?;
-    if let Some(n) = number(&t, "exec_dns_threshold").map_err(|m| err("exec_dns_threshold", m))? {
+    if let Some(n) =
+        number(&t, "exec_dns_threshold").map_err(|m| err("exec_dns_threshold", m.to_string()))?
+    {
         cfg.dns.exec_threshold = micros(n);
     }
     match t.get::<Value>("xlog_level") {
@@ -335,6 +379,7 @@ pub fn read_config(
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
         prepared = crate::modules::prepare(&modules).map_err(|m| {
+            let m = m.to_string();
             // The line of the key the message names (`config.modules.tm.x: …`).
             let path = m.split([':', ' ']).next().unwrap_or("");
             let key = path.rsplit('.').next().filter(|k| !k.is_empty());

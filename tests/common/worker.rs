@@ -27,7 +27,9 @@ pub fn worker(routes: &str) -> Rc<Worker> {
     })
     .expect("script checks");
     let listen = checked.config.listen.clone();
-    let cfg = checked.commit(&listen).expect("modules load");
+    // The test thread serves the registry the settings go to.
+    let modules = lunasip::state::current();
+    let cfg = checked.commit(&listen, &modules).expect("modules load");
     let cfg = Config {
         listen: vec![
             parse_listen("udp:127.0.0.1:5060").unwrap(),
@@ -40,6 +42,7 @@ pub fn worker(routes: &str) -> Rc<Worker> {
         sockets: Arc::new(Sockets::new(&cfg.listen, &cfg.aliases)),
         config: Arc::new(cfg),
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
+        modules,
     };
     let host = Host::new(
         &Source {

@@ -2,7 +2,7 @@
 //! final reply (tm's observer hook) and at the end of a dialog (dialog's
 //! end hook), by the marks `do_accounting` left.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
@@ -23,9 +23,20 @@ pub const MISSED: u8 = 2;
 pub const FAILED: u8 = 4;
 
 /// Accounting contexts of dialogs that want a CDR, by dialog key.
-pub fn cdr_ctx() -> &'static DashMap<u64, AccRef> {
-    static M: OnceLock<DashMap<u64, AccRef>> = OnceLock::new();
-    M.get_or_init(DashMap::new)
+/// (The registry's long-lived state: a reload keeps it.)
+pub fn cdr_ctx() -> Arc<CdrCtx> {
+    crate::state::state::<CdrCtx>()
+}
+
+/// The map [`cdr_ctx`] returns.
+#[derive(Default)]
+pub struct CdrCtx(DashMap<u64, AccRef>);
+
+impl std::ops::Deref for CdrCtx {
+    type Target = DashMap<u64, AccRef>;
+    fn deref(&self) -> &DashMap<u64, AccRef> {
+        &self.0
+    }
 }
 
 /// Sends `r` to the backends `ctx.types` names.

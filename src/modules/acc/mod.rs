@@ -14,7 +14,7 @@ mod logic;
 mod lua;
 pub mod record;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::db::{Db, Ident};
 use crate::modules::usrloc::cfg;
@@ -55,13 +55,9 @@ impl Default for AccConf {
     }
 }
 
-static CONF: RwLock<Option<Arc<AccConf>>> = RwLock::new(None);
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<AccConf> {
-    CONF.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+    crate::state::module::<AccConf>()
 }
 
 /// `config.modules.acc`, read and checked.
@@ -123,12 +119,12 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 
 impl Prepared {
     /// Installs the settings (the pool opened, not connected).
-    pub fn commit(self) -> Result<(), String> {
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let mut c = self.conf.unwrap_or_default();
         if let Some(u) = &c.db_url {
             c.db = Some(crate::db::open(u).map_err(|e| format!("acc: {e}"))?);
         }
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+        staged.put(c);
         crate::modules::dialog::machine::on_end(logic::cdr);
         Ok(())
     }
@@ -156,11 +152,7 @@ static PARAMS: &[Param] = &[
 
 const REC: &[&str] = &["method", "from_tag", "to_tag", "callid", "sip_code", "sip_reason", "time"];
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self)
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "acc",

@@ -13,7 +13,7 @@ use mlua::{IntoLua, Lua, MultiValue};
 use crate::db::{self, Ident, Value};
 use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
-use crate::modules::{param, Installed, Module, Param, ParamKind};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::{PendingBranch, Value as PvValue};
 use crate::script::exports::{Args, Export, Func, Suspend};
 use crate::script::host::State;
@@ -52,10 +52,9 @@ impl Default for AliasConf {
     }
 }
 
-static CONF: Installed<AliasConf> = Installed::new();
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<AliasConf> {
-    CONF.get()
+    crate::state::module::<AliasConf>()
 }
 
 /// The `r` and `d` flags (alias_flags_fixup).
@@ -249,8 +248,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
-    pub fn commit(self) {
-        CONF.set(self.conf);
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(self.conf);
     }
 }
 
@@ -289,12 +288,7 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self);
-        Ok(())
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "alias_db",

@@ -354,7 +354,9 @@ pub enum Stale {
 
 /// Nonces seen and the highest nc each was used with; entries leave when
 /// their nonce expires.
-static SEEN: Mutex<Option<HashMap<String, (u64, u64)>>> = Mutex::new(None);
+/// (The registry's long-lived state: a reload keeps it.)
+#[derive(Default)]
+struct Seen(Mutex<Option<HashMap<String, (u64, u64)>>>);
 
 /// Checks a nonce for credentials `c` at `now` and records its use: a
 /// nonce answered with qop must come with a higher nc each time; one
@@ -371,7 +373,8 @@ pub fn use_nonce(secret: &[u8], c: &Cred, alg: Alg, now: u64) -> Result<(), Stal
         (Some(_), Some(nc)) => u64::from_str_radix(nc, 16).map_err(|_| Stale::Invalid)?,
         _ => 1,
     };
-    let mut g = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = crate::state::state::<Seen>();
+    let mut g = seen.0.lock().unwrap_or_else(|e| e.into_inner());
     let map = g.get_or_insert_with(HashMap::new);
     if map.len() > 4096 {
         map.retain(|_, (exp, _)| *exp >= now);

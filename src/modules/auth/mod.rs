@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use mlua::{Lua, MultiValue};
 
@@ -52,7 +52,6 @@ pub struct AuthConf {
     pub nonce_expire: u64,
 }
 
-static CONF: RwLock<Option<Arc<AuthConf>>> = RwLock::new(None);
 
 /// 16 bytes nobody can guess, for a secret nobody configured.
 fn random_secret() -> Vec<u8> {
@@ -67,18 +66,22 @@ fn random_secret() -> Vec<u8> {
     b
 }
 
+/// The settings in force (the registry of this thread's environment);
+/// before a commit a secret made once per registry.
 pub fn conf() -> Arc<AuthConf> {
-    if let Some(c) = CONF.read().unwrap_or_else(|e| e.into_inner()).clone() {
-        return c;
+    /// The secret nobody configured, kept for the registry's life.
+    struct Unset(Arc<AuthConf>);
+    impl Default for Unset {
+        fn default() -> Unset {
+            Unset(Arc::new(AuthConf {
+                secret: random_secret(),
+                nonce_expire: 30,
+            }))
+        }
     }
-    let mut g = CONF.write().unwrap_or_else(|e| e.into_inner());
-    g.get_or_insert_with(|| {
-        Arc::new(AuthConf {
-            secret: random_secret(),
-            nonce_expire: 30,
-        })
-    })
-    .clone()
+    let reg = crate::state::current();
+    reg.get::<AuthConf>()
+        .unwrap_or_else(|| reg.state::<Unset>().0.clone())
 }
 
 /// `config.modules.auth`, read and checked.
@@ -113,7 +116,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl Prepared {
     /// Installs the settings; a secret left unset stays the random one
     /// chosen at start (nonces survive a reload).
-    pub fn commit(self) {
+    pub fn commit(self, staged: &mut crate::state::Staged) {
         let old = conf();
         let c = AuthConf {
             secret: self
@@ -121,7 +124,7 @@ impl Prepared {
                 .map_or_else(|| old.secret.clone(), String::into_bytes),
             nonce_expire: self.nonce_expire.unwrap_or(30),
         };
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+        staged.put(c);
     }
 }
 
@@ -416,9 +419,4 @@ pub static MODULE: Module = Module {
     ..Module::NONE
 };
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self);
-        Ok(())
-    }
-}
+crate::modules::staged_settings!(Prepared);

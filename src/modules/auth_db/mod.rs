@@ -6,7 +6,7 @@
 mod checks;
 
 use std::rc::Rc;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use mlua::Lua;
 
@@ -59,13 +59,9 @@ impl Default for Conf {
     }
 }
 
-static CONF: RwLock<Option<Arc<Conf>>> = RwLock::new(None);
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<Conf> {
-    CONF.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+    crate::state::module::<Conf>()
 }
 
 /// `config.modules.auth_db`, read and checked.
@@ -114,8 +110,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
-    pub fn commit(self) {
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(self.conf));
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(self.conf);
     }
 }
 
@@ -302,9 +298,4 @@ pub fn add_user_wait(
     Ok(())
 }
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self);
-        Ok(())
-    }
-}
+crate::modules::staged_settings!(Prepared);

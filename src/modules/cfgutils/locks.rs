@@ -19,7 +19,7 @@
 use mlua::{Lua, MultiValue};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::script::exports::{ret, Args, Suspend};
@@ -71,8 +71,6 @@ impl Lock {
 
 static STATIC: OnceLock<Mutex<HashMap<String, Arc<Lock>>>> = OnceLock::new();
 static DYNAMIC: OnceLock<Vec<Arc<Lock>>> = OnceLock::new();
-/// `lock_pool_size`: dynamic locks (fixed once the first is used).
-pub(super) static POOL_SIZE: AtomicUsize = AtomicUsize::new(32);
 static TOKENS: AtomicU64 = AtomicU64::new(1);
 
 fn static_lock(name: &str) -> Arc<Lock> {
@@ -83,7 +81,8 @@ fn static_lock(name: &str) -> Arc<Lock> {
 
 fn pool() -> &'static Vec<Arc<Lock>> {
     DYNAMIC.get_or_init(|| {
-        (0..POOL_SIZE.load(Ordering::Relaxed).max(1))
+        // `lock_pool_size`: fixed once the first dynamic lock is used.
+        (0..super::conf().pool.max(1))
             .map(|_| Arc::default())
             .collect()
     })

@@ -107,18 +107,36 @@ fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     Ok(p)
 }
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        use std::sync::atomic::Ordering;
-        let old = prob::INITIAL.swap(self.initial, Ordering::Relaxed);
-        // A reload that changes the initial probability resets it.
-        if old != self.initial {
-            prob::PROBABILITY.store(self.initial, Ordering::Relaxed);
+/// cfgutils' settings in force (`initial_probability`, `lock_pool_size`).
+#[derive(Debug, Clone)]
+pub struct CfgConf {
+    pub initial: i64,
+    pub pool: usize,
+}
+
+impl Default for CfgConf {
+    fn default() -> Self {
+        CfgConf {
+            initial: 10,
+            pool: 32,
         }
-        locks::POOL_SIZE.store(self.pool, Ordering::Relaxed);
-        Ok(())
     }
 }
+
+pub fn conf() -> std::sync::Arc<CfgConf> {
+    crate::state::module::<CfgConf>()
+}
+
+impl Prepared {
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(CfgConf {
+            initial: self.initial,
+            pool: self.pool,
+        });
+    }
+}
+
+crate::modules::staged_settings!(Prepared);
 
 const ANY: RouteMask = RouteMask::ANY;
 

@@ -10,10 +10,16 @@ use crate::proxy::context::Value;
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 
-/// The probability in percent `rand_event` uses.
-pub(super) static PROBABILITY: AtomicI64 = AtomicI64::new(10);
-/// `initial_probability`, what `rand_reset_prob` goes back to.
-pub(super) static INITIAL: AtomicI64 = AtomicI64::new(10);
+/// The probability in percent `rand_event` uses, shared by the workers;
+/// -1: not set, `initial_probability` applies.
+static PROBABILITY: AtomicI64 = AtomicI64::new(-1);
+
+fn probability() -> i64 {
+    match PROBABILITY.load(Ordering::Relaxed) {
+        -1 => super::conf().initial,
+        p => p,
+    }
+}
 
 fn percent(a: &Args, i: usize) -> mlua::Result<i64> {
     let p = a.int(i)?;
@@ -29,19 +35,19 @@ pub fn rand_set_prob(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> 
 }
 
 pub fn rand_reset_prob(lua: &Lua, _: &State, _: Args) -> mlua::Result<MultiValue> {
-    PROBABILITY.store(INITIAL.load(Ordering::Relaxed), Ordering::Relaxed);
+    PROBABILITY.store(-1, Ordering::Relaxed);
     ret(lua, true)
 }
 
 pub fn rand_get_prob(lua: &Lua, _: &State, _: Args) -> mlua::Result<MultiValue> {
-    ret(lua, PROBABILITY.load(Ordering::Relaxed))
+    ret(lua, probability())
 }
 
 /// True with the probability given (else the shared one).
 pub fn rand_event(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
     let p = match a.opt_int(0)? {
         Some(_) => percent(&a, 0)?,
-        None => PROBABILITY.load(Ordering::Relaxed),
+        None => probability(),
     };
     let draw = crate::modules::random() as f64 / (u32::MAX as f64 + 1.0);
     ret(lua, draw < p as f64 / 100.0)

@@ -185,7 +185,7 @@ fn text(r: &Row, col: &str) -> String {
 }
 
 /// A dialog from its row; Err names what did not parse.
-fn parse_row(r: &Row) -> Result<Dlg, String> {
+fn parse_row(r: &Row, c: &super::DlgConf) -> Result<Dlg, String> {
     let id = r.int("dlg_id").ok_or("no dlg_id")? as u64;
     let (h_entry, h_id) = ((id >> 32) as u32, id as u32);
     let int = |col: &str| -> Result<i64, String> {
@@ -251,7 +251,7 @@ fn parse_row(r: &Row) -> Result<Dlg, String> {
         relayed: false,
     };
     for (p, _, v) in profs {
-        let with_value = profiles::has_value(&p);
+        let with_value = profiles::has_value_in(c, &p);
         match with_value {
             Some(true) => profiles::set(&mut d, &p, Some(&v)),
             Some(false) => profiles::set(&mut d, &p, None),
@@ -263,9 +263,8 @@ fn parse_row(r: &Row) -> Result<Dlg, String> {
 
 /// Reads the table into memory (at start, db_mode 1 and 3); a row that
 /// does not parse is logged with its id and skipped.
-pub fn load_wait() -> Result<usize, String> {
-    let c = conf();
-    let (Some(db), Some(t)) = (c.db.clone(), table()) else {
+pub fn load_wait(c: &super::DlgConf) -> Result<usize, String> {
+    let (Some(db), Some(t)) = (c.db.clone(), Ident::new(&c.db_table).ok()) else {
         return Ok(0);
     };
     let rows = db
@@ -274,7 +273,7 @@ pub fn load_wait() -> Result<usize, String> {
     let tb = store::table();
     let mut n = 0;
     for r in &rows {
-        match parse_row(r) {
+        match parse_row(r, c) {
             Ok(d) if tb.dlgs.contains_key(&d.key()) => {}
             Ok(d) => {
                 tb.bump_id(d.h_id);

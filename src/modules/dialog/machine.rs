@@ -99,12 +99,15 @@ pub fn set_state(d: &mut Dlg, new: u8) {
 
 /// Callbacks run when a dialog ends (accounting's CDRs), set once.
 pub type EndHook = fn(&Dlg);
-static END_HOOKS: std::sync::Mutex<Vec<EndHook>> = std::sync::Mutex::new(Vec::new());
+/// The [`EndHook`]s of a registry (its long-lived state).
+#[derive(Default)]
+struct EndHooks(std::sync::Mutex<Vec<EndHook>>);
 
 /// Asks for `f` to run with each dialog that ends after a 2xx (BYE,
 /// timeout, MI), before it is forgotten.
 pub fn on_end(f: EndHook) {
-    let mut v = END_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let hooks = crate::state::state::<EndHooks>();
+    let mut v = hooks.0.lock().unwrap_or_else(|e| e.into_inner());
     if !v.iter().any(|g| std::ptr::fn_addr_eq(*g, f)) {
         v.push(f);
     }
@@ -130,7 +133,11 @@ pub fn end(r: &DlgRef, reason: Option<&'static str>) -> bool {
     raise_changed(&d, old, store::DELETED);
     if old >= store::CONFIRMED_NA {
         super::db::remove(&d);
-        let hooks = END_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let hooks = crate::state::state::<EndHooks>()
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for h in hooks {
             h(&d);
         }

@@ -17,7 +17,7 @@ mod pv;
 pub mod store;
 mod timer;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::modules::usrloc::cfg;
 use crate::modules::{param, Hooks, Module, Param, ParamKind};
@@ -71,13 +71,9 @@ impl Default for DlgConf {
     }
 }
 
-static CONF: RwLock<Option<Arc<DlgConf>>> = RwLock::new(None);
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<DlgConf> {
-    CONF.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+    crate::state::module::<DlgConf>()
 }
 
 /// `config.modules.dialog`, read and checked.
@@ -152,19 +148,21 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl Prepared {
     /// Installs the settings; with a `db_mode`, the first commit reads the
     /// `dialog` table back (start-up, before traffic).
-    pub fn commit(self) -> Result<(), String> {
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let mut c = self.conf.unwrap_or_default();
         if let Some(u) = &c.db_url {
             c.db = Some(crate::db::open(u).map_err(|e| format!("dialog: {e}"))?);
         }
-        let load = c.db_mode > 0;
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
-        static LOADED: std::sync::Once = std::sync::Once::new();
-        if load && !LOADED.is_completed() {
-            let n = db::load_wait()?;
-            LOADED.call_once(|| {});
+        // Read once per registry (its long-lived state), not on reloads.
+        #[derive(Default)]
+        struct Loaded(std::sync::OnceLock<()>);
+        let loaded = crate::state::state::<Loaded>();
+        if c.db_mode > 0 && loaded.0.get().is_none() {
+            let n = db::load_wait(&c)?;
+            let _ = loaded.0.set(());
             tracing::info!("dialog: {n} dialogs read from the database");
         }
+        staged.put(c);
         Ok(())
     }
 }
@@ -219,11 +217,7 @@ fn loose_route_hook(st: &crate::script::host::State, params: &str) {
     machine::on_sequential(&mut st.call.borrow_mut(), Some(params), mode);
 }
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self)
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "dialog",

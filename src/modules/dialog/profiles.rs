@@ -4,11 +4,11 @@
 //! lookup whatever the number of dialogs.
 
 use dashmap::DashMap;
-use std::sync::OnceLock;
 
 use super::conf;
 use super::store::Dlg;
 
+#[derive(Default)]
 struct Counts {
     /// Dialogs per profile.
     total: DashMap<String, u64>,
@@ -16,17 +16,20 @@ struct Counts {
     per_value: DashMap<(String, String), u64>,
 }
 
-fn counts() -> &'static Counts {
-    static C: OnceLock<Counts> = OnceLock::new();
-    C.get_or_init(|| Counts {
-        total: DashMap::new(),
-        per_value: DashMap::new(),
-    })
+/// (The registry's long-lived state, with the dialogs.)
+fn counts() -> std::sync::Arc<Counts> {
+    crate::state::state::<Counts>()
 }
 
 /// Whether `name` is a declared profile, and whether it takes values.
 pub fn has_value(name: &str) -> Option<bool> {
-    conf().profiles.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    has_value_in(&conf(), name)
+}
+
+/// [`has_value`] with settings `c` (a commit reads rows before they are
+/// installed).
+pub fn has_value_in(c: &super::DlgConf, name: &str) -> Option<bool> {
+    c.profiles.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
 }
 
 /// Parses `profiles_with_value` / `profiles_no_value`: names separated by

@@ -6,7 +6,7 @@
 
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::proxy::context::Value;
@@ -180,14 +180,21 @@ pub struct Table {
     pub hash_size: AtomicU32,
 }
 
-pub fn table() -> &'static Table {
-    static T: OnceLock<Table> = OnceLock::new();
-    T.get_or_init(|| Table {
-        dlgs: DashMap::new(),
-        by_callid: DashMap::new(),
-        next_id: AtomicU32::new(1),
-        hash_size: AtomicU32::new(4096),
-    })
+impl Default for Table {
+    fn default() -> Table {
+        Table {
+            dlgs: DashMap::new(),
+            by_callid: DashMap::new(),
+            next_id: AtomicU32::new(1),
+            hash_size: AtomicU32::new(4096),
+        }
+    }
+}
+
+/// The dialogs in memory: the registry's long-lived state (a reload
+/// keeps them).
+pub fn table() -> Arc<Table> {
+    crate::state::state::<Table>()
 }
 
 fn hash_entry(callid: &str, size: u32) -> u32 {

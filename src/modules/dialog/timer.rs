@@ -20,11 +20,14 @@ pub enum Job {
     Bye(Box<Dlg>),
 }
 
-static QUEUE: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
+/// The timer task's queue (the registry's long-lived state).
+#[derive(Default)]
+struct Queue(Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>>);
 
 /// Hands a job to the timer task; false when it is not running.
 pub fn push(job: Job) -> bool {
-    QUEUE
+    crate::state::state::<Queue>()
+        .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
@@ -36,7 +39,10 @@ pub fn child_init(rank: usize, worker: &std::rc::Rc<crate::proxy::worker::Worker
         return;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    *QUEUE.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    *crate::state::state::<Queue>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(tx);
     tokio::task::spawn_local(run(worker.clone(), rx));
 }
 

@@ -169,15 +169,25 @@ struct Pending {
     next: Instant,
 }
 
-static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
-static RETRY_THREAD: std::sync::Once = std::sync::Once::new();
+/// Partitions waiting for their database and the thread retrying them
+/// (the registry's long-lived state).
+#[derive(Default)]
+struct Retry {
+    pending: Mutex<Vec<Pending>>,
+    thread: std::sync::OnceLock<()>,
+}
+
+fn retry() -> std::sync::Arc<Retry> {
+    crate::state::state::<Retry>()
+}
 
 /// Schedules another load of `partition` in `every` (the background thread
 /// starts on first use).
 pub fn retry_later(partition: &str, every: Duration) {
     let every = every.max(Duration::from_millis(100));
     {
-        let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        let r = retry();
+        let mut p = r.pending.lock().unwrap_or_else(|e| e.into_inner());
         let next = Instant::now() + every;
         match p.iter_mut().find(|x| x.partition == partition) {
             Some(x) => {
@@ -191,10 +201,14 @@ pub fn retry_later(partition: &str, every: Duration) {
             }),
         }
     }
-    RETRY_THREAD.call_once(|| {
+    retry().thread.get_or_init(|| {
+        let reg = crate::state::current();
         let spawned = std::thread::Builder::new()
             .name("ds-db-retry".into())
-            .spawn(retry_loop);
+            .spawn(move || {
+                let _in = crate::state::enter(reg);
+                retry_loop()
+            });
         if let Err(e) = spawned {
             super::report(
                 tracing::Level::ERROR,
@@ -206,7 +220,8 @@ pub fn retry_later(partition: &str, every: Duration) {
 
 /// `partition` loaded: no more retries for it.
 pub fn loaded(partition: &str) {
-    PENDING
+    retry()
+        .pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|x| x.partition != partition);
@@ -214,7 +229,8 @@ pub fn loaded(partition: &str) {
 
 /// Partitions waiting for a retry (for tests and logs).
 pub fn pending() -> Vec<String> {
-    PENDING
+    retry()
+        .pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
@@ -226,7 +242,8 @@ fn retry_loop() {
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let now = Instant::now();
-        let due: Vec<(String, Duration)> = PENDING
+        let due: Vec<(String, Duration)> = retry()
+            .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
@@ -258,7 +275,8 @@ fn retry_loop() {
                         tracing::Level::WARN,
                         format!("{e}; trying again in {} s", every.as_secs_f64().max(0.1)),
                     );
-                    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+                    let r = retry();
+                    let mut p = r.pending.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(x) = p.iter_mut().find(|x| x.partition == name) {
                         x.next = Instant::now() + x.every;
                     }

@@ -83,15 +83,23 @@ static PARAMS: &[Param] = &[
 ];
 
 impl crate::modules::Settings for super::Prepared {
-    fn commit(self: Box<Self>, listen: &[crate::config::Listen]) -> Result<(), String> {
-        super::Prepared::commit(*self, listen)
+    fn commit(
+        self: Box<Self>,
+        listen: &[crate::config::Listen],
+        staged: &mut crate::state::Staged,
+    ) -> Result<(), crate::modules::SettingsError> {
+        Ok(super::Prepared::commit(*self, listen, staged)?)
     }
 
-    fn verify(&self, listen: &[crate::config::Listen], connect: bool) -> Result<Vec<String>, String> {
+    fn verify(
+        &self,
+        listen: &[crate::config::Listen],
+        connect: bool,
+    ) -> Result<Vec<String>, crate::modules::SettingsError> {
         let db = match connect {
             true => super::DbLoad::Required,
             false => super::DbLoad::Skip,
         };
-        super::Prepared::verify(self, listen, db)
+        Ok(super::Prepared::verify(self, listen, db)?)
     }
 }

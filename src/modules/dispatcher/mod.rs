@@ -25,12 +25,20 @@ use sets::{Partition, Sets, Source};
 pub use conf::{parse_config, prepare, PartitionConf, Prepared};
 pub use exports::MODULE;
 
-static SETS: RwLock<Option<Arc<Sets>>> = RwLock::new(None);
+/// The sets in force (the registry's long-lived state: MI `ds_reload`
+/// and the database retry replace them between config loads).
+#[derive(Default)]
+struct InForce {
+    sets: RwLock<Option<Arc<Sets>>>,
+    /// Held while sets are read from their sources and swapped in, so
+    /// that a config load, an MI `ds_reload` and a database retry never
+    /// interleave (each builds from the sets in force and installs).
+    loading: Mutex<()>,
+}
 
-/// Held while sets are read from their sources and swapped in, so that a
-/// config load, an MI `ds_reload` and a database retry never interleave
-/// (each builds from the sets in force and installs).
-static LOADING: Mutex<()> = Mutex::new(());
+fn in_force() -> Arc<InForce> {
+    crate::state::state::<InForce>()
+}
 
 /// Messages logged before the daemon's logger is up (the config is read
 /// first), kept to be written once it is: see [`flush_early_log`].
@@ -72,7 +80,8 @@ pub fn take_early_log() -> Vec<String> {
 
 /// The current sets (empty when the module is not configured).
 pub fn current() -> Arc<Sets> {
-    let g = SETS.read().unwrap_or_else(|e| e.into_inner());
+    let l = in_force();
+    let g = l.sets.read().unwrap_or_else(|e| e.into_inner());
     match g.as_ref() {
         Some(s) => s.clone(),
         None => Arc::new(Sets::default()),
@@ -82,7 +91,8 @@ pub fn current() -> Arc<Sets> {
 /// Installs new sets; with `inherit`, destinations that survive keep their
 /// state.
 pub fn install(new: Sets, inherit: bool) {
-    let mut g = SETS.write().unwrap_or_else(|e| e.into_inner());
+    let l = in_force();
+    let mut g = l.sets.write().unwrap_or_else(|e| e.into_inner());
     if inherit {
         if let Some(old) = g.as_ref() {
             sets::inherit_state(old, &new);
@@ -184,15 +194,16 @@ impl Prepared {
     /// Reads the sources and installs the sets and the probing settings.
     /// A source that cannot be read (other than a database, retried in
     /// the background) is an error and nothing changes.
-    pub fn commit(self, listen: &[Listen]) -> Result<(), String> {
-        let _loading = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn commit(self, listen: &[Listen], staged: &mut crate::state::Staged) -> Result<(), String> {
+        let l = in_force();
+        let _loading = l.loading.lock().unwrap_or_else(|e| e.into_inner());
         let loaded = match &self.partitions {
             Some(confs) => Some(load_for_config(confs, listen, DbLoad::Retry)?),
             None => None,
         };
         // Nothing below fails.
-        sets::set_listeners(listen);
-        probe::install(self.probing);
+        sets::set_listeners(listen, staged);
+        staged.put(self.probing);
         let Some(loaded) = loaded else {
             install(Sets::default(), false);
             return Ok(());
@@ -269,7 +280,8 @@ fn partition(c: &PartitionConf, built: Vec<sets::Set>) -> Partition {
 /// Re-reads every partition's source (or only `only`) and swaps the sets.
 /// When a source cannot be read nothing changes: the error names it.
 pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
-    let _loading = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+    let l = in_force();
+    let _loading = l.loading.lock().unwrap_or_else(|e| e.into_inner());
     let cur = current();
     let listen = sets::listeners();
     if let Some(p) = only {

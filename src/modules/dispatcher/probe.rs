@@ -11,7 +11,7 @@
 //! are handled by whichever worker receives them, so no worker waits.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mlua::{Table, Value};
@@ -54,18 +54,10 @@ impl Default for ProbeConf {
     }
 }
 
-static CONF: RwLock<Option<Arc<ProbeConf>>> = RwLock::new(None);
-
-/// The probing parameters in force.
+/// The probing parameters in force (the registry of this thread's
+/// environment).
 pub fn conf() -> Arc<ProbeConf> {
-    CONF.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
-}
-
-pub fn install(c: ProbeConf) {
-    *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+    crate::state::module::<ProbeConf>()
 }
 
 fn get<T: mlua::FromLua>(t: &Table, key: &str) -> Result<Option<T>, String> {

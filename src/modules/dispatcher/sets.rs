@@ -298,16 +298,19 @@ pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
 
 /// The daemon's listening sockets, which a destination's `socket` must be
 /// one of (as in OpenSIPS). Empty (unit tests, benches): no such check.
-static LISTENERS: std::sync::RwLock<Vec<Listen>> = std::sync::RwLock::new(Vec::new());
+/// (Settings in the registry, committed with the dispatcher's.)
+#[derive(Default)]
+struct Listeners(Vec<Listen>);
 
-/// Sets the sockets destinations may name (from `config.listen`).
-pub fn set_listeners(listen: &[Listen]) {
-    *LISTENERS.write().unwrap_or_else(|e| e.into_inner()) = listen.to_vec();
+/// Stages the sockets destinations may name (from `config.listen`).
+pub fn set_listeners(listen: &[Listen], staged: &mut crate::state::Staged) {
+    staged.put(Listeners(listen.to_vec()));
 }
 
-/// The sockets set by [`set_listeners`].
+/// The sockets set by [`set_listeners`] (the registry of this thread's
+/// environment).
 pub fn listeners() -> Vec<Listen> {
-    LISTENERS.read().unwrap_or_else(|e| e.into_inner()).clone()
+    crate::state::module::<Listeners>().0.clone()
 }
 
 /// Whether `l` is one of `all`: same protocol and port, and the same

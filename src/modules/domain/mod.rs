@@ -17,7 +17,7 @@ use mlua::{IntoLua, Lua, MultiValue};
 use crate::db::{version, Db, DbError, Ident, Value};
 use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
-use crate::modules::{param, Installed, Module, Param, ParamKind};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::Value as PvValue;
 use crate::script::exports::{Args, Export, Func, Suspend};
 use crate::script::host::State;
@@ -44,20 +44,26 @@ impl std::fmt::Debug for DomConf {
     }
 }
 
-static CONF: Installed<DomConf> = Installed::new();
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<DomConf> {
-    CONF.get()
+    crate::state::module::<DomConf>()
 }
 
 /// db_mode 1: lower-cased domain → the name as written and its attrs
 /// (None: NULL).
 type Cache = HashMap<String, (String, Option<String>)>;
 
-static CACHE: RwLock<Option<Arc<Cache>>> = RwLock::new(None);
+/// The cache loaded (the registry's long-lived state: `domain_reload`
+/// replaces it between config loads).
+#[derive(Default)]
+struct Loaded(RwLock<Option<Arc<Cache>>>);
 
 fn cache() -> Option<Arc<Cache>> {
-    CACHE.read().unwrap_or_else(|e| e.into_inner()).clone()
+    crate::state::state::<Loaded>()
+        .0
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 fn idents(c: &DomConf) -> Result<(Db, &Ident, &Ident, &Ident), DbError> {
@@ -83,7 +89,10 @@ pub fn reload_wait(c: &DomConf) -> Result<usize, DbError> {
         }
     }
     let n = m.len();
-    *CACHE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
+    *crate::state::state::<Loaded>()
+        .0
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
     Ok(n)
 }
 
@@ -212,9 +221,9 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl Prepared {
     /// Opens the pool and, in db_mode 1, reads the table (a failure stops
     /// the start or the reload, as in OpenSIPS).
-    pub fn commit(self) -> Result<(), String> {
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let Some(mut c) = self.conf else {
-            CONF.set(DomConf::default());
+            staged.put(DomConf::default());
             return Ok(());
         };
         if let Some(u) = &c.db_url {
@@ -224,7 +233,7 @@ impl Prepared {
             let n = reload_wait(&c).map_err(|e| format!("domain: loading the table: {e}"))?;
             tracing::info!("domain: {n} domains loaded");
         }
-        CONF.set(c);
+        staged.put(c);
         Ok(())
     }
 }
@@ -272,11 +281,7 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self)
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "domain",

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::modules::usrloc::cfg;
-use crate::modules::{param, Installed, Module, Param, ParamKind};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::script::exports::{Export, Func};
 use crate::script::route::RouteMask;
 use crate::stats::{stat_group, StatDecl};
@@ -71,10 +71,9 @@ impl Default for NhConf {
     }
 }
 
-static CONF: Installed<NhConf> = Installed::new();
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<NhConf> {
-    CONF.get()
+    crate::state::module::<NhConf>()
 }
 
 /// `config.modules.nathelper`, read and checked.
@@ -180,8 +179,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
-    pub fn commit(self) {
-        CONF.set(self.conf);
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(self.conf);
     }
 }
 
@@ -275,12 +274,7 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self);
-        Ok(())
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "nathelper",

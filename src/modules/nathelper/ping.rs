@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -33,7 +33,14 @@ use crate::sip::{NameAddr, Uri};
 use crate::transport::Proto;
 
 /// MI `nh_enable_ping`: pinging on (the default) or off.
-static ENABLED: AtomicBool = AtomicBool::new(true);
+/// (The registry's long-lived state: a reload keeps it.)
+struct Enabled(AtomicBool);
+
+impl Default for Enabled {
+    fn default() -> Enabled {
+        Enabled(AtomicBool::new(true))
+    }
+}
 
 /// A ping whose answer is awaited (nh_table.c `ping_cell`).
 struct Cell {
@@ -47,10 +54,18 @@ struct Cell {
     remove: bool,
 }
 
-static CELLS: LazyLock<Mutex<HashMap<u64, Cell>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// The pings awaited (the registry's long-lived state: a reload keeps it).
+#[derive(Default)]
+struct Cells(Mutex<HashMap<u64, Cell>>);
 
-fn cells() -> std::sync::MutexGuard<'static, HashMap<u64, Cell>> {
-    CELLS.lock().unwrap_or_else(|e| e.into_inner())
+fn cells() -> Arc<Cells> {
+    crate::state::state::<Cells>()
+}
+
+impl Cells {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Cell>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn has(ct: &Contact, bit: Option<u32>) -> bool {
@@ -93,7 +108,7 @@ fn answered(id: u64, code: u16) {
     if code == 408 || conf().ignore_codes.contains(&code) {
         return;
     }
-    cells().remove(&id);
+    cells().lock().remove(&id);
 }
 
 /// Pings left unanswered past `ping_threshold`: counted, and a contact
@@ -104,7 +119,8 @@ async fn check_timeouts(c: &NhConf) {
     let stale = Duration::from_secs(c.natping_interval.max(1) * 2) + threshold;
     let mut gone = Vec::new();
     {
-        let mut map = cells();
+        let cells = cells();
+        let mut map = cells.lock();
         map.retain(|id, cell| {
             if !cell.pending {
                 // Not pinged again (the contact left): forgotten.
@@ -167,7 +183,8 @@ fn sip_ping(host: &dyn Phases, c: &NhConf, table: &str, aor: &str, ct: &Contact,
     match uac::send(host, &req, Some(done)) {
         Ok(true) => {
             NATHELPER.sip_pings.inc();
-            let mut map = cells();
+            let cells = cells();
+            let mut map = cells.lock();
             let cell = map.entry(id).or_insert_with(|| Cell {
                 table: table.to_string(),
                 aor: aor.to_string(),
@@ -263,7 +280,7 @@ pub async fn run(worker: Rc<crate::proxy::worker::Worker>) {
         }
         tick += 1;
         check_timeouts(&c).await;
-        if ENABLED.load(Ordering::Relaxed) {
+        if crate::state::state::<Enabled>().0.load(Ordering::Relaxed) {
             round(&worker, &c, tick).await;
         }
     }
@@ -274,9 +291,9 @@ fn nh_enable_ping(_: &Ctx, p: &Params) -> Result<Value, MiError> {
         return Err(MiError::new(400, "NATping disabled from script"));
     }
     match p.int("status") {
-        None => Ok(json!({ "Status": u8::from(ENABLED.load(Ordering::Relaxed)) })),
+        None => Ok(json!({ "Status": u8::from(crate::state::state::<Enabled>().0.load(Ordering::Relaxed)) })),
         Some(n) => {
-            ENABLED.store(n != 0, Ordering::Relaxed);
+            crate::state::state::<Enabled>().0.store(n != 0, Ordering::Relaxed);
             Ok(Value::String("OK".into()))
         }
     }

@@ -16,7 +16,7 @@ use crate::db::{self, version, Db, DbError, Ident};
 use crate::mi::{opt, Command, Ctx, Kind, MiError, Params};
 use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
-use crate::modules::{param, Installed, Module, Param, ParamKind};
+use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::Value as PvValue;
 use crate::script::api::pv_fmt;
 use crate::script::exports::{Args, Export, Func};
@@ -41,11 +41,14 @@ impl std::fmt::Debug for PermConf {
     }
 }
 
-static CONF: Installed<PermConf> = Installed::new();
-static TABLE: RwLock<Option<Arc<Table>>> = RwLock::new(None);
+/// The address table loaded (the registry's long-lived state:
+/// `address_reload` replaces it between config loads).
+#[derive(Default)]
+struct Loaded(RwLock<Option<Arc<Table>>>);
 
 fn table() -> Arc<Table> {
-    TABLE
+    crate::state::state::<Loaded>()
+        .0
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
@@ -68,7 +71,10 @@ pub fn reload_wait(c: &PermConf) -> Result<usize, DbError> {
     if n < rows.len() {
         tracing::warn!("permissions: {} rows of {t} skipped (bad ip, mask or proto)", rows.len() - n);
     }
-    *TABLE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Table::new(entries)));
+    *crate::state::state::<Loaded>()
+        .0
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Table::new(entries)));
     Ok(n)
 }
 
@@ -162,7 +168,7 @@ fn mi_partition(p: &Params) -> Result<(), MiError> {
 
 fn address_reload(_: &Ctx, p: &Params) -> Result<Json, MiError> {
     mi_partition(p)?;
-    match reload_wait(&CONF.get()) {
+    match reload_wait(&crate::state::module::<PermConf>()) {
         Ok(_) => Ok(Json::String("OK".into())),
         Err(e) => {
             tracing::error!("address_reload: {e}");
@@ -260,9 +266,9 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl Prepared {
     /// Opens the pool and reads the table (a failure stops the start or
     /// the reload, as in OpenSIPS).
-    pub fn commit(self) -> Result<(), String> {
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let Some(mut c) = self.conf else {
-            CONF.set(PermConf::default());
+            staged.put(PermConf::default());
             return Ok(());
         };
         if let Some(u) = &c.db_url {
@@ -270,7 +276,7 @@ impl Prepared {
             let n = reload_wait(&c).map_err(|e| format!("permissions: loading the address table: {e}"))?;
             tracing::info!("permissions: {n} addresses loaded");
         }
-        CONF.set(c);
+        staged.put(c);
         Ok(())
     }
 }
@@ -314,11 +320,7 @@ static EXPORTS: &[Export] = &[
     },
 ];
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self)
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 pub static MODULE: Module = Module {
     name: "permissions",

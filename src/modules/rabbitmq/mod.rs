@@ -197,7 +197,11 @@ pub static MODULE: Module = Module {
 };
 
 impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
+    fn commit(
+        self: Box<Self>,
+        _: &[crate::config::Listen],
+        _: &mut crate::state::Staged,
+    ) -> Result<(), crate::modules::SettingsError> {
         Prepared::commit(*self);
         Ok(())
     }

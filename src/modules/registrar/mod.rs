@@ -10,7 +10,7 @@ mod flags;
 mod lookup;
 mod save;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use mlua::{IntoLua, Lua, MultiValue};
 
@@ -51,13 +51,9 @@ impl Default for RegConf {
     }
 }
 
-static CONF: RwLock<Option<Arc<RegConf>>> = RwLock::new(None);
-
+/// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<RegConf> {
-    CONF.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default()
+    crate::state::module::<RegConf>()
 }
 
 /// `config.modules.registrar`, read and checked.
@@ -122,8 +118,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
-    pub fn commit(self) {
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(self.conf));
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(self.conf);
     }
 }
 
@@ -252,12 +248,7 @@ pub static MODULE: Module = Module {
     ..Module::NONE
 };
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self);
-        Ok(())
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ mod lua;
 mod pv;
 
 use crate::modules::cfg;
-use crate::modules::{param, Hooks, Installed, Module, Param, ParamKind};
+use crate::modules::{param, Hooks, Module, Param, ParamKind};
 
 /// topology_hiding's settings in force.
 #[derive(Debug, Clone)]
@@ -45,10 +45,8 @@ impl Default for ThConf {
     }
 }
 
-static CONF: Installed<ThConf> = Installed::new();
-
 pub fn conf() -> std::sync::Arc<ThConf> {
-    CONF.get()
+    crate::state::module::<ThConf>()
 }
 
 /// `config.modules.topology_hiding`, read and checked.
@@ -105,12 +103,13 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     Ok(Prepared(c))
 }
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        CONF.set(self.0);
-        Ok(())
+impl Prepared {
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        staged.put(self.0);
     }
 }
+
+crate::modules::staged_settings!(Prepared);
 
 const I: ParamKind = ParamKind::Int;
 const S: ParamKind = ParamKind::Str;

@@ -15,7 +15,7 @@ mod mi;
 pub mod scan;
 pub mod store;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::Db;
@@ -56,12 +56,10 @@ impl std::fmt::Debug for UlConf {
     }
 }
 
-static CONF: RwLock<Option<Arc<UlConf>>> = RwLock::new(None);
-
-/// The settings in force (memory only until a config is committed).
+/// The settings in force (the registry of this thread's environment;
+/// memory only until a config is committed).
 pub fn conf() -> Arc<UlConf> {
-    let g = CONF.read().unwrap_or_else(|e| e.into_inner());
-    g.clone().unwrap_or_else(|| {
+    crate::state::current().get::<UlConf>().unwrap_or_else(|| {
         Arc::new(UlConf {
             timer_interval: 60,
             ..UlConf::default()
@@ -137,7 +135,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 impl Prepared {
     /// Installs the settings (opening, not connecting, the pool) and
     /// starts the timer once.
-    pub fn commit(self) -> Result<(), String> {
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let mut c = self.conf.unwrap_or(UlConf {
             timer_interval: 60,
             ..UlConf::default()
@@ -152,18 +150,25 @@ impl Prepared {
             }
             store::reset();
         }
-        *CONF.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+        staged.put(c);
         start_timer();
         Ok(())
     }
 }
 
+/// Starts the timer thread once per registry; it serves the registry of
+/// the thread that committed the settings.
 fn start_timer() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    #[derive(Default)]
+    struct Started(std::sync::OnceLock<()>);
+    let reg = crate::state::current();
+    reg.state::<Started>().0.get_or_init(|| {
         let r = std::thread::Builder::new()
             .name("usrloc-timer".into())
-            .spawn(timer);
+            .spawn(move || {
+                let _in = crate::state::enter(reg);
+                timer()
+            });
         if let Err(e) = r {
             tracing::error!("usrloc: cannot start the timer thread: {e}");
         }
@@ -280,11 +285,7 @@ pub static MODULE: Module = Module {
     ..Module::NONE
 };
 
-impl crate::modules::Settings for Prepared {
-    fn commit(self: Box<Self>, _: &[crate::config::Listen]) -> Result<(), String> {
-        Prepared::commit(*self)
-    }
-}
+crate::modules::staged_settings!(Prepared);
 
 #[cfg(test)]
 mod nat_bflag_tests {

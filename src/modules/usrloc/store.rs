@@ -28,12 +28,17 @@ pub struct Domain {
     checked: AtomicBool,
 }
 
-static DOMAINS: std::sync::LazyLock<DashMap<String, Arc<Domain>>> =
-    std::sync::LazyLock::new(DashMap::new);
+/// The tables in memory (the registry's long-lived state).
+#[derive(Default)]
+struct Domains(DashMap<String, Arc<Domain>>);
+
+fn domains() -> Arc<Domains> {
+    crate::state::state::<Domains>()
+}
 
 /// Every table used so far.
 pub fn all() -> Vec<Arc<Domain>> {
-    let mut v: Vec<Arc<Domain>> = DOMAINS.iter().map(|d| d.value().clone()).collect();
+    let mut v: Vec<Arc<Domain>> = domains().0.iter().map(|d| d.value().clone()).collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
@@ -41,11 +46,13 @@ pub fn all() -> Vec<Arc<Domain>> {
 /// The table named `name`, made on first use (the name is checked, as it
 /// goes into SQL).
 pub fn domain(name: &str) -> Result<Arc<Domain>, DbError> {
-    if let Some(d) = DOMAINS.get(name) {
+    let domains = domains();
+    if let Some(d) = domains.0.get(name) {
         return Ok(d.clone());
     }
     let table = Ident::new(name)?;
-    Ok(DOMAINS
+    let d = domains
+        .0
         .entry(name.to_string())
         .or_insert_with(|| {
             Arc::new(Domain {
@@ -57,12 +64,13 @@ pub fn domain(name: &str) -> Result<Arc<Domain>, DbError> {
                 checked: AtomicBool::new(false),
             })
         })
-        .clone())
+        .clone();
+    Ok(d)
 }
 
 /// Forgets every table (a new config with another db_mode or URL).
 pub fn reset() {
-    DOMAINS.clear();
+    domains().0.clear();
 }
 
 /// Changes a closure made to an AoR's contacts, for the database and
