@@ -72,6 +72,10 @@ end
     )
 }
 
+/// One authenticated REGISTER. No UDP retransmissions (`-nr`): on a
+/// loaded machine a REGISTER answered after T1 would be sent again with
+/// the same nonce count, and the copy is refused as a replay (stale=true,
+/// as OpenSIPS's auth does), racing the first one's 200.
 fn reg_auth(scen: &str, port: u16, user: &str, password: &str) -> SippRun {
     uac(
         scen,
@@ -79,7 +83,7 @@ fn reg_auth(scen: &str, port: u16, user: &str, password: &str) -> SippRun {
         "u1",
         1,
         1,
-        &["-s", user, "-au", user, "-ap", password],
+        &["-s", user, "-au", user, "-ap", password, "-nr"],
     )
 }
 

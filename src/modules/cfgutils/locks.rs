@@ -69,32 +69,47 @@ impl Lock {
     }
 }
 
-static STATIC: OnceLock<Mutex<HashMap<String, Arc<Lock>>>> = OnceLock::new();
-static DYNAMIC: OnceLock<Vec<Arc<Lock>>> = OnceLock::new();
+/// The script locks of one registry, shared by its workers (long-lived
+/// state in the module registry).
+#[derive(Default)]
+struct Locks {
+    by_name: Mutex<HashMap<String, Arc<Lock>>>,
+    /// `lock_pool_size` dynamic locks, made when the first is used.
+    pool: OnceLock<Vec<Arc<Lock>>>,
+}
+
+fn locks() -> Arc<Locks> {
+    crate::state::state::<Locks>()
+}
+
+/// Hands out the owner tokens of locks (unique in the process).
 static TOKENS: AtomicU64 = AtomicU64::new(1);
 
 fn static_lock(name: &str) -> Arc<Lock> {
-    let map = STATIC.get_or_init(Default::default);
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let l = locks();
+    let mut map = l.by_name.lock().unwrap_or_else(|e| e.into_inner());
     map.entry(name.to_string()).or_default().clone()
 }
 
-fn pool() -> &'static Vec<Arc<Lock>> {
-    DYNAMIC.get_or_init(|| {
+/// The dynamic lock a string maps to.
+fn dynamic_lock(s: &str) -> Arc<Lock> {
+    let l = locks();
+    let pool = l.pool.get_or_init(|| {
         // `lock_pool_size`: fixed once the first dynamic lock is used.
         (0..super::conf().pool.max(1))
             .map(|_| Arc::default())
             .collect()
-    })
+    });
+    pool[slot_of(s, pool.len())].clone()
 }
 
-/// The dynamic lock a string maps to (FNV-1a; OpenSIPS's `core_hash`
+/// The slot of a string in a pool of `n` (FNV-1a; OpenSIPS's `core_hash`
 /// differs, so which strings share a lock differs too).
-fn slot_of(s: &str) -> usize {
+fn slot_of(s: &str, n: usize) -> usize {
     let h = s
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    (h % pool().len() as u64) as usize
+    (h % n as u64) as usize
 }
 
 /// The locks a call holds; released when the call's state is dropped.
@@ -160,7 +175,7 @@ pub fn get_static_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspe
 }
 
 pub fn get_dynamic_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
-    let lock = pool()[slot_of(&a.str(0)?)].clone();
+    let lock = dynamic_lock(&a.str(0)?);
     get(lua, st, &a, lock)
 }
 
@@ -169,9 +184,12 @@ pub fn release_static_lock(lua: &Lua, st: &State, a: Args) -> mlua::Result<Multi
 }
 
 pub fn release_dynamic_lock(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    release(lua, st, &pool()[slot_of(&a.str(0)?)].clone())
+    release(lua, st, &dynamic_lock(&a.str(0)?))
 }
 
 pub fn strings_share_lock(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
-    ret(lua, slot_of(&a.str(0)?) == slot_of(&a.str(1)?))
+    ret(
+        lua,
+        Arc::ptr_eq(&dynamic_lock(&a.str(0)?), &dynamic_lock(&a.str(1)?)),
+    )
 }

@@ -10,12 +10,23 @@ use crate::proxy::context::Value;
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 
-/// The probability in percent `rand_event` uses, shared by the workers;
-/// -1: not set, `initial_probability` applies.
-static PROBABILITY: AtomicI64 = AtomicI64::new(-1);
+/// The probability in percent `rand_event` uses, shared by the workers
+/// (long-lived state in the module registry); -1: not set,
+/// `initial_probability` applies.
+struct Probability(AtomicI64);
+
+impl Default for Probability {
+    fn default() -> Self {
+        Probability(AtomicI64::new(-1))
+    }
+}
+
+fn store(p: i64) {
+    crate::state::state::<Probability>().0.store(p, Ordering::Relaxed);
+}
 
 fn probability() -> i64 {
-    match PROBABILITY.load(Ordering::Relaxed) {
+    match crate::state::state::<Probability>().0.load(Ordering::Relaxed) {
         -1 => super::conf().initial,
         p => p,
     }
@@ -30,12 +41,12 @@ fn percent(a: &Args, i: usize) -> mlua::Result<i64> {
 }
 
 pub fn rand_set_prob(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
-    PROBABILITY.store(percent(&a, 0)?, Ordering::Relaxed);
+    store(percent(&a, 0)?);
     ret(lua, true)
 }
 
 pub fn rand_reset_prob(lua: &Lua, _: &State, _: Args) -> mlua::Result<MultiValue> {
-    PROBABILITY.store(-1, Ordering::Relaxed);
+    store(-1);
     ret(lua, true)
 }
 

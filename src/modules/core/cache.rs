@@ -20,7 +20,6 @@
 use dashmap::DashMap;
 use mlua::{IntoLua, Lua, MultiValue};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use crate::mi::{opt, req, Command, Ctx, Kind, MiError, Params};
@@ -44,11 +43,19 @@ impl Entry {
     }
 }
 
-/// (collection, key) → entry, shared by every worker.
-static STORE: LazyLock<DashMap<(String, String), Entry>> = LazyLock::new(DashMap::new);
+/// The local cache, shared by every worker: long-lived state in the
+/// module registry (it survives reloads, as OpenSIPS's cachedb_local).
+#[derive(Default)]
+struct Cache {
+    /// (collection, key) → entry.
+    map: DashMap<(String, String), Entry>,
+    /// Inserts since the last sweep of expired entries.
+    inserts: AtomicU32,
+}
 
-/// Inserts since the last sweep of expired entries.
-static INSERTS: AtomicU32 = AtomicU32::new(0);
+fn cache() -> std::sync::Arc<Cache> {
+    crate::state::state::<Cache>()
+}
 
 /// Every this many inserts, expired entries nobody read again are dropped
 /// (OpenSIPS cleans them on a timer, `cache_clean_period`).
@@ -60,27 +67,29 @@ fn expiry(now: Instant, secs: i64) -> Option<Instant> {
 
 fn insert(key: (String, String), value: String, secs: i64) {
     let now = Instant::now();
-    STORE.insert(
+    let c = cache();
+    c.map.insert(
         key,
         Entry {
             value,
             expires: expiry(now, secs),
         },
     );
-    if INSERTS.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
-        INSERTS.store(0, Ordering::Relaxed);
-        STORE.retain(|_, e| e.live(now));
+    if c.inserts.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
+        c.inserts.store(0, Ordering::Relaxed);
+        c.map.retain(|_, e| e.live(now));
     }
 }
 
 /// The live value of a key (an expired one is dropped).
 fn get(key: &(String, String)) -> Option<String> {
     let now = Instant::now();
-    let hit = STORE.get(key).map(|e| e.live(now).then(|| e.value.clone()));
+    let c = cache();
+    let hit = c.map.get(key).map(|e| e.live(now).then(|| e.value.clone()));
     match hit {
         Some(Some(v)) => Some(v),
         Some(None) => {
-            STORE.remove_if(key, |_, e| !e.live(now));
+            c.map.remove_if(key, |_, e| !e.live(now));
             None
         }
         None => None,
@@ -91,7 +100,8 @@ fn get(key: &(String, String)) -> Option<String> {
 /// value is not an integer.
 fn add(key: (String, String), delta: i64, secs: i64) -> Option<i64> {
     let now = Instant::now();
-    let mut entry = STORE.entry(key).or_insert_with(|| Entry {
+    let c = cache();
+    let mut entry = c.map.entry(key).or_insert_with(|| Entry {
         value: "0".into(),
         expires: expiry(now, secs),
     });
@@ -113,11 +123,12 @@ fn add(key: (String, String), delta: i64, secs: i64) -> Option<i64> {
 /// `[a-z]`, `[!x]`, `\\` escapes; `*` matches `/` too). Returns how many.
 pub fn remove_chunk(collection: &str, glob: &str) -> usize {
     let pat: Vec<char> = glob.chars().collect();
-    let before = STORE.len();
-    STORE.retain(|(c, k), _| {
+    let cache = cache();
+    let before = cache.map.len();
+    cache.map.retain(|(c, k), _| {
         c != collection || !glob_match(&pat, &k.chars().collect::<Vec<_>>())
     });
-    before.saturating_sub(STORE.len())
+    before.saturating_sub(cache.map.len())
 }
 
 /// `fnmatch(3)` with no flags, iterative with backtracking on `*`.
@@ -251,7 +262,7 @@ fn cache_store(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 
 fn cache_remove(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let key = key_of(lua, st, &a)?;
-    STORE.remove(&key);
+    cache().map.remove(&key);
     ret(lua, true)
 }
 
@@ -346,7 +357,7 @@ fn mi_cache_remove(_: &Ctx, p: &Params) -> Result<serde_json::Value, MiError> {
         500 => MiError::new(500, "Cache remove command failed"),
         _ => e,
     })?;
-    STORE.remove(&key);
+    cache().map.remove(&key);
     Ok(serde_json::Value::String("OK".into()))
 }
 
@@ -460,7 +471,7 @@ mod tests {
     fn counters_keep_their_expiry_and_refuse_text() {
         assert_eq!(add(k("c"), 2, 0), Some(2));
         assert_eq!(add(k("c"), -5, 60), Some(-3));
-        assert!(STORE.get(&k("c")).unwrap().expires.is_none());
+        assert!(cache().map.get(&k("c")).unwrap().expires.is_none());
         insert(k("t"), "text".into(), 0);
         assert_eq!(add(k("t"), 1, 0), None);
         assert_eq!(get(&k("t")).as_deref(), Some("text"));
@@ -481,7 +492,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_gone() {
-        STORE.insert(
+        cache().map.insert(
             k("old"),
             Entry {
                 value: "v".into(),
@@ -489,8 +500,8 @@ mod tests {
             },
         );
         assert_eq!(get(&k("old")), None);
-        assert!(STORE.get(&k("old")).is_none());
-        STORE.insert(
+        assert!(cache().map.get(&k("old")).is_none());
+        cache().map.insert(
             k("oldc"),
             Entry {
                 value: "41".into(),

@@ -52,7 +52,7 @@ fn exit(_: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 /// Flag number from an integer 0..63 or a name (OpenSIPS 3 named flags);
 /// message and branch flags name their bits apart, as OpenSIPS's
 /// `fixup_flag` keeps one table per flag type.
-fn flag_bit(a: &Args, names: &'static NamedFlags) -> mlua::Result<u64> {
+fn flag_bit(a: &Args, names: &NamedFlags) -> mlua::Result<u64> {
     if let Ok(Some(n)) = a.opt_int(0) {
         return if (0..64).contains(&n) {
             Ok(1u64 << n)
@@ -74,7 +74,10 @@ pub fn branch_flag_bit(name: &str) -> Option<u32> {
     BRANCH_FLAGS.bit(name)
 }
 
-/// Named flags of one type.
+/// Named flags of one type. One table per process, not per registry:
+/// module settings name flags while the configuration is read, before
+/// any registry serves a thread, and must get the bits the script's
+/// `setbflag(name)` gets later.
 struct NamedFlags(std::sync::Mutex<Vec<String>>);
 
 static MSG_FLAGS: NamedFlags = NamedFlags(std::sync::Mutex::new(Vec::new()));

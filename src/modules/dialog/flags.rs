@@ -11,8 +11,10 @@ use super::store::{lock, DlgRef};
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 
-/// Named dialog flags in the order they were first used.
-static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Named dialog flags in the order they were first used (long-lived
+/// state in the module registry).
+#[derive(Default)]
+struct Names(Mutex<Vec<String>>);
 
 /// The bit of flag `f` (an index or a name).
 fn mask(a: &Args, f: &str) -> mlua::Result<u64> {
@@ -27,7 +29,8 @@ fn mask(a: &Args, f: &str) -> mlua::Result<u64> {
     if f.is_empty() {
         return Err(a.err("an empty flag name"));
     }
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = crate::state::state::<Names>();
+    let mut names = names.0.lock().unwrap_or_else(|e| e.into_inner());
     let i = match names.iter().position(|n| n == f) {
         Some(i) => i,
         None if names.len() < 32 => {

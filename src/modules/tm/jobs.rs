@@ -50,12 +50,16 @@ pub enum Job {
     Later(Duration, Box<Job>),
 }
 
-static QUEUE: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = Mutex::new(None);
+/// The first worker's job queue (long-lived state in the module
+/// registry: the MI thread and the workers of one registry share it).
+#[derive(Default)]
+struct Queue(Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>>);
 
 /// Hands a job to the task; false when it is not running (no worker yet,
 /// or shutting down).
 pub fn push(job: Job) -> bool {
-    QUEUE
+    crate::state::state::<Queue>()
+        .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
@@ -81,7 +85,10 @@ pub fn child_init(rank: usize, worker: &std::rc::Rc<crate::proxy::worker::Worker
         return;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    *QUEUE.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    *crate::state::state::<Queue>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(tx);
     tokio::task::spawn_local(run(worker.clone(), rx));
 }
 
