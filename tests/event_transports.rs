@@ -193,28 +193,8 @@ fn rabbitmq_publish_reaches_the_broker() {
          end\n"
     );
     let proxy = Proxy::start(&script(mi, modules, &routes));
-    let to = format!("127.0.0.1:{}", proxy.port);
     // The publisher connects after start: until then the call is false.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let r = udp_exchange(
-            &to,
-            &OPTIONS.replace("{N}", &n.to_string()),
-            Duration::from_secs(2),
-        )
-        .expect("a reply");
-        if r.starts_with("SIP/2.0 200") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never published: {r}\n{}",
-            proxy.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    options_until_ok(&proxy, "bob", &mut 0);
 
     let got = consumer.next();
     let m = got.unwrap_or_else(|| panic!("no message\n{}", proxy.log_text()));
@@ -376,4 +356,83 @@ fn a_udp_subscriber_given_by_name_gets_events_without_blocking_the_route() {
         log.contains("udp:nowhere.invalid:") && log.contains("cannot resolve nowhere.invalid"),
         "{log}"
     );
+}
+
+/// Sends OPTIONS to user `user` until the route answers 200 (a publisher
+/// connects after start); the number of requests sent.
+fn options_until_ok(proxy: &Proxy, user: &str, n: &mut u32) {
+    let to = format!("127.0.0.1:{}", proxy.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        *n += 1;
+        let msg = OPTIONS.replace("{N}", &n.to_string()).replace(
+            "sip:bob@127.0.0.1 SIP",
+            &format!("sip:{user}@127.0.0.1 SIP"),
+        );
+        let r = udp_exchange(&to, &msg, Duration::from_secs(2)).expect("a reply");
+        if r.starts_with("SIP/2.0 200") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never published: {r}\n{}",
+            proxy.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn rabbitmq_stats(mi: u16) -> (u64, u64) {
+    let r = rpc(mi, "get_statistics", json!([["rabbitmq:"]]));
+    let get = |k: &str| r["result"][k].as_u64().unwrap_or(0);
+    (get("rabbitmq:published"), get("rabbitmq:dropped"))
+}
+
+/// rabbitmq.c with `frames = 4096`: a 20,000-byte message goes out in
+/// body frames no larger than the negotiated frame_max and arrives whole;
+/// a `mandatory` message nobody's queue takes comes back (basic.return)
+/// and counts as dropped, not published, although the broker acks it.
+#[test]
+fn rabbitmq_publish_splits_big_bodies_and_counts_returned_messages() {
+    let key = format!("lunasip.frames.{}", std::process::id());
+    let consumer = common::rabbit::Consumer::bind(&key);
+    let mi = free_port();
+    let modules = "rabbitmq = { server_id = {\n      \
+        \"[SMALL] uri = amqp://guest:guest@127.0.0.1:5672; exchange = amq.direct; frames = 4096\",\n      \
+        \"[MAND] uri = amqp://guest:guest@127.0.0.1:5672; exchange = amq.direct; mandatory\" } },";
+    let routes = format!(
+        "function route.main()\n  \
+           local ok\n  \
+           if sip.pv.rU == \"big\" then\n    \
+             ok = sip.rabbitmq.rabbitmq_publish(\"SMALL\", \"{key}\", string.rep(\"0123456789\", 2000) .. \"end\")\n  \
+           else\n    \
+             ok = sip.rabbitmq.rabbitmq_publish(\"MAND\", \"lunasip.nobody.{key}\", \"lost\")\n  \
+           end\n  \
+           if ok then sip.sl.sl_send_reply(200, \"OK\") else sip.sl.sl_send_reply(503, \"Not Yet\") end\n\
+         end\n"
+    );
+    let proxy = Proxy::start(&script(mi, modules, &routes));
+    let mut n = 0;
+    options_until_ok(&proxy, "big", &mut n);
+    let m = consumer
+        .next()
+        .unwrap_or_else(|| panic!("no message\n{}", proxy.log_text()));
+    assert_eq!(m.delivery.data.len(), 20_003);
+    assert!(m.delivery.data.starts_with(b"0123456789") && m.delivery.data.ends_with(b"9end"));
+
+    // Connected (drops before this are refusals while connecting).
+    options_until_ok(&proxy, "lost", &mut n);
+    std::thread::sleep(Duration::from_millis(500));
+    let (p0, d0) = rabbitmq_stats(mi);
+    assert!(p0 >= 1, "the big message is confirmed: {p0}");
+    options_until_ok(&proxy, "lost", &mut n);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (p1, d1) = loop {
+        let s = rabbitmq_stats(mi);
+        if s.1 > d0 || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((p1, d1), (p0, d0 + 1), "returned: dropped, not published");
 }

@@ -1,6 +1,6 @@
 //! Delivery off the workers: one thread with its own runtime sends the
 //! datagrams (event_datagram: `udp:` and `unix:`), appends flatstore
-//! lines and runs the RabbitMQ publishers (`rabbit.rs`). Every hand-over
+//! lines and runs the RabbitMQ publishers (`rabbit/`). Every hand-over
 //! is a bounded queue tried without waiting: a full one drops the event
 //! and counts it in `evi:dropped`, so a slow or dead peer never reaches a
 //! route.

@@ -4,13 +4,18 @@
 
 use serde_json::{Map, Value};
 
-/// The OpenSIPS 3.x notification: `{"jsonrpc":"2.0","method":NAME,"params":{…}}`.
+/// The OpenSIPS 3.x notification: `{"jsonrpc":"2.0","method":NAME,"params":{…}}`,
+/// written straight into one buffer (no copy of `params`; this runs on
+/// the worker for every event raised).
 pub fn json(name: &str, params: &Map<String, Value>) -> String {
-    let mut m = Map::new();
-    m.insert("jsonrpc".into(), Value::from("2.0"));
-    m.insert("method".into(), Value::from(name));
-    m.insert("params".into(), Value::Object(params.clone()));
-    Value::Object(m).to_string()
+    let mut out = Vec::with_capacity(48 + name.len() + 48 * params.len());
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","method":"#);
+    // Writing strings and a map of values into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, name);
+    out.extend_from_slice(br#","params":"#);
+    let _ = serde_json::to_writer(&mut out, params);
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A parameter's value as text: strings as they are, numbers in decimal,

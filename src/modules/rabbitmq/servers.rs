@@ -146,12 +146,16 @@ fn amqp_uri(id: &str, uri: &str, heartbeat: u32, frames: u32) -> Result<String, 
     Ok(out)
 }
 
-static SERVERS: RwLock<Option<HashMap<String, Arc<Publisher>>>> = RwLock::new(None);
+/// The publishers by server id (long-lived state in the module registry:
+/// `commit` runs on a thread serving it).
+#[derive(Default)]
+struct Servers(RwLock<Option<HashMap<String, Arc<Publisher>>>>);
 
 /// Starts a publisher per server; a reload keeps those whose definition
 /// did not change (their connection stays up).
 pub fn install(servers: Vec<Server>) {
-    let mut g = SERVERS.write().unwrap_or_else(|e| e.into_inner());
+    let state = crate::state::state::<Servers>();
+    let mut g = state.0.write().unwrap_or_else(|e| e.into_inner());
     let old = g.take().unwrap_or_default();
     let mut new = HashMap::new();
     for s in servers {
@@ -166,7 +170,8 @@ pub fn install(servers: Vec<Server>) {
 
 /// The publisher of server `id`.
 pub fn get(id: &str) -> Option<Arc<Publisher>> {
-    SERVERS
+    crate::state::state::<Servers>()
+        .0
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()?
