@@ -186,13 +186,9 @@ end
     );
 }
 
-/// Under load, every CDR reaches the table (rows are batched, none lost).
-#[test]
-fn two_hundred_calls_two_hundred_cdrs() {
-    let mi_port = free_port();
-    let db = TestDb::new(&format!("lunasip_accl_{mi_port}"));
-    let callee = uas("uas.xml", "u1");
-    let script = format!(
+/// A stateful proxy writing a CDR per call into `url`'s acc table.
+fn cdr_script(mi_port: u16, url: &str, uas: u16) -> String {
+    format!(
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 2,
@@ -214,10 +210,17 @@ function route.main()
   sip.pv.du = "sip:127.0.0.1:{uas}"
   sip.tm.t_relay()
 end
-"#,
-        url = db.url,
-        uas = callee.port,
-    );
+"#
+    )
+}
+
+/// Under load, every CDR reaches the table (rows are batched, none lost).
+#[test]
+fn two_hundred_calls_two_hundred_cdrs() {
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("lunasip_accl_{mi_port}"));
+    let callee = uas("uas.xml", "u1");
+    let script = cdr_script(mi_port, &db.url, callee.port);
     let proxy = Proxy::start(&script);
     let run = uac("uac.xml", proxy.port, "u1", 200, 200, &[]);
     assert_eq!((run.successful, run.failed), (200, 0), "{}", run.errors);
@@ -246,33 +249,8 @@ fn cdrs_survive_a_short_database_outage() {
     let db = TestDb::new(&format!("lunasip_acco_{mi_port}"));
     let link = common::link::Link::to(3306);
     let callee = uas("uas.xml", "u1");
-    let script = format!(
-        r#"config = {{
-  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
-  children = 2,
-  modules = {{
-    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
-    mi_fifo = false,
-    acc = {{ db_url = "mysql://root@127.0.0.1:{link}/{name}" }},
-  }},
-}}
-
-function route.main()
-  if sip.has_totag() then
-    if sip.rr.loose_route() then sip.tm.t_relay() end
-    sip.exit()
-  end
-  sip.dialog.create_dialog()
-  sip.acc.do_accounting("db", "cdr")
-  sip.rr.record_route()
-  sip.pv.du = "sip:127.0.0.1:{uas}"
-  sip.tm.t_relay()
-end
-"#,
-        link = link.port,
-        name = db.name,
-        uas = callee.port,
-    );
+    let url = format!("mysql://root@127.0.0.1:{}/{}", link.port, db.name);
+    let script = cdr_script(mi_port, &url, callee.port);
     let proxy = Proxy::start(&script);
     let run = std::thread::scope(|s| {
         s.spawn(|| {
