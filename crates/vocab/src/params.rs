@@ -99,6 +99,8 @@ pub static ALL: &[Param] = &[
     p("registrar", "default_q", Int),
     p("registrar", "case_sensitive", Bool),
     p("registrar", "received_avp", Str),
+    p("registrar", "disable_gruu", Int),
+    p("registrar", "gruu_secret", Str),
     p("auth", "secret", Str),
     p("auth", "nonce_expire", Int),
     p("auth", "rpid_avp", Str),
