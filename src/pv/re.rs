@@ -29,12 +29,7 @@ pub fn compile(pattern: &str, icase: bool) -> Result<Rc<Regex>, String> {
             .case_insensitive(icase)
             .size_limit(SIZE_LIMIT)
             .build()
-            .map_err(|e| {
-                format!(
-                    "bad regular expression '{pattern}': {}",
-                    e.to_string().lines().last().unwrap_or("")
-                )
-            })?;
+            .map_err(|e| bad_regex(pattern, &e))?;
         let r = Rc::new(r);
         if c.len() >= CACHE_MAX {
             c.clear();
@@ -201,12 +196,15 @@ pub fn posix_owned(pattern: &str, flags: Posix) -> Result<Regex, String> {
         .crlf(flags.newline)
         .size_limit(SIZE_LIMIT)
         .build()
-        .map_err(|e| {
-            format!(
-                "bad regular expression '{pattern}': {}",
-                e.to_string().lines().last().unwrap_or("")
-            )
-        })
+        .map_err(|e| bad_regex(pattern, &e))
+}
+
+/// The error of a pattern that does not compile: its last line says why.
+fn bad_regex(pattern: &str, e: &regex::Error) -> String {
+    format!(
+        "bad regular expression '{pattern}': {}",
+        e.to_string().lines().last().unwrap_or("")
+    )
 }
 
 /// A POSIX extended pattern compiled with OpenSIPS's flags, from the

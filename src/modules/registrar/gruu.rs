@@ -78,9 +78,13 @@ pub enum Target {
     },
 }
 
+/// A temporary GRUU that does not decode (with this secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadTempGruu;
+
 /// Reads the `gr` parameter of `uri` (sip_msg.c extract_aor). Ok(None):
-/// no GRUU; Err: a temporary GRUU that does not decode.
-pub fn target(uri: &str, secret: &str) -> Result<Option<Target>, ()> {
+/// no GRUU.
+pub fn target(uri: &str, secret: &str) -> Result<Option<Target>, BadTempGruu> {
     let Ok(u) = Uri::parse(uri) else {
         return Ok(None);
     };
@@ -88,16 +92,16 @@ pub fn target(uri: &str, secret: &str) -> Result<Option<Target>, ()> {
         return Ok(None);
     };
     if let Some(tok) = u.user.and_then(|s| s.strip_prefix(TEMP_PREFIX)) {
-        let mut b = b64decode_bytes(tok).ok_or(())?;
+        let mut b = b64decode_bytes(tok).ok_or(BadTempGruu)?;
         xor(&mut b, secret.as_bytes());
-        let s = String::from_utf8(b).map_err(|_| ())?;
+        let s = String::from_utf8(b).map_err(|_| BadTempGruu)?;
         let mut it = s.splitn(4, ' ');
         let (_time, aor, instance, callid) = (it.next(), it.next(), it.next(), it.next());
         let (Some(aor), Some(instance), Some(callid)) = (aor, instance, callid) else {
-            return Err(());
+            return Err(BadTempGruu);
         };
         if aor.is_empty() || instance.is_empty() {
-            return Err(());
+            return Err(BadTempGruu);
         }
         return Ok(Some(Target::Temp {
             aor: aor.to_string(),
@@ -163,7 +167,7 @@ mod tests {
             target(&uri, "other"),
             target(&uri, "k3y")
         );
-        assert_eq!(target("sip:tgruu.!!@h;gr", "k3y"), Err(()));
+        assert_eq!(target("sip:tgruu.!!@h;gr", "k3y"), Err(BadTempGruu));
         assert_eq!(
             target("sip:bob@example.com;gr=urn:uuid:2", "k3y"),
             Ok(Some(Target::Public { instance: "urn:uuid:2".into() }))

@@ -113,7 +113,7 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     // A GRUU (RFC 5627 §8): the AoR of a temporary one is inside it.
     let target = match gruu::target(&uri, &conf().gruu_secret) {
         Ok(t) => t,
-        Err(()) => {
+        Err(gruu::BadTempGruu) => {
             tracing::error!("{}: '{uri}' is a temporary GRUU that does not decode", a.fname);
             return Ok(Box::pin(async move { coded(&lua, -3) }));
         }
