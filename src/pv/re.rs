@@ -29,12 +29,7 @@ pub fn compile(pattern: &str, icase: bool) -> Result<Rc<Regex>, String> {
             .case_insensitive(icase)
             .size_limit(SIZE_LIMIT)
             .build()
-            .map_err(|e| {
-                format!(
-                    "bad regular expression '{pattern}': {}",
-                    e.to_string().lines().last().unwrap_or("")
-                )
-            })?;
+            .map_err(|e| bad_regex(pattern, &e))?;
         let r = Rc::new(r);
         if c.len() >= CACHE_MAX {
             c.clear();
@@ -188,6 +183,30 @@ fn translate(p: &str, newline: bool) -> String {
     out
 }
 
+/// A POSIX extended pattern compiled with OpenSIPS's flags, not cached
+/// (for patterns kept in shared settings).
+pub fn posix_owned(pattern: &str, flags: Posix) -> Result<Regex, String> {
+    RegexBuilder::new(&translate(pattern, flags.newline))
+        .case_insensitive(flags.icase)
+        .multi_line(flags.newline)
+        .dot_matches_new_line(!flags.newline)
+        // SIP lines end in CRLF: with REG_NEWLINE `$` matches before
+        // the CR and `.` does not take it, so `(.*)$` keeps line ends
+        // (POSIX would put the CR in the group; docs/message-changes.md).
+        .crlf(flags.newline)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| bad_regex(pattern, &e))
+}
+
+/// The error of a pattern that does not compile: its last line says why.
+fn bad_regex(pattern: &str, e: &regex::Error) -> String {
+    format!(
+        "bad regular expression '{pattern}': {}",
+        e.to_string().lines().last().unwrap_or("")
+    )
+}
+
 /// A POSIX extended pattern compiled with OpenSIPS's flags, from the
 /// per-thread cache when seen before.
 pub fn posix(pattern: &str, flags: Posix) -> Result<Rc<Regex>, String> {
@@ -195,23 +214,7 @@ pub fn posix(pattern: &str, flags: Posix) -> Result<Rc<Regex>, String> {
         if let Some(r) = c.borrow().get(&flags).and_then(|m| m.get(pattern)) {
             return Ok(r.clone());
         }
-        let r = RegexBuilder::new(&translate(pattern, flags.newline))
-            .case_insensitive(flags.icase)
-            .multi_line(flags.newline)
-            .dot_matches_new_line(!flags.newline)
-            // SIP lines end in CRLF: with REG_NEWLINE `$` matches before
-            // the CR and `.` does not take it, so `(.*)$` keeps line ends
-            // (POSIX would put the CR in the group; docs/message-changes.md).
-            .crlf(flags.newline)
-            .size_limit(SIZE_LIMIT)
-            .build()
-            .map_err(|e| {
-                format!(
-                    "bad regular expression '{pattern}': {}",
-                    e.to_string().lines().last().unwrap_or("")
-                )
-            })?;
-        let r = Rc::new(r);
+        let r = Rc::new(posix_owned(pattern, flags)?);
         let mut c = c.borrow_mut();
         let m = c.entry(flags).or_default();
         if m.len() >= CACHE_MAX {

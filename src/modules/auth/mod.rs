@@ -6,6 +6,7 @@
 //! `consume_credentials`. See docs/auth.md.
 
 pub mod digest;
+mod rpid;
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
@@ -50,7 +51,16 @@ pub struct AuthConf {
     pub secret: Vec<u8>,
     /// Seconds a nonce is good for.
     pub nonce_expire: u64,
+    /// The AVP name (`$avp(name)` → `name`) holding the Remote-Party-ID
+    /// URI; None: `rpid_avp` set empty.
+    pub rpid_avp: Option<String>,
+    pub rpid_prefix: String,
+    pub rpid_suffix: String,
 }
+
+/// auth_mod.c's defaults.
+const DEF_RPID_AVP: &str = "rpid";
+const DEF_RPID_SUFFIX: &str = ";party=calling;id-type=subscriber;screen=yes";
 
 
 /// 16 bytes nobody can guess, for a secret nobody configured.
@@ -76,6 +86,9 @@ pub fn conf() -> Arc<AuthConf> {
             Unset(Arc::new(AuthConf {
                 secret: random_secret(),
                 nonce_expire: 30,
+                rpid_avp: Some(DEF_RPID_AVP.into()),
+                rpid_prefix: String::new(),
+                rpid_suffix: DEF_RPID_SUFFIX.into(),
             }))
         }
     }
@@ -89,6 +102,19 @@ pub fn conf() -> Arc<AuthConf> {
 pub struct Prepared {
     secret: Option<String>,
     nonce_expire: Option<u64>,
+    rpid_avp: Option<Option<String>>,
+    rpid_prefix: Option<String>,
+    rpid_suffix: Option<String>,
+}
+
+/// `$avp(name)` → `name` (OpenSIPS refuses any other pseudo-variable).
+pub fn avp_name(what: &str, spec: &str) -> Result<String, String> {
+    spec.trim()
+        .strip_prefix("$avp(")
+        .and_then(|r| r.strip_suffix(')'))
+        .filter(|n| !n.is_empty() && !n.contains(['(', ')', '$', ' ']))
+        .map(str::to_string)
+        .ok_or_else(|| format!("{what}: '{spec}' is not $avp(name)"))
 }
 
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
@@ -107,9 +133,25 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         }
         n => n.map(|n| n as u64),
     };
+    let rpid_avp = cfg::str(&t, "auth", "rpid_avp")?
+        .map(|s| match s.trim().is_empty() {
+            true => Ok(None),
+            false => avp_name("config.modules.auth.rpid_avp", &s).map(Some),
+        })
+        .transpose()?;
+    let line = |key: &str| -> Result<Option<String>, String> {
+        let v = cfg::str(&t, "auth", key)?;
+        if v.as_deref().is_some_and(|s| s.contains(['\r', '\n'])) {
+            return Err(format!("config.modules.auth.{key}: must not hold line breaks"));
+        }
+        Ok(v)
+    };
     Ok(Prepared {
         secret,
         nonce_expire,
+        rpid_avp,
+        rpid_prefix: line("rpid_prefix")?,
+        rpid_suffix: line("rpid_suffix")?,
     })
 }
 
@@ -123,6 +165,9 @@ impl Prepared {
                 .secret
                 .map_or_else(|| old.secret.clone(), String::into_bytes),
             nonce_expire: self.nonce_expire.unwrap_or(30),
+            rpid_avp: self.rpid_avp.unwrap_or_else(|| Some(DEF_RPID_AVP.into())),
+            rpid_prefix: self.rpid_prefix.unwrap_or_default(),
+            rpid_suffix: self.rpid_suffix.unwrap_or_else(|| DEF_RPID_SUFFIX.into()),
         };
         staged.put(c);
     }
@@ -402,11 +447,30 @@ static EXPORTS: &[Export] = &[
         doc: "Removes the Authorization and Proxy-Authorization headers before the request is relayed.",
         func: Func::Sync(consume_credentials),
     },
+    Export {
+        name: "append_rpid_hf",
+        args: "([prefix, suffix])",
+        returns: "ok, code (1 appended; -1 no string in the rpid AVP, or it holds a line break)",
+        routes: R.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
+        doc: "Appends `Remote-Party-ID: <prefix><rpid><suffix>` after the last header, `<rpid>` being the newest value of the AVP named by `rpid_avp` (auth_db's `load_credentials` fills it from the subscriber's `rpid` column on a successful authorize). Give both `prefix` and `suffix` or neither (then the `rpid_prefix` / `rpid_suffix` params).",
+        func: Func::Sync(rpid::append_rpid_hf),
+    },
+    Export {
+        name: "is_rpid_user_e164",
+        args: "()",
+        returns: "ok, code (1 E.164; -1 not, or no rpid AVP)",
+        routes: R,
+        doc: "Whether the user part of the URI in the rpid AVP (a name-addr when it holds `<`, else a bare URI) is an E.164 number: `+` and 2 to 15 digits.",
+        func: Func::Sync(rpid::is_rpid_user_e164),
+    },
 ];
 
 static PARAMS: &[Param] = &[
     param("secret", ParamKind::Str, "random", "Key that signs nonces (HMAC-SHA-256); instances with the same secret accept each other's nonces. Unset: a random key per process."),
     param("nonce_expire", ParamKind::Int, "30", "Seconds a nonce is good for; an older one is stale (a new challenge with stale=true)."),
+    param("rpid_avp", ParamKind::Str, "$avp(rpid)", "The AVP holding the Remote-Party-ID URI for `append_rpid_hf` and `is_rpid_user_e164`; empty: none."),
+    param("rpid_prefix", ParamKind::Str, "\"\"", "Text `append_rpid_hf()` puts before the rpid value."),
+    param("rpid_suffix", ParamKind::Str, ";party=calling;id-type=subscriber;screen=yes", "Text `append_rpid_hf()` puts after the rpid value."),
 ];
 
 pub static MODULE: Module = Module {

@@ -35,6 +35,9 @@ pub struct Conf {
     pub uri_user_column: Ident,
     pub uri_domain_column: Ident,
     pub uri_uriuser_column: Ident,
+    /// `load_credentials`: (AVP name, subscriber column) loaded on a
+    /// successful authorize.
+    pub credentials: Vec<(String, Ident)>,
 }
 
 fn ident(s: &str) -> Ident {
@@ -55,6 +58,7 @@ impl Default for Conf {
             uri_user_column: ident("username"),
             uri_domain_column: ident("domain"),
             uri_uriuser_column: ident("uri_user"),
+            credentials: vec![("rpid".into(), ident("rpid"))],
         }
     }
 }
@@ -100,6 +104,10 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             Err(_) => cfg::bool(&t, "auth_db", key),
         }
     };
+    if let Some(l) = cfg::str(&t, "auth_db", "load_credentials")? {
+        c.credentials = parse_credentials(&l)
+            .map_err(|e| format!("config.modules.auth_db.load_credentials: {e}"))?;
+    }
     if let Some(b) = flag("calculate_ha1")? {
         c.calculate_ha1 = b;
     }
@@ -107,6 +115,27 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         c.use_domain = b;
     }
     Ok(Prepared { conf: c })
+}
+
+/// The `load_credentials` syntax (OpenSIPS auth_db/aaa_avps.h):
+/// `credential (';' credential)*`, each `$avp(name)=column` or `column`
+/// (loaded into `$avp(column)`).
+pub fn parse_credentials(list: &str) -> Result<Vec<(String, Ident)>, String> {
+    let mut v = Vec::new();
+    for item in list.split(';') {
+        let item = item.trim();
+        if item.is_empty() {
+            // aaa_avps.h stops at a trailing ';' and refuses an empty one inside.
+            continue;
+        }
+        let (avp, col) = match item.split_once('=') {
+            Some((a, c)) => (Some(auth::avp_name(item, a.trim())?), c.trim()),
+            None => (None, item),
+        };
+        let col = Ident::new(col).map_err(|e| format!("'{item}': {e}"))?;
+        v.push((avp.unwrap_or_else(|| col.as_str().to_string()), col));
+    }
+    Ok(v)
 }
 
 impl Prepared {
@@ -143,8 +172,9 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
     let pool = db::open(&url).map_err(|e| a.err(e))?;
     let col = cred_column(&c, p.alg);
     let domain = p.cred.domain().unwrap_or(&p.realm).to_string();
+    let extra: String = c.credentials.iter().map(|(_, k)| format!(", {k}")).collect();
     let mut sql = format!(
-        "SELECT {col} FROM {table} WHERE {} = ?",
+        "SELECT {col}{extra} FROM {table} WHERE {} = ?",
         c.user_column
     );
     let mut params = vec![Value::text(p.cred.user())];
@@ -174,11 +204,32 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
         match p.cred.check(p.alg, &ha1, &p.method, &p.body) {
             true => {
                 checks::mark_authorized(&st, p.cred.user(), &domain);
+                if let Some(r) = rows.first() {
+                    load_credentials(&st, &c, r);
+                }
                 coded(&lua, code::AUTHORIZED)
             }
             false => coded(&lua, code::INVALID_PASSWORD),
         }
     }))
+}
+
+/// authorize.c generate_avps: each loaded column that is not NULL or
+/// empty becomes the newest value of its AVP (integers stay integers).
+fn load_credentials(st: &State, c: &Conf, row: &db::Row) {
+    use crate::proxy::context::Value as Pv;
+    let mut call = st.call.borrow_mut();
+    for (i, (avp, _)) in c.credentials.iter().enumerate() {
+        let v = match row.at(i + 1) {
+            Value::Null => continue,
+            Value::Int(n) => Pv::Int(*n),
+            other => match other.as_text() {
+                Some(s) if !s.is_empty() => Pv::Str(s),
+                _ => continue,
+            },
+        };
+        call.avps.entry(avp.clone()).or_default().insert(0, v);
+    }
 }
 
 fn www_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
@@ -197,7 +248,7 @@ static EXPORTS: &[Export] = &[
         args: "(realm, table)",
         returns: RETURNS,
         routes: RouteMask::REQUEST,
-        doc: "Checks the Authorization credentials for `realm` (empty: the To host of a REGISTER, else the From host) against the subscriber table `table`: the nonce must be signed with auth's `secret`, unexpired, for the algorithm and qop answered, and not replayed (nc must grow); then the response is computed from the `ha1` / `ha1_sha256` / `ha1_sha512t256` column (or from `password_column` with calculate_ha1). The route waits for the database; a database error answers 500. After -3 (or -4), `sip.auth.www_challenge` sends the new challenge (stale=true after -3).",
+        doc: "Checks the Authorization credentials for `realm` (empty: the To host of a REGISTER, else the From host) against the subscriber table `table`: the nonce must be signed with auth's `secret`, unexpired, for the algorithm and qop answered, and not replayed (nc must grow); then the response is computed from the `ha1` / `ha1_sha256` / `ha1_sha512t256` column (or from `password_column` with calculate_ha1). The route waits for the database; a database error answers 500. After -3 (or -4), `sip.auth.www_challenge` sends the new challenge (stale=true after -3). On success the `load_credentials` columns of the row (default `rpid`) become AVPs.",
         func: Func::Async(www_authorize),
     },
     Export {
@@ -255,6 +306,7 @@ static PARAMS: &[Param] = &[
     param("use_domain", ParamKind::Int, "0", "1: the user's domain (from the username, else the realm) must match domain_column."),
     param("uri_user_column", S, "username", "`uri` table column of the authentication user."),
     param("uri_domain_column", S, "domain", "`uri` table column of its domain (realm)."),
+    param("load_credentials", S, "rpid", "Subscriber columns loaded into AVPs when authorize succeeds: `\"$avp(caller_uuid)=uuid;rpid\"` (a bare column goes to `$avp(column)`); empty: none."),
     param("uri_uriuser_column", S, "uri_user", "`uri` table column of the URI user it may use."),
 ];
 
@@ -299,3 +351,19 @@ pub fn add_user_wait(
 }
 
 crate::modules::staged_settings!(Prepared);
+
+#[cfg(test)]
+mod tests {
+    use super::parse_credentials;
+
+    #[test]
+    fn load_credentials_syntax_as_aaa_avps_h() {
+        let v = parse_credentials("$avp(caller_uuid)=uuid; rpid ;").expect("parses");
+        let v: Vec<(&str, &str)> = v.iter().map(|(a, c)| (a.as_str(), c.as_str())).collect();
+        assert_eq!(v, [("caller_uuid", "uuid"), ("rpid", "rpid")]);
+        assert!(parse_credentials("").expect("empty").is_empty());
+        assert!(parse_credentials("$var(x)=uuid").is_err());
+        assert!(parse_credentials("$avp(x)=uu id").is_err());
+        assert!(parse_credentials("rpid; drop table").is_err());
+    }
+}

@@ -1,11 +1,17 @@
-//! permissions (OpenSIPS module of the same name), the address part:
-//! OpenSIPS 3.4's `address` table (version 5: group, IP, mask, port,
-//! transport, pattern, context info) read into memory at start and on MI
+//! permissions (OpenSIPS module of the same name): OpenSIPS 3.4's
+//! `address` table (version 5: group, IP, mask, port, transport, pattern,
+//! context info) of each partition (`partition` param; `default` is
+//! `db_url` + `address_table`) read into memory at start and on MI
 //! `address_reload`; `check_address`, `check_source_address` and
-//! `get_source_group` answer from memory, so they never wait.
+//! `get_source_group` answer from memory, so they never wait. The
+//! allow/deny files of `allow_routing`, `allow_register` and `allow_uri`
+//! are in allow.rs.
 
+mod allow;
+mod rules;
 mod table;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -24,43 +30,59 @@ use crate::script::host::State;
 use crate::script::route::RouteMask;
 use table::{Entry, Table};
 
-/// The permissions settings in force.
-#[derive(Clone, Default)]
-pub struct PermConf {
-    pub db_url: Option<String>,
+/// The default partition's name (OpenSIPS def_part).
+const DEFAULT: &str = "default";
+
+/// One partition: an address table in a database.
+#[derive(Clone)]
+pub struct Part {
+    pub name: String,
+    pub db_url: String,
     pub db: Option<Db>,
-    pub table: Option<Ident>,
+    pub table: Ident,
 }
 
-impl std::fmt::Debug for PermConf {
+impl std::fmt::Debug for Part {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PermConf")
-            .field("db_url", &self.db_url.as_deref().map(db::redact))
+        f.debug_struct("Part")
+            .field("name", &self.name)
+            .field("db_url", &db::redact(&self.db_url))
             .field("table", &self.table)
             .finish()
     }
 }
 
-/// The address table loaded (the registry's long-lived state:
-/// `address_reload` replaces it between config loads).
-#[derive(Default)]
-struct Loaded(RwLock<Option<Arc<Table>>>);
+/// The permissions settings in force.
+#[derive(Debug, Clone, Default)]
+pub struct PermConf {
+    /// In OpenSIPS's order: `default` first.
+    pub parts: Vec<Part>,
+    pub files: Arc<allow::Files>,
+}
 
-fn table() -> Arc<Table> {
+/// The address tables loaded, by partition (the registry's long-lived
+/// state: `address_reload` replaces one between config loads).
+#[derive(Default)]
+struct Loaded(RwLock<HashMap<String, Arc<Table>>>);
+
+fn table(part: &str) -> Arc<Table> {
     crate::state::state::<Loaded>()
         .0
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .clone()
+        .get(part)
+        .cloned()
         .unwrap_or_default()
 }
 
-/// Reads the address table (start, `address_reload`) and swaps it in
-/// whole; the rows OpenSIPS skips are skipped.
-pub fn reload_wait(c: &PermConf) -> Result<usize, DbError> {
-    let missing = || DbError::Internal("permissions: no db_url".into());
-    let db = c.db.clone().ok_or_else(missing)?;
-    let t = c.table.as_ref().ok_or_else(missing)?;
+/// Reads a partition's address table (start, `address_reload`) and swaps
+/// it in whole; the rows OpenSIPS skips are skipped.
+pub fn reload_wait(p: &Part) -> Result<usize, DbError> {
+    let db = p
+        .db
+        .clone()
+        .ok_or_else(|| DbError::Internal("permissions: partition not opened".into()))?;
+    let t = &p.table;
     version::check_wait(&db, "address", t)?;
     let rows = db.query_wait(
         &format!("SELECT ip, grp, mask, port, proto, pattern, context_info, id FROM {t}"),
@@ -71,19 +93,23 @@ pub fn reload_wait(c: &PermConf) -> Result<usize, DbError> {
     if n < rows.len() {
         tracing::warn!("permissions: {} rows of {t} skipped (bad ip, mask or proto)", rows.len() - n);
     }
-    *crate::state::state::<Loaded>()
+    crate::state::state::<Loaded>()
         .0
         .write()
-        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Table::new(entries)));
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(p.name.clone(), Arc::new(Table::new(entries)));
     Ok(n)
 }
 
-/// The partition argument: only `default` exists here.
-fn partition(a: &Args, i: usize) -> mlua::Result<()> {
-    match a.opt_str(i)?.as_deref() {
-        None | Some("") | Some("default") => Ok(()),
-        Some(p) => Err(a.err(format!("no partition '{p}' (lunasip has the default one)"))),
+/// The partition argument (OpenSIPS fix_part): `default` when absent; a
+/// partition not configured is an error.
+fn partition(a: &Args, i: usize) -> mlua::Result<String> {
+    let name = a.opt_str(i)?.filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT.into());
+    let c = crate::state::module::<PermConf>();
+    if name != DEFAULT && !c.parts.iter().any(|p| p.name == name) {
+        return Err(a.err(format!("partition '{name}' is not defined (config.modules.permissions.partition)")));
     }
+    Ok(name)
 }
 
 /// A transport argument: "any" (or empty) matches every one.
@@ -114,13 +140,13 @@ fn check_address(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     };
     let proto = proto_arg(&pv_fmt(lua, st, &a.str(3)?)?);
     let pattern = a.opt_str(5)?.map(|p| pv_fmt(lua, st, &p)).transpose()?;
-    partition(&a, 6)?;
+    let part = partition(&a, 6)?;
     let Ok(ip) = ip_text.trim().trim_matches(['[', ']']).parse::<IpAddr>() else {
         tracing::error!("check_address: invalid ip address <{ip_text}>");
         return coded(lua, -1);
     };
     let port = u16::try_from(port).unwrap_or(0);
-    match table().check(grp, ip, port, proto.as_deref(), pattern.as_deref()) {
+    match table(&part).check(grp, ip, port, proto.as_deref(), pattern.as_deref()) {
         Ok(info) => {
             write_info(st, &a, 4, info)?;
             coded(lua, 1)
@@ -133,9 +159,9 @@ fn check_address(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 fn check_source_address(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let grp = group_arg(&a, 0)?;
     let pattern = a.opt_str(2)?.map(|p| pv_fmt(lua, st, &p)).transpose()?;
-    partition(&a, 3)?;
+    let part = partition(&a, 3)?;
     let src = st.call.borrow().src;
-    let r = table().check(grp, src.addr.ip(), src.addr.port(), Some(src.proto.as_str()), pattern.as_deref());
+    let r = table(&part).check(grp, src.addr.ip(), src.addr.port(), Some(src.proto.as_str()), pattern.as_deref());
     match r {
         Ok(info) => {
             write_info(st, &a, 1, info)?;
@@ -148,9 +174,9 @@ fn check_source_address(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiVal
 /// `get_source_group(out_pv [, partition])`.
 fn get_source_group(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let spec = st.pv.borrow_mut().spec(&a.str(0)?).map_err(|e| a.err(e))?;
-    partition(&a, 1)?;
+    let part = partition(&a, 1)?;
     let src = st.call.borrow().src;
-    match table().group_of(src.addr.ip(), src.addr.port()) {
+    match table(&part).group_of(src.addr.ip(), src.addr.port()) {
         Some(g) => {
             crate::pv::set(&mut st.call.borrow_mut(), &spec, PvValue::Int(i64::from(g))).map_err(|e| a.err(e))?;
             coded(lua, 1)
@@ -159,22 +185,26 @@ fn get_source_group(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> 
     }
 }
 
-fn mi_partition(p: &Params) -> Result<(), MiError> {
+/// The partitions an MI command is about: the one named, or all.
+fn mi_parts(p: &Params) -> Result<Vec<Part>, MiError> {
+    let c = crate::state::module::<PermConf>();
     match p.str("partition") {
-        None | Some("default") => Ok(()),
-        Some(_) => Err(MiError::new(404, "No such partition")),
+        None => Ok(c.parts.clone()),
+        Some(n) => match c.parts.iter().find(|x| x.name == n) {
+            Some(x) => Ok(vec![x.clone()]),
+            None => Err(MiError::new(404, "No such partition")),
+        },
     }
 }
 
 fn address_reload(_: &Ctx, p: &Params) -> Result<Json, MiError> {
-    mi_partition(p)?;
-    match reload_wait(&crate::state::module::<PermConf>()) {
-        Ok(_) => Ok(Json::String("OK".into())),
-        Err(e) => {
-            tracing::error!("address_reload: {e}");
-            Err(MiError::new(400, "Trusted table reload failed"))
+    for part in mi_parts(p)? {
+        if let Err(e) = reload_wait(&part) {
+            tracing::error!("address_reload of partition {}: {e}", part.name);
+            return Err(MiError::new(400, "Trusted table reload failed"));
         }
     }
+    Ok(Json::String("OK".into()))
 }
 
 fn entry_json(e: &Entry) -> Json {
@@ -190,14 +220,20 @@ fn entry_json(e: &Entry) -> Json {
 }
 
 fn dump(p: &Params, subnets: bool) -> Result<Json, MiError> {
-    mi_partition(p)?;
-    let t = table();
-    let list = if subnets { &t.subnets } else { &t.exact };
-    let dests: Vec<Json> = list.iter().map(entry_json).collect();
-    let part = json!({ "name": "default", "Destinations": dests });
-    Ok(match p.str("partition") {
-        Some(_) => json!({ "part": "default", "Destinations": part["Destinations"] }),
-        None => json!({ "Partitions": [part] }),
+    let parts = mi_parts(p)?;
+    let dests = |name: &str| -> Json {
+        let t = table(name);
+        let list = if subnets { &t.subnets } else { &t.exact };
+        Json::Array(list.iter().map(entry_json).collect())
+    };
+    Ok(match (p.str("partition"), parts.first()) {
+        (Some(_), Some(x)) => json!({ "part": x.name, "Destinations": dests(&x.name) }),
+        _ => json!({
+            "Partitions": parts
+                .iter()
+                .map(|x| json!({ "name": x.name, "Destinations": dests(&x.name) }))
+                .collect::<Vec<_>>()
+        }),
     })
 }
 
@@ -240,26 +276,95 @@ static COMMANDS: &[Command] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     conf: Option<PermConf>,
+    /// default_allow_file, default_deny_file, allow_suffix, deny_suffix,
+    /// check_all_branches: the files are read at commit.
+    files: Option<(String, String, String, String, bool)>,
 }
 
 const M: &str = "permissions";
+
+/// One `partition` value (OpenSIPS partitions.c parse_partition):
+/// `name: db_url = URL; table_name = TABLE`, both optional (inherited
+/// from `db_url` and `address_table`).
+fn parse_partition(s: &str, db_url: Option<&str>, table: &str) -> Result<(String, String, String), String> {
+    let (name, props) = s.split_once(':').unwrap_or((s, ""));
+    let name = name.trim();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!("'{s}': no partition name before ':'"));
+    }
+    let (mut url, mut tbl) = (None, None);
+    for prop in props.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        match prop.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("db_url", v)) => url = Some(v.to_string()),
+            Some(("table_name", v)) => tbl = Some(v.to_string()),
+            _ => return Err(format!("invalid token '{prop}' in partition '{name}' (db_url = …; table_name = …)")),
+        }
+    }
+    let url = url
+        .or_else(|| db_url.map(str::to_string))
+        .ok_or_else(|| format!("partition '{name}' has no db_url"))?;
+    Ok((name.to_string(), url, tbl.unwrap_or_else(|| table.to_string())))
+}
+
+/// `partition`: one string or a list of them (the modparam given again).
+fn partition_values(t: &mlua::Table) -> Result<Vec<String>, String> {
+    match t.get::<mlua::Value>("partition") {
+        Ok(mlua::Value::Nil) => Ok(Vec::new()),
+        Ok(mlua::Value::String(s)) => Ok(vec![s.to_string_lossy().to_string()]),
+        Ok(mlua::Value::Table(l)) => l
+            .sequence_values::<String>()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("config.modules.permissions.partition: {e}")),
+        _ => Err("config.modules.permissions.partition: a string or a list of strings".into()),
+    }
+}
 
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let Some(t) = cfg::table(modules, M)? else {
         return Ok(Prepared::default());
     };
     let db_url = cfg::str(&t, M, "db_url")?;
-    if let Some(u) = &db_url {
-        db::check_url(u).map_err(|e| format!("config.modules.permissions.db_url: {e}"))?;
+    let address_table = cfg::str(&t, M, "address_table")?.unwrap_or_else(|| "address".into());
+    let mut parts = Vec::new();
+    for v in partition_values(&t)? {
+        let (name, url, tbl) = parse_partition(&v, db_url.as_deref(), &address_table)
+            .map_err(|e| format!("config.modules.permissions.partition: {e}"))?;
+        if parts.iter().any(|p: &(String, String, String)| p.0 == name) {
+            return Err(format!("config.modules.permissions.partition: '{name}' given twice"));
+        }
+        parts.push((name, url, tbl));
     }
-    let name = cfg::str(&t, M, "address_table")?.unwrap_or_else(|| "address".into());
-    let table = Ident::new(&name).map_err(|e| format!("config.modules.permissions.address_table: {e}"))?;
+    // init_address_df_part: db_url makes the default partition unless one
+    // is named so.
+    if let Some(u) = &db_url {
+        if !parts.iter().any(|p| p.0 == DEFAULT) {
+            parts.insert(0, (DEFAULT.into(), u.clone(), address_table.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, url, tbl) in parts {
+        db::check_url(&url).map_err(|e| format!("config.modules.permissions: partition '{name}': db_url: {e}"))?;
+        let table = Ident::new(&tbl).map_err(|e| format!("config.modules.permissions: partition '{name}': table: {e}"))?;
+        out.push(Part { name, db_url: url, db: None, table });
+    }
+    let file = |key: &str, def: &str| cfg::str(&t, M, key).map(|v| v.unwrap_or_else(|| def.into()));
+    let check_all_branches = match cfg::int(&t, M, "check_all_branches") {
+        Ok(v) => v.is_none_or(|n| n != 0),
+        Err(_) => cfg::bool(&t, M, "check_all_branches")?.unwrap_or(true),
+    };
+    let files = (
+        file("default_allow_file", "permissions.allow")?,
+        file("default_deny_file", "permissions.deny")?,
+        file("allow_suffix", ".allow")?,
+        file("deny_suffix", ".deny")?,
+        check_all_branches,
+    );
     Ok(Prepared {
         conf: Some(PermConf {
-            db_url,
-            db: None,
-            table: Some(table),
+            parts: out,
+            files: Arc::default(),
         }),
+        files: Some(files),
     })
 }
 
@@ -271,10 +376,19 @@ impl Prepared {
             staged.put(PermConf::default());
             return Ok(());
         };
-        if let Some(u) = &c.db_url {
-            c.db = Some(db::open(u).map_err(|e| format!("permissions: {e}"))?);
-            let n = reload_wait(&c).map_err(|e| format!("permissions: loading the address table: {e}"))?;
-            tracing::info!("permissions: {n} addresses loaded");
+        if let Some((a, d, asfx, dsfx, all)) = self.files {
+            let default = allow::Pair {
+                allow: allow::read_rules(&a),
+                deny: allow::read_rules(&d),
+            };
+            c.files = Arc::new(allow::Files::new(default, &asfx, &dsfx, all));
+        }
+        for p in &mut c.parts {
+            p.db = Some(db::open(&p.db_url).map_err(|e| format!("permissions: partition {}: {e}", p.name))?);
+            let n = reload_wait(p).map_err(|e| {
+                format!("permissions: partition {}: loading the address table: {e}", p.name)
+            })?;
+            tracing::info!("permissions: partition {}: {n} addresses loaded", p.name);
         }
         staged.put(c);
         Ok(())
@@ -286,6 +400,12 @@ const S: ParamKind = ParamKind::Str;
 static PARAMS: &[Param] = &[
     param("db_url", S, "none", "The database with the `address` table (mysql://, postgres://, sqlite:///path); read at start and by MI `address_reload`."),
     param("address_table", S, "address", "The table's name."),
+    param("partition", S, "none", "More address tables: `\"name: db_url = URL; table_name = TABLE\"` (each part optional, inherited from db_url and address_table), or a list of such strings; `check_address`, `check_source_address`, `get_source_group` and the MI commands take the name. `default` is db_url + address_table."),
+    param("default_allow_file", S, "permissions.allow", "Allow rules of `allow_routing()` without argument (a missing file is an empty rule set; relative paths are from the working directory)."),
+    param("default_deny_file", S, "permissions.deny", "Deny rules of `allow_routing()` without argument."),
+    param("check_all_branches", ParamKind::Int, "1", "1: `allow_routing` checks every branch too, and an allow rule lets `allow_register` skip the deny file for that contact."),
+    param("allow_suffix", S, ".allow", "Suffix of the allow file of a basename argument."),
+    param("deny_suffix", S, ".deny", "Suffix of the deny file of a basename argument."),
 ];
 
 const ROUTES: RouteMask = RouteMask::REQUEST
@@ -299,7 +419,7 @@ static EXPORTS: &[Export] = &[
         args: "(group, ip, port, proto [, info_pv [, pattern [, partition]]])",
         returns: "ok, code (1 match; -1 none; -2 the group has no entry)",
         routes: ROUTES.or(RouteMask::TIMER),
-        doc: "Whether `ip` (pseudo-variables expanded: `\"$si\"`) with `port` and `proto` (`\"udp\"`, `\"any\"`) is in address group `group` (0: any group): an exact address or a subnet, table port 0 and proto `any` matching all, and when both the row and `pattern` have one, the row's shell pattern must match `pattern`. `info_pv` gets the row's context_info. Only the `default` partition exists.",
+        doc: "Whether `ip` (pseudo-variables expanded: `\"$si\"`) with `port` and `proto` (`\"udp\"`, `\"any\"`) is in address group `group` (0: any group) of `partition` (default: `default`): an exact address or a subnet, table port 0 and proto `any` matching all, and when both the row and `pattern` have one, the row's shell pattern must match `pattern`. `info_pv` gets the row's context_info.",
         func: Func::Sync(check_address),
     },
     Export {
@@ -318,6 +438,30 @@ static EXPORTS: &[Export] = &[
         doc: "Writes the group of the first address-table entry holding the source address (and port) into `out_pv` (`\"$var(grp)\"`).",
         func: Func::Sync(get_source_group),
     },
+    Export {
+        name: "allow_routing",
+        args: "([basename])",
+        returns: "ok, code (1 allowed; -1 denied)",
+        routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::LOCAL),
+        doc: "Judges From URI : `sip:user@host` of the R-URI by the rules of `default_allow_file`/`default_deny_file` (or `basename.allow`/`basename.deny`): an allow rule allows, else a deny rule denies, else allowed; with check_all_branches each appended branch must not be denied either. No rules at all: allowed. File syntax of OpenSIPS: `left : right` of `ALL` or comma-separated POSIX regular expressions, `EXCEPT` lists, `#` comments.",
+        func: Func::Sync(allow::allow_routing),
+    },
+    Export {
+        name: "allow_register",
+        args: "(basename)",
+        returns: "ok, code (1 allowed; -1 denied)",
+        routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::LOCAL),
+        doc: "Judges To URI : `sip:user@host` of each Contact of a REGISTER by `basename.allow`/`basename.deny`; a REGISTER without Contact or with `*` is allowed.",
+        func: Func::Sync(allow::allow_register),
+    },
+    Export {
+        name: "allow_uri",
+        args: "(basename, uri)",
+        returns: "ok, code (1 allowed; -1 denied)",
+        routes: ROUTES.or(RouteMask::TIMER),
+        doc: "Judges From URI : `uri` (pseudo-variables expanded, compared as given) by `basename.allow`/`basename.deny`.",
+        func: Func::Sync(allow::allow_uri),
+    },
 ];
 
 crate::modules::staged_settings!(Prepared);
@@ -325,7 +469,7 @@ crate::modules::staged_settings!(Prepared);
 pub static MODULE: Module = Module {
     name: "permissions",
     table: Some("permissions"),
-    doc: "Address-based permissions (OpenSIPS permissions: the address table; allow_* files not there yet).",
+    doc: "Permissions (OpenSIPS permissions): address tables in partitions, allow/deny rule files.",
     exports: EXPORTS,
     mi: COMMANDS,
     params: PARAMS,

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use mlua::Lua;
 
 use super::save::method_bit;
+use super::gruu::{self, Target};
 use super::{aor_of, coded, conf, flags};
 use crate::modules::usrloc::{self, Contact};
 use crate::proxy::context::PendingBranch;
@@ -109,7 +110,19 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
             m.method().to_string(),
         )
     };
-    let Some(aor) = aor_of(&uri, ul.use_domain, conf().case_sensitive) else {
+    // A GRUU (RFC 5627 §8): the AoR of a temporary one is inside it.
+    let target = match gruu::target(&uri, &conf().gruu_secret) {
+        Ok(t) => t,
+        Err(gruu::BadTempGruu) => {
+            tracing::error!("{}: '{uri}' is a temporary GRUU that does not decode", a.fname);
+            return Ok(Box::pin(async move { coded(&lua, -3) }));
+        }
+    };
+    let aor = match &target {
+        Some(Target::Temp { aor, .. }) => Some(aor.clone()),
+        _ => aor_of(&uri, ul.use_domain, conf().case_sensitive),
+    };
+    let Some(aor) = aor else {
         let code = if crate::sip::Uri::parse(&uri).is_ok() { -1 } else { -3 };
         return Ok(Box::pin(async move { coded(&lua, code) }));
     };
@@ -150,6 +163,12 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
                 .cmp(&a.q.max(0))
                 .then(b.last_modified.cmp(&a.last_modified))
         });
+        if let Some(t) = &target {
+            cts = gruu::select(cts, t);
+            if cts.is_empty() {
+                return coded(&lua, -1);
+            }
+        }
         match push(&st, &cts, &f) {
             true => coded(&lua, 1),
             false => coded(&lua, -3),

@@ -7,6 +7,7 @@
 //! these wait for the database: the route suspends, never the worker.
 
 mod flags;
+pub mod gruu;
 mod lookup;
 mod save;
 
@@ -35,6 +36,10 @@ pub struct RegConf {
     /// `$avp(name)` whose value is saved as the contact's `received`
     /// (nathelper's fix_nated_register sets it).
     pub received_avp: Option<String>,
+    /// `gruu_secret` (XOR key of temporary GRUUs).
+    pub gruu_secret: String,
+    /// `disable_gruu` (OpenSIPS 3.4's default: 1).
+    pub disable_gruu: bool,
 }
 
 impl Default for RegConf {
@@ -47,6 +52,8 @@ impl Default for RegConf {
             default_q: -1,
             case_sensitive: true,
             received_avp: None,
+            gruu_secret: gruu::DEFAULT_SECRET.into(),
+            disable_gruu: true,
         }
     }
 }
@@ -106,6 +113,17 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             .and_then(|r| r.strip_suffix(')'))
             .ok_or_else(|| format!("config.modules.registrar.received_avp: '{a}' is not $avp(name)"))?;
         c.received_avp = Some(name.to_string());
+    }
+    if let Some(sec) = cfg::str(&t, "registrar", "gruu_secret")? {
+        if sec.is_empty() {
+            return Err("config.modules.registrar.gruu_secret: empty".into());
+        }
+        c.gruu_secret = sec;
+    }
+    if let Some(n) = cfg::int(&t, "registrar", "disable_gruu")
+        .or_else(|_| cfg::bool(&t, "registrar", "disable_gruu").map(|b| b.map(i64::from)))?
+    {
+        c.disable_gruu = n != 0;
     }
     // OpenSIPS: limits that contradict each other are brought in line.
     if c.max_expires != 0 && c.max_expires < c.min_expires {
@@ -171,6 +189,8 @@ static PARAMS: &[Param] = &[
     param("default_q", I, "-1", "q × 1000 for contacts without q (-1: unspecified)."),
     param("case_sensitive", B, "true", "false: the user part of an AoR is lower-cased."),
     param("received_avp", S, "none", "`$avp(name)` holding the source to save as `received` (set by nathelper's fix_nated_register)."),
+    param("disable_gruu", I, "1", "0: GRUUs (RFC 5627) for REGISTERs with `Supported: gruu`: the 200 gives each binding with a `+sip.instance` its `pub-gruu` and `temp-gruu`, and `lookup` of a GRUU reaches only that instance (OpenSIPS 3.4's default is 1, off)."),
+    param("gruu_secret", S, "0p3nS1pS", "Key XORed into temporary GRUUs (OpenSIPS's default when unset); registrars that share it decode each other's."),
 ];
 
 const R: RouteMask = RouteMask::REQUEST;
@@ -181,7 +201,7 @@ static EXPORTS: &[Export] = &[
         args: "(table [, flags [, aor]])",
         returns: "ok, code (1; -2 with the error reply sent)",
         routes: R,
-        doc: "Processes the REGISTER into location table `table` as RFC 3261 §10.3 says and answers it (200 listing every binding with its expires; 423 with Min-Expires; 400 for a malformed Contact or Expires; 503 past max_contacts). A lone `Contact: *` with `Expires: 0` removes every binding; a contact whose Call-ID is stored with an equal or higher CSeq is left alone. Flags (OpenSIPS 3.x names or 2.x letters): `memory-only`/`m`, `no-reply`/`r`, `max-contacts=N`/`cN`, `min-expires=N`, `max-expires=N`, `path-off`/`p0`, `path-lazy`/`p1`, `path-strict`/`p2` (save Path, RFC 3327; strict refuses with 420 a UA without `Supported: path`), `path-received`, `force-registration`/`f`, `matching-mode=0|1`. `aor`: another address of record than the To URI. With db_mode 1 or 3 the route waits for the database.",
+        doc: "Processes the REGISTER into location table `table` as RFC 3261 §10.3 says and answers it (200 listing every binding with its expires; 423 with Min-Expires; 400 for a malformed Contact or Expires; 503 past max_contacts). A lone `Contact: *` with `Expires: 0` removes every binding; a contact whose Call-ID is stored with an equal or higher CSeq is left alone. Flags (OpenSIPS 3.x names or 2.x letters): `memory-only`/`m`, `no-reply`/`r`, `max-contacts=N`/`cN`, `min-expires=N`, `max-expires=N`, `path-off`/`p0`, `path-lazy`/`p1`, `path-strict`/`p2` (save Path, RFC 3327; strict refuses with 420 a UA without `Supported: path`), `path-received`, `force-registration`/`f`, `matching-mode=0|1`. With `disable_gruu = 0` and `Supported: gruu`, each binding with a `+sip.instance` gets `;pub-gruu=\"sip:<aor>;gr=<instance>\";temp-gruu=\"sip:tgruu.<token>@<socket>;gr\";+sip.instance=...` (RFC 5627 §6). `aor`: another address of record than the To URI. With db_mode 1 or 3 the route waits for the database.",
         func: Func::Async(save::save),
     },
     Export {
@@ -189,7 +209,7 @@ static EXPORTS: &[Export] = &[
         args: "(table [, flags [, uri]])",
         returns: "ok, code (1 found; -1 not found; -2 contacts found but none allows the method; -3 error)",
         routes: R.or(RouteMask::FAILURE),
-        doc: "Looks the R-URI's (or `uri`'s) address of record up: the R-URI becomes the contact with the highest q, the others are appended as branches for a parallel fork (`t_relay`); `$du` is set to the first Path hop (the Path goes out as Route headers) or to the contact's `received`. Flags: `method-filtering`/`m` (skip contacts whose methods exclude the request's), `no-branches`/`b`, `to-branches-only`. With db_mode 3 the route waits for the database (a failure route cannot: there it fails).",
+        doc: "Looks the R-URI's (or `uri`'s) address of record up: the R-URI becomes the contact with the highest q, the others are appended as branches for a parallel fork (`t_relay`); `$du` is set to the first Path hop (the Path goes out as Route headers) or to the contact's `received`. Flags: `method-filtering`/`m` (skip contacts whose methods exclude the request's), `no-branches`/`b`, `to-branches-only`. A GRUU R-URI (`gr` parameter) reaches only the contact of its `+sip.instance` (a temporary GRUU: also of its Call-ID, and none once the instance registered again; one that does not decode: -3). With db_mode 3 the route waits for the database (a failure route cannot: there it fails).",
         func: Func::Async(lookup::lookup),
     },
     Export {

@@ -69,6 +69,9 @@ struct Req {
     matching_mode: u8,
     max_contacts: u32,
     force: bool,
+    /// GRUUs for the 200 (RFC 5627 §6): the receiving socket's
+    /// `host:port` when enabled and the UA said `Supported: gruu`.
+    gruu: Option<String>,
 }
 
 /// OpenSIPS's METHOD_* bits of a method name (METHOD_OTHER for others).
@@ -201,10 +204,12 @@ fn parse(
                     uri,
                     secs,
                     q,
+                    // Stored as OpenSIPS does: `<urn:…>`, without quotes.
                     instance: na
                         .param("+sip.instance")
                         .flatten()
-                        .map(|s| s.trim().to_string()),
+                        .map(|s| unquote(s).to_string())
+                        .filter(|s| !s.is_empty() && !s.contains(['\r', '\n'])),
                     reg_id: na
                         .param("reg-id")
                         .flatten()
@@ -263,7 +268,19 @@ fn parse(
             u.param("received").flatten().map(|r| unquote(r).to_string())
         });
     }
-    let socket = st.env.sockets.list.get(call.src.socket).map(|s| s.spec());
+    let sock = st.env.sockets.list.get(call.src.socket);
+    let socket = sock.map(|s| s.spec());
+    let supports = |tag: &str| {
+        m.header_values("Supported")
+            .iter()
+            .chain(m.header_values("k").iter())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(tag))
+    };
+    let gruu = match !rc.disable_gruu && supports("gruu") {
+        true => sock.map(|s| s.addr.to_string()),
+        false => None,
+    };
     Ok(Req {
         aor,
         callid,
@@ -278,6 +295,7 @@ fn parse(
         matching_mode: f.matching_mode.unwrap_or(ul.matching_mode),
         max_contacts: f.max_contacts.unwrap_or(conf().max_contacts),
         force: f.force,
+        gruu,
     })
 }
 
@@ -367,6 +385,7 @@ fn apply(v: &mut Vec<Contact>, r: &Req, t: i64) -> Result<(), Reject> {
 /// The 200's header lines: every binding with its expires (§10.3 step 8)
 /// and the Path stored (RFC 3327 §5.3).
 fn ok_headers(bindings: &[Contact], r: &Req, t: i64) -> String {
+    let (rc, use_domain) = (conf(), usrloc::conf().use_domain);
     let mut h = String::new();
     for c in bindings.iter().filter(|c| c.valid(t)) {
         h.push_str("Contact: <");
@@ -375,6 +394,10 @@ fn ok_headers(bindings: &[Contact], r: &Req, t: i64) -> String {
         h.push_str(&c.left(t).to_string());
         if c.q >= 0 {
             h.push_str(&format!(";q={:.2}", f64::from(c.q) / 1000.0));
+        }
+        if let Some(hp) = &r.gruu {
+            let g = super::gruu::contact_params(c, &r.aor, use_domain, hp, &rc.gruu_secret, t);
+            h.push_str(&g.unwrap_or_default());
         }
         h.push_str("\r\n");
     }
@@ -462,6 +485,7 @@ mod tests {
             matching_mode: 0,
             max_contacts: 2,
             force: false,
+            gruu: None,
         }
     }
 

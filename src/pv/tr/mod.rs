@@ -25,6 +25,8 @@ mod net;
 mod sip;
 mod string;
 
+pub(crate) use string::{b64decode_bytes, b64encode_bytes};
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 

@@ -24,4 +24,12 @@ pub(super) static FUNCTIONS: &[Function] = &[
         R,
     ),
     Function::new(M, T, "consume_credentials", &[], R),
+    Function::new(
+        M,
+        T,
+        "append_rpid_hf",
+        &[Optional(&Str), Optional(&Str)],
+        R.or(RouteMask::BRANCH).or(RouteMask::FAILURE),
+    ),
+    Function::new(M, T, "is_rpid_user_e164", &[], R),
 ];

@@ -1,4 +1,5 @@
-//! permissions: the address table (`sip.permissions.*`).
+//! permissions: the address tables and the allow/deny files
+//! (`sip.permissions.*`).
 
 use super::Arg::{Format, Int, Optional, Pv, Str};
 use super::Function;
@@ -10,6 +11,10 @@ const R: RouteMask = RouteMask::REQUEST
     .or(RouteMask::FAILURE)
     .or(RouteMask::LOCAL)
     .or(RouteMask::BRANCH);
+
+const RF: RouteMask = RouteMask::REQUEST
+    .or(RouteMask::FAILURE)
+    .or(RouteMask::LOCAL);
 
 pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(
@@ -35,4 +40,7 @@ pub(super) static FUNCTIONS: &[Function] = &[
         R,
     ),
     Function::new(M, T, "get_source_group", &[Pv, Optional(&Str)], R),
+    Function::new(M, T, "allow_routing", &[Optional(&Str)], RF),
+    Function::new(M, T, "allow_register", &[Str], RF),
+    Function::new(M, T, "allow_uri", &[Str, Format], R.or(RouteMask::TIMER)),
 ];
