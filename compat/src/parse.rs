@@ -700,7 +700,14 @@ impl<'a> Parser<'a> {
                     let mut args = Vec::new();
                     if !self.eat_op(")") {
                         loop {
-                            args.push(self.arg()?);
+                            // OpenSIPS 3.x leaves an optional parameter
+                            // out by writing nothing (`f(4, , "p")`, cfg.y's
+                            // NULLV_ST): it reads as NULL.
+                            if self.is_op(",") || self.is_op(")") {
+                                args.push(Expr::Null);
+                            } else {
+                                args.push(self.arg()?);
+                            }
                             if self.eat_op(")") {
                                 break;
                             }

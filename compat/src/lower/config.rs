@@ -212,6 +212,9 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
     };
     let mut modules_placed = false;
     let mut loaded: Vec<String> = Vec::new();
+    // Parameters OpenSIPS accumulates over several modparam lines: where the
+    // first one's line is and the values so far.
+    let mut lists: Vec<(usize, &str, usize, Vec<String>)> = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let mut comments = comments_for(items, i);
         if Some(i) == first_config {
@@ -295,6 +298,25 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                     }
                     None => modparam(l, it.span, module, name, value),
                 };
+                if let (Some(key), Value::Str(v)) = (accumulates(module, name), value) {
+                    if !line.starts_with("--") {
+                        let at = lists.iter().position(|(m, n, _, _)| *m == k && *n == key);
+                        match at {
+                            Some(j) => {
+                                let (_, _, first, values) = &mut lists[j];
+                                values.push(lua_str(v));
+                                modules[k].1[*first] =
+                                    format!("{key} = {{ {} }},", values.join(", "));
+                                modules[k].1.push(format!("-- modparam(\"{module}\", \"{name}\", …): added to {key} above"));
+                            }
+                            None => {
+                                lists.push((k, key, modules[k].1.len(), vec![lua_str(v)]));
+                                modules[k].1.push(line);
+                            }
+                        }
+                        continue;
+                    }
+                }
                 modules[k].1.push(line);
             }
             _ => {}
@@ -547,6 +569,17 @@ fn global(
                 format!("-- {name} = {raw}: not a number"),
             ));
         }
+    }
+}
+
+/// The string parameters whose modparam lines add up in OpenSIPS rather
+/// than replace each other (permissions' `partition`: one line per
+/// partition, permissions.c's `parse_partition`), with their key: several
+/// lines become one Lua list.
+fn accumulates(module: &str, name: &str) -> Option<&'static str> {
+    match (module, name) {
+        ("permissions", "partition") => Some("partition"),
+        _ => None,
     }
 }
 
