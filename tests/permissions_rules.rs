@@ -55,13 +55,14 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write rules");
 }
 
-fn files_script(dir: &Path, check_all_branches: u8) -> String {
+fn files_script(dir: &Path, check_all_branches: u8, mi_port: u16) -> String {
     let d = dir.display();
     format!(
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
   children = 1,
   modules = {{
+    mi_http = {{ ip = "127.0.0.1", port = {mi_port}, token = false }},
     mi_fifo = false,
     permissions = {{
       default_allow_file = "{d}/permissions.allow",
@@ -115,7 +116,8 @@ fn rule_files() -> tempfile::TempDir {
 #[test]
 fn allow_and_deny_files_judge_routing_registrations_and_uris() {
     let dir = rule_files();
-    let p = Proxy::start(&files_script(dir.path(), 1));
+    let mi_port = free_port();
+    let p = Proxy::start(&files_script(dir.path(), 1, mi_port));
     let q =
         |from: &str, ruri: &str, extra: &str| ask(p.port, "127.0.0.1", &options(from, ruri, extra));
     // A deny rule (the port does not take part: sip:user@host).
@@ -177,6 +179,29 @@ fn allow_and_deny_files_judge_routing_registrations_and_uris() {
         "SIP/2.0 200 route=1 uri=-1 missing=1"
     );
 
+    // MI allow_uri (permissions/mi.c): the same pair, uri as the From side.
+    let base = format!("{}/uri", dir.path().display());
+    let (ok, r) = mi(
+        mi_port,
+        &["allow_uri", &base, "sip:alice@h", "sip:out@gw1.example"],
+    );
+    assert!(ok && r.contains("OK"), "{r}");
+    let (ok, r) = mi(
+        mi_port,
+        &["allow_uri", &base, "sip:bob@h", "sip:out@gw1.example"],
+    );
+    assert!(!ok && r.contains("403") && r.contains("Forbidden"), "{r}");
+    let (ok, r) = mi(
+        mi_port,
+        &["allow_uri", &base, "sip:bob@h", "sip:out@elsewhere.example"],
+    );
+    assert!(ok && r.contains("OK"), "{r}");
+    let (ok, r) = mi(mi_port, &["allow_uri", "", "sip:bob@h", "sip:x@y"]);
+    assert!(
+        !ok && r.contains("404") && r.contains("Basename is empty"),
+        "{r}"
+    );
+
     let r = |contact: &str| ask(p.port, "127.0.0.1", &register("sip:u@h", contact));
     assert_eq!(
         r("Contact: <sip:u@127.0.0.1:5099>\r\n"),
@@ -199,7 +224,7 @@ fn allow_and_deny_files_judge_routing_registrations_and_uris() {
 #[test]
 fn check_all_branches_off() {
     let dir = rule_files();
-    let p = Proxy::start(&files_script(dir.path(), 0));
+    let p = Proxy::start(&files_script(dir.path(), 0, free_port()));
     // The branch is not looked at.
     assert_eq!(
         ask(

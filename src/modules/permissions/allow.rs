@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use mlua::{Lua, MultiValue};
+use serde_json::{json, Value as Json};
 
 use super::rules::Rules;
+use crate::mi::{Ctx, MiError, Params};
 use crate::modules::registrar::coded;
 use crate::script::api::pv_fmt;
 use crate::script::exports::Args;
@@ -233,4 +235,33 @@ pub fn allow_uri(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         return coded(lua, 1);
     }
     coded(lua, if pair.deny.search(&from, &uri) { -1 } else { 1 })
+}
+
+/// MI `allow_uri(basename, uri, contact)` (permissions/mi.c): the
+/// `<basename>.allow` / `.deny` pair judges `uri` (as From) against
+/// `contact`: "OK", or 403 "Forbidden"; OpenSIPS's 404s for an empty or
+/// too long argument. OpenSIPS answers 403 for a basename no script
+/// function loaded at start; lunasip reads the pair on first use, here too.
+pub fn mi_allow_uri(_: &Ctx, p: &Params) -> Result<Json, MiError> {
+    // OpenSIPS's MAX_URI_SIZE.
+    const MAX_URI: usize = 1023;
+    let arg = |name: &str| p.str(name).ok_or_else(|| MiError::params("Too few or too many parameters"));
+    let base = arg("basename")?;
+    let (uri, contact) = (arg("uri")?, arg("contact")?);
+    if base.is_empty() || uri.is_empty() || contact.is_empty() {
+        return Err(MiError::new(404, "Basename is empty"));
+    }
+    if uri.len() > MAX_URI {
+        return Err(MiError::new(404, "URI is too long"));
+    }
+    if contact.len() > MAX_URI {
+        return Err(MiError::new(404, "Contact is too long"));
+    }
+    let pair = files().pair(Some(base));
+    let allowed = pair.empty() || pair.allow.search(uri, contact) || !pair.deny.search(uri, contact);
+    if allowed {
+        Ok(json!("OK"))
+    } else {
+        Err(MiError::new(403, "Forbidden"))
+    }
 }

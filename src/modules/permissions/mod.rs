@@ -19,7 +19,7 @@ use mlua::{Lua, MultiValue};
 use serde_json::{json, Value as Json};
 
 use crate::db::{self, version, Db, DbError, Ident};
-use crate::mi::{opt, Command, Ctx, Kind, MiError, Params};
+use crate::mi::{opt, req, Command, Ctx, Kind, MiError, Params};
 use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
 use crate::modules::{param, Module, Param, ParamKind};
@@ -261,6 +261,14 @@ static COMMANDS: &[Command] = &[
         params: &[opt("partition", Kind::Str)],
         result: "`{\"Partitions\": [{\"name\", \"Destinations\": [{\"grp\", \"ip\", \"mask\", \"port\", \"proto\", \"pattern\", \"context_info\"}]}]}`",
         handler: address_dump,
+    },
+    Command {
+        name: "allow_uri",
+        help: "Whether `<basename>.allow`/`.deny` allow `uri` (the From side of a rule) to reach `contact`, as the script function allow_uri does.",
+        module: "permissions",
+        params: &[req("basename", Kind::Str), req("uri", Kind::Str), req("contact", Kind::Str)],
+        result: "`\"OK\"`; 403 \"Forbidden\"; 404 \"Basename is empty\", \"URI is too long\", \"Contact is too long\"",
+        handler: allow::mi_allow_uri,
     },
     Command {
         name: "subnet_dump",
