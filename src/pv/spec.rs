@@ -34,10 +34,22 @@ pub enum Inner {
     Dyn(Box<Spec>),
 }
 
+/// The message a spec reads other than the current one (OpenSIPS pvar.c
+/// contexts, registered by tm.c): `$(<request>ru)` the transaction's
+/// request (in reply and failure routes), `$(<reply>hdr(X))` the reply
+/// (the winning one in a failure route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctx {
+    Request,
+    Reply,
+}
+
 /// A parsed pseudo-variable reference.
 #[derive(Clone)]
 pub struct Spec {
     pub def: &'static PvDef,
+    /// `$(<request>…)` / `$(<reply>…)`.
+    pub ctx: Option<Ctx>,
     /// The text inside `(...)`, e.g. the header name of `$hdr(Via)`.
     pub inner: Option<Inner>,
     pub index: Option<Index>,
@@ -172,7 +184,24 @@ fn parse_at(s: &str, base: usize, depth: usize, lenient: bool) -> Result<(Spec, 
         return err(base, "a pseudo-variable starts with $");
     }
     let bracketed = b.get(1) == Some(&b'(');
-    let start = if bracketed { 2 } else { 1 };
+    let mut start = if bracketed { 2 } else { 1 };
+    let mut ctx = None;
+    if bracketed && b.get(2) == Some(&b'<') {
+        let Some(close) = s[3..].find('>').map(|k| k + 3) else {
+            return err(base + 2, "unbalanced < of a context");
+        };
+        ctx = Some(match &s[3..close] {
+            "request" => Ctx::Request,
+            "reply" => Ctx::Reply,
+            other => {
+                return err(
+                    base + 3,
+                    format!("unknown pseudo-variable context <{other}>"),
+                )
+            }
+        });
+        start = close + 1;
+    }
     let mut i = start;
     while i < b.len() && is_name_char(b[i]) {
         i += 1;
@@ -265,6 +294,7 @@ fn parse_at(s: &str, base: usize, depth: usize, lenient: bool) -> Result<(Spec, 
     Ok((
         Spec {
             def,
+            ctx,
             inner,
             index,
             trans,

@@ -74,12 +74,11 @@ fn reads_rc(stmts: &[Stmt]) -> bool {
 /// Whether a route body reads `$param(n)` (3.x routes with arguments).
 pub(super) fn uses_param(b: &Block) -> bool {
     let mut found = false;
-    visit_exprs(&b.stmts, &mut |e| {
-        if let Expr::Pv(p) = e {
-            if p.contains("param(") {
-                found = true;
-            }
-        }
+    visit_exprs(&b.stmts, &mut |e| match e {
+        Expr::Pv(p) if p.contains("param(") => found = true,
+        // In a format too (`xlog("… $param(1) …")`).
+        Expr::Str(s) if s.contains("$param(") => found = true,
+        _ => {}
     });
     found
 }
@@ -365,8 +364,7 @@ impl Lower<'_> {
     fn async_stmt(&mut self, s: &Stmt, name: &str, args: &[Expr]) {
         let span = s.span;
         if name == "launch" {
-            let c = self.construct(span, "launch()", "lunasip has no detached routes");
-            return self.with_trailing(s, c);
+            return self.launch_stmt(s, args);
         }
         let (Some(call @ Expr::Call { .. }), Some(resume)) = (args.first(), args.get(1)) else {
             let c = self.construct(
@@ -399,6 +397,62 @@ impl Lower<'_> {
         }
         self.line(format!("{}()", route_ref("route", &key)));
         self.line("sip.exit()");
+    }
+
+    /// `launch(f(...) [, report [, "param"]])` (OpenSIPS 3.x async.c):
+    /// `f` runs detached and the route goes on; the report route runs
+    /// once `f` is done, with `$rc` its result and `$param(1)` the string.
+    /// Both go in the function `sip.launch` runs on a call of its own.
+    fn launch_stmt(&mut self, s: &Stmt, args: &[Expr]) {
+        let span = s.span;
+        let Some(call @ Expr::Call { .. }) = args.first().filter(|_| args.len() <= 3) else {
+            let c = self.construct(
+                span,
+                "launch()",
+                "expects a function call, a report route and its parameter",
+            );
+            return self.with_trailing(s, c);
+        };
+        let report = match args.get(1) {
+            None => None,
+            Some(Expr::Word(w) | Expr::Str(w)) => Some(w.clone()),
+            Some(Expr::Int(n)) => Some(n.to_string()),
+            Some(_) => {
+                let c = self.construct(span, "launch()", "the report route must be a name");
+                return self.with_trailing(s, c);
+            }
+        };
+        let key = report.as_ref().map(|r| route_key(Some(r)));
+        if let (Some(r), Some(k)) = (&report, &key) {
+            if !self.has_route("route", k) {
+                self.error(span, format!("launch(…, {r}): no route[{r}]"));
+            }
+        }
+        let param = match args.get(2) {
+            None => String::new(),
+            Some(Expr::Str(p)) => lua_str(p),
+            Some(_) => {
+                let c = self.construct(span, "launch()", "the report parameter must be a string");
+                return self.with_trailing(s, c);
+            }
+        };
+        self.report.count("launch calls");
+        let shown: Vec<String> = args.iter().map(cfg_text).collect();
+        self.line(format!("-- OpenSIPS: launch({})", shown.join(", ")));
+        let code = self.call(call, false);
+        if code.starts_with("unsupported(") || code.starts_with("--") {
+            return self.with_trailing(s, code);
+        }
+        let Some(k) = key else {
+            return self.with_trailing(s, format!("sip.launch(function() {code} end)"));
+        };
+        self.with_trailing(s, "sip.launch(function()".to_string());
+        self.indent += 1;
+        self.line(format!("local ok, code = {code}"));
+        self.line("sip.pv.rc = code or (ok and 1 or -1)");
+        self.line(format!("{}({param})", route_ref("route", &k)));
+        self.indent -= 1;
+        self.line("end)");
     }
 
     fn if_stmt(

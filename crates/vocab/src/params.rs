@@ -99,6 +99,7 @@ pub static ALL: &[Param] = &[
     p("registrar", "default_q", Int),
     p("registrar", "case_sensitive", Bool),
     p("registrar", "received_avp", Str),
+    p("registrar", "tcp_persistent_flag", Str),
     p("auth", "secret", Str),
     p("auth", "nonce_expire", Int),
     p("auth_db", "db_url", Str),

@@ -35,6 +35,10 @@ pub struct RegConf {
     /// `$avp(name)` whose value is saved as the contact's `received`
     /// (nathelper's fix_nated_register sets it).
     pub received_avp: Option<String>,
+    /// Message flag (bit number) of `tcp_persistent_flag`: a REGISTER
+    /// over TCP with it set keeps its connection open as long as its TCP
+    /// contact is registered (OpenSIPS registrar/save.c).
+    pub tcp_persistent_flag: Option<u32>,
 }
 
 impl Default for RegConf {
@@ -47,6 +51,7 @@ impl Default for RegConf {
             default_q: -1,
             case_sensitive: true,
             received_avp: None,
+            tcp_persistent_flag: None,
         }
     }
 }
@@ -107,6 +112,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             .ok_or_else(|| format!("config.modules.registrar.received_avp: '{a}' is not $avp(name)"))?;
         c.received_avp = Some(name.to_string());
     }
+    c.tcp_persistent_flag = cfg::flag(&t, "registrar", "tcp_persistent_flag")?;
     // OpenSIPS: limits that contradict each other are brought in line.
     if c.max_expires != 0 && c.max_expires < c.min_expires {
         c.max_expires = c.min_expires;
@@ -171,6 +177,7 @@ static PARAMS: &[Param] = &[
     param("default_q", I, "-1", "q × 1000 for contacts without q (-1: unspecified)."),
     param("case_sensitive", B, "true", "false: the user part of an AoR is lower-cased."),
     param("received_avp", S, "none", "`$avp(name)` holding the source to save as `received` (set by nathelper's fix_nated_register)."),
+    param("tcp_persistent_flag", S, "none", "Message flag (number or name): a REGISTER over TCP with it set keeps its connection open until its TCP contact (`transport=tcp`) expires, plus 10 s, past `tcp_connection_lifetime`."),
 ];
 
 const R: RouteMask = RouteMask::REQUEST;
