@@ -52,7 +52,7 @@ pub static CONTROL: &[(&str, &str)] = &[
     ),
     (
         "a || b && c, 1 + 2 * 3",
-        "OpenSIPS gives `||` and `&&` one precedence, and `+ - * / %` one, left to right: the Lua has parentheses where that differs from Lua's (`(a or b) and c`, `(1 + 2) * 3`)",
+        "OpenSIPS gives its two logical operators one precedence, and `+ - * / %` one, left to right: the Lua has parentheses where that differs from Lua's (`(a or b) and c`, `(1 + 2) * 3`)",
     ),
     ("uri == myself", "`sip.is_myself(sip.pv.ru)`"),
 ];
