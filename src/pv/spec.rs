@@ -521,6 +521,34 @@ mod tests {
     }
 
     #[test]
+    fn contexts_of_tm() {
+        // OpenSIPS pvar.c: `$(<ctx>name…)`; tm registers request and reply.
+        let r = parse_spec("$(<request>ru{uri.user})").unwrap();
+        assert_eq!(
+            (r.ctx, r.def.name, r.trans.len()),
+            (Some(Ctx::Request), "ru", 1)
+        );
+        let h = parse_spec("$(<reply>hdr(X-Why)[0])").unwrap();
+        assert_eq!((h.ctx, h.inner_lit()), (Some(Ctx::Reply), Some("X-Why")));
+        assert_eq!(parse_spec("$(ru)").unwrap().ctx, None);
+        let e = parse_spec_at("$(<branch>ru)").unwrap_err();
+        assert!(
+            e.msg.contains("unknown pseudo-variable context <branch>"),
+            "{e}"
+        );
+        assert_eq!(e.pos, 3);
+        assert!(parse_spec("$(<request ru)").is_err());
+        let p = parse_format("$(<request>si):$(<request>sp)").unwrap();
+        assert_eq!(p.len(), 3);
+        // A context is read, never written.
+        let mut c = Call::new();
+        let e = super::super::set(&mut c, &r, Value::Str("x".into())).unwrap_err();
+        assert!(e.contains("context"), "{e}");
+        // No message of that kind: null, as OpenSIPS when tm finds none.
+        assert_eq!(super::super::eval(&c, &h), Ok(Value::Null));
+    }
+
+    #[test]
     fn formats() {
         let p = parse_format("from $fu to $(ru) costs $5\\n").unwrap();
         let kinds: Vec<_> = p.iter().map(|p| matches!(p, Part::Spec(_))).collect();
