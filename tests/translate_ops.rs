@@ -74,7 +74,11 @@ route {
     } else {
         $var(u) = "no";
     }
+    # strings of one length work byte by byte; a null left operand gives none
+    $var(s) = "ab" ^ "  ";
+    $var(z) = $var(unset) | 1;
     append_to_reply("X-Bits: $var(a) $var(o) $var(x) $var(l) $var(r) $var(n)\r\n");
+    append_to_reply("X-More: $var(s) $var(z)\r\n");
     append_to_reply("X-Prec: $var(p) $var(q) $var(g) $var(t) $var(u)\r\n");
     sl_send_reply(200, "OK");
 }
@@ -98,6 +102,7 @@ fn bitwise_operators_compute_as_opensips() {
     // 1 + 2 * 3 is (1 + 2) * 3; 12 | 1 & 2 is (12 | 1) & 2; 6 ^ 3 = 5,
     // 5 % 3 = 2; [12 & 16] is 0, false; (true || …) && false is false.
     assert_eq!(header(&r, "X-Prec"), Some("9 0 2 no no"), "{r}");
+    assert_eq!(header(&r, "X-More"), Some("AB <null>"), "{r}");
 }
 
 const LAUNCH: &str = r#"listen=udp:127.0.0.1:{PORT}
