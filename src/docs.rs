@@ -50,7 +50,9 @@ pub fn lua_api_markdown() -> String {
     out.push_str("| `sip.avp.NAME`, `sip.avp.NAME = v` | value or nil | AVPs (`$avp(NAME)`), per message: reads the newest value, a write adds one, nil deletes the newest. |\n");
     out.push_str("| `sip.pv.assign(spec, op, value)` | nothing | OpenSIPS assignment operators: `=`, `:=` (AVP: replace all), `+=` (numbers add, text appends), `-=`, `*=`, `/=`, `%=`, `&=`, `\\|=`, `^=`. |\n");
     out.push_str("| `sip.tr(value, chain)` | value or nil | Applies transformations to any value: `sip.tr(\"sip:a@b\", \"{uri.user}{s.len}\")`. |\n");
-    out.push_str("| `sip.re_match(s, re [, flags])` | boolean | OpenSIPS `=~`: POSIX extended regex, flag `i` ignores case; patterns are compiled once and cached. `not sip.re_match(…)` is `!~`. |\n\n");
+    out.push_str("| `sip.re_match(s, re [, flags])` | boolean | OpenSIPS `=~`: POSIX extended regex, flag `i` ignores case; patterns are compiled once and cached. `not sip.re_match(…)` is `!~`. |\n");
+    out.push_str("| `sip.launch(f)` | true | OpenSIPS 3.x `launch(func(...), report_route)`: runs `f` at once as a route of its own on a call with no message, and the calling route goes on without waiting; when `f` waits on I/O the worker resumes it when the answer comes (bounded by `resume_timeout`). Put the function and the report route in `f`. |\n");
+    out.push_str("| `sip.bit.band(a, b)`, `bor`, `bxor`, `lshift`, `rshift`, `sip.bit.bnot(a)` | number, string or nil | OpenSIPS's `&`, `\\|`, `^`, `<<`, `>>`, `~` (Lua 5.1 has no bitwise operators): numbers are 32-bit signed as OpenSIPS's `int`, a nil right operand is 0, a nil left operand gives nil, `band`/`bor`/`bxor` of two strings of one length work byte by byte. |\n\n");
     out.push_str("Specs, transformations and the differences from OpenSIPS are described in `docs/pseudo-variables.md` and `docs/transformations.md`.\n\n");
     out.push_str("| variable | writable | meaning |\n|---|---|---|\n");
     for d in crate::pv::all() {

@@ -573,6 +573,7 @@ fn worker_main(
             config: cfg.clone(),
             tm,
             modules: crate::state::current(),
+            tcp: table.clone(),
         };
         let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,

@@ -28,6 +28,7 @@ pub fn migration_markdown() -> String {
     }
     s.push_str("\n## Statements\n\n| OpenSIPS | lunasip Lua |\n|---|---|\n");
     for (os, lua) in mapping::CONTROL {
+        let os = os.replace('|', "\\|");
         s.push_str(&format!("| `{os}` | {lua} |\n"));
     }
     s.push_str("\n## Modules with nothing to translate\n\n| module | why |\n|---|---|\n");

@@ -33,6 +33,10 @@ pub static CONTROL: &[(&str, &str)] = &[
         "async(f(...), resume)",
         "`f(...)` (the route suspends by itself), then `route.resume()` and `sip.exit()`",
     ),
+    (
+        "launch(f(...) [, report [, \"p\"]])",
+        "`sip.launch(function() … end)`: `f(...)` then `route.report(\"p\")` run detached, on a call with no message, while the route goes on",
+    ),
     ("switch / case / default", "an `if … elseif … else` chain"),
     (
         "for ($var(x) in $(avp(l)[*]))",
@@ -41,6 +45,14 @@ pub static CONTROL: &[(&str, &str)] = &[
     (
         "cond ? ==, !=, <, >",
         "Lua comparisons; `=~` → `sip.re_match(s, re, \"i\")`, `!~` → `not sip.re_match(…)`",
+    ),
+    (
+        "&, |, ^, <<, >>, ~",
+        "`sip.bit.band`, `bor`, `bxor`, `lshift`, `rshift`, `bnot` (32-bit, as OpenSIPS's `int`); in a condition, true when not 0",
+    ),
+    (
+        "a || b && c, 1 + 2 * 3",
+        "OpenSIPS gives its two logical operators one precedence, and `+ - * / %` one, left to right: the Lua has parentheses where that differs from Lua's (`(a or b) and c`, `(1 + 2) * 3`)",
     ),
     ("uri == myself", "`sip.is_myself(sip.pv.ru)`"),
 ];

@@ -41,18 +41,19 @@ const ROUTE_KINDS: &[&str] = &[
     "error_route",
 ];
 
-/// Binary operators by precedence, loosest first (OpenSIPS cfg.y).
+/// Binary operators by precedence, loosest first, each level left
+/// associative. OpenSIPS cfg.y (1.4 to 3.x) gives `||` and `&&` one level
+/// (`%left OR AND`), every bitwise operator one level (`%left BOR BAND
+/// BXOR BLSHIFT BRSHIFT`) and the arithmetic ones one level (`%left PLUS
+/// MINUS SLASH MULT MODULO`): `1 + 2 * 3` is 9 there, and the Lua keeps
+/// that with parentheses. Comparisons only join a variable and a value in
+/// OpenSIPS (`exp_cond`), so they bind tighter than the bitwise level.
 const LEVELS: &[&[&str]] = &[
-    &["||"],
-    &["&&"],
-    &["|"],
-    &["&"],
-    &["^"],
-    &["<<", ">>"],
+    &["||", "&&"],
+    &["|", "&", "^", "<<", ">>"],
     &["==", "!=", "=~", "!~"],
     &["<", ">", "<=", ">="],
-    &["+", "-"],
-    &["*", "/", "%"],
+    &["+", "-", "*", "/", "%"],
 ];
 
 impl<'a> Parser<'a> {
@@ -505,13 +506,14 @@ impl<'a> Parser<'a> {
                 self.next();
                 let op = match self.next().map(|t| &t.tok) {
                     Some(Tok::Op(o))
-                        if ["=", "+=", "-=", "*=", "/=", "|=", "&=", ":="].contains(o) =>
+                        if ["=", "+=", "-=", "*=", "/=", "%=", "|=", "&=", "^=", ":="]
+                            .contains(o) =>
                     {
                         *o
                     }
                     _ => {
                         self.i -= 1;
-                        return self.fail("an assignment operator (= += -= *= /= |= &= :=)");
+                        return self.fail("an assignment operator (= += -= *= /= %= |= &= ^= :=)");
                     }
                 };
                 let value = self.expr()?;

@@ -62,6 +62,20 @@ pub fn bool(t: &Table, m: &str, key: &str) -> Result<Option<bool>, String> {
 /// A branch flag: a number (0-63), or a name as OpenSIPS 3 configs write
 /// it (`"NAT"`): the bit `setbflag("NAT")` uses.
 pub fn bflag(t: &Table, m: &str, key: &str) -> Result<Option<u32>, String> {
+    flag_of(t, m, key, crate::modules::core::branch_flag_bit)
+}
+
+/// A message flag, as [`bflag`]: the bit `setflag("NAME")` uses.
+pub fn flag(t: &Table, m: &str, key: &str) -> Result<Option<u32>, String> {
+    flag_of(t, m, key, crate::modules::core::msg_flag_bit)
+}
+
+fn flag_of(
+    t: &Table,
+    m: &str,
+    key: &str,
+    named: fn(&str) -> Option<u32>,
+) -> Result<Option<u32>, String> {
     let bad = |n: i64| format!("config.modules.{m}.{key}: {n} is not a flag (0-63)");
     match t.get::<Value>(key).map_err(|e| e.to_string())? {
         Value::Nil => Ok(None),
@@ -76,11 +90,9 @@ pub fn bflag(t: &Table, m: &str, key: &str) -> Result<Option<u32>, String> {
                 Ok(n) if (0..64).contains(&n) => Ok(Some(n as u32)),
                 Ok(n) => Err(bad(n)),
                 Err(_) if name.is_empty() => Ok(None),
-                Err(_) => crate::modules::core::branch_flag_bit(&name)
-                    .map(Some)
-                    .ok_or_else(|| {
-                        format!("config.modules.{m}.{key}: too many named flags (32 at most)")
-                    }),
+                Err(_) => named(&name).map(Some).ok_or_else(|| {
+                    format!("config.modules.{m}.{key}: too many named flags (32 at most)")
+                }),
             }
         }
         other => Err(format!(

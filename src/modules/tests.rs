@@ -98,6 +98,7 @@ fn two_registries_keep_their_own_module_settings() {
         config: std::sync::Arc::new(crate::config::Config::default()),
         tm: std::sync::Arc::new(crate::proxy::tm::Tm::new(Default::default())),
         modules,
+        tcp: Default::default(),
     };
     let (env_a, env_b) = (env(a.clone()), env(b.clone()));
     assert_eq!(env_a.module::<super::registrar::RegConf>().max_contacts, 3);

@@ -191,6 +191,32 @@ impl CallTm {
         )
     }
 
+    /// The transaction's request and where it came from, or its winning
+    /// reply (the best final answer of its branches so far, RFC 3261
+    /// §16.7) and the branch's peer: what `$(<request>…)`/`$(<reply>…)`
+    /// read (OpenSIPS tm.c `tm_pv_context_request`/`_reply`).
+    pub fn txn_message(&self, reply: bool) -> Option<(Message, Source)> {
+        let t = crate::proxy::tm::lock(self.txn.as_ref()?);
+        if !reply {
+            return Some((t.request.clone(), t.src));
+        }
+        // Branches with a final reply received (a 408 made here has none).
+        let answered: Vec<_> = t
+            .branches
+            .iter()
+            .filter(|b| b.response.is_some() && b.final_code.is_some())
+            .collect();
+        let codes: Vec<u16> = answered.iter().filter_map(|b| b.final_code).collect();
+        let b = answered.get(crate::transaction::select::best_response(&codes)?)?;
+        let msg = b.response.as_deref()?.clone();
+        let src = Source {
+            addr: b.dest,
+            proto: b.proto,
+            socket: b.socket,
+        };
+        Some((msg, src))
+    }
+
     /// The transaction's id (`$T_id`).
     pub fn txn_id(&self) -> Option<u64> {
         Some(crate::proxy::tm::lock(self.txn.as_ref()?).id)
@@ -203,6 +229,26 @@ impl Call {
     pub fn socket_proto(&self, i: Option<usize>) -> Option<crate::transport::Proto> {
         let i = i?;
         Some(self.sockets.as_ref()?.list.get(i)?.proto)
+    }
+
+    /// A call on the message a `$(<request>…)`/`$(<reply>…)` spec names:
+    /// the current message when it is of that kind and (for a request) no
+    /// transaction holds the original, else the transaction's; None when
+    /// there is none.
+    pub fn context_call(&self, reply: bool) -> Option<Call> {
+        let cur_is_reply = self.msg.as_ref().map(|m| !m.is_request());
+        let (msg, src) = match cur_is_reply {
+            Some(true) if reply => (self.msg.clone()?, self.src),
+            Some(false) if !reply && self.tm.txn.is_none() => (self.msg.clone()?, self.src),
+            _ => self.tm.txn_message(reply)?,
+        };
+        let mut c = Call::new();
+        c.msg = Some(msg);
+        c.src = src;
+        c.route = self.route;
+        c.sockets = self.sockets.clone();
+        c.tm.txn = self.tm.txn.clone();
+        Some(c)
     }
 
     /// The transport of `$socket_out` when the script forced one.
@@ -360,6 +406,9 @@ pub struct Env {
     /// The modules' settings and long-lived state (`crate::state`), the
     /// same for every worker of a daemon; the worker's thread serves it.
     pub modules: Arc<crate::state::Registry>,
+    /// Every open TCP connection (shared by the workers): registrar's
+    /// `tcp_persistent_flag` keeps one open.
+    pub tcp: Arc<crate::transport::tcp::TcpTable>,
 }
 
 impl Env {
@@ -376,6 +425,17 @@ impl Env {
 pub struct Current {
     pub env: Env,
     pub call: RefCell<Call>,
+    /// Jobs a route launched (OpenSIPS `launch`) that wait on I/O: the
+    /// worker parks each on its own call when it next sends.
+    pub launched: RefCell<Vec<Launched>>,
+}
+
+/// A detached route (OpenSIPS 3.x `launch(f(...), report_route)`, async.c
+/// `async_script_launch`): it runs on a call of its own with no message,
+/// while the route that launched it goes on.
+pub struct Launched {
+    pub call: Call,
+    pub run: super::phases::Waiting,
 }
 
 impl Current {
@@ -383,6 +443,7 @@ impl Current {
         Current {
             env,
             call: RefCell::new(Call::new()),
+            launched: RefCell::new(Vec::new()),
         }
     }
 

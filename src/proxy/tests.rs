@@ -39,6 +39,7 @@ impl Routes {
             config: Arc::new(cfg),
             tm: Arc::new(tm::Tm::new(Default::default())),
             modules: crate::state::current(),
+            tcp: Default::default(),
         };
         Routes {
             cur: Current::new(env),

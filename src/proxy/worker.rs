@@ -321,6 +321,8 @@ impl Worker {
         let next = (r.then)(&*host, outcome);
         let out = std::mem::take(&mut st.call.borrow_mut().outbox);
         st.exchange(&mut call);
+        // Jobs the resumed route launched.
+        self.park_launched(&host);
         self.suspended.set(self.suspended.get().saturating_sub(1));
         CORE.suspended_routes.sub(1);
         if let Some(next) = next {
@@ -371,8 +373,28 @@ impl Worker {
         }
     }
 
+    /// Parks the jobs routes launched and that wait on I/O, each on its
+    /// own call: bounded by `resume_timeout` like a suspended route, what
+    /// it queues leaves when it ends.
+    fn park_launched(self: &Rc<Self>, host: &Rc<dyn Phases>) {
+        let jobs = std::mem::take(&mut *host.current().launched.borrow_mut());
+        for job in jobs {
+            let then = Box::new(|host: &dyn Phases, outcome| {
+                if let Outcome::Failed(e) = &outcome {
+                    tracing::error!("launched route failed: {e}");
+                }
+                // Dropped outside the borrow: a module's slot may act when dropped.
+                let slots = host.current().call.borrow_mut().take_slots();
+                drop(slots);
+                None
+            });
+            self.park_call(host.clone(), job.call, Resume { run: job.run, then });
+        }
+    }
+
     /// Sends everything the last route queued.
     pub async fn flush(self: &Rc<Self>) {
+        self.park_launched(&self.host());
         let mut out = {
             let host = self.host();
             let mut call = host.current().call.borrow_mut();

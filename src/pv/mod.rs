@@ -227,6 +227,7 @@ pub fn peek<'a>(call: &'a Call, spec: &Spec) -> Option<Option<&'a str>> {
     match spec.def.peek {
         Some(p)
             if spec.trans.is_empty()
+                && spec.ctx.is_none()
                 && spec.index.is_none()
                 && !matches!(spec.inner, Some(Inner::Dyn(_))) =>
         {
@@ -239,6 +240,19 @@ pub fn peek<'a>(call: &'a Call, spec: &Spec) -> Option<Option<&'a str>> {
 /// Evaluates a spec: the variable, then its transformations. An error
 /// (a transformation that cannot apply) names the spec.
 pub fn eval(call: &Call, spec: &Spec) -> Result<Value, String> {
+    if let Some(ctx) = spec.ctx {
+        // Null where the context has no message (no transaction, no reply
+        // yet), as OpenSIPS when its context function finds none.
+        return match call.context_call(ctx == spec::Ctx::Reply) {
+            Some(c) => eval_here(&c, spec),
+            None => Ok(Value::Null),
+        };
+    }
+    eval_here(call, spec)
+}
+
+/// [`eval`] on `call`'s own message.
+fn eval_here(call: &Call, spec: &Spec) -> Result<Value, String> {
     let v = (spec.def.get)(call, spec);
     if spec.trans.is_empty() {
         return Ok(v);
@@ -254,6 +268,12 @@ pub fn get(call: &Call, spec: &Spec) -> Value {
 
 /// Assigns a spec; errors name the spec when it is read-only.
 pub fn set(call: &mut Call, spec: &Spec, v: Value) -> Result<(), String> {
+    if spec.ctx.is_some() {
+        return Err(format!(
+            "{}: cannot assign in a <request>/<reply> context",
+            spec.text
+        ));
+    }
     if !spec.trans.is_empty() {
         return Err(format!(
             "{}: cannot assign through a transformation",

@@ -34,10 +34,22 @@ pub enum Inner {
     Dyn(Box<Spec>),
 }
 
+/// The message a spec reads other than the current one (OpenSIPS pvar.c
+/// contexts, registered by tm.c): `$(<request>ru)` the transaction's
+/// request (in reply and failure routes), `$(<reply>hdr(X))` the reply
+/// (the winning one in a failure route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctx {
+    Request,
+    Reply,
+}
+
 /// A parsed pseudo-variable reference.
 #[derive(Clone)]
 pub struct Spec {
     pub def: &'static PvDef,
+    /// `$(<request>…)` / `$(<reply>…)`.
+    pub ctx: Option<Ctx>,
     /// The text inside `(...)`, e.g. the header name of `$hdr(Via)`.
     pub inner: Option<Inner>,
     pub index: Option<Index>,
@@ -172,7 +184,24 @@ fn parse_at(s: &str, base: usize, depth: usize, lenient: bool) -> Result<(Spec, 
         return err(base, "a pseudo-variable starts with $");
     }
     let bracketed = b.get(1) == Some(&b'(');
-    let start = if bracketed { 2 } else { 1 };
+    let mut start = if bracketed { 2 } else { 1 };
+    let mut ctx = None;
+    if bracketed && b.get(2) == Some(&b'<') {
+        let Some(close) = s[3..].find('>').map(|k| k + 3) else {
+            return err(base + 2, "unbalanced < of a context");
+        };
+        ctx = Some(match &s[3..close] {
+            "request" => Ctx::Request,
+            "reply" => Ctx::Reply,
+            other => {
+                return err(
+                    base + 3,
+                    format!("unknown pseudo-variable context <{other}>"),
+                )
+            }
+        });
+        start = close + 1;
+    }
     let mut i = start;
     while i < b.len() && is_name_char(b[i]) {
         i += 1;
@@ -265,6 +294,7 @@ fn parse_at(s: &str, base: usize, depth: usize, lenient: bool) -> Result<(Spec, 
     Ok((
         Spec {
             def,
+            ctx,
             inner,
             index,
             trans,
@@ -488,6 +518,34 @@ mod tests {
         assert!(parse_spec("$(ru[x])").is_err());
         let deep = "$hdr(".repeat(20) + "$ru" + &")".repeat(20);
         assert!(parse_spec(&deep).is_err());
+    }
+
+    #[test]
+    fn contexts_of_tm() {
+        // OpenSIPS pvar.c: `$(<ctx>name…)`; tm registers request and reply.
+        let r = parse_spec("$(<request>ru{uri.user})").unwrap();
+        assert_eq!(
+            (r.ctx, r.def.name, r.trans.len()),
+            (Some(Ctx::Request), "ru", 1)
+        );
+        let h = parse_spec("$(<reply>hdr(X-Why)[0])").unwrap();
+        assert_eq!((h.ctx, h.inner_lit()), (Some(Ctx::Reply), Some("X-Why")));
+        assert_eq!(parse_spec("$(ru)").unwrap().ctx, None);
+        let e = parse_spec_at("$(<branch>ru)").unwrap_err();
+        assert!(
+            e.msg.contains("unknown pseudo-variable context <branch>"),
+            "{e}"
+        );
+        assert_eq!(e.pos, 3);
+        assert!(parse_spec("$(<request ru)").is_err());
+        let p = parse_format("$(<request>si):$(<request>sp)").unwrap();
+        assert_eq!(p.len(), 3);
+        // A context is read, never written.
+        let mut c = Call::new();
+        let e = super::super::set(&mut c, &r, Value::Str("x".into())).unwrap_err();
+        assert!(e.contains("context"), "{e}");
+        // No message of that kind: null, as OpenSIPS when tm finds none.
+        assert_eq!(super::super::eval(&c, &h), Ok(Value::Null));
     }
 
     #[test]

@@ -324,6 +324,9 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         })?,
     )?;
 
+    super::bit::register(lua, &sip)?;
+    super::launch::register(lua, state, &sip)?;
+
     // sip.avp.x: $avp(x), per message; reads the newest value, a write adds
     // one, nil deletes the newest.
     let avp = lua.create_table()?;

@@ -63,6 +63,7 @@ pub fn check(source: &Source) -> Result<Checked, ScriptError> {
         config: Arc::new(Config::default()),
         tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
         modules: crate::state::Registry::new(),
+        tcp: Default::default(),
     };
     let host = Host::new(source, probe_env)?;
     let (config, modules) = read_config(&host, source)?;

@@ -2,11 +2,13 @@
 //! the per-call context, and `exit`/`drop` unwinding.
 
 pub mod api;
+mod bit;
 pub mod check;
 mod config_blacklists;
 pub mod config_table;
 pub mod exports;
 pub mod host;
+mod launch;
 pub mod phases;
 mod resolve_wait;
 pub mod route;

@@ -43,6 +43,9 @@ pub struct Conn {
     pub socket: usize,
     pub local: SocketAddr,
     pub outgoing: bool,
+    /// Unix time (ms) until which the connection stays open however idle
+    /// (0: the idle timeout alone), [`TcpTable::keep_open`].
+    keep: Arc<AtomicU64>,
 }
 
 /// Every open connection by remote address, shared by all workers.
@@ -59,6 +62,19 @@ impl TcpTable {
 
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
+    }
+
+    /// Keeps the connection with `peer` open `lifetime` from now, idle or
+    /// not, in place of the idle timeout when that ends sooner (OpenSIPS
+    /// `DST_FCNTL_SET_LIFETIME`, used by registrar's tcp_persistent_flag).
+    /// False when no connection with `peer` is open.
+    pub fn keep_open(&self, peer: &SocketAddr, lifetime: Duration) -> bool {
+        let Some(c) = self.conns.get(peer) else {
+            return false;
+        };
+        let until = unix_ms().saturating_add(lifetime.as_millis() as u64);
+        c.keep.store(until, Ordering::Relaxed);
+        true
     }
 
     /// (remote, local, id, outgoing) of each connection, for the MI.
@@ -113,15 +129,41 @@ pub async fn accept_loop<H: Handler>(
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When an idle connection closes: `idle` after its last activity, or
+/// later when [`TcpTable::keep_open`] asked.
+fn idle_deadline(last: Instant, idle: Duration, keep: &AtomicU64) -> Instant {
+    let by_idle = last + idle;
+    let until = keep.load(Ordering::Relaxed);
+    if until == 0 {
+        return by_idle;
+    }
+    let kept = Instant::now() + Duration::from_millis(until.saturating_sub(unix_ms()));
+    by_idle.max(kept)
+}
+
+/// A connection's entry in the table, as its tasks hold it.
+struct Registered {
+    id: u64,
+    rx: mpsc::Receiver<Bytes>,
+    keep: Arc<AtomicU64>,
+}
+
 fn register(
     ctx: &TcpCtx,
     peer: SocketAddr,
     local: SocketAddr,
     socket: usize,
     outgoing: bool,
-) -> (u64, mpsc::Receiver<Bytes>) {
+) -> Registered {
     let (tx, rx) = mpsc::channel(QUEUE);
     let id = ctx.table.next_id.fetch_add(1, Ordering::Relaxed);
+    let keep = Arc::new(AtomicU64::new(0));
     ctx.table.conns.insert(
         peer,
         Conn {
@@ -130,9 +172,10 @@ fn register(
             socket,
             local,
             outgoing,
+            keep: keep.clone(),
         },
     );
-    (id, rx)
+    Registered { id, rx, keep }
 }
 
 async fn serve<H: Handler>(
@@ -144,24 +187,30 @@ async fn serve<H: Handler>(
     ctx: Rc<TcpCtx>,
     handler: Rc<H>,
 ) {
-    let (id, rx) = register(&ctx, peer, local, socket, outgoing);
-    run_conn(stream, peer, socket, id, rx, ctx, handler).await;
+    let reg = register(&ctx, peer, local, socket, outgoing);
+    run_conn(stream, peer, socket, reg, ctx, handler).await;
 }
 
 async fn run_conn<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
     socket: usize,
-    id: u64,
-    rx: mpsc::Receiver<Bytes>,
+    reg: Registered,
     ctx: Rc<TcpCtx>,
     handler: Rc<H>,
 ) {
+    let Registered { id, rx, keep } = reg;
     let local = stream.local_addr().ok();
     let (rd, wr) = stream.into_split();
     let activity = Rc::new(Cell::new(Instant::now()));
     let writer = tokio::task::spawn_local(write_loop(wr, rx, activity.clone()));
-    read_loop(rd, peer, socket, &ctx, &handler, &activity).await;
+    let conn = ConnRef {
+        peer,
+        socket,
+        activity: &activity,
+        keep: &keep,
+    };
+    read_loop(rd, conn, &ctx, &handler).await;
     ctx.table.conns.remove_if(&peer, |_, c| c.id == id);
     writer.abort();
     tracing::debug!("tcp connection {peer} closed");
@@ -195,14 +244,26 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop<H: Handler>(
-    mut rd: OwnedReadHalf,
+/// What the read loop knows of its connection.
+struct ConnRef<'a> {
     peer: SocketAddr,
     socket: usize,
+    activity: &'a Cell<Instant>,
+    keep: &'a AtomicU64,
+}
+
+async fn read_loop<H: Handler>(
+    mut rd: OwnedReadHalf,
+    conn: ConnRef<'_>,
     ctx: &TcpCtx,
     handler: &Rc<H>,
-    activity: &Cell<Instant>,
 ) {
+    let ConnRef {
+        peer,
+        socket,
+        activity,
+        keep,
+    } = conn;
     let mut buf = BytesMut::with_capacity(4096);
     // Refused frames in a row; when the message now buffered began.
     let mut bad = 0u32;
@@ -259,7 +320,7 @@ async fn read_loop<H: Handler>(
         if buf.capacity() - buf.len() < 2048 {
             buf.reserve(4096);
         }
-        let idle = activity.get() + ctx.idle;
+        let idle = idle_deadline(activity.get(), ctx.idle, keep);
         let deadline = begun.map_or(idle, |t| idle.min(t + ctx.read_timeout));
         match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -272,7 +333,7 @@ async fn read_loop<H: Handler>(
                         ctx.read_timeout.as_millis()
                     ));
                 }
-                if activity.get() + ctx.idle <= now {
+                if idle_deadline(activity.get(), ctx.idle, keep) <= now {
                     tracing::debug!("tcp {peer}: idle; closing");
                     return;
                 }
@@ -310,14 +371,13 @@ pub async fn send<H: Handler>(
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr()?;
     tracing::debug!("tcp connection to {dest} opened from {local_addr}");
-    let (id, rx) = register(ctx, dest, local_addr, socket, true);
+    let reg = register(ctx, dest, local_addr, socket, true);
     let tx = ctx.table.conns.get(&dest).map(|c| c.tx.clone());
     tokio::task::spawn_local(run_conn(
         stream,
         dest,
         socket,
-        id,
-        rx,
+        reg,
         ctx.clone(),
         handler.clone(),
     ));

@@ -43,6 +43,7 @@ pub fn worker(routes: &str) -> Rc<Worker> {
         config: Arc::new(cfg),
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
         modules,
+        tcp: Default::default(),
     };
     let host = Host::new(
         &Source {

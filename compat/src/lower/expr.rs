@@ -47,6 +47,8 @@ pub fn has_spec(s: &str) -> bool {
 /// Parts of a spec: `$(avp(x)[1]{s.len})` → name `avp`, inner `x`,
 /// index and transformations present.
 pub struct Spec {
+    /// `$(<request>…)` / `$(<reply>…)`: read on another message.
+    pub ctx: bool,
     pub name: String,
     pub inner: Option<String>,
     pub index: bool,
@@ -58,6 +60,11 @@ pub fn split_spec(spec: &str) -> Spec {
     let (body, wrapped) = match body.strip_prefix('(').and_then(|b| b.strip_suffix(')')) {
         Some(b) => (b, true),
         None => (body, false),
+    };
+    // A context prefix (`<request>`, `<reply>`) names the message read.
+    let (body, ctx) = match body.strip_prefix('<').and_then(|b| b.split_once('>')) {
+        Some((_, rest)) if wrapped => (rest, true),
+        _ => (body, false),
     };
     let name_end = body
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
@@ -108,6 +115,7 @@ pub fn split_spec(spec: &str) -> Spec {
         }
     }
     Spec {
+        ctx,
         name,
         inner,
         index,
@@ -218,10 +226,10 @@ impl Lower<'_> {
                         Ty::Num
                     }
                 }
-                "-" | "*" | "/" | "%" => Ty::Num,
+                "-" | "*" | "/" | "%" | "|" | "&" | "^" | "<<" | ">>" => Ty::Num,
                 _ => Ty::Unknown,
             },
-            Expr::Unary("-", _) => Ty::Num,
+            Expr::Unary("-" | "~", _) => Ty::Num,
             _ => Ty::Unknown,
         }
     }
@@ -245,7 +253,7 @@ impl Lower<'_> {
         if !self.check_spec(span, spec, &s) {
             return format!("unsupported({})", lua_str(spec));
         }
-        if s.index || !s.trans.is_empty() {
+        if s.index || !s.trans.is_empty() || s.ctx {
             return format!("sip.pv.get({})", lua_str(spec));
         }
         match (s.name.as_str(), &s.inner) {
@@ -260,18 +268,18 @@ impl Lower<'_> {
     /// what it does not know is reported.
     fn check_spec(&mut self, span: Span, spec: &str, s: &Spec) -> bool {
         let known = vocab::pseudo_variable(&s.name);
+        if s.ctx && !(spec.starts_with("$(<request>") || spec.starts_with("$(<reply>")) {
+            self.unsupported(
+                span,
+                Kind::PseudoVariable,
+                spec,
+                None,
+                "OpenSIPS's pseudo-variable contexts are <request> and <reply>",
+            );
+            self.used_unsupported = true;
+            return false;
+        }
         let Some(pv) = known else {
-            if s.name.is_empty() {
-                self.unsupported(
-                    span,
-                    Kind::PseudoVariable,
-                    spec,
-                    None,
-                    "pseudo-variable contexts (<request>, <reply>) are not supported",
-                );
-                self.used_unsupported = true;
-                return false;
-            }
             self.unsupported(
                 span,
                 Kind::PseudoVariable,
@@ -322,14 +330,12 @@ impl Lower<'_> {
         if !self.check_spec(span, spec, &s) {
             return None;
         }
-        if !vocab::pseudo_variable(&s.name).is_some_and(|p| p.writable) {
-            self.unsupported(
-                span,
-                Kind::PseudoVariable,
-                spec,
-                None,
-                "read-only in lunasip",
-            );
+        if s.ctx || !vocab::pseudo_variable(&s.name).is_some_and(|p| p.writable) {
+            let why = match s.ctx {
+                true => "lunasip reads <request>/<reply> contexts only",
+                false => "read-only in lunasip",
+            };
+            self.unsupported(span, Kind::PseudoVariable, spec, None, why);
             self.used_unsupported = true;
             return None;
         }
@@ -387,10 +393,12 @@ impl Lower<'_> {
                 (format!("-{v}"), UNARY)
             }
             Expr::Unary("!", _) => self.cond(span, e),
-            Expr::Unary(op, _) => (
-                self.construct(span, op, "bitwise operators have no Lua 5.1 form"),
-                ATOM,
-            ),
+            // Lua 5.1 has no bitwise operators: sip.bit does OpenSIPS's.
+            Expr::Unary("~", x) => {
+                let v = self.operand(span, x, 0);
+                (format!("sip.bit.bnot({v})"), ATOM)
+            }
+            Expr::Unary(op, _) => (self.construct(span, op, "not an operator here"), ATOM),
             Expr::Binary(op, a, b) => match *op {
                 "+" if self.ty(e) == Ty::Str => {
                     let x = self.operand(span, a, CONCAT);
@@ -407,10 +415,11 @@ impl Lower<'_> {
                     let y = self.operand(span, b, MUL + 1);
                     (format!("{x} {op} {y}"), MUL)
                 }
-                "|" | "&" | "^" | "<<" | ">>" => (
-                    self.construct(span, op, "bitwise operators have no Lua 5.1 form"),
-                    ATOM,
-                ),
+                "|" | "&" | "^" | "<<" | ">>" => {
+                    let x = self.operand(span, a, 0);
+                    let y = self.operand(span, b, 0);
+                    (format!("sip.bit.{}({x}, {y})", bit_fn(op)), ATOM)
+                }
                 _ => self.cond(span, e),
             },
         }
@@ -517,8 +526,11 @@ impl Lower<'_> {
             }
             Expr::Call { .. } => (self.call(e, true), ATOM),
             Expr::Int(n) => ((*n > 0).to_string(), ATOM),
-            // A value is true in OpenSIPS when set and not 0 or "".
-            Expr::Pv(_) => {
+            // A value is true in OpenSIPS when set and not 0 or "" (a
+            // computed one too: `[$var(f) & 4]`, route.c eval_elem).
+            Expr::Pv(_)
+            | Expr::Unary("~" | "-", _)
+            | Expr::Binary("|" | "&" | "^" | "<<" | ">>" | "+" | "-" | "*" | "/" | "%", _, _) => {
                 let (v, _) = self.value(span, e);
                 self.used_truthy = true;
                 (format!("truthy({v})"), ATOM)
@@ -760,6 +772,17 @@ pub fn specs_in(s: &str) -> Vec<String> {
         i += 1;
     }
     out
+}
+
+/// The `sip.bit` function of an OpenSIPS bitwise operator.
+fn bit_fn(op: &str) -> &'static str {
+    match op {
+        "&" => "band",
+        "|" => "bor",
+        "^" => "bxor",
+        "<<" => "lshift",
+        _ => "rshift",
+    }
 }
 
 /// An expression printed back in OpenSIPS syntax (for messages).

@@ -3,6 +3,7 @@
 //! table (stmt.rs), expressions and calls through the mapping table
 //! (expr.rs). The output is meant to be read and kept by a person.
 
+mod asyncs;
 mod config;
 mod expr;
 mod stmt;

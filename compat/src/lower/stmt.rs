@@ -74,12 +74,11 @@ fn reads_rc(stmts: &[Stmt]) -> bool {
 /// Whether a route body reads `$param(n)` (3.x routes with arguments).
 pub(super) fn uses_param(b: &Block) -> bool {
     let mut found = false;
-    visit_exprs(&b.stmts, &mut |e| {
-        if let Expr::Pv(p) = e {
-            if p.contains("param(") {
-                found = true;
-            }
-        }
+    visit_exprs(&b.stmts, &mut |e| match e {
+        Expr::Pv(p) if p.contains("param(") => found = true,
+        // In a format too (`xlog("… $param(1) …")`).
+        Expr::Str(s) if s.contains("$param(") => found = true,
+        _ => {}
     });
     found
 }
@@ -202,7 +201,7 @@ impl Lower<'_> {
         }
     }
 
-    fn with_trailing(&mut self, s: &Stmt, text: String) {
+    pub(super) fn with_trailing(&mut self, s: &Stmt, text: String) {
         match &s.trailing {
             Some(c) => self.line(format!("{text} --{c}")),
             None => self.line(text),
@@ -357,48 +356,6 @@ impl Lower<'_> {
         } else {
             self.with_trailing(s, code);
         }
-    }
-
-    /// `async(f(...), resume)`: routes suspend by themselves in lunasip,
-    /// so the call runs in line and the resume route follows; as in
-    /// OpenSIPS, the script ends when the resume route does.
-    fn async_stmt(&mut self, s: &Stmt, name: &str, args: &[Expr]) {
-        let span = s.span;
-        if name == "launch" {
-            let c = self.construct(span, "launch()", "lunasip has no detached routes");
-            return self.with_trailing(s, c);
-        }
-        let (Some(call @ Expr::Call { .. }), Some(resume)) = (args.first(), args.get(1)) else {
-            let c = self.construct(
-                span,
-                "async()",
-                "expects a function call and a resume route",
-            );
-            return self.with_trailing(s, c);
-        };
-        let rname = match resume {
-            Expr::Word(w) | Expr::Str(w) => w.clone(),
-            Expr::Int(n) => n.to_string(),
-            _ => {
-                let c = self.construct(span, "async()", "the resume route must be a name");
-                return self.with_trailing(s, c);
-            }
-        };
-        let key = route_key(Some(&rname));
-        if !self.has_route("route", &key) {
-            self.error(span, format!("async(…, {rname}): no route[{rname}]"));
-        }
-        self.report.count("async calls");
-        self.line(format!("-- OpenSIPS: async({}, {rname})", cfg_text(call)));
-        let code = self.call(call, false);
-        if code.starts_with("unsupported(") || code.starts_with("--") {
-            self.with_trailing(s, code);
-        } else {
-            self.with_trailing(s, format!("local ok, code = {code}"));
-            self.line("sip.pv.rc = code or (ok and 1 or -1)");
-        }
-        self.line(format!("{}()", route_ref("route", &key)));
-        self.line("sip.exit()");
     }
 
     fn if_stmt(

@@ -1,9 +1,8 @@
 -- Translated from operators.cfg by `lunasip translate` (see docs/migration.md).
 
--- What lunasip cannot do yet raises this error when reached;
--- `lunasip translate` lists each call site with its line.
-local function unsupported(what)
-  error("not supported by lunasip: " .. what, 2)
+-- OpenSIPS's truth of a value: set, and not 0 or "".
+local function truthy(v)
+  return v ~= nil and v ~= 0 and v ~= ""
 end
 
 config = {
@@ -32,8 +31,8 @@ function route.main()
   if sip.var.n >= 2 and sip.var.n ~= 3 and not sip.re_match(sip.pv.ua, "friendly-scanner", "i") and sip.avp.a ~= nil then
     sip.xlog("ok\n")
   end
-  -- bitwise operators in expressions have no Lua 5.1 form
-  if unsupported("&: bitwise operators have no Lua 5.1 form") then
+  -- bitwise operators go through sip.bit (Lua 5.1 has none)
+  if truthy(sip.bit.band(sip.var.f, 4)) then
     sip.xlog("bit\n")
   end
 end

@@ -101,6 +101,7 @@ pub static ALL: &[Param] = &[
     p("registrar", "received_avp", Str),
     p("registrar", "disable_gruu", Int),
     p("registrar", "gruu_secret", Str),
+    p("registrar", "tcp_persistent_flag", Str),
     p("auth", "secret", Str),
     p("auth", "nonce_expire", Int),
     p("auth", "rpid_avp", Str),

@@ -74,6 +74,12 @@ pub fn branch_flag_bit(name: &str) -> Option<u32> {
     BRANCH_FLAGS.bit(name)
 }
 
+/// The bit of message flag `name`, the one `setflag(name)` uses
+/// (registrar's `tcp_persistent_flag` takes names through it).
+pub fn msg_flag_bit(name: &str) -> Option<u32> {
+    MSG_FLAGS.bit(name)
+}
+
 /// Named flags of one type. One table per process, not per registry:
 /// module settings name flags while the configuration is read, before
 /// any registry serves a thread, and must get the bits the script's

@@ -40,6 +40,10 @@ pub struct RegConf {
     pub gruu_secret: String,
     /// `disable_gruu` (OpenSIPS 3.4's default: 1).
     pub disable_gruu: bool,
+    /// Message flag (bit number) of `tcp_persistent_flag`: a REGISTER
+    /// over TCP with it set keeps its connection open as long as its TCP
+    /// contact is registered (OpenSIPS registrar/save.c).
+    pub tcp_persistent_flag: Option<u32>,
 }
 
 impl Default for RegConf {
@@ -54,6 +58,7 @@ impl Default for RegConf {
             received_avp: None,
             gruu_secret: gruu::DEFAULT_SECRET.into(),
             disable_gruu: true,
+            tcp_persistent_flag: None,
         }
     }
 }
@@ -125,6 +130,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     {
         c.disable_gruu = n != 0;
     }
+    c.tcp_persistent_flag = cfg::flag(&t, "registrar", "tcp_persistent_flag")?;
     // OpenSIPS: limits that contradict each other are brought in line.
     if c.max_expires != 0 && c.max_expires < c.min_expires {
         c.max_expires = c.min_expires;
@@ -191,6 +197,7 @@ static PARAMS: &[Param] = &[
     param("received_avp", S, "none", "`$avp(name)` holding the source to save as `received` (set by nathelper's fix_nated_register)."),
     param("disable_gruu", I, "1", "0: GRUUs (RFC 5627) for REGISTERs with `Supported: gruu`: the 200 gives each binding with a `+sip.instance` its `pub-gruu` and `temp-gruu`, and `lookup` of a GRUU reaches only that instance (OpenSIPS 3.4's default is 1, off)."),
     param("gruu_secret", S, "0p3nS1pS", "Key XORed into temporary GRUUs (OpenSIPS's default when unset); registrars that share it decode each other's."),
+    param("tcp_persistent_flag", S, "none", "Message flag (number or name): a REGISTER over TCP with it set keeps its connection open until its TCP contact (`transport=tcp`) expires, plus 10 s, past `tcp_connection_lifetime`."),
 ];
 
 const R: RouteMask = RouteMask::REQUEST;

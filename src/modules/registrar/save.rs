@@ -5,6 +5,7 @@
 //! where db_mode says), and the 200 lists every binding with its expires.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use mlua::Lua;
 
@@ -411,6 +412,34 @@ fn ok_headers(bindings: &[Contact], r: &Req, t: i64) -> String {
     h
 }
 
+/// With `tcp_persistent_flag` set on a REGISTER received over TCP: its
+/// peer and the longest expires of its TCP contacts (`transport=tcp`),
+/// for which its connection is kept open (OpenSIPS registrar/save.c
+/// `insert_contacts`/`update_contacts`, `DST_FCNTL_SET_LIFETIME`).
+fn tcp_persistent(st: &State, rc: &RegConf, req: &Req) -> Option<(std::net::SocketAddr, u64)> {
+    let bit = rc.tcp_persistent_flag?;
+    let call = st.call.borrow();
+    if call.flags & (1u64 << bit) == 0 || call.src.proto != crate::transport::Proto::Tcp {
+        return None;
+    }
+    let Cts::List(list) = &req.contacts else {
+        return None;
+    };
+    let secs = list
+        .iter()
+        .filter(|c| c.secs > 0)
+        .filter(|c| {
+            crate::sip::Uri::parse(&c.uri).is_ok_and(|u| {
+                u.param("transport")
+                    .flatten()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+            })
+        })
+        .map(|c| u64::from(c.secs))
+        .max()?;
+    Some((call.src.addr, secs))
+}
+
 pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     let table = a.str(0)?;
     let f = flags::save(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
@@ -431,6 +460,7 @@ pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
         }
     };
     let persist = !f.memory_only;
+    let keep_tcp = tcp_persistent(&st, &rc, &req);
     // Waits where the table is read or written through (not for db_mode 2
     // once loaded, nor for memory-only saves in db_mode 1).
     if d.read_waits() || (ul.db_mode == 1 && persist) {
@@ -447,6 +477,11 @@ pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
         let (code, reason, headers, rcode) = match out {
             Ok(Ok(bindings)) => {
                 REGISTRAR.accepted_regs.inc();
+                if let Some((peer, secs)) = keep_tcp {
+                    // save.c: the connection lives as long as the contact, plus 10 s.
+                    let kept = st.env.tcp.keep_open(&peer, Duration::from_secs(secs + 10));
+                    tracing::debug!("registrar: tcp {peer} kept open {secs}+10 s: {kept}");
+                }
                 (200, "OK", ok_headers(&bindings, &req, t), 1)
             }
             Ok(Err(rej)) => {
