@@ -5,6 +5,7 @@
 
 mod acc;
 mod alias_db;
+mod avpops;
 mod auth;
 mod auth_db;
 mod cachedb_local;
@@ -163,6 +164,7 @@ static MODULES: &[&[Function]] = &[
     nathelper::FUNCTIONS,
     domain::FUNCTIONS,
     alias_db::FUNCTIONS,
+    avpops::FUNCTIONS,
     permissions::FUNCTIONS,
     dialog::FUNCTIONS,
     acc::FUNCTIONS,
