@@ -52,6 +52,11 @@ pub enum Arg {
     Flag,
     /// A Lua table of names to values (event parameters).
     Table,
+    /// Text the function reads pseudo-variables from itself (avpops'
+    /// `"$avp(x)/g"`, `"le/$avp(lim)"`, `avp_db_query`'s SQL, whose
+    /// variables become bound parameters): passed as written, never
+    /// expanded before the call.
+    Verbatim,
     /// An argument that may be left out.
     Optional(&'static Arg),
 }
