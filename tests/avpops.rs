@@ -63,10 +63,7 @@ end"#,
     let msg = INVITE.replace("X-Keep: yes\r\n", "Event: Presence.winfo\r\n");
     let out = sent(&w, &msg);
     assert_eq!(out.len(), 1, "{out:?}");
-    assert_eq!(
-        header(&out[0], "X-R"),
-        "1,-1,1,-1,1,-1,1,-1,1,-1,1,1,-1,1"
-    );
+    assert_eq!(header(&out[0], "X-R"), "1,-1,1,-1,1,-1,1,-1,1,-1,1,1,-1,1");
     // A check that does not parse fails at once, naming the function.
     let w = worker(
         r#"function route.main()
@@ -185,7 +182,11 @@ end"#,
     let out = run(&w, INVITE, Proto::Udp);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].1, addr("192.0.2.9:5099"));
-    assert!(out[0].2.starts_with("INVITE sip:carol@example.com SIP/2.0"), "{}", out[0].2);
+    assert!(
+        out[0].2.starts_with("INVITE sip:carol@example.com SIP/2.0"),
+        "{}",
+        out[0].2
+    );
 }
 
 fn options(port: u16, user: &str) -> String {
@@ -254,13 +255,22 @@ end
     assert_eq!(callee.counts(1), (1, 0), "{}", callee.errors());
     let none = uac("uac.xml", px.port, "u1", 1, 1, &["-s", "nobody"]);
     assert_eq!(none.successful, 0);
-    assert!(none.messages.contains("404 No Preferences"), "{}", none.messages);
+    assert!(
+        none.messages.contains("404 No Preferences"),
+        "{}",
+        none.messages
+    );
 
     // `*` with a prefix names AVPs after the attribute; type 1 makes an
     // integer; without use_domain's domain (/username) both rows of
     // alice's "lang" load; a constant is a uuid; no rows → -1.
     let r = options(px.port, "alice");
-    assert_eq!(r, "SIP/2.0 200 1 de/number 1 fr+de 1 it -1", "{}", px.log_text());
+    assert_eq!(
+        r,
+        "SIP/2.0 200 1 de/number 1 fr+de 1 it -1",
+        "{}",
+        px.log_text()
+    );
 }
 
 #[test]
@@ -293,7 +303,12 @@ end
 "#
     );
     let px = Proxy::start(&script);
-    assert_eq!(options(px.port, "store"), "SIP/2.0 200 1 1 -1", "{}", px.log_text());
+    assert_eq!(
+        options(px.port, "store"),
+        "SIP/2.0 200 1 1 -1",
+        "{}",
+        px.log_text()
+    );
     let rows = sql(&format!(
         "SELECT uuid, username, domain, attribute, type, value FROM {p} ORDER BY uuid, attribute, value"
     ));
@@ -312,10 +327,18 @@ end
     assert_eq!(options(px.port, "delete"), "SIP/2.0 200 1");
     let n = sql(&format!("SELECT COUNT(*) FROM {p}"));
     assert_eq!(n.trim(), "5");
-    sql(&format!("UPDATE {p} SET uuid = 'sip:delete@127.0.0.1' WHERE uuid <> ''"));
+    sql(&format!(
+        "UPDATE {p} SET uuid = 'sip:delete@127.0.0.1' WHERE uuid <> ''"
+    ));
     assert_eq!(options(px.port, "delete"), "SIP/2.0 200 1");
-    let left = sql(&format!("SELECT uuid, attribute FROM {p} WHERE uuid <> '' ORDER BY attribute"));
-    assert_eq!(left.trim(), "sip:delete@127.0.0.1\tpref\nsip:delete@127.0.0.1\tpref", "{left}");
+    let left = sql(&format!(
+        "SELECT uuid, attribute FROM {p} WHERE uuid <> '' ORDER BY attribute"
+    ));
+    assert_eq!(
+        left.trim(),
+        "sip:delete@127.0.0.1\tpref\nsip:delete@127.0.0.1\tpref",
+        "{left}"
+    );
 }
 
 #[test]
@@ -367,7 +390,10 @@ end
     // and the INSERT wrote it as it was.
     let evil = "x'or'1'='1";
     let r = options(px.port, evil);
-    assert!(r.starts_with("SIP/2.0 200 -2 nil|nil|nil|nil 1 zed|3 -2 -2 -1"), "{r}");
+    assert!(
+        r.starts_with("SIP/2.0 200 -2 nil|nil|nil|nil 1 zed|3 -2 -2 -1"),
+        "{r}"
+    );
     let names = sql(&format!("SELECT name FROM {q} WHERE n = 99 ORDER BY name"));
     assert_eq!(names.trim(), "o'brien\nx'or'1'='1", "{names}");
     sql(&format!("DROP TABLE {q}"));

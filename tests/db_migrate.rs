@@ -59,7 +59,10 @@ fn column_type(db: &str, table: &str, col: &str) -> String {
 #[test]
 fn old_opensips_tables_are_brought_to_3_4() {
     let name = format!("lunasip_mig_{}", std::process::id());
-    sql("test", &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
+    sql(
+        "test",
+        &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"),
+    );
     let _db = Db(name.clone());
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -106,7 +109,9 @@ fn old_opensips_tables_are_brought_to_3_4() {
         assert!(out.contains(line), "{line}\n{out}");
     }
     assert!(
-        err.contains("table dialog: not migrated: version 11 → 12: rows hold script_flags as bit masks"),
+        err.contains(
+            "table dialog: not migrated: version 11 → 12: rows hold script_flags as bit masks"
+        ),
         "{err}"
     );
     assert!(
@@ -120,17 +125,26 @@ fn old_opensips_tables_are_brought_to_3_4() {
     );
     // Rows kept, converted where the type changed.
     assert_eq!(
-        sql(&name, "SELECT username, expires, contact, kv_store FROM location"),
+        sql(
+            &name,
+            "SELECT username, expires, contact, kv_store FROM location"
+        ),
         format!("alice\t{want_expires}\tsip:alice@192.0.2.1:5060\tNULL")
     );
-    assert_eq!(column_type(&name, "location", "expires"), "int(10) unsigned");
+    assert_eq!(
+        column_type(&name, "location", "expires"),
+        "int(10) unsigned"
+    );
     assert_eq!(column_type(&name, "location", "contact"), "text");
     assert_eq!(
         sql(&name, "SELECT username, ha1, ha1b, CONCAT('[', ha1_sha256, '|', ha1_sha512t256, ']') FROM subscriber"),
         "bob\th\thb\t[|]"
     );
     assert_eq!(
-        sql(&name, "SELECT destination, probe_mode, attrs IS NULL FROM dispatcher"),
+        sql(
+            &name,
+            "SELECT destination, probe_mode, attrs IS NULL FROM dispatcher"
+        ),
         "sip:192.0.2.5\t0\t0"
     );
     let nullable = sql(
@@ -143,16 +157,31 @@ fn old_opensips_tables_are_brought_to_3_4() {
     assert_eq!(nullable, "YES\nYES");
     assert_eq!(column_type(&name, "acc", "ms_duration"), "int(11) unsigned");
     // The refused dialog table is untouched.
-    assert_eq!(column_type(&name, "dialog", "script_flags"), "int(10) unsigned");
+    assert_eq!(
+        column_type(&name, "dialog", "script_flags"),
+        "int(10) unsigned"
+    );
 
     // Once the flagged dialog is gone, dialog migrates too; what is done
     // stays done.
-    sql(&name, "DELETE FROM dialog; UPDATE version SET table_version = 2 WHERE table_name = 'uri'");
+    sql(
+        &name,
+        "DELETE FROM dialog; UPDATE version SET table_version = 2 WHERE table_name = 'uri'",
+    );
     let (ok, out, err) = migrate(&url, &[]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("table dialog: version 11 → 12 (11→12: script_flags as flag names)"), "{out}");
-    assert!(out.contains("table location: version 1013, nothing to do"), "{out}");
-    assert!(out.contains("table loc_b: version 1013, kind unknown"), "{out}");
+    assert!(
+        out.contains("table dialog: version 11 → 12 (11→12: script_flags as flag names)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("table location: version 1013, nothing to do"),
+        "{out}"
+    );
+    assert!(
+        out.contains("table loc_b: version 1013, kind unknown"),
+        "{out}"
+    );
     assert_eq!(column_type(&name, "dialog", "script_flags"), "char(255)");
     // lunasip's registrar reads and writes the migrated table (its
     // version check passes): a user registers, a call reaches them.
@@ -182,12 +211,24 @@ end
         "u1",
         1,
         1,
-        &["-s", "bob", "-key", "contact_port", &callee.port.to_string(), "-key", "expires", "120"],
+        &[
+            "-s",
+            "bob",
+            "-key",
+            "contact_port",
+            &callee.port.to_string(),
+            "-key",
+            "expires",
+            "120",
+        ],
     );
     assert_eq!(r.successful, 1, "{}\n{}", r.errors, p.log_text());
     let c = uac("uac.xml", p.port, "u1", 1, 1, &["-s", "bob"]);
     assert_eq!(c.successful, 1, "{}\n{}", c.errors, p.log_text());
     assert_eq!(callee.counts(1).0, 1, "{}", callee.errors());
-    let e = sql(&name, "SELECT expires > UNIX_TIMESTAMP() FROM location WHERE username = 'bob'");
+    let e = sql(
+        &name,
+        "SELECT expires > UNIX_TIMESTAMP() FROM location WHERE username = 'bob'",
+    );
     assert_eq!(e, "1");
 }

@@ -127,11 +127,24 @@ pub enum Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Current { table, version } => write!(f, "table {table}: version {version}, nothing to do"),
-            Outcome::Migrated { table, from, to, steps } => {
-                write!(f, "table {table}: version {from} → {to} ({})", steps.join("; "))
+            Outcome::Current { table, version } => {
+                write!(f, "table {table}: version {version}, nothing to do")
             }
-            Outcome::Refused { table, reason } => write!(f, "table {table}: not migrated: {reason}"),
+            Outcome::Migrated {
+                table,
+                from,
+                to,
+                steps,
+            } => {
+                write!(
+                    f,
+                    "table {table}: version {from} → {to} ({})",
+                    steps.join("; ")
+                )
+            }
+            Outcome::Refused { table, reason } => {
+                write!(f, "table {table}: not migrated: {reason}")
+            }
             Outcome::Unknown { table, version } => {
                 write!(f, "table {table}: version {version}, kind unknown (name it with --kind {table}=KIND), left alone")
             }
@@ -163,16 +176,23 @@ fn plan(kind: &str, from: i64, to: i64) -> Result<Vec<&'static Step>, String> {
 /// Migrates one table of kind `kind` (a thread that is not a SIP worker).
 pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<Outcome, DbError> {
     let name = table.to_string();
-    let want = version::expected(kind).ok_or_else(|| DbError::Internal(format!("no known version for {kind}")))?;
+    let want = version::expected(kind)
+        .ok_or_else(|| DbError::Internal(format!("no known version for {kind}")))?;
     let rows = db.query_wait(
         "SELECT table_version FROM version WHERE table_name = ?",
         vec![Value::text(table.as_str())],
     )?;
     let Some(have) = rows.first().and_then(|r| r.at(0).as_int()) else {
-        return Ok(Outcome::Refused { table: name, reason: "no row in the version table".into() });
+        return Ok(Outcome::Refused {
+            table: name,
+            reason: "no row in the version table".into(),
+        });
     };
     if have == want {
-        return Ok(Outcome::Current { table: name, version: have });
+        return Ok(Outcome::Current {
+            table: name,
+            version: have,
+        });
     }
     if have > want {
         return Ok(Outcome::Refused {
@@ -188,7 +208,12 @@ pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<O
     }
     let steps = match plan(kind, have, want) {
         Ok(s) => s,
-        Err(reason) => return Ok(Outcome::Refused { table: name, reason }),
+        Err(reason) => {
+            return Ok(Outcome::Refused {
+                table: name,
+                reason,
+            })
+        }
     };
     // Every guard first, so a refused table is left untouched.
     for s in &steps {
@@ -216,16 +241,30 @@ pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<O
         }
         done.push(format!("{}→{}: {}", s.from, s.from + 1, s.what));
     }
-    Ok(Outcome::Migrated { table: name, from: have, to: want, steps: done })
+    Ok(Outcome::Migrated {
+        table: name,
+        from: have,
+        to: want,
+        steps: done,
+    })
 }
 
 /// Every table the `version` table lists: its kind is its name, or what
 /// `kinds` (table → kind) says.
-pub fn all_wait(db: &Db, kinds: &[(String, String)], dry_run: bool) -> Result<Vec<Outcome>, DbError> {
-    let rows = db.query_wait("SELECT table_name, table_version FROM version ORDER BY table_name", vec![])?;
+pub fn all_wait(
+    db: &Db,
+    kinds: &[(String, String)],
+    dry_run: bool,
+) -> Result<Vec<Outcome>, DbError> {
+    let rows = db.query_wait(
+        "SELECT table_name, table_version FROM version ORDER BY table_name",
+        vec![],
+    )?;
     let mut out = Vec::new();
     for r in rows {
-        let Some(name) = r.at(0).as_text() else { continue };
+        let Some(name) = r.at(0).as_text() else {
+            continue;
+        };
         let kind = kinds
             .iter()
             .find(|(t, _)| *t == name)
@@ -257,7 +296,11 @@ mod tests {
         assert!(plan("subscriber", 6, 8).is_err());
         // Every step leads towards a version lunasip reads.
         for s in STEPS {
-            assert!(version::expected(s.kind).is_some_and(|w| s.from < w), "{}", s.kind);
+            assert!(
+                version::expected(s.kind).is_some_and(|w| s.from < w),
+                "{}",
+                s.kind
+            );
         }
     }
 }

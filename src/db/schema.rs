@@ -260,7 +260,9 @@ pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
         ("usr_preferences", Dialect::Mysql) => Vec::new(),
         ("usr_preferences", _) => vec![
             format!("CREATE INDEX IF NOT EXISTS {base}_ua_idx ON {name} (uuid, attribute)"),
-            format!("CREATE INDEX IF NOT EXISTS {base}_uda_idx ON {name} (username, domain, attribute)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {base}_uda_idx ON {name} (username, domain, attribute)"
+            ),
             format!("CREATE INDEX IF NOT EXISTS {base}_value_idx ON {name} (value)"),
         ],
         ("subscriber", Dialect::Mysql) => Vec::new(),

@@ -70,13 +70,17 @@ fn source(st: &State, a: &Args, s: &str) -> mlua::Result<Source> {
     })
 }
 
-/// The (uuid, username, domain) the source stands for in this call;
-/// Err with the reason when it has no value or no usable URI.
-fn keys(
-    call: &Call,
-    src: &Source,
-    use_domain: bool,
-) -> Result<(Option<String>, Option<String>, Option<String>), String> {
+/// The columns a source is compared with: uuid, or username [and domain].
+#[derive(Debug, Clone, Default)]
+struct Keys {
+    uuid: Option<String>,
+    user: Option<String>,
+    domain: Option<String>,
+}
+
+/// The keys the source stands for in this call; Err with the reason
+/// when it has no value or no usable URI.
+fn keys(call: &Call, src: &Source, use_domain: bool) -> Result<Keys, String> {
     let v = match &src.val {
         SourceVal::Const(s) => s.clone(),
         SourceVal::Spec(spec) => match pv::get(call, spec).to_text() {
@@ -85,7 +89,10 @@ fn keys(
         },
     };
     if src.mode == Mode::Uuid {
-        return Ok((Some(v), None, None));
+        return Ok(Keys {
+            uuid: Some(v),
+            ..Keys::default()
+        });
     }
     let u = Uri::parse(&v).map_err(|_| format!("'{v}' is not a URI"))?;
     let user = match src.mode {
@@ -103,7 +110,11 @@ fn keys(
         Mode::Uri if use_domain => Some(u.host.to_string()),
         _ => None,
     };
-    Ok((None, user, domain))
+    Ok(Keys {
+        uuid: None,
+        user,
+        domain,
+    })
 }
 
 /// The attribute parameter: `$avp(x)` or every AVP (`*`, `s`, `a`, `i`),
@@ -142,18 +153,18 @@ fn attr(st: &State, a: &Args, s: &str) -> mlua::Result<Attr> {
 }
 
 /// The WHERE clause and parameters (avpops_db.c prepare_selection).
-fn selection(c: &AvpConf, k: &(Option<String>, Option<String>, Option<String>), attr: Option<&str>) -> (String, Vec<DbValue>) {
+fn selection(c: &AvpConf, k: &Keys, attr: Option<&str>) -> (String, Vec<DbValue>) {
     let mut conds = Vec::new();
     let mut params = Vec::new();
-    if let Some(uuid) = &k.0 {
+    if let Some(uuid) = &k.uuid {
         conds.push(format!("{} = ?", c.uuid_column));
         params.push(DbValue::text(uuid.as_str()));
     } else {
-        if let Some(u) = &k.1 {
+        if let Some(u) = &k.user {
             conds.push(format!("{} = ?", c.username_column));
             params.push(DbValue::text(u.as_str()));
         }
-        if let Some(d) = &k.2 {
+        if let Some(d) = &k.domain {
             conds.push(format!("{} = ?", c.domain_column));
             params.push(DbValue::text(d.as_str()));
         }
@@ -175,7 +186,7 @@ fn name_of(call: &Call, spec: &Spec) -> Result<String, String> {
 
 /// What the synchronous part of a DB call found.
 struct Target {
-    keys: (Option<String>, Option<String>, Option<String>),
+    keys: Keys,
     attr: Option<String>,
     table: Ident,
 }
@@ -299,14 +310,14 @@ pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
         let v = coded(lua, -1)?;
         return Ok(Box::pin(async move { Ok(v) }));
     }
-    let (uuid, user, domain) = &t.keys;
+    let Keys { uuid, user, domain } = &t.keys;
     let mut params = Vec::new();
     let mut rows = Vec::new();
     for (name, v) in &values {
-        let ty = match v {
-            Value::Int(_) => VAL_INT,
-            _ => 0,
-        } | if name.bytes().all(|b| b.is_ascii_digit()) { NAME_INT } else { 0 };
+        // avpops_impl.c ops_dbstore_avps: the type bits of the value and name.
+        let int_val = if matches!(v, Value::Int(_)) { VAL_INT } else { 0 };
+        let int_name = if name.bytes().all(|b| b.is_ascii_digit()) { NAME_INT } else { 0 };
+        let ty = int_val | int_name;
         rows.push("(?, ?, ?, ?, ?, ?)");
         params.extend([
             DbValue::text(uuid.clone().unwrap_or_default()),
@@ -374,11 +385,18 @@ mod tests {
     #[test]
     fn selections() {
         let c = AvpConf::default();
-        let k = (None, Some("alice".to_string()), Some("example.com".to_string()));
+        let k = Keys {
+            uuid: None,
+            user: Some("alice".into()),
+            domain: Some("example.com".into()),
+        };
         let (w, p) = selection(&c, &k, Some("fwd"));
         assert_eq!(w, "username = ? AND domain = ? AND attribute = ?");
         assert_eq!(p.len(), 3);
-        let k = (Some("u1".to_string()), None, None);
+        let k = Keys {
+            uuid: Some("u1".into()),
+            ..Keys::default()
+        };
         assert_eq!(selection(&c, &k, None).0, "uuid = ?");
     }
 }

@@ -9,10 +9,34 @@ const M: &str = "avpops";
 const T: Option<&str> = Some("avpops");
 
 pub(super) static FUNCTIONS: &[Function] = &[
-    Function::new(M, T, "avp_db_query", &[V, Optional(&V), Optional(&Int)], RouteMask::WAIT),
-    Function::new(M, T, "avp_db_load", &[V, V, Optional(&Int), Optional(&Str)], RouteMask::WAIT),
-    Function::new(M, T, "avp_db_store", &[V, V, Optional(&Int)], RouteMask::WAIT),
-    Function::new(M, T, "avp_db_delete", &[V, V, Optional(&Int)], RouteMask::WAIT),
+    Function::new(
+        M,
+        T,
+        "avp_db_query",
+        &[V, Optional(&V), Optional(&Int)],
+        RouteMask::WAIT,
+    ),
+    Function::new(
+        M,
+        T,
+        "avp_db_load",
+        &[V, V, Optional(&Int), Optional(&Str)],
+        RouteMask::WAIT,
+    ),
+    Function::new(
+        M,
+        T,
+        "avp_db_store",
+        &[V, V, Optional(&Int)],
+        RouteMask::WAIT,
+    ),
+    Function::new(
+        M,
+        T,
+        "avp_db_delete",
+        &[V, V, Optional(&Int)],
+        RouteMask::WAIT,
+    ),
     Function::new(M, T, "avp_delete", &[V], RouteMask::ANY),
     Function::new(M, T, "avp_copy", &[V, V], RouteMask::ANY),
     Function::new(M, T, "avp_shuffle", &[V], RouteMask::ANY),

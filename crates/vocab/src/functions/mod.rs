@@ -5,9 +5,9 @@
 
 mod acc;
 mod alias_db;
-mod avpops;
 mod auth;
 mod auth_db;
+mod avpops;
 mod cachedb_local;
 mod cfgutils;
 mod core;
