@@ -398,3 +398,57 @@ end
     assert_eq!(names.trim(), "o'brien\nx'or'1'='1", "{names}");
     sql(&format!("DROP TABLE {q}"));
 }
+
+#[test]
+fn preferences_round_trip_on_sqlite() {
+    // The embedded default: `lunasip db init sqlite:///…` makes
+    // usr_preferences; what one request stores the next one loads.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/prefs.db", dir.path().display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["db", "init", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = format!(
+        r#"config = {{
+  listen = {{ "udp:127.0.0.1:{{PORT}}" }},
+  children = 1,
+  modules = {{ avpops = {{ db_url = "{url}" }} }},
+}}
+
+function route.main()
+  local a = sip.avpops
+  local _, l = a.avp_db_load("$ru", "*")
+  local r = {{ l, tostring(sip.pv.get("$avp(color)")), type(sip.pv.get("$avp(n)")) }}
+  if l < 0 then
+    sip.pv.set("$avp(color)", "blue")
+    sip.pv.set("$avp(n)", 5)
+    local _, s = a.avp_db_store("$ru", "*")
+    r[#r + 1] = s
+  else
+    local _, q = a.avp_db_query("SELECT value FROM usr_preferences WHERE username = '$rU' ORDER BY value", "$avp(v)")
+    r[#r + 1] = q .. ":" .. tostring(sip.pv.get("$(avp(v)[0])")) .. "," .. tostring(sip.pv.get("$(avp(v)[1])"))
+  end
+  sip.sl.sl_send_reply(200, table.concat(r, " "))
+end
+"#
+    );
+    let px = Proxy::start(&script);
+    assert_eq!(
+        options(px.port, "carol"),
+        "SIP/2.0 200 -1 nil nil 1",
+        "{}",
+        px.log_text()
+    );
+    assert_eq!(
+        options(px.port, "carol"),
+        "SIP/2.0 200 1 blue number 1:5,blue",
+        "{}",
+        px.log_text()
+    );
+}
