@@ -7,6 +7,13 @@
 //! Every query suspends the route, never the worker, and takes bound
 //! parameters only: pseudo-variables written into `avp_db_query`'s SQL
 //! are sent as parameters, not pasted into the text (see [`query`]).
+//!
+//! Differences from OpenSIPS: `avp_db_store` writes every value of the
+//! AVP, also those `avp_db_load` read (OpenSIPS skips AVP_IS_IN_DB ones);
+//! `db_scheme` and `/$scheme` are not supported; `avp_op` with an AVP as
+//! operand uses its newest integer value (OpenSIPS also cycles over the
+//! operand's other values); AVP names are always strings (type bit 2 is
+//! written for all-digit names).
 
 mod ops;
 mod prefs;
