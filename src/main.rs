@@ -169,8 +169,9 @@ impl ReadArgs {
 
 #[derive(Subcommand)]
 enum DbCmd {
-    /// Create OpenSIPS 3.4's `version`, `location`, `subscriber`, `acc`, `missed_calls`
-    /// and `dialog` tables (when missing)
+    /// Create OpenSIPS 3.4's `version`, `location`, `subscriber`, `domain`, `uri`,
+    /// `dbaliases`, `address`, `usr_preferences`, `acc`, `missed_calls` and `dialog`
+    /// tables (when missing)
     /// and record the table versions, on mysql://, postgres:// or sqlite:///path.
     Init {
         /// The database: mysql://user:pw@host/db, postgres://user@host/db, sqlite:///path/file.db.
@@ -193,6 +194,22 @@ enum DbCmd {
         /// The name of the address table (permissions' `address_table`).
         #[arg(long, default_value = "address")]
         address_table: String,
+        /// The name of the preferences table (avpops' `avp_table`).
+        #[arg(long, default_value = "usr_preferences")]
+        usr_preferences_table: String,
+    },
+    /// Upgrade tables of an older OpenSIPS release (as the `version` table lists them)
+    /// to OpenSIPS 3.4's versions where the step is mechanical; refuse the others
+    /// with the reason, leaving them as they are (MySQL/MariaDB).
+    Migrate {
+        /// The database URL.
+        url: String,
+        /// A table whose name is not its kind: `--kind loc_a=location` (repeatable).
+        #[arg(long = "kind", value_name = "TABLE=KIND")]
+        kinds: Vec<String>,
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Add (or replace) a user in the subscriber table with its HA1 columns
     /// (MD5, SHA-256, SHA-512/256; realm = domain), as `opensips-cli user add`.
@@ -218,6 +235,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             uri_table,
             dbaliases_table,
             address_table,
+            usr_preferences_table,
         } => {
             let pool = db::open(&url).map_err(|e| e.to_string())?;
             for (kind, name) in [
@@ -227,6 +245,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 ("uri", uri_table),
                 ("dbaliases", dbaliases_table),
                 ("address", address_table),
+                ("usr_preferences", usr_preferences_table),
                 ("acc", "acc".to_string()),
                 ("missed_calls", "missed_calls".to_string()),
                 ("dialog", "dialog".to_string()),
@@ -237,6 +256,35 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        DbCmd::Migrate {
+            url,
+            kinds,
+            dry_run,
+        } => {
+            let kinds = kinds
+                .iter()
+                .map(|k| {
+                    k.split_once('=')
+                        .map(|(t, k)| (t.trim().to_string(), k.trim().to_string()))
+                        .ok_or_else(|| format!("--kind {k}: expected TABLE=KIND"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let pool = db::open(&url).map_err(|e| e.to_string())?;
+            let shown = db::redact(&url);
+            let mut refused = 0;
+            for o in db::migrate::all_wait(&pool, &kinds, dry_run).map_err(|e| e.to_string())? {
+                if matches!(o, db::migrate::Outcome::Refused { .. }) {
+                    refused += 1;
+                    eprintln!("{shown}: {o}");
+                } else {
+                    println!("{shown}: {o}{}", if dry_run { " [dry run]" } else { "" });
+                }
+            }
+            match refused {
+                0 => Ok(()),
+                n => Err(format!("{n} table(s) not migrated (see above)")),
+            }
         }
         DbCmd::AddUser {
             url,

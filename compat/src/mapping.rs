@@ -101,6 +101,7 @@ fn kind_name(a: Arg) -> &'static str {
         Arg::Pv => "pv spec",
         Arg::Flag => "flag",
         Arg::Table => "table",
+        Arg::Verbatim => "text read as written",
         Arg::Optional(_) => "optional",
     }
 }

@@ -14,6 +14,7 @@
 //! up to 10 s), so a dead server costs nothing per call. [`version`]
 //! checks OpenSIPS 3.4's `version` table.
 
+pub mod migrate;
 mod mysql;
 mod pg;
 pub mod schema;

@@ -13,6 +13,7 @@ pub const KINDS: &[&str] = &[
     "domain",
     "uri",
     "dbaliases",
+    "usr_preferences",
     "acc",
     "missed_calls",
     "dialog",
@@ -197,6 +198,20 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    grp {small} DEFAULT 0 NOT NULL,\n    ip {text}(50) NOT NULL,\n    mask {tiny} DEFAULT 32 NOT NULL,\n    port {small} DEFAULT 0 NOT NULL,\n    proto {text}(4) DEFAULT 'any' NOT NULL,\n    pattern {text}(64) DEFAULT NULL,\n    context_info {text}(32) DEFAULT NULL\n){tail}"
             )
         }
+        ("usr_preferences", d) => {
+            let (id, text, int, dt, tail) = match d {
+                Dialect::Mysql => ("INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL", "CHAR", "INT(11)", "DATETIME", " ENGINE=InnoDB"),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR", "INTEGER", "TIMESTAMP WITHOUT TIME ZONE", ""),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR", "INTEGER", "DATETIME", ""),
+            };
+            let inline = match d {
+                Dialect::Mysql => ",\n    INDEX ua_idx (uuid, attribute),\n    INDEX uda_idx (username, domain, attribute),\n    INDEX value_idx (value)",
+                _ => "",
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    uuid {text}(64) DEFAULT '' NOT NULL,\n    username {text}(64) DEFAULT 0 NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    attribute {text}(32) DEFAULT '' NOT NULL,\n    type {int} DEFAULT 0 NOT NULL,\n    value {text}(128) DEFAULT '' NOT NULL,\n    last_modified {dt} DEFAULT '1900-01-01 00:00:01' NOT NULL{inline}\n){tail}"
+            )
+        }
         ("acc" | "missed_calls", d) => {
             let (id, text, uint, dt, tail) = match d {
                 Dialect::Mysql => ("INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL", "CHAR", "INT(11) UNSIGNED", "DATETIME", " ENGINE=InnoDB"),
@@ -242,6 +257,14 @@ pub fn indexes(d: Dialect, kind: &str, name: &Ident) -> Vec<String> {
         ("dbaliases", _) => vec![format!(
             "CREATE INDEX IF NOT EXISTS {base}_target_idx ON {name} (username, domain)"
         )],
+        ("usr_preferences", Dialect::Mysql) => Vec::new(),
+        ("usr_preferences", _) => vec![
+            format!("CREATE INDEX IF NOT EXISTS {base}_ua_idx ON {name} (uuid, attribute)"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {base}_uda_idx ON {name} (username, domain, attribute)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {base}_value_idx ON {name} (value)"),
+        ],
         ("subscriber", Dialect::Mysql) => Vec::new(),
         ("subscriber", _) => vec![format!(
             "CREATE INDEX IF NOT EXISTS {base}_username_idx ON {name} (username)"

@@ -52,6 +52,7 @@ modules! {
     nathelper: MODULE;
     domain: MODULE;
     alias_db: MODULE;
+    avpops: MODULE;
     permissions: MODULE;
     dialog: MODULE;
     acc: MODULE;

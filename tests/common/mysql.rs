@@ -20,6 +20,7 @@ pub struct Tables {
     pub uri: String,
     pub dbaliases: String,
     pub address: String,
+    pub usr_preferences: String,
     /// What `db init` printed.
     pub init_output: String,
 }
@@ -36,6 +37,7 @@ impl Tables {
             uri: format!("uri_{id}"),
             dbaliases: format!("ali_{id}"),
             address: format!("adr_{id}"),
+            usr_preferences: format!("pref_{id}"),
             init_output: String::new(),
         };
         let out = Command::new(env!("CARGO_BIN_EXE_lunasip"))
@@ -52,6 +54,8 @@ impl Tables {
                 &t.dbaliases,
                 "--address-table",
                 &t.address,
+                "--usr-preferences-table",
+                &t.usr_preferences,
             ])
             .output()
             .expect("lunasip db init");
@@ -92,6 +96,7 @@ impl Drop for Tables {
             &self.uri,
             &self.dbaliases,
             &self.address,
+            &self.usr_preferences,
         ] {
             let _ = std::panic::catch_unwind(|| {
                 sql(&format!("DROP TABLE IF EXISTS {t}"));

@@ -7,6 +7,7 @@ mod acc;
 mod alias_db;
 mod auth;
 mod auth_db;
+mod avpops;
 mod cachedb_local;
 mod cfgutils;
 mod core;
@@ -51,6 +52,11 @@ pub enum Arg {
     Flag,
     /// A Lua table of names to values (event parameters).
     Table,
+    /// Text the function reads pseudo-variables from itself (avpops'
+    /// `"$avp(x)/g"`, `"le/$avp(lim)"`, `avp_db_query`'s SQL, whose
+    /// variables become bound parameters): passed as written, never
+    /// expanded before the call.
+    Verbatim,
     /// An argument that may be left out.
     Optional(&'static Arg),
 }
@@ -163,6 +169,7 @@ static MODULES: &[&[Function]] = &[
     nathelper::FUNCTIONS,
     domain::FUNCTIONS,
     alias_db::FUNCTIONS,
+    avpops::FUNCTIONS,
     permissions::FUNCTIONS,
     dialog::FUNCTIONS,
     acc::FUNCTIONS,
