@@ -145,8 +145,9 @@ fn os34_residential_default_registers_and_calls() {
 /// subscriber not registered gets the script's 404 and to an unknown user
 /// its "420 Bad Extension" (`db_does_uri_exist`). The test names its own
 /// subscriber table and the database of the test server; the routing
-/// logic is the config's. Its only parameter lunasip lacks is auth_db's
-/// `load_credentials`, set to "" (no AVPs, OpenSIPS's default).
+/// logic is the config's; it loads without `--allow-missing` (the
+/// template sets auth_db's `load_credentials` to "": no AVPs, so a
+/// subscriber table without OpenSIPS's default `rpid` column works).
 #[test]
 fn os34_residential_with_auth_on_mariadb_registers_and_calls() {
     use common::mysql::{Tables, URL};
@@ -172,7 +173,7 @@ fn os34_residential_with_auth_on_mariadb_registers_and_calls() {
         .replace("\"subscriber\"", &format!("\"{}\"", t.subscriber));
     assert!(cfg.contains(URL) && cfg.contains(&t.subscriber));
 
-    let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &["--allow-missing"])
+    let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &[])
         .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
     // bob registers from the port his callee agent listens on next
     // (reg_auth.xml binds the contact to its own port).
