@@ -6,6 +6,7 @@
 mod asyncs;
 mod config;
 mod expr;
+mod pvtext;
 mod stmt;
 
 use std::collections::{HashMap, HashSet};
