@@ -265,17 +265,24 @@ fn with_flag_c_the_callee_sees_another_callid_and_the_caller_its_own() {
     let bye_in = |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", "CU");
     hidden_calls_with(bye_in, 1, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
     // The control: without C the same callee fails.
-    let callee_sipp = uas(&callee, "u1");
+    let (run, callee_sipp) = one_dialog_call("th_uac.xml", &callee, "");
+    let (ok, _) = callee_sipp.counts(1);
+    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
+}
+
+/// One call hidden with a dialog and `flags`, for the controls: the
+/// caller's run and the callee.
+fn one_dialog_call(caller: &str, callee: &str, flags: &str) -> (SippRun, Uas) {
+    let callee = uas(callee, "u1");
     let proxy = Proxy::start(&script(
-        callee_sipp.port,
+        callee.port,
         "",
         "sip.dialog.create_dialog()",
-        "",
+        flags,
     ));
-    let run = uac("th_uac.xml", proxy.port, "u1", 1, 1, &[]);
-    let (ok, _) = callee_sipp.counts(1);
+    let run = uac(caller, proxy.port, "u1", 1, 1, &[]);
     drop(proxy);
-    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
+    (run, callee)
 }
 
 /// Scenarios for flag `a`: the callee's re-INVITE carries another Contact
@@ -317,15 +324,7 @@ fn with_flag_a_the_caller_keeps_the_contact_of_the_answer() {
     let keep = |uas| script(uas, "", "sip.dialog.create_dialog()", "Ua");
     hidden_calls_with(keep, 2, &caller, &callee);
     // The control: with `U` alone the caller sees the new user and fails.
-    let callee_sipp = uas(&callee, "u1");
-    let proxy = Proxy::start(&script(
-        callee_sipp.port,
-        "",
-        "sip.dialog.create_dialog()",
-        "U",
-    ));
-    let run = uac(&caller, proxy.port, "u1", 1, 1, &[]);
-    drop(proxy);
+    let (run, _callee) = one_dialog_call(&caller, &callee, "U");
     assert_eq!(run.successful, 0, "{}", run.errors);
     assert!(
         run.errors.contains("regexp") && run.errors.contains("bob@"),
