@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ds::mi;
+use common::ds::{dialogs, json, mi};
 use common::*;
 use std::time::Duration;
 
@@ -75,20 +75,6 @@ function route.main()
 end
 "#
     )
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// The dialogs `dlg_list` shows.
-fn dialogs(mi_port: u16) -> Vec<serde_json::Value> {
-    let (ok, out) = mi(mi_port, &["dlg_list"]);
-    assert!(ok, "{out}");
-    json(&out)["Dialogs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[test]

@@ -258,6 +258,7 @@ const PVS: &[(&str, &str)] = &[
     ("$DLG_timeout", "<null>"),
     ("$dlg_val(x)", "<null>"),
     ("$acc_extra(x)", "<null>"),
+    ("$acc_leg(x)", "<null>"),
     ("$TH_callee_callid", "<null>"),
     ("$null", "<null>"),
     ("$C(rx)", "\x1b[0;31m"),

@@ -25,7 +25,7 @@ fn script(uas: u16, modules: &str, create: &str, flags: &str) -> String {
 function route.main()
   if sip.has_totag() then
     if sip.topology_hiding.topology_hiding_match() then
-      sip.xlog("L_INFO", "th matched $rm to $ru callee_callid=$TH_callee_callid\n")
+      sip.xlog("L_INFO", "th matched $rm $ou to $ru ci=$ci callee_callid=$TH_callee_callid\n")
       sip.tm.t_relay()
     else
       sip.xlog("L_INFO", "th no match for $rm $ru\n")
@@ -121,6 +121,74 @@ fn without_a_dialog_the_encoded_contact_carries_the_call() {
     );
 }
 
+/// OpenSIPS's word64 (ut.c): base64 digits ending in `+.`, `-` padding.
+fn word64(b: &[u8]) -> String {
+    let d = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(d[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('-');
+            }
+        }
+    }
+    out
+}
+
+/// The `thinfo` values in the R-URIs of the sequential requests logged.
+fn thinfo_values(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("th matched"))
+        .filter_map(|l| l.split_once(";thinfo=").map(|(_, r)| r))
+        .map(|r| r.split([';', ' ', '>']).next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn the_dialogless_contact_is_written_in_word64_or_base32_as_the_scheme_says() {
+    for (scheme, digit) in [
+        (
+            "base64",
+            (|b: u8| b.is_ascii_alphanumeric() || b"+.-".contains(&b)) as fn(u8) -> bool,
+        ),
+        ("base32", |b: u8| {
+            b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b) || b == b'-'
+        }),
+    ] {
+        let modules = format!("topology_hiding = {{ th_contact_encode_scheme = \"{scheme}\" }},");
+        let log = hidden_calls_with(
+            |uas| script(uas, &modules, "", ""),
+            1,
+            "th_uac.xml",
+            "th_uas.xml",
+        );
+        let values = thinfo_values(&log);
+        assert!(!values.is_empty(), "{log}");
+        for v in &values {
+            assert!(v.len() > 16 && v.bytes().all(digit), "{scheme}: {v}");
+        }
+        // base64 uses lower case; base32 never does.
+        assert_eq!(
+            values
+                .iter()
+                .any(|v| v.bytes().any(|b| b.is_ascii_lowercase())),
+            scheme == "base64"
+        );
+    }
+    let bad = Proxy::try_start(&script(
+        5060,
+        "topology_hiding = { th_contact_encode_scheme = \"hex\" },",
+        "",
+        "",
+    ));
+    assert!(bad.is_err_and(|log| log.contains("th_contact_encode_scheme")));
+}
+
 #[test]
 fn a_branch_of_the_failure_route_is_hidden_too() {
     // The first callee is busy; the failure route relays to th_uas.xml,
@@ -149,7 +217,7 @@ fn a_bye_from_the_callee_reaches_the_caller_through_its_route_set() {
 
 /// th_uas.xml that also fails unless the Call-ID it sees is a hidden one.
 fn callee_checking_callid(dir: &std::path::Path) -> String {
-    let check = r#"<ereg regexp="^[[:space:]]*DLGCH_[0-9a-f]+$" search_in="hdr" header="Call-ID:" check_it="true" assign_to="ci"/>"#;
+    let check = r#"<ereg regexp="^[[:space:]]*DLGCH_[A-Za-z0-9+.]+-*$" search_in="hdr" header="Call-ID:" check_it="true" assign_to="ci"/>"#;
     let text = std::fs::read_to_string(scenario("th_uas.xml")).unwrap();
     let anchor = r#"assign_to="x1"/>"#;
     assert!(text.contains(anchor));
@@ -171,20 +239,98 @@ fn with_flag_c_the_callee_sees_another_callid_and_the_caller_its_own() {
     let with_c = |uas| script(uas, "", "sip.dialog.create_dialog()", "C");
     let log = hidden_calls_with(with_c, 2, "th_uac.xml", &callee);
     assert!(log.contains("callee_callid=DLGCH_"), "{log}");
+    // OpenSIPS's encoding (topo_hiding_logic.c dlg_th_encode_callid): the
+    // Call-ID masked with th_callid_passwd, in word64, behind the prefix.
+    let mut seen = 0;
+    for l in log.lines() {
+        let Some((_, rest)) = l.split_once(" ci=") else {
+            continue;
+        };
+        let Some((ci, hidden)) = rest.split_once(" callee_callid=") else {
+            continue;
+        };
+        if ci.starts_with("DLGCH_") {
+            continue;
+        }
+        let masked: Vec<u8> = ci
+            .bytes()
+            .zip(b"OpenSIPS".iter().cycle())
+            .map(|(a, k)| a ^ k)
+            .collect();
+        let hidden = hidden.split_whitespace().next().unwrap_or_default();
+        assert_eq!(hidden, format!("DLGCH_{}", word64(&masked)), "{l}");
+        seen += 1;
+    }
+    assert!(seen > 0, "{log}");
     let bye_in = |uas| script(uas, "topology_hiding = { force_dialog = 1 },", "", "CU");
     hidden_calls_with(bye_in, 1, "th_uac_bye_in.xml", "th_uas_bye_out.xml");
     // The control: without C the same callee fails.
-    let callee_sipp = uas(&callee, "u1");
+    let (run, callee_sipp) = one_dialog_call("th_uac.xml", &callee, "");
+    let (ok, _) = callee_sipp.counts(1);
+    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
+}
+
+/// One call hidden with a dialog and `flags`, for the controls: the
+/// caller's run and the callee.
+fn one_dialog_call(caller: &str, callee: &str, flags: &str) -> (SippRun, Uas) {
+    let callee = uas(callee, "u1");
     let proxy = Proxy::start(&script(
-        callee_sipp.port,
+        callee.port,
         "",
         "sip.dialog.create_dialog()",
-        "",
+        flags,
     ));
-    let run = uac("th_uac.xml", proxy.port, "u1", 1, 1, &[]);
-    let (ok, _) = callee_sipp.counts(1);
+    let run = uac(caller, proxy.port, "u1", 1, 1, &[]);
     drop(proxy);
-    assert_eq!((run.successful, ok), (0, 0), "{}", callee_sipp.errors());
+    (run, callee)
+}
+
+/// Scenarios for flag `a`: the callee's re-INVITE carries another Contact
+/// user (`bobnew`), and the caller fails unless that re-INVITE shows the
+/// Contact user it got in the 2xx (`bob`, propagated by flag `U`).
+fn contact_change_scenarios(dir: &std::path::Path) -> (String, String) {
+    let uas_text = std::fs::read_to_string(scenario("th_uas.xml")).unwrap();
+    let old = "Contact: <sip:bob@[local_ip]:[local_port];calleect>";
+    assert_eq!(uas_text.matches(old).count(), 4);
+    // The fourth is in the callee's own re-INVITE.
+    let at = uas_text.rmatch_indices(old).next().unwrap().0;
+    let uas_text = format!(
+        "{}Contact: <sip:bobnew@[local_ip]:[local_port];calleect>{}",
+        &uas_text[..at],
+        &uas_text[at + old.len()..]
+    );
+    let uac_text = std::fs::read_to_string(scenario("th_uac.xml")).unwrap();
+    let check = r#"&lt;sip:([^@&gt;]*@)?127\.0\.0\.1:[0-9]+(;(did|thinfo)=|&gt;)" search_in="hdr" header="Contact:" check_it="true" assign_to="ct2""#;
+    assert!(uac_text.contains(check));
+    let uac_text = uac_text.replace(
+        check,
+        &check
+            .replace("([^@&gt;]*@)?", "bob@")
+            .replace("(;(did|thinfo)=|&gt;)", ";did="),
+    );
+    let (uas_path, uac_path) = (dir.join("th_uas_newct.xml"), dir.join("th_uac_keepct.xml"));
+    std::fs::write(&uas_path, uas_text).unwrap();
+    std::fs::write(&uac_path, uac_text).unwrap();
+    (
+        uac_path.to_string_lossy().into_owned(),
+        uas_path.to_string_lossy().into_owned(),
+    )
+}
+
+#[test]
+fn with_flag_a_the_caller_keeps_the_contact_of_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (caller, callee) = contact_change_scenarios(dir.path());
+    let keep = |uas| script(uas, "", "sip.dialog.create_dialog()", "Ua");
+    hidden_calls_with(keep, 2, &caller, &callee);
+    // The control: with `U` alone the caller sees the new user and fails.
+    let (run, _callee) = one_dialog_call(&caller, &callee, "U");
+    assert_eq!(run.successful, 0, "{}", run.errors);
+    assert!(
+        run.errors.contains("regexp") && run.errors.contains("bob@"),
+        "{}",
+        run.errors
+    );
 }
 
 #[test]

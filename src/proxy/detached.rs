@@ -1,6 +1,7 @@
 //! Routes with no message, run by the first worker: `startup_route`
 //! (cannot wait: there is no traffic yet), `timer_route` and
-//! `event_route` (both may suspend, as request and failure routes do).
+//! `event_route` (both may suspend, as request and failure routes do),
+//! and `route` run for a module's event (dialog's `dlg_on_*`).
 
 use std::rc::Rc;
 
@@ -51,6 +52,39 @@ impl Worker {
             }
         }
         self.flush().await;
+    }
+
+    /// Runs `route[name]` with no message for a module's event (dialog's
+    /// `dlg_on_*` routes): `prepare` sets the call up (the dialog as its
+    /// context), `after` runs once the route ended, also when it waited.
+    /// False when the script has no such route (`after` does not run).
+    pub fn run_detached_route(
+        self: &Rc<Self>,
+        name: &str,
+        prepare: impl FnOnce(&mut super::context::Call),
+        after: Box<dyn FnOnce()>,
+    ) -> bool {
+        let host = self.host();
+        reset_detached(&*host, RouteType::Request, name);
+        prepare(&mut host.current().call.borrow_mut());
+        match host.detached_route(name) {
+            None => false,
+            Some(Started::Ended(o)) => {
+                log_detached(RouteType::Request, name, &o);
+                after();
+                true
+            }
+            Some(Started::Waiting(run)) => {
+                let name = name.to_string();
+                let then = Box::new(move |_: &dyn Phases, o| {
+                    log_detached(RouteType::Request, &name, &o);
+                    after();
+                    None
+                });
+                self.park_then(host, Resume { run, then });
+                true
+            }
+        }
     }
 
     /// Runs `event_route[name]` with the event's parameters, logging a

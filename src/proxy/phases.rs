@@ -101,6 +101,13 @@ pub trait Phases {
     /// The timer routes and their intervals.
     fn timers(&self) -> Vec<(String, std::time::Duration)>;
 
+    /// `route[name]` run with no message, for a module's own events
+    /// (dialog's `dlg_on_answer` routes). `None` when the script has no
+    /// such route. It may suspend as a request route does.
+    fn detached_route(&self, _name: &str) -> Option<Started> {
+        None
+    }
+
     /// `event_route[name]` for a raised event, with its parameters; no
     /// message. `None` when the script has no such route. It may suspend:
     /// the worker parks it and takes the next event meanwhile.

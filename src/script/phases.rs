@@ -101,6 +101,11 @@ impl Phases for Host {
             .collect()
     }
 
+    fn detached_route(&self, name: &str) -> Option<Started> {
+        let f = self.route(RouteType::Request, name)?;
+        Some(self.started(&f))
+    }
+
     fn event(
         &self,
         name: &str,

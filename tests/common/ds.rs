@@ -18,6 +18,21 @@ pub fn mi(port: u16, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Text as JSON (an MI answer), or a panic showing it.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The dialogs MI `dlg_list` shows.
+pub fn dialogs(mi_port: u16) -> Vec<serde_json::Value> {
+    let (ok, out) = mi(mi_port, &["dlg_list"]);
+    assert!(ok, "{out}");
+    json(&out)["Dialogs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// A balancer hashing the From user (algorithm 1, flag u) with probing on: mode 1,
 /// every second, two failures to take a box out. The failure route only
 /// moves on (`ds_next_dst`), so what takes a box out is probing alone.

@@ -188,12 +188,14 @@ pub static ALL: &[Param] = &[
     p("acc", "report_cancels", Bool),
     p("acc", "detect_direction", Bool),
     p("acc", "extra_fields", Str),
+    p("acc", "leg_fields", Str),
     p("topology_hiding", "force_dialog", Int),
     p("topology_hiding", "th_passed_contact_uri_params", Str),
     p("topology_hiding", "th_passed_contact_params", Str),
     p("topology_hiding", "th_callid_passwd", Str),
     p("topology_hiding", "th_callid_prefix", Str),
     p("topology_hiding", "th_contact_encode_passwd", Str),
+    p("topology_hiding", "th_contact_encode_scheme", Str),
     p("topology_hiding", "th_contact_encode_param", Str),
 ];
 

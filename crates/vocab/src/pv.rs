@@ -200,6 +200,7 @@ pub static ALL: &[Pv] = &[
     rw("DLG_timeout"),
     rw("dlg_val").inner(),
     rw("acc_extra").inner(),
+    rw("acc_leg").inner(),
     ro("TH_callee_callid"),
     rw("bavp").inner().index(),
     ro("null"),

@@ -3,7 +3,10 @@
 //! (`"db: caller->caller_id; callee"`: tag `caller` into column
 //! `caller_id`, tag `callee` into column `callee`). The values live in the
 //! request's accounting context, which the transaction and, for CDRs, the
-//! dialog keep.
+//! dialog keep. Per-leg fields (`leg_fields`, same syntax) are filled
+//! through `$acc_leg(tag)` for the newest leg of the context;
+//! `acc_new_leg()` starts another (OpenSIPS acc_extra.c `push_leg`); each
+//! leg makes its own database row and event, the log line lists them all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +27,23 @@ pub struct AccCtx {
     /// The request goes upstream and `detect_direction` is on: its
     /// records swap From and To tags.
     pub upstream: bool,
+    /// `$acc_leg` values by tag, one map per leg (none until a leg value
+    /// is set or `acc_new_leg` runs: then the first leg exists too).
+    pub legs: Vec<HashMap<String, String>>,
+}
+
+impl AccCtx {
+    /// The legs a record carries: none without `leg_fields`, else at
+    /// least one (OpenSIPS makes the first with the context).
+    pub fn record_legs(&self) -> Vec<HashMap<String, String>> {
+        if super::conf().legs.is_empty() {
+            Vec::new()
+        } else if self.legs.is_empty() {
+            vec![HashMap::new()]
+        } else {
+            self.legs.clone()
+        }
+    }
 }
 
 /// The context as a request's transaction data (shared: the script may
@@ -98,6 +118,74 @@ pub fn values(extras: &Extras, backend: Backend, ctx: &AccCtx) -> Vec<(String, S
         .collect()
 }
 
+/// (name, value) of the leg fields of `backend` for one leg.
+pub fn leg_values(legs: &Extras, backend: Backend, leg: &HashMap<String, String>) -> Vec<(String, String)> {
+    legs.iter()
+        .filter(|(b, _, _)| *b == backend)
+        .map(|(_, tag, name)| (name.clone(), leg.get(tag).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// acc_new_leg: another leg in the request's context (the first one too
+/// when there was none).
+pub fn new_leg(call: &mut Call) {
+    let r = ctx_of(call);
+    let mut ctx = r.lock();
+    if ctx.legs.is_empty() {
+        ctx.legs.push(HashMap::new());
+    }
+    ctx.legs.push(HashMap::new());
+}
+
+/// The leg `$acc_leg` names: `[n]` from the first (negative: from the
+/// last), else the newest.
+fn leg_index(c: &Call, s: &Spec, legs: usize) -> Result<usize, String> {
+    match s.index(c) {
+        None => Ok(legs.saturating_sub(1)),
+        Some(Ok(n)) if n >= 0 && (n as usize) < legs.max(1) => Ok(n as usize),
+        Some(Ok(n)) if n < 0 && n.unsigned_abs() as usize <= legs.max(1) => {
+            Ok(legs.max(1) - n.unsigned_abs() as usize)
+        }
+        Some(Ok(n)) => Err(format!("$acc_leg: no leg {n} ({} legs)", legs.max(1))),
+        Some(Err(())) => Err("$acc_leg: [*] is not a leg".into()),
+    }
+}
+
+fn get_leg(c: &Call, s: &Spec) -> Value {
+    let (Some(r), Some(tag)) = (c.tm.data.get::<AccRef>(), s.name(c)) else {
+        return Value::Null;
+    };
+    let ctx = r.lock();
+    let Ok(i) = leg_index(c, s, ctx.legs.len()) else {
+        return Value::Null;
+    };
+    let v = ctx.legs.get(i).and_then(|l| l.get(tag.as_ref())).cloned();
+    v.map_or(Value::Null, Value::Str)
+}
+
+fn set_leg(c: &mut Call, s: &Spec, v: Value) -> Result<(), String> {
+    let tag = s.name(c).ok_or("$acc_leg needs a tag")?.into_owned();
+    if !super::conf().legs.iter().any(|(_, t, _)| *t == tag) {
+        return Err(format!("$acc_leg({tag}): tag not declared in leg_fields"));
+    }
+    let r = ctx_of(c);
+    let mut ctx = r.lock();
+    if ctx.legs.is_empty() {
+        ctx.legs.push(HashMap::new());
+    }
+    let i = leg_index(c, s, ctx.legs.len())?;
+    let leg = &mut ctx.legs[i];
+    match v.to_text() {
+        Some(t) => {
+            leg.insert(tag, t.into_owned());
+        }
+        None => {
+            leg.remove(&tag);
+        }
+    }
+    Ok(())
+}
+
 fn known(tag: &str) -> bool {
     super::conf().extras.iter().any(|(_, t, _)| t == tag)
 }
@@ -128,14 +216,24 @@ fn set(c: &mut Call, s: &Spec, v: Value) -> Result<(), String> {
     Ok(())
 }
 
-pub static PVS: &[PvDef] = &[PvDef {
-    name: "acc_extra",
-    get,
-    set: Some(set),
-    takes_inner: true,
-    doc: "acc: the extra accounting value `tag` (declared in `extra_fields`), written with this request's records and its CDR",
-    peek: None,
-}];
+pub static PVS: &[PvDef] = &[
+    PvDef {
+        name: "acc_extra",
+        get,
+        set: Some(set),
+        takes_inner: true,
+        doc: "acc: the extra accounting value `tag` (declared in `extra_fields`), written with this request's records and its CDR",
+        peek: None,
+    },
+    PvDef {
+        name: "acc_leg",
+        get: get_leg,
+        set: Some(set_leg),
+        takes_inner: true,
+        doc: "acc: the value `tag` (declared in `leg_fields`) of the newest leg (`acc_new_leg`), or of leg `[n]`; each leg is its own database row and event",
+        peek: None,
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -115,6 +115,7 @@ pub fn cdr(d: &Dlg) {
         // OpenSIPS: duration is the milliseconds rounded up.
         cdr: Some(((ms + 999) / 1000, ms, d.start_ts - d.created, d.created)),
         extras: ctx.extras.clone(),
+        legs: ctx.record_legs(),
     };
     account(&rec, Kind::Ended, &ctx);
 }
@@ -222,6 +223,7 @@ fn record_of(req: &Message, ctx: &AccCtx, code: String, reason: String, to_tag: 
         time: now_unix(),
         cdr: None,
         extras: ctx.extras.clone(),
+        legs: ctx.record_legs(),
     }
 }
 

@@ -89,6 +89,10 @@ fn request_record(st: &State, a: &Args) -> mlua::Result<(Record, super::extra::A
     let mut call = st.call.borrow_mut();
     let r = ctx_of(&mut call);
     let m = call.msg.as_ref().ok_or_else(|| a.err("no message"))?;
+    let (extras, legs) = {
+        let ctx = r.lock();
+        (ctx.extras.clone(), ctx.record_legs())
+    };
     let rec = Record {
         method: m.method().to_string(),
         from_tag: m.from_tag().unwrap_or_default().to_string(),
@@ -98,7 +102,8 @@ fn request_record(st: &State, a: &Args) -> mlua::Result<(Record, super::extra::A
         reason,
         time: now_unix(),
         cdr: None,
-        extras: r.lock().extras.clone(),
+        extras,
+        legs,
     };
     Ok((rec, r))
 }
@@ -119,6 +124,12 @@ fn acc_db_request(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 fn acc_evi_request(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let (rec, _) = request_record(st, &a)?;
     record::to_evi(&rec, Kind::Request);
+    ret(lua, true)
+}
+
+/// acc_new_leg (OpenSIPS acc_logic.c `w_new_leg`).
+fn acc_new_leg(lua: &Lua, st: &State, _: Args) -> mlua::Result<MultiValue> {
+    super::extra::new_leg(&mut st.call.borrow_mut());
     ret(lua, true)
 }
 
@@ -157,5 +168,13 @@ pub static EXPORTS: &[Export] = &[
         routes: ANY_MSG,
         doc: "Raises E_ACC_EVENT for this request now.",
         func: Func::Sync(acc_evi_request),
+    },
+    Export {
+        name: "acc_new_leg",
+        args: "()",
+        returns: "true",
+        routes: R,
+        doc: "Starts another leg in this request's accounting context: `$acc_leg(tag)` now sets its values (`leg_fields`); the record (or CDR) is then one database row and one event per leg.",
+        func: Func::Sync(acc_new_leg),
     },
 ];

@@ -29,6 +29,8 @@ pub struct AccConf {
     pub table: String,
     pub missed_table: String,
     pub extras: extra::Extras,
+    /// `leg_fields` read, as `extras`.
+    pub legs: extra::Extras,
     /// Account provisional replies with a body (183 with SDP) as they
     /// are relayed (`early_media`).
     pub early_media: bool,
@@ -48,6 +50,7 @@ impl Default for AccConf {
             table: "acc".into(),
             missed_table: "missed_calls".into(),
             extras: Vec::new(),
+            legs: Vec::new(),
             early_media: false,
             report_cancels: false,
             detect_direction: false,
@@ -91,18 +94,25 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         Ok(v)
     };
     let flag = |key: &str| Ok::<bool, String>(cfg::bool(&t, m, key)?.unwrap_or(false));
-    let mut extras = Vec::new();
-    let defs: Vec<String> = match t.get::<mlua::Value>("extra_fields").map_err(|e| e.to_string())? {
-        mlua::Value::Nil => Vec::new(),
-        mlua::Value::Table(list) => list
-            .sequence_values::<String>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("config.modules.acc.extra_fields: {e}"))?,
-        _ => vec![cfg::str(&t, m, "extra_fields")?.unwrap_or_default()],
+    // A string, or a list of strings (one per backend), as OpenSIPS's
+    // repeated modparam.
+    let fields = |key: &str| -> Result<extra::Extras, String> {
+        let defs: Vec<String> = match t.get::<mlua::Value>(key).map_err(|e| e.to_string())? {
+            mlua::Value::Nil => Vec::new(),
+            mlua::Value::Table(list) => list
+                .sequence_values::<String>()
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("config.modules.acc.{key}: {e}"))?,
+            _ => vec![cfg::str(&t, m, key)?.unwrap_or_default()],
+        };
+        let mut out = Vec::new();
+        for d in defs {
+            extra::parse(&d, &mut out).map_err(|e| format!("config.modules.acc.{key}: {e}"))?;
+        }
+        Ok(out)
     };
-    for d in defs {
-        extra::parse(&d, &mut extras).map_err(|e| format!("config.modules.acc.extra_fields: {e}"))?;
-    }
+    let extras = fields("extra_fields")?;
+    let legs = fields("leg_fields")?;
     Ok(Prepared {
         conf: Some(AccConf {
             db_url,
@@ -110,6 +120,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             table: name("db_table_acc", "acc")?,
             missed_table: name("db_table_missed_calls", "missed_calls")?,
             extras,
+            legs,
             early_media: flag("early_media")?,
             report_cancels: flag("report_cancels")?,
             detect_direction: flag("detect_direction")?,
@@ -148,6 +159,7 @@ static PARAMS: &[Param] = &[
     param("report_cancels", ParamKind::Bool, "false", "true (or 1): `do_accounting` on a CANCEL accounts it; false: it is refused with a warning and returns true (OpenSIPS `report_cancels`)."),
     param("detect_direction", ParamKind::Bool, "false", "true (or 1): records of requests going upstream (a BYE sent by the callee, told by rr's `ftag`) carry From and To tags swapped, so `from_tag` is always the caller's side (OpenSIPS `detect_direction`)."),
     param("extra_fields", ParamKind::Str, "none", "Extra values per backend, OpenSIPS syntax: `\"db: caller->caller_id; callee\"` (tag `caller` into column `caller_id`); a list of such strings for several backends (`log`, `db`, `evi`). The script sets them with `$acc_extra(tag)`."),
+    param("leg_fields", ParamKind::Str, "none", "Per-leg values, same syntax as `extra_fields` (`\"db: callee->callee_uri\"`); the script sets them with `$acc_leg(tag)` for the newest leg and starts another with `acc_new_leg()`. A record with legs is one database row and one event per leg (core and extra values repeated), and one log line listing every leg's values."),
 ];
 
 const REC: &[&str] = &["method", "from_tag", "to_tag", "callid", "sip_code", "sip_reason", "time"];

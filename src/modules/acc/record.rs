@@ -40,6 +40,9 @@ pub struct Record {
     pub cdr: Option<(i64, i64, i64, i64)>,
     /// `$acc_extra` values by tag.
     pub extras: std::collections::HashMap<String, String>,
+    /// `$acc_leg` values by tag, one map per leg (empty without
+    /// `leg_fields`).
+    pub legs: Vec<std::collections::HashMap<String, String>>,
 }
 
 impl Record {
@@ -76,10 +79,76 @@ impl Record {
         ] {
             s.push_str(&format!(";{k}={v}"));
         }
-        for (k, v) in extra::values(&conf().extras, Backend::Log, &self.ctx()) {
+        let c = conf();
+        for (k, v) in extra::values(&c.extras, Backend::Log, &self.ctx()) {
             s.push_str(&format!(";{k}={v}"));
         }
+        for leg in &self.legs {
+            for (k, v) in extra::leg_values(&c.legs, Backend::Log, leg) {
+                s.push_str(&format!(";{k}={v}"));
+            }
+        }
         s
+    }
+
+    /// One map of `$acc_leg` values per row or event: each leg's, or a
+    /// single empty one without legs.
+    fn per_leg(&self) -> Vec<std::collections::HashMap<String, String>> {
+        if self.legs.is_empty() {
+            vec![Default::default()]
+        } else {
+            self.legs.clone()
+        }
+    }
+
+    /// The events' parameters: one set per leg (acc.c raises the event
+    /// once per leg).
+    pub fn events(&self) -> Vec<Map<String, Json>> {
+        let c = conf();
+        let base = self.event_params();
+        self.per_leg()
+            .iter()
+            .map(|leg| {
+                let mut m = base.clone();
+                for (k, v) in extra::leg_values(&c.legs, Backend::Evi, leg) {
+                    m.insert(k, Json::from(v));
+                }
+                m
+            })
+            .collect()
+    }
+
+    /// The INSERTs for `table`: one row per leg (acc.c `acc_db_cdrs`).
+    pub fn inserts(&self, table: &Ident) -> Vec<(String, Vec<DbValue>)> {
+        let c = conf();
+        let (sql, vals) = self.insert(table);
+        let legs = self.per_leg();
+        let leg_cols: Vec<String> = extra::leg_values(&c.legs, Backend::Db, &legs[0])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        if leg_cols.is_empty() {
+            return vec![(sql, vals)];
+        }
+        let cols = sql
+            .split_once(" (")
+            .and_then(|(_, r)| r.split_once(") VALUES"))
+            .map_or("", |(c, _)| c);
+        let mut all: Vec<String> = cols.split(", ").map(str::to_string).collect();
+        all.extend(leg_cols);
+        let marks = vec!["?"; all.len()].join(", ");
+        let sql = format!("INSERT INTO {table} ({}) VALUES ({marks})", all.join(", "));
+        legs.iter()
+            .map(|leg| {
+                let mut v = vals.clone();
+                v.extend(
+                    extra::leg_values(&c.legs, Backend::Db, leg)
+                        .into_iter()
+                        .map(|(_, x)| DbValue::text(x)),
+                );
+                (sql.clone(), v)
+            })
+            .collect()
     }
 
     /// The event's parameters (OpenSIPS acc.c names).
@@ -166,11 +235,13 @@ pub fn to_db(r: &Record, table: &str) -> bool {
         ACC.dropped.inc();
         return false;
     };
-    let (sql, vals) = r.insert(&t);
-    let sent = writer().is_some_and(|w| w.push(db, sql, vals));
-    if !sent {
-        ACC.dropped.inc();
-        tracing::warn!("acc: database queue full, record of {} dropped", r.callid);
+    let mut sent = true;
+    for (sql, vals) in r.inserts(&t) {
+        if !writer().is_some_and(|w| w.push(db.clone(), sql, vals)) {
+            ACC.dropped.inc();
+            tracing::warn!("acc: database queue full, record of {} dropped", r.callid);
+            sent = false;
+        }
     }
     sent
 }
@@ -185,7 +256,9 @@ pub fn to_evi(r: &Record, kind: Kind) {
         Kind::Missed => "E_ACC_MISSED_EVENT",
         Kind::Answered | Kind::Request => "E_ACC_EVENT",
     };
-    crate::event::raise_declared(ev, r.event_params());
+    for params in r.events() {
+        crate::event::raise_declared(ev, params);
+    }
 }
 
 /// The reason phrase OpenSIPS's `error_text` gives a code it made itself.

@@ -220,6 +220,7 @@ fn parse_row(r: &Row, c: &super::DlgConf) -> Result<Dlg, String> {
             cseq: text(r, cseq).trim().parse().map_err(|_| format!("{cseq} is not a number"))?,
             route_set: routes(rs),
             bind: Some(text(r, sock)).filter(|s| !s.is_empty()),
+            adv_contact: String::new(),
         })
     };
     let start_ts = int("start_time")?;
@@ -249,6 +250,7 @@ fn parse_row(r: &Row, c: &super::DlgConf) -> Result<Dlg, String> {
         end_reason: None,
         ping_pending: [false; 2],
         relayed: false,
+        routes: Default::default(),
     };
     for (p, _, v) in profs {
         let with_value = profiles::has_value_in(c, &p);

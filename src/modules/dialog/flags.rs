@@ -42,6 +42,20 @@ fn mask(a: &Args, f: &str) -> mlua::Result<u64> {
     Ok(1 << i)
 }
 
+/// The names of the set bits of `bits`, space-separated as OpenSIPS's
+/// `bitmask_to_flag_list` (an index never named is left out).
+pub fn names_of(bits: u64) -> String {
+    let names = crate::state::state::<Names>();
+    let names = names.0.lock().unwrap_or_else(|e| e.into_inner());
+    names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, n)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn current(st: &State) -> Option<DlgRef> {
     st.call.borrow().slot_ref::<CallDlg>()?.dlg.clone()
 }

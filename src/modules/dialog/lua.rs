@@ -128,7 +128,7 @@ fn is_in_profile(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
 }
 
 /// Writes `v` into the pseudo-variable named by argument `i`, if given.
-fn write_out(st: &State, a: &Args, i: usize, v: Value) -> mlua::Result<()> {
+pub(super) fn write_out(st: &State, a: &Args, i: usize, v: Value) -> mlua::Result<()> {
     let Some(out) = a.opt_str(i)? else {
         return Ok(());
     };
@@ -328,6 +328,78 @@ pub static EXPORTS: &[Export] = &[
         routes: RouteMask::ANY,
         doc: "Looks through the dialogs not yet ended for those whose value `key` equals `key_val` (pseudo-variables expanded): each one's value `attr` is added to the AVP `attr_avp`; `number_var` gets how many.",
         func: Func::Sync(get_dialog_info),
+    },
+    Export {
+        name: "get_dialogs_by_val",
+        args: "(name, value, out_avp, number_var)",
+        returns: "ok, n (false, -1 when no dialog matched)",
+        routes: RouteMask::ANY,
+        doc: "Every dialog not yet ended whose value `name` equals `value` (pseudo-variables expanded) is added to the AVP `out_avp` as a JSON object in OpenSIPS's shape (`ID`, `state`, `user_flags`, `callid`, `timestart`, `timeout`, `from_uri`, `to_uri`, `caller`, `callees`, `values`, `profiles`); `number_var` gets how many.",
+        func: Func::Sync(super::json::get_dialogs_by_val),
+    },
+    Export {
+        name: "get_dialogs_by_profile",
+        args: "(profile, [value], out_avp, number_var)",
+        returns: "ok, n (false, -1 when no dialog matched or the profile is unknown)",
+        routes: RouteMask::ANY,
+        doc: "Every dialog not yet ended in `profile` (for a profile with values and a `value`, pseudo-variables expanded: only those with it; `nil` for all) is added to the AVP `out_avp` as JSON, as `get_dialogs_by_val` writes it; `number_var` gets how many.",
+        func: Func::Sync(super::json::get_dialogs_by_profile),
+    },
+    Export {
+        name: "get_dialog_vals",
+        args: "(names_avp, vals_avp, callid)",
+        returns: "true, false when no dialog has that Call-ID",
+        routes: RouteMask::ANY,
+        doc: "Every value of the dialog whose Call-ID is `callid` (pseudo-variables expanded): its name is added to the AVP `names_avp`, its value to `vals_avp`, in the same order.",
+        func: Func::Sync(super::json::get_dialog_vals),
+    },
+    Export {
+        name: "load_dialog_ctx",
+        args: "(id, [mode])",
+        returns: "true, false when no dialog has that id or one is loaded already",
+        routes: RouteMask::ANY,
+        doc: "Makes another dialog the current one (its `$DLG_*`, `$dlg_val`, profiles, `dlg_send_sequential`): `id` (pseudo-variables expanded) is a Call-ID, or with `mode` `\"did\"` a dialog id (`$DLG_did`). Not nested: `unload_dialog_ctx` first.",
+        func: Func::Sync(super::ctx::load_dialog_ctx),
+    },
+    Export {
+        name: "unload_dialog_ctx",
+        args: "()",
+        returns: "true, false when none was loaded",
+        routes: RouteMask::ANY,
+        doc: "Puts back the current dialog `load_dialog_ctx` replaced.",
+        func: Func::Sync(super::ctx::unload_dialog_ctx),
+    },
+    Export {
+        name: "dlg_on_answer",
+        args: "([route])",
+        returns: "true, false without a dialog or once it was answered",
+        routes: ANY_MSG,
+        doc: "Runs `route[route]` when the dialog is answered (its 2xx), with the dialog as context and no message, on the first worker; without `route` clears it.",
+        func: Func::Sync(super::ctx::dlg_on_answer),
+    },
+    Export {
+        name: "dlg_on_timeout",
+        args: "([route])",
+        returns: "true, false without a dialog or once it was answered",
+        routes: ANY_MSG,
+        doc: "Runs `route[route]` when the dialog times out, with the dialog as context and no message, before it ends; setting `$DLG_timeout` there keeps it that much longer. Without `route` clears it.",
+        func: Func::Sync(super::ctx::dlg_on_timeout),
+    },
+    Export {
+        name: "dlg_on_hangup",
+        args: "([route])",
+        returns: "true, false without a dialog or once it was answered",
+        routes: ANY_MSG,
+        doc: "Runs `route[route]` when a BYE ends the dialog, with the (ended) dialog as context and no message, on the first worker; without `route` clears it.",
+        func: Func::Sync(super::ctx::dlg_on_hangup),
+    },
+    Export {
+        name: "dlg_send_sequential",
+        args: "(method, leg, [body], [content_type], [headers])",
+        returns: "true when queued, false without a live dialog",
+        routes: RouteMask::ANY,
+        doc: "Sends an in-dialog request `method` to the dialog's `\"caller\"` or `\"callee\"` (its Contact, route set, tags and next CSeq), with an optional body, Content-Type and extra header lines; sent by the dialog timer task, as a local request of tm.",
+        func: Func::Sync(super::ctx::dlg_send_sequential),
     },
     Export {
         name: "store_dlg_value",

@@ -30,6 +30,9 @@ pub struct CallDlg {
     pub timeout: Option<u32>,
     /// `create_dialog` ran for this request.
     pub created: bool,
+    /// The context `load_dialog_ctx` replaced (dialog, `created`), put
+    /// back by `unload_dialog_ctx`.
+    pub loaded: Option<(Option<DlgRef>, bool)>,
 }
 
 impl Drop for CallDlg {
@@ -212,6 +215,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
         end_reason: None,
         ping_pending: [false; 2],
         relayed: false,
+        routes: Default::default(),
     };
     d.legs[CALLER] = store::Leg {
         tag: ftag,
@@ -219,6 +223,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
         cseq,
         route_set: route_set(m, &did, true),
         bind,
+        adv_contact: String::new(),
     };
     let r = t.insert(d);
     DIALOG.processed.inc();
@@ -332,7 +337,12 @@ pub fn on_sequential_as(
             CALLER => "Downstream BYE",
             _ => "Upstream BYE",
         };
-        end(&r, Some(reason));
+        if end(&r, Some(reason)) {
+            let hangup = lock(&r).routes.hangup.clone();
+            if let Some(name) = hangup {
+                super::timer::push(super::timer::Job::Route(r.clone(), name));
+            }
+        }
     }
     let slot = call.slot::<CallDlg>();
     slot.dlg = Some(r);
@@ -460,6 +470,10 @@ impl Observer for TmObserver {
             200..=299 => {
                 take_callee(&mut d, reply);
                 set_state(&mut d, store::CONFIRMED_NA);
+                if let Some(name) = d.routes.answer.clone() {
+                    // Run by the timer task: here a reply is being handled.
+                    super::timer::push(super::timer::Job::Route(r.clone(), name));
+                }
             }
             _ => {}
         }

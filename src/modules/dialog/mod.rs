@@ -7,8 +7,10 @@
 //! OPTIONS pings (flags `P`/`p`). Profiles count dialogs per name and
 //! value; `$DLG_*` and `$dlg_val` read them; MI lists and ends them.
 
+mod ctx;
 pub mod db;
 mod flags;
+mod json;
 mod lua;
 pub mod machine;
 mod mi;

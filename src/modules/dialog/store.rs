@@ -39,6 +39,9 @@ pub struct Leg {
     pub route_set: Vec<String>,
     /// The socket this side talks to (`proto:host:port`).
     pub bind: Option<String>,
+    /// The Contact topology_hiding advertised to this side in the
+    /// initial INVITE or its 2xx (OpenSIPS `adv_contact`; kept in memory).
+    pub adv_contact: String,
 }
 
 /// One dialog.
@@ -74,6 +77,17 @@ pub struct Dlg {
     pub ping_pending: [bool; 2],
     /// The INVITE went out on a branch (tm took the dialog over).
     pub relayed: bool,
+    /// Routes run on its events (`dlg_on_answer` and the like).
+    pub routes: DlgRoutes,
+}
+
+/// The `route[name]`s a dialog runs on its events (OpenSIPS dialog.c
+/// `dlg_on_answer`, `dlg_on_timeout`, `dlg_on_hangup`).
+#[derive(Debug, Clone, Default)]
+pub struct DlgRoutes {
+    pub answer: Option<String>,
+    pub timeout: Option<String>,
+    pub hangup: Option<String>,
 }
 
 pub type DlgRef = Arc<Mutex<Dlg>>;
@@ -324,6 +338,7 @@ mod tests {
             end_reason: None,
             ping_pending: [false; 2],
             relayed: false,
+            routes: Default::default(),
         };
         d.legs[CALLER].tag = "a".into();
         d.legs[CALLEE].tag = "b".into();

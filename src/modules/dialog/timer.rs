@@ -18,6 +18,17 @@ use crate::proxy::tm::uac::{self, InDialog, LocalRequest};
 pub enum Job {
     /// Send BYE to both sides of an ended dialog (a copy of it).
     Bye(Box<Dlg>),
+    /// Run `route[name]` with the dialog as context (`dlg_on_answer`,
+    /// `dlg_on_hangup`).
+    Route(DlgRef, String),
+    /// An in-dialog request from the script (`dlg_send_sequential`).
+    Send {
+        dlg: DlgRef,
+        leg: usize,
+        method: String,
+        headers: String,
+        body: String,
+    },
 }
 
 /// The timer task's queue (the registry's long-lived state).
@@ -70,6 +81,7 @@ pub fn snapshot(d: &Dlg) -> Box<Dlg> {
         end_reason: d.end_reason,
         ping_pending: d.ping_pending,
         relayed: d.relayed,
+        routes: d.routes.clone(),
     })
 }
 
@@ -120,6 +132,73 @@ fn send_byes(w: &Rc<Worker>, d: &Dlg) {
     }
 }
 
+/// `dlg_send_sequential`'s request towards `leg`: the sender's CSeq
+/// moves on as for a ping.
+fn send_sequential(w: &Rc<Worker>, r: &DlgRef, leg: usize, method: &str, headers: &str, body: String) {
+    let req = {
+        let mut d = lock(r);
+        if d.state == store::DELETED || d.legs[leg].contact.is_empty() {
+            tracing::warn!("dialog {}: no {method} sent, the dialog ended or has no such leg", d.did());
+            return;
+        }
+        let mut req = request(&d, leg, method);
+        req.headers.push_str(headers);
+        req.body = body;
+        let src = 1 - leg;
+        d.legs[src].cseq = d.legs[src].cseq.saturating_add(1);
+        req
+    };
+    let ruri = req.ruri.clone();
+    if let Err(e) = uac::send_located(w, req, None) {
+        tracing::warn!("dialog: cannot send {method} to {ruri}: {e}");
+    }
+}
+
+/// Runs `route[name]` with `r` as the current dialog; `after` once it
+/// ended. False when the script has no such route.
+fn run_route(w: &Rc<Worker>, r: &DlgRef, name: &str, after: Box<dyn FnOnce()>) -> bool {
+    let r = r.clone();
+    w.run_detached_route(
+        name,
+        move |call| {
+            let slot = call.slot::<machine::CallDlg>();
+            slot.dlg = Some(r);
+        },
+        after,
+    )
+}
+
+/// A dialog past its deadline: its `dlg_on_timeout` route first, which
+/// may give it more time (`$DLG_timeout`); else it ends (OpenSIPS
+/// dlg_handlers.c `dlg_ontimeout`).
+fn expire(w: &Rc<Worker>, r: &DlgRef) {
+    let (route, bye) = {
+        let d = lock(r);
+        (d.routes.timeout.clone(), d.flags & store::FLAG_BYE_ON_TIMEOUT != 0)
+    };
+    let ended = move |w: &Rc<Worker>, r: &DlgRef| {
+        DIALOG.expired.inc();
+        end_with_byes(w, r, "Lifetime Timeout", bye);
+    };
+    let Some(route) = route else {
+        return ended(w, r);
+    };
+    // Not expired again while its route runs (it may wait); setting
+    // `$DLG_timeout` there gives it a deadline again.
+    lock(r).deadline = None;
+    let (w2, r2) = (w.clone(), r.clone());
+    let after = Box::new(move || {
+        let extended = lock(&r2).deadline.is_some();
+        if !extended {
+            ended(&w2, &r2);
+        }
+    });
+    if !run_route(w, r, &route, after) {
+        tracing::warn!("dialog: route.{route} (dlg_on_timeout) is not defined");
+        ended(w, r);
+    }
+}
+
 /// Ends `r` with `reason` and sends the BYEs when `bye`.
 fn end_with_byes(w: &Rc<Worker>, r: &DlgRef, reason: &'static str, bye: bool) {
     if !machine::end(r, Some(reason)) {
@@ -146,8 +225,7 @@ fn tick(w: &Rc<Worker>, last_ping: &mut Instant) {
             (expired, d.flags, d.state, d.ping_pending)
         };
         if expired {
-            DIALOG.expired.inc();
-            end_with_byes(w, &r, "Lifetime Timeout", flags & store::FLAG_BYE_ON_TIMEOUT != 0);
+            expire(w, &r);
             continue;
         }
         if !ping_due || state < store::CONFIRMED_NA || state == store::DELETED {
@@ -210,6 +288,14 @@ async fn run(
             }
             job = rx.recv() => match job {
                 Some(Job::Bye(d)) => send_byes(&worker, &d),
+                Some(Job::Route(r, name)) => {
+                    if !run_route(&worker, &r, &name, Box::new(|| {})) {
+                        tracing::warn!("dialog: route.{name} is not defined");
+                    }
+                }
+                Some(Job::Send { dlg, leg, method, headers, body }) => {
+                    send_sequential(&worker, &dlg, leg, &method, &headers, body);
+                }
                 None => return,
             },
         }

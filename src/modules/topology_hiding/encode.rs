@@ -2,8 +2,9 @@
 //! topo_hiding_logic.c `build_encoded_contact_suffix` /
 //! `topo_no_dlg_seq_handling`): the route set towards a side, its
 //! Contact and the socket it talks to, masked with
-//! `th_contact_encode_passwd` and written as hex (URI-safe; OpenSIPS
-//! writes base64 or base32, and no other proxy reads the value back).
+//! `th_contact_encode_passwd` and written in OpenSIPS's word64 or word32
+//! (`th_contact_encode_scheme` base64 / base32). The fields are joined by
+//! newlines, not OpenSIPS's length prefixes: only this proxy reads them.
 
 /// What an encoded Contact carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,7 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
-pub fn encode(info: &Info, passwd: &str) -> String {
+pub fn encode(info: &Info, passwd: &str, base32: bool) -> String {
     let mut plain = Vec::new();
     for (i, f) in [&info.routes, &info.contact, &info.socket, &info.flags].iter().enumerate() {
         if i > 0 {
@@ -44,29 +45,24 @@ pub fn encode(info: &Info, passwd: &str) -> String {
         plain.extend_from_slice(one_line(f).as_bytes());
     }
     mask(&mut plain, passwd.as_bytes());
-    let mut out = String::with_capacity(plain.len() * 2);
-    for b in plain {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    if base32 {
+        super::word::word32_encode(&plain)
+    } else {
+        super::word::word64_encode(&plain)
     }
-    out
 }
 
 /// Reads a value [`encode`] wrote; None when it is not one (a forged or
 /// mangled parameter).
-pub fn decode(text: &str, passwd: &str) -> Option<Info> {
-    if text.len() % 2 != 0 || text.len() > 16_384 {
+pub fn decode(text: &str, passwd: &str, base32: bool) -> Option<Info> {
+    if text.len() > 16_384 {
         return None;
     }
-    let mut plain = text
-        .as_bytes()
-        .chunks(2)
-        .map(|p| {
-            let hi = (p[0] as char).to_digit(16)?;
-            let lo = (p[1] as char).to_digit(16)?;
-            Some((hi * 16 + lo) as u8)
-        })
-        .collect::<Option<Vec<u8>>>()?;
+    let mut plain = if base32 {
+        super::word::word32_decode(text)?
+    } else {
+        super::word::word64_decode(text)?
+    };
     mask(&mut plain, passwd.as_bytes());
     let s = String::from_utf8(plain).ok()?;
     let mut f = s.split(SEP as char);
@@ -94,11 +90,19 @@ mod tests {
             socket: "udp:127.0.0.1:5060".into(),
             flags: "U".into(),
         };
-        let e = encode(&i, "ToPoCtPaSS");
-        assert!(!e.contains("alice") && e.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(decode(&e, "ToPoCtPaSS"), Some(i));
-        assert_eq!(decode(&e, "other"), None);
-        assert_eq!(decode("zz", "ToPoCtPaSS"), None);
-        assert_eq!(decode("abc", "ToPoCtPaSS"), None);
+        for base32 in [false, true] {
+            let e = encode(&i, "ToPoCtPaSS", base32);
+            assert!(!e.contains("alice"), "{e}");
+            let digit = |b: u8| match base32 {
+                true => b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b) || b == b'-',
+                false => b.is_ascii_alphanumeric() || b"+.-".contains(&b),
+            };
+            assert!(e.bytes().all(digit), "{e}");
+            assert_eq!(decode(&e, "ToPoCtPaSS", base32), Some(i.clone()));
+            assert_eq!(decode(&e, "other", base32), None);
+            assert_eq!(decode(&e, "ToPoCtPaSS", !base32), None);
+        }
+        assert_eq!(decode("zz", "ToPoCtPaSS", false), None);
+        assert_eq!(decode("abc", "ToPoCtPaSS", false), None);
     }
 }

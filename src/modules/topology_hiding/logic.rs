@@ -24,6 +24,11 @@ pub struct Flags {
     pub did_in_user: bool,
     /// `C`: the callee sees another Call-ID (with a dialog only).
     pub hide_callid: bool,
+    /// `a`: the caller sees, all through the dialog, the Contact it got
+    /// in the 2xx of the initial INVITE (with a dialog only).
+    pub keep_adv_caller: bool,
+    /// `A`: the callee sees the Contact it got in the initial INVITE.
+    pub keep_adv_callee: bool,
 }
 
 impl Flags {
@@ -33,6 +38,8 @@ impl Flags {
             keep_user: s.contains('U'),
             did_in_user: s.contains('D'),
             hide_callid: s.contains('C'),
+            keep_adv_caller: s.contains('a'),
+            keep_adv_callee: s.contains('A'),
         }
     }
 
@@ -46,6 +53,12 @@ impl Flags {
         }
         if self.hide_callid {
             s.push('C');
+        }
+        if self.keep_adv_caller {
+            s.push('a');
+        }
+        if self.keep_adv_callee {
+            s.push('A');
         }
         s
     }
@@ -162,7 +175,7 @@ fn new_contact(m: &Message, th: &Th, host: &str, routes: &str, socket: &str) -> 
                 socket: socket.to_string(),
                 flags: th.flags.letters(),
             };
-            s.push_str(&format!(";{}={}", cf.encode_param, encode::encode(&info, &cf.encode_passwd)));
+            s.push_str(&format!(";{}={}", cf.encode_param, encode::encode(&info, &cf.encode_passwd, cf.encode_base32)));
         }
     }
     // th_passed_contact_uri_params / th_passed_contact_params.
@@ -204,6 +217,45 @@ fn set_first(m: &mut Message, kind: HeaderKind, value: &str) {
     }
 }
 
+/// Flags `a` / `A` (OpenSIPS topo_hiding_logic.c `topo_dlg_replace_contact`
+/// with an `adv_leg`): the initial INVITE's Contact towards the callee
+/// and its 2xx's towards the caller are kept in the dialog (`initial`);
+/// later, what goes to a side whose flag is set carries that Contact
+/// again instead of `ct`.
+fn advertised(th: &Th, to_leg: usize, initial: bool, ct: String) -> String {
+    use crate::modules::dialog::store::{self, lock, CALLER};
+    let Mode::Dialog { did } = &th.mode else {
+        return ct;
+    };
+    let Some(d) = store::table().by_did(did) else {
+        return ct;
+    };
+    let mut d = lock(&d);
+    let leg = &mut d.legs[to_leg];
+    if initial {
+        leg.adv_contact = ct.clone();
+        return ct;
+    }
+    let keep = match to_leg {
+        CALLER => th.flags.keep_adv_caller,
+        _ => th.flags.keep_adv_callee,
+    };
+    if keep && !leg.adv_contact.is_empty() {
+        leg.adv_contact.clone()
+    } else {
+        ct
+    }
+}
+
+fn leg_towards(callee: bool) -> usize {
+    use crate::modules::dialog::store::{CALLEE, CALLER};
+    if callee {
+        CALLEE
+    } else {
+        CALLER
+    }
+}
+
 /// tm's observer: rewrites the hidden calls' copies and replies.
 pub struct ThObserver;
 
@@ -225,7 +277,9 @@ impl Observer for ThObserver {
             swap_callid(m, th.towards_callee);
         }
         let routes = rr_set(m, false);
+        let initial = m.to_tag().is_none_or(str::is_empty);
         if let Some(ct) = new_contact(m, &th, &side.0, &routes, &th.up.1) {
+            let ct = advertised(&th, leg_towards(th.towards_callee), initial, ct);
             set_first(m, HeaderKind::Contact, &ct);
         }
     }
@@ -246,6 +300,9 @@ impl Observer for ThObserver {
             };
             let socket = th.down.get().map(|d| d.1.clone()).unwrap_or_default();
             if let Some(ct) = new_contact(reply, th, &th.up.0, &routes, &socket) {
+                // The 2xx of the initial INVITE sets what `a` keeps.
+                let initial = t.request.to_tag().is_none_or(str::is_empty) && (200..300).contains(&code);
+                let ct = advertised(th, leg_towards(!th.towards_callee), initial, ct);
                 set_first(reply, HeaderKind::Contact, &ct);
             }
         }

@@ -162,7 +162,7 @@ fn match_no_dialog(st: &State, call: &mut Call, uri: &str) -> Option<bool> {
     let c = conf();
     let u = Uri::parse(uri).ok()?;
     let enc = uri_param(&u, &c.encode_param)?;
-    let Some(info) = encode::decode(enc, &c.encode_passwd) else {
+    let Some(info) = encode::decode(enc, &c.encode_passwd, c.encode_base32) else {
         tracing::info!("topology_hiding_match: a {} parameter that does not decode", c.encode_param);
         return Some(false);
     };
@@ -216,7 +216,7 @@ pub static EXPORTS: &[Export] = &[
         args: "([flags])",
         returns: "true, false for a sequential request",
         routes: R,
-        doc: "Hides this initial request's topology from the callee and the callee's from the caller: every copy leaves with only our Via, no Record-Route (ours neither) and our Contact; replies get the caller's Vias and Record-Route back and our Contact. With a dialog (`create_dialog` before, or `force_dialog`) our Contact carries the dialog id; without, it carries the caller's Contact and route set encoded (`th_contact_encode_param`). Flags: `U` keep the Contact's user part; with a dialog, `D` puts the dialog id in the user part and `C` shows the callee another Call-ID (`th_callid_prefix` and the caller's masked with `th_callid_passwd`), restored on the way back.",
+        doc: "Hides this initial request's topology from the callee and the callee's from the caller: every copy leaves with only our Via, no Record-Route (ours neither) and our Contact; replies get the caller's Vias and Record-Route back and our Contact. With a dialog (`create_dialog` before, or `force_dialog`) our Contact carries the dialog id; without, it carries the caller's Contact and route set encoded (`th_contact_encode_param`). Flags: `U` keep the Contact's user part; with a dialog, `D` puts the dialog id in the user part and `C` shows the callee another Call-ID (`th_callid_prefix` and the caller's masked with `th_callid_passwd`, in word64), restored on the way back; `a` the caller, `A` the callee, sees all through the dialog the Contact first advertised to it (the 2xx's, the INVITE's) even when the other side's Contact or our socket changes.",
         func: Func::Sync(topology_hiding),
     },
     Export {

@@ -11,6 +11,7 @@ mod encode;
 mod logic;
 mod lua;
 mod pv;
+mod word;
 
 use crate::modules::cfg;
 use crate::modules::{param, Hooks, Module, Param, ParamKind};
@@ -26,6 +27,8 @@ pub struct ThConf {
     pub hdr_params: Vec<String>,
     pub encode_passwd: String,
     pub encode_param: String,
+    /// `th_contact_encode_scheme` base32 (else base64, OpenSIPS's default).
+    pub encode_base32: bool,
     /// Flag `C`: the key and the prefix of the callee's Call-ID.
     pub callid_passwd: String,
     pub callid_prefix: String,
@@ -39,6 +42,7 @@ impl Default for ThConf {
             hdr_params: Vec::new(),
             encode_passwd: "ToPoCtPaSS".into(),
             encode_param: "thinfo".into(),
+            encode_base32: false,
             callid_passwd: "OpenSIPS".into(),
             callid_prefix: "DLGCH_".into(),
         }
@@ -88,6 +92,13 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         }
         c.encode_param = s;
     }
+    if let Some(s) = cfg::str(&t, m, "th_contact_encode_scheme")? {
+        c.encode_base32 = match s.as_str() {
+            "base64" => false,
+            "base32" => true,
+            _ => return Err(format!("config.modules.topology_hiding.th_contact_encode_scheme: '{s}' is not base64 or base32")),
+        };
+    }
     if let Some(s) = cfg::str(&t, m, "th_callid_passwd")? {
         if s.is_empty() {
             return Err("config.modules.topology_hiding.th_callid_passwd: empty".into());
@@ -121,6 +132,7 @@ static PARAMS: &[Param] = &[
     param("th_callid_passwd", S, "OpenSIPS", "Key that masks the Call-ID the callee sees with flag `C`."),
     param("th_callid_prefix", S, "DLGCH_", "Prefix of the Call-ID the callee sees with flag `C` (how a hidden Call-ID is recognized)."),
     param("th_contact_encode_passwd", S, "ToPoCtPaSS", "Key that masks the dialog-less mode's encoded Contact parameter."),
+    param("th_contact_encode_scheme", S, "base64", "How the dialog-less mode's Contact parameter is written: `base64` (OpenSIPS's word64: digits `A-Za-z0-9+.`, padding `-`) or `base32` (digits `A-Z2-7`, padding `-`, for user agents that change the case of URIs)."),
     param("th_contact_encode_param", S, "thinfo", "Name of the Contact URI parameter of the dialog-less mode."),
 ];
 

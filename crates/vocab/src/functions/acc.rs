@@ -22,4 +22,5 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, T, "acc_log_request", &[Str], MSG),
     Function::new(M, T, "acc_db_request", &[Str, Str], MSG),
     Function::new(M, T, "acc_evi_request", &[Str], MSG),
+    Function::new(M, T, "acc_new_leg", &[], R),
 ];

@@ -1,8 +1,9 @@
 //! dialog: dialog tracking, profiles and dialog values (`sip.dialog.*`).
 
-use super::Arg::{Format, Int, Optional, Pv, Str};
+use super::Arg::{Format, Int, Optional, Pv, RouteName, Str};
 use super::Function;
 use crate::route::RouteMask;
+use crate::route::RouteType;
 
 const M: &str = "dialog";
 const T: Option<&str> = Some("dialog");
@@ -38,6 +39,57 @@ pub(super) static FUNCTIONS: &[Function] = &[
         T,
         "get_dialog_info",
         &[Str, Pv, Str, Format, Optional(&Pv)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        T,
+        "get_dialogs_by_val",
+        &[Str, Format, Pv, Pv],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        T,
+        "get_dialogs_by_profile",
+        &[Str, Optional(&Format), Pv, Pv],
+        RouteMask::ANY,
+    ),
+    Function::new(M, T, "get_dialog_vals", &[Pv, Pv, Format], RouteMask::ANY),
+    Function::new(
+        M,
+        T,
+        "load_dialog_ctx",
+        &[Format, Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    Function::new(M, T, "unload_dialog_ctx", &[], RouteMask::ANY),
+    Function::new(
+        M,
+        T,
+        "dlg_on_answer",
+        &[Optional(&RouteName(RouteType::Request))],
+        MSG,
+    ),
+    Function::new(
+        M,
+        T,
+        "dlg_on_timeout",
+        &[Optional(&RouteName(RouteType::Request))],
+        MSG,
+    ),
+    Function::new(
+        M,
+        T,
+        "dlg_on_hangup",
+        &[Optional(&RouteName(RouteType::Request))],
+        MSG,
+    ),
+    Function::new(
+        M,
+        T,
+        "dlg_send_sequential",
+        &[Str, Str, Optional(&Str), Optional(&Str), Optional(&Str)],
         RouteMask::ANY,
     ),
     Function::new(M, T, "store_dlg_value", &[Str, Format], MSG),
