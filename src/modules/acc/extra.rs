@@ -17,10 +17,8 @@ use crate::pv::{PvDef, Spec, Value};
 /// The accounting context of a request (OpenSIPS `acc_ctx_t`).
 #[derive(Debug, Default, Clone)]
 pub struct AccCtx {
-    /// `do_accounting` types (log, db, evi bits) and flags (cdr, missed,
-    /// failed bits).
-    pub types: u8,
-    pub flags: u8,
+    /// What `do_accounting` asked of each backend: see [`Marks`].
+    pub marks: Marks,
     pub table: Option<String>,
     /// `$acc_extra` values by tag.
     pub extras: HashMap<String, String>,
@@ -30,6 +28,76 @@ pub struct AccCtx {
     /// `$acc_leg` values by tag, one map per leg (none until a leg value
     /// is set or `acc_new_leg` runs: then the first leg exists too).
     pub legs: Vec<HashMap<String, String>>,
+}
+
+/// `do_accounting`'s marks, one byte per backend as OpenSIPS keeps them
+/// (acc_logic.h: a byte per type holding `DO_ACC` and the cdr, missed and
+/// failed flags), so `do_accounting("db")` then `do_accounting("log",
+/// "missed")` writes missed calls to the log only.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Marks(pub u32);
+
+/// The backend bits (`LOG`, `DB`, `EVI`) in byte order.
+const BACKENDS: [u8; 3] = [super::logic::LOG, super::logic::DB, super::logic::EVI];
+/// A byte's "account this backend" bit; the flags sit above it.
+const ACC: u8 = 1;
+
+impl Marks {
+    fn byte(self, i: usize) -> u8 {
+        (self.0 >> (8 * i)) as u8
+    }
+
+    /// `do_accounting(types, flags)`: acc_bitmask_set.
+    pub fn set(&mut self, types: u8, flags: u8) {
+        for (i, b) in BACKENDS.iter().enumerate() {
+            if types & b != 0 {
+                self.0 |= u32::from(ACC | flags << 1) << (8 * i);
+            }
+        }
+    }
+
+    /// `drop_accounting([types], [flags])`: acc_bitmask_reset. Without
+    /// types every backend, without flags every flag and the plain mark;
+    /// then a backend left with no flag loses its plain mark too (as
+    /// OpenSIPS does, whichever backend was named).
+    pub fn reset(&mut self, types: Option<u8>, flags: Option<u8>) {
+        let types = types.unwrap_or(super::logic::LOG | super::logic::DB | super::logic::EVI);
+        let clear = flags.map_or(0xF, |f| f << 1);
+        for (i, b) in BACKENDS.iter().enumerate() {
+            if types & b != 0 {
+                self.0 &= !(u32::from(clear) << (8 * i));
+            }
+        }
+        for i in 0..BACKENDS.len() {
+            if self.byte(i) & 0xE == 0 {
+                self.0 &= !(u32::from(ACC) << (8 * i));
+            }
+        }
+    }
+
+    /// The backends whose byte `want` accepts (given the byte's flags:
+    /// `CDR`, `MISSED`, `FAILED` bits as do_accounting takes them, and
+    /// whether the plain mark is on).
+    pub fn backends(self, want: impl Fn(bool, u8) -> bool) -> u8 {
+        let mut out = 0;
+        for (i, b) in BACKENDS.iter().enumerate() {
+            let byte = self.byte(i);
+            if want(byte & ACC != 0, byte >> 1) {
+                out |= b;
+            }
+        }
+        out
+    }
+
+    /// Any backend marked at all.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Any backend with flag `f`.
+    pub fn has(self, f: u8) -> bool {
+        self.backends(|_, flags| flags & f != 0) != 0
+    }
 }
 
 impl AccCtx {

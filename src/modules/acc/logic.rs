@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::extra::{AccCtx, AccRef};
+use super::extra::{AccCtx, AccRef, Marks};
 use super::record::{self, Kind, Record};
 use super::conf;
 use crate::modules::dialog::machine::{now_ms, now_unix, DlgTxn};
@@ -39,15 +39,15 @@ impl std::ops::Deref for CdrCtx {
     }
 }
 
-/// Sends `r` to the backends `ctx.types` names.
-pub fn account(r: &Record, kind: Kind, ctx: &AccCtx) {
-    if ctx.types & LOG != 0 {
+/// Sends `r` to `backends` (`LOG`, `DB`, `EVI` bits).
+pub fn account(r: &Record, kind: Kind, ctx: &AccCtx, backends: u8) {
+    if backends & LOG != 0 {
         record::to_log(r, kind);
     }
-    if ctx.types & EVI != 0 {
+    if backends & EVI != 0 {
         record::to_evi(r, kind);
     }
-    if ctx.types & DB != 0 {
+    if backends & DB != 0 {
         let c = conf();
         let table = match kind {
             Kind::Missed => c.missed_table.clone(),
@@ -62,11 +62,15 @@ pub fn account(r: &Record, kind: Kind, ctx: &AccCtx) {
 const FLAGS_VAL: &str = "accX_flags";
 const TABLE_VAL: &str = "accX_table";
 
+/// Tells the per-backend layout of `FLAGS_VAL` from the one before it
+/// (types << 8 | flags, shared by every backend).
+const MARKS_LAYOUT: i64 = 1 << 32;
+
 /// Writes the marks into the dialog's values.
-pub fn remember(d: &mut Dlg, types: u8, flags: u8, table: Option<String>) {
+pub fn remember(d: &mut Dlg, marks: Marks, table: Option<String>) {
     use crate::proxy::context::Value;
     d.vals.retain(|(n, _)| n != FLAGS_VAL && n != TABLE_VAL);
-    d.vals.push((FLAGS_VAL.into(), Value::Int(i64::from(types) << 8 | i64::from(flags))));
+    d.vals.push((FLAGS_VAL.into(), Value::Int(MARKS_LAYOUT | i64::from(marks.0))));
     if let Some(t) = table {
         d.vals.push((TABLE_VAL.into(), Value::Str(t)));
     }
@@ -82,13 +86,28 @@ fn recalled(d: &Dlg) -> Option<AccRef> {
     let r = AccRef::default();
     {
         let mut c = r.lock();
-        c.types = (bits >> 8) as u8;
-        c.flags = bits as u8;
+        if bits & MARKS_LAYOUT != 0 {
+            c.marks = Marks(bits as u32);
+        } else {
+            c.marks.set((bits >> 8) as u8, bits as u8);
+        }
         c.table = d.vals.iter().find_map(|(n, v)| match v {
             Value::Str(s) if n == TABLE_VAL => Some(s.clone()),
             _ => None,
         });
     }
+    Some(r)
+}
+
+/// The accounting context of dialog `d` for its CDR: the one in memory,
+/// or the marks its values carry (a dialog read back after a restart),
+/// then kept in memory so that changes reach the CDR.
+pub fn dialog_ctx(d: &Dlg) -> Option<AccRef> {
+    if let Some(r) = cdr_ctx().get(&d.key()) {
+        return Some(r.value().clone());
+    }
+    let r = recalled(d).filter(|r| r.lock().marks.has(CDR))?;
+    cdr_ctx().insert(d.key(), r.clone());
     Some(r)
 }
 
@@ -98,7 +117,7 @@ pub fn cdr(d: &Dlg) {
     let r = match cdr_ctx().remove(&d.key()) {
         Some((_, r)) => r,
         None => match recalled(d) {
-            Some(r) if r.lock().flags & CDR != 0 => r,
+            Some(r) if r.lock().marks.has(CDR) => r,
             _ => return,
         },
     };
@@ -117,7 +136,8 @@ pub fn cdr(d: &Dlg) {
         extras: ctx.extras.clone(),
         legs: ctx.record_legs(),
     };
-    account(&rec, Kind::Ended, &ctx);
+    let to = ctx.marks.backends(|_, f| f & CDR != 0);
+    account(&rec, Kind::Ended, &ctx, to);
 }
 
 /// Code and reason of the response the caller got (the reply's status
@@ -154,13 +174,14 @@ impl Observer for TmObserver {
             return;
         };
         let ctx = r.lock().clone();
-        if ctx.types == 0 || ctx.flags & FAILED == 0 && code >= 300 {
+        let to = ctx.marks.backends(|acc, f| acc && (code < 300 || f & FAILED != 0));
+        if to == 0 {
             return;
         }
         let reason = record::reason_of(code).to_string();
         let to_tag = m.to_tag().unwrap_or_default().to_string();
         let rec = record_of(m, &ctx, code.to_string(), reason, to_tag);
-        account(&rec, Kind::Answered, &ctx);
+        account(&rec, Kind::Answered, &ctx, to);
     }
 
     fn reply_in(&self, t: &Txn, _branch: usize, reply: &Message) {
@@ -174,7 +195,7 @@ impl Observer for TmObserver {
         // A copy: the context is not held while the dialog is locked
         // (dialog's end hook locks them the other way round).
         let ctx = r.lock().clone();
-        if ctx.types == 0 {
+        if !ctx.marks.any() {
             return;
         }
         let dlg = t.data.get::<DlgTxn>();
@@ -184,22 +205,25 @@ impl Observer for TmObserver {
             if let Some(DlgTxn(d)) = dlg {
                 cdr_ctx().remove(&lock(d).key());
             }
-        } else if ctx.flags & CDR != 0 && dlg.is_some() {
-            // Accounted once, when the dialog ends.
-            return;
         }
-        let missed = negative && ctx.flags & MISSED != 0;
-        let answered = !negative || ctx.flags & FAILED != 0;
-        if !missed && !answered {
+        // Per backend: a CDR backend of a dialog is accounted once, when
+        // the dialog ends; others when answered, or on a negative reply
+        // with `failed`; `missed` writes a negative one as a missed call.
+        let cdr_later = !negative && dlg.is_some();
+        let missed = if negative { ctx.marks.backends(|_, f| f & MISSED != 0) } else { 0 };
+        let answered = ctx.marks.backends(|acc, f| {
+            acc && !(cdr_later && f & CDR != 0) && (!negative || f & FAILED != 0)
+        });
+        if missed == 0 && answered == 0 {
             return;
         }
         let (code_s, reason) = status(t, code);
         let rec = record_of(&t.request, &ctx, code_s, reason, to_tag_of(t));
-        if missed {
-            account(&rec, Kind::Missed, &ctx);
+        if missed != 0 {
+            account(&rec, Kind::Missed, &ctx, missed);
         }
-        if answered {
-            account(&rec, Kind::Answered, &ctx);
+        if answered != 0 {
+            account(&rec, Kind::Answered, &ctx, answered);
         }
     }
 }
@@ -239,13 +263,14 @@ fn early_media(t: &Txn, reply: &Message) {
         return;
     };
     let ctx = r.lock().clone();
-    if ctx.types == 0 {
+    let to = ctx.marks.backends(|acc, _| acc);
+    if to == 0 {
         return;
     }
     let reason = reply.reason().unwrap_or_default().to_string();
     let to_tag = reply.to_tag().unwrap_or_default().to_string();
     let rec = record_of(&t.request, &ctx, code.to_string(), reason, to_tag);
-    account(&rec, Kind::Answered, &ctx);
+    account(&rec, Kind::Answered, &ctx, to);
 }
 
 pub fn observer() -> Arc<dyn Observer> {

@@ -8,6 +8,7 @@ use super::record::{self, Kind, Record};
 use crate::db::Ident;
 use crate::modules::dialog::machine::{now_unix, CallDlg};
 use crate::modules::dialog::store::lock;
+use crate::modules::registrar::coded;
 use crate::script::exports::{ret, Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
@@ -48,8 +49,7 @@ fn do_accounting(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     {
         let mut ctx = r.lock();
         ctx.upstream |= upstream;
-        ctx.types |= types;
-        ctx.flags |= flags;
+        ctx.marks.set(types, flags);
         if table.is_some() {
             ctx.table = table;
         }
@@ -57,20 +57,91 @@ fn do_accounting(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     if flags & CDR != 0 {
         match call.slot_ref::<CallDlg>().and_then(|c| c.dlg.clone()) {
             Some(d) => {
-                let (all_types, all_flags, table) = {
+                let (marks, table) = {
                     let c = r.lock();
-                    (c.types, c.flags, c.table.clone())
+                    (c.marks, c.table.clone())
                 };
                 let mut g = lock(&d);
                 logic::cdr_ctx().insert(g.key(), r);
                 // Kept with the dialog (and its row, db_mode 1): a CDR is
                 // still written for a dialog read back after a restart.
-                logic::remember(&mut g, all_types, all_flags, table);
+                logic::remember(&mut g, marks, table);
             }
             None => tracing::warn!("{}: cdr accounting without a dialog (call create_dialog first)", a.fname),
         }
     }
     ret(lua, true)
+}
+
+/// `drop_accounting([types], [flags])` (acc_logic.c `w_drop_acc`): takes
+/// marks back; -1 when this request has none.
+fn drop_accounting(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let types = match a.opt_str(0)? {
+        Some(t) => Some(parse_set(&a, &t, &[("log", LOG), ("db", DB), ("evi", EVI)])?),
+        None => None,
+    };
+    let flags = match a.opt_str(1)? {
+        Some(f) => Some(parse_set(&a, &f, &[("cdr", CDR), ("missed", MISSED), ("failed", FAILED)])?),
+        None => None,
+    };
+    let call = st.call.borrow();
+    let Some(r) = call.tm.data.get::<super::extra::AccRef>().cloned() else {
+        tracing::error!("{}: do_accounting() was not used for this request", a.fname);
+        return coded(lua, -1);
+    };
+    let (marks, table) = {
+        let mut c = r.lock();
+        c.marks.reset(types, flags);
+        (c.marks, c.table.clone())
+    };
+    // A dialog keeps the marks for its CDR (and its row, db_mode 1).
+    if let Some(d) = call.slot_ref::<CallDlg>().and_then(|c| c.dlg.clone()) {
+        let mut g = lock(&d);
+        if logic::cdr_ctx().contains_key(&g.key()) {
+            logic::remember(&mut g, marks, table);
+        }
+    }
+    coded(lua, 1)
+}
+
+/// The request's own accounting context while a dialog's is loaded.
+#[derive(Default)]
+struct Stored(Option<Option<super::extra::AccRef>>);
+
+/// `acc_load_ctx_from_dlg()` (acc_logic.c `w_load_ctx_from_dlg`): the
+/// current dialog's accounting context becomes this route's, so
+/// `$acc_extra`/`$acc_leg` reach the dialog's CDR; -1 without a dialog,
+/// without a context in it, or when one is loaded already.
+fn acc_load_ctx_from_dlg(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let mut call = st.call.borrow_mut();
+    if call.slot_ref::<Stored>().is_some_and(|s| s.0.is_some()) {
+        tracing::error!("{}: a dialog's context is loaded already", a.fname);
+        return coded(lua, -1);
+    }
+    let Some(d) = call.slot_ref::<CallDlg>().and_then(|c| c.dlg.clone()) else {
+        return coded(lua, -1);
+    };
+    let Some(r) = logic::dialog_ctx(&lock(&d)) else {
+        return coded(lua, -1);
+    };
+    let own = call.tm.data.get::<super::extra::AccRef>().cloned();
+    call.slot::<Stored>().0 = Some(own);
+    call.tm.data.set(r);
+    coded(lua, 1)
+}
+
+/// `acc_unload_ctx_from_dlg()`: the request's own context back; -1 when
+/// none was loaded.
+fn acc_unload_ctx_from_dlg(lua: &Lua, st: &State, _: Args) -> mlua::Result<MultiValue> {
+    let mut call = st.call.borrow_mut();
+    let Some(own) = call.slot::<Stored>().0.take() else {
+        return coded(lua, -1);
+    };
+    match own {
+        Some(r) => call.tm.data.set(r),
+        None => call.tm.data.remove::<super::extra::AccRef>(),
+    }
+    coded(lua, 1)
 }
 
 /// `"200 OK"` → ("200", "OK"); without three digits, no code.
@@ -134,6 +205,7 @@ fn acc_new_leg(lua: &Lua, st: &State, _: Args) -> mlua::Result<MultiValue> {
 }
 
 const R: RouteMask = RouteMask::REQUEST.or(RouteMask::BRANCH).or(RouteMask::FAILURE);
+
 const ANY_MSG: RouteMask = R.or(RouteMask::ONREPLY);
 
 pub static EXPORTS: &[Export] = &[
@@ -176,5 +248,29 @@ pub static EXPORTS: &[Export] = &[
         routes: R,
         doc: "Starts another leg in this request's accounting context: `$acc_leg(tag)` now sets its values (`leg_fields`); the record (or CDR) is then one database row and one event per leg.",
         func: Func::Sync(acc_new_leg),
+    },
+    Export {
+        name: "drop_accounting",
+        args: "([types], [flags])",
+        returns: "true, 1; false, -1 when do_accounting was not used for this request",
+        routes: R,
+        doc: "Takes back what `do_accounting` marked: the `flags` (`cdr`, `missed`, `failed`, joined by `|`) of the `types` (`log`, `db`, `evi`); without flags the types' plain accounting as well, without types every type. As in OpenSIPS (acc_logic.h `acc_bitmask_reset`), every type then left with no flag loses its plain accounting too, whichever types were named.",
+        func: Func::Sync(drop_accounting),
+    },
+    Export {
+        name: "acc_load_ctx_from_dlg",
+        args: "()",
+        returns: "true, 1; false, -1 without a current dialog, without accounting in it (`do_accounting(…, \"cdr\")`), or when one is loaded already",
+        routes: RouteMask::ANY,
+        doc: "Makes the current dialog's accounting context this route's (e.g. in a sequential request, or after `load_dialog_ctx`), so `$acc_extra` and `$acc_leg` read and change what the dialog's CDR will carry. Not nested: `acc_unload_ctx_from_dlg` first.",
+        func: Func::Sync(acc_load_ctx_from_dlg),
+    },
+    Export {
+        name: "acc_unload_ctx_from_dlg",
+        args: "()",
+        returns: "true, 1; false, -1 when no dialog context was loaded",
+        routes: RouteMask::ANY,
+        doc: "Gives the route its own accounting context back after `acc_load_ctx_from_dlg`.",
+        func: Func::Sync(acc_unload_ctx_from_dlg),
     },
 ];

@@ -61,6 +61,11 @@ impl TxnData {
         self.0.push(Arc::new(v));
     }
 
+    /// Detaches the entry of type `T`.
+    pub fn remove<T: Any + Send + Sync>(&mut self) {
+        self.0.retain(|e| !e.is::<T>());
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -23,4 +23,13 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, T, "acc_db_request", &[Str, Str], MSG),
     Function::new(M, T, "acc_evi_request", &[Str], MSG),
     Function::new(M, T, "acc_new_leg", &[], R),
+    Function::new(
+        M,
+        T,
+        "drop_accounting",
+        &[Optional(&Str), Optional(&Str)],
+        R,
+    ),
+    Function::new(M, T, "acc_load_ctx_from_dlg", &[], RouteMask::ANY),
+    Function::new(M, T, "acc_unload_ctx_from_dlg", &[], RouteMask::ANY),
 ];
