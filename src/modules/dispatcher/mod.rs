@@ -14,6 +14,7 @@ pub mod exports;
 pub mod lua;
 pub mod mi;
 pub mod probe;
+pub mod script_attrs;
 pub mod select;
 pub mod sets;
 
