@@ -299,6 +299,22 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                     }
                     None => modparam(l, it.span, module, name, value),
                 };
+                // A parameter OpenSIPS takes once per line and lunasip as
+                // a list: the lines become one list.
+                if let (Some(key), Value::Str(v)) = (repeatable(module, name), value) {
+                    if let Some(at) = modules[k].1.iter().position(|x| {
+                        x.starts_with(&format!("{key} = "))
+                    }) {
+                        let prev = &modules[k].1[at];
+                        let items = prev[key.len() + 3..].trim_end_matches(',');
+                        let items = items
+                            .strip_prefix("{ ")
+                            .and_then(|x| x.strip_suffix(" }"))
+                            .unwrap_or(items);
+                        modules[k].1[at] = format!("{key} = {{ {items}, {} }},", lua_str(v));
+                        continue;
+                    }
+                }
                 modules[k].1.push(line);
             }
             _ => {}
@@ -496,6 +512,16 @@ fn comment_lines(c: &str) -> Vec<String> {
         return vec!["--".into()];
     }
     c.lines().map(|l| format!("--{l}")).collect()
+}
+
+/// Parameters given on several `modparam` lines that lunasip takes as a
+/// list (statistics `stat_series_profile`, tm `tw_append`).
+fn repeatable(module: &str, name: &str) -> Option<&'static str> {
+    match (module, name) {
+        ("statistics", "stat_series_profile") => Some("stat_series_profile"),
+        ("tm", "tw_append") => Some("tw_append"),
+        _ => None,
+    }
 }
 
 /// `modparam`s of the MI transports lunasip has built in, as their
