@@ -8,7 +8,7 @@ use common::rpc::rpc;
 use common::*;
 use serde_json::{json, Value};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `lunasip mi --fifo FIFO ARGS`: (success, the JSON printed).
 fn fifo(path: &std::path::Path, args: &[&str]) -> (bool, Value) {
@@ -33,17 +33,6 @@ fn options(port: u16, call_id: &str) -> String {
          CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
     udp_exchange(&format!("127.0.0.1:{port}"), &msg, Duration::from_secs(3)).unwrap_or_default()
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -162,7 +162,11 @@ end"#;
     assert_eq!(events, json!({"Readiness": true, "Status": 1}));
     let mut names: Vec<String> = ids["result"]["Identifiers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     assert_eq!(
@@ -170,11 +174,18 @@ end"#;
         ["default", "default;events", "gw", "gw;events"],
         "{ids}"
     );
-    assert_eq!((set["result"].clone(), reload["result"].clone()), (json!("OK"), json!("OK")));
+    assert_eq!(
+        (set["result"].clone(), reload["result"].clone()),
+        (json!("OK"), json!("OK"))
+    );
     let logs = |v: &serde_json::Value| -> Vec<String> {
         v["result"]
             .as_array()
-            .map(|r| r.iter().filter_map(|e| e["Log"].as_str().map(String::from)).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|e| e["Log"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let loads = logs(&loads);
@@ -187,7 +198,9 @@ end"#;
         "start and ds_reload: {loads:?}"
     );
     assert!(
-        loads.iter().any(|l| l.contains("status changed to 2 (data re-loading)")),
+        loads
+            .iter()
+            .any(|l| l.contains("status changed to 2 (data re-loading)")),
         "{loads:?}"
     );
     assert!(

@@ -123,15 +123,8 @@ fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let Some(t) = cfg::table(modules, M)? else {
         return Ok(Prepared(Vec::new()));
     };
-    // One profile as a string, or a list of them (OpenSIPS repeats the
-    // modparam line).
-    let lines: Vec<String> = match t.get::<mlua::Value>("stat_series_profile") {
-        Ok(mlua::Value::Table(list)) => list
-            .sequence_values::<String>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("config.modules.{M}.stat_series_profile: {e}"))?,
-        _ => cfg::str(&t, M, "stat_series_profile")?.into_iter().collect(),
-    };
+    // One profile, or a list (OpenSIPS repeats the modparam line).
+    let lines = cfg::str_list(&t, M, "stat_series_profile")?;
     let mut profiles: Vec<series::Profile> = Vec::new();
     for l in &lines {
         let p = series::parse_profile(l).map_err(|e| format!("config.modules.{M}.{e}"))?;

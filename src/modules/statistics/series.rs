@@ -230,7 +230,10 @@ fn now_ms() -> u64 {
 
 /// Every series created, by profile and name (they are statistics, which
 /// live as long as the process).
-static SERIES: Mutex<Option<HashMap<(String, String), Arc<Mutex<Series>>>>> = Mutex::new(None);
+static SERIES: Mutex<Option<SeriesMap>> = Mutex::new(None);
+
+/// Series by (profile, name).
+type SeriesMap = HashMap<(String, String), Arc<Mutex<Series>>>;
 
 /// Adds `v` to the series `name` of `profile`, creating it (a statistic
 /// `group:name`) on first use. Errors: the name is taken by another

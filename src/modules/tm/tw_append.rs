@@ -68,15 +68,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let Some(t) = crate::modules::cfg::table(modules, M)? else {
         return Ok(Prepared(Vec::new()));
     };
-    let lines: Vec<String> = match t.get::<mlua::Value>("tw_append") {
-        Ok(mlua::Value::Table(list)) => list
-            .sequence_values::<String>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("config.modules.{M}.tw_append: {e}"))?,
-        _ => crate::modules::cfg::str(&t, M, "tw_append")?
-            .into_iter()
-            .collect(),
-    };
+    let lines = crate::modules::cfg::str_list(&t, M, "tw_append")?;
     let mut all: Vec<TwAppend> = Vec::new();
     for l in &lines {
         let a = parse(l).map_err(|e| format!("config.modules.{M}.{e}"))?;
