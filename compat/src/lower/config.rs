@@ -302,9 +302,11 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                 // A parameter OpenSIPS takes once per line and lunasip as
                 // a list: the lines become one list.
                 if let (Some(key), Value::Str(v)) = (repeatable(module, name), value) {
-                    if let Some(at) = modules[k].1.iter().position(|x| {
-                        x.starts_with(&format!("{key} = "))
-                    }) {
+                    if let Some(at) = modules[k]
+                        .1
+                        .iter()
+                        .position(|x| x.starts_with(&format!("{key} = ")))
+                    {
                         let prev = &modules[k].1[at];
                         let items = prev[key.len() + 3..].trim_end_matches(',');
                         let items = items
