@@ -2,7 +2,7 @@
 //! (`log_level` numbers -3..4 and xlog's `L_ERR`, `L_INFO`, …).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::LevelFilter;
 
@@ -261,12 +261,13 @@ fn current_level() -> LevelFilter {
     filter_of(n)
 }
 
-/// The filter layer reading [`LEVELS`].
-struct LevelsFilter;
+/// The filter layer reading [`LEVELS`] and its log consumer's mute state
+/// and level filter.
+struct LevelsFilter(usize);
 
 impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for LevelsFilter {
     fn enabled(&self, meta: &Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
-        *meta.level() <= current_level()
+        *meta.level() <= current_level() && consumer_allows(self.0, *meta.level())
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
@@ -282,9 +283,89 @@ impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for LevelsFilt
     }
 }
 
-/// E_CORE_LOG: the OpenSIPS level at or under which a logged line is
-/// raised as an event; [`UNSET`]: off (`log_event_enabled`).
-static LOG_EVENT: AtomicI8 = AtomicI8::new(UNSET);
+/// A log consumer (OpenSIPS dprint.c): where log lines go, each with a
+/// mute state and a level filter (an OpenSIPS number; 0: none), which MI
+/// `log_mute_state` and `log_level_filter` change at run time.
+struct Consumer {
+    name: &'static str,
+    muted: AtomicBool,
+    filter: AtomicI8,
+}
+
+const STDERR: usize = 0;
+const SYSLOG: usize = 1;
+const EVENT: usize = 2;
+
+/// `stderror`: plain lines on stderr; `syslog`: the journal (under
+/// systemd, in place of stderr); `event`: E_CORE_LOG. The one of stderr
+/// and journal that is not in use reads as muted, and unmuting it adds no
+/// output.
+static CONSUMERS: [Consumer; 3] = [
+    Consumer {
+        name: "stderror",
+        muted: AtomicBool::new(false),
+        filter: AtomicI8::new(0),
+    },
+    Consumer {
+        name: "syslog",
+        muted: AtomicBool::new(true),
+        filter: AtomicI8::new(0),
+    },
+    Consumer {
+        name: "event",
+        muted: AtomicBool::new(true),
+        filter: AtomicI8::new(0),
+    },
+];
+
+fn consumer(name: &str) -> Option<&'static Consumer> {
+    CONSUMERS.iter().find(|c| c.name == name)
+}
+
+/// Whether consumer `i` takes a line at `level` (dprint.c: not muted, and
+/// no filter or the line's level number at most the filter).
+fn consumer_allows(i: usize, level: Level) -> bool {
+    let c = &CONSUMERS[i];
+    if c.muted.load(Ordering::Relaxed) {
+        return false;
+    }
+    let f = i64::from(c.filter.load(Ordering::Relaxed));
+    f == 0 || number_of(LevelFilter::from_level(level)) <= f
+}
+
+/// The consumers' names.
+pub fn consumer_names() -> impl Iterator<Item = &'static str> {
+    CONSUMERS.iter().map(|c| c.name)
+}
+
+/// A consumer's level filter (0: none); None for an unknown consumer.
+pub fn level_filter(name: &str) -> Option<i64> {
+    consumer(name).map(|c| i64::from(c.filter.load(Ordering::Relaxed)))
+}
+
+/// Sets a consumer's level filter (0: none); false for an unknown one.
+pub fn set_level_filter(name: &str, n: i64) -> bool {
+    let Some(c) = consumer(name) else {
+        return false;
+    };
+    c.filter
+        .store(if n == 0 { 0 } else { clamp(n) }, Ordering::Relaxed);
+    true
+}
+
+/// A consumer's mute state; None for an unknown consumer.
+pub fn muted(name: &str) -> Option<bool> {
+    consumer(name).map(|c| c.muted.load(Ordering::Relaxed))
+}
+
+/// Mutes or unmutes a consumer; false for an unknown one.
+pub fn set_muted(name: &str, m: bool) -> bool {
+    let Some(c) = consumer(name) else {
+        return false;
+    };
+    c.muted.store(m, Ordering::Relaxed);
+    true
+}
 
 thread_local! {
     /// A line logged while raising E_CORE_LOG is not raised again.
@@ -294,7 +375,11 @@ thread_local! {
 /// Turns E_CORE_LOG on for lines at OpenSIPS `level` or more important,
 /// or off with None.
 pub fn set_log_event(level: Option<i64>) {
-    LOG_EVENT.store(level.map_or(UNSET, clamp), Ordering::Relaxed);
+    let c = &CONSUMERS[EVENT];
+    c.muted.store(level.is_none(), Ordering::Relaxed);
+    if let Some(l) = level {
+        c.filter.store(clamp(l), Ordering::Relaxed);
+    }
 }
 
 /// The layer raising E_CORE_LOG (OpenSIPS dprint.c `event_dprint`) with
@@ -320,10 +405,8 @@ impl tracing::field::Visit for MessageOf<'_> {
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
     fn on_event(&self, ev: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let filter = LOG_EVENT.load(Ordering::Relaxed);
         let meta = ev.metadata();
-        let n = number_of(LevelFilter::from_level(*meta.level()));
-        if filter == UNSET || n > i64::from(filter) || IN_LOG_EVENT.with(Cell::get) {
+        if !consumer_allows(EVENT, *meta.level()) || IN_LOG_EVENT.with(Cell::get) {
             return;
         }
         IN_LOG_EVENT.with(|f| f.set(true));
@@ -374,19 +457,25 @@ pub fn init(level: LevelFilter) -> LevelHandle {
     // Under systemd the journal gets structured entries (see journal.rs);
     // elsewhere, plain lines on stderr.
     let journald = crate::journal::journald_layer();
+    CONSUMERS[STDERR]
+        .muted
+        .store(journald.is_some(), Ordering::Relaxed);
+    CONSUMERS[SYSLOG]
+        .muted
+        .store(journald.is_none(), Ordering::Relaxed);
     let fmt = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(LevelsFilter)
+            .with_filter(LevelsFilter(STDERR))
     });
-    let journald = journald.map(|j| j.with_filter(LevelsFilter));
+    let journald = journald.map(|j| j.with_filter(LevelsFilter(SYSLOG)));
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(journald)
-        .with(EventLog.with_filter(LevelsFilter))
+        .with(EventLog.with_filter(LevelsFilter(EVENT)))
         .try_init();
     tracing::callsite::rebuild_interest_cache();
     LevelHandle

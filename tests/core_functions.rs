@@ -115,7 +115,7 @@ end"#,
         .unwrap_or_else(|| panic!("no 480 to the caller: {back:?}"));
     let want = (1u64 << 7) | (1 << 9);
     assert!(
-        answer.starts_with(&format!("SIP/2.0 480 bf={want} in failure\r\n")),
+        answer.starts_with(&format!("SIP/2.0 480 bf={want} in failure_route\r\n")),
         "{answer}"
     );
 }

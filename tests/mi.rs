@@ -149,18 +149,6 @@ fn options(port: u16, call_id: &str) -> String {
     udp_exchange(&format!("127.0.0.1:{port}"), &msg, Duration::from_secs(3)).unwrap_or_default()
 }
 
-/// Waits until `f` holds (log lines land asynchronously).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[test]
 fn core_commands_answer_with_opensips_shapes() {
     let m = start_with(&answering("OK"), "");

@@ -261,9 +261,43 @@ end"#,
     for want in [
         "\r\nX-Pos: t.lua:3 4\r\n",
         "\r\nX-Fmt: 6\r\n",
-        "\r\nX-Hf: t.lua:7 request/main\r\n",
-        // A nested route.relay() is a plain Lua call: the name stays.
-        "\r\nX-Sub: main 11\r\n",
+        "\r\nX-Hf: t.lua:7 route/main\r\n",
+        // A sub-route is on $route's stack.
+        "\r\nX-Sub: relay 11\r\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+}
+
+/// OpenSIPS 3.4 pvar.c `pv_get_route*`: sub-routes called from a route
+/// (directly, through a local helper, by pcall) are the stack `$route`
+/// indexes: `[0]` the running one, `[-1]` the entry route, `[*]` all;
+/// once a sub-route returned it is off the stack.
+#[test]
+fn route_stack_of_sub_routes() {
+    let w = worker(
+        r#"function route.main()
+  route.a()
+  sip.append_hf("X-Back: $(route[*]) $route.name $(route.name[1])\r\n")
+  sip.forward("sip:192.0.2.5")
+end
+local function helper() route.b() end
+function route.a()
+  helper()
+end
+function route.b()
+  pcall(route.c, "x")
+end
+function route.c(x)
+  sip.append_hf("X-Stack: $(route[*])|$route|$route.name|$(route.name[1])|$(route.name[-1])|$(route.type[0])|$(route.type[-1])|$(route.name[4])|$(route[-2])\r\n")
+end"#,
+    );
+    let out = run(&w, INVITE, Proto::Udp);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let text = &out[0].2;
+    for want in [
+        "\r\nX-Stack: route > route[a] > route[b] > route[c]|route[c]|c|b|main|route|route|<null>|route[a]\r\n",
+        "\r\nX-Back: route main <null>\r\n",
     ] {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
@@ -296,7 +330,10 @@ end"#,
         .find(|o| o.0 == OutKind::Request)
         .map(|o| o.2.clone())
         .unwrap_or_else(|| panic!("no relayed INVITE: {out:?}"));
-    assert!(relayed.contains("\r\nX-Br: branch/br\r\n"), "{relayed}");
+    assert!(
+        relayed.contains("\r\nX-Br: branch_route/br\r\n"),
+        "{relayed}"
+    );
     // A 486 for that branch: its Vias, From, To with a tag, Call-ID, CSeq.
     let mut reply = String::from("SIP/2.0 486 Busy Here\r\n");
     for l in relayed.split("\r\n") {
@@ -321,7 +358,7 @@ end"#,
         .map(|o| o.2.clone())
         .unwrap_or_else(|| panic!("no 480 to the caller: {out:?}"));
     assert!(
-        answer.starts_with("SIP/2.0 480 failure/busy after onreply/rep\r\n"),
+        answer.starts_with("SIP/2.0 480 failure_route/busy after onreply_route/rep\r\n"),
         "{answer}"
     );
 }

@@ -87,3 +87,132 @@ end"#;
         "{log}"
     );
 }
+
+/// The dispatcher's group (OpenSIPS 3.4 modules/dispatcher/dispatch.c
+/// `ds_srg`): an identifier per partition with the state of its data, and
+/// `NAME;events` logging destination state changes; a partition whose
+/// database cannot be read has no data (-2).
+#[test]
+fn dispatcher_partitions_report_their_data() {
+    let mi = free_port();
+    let routes = r#"function route.main()
+  local out = {}
+  for _, id in ipairs({ "default", "gw", "all", "default;events" }) do
+    local ok, st = sip.sr_check_status("dispatcher", id)
+    out[#out + 1] = tostring(ok) .. "/" .. st
+  end
+  sip.append_to_reply("X-Sr: " .. table.concat(out, ",") .. "\r\n")
+  sip.sl.sl_send_reply(200, "OK")
+end"#;
+    let p = Proxy::start(&mi_script(
+        mi,
+        r#"dispatcher = { partitions = {
+      default = { sets = { [1] = { "sip:127.0.0.1:5071", "sip:127.0.0.1:5072" } } },
+      gw = { db_url = "mysql://root@127.0.0.1:1/none", db_retry_interval = 3600 },
+    } },"#,
+        routes,
+    ));
+    let get = |id: &str| {
+        rpc(
+            mi,
+            "sr_get_status",
+            json!({"group": "dispatcher", "identifier": id}),
+        )["result"]
+            .clone()
+    };
+    let default = get("default");
+    let gw = get("gw");
+    let events = get("default;events");
+    let ids = rpc(mi, "sr_list_identifiers", json!({"group": "dispatcher"}));
+    let set = rpc(
+        mi,
+        "ds_set_state",
+        json!({"state": "i", "group": "1", "address": "sip:127.0.0.1:5071"}),
+    );
+    let reload = rpc(mi, "ds_reload", json!({"partition": "default"}));
+    let loads = rpc(
+        mi,
+        "sr_list_reports",
+        json!({"group": "dispatcher", "identifier": "default"}),
+    );
+    let changes = rpc(
+        mi,
+        "sr_list_reports",
+        json!({"group": "dispatcher", "identifier": "default;events"}),
+    );
+    let list = rpc(mi, "sr_list_status", json!({"group": "dispatcher"}));
+    let r = udp_exchange(
+        &format!("127.0.0.1:{}", p.port),
+        "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKsrds\r\n\
+         From: <sip:a@127.0.0.1>;tag=sr\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: sr-ds\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(2),
+    );
+    let log = p.stop();
+    assert_eq!(
+        default,
+        json!({"Readiness": true, "Status": 1, "Details": "data available"}),
+        "{log}"
+    );
+    assert_eq!(
+        gw,
+        json!({"Readiness": false, "Status": -2, "Details": "no data loaded"}),
+        "{log}"
+    );
+    assert_eq!(events, json!({"Readiness": true, "Status": 1}));
+    let mut names: Vec<String> = ids["result"]["Identifiers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(
+        names,
+        ["default", "default;events", "gw", "gw;events"],
+        "{ids}"
+    );
+    assert_eq!(
+        (set["result"].clone(), reload["result"].clone()),
+        (json!("OK"), json!("OK"))
+    );
+    let logs = |v: &serde_json::Value| -> Vec<String> {
+        v["result"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|e| e["Log"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let loads = logs(&loads);
+    assert_eq!(
+        loads
+            .iter()
+            .filter(|l| *l == "2 destinations loaded (0 discarded)")
+            .count(),
+        2,
+        "start and ds_reload: {loads:?}"
+    );
+    assert!(
+        loads
+            .iter()
+            .any(|l| l.contains("status changed to 2 (data re-loading)")),
+        "{loads:?}"
+    );
+    assert!(
+        logs(&changes)
+            .iter()
+            .any(|l| l == "DESTINATION <sip:127.0.0.1:5071>, set 1 switched to [inactive]"),
+        "{changes}"
+    );
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(4), "{list}");
+    let r = r.unwrap_or_else(|| panic!("no reply\n{log}"));
+    assert!(
+        r.contains("\r\nX-Sr: true/1,false/-2,false/-1,true/1\r\n"),
+        "{r}"
+    );
+}

@@ -404,6 +404,46 @@ end"#
     );
 }
 
+/// tm.c `w_t_new_request`'s `ctx`: the new transaction's AVP `uac_ctx`,
+/// which `local_route` sees (it copies it into a header the callee gets).
+#[test]
+fn t_new_request_ctx_reaches_local_route_and_replies() {
+    let (callee, cport) = udp_listener();
+    let p = proxy(
+        free_port(),
+        "",
+        &format!(
+            r#"function route.main()
+  local ok = sip.tm.t_new_request("OPTIONS", "sip:watcher@127.0.0.1:{cport}", "sip:proxy@127.0.0.1", "sip:watcher@127.0.0.1", nil, '{{"job":"$fU"}}')
+  sip.sl.sl_send_reply(ok and 200 or 500, "Triggered")
+end
+function local_route.main()
+  sip.append_hf("X-Ctx: $avp(uac_ctx)\r\n")
+end"#
+        ),
+    );
+    let got = udp_exchange(
+        &format!("127.0.0.1:{}", p.port),
+        "MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bKnewctx1\r\n\
+         From: <sip:carol@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: newctx@x\r\n\
+         CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(3),
+    );
+    let (req, from) = recv_method(&callee, "OPTIONS");
+    reply(&callee, &req, from, "200 OK", "");
+    let log = p.stop();
+    assert!(
+        got.as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 Triggered")),
+        "{got:?}\n{log}"
+    );
+    assert_eq!(
+        header(&req, "X-Ctx"),
+        [r#"X-Ctx: {"job":"carol"}"#],
+        "{req}"
+    );
+}
+
 /// t_reply.c (`onreply_avp_mode`): with 0 (the default) a reply route
 /// starts with no AVPs; with 1 it sees the transaction's.
 #[test]

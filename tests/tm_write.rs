@@ -196,3 +196,66 @@ end"#,
     assert_eq!(&lines[..3], ["0.3", "sip_request.vm", "MESSAGE"], "{text}");
     assert_eq!(lines[11], "twr2@x", "{text}");
 }
+
+/// t_fifo.c `parse_tw_append` / `append2buf`: `info` `action/name` adds
+/// the `title: value` lines of the `tw_append` `name` after the
+/// `P-MsgFlags` line (a null value adds none), and its `$rb` writes the
+/// body of a MESSAGE too; an unknown name is a script error (500).
+#[test]
+fn t_write_unix_appends_the_tw_append_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vm.sock");
+    let app = std::os::unix::net::UnixDatagram::bind(&path).expect("bind unix socket");
+    app.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let p = Proxy::start(&mi_script(
+        free_port(),
+        r#"tm = { fr_timeout = 2, fr_inv_timeout = 4,
+      tw_append = { "vm: subject=$hdr(Subject); caller = $fU; none=$avp(unset); $rb", "other: x=$ci" } },"#,
+        &format!(
+            r#"function route.main()
+  sip.tm.t_newtran()
+  local info = sip.pv.rU == "vm-bad" and "voicemail/nope" or "voicemail/VM"
+  if not sip.tm.t_write_unix(info, "{}") then sip.tm.t_reply(500, "not written") end
+end"#,
+            path.display()
+        ),
+    ));
+    let caller = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    caller
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let local = caller.local_addr().expect("addr");
+    let msg = held_message("twa1", local).replace(
+        "Content-Length: 0\r\n\r\n",
+        "Subject: Hi there\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    caller
+        .send_to(msg.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let n = app.recv(&mut buf).expect("the application got nothing");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let bad = held_message("twa2", local).replace("vm-bob", "vm-bad");
+    caller
+        .send_to(bad.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let n = caller.recv(&mut buf).expect("no reply to the bad one");
+    let refused = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let log = p.stop();
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(
+        &lines[18..],
+        [
+            "P-MsgFlags: 0",
+            "subject: Hi there",
+            "caller: alice",
+            ".",
+            "hello",
+            ""
+        ],
+        "{text}"
+    );
+    assert!(refused.starts_with("SIP/2.0 500 "), "{refused}");
+    assert!(log.contains("unknown append name 'nope'"), "{log}");
+}

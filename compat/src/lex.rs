@@ -208,6 +208,17 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, (Pos, String)> {
                 .trim_end_matches(';')
                 .trim_end()
                 .to_string();
+            // A `{` left open (`dst_blacklist = gw:{` …) goes on over the
+            // lines up to its `}`, each without its comment.
+            while braces_open(&value) {
+                let Some(next) = rest[end..].strip_prefix('\n') else {
+                    break;
+                };
+                let l = next.split('\n').next().unwrap_or("");
+                value.push('\n');
+                value.push_str(strip_comment(l).trim().trim_end_matches(';').trim_end());
+                end += 1 + l.len();
+            }
             // OpenSIPS 3.x auto_scaling_profile goes on over `scale …` lines.
             while let Some(next) = rest[end..].strip_prefix('\n') {
                 let l = next.split('\n').next().unwrap_or("");
@@ -229,6 +240,36 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, (Pos, String)> {
         }
     }
     Ok(out)
+}
+
+/// Whether `s` opens more `{` than it closes (outside quotes).
+fn braces_open(s: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote = None;
+    for ch in s.chars() {
+        match (quote, ch) {
+            (None, '"' | '\'') => quote = Some(ch),
+            (Some(q), _) if ch == q => quote = None,
+            (None, '{') => depth += 1,
+            (None, '}') => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
+}
+
+/// A line up to its `#` comment (outside quotes).
+fn strip_comment(l: &str) -> &str {
+    let mut quote = None;
+    for (i, ch) in l.char_indices() {
+        match (quote, ch) {
+            (None, '"' | '\'') => quote = Some(ch),
+            (Some(q), _) if ch == q => quote = None,
+            (None, '#') => return &l[..i],
+            _ => {}
+        }
+    }
+    l
 }
 
 /// A quoted string: it must close on its line (an unbalanced quote is the

@@ -169,6 +169,42 @@ fn xlog_level(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     Ok(json!({ "New xLog level": logging::xlog_shared() }))
 }
 
+/// `log_level_filter` (OpenSIPS 3.4 mi/mi_core.c, dprint.c): a log
+/// consumer's level filter, read or set (0: none).
+fn log_level_filter(_: &Ctx, p: &Params) -> Result<Value, MiError> {
+    use crate::logging;
+    let consumer = p.str("consumer").unwrap_or("");
+    let unknown = || MiError::new(404, "Unknown log consumer");
+    match p.int("level_filter") {
+        None => {
+            let n = logging::level_filter(consumer).ok_or_else(unknown)?;
+            Ok(json!({ "Log level filter": n }))
+        }
+        Some(n) => match logging::set_level_filter(consumer, n) {
+            true => ok(),
+            false => Err(unknown()),
+        },
+    }
+}
+
+/// `log_mute_state` (OpenSIPS 3.4 mi/mi_core.c, dprint.c): whether a log
+/// consumer is muted, read or set (any non-zero number mutes).
+fn log_mute_state(_: &Ctx, p: &Params) -> Result<Value, MiError> {
+    use crate::logging;
+    let consumer = p.str("consumer").unwrap_or("");
+    let unknown = || MiError::new(404, "Unknown log consumer");
+    match p.int("mute_state") {
+        None => {
+            let m = logging::muted(consumer).ok_or_else(unknown)?;
+            Ok(json!({ "mute state": i64::from(m) }))
+        }
+        Some(n) => match logging::set_muted(consumer, n != 0) {
+            true => ok(),
+            false => Err(unknown()),
+        },
+    }
+}
+
 /// `reset_all_statistics` (OpenSIPS statistics.c): every statistic that
 /// may be reset goes back to 0.
 fn reset_all_statistics(_: &Ctx, _: &Params) -> Result<Value, MiError> {
@@ -368,6 +404,22 @@ pub static COMMANDS: &[Command] = &[
         params: &[opt("level", Kind::Int)],
         result: r#"none: `{"xLog Level": n}`; `level`: `{"New xLog level": n}`"#,
         handler: xlog_level,
+    },
+    Command {
+        name: "log_level_filter",
+        help: "gets/sets the level filter of a log consumer (`stderror`, `syslog` = the journal under systemd, `event` = E_CORE_LOG): lines less important than it are not given to that consumer; 0: no filter",
+        module: "core",
+        params: &[req("consumer", Kind::Str), opt("level_filter", Kind::Int)],
+        result: r#"`consumer`: `{"Log level filter": n}`; with `level_filter`: `"OK"`; unknown consumer: error 404 "Unknown log consumer""#,
+        handler: log_level_filter,
+    },
+    Command {
+        name: "log_mute_state",
+        help: "gets/sets whether a log consumer (`stderror`, `syslog`, `event`) is muted (1) or not (0); of stderr and the journal, the one not in use reads muted",
+        module: "core",
+        params: &[req("consumer", Kind::Str), opt("mute_state", Kind::Int)],
+        result: r#"`consumer`: `{"mute state": 0|1}`; with `mute_state`: `"OK"`; unknown consumer: error 404 "Unknown log consumer""#,
+        handler: log_mute_state,
     },
     Command {
         name: "reset_all_statistics",

@@ -46,6 +46,18 @@ pub fn int(t: &Table, m: &str, key: &str) -> Result<Option<i64>, String> {
     }
 }
 
+/// A parameter OpenSIPS repeats on several `modparam` lines: one string
+/// or a list of them (empty when absent).
+pub fn str_list(t: &Table, m: &str, key: &str) -> Result<Vec<String>, String> {
+    match t.get::<Value>(key).map_err(|e| e.to_string())? {
+        Value::Table(list) => list
+            .sequence_values::<String>()
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("config.modules.{m}.{key}: {e}")),
+        _ => Ok(str(t, m, key)?.into_iter().collect()),
+    }
+}
+
 /// A boolean (OpenSIPS's 0/1 accepted).
 pub fn bool(t: &Table, m: &str, key: &str) -> Result<Option<bool>, String> {
     match t.get::<Value>(key).map_err(|e| e.to_string())? {

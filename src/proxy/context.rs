@@ -121,6 +121,9 @@ pub struct Call {
     /// Where the script is, for `$cfg_line`/`$cfg_file`; set by the
     /// script host, None outside one (`lunasip eval`).
     pub script_pos: Option<ScriptPos>,
+    /// The sub-routes called from the running route, for `$route`; set
+    /// by the script host (computed only when read).
+    pub route_stack: Option<RouteStack>,
     /// In `event_route`: the event's parameters, in declared order
     /// (`$param(name)`, `$param(n)`).
     pub event_params: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
@@ -132,6 +135,18 @@ pub struct Call {
 /// running now.
 #[derive(Clone)]
 pub struct ScriptPos(pub Rc<dyn Fn() -> Option<(String, i64)>>);
+
+/// The names of the `route` functions the running route called and that
+/// have not returned yet, outermost first (`route.main` → `route.a()` →
+/// `route.b()` gives `["a", "b"]`).
+#[derive(Clone)]
+pub struct RouteStack(pub Rc<dyn Fn() -> Vec<String>>);
+
+impl std::fmt::Debug for RouteStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteStack")
+    }
+}
 
 impl std::fmt::Debug for ScriptPos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -291,6 +306,7 @@ impl Call {
             rr: None,
             err: None,
             script_pos: None,
+            route_stack: None,
             event_params: None,
             slots: Vec::new(),
         }
@@ -457,6 +473,7 @@ impl Current {
         std::mem::swap(&mut cur.msg_id, &mut other.msg_id);
         std::mem::swap(&mut cur.sockets, &mut other.sockets);
         std::mem::swap(&mut cur.script_pos, &mut other.script_pos);
+        std::mem::swap(&mut cur.route_stack, &mut other.route_stack);
     }
 }
 

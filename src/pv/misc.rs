@@ -143,26 +143,81 @@ fn set_xlog_level(_: &mut Call, _: &Spec, v: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn get_route_type(c: &Call, _: &Spec) -> Value {
-    let t = c.route.table();
-    Value::Str(match t {
-        "route" => "request".to_string(),
-        other => other.trim_end_matches("_route").to_string(),
-    })
+/// The route stack as OpenSIPS 3.4 pvar.c indexes it: the entry route,
+/// then each `route` function called under it that is still running
+/// (walked from the Lua stack only when read).
+fn route_stack(c: &Call) -> Vec<String> {
+    c.route_stack.as_ref().map(|f| (f.0)()).unwrap_or_default()
 }
 
-/// `$route.name`: the running route's key in its table (`main` for
-/// `route.main`). `[0]` and `[-1]` name it too; lunasip keeps no stack of
-/// nested calls (`route.relay()` is a plain Lua call), so other indexes
-/// are null.
-fn get_route_name(c: &Call, spec: &Spec) -> Value {
-    match spec.index(c) {
-        None | Some(Ok(0)) | Some(Ok(-1)) => Value::Str(c.route_name.to_string()),
-        _ => Value::Null,
+/// OpenSIPS's position in the stack for index `i` (`[0]` the running
+/// route, `[-1]` the entry route): None out of bounds. Position 0 is the
+/// entry route.
+fn stack_pos(c: &Call, spec: &Spec, depth: usize) -> Option<usize> {
+    let n = depth as i64 + 1;
+    let i = match spec.index(c) {
+        None => 0,
+        Some(Ok(i)) => i,
+        Some(Err(())) => return None,
+    };
+    let i = if i < 0 { i + n } else { i };
+    (0..n).contains(&i).then(|| (n - i - 1) as usize)
+}
+
+/// `$route.type`: the entry route's table (`route`, `failure_route`,
+/// `onreply_route`, …, as route.c `get_top_route_type`); `route` for a
+/// sub-route.
+fn get_route_type(c: &Call, spec: &Spec) -> Value {
+    let subs = route_stack(c);
+    match stack_pos(c, spec, subs.len()) {
+        Some(0) => Value::Str(c.route.table().to_string()),
+        Some(_) => Value::Str("route".into()),
+        None => Value::Null,
     }
 }
-fn peek_route_name<'a>(c: &'a Call, _: &Spec) -> Option<&'a str> {
-    Some(c.route_name)
+
+/// `$route.name`: the key of the route at that position (`main` for
+/// `route.main`, `x` for `failure_route.x` or `route.x`).
+fn get_route_name(c: &Call, spec: &Spec) -> Value {
+    let subs = route_stack(c);
+    match stack_pos(c, spec, subs.len()) {
+        Some(0) => Value::Str(c.route_name.to_string()),
+        Some(p) => subs
+            .get(p - 1)
+            .map_or(Value::Null, |n| Value::Str(n.clone())),
+        None => Value::Null,
+    }
+}
+
+/// `$route`: the running route as OpenSIPS prints it (`route[relay]`);
+/// `$(route[*])` the whole stack, `route > route[relay] > route[check]`
+/// (pvar.c `pv_get_route`): the entry route by its table, with `[name]`
+/// unless OpenSIPS leaves it unnamed (request and reply `main`, error,
+/// local and startup routes); `$(route[n])` one entry.
+fn get_route(c: &Call, spec: &Spec) -> Value {
+    let subs = route_stack(c);
+    let table = c.route.table();
+    let unnamed = matches!(table, "error_route" | "local_route" | "startup_route")
+        || (matches!(table, "route" | "onreply_route") && c.route_name == "main");
+    let top = if unnamed {
+        table.to_string()
+    } else {
+        format!("{table}[{}]", c.route_name)
+    };
+    if matches!(spec.index(c), Some(Err(()))) {
+        let mut out = top;
+        for s in &subs {
+            out.push_str(&format!(" > route[{s}]"));
+        }
+        return Value::Str(out);
+    }
+    match stack_pos(c, spec, subs.len()) {
+        Some(0) => Value::Str(top),
+        Some(p) => subs
+            .get(p - 1)
+            .map_or(Value::Null, |n| Value::Str(format!("route[{n}]"))),
+        None => Value::Null,
+    }
 }
 
 /// The script position of the code evaluating a spec, as the script
@@ -414,18 +469,20 @@ pub static DEFS: &[PvDef] = &[
         peek: None,
     },
     ro!(
+        "route",
+        get_route,
+        "the running route as OpenSIPS names it (`route[relay]`); `$(route[n])` one of the stack ([0] the running one, [-1] the entry route), `$(route[*])` the whole stack: `route > route[relay]`"
+    ),
+    ro!(
         "route.type",
         get_route_type,
-        "type of the running route: request, onreply, failure, …"
+        "type of a route of the stack: the entry route's table (route, onreply_route, failure_route, …), route for a sub-route"
     ),
-    PvDef {
-        name: "route.name",
-        get: get_route_name,
-        set: None,
-        takes_inner: false,
-        doc: "name of the running route in its table: main for route.main, x for failure_route.x",
-        peek: Some(peek_route_name),
-    },
+    ro!(
+        "route.name",
+        get_route_name,
+        "name of a route of the stack ([0], the default: the running one; [-1]: the entry route): main for route.main, x for failure_route.x or route.x"
+    ),
     ro!(
         "cfg_line",
         get_cfg_line,

@@ -301,6 +301,12 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         Some(crate::proxy::context::ScriptPos(Rc::new(move || {
             script_pos(&weak)
         })));
+    // The same, for $route's stack of sub-routes.
+    let weak = lua.weak();
+    state.call.borrow_mut().route_stack =
+        Some(crate::proxy::context::RouteStack(Rc::new(move || {
+            route_stack(&weak)
+        })));
 
     let st = state.clone();
     let tr_now = lua.create_function(move |lua, (v, chain): (Value, String)| {
@@ -414,6 +420,61 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         })?,
     )?;
     Ok(())
+}
+
+/// The `route` functions running under the entry route, outermost
+/// first: Lua frames whose function is defined where a function of the
+/// `route` table is (source and lines), the outermost script frame (the
+/// entry route itself) left out. Walked only when `$route` is read, so a
+/// sub-route call costs nothing more than a Lua call.
+fn route_stack(lua: &mlua::WeakLua) -> Vec<String> {
+    let Some(lua) = lua.try_upgrade() else {
+        return Vec::new();
+    };
+    type Key = (Option<String>, Option<usize>, Option<usize>);
+    // The script's frames, innermost first (bounded in case of deep stacks).
+    let mut frames: Vec<(Key, Option<String>)> = Vec::new();
+    for level in 0..256 {
+        let Some(d) = lua.inspect_stack(level) else {
+            break;
+        };
+        let src = d.source();
+        if src.what != "Lua" || src.source.as_deref() == Some("=prelude") {
+            continue;
+        }
+        let key = (
+            src.source.as_deref().map(str::to_string),
+            src.line_defined,
+            src.last_line_defined,
+        );
+        frames.push((key, d.names().name.map(|n| n.to_string())));
+    }
+    // The outermost one is the entry route.
+    frames.pop();
+    if frames.is_empty() {
+        return Vec::new();
+    }
+    let Ok(routes) = lua.globals().get::<mlua::Table>("route") else {
+        return Vec::new();
+    };
+    let mut defs: Vec<(Key, String)> = Vec::new();
+    for (name, f) in routes.pairs::<String, mlua::Function>().flatten() {
+        let i = f.info();
+        defs.push(((i.source, i.line_defined, i.last_line_defined), name));
+    }
+    frames
+        .iter()
+        .rev()
+        .filter_map(|(key, called)| {
+            let mut same = defs.iter().filter(|(k, _)| k == key);
+            let first = same.next()?;
+            // Two routes written on the same lines: the name it was called by.
+            let named = std::iter::once(first)
+                .chain(same)
+                .find(|(_, n)| Some(n) == called.as_ref());
+            Some(named.unwrap_or(first).1.clone())
+        })
+        .collect()
 }
 
 /// The script position of the Lua code evaluating a spec: the first Lua

@@ -438,3 +438,16 @@ pub fn in_netns(name: &str, setup: &str) -> bool {
     assert!(text.contains("1 passed"), "the test did not run:\n{text}");
     false
 }
+
+/// Waits until `f` holds (log lines land asynchronously); panics naming
+/// `what` after 5 s.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -84,6 +84,8 @@ static NOT_NEEDED: &[(&str, &str)] = &[
 enum Entry {
     Line(Vec<String>, String),
     Listen(Vec<String>),
+    /// Where `blacklists = { … }` goes (the first `dst_blacklist`).
+    Blacklists(Vec<String>),
     Alias(Vec<String>),
     Modules,
     Note(Vec<String>, String),
@@ -199,6 +201,7 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut listens: Vec<String> = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
+    let mut blacklists: Vec<String> = Vec::new();
     // Per module, in order of first appearance: its lines.
     let mut modules: Vec<(String, Vec<String>)> = Vec::new();
     let module_at = |modules: &mut Vec<(String, Vec<String>)>, m: &str| -> usize {
@@ -212,9 +215,6 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
     };
     let mut modules_placed = false;
     let mut loaded: Vec<String> = Vec::new();
-    // Parameters OpenSIPS accumulates over several modparam lines: where the
-    // first one's line is and the values so far.
-    let mut lists: Vec<(usize, &str, usize, Vec<String>)> = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let mut comments = comments_for(items, i);
         if Some(i) == first_config {
@@ -230,6 +230,7 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                 &mut entries,
                 &mut listens,
                 &mut aliases,
+                &mut blacklists,
             ),
             ItemKind::LoadModule(path) => {
                 let m = module_name(path);
@@ -298,22 +299,21 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                     }
                     None => modparam(l, it.span, module, name, value),
                 };
-                if let (Some(key), Value::Str(v)) = (accumulates(module, name), value) {
-                    if !line.starts_with("--") {
-                        let at = lists.iter().position(|(m, n, _, _)| *m == k && *n == key);
-                        match at {
-                            Some(j) => {
-                                let (_, _, first, values) = &mut lists[j];
-                                values.push(lua_str(v));
-                                modules[k].1[*first] =
-                                    format!("{key} = {{ {} }},", values.join(", "));
-                                modules[k].1.push(format!("-- modparam(\"{module}\", \"{name}\", …): added to {key} above"));
-                            }
-                            None => {
-                                lists.push((k, key, modules[k].1.len(), vec![lua_str(v)]));
-                                modules[k].1.push(line);
-                            }
-                        }
+                // A parameter OpenSIPS takes once per line and lunasip as
+                // a list: the lines become one list.
+                if let (Some(key), Value::Str(v)) = (repeatable(module, name), value) {
+                    if let Some(at) = modules[k]
+                        .1
+                        .iter()
+                        .position(|x| x.starts_with(&format!("{key} = ")))
+                    {
+                        let prev = &modules[k].1[at];
+                        let items = prev[key.len() + 3..].trim_end_matches(',');
+                        let items = items
+                            .strip_prefix("{ ")
+                            .and_then(|x| x.strip_suffix(" }"))
+                            .unwrap_or(items);
+                        modules[k].1[at] = format!("{key} = {{ {items}, {} }},", lua_str(v));
                         continue;
                     }
                 }
@@ -355,6 +355,16 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                 }
                 let list: Vec<String> = listens.iter().map(|s| lua_str(s)).collect();
                 out.push(format!("  listen = {{ {} }},", list.join(", ")));
+            }
+            Entry::Blacklists(cs) => {
+                for c in cs {
+                    out.extend(comment_lines(&c).into_iter().map(|l| format!("  {l}")));
+                }
+                out.push("  blacklists = {".into());
+                for b in &blacklists {
+                    out.push(format!("    {b}"));
+                }
+                out.push("  },".into());
             }
             Entry::Alias(cs) => {
                 for c in cs {
@@ -401,12 +411,122 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
     out
 }
 
+/// A rule without the spaces outside its quotes, `, ` between fields:
+/// `( udp , 10.0.0.1 ,5060 )` → `(udp, 10.0.0.1, 5060)`.
+fn tidy_rule(r: &str) -> String {
+    let mut out = String::new();
+    let mut quote = None;
+    for ch in r.trim().chars() {
+        match (quote, ch) {
+            (None, '"' | '\'') => {
+                quote = Some(ch);
+                out.push(ch);
+            }
+            (Some(q), _) if ch == q => {
+                quote = None;
+                out.push(ch);
+            }
+            (None, c) if c.is_whitespace() => {}
+            (None, ',') => out.push_str(", "),
+            (_, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// OpenSIPS's `dst_blacklist = name[/flags][:{ rule, … }]` (3.4 cfg.y
+/// `blst_def`) → one list of `config.blacklists`: `name = { "rule", …,
+/// flags = { … } }`. Rules keep OpenSIPS's element form
+/// (`(udp, 10.0.0.1, 5060, "pattern")`, `!(any, 10.0.0.0/8)`, `ip`), which
+/// lunasip reads as is; a list given no flags is read-only in both.
+fn blacklist_entry(raw: &str) -> Result<String, String> {
+    let (head, def) = match raw.split_once(':') {
+        Some((h, d)) => (h.trim(), Some(d.trim())),
+        None => (raw.trim(), None),
+    };
+    let (name, flags) = match head.split_once('/') {
+        Some((n, f)) => (n.trim(), Some(f)),
+        None => (head, None),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!("'{name}' is not a blacklist name"));
+    }
+    let mut parts = Vec::new();
+    if let Some(def) = def {
+        let inner = def
+            .strip_prefix('{')
+            .and_then(|d| d.strip_suffix('}'))
+            .ok_or("the rules must be between { and }")?;
+        let (mut depth, mut quote, mut start) = (0i32, None, 0);
+        let mut rules = Vec::new();
+        for (i, ch) in inner.char_indices() {
+            match (quote, ch) {
+                (None, '"' | '\'') => quote = Some(ch),
+                (Some(q), _) if ch == q => quote = None,
+                (None, '(') => depth += 1,
+                (None, ')') => depth -= 1,
+                (None, ',') if depth == 0 => {
+                    rules.push(&inner[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        rules.push(&inner[start..]);
+        for r in rules.iter().map(|r| tidy_rule(r)) {
+            if !r.is_empty() {
+                parts.push(lua_str(&r));
+            }
+        }
+    }
+    if let Some(f) = flags {
+        let words: Vec<String> = f
+            .split(',')
+            .map(|w| w.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(w) = words
+            .iter()
+            .find(|w| !["readonly", "expire", "default"].contains(&w.as_str()))
+        {
+            return Err(format!("unknown blacklist flag '{w}'"));
+        }
+        let list: Vec<String> = words.iter().map(|w| lua_str(w)).collect();
+        parts.push(format!("flags = {{ {} }}", list.join(", ")));
+    }
+    let key = if is_lua_ident(name) {
+        name.to_string()
+    } else {
+        format!("[{}]", lua_str(name))
+    };
+    if parts.is_empty() {
+        return Ok(format!("{key} = {{}},"));
+    }
+    Ok(format!("{key} = {{ {} }},", parts.join(", ")))
+}
+
 /// A comment as Lua comment lines (block comments span lines).
 fn comment_lines(c: &str) -> Vec<String> {
     if c.is_empty() {
         return vec!["--".into()];
     }
     c.lines().map(|l| format!("--{l}")).collect()
+}
+
+/// Parameters given on several `modparam` lines that lunasip takes as a
+/// list (statistics `stat_series_profile`, tm `tw_append`, permissions
+/// `partition`).
+fn repeatable(module: &str, name: &str) -> Option<&'static str> {
+    match (module, name) {
+        ("statistics", "stat_series_profile") => Some("stat_series_profile"),
+        ("tm", "tw_append") => Some("tw_append"),
+        // One line per partition (permissions.c `parse_partition`).
+        ("permissions", "partition") => Some("partition"),
+        _ => None,
+    }
 }
 
 /// `modparam`s of the MI transports lunasip has built in, as their
@@ -454,6 +574,7 @@ fn global(
     entries: &mut Vec<Entry>,
     listens: &mut Vec<String>,
     aliases: &mut Vec<String>,
+    blacklists: &mut Vec<String>,
 ) {
     let v = global_value(raw);
     let key_int = |key: &str, v: &GValue| match v {
@@ -515,6 +636,28 @@ fn global(
             aliases.push(s);
             return;
         }
+        "dst_blacklist" => {
+            match blacklist_entry(raw) {
+                Ok(e) => {
+                    l.report.count("globals");
+                    if blacklists.is_empty() {
+                        entries.push(Entry::Blacklists(comments));
+                    } else if !comments.is_empty() {
+                        entries.push(Entry::Note(
+                            comments,
+                            "-- (dst_blacklist merged above)".into(),
+                        ));
+                    }
+                    blacklists.push(e);
+                }
+                Err(why) => {
+                    let raw = raw.replace('\n', " ");
+                    l.unsupported(span, Kind::Global, name, None, why.clone());
+                    entries.push(Entry::Note(comments, format!("-- {name} = {raw}: {why}")));
+                }
+            }
+            return;
+        }
         "children" | "udp_workers" => key_int("children", &v),
         "port" if matches!(v, GValue::Int(5060)) => {
             l.report.not_needed += 1;
@@ -569,17 +712,6 @@ fn global(
                 format!("-- {name} = {raw}: not a number"),
             ));
         }
-    }
-}
-
-/// The string parameters whose modparam lines add up in OpenSIPS rather
-/// than replace each other (permissions' `partition`: one line per
-/// partition, permissions.c's `parse_partition`), with their key: several
-/// lines become one Lua list.
-fn accumulates(module: &str, name: &str) -> Option<&'static str> {
-    match (module, name) {
-        ("permissions", "partition") => Some("partition"),
-        _ => None,
     }
 }
 

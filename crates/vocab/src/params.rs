@@ -51,6 +51,7 @@ use ParamKind::{Bool, Int, Str, Table};
 /// Every parameter, in the daemon's module order.
 pub static ALL: &[Param] = &[
     p("rr", "append_fromtag", Bool),
+    p("statistics", "stat_series_profile", Str),
     aka("tm", "T1", &["T1_timer", "t1"], Int),
     aka("tm", "T2", &["T2_timer", "t2"], Int),
     aka("tm", "T4", &["T4_timer", "t4"], Int),
@@ -59,6 +60,7 @@ pub static ALL: &[Param] = &[
     p("tm", "wait_timer", Int),
     p("tm", "restart_fr_on_each_reply", Bool),
     p("tm", "onreply_avp_mode", Bool),
+    p("tm", "tw_append", Str),
     p("dispatcher", "partitions", Table),
     p("dispatcher", "sets", Table),
     p("dispatcher", "destinations", Table),
@@ -70,6 +72,7 @@ pub static ALL: &[Param] = &[
     p("dispatcher", "pvar_algo_pattern", Str),
     p("dispatcher", "algo_route", Str),
     p("dispatcher", "attrs_avp", Str),
+    p("dispatcher", "script_attrs_avp", Str),
     p("dispatcher", "dst_avp", Str),
     p("dispatcher", "grp_avp", Str),
     p("dispatcher", "cnt_avp", Str),

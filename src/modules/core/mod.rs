@@ -11,7 +11,7 @@ pub use blacklist::BLACKLISTS;
 pub use cache::{remove_chunk, CACHE};
 pub use dset::DSET;
 pub use sending::SENDING;
-pub use status::{set_status, STATUS};
+pub use status::{add_report, set_status, status_of, STATUS};
 pub use uri::URI;
 
 use mlua::{Lua, MultiValue};

@@ -85,6 +85,29 @@ pub fn set_status(group: &str, identifier: &str, status: i64, text: &str) {
     });
 }
 
+/// Adds a report to `group`/`identifier`'s log (OpenSIPS
+/// `sr_add_report`); nothing when the identifier is not registered.
+pub fn add_report(group: &str, identifier: &str, text: &str) {
+    with(|groups| {
+        let Some(id) = groups
+            .iter_mut()
+            .find(|g| g.name == group)
+            .and_then(|g| g.ids.iter_mut().find(|i| i.name == identifier))
+        else {
+            return;
+        };
+        if id.reports.len() == MAX_REPORTS {
+            id.reports.pop_front();
+        }
+        id.reports.push_back((now(), text.to_string()));
+    });
+}
+
+/// `group`/`identifier`'s status and text, if registered.
+pub fn status_of(group: &str, identifier: &str) -> Option<(i64, String)> {
+    check(group, Some(identifier)).ok().flatten()
+}
+
 /// The core's own status (`core`/`main`).
 pub fn set_core_status(status: i64, text: &str) {
     set_status("core", MAIN, status, text);
@@ -255,7 +278,7 @@ fn shutdown() {
 pub static STATUS: Module = Module {
     name: "core (status report)",
     table: None,
-    doc: "Status reports (OpenSIPS 3.4 status_report.c): the core's readiness as group `core`, identifier `main` (-1 initializing, 1 running, -2 shutting down), read from routes and the MI.",
+    doc: "Status reports (OpenSIPS 3.4 status_report.c): the core's readiness as group `core`, identifier `main` (-1 initializing, 1 running, -2 shutting down); the dispatcher's (when configured) as group `dispatcher`, an identifier per partition (-2 no data loaded, -1 startup data loading, 1 data available, 2 data re-loading; a report per load) and `PARTITION;events` (1; a report per destination state change), as dispatch.c registers them. Read from routes and the MI.",
     exports: &[Export {
         name: "sr_check_status",
         args: "(group, [identifier])",

@@ -166,6 +166,7 @@ fn partition_conf(name: &str, t: &Table) -> Result<PartitionConf, String> {
             grp: avp_param(t, "grp_avp", &what)?,
             cnt: avp_param(t, "cnt_avp", &what)?,
             setid_pvar: text(t, "setid_pvar", &what)?,
+            script_attrs: avp_param(t, "script_attrs_avp", &what)?,
         },
     })
 }

@@ -67,6 +67,7 @@ static PARAMS: &[Param] = &[
     param("pvar_algo_pattern", S, "none", "Partition key: load variable of algorithm 9, `%u` is the destination URI."),
     param("algo_route", S, "none", "Partition key: route or Lua function ordering destinations for algorithm 10."),
     param("attrs_avp", S, "none", "Partition key: AVP that gets the chosen destination's attrs."),
+    param("script_attrs_avp", S, "none", "Partition key: AVP that gets the chosen destination's script attrs (`ds_push_script_attrs`)."),
     param("dst_avp", S, "ds_dst_failover", "Partition key: AVP of the failover list (other partitions: `ds_dst_failover_NAME`)."),
     param("grp_avp", S, "ds_grp_failover", "Partition key: AVP of the chosen set (other partitions: `ds_grp_failover_NAME`)."),
     param("cnt_avp", S, "ds_cnt_failover", "Partition key: AVP of the number of destinations (other partitions: `ds_cnt_failover_NAME`)."),

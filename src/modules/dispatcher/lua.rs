@@ -291,6 +291,7 @@ fn select_common(lua: &Lua, st: &State, a: Args, domain: bool) -> mlua::Result<M
             .to_string();
         call.avps.insert(name, vec![Value::Str(d.attrs.clone())]);
     }
+    super::script_attrs::to_avp(&mut call, &part.names, d);
     drop(call);
     ret(lua, true)
 }
@@ -487,6 +488,7 @@ fn ds_is_in_list(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
             .to_string();
         call.avps.insert(name, vec![Value::Str(d.attrs.clone())]);
     }
+    super::script_attrs::to_avp(&mut call, &p.names, d);
     drop(call);
     ret(lua, true)
 }
@@ -590,6 +592,22 @@ pub static EXPORTS: &[Export] = &[
             routes: RouteMask::ANY,
             doc: "Counts the destinations of `set` in the states of `filter` (`a`/`1` active, `i`/`0` inactive, `p`/`2` probing, combined: `\"ip\"`) and stores the count in the pseudo-variable `out_var`.",
             func: Func::Sync(ds_count),
+        },
+        Export {
+            name: "ds_push_script_attrs",
+            args: "(script_attrs, ip, port [, set [, partition]])",
+            returns: "true, 1; false, -1 when `ip` is not an IP address",
+            routes: RouteMask::ANY,
+            doc: "Stores the opaque string `script_attrs` on every destination of `set` (nil: every set) whose URI host is `ip` and whose port is `port` (0, or a URI without a port: any). As in OpenSIPS, finding no destination is still true. MI `ds_list` shows it as `script_attr`; `script_attrs_avp` gets it when the destination is chosen. A reload forgets it.",
+            func: Func::Sync(super::script_attrs::ds_push_script_attrs),
+        },
+        Export {
+            name: "ds_get_script_attrs",
+            args: "(uri, set [, partition [, out_var]])",
+            returns: "true, 1, attrs; false, -1 when no destination of `set` (-1: any) has exactly this URI",
+            routes: RouteMask::ANY,
+            doc: "The script attrs of the destination whose URI is `uri` (compared as written), also written to the pseudo-variable `out_var` when given (`\"\"` when none were pushed).",
+            func: Func::Sync(super::script_attrs::ds_get_script_attrs),
         },
 ];
 

@@ -36,6 +36,11 @@ fn ds_list(_: &Ctx, p: &Params) -> Result<Value, MiError> {
                                 "state": sets::state_name(d.state()),
                                 "first_hit_counter": d.hits.load(std::sync::atomic::Ordering::Relaxed),
                             });
+                            // Shown with or without `full`, as dispatch.c's
+                            // ds_print_mi_list does.
+                            if let Some(sa) = super::script_attrs::of(d) {
+                                v["script_attr"] = json!(sa);
+                            }
                             if full {
                                 v["weight"] = json!(d.weight);
                                 v["priority"] = json!(d.priority);
@@ -100,6 +105,36 @@ fn ds_set_state(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     Ok(Value::String("OK".into()))
 }
 
+/// OpenSIPS dispatcher.c `ds_mi_push_script_attrs`: 500 "Bad attrs
+/// value" for empty attrs, 404 for an unknown partition, 404 "destination
+/// not found" when `ip` is not an IP address (finding no destination is
+/// still OK, as in OpenSIPS).
+fn ds_push_script_attrs(_: &Ctx, p: &Params) -> Result<Value, MiError> {
+    let attrs = p.str("attrs").unwrap_or("");
+    if attrs.is_empty() {
+        return Err(MiError::new(500, "Bad attrs value"));
+    }
+    let ip = p.str("ip").unwrap_or("");
+    let int = |k: &str| -> Result<i64, MiError> {
+        p.int(k)
+            .or_else(|| p.str(k).and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| MiError::params(format!("{k} must be a number")))
+    };
+    let port = int("port")?;
+    let set = int("set")?;
+    let set = (set != -1).then_some(set);
+    let r = super::script_attrs::push(&super::current(), p.str("partition"), attrs, ip, port, set);
+    match r {
+        Ok(_) => Ok(Value::String("OK".into())),
+        Err(super::script_attrs::PushError::UnknownPartition) => {
+            Err(MiError::new(404, "Partition not found"))
+        }
+        Err(super::script_attrs::PushError::BadIp) => {
+            Err(MiError::new(404, "destination not found"))
+        }
+    }
+}
+
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "ds_list",
@@ -128,5 +163,19 @@ pub static COMMANDS: &[Command] = &[
         ],
         result: "`\"OK\"`",
         handler: ds_set_state,
+    },
+    Command {
+        name: "ds_push_script_attrs",
+        help: "Stores `attrs` as the script attributes of the destinations of `set` (-1: every set) whose URI host is `ip` and port is `port` (0: any), in `partition` (default `default`); `ds_list` shows them as `script_attr`.",
+        module: "dispatcher",
+        params: &[
+            req("attrs", Kind::Str),
+            req("ip", Kind::Str),
+            req("port", Kind::Int),
+            req("set", Kind::Int),
+            opt("partition", Kind::Str),
+        ],
+        result: "`\"OK\"`",
+        handler: ds_push_script_attrs,
     },
 ];

@@ -14,8 +14,10 @@ pub mod exports;
 pub mod lua;
 pub mod mi;
 pub mod probe;
+pub mod script_attrs;
 pub mod select;
 pub mod sets;
+pub mod status;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -208,9 +210,23 @@ impl Prepared {
             install(Sets::default(), false);
             return Ok(());
         };
+        let counts: Vec<(String, usize, usize)> = loaded
+            .sets
+            .partitions
+            .iter()
+            .map(|p| (p.name.clone(), p.sets.iter().map(|s| s.dests.len()).sum(), p.bad_rows))
+            .collect();
         install(loaded.sets, true);
         for name in &loaded.read {
             db::loaded(name);
+        }
+        // Status reports: what each partition now holds.
+        for (name, n, bad) in &counts {
+            let before = status::loading(name);
+            match loaded.down.iter().any(|(d, _, _)| d == name) {
+                true => status::failed(name, before),
+                false => status::loaded(name, *n, *bad),
+            }
         }
         for (name, msg, retry) in loaded.down {
             report(tracing::Level::ERROR, msg);
@@ -312,7 +328,20 @@ pub fn reload(only: Option<&str>, inherit: bool) -> Result<(), String> {
                 ..partition(c, Vec::new())
             });
         } else {
-            new.partitions.push(load_one(c, &listen)?);
+            let before = status::loading(&c.name);
+            match load_one(c, &listen) {
+                Ok(p) => new.partitions.push(p),
+                Err(e) => {
+                    status::failed(&c.name, before);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    for p in &new.partitions {
+        if only.is_none_or(|o| o == p.name) {
+            let n = p.sets.iter().map(|s| s.dests.len()).sum();
+            status::loaded(&p.name, n, p.bad_rows);
         }
     }
     install(new, inherit);
@@ -365,6 +394,7 @@ pub fn set_state(partition: &str, setid: i64, d: &sets::Dest, state: u8) {
         };
         m.insert("status".into(), status.into());
         crate::event::raise_declared("E_DISPATCHER_STATUS", m);
+        self::status::state_changed(partition, setid, &d.uri, state == sets::ACTIVE);
     }
 }
 

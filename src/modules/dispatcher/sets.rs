@@ -55,6 +55,12 @@ pub struct Dest {
     pub hits: AtomicU64,
     /// Failed probes in a row (`ds_probing_threshold`).
     pub failures: std::sync::atomic::AtomicU32,
+    /// Whether the URI names a port (a destination without one matches
+    /// any port in `ds_push_script_attrs`, as OpenSIPS's port 0).
+    pub port_given: bool,
+    /// Set by `ds_push_script_attrs` (script or MI); lost on reload as in
+    /// OpenSIPS (dispatch.c keeps them with the loaded data).
+    pub script_attrs: std::sync::RwLock<Option<String>>,
 }
 
 impl Dest {
@@ -170,6 +176,8 @@ pub struct AvpNames {
     pub grp: Option<String>,
     pub cnt: Option<String>,
     pub setid_pvar: Option<String>,
+    /// `script_attrs_avp`: gets the chosen destination's script attrs.
+    pub script_attrs: Option<String>,
 }
 
 impl AvpNames {
@@ -269,6 +277,14 @@ pub fn uri_hostport(uri: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.unwrap_or(default_port)))
 }
 
+/// Whether a SIP URI names its port (`sip:h:5070`, not `sip:h`).
+pub fn uri_port_given(uri: &str) -> bool {
+    let rest = uri.split_once(':').map_or("", |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
+    crate::config::split_hostport(&rest[..end]).is_some_and(|(_, p)| p.is_some())
+}
+
 /// Checks a row (its `socket` must be one of `listen`); the error names
 /// what is wrong.
 pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
@@ -293,6 +309,8 @@ pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
         description: r.description.clone(),
         hits: AtomicU64::new(0),
         failures: Default::default(),
+        port_given: uri_port_given(&r.uri),
+        script_attrs: Default::default(),
     })
 }
 
@@ -542,6 +560,8 @@ mod tests {
             description: String::new(),
             hits: AtomicU64::new(0),
             failures: Default::default(),
+            port_given: false,
+            script_attrs: Default::default(),
         };
         let l = weighted_list(&[mk(1), mk(3)]);
         assert_eq!(l.len(), 4);

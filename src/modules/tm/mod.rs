@@ -20,6 +20,7 @@ mod more;
 mod new_request;
 mod pv;
 mod settings;
+pub mod tw_append;
 mod write;
 
 pub(super) fn relay_now(lua: &Lua, st: &State, fname: &str) -> mlua::Result<MultiValue> {
@@ -429,7 +430,7 @@ pub static MODULE: Module = Module {
             args: "(method, ruri, from, to [, body [, ctx]])",
             returns: "true if handed to tm (the request leaves after the route returns); false for a body without its type",
             routes: RouteMask::ANY,
-            doc: "Sends a new request, unrelated to the current message, statefully (a new Call-ID, From tag, CSeq 10), as OpenSIPS's `t_new_request`: `from`/`to` are a URI with an optional display name before it (`\"Alice sip:alice@example.com\"`), `body` starts with its content type and a space (`\"text/plain hello\"`); pseudo-variables are expanded. It passes `local_route.main` like every local request; its replies end in tm. `ctx` (OpenSIPS's `uac_ctx_avp`) is not supported.",
+            doc: "Sends a new request, unrelated to the current message, statefully (a new Call-ID, From tag, CSeq 10), as OpenSIPS's `t_new_request`: `from`/`to` are a URI with an optional display name before it (`\"Alice sip:alice@example.com\"`), `body` starts with its content type and a space (`\"text/plain hello\"`); pseudo-variables are expanded. It passes `local_route.main` like every local request; its replies end in tm. `ctx` becomes the new transaction's `$avp(uac_ctx)`, which `local_route.main` sees (replies of local requests run no reply route in lunasip).",
             func: Func::Sync(new_request::t_new_request),
         },
         Export {
@@ -478,6 +479,7 @@ pub static MODULE: Module = Module {
     ],
     stats: settings::STATS,
     params: settings::PARAMS,
+    setup: Some(|m| crate::modules::settings(tw_append::prepare(m))),
     mi: mi::COMMANDS,
     child_init: Some(jobs::child_init),
     ..Module::NONE

@@ -1,7 +1,7 @@
 //! `t_new_request(method, ruri, from, to [, body [, ctx]])` (OpenSIPS 3.4
 //! tm.c `w_t_new_request`): a new request, unrelated to the current
 //! message, sent statefully by tm's task on the first worker after this
-//! route call returns.
+//! route call returns. `ctx` is the new transaction's `$avp(uac_ctx)`.
 
 use mlua::{Lua, MultiValue};
 
@@ -30,9 +30,11 @@ pub(super) fn t_new_request(lua: &Lua, st: &State, a: Args) -> mlua::Result<Mult
         Some(b) => Some(pv_fmt(lua, st, &b)?),
         None => None,
     };
-    if a.opt_str(5)?.is_some() {
-        return Err(a.err("ctx needs tm's uac_ctx_avp, which lunasip does not have"));
-    }
+    // tm.c: the context becomes the new transaction's AVP `uac_ctx`.
+    let ctx = match a.opt_str(5)? {
+        Some(c) => Some(pv_fmt(lua, st, &c)?),
+        None => None,
+    };
     let [method, ruri, from, to] = [&v[0], &v[1], &v[2], &v[3]];
     if method.is_empty()
         || !method
@@ -67,6 +69,7 @@ pub(super) fn t_new_request(lua: &Lua, st: &State, a: Args) -> mlua::Result<Mult
         to: party(to),
         headers,
         body,
+        ctx,
         ..Default::default()
     };
     ret(lua, jobs::push(Job::Uac(Box::new(req), None)))

@@ -57,6 +57,12 @@ pub(super) static PARAMS: &[Param] = &[
         "false",
         "Whether reply routes see the transaction's AVPs and keep what they change (OpenSIPS tm `onreply_avp_mode` 1); off, as OpenSIPS's default 0, a reply route starts with no AVPs and its own are dropped when it ends. Branch AVPs (`$bavp`) are the branch's either way.",
     ),
+    param(
+        "tw_append",
+        ParamKind::Str,
+        "none",
+        "Lines `t_write_req`/`t_write_unix` add when their `info` is `action/NAME`: `\"NAME: title=$pv; title2=$pv2; $rb\"` (`$rb`: write the body for any method), or a list of such strings. Each element writes `title: value` (nothing when the value is null) after the `P-MsgFlags` line.",
+    ),
 ];
 
 pub(super) static STATS: &[StatDecl] = &[

@@ -5,6 +5,8 @@
 //! later through MI `t_reply` with the `hash:label` of line 15. The
 //! transaction stays waiting; when nobody answered within the final
 //! response timeout, the caller gets 408 (t_fifo.c `add_blind_uac`).
+//! `info` `action/name` adds the `title: value` lines of the `tw_append`
+//! `name` after line 18's `P-MsgFlags` (tw_append.rs).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,6 +21,8 @@ use crate::script::api::pv_fmt;
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 use crate::sip::{Message, Method, NameAddr, Uri};
+
+use super::tw_append::{TwAppend, TwAppends};
 
 /// t_fifo.c `empty_param`: what stands for an empty line.
 const EMPTY: &str = ".";
@@ -72,13 +76,21 @@ fn routing(m: &Message) -> (String, String, String) {
 
 /// The 20 lines t_fifo.c writes, each ended by a newline; None when the
 /// request lacks what they need.
-fn lines(call: &Call, action: &str, dst: (String, u16), id: u64) -> Option<String> {
+/// `extra`: the `title: value` lines of a `tw_append`; `add_body`: its
+/// `$rb` element (the body is written for any method).
+fn lines(
+    call: &Call,
+    action: &str,
+    (extra, add_body): (&str, bool),
+    dst: (String, u16),
+    id: u64,
+) -> Option<String> {
     let m = call.msg.as_ref().filter(|m| m.is_request())?;
     let ruri = m.ruri();
     let u = Uri::parse(ruri).ok()?;
     let (next_uri, route, next_hop) = routing(m);
     let or_empty = |s: &str| if s.is_empty() { EMPTY.to_string() } else { s.to_string() };
-    let body = if m.method_kind() == Method::Invite {
+    let body = if m.method_kind() == Method::Invite || add_body {
         String::from_utf8_lossy(m.body()).into_owned()
     } else {
         EMPTY.to_string()
@@ -103,21 +115,46 @@ fn lines(call: &Call, action: &str, dst: (String, u16), id: u64) -> Option<Strin
         format!("{}:{id}", hash_index(id)),
         route,
         next_hop,
-        format!("P-MsgFlags: {}\n.", reverse_hex(call.flags)),
+        format!("P-MsgFlags: {}\n{extra}.", reverse_hex(call.flags)),
         body,
     ];
     Some(out.iter().map(|l| format!("{l}\n")).collect())
 }
 
-/// Checks `info` (`action`, or `action/append` naming a `tw_append`,
-/// which lunasip has none of) and builds the lines for the current
-/// request's transaction; false (logged) without one.
+/// The `title: value` lines of `append` for the current call (t_fifo.c
+/// `append2buf`: an element whose value is null is left out).
+fn append_lines(st: &State, a: &Args, app: &TwAppend) -> mlua::Result<String> {
+    let mut out = String::new();
+    for (title, pv) in &app.elems {
+        let spec = st.pv.borrow_mut().spec(pv).map_err(|e| a.err(e))?;
+        let v = crate::pv::eval(&st.call.borrow(), &spec).unwrap_or_else(|e| {
+            tracing::error!("{}: failed to get '{title}': {e}", a.fname);
+            crate::pv::Value::Null
+        });
+        if let Some(v) = v.to_text() {
+            // One line per element: a value cannot add lines of its own.
+            let v = v.replace(['\r', '\n'], " ");
+            out.push_str(&format!("{title}: {v}\n"));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks `info` (`action`, or `action/append` naming a `tw_append`) and
+/// builds the lines for the current request's transaction; false (logged)
+/// without one.
 fn prepare(lua: &Lua, st: &State, a: &Args) -> mlua::Result<Option<(String, u64, bool)>> {
     let info = pv_fmt(lua, st, &a.str(0)?)?;
-    let action = match info.split_once('/') {
-        None => info.as_str(),
-        Some((_, append)) => {
-            return Err(a.err(format!("unknown append name '{append}' (no tw_append is defined)")))
+    let (action, extra) = match info.split_once('/') {
+        None => (info.as_str(), (String::new(), false)),
+        Some((action, name)) => {
+            let conf = crate::state::module::<TwAppends>();
+            let app = conf
+                .0
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| a.err(format!("unknown append name '{name}' (see tm's tw_append)")))?;
+            (action, (append_lines(st, a, app)?, app.add_body))
         }
     };
     if action.is_empty() || action.contains(['\n', '\r']) {
@@ -138,7 +175,7 @@ fn prepare(lua: &Lua, st: &State, a: &Args) -> mlua::Result<Option<(String, u64,
         .map(|s| (s.adv_host.clone(), s.adv_port))
         .unwrap_or_default();
     let invite = call.msg.as_ref().is_some_and(|m| m.method_kind() == Method::Invite);
-    match lines(&call, action, dst, id) {
+    match lines(&call, action, (&extra.0, extra.1), dst, id) {
         Some(l) => Ok(Some((l, id, invite))),
         None => {
             tracing::error!("{}: the request lacks From, To, Call-ID or CSeq", a.fname);

@@ -69,6 +69,9 @@ pub struct LocalRequest {
     pub call_id: Option<String>,
     pub cseq: Option<u32>,
     pub from_tag: Option<String>,
+    /// `t_new_request`'s context: the AVP `uac_ctx` of the new
+    /// transaction, seen by `local_route` (OpenSIPS 3.4 tm.c `uac_ctx_avp`).
+    pub ctx: Option<String>,
 }
 
 /// The dialog identifiers of a request sent inside an existing dialog.
@@ -209,6 +212,12 @@ pub fn send_with(
         call.reset(msg, src, RouteType::Local);
         call.via_fixed = true;
         call.maxfwd_done = true;
+        if let Some(ctx) = &req.ctx {
+            call.avps.insert(
+                "uac_ctx".into(),
+                vec![crate::proxy::context::Value::Str(ctx.clone())],
+            );
+        }
     }
     match host.local() {
         Outcome::Unwound(Unwind::Drop) => return Ok(false),
@@ -266,6 +275,8 @@ pub fn send_with(
         socket,
     ));
     t.local = Some(Local(done, slot));
+    // The transaction keeps the local route's AVPs (`uac_ctx`).
+    t.avps = call.avps.clone();
     super::count_created(id);
     let txn: TxnRef = Arc::new(Mutex::new(Box::new(t)));
     tm.client.insert(

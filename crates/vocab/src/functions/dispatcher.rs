@@ -34,4 +34,18 @@ pub(super) static FUNCTIONS: &[Function] = &[
         &[Str, Str, Optional(&Pv), Optional(&Str)],
         RouteMask::ANY,
     ),
+    Function::new(
+        M,
+        T,
+        "ds_push_script_attrs",
+        &[Str, Str, Int, Optional(&Int), Optional(&Str)],
+        RouteMask::ANY,
+    ),
+    Function::new(
+        M,
+        T,
+        "ds_get_script_attrs",
+        &[Str, Int, Optional(&Str), Optional(&Pv)],
+        RouteMask::ANY,
+    ),
 ];

@@ -11,4 +11,11 @@ pub(super) static FUNCTIONS: &[Function] = &[
     Function::new(M, None, "reset_stat", &[Str], RouteMask::ANY),
     Function::new(M, None, "stat_iter_init", &[Str, Str], RouteMask::ANY),
     Function::new(M, None, "stat_iter_next", &[Pv, Pv, Str], RouteMask::ANY),
+    Function::new(
+        M,
+        None,
+        "update_stat_series",
+        &[Str, Str, Int],
+        RouteMask::ANY,
+    ),
 ];
