@@ -124,9 +124,16 @@ fn listen_entry(raw: &str) -> Result<String, String> {
     let mut words = v.split_whitespace();
     let spec = words.next().ok_or("empty")?;
     let mut adv = None;
+    let mut opts = String::new();
     while let Some(w) = words.next() {
         match w {
             "as" => adv = words.next(),
+            // Kept as they are: lunasip's listen takes them (tm anycast).
+            "anycast" => opts.push_str(" anycast"),
+            "tag" => {
+                let t = words.next().ok_or("'tag' needs a name")?;
+                opts.push_str(&format!(" tag {t}"));
+            }
             other => return Err(format!("'{other}' in a socket definition is not supported")),
         }
     }
@@ -167,6 +174,7 @@ fn listen_entry(raw: &str) -> Result<String, String> {
     if let Some(a) = adv {
         s.push_str(&format!(" as {a}"));
     }
+    s.push_str(&opts);
     Ok(s)
 }
 

@@ -51,6 +51,10 @@ use ParamKind::{Bool, Int, Str, Table};
 /// Every parameter, in the daemon's module order.
 pub static ALL: &[Param] = &[
     p("rr", "append_fromtag", Bool),
+    p("clusterer", "my_node_id", Int),
+    p("clusterer", "db_mode", Int),
+    p("clusterer", "my_node_info", Str),
+    p("clusterer", "neighbor_node_info", Str),
     aka("tm", "T1", &["T1_timer", "t1"], Int),
     aka("tm", "T2", &["T2_timer", "t2"], Int),
     aka("tm", "T4", &["T4_timer", "t4"], Int),
@@ -59,6 +63,9 @@ pub static ALL: &[Param] = &[
     p("tm", "wait_timer", Int),
     p("tm", "restart_fr_on_each_reply", Bool),
     p("tm", "onreply_avp_mode", Bool),
+    p("tm", "tm_replication_cluster", Int),
+    p("tm", "cluster_param", Str),
+    p("tm", "cluster_auto_cancel", Bool),
     p("dispatcher", "partitions", Table),
     p("dispatcher", "sets", Table),
     p("dispatcher", "destinations", Table),

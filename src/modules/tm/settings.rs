@@ -57,6 +57,24 @@ pub(super) static PARAMS: &[Param] = &[
         "false",
         "Whether reply routes see the transaction's AVPs and keep what they change (OpenSIPS tm `onreply_avp_mode` 1); off, as OpenSIPS's default 0, a reply route starts with no AVPs and its own are dropped when it ends. Branch AVPs (`$bavp`) are the branch's either way.",
     ),
+    param(
+        "tm_replication_cluster",
+        ParamKind::Int,
+        "0",
+        "The clusterer cluster (`config.modules.clusterer`) `t_anycast_replicate` sends requests to and takes them from; 0: none.",
+    ),
+    param(
+        "cluster_param",
+        ParamKind::Str,
+        "cid",
+        "Via parameter naming the node of a transaction (OpenSIPS adds it to its own Via on anycast sockets; lunasip accepts the name and does not add it: replies are not replicated).",
+    ),
+    param(
+        "cluster_auto_cancel",
+        ParamKind::Bool,
+        "true",
+        "A CANCEL with an RFC 3261 branch is replicated for the node holding its INVITE to handle without running its script (OpenSIPS's auto-CANCEL); `false`: replicated as any request, through the receiving node's `route.main`.",
+    ),
 ];
 
 pub(super) static STATS: &[StatDecl] = &[
@@ -94,6 +112,26 @@ pub(super) static STATS: &[StatDecl] = &[
         "6xx_transactions",
         &TM.r6xx_transactions,
         "Transactions completed with a 6xx final reply.",
+    ),
+    StatDecl::counter(
+        "cluster_request_sent",
+        &TM.cluster_request_sent,
+        "Requests (ACK, CANCEL) `t_anycast_replicate` sent to the cluster.",
+    ),
+    StatDecl::counter(
+        "cluster_cancel_sent",
+        &TM.cluster_cancel_sent,
+        "CANCELs `t_anycast_replicate` sent to the cluster for the node holding the INVITE to handle itself (`cluster_auto_cancel`).",
+    ),
+    StatDecl::counter(
+        "cluster_request_recv",
+        &TM.cluster_request_recv,
+        "Requests another node replicated here (run through `route.main`).",
+    ),
+    StatDecl::counter(
+        "cluster_cancel_recv",
+        &TM.cluster_cancel_recv,
+        "CANCELs another node replicated here for their INVITE's transaction.",
     ),
     StatDecl::gauge(
         "inuse_transactions",
