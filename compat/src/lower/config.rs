@@ -178,6 +178,30 @@ fn listen_entry(raw: &str) -> Result<String, String> {
     Ok(s)
 }
 
+/// Parameters OpenSIPS takes once per value (`modparam` repeated): they
+/// become a list instead of keys that overwrite each other.
+const REPEATABLE: &[&str] = &["neighbor_node_info", "my_node_info"];
+
+/// The line of `lines` that already sets the repeatable key `line` sets.
+fn repeated(lines: &[String], line: &str) -> Option<usize> {
+    let key = line.split_once(" = ")?.0;
+    if !REPEATABLE.contains(&key) {
+        return None;
+    }
+    lines.iter().position(|l| l.split_once(" = ").is_some_and(|(k, _)| k == key))
+}
+
+/// `key = a,` and `key = b,` → `key = { a, b },` (and one more into a list).
+fn join_repeated(old: &str, new: &str) -> String {
+    let (key, a) = old.split_once(" = ").unwrap_or((old, ""));
+    let a = a.trim_end_matches(',');
+    let b = new.split_once(" = ").map_or(new, |(_, v)| v).trim_end_matches(',');
+    match a.strip_prefix("{ ").and_then(|x| x.strip_suffix(" }")) {
+        Some(list) => format!("{key} = {{ {list}, {b} }},"),
+        None => format!("{key} = {{ {a}, {b} }},"),
+    }
+}
+
 /// Comments before an item go with the item, unless the next item is a
 /// route (then the route takes them).
 fn comments_for(items: &[Item], i: usize) -> Vec<String> {
@@ -303,7 +327,10 @@ pub(super) fn lower_config(l: &mut Lower) -> Vec<String> {
                     }
                     None => modparam(l, it.span, module, name, value),
                 };
-                modules[k].1.push(line);
+                match repeated(&modules[k].1, &line) {
+                    Some(i) => modules[k].1[i] = join_repeated(&modules[k].1[i], &line),
+                    None => modules[k].1.push(line),
+                }
             }
             _ => {}
         }
@@ -447,6 +474,14 @@ fn global(
         _ => None,
     };
     let line = match name {
+        "listen" | "socket" if matches!(&v, GValue::Str(s) if s.starts_with("bin:")) => {
+            l.report.not_needed += 1;
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name}={raw}: the clusterer listens on my_node_info's url"),
+            ));
+            return;
+        }
         "listen" | "socket" => {
             match listen_entry(raw) {
                 Ok(e) => {
