@@ -16,7 +16,15 @@ use std::time::{Duration, Instant};
 
 /// One node: an anycast socket tagged `ac` (the nodes' addresses differ
 /// on loopback, so the tag names the socket in replicated packets).
-fn node(id: u32, bin: u16, peer: u16, mi: u16, uas_port: u16, auto_cancel: bool, extra_listen: &str) -> String {
+fn node(
+    id: u32,
+    bin: u16,
+    peer: u16,
+    mi: u16,
+    uas_port: u16,
+    auto_cancel: bool,
+    extra_listen: &str,
+) -> String {
     let other = 3 - id;
     format!(
         r#"config = {{
@@ -61,14 +69,19 @@ struct Caller {
 impl Caller {
     fn new() -> Caller {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let port = sock.local_addr().unwrap().port();
         Caller { sock, port }
     }
 
     fn send(&self, to: u16, method: &str, call_id: &str, to_tag: &str) {
         let cseq_method = method;
-        let tag = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };
+        let tag = if to_tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={to_tag}")
+        };
         let msg = format!(
             "{method} sip:callee@127.0.0.1 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id};rport\r\n\
@@ -81,7 +94,9 @@ impl Caller {
              Content-Length: 0\r\n\r\n",
             p = self.port
         );
-        self.sock.send_to(msg.as_bytes(), ("127.0.0.1", to)).unwrap();
+        self.sock
+            .send_to(msg.as_bytes(), ("127.0.0.1", to))
+            .unwrap();
     }
 
     /// Replies received until `want` returns true for one (or 10 s).
@@ -142,7 +157,13 @@ fn cancel_through_the_other_node(auto_cancel: bool) -> (String, String, Value) {
     });
     let n1_addr: SocketAddr = format!("127.0.0.1:{}", n1.port).parse().unwrap();
     // Node 1 holds the transaction: it answers the CANCEL and sends the 487.
-    assert_eq!(saw_200, Some(n1_addr), "{answers:?}\n{}\n{}", n1.log_text(), n2.log_text());
+    assert_eq!(
+        saw_200,
+        Some(n1_addr),
+        "{answers:?}\n{}\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
     let (from, tag) = saw_487.clone().expect("487");
     assert_eq!(from, n1_addr);
     caller.send(n2.port, "ACK", &call_id, &tag);
@@ -174,7 +195,13 @@ fn anycast_cancel_auto_handled_by_the_node_holding_the_invite() {
     assert_eq!(list["result"]["Clusters"][0]["cluster_id"], 1, "{list}");
     assert_eq!(nodes[0]["node_id"], 1, "{list}");
     assert_eq!(nodes[0]["link_state"], "Up", "{list}");
-    assert!(nodes[0]["url"].as_str().unwrap().starts_with("bin:127.0.0.1:"), "{list}");
+    assert!(
+        nodes[0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("bin:127.0.0.1:"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -216,7 +243,9 @@ end
     let reply = |to: u16, method: &str, id: &str| {
         caller.send(to, method, id, "");
         let got = caller.until(|r, _| r.starts_with("SIP/2.0 200"));
-        got.last().map(|(r, _)| r.lines().next().unwrap_or("").to_string()).unwrap_or_default()
+        got.last()
+            .map(|(r, _)| r.lines().next().unwrap_or("").to_string())
+            .unwrap_or_default()
     };
     assert_eq!(reply(p.port, "OPTIONS", "rc1"), "SIP/2.0 200 rc -1");
     assert_eq!(reply(plain, "CANCEL", "rc2"), "SIP/2.0 200 rc -1");
@@ -227,7 +256,10 @@ end
     loop {
         let list = rpc(mi, "clusterer_list", json!({}));
         if list["result"]["Clusters"][0]["Nodes"][0]["link_state"] == "Down" {
-            assert_eq!(list["result"]["Clusters"][0]["Nodes"][0]["next_hop"], "none");
+            assert_eq!(
+                list["result"]["Clusters"][0]["Nodes"][0]["next_hop"],
+                "none"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "{list}");
@@ -260,7 +292,9 @@ fn clusterer_settings_are_checked() {
         ),
     ];
     for (script, key) in cases {
-        let err = Proxy::try_start(&script).err().unwrap_or_else(|| panic!("started: {script}"));
+        let err = Proxy::try_start(&script)
+            .err()
+            .unwrap_or_else(|| panic!("started: {script}"));
         assert!(err.contains(key), "{key}: {err}");
     }
 }

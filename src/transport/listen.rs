@@ -32,13 +32,25 @@ pub fn parse_listen(spec: &str) -> Result<Listen, String> {
     let (mut advertise, mut anycast, mut tag) = (None, false, None);
     while let Some(w) = words.next() {
         match w.to_ascii_lowercase().as_str() {
-            "as" => advertise = Some(words.next().ok_or_else(|| format!("'as' needs an address in '{spec}'"))?),
+            "as" => {
+                advertise = Some(
+                    words
+                        .next()
+                        .ok_or_else(|| format!("'as' needs an address in '{spec}'"))?,
+                )
+            }
             "anycast" => anycast = true,
             "tag" => {
-                let t = words.next().ok_or_else(|| format!("'tag' needs a name in '{spec}'"))?;
+                let t = words
+                    .next()
+                    .ok_or_else(|| format!("'tag' needs a name in '{spec}'"))?;
                 tag = Some(t.to_string());
             }
-            _ => return Err(format!("unknown listen option '{w}' in '{spec}' (as, anycast, tag)")),
+            _ => {
+                return Err(format!(
+                    "unknown listen option '{w}' in '{spec}' (as, anycast, tag)"
+                ))
+            }
         }
     }
     let (proto, rest) = match main.split_once(':') {

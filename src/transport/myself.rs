@@ -111,7 +111,10 @@ impl Sockets {
     pub fn find_internal(&self, proto: Proto, host: &str, port: u16) -> Option<&SocketInfo> {
         if port == 0 {
             let tagged = self.list.iter().find(|s| {
-                s.proto == proto && s.tag.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(host))
+                s.proto == proto
+                    && s.tag
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(host))
             });
             if tagged.is_some() {
                 return tagged;

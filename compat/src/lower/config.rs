@@ -188,14 +188,19 @@ fn repeated(lines: &[String], line: &str) -> Option<usize> {
     if !REPEATABLE.contains(&key) {
         return None;
     }
-    lines.iter().position(|l| l.split_once(" = ").is_some_and(|(k, _)| k == key))
+    lines
+        .iter()
+        .position(|l| l.split_once(" = ").is_some_and(|(k, _)| k == key))
 }
 
 /// `key = a,` and `key = b,` → `key = { a, b },` (and one more into a list).
 fn join_repeated(old: &str, new: &str) -> String {
     let (key, a) = old.split_once(" = ").unwrap_or((old, ""));
     let a = a.trim_end_matches(',');
-    let b = new.split_once(" = ").map_or(new, |(_, v)| v).trim_end_matches(',');
+    let b = new
+        .split_once(" = ")
+        .map_or(new, |(_, v)| v)
+        .trim_end_matches(',');
     match a.strip_prefix("{ ").and_then(|x| x.strip_suffix(" }")) {
         Some(list) => format!("{key} = {{ {list}, {b} }},"),
         None => format!("{key} = {{ {a}, {b} }},"),
