@@ -298,3 +298,76 @@ fn clusterer_settings_are_checked() {
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+/// The callee's reply to `invite`: its Vias, From, To (with `tag`),
+/// Call-ID and CSeq.
+fn reply_to(invite: &str, status: &str, tag: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for l in invite.lines() {
+        let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" => out.push_str(&format!("{l}\r\n")),
+            "to" => out.push_str(&format!("{l};tag={tag}\r\n")),
+            _ => {}
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+/// The first datagram on `s` starting with `start` (10 s at most).
+fn recv_starting(s: &UdpSocket, start: &str) -> Option<(String, SocketAddr)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(start) {
+                return Some((text, from));
+            }
+        }
+    }
+    None
+}
+
+/// A callee's reply that reaches node 2 for a branch of node 1 (its Via
+/// carries `;cid=1`) goes to node 1, which relays it and acknowledges it
+/// (OpenSIPS cluster.c `tm_reply_replicate`).
+#[test]
+fn anycast_reply_reaching_the_other_node_goes_to_the_branchs_node() {
+    let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
+    callee
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let callee_port = callee.local_addr().unwrap().port();
+    let (b1, b2, mi1, mi2) = (free_port(), free_port(), free_port(), free_port());
+    let n1 = Proxy::start(&node(1, b1, b2, mi1, callee_port, true, ""));
+    let n2 = Proxy::start(&node(2, b2, b1, mi2, callee_port, true, ""));
+    let n1_addr: SocketAddr = format!("127.0.0.1:{}", n1.port).parse().unwrap();
+    let caller = Caller::new();
+    let call_id = format!("anycastreply{}", caller.port);
+    caller.send(n1.port, "INVITE", &call_id, "");
+    let (invite, from) = recv_starting(&callee, "INVITE").expect("the INVITE");
+    assert_eq!(from, n1_addr);
+    let top_via = invite.lines().find(|l| l.starts_with("Via:")).unwrap_or("");
+    assert!(
+        top_via.contains(&format!("127.0.0.1:{}", n1.port)) && top_via.contains(";cid=1"),
+        "{invite}"
+    );
+    // The anycast network takes the reply to node 2.
+    let busy = reply_to(&invite, "486 Busy Here", "callee1");
+    callee
+        .send_to(busy.as_bytes(), ("127.0.0.1", n2.port))
+        .unwrap();
+    let got = caller.until(|r, _| r.starts_with("SIP/2.0 486"));
+    let last = got.last().filter(|(r, _)| r.starts_with("SIP/2.0 486"));
+    let Some((_, from)) = last else {
+        panic!("no 486: {got:?}\n{}\n{}", n1.log_text(), n2.log_text());
+    };
+    assert_eq!(*from, n1_addr);
+    // Node 1's transaction took it: it acknowledges the 486 itself.
+    let (ack, from) = recv_starting(&callee, "ACK").expect("the ACK of the 486");
+    assert_eq!(from, n1_addr, "{ack}");
+    let (log1, log2) = (n1.stop(), n2.stop());
+    assert_eq!(stat(&log2, "tm:cluster_reply_sent"), 1, "{log2}");
+    assert_eq!(stat(&log1, "tm:cluster_reply_recv"), 1, "{log1}");
+}

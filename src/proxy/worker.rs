@@ -361,6 +361,9 @@ impl Worker {
         }
         let host = self.host();
         let st = host.current();
+        if super::tm::cluster::replicate_reply(st, &msg, &src) {
+            return;
+        }
         // A reply to a branch of a transaction goes to tm (RFC 3261 §17.1.3).
         if let Some(key) = crate::transaction::key::client_key(&msg) {
             let found = st.env.tm.client.get(&key).map(|e| e.clone());

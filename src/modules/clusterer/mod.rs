@@ -124,6 +124,11 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
 }
 
 impl Prepared {
+    /// This node's id (0 when the module is not configured).
+    pub fn my_id(&self) -> i32 {
+        self.conf.my_id
+    }
+
     /// The clusters this node belongs to.
     pub fn clusters(&self) -> Vec<i32> {
         self.conf.me.iter().map(|n| n.cluster).collect()

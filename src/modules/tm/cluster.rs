@@ -15,8 +15,9 @@ use std::sync::Arc;
 use crate::modules::clusterer::bin::{BinError, Builder, Packet};
 use crate::modules::clusterer::{self, SendRet};
 use crate::modules::{cfg, registrar::coded};
-use crate::proxy::context::{Call, Current, Source};
+use crate::proxy::context::{Current, Source};
 use crate::proxy::phases::Phases;
+use crate::proxy::tm::cluster::ClusterVia;
 use crate::proxy::tm::relay;
 use crate::proxy::worker::Worker;
 use crate::script::exports::Args;
@@ -67,12 +68,16 @@ pub fn conf() -> Arc<ClusterConf> {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     conf: ClusterConf,
+    via: ClusterVia,
 }
 
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let mut c = ClusterConf::default();
     let Some(t) = cfg::table(modules, "tm")? else {
-        return Ok(Prepared { conf: c });
+        return Ok(Prepared {
+            conf: c,
+            via: ClusterVia::default(),
+        });
     };
     if let Some(n) = cfg::int(&t, "tm", "tm_replication_cluster")? {
         if n < 0 || n > i64::from(i32::MAX) {
@@ -86,6 +91,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     if let Some(b) = cfg::bool(&t, "tm", "cluster_auto_cancel")? {
         c.auto_cancel = b;
     }
+    let mut via = ClusterVia::default();
     if c.cluster > 0 {
         let cl = clusterer::prepare(modules)?;
         if !cl.clusters().contains(&c.cluster) {
@@ -94,13 +100,28 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
                 c.cluster
             ));
         }
+        if c.param.is_empty()
+            || !c.param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "config.modules.tm.cluster_param: '{}' is not a Via parameter name",
+                c.param
+            ));
+        }
+        via = ClusterVia {
+            via_param: format!(";{}={}", c.param, cl.my_id()),
+            name: c.param.clone(),
+            node: cl.my_id(),
+            replicate: Some(replicate_reply),
+        };
     }
-    Ok(Prepared { conf: c })
+    Ok(Prepared { conf: c, via })
 }
 
 impl Prepared {
     pub fn commit(self, staged: &mut crate::state::Staged) {
         staged.put(self.conf);
+        staged.put(self.via);
     }
 }
 crate::modules::staged_settings!(Prepared);
@@ -145,7 +166,8 @@ fn replicate(st: &Current) -> i64 {
     let auto = c.auto_cancel
         && method == Method::Cancel
         && m.top_via().and_then(|v| v.branch()).is_some();
-    let packet = match build(m, &call, sock, auto) {
+    let ptype = if auto { AUTO_CANCEL } else { REQUEST };
+    let packet = match build(m, &call.src, sock, ptype, call.tm.cancel_reason.clone()) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("t_anycast_replicate: {e}");
@@ -242,10 +264,16 @@ fn tm_hash(callid: &[u8], cseq: &[u8]) -> u32 {
 }
 
 /// cluster.c `tm_replicate_packet` (and `tm_replicate_cancel`'s fields).
-fn build(m: &Message, call: &Call, sock: &SocketInfo, auto: bool) -> Result<Builder, BinError> {
+fn build(
+    m: &Message,
+    src: &Source,
+    sock: &SocketInfo,
+    ptype: i32,
+    cancel_reason: Option<String>,
+) -> Result<Builder, BinError> {
     let buf = m.as_bytes();
-    let mut b = Builder::new(CAPABILITY, if auto { AUTO_CANCEL } else { REQUEST }, VERSION, buf.len() + 128);
-    b.int(proto_num(call.src.proto));
+    let mut b = Builder::new(CAPABILITY, ptype, VERSION, buf.len() + 128);
+    b.int(proto_num(src.proto));
     match &sock.tag {
         Some(tag) => {
             b.str(tag.as_bytes())?;
@@ -256,13 +284,13 @@ fn build(m: &Message, call: &Call, sock: &SocketInfo, auto: bool) -> Result<Buil
             b.int(i32::from(sock.addr.port()));
         }
     }
-    b.str(&ip_addr_bytes(call.src.addr.ip()))?;
-    b.int(i32::from(call.src.addr.port()));
+    b.str(&ip_addr_bytes(src.addr.ip()))?;
+    b.int(i32::from(src.addr.port()));
     let mut raw = Vec::with_capacity(buf.len() + 1);
     raw.extend_from_slice(buf);
     raw.push(0); // OpenSIPS's receive_msg wants it
     b.str(&raw)?;
-    if !auto {
+    if ptype != AUTO_CANCEL {
         return Ok(b);
     }
     let via = m.top_via();
@@ -282,7 +310,7 @@ fn build(m: &Message, call: &Call, sock: &SocketInfo, auto: bool) -> Result<Buil
     b.int(via.as_ref().and_then(|v| v.port).map_or(0, i32::from));
     // t_fwd.c get_cancel_reason: t_add_cancel_reason's, the CANCEL's own
     // Reason, or 487.
-    let reason = call.tm.cancel_reason.clone().unwrap_or_else(|| {
+    let reason = cancel_reason.unwrap_or_else(|| {
         let mut s = String::new();
         relay::lines_of(m, "Reason", &mut s);
         if s.is_empty() {
@@ -294,6 +322,20 @@ fn build(m: &Message, call: &Call, sock: &SocketInfo, auto: bool) -> Result<Buil
     let cseq = m.cseq().map(|c| c.num.to_string()).unwrap_or_default();
     b.int(tm_hash(m.call_id().unwrap_or("").as_bytes(), cseq.as_bytes()) as i32);
     Ok(b)
+}
+
+/// cluster.c `tm_replicate_reply`: a reply for node `node` (its Via's
+/// `cluster_param`) goes there.
+fn replicate_reply(m: &Message, src: &Source, sock: &SocketInfo, node: i32) {
+    let c = conf();
+    let sent = build(m, src, sock, REPLY, None)
+        .map_err(|e| e.to_string())
+        .map(|p| clusterer::send(c.cluster, Some(node), &p));
+    match sent {
+        Ok(SendRet::Success) => TM.cluster_reply_sent.inc(),
+        Ok(other) => tracing::info!("tm: reply for node {node} in cluster {}: {other:?}", c.cluster),
+        Err(e) => tracing::warn!("tm: reply for node {node}: {e}"),
+    }
 }
 
 /// The capability's handler (cluster.c `receive_tm_repl`), on the first
@@ -353,7 +395,7 @@ fn receive(worker: &Rc<Worker>, p: &mut Packet) -> Result<(), String> {
             tracing::warn!("tm: auto-CANCEL handling is disabled, but got one auto-CANCEL here");
         }
         REQUEST => TM.cluster_request_recv.inc(),
-        _ => {}
+        _ => TM.cluster_reply_recv.inc(),
     }
     worker.handle_replicated(inc);
     Ok(())

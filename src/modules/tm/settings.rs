@@ -67,7 +67,7 @@ pub(super) static PARAMS: &[Param] = &[
         "cluster_param",
         ParamKind::Str,
         "cid",
-        "Via parameter naming the node of a transaction (OpenSIPS adds it to its own Via on anycast sockets; lunasip accepts the name and does not add it: replies are not replicated).",
+        "Via parameter naming the node of a transaction: with `tm_replication_cluster`, each branch's Via carries `;cid=<my node id>`, and a reply that reaches another node of an anycast address is sent to the node it names.",
     ),
     param(
         "cluster_auto_cancel",
@@ -114,6 +114,11 @@ pub(super) static STATS: &[StatDecl] = &[
         "Transactions completed with a 6xx final reply.",
     ),
     StatDecl::counter(
+        "cluster_reply_sent",
+        &TM.cluster_reply_sent,
+        "Replies that reached this node of an anycast address and were sent to the node their Via names (`cluster_param`).",
+    ),
+    StatDecl::counter(
         "cluster_request_sent",
         &TM.cluster_request_sent,
         "Requests (ACK, CANCEL) `t_anycast_replicate` sent to the cluster.",
@@ -122,6 +127,11 @@ pub(super) static STATS: &[StatDecl] = &[
         "cluster_cancel_sent",
         &TM.cluster_cancel_sent,
         "CANCELs `t_anycast_replicate` sent to the cluster for the node holding the INVITE to handle itself (`cluster_auto_cancel`).",
+    ),
+    StatDecl::counter(
+        "cluster_reply_recv",
+        &TM.cluster_reply_recv,
+        "Replies another node sent here for a transaction of this node.",
     ),
     StatDecl::counter(
         "cluster_request_recv",
