@@ -113,6 +113,11 @@ pub(super) static STATS: &[StatDecl] = &[
         &TM.r6xx_transactions,
         "Transactions completed with a 6xx final reply.",
     ),
+    StatDecl::gauge(
+        "inuse_transactions",
+        &TM.inuse_transactions,
+        "Transactions alive now.",
+    ),
     StatDecl::counter(
         "cluster_reply_sent",
         &TM.cluster_reply_sent,
@@ -142,11 +147,6 @@ pub(super) static STATS: &[StatDecl] = &[
         "cluster_cancel_recv",
         &TM.cluster_cancel_recv,
         "CANCELs another node replicated here for their INVITE's transaction.",
-    ),
-    StatDecl::gauge(
-        "inuse_transactions",
-        &TM.inuse_transactions,
-        "Transactions alive now.",
     ),
 ];
 
