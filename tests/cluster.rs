@@ -280,11 +280,14 @@ fn clusterer_settings_are_checked() {
     };
     let bin = free_port();
     let cases = [
-        (base("my_node_info = \"cluster_id=1,node_id=1,url=bin:127.0.0.1:1\"", ""), "db_mode"),
         (base("db_mode = 0", ""), "my_node_info"),
         (
-            base(&format!("db_mode = 0, my_node_info = \"cluster_id=1,node_id=1,url=bin:127.0.0.1:{bin}\""), "tm_replication_cluster = 2"),
-            "tm_replication_cluster",
+            base("db_mode = 0, my_node_id = 0, my_node_info = \"cluster_id=1,url=bin:127.0.0.1:1\"", ""),
+            "my_node_id",
+        ),
+        (
+            base("db_mode = 0, my_node_info = \"cluster_id=1,node_id=1,url=bin:localhost:1\"", ""),
+            "my_node_info",
         ),
         (
             base(&format!("db_mode = 0, my_node_info = \"cluster_id=1,node_id=1,url=bin:127.0.0.1:{bin}\", neighbor_node_info = \"cluster_id=1,node_id=1,url=bin:127.0.0.1:9\""), ""),

@@ -51,10 +51,10 @@ use ParamKind::{Bool, Int, Str, Table};
 /// Every parameter, in the daemon's module order.
 pub static ALL: &[Param] = &[
     p("rr", "append_fromtag", Bool),
-    p("clusterer", "my_node_id", Int),
+    aka("clusterer", "my_node_id", &["current_id"], Int),
     p("clusterer", "db_mode", Int),
-    p("clusterer", "my_node_info", Str),
-    p("clusterer", "neighbor_node_info", Str),
+    aka("clusterer", "my_node_info", &["current_info"], Str),
+    aka("clusterer", "neighbor_node_info", &["neighbor_info"], Str),
     aka("tm", "T1", &["T1_timer", "t1"], Int),
     aka("tm", "T2", &["T2_timer", "t2"], Int),
     aka("tm", "T4", &["T4_timer", "t4"], Int),

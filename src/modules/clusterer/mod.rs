@@ -81,16 +81,21 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let e = |key: &str, m: String| format!("config.modules.clusterer.{key}: {m}");
     let db_mode = cfg::int(&t, M, "db_mode")?.unwrap_or(1);
     if db_mode != 0 {
-        return Err(e("db_mode", format!("{db_mode}: nodes from the database are not supported; set db_mode = 0 and give my_node_info and neighbor_node_info")));
+        // OpenSIPS then reads the nodes from its `clusterer` table and
+        // ignores my_node_info/neighbor_node_info; lunasip reads no such
+        // table: this node is in no cluster (tm_replication_cluster says so).
+        return Ok(Prepared { conf: c });
     }
-    let my_id = cfg::int(&t, M, "my_node_id")?;
+    // OpenSIPS 2.x names: current_id, current_info, neighbor_info.
+    let my_id = cfg::int(&t, M, "my_node_id")?.or(cfg::int(&t, M, "current_id")?);
     let my_id = match my_id {
         Some(n) if n < 1 || n > i64::from(i32::MAX) => {
             return Err(e("my_node_id", format!("{n} is not a positive node id")))
         }
         n => n.map(|n| n as i32),
     };
-    for d in strings(&t, "my_node_info")? {
+    let mine = [strings(&t, "my_node_info")?, strings(&t, "current_info")?].concat();
+    for d in mine {
         let n = nodes::parse(&d, my_id).map_err(|m| e("my_node_info", m))?;
         if my_id.is_some_and(|id| id != n.node_id) {
             return Err(e("my_node_info", format!("node_id {} is not my_node_id", n.node_id)));
@@ -107,7 +112,8 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     if let Some(bad) = c.me.iter().find(|n| n.addr != c.me[0].addr) {
         return Err(e("my_node_info", format!("{}: this node has one BIN url, {}", bad.url, c.me[0].url)));
     }
-    for d in strings(&t, "neighbor_node_info")? {
+    let neighbors = [strings(&t, "neighbor_node_info")?, strings(&t, "neighbor_info")?].concat();
+    for d in neighbors {
         let n = nodes::parse(&d, None).map_err(|m| e("neighbor_node_info", m))?;
         if n.node_id == c.my_id {
             return Err(e("neighbor_node_info", format!("node {} is this node", n.node_id)));
@@ -181,10 +187,10 @@ const I: ParamKind = ParamKind::Int;
 const S: ParamKind = ParamKind::Str;
 
 static PARAMS: &[Param] = &[
-    param("my_node_id", I, "none", "This node's id (else `node_id` of `my_node_info`)."),
-    param("db_mode", I, "1", "0: the nodes are the ones `my_node_info`/`neighbor_node_info` describe (the only mode lunasip has; OpenSIPS's default 1 reads the `clusterer` table)."),
-    param("my_node_info", S, "none", "This node in a cluster, `\"cluster_id=1,node_id=1,url=bin:127.0.0.1:5566\"` (a list for several clusters); lunasip listens for BIN packets on the url's TCP address."),
-    param("neighbor_node_info", S, "none", "Another node, in the same form (a list of them); properties `cluster_id`, `node_id`, `url` (`bin:IP:port`), and `priority`, `no_ping_retries`, `sip_addr`, `flags` accepted."),
+    param("my_node_id", I, "none", "This node's id (else `node_id` of `my_node_info`).").also(&["current_id"]),
+    param("db_mode", I, "1", "0: the nodes are the ones `my_node_info`/`neighbor_node_info` describe. OpenSIPS's default 1 reads them from the `clusterer` table, which lunasip does not: with it the node is in no cluster."),
+    param("my_node_info", S, "none", "This node in a cluster, `\"cluster_id=1,node_id=1,url=bin:127.0.0.1:5566\"` (a list for several clusters); lunasip listens for BIN packets on the url's TCP address.").also(&["current_info"]),
+    param("neighbor_node_info", S, "none", "Another node, in the same form (a list of them); properties `cluster_id`, `node_id`, `url` (`bin:IP:port`), and `priority`, `no_ping_retries`, `sip_addr`, `flags` accepted.").also(&["neighbor_info"]),
 ];
 
 static MI: &[Command] = &[Command {

@@ -95,10 +95,13 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     if c.cluster > 0 {
         let cl = clusterer::prepare(modules)?;
         if !cl.clusters().contains(&c.cluster) {
-            return Err(format!(
-                "config.modules.tm.tm_replication_cluster: this node is in no cluster {} (config.modules.clusterer.my_node_info)",
+            // OpenSIPS tm.c: tm then runs without cluster support
+            // (`t_anycast_replicate` answers -3).
+            tracing::warn!(
+                "config.modules.tm.tm_replication_cluster: this node is in no cluster {} (config.modules.clusterer: db_mode = 0 and my_node_info); running without cluster support for transactions",
                 c.cluster
-            ));
+            );
+            return Ok(Prepared { conf: c, via });
         }
         if c.param.is_empty()
             || !c.param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
