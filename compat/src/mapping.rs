@@ -176,6 +176,10 @@ pub static BUILT_IN: &[(&str, &str)] = &[
     ("proto_udp", "UDP is built in (config.listen)"),
     ("proto_tcp", "TCP is built in (config.listen)"),
     (
+        "proto_bin",
+        "BIN is built into the clusterer (it listens on my_node_info's url)",
+    ),
+    (
         "mi_fifo",
         "the MI FIFO is built in (config.modules.mi_fifo)",
     ),

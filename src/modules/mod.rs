@@ -36,6 +36,7 @@ modules! {
     maxfwd: MODULE;
     rr: MODULE;
     statistics: MODULE;
+    clusterer: MODULE;
     tm: MODULE, BRANCHES;
     dispatcher: MODULE;
     cfgutils: MODULE;

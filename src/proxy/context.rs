@@ -127,6 +127,9 @@ pub struct Call {
     /// In `event_route`: the event's parameters, in declared order
     /// (`$param(name)`, `$param(n)`).
     pub event_params: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The message came from another node of the cluster (OpenSIPS
+    /// `FL_TM_REPLICATED`): tm's `t_anycast_replicate` does not send it on.
+    pub replicated: bool,
     /// Modules' per-call state by type ([`Call::slot`]).
     slots: Vec<(std::any::TypeId, Box<dyn std::any::Any>)>,
 }
@@ -308,6 +311,7 @@ impl Call {
             script_pos: None,
             route_stack: None,
             event_params: None,
+            replicated: false,
             slots: Vec::new(),
         }
     }
@@ -355,6 +359,7 @@ impl Call {
         self.rr = None;
         self.err = None;
         self.event_params = None;
+        self.replicated = false;
         self.slots.clear();
     }
 

@@ -73,6 +73,9 @@ pub struct Worker {
     /// New INVITEs are refused with 503 before routing: the worker is
     /// behind on its socket (`proxy::udp`, `overload_streak`).
     pub shedding: Cell<bool>,
+    /// The message being handled came from another cluster node
+    /// ([`Worker::handle_replicated`]).
+    replicating: Cell<bool>,
 }
 
 impl Handler for Worker {
@@ -93,6 +96,7 @@ impl Worker {
             spare: RefCell::new(Vec::new()),
             suspended: Cell::new(0),
             shedding: Cell::new(false),
+            replicating: Cell::new(false),
         }
     }
 
@@ -149,6 +153,16 @@ impl Worker {
         ok
     }
 
+    /// [`Worker::handle`] for a message another node of the cluster
+    /// replicated here (OpenSIPS tm cluster.c `receive_msg` with
+    /// `FL_TM_REPLICATED`): its route sees `Call::replicated`.
+    pub fn handle_replicated(self: &Rc<Self>, inc: Incoming) -> bool {
+        self.replicating.set(true);
+        let ok = self.handle(inc);
+        self.replicating.set(false);
+        ok
+    }
+
     /// Parses `inc` and routes it; false when it was refused before
     /// routing (unparsable, over a limit).
     fn dispatch(self: &Rc<Self>, inc: Incoming, src: Source) -> bool {
@@ -195,7 +209,11 @@ impl Worker {
             Some(e) => Err(e),
             None => msg.validate_request(),
         };
-        st.call.borrow_mut().reset(msg, src, RouteType::Request);
+        {
+            let mut call = st.call.borrow_mut();
+            call.reset(msg, src, RouteType::Request);
+            call.replicated = self.replicating.get();
+        }
         if let Err(e) = valid {
             // RFC 3261 §16.3 step 1: not well formed enough to proxy.
             if matches!(e, ParseError::Uri) {
@@ -345,6 +363,9 @@ impl Worker {
         }
         let host = self.host();
         let st = host.current();
+        if super::tm::cluster::replicate_reply(st, &msg, &src) {
+            return;
+        }
         // A reply to a branch of a transaction goes to tm (RFC 3261 §17.1.3).
         if let Some(key) = crate::transaction::key::client_key(&msg) {
             let found = st.env.tm.client.get(&key).map(|e| e.clone());

@@ -163,6 +163,12 @@ stat_group! {
         r5xx_transactions,
         r6xx_transactions,
         inuse_transactions,
+        cluster_reply_sent,
+        cluster_request_sent,
+        cluster_cancel_sent,
+        cluster_reply_recv,
+        cluster_request_recv,
+        cluster_cancel_recv,
     }
 }
 

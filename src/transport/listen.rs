@@ -1,5 +1,5 @@
-//! Listen entries (`proto:addr:port [as host[:port]]`) as the config
-//! gives them and the sockets are bound from.
+//! Listen entries (`proto:addr:port [as host[:port]] [anycast] [tag name]`)
+//! as the config gives them and the sockets are bound from.
 
 use std::net::SocketAddr;
 
@@ -12,16 +12,47 @@ pub struct Listen {
     pub addr: SocketAddr,
     /// Address to put in Via/Record-Route instead of `addr` (OpenSIPS `as`).
     pub advertise: Option<(String, u16)>,
+    /// OpenSIPS `anycast`: the address is shared by several nodes, so a
+    /// request of a transaction may land on a node that does not hold it
+    /// (tm's `t_anycast_replicate`).
+    pub anycast: bool,
+    /// OpenSIPS `tag`: a name for the socket, the same on every node of
+    /// a cluster (tm's replication names the socket by it).
+    pub tag: Option<String>,
 }
 
-/// Parses `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `udp:0.0.0.0:5060 as 1.2.3.4:5060`.
-/// A missing protocol means udp; a missing port means 5060.
+/// Parses `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `udp:0.0.0.0:5060 as 1.2.3.4:5060`,
+/// `udp:10.0.0.1:5060 anycast tag pub` (OpenSIPS cfg.y `socket_def_param`:
+/// `as`, `anycast`, `tag` in any order). A missing protocol means udp; a
+/// missing port means 5060.
 pub fn parse_listen(spec: &str) -> Result<Listen, String> {
     let spec = spec.trim();
-    let (main, advertise) = match spec.split_once(" as ") {
-        Some((m, a)) => (m.trim(), Some(a.trim())),
-        None => (spec, None),
-    };
+    let mut words = spec.split_whitespace();
+    let main = words.next().unwrap_or("");
+    let (mut advertise, mut anycast, mut tag) = (None, false, None);
+    while let Some(w) = words.next() {
+        match w.to_ascii_lowercase().as_str() {
+            "as" => {
+                advertise = Some(
+                    words
+                        .next()
+                        .ok_or_else(|| format!("'as' needs an address in '{spec}'"))?,
+                )
+            }
+            "anycast" => anycast = true,
+            "tag" => {
+                let t = words
+                    .next()
+                    .ok_or_else(|| format!("'tag' needs a name in '{spec}'"))?;
+                tag = Some(t.to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "unknown listen option '{w}' in '{spec}' (as, anycast, tag)"
+                ))
+            }
+        }
+    }
     let (proto, rest) = match main.split_once(':') {
         Some((p, r)) if Proto::parse(p).is_some() => (Proto::parse(p).unwrap_or(Proto::Udp), r),
         _ => (Proto::Udp, main),
@@ -39,6 +70,8 @@ pub fn parse_listen(spec: &str) -> Result<Listen, String> {
         proto,
         addr,
         advertise,
+        anycast,
+        tag,
     })
 }
 
@@ -88,6 +121,13 @@ mod tests {
         assert_eq!(l.advertise, Some(("sip.example.com".into(), 5080)));
         let l = parse_listen("10.0.0.1").unwrap();
         assert_eq!(l.proto, Proto::Udp);
+        assert!(!l.anycast && l.tag.is_none());
+        let l = parse_listen("udp:127.0.0.1:5070 anycast tag pub as 10.0.0.1").unwrap();
+        assert!(l.anycast);
+        assert_eq!(l.tag.as_deref(), Some("pub"));
+        assert_eq!(l.advertise, Some(("10.0.0.1".into(), 5070)));
+        assert!(parse_listen("udp:127.0.0.1:5070 tag").is_err());
+        assert!(parse_listen("udp:127.0.0.1:5070 anycats").is_err());
         assert!(parse_listen("udp:nohost:5060").is_err());
         assert!(parse_listen("udp:1.2.3.4:99999").is_err());
     }

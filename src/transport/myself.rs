@@ -18,6 +18,10 @@ pub struct SocketInfo {
     pub adv_host: String,
     pub adv_port: u16,
     pub wildcard: bool,
+    /// OpenSIPS `anycast` (see [`Listen::anycast`]).
+    pub anycast: bool,
+    /// OpenSIPS `tag` (see [`Listen::tag`]).
+    pub tag: Option<String>,
 }
 
 impl SocketInfo {
@@ -67,6 +71,8 @@ impl Sockets {
                     adv_host,
                     adv_port,
                     wildcard: wildcard && l.advertise.is_none(),
+                    anycast: l.anycast,
+                    tag: l.tag.clone(),
                 }
             })
             .collect();
@@ -98,6 +104,23 @@ impl Sockets {
                         .trim_end_matches(']')
                         .eq_ignore_ascii_case(bare))
         })
+    }
+
+    /// OpenSIPS `grep_internal_sock_info`: [`Sockets::find`], or, with
+    /// port 0, the listener of `proto` whose `tag` is `host`.
+    pub fn find_internal(&self, proto: Proto, host: &str, port: u16) -> Option<&SocketInfo> {
+        if port == 0 {
+            let tagged = self.list.iter().find(|s| {
+                s.proto == proto
+                    && s.tag
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(host))
+            });
+            if tagged.is_some() {
+                return tagged;
+            }
+        }
+        self.find(proto, host, port)
     }
 
     /// A listener named as `$socket_out` / `force_send_socket` /

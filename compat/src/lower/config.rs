@@ -126,9 +126,16 @@ fn listen_entry(raw: &str) -> Result<String, String> {
     let mut words = v.split_whitespace();
     let spec = words.next().ok_or("empty")?;
     let mut adv = None;
+    let mut opts = String::new();
     while let Some(w) = words.next() {
         match w {
             "as" => adv = words.next(),
+            // Kept as they are: lunasip's listen takes them (tm anycast).
+            "anycast" => opts.push_str(" anycast"),
+            "tag" => {
+                let t = words.next().ok_or("'tag' needs a name")?;
+                opts.push_str(&format!(" tag {t}"));
+            }
             other => return Err(format!("'{other}' in a socket definition is not supported")),
         }
     }
@@ -169,6 +176,7 @@ fn listen_entry(raw: &str) -> Result<String, String> {
     if let Some(a) = adv {
         s.push_str(&format!(" as {a}"));
     }
+    s.push_str(&opts);
     Ok(s)
 }
 
@@ -518,13 +526,16 @@ fn comment_lines(c: &str) -> Vec<String> {
 
 /// Parameters given on several `modparam` lines that lunasip takes as a
 /// list (statistics `stat_series_profile`, tm `tw_append`, permissions
-/// `partition`).
+/// `partition`, clusterer's node descriptions).
 fn repeatable(module: &str, name: &str) -> Option<&'static str> {
     match (module, name) {
         ("statistics", "stat_series_profile") => Some("stat_series_profile"),
         ("tm", "tw_append") => Some("tw_append"),
         // One line per partition (permissions.c `parse_partition`).
         ("permissions", "partition") => Some("partition"),
+        // One line per node (clusterer node_info.c).
+        ("clusterer", "neighbor_node_info" | "neighbor_info") => Some("neighbor_node_info"),
+        ("clusterer", "my_node_info" | "current_info") => Some("my_node_info"),
         _ => None,
     }
 }
@@ -582,6 +593,14 @@ fn global(
         _ => None,
     };
     let line = match name {
+        "listen" | "socket" if matches!(&v, GValue::Str(s) if s.starts_with("bin:")) => {
+            l.report.not_needed += 1;
+            entries.push(Entry::Note(
+                comments,
+                format!("-- {name}={raw}: the clusterer listens on my_node_info's url"),
+            ));
+            return;
+        }
         "listen" | "socket" => {
             match listen_entry(raw) {
                 Ok(e) => {

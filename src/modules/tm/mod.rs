@@ -14,6 +14,7 @@ use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
 mod branches;
+pub mod cluster;
 mod jobs;
 mod mi;
 mod more;
@@ -476,10 +477,18 @@ pub static MODULE: Module = Module {
             doc: "Adds branches to the current request's transaction after it was relayed, typically one waiting in `t_wait_for_new_branches` (e.g. after `cfgutils.sleep` or a lookup that waited): `source` `\"msg\"` takes the request's destinations (R-URI or `$du`, and `append_branch`es). `flags`: `cancel`/`c` cancels the branches still ringing first, `l` ends the wait after this one. OpenSIPS's `\"event\"` source needs event_routing's `notify_on_event` (a route run in another transaction's context), which lunasip does not have: it is an error.",
             func: Func::Sync(branches::t_inject_branches),
         },
+        Export {
+            name: "t_anycast_replicate",
+            args: "()",
+            returns: "ok, code (1 replicated; -1 not to replicate: not a CANCEL or ACK, not received on an `anycast` socket, or its transaction is here; -2 it was replicated to this node already; -3 not sent)",
+            routes: RouteMask::REQUEST,
+            doc: "A CANCEL or ACK that reached this node of an anycast address (a listen entry with `anycast`) but belongs to a transaction of another node is sent to every node of `tm_replication_cluster` (clusterer BIN packets, capability `tm-repl`); the node holding the transaction handles it: a CANCEL is answered 200 and cancels the INVITE's branches (without running that node's script with `cluster_auto_cancel`, else through its `route.main`, where `t_relay` does it), an ACK runs that node's `route.main` (where `t_check_trans`/`t_relay` absorb it). Name the anycast socket with the same `tag` on every node when their addresses differ. Returns 1 once the packet is queued to a node whose link is not down (OpenSIPS 3.4 returns -3 even then, fixed later upstream).",
+            func: Func::Sync(cluster::t_anycast_replicate),
+        },
     ],
     stats: settings::STATS,
     params: settings::PARAMS,
-    setup: Some(|m| crate::modules::settings(tw_append::prepare(m))),
+    setup: Some(|m| crate::modules::settings(settings::prepare(m))),
     mi: mi::COMMANDS,
     child_init: Some(jobs::child_init),
     ..Module::NONE

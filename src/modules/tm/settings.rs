@@ -63,6 +63,24 @@ pub(super) static PARAMS: &[Param] = &[
         "none",
         "Lines `t_write_req`/`t_write_unix` add when their `info` is `action/NAME`: `\"NAME: title=$pv; title2=$pv2; $rb\"` (`$rb`: write the body for any method), or a list of such strings. Each element writes `title: value` (nothing when the value is null) after the `P-MsgFlags` line.",
     ),
+    param(
+        "tm_replication_cluster",
+        ParamKind::Int,
+        "0",
+        "The clusterer cluster (`config.modules.clusterer`) `t_anycast_replicate` sends requests to and takes them from; 0: none.",
+    ),
+    param(
+        "cluster_param",
+        ParamKind::Str,
+        "cid",
+        "Via parameter naming the node of a transaction: with `tm_replication_cluster`, each branch's Via carries `;cid=<my node id>`, and a reply that reaches another node of an anycast address is sent to the node it names.",
+    ),
+    param(
+        "cluster_auto_cancel",
+        ParamKind::Bool,
+        "true",
+        "A CANCEL with an RFC 3261 branch is replicated for the node holding its INVITE to handle without running its script (OpenSIPS's auto-CANCEL); `false`: replicated as any request, through the receiving node's `route.main`.",
+    ),
 ];
 
 pub(super) static STATS: &[StatDecl] = &[
@@ -106,5 +124,56 @@ pub(super) static STATS: &[StatDecl] = &[
         &TM.inuse_transactions,
         "Transactions alive now.",
     ),
+    StatDecl::counter(
+        "cluster_reply_sent",
+        &TM.cluster_reply_sent,
+        "Replies that reached this node of an anycast address and were sent to the node their Via names (`cluster_param`).",
+    ),
+    StatDecl::counter(
+        "cluster_request_sent",
+        &TM.cluster_request_sent,
+        "Requests (ACK, CANCEL) `t_anycast_replicate` sent to the cluster.",
+    ),
+    StatDecl::counter(
+        "cluster_cancel_sent",
+        &TM.cluster_cancel_sent,
+        "CANCELs `t_anycast_replicate` sent to the cluster for the node holding the INVITE to handle itself (`cluster_auto_cancel`).",
+    ),
+    StatDecl::counter(
+        "cluster_reply_recv",
+        &TM.cluster_reply_recv,
+        "Replies another node sent here for a transaction of this node.",
+    ),
+    StatDecl::counter(
+        "cluster_request_recv",
+        &TM.cluster_request_recv,
+        "Requests another node replicated here (run through `route.main`).",
+    ),
+    StatDecl::counter(
+        "cluster_cancel_recv",
+        &TM.cluster_cancel_recv,
+        "CANCELs another node replicated here for their INVITE's transaction.",
+    ),
 ];
 
+
+/// tm's `config.modules.tm` settings that need committing: `tw_append`
+/// and the cluster's.
+#[derive(Debug)]
+pub struct Prepared(super::tw_append::Prepared, super::cluster::Prepared);
+
+pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
+    Ok(Prepared(
+        super::tw_append::prepare(modules)?,
+        super::cluster::prepare(modules)?,
+    ))
+}
+
+impl Prepared {
+    pub fn commit(self, staged: &mut crate::state::Staged) {
+        self.0.commit(staged);
+        self.1.commit(staged);
+    }
+}
+
+crate::modules::staged_settings!(Prepared);

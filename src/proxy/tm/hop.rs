@@ -167,7 +167,7 @@ pub fn cancel_one(tm: &Tm, txn: &TxnRef, t: &mut Txn, i: usize, outbox: &mut Vec
 }
 
 /// Header lines of `m` named `name`, as written.
-fn lines_of(m: &Message, name: &str, out: &mut String) {
+pub fn lines_of(m: &Message, name: &str, out: &mut String) {
     for h in m
         .headers()
         .filter(|h| crate::sip::header::same_name(h.name, name))

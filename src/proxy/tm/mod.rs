@@ -8,6 +8,7 @@
 //! never while Lua runs. Timers fire on the timer thread and are handed to
 //! a worker, so a reply or a timer may be handled by any worker.
 
+pub mod cluster;
 pub mod hooks;
 mod hop;
 pub mod locate;

@@ -407,6 +407,10 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                 // OpenSIPS t_fwd.c: a blacklisted address is skipped for
                 // the destination's next one; none left fails the branch.
                 let marker = stateless::blacklists(call);
+                // OpenSIPS t_fwd.c `tm_via_cid`: the Via names this node
+                // of a cluster (`;cid=1` after the branch).
+                let cid = super::cluster::via_param();
+                let via_branch = format!("{branch_id}{}", cid.via_param);
                 let mut cands = std::iter::once(addr).chain(alts);
                 let (addr, bytes, socket) = loop {
                     let Some(a) = cands.next() else {
@@ -417,7 +421,7 @@ pub fn add_branches(ph: &dyn Phases, txn: &TxnRef) -> Result<bool, ProxyError> {
                         &st.env.sockets,
                         proto,
                         &Dest::Addr(a),
-                        &branch_id,
+                        &via_branch,
                         None,
                         Some(tm),
                     )?;

@@ -117,6 +117,7 @@ pub(super) static FUNCTIONS: &[Function] = &[
         &[Str, Optional(&Str)],
         RouteMask::REQUEST.or(RouteMask::ONREPLY),
     ),
+    Function::new(M, T, "t_anycast_replicate", &[], RouteMask::REQUEST),
     Function::new(
         M,
         T,
