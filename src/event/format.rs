@@ -115,12 +115,11 @@ fn push_text(out: &mut String, v: Param<'_>) {
         Param::Int(n) => {
             let _ = write!(out, "{n}");
         }
-        Param::Num(n) => match Value::from(n) {
-            Value::Number(n) => {
+        Param::Num(n) => {
+            if let Value::Number(n) = Value::from(n) {
                 let _ = write!(out, "{n}");
             }
-            _ => {}
-        },
+        }
         Param::Bool(b) => out.push(if b { '1' } else { '0' }),
         Param::Str(s) => out.push_str(s),
         Param::Json(Value::String(s)) => out.push_str(s),

@@ -78,11 +78,12 @@ pub fn declared() -> Vec<String> {
 }
 
 fn known(name: &str) -> bool {
-    crate::modules::ALL
-        .iter()
-        .flat_map(|m| m.events.iter())
-        .any(|e| e.name == name)
-        || script_events().contains(name)
+    // The script's own names first: `sip.raise_event` raises them per call.
+    script_events().contains(name)
+        || crate::modules::ALL
+            .iter()
+            .flat_map(|m| m.events.iter())
+            .any(|e| e.name == name)
 }
 
 /// Declares a script's own event (OpenSIPS registers the names a script
