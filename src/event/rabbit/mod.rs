@@ -10,10 +10,11 @@
 //! and do not wake it, the broker's acks arrive) and takes acks and the
 //! queued messages in one wake-up, without waiting. Under load it wakes
 //! once per [`LINGER`], writes each batch in one write (frames encoded by
-//! hand, `amqp.rs`) and counts publisher confirms by delivery tag (acks
+//! hand, `encode.rs`) and counts publisher confirms by delivery tag (acks
 //! with `multiple`), with no task or future per message.
 
 mod amqp;
+mod encode;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
