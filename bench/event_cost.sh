@@ -7,7 +7,8 @@
 # over /proc/PID/task/*) and, with CALLGRIND=1, the instructions valgrind's
 # callgrind counted (user space, deterministic; the proxy runs ~50x slower,
 # so keep RATE low). Run it for `stateful` and `stateful_events` and take
-# the difference per call: that is the cost of one event.
+# the difference per call: that is the cost of one event. CG_OUT=FILE
+# keeps callgrind's output for `callgrind_annotate --inclusive=yes FILE`.
 # Usage (from bench/): LUNASIP=/path/to/lunasip ./event_cost.sh SCRIPT [CALLS] [RATE]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,6 +39,7 @@ kill -TERM $pid; wait $pid 2>/dev/null || true
 ir=""
 if [ "${CALLGRIND:-0}" = 1 ]; then
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out/cg.out")
+  if [ -n "${CG_OUT:-}" ]; then cp "$out/cg.out" "$CG_OUT"; fi
 fi
 hz=$(getconf CLK_TCK)
 awk -v s="$script" -v n="$calls" -v ok="${ok:-?}" -v c="$((c1 - c0))" -v hz="$hz" -v w="$((s1 - s0))" -v ir="$ir" 'BEGIN {

@@ -68,6 +68,12 @@ pub struct Config {
     /// `script_memory_limit` raises E_CORE_PKG_THRESHOLD (OpenSIPS
     /// `event_pkg_threshold`); 0: off.
     pub event_pkg_threshold: u8,
+    /// The process's resident memory past this percent of `shm_memory`
+    /// raises E_CORE_SHM_THRESHOLD (OpenSIPS `event_shm_threshold`); 0: off.
+    pub event_shm_threshold: u8,
+    /// Bytes E_CORE_SHM_THRESHOLD measures against (lunasip `shm_memory`,
+    /// in MB, OpenSIPS's `-m`); 0: the machine's memory.
+    pub shm_memory: u64,
     /// Datagrams a worker reads back to back (its socket never empty)
     /// before it refuses new INVITEs with 503; 0: never (lunasip
     /// `overload_streak`).
@@ -174,6 +180,8 @@ impl Default for Config {
             exec_msg_threshold: None,
             log_event_level: None,
             event_pkg_threshold: 0,
+            event_shm_threshold: 0,
+            shm_memory: 0,
             overload_streak: 0,
             worker_stall_timeout: Some(Duration::from_secs(10)),
             blacklists: Vec::new(),

@@ -660,6 +660,7 @@ fn worker_main(
                     }
                 });
             }
+            crate::core_events::watch_shm(cfg.event_shm_threshold, cfg.shm_memory);
             for (name, every) in host.timers() {
                 let w = worker.clone();
                 tokio::task::spawn_local(async move {

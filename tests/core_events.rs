@@ -146,3 +146,75 @@ fn script_memory_past_its_threshold_raises_e_core_pkg_threshold() {
     assert_eq!(p["size"], 32 * 1024 * 1024, "{v}");
     assert!(p["used"].as_u64().unwrap_or(0) >= 16 * 1024 * 1024, "{v}");
 }
+
+/// The resident memory of process `pid` in bytes (/proc/PID/statm).
+fn resident(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).expect("statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("rss pages");
+    pages * rustix::param::page_size() as u64
+}
+
+/// mem/shm_mem.h `shm_threshold_check`, on the process's resident memory
+/// (lunasip has no shm pool): with `shm_memory = 1` (MB) the proxy is far
+/// past `event_shm_threshold = 50` from the start, and
+/// E_CORE_SHM_THRESHOLD carries OpenSIPS's four parameters with its
+/// resident memory as `used`.
+#[test]
+fn resident_memory_past_its_threshold_raises_e_core_shm_threshold() {
+    let (l, port) = udp_listener();
+    let proxy = Proxy::start(&script(
+        free_port(),
+        "shm_memory = 1, event_shm_threshold = 50,",
+        "E_CORE_SHM_THRESHOLD",
+        port,
+        "",
+    ));
+    let pid = proxy.child.as_ref().map(|c| c.id()).expect("pid");
+    options(&proxy, 5);
+    let v = recv_json(&l, || proxy.log_text());
+    let rss = resident(pid);
+    assert_eq!(v["method"], "E_CORE_SHM_THRESHOLD", "{v}");
+    let p = v["params"].as_object().expect("params");
+    let keys: Vec<&str> = p.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["usage", "threshold", "used", "size"], "{v}");
+    assert_eq!(p["threshold"], 50, "{v}");
+    assert_eq!(p["size"], 1024 * 1024, "{v}");
+    let used = p["used"].as_u64().unwrap_or(0);
+    assert!(
+        used > rss / 2 && used < rss * 2,
+        "used {used}, rss now {rss}: {v}"
+    );
+    assert_eq!(p["usage"].as_u64(), Some(used * 100 / (1024 * 1024)), "{v}");
+}
+
+/// Under the threshold nothing is raised: the same proxy measured against
+/// a size it cannot reach raises no E_CORE_SHM_THRESHOLD while E_CORE_LOG
+/// (subscribed on the same socket) shows its checks ran for two seconds.
+#[test]
+fn resident_memory_under_its_threshold_raises_nothing() {
+    let (l, port) = udp_listener();
+    let proxy = Proxy::start(&format!(
+        "config = {{\n  listen = {{ \"udp:127.0.0.1:{{PORT}}\" }},\n  children = 1,\n  \
+         shm_memory = 1048576, event_shm_threshold = 50,\n  \
+         log_event_enabled = true, log_event_level_filter = \"warn\",\n  \
+         modules = {{ mi_http = false, mi_fifo = false }},\n}}\n\
+         function startup_route.main()\n  \
+         sip.subscribe_event(\"E_CORE_SHM_THRESHOLD\", \"udp:127.0.0.1:{port}\")\n  \
+         sip.subscribe_event(\"E_CORE_LOG\", \"udp:127.0.0.1:{port}\")\nend\n\
+         function route.main()\n  sip.xlog(\"L_WARN\", \"mark $ci\\n\")\n  sip.sl.sl_send_reply(200, \"OK\")\nend\n"
+    ));
+    options(&proxy, 6);
+    std::thread::sleep(Duration::from_millis(2500));
+    options(&proxy, 7);
+    loop {
+        let v = recv_json(&l, || proxy.log_text());
+        assert_ne!(v["method"], "E_CORE_SHM_THRESHOLD", "{v}");
+        if v["params"]["message"] == "mark ce-7" {
+            break;
+        }
+    }
+}

@@ -217,7 +217,19 @@ fn rabbitmq_publish_reaches_the_broker() {
         Some(&AMQPValue::LongString("alice".into())),
         "{h:?}"
     );
-    let r = rpc(mi, "get_statistics", json!([["rabbitmq:published"]]));
+    // The broker's confirm is counted when the publisher next reads (up
+    // to its 5 ms linger after the write), maybe after the consumer got
+    // the message.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = rpc(mi, "get_statistics", json!([["rabbitmq:published"]]));
+        if r["result"]["rabbitmq:published"].as_u64().unwrap_or(0) >= 1
+            || std::time::Instant::now() > deadline
+        {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         r["result"]["rabbitmq:published"].as_u64().unwrap_or(0) >= 1,
         "{r}"

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::flat::FlatFile;
@@ -25,8 +26,8 @@ pub const MAX_DATAGRAM: usize = 65_507;
 
 /// One event for one subscriber, its payload already built.
 pub enum Job {
-    Udp(UdpTo, Arc<str>),
-    Unix(PathBuf, Arc<str>),
+    Udp(UdpTo, Bytes),
+    Unix(PathBuf, Bytes),
     Flat(Arc<FlatFile>, Arc<str>),
 }
 
@@ -127,7 +128,7 @@ async fn job_loop(mut rx: mpsc::Receiver<Job>) {
                 Some(to) => {
                     let sock = if to.is_ipv4() { &v4 } else { &v6 };
                     match sock {
-                        Some(s) => s.send_to(body.as_bytes(), to).await.is_ok(),
+                        Some(s) => s.send_to(&body, to).await.is_ok(),
                         None => false,
                     }
                 }
@@ -137,7 +138,7 @@ async fn job_loop(mut rx: mpsc::Receiver<Job>) {
             // dropped, never queued here.
             Job::Unix(path, body) => unix
                 .as_ref()
-                .is_some_and(|s| s.send_to(body.as_bytes(), &path).is_ok()),
+                .is_some_and(|s| s.send_to(&body, &path).is_ok()),
             Job::Flat(file, line) => file.write(line.as_bytes()),
         };
         if ok {

@@ -14,6 +14,7 @@ pub mod format;
 pub mod rabbit;
 pub mod socket;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::stats::Counter;
 use deliver::Job;
+pub use format::{Param, Params};
 use socket::Kind;
 pub use socket::{Format, Socket};
 
@@ -76,11 +78,12 @@ pub fn declared() -> Vec<String> {
 }
 
 fn known(name: &str) -> bool {
-    crate::modules::ALL
-        .iter()
-        .flat_map(|m| m.events.iter())
-        .any(|e| e.name == name)
-        || script_events().contains(name)
+    // The script's own names first: `sip.raise_event` raises them per call.
+    script_events().contains(name)
+        || crate::modules::ALL
+            .iter()
+            .flat_map(|m| m.events.iter())
+            .any(|e| e.name == name)
 }
 
 /// Declares a script's own event (OpenSIPS registers the names a script
@@ -164,7 +167,18 @@ pub fn wanted(name: &str) -> bool {
 
 /// The OpenSIPS 3.x notification for `name` with `params`.
 pub fn payload(name: &str, params: &Map<String, Value>) -> String {
-    format::json(name, params)
+    let body = format::json(name, params).unwrap_or_default();
+    String::from_utf8(body).unwrap_or_default()
+}
+
+/// Why an event was not raised.
+#[derive(Debug, thiserror::Error)]
+pub enum RaiseError {
+    #[error("unknown event {0}")]
+    Unknown(String),
+    /// A parameter that cannot be sent (the script's table).
+    #[error("{0}")]
+    Params(String),
 }
 
 /// Queues `(route, params)` for the worker that runs `event_route`s.
@@ -180,30 +194,55 @@ fn to_route(route: &str, params: Map<String, Value>) {
 /// Raises `name`: queues it for each live subscriber and for the script's
 /// `event_route.<name>`. Never waits; an unknown name is an error. Each
 /// payload is built once, when a subscriber wants it.
-pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
+pub fn raise(name: &str, params: &dyn Params) -> Result<(), RaiseError> {
     if !known(name) {
-        return Err(format!("unknown event {name}"));
+        return Err(RaiseError::Unknown(name.to_string()));
     }
+    raise_known(name, params)
+}
+
+/// [`raise`] for the script's own event, declared by raising it
+/// (OpenSIPS registers the names a script raises when it loads).
+pub fn raise_script(name: &str, params: &dyn Params) -> Result<(), RaiseError> {
+    declare_script_event(name).map_err(RaiseError::Params)?;
+    raise_known(name, params)
+}
+
+fn raise_known(name: &str, params: &dyn Params) -> Result<(), RaiseError> {
     let now = Instant::now();
-    let targets: Vec<(Kind, Format)> = subs()
-        .iter()
-        .filter(|x| x.event == name && x.until.is_none_or(|u| u > now))
-        .map(|x| (x.socket.kind.clone(), x.socket.format))
-        .collect();
-    let (mut json, mut text): (Option<Arc<str>>, Option<Arc<str>>) = (None, None);
-    let mut line: Option<Arc<str>> = None;
-    let mut body = |f: Format| -> Arc<str> {
-        match f {
-            Format::Json => json.get_or_insert_with(|| format::json(name, &params).into()),
-            Format::Text => text.get_or_insert_with(|| format::text(name, &params).into()),
+    let mut targets: Vec<(Kind, Format)> = Vec::new();
+    for x in subs().iter() {
+        if x.event == name && x.until.is_none_or(|u| u > now) {
+            targets.push((x.socket.kind.clone(), x.socket.format));
         }
-        .clone()
-    };
+    }
+    let (mut json, mut text): (Option<Bytes>, Option<Bytes>) = (None, None);
+    let mut line: Option<Arc<str>> = None;
+    let mut checked = false;
     for (kind, fmt) in targets {
+        let mut body = || -> Result<Bytes, RaiseError> {
+            checked = true;
+            let slot = match fmt {
+                Format::Json => &mut json,
+                Format::Text => &mut text,
+            };
+            if let Some(b) = slot {
+                return Ok(b.clone());
+            }
+            let b = match fmt {
+                Format::Json => format::json(name, params),
+                Format::Text => format::text(name, params),
+            }
+            .map_err(RaiseError::Params)?;
+            Ok(slot.insert(Bytes::from(b)).clone())
+        };
         match kind {
-            Kind::Udp(to) => deliver::queue(Job::Udp(to, body(fmt))),
-            Kind::Unix(p) => deliver::queue(Job::Unix(p, body(fmt))),
-            Kind::Route(r) => to_route(&r, params.clone()),
+            Kind::Udp(to) => deliver::queue(Job::Udp(to, body()?)),
+            Kind::Unix(p) => deliver::queue(Job::Unix(p, body()?)),
+            Kind::Route(r) => {
+                checked = true;
+                to_route(&r, params.to_map().map_err(RaiseError::Params)?)
+            }
             Kind::Rabbit(p, key) => {
                 let content_type = match fmt {
                     Format::Json => "application/json",
@@ -211,22 +250,36 @@ pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
                 };
                 p.publish(rabbit::Message {
                     routing_key: key,
-                    body: body(fmt),
+                    body: body()?,
                     content_type: Some(content_type.into()),
                     headers: Vec::new(),
                 });
             }
             Kind::Flat(f) => {
-                let l: &Arc<str> = line.get_or_insert_with(|| {
-                    let s = flat::settings();
-                    format::flat_line(name, &params, &s.delimiter, s.suppress_event_name).into()
-                });
-                deliver::queue(Job::Flat(f, l.clone()))
+                let l = match &line {
+                    Some(l) => l.clone(),
+                    None => {
+                        checked = true;
+                        let s = flat::settings();
+                        let l: Arc<str> =
+                            format::flat_line(name, params, &s.delimiter, s.suppress_event_name)
+                                .map_err(RaiseError::Params)?
+                                .into();
+                        line.insert(l).clone()
+                    }
+                };
+                deliver::queue(Job::Flat(f, l))
             }
         }
     }
     if has_route(name) {
-        to_route(name, params);
+        checked = true;
+        to_route(name, params.to_map().map_err(RaiseError::Params)?);
+    }
+    if !checked {
+        // Nobody listens: the parameters are still checked, as when they
+        // are sent.
+        params.visit(&mut |_, _| {}).map_err(RaiseError::Params)?;
     }
     Ok(())
 }
@@ -234,7 +287,7 @@ pub fn raise(name: &str, params: Map<String, Value>) -> Result<(), String> {
 /// [`raise`] for a declared event whose parameters are built by the
 /// caller: an error is logged (a module's own event is always known).
 pub fn raise_declared(name: &'static str, params: Map<String, Value>) {
-    if let Err(e) = raise(name, params) {
+    if let Err(e) = raise(name, &params) {
         tracing::warn!("event {name}: {e}");
     }
 }

@@ -77,7 +77,7 @@ fn bad_sockets_name_the_wrong_part() {
 
 #[test]
 fn unknown_events_are_refused_and_script_events_declared_by_raising() {
-    assert!(raise("E_NO_SUCH_EVENT", Map::new()).is_err());
+    assert!(raise("E_NO_SUCH_EVENT", &Map::new()).is_err());
     assert!(subscribe("E_NO_SUCH_EVENT", "udp:127.0.0.1:9", 10).is_err());
     assert!(declare_script_event("bad name").is_err());
     declare_script_event("E_UNIT_MINE").expect("declared");

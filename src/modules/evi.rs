@@ -62,43 +62,65 @@ fn mi_raise(_: &Ctx, p: &Params) -> Result<Value, MiError> {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    event::raise(ev, params).map_err(|e| MiError::new(500, e))?;
+    event::raise(ev, &params).map_err(|e| MiError::new(500, e.to_string()))?;
     Ok(Value::from("OK"))
 }
 
-/// A Lua table of name → string/number/boolean as event params.
-fn lua_params(a: &Args, i: usize) -> mlua::Result<Map<String, Value>> {
-    let mut m = Map::new();
-    match a.vals.get(i) {
-        None | Some(Lua_::Nil) => {}
-        Some(Lua_::Table(t)) => {
-            for pair in t.pairs::<String, Lua_>() {
-                let (k, v) = pair.map_err(|_| a.err("params keys must be strings"))?;
-                let v = match v {
-                    Lua_::Integer(n) => Value::from(n),
-                    Lua_::Number(n) => Value::from(n),
-                    Lua_::Boolean(b) => Value::from(b),
-                    Lua_::String(s) => Value::from(s.to_string_lossy()),
-                    _ => return Err(a.err(format!("param {k}: not a string or number"))),
-                };
-                m.insert(k, v);
+/// The script's params table (name → string, number or boolean), read in
+/// place: keys and values are borrowed from Lua and written straight into
+/// the payloads, in the table's `pairs` order.
+struct LuaParams<'a> {
+    lua: &'a Lua,
+    table: Option<&'a mlua::Table>,
+}
+
+impl event::Params for LuaParams<'_> {
+    fn visit(&self, f: &mut dyn FnMut(&str, event::Param<'_>)) -> Result<(), String> {
+        use event::Param;
+        let Some(t) = self.table else {
+            return Ok(());
+        };
+        for pair in t.pairs::<Lua_, Lua_>() {
+            let (k, v) = pair.map_err(|e| e.to_string())?;
+            // Number keys go as text, as Lua's tostring writes them.
+            let k = match k {
+                Lua_::String(s) => s,
+                k @ (Lua_::Integer(_) | Lua_::Number(_)) => match self.lua.coerce_string(k) {
+                    Ok(Some(s)) => s,
+                    _ => return Err("params keys must be strings".into()),
+                },
+                _ => return Err("params keys must be strings".into()),
+            };
+            let k = k.to_str().map_err(|_| "params keys must be strings")?;
+            match v {
+                Lua_::Integer(n) => f(&k, Param::Int(n)),
+                Lua_::Number(n) => f(&k, Param::Num(n)),
+                Lua_::Boolean(b) => f(&k, Param::Bool(b)),
+                Lua_::String(s) => match s.to_str() {
+                    Ok(v) => f(&k, Param::Str(&v)),
+                    Err(_) => f(&k, Param::Str(&s.to_string_lossy())),
+                },
+                _ => return Err(format!("param {}: not a string or number", &*k)),
             }
         }
-        Some(_) => return Err(a.err("params must be a table")),
+        Ok(())
     }
-    Ok(m)
 }
 
 /// `raise_event(name [, params])` (OpenSIPS core): the script's own events
-/// are declared by raising them; false when the name is bad.
+/// are declared by raising them. A bad name or parameter is an error.
 fn raise_event(lua: &Lua, _: &State, a: Args) -> mlua::Result<MultiValue> {
     let name = a.str(0)?;
-    let params = lua_params(&a, 1)?;
-    if let Err(e) = event::declare_script_event(&name) {
-        return Err(a.err(e));
+    let table = match a.vals.get(1) {
+        None | Some(Lua_::Nil) => None,
+        Some(Lua_::Table(t)) => Some(t),
+        Some(_) => return Err(a.err("params must be a table")),
+    };
+    let params = LuaParams { lua, table };
+    match event::raise_script(&name, &params) {
+        Ok(()) => ret(lua, true),
+        Err(e) => Err(a.err(e)),
     }
-    let ok = event::raise(&name, params).is_ok();
-    ret(lua, ok)
 }
 
 /// `subscribe_event(name, socket [, expire])` (OpenSIPS core, used from
@@ -189,3 +211,88 @@ pub static MODULE: Module = Module {
     ],
     ..Module::NONE
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::format;
+
+    /// The map the script's table went through before it was read in
+    /// place (keys and values converted as `sip.raise_event` did).
+    fn as_map(t: &mlua::Table) -> Map<String, Value> {
+        let mut m = Map::new();
+        for pair in t.pairs::<String, Lua_>() {
+            let (k, v) = pair.expect("pair");
+            let v = match v {
+                Lua_::Integer(n) => Value::from(n),
+                Lua_::Number(n) => Value::from(n),
+                Lua_::Boolean(b) => Value::from(b),
+                Lua_::String(s) => Value::from(s.to_string_lossy()),
+                other => panic!("{other:?}"),
+            };
+            m.insert(k, v);
+        }
+        m
+    }
+
+    /// Payloads written from the Lua table are byte for byte those of the
+    /// map (and of serde_json's notification): escapes, UTF-8 and broken
+    /// UTF-8, integers, floats, non-finite numbers, booleans, number keys.
+    #[test]
+    fn lua_tables_are_written_as_their_maps_were() {
+        let lua = Lua::new();
+        let t: mlua::Table = lua
+            .load(
+                r#"return { callid = "a\"b\\c\n\1\t", from = "sip:ü@x", n = 42, f = 1.5,
+                  big = 1e300, tiny = -2.5e-8, inf = 1/0, nan = 0/0, yes = true, no = false,
+                  [7] = "seven", [2.5] = "x", e = "", bad = "\255\254ok" }"#,
+            )
+            .eval()
+            .expect("table");
+        let p = LuaParams {
+            lua: &lua,
+            table: Some(&t),
+        };
+        let m = as_map(&t);
+        assert_eq!(m.len(), 14);
+        let ours = format::json("E_X", &p).expect("json");
+        assert_eq!(ours, format::json("E_X", &m).expect("json"));
+        let serde = serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "E_X", "params": m}))
+            .expect("serde");
+        assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
+        assert_eq!(
+            format::text("E_X", &p).expect("text"),
+            format::text("E_X", &m).expect("text")
+        );
+        assert_eq!(
+            format::flat_line("E_X", &p, ",", false).expect("flat"),
+            format::flat_line("E_X", &m, ",", false).expect("flat")
+        );
+        let none = LuaParams {
+            lua: &lua,
+            table: None,
+        };
+        assert_eq!(
+            format::json("E_Y", &none).expect("json"),
+            br#"{"jsonrpc":"2.0","method":"E_Y","params":{}}"#
+        );
+    }
+
+    #[test]
+    fn lua_params_that_cannot_be_sent_are_errors() {
+        let lua = Lua::new();
+        for (src, want) in [
+            ("return { f = print }", "param f: not a string or number"),
+            ("return { [{}] = 1 }", "params keys must be strings"),
+            ("return { [true] = 1 }", "params keys must be strings"),
+        ] {
+            let t: mlua::Table = lua.load(src).eval().expect("table");
+            let p = LuaParams {
+                lua: &lua,
+                table: Some(&t),
+            };
+            let e = format::json("E_X", &p).expect_err(src);
+            assert_eq!(e, want, "{src}");
+        }
+    }
+}

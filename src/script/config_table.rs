@@ -332,6 +332,19 @@ pub fn read_config(
         })?;
     }
     if let Some(n) =
+        number(&t, "event_shm_threshold").map_err(|m| err("event_shm_threshold", m.to_string()))?
+    {
+        cfg.event_shm_threshold = u8::try_from(n).ok().filter(|p| *p <= 100).ok_or_else(|| {
+            err(
+                "event_shm_threshold",
+                "config.event_shm_threshold is a percentage, 0 to 100".into(),
+            )
+        })?;
+    }
+    if let Some(n) = number(&t, "shm_memory").map_err(|m| err("shm_memory", m.to_string()))? {
+        cfg.shm_memory = n.saturating_mul(1024 * 1024);
+    }
+    if let Some(n) =
         number(&t, "overload_streak").map_err(|m| err("overload_streak", m.to_string()))?
     {
         cfg.overload_streak = u32::try_from(n).unwrap_or(u32::MAX);

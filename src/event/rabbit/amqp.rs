@@ -8,19 +8,19 @@
 
 use std::str::FromStr;
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, channel, confirm, connection, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use amq_protocol::uri::AMQPUri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Broker, HeaderValue, Message};
+use super::{Broker, Message};
 
 /// The channel every publish goes on.
-const CH: u16 = 1;
+pub(super) const CH: u16 = 1;
 /// Frame header (type, channel, size) and end octet (spec §4.2.3).
-const FRAME_OVERHEAD: usize = 8;
+pub(super) const FRAME_OVERHEAD: usize = 8;
 /// Frames larger than this from the broker are a protocol error when the
 /// connection negotiated no limit.
 const READ_LIMIT: usize = 16 << 20;
@@ -65,7 +65,7 @@ pub struct Conn {
     wbuf: Vec<u8>,
 }
 
-fn method(ch: u16, m: AMQPClass) -> AMQPFrame {
+pub(super) fn method(ch: u16, m: AMQPClass) -> AMQPFrame {
     AMQPFrame::Method(ch, m)
 }
 
@@ -210,6 +210,18 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads what the socket has without waiting: false when it has
+    /// nothing; EOF is an error.
+    pub fn try_fill(&mut self) -> Result<bool, AmqpError> {
+        self.rbuf.reserve(4096);
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => Err(AmqpError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The next complete frame in the read buffer, if any.
     fn parse(&mut self) -> Result<Option<AMQPFrame>, AmqpError> {
         // type (1), channel (2), size (4), payload, frame-end (1).
@@ -287,43 +299,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Encodes one publish (method, content header, body frames split at
-    /// frame_max) into the write buffer.
+    /// Encodes one publish into the write buffer, by hand: the
+    /// basic.publish method frame, the content header (basic properties:
+    /// content-type, headers, delivery-mode) and the body frames split at
+    /// frame_max (AMQP 0-9-1 §2.3.5, §4.2.6; byte-identical to
+    /// amq-protocol's encoder, tested). A message that cannot be encoded
+    /// (a short string over 255 bytes) leaves the buffer as it was.
     pub fn publish(&mut self, b: &Broker, m: &Message) -> Result<(), AmqpError> {
-        self.push(&method(
-            CH,
-            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                exchange: b.exchange.as_str().into(),
-                routing_key: ShortString::from(&*m.routing_key),
-                mandatory: b.mandatory,
-                immediate: b.immediate,
-            })),
-        ))?;
-        let body = m.body.as_bytes();
-        self.push(&AMQPFrame::Header(
-            CH,
-            60,
-            Box::new(AMQPContentHeader {
-                class_id: 60,
-                body_size: body.len() as u64,
-                properties: properties(b, m),
-            }),
-        ))?;
-        let chunk = match self.frame_max as usize {
-            0 => body.len().max(1),
-            n => n.saturating_sub(FRAME_OVERHEAD).max(1),
-        };
-        // Body frames written directly: type 3, channel, size, payload,
-        // frame-end 0xCE (spec §4.2.6.2).
-        for part in body.chunks(chunk) {
-            self.wbuf.push(3);
-            self.wbuf.extend_from_slice(&CH.to_be_bytes());
-            self.wbuf
-                .extend_from_slice(&(part.len() as u32).to_be_bytes());
-            self.wbuf.extend_from_slice(part);
-            self.wbuf.push(0xCE);
-        }
-        Ok(())
+        super::encode::publish(&mut self.wbuf, self.frame_max, b, m)
     }
 
     /// Queues a heartbeat frame.
@@ -364,29 +347,6 @@ impl Conn {
             let _ = self.flush().await;
         }
     }
-}
-
-/// The message's content properties as OpenSIPS rabbitmq sets them.
-fn properties(b: &Broker, m: &Message) -> basic::AMQPProperties {
-    let mut p = basic::AMQPProperties::default();
-    if let Some(ct) = &m.content_type {
-        p = p.with_content_type(ct.as_str().into());
-    }
-    if b.persistent {
-        p = p.with_delivery_mode(2);
-    }
-    if !m.headers.is_empty() {
-        let mut t = FieldTable::default();
-        for (k, v) in &m.headers {
-            let v = match v {
-                HeaderValue::Str(s) => AMQPValue::LongString(s.as_str().into()),
-                HeaderValue::Int(i) => AMQPValue::LongInt(*i),
-            };
-            t.insert(k.as_str().into(), v);
-        }
-        p = p.with_headers(t);
-    }
-    p
 }
 
 /// A close from the broker as an error; any other method passes.

@@ -5,19 +5,24 @@
 //! `rabbitmq_publish`. A broker that is down costs drops (counted), never
 //! a wait.
 //!
-//! Cheap per message: the task wakes once per batch (it lingers
-//! [`LINGER`] after the first message so a worker's next events find it
-//! asleep, not waiting on the queue), writes the batch in one write and
-//! counts publisher confirms by delivery tag (acks with `multiple`), with
-//! no task or future per message.
+//! Cheap per message: the first message after a quiet spell is written
+//! at once; then the task lingers [`LINGER`] (the workers find it asleep
+//! and do not wake it, the broker's acks arrive) and takes acks and the
+//! queued messages in one wake-up, without waiting. Under load it wakes
+//! once per [`LINGER`], writes each batch in one write (frames encoded by
+//! hand, `encode.rs`) and counts publisher confirms by delivery tag (acks
+//! with `multiple`), with no task or future per message.
 
 mod amqp;
+mod encode;
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -95,8 +100,8 @@ pub enum HeaderValue {
 #[derive(Debug, Clone)]
 pub struct Message {
     pub routing_key: Arc<str>,
-    pub body: Arc<str>,
-    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub content_type: Option<Cow<'static, str>>,
     pub headers: Vec<(String, HeaderValue)>,
 }
 
@@ -161,10 +166,11 @@ impl Counts {
     }
 }
 
-/// Messages written and not yet confirmed, by delivery tag.
+/// Messages written and not yet confirmed, by delivery tag (ascending:
+/// tags are given in order and settled from the front).
 struct Confirms {
     next_tag: u64,
-    waiting: BTreeSet<u64>,
+    waiting: VecDeque<u64>,
     /// basic.return seen whose ack has not come yet: those acks count as
     /// dropped (unroutable), as lapin's `Ack(Some(returned))` did.
     returned: usize,
@@ -174,7 +180,7 @@ impl Confirms {
     fn new() -> Confirms {
         Confirms {
             next_tag: 1,
-            waiting: BTreeSet::new(),
+            waiting: VecDeque::new(),
             returned: 0,
         }
     }
@@ -183,12 +189,14 @@ impl Confirms {
     /// before it).
     fn settle(&mut self, tag: u64, multiple: bool) -> usize {
         if multiple {
-            let rest = self.waiting.split_off(&(tag + 1));
-            let n = self.waiting.len();
-            self.waiting = rest;
+            let n = self.waiting.partition_point(|t| *t <= tag);
+            self.waiting.drain(..n);
             n
         } else {
-            usize::from(self.waiting.remove(&tag))
+            match self.waiting.binary_search(&tag) {
+                Ok(i) => usize::from(self.waiting.remove(i).is_some()),
+                Err(_) => 0,
+            }
         }
     }
 
@@ -238,20 +246,20 @@ async fn serve(
     let mut ticker = tokio::time::interval(tick);
     let end = 'conn: loop {
         if !batch.is_empty() {
-            let mut failed = None;
-            for (m, _) in &batch {
-                if let Err(e) = conn.publish(b, m) {
-                    failed = Some(e.to_string());
-                    break;
+            // A message that cannot be encoded is dropped alone (it
+            // gets no delivery tag); the connection goes on.
+            batch.retain(|(m, _)| match conn.publish(b, m) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("rabbitmq: message to {:?} dropped: {e}", m.routing_key);
+                    c.dropped(1);
+                    false
                 }
-            }
-            let wrote = match failed {
-                Some(e) => Err(e),
-                None => match tokio::time::timeout(BROKER_TIMEOUT, conn.flush()).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("publish failed: {e}")),
-                    Err(_) => Err("publish timed out".to_string()),
-                },
+            });
+            let wrote = match tokio::time::timeout(BROKER_TIMEOUT, conn.flush()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("publish failed: {e}")),
+                Err(_) => Err("publish timed out".to_string()),
             };
             if let Err(e) = wrote {
                 conn.discard();
@@ -266,8 +274,37 @@ async fn serve(
             }
             last_write = Instant::now();
             for _ in batch.drain(..) {
-                confirms.waiting.insert(confirms.next_tag);
+                confirms.waiting.push_back(confirms.next_tag);
                 confirms.next_tag += 1;
+            }
+            // Linger: the broker's acks and the workers' next messages
+            // arrive meanwhile, and are taken in one wake-up without
+            // waiting (the workers find this task asleep and do not wake
+            // it; under load the task wakes once per LINGER).
+            tokio::time::sleep(LINGER).await;
+            match conn.try_fill() {
+                Ok(true) => {
+                    last_read = Instant::now();
+                    let r = conn.replies(&mut replies).await;
+                    for reply in replies.drain(..) {
+                        confirms.apply(reply, c);
+                    }
+                    if let Err(e) = r {
+                        break 'conn End::Failed(e.to_string());
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => break 'conn End::Failed(e.to_string()),
+            }
+            let room = IN_FLIGHT.saturating_sub(confirms.waiting.len());
+            while batch.len() < room {
+                match rx.try_recv() {
+                    Ok(m) => batch.push((m, 0)),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                continue 'conn;
             }
         }
         let room = IN_FLIGHT.saturating_sub(confirms.waiting.len());
@@ -288,9 +325,8 @@ async fn serve(
             m = rx.recv(), if room > 0 => {
                 let Some(m) = m else { break 'conn End::Done };
                 batch.push((m, 0));
-                // Gather what the workers raise meanwhile; they find this
-                // task asleep and do not wake it per message.
-                tokio::time::sleep(LINGER).await;
+                // Written at once with what is already queued; the
+                // linger after the write gathers the rest of a burst.
                 while batch.len() < room {
                     match rx.try_recv() {
                         Ok(m) => batch.push((m, 0)),

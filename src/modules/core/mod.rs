@@ -406,6 +406,11 @@ static EVENTS: &[crate::event::EventDecl] = &[
         doc: "A worker's script memory crossed `event_pkg_threshold` percent of `script_memory_limit` (or moved while over it, or went back under): `usage` and `threshold` in percent, `used` and `size` in bytes.",
     },
     crate::event::EventDecl {
+        name: crate::core_events::SHM_THRESHOLD,
+        params: &["usage", "threshold", "used", "size"],
+        doc: "The process's resident memory (lunasip has no shared memory pool: its shared tables, caches and the workers' Lua states all count) crossed `event_shm_threshold` percent of `shm_memory` (the machine's memory when 0), or moved while over it, or went back under; checked every second. `usage` and `threshold` in percent, `used` and `size` in bytes.",
+    },
+    crate::event::EventDecl {
         name: crate::core_events::TCP_DISCONNECT,
         params: &["src_ip", "src_port", "dst_ip", "dst_port", "proto"],
         doc: "A TCP connection closed: `src` is the peer, `dst` this proxy's end.",

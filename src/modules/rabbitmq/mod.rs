@@ -166,7 +166,7 @@ fn rabbitmq_publish(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> 
     let ok = p.publish(Message {
         routing_key: routing_key.into(),
         body: body.into(),
-        content_type,
+        content_type: content_type.map(std::borrow::Cow::Owned),
         headers,
     });
     ret(lua, ok)
