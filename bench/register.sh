@@ -30,7 +30,7 @@ if [ "$auth" = 1 ]; then url="${DB_URL:-mysql://root@127.0.0.1:3306/lunasip_benc
 else url="${DB_URL:-mysql://root@127.0.0.1:3306/test}"; fi
 db="${url##*/}" db="${db%%\?*}"
 sql() { mariadb -uroot -h127.0.0.1 -N "$@"; }
-pport="${PROXY_PORT:-5060}" uport="${UAC_PORT:-5070}"
+pport="${PROXY_PORT:-5060}" uport="${UAC_PORT:-5070}" mport="${MI_PORT:-8890}"
 work="$(mktemp -d)"
 table="loc_bench_$$"
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -69,7 +69,7 @@ config = {
   modules = {
     usrloc = { db_mode = $mode, db_url = "$url" },
     auth_db = { db_url = "$url" },
-    mi_fifo = false, mi_http = false,
+    mi_fifo = false, mi_http = { ip = "127.0.0.1", port = $mport, root = "mi" },
   },
 }
 function route.main()
@@ -131,10 +131,15 @@ wall=$(echo "$t1 - $t0" | bc)
 [ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG" && { cp "$work/err.log" "$KEEP_LOG.sipp-err" 2>/dev/null || true; }
 [ "$kam" = 1 ] && [ "$mode" = 3 ] && rows=$(sql kam_bench -e "SELECT COUNT(*) FROM location")
 [ "$kam" = 0 ] && [ "$mode" != 0 ] && rows=$(sql "$db" -e "SELECT COUNT(*) FROM $table")
+per=$n
+if [ "$kam" = 0 ] && [ "$mode" = 0 ]; then
+  dumped=$("$bin" mi --url "http://127.0.0.1:$mport/mi" ul_dump | grep -o '"Contact"' | wc -l)
+  [ "$dumped" -gt 0 ] && per=$dumped
+fi
 echo "$([ "$kam" = 1 ] && echo kamailio || echo lunasip) auth=$auth db_mode=$mode registers=$n rate=$rate wall=$wall s" \
   "ok=$ok achieved=$(echo "scale=0; $ok / $wall" | bc)/s db_rows=${rows:-NA}" \
   "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" \
-  "failed=$failed rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / n ))"
+  "failed=$failed ul_dump_contacts=${dumped:-NA} rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / per ))"
 if { [ "$mode" != 0 ] || [ "$auth" = 1 ]; } && [ "$kam" = 0 ]; then
   sql "$db" -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true
 fi
