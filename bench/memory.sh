@@ -21,6 +21,15 @@
 #                    kamcmd tm.stats current, and core.shmmem used as shm_kb).
 # Options:
 #   -r RATE  (1000)   -m CALLS (10000)   -p HOLD_MS (15000)   -w WAIT_S (10)
+#   -D               dialogs instead of transactions: the UAS
+#                     (scenarios/uas.xml) answers at once and the UAC holds
+#                     each call HOLD ms between ACK and BYE, so the plateau
+#                     is CALLS confirmed dialogs with no transaction open;
+#                     "inflight" is then active dialogs (lunasip: MI
+#                     get_statistics dialog:active_dialogs; kamailio:
+#                     kamcmd dlg.stats_active "all"). Use a script that
+#                     creates dialogs (proxies/lunasip/dialog_memory.lua,
+#                     proxies/kamailio/dialog_acc.cfg).
 #   -n ROUNDS (1)     repeat the load in the same proxy process: memory that
 #                     the first round's transactions left behind is reused by
 #                     the next (allocator retention) or grows again (a leak)
@@ -38,10 +47,10 @@ set -uo pipefail
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 cd "$BENCH_DIR"
 
-RATE=1000 CALLS=10000 HOLD=15000 WAIT=10 ROUNDS=1 KIND=lunasip MI_URL=http://127.0.0.1:8888/mi OUT=""
-while getopts "r:m:p:w:n:k:u:o:" opt; do
+RATE=1000 CALLS=10000 HOLD=15000 WAIT=10 ROUNDS=1 KIND=lunasip MI_URL=http://127.0.0.1:8888/mi OUT="" DLG=0
+while getopts "r:m:p:w:n:k:u:o:D" opt; do
   case $opt in
-    r) RATE=$OPTARG ;; m) CALLS=$OPTARG ;; p) HOLD=$OPTARG ;; w) WAIT=$OPTARG ;; n) ROUNDS=$OPTARG ;;
+    r) RATE=$OPTARG ;; m) CALLS=$OPTARG ;; p) HOLD=$OPTARG ;; w) WAIT=$OPTARG ;; n) ROUNDS=$OPTARG ;; D) DLG=1 ;;
     k) KIND=$OPTARG ;; u) MI_URL=$OPTARG ;; o) OUT=$OPTARG ;;
     *) sed -n '2,38p' "$0"; exit 2 ;;
   esac
@@ -95,6 +104,15 @@ status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null; }
 pss_kb() { local t=0 p v; for p in $(group_pids); do
   v=$(awk '$1=="Pss:"{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null); t=$((t + ${v:-0})); done; echo $t; }
 inflight() {
+  if [ $DLG = 1 ]; then
+    case $KIND in
+      lunasip)  "$LUNASIP" mi --url "$MI_URL" get_statistics dialog: 2>/dev/null \
+                  | grep -o '"dialog:active_dialogs" *: *[0-9]*' | grep -o '[0-9]*$' ;;
+      kamailio) kamcmd -s "$KAM_CTL" dlg.stats_active 2>/dev/null | awk '$1=="all:"{print $2}' ;;
+      *) echo NA ;;
+    esac
+    return
+  fi
   case $KIND in
     lunasip)  "$LUNASIP" mi --url "$MI_URL" get_statistics tm: 2>/dev/null \
                 | grep -o '"tm:inuse_transactions" *: *[0-9]*' | grep -o '[0-9]*$' ;;
@@ -113,8 +131,13 @@ sample() { # phase
 printf 't_s\tphase\trss_kb\thwm_kb\tpss_kb\tinflight\tshm_kb\n' > "$OUT/samples.tsv"
 sample baseline; sleep 0.5; sample baseline
 
-# 2) UAS that holds every INVITE HOLD ms
-sed "s/<pause milliseconds=\"[0-9]*\"\/>/<pause milliseconds=\"$HOLD\"\/>/" scenarios/uas-hold.xml > "$OUT/uas-hold.xml"
+# 2) UAS that holds every INVITE HOLD ms (-D: answers at once)
+if [ $DLG = 1 ]; then
+  cp scenarios/uas.xml "$OUT/uas-hold.xml"; UAC_HOLD="-d $HOLD"
+else
+  sed "s/<pause milliseconds=\"[0-9]*\"\/>/<pause milliseconds=\"$HOLD\"\/>/" scenarios/uas-hold.xml > "$OUT/uas-hold.xml"
+  UAC_HOLD=""
+fi
 "$SIPP" -sf "$OUT/uas-hold.xml" -i 127.0.0.1 -p 5080 -nostdin -buff_size 4194304 \
     -trace_stat -stf "$OUT/uas_stat.csv" -fd 1 -trace_err -error_file "$OUT/uas_err.log" -max_log_size 2000000 \
     > "$OUT/uas_screen.txt" 2>&1 < /dev/null &
@@ -131,7 +154,8 @@ HOLD_FROM=$(awk -v c="$CALLS" -v r="$RATE" 'BEGIN{print c/r + 0.5}') HOLD_TO=$(a
 OK=0 FAILED=0 UAC_RC=0
 stat_last() { awk -F';' -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} {v=$k} END{print v}' "$1"; }
 for round in $(seq "$ROUNDS"); do
-  "$SIPP" 127.0.0.1:5060 -sf scenarios/uac.xml -i 127.0.0.1 -p 5070 -r "$RATE" -rp 1000 \
+  # shellcheck disable=SC2086
+  "$SIPP" 127.0.0.1:5060 -sf scenarios/uac.xml -i 127.0.0.1 -p 5070 -r "$RATE" -rp 1000 $UAC_HOLD \
       -l $((CALLS * 2)) -m "$CALLS" -nostdin -buff_size 4194304 -recv_timeout "$RECV_TO" \
       -timeout "${UAC_TIMEOUT_S}s" -timeout_error -trace_stat -stf "$OUT/uac_stat$round.csv" -fd 1 \
       -trace_err -error_file "$OUT/uac_err$round.log" -max_log_size 2000000 \

@@ -3,36 +3,87 @@
 # at RATE per second, usrloc in db_mode 0 (memory) or 3 (MySQL, a table
 # made with `lunasip db init`). Prints the proxy's CPU-seconds per 1000
 # REGISTERs, failed calls, and RSS growth per contact.
-# Usage (from bench/): ./register.sh [-m db_mode] [-n calls] [-r rate] [-k]
-#   -k: Kamailio 5.6 instead (proxies/kamailio/registrar.cfg, db_mode 0 only;
-#       CPU summed over its processes, no RSS figure: its memory is shm).
+# Usage (from bench/): ./register.sh [-m db_mode] [-n calls] [-r rate] [-k] [-a] [-u users]
+#   -k: Kamailio 5.6 instead (proxies/kamailio/registrar.cfg; CPU summed over
+#       its processes, no RSS figure: its memory is shm).
+#   -a: digest authentication, two round trips per registration
+#       (scenarios/register-auth.xml, SIPp [authentication], qop=auth):
+#       users u1..uU (-u, default 10000), password pwN, realm bench.test,
+#       taken in turn, so calls > users refresh contacts. lunasip reads the
+#       `subscriber` table of database lunasip_bench (made with `lunasip db
+#       init`, filled by SQL with the HA1s), Kamailio (-k -a:
+#       proxies/kamailio/registrar-auth.cfg, usrloc db_mode 0 or 3) its own
+#       database kam_bench (Kamailio's schema from /usr/share/kamailio/mysql).
+#       With -a the lunasip location table is in lunasip_bench too.
 # Env: LUNASIP (binary, default ../target/release/lunasip),
-#      DB_URL (default mysql://root@127.0.0.1:3306/test),
-#      PROXY_PORT (5060), UAC_PORT (5070).
+#      DB_URL (default mysql://root@127.0.0.1:3306/test; with -a
+#      mysql://root@127.0.0.1:3306/lunasip_bench), PROXY_PORT (5060), UAC_PORT (5070).
 set -euo pipefail
-mode=0 n=20000 rate=2000 kam=0
-while getopts "m:n:r:k" o; do
-  case $o in m) mode=$OPTARG ;; n) n=$OPTARG ;; r) rate=$OPTARG ;; k) kam=1 ;; *) exit 2 ;; esac
+mode=0 n=20000 rate=2000 kam=0 auth=0 users=10000
+while getopts "m:n:r:kau:" o; do
+  case $o in m) mode=$OPTARG ;; n) n=$OPTARG ;; r) rate=$OPTARG ;; k) kam=1 ;; a) auth=1 ;;
+    u) users=$OPTARG ;; *) exit 2 ;; esac
 done
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${LUNASIP:-$here/../target/release/lunasip}"
-url="${DB_URL:-mysql://root@127.0.0.1:3306/test}"
-pport="${PROXY_PORT:-5060}" uport="${UAC_PORT:-5070}"
+if [ "$auth" = 1 ]; then url="${DB_URL:-mysql://root@127.0.0.1:3306/lunasip_bench}"
+else url="${DB_URL:-mysql://root@127.0.0.1:3306/test}"; fi
+db="${url##*/}" db="${db%%\?*}"
+sql() { mariadb -uroot -h127.0.0.1 -N "$@"; }
+pport="${PROXY_PORT:-5060}" uport="${UAC_PORT:-5070}" mport="${MI_PORT:-8890}"
 work="$(mktemp -d)"
 table="loc_bench_$$"
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 if [ "$mode" != 0 ] && [ "$kam" = 0 ]; then
   "$bin" db init "$url" --location-table "$table" >/dev/null
 fi
+# users u1..u$users (HA1 = MD5(user:realm:password), RFC 2617 3.2.2.2)
+fill_subscriber() { # database
+  local have
+  have=$(sql "$1" -e "SELECT COUNT(*) FROM subscriber WHERE domain='bench.test'")
+  [ "$have" -ge "$users" ] && return
+  sql "$1" -e "INSERT IGNORE INTO subscriber (username, domain, password, ha1) SELECT
+    CONCAT('u', seq), 'bench.test', CONCAT('pw', seq), MD5(CONCAT('u', seq, ':bench.test:pw', seq))
+    FROM seq_1_to_$users"
+}
+if [ "$auth" = 1 ]; then
+  if [ "$kam" = 1 ]; then
+    if [ -z "$(sql -e "SHOW DATABASES LIKE 'kam_bench'")" ]; then
+      sql -e "CREATE DATABASE kam_bench"
+      for f in standard auth_db usrloc; do sql kam_bench < "/usr/share/kamailio/mysql/$f-create.sql"; done
+    fi
+    fill_subscriber kam_bench
+    sql kam_bench -e "DELETE FROM location"
+  else
+    sql -e "CREATE DATABASE IF NOT EXISTS $db"
+    "$bin" db init "$url" --location-table "$table" >/dev/null
+    fill_subscriber "$db"
+  fi
+  seq 1 "$users" | awk 'BEGIN{print "SEQUENTIAL"} {print "u" $1 ";[authentication username=u" $1 " password=pw" $1 "]"}' >"$work/users.csv"
+fi
 cat >"$work/reg.lua" <<LUA
 config = {
   listen = { "udp:127.0.0.1:$pport" },
   children = 2,
   log_level = "warn",
-  modules = { usrloc = { db_mode = $mode, db_url = "$url" }, mi_fifo = false, mi_http = false },
+  modules = {
+    usrloc = { db_mode = $mode, db_url = "$url" },
+    auth_db = { db_url = "$url" },
+    mi_fifo = false, mi_http = { ip = "127.0.0.1", port = $mport, root = "mi" },
+  },
 }
 function route.main()
   if sip.is_method("REGISTER") then
+    if $auth == 1 then
+      -- realm bench.test, users in the subscriber table (auth_db)
+      local ok, rc = sip.auth_db.www_authorize("bench.test", "subscriber")
+      if not ok then
+        if rc == 0 then sip.exit() end
+        sip.auth.www_challenge("bench.test", "auth")
+        sip.exit()
+      end
+      sip.auth.consume_credentials()
+    end
     sip.registrar.save("$table")
     sip.exit()
   end
@@ -40,8 +91,13 @@ function route.main()
 end
 LUA
 if [ "$kam" = 1 ]; then
-  kamailio -DD -E -f "$here/proxies/kamailio/registrar.cfg" -l "udp:127.0.0.1:$pport" \
-    -m 1024 -M 16 -Y "$work" 2>"$work/log" &
+  kcfg=registrar.cfg kdef=""
+  [ "$auth" = 1 ] && kcfg=registrar-auth.cfg
+  [ "$mode" = 3 ] && kdef="-A DBMODE3"
+  [ "$mode" != 0 ] && [ "$auth" = 0 ] && { echo "-k with db_mode $mode needs -a" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  kamailio -DD -E -f "$here/proxies/kamailio/$kcfg" $kdef -l "udp:127.0.0.1:$pport" \
+    -m 1024 -M 16 -Y "$work" ${KAM_EXTRA:-} 2>"$work/log" &
 else
   "$bin" run -c "$work/reg.lua" 2>"$work/log" &
 fi
@@ -58,17 +114,32 @@ cpu() {
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 c0=$(cpu) r0=$(rss)
 t0=$(date +%s.%N)
-sipp "127.0.0.1:$pport" -sf "$here/scenarios/register.xml" -s user -i 127.0.0.1 -p "$uport" \
+scen=(-sf "$here/scenarios/register.xml" -s user)
+[ "$auth" = 1 ] && scen=(-sf "$here/scenarios/register-auth.xml" -inf "$work/users.csv")
+# -recv_timeout: a registration whose answer was lost fails instead of waiting forever
+timeout $((n / rate + 180)) sipp "127.0.0.1:$pport" "${scen[@]}" -i 127.0.0.1 -p "$uport" -recv_timeout 20000 \
   -m "$n" -r "$rate" -l 2000 -nostdin -buff_size 4194304 -timeout 120s \
-  -trace_stat -stf "$work/stat.csv" -fd 1 >/dev/null 2>&1 || true
+  -trace_stat -stf "$work/stat.csv" -fd 1 -trace_err -error_file "$work/err.log" >/dev/null 2>&1 || true
 t1=$(date +%s.%N)
 sleep 1
 c1=$(cpu) r1=$(rss)
 hz=$(getconf CLK_TCK)
 failed=$(tail -1 "$work/stat.csv" | awk -F';' '{print $18}')
-echo "$([ "$kam" = 1 ] && echo kamailio || echo lunasip) db_mode=$mode registers=$n rate=$rate wall=$(echo "$t1 - $t0" | bc) s" \
+# achieved rate: successful registrations over the SIPp run's wall time
+ok=$(tail -1 "$work/stat.csv" | awk -F';' '{print $16}')
+wall=$(echo "$t1 - $t0" | bc)
+[ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG" && { cp "$work/err.log" "$KEEP_LOG.sipp-err" 2>/dev/null || true; }
+[ "$kam" = 1 ] && [ "$mode" = 3 ] && rows=$(sql kam_bench -e "SELECT COUNT(*) FROM location")
+[ "$kam" = 0 ] && [ "$mode" != 0 ] && rows=$(sql "$db" -e "SELECT COUNT(*) FROM $table")
+per=$n
+if [ "$kam" = 0 ] && [ "$mode" = 0 ]; then
+  dumped=$("$bin" mi --url "http://127.0.0.1:$mport/mi" ul_dump | grep -o '"Contact"' | wc -l)
+  [ "$dumped" -gt 0 ] && per=$dumped
+fi
+echo "$([ "$kam" = 1 ] && echo kamailio || echo lunasip) auth=$auth db_mode=$mode registers=$n rate=$rate wall=$wall s" \
+  "ok=$ok achieved=$(echo "scale=0; $ok / $wall" | bc)/s db_rows=${rows:-NA}" \
   "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" \
-  "failed=$failed rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / n ))"
-if [ "$mode" != 0 ] && [ "$kam" = 0 ]; then
-  mariadb -uroot -h127.0.0.1 test -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true
+  "failed=$failed ul_dump_contacts=${dumped:-NA} rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / per ))"
+if { [ "$mode" != 0 ] || [ "$auth" = 1 ]; } && [ "$kam" = 0 ]; then
+  sql "$db" -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true
 fi

@@ -29,11 +29,20 @@ impl Pool {
             url: shown.to_string(),
             reason: e.to_string(),
         })?;
+        let pool_opts = opts.pool_opts().clone();
         let mut b = mysql_async::OptsBuilder::from_opts(opts);
         // Stay on the TCP address given: the server's Unix socket may meet
         // another authentication (Debian's root@localhost).
         if !url.contains("prefer_socket=") {
             b = b.prefer_socket(false);
+        }
+        // A connection going back to the pool is not reset (COM_RESET_CONNECTION
+        // also empties its prepared-statement cache, so every query cost a
+        // reset, a prepare and a close on top of the execute). lunasip keeps no
+        // session state on a connection: no transactions, variables or
+        // temporary tables. `?reset_connection=true` in the URL restores it.
+        if !url.contains("reset_connection=") {
+            b = b.pool_opts(pool_opts.with_reset_connection(false));
         }
         Ok(Pool {
             pool: mysql_async::Pool::new(b),

@@ -356,7 +356,27 @@ pub enum Stale {
 /// their nonce expires.
 /// (The registry's long-lived state: a reload keeps it.)
 #[derive(Default)]
-struct Seen(Mutex<Option<HashMap<String, (u64, u64)>>>);
+struct Seen(Mutex<Option<Nonces>>);
+
+#[derive(Default)]
+struct Nonces {
+    map: HashMap<String, (u64, u64)>,
+    /// When expired entries are swept next (unix seconds).
+    next_sweep: u64,
+}
+
+impl Nonces {
+    /// Drops expired nonces, at most once a second: with more live nonces
+    /// than the sweep threshold (500 registrations/s and a 30 s
+    /// nonce_expire make 15,000), sweeping on every use scanned the whole
+    /// map for each authenticated request.
+    fn sweep(&mut self, now: u64) {
+        if self.map.len() > 4096 && now >= self.next_sweep {
+            self.map.retain(|_, (exp, _)| *exp >= now);
+            self.next_sweep = now + 1;
+        }
+    }
+}
 
 /// Checks a nonce for credentials `c` at `now` and records its use: a
 /// nonce answered with qop must come with a higher nc each time; one
@@ -375,10 +395,9 @@ pub fn use_nonce(secret: &[u8], c: &Cred, alg: Alg, now: u64) -> Result<(), Stal
     };
     let seen = crate::state::state::<Seen>();
     let mut g = seen.0.lock().unwrap_or_else(|e| e.into_inner());
-    let map = g.get_or_insert_with(HashMap::new);
-    if map.len() > 4096 {
-        map.retain(|_, (exp, _)| *exp >= now);
-    }
+    let seen = g.get_or_insert_with(Nonces::default);
+    seen.sweep(now);
+    let map = &mut seen.map;
     match map.get_mut(&c.nonce) {
         Some((_, last)) if nc <= *last => Err(Stale::Replayed),
         Some((_, last)) => {
@@ -395,6 +414,25 @@ pub fn use_nonce(secret: &[u8], c: &Cred, alg: Alg, now: u64) -> Result<(), Stal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The sweep drops expired nonces only, and once a second at most.
+    #[test]
+    fn nonce_sweep_keeps_live_entries() {
+        let mut n = Nonces::default();
+        for i in 0..5000u64 {
+            n.map.insert(format!("n{i}"), (if i % 2 == 0 { 100 } else { 200 }, 1));
+        }
+        n.sweep(150);
+        assert_eq!(n.map.len(), 2500);
+        assert!(n.map.values().all(|(exp, _)| *exp == 200));
+        for i in 0..3000u64 {
+            n.map.insert(format!("m{i}"), (120, 1));
+        }
+        n.sweep(150); // within the same second: not swept again
+        assert_eq!(n.map.len(), 5500);
+        n.sweep(151);
+        assert_eq!(n.map.len(), 2500);
+    }
 
     // RFC 2617 §3.5's example (MD5, qop=auth).
     #[test]
