@@ -51,6 +51,12 @@ pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSocket>, id: usize) {
                     socket: id,
                 });
                 w.flush().await;
+                // `try_recv_from` takes nothing from tokio's cooperative
+                // budget: without this, a socket that never runs empty
+                // would keep the worker's other tasks (timers, resumed
+                // routes, the heartbeat) waiting for as long as it stays
+                // full. Yields once the budget (128 units) is spent.
+                tokio::task::coop::consume_budget().await;
             }
             // ICMP errors from earlier sends surface here; nothing to do.
             Err(e) => tracing::trace!("udp receive: {e}"),
