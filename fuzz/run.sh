@@ -4,6 +4,7 @@
 # flags below are what cargo-fuzz passes (no nightly, no cargo-fuzz install).
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
+#   fuzz/run.sh build          (only builds the targets)
 #
 # Runs each target SECONDS (default 60) on its corpus (fuzz/corpus/<target>,
 # seeded from tests/fixtures/sip, the RFC 4475 torture set in
@@ -24,6 +25,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 cargo build --release --target "$HOST" --bins
+[ "$SECS" = build ] && exit 0
 BIN=$CARGO_TARGET_DIR/$HOST/release
 
 seed() { # seed <target> <files...>: copy seeds into the corpus once
