@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::translated::{final_reply, register_two_and_call, unregistered_user_gets_404};
 use common::{free_port, uac, uas, Proxy};
 
 fn lunasip(args: &[&str]) -> (i32, String, String) {
@@ -218,23 +219,6 @@ fn corpus_configs_load_under_lunasip() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-/// The first final reply to one datagram (100 Trying skipped).
-fn final_reply(port: u16, msg: &str) -> String {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let local = s.local_addr().unwrap();
-    let msg = msg.replace("{LOCAL}", &local.to_string());
-    s.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
-    let mut buf = [0u8; 65536];
-    while let Ok((n, _)) = s.recv_from(&mut buf) {
-        let r = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if !r.starts_with("SIP/2.0 1") {
-            return r;
-        }
-    }
-    String::new()
-}
-
 /// OpenSIPS 3.4's default script (etc/opensips.cfg), translated on load
 /// and run with `--skip acc` (its only calls lunasip lacks are acc's):
 /// two users register, one calls the other through the proxy, a call to
@@ -268,58 +252,9 @@ fn os34_default_script_registers_and_calls() {
 
     let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &[])
         .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
-    let callee = uas("uas.xml", "u1");
-    let caller_contact = free_port();
-    for (user, contact) in [("bob", callee.port), ("alice", caller_contact)] {
-        let r = uac(
-            "reg_register.xml",
-            port,
-            "u1",
-            1,
-            1,
-            &[
-                "-s",
-                user,
-                "-key",
-                "contact_port",
-                &contact.to_string(),
-                "-key",
-                "expires",
-                "60",
-            ],
-        );
-        assert_eq!(
-            r.successful,
-            1,
-            "REGISTER {user}: {}\n{}",
-            r.errors,
-            p.log_text()
-        );
-    }
-    let call = uac("uac.xml", port, "u1", 1, 1, &["-s", "bob"]);
-    assert_eq!(
-        call.successful,
-        1,
-        "call: {}\n{}",
-        call.errors,
-        p.log_text()
-    );
-    assert_eq!(callee.counts(1).0, 1, "{}", callee.errors());
-    // The script record-routes the INVITE: the caller saw our Record-Route.
-    assert!(
-        call.messages
-            .contains(&format!("Record-Route: <sip:127.0.0.1:{port};lr")),
-        "{}",
-        call.messages
-    );
+    register_two_and_call(port, &p);
 
-    let invite = "INVITE sip:carol@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-os34-carol\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:carol@127.0.0.1>\r\nCall-ID: os34-carol\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{LOCAL}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-    let r = final_reply(port, invite);
-    assert!(
-        r.starts_with("SIP/2.0 404 Not Found"),
-        "{r}\n{}",
-        p.log_text()
-    );
+    unregistered_user_gets_404(port, &p, "os34");
     let log = p.stop();
     assert!(!log.contains("not supported by lunasip"), "{log}");
 }

@@ -9,9 +9,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{free_port, uac, uas, Proxy};
+use common::translated::{final_reply, register_two_and_call, unregistered_user_gets_404};
+use common::{free_port, uac, Proxy};
 
 fn fixture() -> String {
     let path = concat!(
@@ -19,23 +18,6 @@ fn fixture() -> String {
         "/tests/fixtures/os34-menuconfig-residential-default.cfg"
     );
     std::fs::read_to_string(path).unwrap()
-}
-
-/// The first final reply to one datagram (100 Trying skipped).
-fn final_reply(port: u16, msg: &str) -> String {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let local = s.local_addr().unwrap();
-    let msg = msg.replace("{LOCAL}", &local.to_string());
-    s.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
-    let mut buf = [0u8; 65536];
-    while let Ok((n, _)) = s.recv_from(&mut buf) {
-        let r = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if !r.starts_with("SIP/2.0 1") {
-            return r;
-        }
-    }
-    String::new()
 }
 
 #[test]
@@ -69,60 +51,10 @@ fn os34_residential_default_registers_and_calls() {
 
     let p = Proxy::try_start_file("opensips.cfg", &cfg, port, &[])
         .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
-    let callee = uas("uas.xml", "u1");
-    let caller_contact = free_port();
-    for (user, contact) in [("bob", callee.port), ("alice", caller_contact)] {
-        let r = uac(
-            "reg_register.xml",
-            port,
-            "u1",
-            1,
-            1,
-            &[
-                "-s",
-                user,
-                "-key",
-                "contact_port",
-                &contact.to_string(),
-                "-key",
-                "expires",
-                "60",
-            ],
-        );
-        assert_eq!(
-            r.successful,
-            1,
-            "REGISTER {user}: {}\n{}",
-            r.errors,
-            p.log_text()
-        );
-    }
-    // alice calls bob: lookup finds his contact, the call is relayed and
-    // record-routed, the BYE follows the route set.
-    let call = uac("uac.xml", port, "u1", 1, 1, &["-s", "bob"]);
-    assert_eq!(
-        call.successful,
-        1,
-        "call: {}\n{}",
-        call.errors,
-        p.log_text()
-    );
-    assert_eq!(callee.counts(1).0, 1, "{}", callee.errors());
-    assert!(
-        call.messages
-            .contains(&format!("Record-Route: <sip:127.0.0.1:{port};lr")),
-        "{}",
-        call.messages
-    );
+    register_two_and_call(port, &p);
 
     // Nobody registered as carol: the script's 404.
-    let invite = "INVITE sip:carol@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-res-carol\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:carol@127.0.0.1>\r\nCall-ID: res-carol\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{LOCAL}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-    let r = final_reply(port, invite);
-    assert!(
-        r.starts_with("SIP/2.0 404 Not Found"),
-        "{r}\n{}",
-        p.log_text()
-    );
+    unregistered_user_gets_404(port, &p, "res");
     // Neither the caller's nor the callee's domain is ours: not relayed.
     let relay = "INVITE sip:dave@example.net SIP/2.0\r\nVia: SIP/2.0/UDP {LOCAL};branch=z9hG4bK-res-relay\r\nFrom: <sip:eve@example.org>;tag=e1\r\nTo: <sip:dave@example.net>\r\nCall-ID: res-relay\r\nCSeq: 1 INVITE\r\nContact: <sip:eve@{LOCAL}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let r = final_reply(port, relay);

@@ -10,6 +10,7 @@ pub mod mysql;
 pub mod netns;
 pub mod rabbit;
 pub mod rpc;
+pub mod translated;
 
 pub mod worker;
 
