@@ -77,8 +77,14 @@ route {
     # strings of one length work byte by byte; a null left operand gives none
     $var(s) = "ab" ^ "  ";
     $var(z) = $var(unset) | 1;
+    # int division and remainder truncate as C's (route.c eval_expr)
+    $var(d1) = 7 / 2;
+    $var(d2) = -7 / 2;
+    $var(m1) = -7 % 3;
+    $var(d3) = $var(f) / 4;
     append_to_reply("X-Bits: $var(a) $var(o) $var(x) $var(l) $var(r) $var(n)\r\n");
     append_to_reply("X-More: $var(s) $var(z)\r\n");
+    append_to_reply("X-Div: $var(d1) $var(d2) $var(m1) $var(d3)\r\n");
     append_to_reply("X-Prec: $var(p) $var(q) $var(g) $var(t) $var(u)\r\n");
     sl_send_reply(200, "OK");
 }
@@ -103,6 +109,8 @@ fn bitwise_operators_compute_as_opensips() {
     // 5 % 3 = 2; [12 & 16] is 0, false; (true || …) && false is false.
     assert_eq!(header(&r, "X-Prec"), Some("9 0 2 no no"), "{r}");
     assert_eq!(header(&r, "X-More"), Some("AB <null>"), "{r}");
+    // 7 / 2 is 3 (not 3.5), -7 / 2 is -3, -7 % 3 is -1 (not Lua's 2).
+    assert_eq!(header(&r, "X-Div"), Some("3 -3 -1 3"), "{r}");
 }
 
 const LAUNCH: &str = r#"listen=udp:127.0.0.1:{PORT}

@@ -51,6 +51,10 @@ pub static CONTROL: &[(&str, &str)] = &[
         "`sip.bit.band`, `bor`, `bxor`, `lshift`, `rshift`, `bnot` (32-bit, as OpenSIPS's `int`); in a condition, true when not 0",
     ),
     (
+        "/, %",
+        "`sip.bit.div`, `sip.bit.mod`: division and remainder of OpenSIPS's `int` (truncated as C's; a zero divisor logs \"divide by 0\" and gives no value)",
+    ),
+    (
         "a || b && c, 1 + 2 * 3",
         "OpenSIPS gives its two logical operators one precedence, and `+ - * / %` one, left to right: the Lua has parentheses where that differs from Lua's (`(a or b) and c`, `(1 + 2) * 3`)",
     ),

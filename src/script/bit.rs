@@ -1,6 +1,7 @@
 //! `sip.bit`: OpenSIPS's bitwise script operators (`&`, `|`, `^`, `~`,
 //! `<<`, `>>`) as functions, since Lua 5.1 / LuaJIT code cannot write
-//! them as operators. Semantics of OpenSIPS route.c `eval_elem`: numbers
+//! them as operators, and its `int` division and remainder (`/`, `%`:
+//! Lua's divide into fractions and floor the remainder). Semantics of OpenSIPS route.c `eval_elem`: numbers
 //! are C `int` (32-bit, two's complement), a null right operand is 0, a
 //! null left operand gives no value (nil), and `&`, `|`, `^` of two
 //! strings of one length work byte by byte.
@@ -98,6 +99,32 @@ fn shr(a: i32, n: i32) -> i32 {
     a.wrapping_shr(n as u32)
 }
 
+/// `a / b` or `a % b` of OpenSIPS's `int`s (route.c `eval_expr`: C's
+/// truncating division, a nil right operand is 0, and a zero divisor is
+/// logged, "divide by 0", and gives no value).
+fn divide(lua: &Lua, f: &str, a: &Value, b: &Value, rem: bool) -> mlua::Result<Value> {
+    let Some(a) = operand(lua, f, a)? else {
+        return Ok(Value::Nil);
+    };
+    let b = operand(lua, f, b)?.unwrap_or(Operand::Int(0));
+    let (Operand::Int(x), Operand::Int(y)) = (a, b) else {
+        return Err(located(
+            lua,
+            format!("sip.bit.{f}: operands must both be numbers"),
+        ));
+    };
+    if y == 0 {
+        tracing::error!("sip.bit.{f}: divide by 0");
+        return Ok(Value::Nil);
+    }
+    let v = if rem {
+        x.wrapping_rem(y)
+    } else {
+        x.wrapping_div(y)
+    };
+    Ok(Value::Integer(v as i64))
+}
+
 /// Registers `sip.bit` on the `sip` table.
 pub fn register(lua: &Lua, sip: &Table) -> mlua::Result<()> {
     let bit = lua.create_table()?;
@@ -142,6 +169,14 @@ pub fn register(lua: &Lua, sip: &Table) -> mlua::Result<()> {
                     .into(),
             )),
         })?,
+    )?;
+    bit.set(
+        "div",
+        lua.create_function(|lua, (a, b): (Value, Value)| divide(lua, "div", &a, &b, false))?,
+    )?;
+    bit.set(
+        "mod",
+        lua.create_function(|lua, (a, b): (Value, Value)| divide(lua, "mod", &a, &b, true))?,
     )?;
     sip.set("bit", bit)
 }

@@ -239,10 +239,18 @@ impl Lower<'_> {
                     let y = self.operand(span, b, ADD + 1);
                     (format!("{x} {op} {y}"), ADD)
                 }
-                "*" | "/" | "%" => {
+                "*" => {
                     let x = self.operand(span, a, MUL);
                     let y = self.operand(span, b, MUL + 1);
                     (format!("{x} {op} {y}"), MUL)
+                }
+                // OpenSIPS divides `int`s (C truncation); Lua's `/` gives a
+                // fraction and its `%` floors.
+                "/" | "%" => {
+                    let x = self.operand(span, a, 0);
+                    let y = self.operand(span, b, 0);
+                    let f = if *op == "/" { "div" } else { "mod" };
+                    (format!("sip.bit.{f}({x}, {y})"), ATOM)
                 }
                 "|" | "&" | "^" | "<<" | ">>" => {
                     let x = self.operand(span, a, 0);

@@ -25,7 +25,7 @@ function route.main()
   sip.pv.assign("$var(f)", "|=", 4)
   sip.pv.assign("$var(f)", "&=", 6)
   sip.pv.assign("$avp(a)", ":=", "only")
-  sip.var.m = (sip.var.n * 3 + 1) % 5
+  sip.var.m = sip.bit.mod(sip.var.n * 3 + 1, 5)
   sip.var.s = "n=" .. sip.var.n
   -- comparisons, !~ and NULL
   if sip.var.n >= 2 and sip.var.n ~= 3 and not sip.re_match(sip.pv.ua, "friendly-scanner", "i") and sip.avp.a ~= nil then
