@@ -6,6 +6,7 @@
 mod asyncs;
 mod config;
 mod expr;
+mod globals;
 mod pvtext;
 mod stmt;
 
