@@ -224,6 +224,10 @@ mod tests {
         assert_eq!(
             got,
             [
+                // dialog's event routes name a plain `route[name]`.
+                ("dlg_on_answer", 0, RouteType::Request),
+                ("dlg_on_hangup", 0, RouteType::Request),
+                ("dlg_on_timeout", 0, RouteType::Request),
                 ("t_on_branch", 0, RouteType::Branch),
                 ("t_on_failure", 0, RouteType::Failure),
                 ("t_on_reply", 0, RouteType::OnReply),
