@@ -7,16 +7,13 @@
 
 use mlua::{Lua, MultiValue};
 
+use super::lua::current;
 use super::machine::CallDlg;
-use super::store::{self, lock, DlgRef, CALLEE, CALLER};
+use super::store::{self, lock, CALLEE, CALLER};
 use super::timer::{self, Job};
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 use crate::script::route::RouteType;
-
-fn current(st: &State) -> Option<DlgRef> {
-    st.call.borrow().slot_ref::<CallDlg>()?.dlg.clone()
-}
 
 /// load_dialog_ctx(id, [mode]): `mode` `callid` (default) or `did`.
 pub(super) fn load_dialog_ctx(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {

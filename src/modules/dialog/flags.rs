@@ -6,8 +6,8 @@
 use mlua::{IntoLua, Lua, MultiValue};
 use std::sync::Mutex;
 
-use super::machine::CallDlg;
-use super::store::{lock, DlgRef};
+use super::lua::current;
+use super::store::lock;
 use crate::script::exports::{ret, Args};
 use crate::script::host::State;
 
@@ -54,10 +54,6 @@ pub fn names_of(bits: u64) -> String {
         .map(|(_, n)| n.as_str())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn current(st: &State) -> Option<DlgRef> {
-    st.call.borrow().slot_ref::<CallDlg>()?.dlg.clone()
 }
 
 pub(super) fn set_dlg_flag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {

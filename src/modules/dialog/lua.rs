@@ -12,7 +12,9 @@ use crate::script::exports::{ret, Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
-fn current(st: &State) -> Option<DlgRef> {
+/// The call's dialog: the one its request created or matched, or the one
+/// `load_dialog_ctx` made current.
+pub(super) fn current(st: &State) -> Option<DlgRef> {
     st.call.borrow().slot_ref::<CallDlg>()?.dlg.clone()
 }
 
