@@ -48,10 +48,17 @@ fill_subscriber() { # database
 }
 if [ "$auth" = 1 ]; then
   if [ "$kam" = 1 ]; then
-    if [ -z "$(sql -e "SHOW DATABASES LIKE 'kam_bench'")" ]; then
-      sql -e "CREATE DATABASE kam_bench"
-      for f in standard auth_db usrloc; do sql kam_bench < "/usr/share/kamailio/mysql/$f-create.sql"; done
+    # dialog_acc.sh may have made kam_bench with other tables only
+    sql -e "CREATE DATABASE IF NOT EXISTS kam_bench"
+    if [ -z "$(sql kam_bench -e "SHOW TABLES LIKE 'version'")" ]; then
+      sql kam_bench < /usr/share/kamailio/mysql/standard-create.sql
     fi
+    for f in auth_db usrloc; do
+      t=subscriber; [ $f = usrloc ] && t=location
+      if [ -z "$(sql kam_bench -e "SHOW TABLES LIKE '$t'")" ]; then
+        sql kam_bench < "/usr/share/kamailio/mysql/$f-create.sql"
+      fi
+    done
     fill_subscriber kam_bench
     sql kam_bench -e "DELETE FROM location"
   else
