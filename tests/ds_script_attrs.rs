@@ -121,3 +121,45 @@ fn pushed_by_route_and_mi_seen_by_route_avp_and_ds_list() {
     assert_eq!(err(&bad_part), (json!(404), json!("Partition not found")));
     assert_eq!(missing["error"]["code"], json!(-32602), "{missing}");
 }
+
+/// A destination named by host name matches by the addresses the name
+/// resolved to when the sets were loaded (dispatch.c `add_dest2list`
+/// fills `ips[]`; `ds_is_in_list` and `ds_push_script_attrs` compare them).
+#[test]
+fn host_names_match_by_their_resolved_addresses() {
+    let mi = free_port();
+    let sets = r#"dispatcher = {
+      sets = { [3] = { "sip:localhost:5072", "sip:127.0.0.2:5072" } },
+    },"#;
+    let routes = r#"function route.main()
+  local out
+  if sip.pv.rU == "inlist" then
+    out = tostring(sip.dispatcher.ds_is_in_list("127.0.0.1", 5072, 3)) .. "/"
+      .. tostring(sip.dispatcher.ds_is_in_list("127.0.0.1", 5073, 3))
+  else
+    sip.dispatcher.ds_push_script_attrs("named", "127.0.0.1", 5072, 3)
+    out = "pushed"
+  end
+  sip.append_to_reply("X-Sa: " .. out .. "\r\n")
+  sip.sl.sl_send_reply(200, "OK")
+end"#;
+    let p = Proxy::start(&mi_script(mi, sets, routes));
+    // The lookup runs on a thread of its own once the sets are installed.
+    let mut inlist = String::new();
+    for _ in 0..40 {
+        inlist = ask(p.port, "inlist");
+        if inlist.starts_with("true") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pushed = ask(p.port, "push");
+    let list = rpc(mi, "ds_list", json!({}));
+    let log = p.stop();
+    assert_eq!(inlist, "true/false", "{log}");
+    assert_eq!(pushed, "pushed", "{log}");
+    let dests = &list["result"]["PARTITIONS"][0]["SETS"][0]["Destinations"];
+    assert_eq!(dests[0]["URI"], json!("sip:localhost:5072"), "{list}");
+    assert_eq!(dests[0]["script_attr"], json!("named"), "{list}");
+    assert_eq!(dests[1]["script_attr"], json!(null), "{list}");
+}

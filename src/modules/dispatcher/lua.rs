@@ -463,7 +463,7 @@ fn ds_is_in_list(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
             s.dests
                 .iter()
                 .find(|d| {
-                    d.ip == Some(ip)
+                    d.has_ip(ip)
                         && (port == 0 || i64::from(d.port) == port)
                         && (!active_only || d.is_active())
                 })
@@ -582,7 +582,7 @@ pub static EXPORTS: &[Export] = &[
                 .or(RouteMask::FAILURE)
                 .or(RouteMask::BRANCH)
                 .or(RouteMask::ONREPLY),
-            doc: "Whether `ip` and `port` (0 or nil: any port) name a destination of `set` (nil or -1: every set) whose URI host is that IP literal.",
+            doc: "Whether `ip` and `port` (0 or nil: any port) name a destination of `set` (nil or -1: every set) whose address is that IP: the URI's IP literal, or an address its host name resolved to when the sets were loaded (the system resolver, on a thread of its own, as OpenSIPS's load-time lookup; until it answers, such a destination does not match).",
             func: Func::Sync(ds_is_in_list),
         },
         Export {
@@ -598,7 +598,7 @@ pub static EXPORTS: &[Export] = &[
             args: "(script_attrs, ip, port [, set [, partition]])",
             returns: "true, 1; false, -1 when `ip` is not an IP address",
             routes: RouteMask::ANY,
-            doc: "Stores the opaque string `script_attrs` on every destination of `set` (nil: every set) whose URI host is `ip` and whose port is `port` (0, or a URI without a port: any). As in OpenSIPS, finding no destination is still true. MI `ds_list` shows it as `script_attr`; `script_attrs_avp` gets it when the destination is chosen. A reload forgets it.",
+            doc: "Stores the opaque string `script_attrs` on every destination of `set` (nil: every set) whose address is `ip` (its IP literal, or an address its host name resolved to at load, as for `ds_is_in_list`) and whose port is `port` (0, or a URI without a port: any). As in OpenSIPS, finding no destination is still true. MI `ds_list` shows it as `script_attr`; `script_attrs_avp` gets it when the destination is chosen. A reload forgets it.",
             func: Func::Sync(super::script_attrs::ds_push_script_attrs),
         },
         Export {

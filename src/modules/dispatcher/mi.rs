@@ -166,7 +166,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "ds_push_script_attrs",
-        help: "Stores `attrs` as the script attributes of the destinations of `set` (-1: every set) whose URI host is `ip` and port is `port` (0: any), in `partition` (default `default`); `ds_list` shows them as `script_attr`.",
+        help: "Stores `attrs` as the script attributes of the destinations of `set` (-1: every set) whose address is `ip` (an IP literal, or an address its host name resolved to at load) and port is `port` (0: any), in `partition` (default `default`); `ds_list` shows them as `script_attr`.",
         module: "dispatcher",
         params: &[
             req("attrs", Kind::Str),

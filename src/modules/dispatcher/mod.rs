@@ -100,7 +100,10 @@ pub fn install(new: Sets, inherit: bool) {
             sets::inherit_state(old, &new);
         }
     }
-    *g = Some(Arc::new(new));
+    let new = Arc::new(new);
+    *g = Some(new.clone());
+    drop(g);
+    sets::resolve_names(new);
 }
 
 /// Loads partitions from their sources; a partition whose source cannot

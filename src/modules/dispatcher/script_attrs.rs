@@ -41,7 +41,7 @@ pub fn push(
     let mut n = 0;
     for s in p.sets.iter().filter(|s| set.is_none_or(|id| id == s.id)) {
         for d in &s.dests {
-            if d.ip == Some(ip) && (port == 0 || !d.port_given || i64::from(d.port) == port) {
+            if d.has_ip(ip) && (port == 0 || !d.port_given || i64::from(d.port) == port) {
                 *d.script_attrs.write().unwrap_or_else(|e| e.into_inner()) = Some(attrs.to_string());
                 n += 1;
             }

@@ -44,6 +44,9 @@ pub struct Dest {
     pub port: u16,
     /// The host when it is an IP literal (`ds_is_in_list` compares these).
     pub ip: Option<IpAddr>,
+    /// The addresses a host name resolved to after the sets were
+    /// installed ([`resolve_names`]); unset for IP literals and until then.
+    pub resolved: std::sync::OnceLock<Vec<IpAddr>>,
     /// Outgoing socket as written (`udp:10.0.0.1:5060`), if any.
     pub socket: Option<String>,
     pub state: AtomicU8,
@@ -64,6 +67,13 @@ pub struct Dest {
 }
 
 impl Dest {
+    /// Whether `ip` is this destination's address: its IP literal or one
+    /// its host name resolved to (OpenSIPS dispatch.c compares the
+    /// destination's `ips[]`, filled by a DNS lookup at load).
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        self.ip == Some(ip) || self.resolved.get().is_some_and(|v| v.contains(&ip))
+    }
+
     pub fn state(&self) -> u8 {
         self.state.load(Ordering::Relaxed)
     }
@@ -285,6 +295,65 @@ pub fn uri_port_given(uri: &str) -> bool {
     crate::config::split_hostport(&rest[..end]).is_some_and(|(_, p)| p.is_some())
 }
 
+/// Most addresses kept per host name (OpenSIPS's DS_MAX_IPS).
+const MAX_IPS: usize = 32;
+
+/// Resolves the host names of `sets`' destinations on a thread of its own
+/// (the system resolver blocks; no SIP worker waits for it), so that
+/// `ds_is_in_list` and `ds_push_script_attrs` match them by address as
+/// OpenSIPS does after its load-time lookup (dispatch.c `add_dest2list`).
+/// A name that does not resolve is logged and kept: lunasip looks it up
+/// again when it relays to it, where OpenSIPS skips the destination.
+pub fn resolve_names(sets: std::sync::Arc<Sets>) {
+    let any = sets
+        .partitions
+        .iter()
+        .flat_map(|p| p.sets.iter())
+        .flat_map(|s| s.dests.iter())
+        .any(|d| d.ip.is_none());
+    if !any {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("ds-resolve".into())
+        .spawn(move || {
+            for p in &sets.partitions {
+                for d in p.sets.iter().flat_map(|s| s.dests.iter()) {
+                    if d.ip.is_some() || d.resolved.get().is_some() {
+                        continue;
+                    }
+                    d.resolved.get_or_init(|| lookup(&p.name, &d.host, d.port));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("dispatcher: cannot start the name lookup thread: {e}");
+    }
+}
+
+fn lookup(part: &str, host: &str, port: u16) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut v: Vec<IpAddr> = Vec::new();
+            for a in addrs {
+                if !v.contains(&a.ip()) && v.len() < MAX_IPS {
+                    v.push(a.ip());
+                }
+            }
+            tracing::debug!("dispatcher: partition {part}: {host} is {v:?}");
+            v
+        }
+        Err(e) => {
+            tracing::warn!(
+                "dispatcher: partition {part}: could not resolve {host} ({e}); \
+                 ds_is_in_list and ds_push_script_attrs will not match it by address"
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// Checks a row (its `socket` must be one of `listen`); the error names
 /// what is wrong.
 pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
@@ -299,6 +368,7 @@ pub fn build_dest(r: &Row, listen: &[Listen]) -> Result<Dest, String> {
     Ok(Dest {
         uri: r.uri.clone(),
         ip: host.parse().ok(),
+        resolved: std::sync::OnceLock::new(),
         host,
         port,
         socket: r.socket.clone(),
@@ -552,6 +622,7 @@ mod tests {
             host: String::new(),
             port: 0,
             ip: None,
+            resolved: std::sync::OnceLock::new(),
             socket: None,
             state: AtomicU8::new(0),
             weight: w,
