@@ -44,11 +44,14 @@ impl Filter {
     }
 }
 
+/// A notification subscriber's callback, given the event's parameters.
+pub type NotifyFn = Arc<dyn Fn(Map<String, Value>) + Send + Sync>;
+
 /// What a matching raise is handed to.
 pub enum Deliver {
     /// Called with the event's parameters at each match until the
     /// subscription expires (`notify_on_event`). It must not wait.
-    Notify(Arc<dyn Fn(Map<String, Value>) + Send + Sync>),
+    Notify(NotifyFn),
     /// Sent the parameters of the first match, then the subscription
     /// ends (`wait_for_event`); a receiver gone ends it too.
     Wait(tokio::sync::oneshot::Sender<Map<String, Value>>),
@@ -165,7 +168,7 @@ pub fn notify(event: &str, params: &dyn Params) -> Result<(), String> {
         return Ok(());
     }
     let now = Instant::now();
-    let mut notify: Vec<Arc<dyn Fn(Map<String, Value>) + Send + Sync>> = Vec::new();
+    let mut notify: Vec<NotifyFn> = Vec::new();
     let mut wake: Vec<tokio::sync::oneshot::Sender<Map<String, Value>>> = Vec::new();
     {
         let mut s = subs();

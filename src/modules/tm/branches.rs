@@ -145,9 +145,8 @@ pub(super) fn t_inject_branches(lua: &Lua, st: &State, a: Args) -> mlua::Result<
     };
     let sent = match event {
         Some(c) => inject_event::add_branch(&*host, &txn, &c),
-        None => relay::add_branches(&*host, &txn).map_err(|e| {
+        None => relay::add_branches(&*host, &txn).inspect_err(|e| {
             st.call.borrow_mut().last_error = Some(e.reply());
-            e
         }),
     };
     let sent = sent.unwrap_or_else(|e| {
