@@ -47,6 +47,8 @@ function route.main()
   sip.avp.filter = "aor=" .. sip.pv.rU
   local ok, rc = sip.event_routing.notify_on_event("E_UL_CONTACT_INSERT", "$avp(filter)", "fork_call", 20)
   sip.xlog("L_INFO", "subscribed for $rU: " .. tostring(rc) .. "\n")
+  -- an AoR event describes no contact: nothing to inject (-1)
+  sip.event_routing.notify_on_event("E_UL_AOR_INSERT", { aor = sip.pv.rU }, "aor_only", 20)
   if sip.registrar.lookup("location") then sip.tm.t_relay() end
   sip.exit()
 end
@@ -54,6 +56,11 @@ end
 function route.fork_call()
   local ok, rc = sip.tm.t_inject_branches("event")
   sip.xlog("L_INFO", "fork_call: $avp(aor) registered $avp(uri) ($param(aor)), injected " .. tostring(rc) .. "\n")
+end
+
+function route.aor_only()
+  local ok, rc = sip.tm.t_inject_branches("event")
+  sip.xlog("L_INFO", "aor_only: $avp(aor) " .. tostring(rc) .. "\n")
 end
 
 function route.events()
@@ -161,6 +168,9 @@ fn a_callee_registering_later_gets_the_waiting_call() {
         callee.port
     );
     assert!(log.contains(&want), "{want}\n{log}");
+    // tm t_fwd.c: the uri, received, path, qval, socket and bflags AVPs
+    // must all be there; E_UL_AOR_INSERT has none of them.
+    assert!(log.contains("aor_only: bob -1"), "{log}");
 }
 
 /// Nobody registers: the caller gets what OpenSIPS's phony branch gives
