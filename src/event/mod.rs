@@ -6,12 +6,14 @@
 //! [`raise`] is all a caller does: it builds the OpenSIPS 3.x JSON-RPC
 //! notification once, hands it to the delivery thread through a bounded
 //! queue (full: dropped and counted in `evi:dropped`) and, when the script
-//! has `event_route.<name>`, queues the event for worker 0. It never waits.
+//! has `event_route.<name>`, queues the event for worker 0; event_routing's
+//! subscriptions ([`routing`]) get it too. It never waits.
 
 mod deliver;
 pub mod flat;
 pub mod format;
 pub mod rabbit;
+pub mod routing;
 pub mod socket;
 
 use bytes::Bytes;
@@ -160,6 +162,7 @@ pub fn subscribers() -> Vec<(String, String, Option<u64>)> {
 pub fn wanted(name: &str) -> bool {
     let now = Instant::now();
     (ROUTES.get().is_some() && has_route(name))
+        || routing::wanted(name)
         || subs()
             .iter()
             .any(|x| x.event == name && x.until.is_none_or(|u| u > now))
@@ -209,6 +212,9 @@ pub fn raise_script(name: &str, params: &dyn Params) -> Result<(), RaiseError> {
 }
 
 fn raise_known(name: &str, params: &dyn Params) -> Result<(), RaiseError> {
+    // event_routing's subscriptions first: a waiting route resumes with
+    // the same parameters the other subscribers get.
+    routing::notify(name, params).map_err(RaiseError::Params)?;
     let now = Instant::now();
     let mut targets: Vec<(Kind, Format)> = Vec::new();
     for x in subs().iter() {

@@ -45,6 +45,7 @@ modules! {
     cachedb_local: MODULE;
     textops: MODULE;
     evi: MODULE;
+    event_routing: MODULE;
     auth: MODULE;
     auth_db: MODULE;
     event_flatstore: MODULE;

@@ -175,6 +175,10 @@ pub struct CallTm {
     /// Extra destinations from `append_branch` (parallel forking).
     pub branches: Vec<PendingBranch>,
     pub txn: Option<crate::proxy::tm::TxnRef>,
+    /// In an event_routing notification route: the transaction that
+    /// subscribed (OpenSIPS's `remote_T`, its id only), which
+    /// `t_inject_branches` adds branches to; gone when it ended.
+    pub remote: Option<std::sync::Weak<std::sync::Mutex<Box<crate::proxy::tm::txn::Txn>>>>,
     /// In a reply route: the branch the reply came from.
     pub branch: Option<usize>,
     /// $T_reply_code: the reply being handled, or the winning one in a failure route.

@@ -14,6 +14,7 @@ use crate::script::route::{RouteMask, RouteType};
 use std::rc::Rc;
 
 mod branches;
+mod inject_event;
 pub mod cluster;
 mod jobs;
 mod mi;
@@ -472,9 +473,9 @@ pub static MODULE: Module = Module {
         Export {
             name: "t_inject_branches",
             args: "(source [, flags])",
-            returns: "true if a branch was sent; false without a transaction, after its final response, or from a reply route",
+            returns: "ok, code (1 a branch was sent; -1 no transaction, local or of the notification route, or nothing to inject; -2 the transaction has its final response; -3 no branch could be sent)",
             routes: RouteMask::REQUEST.or(RouteMask::ONREPLY),
-            doc: "Adds branches to the current request's transaction after it was relayed, typically one waiting in `t_wait_for_new_branches` (e.g. after `cfgutils.sleep` or a lookup that waited): `source` `\"msg\"` takes the request's destinations (R-URI or `$du`, and `append_branch`es). `flags`: `cancel`/`c` cancels the branches still ringing first, `l` ends the wait after this one. OpenSIPS's `\"event\"` source needs event_routing's `notify_on_event` (a route run in another transaction's context), which lunasip does not have: it is an error.",
+            doc: "Adds branches to a transaction that has no final response yet, typically one waiting in `t_wait_for_new_branches`: the current request's, or, in a route run by event_routing's `notify_on_event`, the transaction that subscribed (OpenSIPS tm.c `w_t_inject_branches`). `source` `\"msg\"` takes the current request's destinations (R-URI or `$du`, and `append_branch`es); `\"event\"` takes the contact a usrloc `E_UL_CONTACT_*` event describes in the route's AVPs (OpenSIPS t_fwd.c `ul_contact_event_to_msg`: `$avp(uri)` as R-URI, the first hop of `$avp(path)` (else `$avp(received)`) as `$du` with the Path as route set, `$avp(qval)`, `$avp(bflags)` as branch flags, `$avp(socket)` as sending socket; all six must be there) on a copy of the transaction's request. `flags`: `cancel`/`c` cancels the branches still ringing first, `l` ends the wait after this one.",
             func: Func::Sync(branches::t_inject_branches),
         },
         Export {

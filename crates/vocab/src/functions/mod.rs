@@ -14,6 +14,7 @@ mod core;
 mod dialog;
 mod dispatcher;
 mod domain;
+mod event_routing;
 mod evi;
 mod maxfwd;
 mod nathelper;
@@ -163,6 +164,7 @@ static MODULES: &[&[Function]] = &[
     cachedb_local::FUNCTIONS,
     textops::FUNCTIONS,
     evi::FUNCTIONS,
+    event_routing::FUNCTIONS,
     auth::FUNCTIONS,
     auth_db::FUNCTIONS,
     rabbitmq::FUNCTIONS,
@@ -228,6 +230,8 @@ mod tests {
                 ("dlg_on_answer", 0, RouteType::Request),
                 ("dlg_on_hangup", 0, RouteType::Request),
                 ("dlg_on_timeout", 0, RouteType::Request),
+                // event_routing's notification route is a plain route too.
+                ("notify_on_event", 2, RouteType::Request),
                 ("t_on_branch", 0, RouteType::Branch),
                 ("t_on_failure", 0, RouteType::Failure),
                 ("t_on_reply", 0, RouteType::OnReply),
