@@ -354,3 +354,186 @@ fn without_topology_hiding_the_scenarios_see_the_other_side() {
         callee.errors()
     );
 }
+
+/// A scenario of tests/scenarios (or a path) with `pause` of the `nth`
+/// 100-ms pause (0-based) made `ms` long, written into `dir`.
+fn with_longer_pause(dir: &std::path::Path, scen: &str, nth: usize, ms: u32) -> String {
+    let path = std::path::Path::new(scen);
+    let text = std::fs::read_to_string(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        scenario(scen)
+    })
+    .unwrap();
+    let pause = r#"<pause milliseconds="100"/>"#;
+    let (at, _) = text.match_indices(pause).nth(nth).expect("the pause");
+    let text = format!(
+        "{}<pause milliseconds=\"{ms}\"/>{}",
+        &text[..at],
+        &text[at + pause.len()..]
+    );
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let out = dir.join(format!("long_{nth}_{name}"));
+    std::fs::write(&out, text).unwrap();
+    out.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_hidden_call_survives_a_restart_with_db_mode_1_both_hangup_directions() {
+    // OpenSIPS keeps a hidden dialog's flags in its module flags and the
+    // Contacts advertised to each side in the dialog values Cct / cct
+    // (dialog/dlg_db_handler.c persist_reinvite_pinging): a restart in
+    // the middle of the call loses neither.
+    let db = common::mariadb::TestDb::new(&format!("lunasip_dialog_th_{}", free_port()));
+    let url = db.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (keep_caller, new_ct_callee) = contact_change_scenarios(dir.path());
+    let modules = format!("dialog = {{ db_mode = 1, db_url = \"{url}\" }},");
+    // Restart after the ACK: the re-INVITEs both ways (the callee's with
+    // another Contact user, which flag `a` keeps from the caller) and the
+    // caller's BYE go through the new process; then a call whose callee
+    // hangs up after the restart.
+    let runs = [
+        (
+            with_longer_pause(dir.path(), &keep_caller, 0, 2500),
+            new_ct_callee.clone(),
+        ),
+        (
+            "th_uac_bye_in.xml".to_string(),
+            with_longer_pause(dir.path(), "th_uas_bye_out.xml", 0, 2500),
+        ),
+    ];
+    for (caller_scen, callee_scen) in runs {
+        db.sql("DELETE FROM dialog");
+        let callee = uas(&callee_scen, "u1");
+        let script = script(callee.port, &modules, "sip.dialog.create_dialog()", "Ua");
+        let first = Proxy::start(&script);
+        let port = first.port;
+        let caller = std::thread::spawn(move || uac(&caller_scen, port, "u1", 1, 1, &[]));
+        let mut row = String::new();
+        for _ in 0..30 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            row = db.sql(
+                "SELECT state, module_flags, vars LIKE '%Cct#1#Contact: <sip:bob@%' FROM dialog",
+            );
+            if row.starts_with('4') {
+                break;
+            }
+        }
+        // TOPOH_ONGOING | TOPOH_KEEP_USER | TOPOH_KEEP_ADV_A.
+        assert_eq!(row, "4\t38\t1", "the confirmed hidden dialog's row");
+        let first_log = first.stop();
+        let second = Proxy::try_start_on(&script, port).expect("restart on the same port");
+        let run = caller.join().expect("sipp");
+        let (ok, failed) = callee.counts(1);
+        let log = second.stop();
+        assert_eq!(
+            (run.successful, run.failed),
+            (1, 0),
+            "caller: {}\ncallee: {}\nbefore: {first_log}\nafter: {log}",
+            run.errors,
+            callee.errors()
+        );
+        assert_eq!(
+            (ok, failed),
+            (1, 0),
+            "callee: {}\nafter: {log}",
+            callee.errors()
+        );
+        assert!(log.contains("1 dialogs read from the database"), "{log}");
+        assert!(log.contains("th matched BYE"), "{log}");
+    }
+}
+
+/// What OpenSIPS's topo_hiding_logic.c `build_encoded_contact_suffix`
+/// writes for no route set, `contact`, flags 0 and `socket`: each field
+/// behind its 16-bit little-endian length, masked with `passwd`, in
+/// word64.
+fn opensips_thinfo(contact: &str, socket: &str, passwd: &str) -> String {
+    let mut plain = Vec::new();
+    for f in ["", contact, "0", socket] {
+        plain.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        plain.extend_from_slice(f.as_bytes());
+    }
+    let masked: Vec<u8> = plain
+        .iter()
+        .zip(passwd.as_bytes().iter().cycle())
+        .map(|(a, k)| a ^ k)
+        .collect();
+    word64(&masked)
+}
+
+#[test]
+fn a_dialogless_contact_encoded_as_opensips_does_routes_the_request() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let tport = target.local_addr().unwrap().port();
+    let proxy = Proxy::start(&script(
+        tport,
+        "topology_hiding = { th_contact_encode_passwd = \"s3cret\" },",
+        "",
+        "",
+    ));
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let sport = sender.local_addr().unwrap().port();
+    let thinfo = opensips_thinfo(
+        &format!("sip:alice@127.0.0.1:{tport};x=1"),
+        &format!("udp:127.0.0.1:{}", proxy.port),
+        "s3cret",
+    );
+    let bye = format!(
+        "BYE sip:127.0.0.1:{p};thinfo={thinfo} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{sport};branch=z9hG4bKsenderside\r\n\
+         From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\nCall-ID: interop-1\r\n\
+         CSeq: 5 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        p = proxy.port
+    );
+    sender
+        .send_to(bye.as_bytes(), ("127.0.0.1", proxy.port))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = target
+        .recv_from(&mut buf)
+        .expect("the BYE reached the decoded Contact");
+    let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        got.starts_with(&format!("BYE sip:alice@127.0.0.1:{tport};x=1 SIP/2.0")),
+        "{got}"
+    );
+    assert!(
+        !got.contains("senderside") && !got.contains(&sport.to_string()),
+        "{got}"
+    );
+    // The target answers; the sender gets its own Via back.
+    let via: Vec<&str> = got.lines().filter(|l| l.starts_with("Via:")).collect();
+    let copy = |name: &str| {
+        got.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        via.join("\r\n"),
+        copy("From:"),
+        copy("To:"),
+        copy("Call-ID:"),
+        copy("CSeq:")
+    );
+    target
+        .send_to(ok.as_bytes(), ("127.0.0.1", proxy.port))
+        .unwrap();
+    let (n, _) = sender.recv_from(&mut buf).expect("the 200 came back");
+    let back = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        back.starts_with("SIP/2.0 200") && back.contains("branch=z9hG4bKsenderside"),
+        "{back}"
+    );
+    drop(proxy);
+}

@@ -191,6 +191,7 @@ pub static ALL: &[Param] = &[
     p("dialog", "db_url", Str),
     p("dialog", "table_name", Str),
     p("dialog", "options_ping_interval", Int),
+    p("dialog", "reinvite_ping_interval", Int),
     p("acc", "db_url", Str),
     p("acc", "db_table_acc", Str),
     p("acc", "db_table_missed_calls", Str),

@@ -75,6 +75,60 @@ pub fn decode(s: &str) -> Option<Vec<(String, char, String)>> {
     (fields.len() == 1 && fields[0].is_empty()).then_some(out)
 }
 
+/// The dialog values OpenSIPS keeps each side's SDPs and advertised
+/// Contact in (dlg_db_handler.c `persist_reinvite_pinging`): caller's
+/// sent SDP, SDP sent to it, Contact advertised to it; then the callee's.
+const LEG_VALS: [[&str; 3]; 2] = [["uCSDP", "aCSDP", "Cct"], ["ucSDP", "acSDP", "cct"]];
+
+/// The `vars` column: the script's values, then the legs' SDPs and
+/// advertised Contacts as OpenSIPS writes them (the Contact as a whole
+/// header line).
+fn row_vars(d: &Dlg) -> String {
+    let mut s = encode_vars(&d.vals);
+    for (leg, names) in d.legs.iter().zip(LEG_VALS) {
+        let ct = if leg.adv_contact.is_empty() {
+            String::new()
+        } else {
+            format!("Contact: {}\r\n", leg.adv_contact)
+        };
+        for (name, v) in names.iter().zip([&leg.in_sdp, &leg.out_sdp, &ct]) {
+            if !v.is_empty() {
+                pair(name, T_STR, v, &mut s);
+            }
+        }
+    }
+    s
+}
+
+/// Takes the legs' values of [`row_vars`] out of `vals` into `legs`.
+fn legs_from_vals(vals: &mut Vec<(String, PvValue)>, legs: &mut [Leg; 2]) {
+    vals.retain(|(n, v)| {
+        let Some((i, j)) = LEG_VALS
+            .iter()
+            .enumerate()
+            .find_map(|(i, names)| names.iter().position(|x| x == n).map(|j| (i, j)))
+        else {
+            return true;
+        };
+        let text = v.to_text().map(|t| t.to_string()).unwrap_or_default();
+        let leg = &mut legs[i];
+        match j {
+            0 => leg.in_sdp = text,
+            1 => leg.out_sdp = text,
+            _ => {
+                // `Contact: <sip:…>` and its line end: the value is kept.
+                let t = text.trim_end_matches(['\r', '\n']);
+                let value = match t.split_once(':') {
+                    Some((name, v)) if name.trim().eq_ignore_ascii_case("contact") || name.trim() == "m" => v,
+                    _ => t,
+                };
+                leg.adv_contact = value.trim().to_string();
+            }
+        }
+        false
+    });
+}
+
 const COLS: &str = "dlg_id, callid, from_uri, from_tag, to_uri, to_tag, caller_cseq, callee_cseq, caller_ping_cseq, callee_ping_cseq, caller_route_set, callee_route_set, caller_contact, callee_contact, caller_sock, callee_sock, state, start_time, timeout, vars, profiles, script_flags, module_flags, flags";
 
 fn table() -> Option<Ident> {
@@ -96,8 +150,8 @@ fn values(d: &Dlg) -> Vec<Value> {
         Value::text(&ee.tag),
         Value::text(er.cseq.to_string()),
         Value::text(ee.cseq.to_string()),
-        Value::Int(0),
-        Value::Int(0),
+        Value::Int(i64::from(er.last_gen_cseq)),
+        Value::Int(i64::from(ee.last_gen_cseq)),
         Value::text(er.route_set.join(",")),
         Value::text(ee.route_set.join(",")),
         Value::text(&er.contact),
@@ -107,11 +161,11 @@ fn values(d: &Dlg) -> Vec<Value> {
         Value::Int(i64::from(d.state)),
         Value::Int(d.start_ts),
         Value::Int(timeout),
-        Value::Bytes(encode_vars(&d.vals).into_bytes()),
+        Value::Bytes(row_vars(d).into_bytes()),
         Value::text(encode_profiles(&d.profiles)),
         Value::text(d.user_flags.to_string()),
+        Value::Int(i64::from(d.mod_flags)),
         Value::Int(i64::from(d.flags)),
-        Value::Int(0),
     ]
 }
 
@@ -213,45 +267,42 @@ fn parse_row(r: &Row, c: &super::DlgConf) -> Result<Dlg, String> {
     let routes = |col: &str| -> Vec<String> {
         text(r, col).split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
     };
-    let leg = |tag: &str, cseq: &str, rs: &str, contact: &str, sock: &str| -> Result<Leg, String> {
+    let leg = |tag: &str, cseq: &str, rs: &str, contact: &str, sock: &str, ping: &str| -> Result<Leg, String> {
         Ok(Leg {
             tag: text(r, tag),
             contact: text(r, contact),
             cseq: text(r, cseq).trim().parse().map_err(|_| format!("{cseq} is not a number"))?,
             route_set: routes(rs),
             bind: Some(text(r, sock)).filter(|s| !s.is_empty()),
-            adv_contact: String::new(),
+            last_gen_cseq: u32::try_from(int(ping)?).map_err(|_| format!("{ping} is not a CSeq"))?,
+            ..Default::default()
         })
     };
     let start_ts = int("start_time")?;
     let timeout = int("timeout")?;
     let left = (timeout - machine::now_unix()).max(0) as u64;
-    let mut d = Dlg {
-        h_entry,
-        h_id,
-        callid: r.text("callid").filter(|c| !c.is_empty()).ok_or("no callid")?,
-        from_uri: text(r, "from_uri"),
-        to_uri: text(r, "to_uri"),
-        legs: [
-            leg("from_tag", "caller_cseq", "caller_route_set", "caller_contact", "caller_sock")?,
-            leg("to_tag", "callee_cseq", "callee_route_set", "callee_contact", "callee_sock")?,
-        ],
-        state,
-        inv_cseq: 0,
-        created: start_ts,
-        start_ts,
-        start_ms: start_ts * 1000,
-        lifetime: left as u32,
-        deadline: Some(Instant::now() + Duration::from_secs(left)),
-        flags: int("module_flags")? as u32,
-        user_flags: text(r, "script_flags").trim().parse().unwrap_or(0),
-        vals,
-        profiles: Vec::new(),
-        end_reason: None,
-        ping_pending: [false; 2],
-        relayed: false,
-        routes: Default::default(),
-    };
+    let mut d = Dlg::new(h_entry, h_id, r.text("callid").filter(|c| !c.is_empty()).ok_or("no callid")?);
+    d.from_uri = text(r, "from_uri");
+    d.to_uri = text(r, "to_uri");
+    d.legs = [
+        leg("from_tag", "caller_cseq", "caller_route_set", "caller_contact", "caller_sock", "caller_ping_cseq")?,
+        leg("to_tag", "callee_cseq", "callee_route_set", "callee_contact", "callee_sock", "callee_ping_cseq")?,
+    ];
+    d.vals = vals;
+    legs_from_vals(&mut d.vals, &mut d.legs);
+    d.state = state;
+    d.created = start_ts;
+    d.start_ts = start_ts;
+    d.start_ms = start_ts * 1000;
+    d.lifetime = left as u32;
+    d.deadline = Some(Instant::now() + Duration::from_secs(left));
+    d.flags = u32::try_from(int("flags")?).map_err(|_| "flags out of range")?;
+    d.mod_flags = u32::try_from(int("module_flags")?).map_err(|_| "module_flags out of range")?;
+    d.user_flags = text(r, "script_flags").trim().parse().unwrap_or(0);
+    if d.reinvite_pings() && d.state == store::CONFIRMED {
+        // OpenSIPS puts a restored dialog back on its re-INVITE ping timer.
+        d.reinvite_at = Some(Instant::now() + super::ping::reinvite_interval());
+    }
     for (p, _, v) in profs {
         let with_value = profiles::has_value_in(c, &p);
         match with_value {
@@ -315,5 +366,32 @@ mod tests {
         for bad in ["a#1", "a#1#b#c|", "a|", "a#12#b|", "x\\"] {
             assert_eq!(decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_legs_sdps_and_advertised_contacts_go_into_vars_as_opensips_and_back() {
+        let mut d = Dlg::new(1, 2, "c".into());
+        d.vals.push(("who".into(), PvValue::Str("bob".into())));
+        d.legs[CALLER].in_sdp = "v=0 caller".into();
+        d.legs[CALLER].adv_contact = "<sip:bob@10.0.0.1;did=1.2>".into();
+        d.legs[CALLEE].in_sdp = "v=0 callee".into();
+        d.legs[CALLEE].out_sdp = "v=0 changed".into();
+        let s = row_vars(&d);
+        assert_eq!(
+            s,
+            "who#1#bob|uCSDP#1#v=0 caller|Cct#1#Contact: <sip:bob@10.0.0.1;did=1.2>\r\n|ucSDP#1#v=0 callee|acSDP#1#v=0 changed|"
+        );
+        let mut vals: Vec<(String, PvValue)> = decode(&s)
+            .expect("parses")
+            .into_iter()
+            .map(|(n, _, v)| (n, PvValue::Str(v)))
+            .collect();
+        let mut legs: [Leg; 2] = Default::default();
+        legs_from_vals(&mut vals, &mut legs);
+        assert_eq!(vals, vec![("who".to_string(), PvValue::Str("bob".into()))]);
+        assert_eq!(legs[CALLER].in_sdp, "v=0 caller");
+        assert_eq!(legs[CALLER].adv_contact, "<sip:bob@10.0.0.1;did=1.2>");
+        assert_eq!(legs[CALLEE].out_sdp, "v=0 changed");
+        assert!(legs[CALLEE].adv_contact.is_empty() && legs[CALLER].out_sdp.is_empty());
     }
 }

@@ -24,7 +24,7 @@ fn leg_json(d: &Dlg, i: usize) -> Json {
         "cseq": l.cseq.to_string(),
         "route_set": l.route_set.join(","),
         "bind_addr": l.bind.clone().unwrap_or_default(),
-        "sdp": "",
+        "sdp": l.out_sdp,
     })
 }
 

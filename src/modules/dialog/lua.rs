@@ -264,7 +264,7 @@ pub static EXPORTS: &[Export] = &[
         args: "([flags])",
         returns: "true, false when the request cannot start a dialog",
         routes: R,
-        doc: "Starts tracking the dialog of this initial INVITE: its id goes into our Record-Route as `did=…` (written if the script record-routes), its replies move it to early, confirmed, or failed. Flags: `B` send BYE to both sides at the timeout, `P`/`p` ping the caller/callee with in-dialog OPTIONS every `options_ping_interval` (no answer, 408 or 481 ends the call); `R`/`r` are accepted and skipped.",
+        doc: "Starts tracking the dialog of this initial INVITE: its id goes into our Record-Route as `did=…` (written if the script record-routes), its replies move it to early, confirmed, or failed. Flags: `B` send BYE to both sides at the timeout, `P`/`p` ping the caller/callee with in-dialog OPTIONS every `options_ping_interval` (no answer, 408 or 481 ends the call); `R`/`r` ping the caller/callee with an in-dialog re-INVITE carrying the SDP that side was last sent, every `reinvite_ping_interval` from the ACK (a 2xx is ACKed; no answer, 408 or 481 ends the call with BYEs both ways).",
         func: Func::Sync(create_dialog),
     },
     Export {

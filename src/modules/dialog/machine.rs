@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json};
 
+use super::seq::SeqTxn;
 use super::store::{self, lock, Dlg, DlgRef, CALLEE, CALLER};
 use super::{conf, profiles, DIALOG};
 use crate::proxy::context::Call;
@@ -148,6 +149,12 @@ pub fn end(r: &DlgRef, reason: Option<&'static str>) -> bool {
     true
 }
 
+/// A message's body as text (OpenSIPS keeps the SDPs of a dialog's
+/// sides for its re-INVITE pings); empty when it has none.
+pub fn body_of(m: &Message) -> String {
+    String::from_utf8_lossy(m.body()).into_owned()
+}
+
 /// The request's Contact URI, if any.
 fn contact_of(m: &Message) -> String {
     match m.contacts() {
@@ -194,36 +201,21 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
     let slot = call.slot::<CallDlg>();
     let lifetime = slot.timeout.unwrap_or(c.default_timeout);
     let m = call.msg.as_ref()?;
-    let mut d = Dlg {
-        h_entry,
-        h_id,
-        callid,
-        from_uri: m.from().map(|f| f.uri.to_string()).unwrap_or_default(),
-        to_uri: m.to().map(|f| f.uri.to_string()).unwrap_or_default(),
-        legs: Default::default(),
-        state: store::UNCONFIRMED,
-        inv_cseq: cseq,
-        created: now_unix(),
-        start_ts: 0,
-        start_ms: 0,
-        lifetime,
-        deadline: None,
-        flags,
-        user_flags: 0,
-        vals: Vec::new(),
-        profiles: Vec::new(),
-        end_reason: None,
-        ping_pending: [false; 2],
-        relayed: false,
-        routes: Default::default(),
-    };
+    let mut d = Dlg::new(h_entry, h_id, callid);
+    d.from_uri = m.from().map(|f| f.uri.to_string()).unwrap_or_default();
+    d.to_uri = m.to().map(|f| f.uri.to_string()).unwrap_or_default();
+    d.inv_cseq = cseq;
+    d.created = now_unix();
+    d.lifetime = lifetime;
+    d.flags = flags;
     d.legs[CALLER] = store::Leg {
         tag: ftag,
         contact: contact_of(m),
         cseq,
         route_set: route_set(m, &did, true),
         bind,
-        adv_contact: String::new(),
+        in_sdp: body_of(m),
+        ..Default::default()
     };
     let r = t.insert(d);
     DIALOG.processed.inc();
@@ -321,6 +313,17 @@ pub fn on_sequential_as(
             Method::Ack => {
                 if d.state == store::CONFIRMED_NA && cseq == d.inv_cseq {
                     set_state(&mut d, store::CONFIRMED);
+                    if d.reinvite_pings() {
+                        // OpenSIPS dlg_handlers.c: the re-INVITE ping
+                        // timer takes the dialog once the ACK confirms it.
+                        d.reinvite_at = Some(Instant::now() + super::ping::reinvite_interval());
+                    }
+                }
+                // A late offer's answer (OpenSIPS takes an ACK's SDP
+                // at once).
+                let body = body_of(m);
+                if !body.is_empty() {
+                    d.legs[src].in_sdp = body;
                 }
             }
             Method::Bye => {}
@@ -344,6 +347,7 @@ pub fn on_sequential_as(
             }
         }
     }
+    call.tm.data.set(SeqTxn::new(r.clone(), src));
     let slot = call.slot::<CallDlg>();
     slot.dlg = Some(r);
     slot.dir = if src == CALLER { 1 } else { 2 };
@@ -441,6 +445,10 @@ fn take_callee(d: &mut Dlg, reply: &Message) {
     }
     let did = d.did();
     d.legs[CALLEE].route_set = route_set(reply, &did, false);
+    let sdp = body_of(reply);
+    if !sdp.is_empty() {
+        d.legs[CALLEE].in_sdp = sdp;
+    }
 }
 
 /// tm's observer: the initial INVITE's replies drive its dialog.
@@ -453,7 +461,27 @@ impl Observer for TmObserver {
         }
     }
 
+    fn copy_out(&self, call: &mut Call, _sock: &crate::transport::myself::SocketInfo) {
+        if let Some(s) = call.tm.data.get::<SeqTxn>().cloned() {
+            super::seq::copy_out(call, &s.0);
+        } else if let Some(DlgTxn(r)) = call.tm.data.get::<DlgTxn>() {
+            super::seq::initial_copy_out(call, &r.clone());
+        }
+    }
+
+    fn reply_out(&self, t: &Txn, _branch: usize, reply: &mut Message) {
+        if let Some(s) = t.data.get::<SeqTxn>() {
+            super::seq::reply_out(t, reply, &s.0);
+        } else if let Some(DlgTxn(r)) = t.data.get::<DlgTxn>() {
+            super::seq::initial_reply_out(reply, r);
+        }
+    }
+
     fn reply_in(&self, t: &Txn, _branch: usize, reply: &Message) {
+        if let Some(s) = t.data.get::<SeqTxn>() {
+            super::seq::reply_in(t, reply, &s.0);
+            return;
+        }
         let Some(DlgTxn(r)) = t.data.get::<DlgTxn>() else {
             return;
         };

@@ -4,7 +4,7 @@
 //! the INVITE's replies; `loose_route` finds it again for sequential
 //! requests (rr's hook); a timer task on the first worker ends dialogs
 //! at their timeout (BYE both ways with flag `B`) and sends in-dialog
-//! OPTIONS pings (flags `P`/`p`). Profiles count dialogs per name and
+//! OPTIONS pings (flags `P`/`p`) and re-INVITE pings (flags `R`/`r`). Profiles count dialogs per name and
 //! value; `$DLG_*` and `$dlg_val` read them; MI lists and ends them.
 
 mod ctx;
@@ -14,8 +14,10 @@ mod json;
 mod lua;
 pub mod machine;
 mod mi;
+mod ping;
 pub mod profiles;
 mod pv;
+mod seq;
 pub mod store;
 mod timer;
 
@@ -37,6 +39,8 @@ pub struct DlgConf {
     pub profiles: Vec<(String, bool)>,
     /// Seconds between in-dialog OPTIONS pings.
     pub ping_interval: u32,
+    /// Seconds between re-INVITE pings (flags `R` / `r`).
+    pub reinvite_ping_interval: u32,
     /// 0 memory only, 1 each change written, 3 written at shutdown.
     pub db_mode: u8,
     pub db_url: Option<String>,
@@ -65,6 +69,7 @@ impl Default for DlgConf {
             rr_param: "did".into(),
             profiles: Vec::new(),
             ping_interval: 30,
+            reinvite_ping_interval: 300,
             db_mode: 0,
             db_url: None,
             db_table: "dialog".into(),
@@ -114,6 +119,12 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("config.modules.dialog.options_ping_interval: {n} is not a number of seconds"))?;
+    }
+    if let Some(n) = cfg::int(&t, m, "reinvite_ping_interval")? {
+        c.reinvite_ping_interval = u32::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("config.modules.dialog.reinvite_ping_interval: {n} is not a number of seconds"))?;
     }
     if let Some(n) = cfg::int(&t, m, "db_mode")? {
         c.db_mode = match n {
@@ -206,6 +217,7 @@ static PARAMS: &[Param] = &[
     param("db_url", S, "none", "Database of the `dialog` table (OpenSIPS 3.4 schema, version 12; `lunasip db init` creates it)."),
     param("table_name", S, "dialog", "Name of the dialog table."),
     param("options_ping_interval", I, "30", "Seconds between in-dialog OPTIONS pings of dialogs created with `P`/`p`; a ping answered 408 or 481 (or not at all) ends the dialog with BYEs."),
+    param("reinvite_ping_interval", I, "300", "Seconds between re-INVITE pings of dialogs created with `R` (the caller) / `r` (the callee), counted from the ACK: an in-dialog INVITE with the SDP that side was last sent; a 2xx is ACKed, a 408 (or no answer) or 481 ends the dialog with BYEs both ways (`$DLG_end_reason` `Caller ReINVITE Ping Timeout` / `Callee ReINVITE Ping Timeout`)."),
 ];
 
 static EVENTS: &[crate::event::EventDecl] = &[crate::event::EventDecl {

@@ -24,6 +24,14 @@ pub const FLAG_PING_CALLEE: u32 = 1 << 6;
 pub const FLAG_REINVITE_PING_CALLER: u32 = 1 << 11;
 pub const FLAG_REINVITE_PING_CALLEE: u32 = 1 << 12;
 
+/// Where a leg's last in-dialog ping stands (OpenSIPS dlg_hash.h
+/// `DLG_PING_SUCCESS` / `_PENDING` / `_FAIL`): a ping goes out only
+/// after the last one was answered; a failed one ends the dialog on the
+/// timer's next pass.
+pub const PING_OK: u8 = 0;
+pub const PING_PENDING: u8 = 1;
+pub const PING_FAIL: u8 = 2;
+
 /// The two sides: the caller (leg 0) and the callee (leg 1).
 pub const CALLER: usize = 0;
 pub const CALLEE: usize = 1;
@@ -40,12 +48,27 @@ pub struct Leg {
     /// The socket this side talks to (`proto:host:port`).
     pub bind: Option<String>,
     /// The Contact topology_hiding advertised to this side in the
-    /// initial INVITE or its 2xx (OpenSIPS `adv_contact`; kept in memory).
+    /// initial INVITE or its 2xx (OpenSIPS `adv_contact`; the header
+    /// value, persisted as the dialog value `Cct` / `cct`).
     pub adv_contact: String,
+    /// The last SDP this side sent (OpenSIPS `in_sdp`), and the last one
+    /// sent to it when it differs from the other side's (`out_sdp`):
+    /// what a re-INVITE ping carries.
+    pub in_sdp: String,
+    pub out_sdp: String,
+    /// The CSeq of the last request this proxy generated towards this
+    /// side (OpenSIPS `last_gen_cseq`, the `*_ping_cseq` columns); 0 when
+    /// none: then relayed requests keep their CSeq.
+    pub last_gen_cseq: u32,
+    /// The CSeq a relayed INVITE towards this side got once renumbered
+    /// (original, sent): its ACK is renumbered the same.
+    pub inv_cseq_map: Option<(u32, u32)>,
+    /// The last re-INVITE ping of this side ([`PING_OK`]…).
+    pub reinvite: u8,
 }
 
 /// One dialog.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Dlg {
     pub h_entry: u32,
     pub h_id: u32,
@@ -65,8 +88,11 @@ pub struct Dlg {
     pub lifetime: u32,
     /// When it times out (set once confirmed).
     pub deadline: Option<Instant>,
-    /// create_dialog flags.
+    /// create_dialog flags (OpenSIPS `dlg->flags`, the `flags` column).
     pub flags: u32,
+    /// Other modules' bits (OpenSIPS `mod_flags`, the `module_flags`
+    /// column): topology_hiding's `TOPOH_*`.
+    pub mod_flags: u32,
     /// `$DLG_flags` (dialog flags set by the script).
     pub user_flags: u64,
     pub vals: Vec<(String, Value)>,
@@ -75,6 +101,9 @@ pub struct Dlg {
     pub end_reason: Option<&'static str>,
     /// Unanswered in-dialog OPTIONS pings per leg.
     pub ping_pending: [bool; 2],
+    /// When the next re-INVITE pings go out (flags `R`/`r`; set once the
+    /// ACK confirms the dialog, or at restore).
+    pub reinvite_at: Option<Instant>,
     /// The INVITE went out on a branch (tm took the dialog over).
     pub relayed: bool,
     /// Routes run on its events (`dlg_on_answer` and the like).
@@ -136,6 +165,61 @@ pub fn parse_did(s: &str) -> Option<(u32, u32)> {
 }
 
 impl Dlg {
+    /// A dialog with its id and Call-ID, everything else empty.
+    pub fn new(h_entry: u32, h_id: u32, callid: String) -> Dlg {
+        Dlg {
+            h_entry,
+            h_id,
+            callid,
+            from_uri: String::new(),
+            to_uri: String::new(),
+            legs: Default::default(),
+            state: UNCONFIRMED,
+            inv_cseq: 0,
+            created: 0,
+            start_ts: 0,
+            start_ms: 0,
+            lifetime: 0,
+            deadline: None,
+            flags: 0,
+            mod_flags: 0,
+            user_flags: 0,
+            vals: Vec::new(),
+            profiles: Vec::new(),
+            end_reason: None,
+            ping_pending: [false; 2],
+            reinvite_at: None,
+            relayed: false,
+            routes: Default::default(),
+        }
+    }
+
+    /// Whether the dialog pings a side by re-INVITE (`R` / `r`).
+    pub fn reinvite_pings(&self) -> bool {
+        self.flags & (FLAG_REINVITE_PING_CALLER | FLAG_REINVITE_PING_CALLEE) != 0
+    }
+
+    /// The CSeq of the next request this proxy sends to `dst` in the
+    /// name of the other side, remembered as `dst`'s `last_gen_cseq`
+    /// (OpenSIPS dlg_req_within.c `build_dialog_info`): one above the
+    /// last generated, or above the other side's own at first (the
+    /// callee's before it sent any: the INVITE's, as OpenSIPS seeds the
+    /// caller leg). An ACK (`inc` false) takes the last one again.
+    pub fn next_cseq(&mut self, dst: usize, inc: bool) -> u32 {
+        let src = 1 - dst;
+        let base = match self.legs[src].cseq {
+            0 => self.inv_cseq,
+            n => n,
+        };
+        let leg = &mut self.legs[dst];
+        if leg.last_gen_cseq == 0 {
+            leg.last_gen_cseq = base.saturating_add(1);
+        } else if inc {
+            leg.last_gen_cseq = leg.last_gen_cseq.saturating_add(1);
+        }
+        self.legs[dst].last_gen_cseq
+    }
+
     pub fn did(&self) -> String {
         did_of(self.h_entry, self.h_id)
     }
@@ -317,29 +401,8 @@ mod tests {
             next_id: AtomicU32::new(1),
             hash_size: AtomicU32::new(16),
         };
-        let mut d = Dlg {
-            h_entry: 1,
-            h_id: 2,
-            callid: "c".into(),
-            from_uri: String::new(),
-            to_uri: String::new(),
-            legs: Default::default(),
-            state: CONFIRMED,
-            inv_cseq: 1,
-            created: 0,
-            start_ts: 0,
-            start_ms: 0,
-            lifetime: 10,
-            deadline: None,
-            flags: 0,
-            user_flags: 0,
-            vals: Vec::new(),
-            profiles: Vec::new(),
-            end_reason: None,
-            ping_pending: [false; 2],
-            relayed: false,
-            routes: Default::default(),
-        };
+        let mut d = Dlg::new(1, 2, "c".into());
+        d.state = CONFIRMED;
         d.legs[CALLER].tag = "a".into();
         d.legs[CALLEE].tag = "b".into();
         let r = t.insert(d);
@@ -350,5 +413,22 @@ mod tests {
         t.remove(&lock(&r));
         assert!(t.by_tags("c", "a", "b").is_none());
         assert!(t.by_callid.is_empty());
+    }
+
+    #[test]
+    fn generated_cseqs_go_up_per_side_and_an_ack_repeats_its_invite() {
+        // OpenSIPS dlg_req_within.c build_dialog_info.
+        let mut d = Dlg::new(1, 2, "c".into());
+        d.inv_cseq = 7;
+        d.legs[CALLER].cseq = 7;
+        assert_eq!(d.next_cseq(CALLEE, true), 8);
+        assert_eq!(d.next_cseq(CALLEE, false), 8);
+        assert_eq!(d.next_cseq(CALLEE, true), 9);
+        // Towards the caller: above the INVITE's until the callee sent one.
+        assert_eq!(d.next_cseq(CALLER, true), 8);
+        let mut e = Dlg::new(1, 3, "c".into());
+        e.legs[CALLEE].cseq = 40;
+        assert_eq!(e.next_cseq(CALLER, true), 41);
+        assert_eq!(e.legs[CALLEE].cseq, 40, "the side's own CSeq is not touched");
     }
 }

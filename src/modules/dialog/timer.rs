@@ -21,6 +21,8 @@ pub enum Job {
     /// Run `route[name]` with the dialog as context (`dlg_on_answer`,
     /// `dlg_on_hangup`).
     Route(DlgRef, String),
+    /// The ACK of a re-INVITE ping's 2xx, to leg `.1`.
+    Ack(DlgRef, usize),
     /// An in-dialog request from the script (`dlg_send_sequential`).
     Send {
         dlg: DlgRef,
@@ -60,36 +62,18 @@ pub fn child_init(rank: usize, worker: &std::rc::Rc<crate::proxy::worker::Worker
 /// A copy of what an in-dialog request needs (the dialog is not kept
 /// locked while sending).
 pub fn snapshot(d: &Dlg) -> Box<Dlg> {
-    Box::new(Dlg {
-        h_entry: d.h_entry,
-        h_id: d.h_id,
-        callid: d.callid.clone(),
-        from_uri: d.from_uri.clone(),
-        to_uri: d.to_uri.clone(),
-        legs: d.legs.clone(),
-        state: d.state,
-        inv_cseq: d.inv_cseq,
-        created: d.created,
-        start_ts: d.start_ts,
-        start_ms: d.start_ms,
-        lifetime: d.lifetime,
-        deadline: d.deadline,
-        flags: d.flags,
-        user_flags: d.user_flags,
-        vals: d.vals.clone(),
-        profiles: Vec::new(),
-        end_reason: d.end_reason,
-        ping_pending: d.ping_pending,
-        relayed: d.relayed,
-        routes: d.routes.clone(),
-    })
+    let mut c = d.clone();
+    c.profiles.clear();
+    Box::new(c)
 }
 
 /// The in-dialog request `method` towards leg `dst` (RFC 3261 §12.2.1.1):
 /// the other side's identity as From, the dialog's Call-ID and tags, the
-/// sender's next CSeq, the destination's Contact as R-URI and its route
-/// set as Route.
-fn request(d: &Dlg, dst: usize, method: &str) -> LocalRequest {
+/// next CSeq this proxy uses towards `dst` ([`Dlg::next_cseq`]; an ACK
+/// repeats its INVITE's), the destination's Contact as R-URI and its
+/// route set as Route.
+pub(super) fn request(d: &mut Dlg, dst: usize, method: &str) -> LocalRequest {
+    let cseq = d.next_cseq(dst, method != "ACK");
     let src = 1 - dst;
     let (from, to) = match dst {
         CALLEE => (&d.from_uri, &d.to_uri),
@@ -113,14 +97,14 @@ fn request(d: &Dlg, dst: usize, method: &str) -> LocalRequest {
             call_id: d.callid.clone(),
             from_tag: d.legs[src].tag.clone(),
             to_tag: d.legs[dst].tag.clone(),
-            cseq: d.legs[src].cseq.saturating_add(1),
+            cseq,
         }),
         ..Default::default()
     }
 }
 
 /// Sends BYE to both sides of `d`.
-fn send_byes(w: &Rc<Worker>, d: &Dlg) {
+fn send_byes(w: &Rc<Worker>, d: &mut Dlg) {
     for dst in [CALLER, CALLEE] {
         if d.legs[dst].contact.is_empty() {
             continue;
@@ -141,11 +125,9 @@ fn send_sequential(w: &Rc<Worker>, r: &DlgRef, leg: usize, method: &str, headers
             tracing::warn!("dialog {}: no {method} sent, the dialog ended or has no such leg", d.did());
             return;
         }
-        let mut req = request(&d, leg, method);
+        let mut req = request(&mut d, leg, method);
         req.headers.push_str(headers);
         req.body = body;
-        let src = 1 - leg;
-        d.legs[src].cseq = d.legs[src].cseq.saturating_add(1);
         req
     };
     let ruri = req.ruri.clone();
@@ -200,13 +182,13 @@ fn expire(w: &Rc<Worker>, r: &DlgRef) {
 }
 
 /// Ends `r` with `reason` and sends the BYEs when `bye`.
-fn end_with_byes(w: &Rc<Worker>, r: &DlgRef, reason: &'static str, bye: bool) {
+pub(super) fn end_with_byes(w: &Rc<Worker>, r: &DlgRef, reason: &'static str, bye: bool) {
     if !machine::end(r, Some(reason)) {
         return;
     }
     if bye {
-        let snap = snapshot(&lock(r));
-        send_byes(w, &snap);
+        let mut snap = snapshot(&lock(r));
+        send_byes(w, &mut snap);
     }
 }
 
@@ -228,6 +210,7 @@ fn tick(w: &Rc<Worker>, last_ping: &mut Instant) {
             expire(w, &r);
             continue;
         }
+        super::ping::reinvite_due(w, &r, now);
         if !ping_due || state < store::CONFIRMED_NA || state == store::DELETED {
             continue;
         }
@@ -250,9 +233,7 @@ fn tick(w: &Rc<Worker>, last_ping: &mut Instant) {
 fn ping(w: &Rc<Worker>, r: &DlgRef, leg: usize) {
     let req = {
         let mut d = lock(r);
-        let req = request(&d, leg, "OPTIONS");
-        let src = 1 - leg;
-        d.legs[src].cseq = d.legs[src].cseq.saturating_add(1);
+        let req = request(&mut d, leg, "OPTIONS");
         d.ping_pending[leg] = true;
         req
     };
@@ -287,7 +268,8 @@ async fn run(
                 tick(&worker, &mut last_ping);
             }
             job = rx.recv() => match job {
-                Some(Job::Bye(d)) => send_byes(&worker, &d),
+                Some(Job::Bye(mut d)) => send_byes(&worker, &mut d),
+                Some(Job::Ack(r, leg)) => super::ping::send_ack(&worker, &r, leg),
                 Some(Job::Route(r, name)) => {
                     if !run_route(&worker, &r, &name, Box::new(|| {})) {
                         tracing::warn!("dialog: route.{name} is not defined");

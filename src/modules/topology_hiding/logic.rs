@@ -31,7 +31,42 @@ pub struct Flags {
     pub keep_adv_callee: bool,
 }
 
+/// OpenSIPS's bits of a hidden dialog (dialog `mod_flags`, the
+/// `module_flags` column; dlg_hash.h `TOPOH_*`), also the number the
+/// dialog-less Contact carries.
+pub const ONGOING: u32 = 1 << 1;
+const KEEP_USER: u32 = 1 << 2;
+const HIDE_CALLID: u32 = 1 << 3;
+const DID_IN_USER: u32 = 1 << 4;
+const KEEP_ADV_A: u32 = 1 << 5;
+const KEEP_ADV_B: u32 = 1 << 6;
+
 impl Flags {
+    /// The flags as OpenSIPS's `TOPOH_*` bits (without `ONGOING`).
+    pub fn bits(self) -> u32 {
+        [
+            (self.keep_user, KEEP_USER),
+            (self.hide_callid, HIDE_CALLID),
+            (self.did_in_user, DID_IN_USER),
+            (self.keep_adv_caller, KEEP_ADV_A),
+            (self.keep_adv_callee, KEEP_ADV_B),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, b)| acc | b)
+    }
+
+    /// The flags of OpenSIPS's `TOPOH_*` bits (others are ignored).
+    pub fn from_bits(b: u32) -> Flags {
+        Flags {
+            keep_user: b & KEEP_USER != 0,
+            did_in_user: b & DID_IN_USER != 0,
+            hide_callid: b & HIDE_CALLID != 0,
+            keep_adv_caller: b & KEEP_ADV_A != 0,
+            keep_adv_callee: b & KEEP_ADV_B != 0,
+        }
+    }
+
     /// Unknown letters are skipped, as OpenSIPS does.
     pub fn parse(s: &str) -> Flags {
         Flags {
@@ -43,25 +78,6 @@ impl Flags {
         }
     }
 
-    pub fn letters(self) -> String {
-        let mut s = String::new();
-        if self.keep_user {
-            s.push('U');
-        }
-        if self.did_in_user {
-            s.push('D');
-        }
-        if self.hide_callid {
-            s.push('C');
-        }
-        if self.keep_adv_caller {
-            s.push('a');
-        }
-        if self.keep_adv_callee {
-            s.push('A');
-        }
-        s
-    }
 }
 
 /// How our Contact finds the call again.
@@ -71,8 +87,12 @@ pub enum Mode {
     Dialog { did: String },
     /// No dialog: the side's Contact, route set and socket, encoded.
     /// `reply_routes`: the route set towards the side that answers an
-    /// in-dialog request (None: the reply's own Record-Route).
-    NoDialog { reply_routes: Option<String> },
+    /// in-dialog request (None: the reply's own Record-Route); `bits`:
+    /// the flags as given (`TOPOH_*`), written in request Contacts.
+    NoDialog {
+        reply_routes: Option<String>,
+        bits: u32,
+    },
 }
 
 /// Topology hiding of one request and its replies.
@@ -111,7 +131,8 @@ pub fn side_of(sock: &SocketInfo) -> (String, String) {
 }
 
 /// A message's Record-Route set as a route set towards its sender,
-/// nearest hop first: a request's as it is, a reply's reversed.
+/// nearest hop first: a request's as it is, a reply's reversed; entries
+/// joined by `,` (OpenSIPS parse_rr.c `print_rr_body`).
 pub fn rr_set(m: &Message, reply: bool) -> String {
     let mut v: Vec<String> = m
         .record_routes()
@@ -121,7 +142,7 @@ pub fn rr_set(m: &Message, reply: bool) -> String {
     if reply {
         v.reverse();
     }
-    v.join(", ")
+    v.join(",")
 }
 
 fn param_name(p: &str) -> &str {
@@ -131,7 +152,7 @@ fn param_name(p: &str) -> &str {
 /// Our Contact for `m` (None when it has no single Contact to replace):
 /// `host` is our side towards where `m` goes; in the dialog-less mode
 /// `routes` and `socket` are encoded with `m`'s own Contact.
-fn new_contact(m: &Message, th: &Th, host: &str, routes: &str, socket: &str) -> Option<String> {
+fn new_contact(m: &Message, th: &Th, host: &str, routes: &str, socket: &str, reply: bool) -> Option<String> {
     let c = match m.contacts() {
         Ok(Contacts::List(l)) if l.len() == 1 => l.into_iter().next()?,
         _ => return None,
@@ -163,19 +184,26 @@ fn new_contact(m: &Message, th: &Th, host: &str, routes: &str, socket: &str) -> 
                 s.push_str(&format!(";{rr_param}={did}"));
             }
         }
-        Mode::NoDialog { .. } => {
+        Mode::NoDialog { bits, .. } => {
             if let Some(u) = user {
                 s.push_str(u);
                 s.push('@');
             }
             s.push_str(host);
+            // OpenSIPS: a request's Contact carries the flags as given, a
+            // reply's only `U` (topo_hiding_logic.c `_th_no_dlg_onreply`).
+            let flags = if reply { bits & KEEP_USER } else { *bits };
             let info = encode::Info {
                 routes: routes.to_string(),
                 contact: c.uri.to_string(),
+                flags,
                 socket: socket.to_string(),
-                flags: th.flags.letters(),
             };
-            s.push_str(&format!(";{}={}", cf.encode_param, encode::encode(&info, &cf.encode_passwd, cf.encode_base32)));
+            match encode::encode(&info, &cf.encode_passwd, cf.encode_base32) {
+                Some(e) => s.push_str(&format!(";{}={e}", cf.encode_param)),
+                // Hidden all the same; its in-dialog requests will not match.
+                None => tracing::warn!("topology_hiding: a Contact or route set too long to encode"),
+            }
         }
     }
     // th_passed_contact_uri_params / th_passed_contact_params.
@@ -278,7 +306,7 @@ impl Observer for ThObserver {
         }
         let routes = rr_set(m, false);
         let initial = m.to_tag().is_none_or(str::is_empty);
-        if let Some(ct) = new_contact(m, &th, &side.0, &routes, &th.up.1) {
+        if let Some(ct) = new_contact(m, &th, &side.0, &routes, &th.up.1, false) {
             let ct = advertised(&th, leg_towards(th.towards_callee), initial, ct);
             set_first(m, HeaderKind::Contact, &ct);
         }
@@ -295,11 +323,12 @@ impl Observer for ThObserver {
             let routes = match &th.mode {
                 Mode::NoDialog {
                     reply_routes: Some(r),
+                    ..
                 } => r.clone(),
                 _ => rr_set(reply, true),
             };
             let socket = th.down.get().map(|d| d.1.clone()).unwrap_or_default();
-            if let Some(ct) = new_contact(reply, th, &th.up.0, &routes, &socket) {
+            if let Some(ct) = new_contact(reply, th, &th.up.0, &routes, &socket, true) {
                 // The 2xx of the initial INVITE sets what `a` keeps.
                 let initial = t.request.to_tag().is_none_or(str::is_empty) && (200..300).contains(&code);
                 let ct = advertised(th, leg_towards(!th.towards_callee), initial, ct);

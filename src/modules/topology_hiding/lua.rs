@@ -3,20 +3,16 @@
 
 use mlua::{Lua, MultiValue};
 
-use super::logic::{engage, side_of, Flags, Mode, Th};
+use super::logic::{engage, side_of, Flags, Mode, Th, ONGOING};
 use super::{conf, encode};
 use crate::modules::dialog::machine::{self, CallDlg};
 use crate::modules::dialog::store::{self, lock};
-use crate::proxy::context::{Call, Value};
+use crate::proxy::context::Call;
 use crate::script::api::pv_fmt;
 use crate::script::exports::{ret, Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
-
-/// The dialog value that marks a dialog as hidden, holding the flags
-/// (OpenSIPS keeps them as the dialog's module flags).
-pub(super) const DLG_VAL: &str = "th_flags";
 
 fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let flags = match a.opt_str(0)? {
@@ -45,14 +41,17 @@ fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
         }
     }
     let mut flags = Flags::parse(&flags);
+    let bits = flags.bits();
     let mode = match &dlg {
         Some(d) => {
             let mut d = lock(d);
-            if d.vals.iter().any(|(n, _)| n == DLG_VAL) {
+            if d.mod_flags & ONGOING != 0 {
                 // Already engaged for this dialog (OpenSIPS: a no-op).
                 return ret(lua, true);
             }
-            d.vals.push((DLG_VAL.into(), Value::Str(flags.letters())));
+            // OpenSIPS keeps them as the dialog's module flags (persisted
+            // in the `module_flags` column).
+            d.mod_flags |= ONGOING | flags.bits();
             Mode::Dialog { did: d.did() }
         }
         None => {
@@ -62,7 +61,10 @@ fn topology_hiding(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
             }
             flags.did_in_user = false;
             flags.hide_callid = false;
-            Mode::NoDialog { reply_routes: None }
+            Mode::NoDialog {
+                reply_routes: None,
+                bits,
+            }
         }
     };
     let th = Th {
@@ -137,17 +139,17 @@ fn match_dialog_mode(st: &State, call: &mut Call, uri: &str, mode: u8) -> Option
     let (r, dst) = (cd.dlg.clone()?, cd.dst_leg?);
     let (flags, contact, routes, bind, did) = {
         let d = lock(&r);
-        let Some(Value::Str(f)) = d.vals.iter().find(|(n, _)| n == DLG_VAL).map(|(_, v)| v.clone()) else {
+        if d.mod_flags & ONGOING == 0 {
             // A dialog that is not hidden: matched, nothing to change.
             return Some(true);
-        };
+        }
         let l = &d.legs[dst];
-        (f, l.contact.clone(), l.route_set.clone(), l.bind.clone(), d.did())
+        (d.mod_flags, l.contact.clone(), l.route_set.clone(), l.bind.clone(), d.did())
     };
     retarget(st, call, Some(&contact), &routes, bind.as_deref());
     let up = st.env.sockets.list.get(call.src.socket).map(side_of)?;
     let th = Th {
-        flags: Flags::parse(&flags),
+        flags: Flags::from_bits(flags),
         mode: Mode::Dialog { did },
         towards_callee: dst == store::CALLEE,
         rr_back: None,
@@ -173,10 +175,15 @@ fn match_no_dialog(st: &State, call: &mut Call, uri: &str) -> Option<bool> {
     };
     retarget(st, call, Some(&info.contact), &routes, Some(&info.socket));
     let up = st.env.sockets.list.get(call.src.socket).map(side_of)?;
+    let mut flags = Flags::from_bits(info.flags);
+    // As at the start: C and D need a dialog.
+    flags.did_in_user = false;
+    flags.hide_callid = false;
     let th = Th {
-        flags: Flags::parse(&info.flags),
+        flags,
         mode: Mode::NoDialog {
             reply_routes: Some(info.routes),
+            bits: info.flags,
         },
         towards_callee: false,
         rr_back: None,

@@ -4,7 +4,7 @@
 
 use crate::modules::dialog::machine::CallDlg;
 use crate::modules::dialog::store::lock;
-use crate::proxy::context::{Call, Value as DlgValue};
+use crate::proxy::context::Call;
 use crate::pv::{PvDef, Spec, Value};
 
 fn callee_callid(c: &Call, _: &Spec) -> Value {
@@ -12,10 +12,8 @@ fn callee_callid(c: &Call, _: &Spec) -> Value {
         return Value::Null;
     };
     let d = lock(&d);
-    let hidden = d
-        .vals
-        .iter()
-        .any(|(n, v)| n == super::lua::DLG_VAL && matches!(v, DlgValue::Str(f) if f.contains('C')));
+    let bits = d.mod_flags;
+    let hidden = bits & super::logic::ONGOING != 0 && super::logic::Flags::from_bits(bits).hide_callid;
     if hidden {
         Value::Str(super::callid::encode(&d.callid))
     } else {

@@ -253,6 +253,18 @@ pub fn send_with(
         None,
         None,
     )?;
+    // An ACK (of a 2xx to a local INVITE) is sent once, with no
+    // transaction (OpenSIPS tm uac.c `t_uac`: released at once).
+    if &*method == "ACK" {
+        call.outbox.push(Outgoing {
+            bytes,
+            proto,
+            dest: Dest::Addr(addr),
+            socket,
+            kind: OutKind::Request,
+        });
+        return Ok(true);
+    }
     let timers = tm.timers;
     let (client, acts) = ClientTxn::start(kind, proto.is_stream(), timers);
     let mut t = Txn::new(
