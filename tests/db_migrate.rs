@@ -12,9 +12,9 @@
 mod common;
 
 use common::mariadb::sql;
+use common::olddb::{Backend, OldDb};
 use common::{uac, uas, Proxy};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Output};
 
 struct Db(String);
 
@@ -238,175 +238,6 @@ end
     assert_eq!(e, "1");
 }
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Backend {
-    Maria,
-    Pg,
-    Lite,
-}
-
-/// A database of the test's own holding the tables an older OpenSIPS
-/// branch creates (tests/fixtures/opensips-BRANCH-DIALECT.sql), dropped
-/// at the end.
-struct OldDb {
-    backend: Backend,
-    name: String,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn psql(db: &str, args: &[&str]) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(["-q", "-At", "-F", "\t"])
-        .args(args)
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl OldDb {
-    fn new(backend: Backend, branch: &str) -> OldDb {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "lunasip_mig{}_{}_{}",
-            branch.replace('.', ""),
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let dialect = match backend {
-            Backend::Maria => "mysql",
-            Backend::Pg => "postgres",
-            Backend::Lite => "sqlite",
-        };
-        let fixture = format!(
-            "{}/tests/fixtures/opensips-{branch}-{dialect}.sql",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let (url, dir) = match backend {
-            Backend::Maria => {
-                sql(
-                    "test",
-                    &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"),
-                );
-                sql(&name, &std::fs::read_to_string(&fixture).expect("fixture"));
-                (format!("mysql://root@127.0.0.1:3306/{name}"), None)
-            }
-            Backend::Pg => {
-                psql("test", &["-c", &format!("CREATE DATABASE {name}")]);
-                psql(&name, &["-f", &fixture]);
-                (format!("postgres://postgres@127.0.0.1:5432/{name}"), None)
-            }
-            Backend::Lite => {
-                let d = tempfile::tempdir().expect("dir");
-                let file = d.path().join("opensips.db");
-                let st = Command::new("sqlite3")
-                    .arg(&file)
-                    .stdin(Stdio::from(std::fs::File::open(&fixture).expect("fixture")))
-                    .status()
-                    .expect("sqlite3");
-                assert!(st.success(), "sqlite3 < {fixture}");
-                (format!("sqlite://{}", file.display()), Some(d))
-            }
-        };
-        OldDb {
-            backend,
-            name,
-            url,
-            _dir: dir,
-        }
-    }
-
-    /// One SQL batch through the backend's own client: rows of
-    /// tab-separated values.
-    fn sql(&self, q: &str) -> String {
-        match self.backend {
-            Backend::Maria => sql(&self.name, q),
-            Backend::Pg => psql(&self.name, &["-c", q]),
-            Backend::Lite => {
-                let file = self.url.trim_start_matches("sqlite://");
-                let out = Command::new("sqlite3")
-                    .args(["-separator", "\t", file, q])
-                    .output()
-                    .expect("sqlite3");
-                assert!(
-                    out.status.success(),
-                    "{q}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout).trim().to_string()
-            }
-        }
-    }
-
-    /// A column's type as the backend names it, lowercase ("" when the
-    /// column is not there).
-    fn col_type(&self, table: &str, col: &str) -> String {
-        let q = match self.backend {
-            Backend::Maria => format!(
-                "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' \
-                 AND TABLE_NAME = '{table}' AND COLUMN_NAME = '{col}'",
-                self.name
-            ),
-            Backend::Pg => format!(
-                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-                 WHERE attrelid = '{table}'::regclass AND attname = '{col}' AND NOT attisdropped"
-            ),
-            Backend::Lite => {
-                format!("SELECT type FROM pragma_table_info('{table}') WHERE name = '{col}'")
-            }
-        };
-        self.sql(&q).to_lowercase()
-    }
-
-    fn versions(&self) -> String {
-        let mut v: Vec<String> = self
-            .sql("SELECT table_name, table_version FROM version")
-            .lines()
-            .map(String::from)
-            .collect();
-        v.sort();
-        v.join("\n")
-    }
-}
-
-impl Drop for OldDb {
-    fn drop(&mut self) {
-        match self.backend {
-            Backend::Maria => {
-                let _ = Command::new("mariadb")
-                    .args(["-uroot", "-h127.0.0.1", "test", "-e"])
-                    .arg(format!("DROP DATABASE IF EXISTS {}", self.name))
-                    .output();
-            }
-            Backend::Pg => {
-                let _ = Command::new("psql")
-                    .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-                    .arg(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    ))
-                    .output();
-            }
-            Backend::Lite => {}
-        }
-    }
-}
-
 /// OpenSIPS 3.4's table versions, as the sorted `version` table lists them.
 const VERSIONS_3_4: &str =
     "acc\t7\naddress\t5\ndbaliases\t2\ndialog\t12\ndispatcher\t9\ndomain\t3\n\
@@ -604,4 +435,30 @@ fn opensips_2_4_database_to_3_4_postgres() {
 #[test]
 fn opensips_2_4_database_to_3_4_sqlite() {
     old_database_is_brought_to_3_4(Backend::Lite, "2.4");
+}
+
+/// A statement the server refuses (PostgreSQL cannot change the type of
+/// a column a view reads) is said for its table, which stays as it was
+/// (the table's steps and its version update run as one block); the
+/// other tables migrate, and the run fails.
+#[test]
+fn a_refused_statement_leaves_the_postgres_table_as_it_was() {
+    let db = OldDb::new(Backend::Pg, "2.3");
+    db.sql("CREATE VIEW contacts_v AS SELECT username, expires FROM location");
+    let (ok, out, err) = migrate(&db.url, &[]);
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("table location: not migrated: ")
+            && err.contains("cannot alter type of a column used by a view")
+            && err.contains("the table is as it was"),
+        "{err}"
+    );
+    assert!(out.contains("table subscriber: version 7 → 8"), "{out}");
+    assert!(
+        db.versions().contains("location\t1011"),
+        "{}",
+        db.versions()
+    );
+    assert_eq!(db.col_type("location", "kv_store"), "");
+    assert!(db.col_type("location", "expires").starts_with("timestamp"));
 }

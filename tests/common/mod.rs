@@ -8,6 +8,7 @@ pub mod link;
 pub mod mariadb;
 pub mod mysql;
 pub mod netns;
+pub mod olddb;
 pub mod rabbit;
 pub mod rpc;
 pub mod translated;

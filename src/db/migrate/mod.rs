@@ -339,7 +339,23 @@ pub fn all_wait(
             continue;
         }
         let table = Ident::new(&name)?;
-        out.push(table_wait(db, kind, &table, dry_run)?);
+        match table_wait(db, kind, &table, dry_run) {
+            Ok(o) => out.push(o),
+            // The server refused a statement (a view on a column, a value
+            // out of range…): said for this table, the others go on.
+            Err(e) if !e.is_retryable() => out.push(Outcome::Refused {
+                table: name,
+                reason: format!(
+                    "{e}; {}",
+                    match db.dialect() {
+                        Dialect::Mysql =>
+                            "the steps before it stay done (the version table says which)",
+                        _ => "the table is as it was",
+                    }
+                ),
+            }),
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }
