@@ -182,6 +182,9 @@ enum DbCmd {
         /// The name of the subscriber table (auth_db's, `www_authorize(realm, "subscriber")`).
         #[arg(long, default_value = "subscriber")]
         subscriber_table: String,
+        /// The name of the dispatcher table (the dispatcher's `table_name`).
+        #[arg(long, default_value = "dispatcher")]
+        dispatcher_table: String,
         /// The name of the domain table (the domain module's `domain_table`).
         #[arg(long, default_value = "domain")]
         domain_table: String,
@@ -200,7 +203,7 @@ enum DbCmd {
     },
     /// Upgrade tables of an older OpenSIPS release (as the `version` table lists them)
     /// to OpenSIPS 3.4's versions where the step is mechanical; refuse the others
-    /// with the reason, leaving them as they are (MySQL/MariaDB).
+    /// with the reason, leaving them as they are (MySQL/MariaDB, PostgreSQL, SQLite).
     Migrate {
         /// The database URL.
         url: String,
@@ -231,6 +234,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             url,
             location_table,
             subscriber_table,
+            dispatcher_table,
             domain_table,
             uri_table,
             dbaliases_table,
@@ -241,6 +245,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
             for (kind, name) in [
                 ("location", location_table),
                 ("subscriber", subscriber_table),
+                ("dispatcher", dispatcher_table),
                 ("domain", domain_table),
                 ("uri", uri_table),
                 ("dbaliases", dbaliases_table),

@@ -387,3 +387,35 @@ fn a_refused_reload_leaves_the_sets_alone() {
         "{now}"
     );
 }
+
+/// A relative `list_file` is read from the script's directory (as
+/// Kamailio's ds_list_file, where the format comes from), not from the
+/// working directory lunasip was started in (an empty one here).
+#[test]
+fn relative_list_file_is_found_beside_the_script() {
+    let script = r#"config = {
+  listen = { "udp:127.0.0.1:{PORT}" },
+  modules = { dispatcher = { list_file = "dispatcher.list" } },
+}
+function route.main()
+  local inl = sip.dispatcher.ds_is_in_list("127.0.0.1", 5999, 2)
+  sip.sl.sl_send_reply(200, "in=" .. tostring(inl))
+end
+"#;
+    let port = free_port();
+    let proxy = Proxy::try_start_beside(
+        "script.lua",
+        script,
+        port,
+        &[("dispatcher.list", "2 sip:127.0.0.1:5999\n")],
+    )
+    .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
+    let msg = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5998;rport;branch=z9hG4bK-ds9\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: ds-9\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let reply = udp_exchange(
+        &format!("127.0.0.1:{port}"),
+        msg,
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_else(|| panic!("no reply: {}", proxy.log_text()));
+    assert!(reply.contains("in=true"), "{reply}");
+}

@@ -384,3 +384,63 @@ end
         .expect("no db_url");
     assert!(e.contains("partition 'inbound' has no db_url"), "{e}");
 }
+
+/// OpenSIPS permissions.c get_pathname: an opensips.cfg naming its rule
+/// files without a '/' (the default pair and a basename argument) finds
+/// them in its own directory, not in the working directory lunasip was
+/// started from (here an empty one of its own).
+#[test]
+fn relative_rule_files_are_found_beside_the_config() {
+    let port = free_port();
+    let cfg = r#"listen=udp:127.0.0.1:{PORT}
+loadmodule "sl.so"
+loadmodule "permissions.so"
+modparam("permissions", "default_allow_file", "rules.allow")
+modparam("permissions", "default_deny_file", "rules.deny")
+
+route {
+    if (!allow_routing()) {
+        sl_send_reply(403, "default pair denies");
+        exit;
+    }
+    if (!allow_routing("dial")) {
+        sl_send_reply(403, "dial pair denies");
+        exit;
+    }
+    sl_send_reply(200, "allowed");
+}
+"#;
+    let p = Proxy::try_start_beside(
+        "opensips.cfg",
+        cfg,
+        port,
+        &[
+            ("rules.allow", "\"^sip:boss@\" : ALL\n"),
+            ("rules.deny", "ALL : \"^sip:900[0-9]*@\"\n"),
+            ("dial.allow", "# nothing\n"),
+            ("dial.deny", "ALL : \"^sip:premium@\"\n"),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("lunasip did not start:\n{log}"));
+    let ask_as = |from: &str, to: &str| ask(port, "127.0.0.1", &options(from, to, ""));
+    assert_eq!(
+        ask_as("sip:alice@127.0.0.1", "sip:9001@127.0.0.1"),
+        "SIP/2.0 403 default pair denies",
+        "{}",
+        p.log_text()
+    );
+    assert_eq!(
+        ask_as("sip:boss@127.0.0.1", "sip:9001@127.0.0.1"),
+        "SIP/2.0 200 allowed"
+    );
+    assert_eq!(
+        ask_as("sip:alice@127.0.0.1", "sip:premium@127.0.0.1"),
+        "SIP/2.0 403 dial pair denies"
+    );
+    assert_eq!(
+        ask_as("sip:alice@127.0.0.1", "sip:bob@127.0.0.1"),
+        "SIP/2.0 200 allowed"
+    );
+    let log = p.stop();
+    assert!(!log.contains("not found: empty rule set"), "{log}");
+}

@@ -10,9 +10,11 @@ pub const KINDS: &[&str] = &[
     "version",
     "location",
     "subscriber",
+    "dispatcher",
     "domain",
     "uri",
     "dbaliases",
+    "address",
     "usr_preferences",
     "acc",
     "missed_calls",
@@ -96,6 +98,22 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
             };
             format!(
                 "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    username {text}(64) DEFAULT '' NOT NULL,\n    domain {text}(64) DEFAULT '' NOT NULL,\n    password {text}(25) DEFAULT '' NOT NULL,\n    email_address {text}(64) DEFAULT '' NOT NULL,\n    ha1 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha256 {text}(64) DEFAULT '' NOT NULL,\n    ha1_sha512t256 {text}(64) DEFAULT '' NOT NULL,\n    rpid {text}(64) DEFAULT NULL,\n    CONSTRAINT {cons} UNIQUE (username, domain){inline}\n){tail}"
+            )
+        }
+        ("dispatcher", d) => {
+            let (id, int, uint, text, tail) = match d {
+                Dialect::Mysql => (
+                    "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "INT",
+                    "INT(11) UNSIGNED",
+                    "CHAR",
+                    " ENGINE=InnoDB",
+                ),
+                Dialect::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "INTEGER", "INTEGER", "VARCHAR", ""),
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "INTEGER", "INTEGER", "CHAR", ""),
+            };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    setid {int} DEFAULT 0 NOT NULL,\n    destination {text}(192) DEFAULT '' NOT NULL,\n    socket {text}(128) DEFAULT NULL,\n    state {int} DEFAULT 0 NOT NULL,\n    probe_mode {uint} DEFAULT 0 NOT NULL,\n    weight {text}(64) DEFAULT 1 NOT NULL,\n    priority {int} DEFAULT 0 NOT NULL,\n    attrs {text}(128) DEFAULT '' NOT NULL,\n    description {text}(64) DEFAULT '' NOT NULL\n){tail}"
             )
         }
         ("domain", d) => {

@@ -391,13 +391,15 @@ pub fn read_config(
         super::config_blacklists::read_blacklists(&t).map_err(|m| err("blacklists", m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
     if let Ok(Value::Table(modules)) = t.get::<Value>("modules") {
-        prepared = crate::modules::prepare(&modules).map_err(|m| {
-            let m = m.to_string();
-            // The line of the key the message names (`config.modules.tm.x: …`).
-            let path = m.split([':', ' ']).next().unwrap_or("");
-            let key = path.rsplit('.').next().filter(|k| !k.is_empty());
-            err(key.unwrap_or("modules"), m.clone())
-        })?;
+        // File parameters are read relative to the script's directory.
+        prepared = super::cfg_path::with(&source.name, || crate::modules::prepare(&modules))
+            .map_err(|m| {
+                let m = m.to_string();
+                // The line of the key the message names (`config.modules.tm.x: …`).
+                let path = m.split([':', ' ']).next().unwrap_or("");
+                let key = path.rsplit('.').next().filter(|k| !k.is_empty());
+                err(key.unwrap_or("modules"), m.clone())
+            })?;
         if let Ok(Value::Table(tm)) = modules.get::<Value>("tm") {
             let ms =
                 |k: &str| number(&tm, k).map_err(|m| err(k, format!("config.modules.tm: {m}")));

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod bit;
+pub mod cfg_path;
 pub mod check;
 mod config_blacklists;
 pub mod config_table;

@@ -8,6 +8,7 @@ pub mod link;
 pub mod mariadb;
 pub mod mysql;
 pub mod netns;
+pub mod olddb;
 pub mod rabbit;
 pub mod rpc;
 pub mod translated;
@@ -81,17 +82,17 @@ impl Proxy {
     }
 
     pub fn try_start_on(script: &str, port: u16) -> Result<Proxy, String> {
-        Self::try_start_with("script.lua", script, port, &[], &[])
+        Self::try_start_with("script.lua", script, port, &[], &[], &[])
     }
 
     /// [`Proxy::try_start_on`] with more `lunasip run` arguments.
     pub fn try_start_args(script: &str, port: u16, extra: &[&str]) -> Result<Proxy, String> {
-        Self::try_start_with("script.lua", script, port, extra, &[])
+        Self::try_start_with("script.lua", script, port, extra, &[], &[])
     }
 
     /// [`Proxy::try_start_on`] with extra environment variables.
     pub fn try_start_env(script: &str, port: u16, env: &[(&str, &str)]) -> Result<Proxy, String> {
-        Self::try_start_with("script.lua", script, port, &[], env)
+        Self::try_start_with("script.lua", script, port, &[], env, &[])
     }
 
     /// Writes `text` (with `{PORT}` replaced) as `file_name` (an
@@ -103,7 +104,19 @@ impl Proxy {
         port: u16,
         args: &[&str],
     ) -> Result<Proxy, String> {
-        Self::try_start_with(file_name, text, port, args, &[])
+        Self::try_start_with(file_name, text, port, args, &[], &[])
+    }
+
+    /// [`Proxy::try_start_file`] with `beside` (name, text) written in the
+    /// script's directory first; lunasip runs in another working directory
+    /// (an empty one of its own), so a file found is found beside the script.
+    pub fn try_start_beside(
+        file_name: &str,
+        text: &str,
+        port: u16,
+        beside: &[(&str, &str)],
+    ) -> Result<Proxy, String> {
+        Self::try_start_with(file_name, text, port, &[], &[], beside)
     }
 
     fn try_start_with(
@@ -112,10 +125,16 @@ impl Proxy {
         port: u16,
         args: &[&str],
         env: &[(&str, &str)],
+        beside: &[(&str, &str)],
     ) -> Result<Proxy, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(file_name);
         std::fs::write(&path, text.replace("{PORT}", &port.to_string())).expect("write script");
+        for (name, body) in beside {
+            std::fs::write(dir.path().join(name), body).expect("write file");
+        }
+        let cwd = dir.path().join("elsewhere");
+        std::fs::create_dir(&cwd).expect("working directory");
         let log = dir.path().join("lunasip.log");
         let logf = std::fs::File::create(&log).expect("log file");
         // The MI token file goes beside the script, not to /run/lunasip.
@@ -125,6 +144,11 @@ impl Proxy {
             .args(args)
             .env("LUNASIP_RUNTIME_DIR", dir.path())
             .envs(env.iter().copied())
+            .current_dir(if beside.is_empty() {
+                Path::new(".")
+            } else {
+                cwd.as_path()
+            })
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()

@@ -2,7 +2,6 @@
 //! parameter parsed and checked, nothing loaded, installed or connected.
 //! The sets are loaded and installed by [`Prepared::commit`].
 
-use std::path::PathBuf;
 
 use mlua::{Table, Value};
 
@@ -117,7 +116,12 @@ fn partition_conf(name: &str, t: &Table) -> Result<PartitionConf, String> {
         };
         Source::Db { url, table, retry }
     } else if let Some(f) = list_file {
-        Source::ListFile(PathBuf::from(f))
+        // A relative path is in the script's directory (as Kamailio's
+        // ds_list_file, where this file format comes from).
+        Source::ListFile(crate::script::cfg_path::from_script_dir(
+            &crate::script::cfg_path::dir(),
+            &f,
+        ))
     } else {
         let mut rows = Vec::new();
         if let Value::Table(sets) = t.get::<Value>("sets").map_err(|e| e.to_string())? {

@@ -59,7 +59,7 @@ static PARAMS: &[Param] = &[
     param("partitions", T, "none", "`name = { … }` per partition, each with the partition keys below; without it the top-level table is partition `default`."),
     param("sets", T, "none", "Partition key: `[setid] = { \"sip:a\", { uri = \"sip:b\", weight = 3, priority, state, socket, attrs, description } }`."),
     param("destinations", T, "none", "Partition key: rows with the columns of OpenSIPS's table (`setid`, `destination`, `weight`, …)."),
-    param("list_file", S, "none", "Partition key: an OpenSIPS dispatcher.list file."),
+    param("list_file", S, "none", "Partition key: an OpenSIPS dispatcher.list file (a relative path is in the script's directory)."),
     param("db_url", S, "none", "Partition key: `mysql://user:password@host:port/database` (TCP; no TLS)."),
     param("table_name", S, "dispatcher", "Partition key: the table, or `database.table`."),
     param("db_retry_interval", I, "5", "Partition key: seconds between attempts while the database cannot be read."),

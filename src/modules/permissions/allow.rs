@@ -4,7 +4,8 @@
 //! allowed otherwise (and always when both files are empty or missing).
 //! The default pair is `default_allow_file` / `default_deny_file`; a
 //! basename argument names `<basename>.allow` / `<basename>.deny`
-//! (`allow_suffix`, `deny_suffix`). Files are read once per config load
+//! (`allow_suffix`, `deny_suffix`); a name without '/' is in the
+//! script's directory (permissions.c get_pathname). Files are read once per config load
 //! (the default pair at load, the others at their first use) and kept.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use super::rules::Rules;
 use crate::mi::{Ctx, MiError, Params};
 use crate::modules::registrar::coded;
 use crate::script::api::pv_fmt;
+use crate::script::cfg_path;
 use crate::script::exports::Args;
 use crate::script::host::State;
 use crate::sip::nameaddr::Contacts;
@@ -44,6 +46,8 @@ pub struct Files {
     pub check_all_branches: bool,
     /// Pairs by basename, read at their first use.
     cache: Mutex<HashMap<String, Arc<Pair>>>,
+    /// The script's directory, where a basename without '/' is.
+    dir: String,
 }
 
 impl Default for Files {
@@ -82,7 +86,15 @@ impl Files {
             deny_suffix: deny_suffix.into(),
             check_all_branches,
             cache: Mutex::new(HashMap::new()),
+            dir: String::new(),
         }
+    }
+
+    /// Basenames without '/' are in `dir` (the script's directory, with
+    /// its trailing '/'; permissions.c get_pathname).
+    pub fn in_dir(mut self, dir: &str) -> Files {
+        self.dir = dir.to_string();
+        self
     }
 
     /// The pair of `basename` (None: the default pair).
@@ -93,9 +105,10 @@ impl Files {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.entry(b.to_string())
             .or_insert_with(|| {
+                let path = |sfx: &str| cfg_path::get_pathname(&self.dir, &format!("{b}{sfx}"));
                 Arc::new(Pair {
-                    allow: read_rules(&format!("{b}{}", self.allow_suffix)),
-                    deny: read_rules(&format!("{b}{}", self.deny_suffix)),
+                    allow: read_rules(&path(&self.allow_suffix)),
+                    deny: read_rules(&path(&self.deny_suffix)),
                 })
             })
             .clone()

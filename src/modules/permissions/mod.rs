@@ -25,6 +25,7 @@ use crate::modules::usrloc::cfg;
 use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::Value as PvValue;
 use crate::script::api::pv_fmt;
+use crate::script::cfg_path;
 use crate::script::exports::{Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
@@ -284,9 +285,22 @@ static COMMANDS: &[Command] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     conf: Option<PermConf>,
-    /// default_allow_file, default_deny_file, allow_suffix, deny_suffix,
-    /// check_all_branches: the files are read at commit.
-    files: Option<(String, String, String, String, bool)>,
+    /// The rule files, read at commit.
+    files: Option<FileParams>,
+    /// The script's directory, without settings.
+    dir: String,
+}
+
+/// The rule-file parameters, paths resolved.
+#[derive(Debug, Clone)]
+struct FileParams {
+    allow: String,
+    deny: String,
+    allow_suffix: String,
+    deny_suffix: String,
+    check_all_branches: bool,
+    /// The script's directory (`cfg_path::dir`).
+    dir: String,
 }
 
 const M: &str = "permissions";
@@ -329,7 +343,11 @@ fn partition_values(t: &mlua::Table) -> Result<Vec<String>, String> {
 
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let Some(t) = cfg::table(modules, M)? else {
-        return Ok(Prepared::default());
+        // No settings: no default pair, basenames still beside the script.
+        return Ok(Prepared {
+            dir: cfg_path::dir(),
+            ..Prepared::default()
+        });
     };
     let db_url = cfg::str(&t, M, "db_url")?;
     let address_table = cfg::str(&t, M, "address_table")?.unwrap_or_else(|| "address".into());
@@ -360,19 +378,24 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         Ok(v) => v.is_none_or(|n| n != 0),
         Err(_) => cfg::bool(&t, M, "check_all_branches")?.unwrap_or(true),
     };
-    let files = (
-        file("default_allow_file", "permissions.allow")?,
-        file("default_deny_file", "permissions.deny")?,
-        file("allow_suffix", ".allow")?,
-        file("deny_suffix", ".deny")?,
+    // permissions.c get_pathname: a name without '/' is in the script's
+    // directory (basename arguments too, at their first use).
+    let dir = cfg_path::dir();
+    let files = FileParams {
+        allow: cfg_path::get_pathname(&dir, &file("default_allow_file", "permissions.allow")?),
+        deny: cfg_path::get_pathname(&dir, &file("default_deny_file", "permissions.deny")?),
+        allow_suffix: file("allow_suffix", ".allow")?,
+        deny_suffix: file("deny_suffix", ".deny")?,
         check_all_branches,
-    );
+        dir,
+    };
     Ok(Prepared {
         conf: Some(PermConf {
             parts: out,
             files: Arc::default(),
         }),
         files: Some(files),
+        dir: String::new(),
     })
 }
 
@@ -381,15 +404,21 @@ impl Prepared {
     /// the reload, as in OpenSIPS).
     pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
         let Some(mut c) = self.conf else {
-            staged.put(PermConf::default());
+            staged.put(PermConf {
+                files: Arc::new(allow::Files::default().in_dir(&self.dir)),
+                ..PermConf::default()
+            });
             return Ok(());
         };
-        if let Some((a, d, asfx, dsfx, all)) = self.files {
+        if let Some(f) = self.files {
             let default = allow::Pair {
-                allow: allow::read_rules(&a),
-                deny: allow::read_rules(&d),
+                allow: allow::read_rules(&f.allow),
+                deny: allow::read_rules(&f.deny),
             };
-            c.files = Arc::new(allow::Files::new(default, &asfx, &dsfx, all));
+            c.files = Arc::new(
+                allow::Files::new(default, &f.allow_suffix, &f.deny_suffix, f.check_all_branches)
+                    .in_dir(&f.dir),
+            );
         }
         for p in &mut c.parts {
             p.db = Some(db::open(&p.db_url).map_err(|e| format!("permissions: partition {}: {e}", p.name))?);
@@ -409,8 +438,8 @@ static PARAMS: &[Param] = &[
     param("db_url", S, "none", "The database with the `address` table (mysql://, postgres://, sqlite:///path); read at start and by MI `address_reload`."),
     param("address_table", S, "address", "The table's name."),
     param("partition", S, "none", "More address tables: `\"name: db_url = URL; table_name = TABLE\"` (each part optional, inherited from db_url and address_table), or a list of such strings; `check_address`, `check_source_address`, `get_source_group` and the MI commands take the name. `default` is db_url + address_table."),
-    param("default_allow_file", S, "permissions.allow", "Allow rules of `allow_routing()` without argument (a missing file is an empty rule set; relative paths are from the working directory)."),
-    param("default_deny_file", S, "permissions.deny", "Deny rules of `allow_routing()` without argument."),
+    param("default_allow_file", S, "permissions.allow", "Allow rules of `allow_routing()` without argument (a missing file is an empty rule set; a name without '/' is in the script's directory, as OpenSIPS's permissions.c get_pathname puts it in its config file's; a name with '/' is used as given)."),
+    param("default_deny_file", S, "permissions.deny", "Deny rules of `allow_routing()` without argument (found as `default_allow_file`)."),
     param("check_all_branches", ParamKind::Int, "1", "1: `allow_routing` checks every branch too, and an allow rule lets `allow_register` skip the deny file for that contact."),
     param("allow_suffix", S, ".allow", "Suffix of the allow file of a basename argument."),
     param("deny_suffix", S, ".deny", "Suffix of the deny file of a basename argument."),
