@@ -251,6 +251,7 @@ fn parse_row(r: &Row, c: &super::DlgConf) -> Result<Dlg, String> {
         ping_pending: [false; 2],
         relayed: false,
         routes: Default::default(),
+        shtag: None,
     };
     for (p, _, v) in profs {
         let with_value = profiles::has_value_in(c, &p);

@@ -216,6 +216,7 @@ pub fn create(call: &mut Call, flags: u32, bind: Option<String>) -> Option<DlgRe
         ping_pending: [false; 2],
         relayed: false,
         routes: Default::default(),
+        shtag: None,
     };
     d.legs[CALLER] = store::Leg {
         tag: ftag,

@@ -23,6 +23,8 @@ pub const FLAG_PING_CALLER: u32 = 1 << 5;
 pub const FLAG_PING_CALLEE: u32 = 1 << 6;
 pub const FLAG_REINVITE_PING_CALLER: u32 = 1 << 11;
 pub const FLAG_REINVITE_PING_CALLEE: u32 = 1 << 12;
+/// OpenSIPS `DLG_FLAG_SELF_EXTENDED_TIMEOUT`: a backup prolonged it once.
+pub const FLAG_SELF_EXTENDED: u32 = 1 << 18;
 
 /// The two sides: the caller (leg 0) and the callee (leg 1).
 pub const CALLER: usize = 0;
@@ -79,6 +81,9 @@ pub struct Dlg {
     pub relayed: bool,
     /// Routes run on its events (`dlg_on_answer` and the like).
     pub routes: DlgRoutes,
+    /// `set_dlg_sharing_tag`: the clusterer sharing tag that says whether
+    /// this node is in charge of it.
+    pub shtag: Option<String>,
 }
 
 /// The `route[name]`s a dialog runs on its events (OpenSIPS dialog.c
@@ -339,6 +344,7 @@ mod tests {
             ping_pending: [false; 2],
             relayed: false,
             routes: Default::default(),
+            shtag: None,
         };
         d.legs[CALLER].tag = "a".into();
         d.legs[CALLEE].tag = "b".into();
