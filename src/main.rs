@@ -170,7 +170,7 @@ impl ReadArgs {
 #[derive(Subcommand)]
 enum DbCmd {
     /// Create OpenSIPS 3.4's `version`, `location`, `subscriber`, `domain`, `uri`,
-    /// `dbaliases`, `address`, `usr_preferences`, `acc`, `missed_calls` and `dialog`
+    /// `dbaliases`, `address`, `usr_preferences`, `acc`, `missed_calls`, `dialog` and `clusterer`
     /// tables (when missing)
     /// and record the table versions, on mysql://, postgres:// or sqlite:///path.
     Init {
@@ -254,6 +254,7 @@ fn db_cmd(cmd: DbCmd) -> Result<(), String> {
                 ("acc", "acc".to_string()),
                 ("missed_calls", "missed_calls".to_string()),
                 ("dialog", "dialog".to_string()),
+                ("clusterer", "clusterer".to_string()),
             ] {
                 let table = Ident::new(&name).map_err(|e| e.to_string())?;
                 for line in schema::init_wait(&pool, kind, &table).map_err(|e| e.to_string())? {

@@ -127,6 +127,26 @@ fn to_tag(reply: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Waits until the node of MI port `mi` has its link with node `id` Up
+/// (the first pings are answered).
+fn wait_up(mi: u16, id: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = rpc(mi, "clusterer_list", json!({}));
+        let up = list["result"]["Clusters"][0]["Nodes"]
+            .as_array()
+            .is_some_and(|n| {
+                n.iter()
+                    .any(|n| n["node_id"] == id && n["link_state"] == "Up")
+            });
+        if up {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs the call: INVITE to node 1, CANCEL and ACK to node 2; returns the
 /// nodes' logs (after shutdown) and node 2's `clusterer_list`.
 fn cancel_through_the_other_node(auto_cancel: bool) -> (String, String, Value) {
@@ -134,6 +154,7 @@ fn cancel_through_the_other_node(auto_cancel: bool) -> (String, String, Value) {
     let (b1, b2, mi1, mi2) = (free_port(), free_port(), free_port(), free_port());
     let n1 = Proxy::start(&node(1, b1, b2, mi1, ringer.port, auto_cancel, ""));
     let n2 = Proxy::start(&node(2, b2, b1, mi2, ringer.port, auto_cancel, ""));
+    wait_up(mi2, 1);
     let caller = Caller::new();
     let call_id = format!("anycast{}{}", auto_cancel as u8, caller.port);
     caller.send(n1.port, "INVITE", &call_id, "");
@@ -249,9 +270,9 @@ end
     };
     assert_eq!(reply(p.port, "OPTIONS", "rc1"), "SIP/2.0 200 rc -1");
     assert_eq!(reply(plain, "CANCEL", "rc2"), "SIP/2.0 200 rc -1");
-    // Node 4 is not listening: the first packet is queued (its link was
-    // never tried), its failure marks the link down, then sends fail.
-    assert_eq!(reply(p.port, "CANCEL", "rc3"), "SIP/2.0 200 rc 1");
+    // Node 4 is not listening: its link is never Up (pinged, then Down
+    // once the retries are spent), so nothing can be sent to it.
+    assert_eq!(reply(p.port, "CANCEL", "rc3"), "SIP/2.0 200 rc -3");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = rpc(mi, "clusterer_list", json!({}));
@@ -267,7 +288,7 @@ end
     }
     assert_eq!(reply(p.port, "CANCEL", "rc4"), "SIP/2.0 200 rc -3");
     let log = p.stop();
-    assert!(log.contains("unreachable"), "{log}");
+    assert!(log.contains("node [4] is down"), "{log}");
 }
 
 /// Settings OpenSIPS refuses are refused at start with the key named.
@@ -345,6 +366,7 @@ fn anycast_reply_reaching_the_other_node_goes_to_the_branchs_node() {
     let (b1, b2, mi1, mi2) = (free_port(), free_port(), free_port(), free_port());
     let n1 = Proxy::start(&node(1, b1, b2, mi1, callee_port, true, ""));
     let n2 = Proxy::start(&node(2, b2, b1, mi2, callee_port, true, ""));
+    wait_up(mi2, 1);
     let n1_addr: SocketAddr = format!("127.0.0.1:{}", n1.port).parse().unwrap();
     let caller = Caller::new();
     let call_id = format!("anycastreply{}", caller.port);

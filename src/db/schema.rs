@@ -19,6 +19,7 @@ pub const KINDS: &[&str] = &[
     "acc",
     "missed_calls",
     "dialog",
+    "clusterer",
 ];
 
 /// CREATE TABLE statements for a table of kind `kind` named `name`.
@@ -253,6 +254,35 @@ pub fn create(d: Dialect, kind: &str, name: &Ident) -> Option<String> {
             let long = if d == Dialect::Postgres { "TEXT" } else { "TEXT(512)" };
             format!(
                 "CREATE TABLE IF NOT EXISTS {name} (\n    dlg_id {id},\n    callid {text}(255) NOT NULL,\n    from_uri {text}(255) NOT NULL,\n    from_tag {text}(64) NOT NULL,\n    to_uri {text}(255) NOT NULL,\n    to_tag {text}(64) NOT NULL,\n    mangled_from_uri {text}(255) DEFAULT NULL,\n    mangled_to_uri {text}(255) DEFAULT NULL,\n    caller_cseq {text}(11) NOT NULL,\n    callee_cseq {text}(11) NOT NULL,\n    caller_ping_cseq {int} NOT NULL,\n    callee_ping_cseq {int} NOT NULL,\n    caller_route_set {long},\n    callee_route_set {long},\n    caller_contact {text}(255),\n    callee_contact {text}(255),\n    caller_sock {text}(64) NOT NULL,\n    callee_sock {text}(64) NOT NULL,\n    state {uint} NOT NULL,\n    start_time {uint} NOT NULL,\n    timeout {uint} NOT NULL,\n    vars {blob} DEFAULT NULL,\n    profiles {long} DEFAULT NULL,\n    script_flags {text}(255) DEFAULT NULL,\n    module_flags {uint} DEFAULT 0 NOT NULL,\n    flags {uint} DEFAULT 0 NOT NULL,\n    rt_on_answer {text}(64) DEFAULT NULL,\n    rt_on_timeout {text}(64) DEFAULT NULL,\n    rt_on_hangup {text}(64) DEFAULT NULL\n){tail}"
+            )
+        }
+        ("clusterer", d) => {
+            let (id, text, int, tail, cons) = match d {
+                Dialect::Mysql => (
+                    "INT(10) AUTO_INCREMENT PRIMARY KEY NOT NULL",
+                    "CHAR",
+                    "INT(10)",
+                    " ENGINE=InnoDB",
+                    "clusterer_idx".to_string(),
+                ),
+                Dialect::Postgres => (
+                    "SERIAL PRIMARY KEY NOT NULL",
+                    "VARCHAR",
+                    "INTEGER",
+                    "",
+                    format!("{}_clusterer_idx", base_of(name)),
+                ),
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL",
+                    "CHAR",
+                    "INTEGER",
+                    "",
+                    format!("{}_clusterer_idx", base_of(name)),
+                ),
+            };
+            let state = if d == Dialect::Mysql { "INT(1)" } else { "INTEGER" };
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name} (\n    id {id},\n    cluster_id {int} NOT NULL,\n    node_id {int} NOT NULL,\n    url {text}(64) NOT NULL,\n    state {state} DEFAULT 1 NOT NULL,\n    no_ping_retries {int} DEFAULT 3 NOT NULL,\n    priority {int} DEFAULT 50 NOT NULL,\n    sip_addr {text}(64),\n    flags {text}(64),\n    description {text}(64),\n    CONSTRAINT {cons} UNIQUE (cluster_id, node_id)\n){tail}"
             )
         }
         _ => return None,

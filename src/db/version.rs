@@ -17,6 +17,7 @@ pub const OPENSIPS_3_4: &[(&str, i64)] = &[
     ("acc", 7),
     ("missed_calls", 5),
     ("dialog", 12),
+    ("clusterer", 4),
 ];
 
 /// The version lunasip reads for a kind of table (`location`…).

@@ -268,7 +268,7 @@ fn comment_lines(c: &str) -> Vec<String> {
 
 /// Parameters given on several `modparam` lines that lunasip takes as a
 /// list (statistics `stat_series_profile`, tm `tw_append`, permissions
-/// `partition`, clusterer's node descriptions).
+/// `partition`, clusterer's node descriptions and sharing tags).
 fn repeatable(module: &str, name: &str) -> Option<&'static str> {
     match (module, name) {
         ("statistics", "stat_series_profile") => Some("stat_series_profile"),
@@ -278,6 +278,8 @@ fn repeatable(module: &str, name: &str) -> Option<&'static str> {
         // One line per node (clusterer node_info.c).
         ("clusterer", "neighbor_node_info" | "neighbor_info") => Some("neighbor_node_info"),
         ("clusterer", "my_node_info" | "current_info") => Some("my_node_info"),
+        // One line per tag (sharing_tags.c `shtag_modparam_func`).
+        ("clusterer", "sharing_tag") => Some("sharing_tag"),
         _ => None,
     }
 }

@@ -185,6 +185,7 @@ pub static ALL: &[Pv] = &[
     ro("err.rreason"),
     rw("branch").inner().index(),
     ro("ds"),
+    rw("cluster.sh_tag").inner(),
     ro("T_branch_idx"),
     ro("T_reply_code"),
     ro("T_ruri"),

@@ -60,6 +60,21 @@ impl Builder {
         Ok(())
     }
 
+    /// Appends bytes as they are (a received packet's fields, copied
+    /// when it is flooded on).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// The packet with no trailer (clusterer-internal packets carry the
+    /// cluster and source ids first instead), its length written.
+    pub fn finish(&self) -> Bytes {
+        let mut out = self.buf.clone();
+        let len = out.len() as u32;
+        out[4..8].copy_from_slice(&len.to_le_bytes());
+        Bytes::from(out)
+    }
+
     /// The packet for one destination: the clusterer's trailer appended
     /// and the length written.
     pub fn with_trailer(&self, cluster: i32, src: i32, dst: i32) -> Bytes {
@@ -80,14 +95,15 @@ pub fn announced_len(header: &[u8; 8]) -> Result<usize, BinError> {
         return Err(BinError::Marker);
     }
     let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if !(HEADER_SIZE + 2 + 4 + 12..=MAX_PACKET).contains(&len) {
+    if !(HEADER_SIZE + 2 + 4..=MAX_PACKET).contains(&len) {
         return Err(BinError::Length(len));
     }
     Ok(len)
 }
 
 /// A received packet: its capability, type and version, the clusterer
-/// trailer, and a reader over the module's fields.
+/// trailer (once [`Packet::pop_trailer`] took it), and a reader over the
+/// module's fields.
 #[derive(Debug, Clone)]
 pub struct Packet {
     pub capability: String,
@@ -96,6 +112,8 @@ pub struct Packet {
     pub cluster: i32,
     pub src: i32,
     pub dst: i32,
+    /// The whole packet as received (routed on unchanged).
+    pub frame: Bytes,
     body: Bytes,
     pos: usize,
 }
@@ -105,8 +123,8 @@ fn le_i32(b: &[u8]) -> i32 {
 }
 
 impl Packet {
-    /// Reads a whole packet (as [`announced_len`] framed it), trailer
-    /// included (clusterer.c `bin_rcv_mod_packets` pops it from the end).
+    /// Reads a whole packet (as [`announced_len`] framed it); the fields
+    /// after the type are read with [`Packet::int`] and [`Packet::str`].
     pub fn parse(frame: Bytes) -> Result<Packet, BinError> {
         if frame.len() < 8 {
             return Err(BinError::Truncated("header"));
@@ -120,22 +138,47 @@ impl Packet {
         let version = i16::from_le_bytes([frame[8], frame[9]]);
         let cap_len = u16::from_le_bytes([frame[10], frame[11]]) as usize;
         let type_at = HEADER_SIZE + 2 + cap_len;
-        if type_at + 4 + 12 > len {
+        if type_at + 4 > len {
             return Err(BinError::Truncated("capability"));
         }
         let capability = String::from_utf8_lossy(&frame[HEADER_SIZE + 2..type_at]).into_owned();
         let ptype = le_i32(&frame[type_at..]);
-        let t = len - 12;
         Ok(Packet {
             capability,
             ptype,
             version,
-            cluster: le_i32(&frame[t..]),
-            src: le_i32(&frame[t + 4..]),
-            dst: le_i32(&frame[t + 8..]),
-            body: frame.slice(type_at + 4..t),
+            cluster: 0,
+            src: 0,
+            dst: 0,
+            body: frame.slice(type_at + 4..),
+            frame,
             pos: 0,
         })
+    }
+
+    /// Takes the clusterer's trailer (cluster, source, destination) from
+    /// the end (clusterer.c `bin_rcv_mod_packets`, `bin_pop_back_int`).
+    pub fn pop_trailer(&mut self) -> Result<(), BinError> {
+        let n = self.body.len();
+        if n < self.pos + 12 {
+            return Err(BinError::Truncated("trailer"));
+        }
+        let t = n - 12;
+        self.cluster = le_i32(&self.body[t..]);
+        self.src = le_i32(&self.body[t + 4..]);
+        self.dst = le_i32(&self.body[t + 8..]);
+        self.body.truncate(t);
+        Ok(())
+    }
+
+    /// Where the reader is in the fields (bytes after the type).
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The fields' bytes up to `end` (to copy a packet that is flooded on).
+    pub fn fields(&self, end: usize) -> &[u8] {
+        &self.body[..end.min(self.body.len())]
     }
 
     /// OpenSIPS `bin_pop_int`.
@@ -181,6 +224,7 @@ mod tests {
         assert_eq!(u32::from_le_bytes([wire[4], wire[5], wire[6], wire[7]]) as usize, wire.len());
         assert_eq!(&wire[10..12], &7u16.to_le_bytes());
         let mut p = Packet::parse(wire).unwrap();
+        p.pop_trailer().unwrap();
         assert_eq!((p.capability.as_str(), p.ptype, p.version), ("tm-repl", 3, 0));
         assert_eq!((p.cluster, p.src, p.dst), (1, 2, 1));
         assert_eq!(p.int("a").unwrap(), 1);
@@ -206,7 +250,15 @@ mod tests {
         let at = w.len() - 16;
         w[at..at + 4].copy_from_slice(&[0xff, 0xff, 0, 0]);
         let mut p = Packet::parse(Bytes::from(w)).unwrap();
+        p.pop_trailer().unwrap();
         assert!(p.str("s").is_err());
+        // An internal packet: no trailer, the ids first.
+        let mut b = Builder::new("clusterer-internal", 0, 1, 0);
+        b.int(1);
+        b.int(2);
+        let mut p = Packet::parse(b.finish()).unwrap();
+        assert_eq!((p.int("c").unwrap(), p.int("s").unwrap()), (1, 2));
+        assert!(p.pop_trailer().is_err());
         assert!(Builder::new("x", 1, 0, 0).str(&vec![0; 70_000]).is_err());
     }
 }

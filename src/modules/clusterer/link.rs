@@ -1,127 +1,95 @@
-//! The BIN links between this node and its neighbours (OpenSIPS
-//! proto_bin: BIN packets over TCP). The listener and one sender task
-//! per neighbour run on the first worker's runtime: a route hands a
-//! packet over with a bounded `try_send` and never waits for the network.
-//! A neighbour's link is Probe until a connection is tried, Up while one
-//! is open, Down after one failed (tried again with the next packet).
+//! The BIN links between this node and the others (OpenSIPS proto_bin:
+//! BIN packets over TCP). The listener, the heartbeat timer and one
+//! sender task per node run on the first worker's runtime: anyone hands
+//! a packet over with a bounded `try_send` and never waits for the
+//! network. A packet that cannot be written is reported to the link
+//! state machine ([`super::proto::send_failed`]), as OpenSIPS learns it
+//! from `msg_send`. Packets are read on both the accepted connections
+//! and this node's own (a peer may answer on either).
 
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::bin::{announced_len, Builder, Packet};
-use super::{conf, Node, CAPABILITIES};
+use super::bin::{announced_len, Packet};
+use super::topo::{Out, EXTRA_CAP, INTERNAL_CAP};
+use super::{conf, proto, CAPABILITIES};
 use crate::proxy::worker::Worker;
 
-/// Packets waiting for one neighbour's link; past this, sends fail.
+/// Packets waiting for one node's link; past this, sends fail.
 const QUEUE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A link's state as MI `clusterer_list` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Probe = 0,
-    Up = 1,
-    Down = 2,
+/// One packet on a link's queue.
+pub struct Item {
+    pub bytes: Bytes,
+    /// A ping: its failure moves the link's retry states.
+    pub ping: bool,
 }
 
-impl LinkState {
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkState::Probe => "Probe",
-            LinkState::Up => "Up",
-            LinkState::Down => "Down",
-        }
-    }
-}
-
-/// One neighbour: where it is, its link's state, its queue.
-pub struct NodeLink {
-    pub node: Node,
-    state: AtomicU8,
-    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
-}
-
-impl NodeLink {
-    pub fn state(&self) -> LinkState {
-        match self.state.load(Ordering::Relaxed) {
-            1 => LinkState::Up,
-            2 => LinkState::Down,
-            _ => LinkState::Probe,
-        }
-    }
-
-    fn set(&self, s: LinkState) {
-        self.state.store(s as u8, Ordering::Relaxed);
-    }
+/// A sender task to start on the first worker.
+struct Spawn {
+    cluster: i32,
+    node: i32,
+    addr: SocketAddr,
+    tx: mpsc::Sender<Item>,
+    rx: mpsc::Receiver<Item>,
 }
 
 /// Long-lived state: the listener bound at `init` (handed to the first
-/// worker) and the neighbours' links.
+/// worker), each node's queue, and the way to start new senders.
 #[derive(Default)]
 pub struct Links {
     listener: Mutex<Option<std::net::TcpListener>>,
-    pub nodes: Mutex<Vec<Arc<NodeLink>>>,
+    senders: Mutex<HashMap<(i32, i32), mpsc::Sender<Item>>>,
+    spawn: Mutex<Option<mpsc::UnboundedSender<Spawn>>>,
+    pending: Mutex<Vec<Spawn>>,
 }
 
 fn links() -> Arc<Links> {
     crate::state::state::<Links>()
 }
 
-/// The neighbours' links now.
-pub fn all() -> Vec<Arc<NodeLink>> {
-    links().nodes.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// OpenSIPS clusterer `enum clusterer_send_ret`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendRet {
-    Success,
-    /// This node takes part in no such cluster.
-    CurrDisabled,
-    /// Every destination's link is down.
-    DestDown,
-    /// Nothing could be queued.
-    SendErr,
-}
-
 /// Binds this node's BIN listener (module `init`: a taken address stops
-/// the start, as in OpenSIPS) and makes the neighbours' links.
+/// the start, as in OpenSIPS).
 pub fn init() -> Result<(), String> {
     let c = conf();
-    let l = links();
     // One BIN listener serves every cluster of this node (OpenSIPS: one
     // `bin:` socket); `prepare` made sure the urls agree.
     if let Some(me) = c.me.first() {
         let sock = std::net::TcpListener::bind(me.addr)
             .map_err(|e| format!("clusterer: cannot listen on {}: {e}", me.url))?;
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-        *l.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock);
+        *links().listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock);
     }
-    let nodes = c
-        .neighbors
-        .iter()
-        .map(|n| {
-            Arc::new(NodeLink {
-                node: n.clone(),
-                state: AtomicU8::new(LinkState::Probe as u8),
-                tx: Mutex::new(None),
-            })
-        })
-        .collect();
-    *l.nodes.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
     Ok(())
 }
 
-/// In the first worker: accept BIN connections, start the senders.
+/// The heartbeat timer's period (clusterer_mod.c: the gcd of
+/// ping_interval, ping_timeout and node_timeout), in ms.
+fn tick_ms() -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let c = conf();
+    let g = gcd(u64::from(c.ping_interval) * 1000, u64::from(c.ping_timeout));
+    gcd(g, u64::from(c.node_timeout) * 1000).max(10)
+}
+
+/// In the first worker: accept BIN connections, start the senders and
+/// the heartbeat timer.
 pub fn child_init(rank: usize, worker: &Rc<Worker>) {
-    if rank != 0 {
+    if rank != 0 || conf().me.is_empty() {
         return;
     }
     let l = links();
@@ -133,10 +101,76 @@ pub fn child_init(rank: usize, worker: &Rc<Worker>) {
             Err(e) => tracing::error!("clusterer: BIN listener: {e}"),
         }
     }
-    for link in all() {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        *link.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        tokio::task::spawn_local(sender(link, rx));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Spawn>();
+    let w = worker.clone();
+    tokio::task::spawn_local(async move {
+        while let Some(s) = rx.recv().await {
+            tokio::task::spawn_local(sender(w.clone(), s));
+        }
+    });
+    for s in l.pending.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let _ = tx.send(s);
+    }
+    *l.spawn.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    let period = Duration::from_millis(tick_ms());
+    tokio::task::spawn_local(async move {
+        // The first pass at once: the links come up without waiting a
+        // whole period after the start.
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            proto::heartbeat();
+        }
+    });
+}
+
+/// Queues a packet on the link to its node (made on first use), never
+/// waiting; a full queue drops it with a warning.
+pub fn queue(o: Out) {
+    let l = links();
+    let key = (o.cluster, o.node);
+    let tx = {
+        let mut senders = l.senders.lock().unwrap_or_else(|e| e.into_inner());
+        match senders.get(&key) {
+            Some(tx) => tx.clone(),
+            None => {
+                let addr = {
+                    let t = proto::topology();
+                    let clusters = proto::lock(&t);
+                    clusters
+                        .iter()
+                        .find(|c| c.id == o.cluster)
+                        .and_then(|c| c.node(o.node))
+                        .map(|n| n.node.addr)
+                };
+                let Some(addr) = addr else { return };
+                let (tx, rx) = mpsc::channel(QUEUE);
+                senders.insert(key, tx.clone());
+                let s = Spawn {
+                    cluster: o.cluster,
+                    node: o.node,
+                    addr,
+                    tx: tx.clone(),
+                    rx,
+                };
+                let spawn = l.spawn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match spawn {
+                    Some(sp) => {
+                        let _ = sp.send(s);
+                    }
+                    None => l.pending.lock().unwrap_or_else(|e| e.into_inner()).push(s),
+                }
+                tx
+            }
+        }
+    };
+    let item = Item {
+        bytes: o.bytes,
+        ping: o.ping,
+    };
+    if tx.try_send(item).is_err() {
+        tracing::warn!("clusterer: queue to node {} full; packet dropped", o.node);
     }
 }
 
@@ -145,7 +179,18 @@ async fn accept(worker: Rc<Worker>, listener: tokio::net::TcpListener) {
         match listener.accept().await {
             Ok((stream, from)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::task::spawn_local(read_packets(worker.clone(), stream, from));
+                let (rd, mut wr) = stream.into_split();
+                // Answers to a node that does not know us go back on its
+                // connection (topology.c `handle_internal_msg_unknown`).
+                let (tx, mut rx) = mpsc::channel::<Item>(16);
+                tokio::task::spawn_local(async move {
+                    while let Some(i) = rx.recv().await {
+                        if wr.write_all(&i.bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::task::spawn_local(read_packets(worker.clone(), rd, from, tx));
             }
             Err(e) => {
                 tracing::warn!("clusterer: accept: {e}");
@@ -155,9 +200,14 @@ async fn accept(worker: Rc<Worker>, listener: tokio::net::TcpListener) {
     }
 }
 
-/// Reads BIN packets from one peer connection until it closes or sends
+/// Reads BIN packets from one connection until it closes or sends
 /// something that is not one.
-async fn read_packets(worker: Rc<Worker>, mut s: TcpStream, from: SocketAddr) {
+async fn read_packets<R: AsyncRead + Unpin>(
+    worker: Rc<Worker>,
+    mut s: R,
+    from: SocketAddr,
+    reply: mpsc::Sender<Item>,
+) {
     loop {
         let mut head = [0u8; 8];
         if s.read_exact(&mut head).await.is_err() {
@@ -177,7 +227,7 @@ async fn read_packets(worker: Rc<Worker>, mut s: TcpStream, from: SocketAddr) {
         }
         match Packet::parse(Bytes::from(buf)) {
             Ok(p) => {
-                dispatch(&worker, p, from);
+                dispatch(&worker, p, from, &reply);
                 worker.flush().await;
             }
             Err(e) => tracing::warn!("clusterer: from {from}: {e}"),
@@ -185,121 +235,69 @@ async fn read_packets(worker: Rc<Worker>, mut s: TcpStream, from: SocketAddr) {
     }
 }
 
-/// OpenSIPS clusterer.c `bin_rcv_mod_packets`: a module packet from a
-/// known neighbour, addressed to this node, goes to its capability.
-fn dispatch(worker: &Rc<Worker>, p: Packet, from: SocketAddr) {
-    let c = conf();
-    let Some(cap) = CAPABILITIES.iter().find(|k| k.name == p.capability) else {
-        // clusterer-internal (pings, topology) and unknown capabilities.
+/// proto_bin's dispatch by capability: the clusterer's own packets, then
+/// the modules' (clusterer.c `bin_rcv_mod_packets`), routed on when they
+/// are for another node.
+fn dispatch(worker: &Rc<Worker>, mut p: Packet, from: SocketAddr, reply: &mpsc::Sender<Item>) {
+    if p.capability == INTERNAL_CAP {
+        proto::on_internal(p, from).apply(Some(reply));
+        return;
+    }
+    let cap = CAPABILITIES.iter().find(|k| k.name == p.capability);
+    if cap.is_none() && p.capability != EXTRA_CAP {
         tracing::debug!("clusterer: ignored {} packet from {from}", p.capability);
         return;
-    };
-    if p.src == c.my_id {
-        tracing::error!("clusterer: packet from {from} claims this node's id {}", p.src);
+    }
+    if let Err(e) = p.pop_trailer() {
+        tracing::warn!("clusterer: from {from}: {e}");
         return;
     }
-    if !c.me.iter().any(|m| m.cluster == p.cluster) {
-        tracing::warn!("clusterer: packet from unknown cluster {}", p.cluster);
+    if !super::send::receive(&p, from) {
         return;
     }
-    let known = c
-        .neighbors
-        .iter()
-        .find(|n| n.cluster == p.cluster && n.node_id == p.src);
-    match known {
-        None => {
-            tracing::warn!("clusterer: packet from unknown node {} (cluster {})", p.src, p.cluster);
-            return;
-        }
-        Some(n) if n.addr.ip() != from.ip() => {
-            tracing::warn!("clusterer: packet of node {} from unknown source {from}", p.src);
-            return;
-        }
-        Some(_) => {}
+    match cap {
+        Some(cap) => (cap.on_packet)(worker, p),
+        None => super::shtag::on_extra(p),
     }
-    if p.dst != c.my_id {
-        tracing::warn!(
-            "clusterer: packet for node {} reached node {} (routing through nodes is not supported)",
-            p.dst,
-            c.my_id
-        );
-        return;
-    }
-    (cap.on_packet)(worker, p);
 }
 
-async fn sender(link: Arc<NodeLink>, mut rx: mpsc::Receiver<Bytes>) {
-    let mut conn: Option<TcpStream> = None;
-    while let Some(bytes) = rx.recv().await {
+async fn sender(worker: Rc<Worker>, s: Spawn) {
+    let Spawn {
+        cluster,
+        node,
+        addr,
+        tx,
+        mut rx,
+    } = s;
+    let mut conn: Option<tokio::net::tcp::OwnedWriteHalf> = None;
+    while let Some(item) = rx.recv().await {
         if conn.is_none() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(link.node.addr)).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    conn = Some(s);
+                    let (rd, wr) = s.into_split();
+                    tokio::task::spawn_local(read_packets(worker.clone(), rd, addr, tx.clone()));
+                    conn = Some(wr);
                 }
                 Ok(Err(e)) => {
-                    fail(&link, &e.to_string());
+                    failed(cluster, node, addr, item.ping, &e.to_string());
                     continue;
                 }
                 Err(_) => {
-                    fail(&link, "connect timed out");
+                    failed(cluster, node, addr, item.ping, "connect timed out");
                     continue;
                 }
             }
         }
         let Some(s) = conn.as_mut() else { continue };
-        match s.write_all(&bytes).await {
-            Ok(()) => link.set(LinkState::Up),
-            Err(e) => {
-                conn = None;
-                fail(&link, &e.to_string());
-            }
+        if let Err(e) = s.write_all(&item.bytes).await {
+            conn = None;
+            failed(cluster, node, addr, item.ping, &e.to_string());
         }
     }
 }
 
-fn fail(link: &NodeLink, why: &str) {
-    if link.state() != LinkState::Down {
-        tracing::warn!(
-            "clusterer: node {} ({}) unreachable: {why}",
-            link.node.node_id,
-            link.node.url
-        );
-    }
-    link.set(LinkState::Down);
-}
-
-/// OpenSIPS `cl_send_to` / `cl_send_all`: queues the packet, with the
-/// clusterer's trailer, to node `to` (None: every neighbour) of
-/// `cluster`. Never waits.
-pub fn send(cluster: i32, to: Option<i32>, packet: &Builder) -> SendRet {
-    let c = conf();
-    if !c.me.iter().any(|m| m.cluster == cluster) {
-        return SendRet::CurrDisabled;
-    }
-    let (mut matched, mut down, mut sent) = (false, true, false);
-    for link in all() {
-        let n = &link.node;
-        if n.cluster != cluster || to.is_some_and(|id| id != n.node_id) {
-            continue;
-        }
-        matched = true;
-        if link.state() != LinkState::Down {
-            down = false;
-        }
-        let tx = link.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(tx) = tx else { continue };
-        if tx.try_send(packet.with_trailer(cluster, c.my_id, n.node_id)).is_ok() {
-            sent = true;
-        } else {
-            tracing::warn!("clusterer: queue to node {} full; packet dropped", n.node_id);
-        }
-    }
-    match (matched, down, sent) {
-        (false, ..) if to.is_some() => SendRet::SendErr,
-        (false, ..) => SendRet::Success,
-        (true, true, _) => SendRet::DestDown,
-        (true, false, true) => SendRet::Success,
-        (true, false, false) => SendRet::SendErr,
-    }
+fn failed(cluster: i32, node: i32, addr: SocketAddr, ping: bool, why: &str) {
+    tracing::debug!("clusterer: cannot send to node [{node}] ({addr}): {why}");
+    proto::send_failed(cluster, node, ping);
 }

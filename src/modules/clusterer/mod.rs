@@ -1,34 +1,43 @@
 //! clusterer (OpenSIPS module of the same name, 3.4 `modules/clusterer/`):
 //! the nodes of the clusters this node belongs to, given in the
 //! configuration (`db_mode = 0`, `my_node_info`, `neighbor_node_info`),
-//! and BIN packets between them over TCP ([`link`], [`bin`]) for the
-//! modules' capabilities (tm's `tm-repl`). Pings, topology and sharing
-//! tags are not implemented: a neighbour's link is judged by its TCP
-//! connection. See docs/clusterer.md.
+//! BIN packets between them over TCP ([`link`], [`bin`]), pings and
+//! link states, the topology learned from the other nodes and routing
+//! through a next hop ([`proto`], [`topo`], [`send`]), sharing tags
+//! ([`shtag`]), and the modules' capabilities (tm's `tm-repl`). See
+//! docs/clusterer.md.
 
 pub mod bin;
+mod db;
+mod generic;
 pub mod link;
+mod mi;
 mod nodes;
+pub mod proto;
+pub mod send;
+pub mod shtag;
+pub mod topo;
 
-use serde_json::{json, Value};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::mi::{Command, Ctx, MiError, Params};
 use crate::modules::{cfg, param, Module, Param, ParamKind};
-pub use link::{send, SendRet};
 pub use nodes::Node;
+pub use send::{send, SendRet};
 
 /// A module's handler of the packets of one capability (OpenSIPS
 /// `register_capability`), on the first worker.
 pub struct Capability {
     pub name: &'static str,
+    /// The cluster it is registered in (0: none).
+    pub cluster: fn() -> i32,
     pub on_packet: fn(&Rc<crate::proxy::worker::Worker>, bin::Packet),
 }
 
 /// The capabilities packets are dispatched to, declared once.
 pub static CAPABILITIES: &[Capability] = &[Capability {
     name: crate::modules::tm::cluster::CAPABILITY,
+    cluster: || crate::modules::tm::cluster::conf().cluster,
     on_packet: crate::modules::tm::cluster::on_packet,
 }];
 
@@ -41,7 +50,26 @@ pub struct ClConf {
     pub me: Vec<Node>,
     /// The other nodes (`neighbor_node_info`).
     pub neighbors: Vec<Node>,
+    /// `db_mode` (0: the nodes come from the settings).
+    pub db_mode: i64,
+    /// The nodes of the `clusterer` table: node, row id, description,
+    /// enabled.
+    pub db_nodes: Vec<(Node, i32, Option<String>, bool)>,
+    /// This node's `state` per cluster in the table (enabled when absent).
+    pub me_enabled: std::collections::HashMap<i32, bool>,
+    /// `ping_interval` (s), `ping_timeout` (ms), `node_timeout` (s).
+    pub ping_interval: u32,
+    pub ping_timeout: u32,
+    pub node_timeout: u32,
+    /// `sharing_tag`s: (name, cluster, active).
+    pub sharing_tags: Vec<(String, i32, bool)>,
 }
+
+/// clusterer.h `DEFAULT_PING_INTERVAL`, `DEFAULT_PING_TIMEOUT`,
+/// `DEFAULT_NODE_TIMEOUT`.
+const PING_INTERVAL: u32 = 4;
+const PING_TIMEOUT: u32 = 1000;
+const NODE_TIMEOUT: u32 = 60;
 
 /// The settings in force (the registry of this thread's environment).
 pub fn conf() -> Arc<ClConf> {
@@ -57,6 +85,8 @@ pub fn my_id() -> i32 {
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     conf: ClConf,
+    /// With `db_mode` 1: the nodes are read from this table at commit.
+    db: Option<db::Source>,
 }
 
 const M: &str = "clusterer";
@@ -74,17 +104,42 @@ fn strings(t: &mlua::Table, key: &str) -> Result<Vec<String>, String> {
 
 /// Reads `config.modules.clusterer` (nothing bound yet).
 pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
-    let mut c = ClConf::default();
+    let mut c = ClConf {
+        ping_interval: PING_INTERVAL,
+        ping_timeout: PING_TIMEOUT,
+        node_timeout: NODE_TIMEOUT,
+        db_mode: 1,
+        ..ClConf::default()
+    };
     let Some(t) = cfg::table(modules, M)? else {
-        return Ok(Prepared { conf: c });
+        return Ok(Prepared { conf: c, db: None });
     };
     let e = |key: &str, m: String| format!("config.modules.clusterer.{key}: {m}");
+    // clusterer_mod.c `mod_init`: a value out of range is replaced by
+    // the default, with a warning.
+    let timing = |key: &str, min: i64, default: u32| -> Result<u32, String> {
+        match cfg::int(&t, M, key)? {
+            None => Ok(default),
+            Some(v) if v >= min && v <= i64::from(u32::MAX / 1000) => Ok(v as u32),
+            Some(v) => {
+                tracing::warn!("config.modules.clusterer.{key}: invalid value {v}, using the default {default}");
+                Ok(default)
+            }
+        }
+    };
+    c.ping_interval = timing("ping_interval", 1, PING_INTERVAL)?;
+    c.ping_timeout = timing("ping_timeout", 1, PING_TIMEOUT)?;
+    c.node_timeout = timing("node_timeout", 0, NODE_TIMEOUT)?;
+    for d in strings(&t, "sharing_tag")? {
+        c.sharing_tags.push(shtag::parse_param(&d).map_err(|m| e("sharing_tag", m))?);
+    }
     let db_mode = cfg::int(&t, M, "db_mode")?.unwrap_or(1);
+    c.db_mode = db_mode;
     if db_mode != 0 {
-        // OpenSIPS then reads the nodes from its `clusterer` table and
-        // ignores my_node_info/neighbor_node_info; lunasip reads no such
-        // table: this node is in no cluster (tm_replication_cluster says so).
-        return Ok(Prepared { conf: c });
+        // The nodes come from the `clusterer` table (read at commit);
+        // my_node_info/neighbor_node_info are ignored, as in OpenSIPS.
+        let src = db::prepare(&t, &mut c)?;
+        return Ok(Prepared { conf: c, db: Some(src) });
     }
     // OpenSIPS 2.x names: current_id, current_info, neighbor_info.
     let my_id = cfg::int(&t, M, "my_node_id")?.or(cfg::int(&t, M, "current_id")?);
@@ -126,7 +181,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
         }
         c.neighbors.push(n);
     }
-    Ok(Prepared { conf: c })
+    Ok(Prepared { conf: c, db: None })
 }
 
 impl Prepared {
@@ -135,52 +190,37 @@ impl Prepared {
         self.conf.my_id
     }
 
-    /// The clusters this node belongs to.
-    pub fn clusters(&self) -> Vec<i32> {
-        self.conf.me.iter().map(|n| n.cluster).collect()
+    /// The clusters this node belongs to (None: they are read from the
+    /// database at commit).
+    pub fn clusters(&self) -> Option<Vec<i32>> {
+        if self.db.is_some() {
+            return None;
+        }
+        Some(self.conf.me.iter().map(|n| n.cluster).collect())
     }
 
-    pub fn commit(self, staged: &mut crate::state::Staged) {
-        staged.put(self.conf);
+    /// With `db_mode` 1 reads the nodes (a failure stops the start, as
+    /// in OpenSIPS).
+    pub fn commit(self, staged: &mut crate::state::Staged) -> Result<(), String> {
+        let mut c = self.conf;
+        if let Some(src) = &self.db {
+            db::load(src, &mut c)?;
+        }
+        staged.put(c);
+        Ok(())
     }
 }
 crate::modules::staged_settings!(Prepared);
 
-/// Binds the listener once the first configuration is in force.
+/// Binds the listener once the first configuration is in force, and
+/// builds the clusters and the sharing tags.
 fn init() -> Result<(), String> {
-    link::init()
-}
-
-/// MI `clusterer_list` (OpenSIPS clusterer_mod.c): every cluster with
-/// its other nodes.
-fn mi_clusterer_list(_: &Ctx, _: &Params) -> Result<Value, MiError> {
+    link::init()?;
+    proto::init();
     let c = conf();
-    let links = link::all();
-    let clusters: Vec<Value> = c
-        .me
-        .iter()
-        .map(|me| {
-            let nodes: Vec<Value> = links
-                .iter()
-                .filter(|l| l.node.cluster == me.cluster)
-                .map(|l| {
-                    let state = l.state();
-                    json!({
-                        "node_id": l.node.node_id,
-                        "db_id": -1,
-                        "url": l.node.url,
-                        "link_state": state.name(),
-                        "state": "enabled",
-                        // Direct links only: a node is its own next hop.
-                        "next_hop": if state == link::LinkState::Down { "none".to_string() } else { l.node.node_id.to_string() },
-                        "description": "none",
-                    })
-                })
-                .collect();
-            json!({"cluster_id": me.cluster, "Nodes": nodes})
-        })
-        .collect();
-    Ok(json!({ "Clusters": clusters }))
+    let clusters: Vec<i32> = c.me.iter().map(|m| m.cluster).collect();
+    shtag::init(&c.sharing_tags, &clusters);
+    Ok(())
 }
 
 const I: ParamKind = ParamKind::Int;
@@ -188,26 +228,26 @@ const S: ParamKind = ParamKind::Str;
 
 static PARAMS: &[Param] = &[
     param("my_node_id", I, "none", "This node's id (else `node_id` of `my_node_info`).").also(&["current_id"]),
-    param("db_mode", I, "1", "0: the nodes are the ones `my_node_info`/`neighbor_node_info` describe. OpenSIPS's default 1 reads them from the `clusterer` table, which lunasip does not: with it the node is in no cluster."),
+    param("db_mode", I, "1", "0: the nodes are the ones `my_node_info`/`neighbor_node_info` describe; 1: the rows of the `clusterer` table (OpenSIPS 3.4 schema, version 4; `lunasip db init` creates it) of the clusters where `my_node_id` has a row, read at start."),
+    param("db_url", S, "none", "Database of the `clusterer` table (db_mode 1)."),
+    param("db_table", S, "clusterer", "Name of the nodes table."),
     param("my_node_info", S, "none", "This node in a cluster, `\"cluster_id=1,node_id=1,url=bin:127.0.0.1:5566\"` (a list for several clusters); lunasip listens for BIN packets on the url's TCP address.").also(&["current_info"]),
-    param("neighbor_node_info", S, "none", "Another node, in the same form (a list of them); properties `cluster_id`, `node_id`, `url` (`bin:IP:port`), and `priority`, `no_ping_retries`, `sip_addr`, `flags` accepted.").also(&["neighbor_info"]),
+    param("neighbor_node_info", S, "none", "Another node, in the same form (a list of them); properties `cluster_id`, `node_id`, `url` (`bin:IP:port`), `priority` (default 50; the lower is preferred as next hop), `no_ping_retries` (default 3), `sip_addr`, and `flags` accepted.").also(&["neighbor_info"]),
+    param("ping_interval", I, "4", "Seconds between pings to a node whose link is Up and that was sent nothing else meanwhile."),
+    param("ping_timeout", I, "1000", "Milliseconds a pong may take; past it the node is pinged again, `no_ping_retries` times, then its link is Down."),
+    param("node_timeout", I, "60", "Seconds before a node whose link is Down is pinged again."),
+    param("sharing_tag", S, "none", "A sharing tag and its state at start, `\"name/cluster_id=active\"` or `=backup` (a list for several)."),
 ];
-
-static MI: &[Command] = &[Command {
-    name: "clusterer_list",
-    help: "Lists the clusters this node belongs to and their other nodes, with the state of the link to each.",
-    module: "clusterer",
-    params: &[],
-    result: "`{\"Clusters\": [{\"cluster_id\", \"Nodes\": [{\"node_id\", \"db_id\", \"url\", \"link_state\" (Up, Down, Probe: not tried yet), \"state\", \"next_hop\", \"description\"}]}]}`",
-    handler: mi_clusterer_list,
-}];
 
 pub static MODULE: Module = Module {
     name: "clusterer",
-    table: None,
-    doc: "The nodes of a cluster and BIN packets between them over TCP (OpenSIPS clusterer and proto_bin), used by tm's `t_anycast_replicate`.",
+    table: Some("clusterer"),
+    doc: "The nodes of a cluster, their link states (pings), the topology learned from each other and BIN packets between them over TCP, routed through a next hop when two nodes are not linked (OpenSIPS clusterer and proto_bin); sharing tags; used by tm's `t_anycast_replicate`.",
     params: PARAMS,
-    mi: MI,
+    mi: mi::MI,
+    exports: mi::EXPORTS,
+    pvs: mi::PVS,
+    events: mi::EVENTS,
     init: Some(init),
     child_init: Some(link::child_init),
     setup: Some(|m| crate::modules::settings(prepare(m))),

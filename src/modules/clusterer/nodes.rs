@@ -19,8 +19,10 @@ pub struct Node {
     pub flags: Option<String>,
 }
 
-/// OpenSIPS `DEFAULT_NO_PING_RETRIES` (also the default priority).
+/// OpenSIPS `DEFAULT_NO_PING_RETRIES`.
 const DEFAULT_RETRIES: i32 = 3;
+/// node_info.h `DEFAULT_PRIORITY`.
+const DEFAULT_PRIORITY: i32 = 50;
 
 /// `bin:host:port` (the protocol may be left out); `host` an IP address.
 pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
@@ -49,7 +51,7 @@ pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
 /// current node when `my_node_id` gives it.
 pub fn parse(descr: &str, default_id: Option<i32>) -> Result<Node, String> {
     let (mut cluster, mut node_id, mut url) = (None, default_id, None);
-    let (mut priority, mut retries) = (DEFAULT_RETRIES, DEFAULT_RETRIES);
+    let (mut priority, mut retries) = (DEFAULT_PRIORITY, DEFAULT_RETRIES);
     let (mut sip_addr, mut flags) = (None, None);
     for part in descr.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part

@@ -226,7 +226,35 @@ const ANY_MSG: RouteMask = RouteMask::REQUEST
     .or(RouteMask::FAILURE)
     .or(RouteMask::ONREPLY);
 
+/// dialog.c `w_set_dlg_shtag`: the current dialog follows sharing tag
+/// `tag` of `dialog_replication_cluster` (1; without that cluster, 1 and
+/// nothing done; -1 without a dialog).
+fn set_dlg_sharing_tag(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
+    let tag = pv_fmt(lua, st, &a.str(0)?)?;
+    let cluster = conf().repl_cluster;
+    if cluster == 0 {
+        tracing::debug!("dialog: set_dlg_sharing_tag: dialog replication not configured");
+        return Ok(MultiValue::from_iter([true.into_lua(lua)?, 1.into_lua(lua)?]));
+    }
+    let Some(d) = current(st) else {
+        tracing::error!("dialog: set_dlg_sharing_tag: unable to fetch dialog");
+        return Ok(MultiValue::from_iter([false.into_lua(lua)?, (-1).into_lua(lua)?]));
+    };
+    // dlg_replication.c `set_dlg_shtag`: the tag is made (backup) if new.
+    crate::modules::clusterer::shtag::is_active(&tag, cluster);
+    lock(&d).shtag = Some(tag);
+    Ok(MultiValue::from_iter([true.into_lua(lua)?, 1.into_lua(lua)?]))
+}
+
 pub static EXPORTS: &[Export] = &[
+    Export {
+        name: "set_dlg_sharing_tag",
+        args: "(tag)",
+        returns: "ok, rc: 1 set (or `dialog_replication_cluster` unset: nothing done), -1 no dialog",
+        routes: R,
+        doc: "Binds the current dialog to clusterer sharing tag `tag` of `dialog_replication_cluster`: while the tag is backup on this node, the dialog's timeout sends no BYE and runs no `dlg_on_timeout` route (a backup with such a route waits ten minutes more, once), and no in-dialog pings are sent — the node holding the tag active does that.",
+        func: Func::Sync(set_dlg_sharing_tag),
+    },
     Export {
         name: "set_dlg_flag",
         args: "(flag)",

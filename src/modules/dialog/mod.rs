@@ -47,6 +47,9 @@ pub struct DlgConf {
     pub db_table: String,
     /// The pool of `db_url` (opened at commit).
     pub db: Option<crate::db::Db>,
+    /// `dialog_replication_cluster`: the cluster of the sharing tags
+    /// (0: none; dialogs are not replicated).
+    pub repl_cluster: i32,
 }
 
 impl std::fmt::Debug for DlgConf {
@@ -74,6 +77,7 @@ impl Default for DlgConf {
             db_url: None,
             db_table: "dialog".into(),
             db: None,
+            repl_cluster: 0,
         }
     }
 }
@@ -113,6 +117,12 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             return Err(format!("config.modules.dialog.rr_param: '{p}' is not a URI parameter name"));
         }
         c.rr_param = p;
+    }
+    if let Some(n) = cfg::int(&t, m, "dialog_replication_cluster")? {
+        c.repl_cluster = i32::try_from(n)
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("config.modules.dialog.dialog_replication_cluster: {n} is not a cluster id"))?;
     }
     if let Some(n) = cfg::int(&t, m, "options_ping_interval")? {
         c.ping_interval = u32::try_from(n)
@@ -216,6 +226,7 @@ static PARAMS: &[Param] = &[
     param("db_mode", I, "0", "0 dialogs in memory only; 1 each answered dialog is written to the `dialog` table when its state changes and deleted when it ends (queued, never waited for); 2 as 1 (OpenSIPS delays writes so workers do not wait on the database; lunasip's never do); 3 written at shutdown. With 1 or 3 the table is read at start: answered calls survive a restart."),
     param("db_url", S, "none", "Database of the `dialog` table (OpenSIPS 3.4 schema, version 12; `lunasip db init` creates it)."),
     param("table_name", S, "dialog", "Name of the dialog table."),
+    param("dialog_replication_cluster", I, "0", "The clusterer cluster whose sharing tags `set_dlg_sharing_tag` names; a dialog whose tag is backup on this node sends no BYE at its timeout, runs no `dlg_on_timeout` route and sends no pings (the node holding the tag active does). Dialogs themselves are not replicated."),
     param("options_ping_interval", I, "30", "Seconds between in-dialog OPTIONS pings of dialogs created with `P`/`p`; a ping answered 408 or 481 (or not at all) ends the dialog with BYEs."),
     param("reinvite_ping_interval", I, "300", "Seconds between re-INVITE pings of dialogs created with `R` (the caller) / `r` (the callee), counted from the ACK: an in-dialog INVITE with the SDP that side was last sent; a 2xx is ACKed, a 408 (or no answer) or 481 ends the dialog with BYEs both ways (`$DLG_end_reason` `Caller ReINVITE Ping Timeout` / `Callee ReINVITE Ping Timeout`)."),
 ];

@@ -41,6 +41,11 @@ pub fn reinvite_due(w: &Rc<Worker>, r: &DlgRef, now: Instant) {
         if d.state != store::CONFIRMED || !d.reinvite_pings() {
             return;
         }
+        // dlg_timer.c `dlg_reinvite_routine`: a backup node of the
+        // dialog's sharing tag does not ping.
+        if super::timer::is_backup(&d) {
+            return;
+        }
         let failed = [CALLER, CALLEE]
             .into_iter()
             .find(|l| d.flags & flag(*l) != 0 && d.legs[*l].reinvite == PING_FAIL);

@@ -23,6 +23,8 @@ pub const FLAG_PING_CALLER: u32 = 1 << 5;
 pub const FLAG_PING_CALLEE: u32 = 1 << 6;
 pub const FLAG_REINVITE_PING_CALLER: u32 = 1 << 11;
 pub const FLAG_REINVITE_PING_CALLEE: u32 = 1 << 12;
+/// OpenSIPS `DLG_FLAG_SELF_EXTENDED_TIMEOUT`: a backup prolonged it once.
+pub const FLAG_SELF_EXTENDED: u32 = 1 << 18;
 
 /// Where a leg's last in-dialog ping stands (OpenSIPS dlg_hash.h
 /// `DLG_PING_SUCCESS` / `_PENDING` / `_FAIL`): a ping goes out only
@@ -108,6 +110,9 @@ pub struct Dlg {
     pub relayed: bool,
     /// Routes run on its events (`dlg_on_answer` and the like).
     pub routes: DlgRoutes,
+    /// `set_dlg_sharing_tag`: the clusterer sharing tag that says whether
+    /// this node is in charge of it.
+    pub shtag: Option<String>,
 }
 
 /// The `route[name]`s a dialog runs on its events (OpenSIPS dialog.c
@@ -191,6 +196,7 @@ impl Dlg {
             reinvite_at: None,
             relayed: false,
             routes: Default::default(),
+            shtag: None,
         }
     }
 

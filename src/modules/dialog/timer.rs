@@ -154,10 +154,29 @@ fn run_route(w: &Rc<Worker>, r: &DlgRef, name: &str, after: Box<dyn FnOnce()>) -
 /// may give it more time (`$DLG_timeout`); else it ends (OpenSIPS
 /// dlg_handlers.c `dlg_ontimeout`).
 fn expire(w: &Rc<Worker>, r: &DlgRef) {
-    let (route, bye) = {
+    let (route, bye, backup, extended) = {
         let d = lock(r);
-        (d.routes.timeout.clone(), d.flags & store::FLAG_BYE_ON_TIMEOUT != 0)
+        (
+            d.routes.timeout.clone(),
+            d.flags & store::FLAG_BYE_ON_TIMEOUT != 0,
+            is_backup(&d),
+            d.flags & store::FLAG_SELF_EXTENDED != 0,
+        )
     };
+    if backup {
+        // dlg_handlers.c `dlg_ontimeout`: the node holding the sharing
+        // tag active decides; a backup with a timeout route waits ten
+        // minutes more, once, else ends the dialog without BYEs or route.
+        if route.is_some() && !extended {
+            let mut d = lock(r);
+            d.flags |= store::FLAG_SELF_EXTENDED;
+            d.deadline = Some(Instant::now() + Duration::from_secs(600));
+            return;
+        }
+        DIALOG.expired.inc();
+        end_with_byes(w, r, "Lifetime Timeout", false);
+        return;
+    }
     let ended = move |w: &Rc<Worker>, r: &DlgRef| {
         DIALOG.expired.inc();
         end_with_byes(w, r, "Lifetime Timeout", bye);
@@ -178,6 +197,16 @@ fn expire(w: &Rc<Worker>, r: &DlgRef) {
     if !run_route(w, r, &route, after) {
         tracing::warn!("dialog: route.{route} (dlg_on_timeout) is not defined");
         ended(w, r);
+    }
+}
+
+/// dlg_replication.c `get_shtag_state`: with `dialog_replication_cluster`,
+/// a dialog whose sharing tag is backup here is another node's to end.
+pub fn is_backup(d: &Dlg) -> bool {
+    let cluster = conf().repl_cluster;
+    match &d.shtag {
+        Some(tag) if cluster != 0 => !crate::modules::clusterer::shtag::is_active(tag, cluster),
+        _ => false,
     }
 }
 
@@ -212,6 +241,10 @@ fn tick(w: &Rc<Worker>, last_ping: &mut Instant) {
         }
         super::ping::reinvite_due(w, &r, now);
         if !ping_due || state < store::CONFIRMED_NA || state == store::DELETED {
+            continue;
+        }
+        // dlg_timer.c: a backup node of the dialog's sharing tag does not ping.
+        if is_backup(&lock(&r)) {
             continue;
         }
         let wanted = [

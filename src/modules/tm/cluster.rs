@@ -94,7 +94,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     let mut via = ClusterVia::default();
     if c.cluster > 0 {
         let cl = clusterer::prepare(modules)?;
-        if !cl.clusters().contains(&c.cluster) {
+        if cl.clusters().is_some_and(|cs| !cs.contains(&c.cluster)) {
             // OpenSIPS tm.c: tm then runs without cluster support
             // (`t_anycast_replicate` answers -3).
             tracing::warn!(

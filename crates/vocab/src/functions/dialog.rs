@@ -14,6 +14,7 @@ const MSG: RouteMask = RouteMask::REQUEST
     .or(RouteMask::ONREPLY);
 
 pub(super) static FUNCTIONS: &[Function] = &[
+    Function::new(M, T, "set_dlg_sharing_tag", &[Format], R),
     Function::new(M, T, "create_dialog", &[Optional(&Format)], R),
     Function::new(M, T, "match_dialog", &[Optional(&Int)], R),
     Function::new(M, T, "validate_dialog", &[], R),

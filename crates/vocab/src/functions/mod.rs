@@ -10,6 +10,7 @@ mod auth_db;
 mod avpops;
 mod cachedb_local;
 mod cfgutils;
+mod clusterer;
 mod core;
 mod dialog;
 mod dispatcher;
@@ -157,6 +158,7 @@ static MODULES: &[&[Function]] = &[
     maxfwd::FUNCTIONS,
     rr::FUNCTIONS,
     statistics::FUNCTIONS,
+    clusterer::FUNCTIONS,
     tm::FUNCTIONS,
     dispatcher::FUNCTIONS,
     cfgutils::FUNCTIONS,
