@@ -141,7 +141,11 @@ fn a_standing_queue_sheds_new_invites_while_in_dialog_requests_run() {
     assert_eq!(stat(mi, "core:shed_requests"), 40);
     assert_eq!(stat(mi, "core:overload_episodes"), 1);
     assert!(log.contains("overload: datagrams wait"), "{log}");
-    assert_eq!(stat(mi, "tm:UAS_transactions"), 0, "a shed call costs no transaction");
+    assert_eq!(
+        stat(mi, "tm:UAS_transactions"),
+        0,
+        "a shed call costs no transaction"
+    );
 
     // Caught up (the socket ran empty): new calls are taken again.
     s.send_to(request("INVITE", "after", "", 1, port).as_bytes(), to)
@@ -170,10 +174,13 @@ fn retransmitted_invites_cost_one_transaction_and_acks_of_503_end_before_the_scr
     uas.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut buf = [0u8; 8192];
-    let (n, from) = uas.recv_from(&mut buf).expect("the INVITE reaches the callee");
+    let (n, from) = uas
+        .recv_from(&mut buf)
+        .expect("the INVITE reaches the callee");
     let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(invite.starts_with("INVITE"), "{invite}");
-    uas.send_to(ringing(&invite).as_bytes(), from).expect("send");
+    uas.send_to(ringing(&invite).as_bytes(), from)
+        .expect("send");
     let got = drain(&s, Duration::from_millis(500), Duration::from_secs(5));
     assert!(got.iter().any(|r| r.starts_with("SIP/2.0 180")), "{got:?}");
 
@@ -183,7 +190,10 @@ fn retransmitted_invites_cost_one_transaction_and_acks_of_503_end_before_the_scr
     behind(&s, to, port, &rest);
     let got = drain(&s, Duration::from_millis(1500), Duration::from_secs(20));
     let log = proxy.log_text();
-    let taken: Vec<&String> = got.iter().filter(|r| r.contains("Call-ID: taken\r\n")).collect();
+    let taken: Vec<&String> = got
+        .iter()
+        .filter(|r| r.contains("Call-ID: taken\r\n"))
+        .collect();
     assert!(
         taken.iter().all(|r| r.starts_with("SIP/2.0 180")),
         "a retransmission gets the transaction's last reply again, never a 503\n{log}"
@@ -214,8 +224,11 @@ fn retransmitted_invites_cost_one_transaction_and_acks_of_503_end_before_the_scr
         to,
     )
     .expect("send");
-    s.send_to(request("ACK", "up-2", ";tag=callee", 1, port).as_bytes(), to)
-        .expect("send");
+    s.send_to(
+        request("ACK", "up-2", ";tag=callee", 1, port).as_bytes(),
+        to,
+    )
+    .expect("send");
     let at_uas = drain(&uas, Duration::from_millis(800), Duration::from_secs(5));
     let acks: Vec<&String> = at_uas.iter().filter(|m| m.starts_with("ACK")).collect();
     assert_eq!(acks.len(), 1, "{at_uas:?}");
