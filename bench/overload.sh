@@ -3,21 +3,31 @@
 # and callee) saturates before lunasip does, so the proxy is put in a CPU
 # cgroup capped at QUOTA % of one core: its highest sustainable rate M is
 # then well below SIPp's. The script
-#   1. finds M with find_max.sh (stateful script, capped proxy);
-#   2. for shedding off (overload_streak = 0) and on (overload_streak = S):
-#      starts one capped proxy and runs, against that same proxy, 30 s at
-#      1.5 x M and right after 20 s at 0.5 x M;
-#   3. prints, per phase, successful / failed calls and goodput (successful
-#      calls per second over the phase) as a share of M.
+#   1. finds M with find_max.sh (the stateful script as shipped: shedding
+#      on, `overload_queue_delay` at its default);
+#   2. for each mode in MODES (off: `overload_queue_delay = 0`; on: the
+#      default or -d DELAY): starts one capped proxy and runs, against that
+#      same proxy, 30 s at 1.5 x M and right after 20 s at 0.5 x M;
+#   3. prints, per phase, successful / failed calls, goodput (successful
+#      calls per second over the phase) as a share of M, and the load
+#      average.
 #
-#   bench/overload.sh [-q QUOTA_PCT] [-s STREAK] [-M MAX]   (defaults 25, 500, search)
+#   bench/overload.sh [-q QUOTA_PCT] [-p PERIOD_US] [-d DELAY_MS] [-M MAX] [-m "on off"]
+#   (defaults 25, 10000, the script's default, search, "off on")
+#
+# The CPU cap is QUOTA % of each PERIOD_US: a 10 ms period (rather than the
+# kernel's default 100 ms) keeps the capped proxy from sleeping 75 ms at a
+# time, which would look like a 75 ms queue at any load.
 #
 # Needs root (cgroup v1 cpu controller at /sys/fs/cgroup/cpu, or cgroup v2),
 # sip-tester and a release build (LUNASIP=path). Not part of CI.
 set -euo pipefail
-QUOTA=25 STREAK=500 MAX=""
-while getopts "q:s:M:" o; do
-  case $o in q) QUOTA=$OPTARG ;; s) STREAK=$OPTARG ;; M) MAX=$OPTARG ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
+QUOTA=25 PERIOD=10000 DELAY="" MAX="" MODES="off on"
+while getopts "q:p:d:M:m:" o; do
+  case $o in
+    q) QUOTA=$OPTARG ;; p) PERIOD=$OPTARG ;; d) DELAY=$OPTARG ;; M) MAX=$OPTARG ;; m) MODES=$OPTARG ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
+  esac
 done
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
@@ -29,25 +39,30 @@ log() { printf '%s overload: %s\n' "$(date +%T)" "$*" >&2; }
 if [ -d /sys/fs/cgroup/cpu ]; then
   CG=/sys/fs/cgroup/cpu/lunasip-overload
   mkdir -p "$CG"
-  echo 100000 > "$CG/cpu.cfs_period_us"
-  echo $((QUOTA * 1000)) > "$CG/cpu.cfs_quota_us"
+  echo "$PERIOD" > "$CG/cpu.cfs_period_us"
+  echo $((QUOTA * PERIOD / 100)) > "$CG/cpu.cfs_quota_us"
 else
   CG=/sys/fs/cgroup/lunasip-overload
   mkdir -p "$CG"
-  echo "$((QUOTA * 1000)) 100000" > "$CG/cpu.max"
+  echo "$((QUOTA * PERIOD / 100)) $PERIOD" > "$CG/cpu.max"
 fi
 trap 'rmdir "$CG" 2>/dev/null || true' EXIT
 
-# Scripts: the stateful bench script, and the same with shedding on.
-cp proxies/lunasip/stateful.lua "$work/off.lua"
-sed "s/^  children = 2,/  children = 2,\n  overload_streak = $STREAK,/" proxies/lunasip/stateful.lua > "$work/on.lua"
+# Scripts: the stateful bench script with shedding on (as shipped, or at
+# -d DELAY) and off.
+sed "s/^  children = 2,/  children = 2,\n  overload_queue_delay = 0,/" proxies/lunasip/stateful.lua > "$work/off.lua"
+if [ -n "$DELAY" ]; then
+  sed "s/^  children = 2,/  children = 2,\n  overload_queue_delay = $DELAY,/" proxies/lunasip/stateful.lua > "$work/on.lua"
+else
+  cp proxies/lunasip/stateful.lua "$work/on.lua"
+fi
 capped() { # capped SCRIPT: a proxy command for run.sh, in the cgroup
   echo "echo \$\$ > $CG/cgroup.procs && exec $LUNASIP run -c $1"
 }
 
 if [ -z "$MAX" ]; then
   log "finding the highest rate of the proxy capped at $QUOTA % of a core"
-  MAX=$(./find_max.sh -n 1 -S 500 -P 5 "overload-max-q$QUOTA" "$(capped "$work/off.lua")" 2>&1 |
+  MAX=$(./find_max.sh -n 1 -S 500 -P 5 "overload-max-q$QUOTA" "$(capped "$work/on.lua")" 2>&1 |
     tee "$work/find_max.log" | awk '/median/ {print $NF}' | tail -1)
   MAX=${MAX//[^0-9]/}
   [ -n "$MAX" ] || { log "find_max gave no rate: $work/find_max.log"; exit 2; }
@@ -66,10 +81,11 @@ phase() { # phase NAME RATE SECS -> prints "ok failed goodput"
   local ok failed
   ok=$(last "$work/$name.csv" 'SuccessfulCall(C)'); failed=$(last "$work/$name.csv" 'FailedCall(C)')
   awk -v ok="$ok" -v f="$failed" -v a="$t0" -v b="$t1" -v m="$MAX" -v n="$name" -v r="$rate" \
-    'BEGIN{g=ok/(b-a); printf "%-12s offered %5d/s  successful %6d  failed %6d  goodput %6.0f/s = %5.1f %% of M\n", n, r, ok, f, g, 100*g/m}'
+    -v la="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN{g=ok/(b-a); printf "%-12s offered %5d/s  successful %6d  failed %6d  goodput %6.0f/s = %5.1f %% of M  (load %s)\n", n, r, ok, f, g, 100*g/m, la}'
 }
 
-for mode in off on; do
+for mode in $MODES; do
   log "shedding $mode: one proxy, 30 s at 1.5 x M then 20 s at 0.5 x M"
   setsid bash -c "$(capped "$work/$mode.lua")" > "$work/proxy-$mode.log" 2>&1 < /dev/null &
   proxy=$!

@@ -74,10 +74,11 @@ pub struct Config {
     /// Bytes E_CORE_SHM_THRESHOLD measures against (lunasip `shm_memory`,
     /// in MB, OpenSIPS's `-m`); 0: the machine's memory.
     pub shm_memory: u64,
-    /// Datagrams a worker reads back to back (its socket never empty)
-    /// before it refuses new INVITEs with 503; 0: never (lunasip
-    /// `overload_streak`).
-    pub overload_streak: u32,
+    /// Queue delay past which the proxy is behind: once every datagram
+    /// read for this long waited longer than this in its socket's queue,
+    /// new INVITEs get 503 before routing until the queue drains
+    /// (`proxy::overload`); zero: never (lunasip `overload_queue_delay`, ms).
+    pub overload_queue_delay: Duration,
     /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
     /// address the kernel routes its destination from.
     pub mhomed: bool,
@@ -182,7 +183,7 @@ impl Default for Config {
             event_pkg_threshold: 0,
             event_shm_threshold: 0,
             shm_memory: 0,
-            overload_streak: 0,
+            overload_queue_delay: Duration::from_millis(100),
             worker_stall_timeout: Some(Duration::from_secs(10)),
             blacklists: Vec::new(),
             mi_http: Some(MiHttp::default()),

@@ -231,6 +231,7 @@ pub fn run_with(
     // Transactions: one table for all workers, one timer thread; fired
     // timers go to the worker queues.
     let tm = Arc::new(crate::proxy::tm::Tm::new(cfg.tm));
+    let load = Arc::new(crate::proxy::overload::Load::default());
     let mut timer_queues = Vec::with_capacity(cfg.children);
     let mut timer_rx = Vec::with_capacity(cfg.children);
     for _ in 0..cfg.children {
@@ -283,6 +284,7 @@ pub fn run_with(
     let mut threads = Vec::new();
     for ((id, socks), timers) in bound.into_iter().enumerate().zip(timer_rx) {
         let tm = tm.clone();
+        let load = load.clone();
         let reload = control.subscribe();
         let beats = beats.clone();
         let modules = modules.clone();
@@ -301,7 +303,8 @@ pub fn run_with(
                 ctx.add_current_thread(&format!("SIP worker {id}"), Some(id));
                 let _in = crate::state::enter(modules);
                 worker_main(
-                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, timers, beats,
+                    id, source, cfg, sockets, table, socks, stop, ready, reload, tm, load, timers,
+                    beats,
                 )
             })
             .map_err(|e| RunError::Start(format!("cannot start worker {id}: {e}")))?;
@@ -538,6 +541,7 @@ fn worker_main(
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     mut reload: tokio::sync::watch::Receiver<Arc<Source>>,
     tm: Arc<crate::proxy::tm::Tm>,
+    load: Arc<crate::proxy::overload::Load>,
     mut timers: tokio::sync::mpsc::UnboundedReceiver<crate::proxy::tm::wheel::TimerEvent>,
     beats: Option<Arc<Heartbeats>>,
 ) {
@@ -574,6 +578,7 @@ fn worker_main(
             tm,
             modules: crate::state::current(),
             tcp: table.clone(),
+            load,
         };
         let host = match Host::new(&source, env.clone()) {
             Ok(h) => h,

@@ -32,6 +32,7 @@ pub fn host_with(script: &str, f: impl FnOnce(&mut Config)) -> std::rc::Rc<Host>
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
         modules: lunasip::state::current(),
         tcp: Default::default(),
+        load: Default::default(),
     };
     Host::new(
         &lunasip::script::Source {

@@ -72,4 +72,9 @@ static STATS: &[StatDecl] = &[
     StatDecl::counter("4xx_replies", &SL.r4xx_replies, "Of those, 4xx replies."),
     StatDecl::counter("5xx_replies", &SL.r5xx_replies, "Of those, 5xx replies."),
     StatDecl::counter("6xx_replies", &SL.r6xx_replies, "Of those, 6xx replies."),
+    StatDecl::counter(
+        "received_ACKs",
+        &SL.received_acks,
+        "ACKs of replies sent statelessly, dropped before the script (OpenSIPS sl `sl_filter_ACK`).",
+    ),
 ];

@@ -99,6 +99,7 @@ fn two_registries_keep_their_own_module_settings() {
         tm: std::sync::Arc::new(crate::proxy::tm::Tm::new(Default::default())),
         modules,
         tcp: Default::default(),
+        load: Default::default(),
     };
     let (env_a, env_b) = (env(a.clone()), env(b.clone()));
     assert_eq!(env_a.module::<super::registrar::RegConf>().max_contacts, 3);

@@ -434,6 +434,9 @@ pub struct Env {
     /// Every open TCP connection (shared by the workers): registrar's
     /// `tcp_persistent_flag` keeps one open.
     pub tcp: Arc<crate::transport::tcp::TcpTable>,
+    /// Whether the process is behind on its sockets (shared by the
+    /// workers): new calls are refused meanwhile (`proxy::overload`).
+    pub load: Arc<crate::proxy::overload::Load>,
 }
 
 impl Env {

@@ -7,6 +7,7 @@ pub mod dest;
 pub mod detached;
 pub mod error;
 pub mod maxfwd;
+pub mod overload;
 pub mod phases;
 pub mod reply;
 pub mod rr;

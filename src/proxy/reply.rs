@@ -28,6 +28,27 @@ pub fn to_tag(m: &Message) -> String {
     format!("{h:016x}")
 }
 
+/// The current request is the ACK of a final reply this proxy sent
+/// statelessly: its To tag is the one [`to_tag`] gave that reply (the ACK
+/// of a non-2xx final keeps the INVITE's branch, CSeq number, Call-ID and
+/// From tag, RFC 3261 §17.1.1.3) and no INVITE transaction of ours is
+/// waiting for it (a reply sent through a transaction has the same tag,
+/// and its ACK is the transaction's). OpenSIPS sl.c `sl_filter_ACK`.
+pub fn is_local_ack(st: &Current) -> bool {
+    let call = st.call.borrow();
+    let Some(m) = call.msg.as_ref() else {
+        return false;
+    };
+    // Our tags are 16 hex digits: most ACKs (of a 2xx, tagged by the
+    // callee) are told apart here without hashing anything.
+    match m.to_tag() {
+        Some(tag) if tag.len() == 16 && tag == to_tag(m) => {}
+        _ => return false,
+    }
+    !crate::transaction::key::server_key(m, Some("INVITE"))
+        .is_some_and(|k| st.env.tm.server.contains_key(&k))
+}
+
 /// RFC 3261 §18.2.2 (with RFC 3581): a reply to a request goes back over the
 /// connection on streams; on UDP to the source IP (the `received`), at the
 /// source port when rport was asked for, else the Via port.

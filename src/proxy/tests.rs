@@ -40,6 +40,7 @@ impl Routes {
             tm: Arc::new(tm::Tm::new(Default::default())),
             modules: crate::state::current(),
             tcp: Default::default(),
+            load: Default::default(),
         };
         Routes {
             cur: Current::new(env),

@@ -70,9 +70,6 @@ pub struct Worker {
     spare: RefCell<Vec<Outgoing>>,
     /// Routes of this worker suspended on I/O now.
     suspended: Cell<usize>,
-    /// New INVITEs are refused with 503 before routing: the worker is
-    /// behind on its socket (`proxy::udp`, `overload_streak`).
-    pub shedding: Cell<bool>,
     /// The message being handled came from another cluster node
     /// ([`Worker::handle_replicated`]).
     replicating: Cell<bool>,
@@ -95,14 +92,18 @@ impl Worker {
             tcp,
             spare: RefCell::new(Vec::new()),
             suspended: Cell::new(0),
-            shedding: Cell::new(false),
             replicating: Cell::new(false),
         }
     }
 
-    /// `config.overload_streak` of the script running now.
-    pub fn overload_streak(&self) -> u32 {
-        self.host().current().env.config.overload_streak
+    /// `config.overload_queue_delay` of the script running now.
+    pub fn overload_queue_delay(&self) -> std::time::Duration {
+        self.host().current().env.config.overload_queue_delay
+    }
+
+    /// The process's overload state (`proxy::overload`).
+    pub fn load(&self) -> Arc<super::overload::Load> {
+        self.host().current().env.load.clone()
     }
 
     /// The current script host (a reload swaps it; a message in progress
@@ -257,11 +258,13 @@ impl Worker {
             .msg
             .as_ref()
             .is_some_and(|m| m.method_kind() == crate::sip::Method::Ack);
-        if self.shedding.get() && is_new_invite(st) {
-            // Overload: finishing the calls already up comes first; a new
-            // one is told to come back rather than left to retransmit.
-            CORE.shed_requests.inc();
-            reply::send_local_reply_with(st, 503, "Service Unavailable", "Retry-After: 5\r\n");
+        if is_ack && reply::is_local_ack(st) {
+            // OpenSIPS sl.c `sl_filter_ACK`: the ACK of a reply we sent
+            // statelessly ends here, before the script.
+            crate::stats::SL.received_acks.inc();
+            return;
+        }
+        if st.env.load.shedding() && super::overload::shed(st) {
             return;
         }
         if !is_ack && self.suspended.get() >= st.env.config.max_suspended {
@@ -566,15 +569,6 @@ impl Future for Parked {
         }
         r
     }
-}
-
-/// An INVITE that starts a dialog (no To tag).
-fn is_new_invite(st: &Current) -> bool {
-    st.call
-        .borrow()
-        .msg
-        .as_ref()
-        .is_some_and(|m| m.method_kind() == crate::sip::Method::Invite && m.to_tag().is_none())
 }
 
 /// What happens after a request route: a failed one is logged with the

@@ -64,6 +64,7 @@ pub fn check(source: &Source) -> Result<Checked, ScriptError> {
         tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
         modules: crate::state::Registry::new(),
         tcp: Default::default(),
+        load: Default::default(),
     };
     let host = Host::new(source, probe_env)?;
     let (config, modules) = read_config(&host, source)?;

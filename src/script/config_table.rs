@@ -344,10 +344,10 @@ pub fn read_config(
     if let Some(n) = number(&t, "shm_memory").map_err(|m| err("shm_memory", m.to_string()))? {
         cfg.shm_memory = n.saturating_mul(1024 * 1024);
     }
-    if let Some(n) =
-        number(&t, "overload_streak").map_err(|m| err("overload_streak", m.to_string()))?
+    if let Some(n) = number(&t, "overload_queue_delay")
+        .map_err(|m| err("overload_queue_delay", m.to_string()))?
     {
-        cfg.overload_streak = u32::try_from(n).unwrap_or(u32::MAX);
+        cfg.overload_queue_delay = Duration::from_millis(n);
     }
     cfg.log_event_level =
         read_log_event(&t).map_err(|m| err("log_event_enabled", m.to_string()))?;

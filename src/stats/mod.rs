@@ -132,6 +132,7 @@ stat_group! {
         resume_timeouts,
         slow_messages,
         shed_requests,
+        overload_episodes,
     }
 }
 
@@ -147,6 +148,7 @@ stat_group! {
         r4xx_replies,
         r5xx_replies,
         r6xx_replies,
+        received_acks,
     }
 }
 
@@ -392,7 +394,12 @@ pub static CORE_STATS: &[StatDecl] = &[
     StatDecl::counter(
         "shed_requests",
         &CORE.shed_requests,
-        "New INVITEs answered 503 before routing because their worker was behind on its socket (`overload_streak`).",
+        "New INVITEs answered 503 before routing because the proxy was behind on its sockets (`overload_queue_delay`).",
+    ),
+    StatDecl::counter(
+        "overload_episodes",
+        &CORE.overload_episodes,
+        "Times a socket fell behind: its datagrams waited longer than `overload_queue_delay` for that long (lunasip).",
     ),
 ];
 

@@ -26,6 +26,15 @@ impl<A: Copy + PartialEq, const N: usize> ActionList<A, N> {
         self.items.iter().flatten().copied()
     }
 
+    /// Takes every `a` out of the list.
+    pub fn remove(&mut self, a: A) {
+        for s in &mut self.items {
+            if *s == Some(a) {
+                *s = None;
+            }
+        }
+    }
+
     pub fn contains(&self, a: A) -> bool {
         self.iter().any(|x| x == a)
     }

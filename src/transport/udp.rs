@@ -1,9 +1,14 @@
 //! UDP sockets: one per worker and listen address, bound with SO_REUSEPORT
 //! so the kernel spreads datagrams over the workers without a shared lock.
 
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// Binds a non-blocking UDP socket for one worker. `rcvbuf` is a wish; the
 /// kernel caps it at `net.core.rmem_max`.
@@ -22,9 +27,61 @@ pub fn bind(addr: SocketAddr, rcvbuf: usize) -> io::Result<std::net::UdpSocket> 
     // A failed buffer resize is not fatal: the default still works.
     let _ = s.set_recv_buffer_size(rcvbuf);
     let _ = s.set_send_buffer_size(rcvbuf);
+    // The kernel stamps each datagram as it arrives, so the worker reading
+    // it knows how long it waited in the queue ([`recv_stamped`]). Without
+    // it (an old kernel) the age is unknown and no overload is seen.
+    if let Err(e) = setsockopt(&s, sockopt::ReceiveTimestampns, &true) {
+        tracing::warn!("udp {addr}: no receive timestamps ({e}): overload cannot be seen");
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// Reads one datagram from a non-blocking UDP socket with its age: how
+/// long it waited in the socket's queue (now minus the kernel's receive
+/// stamp, `SO_TIMESTAMPNS`); None when the kernel gave no stamp.
+/// `WouldBlock` when the socket is empty. `ctrl` is the caller's buffer
+/// for the stamp ([`stamp_buffer`]), kept from one read to the next.
+pub fn recv_stamped(
+    fd: RawFd,
+    buf: &mut [u8],
+    ctrl: &mut Vec<u8>,
+) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(ctrl), MsgFlags::empty())
+        .map_err(io::Error::from)?;
+    let mut stamp = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                stamp = Some(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32));
+            }
+        }
+    }
+    let addr = msg
+        .address
+        .as_ref()
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::V4((*v4).into()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram from no IP address"))?;
+    Ok((msg.bytes, addr, stamp.map(age)))
+}
+
+/// A control buffer with room for one receive stamp.
+pub fn stamp_buffer() -> Vec<u8> {
+    nix::cmsg_space!(nix::sys::time::TimeSpec)
+}
+
+/// Time since `then` (since the epoch, on the real-time clock the kernel
+/// stamps with); zero when the clock went back.
+fn age(then: Duration) -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(Duration::ZERO, |now| now.saturating_sub(then))
 }
 
 /// Binds a TCP listener for one worker (SO_REUSEPORT, as for UDP).

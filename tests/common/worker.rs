@@ -44,6 +44,7 @@ pub fn worker(routes: &str) -> Rc<Worker> {
         tm: Arc::new(lunasip::proxy::tm::Tm::new(Default::default())),
         modules,
         tcp: Default::default(),
+        load: Default::default(),
     };
     let host = Host::new(
         &Source {

@@ -403,7 +403,12 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
             if t.server_gens.current(ev.timer) != ev.gen {
                 return None;
             }
-            let acts = t.server.on_timer(ev.timer);
+            let mut acts = t.server.on_timer(ev.timer);
+            if st.env.load.shedding() {
+                // Behind on our sockets: the ACK is most likely waiting in
+                // our own queue; resending would only add to it.
+                acts.remove(crate::transaction::server::Action::Resend);
+            }
             if apply_server(tm, &txn, &mut t, acts, None, &mut call.outbox) {
                 tm.forget(&t);
             }
@@ -413,7 +418,13 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
             if b.gens.current(ev.timer) != ev.gen {
                 return None;
             }
-            let acts = b.client.on_timer(ev.timer);
+            let mut acts = b.client.on_timer(ev.timer);
+            if st.env.load.shedding() {
+                // Behind on our sockets: the answer is most likely waiting
+                // in our own queue. The timer keeps its schedule; only
+                // this copy is not sent (proxy::overload).
+                acts.remove(crate::transaction::client::Action::Retransmit);
+            }
             let (_, timed_out, ended) =
                 apply_client(tm, &txn, &mut t, i, acts, None, &mut call.outbox);
             if timed_out {
