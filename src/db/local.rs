@@ -47,8 +47,21 @@ thread_local! {
 
 /// Lets queries awaited on this thread run on it. Only for a thread
 /// whose one tokio runtime lives as long as the thread (the connections
-/// are bound to it): the SIP workers and the layer's own thread.
+/// are bound to it): the SIP workers. With `LUNASIP_DB_HANDOVER=1` in the
+/// environment (a switch for measuring, bench/RESULTS.md session 8) the
+/// workers hand their queries to the layer's thread instead, as lunasip
+/// did before.
 pub fn bind_thread() {
+    static HANDOVER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let handover = *HANDOVER
+        .get_or_init(|| std::env::var_os("LUNASIP_DB_HANDOVER").is_some_and(|v| v == "1"));
+    if !handover {
+        bind_layer_thread();
+    }
+}
+
+/// Binds the layer's own thread (always).
+pub(super) fn bind_layer_thread() {
     BOUND.with(|b| b.set(true));
 }
 

@@ -262,7 +262,7 @@ fn runtime() -> Result<&'static tokio::runtime::Handle, DbError> {
         std::thread::Builder::new()
             .name("db".into())
             .spawn(move || {
-                bind_thread();
+                local::bind_layer_thread();
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
