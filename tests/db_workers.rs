@@ -208,10 +208,7 @@ fn a_locked_table_holds_its_queries_while_registrations_go_on() {
         "the registrations waited for the lock: {during:?}"
     );
     assert!(worst < Duration::from_millis(1000), "{worst:?}");
-    assert_eq!(
-        db.sql("SELECT COUNT(*) FROM location"),
-        "20"
-    );
+    assert_eq!(db.sql("SELECT COUNT(*) FROM location"), "20");
     eprintln!("locked table: 16 registrations in {during:?} (worst {worst:?})");
 }
 
@@ -249,8 +246,5 @@ fn workers_reconnect_after_the_server_kills_their_connections() {
         !again.is_empty() && again.iter().all(|c| !held.contains(c)),
         "{held:?} then {again:?}"
     );
-    assert_eq!(
-        db.sql("SELECT COUNT(*) FROM location"),
-        "20"
-    );
+    assert_eq!(db.sql("SELECT COUNT(*) FROM location"), "20");
 }

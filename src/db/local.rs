@@ -53,8 +53,8 @@ thread_local! {
 /// did before.
 pub fn bind_thread() {
     static HANDOVER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let handover = *HANDOVER
-        .get_or_init(|| std::env::var_os("LUNASIP_DB_HANDOVER").is_some_and(|v| v == "1"));
+    let handover =
+        *HANDOVER.get_or_init(|| std::env::var_os("LUNASIP_DB_HANDOVER").is_some_and(|v| v == "1"));
     if !handover {
         bind_layer_thread();
     }
