@@ -17,7 +17,9 @@
 #       With -a the lunasip location table is in lunasip_bench too.
 # Env: LUNASIP (binary, default ../target/release/lunasip),
 #      DB_URL (default mysql://root@127.0.0.1:3306/test; with -a
-#      mysql://root@127.0.0.1:3306/lunasip_bench), PROXY_PORT (5060), UAC_PORT (5070).
+#      mysql://root@127.0.0.1:3306/lunasip_bench), PROXY_PORT (5060), UAC_PORT (5070),
+#      START_WAIT (seconds between starting the proxy and the load, default 1;
+#      more when LUNASIP is a wrapper that runs it under valgrind).
 set -euo pipefail
 mode=0 n=20000 rate=2000 kam=0 auth=0 users=10000
 while getopts "m:n:r:kau:" o; do
@@ -109,7 +111,7 @@ else
   "$bin" run -c "$work/reg.lua" 2>"$work/log" &
 fi
 pid=$!
-sleep 1
+sleep "${START_WAIT:-1}"
 # Kamailio forks its workers: sum every process of the tree.
 cpu() {
   local t=0 p

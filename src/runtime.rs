@@ -554,6 +554,8 @@ fn worker_main(
     });
     crate::stats::bind_thread(id);
     crate::logging::bind_worker(id);
+    // Queries awaited here run on this worker's own connections.
+    crate::db::bind_thread();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

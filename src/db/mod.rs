@@ -3,17 +3,22 @@
 //! chosen by its scheme — `mysql://` (mysql_async), `postgres://`
 //! (tokio-postgres), `sqlite:///path` (rusqlite on a thread of its own).
 //!
-//! A SIP worker never waits on a database: every query runs on the
-//! layer's own thread (a tokio runtime that owns all connections), and the
-//! caller awaits its answer, which suspends the route, not the worker.
-//! Threads outside any runtime (start-up, the MI thread, the CLI) use the
-//! `*_wait` forms. Queries take bound parameters only: SQL text is built
-//! from checked identifiers ([`Ident`]) and `?` placeholders, never from
-//! data. Each query has a time limit; a database that cannot be reached
-//! is not asked again before a growing back-off delay (100 ms doubling
-//! up to 10 s), so a dead server costs nothing per call. [`version`]
+//! A SIP worker never waits on a database, and never hands a query to
+//! another thread either: each worker is a tokio runtime of its own, and
+//! a query awaited there runs on that worker's own connections
+//! ([`local`]: a few per worker per `db_url`), so it suspends the route
+//! and costs no thread hop or wake-up. Threads outside any runtime
+//! (start-up, the MI thread, the CLI, the writers) use the `*_wait` forms,
+//! which run the query on the layer's own thread. SQLite blocks, so its
+//! statements always go to the file's own thread. Queries take bound
+//! parameters only: SQL text is built from checked identifiers
+//! ([`Ident`]) and `?` placeholders, never from data. Each query has a
+//! time limit; a database that cannot be reached is not asked again
+//! before a growing back-off delay (100 ms doubling up to 10 s), shared by
+//! every thread, so a dead server costs nothing per call. [`version`]
 //! checks OpenSIPS 3.4's `version` table.
 
+mod local;
 pub mod migrate;
 mod mysql;
 mod pg;
@@ -25,9 +30,11 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use local::{bind_thread, MYSQL_IDLE_KEPT, MYSQL_PER_THREAD};
 pub use value::{parse_civil as value_parse_civil, Row, Value};
 
 /// Default time limit of one query (connecting included).
@@ -131,28 +138,44 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-enum Backend {
-    Mysql(mysql::Pool),
-    Pg(Box<pg::Pool>),
+/// What a pool is, per backend: how a bound thread makes its own
+/// connections (MySQL, PostgreSQL), or the one thread of a SQLite file.
+enum Kind {
+    Mysql(mysql_async::Opts),
+    Pg(Box<tokio_postgres::Config>),
     Sqlite(sqlite::Handle),
 }
 
-/// When a database that could not be reached is asked again.
+/// When a database that could not be reached is asked again: lock-free,
+/// since every worker reads it before each query.
 #[derive(Default)]
 struct Backoff {
-    fails: u32,
-    until: Option<Instant>,
+    fails: AtomicU32,
+    /// Milliseconds since [`epoch`] before which nobody asks; 0: ask.
+    until_ms: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static E: OnceLock<Instant> = OnceLock::new();
+    *E.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
 }
 
 struct Inner {
+    /// Tells the pools of one bound thread apart.
+    id: usize,
     /// The URL with its password hidden.
     shown: String,
-    backend: Backend,
-    backoff: Mutex<Backoff>,
+    kind: Kind,
+    backoff: Backoff,
 }
 
 /// A pool for one `db_url`, shared by every module that names it (cheap
-/// to clone). Connections are made when first needed.
+/// to clone). Connections are made when first needed, per bound thread
+/// ([`bind_thread`]).
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -169,6 +192,7 @@ static POOLS: Mutex<Option<HashMap<String, Db>>> = Mutex::new(None);
 
 /// The pool of `url`, made on first use (nothing is connected yet).
 pub fn open(url: &str) -> Result<Db, DbError> {
+    static IDS: AtomicUsize = AtomicUsize::new(1);
     let mut g = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let map = g.get_or_insert_with(HashMap::new);
     if let Some(db) = map.get(url) {
@@ -182,12 +206,10 @@ pub fn open(url: &str) -> Result<Db, DbError> {
     let (scheme, _) = url
         .split_once("://")
         .ok_or_else(|| bad("no scheme (mysql://, postgres://, sqlite:///path)"))?;
-    let handle = runtime()?;
-    let _in_db_runtime = handle.enter();
-    let backend = match scheme {
-        "mysql" => Backend::Mysql(mysql::Pool::new(url, &shown)?),
-        "postgres" | "postgresql" => Backend::Pg(Box::new(pg::Pool::new(url, &shown)?)),
-        "sqlite" => Backend::Sqlite(sqlite::Handle::new(url, &shown)?),
+    let kind = match scheme {
+        "mysql" => Kind::Mysql(mysql::opts(url, &shown)?),
+        "postgres" | "postgresql" => Kind::Pg(Box::new(pg::config(url, &shown)?)),
+        "sqlite" => Kind::Sqlite(sqlite::Handle::new(url, &shown)?),
         other => {
             return Err(bad(&format!(
                 "unknown scheme '{other}' (mysql, postgres, sqlite)"
@@ -196,9 +218,10 @@ pub fn open(url: &str) -> Result<Db, DbError> {
     };
     let db = Db {
         inner: Arc::new(Inner {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             shown,
-            backend,
-            backoff: Mutex::new(Backoff::default()),
+            kind,
+            backoff: Backoff::default(),
         }),
         timeout: DEFAULT_TIMEOUT,
     };
@@ -229,7 +252,9 @@ pub fn check_url(url: &str) -> Result<Dialect, DbError> {
     }
 }
 
-/// The layer's runtime: one thread that owns every connection.
+/// The layer's own runtime: one bound thread that runs the queries of
+/// threads that have no runtime of their own (start-up, MI, CLI, the
+/// writers, tests).
 fn runtime() -> Result<&'static tokio::runtime::Handle, DbError> {
     static RT: OnceLock<Result<tokio::runtime::Handle, String>> = OnceLock::new();
     RT.get_or_init(|| {
@@ -237,6 +262,7 @@ fn runtime() -> Result<&'static tokio::runtime::Handle, DbError> {
         std::thread::Builder::new()
             .name("db".into())
             .spawn(move || {
+                local::bind_layer_thread();
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -272,10 +298,10 @@ impl Db {
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self.inner.backend {
-            Backend::Mysql(_) => Dialect::Mysql,
-            Backend::Pg(_) => Dialect::Postgres,
-            Backend::Sqlite(_) => Dialect::Sqlite,
+        match self.inner.kind {
+            Kind::Mysql(_) => Dialect::Mysql,
+            Kind::Pg(_) => Dialect::Postgres,
+            Kind::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
@@ -285,13 +311,14 @@ impl Db {
     }
 
     /// Runs a query that returns rows (`?` placeholders, `params` bound
-    /// in order). Awaitable from any runtime: it runs on the layer's own.
+    /// in order). Awaited on a SIP worker it runs on that worker's own
+    /// connections; awaited elsewhere, on the layer's thread.
     pub fn query(
         &self,
         sql: &str,
         params: Vec<Value>,
-    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + 'static {
-        let fut = self.spawn(sql, params, true);
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send + 'static {
+        let fut = self.start(sql, params, true);
         async move {
             match fut.await? {
                 Out::Rows(r) => Ok(r),
@@ -306,8 +333,8 @@ impl Db {
         &self,
         sql: &str,
         params: Vec<Value>,
-    ) -> impl Future<Output = Result<u64, DbError>> + 'static {
-        let fut = self.spawn(sql, params, false);
+    ) -> impl Future<Output = Result<u64, DbError>> + Send + 'static {
+        let fut = self.start(sql, params, false);
         async move {
             match fut.await? {
                 Out::Affected(n) => Ok(n),
@@ -340,44 +367,52 @@ impl Db {
         let db = self.clone();
         let sql = sql.to_string();
         runtime()?.spawn(async move {
-            let _ = tx.send(db.run(sql, params, rows).await);
+            let _ = tx.send(db.run(&sql, params, rows).await);
         });
         rx.recv()
             .map_err(|_| DbError::Internal("the query task ended without an answer".into()))?
     }
 
-    fn spawn(
+    /// The query, run where it is first polled: on a bound thread right
+    /// there; SQLite on its file's thread from anywhere; otherwise on the
+    /// layer's thread.
+    fn start(
         &self,
         sql: &str,
         params: Vec<Value>,
         rows: bool,
-    ) -> impl Future<Output = Result<Out, DbError>> + 'static {
+    ) -> impl Future<Output = Result<Out, DbError>> + Send + 'static {
         let db = self.clone();
         let sql = sql.to_string();
-        let started = runtime().map(|rt| rt.spawn(async move { db.run(sql, params, rows).await }));
         async move {
-            match started?.await {
+            if local::bound() || matches!(db.inner.kind, Kind::Sqlite(_)) {
+                return db.run(&sql, params, rows).await;
+            }
+            let task = runtime()?.spawn(async move { db.run(&sql, params, rows).await });
+            match task.await {
                 Ok(r) => r,
                 Err(e) => Err(DbError::Internal(format!("query task failed: {e}"))),
             }
         }
     }
 
-    /// On the layer's runtime: back-off, the query, its time limit.
-    async fn run(&self, sql: String, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+    /// On a bound thread (or any, for SQLite): back-off, the query, its
+    /// time limit.
+    async fn run(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
         let shown = &self.inner.shown;
-        if let Some(until) = self.backoff_until() {
-            let left = until.saturating_duration_since(Instant::now());
+        if let Some(left) = self.backoff_left() {
             return Err(DbError::Unreachable {
                 url: shown.clone(),
-                reason: format!("down, next try in {} ms", left.as_millis()),
+                reason: format!("down, next try in {left} ms"),
             });
         }
         let fut = async {
-            match &self.inner.backend {
-                Backend::Mysql(p) => p.run(&sql, params, rows).await,
-                Backend::Pg(p) => p.run(&sql, params, rows).await,
-                Backend::Sqlite(h) => h.run(sql.clone(), params, rows).await,
+            match &self.inner.kind {
+                Kind::Sqlite(h) => h.run(sql.to_string(), params, rows).await,
+                _ => match local::conns(&self.inner)? {
+                    local::Conns::Mysql(p) => p.run(sql, params, rows).await,
+                    local::Conns::Pg(p) => p.run(sql, params, rows).await,
+                },
             }
         };
         let r = match tokio::time::timeout(self.timeout, fut).await {
@@ -391,29 +426,34 @@ impl Db {
         r
     }
 
-    fn backoff_until(&self) -> Option<Instant> {
-        let b = self.inner.backoff.lock().unwrap_or_else(|e| e.into_inner());
-        b.until.filter(|u| *u > Instant::now())
+    /// Milliseconds left of a back-off in force.
+    fn backoff_left(&self) -> Option<u64> {
+        let until = self.inner.backoff.until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return None;
+        }
+        let now = now_ms();
+        (until > now).then(|| until - now)
     }
 
     /// Records whether the database answered, for the back-off.
     fn note(&self, r: &Result<Out, DbError>) {
-        let mut b = self.inner.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let b = &self.inner.backoff;
         match r {
             Err(DbError::Unreachable { reason, .. }) => {
-                b.fails = b.fails.saturating_add(1);
-                let ms = 100u64.saturating_mul(1 << b.fails.min(7)).min(10_000);
-                b.until = Some(Instant::now() + Duration::from_millis(ms));
+                let fails = b.fails.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                let ms = 100u64.saturating_mul(1 << fails.min(7)).min(10_000);
+                b.until_ms.store(now_ms() + ms, Ordering::Relaxed);
                 tracing::warn!(
                     "database {}: {reason}; next try in {ms} ms",
                     self.inner.shown
                 );
             }
             _ => {
-                if b.fails > 0 {
+                if b.fails.load(Ordering::Relaxed) > 0 && b.fails.swap(0, Ordering::Relaxed) > 0 {
+                    b.until_ms.store(0, Ordering::Relaxed);
                     tracing::info!("database {}: reachable again", self.inner.shown);
                 }
-                *b = Backoff::default();
             }
         }
     }

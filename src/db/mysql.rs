@@ -1,6 +1,7 @@
-//! The MySQL/MariaDB backend (OpenSIPS db_mysql): a mysql_async pool,
-//! made and used only on the layer's runtime. Statements with parameters
-//! go as prepared statements (bound values, never spliced into the text).
+//! The MySQL/MariaDB backend (OpenSIPS db_mysql): a mysql_async pool per
+//! bound thread (see `local`), used only on that thread's runtime.
+//! Statements with parameters go as prepared statements (bound values,
+//! never spliced into the text).
 
 use std::sync::Arc;
 
@@ -10,9 +11,10 @@ use mysql_async::Value as My;
 use super::value::{civil, from_civil};
 use super::{DbError, Out, Row, Value};
 
+#[derive(Clone)]
 pub struct Pool {
     pool: mysql_async::Pool,
-    shown: String,
+    shown: Arc<str>,
 }
 
 /// Checks a `mysql://user:password@host:port/database` URL.
@@ -22,36 +24,55 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The options every thread's pool of `url` is made with.
+pub fn opts(url: &str, shown: &str) -> Result<mysql_async::Opts, DbError> {
+    let opts = mysql_async::Opts::from_url(url).map_err(|e| DbError::BadUrl {
+        url: shown.to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut pool_opts = opts.pool_opts().clone();
+    let mut b = mysql_async::OptsBuilder::from_opts(opts);
+    // Stay on the TCP address given: the server's Unix socket may meet
+    // another authentication (Debian's root@localhost).
+    if !url.contains("prefer_socket=") {
+        b = b.prefer_socket(false);
+    }
+    // A connection going back to the pool is not reset (COM_RESET_CONNECTION
+    // also empties its prepared-statement cache, so every query cost a
+    // reset, a prepare and a close on top of the execute). lunasip keeps no
+    // session state on a connection: no transactions, variables or
+    // temporary tables. `?reset_connection=true` in the URL restores it.
+    if !url.contains("reset_connection=") {
+        pool_opts = pool_opts.with_reset_connection(false);
+    }
+    // Each bound thread (every SIP worker) has a pool of its own: up to
+    // MYSQL_PER_THREAD connections, of which MYSQL_IDLE_KEPT stay open
+    // while idle (the others close after MYSQL_IDLE_TTL unused), unless
+    // the URL says otherwise.
+    if !url.contains("pool_min=") && !url.contains("pool_max=") {
+        use super::local::{MYSQL_IDLE_KEPT, MYSQL_IDLE_TTL, MYSQL_PER_THREAD};
+        if let Some(c) = mysql_async::PoolConstraints::new(MYSQL_IDLE_KEPT, MYSQL_PER_THREAD) {
+            pool_opts = pool_opts.with_constraints(c);
+        }
+        if !url.contains("inactive_connection_ttl=") {
+            pool_opts = pool_opts.with_inactive_connection_ttl(MYSQL_IDLE_TTL);
+        }
+    }
+    Ok(b.pool_opts(pool_opts).into())
+}
+
 impl Pool {
-    /// Must run inside the layer's runtime (the pool spawns its tasks there).
-    pub fn new(url: &str, shown: &str) -> Result<Pool, DbError> {
-        let opts = mysql_async::Opts::from_url(url).map_err(|e| DbError::BadUrl {
-            url: shown.to_string(),
-            reason: e.to_string(),
-        })?;
-        let pool_opts = opts.pool_opts().clone();
-        let mut b = mysql_async::OptsBuilder::from_opts(opts);
-        // Stay on the TCP address given: the server's Unix socket may meet
-        // another authentication (Debian's root@localhost).
-        if !url.contains("prefer_socket=") {
-            b = b.prefer_socket(false);
+    /// A pool of this thread (its connections live on the runtime of the
+    /// thread that first uses it).
+    pub fn new(opts: mysql_async::Opts, shown: &str) -> Pool {
+        Pool {
+            pool: mysql_async::Pool::new(opts),
+            shown: Arc::from(shown),
         }
-        // A connection going back to the pool is not reset (COM_RESET_CONNECTION
-        // also empties its prepared-statement cache, so every query cost a
-        // reset, a prepare and a close on top of the execute). lunasip keeps no
-        // session state on a connection: no transactions, variables or
-        // temporary tables. `?reset_connection=true` in the URL restores it.
-        if !url.contains("reset_connection=") {
-            b = b.pool_opts(pool_opts.with_reset_connection(false));
-        }
-        Ok(Pool {
-            pool: mysql_async::Pool::new(b),
-            shown: shown.to_string(),
-        })
     }
 
     fn err(&self, e: mysql_async::Error) -> DbError {
-        let url = self.shown.clone();
+        let url = self.shown.to_string();
         match e {
             mysql_async::Error::Server(e) => DbError::Query {
                 url,

@@ -1,6 +1,8 @@
-//! The PostgreSQL backend (OpenSIPS db_postgres): a few tokio-postgres
-//! connections used in turn, each with its prepared statements, made and
-//! driven on the layer's runtime. Parameters are bound with the types the
+//! The PostgreSQL backend (OpenSIPS db_postgres): per bound thread (see
+//! `local`) a few tokio-postgres connections, each with its prepared
+//! statements, made and driven on that thread's runtime; a query takes
+//! the first free one that is connected, so a thread opens a second only
+//! while the first is busy. Parameters are bound with the types the
 //! server gives the statement's placeholders, so a module passes an
 //! integer for an INTEGER column and text for VARCHAR as on the others.
 
@@ -15,8 +17,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::value::{civil, from_civil};
 use super::{DbError, Out, Row, Value};
 
-/// Connections per URL.
-const CONNS: usize = 4;
+/// Connections per bound thread per URL.
+pub const CONNS: usize = 4;
 
 struct Conn {
     client: Client,
@@ -28,6 +30,16 @@ pub struct Pool {
     conns: Vec<tokio::sync::Mutex<Option<Conn>>>,
     next: AtomicUsize,
     shown: String,
+}
+
+/// Checks and reads a `postgres://` URL.
+pub fn config(url: &str, shown: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| DbError::BadUrl {
+        url: shown.to_string(),
+        reason: format!("{e}"),
+    })?;
+    cfg.connect_timeout(Duration::from_secs(3));
+    Ok(cfg)
 }
 
 /// `?` placeholders as `$1, $2…` (outside quoted text).
@@ -59,18 +71,35 @@ pub fn numbered(sql: &str) -> String {
 type Param = Box<dyn ToSql + Sync + Send>;
 
 impl Pool {
-    pub fn new(url: &str, shown: &str) -> Result<Pool, DbError> {
-        let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| DbError::BadUrl {
-            url: shown.to_string(),
-            reason: format!("{e}"),
-        })?;
-        cfg.connect_timeout(Duration::from_secs(3));
-        Ok(Pool {
+    /// A pool of this thread (nothing connected yet).
+    pub fn new(cfg: tokio_postgres::Config, shown: &str) -> Pool {
+        Pool {
             cfg,
             conns: (0..CONNS).map(|_| tokio::sync::Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             shown: shown.to_string(),
-        })
+        }
+    }
+
+    /// The first free slot holding a connection, else the first free
+    /// one, else (all busy) the next in turn, waited for.
+    async fn slot(&self) -> tokio::sync::MutexGuard<'_, Option<Conn>> {
+        let mut empty = None;
+        for s in &self.conns {
+            if let Ok(g) = s.try_lock() {
+                if g.as_ref().is_some_and(|c| !c.client.is_closed()) {
+                    return g;
+                }
+                if empty.is_none() {
+                    empty = Some(g);
+                }
+            }
+        }
+        if let Some(g) = empty {
+            return g;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].lock().await
     }
 
     fn err(&self, e: tokio_postgres::Error) -> DbError {
@@ -88,8 +117,7 @@ impl Pool {
     }
 
     pub async fn run(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        let mut slot = self.conns[i].lock().await;
+        let mut slot = self.slot().await;
         if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
             let (client, conn) = self.cfg.connect(NoTls).await.map_err(|e| self.err(e))?;
             let shown = self.shown.clone();

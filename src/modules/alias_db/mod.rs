@@ -256,7 +256,7 @@ impl Prepared {
 const S: ParamKind = ParamKind::Str;
 
 static PARAMS: &[Param] = &[
-    param("db_url", S, "none", "The database with the `dbaliases` table (mysql://, postgres://, sqlite:///path)."),
+    param("db_url", S, "none", "The database with the `dbaliases` table (mysql://, postgres://, sqlite:///path). Each SIP worker queries it on connections of its own (MySQL: up to 8 per worker, 2 kept idle; PostgreSQL: up to 4), opened when first needed; docs/ARCHITECTURE.md, \"The database layer\"."),
     param("user_column", S, "username", "Column of the user an alias stands for."),
     param("domain_column", S, "domain", "Column of that user's domain."),
     param("alias_user_column", S, "alias_username", "Column of the alias user."),

@@ -296,7 +296,7 @@ static EXPORTS: &[Export] = &[
 const S: ParamKind = ParamKind::Str;
 
 static PARAMS: &[Param] = &[
-    param("db_url", S, "none", "The database with the subscriber table (mysql://, postgres://, sqlite:///path)."),
+    param("db_url", S, "none", "The database with the subscriber table (mysql://, postgres://, sqlite:///path). Each SIP worker queries it on connections of its own (MySQL: up to 8 per worker, 2 kept idle; PostgreSQL: up to 4), opened when first needed; docs/ARCHITECTURE.md, \"The database layer\"."),
     param("user_column", S, "username", "Column of the user name."),
     param("domain_column", S, "domain", "Column of the domain (matched with use_domain)."),
     param("password_column", S, "ha1", "Column of the MD5 HA1, or of the plain password with calculate_ha1."),

@@ -169,7 +169,7 @@ impl Prepared {
 const S: ParamKind = ParamKind::Str;
 
 static PARAMS: &[Param] = &[
-    param("db_url", S, "none", "The database (mysql://, postgres://, sqlite:///path); `\"2 mysql://…\"` gives it the id the functions' `db_id` argument names, and a list gives several."),
+    param("db_url", S, "none", "The database (mysql://, postgres://, sqlite:///path); `\"2 mysql://…\"` gives it the id the functions' `db_id` argument names, and a list gives several. Each SIP worker queries it on connections of its own (MySQL: up to 8 per worker, 2 kept idle; PostgreSQL: up to 4), opened when first needed; docs/ARCHITECTURE.md, \"The database layer\"."),
     param("avp_table", S, "usr_preferences", "The table of `avp_db_load`, `avp_db_store` and `avp_db_delete` when the name argument names none."),
     param("use_domain", ParamKind::Bool, "false", "Compare (and store) the domain of a URI source too, not only its user."),
     param("uuid_column", S, "uuid", "Column of the unique user id."),

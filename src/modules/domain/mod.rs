@@ -242,7 +242,7 @@ const S: ParamKind = ParamKind::Str;
 const I: ParamKind = ParamKind::Int;
 
 static PARAMS: &[Param] = &[
-    param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `domain` table (version 3)."),
+    param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `domain` table (version 3). Each SIP worker queries it on connections of its own (MySQL: up to 8 per worker, 2 kept idle; PostgreSQL: up to 4), opened when first needed; docs/ARCHITECTURE.md, \"The database layer\"."),
     param("db_mode", I, "0", "0: every check queries the table (the route waits); 1: the table is read into memory at start and by MI `domain_reload`."),
     param("domain_table", S, "domain", "The table's name."),
     param("domain_col", S, "domain", "The column holding the domain name."),

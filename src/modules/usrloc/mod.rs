@@ -249,7 +249,7 @@ const B: ParamKind = ParamKind::Bool;
 static PARAMS: &[Param] = &[
     param("db_mode", I, "0", "0 memory only, 1 write-through (a save waits for the database), 2 write-back (flushed every `timer_interval`), 3 database only (every lookup reads the table: several proxies share registrations)."),
     param("working_mode_preset", S, "none", "OpenSIPS 3.x presets: `single-instance-no-db`, `single-instance-sql-write-through`, `single-instance-sql-write-back`, `sql-only` (db_mode 0-3)."),
-    param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `location` table (version 1013)."),
+    param("db_url", S, "none", "`mysql://…`, `postgres://…` or `sqlite:///path` holding OpenSIPS 3.4's `location` table (version 1013). Each SIP worker queries it on connections of its own (MySQL: up to 8 per worker, 2 kept idle; PostgreSQL: up to 4), opened when first needed; docs/ARCHITECTURE.md, \"The database layer\"."),
     param("use_domain", B, "false", "The AoR is `user@domain` (username and domain columns), else the user part only."),
     param("nat_bflag", S, "none", "Branch flag (a number, or a name as `setbflag` takes it: `\"NAT\"`) saved with a contact registered from behind NAT and set again by lookup."),
     param("matching_mode", I, "0", "0: a REGISTER's contact replaces the binding with the same URI; 1: the same URI and Call-ID."),
