@@ -282,6 +282,38 @@ end"#,
 }
 
 #[test]
+fn exit_ends_the_route_from_a_sub_route_and_from_a_scripts_coroutine() {
+    // In the host's route coroutine sip.exit() yields it (prelude.lua);
+    // in the script's own coroutine it raises as before. Either way the
+    // route ends there, and the next messages run on fresh coroutines.
+    let w = worker(
+        r#"local function sub() sip.exit() end
+function route.main()
+  if sip.pv.ci == "pass" then
+    sip.sl.sl_send_reply(200, "passed")
+    return
+  end
+  if sip.pv.ci == "co" then
+    coroutine.wrap(function() sip.exit() end)()
+    sip.sl.sl_send_reply(500, "exit in a coroutine was swallowed")
+  end
+  sub()
+  sip.sl.sl_send_reply(500, "exit was swallowed")
+end"#,
+    );
+    for _ in 0..3 {
+        assert!(run(&w, INVITE, Proto::Udp).is_empty());
+        assert!(run(&w, &INVITE.replace("call-1@10.0.0.1", "co"), Proto::Udp).is_empty());
+        let out = run(&w, &INVITE.replace("call-1@10.0.0.1", "pass"), Proto::Udp);
+        assert!(
+            out[0].2.starts_with("SIP/2.0 200 passed\r\n"),
+            "{}",
+            out[0].2
+        );
+    }
+}
+
+#[test]
 fn errors_name_the_function_and_route_type_limits_apply() {
     let w = worker(
         r#"function route.main()

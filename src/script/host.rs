@@ -91,6 +91,10 @@ impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
         this.state.watchdog.after_run(&this.lua);
         this.state.suspendable.set(was);
         let r = match r {
+            // `sip.exit()`/`sip.drop()` yielded the route coroutine after
+            // marking the unwind (prelude.lua): the route ends here; the
+            // coroutine is never resumed, so it is not reused either.
+            Poll::Pending if this.state.call.borrow().unwind.is_some() => Ok((false, Value::Nil)),
             Poll::Pending => return Poll::Pending,
             Poll::Ready(r) => r,
         };

@@ -25,12 +25,33 @@ do
   end
 end
 
--- sip.exit() and sip.drop() mark the unwinding, then raise from Lua: an
--- error raised by a Rust function costs a traceback each time.
+-- The route coroutines (the host's, keys only: a weak table).
+local route_threads = setmetatable({}, { __mode = "k" })
+
+-- sip.exit() and sip.drop() mark the unwinding, then end the route. In a
+-- route coroutine of the host, where it can yield, it yields: the host
+-- sees the mark and ends the route there (the coroutine is not resumed).
+-- Elsewhere (a route run from Rust, a script's own coroutine) they raise
+-- from Lua: an error raised by a Rust function costs a traceback each
+-- time, and any error costs LuaJIT an unwind through the C frames
+-- (~14,000 instructions; bench/RESULTS.md, "Session 8").
 do
   local mark, raise = sip.__unwind, error
-  sip.exit = function() mark(false); raise("sip.exit: unwinding", 0) end
-  sip.drop = function() mark(true); raise("sip.drop: unwinding", 0) end
+  local running, yield, yieldable = coroutine.running, coroutine.yield, coroutine.isyieldable
+  local function in_route()
+    local co = running()
+    return co ~= nil and route_threads[co] ~= nil and yieldable ~= nil and yieldable()
+  end
+  sip.exit = function()
+    mark(false)
+    if in_route() then yield() end
+    raise("sip.exit: unwinding", 0)
+  end
+  sip.drop = function()
+    mark(true)
+    if in_route() then yield() end
+    raise("sip.drop: unwinding", 0)
+  end
 end
 
 package.loaded.sip = sip
@@ -41,7 +62,9 @@ package.loaded.sip = sip
 -- coroutine always ends cleanly and the host can reuse it.
 -- Not a tail call: a tail-called pcall has no name, and a traceback
 -- would search every global table for one.
+local running = coroutine.running
 return function(f, ...)
+  route_threads[running()] = true
   local ok, err = protected_call(f, ...)
   return ok, err
 end

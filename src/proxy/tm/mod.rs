@@ -20,6 +20,12 @@ mod uas;
 pub mod wheel;
 
 use dashmap::DashMap;
+
+/// The hasher of the transaction tables: keyed at random per process like
+/// std's SipHash (a peer chooses the branches, so the tables must resist
+/// flooding), at a third of its cost per lookup (bench/RESULTS.md,
+/// "Session 8").
+pub type KeyHasher = ahash::RandomState;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -50,8 +56,8 @@ pub enum BranchRole {
 
 /// Every transaction in flight, shared by all workers.
 pub struct Tm {
-    pub server: DashMap<TxnKey, TxnRef>,
-    pub client: DashMap<TxnKey, (TxnRef, BranchRole)>,
+    pub server: DashMap<TxnKey, TxnRef, KeyHasher>,
+    pub client: DashMap<TxnKey, (TxnRef, BranchRole), KeyHasher>,
     pub wheel: Arc<Wheel>,
     pub timers: Timers,
     next_id: AtomicU64,
@@ -68,8 +74,8 @@ impl Tm {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
         Tm {
-            server: DashMap::new(),
-            client: DashMap::new(),
+            server: DashMap::with_hasher(KeyHasher::new()),
+            client: DashMap::with_hasher(KeyHasher::new()),
             wheel: Arc::new(Wheel::default()),
             timers,
             next_id: AtomicU64::new(1),
