@@ -251,7 +251,11 @@ fn t_reply_by_callid_answers_the_invite_transaction() {
 end"#,
     );
     let out = run(&w, INVITE, Proto::Udp);
-    assert!(out.is_empty(), "t_newtran alone sends nothing: {out:?}");
+    let first: Vec<&str> = out.iter().map(|o| o.2.as_str()).collect();
+    assert!(
+        first.len() == 1 && first[0].starts_with("SIP/2.0 100 "),
+        "t_newtran alone answers a new INVITE 100 only (t_lookup.c auto_100trying): {first:?}"
+    );
     let info = INVITE
         .replace("INVITE sip:", "INFO sip:")
         .replace("CSeq: 1 INVITE", "CSeq: 1 INFO")

@@ -127,7 +127,7 @@ fn t_check_trans(lua: &Lua, st: &State, _a: Args) -> mlua::Result<MultiValue> {
 }
 
 fn t_newtran(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    ret(lua, relay::t_newtran(st).map_err(|e| a.err(e))?)
+    ret(lua, relay::t_newtran(st, true).map_err(|e| a.err(e))?)
 }
 
 fn t_reply(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
@@ -333,7 +333,7 @@ pub static MODULE: Module = Module {
             args: "()",
             returns: "true if created (false for a retransmission)",
             routes: RouteMask::REQUEST,
-            doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`.",
+            doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`. A new INVITE transaction answers 100 Trying at once, as OpenSIPS's `auto_100trying`. False on a retransmission of a request whose transaction exists (its last reply is sent again).",
             func: Func::Sync(t_newtran),
         },
         Export {

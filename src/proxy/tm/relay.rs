@@ -261,23 +261,34 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
     // not with t_relay's 0x01 (OpenSIPS 1.x "no 100 Trying").
     {
         let mut call = st.call.borrow_mut();
-        let mut t = lock(&txn);
-        let flags = call.tm.relay_flags;
-        t.relay_flags = t.relay_flags.or(flags);
-        if t.server.kind == Kind::Invite && t.server.last_code == 0 && !flags.no_100 {
-            let trying = local_response(&t, 100, "Trying");
-            let acts = t.server.on_send(100);
-            apply_server(
-                &st.env.tm,
-                &txn,
-                &mut t,
-                acts,
-                Some(&trying),
-                &mut call.outbox,
-            );
+        {
+            let mut t = lock(&txn);
+            let flags = call.tm.relay_flags;
+            t.relay_flags = t.relay_flags.or(flags);
+        }
+        if !call.tm.relay_flags.no_100 {
+            send_trying(st, &txn, &mut call);
         }
     }
     add_branches(ph, &txn)
+}
+
+/// Answers 100 Trying on a new INVITE server transaction that has sent
+/// nothing yet (`t_relay`, and `t_newtran` as OpenSIPS's `auto_100trying`).
+pub(super) fn send_trying(st: &Current, txn: &TxnRef, call: &mut Call) {
+    let mut t = lock(txn);
+    if t.server.kind == Kind::Invite && t.server.last_code == 0 {
+        let trying = local_response(&t, 100, "Trying");
+        let acts = t.server.on_send(100);
+        apply_server(
+            &st.env.tm,
+            txn,
+            &mut t,
+            acts,
+            Some(&trying),
+            &mut call.outbox,
+        );
+    }
 }
 
 /// Runs `branch_route[name]` for one branch with the branch's R-URI in

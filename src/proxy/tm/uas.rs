@@ -49,14 +49,21 @@ pub fn t_check_trans(st: &Current) -> (bool, bool) {
     }
 }
 
-/// `t_newtran()`: creates the transaction without relaying.
-pub fn t_newtran(st: &Current) -> Result<bool, ProxyError> {
+/// `t_newtran()`: creates the transaction without relaying. With
+/// `trying`, a new INVITE transaction answers 100 at once.
+pub fn t_newtran(st: &Current, trying: bool) -> Result<bool, ProxyError> {
     let mut call = st.call.borrow_mut();
     if call.tm.txn.is_some() {
         return Ok(true);
     }
     match create(st, &mut call) {
         Ok(t) => {
+            // OpenSIPS t_lookup.c `t_newtran`: a new INVITE transaction
+            // answers 100 at once (`auto_100trying`), so the caller stops
+            // retransmitting while the script works (RFC 3261 §16.2).
+            if trying {
+                super::relay::send_trying(st, &t, &mut call);
+            }
             call.tm.txn = Some(t);
             Ok(true)
         }
@@ -152,7 +159,10 @@ pub fn t_reply_with_body(
     if is_ack {
         return Ok(false);
     }
-    if st.call.borrow().tm.txn.is_none() && !t_newtran(st)? {
+    // OpenSIPS's w_t_reply_body calls t_newtran, whose auto_100trying
+    // sends a 100 first on a new INVITE; lunasip sends the final reply
+    // alone (not yet aligned).
+    if st.call.borrow().tm.txn.is_none() && !t_newtran(st, false)? {
         return Ok(false);
     }
     let Some(txn) = st.call.borrow().tm.txn.clone() else {
