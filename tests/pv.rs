@@ -252,6 +252,7 @@ const PVS: &[(&str, &str)] = &[
     ("$T_fr_timeout", "<null>"),
     ("$T_fr_inv_timeout", "<null>"),
     ("$bavp(x)", "<null>"),
+    ("$cluster.sh_tag(vip/1)", "backup"),
     ("$DLG_count", "0"),
     ("$DLG_status", "<null>"),
     ("$DLG_lifetime", "<null>"),
