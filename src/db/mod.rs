@@ -30,6 +30,7 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -381,10 +382,12 @@ impl Db {
         sql: &str,
         params: Vec<Value>,
         rows: bool,
-    ) -> impl Future<Output = Result<Out, DbError>> + Send + 'static {
+    ) -> Pin<Box<dyn Future<Output = Result<Out, DbError>> + Send + 'static>> {
         let db = self.clone();
         let sql = sql.to_string();
-        async move {
+        // Boxed once here, so that the callers' futures (a route's
+        // suspended call among them) stay small and are not copied by value.
+        Box::pin(async move {
             if local::bound() || matches!(db.inner.kind, Kind::Sqlite(_)) {
                 return db.run(&sql, params, rows).await;
             }
@@ -393,7 +396,7 @@ impl Db {
                 Ok(r) => r,
                 Err(e) => Err(DbError::Internal(format!("query task failed: {e}"))),
             }
-        }
+        })
     }
 
     /// On a bound thread (or any, for SQLite): back-off, the query, its
@@ -406,7 +409,9 @@ impl Db {
                 reason: format!("down, next try in {left} ms"),
             });
         }
-        let fut = async {
+        // Boxed: the drivers' futures are several KB, and every await
+        // level above would copy them by value.
+        let fut = Box::pin(async {
             match &self.inner.kind {
                 Kind::Sqlite(h) => h.run(sql.to_string(), params, rows).await,
                 _ => match local::conns(&self.inner)? {
@@ -414,7 +419,7 @@ impl Db {
                     local::Conns::Pg(p) => p.run(sql, params, rows).await,
                 },
             }
-        };
+        });
         let r = match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(DbError::Timeout {

@@ -22,12 +22,14 @@ pub struct SocketInfo {
     pub anycast: bool,
     /// OpenSIPS `tag` (see [`Listen::tag`]).
     pub tag: Option<String>,
+    /// [`SocketInfo::spec`], made once (registrar saves it per contact).
+    spec: String,
 }
 
 impl SocketInfo {
     /// `udp:127.0.0.1:5060`, as `$socket_in` and logs show it.
     pub fn spec(&self) -> String {
-        format!("{}:{}", self.proto.as_str(), self.addr)
+        self.spec.clone()
     }
 }
 
@@ -73,6 +75,7 @@ impl Sockets {
                     wildcard: wildcard && l.advertise.is_none(),
                     anycast: l.anycast,
                     tag: l.tag.clone(),
+                    spec: format!("{}:{}", l.proto.as_str(), l.addr),
                 }
             })
             .collect();

@@ -153,8 +153,9 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// HMAC-SHA-256 (RFC 2104).
-fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+/// The hash states after the key's inner and outer pad blocks (RFC 2104
+/// §2 steps 1-2 and 5), for one key.
+fn keyed(key: &[u8]) -> (Sha256, Sha256) {
     let mut k = [0u8; 64];
     if key.len() > 64 {
         k[..32].copy_from_slice(&Sha256::digest(key));
@@ -163,11 +164,30 @@ fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     }
     let mut inner = Sha256::new();
     inner.update(k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let ih = inner.finalize();
     let mut outer = Sha256::new();
     outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(ih);
+    (inner, outer)
+}
+
+thread_local! {
+    /// The pad states of the last key used on this thread (the secret
+    /// changes only with a reload): two of a nonce's four SHA-256 blocks.
+    static KEYED: std::cell::RefCell<Option<(Vec<u8>, Sha256, Sha256)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let (mut inner, mut outer) = KEYED.with_borrow_mut(|slot| match slot {
+        Some((k, i, o)) if k.as_slice() == key => (i.clone(), o.clone()),
+        _ => {
+            let (i, o) = keyed(key);
+            *slot = Some((key.to_vec(), i.clone(), o.clone()));
+            (i, o)
+        }
+    });
+    inner.update(msg);
+    outer.update(inner.finalize());
     outer.finalize().into()
 }
 
@@ -414,6 +434,23 @@ pub fn use_nonce(secret: &[u8], c: &Cred, alg: Alg, now: u64) -> Result<(), Stal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // RFC 4231 test cases 2 and 6 (a key longer than a block), in turn, so
+    // that the cached pad states change keys.
+    #[test]
+    fn hmac_sha256_rfc4231() {
+        let long = [0xaa_u8; 131];
+        for _ in 0..2 {
+            assert_eq!(
+                hex(&hmac(b"Jefe", b"what do ya want for nothing?")),
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            );
+            assert_eq!(
+                hex(&hmac(&long, b"Test Using Larger Than Block-Size Key - Hash Key First")),
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+            );
+        }
+    }
 
     // The sweep drops expired nonces only, and once a second at most.
     #[test]

@@ -26,7 +26,12 @@ pub static EVENTS: &[EventDecl] = &[
 
 /// Raises `event` for `aor` in table `domain` (with the contact for the
 /// contact events).
+/// The parameters are built only when someone would get the event (a
+/// subscriber, an `event_route`, a waiting `notify_on_event`).
 pub fn raise(event: &'static str, domain: &str, aor: &str, c: Option<&Contact>) {
+    if !crate::event::wanted(event) {
+        return;
+    }
     let mut m = Map::new();
     m.insert("domain".into(), Value::from(domain));
     m.insert("aor".into(), Value::from(aor));

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
 
@@ -26,6 +26,9 @@ pub struct Domain {
     /// Rows read into memory (db_mode 1 and 2) / version checked.
     loaded: AtomicBool,
     checked: AtomicBool,
+    /// The statements on this table, made once each (index of `select`:
+    /// use_domain).
+    sql: [OnceLock<String>; 5],
 }
 
 /// The tables in memory (the registry's long-lived state).
@@ -62,6 +65,7 @@ pub fn domain(name: &str) -> Result<Arc<Domain>, DbError> {
                 dirty: Mutex::new(HashMap::new()),
                 loaded: AtomicBool::new(false),
                 checked: AtomicBool::new(false),
+                sql: Default::default(),
             })
         })
         .clone();
@@ -108,15 +112,17 @@ impl Domain {
             .ok_or_else(|| DbError::Internal("usrloc: db_mode needs a db_url".into()))
     }
 
-    fn select_sql(&self, c: &UlConf) -> String {
-        let cols = COLUMNS.join(", ");
-        match c.use_domain {
-            true => format!(
-                "SELECT {cols} FROM {} WHERE username = ? AND domain = ?",
-                self.table
-            ),
-            false => format!("SELECT {cols} FROM {} WHERE username = ?", self.table),
-        }
+    fn select_sql(&self, c: &UlConf) -> &str {
+        self.sql[usize::from(c.use_domain)].get_or_init(|| {
+            let cols = COLUMNS.join(", ");
+            match c.use_domain {
+                true => format!(
+                    "SELECT {cols} FROM {} WHERE username = ? AND domain = ?",
+                    self.table
+                ),
+                false => format!("SELECT {cols} FROM {} WHERE username = ?", self.table),
+            }
+        })
     }
 
     fn key_params(aor: &str, c: &UlConf) -> Vec<Value> {
@@ -221,7 +227,7 @@ impl Domain {
         self.check(c).await?;
         let rows = self
             .db(c)?
-            .query(&self.select_sql(c), Self::key_params(aor, c))
+            .query(self.select_sql(c), Self::key_params(aor, c))
             .await?;
         let t = now();
         Ok(rows
@@ -291,42 +297,46 @@ impl Domain {
         let db = self.db(c)?;
         let (user, dom) = split_aor(aor, c.use_domain);
         for ct in &d.deleted {
-            db.exec(&self.delete_sql(), vec![Value::Int(ct.id as i64)])
+            db.exec(self.delete_sql(), vec![Value::Int(ct.id as i64)])
                 .await?;
         }
         for ct in &d.updated {
             let mut vals = contact::values(ct, user, dom);
             let id = vals.remove(0);
             vals.push(id);
-            db.exec(&self.update_sql(), vals).await?;
+            db.exec(self.update_sql(), vals).await?;
         }
         for ct in &d.inserted {
-            db.exec(&self.insert_sql(), contact::values(ct, user, dom))
+            db.exec(self.insert_sql(), contact::values(ct, user, dom))
                 .await?;
         }
         Ok(())
     }
 
-    fn insert_sql(&self) -> String {
-        let marks = vec!["?"; COLUMNS.len()].join(", ");
-        format!(
-            "INSERT INTO {} ({}) VALUES ({marks})",
-            self.table,
-            COLUMNS.join(", ")
-        )
+    fn insert_sql(&self) -> &str {
+        self.sql[2].get_or_init(|| {
+            let marks = vec!["?"; COLUMNS.len()].join(", ");
+            format!(
+                "INSERT INTO {} ({}) VALUES ({marks})",
+                self.table,
+                COLUMNS.join(", ")
+            )
+        })
     }
 
-    fn update_sql(&self) -> String {
-        let set: Vec<String> = COLUMNS[1..].iter().map(|c| format!("{c} = ?")).collect();
-        format!(
-            "UPDATE {} SET {} WHERE contact_id = ?",
-            self.table,
-            set.join(", ")
-        )
+    fn update_sql(&self) -> &str {
+        self.sql[3].get_or_init(|| {
+            let set: Vec<String> = COLUMNS[1..].iter().map(|c| format!("{c} = ?")).collect();
+            format!(
+                "UPDATE {} SET {} WHERE contact_id = ?",
+                self.table,
+                set.join(", ")
+            )
+        })
     }
 
-    fn delete_sql(&self) -> String {
-        format!("DELETE FROM {} WHERE contact_id = ?", self.table)
+    fn delete_sql(&self) -> &str {
+        self.sql[4].get_or_init(|| format!("DELETE FROM {} WHERE contact_id = ?", self.table))
     }
 
     /// db_mode 2: remembers the change for the next flush.
@@ -362,10 +372,10 @@ impl Domain {
         let mut it = work.into_iter();
         while let Some((id, (aor, ct))) = it.next() {
             let r = (|| {
-                db.exec_wait(&self.delete_sql(), vec![Value::Int(id as i64)])?;
+                db.exec_wait(self.delete_sql(), vec![Value::Int(id as i64)])?;
                 if let Some(ct) = &ct {
                     let (u, d) = split_aor(&aor, c.use_domain);
-                    db.exec_wait(&self.insert_sql(), contact::values(ct, u, d))?;
+                    db.exec_wait(self.insert_sql(), contact::values(ct, u, d))?;
                 }
                 Ok::<(), DbError>(())
             })();
@@ -417,7 +427,7 @@ impl Domain {
             1 => {
                 let db = self.db(&c)?;
                 for (_, ct) in &gone {
-                    db.exec_wait(&self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
+                    db.exec_wait(self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
                 }
             }
             2 => {
@@ -450,7 +460,7 @@ impl Domain {
         let c = conf();
         if c.db_mode == 3 {
             let db = self.db(&c)?;
-            let rows = db.query_wait(&self.select_sql(&c), Self::key_params(aor, &c))?;
+            let rows = db.query_wait(self.select_sql(&c), Self::key_params(aor, &c))?;
             let before: Vec<Contact> = rows.iter().filter_map(Contact::from_row).collect();
             let mut after = before.clone();
             let r = f(&mut after);
@@ -484,16 +494,16 @@ impl Domain {
         let db = self.db(c)?;
         let (user, dom) = split_aor(aor, c.use_domain);
         for ct in &d.deleted {
-            db.exec_wait(&self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
+            db.exec_wait(self.delete_sql(), vec![Value::Int(ct.id as i64)])?;
         }
         for ct in &d.updated {
             let mut vals = contact::values(ct, user, dom);
             let id = vals.remove(0);
             vals.push(id);
-            db.exec_wait(&self.update_sql(), vals)?;
+            db.exec_wait(self.update_sql(), vals)?;
         }
         for ct in &d.inserted {
-            db.exec_wait(&self.insert_sql(), contact::values(ct, user, dom))?;
+            db.exec_wait(self.insert_sql(), contact::values(ct, user, dom))?;
         }
         Ok(())
     }
@@ -527,7 +537,7 @@ impl Domain {
         for (aor, cts) in list {
             let (u, d) = split_aor(&aor, c.use_domain);
             for ct in cts {
-                db.exec_wait(&self.insert_sql(), contact::values(&ct, u, d))?;
+                db.exec_wait(self.insert_sql(), contact::values(&ct, u, d))?;
                 n += 1;
             }
         }
@@ -573,7 +583,7 @@ impl Domain {
         let c = conf();
         if c.db_mode == 3 {
             let db = self.db(&c)?;
-            let rows = db.query_wait(&self.select_sql(&c), Self::key_params(aor, &c))?;
+            let rows = db.query_wait(self.select_sql(&c), Self::key_params(aor, &c))?;
             let t = now();
             return Ok(rows
                 .iter()
