@@ -72,7 +72,7 @@ fn stateful_calls_complete_with_record_route() {
         run.errors
     );
     assert!(
-        run.messages.contains("SIP/2.0 100 Trying"),
+        run.messages.contains("SIP/2.0 100 Giving it a try"),
         "tm answers 100 itself"
     );
     assert_eq!(callee.counts(50), (50, 0), "{}", callee.errors());
