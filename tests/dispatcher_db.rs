@@ -249,7 +249,7 @@ impl TracedUas {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp (apt-get install sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
+        wait_bound(port, "u1");
         TracedUas { child, port, dir }
     }
 

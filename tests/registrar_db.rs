@@ -251,14 +251,26 @@ fn restart_survives(kind: &str, db_mode: u8) {
     let a = Proxy::start(&script(&t, db_mode, free_port(), 2));
     let r = sipp_register(a.port, "bob", callee.port);
     assert_eq!(r.successful, 1, "REGISTER: {}\n{}", r.errors, a.log_text());
+    let rows = || {
+        t.cli(&format!(
+            "SELECT COUNT(*) FROM {} WHERE username = 'bob'",
+            t.name
+        ))
+    };
     if db_mode == 2 {
-        // Written back by the timer (timer_interval 1).
-        std::thread::sleep(Duration::from_millis(1600));
+        // Written back by the timer (timer_interval 1): watched in the
+        // table where the test can read it, else a tick and a half.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match rows() {
+            Some(_) => {
+                while rows().as_deref() != Some("1") && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(1600)),
+        }
     }
-    if let Some(n) = t.cli(&format!(
-        "SELECT COUNT(*) FROM {} WHERE username = 'bob'",
-        t.name
-    )) {
+    if let Some(n) = rows() {
         assert_eq!(n, "1", "the row is in the table");
     }
     let log = a.stop();

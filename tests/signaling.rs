@@ -108,7 +108,7 @@ fn send_reply_after_t_newtran_answers_retransmissions_from_the_transaction() {
     assert!(got.len() >= 2, "{got:?}\n{}", proxy.log_text());
     // t_newtran answers a new INVITE 100 at once (OpenSIPS t_lookup.c
     // `auto_100trying`), then the route's reply follows.
-    assert_eq!(first_line(&got[0]), "SIP/2.0 100 Trying");
+    assert_eq!(first_line(&got[0]), "SIP/2.0 100 Giving it a try");
     let first = &got[1..];
     assert_eq!(first_line(&first[0]), "SIP/2.0 486 Busy run 1");
     // The caller's retransmission is absorbed by the transaction, which

@@ -379,13 +379,18 @@ end
 "#,
     );
     let c = Client::new(proxy.port);
-    // The timer starts its 3 s wait 1 s after start; ask in the middle.
-    std::thread::sleep(Duration::from_millis(2000));
+    // The timer starts its 3 s wait 1 s after start; ask once it logged
+    // that it sleeps, while the wait has most of its 3 s to go.
+    eventually("the timer route to sleep", || {
+        proxy.log_text().contains("timer sleeps")
+    });
     let asked = Instant::now();
     c.send(&options("timer-1", "t1"));
     let got = c.replies(1, Duration::from_secs(2));
     let answered = asked.elapsed();
-    std::thread::sleep(Duration::from_millis(2500));
+    eventually("the timer route to wake", || {
+        proxy.log_text().contains("timer woke")
+    });
     let log = proxy.stop();
     assert!(log.contains("timer sleeps"), "{log}");
     assert!(

@@ -1,6 +1,7 @@
 //! The rest of tm's script functions as the caller and the callee see
 //! them (OpenSIPS 3.4 `modules/tm/tm.c`, `t_reply.c`, `t_fwd.c`,
-//! `t_cancel.c`): `t_reply_with_body`, the Reason and extra headers of
+//! `t_cancel.c`): `t_reply` and `t_reply_with_body` on a request
+//! without a transaction (the 100 `t_newtran` sends first), the Reason and extra headers of
 //! the CANCELs tm sends (`t_add_hdrs`, `t_add_cancel_reason`,
 //! `t_relay("pass-reason-hdr")`), `t_flush_flags`, `t_relay`'s numeric
 //! flags, `t_reply_by_callid`.
@@ -66,7 +67,20 @@ end"#,
     );
     let got = exchange(p.port, &|l| invite(l, "body1"), Duration::from_millis(800));
     let log = p.stop();
-    let r = got.first().unwrap_or_else(|| panic!("no reply\n{log}"));
+    // 100, then the 486 (and its retransmissions: nobody ACKs it).
+    assert!(got.len() >= 2, "100 then 486: {got:?}\n{log}");
+    // The transaction t_reply_with_body made answered 100 first
+    // (t_newtran's auto_100trying), without a To tag and without a body;
+    // like OpenSIPS's (t_reply.c `_reply`), it carries the
+    // append_to_reply headers already added.
+    assert!(
+        got[0].starts_with("SIP/2.0 100 Giving it a try\r\n"),
+        "{got:?}"
+    );
+    let to = got[0].lines().find(|l| l.starts_with("To:")).unwrap_or("");
+    assert!(!to.contains(";tag="), "{got:?}");
+    assert!(got[0].ends_with("\r\nContent-Length: 0\r\n\r\n"), "{got:?}");
+    let r = &got[1];
     assert!(r.starts_with("SIP/2.0 486 Busy alice\r\n"), "{r}");
     assert!(r.contains("\r\nContent-Type: text/plain\r\n"), "{r}");
     assert!(r.contains("\r\nContent-Length: 11\r\n"), "{r}");
@@ -345,4 +359,82 @@ end"#,
             assert!(run.errors.contains("408"), "{}", run.errors);
         }
     }
+}
+
+/// What a SIPp caller receives when the route answers a new INVITE with
+/// `reply` and no transaction exists yet: OpenSIPS tm.c `w_t_reply` and
+/// t_reply.c `w_t_reply_body` create it with `t_newtran`, whose
+/// `auto_100trying` (t_lookup.c) answers `100 Giving it a try` first.
+/// tests/scenarios/uac_t_reply.xml fails a call whose 486 comes without
+/// that 100 before it.
+fn t_reply_seen_by_sipp(reply: &str) -> String {
+    let p = proxy(&format!(
+        r#"function route.main()
+  if sip.tm.t_check_trans() then sip.exit() end
+  sip.append_to_reply("Content-Type: text/plain\r\n")
+  {reply}
+end"#
+    ));
+    let run = uac("uac_t_reply.xml", p.port, "u1", 2, 2, &[]);
+    let log = p.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{}\n{log}",
+        run.errors,
+        run.messages
+    );
+    let m = &run.messages;
+    let trying = m.find("SIP/2.0 100 Giving it a try\r\n").expect("a 100");
+    let busy = m.find("SIP/2.0 486 Busy Here\r\n").expect("a 486");
+    assert!(trying < busy, "the 100 comes first:\n{m}");
+    assert_eq!(
+        m.matches("SIP/2.0 100 ").count(),
+        2,
+        "one 100 per call:\n{m}"
+    );
+    // The 100 is the transaction's, not a dialog's: no To tag (RFC 3261
+    // §8.2.6.2 leaves it out of a 100).
+    let hundred = &m[trying..];
+    let hundred = &hundred[..hundred.find("\r\n\r\n").unwrap_or(hundred.len())];
+    let to = hundred.lines().find(|l| l.starts_with("To:")).unwrap_or("");
+    assert!(!to.contains(";tag="), "{hundred}");
+    run.messages
+}
+
+#[test]
+fn t_reply_on_a_new_invite_sends_100_first_as_opensips() {
+    let m = t_reply_seen_by_sipp(r#"sip.tm.t_reply(486, "Busy Here")"#);
+    assert!(!m.contains("busy body"), "{m}");
+}
+
+#[test]
+fn t_reply_with_body_on_a_new_invite_sends_100_first_as_opensips() {
+    let m = t_reply_seen_by_sipp(r#"sip.tm.t_reply_with_body(486, "Busy Here", "busy body\n")"#);
+    assert!(m.contains("\r\n\r\nbusy body\n"), "{m}");
+    assert!(m.contains("Content-Type: text/plain"), "{m}");
+}
+
+#[test]
+fn t_reply_on_a_new_options_sends_no_100() {
+    // auto_100trying is for INVITEs only: options.xml fails on a 100.
+    let p = proxy(
+        r#"function route.main()
+  sip.tm.t_reply(200, "Here")
+end"#,
+    );
+    let run = uac("options.xml", p.port, "u1", 2, 2, &[]);
+    let log = p.stop();
+    assert_eq!(
+        (run.successful, run.failed),
+        (2, 0),
+        "{}\n{log}",
+        run.errors
+    );
+    assert!(!run.messages.contains("SIP/2.0 100 "), "{}", run.messages);
+    assert!(
+        run.messages.contains("SIP/2.0 200 Here\r\n"),
+        "{}",
+        run.messages
+    );
 }

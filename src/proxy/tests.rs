@@ -261,7 +261,7 @@ fn t_relay_answers_100_and_sends_the_branch() {
     r.request = Some(relay_to("sip:192.0.2.5:5080"));
     let out = r.request(INVITE);
     assert_eq!(out.len(), 2, "{out:?}");
-    assert!(text(&out[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    assert!(text(&out[0]).starts_with("SIP/2.0 100 Giving it a try\r\n"));
     assert_eq!(to(&out[0]), "10.0.0.9:5070");
     assert!(text(&out[1]).starts_with("INVITE sip:bob@example.com SIP/2.0\r\n"));
     assert_eq!(to(&out[1]), "192.0.2.5:5080");
@@ -269,7 +269,7 @@ fn t_relay_answers_100_and_sends_the_branch() {
     // The retransmission is absorbed: the 100 again, no second branch.
     let again = r.request(INVITE);
     assert_eq!(again.len(), 1, "{again:?}");
-    assert!(text(&again[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    assert!(text(&again[0]).starts_with("SIP/2.0 100 Giving it a try\r\n"));
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn a_branch_route_that_drops_leaves_nothing_to_send() {
         .insert("b", Box::new(|_: &Routes| Outcome::Unwound(Unwind::Drop)));
     let out = r.request(INVITE);
     assert_eq!(out.len(), 1, "{out:?}");
-    assert!(text(&out[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    assert!(text(&out[0]).starts_with("SIP/2.0 100 Giving it a try\r\n"));
     assert_eq!(
         r.cur.call.borrow().last_error,
         Some((500, "No Destination"))

@@ -7,15 +7,16 @@
 //! Changes are recorded as [`Edit`]s against the buffer and applied in one
 //! pass by [`Message::write_to`]; bytes nobody touched go out as they came.
 //!
-//! Files: `parse.rs` builds the index, `message.rs` reads it (getters),
-//! `cache.rs` keeps what the getters parsed (and where each header kind
-//! is), `validate.rs` holds the RFC 3261 §16.3 checks, `edit.rs` records
-//! edits and serializes, `reply.rs` builds stateless replies, `framing.rs`
-//! cuts stream frames, `limits.rs` holds the size caps on what a peer
-//! sends, `rewrite.rs` holds edits by position (the script's
-//! text functions) and the Content-Length they imply, `sdp.rs` indexes an
-//! SDP body; `lex.rs`, `params.rs` and `split.rs` are the shared
-//! grammar pieces under `uri.rs`, `via.rs` and `nameaddr.rs`.
+//! Files: `parse.rs` builds the index, `message.rs` reads it (getters;
+//! `message/typed.rs` the typed header views), `cache.rs` keeps what the
+//! getters parsed (and where each header kind is), `validate.rs` holds
+//! the RFC 3261 §16.3 checks, `edit.rs` records edits and serializes,
+//! `reply.rs` builds stateless replies, `framing.rs` cuts stream frames,
+//! `limits.rs` holds the size caps on what a peer sends, `rewrite.rs`
+//! holds edits by position (the script's text functions) and the
+//! Content-Length they imply, `sdp.rs` indexes an SDP body; `lex.rs`,
+//! `params.rs` and `split.rs` are the shared grammar pieces under
+//! `uri.rs`, `via.rs` and `nameaddr.rs`.
 
 pub mod args;
 mod cache;

@@ -305,9 +305,34 @@ pub fn uas_on(scen: &str, transport: &str, port: u16) -> Uas {
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp (apt-get install sip-tester)");
-    // SIPp binds quickly; give it a moment before calls arrive.
-    std::thread::sleep(Duration::from_millis(300));
+    // Calls may arrive once SIPp holds its port: a datagram or a
+    // connection then waits in the socket for SIPp to read it.
+    wait_bound(port, transport);
     Uas { child, port, dir }
+}
+
+/// Waits (3 s at most) until a socket is bound to 127.0.0.1:`port` (UDP,
+/// or a TCP listener for "t1"), read from /proc/net without touching
+/// the port, so SIPp's own bind never races with a probe.
+pub fn wait_bound(port: u16, transport: &str) {
+    let (table, state) = if transport.starts_with('t') {
+        ("/proc/net/tcp", "0A")
+    } else {
+        ("/proc/net/udp", "07")
+    };
+    let local = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        let bound = text.lines().skip(1).any(|l| {
+            let mut f = l.split_whitespace().skip(1);
+            f.next() == Some(local.as_str()) && f.nth(1) == Some(state)
+        });
+        if bound {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Runs a SIPp UAC with `scen` against the proxy at 127.0.0.1:`proxy_port`:
@@ -344,6 +369,10 @@ pub fn uac_to(
     let err = dir.path().join("err.log");
     let msg = dir.path().join("msg.log");
     let local = free_port();
+    // SIPp places call n at n/rate seconds: a lone call at rate 1 would
+    // wait a second for nothing. One call goes at once (no concurrency
+    // to keep); several keep the spacing the test asked for.
+    let rate = if calls == 1 { 1000 } else { rate };
     let mut cmd = Command::new("sipp");
     cmd.arg(remote)
         .arg("-sf")

@@ -3,7 +3,7 @@
 //! sender task per node run on the first worker's runtime: anyone hands
 //! a packet over with a bounded `try_send` and never waits for the
 //! network. A packet that cannot be written is reported to the link
-//! state machine ([`super::proto::send_failed`]), as OpenSIPS learns it
+//! state machine ([`super::heartbeat::send_failed`]), as OpenSIPS learns it
 //! from `msg_send`. Packets are read on both the accepted connections
 //! and this node's own (a peer may answer on either).
 
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::bin::{announced_len, Packet};
 use super::topo::{Out, EXTRA_CAP, INTERNAL_CAP};
-use super::{conf, proto, CAPABILITIES};
+use super::{conf, heartbeat, proto, CAPABILITIES};
 use crate::proxy::worker::Worker;
 
 /// Packets waiting for one node's link; past this, sends fail.
@@ -120,7 +120,7 @@ pub fn child_init(rank: usize, worker: &Rc<Worker>) {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             t.tick().await;
-            proto::heartbeat();
+            heartbeat::heartbeat();
         }
     });
 }
@@ -299,5 +299,5 @@ async fn sender(worker: Rc<Worker>, s: Spawn) {
 
 fn failed(cluster: i32, node: i32, addr: SocketAddr, ping: bool, why: &str) {
     tracing::debug!("clusterer: cannot send to node [{node}] ({addr}): {why}");
-    proto::send_failed(cluster, node, ping);
+    heartbeat::send_failed(cluster, node, ping);
 }

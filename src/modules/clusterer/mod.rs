@@ -2,14 +2,15 @@
 //! the nodes of the clusters this node belongs to, given in the
 //! configuration (`db_mode = 0`, `my_node_info`, `neighbor_node_info`),
 //! BIN packets between them over TCP ([`link`], [`bin`]), pings and
-//! link states, the topology learned from the other nodes and routing
-//! through a next hop ([`proto`], [`topo`], [`send`]), sharing tags
-//! ([`shtag`]), and the modules' capabilities (tm's `tm-repl`). See
-//! docs/clusterer.md.
+//! link states ([`heartbeat`]), the topology learned from the other
+//! nodes and routing through a next hop ([`proto`], [`topo`], [`send`]),
+//! sharing tags ([`shtag`]), and the modules' capabilities (tm's
+//! `tm-repl`). See docs/clusterer.md.
 
 pub mod bin;
 mod db;
 mod generic;
+pub mod heartbeat;
 pub mod link;
 mod mi;
 mod nodes;

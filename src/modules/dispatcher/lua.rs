@@ -10,63 +10,13 @@ use std::sync::atomic::Ordering;
 
 use mlua::{Function, Lua, MultiValue, Table};
 
+use super::args::{parse_filter, parse_flags, parse_mark, parse_set, parse_sets, Flags};
 use super::select::{self, Key, Opts};
-use super::sets::{self, Dest, Partition, Set, ACTIVE, INACTIVE, PROBING};
+use super::sets::{self, Dest, Partition, Set, INACTIVE};
 use crate::pv::Value;
 use crate::script::exports::{ret, Args, Export, Func};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
-
-/// `ds_select_dst` flags (`"fUsD M 5"`, or only a number for max_results).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Flags {
-    pub failover: bool,
-    pub user_only: bool,
-    pub force: bool,
-    pub use_default: bool,
-    pub append: bool,
-    pub max_results: usize,
-}
-
-pub fn parse_flags(s: &str) -> Result<Flags, String> {
-    let mut f = Flags::default();
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        f.max_results = s.parse().map_err(|_| format!("bad max_results '{s}'"))?;
-        return Ok(f);
-    }
-    let (flags, max) = match s.split_once(['M', 'm']) {
-        Some((a, b)) => (a, Some(b.trim())),
-        None => (s, None),
-    };
-    for c in flags.chars() {
-        match c.to_ascii_lowercase() {
-            'f' => f.failover = true,
-            'u' => f.user_only = true,
-            's' => f.force = true,
-            'd' => f.use_default = true,
-            'a' => f.append = true,
-            ' ' | '\t' => {}
-            other => return Err(format!("unknown flag '{other}'")),
-        }
-    }
-    if let Some(m) = max {
-        f.max_results = m.parse().map_err(|_| format!("bad max_results '{m}'"))?;
-    }
-    Ok(f)
-}
-
-/// `"part:5"`, `"5"` or a number, with an optional partition argument.
-pub fn parse_set(set: &str, partition: Option<&str>) -> Result<(Option<String>, i64), String> {
-    let (part, id) = match set.split_once(':') {
-        Some((p, id)) => (Some(p.trim().to_string()), id.trim()),
-        None => (partition.map(str::to_string), set.trim()),
-    };
-    let id = id
-        .parse()
-        .map_err(|_| format!("set '{set}' is not a number"))?;
-    Ok((part, id))
-}
 
 /// The failover AVP names of a partition (defaults when it is unknown).
 fn names_of(sets: &sets::Sets, part: &str) -> sets::AvpNames {
@@ -185,12 +135,6 @@ fn apply(st: &State, a: &Args, d: &Dest, domain: bool) -> mlua::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Set ids of the first argument: a number, `"part:5"`, or the 2.x list
-/// form `"1,2"` (tried in order).
-fn parse_sets(arg: &str, partition: Option<&str>) -> Result<Vec<(Option<String>, i64)>, String> {
-    arg.split(',').map(|s| parse_set(s, partition)).collect()
 }
 
 /// Algorithms of the second argument: a number or the 2.x list `"4,0"`
@@ -360,16 +304,6 @@ fn ds_next_domain(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     next_common(lua, st, a, true)
 }
 
-/// `ds_mark_dst` states: i/I/0 inactive, a/A/1 active, p/P/2 probing.
-pub fn parse_mark(s: &str) -> Option<u8> {
-    match s.trim() {
-        "i" | "I" | "0" => Some(INACTIVE),
-        "a" | "A" | "1" => Some(ACTIVE),
-        "p" | "P" | "2" => Some(PROBING),
-        _ => None,
-    }
-}
-
 fn ds_mark_dst(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let state = match a.opt_str(0)? {
         Some(s) => {
@@ -493,21 +427,6 @@ fn ds_is_in_list(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     ret(lua, true)
 }
 
-/// `ds_count` filter: a/A/1 active, i/I/0 inactive, p/P/2 probing.
-pub fn parse_filter(s: &str) -> Result<[bool; 3], String> {
-    let mut f = [false; 3];
-    for c in s.chars() {
-        match c {
-            'a' | 'A' | '1' => f[ACTIVE as usize] = true,
-            'i' | 'I' | '0' => f[INACTIVE as usize] = true,
-            'p' | 'P' | '2' => f[PROBING as usize] = true,
-            ' ' => {}
-            other => return Err(format!("unknown filter '{other}' (a, i or p)")),
-        }
-    }
-    Ok(f)
-}
-
 fn ds_count(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
     let set_arg = a.str(0)?;
     let filter = parse_filter(&a.str(1)?).map_err(|e| a.err(e))?;
@@ -610,22 +529,3 @@ pub static EXPORTS: &[Export] = &[
             func: Func::Sync(super::script_attrs::ds_get_script_attrs),
         },
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_forms() {
-        let f = parse_flags("fUsD M 5").expect("flags");
-        assert!(f.failover && f.user_only && f.force && f.use_default);
-        assert_eq!(f.max_results, 5);
-        assert_eq!(parse_flags("3").expect("n").max_results, 3);
-        assert!(parse_flags("z").is_err());
-        assert_eq!(parse_set("p2 : 4", None), Ok((Some("p2".into()), 4)));
-        assert_eq!(parse_set("4", Some("x")), Ok((Some("x".into()), 4)));
-        assert!(parse_set("x", None).is_err());
-        assert_eq!(parse_filter("ip").expect("f"), [false, true, true]);
-        assert_eq!(parse_mark("0"), Some(INACTIVE));
-    }
-}

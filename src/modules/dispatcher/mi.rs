@@ -80,7 +80,7 @@ fn ds_set_state(_: &Ctx, p: &Params) -> Result<Value, MiError> {
     let state = sets::parse_state(state)
         .ok_or_else(|| MiError::params(format!("bad state '{state}' (a, i or p)")))?;
     let group = p.str("group").unwrap_or("");
-    let (part, setid) = super::lua::parse_set(group, None).map_err(MiError::params)?;
+    let (part, setid) = super::args::parse_set(group, None).map_err(MiError::params)?;
     let part = part.unwrap_or_else(|| "default".into());
     let address = p.str("address").unwrap_or("");
     let all = super::current();

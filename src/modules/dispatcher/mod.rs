@@ -8,6 +8,7 @@
 //! destination state is atomic, and a reload builds new sets and swaps the
 //! pointer, keeping the state of destinations that survived.
 
+pub mod args;
 pub mod conf;
 pub mod db;
 pub mod exports;

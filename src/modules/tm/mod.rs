@@ -333,7 +333,7 @@ pub static MODULE: Module = Module {
             args: "()",
             returns: "true if created (false for a retransmission)",
             routes: RouteMask::REQUEST,
-            doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`. A new INVITE transaction answers 100 Trying at once, as OpenSIPS's `auto_100trying`. False on a retransmission of a request whose transaction exists (its last reply is sent again).",
+            doc: "Creates the server transaction without relaying, e.g. before a slow operation or `t_reply`. A new INVITE transaction answers `100 Giving it a try` at once, as OpenSIPS's `auto_100trying` (the same 100 `t_relay` sends). False on a retransmission of a request whose transaction exists (its last reply is sent again).",
             func: Func::Sync(t_newtran),
         },
         Export {
@@ -341,7 +341,7 @@ pub static MODULE: Module = Module {
             args: "(code, reason)",
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
-            doc: "Replies through the transaction (creating it when needed), so retransmissions get the reply again.",
+            doc: "Replies through the transaction, so retransmissions get the reply again. In a request route without a transaction it creates one first as `t_newtran` does: a new INVITE is answered `100 Giving it a try` before this reply (OpenSIPS's `auto_100trying`). An ACK is not replied.",
             func: Func::Sync(t_reply),
         },
         Export {

@@ -273,12 +273,15 @@ pub fn t_relay(ph: &dyn Phases) -> Result<bool, ProxyError> {
     add_branches(ph, &txn)
 }
 
-/// Answers 100 Trying on a new INVITE server transaction that has sent
-/// nothing yet (`t_relay`, and `t_newtran` as OpenSIPS's `auto_100trying`).
+/// Answers 100 on a new INVITE server transaction that has sent nothing
+/// yet (`t_relay`, and `t_newtran` as OpenSIPS's `auto_100trying`).
 pub(super) fn send_trying(st: &Current, txn: &TxnRef, call: &mut Call) {
     let mut t = lock(txn);
     if t.server.kind == Kind::Invite && t.server.last_code == 0 {
-        let trying = local_response(&t, 100, "Trying");
+        // OpenSIPS 3.4 sends every automatic 100 from `t_newtran`
+        // (t_relay too) with this reason phrase (t_lookup.c
+        // `relay_reason_100`); RFC 3261 §21.1.1 leaves the phrase free.
+        let trying = local_response(&t, 100, "Giving it a try");
         let acts = t.server.on_send(100);
         apply_server(
             &st.env.tm,

@@ -135,7 +135,8 @@ pub fn release_held(st: &Current) {
 }
 
 /// `t_reply(code, reason)`: a response sent through the transaction
-/// (created first when needed), so retransmissions are answered again.
+/// (created first when needed, as [`t_newtran`] does: a new INVITE is
+/// answered 100 before it), so retransmissions are answered again.
 pub fn t_reply(st: &Current, code: u16, reason: &str) -> Result<bool, ProxyError> {
     t_reply_with_body(st, code, reason, "")
 }
@@ -159,10 +160,11 @@ pub fn t_reply_with_body(
     if is_ack {
         return Ok(false);
     }
-    // OpenSIPS's w_t_reply_body calls t_newtran, whose auto_100trying
-    // sends a 100 first on a new INVITE; lunasip sends the final reply
-    // alone (not yet aligned).
-    if st.call.borrow().tm.txn.is_none() && !t_newtran(st, false)? {
+    // OpenSIPS tm.c `w_t_reply` and t_reply.c `w_t_reply_body` create a
+    // missing transaction with `t_newtran`, whose `auto_100trying`
+    // (t_lookup.c, on by default) answers a new INVITE 100 first: the
+    // caller sees the 100, then this reply.
+    if st.call.borrow().tm.txn.is_none() && !t_newtran(st, true)? {
         return Ok(false);
     }
     let Some(txn) = st.call.borrow().tm.txn.clone() else {
