@@ -61,8 +61,9 @@ fn old_opensips_tables_are_brought_to_3_4() {
     ))
     .unwrap();
     sql(&name, &fixture);
-    // Rows as OpenSIPS left them; a table of another module; a uri table
-    // older than any known step.
+    // Rows as OpenSIPS left them; a table of another module; a second
+    // location table with 2.2's UNIQUE key; a uri table older than any
+    // known step.
     sql(
         &name,
         "INSERT INTO location (username, contact, expires, callid) VALUES \
@@ -74,6 +75,7 @@ fn old_opensips_tables_are_brought_to_3_4() {
            VALUES (1, 'd1', 'sip:a@x', 'ft', 'sip:b@x', 'tt', '1', '1', 1, 1, 'udp:127.0.0.1:5060', 'udp:127.0.0.1:5060', 4, 1, 2, 5); \
          INSERT INTO version VALUES ('dr_gateways', 6); \
          CREATE TABLE loc_b LIKE location; INSERT INTO version VALUES ('loc_b', 1011); \
+         ALTER TABLE loc_b ADD CONSTRAINT account_contact_idx UNIQUE (username, domain, contact, callid); \
          UPDATE version SET table_version = 1 WHERE table_name = 'uri'",
     );
     let want_expires = sql(&name, "SELECT UNIX_TIMESTAMP('2030-01-02 03:04:05')");
@@ -127,6 +129,18 @@ fn old_opensips_tables_are_brought_to_3_4() {
         "int(10) unsigned"
     );
     assert_eq!(column_type(&name, "location", "contact"), "text");
+    // loc_b has the UNIQUE key 2.2 made at 1011 until 24c685c175: gone.
+    assert_eq!(
+        sql(
+            &name,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{name}' \
+                 AND TABLE_NAME = 'loc_b' AND INDEX_NAME = 'account_contact_idx'"
+            )
+        ),
+        "0"
+    );
+    assert_eq!(column_type(&name, "loc_b", "contact"), "text");
     assert_eq!(
         sql(&name, "SELECT username, ha1, ha1b, CONCAT('[', ha1_sha256, '|', ha1_sha512t256, ']') FROM subscriber"),
         "bob\th\thb\t[|]"
