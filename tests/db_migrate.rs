@@ -12,9 +12,9 @@
 mod common;
 
 use common::mariadb::sql;
-use common::olddb::{Backend, OldDb};
+use common::olddb::{migrate, Backend, OldDb};
 use common::{uac, uas, Proxy};
-use std::process::{Command, Output};
+use std::process::Command;
 
 struct Db(String);
 
@@ -25,19 +25,6 @@ impl Drop for Db {
             .arg(format!("DROP DATABASE IF EXISTS {}", self.0))
             .output();
     }
-}
-
-fn migrate(url: &str, extra: &[&str]) -> (bool, String, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_lunasip"))
-        .args(["db", "migrate", url])
-        .args(extra)
-        .output()
-        .expect("lunasip db migrate");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The version table, sorted by name (bytewise).
@@ -74,8 +61,9 @@ fn old_opensips_tables_are_brought_to_3_4() {
     ))
     .unwrap();
     sql(&name, &fixture);
-    // Rows as OpenSIPS left them; a table of another module; a uri table
-    // older than any known step.
+    // Rows as OpenSIPS left them; a table of another module; a second
+    // location table with 2.2's UNIQUE key; a uri table older than any
+    // known step.
     sql(
         &name,
         "INSERT INTO location (username, contact, expires, callid) VALUES \
@@ -87,6 +75,7 @@ fn old_opensips_tables_are_brought_to_3_4() {
            VALUES (1, 'd1', 'sip:a@x', 'ft', 'sip:b@x', 'tt', '1', '1', 1, 1, 'udp:127.0.0.1:5060', 'udp:127.0.0.1:5060', 4, 1, 2, 5); \
          INSERT INTO version VALUES ('dr_gateways', 6); \
          CREATE TABLE loc_b LIKE location; INSERT INTO version VALUES ('loc_b', 1011); \
+         ALTER TABLE loc_b ADD CONSTRAINT account_contact_idx UNIQUE (username, domain, contact, callid); \
          UPDATE version SET table_version = 1 WHERE table_name = 'uri'",
     );
     let want_expires = sql(&name, "SELECT UNIX_TIMESTAMP('2030-01-02 03:04:05')");
@@ -140,6 +129,18 @@ fn old_opensips_tables_are_brought_to_3_4() {
         "int(10) unsigned"
     );
     assert_eq!(column_type(&name, "location", "contact"), "text");
+    // loc_b has the UNIQUE key 2.2 made at 1011 until 24c685c175: gone.
+    assert_eq!(
+        sql(
+            &name,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{name}' \
+                 AND TABLE_NAME = 'loc_b' AND INDEX_NAME = 'account_contact_idx'"
+            )
+        ),
+        "0"
+    );
+    assert_eq!(column_type(&name, "loc_b", "contact"), "text");
     assert_eq!(
         sql(&name, "SELECT username, ha1, ha1b, CONCAT('[', ha1_sha256, '|', ha1_sha512t256, ']') FROM subscriber"),
         "bob\th\thb\t[|]"
@@ -238,16 +239,54 @@ end
     assert_eq!(e, "1");
 }
 
-/// OpenSIPS 3.4's table versions, as the sorted `version` table lists them.
-const VERSIONS_3_4: &str =
-    "acc\t7\naddress\t5\ndbaliases\t2\ndialog\t12\ndispatcher\t9\ndomain\t3\n\
-location\t1013\nmissed_calls\t5\nsubscriber\t8\nuri\t2\nusr_preferences\t3";
+/// What the first run (a flagged dialog, and on 2.2 a clusterer row,
+/// holding their tables back) says of each table, per OpenSIPS branch.
+fn first_run_lines(branch: &str) -> Vec<&'static str> {
+    let old = matches!(branch, "1.11" | "2.1");
+    let mut v = vec![
+        match branch {
+            "1.11" | "2.1" => "table location: version 1009 → 1013 (1009→1010: id renamed contact_id, BIGINT; 1010→1011: domain may be NULL, the UNIQUE (username, domain, contact, callid) key dropped; 1011→1012: kv_store added; 1012→1013: expires as Unix seconds",
+            "2.2" | "2.3" => "table location: version 1011 → 1013 (1011→1012: kv_store added; 1012→1013: expires as Unix seconds",
+            _ => "table location: version 1013, reshaped (1013: contact TEXT",
+        },
+        "table subscriber: version 7 → 8 (7→8: ha1_sha256 and ha1_sha512t256 added",
+        match branch {
+            "1.11" => "table dispatcher: version 6 → 9 (6→7: priority added; 7→8: weight CHAR(64); 8→9: probe_mode added)",
+            "2.1" | "2.2" => "table dispatcher: version 7 → 9 (7→8: weight CHAR(64); 8→9: probe_mode added)",
+            _ => "table dispatcher: version 8 → 9 (8→9: probe_mode added)",
+        },
+        match branch {
+            "1.11" => "table domain: version 2 → 3 (2→3: attrs added)",
+            _ => "table domain: version 3, nothing to do",
+        },
+        match branch {
+            "1.11" => "table missed_calls: version 4 → 5 (4→5: setuptime, created added)",
+            _ => "table missed_calls: version 5, nothing to do",
+        },
+        if old {
+            "table acc: version 6 → 7 (6→7: ms_duration added)"
+        } else {
+            "table acc: version 7, nothing to do"
+        },
+        "table address: version 5, nothing to do",
+        "table usr_preferences: version 3, nothing to do",
+    ];
+    match branch {
+        "2.3" => v.push("table clusterer: version 2 → 4 (2→3: ls_seq_no and top_seq_no no longer read (kept); 3→4: flags added)"),
+        "2.4" => v.push("table clusterer: version 4, nothing to do"),
+        _ => {}
+    }
+    v
+}
 
-/// A whole database as OpenSIPS `branch` (2.3: location 1011, its expires
-/// a DATETIME; 2.4: location 1013 with a CHAR(255) contact) created it,
-/// with rows, migrated on `backend`: every table at 3.4's version, rows
-/// kept, then lunasip registers a user and calls them on the migrated
-/// `location` (usrloc db_mode 3, its version check passing).
+/// A whole database as OpenSIPS `branch` created it (1.11/2.1: location
+/// 1009 with an `id` key and a UNIQUE key, MyISAM on MySQL, no SQLite
+/// scripts before 2.2; 2.2/2.3: location 1011, its expires a DATETIME;
+/// 2.4: location 1013 with a CHAR(255) contact), with rows, migrated on
+/// `backend`: every table at 3.4's version with every column of 3.4's
+/// table (compared with a database made from OpenSIPS 3.4's scripts),
+/// rows kept, then lunasip registers a user and calls them on the
+/// migrated `location` (usrloc db_mode 3, its version check passing).
 fn old_database_is_brought_to_3_4(backend: Backend, branch: &str) {
     let db = OldDb::new(backend, branch);
     let expires_local = "2030-01-02 03:04:05";
@@ -257,18 +296,29 @@ fn old_database_is_brought_to_3_4(backend: Backend, branch: &str) {
         .expect("local time")
         .as_second();
     let expires = match branch {
-        "2.3" => format!("'{expires_local}'"),
-        _ => want_expires.to_string(),
+        "2.4" => want_expires.to_string(),
+        _ => format!("'{expires_local}'"),
     };
     db.sql(&format!(
         "INSERT INTO location (username, contact, expires, callid) VALUES \
          ('alice', 'sip:alice@192.0.2.1:5060', {expires}, 'c1'); \
          INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('bob', 'example.com', 'pw', 'h', 'hb'); \
-         INSERT INTO dispatcher (setid, destination) VALUES (1, 'sip:192.0.2.5'); \
+         INSERT INTO dispatcher (setid, destination, weight) VALUES (1, 'sip:192.0.2.5', 3); \
+         INSERT INTO domain (domain) VALUES ('example.com'); \
+         INSERT INTO acc (method, from_tag, to_tag, callid, sip_code, sip_reason, time) \
+           VALUES ('INVITE', 'f1', 't1', 'a1', '200', 'OK', '2020-01-02 03:04:05'); \
+         INSERT INTO missed_calls (method, from_tag, to_tag, callid, sip_code, sip_reason, time) \
+           VALUES ('INVITE', 'f2', 't2', 'm1', '486', 'Busy', '2020-01-02 03:04:05'); \
          INSERT INTO dialog (dlg_id, callid, from_uri, from_tag, to_uri, to_tag, caller_cseq, callee_cseq, \
            caller_ping_cseq, callee_ping_cseq, caller_sock, callee_sock, state, start_time, timeout, script_flags) \
            VALUES (1, 'd1', 'sip:a@x', 'ft', 'sip:b@x', 'tt', '1', '1', 1, 1, 'udp:127.0.0.1:5060', 'udp:127.0.0.1:5060', 4, 1, 2, 5)"
     ));
+    let clusterer = !matches!(branch, "1.11" | "2.1");
+    match branch {
+        "2.2" => db.sql("INSERT INTO clusterer (cluster_id, machine_id, url) VALUES (1, 1, 'bin:127.0.0.1:5566')"),
+        "2.3" | "2.4" => db.sql("INSERT INTO clusterer (cluster_id, node_id, url) VALUES (1, 1, 'bin:127.0.0.1:5566')"),
+        _ => String::new(),
+    };
     let old_contact = db.col_type("location", "contact");
     assert!(!old_contact.contains("text"), "{old_contact}");
 
@@ -280,18 +330,7 @@ fn old_database_is_brought_to_3_4(backend: Backend, branch: &str) {
     // The flagged dialog holds its table back; the others migrate.
     let (ok, out, err) = migrate(&db.url, &[]);
     assert!(!ok, "{out}\n{err}");
-    let location = match branch {
-        "2.3" => "table location: version 1011 → 1013 (1011→1012: kv_store added; 1012→1013: expires as Unix seconds",
-        _ => "table location: version 1013, reshaped (1013: contact TEXT",
-    };
-    for line in [
-        location,
-        "table subscriber: version 7 → 8 (7→8: ha1_sha256 and ha1_sha512t256 added",
-        "table dispatcher: version 8 → 9 (8→9: probe_mode added)",
-        "table acc: version 7, nothing to do",
-        "table address: version 5, nothing to do",
-        "table usr_preferences: version 3, nothing to do",
-    ] {
+    for line in first_run_lines(branch) {
         assert!(out.contains(line), "{line}\n{out}\n{err}");
     }
     assert!(
@@ -302,33 +341,74 @@ fn old_database_is_brought_to_3_4(backend: Backend, branch: &str) {
     );
     // Left as it was: no step of it ran.
     assert_eq!(db.col_type("dialog", "rt_on_answer"), "");
-    assert!(db.versions().contains("dialog\t10"), "{}", db.versions());
+    let dialog_from = if branch == "1.11" { "9" } else { "10" };
+    assert!(
+        db.versions().contains(&format!("dialog\t{dialog_from}")),
+        "{}",
+        db.versions()
+    );
+    if branch == "2.2" {
+        // 2.2's clusterer rows mean something else in 3.4: refused,
+        // naming the versions, the table untouched.
+        assert!(
+            err.contains("table clusterer: not migrated: version 1 → 2: the table has rows and OpenSIPS 2.3 reworked the clusterer"),
+            "{err}"
+        );
+        assert_eq!(db.col_type("clusterer", "node_id"), "");
+        db.sql("DELETE FROM clusterer");
+    }
 
     db.sql("DELETE FROM dialog");
     let (ok, out, err) = migrate(&db.url, &[]);
     assert!(ok, "{out}\n{err}");
     assert!(
-        out.contains("table dialog: version 10 → 12 (10→11: rt_on_answer, rt_on_timeout, rt_on_hangup added; 11→12: script_flags as flag names)"),
+        out.contains(&format!("table dialog: version {dialog_from} → 12 (")),
         "{out}"
     );
+    assert!(out.contains("11→12: script_flags as flag names)"), "{out}");
+    if branch == "2.2" {
+        assert!(
+            out.contains("table clusterer: version 1 → 4 (1→2: machine_id renamed node_id"),
+            "{out}"
+        );
+    }
     assert!(
         out.contains("table location: version 1013, nothing to do"),
         "{out}"
     );
-    assert_eq!(db.versions(), VERSIONS_3_4);
 
-    // Rows kept, converted where the type changed; the shapes are 3.4's.
+    // The versions and the columns are 3.4's.
+    let want = OldDb::new(backend, "3.4");
+    let mut want_versions = want.versions();
+    if !clusterer {
+        want_versions = want_versions.replace("clusterer\t4\n", "");
+    }
+    assert_eq!(db.versions(), want_versions);
+    // Every table 3.4's scripts make, with its columns.
+    for table in want_versions.lines().filter_map(|l| l.split('\t').next()) {
+        let have = db.columns(table);
+        let cols = want.columns(table);
+        assert!(cols.len() > 3, "{table}: {cols:?}");
+        for (col, ty) in cols {
+            let got = have
+                .iter()
+                .find(|(c, _)| *c == col)
+                .map(|(_, t)| t.as_str());
+            // 1.11 and 2.1 made usr_preferences.username 128 characters
+            // (2.2 64, same version): wider is kept.
+            let wider = table == "usr_preferences" && col == "username";
+            assert!(
+                got == Some(ty.as_str()) || (wider && got.is_some()),
+                "{branch} {backend:?}: {table}.{col} is {got:?}, 3.4 has {ty}"
+            );
+        }
+    }
+
+    // Rows kept, converted where the type changed.
     assert_eq!(
         db.sql("SELECT username, expires, contact FROM location"),
         format!("alice\t{want_expires}\tsip:alice@192.0.2.1:5060")
     );
-    assert!(db
-        .col_type("location", "expires")
-        .starts_with(match backend {
-            Backend::Maria => "int(10) unsigned",
-            _ => "integer",
-        }));
-    assert_eq!(db.col_type("location", "contact"), "text");
     assert_eq!(
         db.sql(
             "SELECT username, ha1, ha1b, CASE WHEN ha1_sha256 = '' AND ha1_sha512t256 = '' \
@@ -337,23 +417,44 @@ fn old_database_is_brought_to_3_4(backend: Backend, branch: &str) {
         "bob\th\thb\tempty"
     );
     assert_eq!(
-        db.sql("SELECT destination, probe_mode FROM dispatcher"),
-        "sip:192.0.2.5\t0"
+        db.sql("SELECT destination, weight, probe_mode, priority FROM dispatcher"),
+        "sip:192.0.2.5\t3\t0\t0"
     );
-    assert!(db.col_type("dialog", "script_flags").ends_with("(255)"));
-    // A contact longer than 2.4's CHAR(255) fits now.
+    assert_eq!(
+        db.sql("SELECT domain, attrs IS NULL FROM domain"),
+        match backend {
+            Backend::Pg => "example.com\tt",
+            _ => "example.com\t1",
+        }
+    );
+    assert_eq!(db.sql("SELECT callid, ms_duration FROM acc"), "a1\t0");
+    assert_eq!(
+        db.sql("SELECT callid, sip_code, setuptime FROM missed_calls"),
+        "m1\t486\t0"
+    );
+    if matches!(branch, "2.3" | "2.4") {
+        assert_eq!(
+            db.sql("SELECT node_id, url, flags IS NULL, priority FROM clusterer"),
+            match backend {
+                Backend::Pg => "1\tbin:127.0.0.1:5566\tt\t50",
+                _ => "1\tbin:127.0.0.1:5566\t1\t50",
+            }
+        );
+    }
+    // A contact longer than 2.4's CHAR(255) fits now, and two bindings
+    // alike but for their key (1.x's UNIQUE key forbade it) too.
     let long = format!("sip:carol@192.0.2.9;x={}", "a".repeat(300));
     db.sql(&format!(
-        "INSERT INTO location (username, contact, expires, callid) VALUES ('carol', '{long}', 0, 'c2')"
+        "INSERT INTO location (username, domain, contact, expires, callid) VALUES \
+         ('carol', 'example.com', '{long}', 0, 'c2'), ('carol', 'example.com', '{long}', 0, 'c2')"
     ));
     assert_eq!(
         db.sql("SELECT contact FROM location WHERE username = 'carol'"),
-        long
+        format!("{long}\n{long}")
     );
     // Nothing left to do.
     let (ok, out, err) = migrate(&db.url, &[]);
     assert!(ok && !out.contains('→'), "{out}\n{err}");
-
     let script = format!(
         r#"config = {{
   listen = {{ "udp:127.0.0.1:{{PORT}}" }},
@@ -407,6 +508,42 @@ end
     assert!(e > now, "{e} {now}");
 }
 
+// OpenSIPS had no SQLite scripts (no db_sqlite) before 2.2.
+#[test]
+fn opensips_1_11_database_to_3_4_mariadb() {
+    old_database_is_brought_to_3_4(Backend::Maria, "1.11");
+}
+
+#[test]
+fn opensips_1_11_database_to_3_4_postgres() {
+    old_database_is_brought_to_3_4(Backend::Pg, "1.11");
+}
+
+#[test]
+fn opensips_2_1_database_to_3_4_mariadb() {
+    old_database_is_brought_to_3_4(Backend::Maria, "2.1");
+}
+
+#[test]
+fn opensips_2_1_database_to_3_4_postgres() {
+    old_database_is_brought_to_3_4(Backend::Pg, "2.1");
+}
+
+#[test]
+fn opensips_2_2_database_to_3_4_mariadb() {
+    old_database_is_brought_to_3_4(Backend::Maria, "2.2");
+}
+
+#[test]
+fn opensips_2_2_database_to_3_4_postgres() {
+    old_database_is_brought_to_3_4(Backend::Pg, "2.2");
+}
+
+#[test]
+fn opensips_2_2_database_to_3_4_sqlite() {
+    old_database_is_brought_to_3_4(Backend::Lite, "2.2");
+}
+
 #[test]
 fn opensips_2_3_database_to_3_4_mariadb() {
     old_database_is_brought_to_3_4(Backend::Maria, "2.3");
@@ -435,30 +572,4 @@ fn opensips_2_4_database_to_3_4_postgres() {
 #[test]
 fn opensips_2_4_database_to_3_4_sqlite() {
     old_database_is_brought_to_3_4(Backend::Lite, "2.4");
-}
-
-/// A statement the server refuses (PostgreSQL cannot change the type of
-/// a column a view reads) is said for its table, which stays as it was
-/// (the table's steps and its version update run as one block); the
-/// other tables migrate, and the run fails.
-#[test]
-fn a_refused_statement_leaves_the_postgres_table_as_it_was() {
-    let db = OldDb::new(Backend::Pg, "2.3");
-    db.sql("CREATE VIEW contacts_v AS SELECT username, expires FROM location");
-    let (ok, out, err) = migrate(&db.url, &[]);
-    assert!(!ok, "{out}\n{err}");
-    assert!(
-        err.contains("table location: not migrated: ")
-            && err.contains("cannot alter type of a column used by a view")
-            && err.contains("the table is as it was"),
-        "{err}"
-    );
-    assert!(out.contains("table subscriber: version 7 → 8"), "{out}");
-    assert!(
-        db.versions().contains("location\t1011"),
-        "{}",
-        db.versions()
-    );
-    assert_eq!(db.col_type("location", "kv_store"), "");
-    assert!(db.col_type("location", "expires").starts_with("timestamp"));
 }

@@ -4,7 +4,7 @@
 //! each server's own client (tests/db_migrate.rs).
 
 use super::mariadb::sql;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -142,6 +142,27 @@ impl OldDb {
         self.sql(&q).to_lowercase()
     }
 
+    /// A table's columns and their types, lowercase, in table order.
+    pub fn columns(&self, table: &str) -> Vec<(String, String)> {
+        let q = match self.backend {
+            Backend::Maria => format!(
+                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' \
+                 AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION",
+                self.name
+            ),
+            Backend::Pg => format!(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            ),
+            Backend::Lite => format!("SELECT name, type FROM pragma_table_info('{table}')"),
+        };
+        self.sql(&q)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(c, t)| (c.to_string(), t.to_lowercase()))
+            .collect()
+    }
+
     pub fn versions(&self) -> String {
         let mut v: Vec<String> = self
             .sql("SELECT table_name, table_version FROM version")
@@ -174,4 +195,19 @@ impl Drop for OldDb {
             Backend::Lite => {}
         }
     }
+}
+
+/// Runs `lunasip db migrate URL EXTRA…`: whether it succeeded, its
+/// stdout, its stderr.
+pub fn migrate(url: &str, extra: &[&str]) -> (bool, String, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_lunasip"))
+        .args(["db", "migrate", url])
+        .args(extra)
+        .output()
+        .expect("lunasip db migrate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

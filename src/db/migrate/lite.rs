@@ -1,11 +1,13 @@
 //! SQLite's way to change column types, which it cannot ALTER: in one
-//! transaction, create the table in OpenSIPS 3.4's shape under a
-//! temporary name (`schema::create`), copy the rows (columns of both by
-//! name, converted ones by their expression, columns only the old table
-//! has kept as they were), drop the old table, rename the new one, and
-//! make its indexes again. Any failure rolls everything back.
+//! transaction for all the tables, create each table in OpenSIPS 3.4's
+//! shape under a temporary name (`schema::create`), copy the rows
+//! (columns of both by name, renamed ones into their new name, converted
+//! ones by their expression, columns only the old table has kept as they
+//! were), drop the old table, rename the new one, and make its indexes
+//! again. Any failure rolls everything back.
 
 use super::super::{schema, Db, DbError, Dialect, Ident, Value};
+use super::{Failed, Planned};
 
 /// A column of the old table, from `pragma_table_info`.
 struct Col {
@@ -53,13 +55,44 @@ fn columns(db: &Db, table: &str) -> Result<Vec<Col>, DbError> {
         .collect())
 }
 
+/// Every planned table rebuilt, in one transaction.
+pub(super) fn apply_wait(db: &Db, plans: &[Planned]) -> Result<(), Failed> {
+    db.exec_wait("BEGIN IMMEDIATE", vec![])?;
+    let r = plans.iter().try_for_each(|p| {
+        let exprs: Vec<(&str, &str)> = p
+            .changes
+            .iter()
+            .flat_map(|c| c.lite.iter().copied())
+            .collect();
+        let renames: Vec<(&str, &str)> = p
+            .changes
+            .iter()
+            .flat_map(|c| c.renames.iter().copied())
+            .collect();
+        rebuild_wait(db, &p.kind, &p.table, &exprs, &renames, p.to).map_err(Failed::of(&p.table))
+    });
+    match r {
+        Ok(()) => db
+            .exec_wait("COMMIT", vec![])
+            .map(|_| ())
+            .map_err(Failed::from),
+        Err(e) => {
+            let _ = db.exec_wait("ROLLBACK", vec![]);
+            Err(e)
+        }
+    }
+}
+
 /// Rebuilds `table` (kind `kind`) in OpenSIPS 3.4's shape, `exprs`
-/// giving the columns not copied as they are, and records version `to`.
-pub(super) fn rebuild_wait(
+/// giving the columns not copied as they are and `renames` the columns
+/// copied under another name, and records version `to` (inside the
+/// caller's transaction).
+fn rebuild_wait(
     db: &Db,
     kind: &str,
     table: &Ident,
     exprs: &[(&str, &str)],
+    renames: &[(&str, &str)],
     to: i64,
 ) -> Result<(), DbError> {
     let bad = |why: String| DbError::Internal(format!("table {table}: {why}"));
@@ -90,8 +123,7 @@ pub(super) fn rebuild_wait(
         .iter()
         .filter_map(|r| r.at(0).as_text())
         .collect();
-    db.exec_wait("BEGIN IMMEDIATE", vec![])?;
-    let r = (|| -> Result<(), DbError> {
+    {
         db.exec_wait(&format!("DROP TABLE IF EXISTS {tmp}"), vec![])?;
         db.exec_wait(&create, vec![])?;
         let new: Vec<String> = columns(db, tmp.as_str())?
@@ -99,7 +131,11 @@ pub(super) fn rebuild_wait(
             .map(|c| c.name)
             .collect();
         // Columns 3.4 does not have (ha1b…) are kept, as on the others.
-        for c in old.iter().filter(|c| !new.contains(&c.name)) {
+        let renamed = |n: &str| renames.iter().find(|(o, _)| *o == n).map(|(_, to)| *to);
+        for c in old
+            .iter()
+            .filter(|c| !new.contains(&c.name) && renamed(&c.name).is_none())
+        {
             let mut def = c.name.clone();
             if plain_type(&c.decl) {
                 def = format!("{def} {}", c.decl);
@@ -115,7 +151,7 @@ pub(super) fn rebuild_wait(
         let mut names = Vec::new();
         let mut values = Vec::new();
         for c in &old {
-            names.push(c.name.clone());
+            names.push(renamed(&c.name).unwrap_or(&c.name).to_string());
             match exprs.iter().find(|(n, _)| *n == c.name) {
                 Some((_, e)) => values.push(e.to_string()),
                 None => values.push(c.name.clone()),
@@ -144,13 +180,6 @@ pub(super) fn rebuild_wait(
             vec![Value::Int(to), Value::text(base)],
         )?;
         Ok(())
-    })();
-    match r {
-        Ok(()) => db.exec_wait("COMMIT", vec![]).map(|_| ()),
-        Err(e) => {
-            let _ = db.exec_wait("ROLLBACK", vec![]);
-            Err(e)
-        }
     }
 }
 

@@ -5,14 +5,17 @@
 //! the database does not hold is refused with the reason, and the table
 //! is left as it was.
 //!
-//! How a table changes, per backend: MySQL runs each step's ALTERs and
-//! records the version after each (its DDL commits as it goes);
-//! PostgreSQL runs all of a table's steps and the version update in one
-//! block, all or nothing; SQLite, which cannot change a column's type,
-//! rebuilds the table in OpenSIPS 3.4's shape in one transaction
-//! (`lite.rs`).
+//! Every table is judged first (its version, its steps, their guards);
+//! the tables that can migrate then change together, all or nothing: a
+//! statement that fails leaves every table and the `version` table as
+//! they were. MySQL, whose DDL commits as it goes, builds each table's
+//! new shape in a copy and swaps all copies in, the `version` table's
+//! too, with one RENAME TABLE (`shadow.rs`); PostgreSQL runs everything
+//! in one block; SQLite, which cannot change a column's type, rebuilds
+//! the tables in OpenSIPS 3.4's shape in one transaction (`lite.rs`).
 
 mod lite;
+mod shadow;
 mod steps;
 
 use steps::{Reshape, Step, RESHAPES, STEPS};
@@ -32,8 +35,7 @@ pub enum Outcome {
         to: i64,
         steps: Vec<String>,
     },
-    /// Not migrated, with the reason; the table is as it was (or at the
-    /// version of the last step that ran).
+    /// Not migrated, with the reason; the table is as it was.
     Refused { table: String, reason: String },
     /// A table the version table lists whose kind lunasip does not know.
     Unknown { table: String, version: String },
@@ -106,6 +108,19 @@ struct Change {
     mysql: &'static [&'static str],
     pg: &'static [&'static str],
     lite: &'static [(&'static str, &'static str)],
+    renames: &'static [(&'static str, &'static str)],
+    drop_key: Option<(&'static str, &'static str)>,
+}
+
+/// A table whose changes are decided and checked, before any runs.
+struct Planned {
+    table: Ident,
+    kind: String,
+    /// The version it has now.
+    from: i64,
+    /// The version it has after the changes (OpenSIPS 3.4's).
+    to: i64,
+    changes: Vec<Change>,
 }
 
 impl From<&'static Step> for Change {
@@ -117,6 +132,8 @@ impl From<&'static Step> for Change {
             mysql: s.mysql,
             pg: s.pg,
             lite: s.lite,
+            renames: s.renames,
+            drop_key: s.drop_key,
         }
     }
 }
@@ -130,6 +147,8 @@ impl From<&'static Reshape> for Change {
             mysql: r.mysql,
             pg: r.pg,
             lite: &[],
+            renames: &[],
+            drop_key: None,
         }
     }
 }
@@ -181,9 +200,22 @@ fn pg_zone() -> String {
     }
 }
 
-/// Migrates one table of kind `kind` (a thread that is not a SIP worker).
-pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<Outcome, DbError> {
+/// What to do with one table: nothing (and why), or its plan.
+enum Decision {
+    Done(Outcome),
+    Migrate(Planned),
+}
+
+/// Judges one table of kind `kind`: its version, the steps to 3.4's and
+/// their guards. Changes nothing.
+fn decide(db: &Db, kind: &str, table: &Ident) -> Result<Decision, DbError> {
     let name = table.to_string();
+    let refuse = |reason: String| {
+        Ok(Decision::Done(Outcome::Refused {
+            table: name.clone(),
+            reason,
+        }))
+    };
     let want = version::expected(kind)
         .ok_or_else(|| DbError::Internal(format!("no known version for {kind}")))?;
     let rows = db.query_wait(
@@ -191,16 +223,12 @@ pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<O
         vec![Value::text(table.as_str())],
     )?;
     let Some(have) = rows.first().and_then(|r| r.at(0).as_int()) else {
-        return Ok(Outcome::Refused {
-            table: name,
-            reason: "no row in the version table".into(),
-        });
+        return refuse("no row in the version table".into());
     };
     if have > want {
-        return Ok(Outcome::Refused {
-            table: name,
-            reason: format!("version {have} is newer than OpenSIPS 3.4's {want}"),
-        });
+        return refuse(format!(
+            "version {have} is newer than OpenSIPS 3.4's {want}"
+        ));
     }
     let changes: Vec<Change> = if have == want {
         let mut out = Vec::new();
@@ -216,112 +244,144 @@ pub fn table_wait(db: &Db, kind: &str, table: &Ident, dry_run: bool) -> Result<O
     } else {
         match plan(kind, have, want) {
             Ok(s) => s.into_iter().map(Change::from).collect(),
-            Err(reason) => {
-                return Ok(Outcome::Refused {
-                    table: name,
-                    reason,
-                })
-            }
+            Err(reason) => return refuse(reason),
         }
     };
     if changes.is_empty() {
-        return Ok(Outcome::Current {
+        return Ok(Decision::Done(Outcome::Current {
             table: name,
             version: have,
-        });
+        }));
     }
-    // Every guard first, so a refused table is left untouched.
     let mut from = have;
     for c in &changes {
         if let Some((q, why)) = c.guard {
             let n = db.query_wait(&step_sql(q, table), vec![])?;
             if n.first().and_then(|r| r.at(0).as_int()).unwrap_or(0) != 0 {
-                return Ok(Outcome::Refused {
-                    table: name,
-                    reason: format!("version {from} → {}: {why}", c.to),
-                });
+                return refuse(format!("version {from} → {}: {why}", c.to));
             }
         }
         from = c.to;
     }
-    if !dry_run {
-        match db.dialect() {
-            Dialect::Mysql => mysql_wait(db, table, &changes)?,
-            Dialect::Postgres => pg_wait(db, table, &changes, want)?,
-            Dialect::Sqlite => {
-                let exprs: Vec<(&str, &str)> = changes
-                    .iter()
-                    .flat_map(|c| c.lite.iter().copied())
-                    .collect();
-                lite::rebuild_wait(db, kind, table, &exprs, want)?
-            }
+    if db.dialect() == Dialect::Mysql {
+        if let Some(why) = shadow::obstacle(db, table)? {
+            return refuse(why);
         }
     }
-    Ok(Outcome::Migrated {
-        table: name,
+    Ok(Decision::Migrate(Planned {
+        table: table.clone(),
+        kind: kind.to_string(),
         from: have,
         to: want,
-        steps: changes.into_iter().map(|c| c.label).collect(),
-    })
+        changes,
+    }))
 }
 
-const SET_VERSION: &str = "UPDATE version SET table_version = ? WHERE table_name = ?";
-
-/// MySQL: each change's statements, the version recorded after each (DDL
-/// commits as it goes).
-fn mysql_wait(db: &Db, table: &Ident, changes: &[Change]) -> Result<(), DbError> {
-    let mut at = None;
-    for c in changes {
-        for q in c.mysql {
-            db.exec_wait(&step_sql(q, table), vec![])?;
-        }
-        if at != Some(c.to) {
-            db.exec_wait(
-                SET_VERSION,
-                vec![Value::Int(c.to), Value::text(table.as_str())],
-            )?;
-            at = Some(c.to);
+impl Planned {
+    fn outcome(&self) -> Outcome {
+        Outcome::Migrated {
+            table: self.table.to_string(),
+            from: self.from,
+            to: self.to,
+            steps: self.changes.iter().map(|c| c.label.clone()).collect(),
         }
     }
-    Ok(())
 }
 
-/// PostgreSQL: every statement and the version update in one DO block,
-/// which commits or fails as one (the pool may hand consecutive
-/// statements to different connections, so no BEGIN … COMMIT).
-fn pg_wait(db: &Db, table: &Ident, changes: &[Change], to: i64) -> Result<(), DbError> {
+/// Why a migration did not happen: the error, and the table whose
+/// statement failed when known. Nothing was changed.
+struct Failed {
+    table: Option<String>,
+    err: DbError,
+}
+
+impl Failed {
+    fn of(table: &Ident) -> impl Fn(DbError) -> Failed + '_ {
+        move |err| Failed {
+            table: Some(table.to_string()),
+            err,
+        }
+    }
+}
+
+impl From<DbError> for Failed {
+    fn from(err: DbError) -> Failed {
+        Failed { table: None, err }
+    }
+}
+
+/// PostgreSQL: every table's statements and its version update in one
+/// DO block, which commits or fails as one (the pool may hand
+/// consecutive statements to different connections, so no BEGIN …
+/// COMMIT). Each table's part says its name when it fails.
+fn pg_wait(db: &Db, plans: &[Planned]) -> Result<(), Failed> {
     let zone = pg_zone();
     let mut body = String::new();
-    for c in changes {
-        for q in c.pg {
-            body.push_str(&step_sql(q, table).replace("{tz}", &zone));
-            body.push_str(";\n");
+    for p in plans {
+        let t = &p.table;
+        body.push_str("BEGIN\n");
+        for c in &p.changes {
+            if let Some((_, key)) = c.drop_key {
+                body.push_str(&format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {key};\n"
+                ));
+            }
+            for q in c.pg {
+                body.push_str(&step_sql(q, t).replace("{tz}", &zone));
+                body.push_str(";\n");
+            }
         }
+        // The name is a checked identifier: safe as a literal.
+        body.push_str(&format!(
+            "UPDATE version SET table_version = {} WHERE table_name = '{}';\n\
+             EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'table %: %', '{}', SQLERRM;\nEND;\n",
+            p.to,
+            t.as_str(),
+            t.as_str()
+        ));
     }
-    // The name is a checked identifier: safe as a literal.
-    body.push_str(&format!(
-        "UPDATE version SET table_version = {to} WHERE table_name = '{}';\n",
-        table.as_str()
-    ));
     db.exec_wait(
         &format!("DO $lunasip_migrate$ BEGIN\n{body}END $lunasip_migrate$"),
         vec![],
-    )?;
+    )
+    .map_err(|err| {
+        let text = err.to_string();
+        Failed {
+            table: plans
+                .iter()
+                .map(|p| p.table.to_string())
+                .find(|t| text.contains(&format!("table {t}: "))),
+            err,
+        }
+    })?;
     Ok(())
 }
 
+/// The migration itself, all or nothing, on the pool's backend.
+fn apply_wait(db: &Db, plans: &[Planned]) -> Result<(), Failed> {
+    match db.dialect() {
+        Dialect::Mysql => shadow::apply_wait(db, plans),
+        Dialect::Postgres => pg_wait(db, plans),
+        Dialect::Sqlite => lite::apply_wait(db, plans),
+    }
+}
+
 /// Every table the `version` table lists: its kind is its name, or what
-/// `kinds` (table → kind) says.
+/// `kinds` (table → kind) says. The tables that can migrate do so
+/// together or not at all.
 pub fn all_wait(
     db: &Db,
     kinds: &[(String, String)],
     dry_run: bool,
 ) -> Result<Vec<Outcome>, DbError> {
+    // Copying a large table takes longer than a query may.
+    let db = &db.with_timeout(std::time::Duration::from_secs(3600));
     let rows = db.query_wait(
         "SELECT table_name, table_version FROM version ORDER BY table_name",
         vec![],
     )?;
     let mut out = Vec::new();
+    let mut plans: Vec<(usize, Planned)> = Vec::new();
     for r in rows {
         let Some(name) = r.at(0).as_text() else {
             continue;
@@ -339,22 +399,36 @@ pub fn all_wait(
             continue;
         }
         let table = Ident::new(&name)?;
-        match table_wait(db, kind, &table, dry_run) {
-            Ok(o) => out.push(o),
-            // The server refused a statement (a view on a column, a value
-            // out of range…): said for this table, the others go on.
+        match decide(db, kind, &table) {
+            Ok(Decision::Done(o)) => out.push(o),
+            Ok(Decision::Migrate(p)) => {
+                out.push(p.outcome());
+                plans.push((out.len() - 1, p));
+            }
+            // The server refused a query about this table (a guard on a
+            // column it lacks…): said for it, the others go on.
             Err(e) if !e.is_retryable() => out.push(Outcome::Refused {
                 table: name,
-                reason: format!(
-                    "{e}; {}",
-                    match db.dialect() {
-                        Dialect::Mysql =>
-                            "the steps before it stay done (the version table says which)",
-                        _ => "the table is as it was",
-                    }
-                ),
+                reason: format!("{e}; the table is as it was"),
             }),
             Err(e) => return Err(e),
+        }
+    }
+    if dry_run || plans.is_empty() {
+        return Ok(out);
+    }
+    let (at, plans): (Vec<usize>, Vec<Planned>) = plans.into_iter().unzip();
+    if let Err(f) = apply_wait(db, &plans) {
+        for (i, p) in at.into_iter().zip(&plans) {
+            let t = p.table.to_string();
+            let reason = match &f.table {
+                Some(c) if *c == t => format!("{}; nothing was changed", f.err),
+                Some(c) => {
+                    format!("table {c} failed and the tables migrate together: nothing was changed")
+                }
+                None => format!("{}; nothing was changed", f.err),
+            };
+            out[i] = Outcome::Refused { table: t, reason };
         }
     }
     Ok(out)
@@ -368,8 +442,10 @@ mod tests {
     fn plans() {
         let p = plan("location", 1011, 1013).unwrap();
         assert_eq!(p.iter().map(|s| s.from).collect::<Vec<_>>(), [1011, 1012]);
-        assert!(plan("location", 1010, 1013).is_err_and(|e| e.contains("version 1010 to 1011")));
-        assert!(plan("dialog", 10, 12).is_ok());
+        assert_eq!(plan("location", 1009, 1013).unwrap().len(), 4);
+        assert!(plan("location", 1008, 1013).is_err_and(|e| e.contains("version 1008 to 1009")));
+        assert!(plan("dialog", 9, 12).is_ok());
+        assert!(plan("clusterer", 1, 4).is_ok());
         assert!(plan("subscriber", 6, 8).is_err());
         // Every step leads towards a version lunasip reads, on each
         // backend; SQLite's converted columns are 3.4's.
@@ -379,12 +455,19 @@ mod tests {
                 "{}",
                 s.kind
             );
-            assert!(
-                !s.mysql.is_empty() && !s.pg.is_empty(),
-                "{} {}",
-                s.kind,
-                s.from
-            );
+            // Both backends change something, or neither (a version
+            // that only stops reading columns).
+            assert_eq!(s.mysql.is_empty(), s.pg.is_empty(), "{} {}", s.kind, s.from);
+            for (old, new) in s.renames {
+                assert!(
+                    s.mysql.iter().any(|q| q.contains(&format!("{old} {new}"))),
+                    "{old}"
+                );
+                assert!(
+                    s.pg.iter().any(|q| q.contains(&format!("{old} TO {new}"))),
+                    "{old}"
+                );
+            }
             let t = Ident::new(s.kind).unwrap();
             let lite = super::super::schema::create(Dialect::Sqlite, s.kind, &t).unwrap();
             for (col, _) in s.lite {
