@@ -27,7 +27,7 @@ pub fn from_lua(v: &Value) -> mlua::Result<pv::Value> {
         Value::Integer(i) => pv::Value::Int(*i),
         Value::Number(n) if n.fract() == 0.0 => pv::Value::Int(*n as i64),
         Value::Number(n) => pv::Value::Str(n.to_string()),
-        Value::String(s) => pv::Value::Str(s.to_str()?.to_string()),
+        Value::String(s) => pv::Value::Str(String::from(&*s.to_str()?)),
         Value::Boolean(b) => pv::Value::Int(*b as i64),
         other => {
             return Err(mlua::Error::RuntimeError(format!(
@@ -223,7 +223,7 @@ fn tr(lua: &Lua, st: &State, v: &Value, chain: &str) -> mlua::Result<Out> {
 fn lua_text(v: &Value, what: &str) -> mlua::Result<Option<String>> {
     Ok(match v {
         Value::Nil => None,
-        Value::String(s) => Some(s.to_str()?.to_string()),
+        Value::String(s) => Some(String::from(&*s.to_str()?)),
         Value::Integer(i) => Some(i.to_string()),
         Value::Number(n) => Some(n.to_string()),
         other => {

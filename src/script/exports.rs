@@ -93,7 +93,7 @@ impl Args {
     pub fn opt_str(&self, i: usize) -> mlua::Result<Option<String>> {
         match self.at(i) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.to_str()?.to_string())),
+            Some(Value::String(s)) => Ok(Some(String::from(&*s.to_str()?))),
             Some(Value::Integer(n)) => Ok(Some(n.to_string())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(v) => Err(self.err(format!(

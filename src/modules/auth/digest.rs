@@ -242,8 +242,13 @@ pub struct Cred {
 }
 
 impl Cred {
-    pub fn from_pairs(p: &[(String, String)]) -> Cred {
-        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    pub fn from_pairs(mut p: Vec<(String, String)>) -> Cred {
+        // The first pair of each name, moved out.
+        let mut get = |k: &str| {
+            p.iter_mut()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| std::mem::take(v))
+        };
         Cred {
             username: get("username").unwrap_or_default(),
             realm: get("realm").unwrap_or_default(),
@@ -475,7 +480,7 @@ mod tests {
     #[test]
     fn rfc2617_example() {
         let v = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
-        let c = Cred::from_pairs(&parse_credentials(v).expect("digest"));
+        let c = Cred::from_pairs(parse_credentials(v).expect("digest"));
         assert!(c.well_formed());
         let ha1 = Alg::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
         assert!(c.check(Alg::Md5, &ha1, "GET", b""));
@@ -486,7 +491,7 @@ mod tests {
     #[test]
     fn rfc7616_sha256_example() {
         let v = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#;
-        let c = Cred::from_pairs(&parse_credentials(v).expect("digest"));
+        let c = Cred::from_pairs(parse_credentials(v).expect("digest"));
         let ha1 = Alg::Sha256.ha1("Mufasa", "http-auth@example.org", "Circle of Life");
         assert_eq!(c.alg(), Some(Alg::Sha256));
         assert!(c.check(Alg::Sha256, &ha1, "GET", b""));
