@@ -7,11 +7,16 @@ use std::process::ExitCode;
 
 use lunasip::script::{Source, DEFAULT_SCRIPT};
 
-// glibc malloc unless a build asks for another (bench/RESULTS.md compares them).
-#[cfg(feature = "jemalloc")]
+// jemalloc unless the build asks for another (Cargo.toml's features;
+// bench/RESULTS.md compares them): it returns freed pages after a burst.
+#[cfg(all(
+    feature = "jemalloc",
+    not(feature = "mimalloc"),
+    not(feature = "system-alloc")
+))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[cfg(all(feature = "mimalloc", not(feature = "system-alloc")))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
