@@ -15,7 +15,9 @@
 # RabbitMQ node, so the machine's services are not touched. Needs
 # sip-tester, mariadb-server and rabbitmq-server (Debian) and a release
 # build (LUNASIP=path, default target/release/lunasip). Exit 0 when no call
-# failed and RSS and fds grew < 5 % after warm-up. Not part of CI.
+# failed and RSS and fds grew < 5 % after warm-up. Not part of CI. A build
+# with --features jemalloc-stats adds the heap's allocated and resident kB
+# to the samples (what the proxy holds against what jemalloc keeps).
 set -euo pipefail
 MIN=${1:-10}
 RATE=${2:-100}
@@ -124,6 +126,12 @@ log "$calls calls at $RATE/s for $MIN min; proxy pid $proxy"
 
 # --- the disturbances, at fractions of the run (percent: action)
 mi() { curl -s -m 5 -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":${2:-[]}}" "http://127.0.0.1:$MI/mi"; }
+# jemalloc's own figures when the binary has them (--features jemalloc-stats).
+heap() {
+  mi get_statistics '[["jemalloc:"]]' 2>/dev/null | python3 -c 'import json,sys
+try: r = json.load(sys.stdin)["result"]; print(r["jemalloc:allocated"] // 1024, r["jemalloc:resident"] // 1024)
+except Exception: print("NA NA")'
+}
 rss_now() { awk '/^VmRSS/{print $2}' "/proc/$proxy/status"; }
 act() {
   echo "$now $1 $(rss_now)" >> "$work/events.txt"
@@ -137,7 +145,7 @@ act() {
 }
 plan=(10:reload 20:kill_b 25:revive_b 30:db 35:reload 40:mq
   50:reload 55:kill_b 60:revive_b 65:reload 70:db 80:mq 90:reload)
-echo "t_s rss_kb fds" > "$work/samples.txt"
+echo "t_s rss_kb fds heap_allocated_kb heap_resident_kb" > "$work/samples.txt"
 echo "t_s action rss_kb_before" > "$work/events.txt"
 t0=$(date +%s)
 next=0
@@ -150,7 +158,7 @@ while kill -0 $uac 2>/dev/null; do
   if [ $((now % 10)) = 0 ]; then
     rss=$(rss_now)
     fds=$(ls /proc/$proxy/fd | wc -l)
-    echo "$now $rss $fds" >> "$work/samples.txt"
+    echo "$now $rss $fds $(heap)" >> "$work/samples.txt"
   fi
   sleep 1
 done
@@ -158,7 +166,7 @@ wait $uac || true
 sleep 5
 stats=$(mi get_statistics '[["tm:","evi:","acc:","dialog:","dispatcher:"]]' || true)
 rss=$(awk '/^VmRSS/{print $2}' /proc/$proxy/status); fds=$(ls /proc/$proxy/fd | wc -l)
-echo "$secs $rss $fds" >> "$work/samples.txt"
+echo "$secs $rss $fds $(heap)" >> "$work/samples.txt"
 
 last() { awk -F';' -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} {v=$k} END{print v}' "$1"; }
 ok=$(last "$work/uac_stat.csv" 'SuccessfulCall(C)')
