@@ -4,11 +4,12 @@
 #
 #   alloc.sh [ROUNDS] [RATE]
 #
-# Needs the three binaries (from the repository root):
-#   cargo build --release && cp target/release/lunasip target/lunasip-none
-#   cargo build --release --features jemalloc && cp target/release/lunasip target/lunasip-jemalloc
+# Needs the binaries (from the repository root; jemalloc is the default):
+#   cargo build --release --features system-alloc && cp target/release/lunasip target/lunasip-none
+#   cargo build --release && cp target/release/lunasip target/lunasip-jemalloc
 #   cargo build --release --features mimalloc && cp target/release/lunasip target/lunasip-mimalloc
-# (ALLOC_BINS=DIR if they are elsewhere). Per round and allocator: one
+# (ALLOC_BINS=DIR if they are elsewhere; ALLOCS="none jemalloc" to compare
+# only some of them). Per round and allocator: one
 # run.sh run (CPU-s per 1000 calls) and one memory.sh burst of 6000 INVITE
 # transactions held together, then drained (RSS after the drain).
 set -uo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")"
 ROUNDS=${1:-2} RATE=${2:-1000}
 BINS=${ALLOC_BINS:-../target}
 for r in $(seq 1 "$ROUNDS"); do
-  for a in none jemalloc mimalloc; do
+  for a in ${ALLOCS:-none jemalloc mimalloc}; do
     bin=$BINS/lunasip-$a
     [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
     cpu=$(LUNASIP=$bin ./run.sh -q -r "$RATE" -m $((RATE * 10)) "alloc-$a" "proxies/lunasip.sh stateful" \

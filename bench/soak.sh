@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Soak: SIPp stateful calls through a dispatcher script for MINUTES at RATE
-# calls/s while the script is reloaded 5 times, one of the two boxes is
-# killed and revived, MariaDB is restarted and RabbitMQ is restarted.
-# Prints failed calls, the proxy's RSS and open fds over time, and the
-# growth after warm-up (the first 20 % of the run).
+# calls/s while the script is reloaded 5 times, and twice each one of the
+# two boxes is killed and revived, MariaDB is restarted and RabbitMQ is
+# restarted (twice, so that memory kept per outage shows as a second step,
+# where an allocator's high-water mark does not grow again). Prints failed
+# calls, the proxy's RSS and open fds over time and at each disturbance,
+# and the growth after warm-up (the first 20 % of the run).
 #
 #   bench/soak.sh [MINUTES [RATE]]        (default 10 minutes, 100 calls/s)
 #
@@ -13,7 +15,9 @@
 # RabbitMQ node, so the machine's services are not touched. Needs
 # sip-tester, mariadb-server and rabbitmq-server (Debian) and a release
 # build (LUNASIP=path, default target/release/lunasip). Exit 0 when no call
-# failed and RSS and fds grew < 5 % after warm-up. Not part of CI.
+# failed and RSS and fds grew < 5 % after warm-up. Not part of CI. A build
+# with --features jemalloc-stats adds the heap's allocated and resident kB
+# to the samples (what the proxy holds against what jemalloc keeps).
 set -euo pipefail
 MIN=${1:-10}
 RATE=${2:-100}
@@ -122,7 +126,15 @@ log "$calls calls at $RATE/s for $MIN min; proxy pid $proxy"
 
 # --- the disturbances, at fractions of the run (percent: action)
 mi() { curl -s -m 5 -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":${2:-[]}}" "http://127.0.0.1:$MI/mi"; }
+# jemalloc's own figures when the binary has them (--features jemalloc-stats).
+heap() {
+  mi get_statistics '[["jemalloc:"]]' 2>/dev/null | python3 -c 'import json,sys
+try: r = json.load(sys.stdin)["result"]; print(r["jemalloc:allocated"] // 1024, r["jemalloc:resident"] // 1024)
+except Exception: print("NA NA")'
+}
+rss_now() { awk '/^VmRSS/{print $2}' "/proc/$proxy/status"; }
 act() {
+  echo "$now $1 $(rss_now)" >> "$work/events.txt"
   case $1 in
     reload) kill -HUP $proxy; log "reload (SIGHUP)" ;;
     kill_b) kill "$b_pid"; log "box b killed" ;;
@@ -131,8 +143,10 @@ act() {
     mq) log "restarting RabbitMQ"; mq_down; sleep 3; mq_up; log "RabbitMQ back" ;;
   esac
 }
-plan=(10:reload 20:kill_b 25:revive_b 30:reload 40:db 50:reload 60:mq 70:reload 90:reload)
-echo "t_s rss_kb fds" > "$work/samples.txt"
+plan=(10:reload 20:kill_b 25:revive_b 30:db 35:reload 40:mq
+  50:reload 55:kill_b 60:revive_b 65:reload 70:db 80:mq 90:reload)
+echo "t_s rss_kb fds heap_allocated_kb heap_resident_kb" > "$work/samples.txt"
+echo "t_s action rss_kb_before" > "$work/events.txt"
 t0=$(date +%s)
 next=0
 while kill -0 $uac 2>/dev/null; do
@@ -142,9 +156,9 @@ while kill -0 $uac 2>/dev/null; do
     if [ $((now * 100)) -ge $((pct * secs)) ]; then act "${plan[$next]#*:}"; next=$((next + 1)); fi
   fi
   if [ $((now % 10)) = 0 ]; then
-    rss=$(awk '/^VmRSS/{print $2}' /proc/$proxy/status)
+    rss=$(rss_now)
     fds=$(ls /proc/$proxy/fd | wc -l)
-    echo "$now $rss $fds" >> "$work/samples.txt"
+    echo "$now $rss $fds $(heap)" >> "$work/samples.txt"
   fi
   sleep 1
 done
@@ -152,7 +166,7 @@ wait $uac || true
 sleep 5
 stats=$(mi get_statistics '[["tm:","evi:","acc:","dialog:","dispatcher:"]]' || true)
 rss=$(awk '/^VmRSS/{print $2}' /proc/$proxy/status); fds=$(ls /proc/$proxy/fd | wc -l)
-echo "$secs $rss $fds" >> "$work/samples.txt"
+echo "$secs $rss $fds $(heap)" >> "$work/samples.txt"
 
 last() { awk -F';' -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} {v=$k} END{print v}' "$1"; }
 ok=$(last "$work/uac_stat.csv" 'SuccessfulCall(C)')
@@ -176,10 +190,17 @@ echo "== soak: $MIN min at $RATE/s, $calls calls: successful $ok, failed $failed
 echo "== CDRs in MariaDB: $cdrs"
 echo "== proxy RSS after warm-up ${rss0} kB -> end ${rss} kB; fds ${fd0} -> ${fds}"
 echo "== statistics: $stats"
+echo "== RSS before each disturbance (t_s action kB):"
+tail -n +2 "$work/events.txt" | sed 's/^/   /'
 echo "== samples (t_s rss_kb fds): $work/samples.txt; logs in $work"
 growth() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", (b-a)*100/a}'; }
 g_rss=$(growth "$rss0" "$rss"); g_fd=$(growth "$fd0" "$fds")
 echo "== growth after warm-up: RSS ${g_rss} %, fds ${g_fd} %"
+# From the middle (every kind of disturbance seen once) to the end (each
+# seen again): memory kept per outage grows here again, a high-water mark
+# does not.
+rss_mid=$(awk -v m=$((secs / 2)) 'NR>1 && $1>=m {print $2; exit}' "$work/samples.txt")
+echo "== growth over the second half (second outage of each kind): RSS $(growth "$rss_mid" "$rss") % (${rss_mid} -> ${rss} kB)"
 if [ "$failed" = "$lost_with_box" ] && awk -v r="$g_rss" -v f="$g_fd" 'BEGIN{exit !(r < 5 && f < 5)}'; then
   echo "PASS"
 else

@@ -7,15 +7,57 @@ use std::process::ExitCode;
 
 use lunasip::script::{Source, DEFAULT_SCRIPT};
 
-// glibc malloc unless a build asks for another (bench/RESULTS.md compares them).
-#[cfg(feature = "jemalloc")]
+// jemalloc unless the build asks for another (Cargo.toml's features;
+// bench/RESULTS.md compares them): it returns freed pages after a burst.
+#[cfg(all(
+    feature = "jemalloc",
+    not(feature = "mimalloc"),
+    not(feature = "system-alloc")
+))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[cfg(all(feature = "mimalloc", not(feature = "system-alloc")))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod eval;
+
+/// jemalloc's figures as gauges in the `jemalloc` group (the MI's
+/// get_statistics, `/metrics`): `allocated` is what the proxy holds,
+/// `active`, `resident` and `retained` what the allocator keeps for it.
+#[cfg(all(
+    feature = "jemalloc-stats",
+    not(feature = "mimalloc"),
+    not(feature = "system-alloc")
+))]
+fn register_heap_stats() {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    type Read = fn() -> tikv_jemalloc_ctl::Result<usize>;
+    let gauges: [(&str, Read); 6] = [
+        ("allocated", stats::allocated::read),
+        ("active", stats::active::read),
+        ("resident", stats::resident::read),
+        ("mapped", stats::mapped::read),
+        ("retained", stats::retained::read),
+        ("metadata", stats::metadata::read),
+    ];
+    for (name, read) in gauges {
+        let gauge = move || {
+            // The figures are a snapshot taken when the epoch advances.
+            let _ = epoch::advance();
+            read().map_or(0, |v| v as u64)
+        };
+        if let Err(e) = lunasip::stats::register_gauge("jemalloc", name, gauge) {
+            eprintln!("jemalloc:{name}: {e}");
+        }
+    }
+}
+#[cfg(not(all(
+    feature = "jemalloc-stats",
+    not(feature = "mimalloc"),
+    not(feature = "system-alloc")
+)))]
+fn register_heap_stats() {}
 
 /// Default script path of an installed lunasip.
 const DEFAULT_PATH: &str = "/etc/lunasip/lunasip.lua";
@@ -390,6 +432,7 @@ fn translate(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    register_heap_stats();
     let result = match cli.cmd {
         Cmd::Mi {
             url,
