@@ -12,7 +12,10 @@
 //! each interval while it is below half the target, held in between. The
 //! rate settles at what the proxy finishes; the standing queue it keeps
 //! (under the target, far from the peers' T1 = 500 ms) absorbs the
-//! sawtooth. A rate rather than a share of the offered calls: when the
+//! sawtooth. A socket that ran empty during an interval means idle CPU:
+//! the rate then grows by [`GROW`] instead (a deep cut after a stall of
+//! the machine is undone in a second, not in tens). A rate rather than a
+//! share of the offered calls: when the
 //! offered load falls below it, every call is taken at once, with no
 //! time spent growing a share back (the cap is lifted at the next short
 //! queue). New INVITEs are admitted by a token accumulator, not at
@@ -33,6 +36,10 @@ pub const CUT: f64 = 0.9;
 /// Additive increase per interval while the queue is short, as a share of
 /// the rate set at the episode's first cut.
 pub const RAISE: f64 = 0.02;
+/// Multiplicative increase per interval while a socket runs empty: idle
+/// CPU, so the limit is far too low (after a stall that cut it deep, or a
+/// drop in load); TCP's slow start, RFC 5681 §3.1.
+pub const GROW: f64 = 1.5;
 /// The smallest increase, calls/s (an episode that began with no calls
 /// taken at all).
 const MIN_RAISE: f64 = 5.0;
@@ -172,7 +179,11 @@ impl Admission {
         if cap.rate == 0.0 || self.rates.is_none_or(|r| cap.rate >= 2.0 * r.offered) {
             return self.lift();
         }
-        cap.rate += cap.step;
+        cap.rate = if standing.is_zero() {
+            (cap.rate * GROW).max(cap.rate + cap.step)
+        } else {
+            cap.rate + cap.step
+        };
         self.last_raise = Some(now);
         Change::Raised(cap.rate)
     }

@@ -149,15 +149,43 @@ fn a_short_queue_raises_by_steps_and_the_middle_holds() {
     assert!(raised_to(c, r + step), "{c:?}");
     // At most one raise per interval (two sockets report).
     assert_eq!(
-        a.report(t + 350 * MS, Duration::ZERO, TARGET, n(125), false),
+        a.report(t + 350 * MS, 5 * MS, TARGET, n(125), false),
         Change::None
     );
-    let c = a.report(t + 400 * MS, Duration::ZERO, TARGET, n(138), false);
+    let c = a.report(t + 400 * MS, 5 * MS, TARGET, n(138), false);
     assert!(raised_to(c, r + 2.0 * step), "{c:?}");
     // Behind again: cut from where it stands.
     let c = a.report(t + 500 * MS, 120 * MS, TARGET, n(166), true);
     let Change::Cut(cut) = c else { panic!("{c:?}") };
     assert!((cut - (r + 2.0 * step) * CUT).abs() < 1e-6, "{cut}");
+}
+
+#[test]
+fn an_empty_socket_grows_a_deep_limit_fast() {
+    let (mut a, t) = behind_at_300();
+    // Cut deep (a stall of the machine): 270 → about 30/s.
+    let mut at = t;
+    for _ in 0..21 {
+        at += 200 * MS;
+        a.report(at, 200 * MS, TARGET, n(30), true);
+    }
+    let deep = a.rate().unwrap_or_default();
+    assert!(deep < 40.0, "{deep}");
+    // The stall is over: 1,000/s offered, the socket runs empty between
+    // them; refused ones count as offered.
+    let mut seen = n(30);
+    let mut intervals = 0;
+    while a.rate().is_some_and(|r| r < 900.0) && intervals < 50 {
+        at += 100 * MS;
+        let r = a.rate().unwrap_or_default();
+        seen.taken += (r / 10.0) as u64;
+        seen.refused += 100 - (r / 10.0).min(100.0) as u64;
+        a.report(at, Duration::ZERO, TARGET, seen, false);
+        intervals += 1;
+    }
+    // ×1.5 per interval: 30 → 900 in nine, where +5.4/s steps would
+    // take 160.
+    assert!(intervals <= 10, "{intervals} intervals, at {:?}", a.rate());
 }
 
 #[test]
