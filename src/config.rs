@@ -76,8 +76,9 @@ pub struct Config {
     pub shm_memory: u64,
     /// Queue delay past which the proxy is behind: once every datagram
     /// read for this long waited longer than this in its socket's queue,
-    /// new INVITEs get 503 before routing until the queue drains
-    /// (`proxy::overload`); zero: never (lunasip `overload_queue_delay`, ms).
+    /// new INVITEs are taken at an adaptive rate and the rest get 503
+    /// before routing (`proxy::overload`); zero: never (lunasip
+    /// `overload_queue_delay`, ms).
     pub overload_queue_delay: Duration,
     /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
     /// address the kernel routes its destination from.

@@ -1,7 +1,7 @@
 //! Receiving on one UDP socket. Each datagram comes with how long it
 //! waited in the socket's queue; the socket's [`Gauge`] turns those delays
 //! into the process's overload state (`proxy::overload`), under which new
-//! INVITEs are refused with 503 before routing.
+//! INVITEs are taken only at the rate the proxy finishes calls.
 
 use bytes::Bytes;
 use std::io::ErrorKind;

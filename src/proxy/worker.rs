@@ -264,7 +264,7 @@ impl Worker {
             crate::stats::SL.received_acks.inc();
             return;
         }
-        if st.env.load.shedding() && super::overload::shed(st) {
+        if super::overload::refuse(st) {
             return;
         }
         if !is_ack && self.suspended.get() >= st.env.config.max_suspended {

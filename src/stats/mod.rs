@@ -394,7 +394,12 @@ pub static CORE_STATS: &[StatDecl] = &[
     StatDecl::counter(
         "shed_requests",
         &CORE.shed_requests,
-        "New INVITEs answered 503 before routing because the proxy was behind on its sockets (`overload_queue_delay`).",
+        "New INVITEs answered 503 before routing: over the rate the proxy takes while its socket queues stand past `overload_queue_delay`.",
+    ),
+    StatDecl::computed(
+        "overload_admitted_rate",
+        crate::proxy::overload::admitted_rate,
+        "New INVITEs per second the proxy takes while overloaded (lunasip's admission controller); 0 while every new INVITE is taken.",
     ),
     StatDecl::counter(
         "overload_episodes",

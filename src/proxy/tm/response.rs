@@ -404,7 +404,7 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
                 return None;
             }
             let mut acts = t.server.on_timer(ev.timer);
-            if st.env.load.shedding() {
+            if st.env.load.behind() {
                 // Behind on our sockets: the ACK is most likely waiting in
                 // our own queue; resending would only add to it.
                 acts.remove(crate::transaction::server::Action::Resend);
@@ -419,7 +419,7 @@ pub fn on_timer(host: &dyn Phases, ev: TimerEvent) -> Option<Resume> {
                 return None;
             }
             let mut acts = b.client.on_timer(ev.timer);
-            if st.env.load.shedding() {
+            if st.env.load.behind() {
                 // Behind on our sockets: the answer is most likely waiting
                 // in our own queue. The timer keeps its schedule; only
                 // this copy is not sent (proxy::overload).
