@@ -132,6 +132,7 @@ stat_group! {
         resume_timeouts,
         slow_messages,
         shed_requests,
+        overload_admitted_rate,
         overload_episodes,
     }
 }
@@ -396,9 +397,9 @@ pub static CORE_STATS: &[StatDecl] = &[
         &CORE.shed_requests,
         "New INVITEs answered 503 before routing: over the rate the proxy takes while its socket queues stand past `overload_queue_delay`.",
     ),
-    StatDecl::computed(
+    StatDecl::gauge(
         "overload_admitted_rate",
-        crate::proxy::overload::admitted_rate,
+        &CORE.overload_admitted_rate,
         "New INVITEs per second the proxy takes while overloaded (lunasip's admission controller); 0 while every new INVITE is taken.",
     ),
     StatDecl::counter(

@@ -74,11 +74,6 @@ pub fn refuse(st: &Current) -> bool {
 /// The admitted rate now, calls/s; 0 while unlimited (`core:overload_admitted_rate`).
 static ADMITTED_RATE: AtomicU64 = AtomicU64::new(0);
 
-/// `core:overload_admitted_rate`.
-pub fn admitted_rate() -> u64 {
-    ADMITTED_RATE.load(Ordering::Relaxed)
-}
-
 /// The process's overload state, shared by every worker ([`Env::load`]).
 ///
 /// [`Env::load`]: crate::proxy::context::Env
@@ -135,7 +130,13 @@ impl Load {
         self.limited.store(c.rate().is_some(), Ordering::Relaxed);
         // At least 1 while limited, so that 0 means "no limit".
         let shown = c.rate().map_or(0, |r| (r.round() as u64).max(1));
-        ADMITTED_RATE.store(shown, Ordering::Relaxed);
+        let before = ADMITTED_RATE.swap(shown, Ordering::Relaxed);
+        // The statistic is a gauge kept in a counter (stats is a leaf).
+        let gauge = &crate::stats::CORE.overload_admitted_rate;
+        match shown >= before {
+            true => gauge.add(shown - before),
+            false => gauge.sub(before - shown),
+        }
         drop(c);
         match change {
             Change::Cut(r) => tracing::debug!(
