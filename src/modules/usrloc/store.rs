@@ -26,9 +26,17 @@ pub struct Domain {
     /// Rows read into memory (db_mode 1 and 2) / version checked.
     loaded: AtomicBool,
     checked: AtomicBool,
-    /// The statements on this table, made once each (index of `select`:
-    /// use_domain).
-    sql: [OnceLock<String>; 5],
+    /// The statements on this table, made once each.
+    sql: Statements,
+}
+
+/// A table's SELECT (by use_domain), INSERT, UPDATE and DELETE texts.
+#[derive(Default)]
+struct Statements {
+    select: [OnceLock<String>; 2],
+    insert: OnceLock<String>,
+    update: OnceLock<String>,
+    delete: OnceLock<String>,
 }
 
 /// The tables in memory (the registry's long-lived state).
@@ -113,7 +121,7 @@ impl Domain {
     }
 
     fn select_sql(&self, c: &UlConf) -> &str {
-        self.sql[usize::from(c.use_domain)].get_or_init(|| {
+        self.sql.select[usize::from(c.use_domain)].get_or_init(|| {
             let cols = COLUMNS.join(", ");
             match c.use_domain {
                 true => format!(
@@ -314,7 +322,7 @@ impl Domain {
     }
 
     fn insert_sql(&self) -> &str {
-        self.sql[2].get_or_init(|| {
+        self.sql.insert.get_or_init(|| {
             let marks = vec!["?"; COLUMNS.len()].join(", ");
             format!(
                 "INSERT INTO {} ({}) VALUES ({marks})",
@@ -325,7 +333,7 @@ impl Domain {
     }
 
     fn update_sql(&self) -> &str {
-        self.sql[3].get_or_init(|| {
+        self.sql.update.get_or_init(|| {
             let set: Vec<String> = COLUMNS[1..].iter().map(|c| format!("{c} = ?")).collect();
             format!(
                 "UPDATE {} SET {} WHERE contact_id = ?",
@@ -336,7 +344,7 @@ impl Domain {
     }
 
     fn delete_sql(&self) -> &str {
-        self.sql[4].get_or_init(|| format!("DELETE FROM {} WHERE contact_id = ?", self.table))
+        self.sql.delete.get_or_init(|| format!("DELETE FROM {} WHERE contact_id = ?", self.table))
     }
 
     /// db_mode 2: remembers the change for the next flush.

@@ -71,9 +71,6 @@ pub fn refuse(st: &Current) -> bool {
     true
 }
 
-/// The admitted rate now, calls/s; 0 while unlimited (`core:overload_admitted_rate`).
-static ADMITTED_RATE: AtomicU64 = AtomicU64::new(0);
-
 /// The process's overload state, shared by every worker ([`Env::load`]).
 ///
 /// [`Env::load`]: crate::proxy::context::Env
@@ -130,9 +127,10 @@ impl Load {
         self.limited.store(c.rate().is_some(), Ordering::Relaxed);
         // At least 1 while limited, so that 0 means "no limit".
         let shown = c.rate().map_or(0, |r| (r.round() as u64).max(1));
-        let before = ADMITTED_RATE.swap(shown, Ordering::Relaxed);
-        // The statistic is a gauge kept in a counter (stats is a leaf).
+        // `core:overload_admitted_rate`: a gauge kept in a counter (stats is
+        // a leaf), moved only here, under the controller's lock.
         let gauge = &crate::stats::CORE.overload_admitted_rate;
+        let before = gauge.get();
         match shown >= before {
             true => gauge.add(shown - before),
             false => gauge.sub(before - shown),
