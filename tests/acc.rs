@@ -7,7 +7,9 @@ mod common;
 
 use common::ds::mi;
 use common::mariadb::TestDb;
+use common::mysql_cut::{Loss, MysqlCut};
 use common::*;
+use serde_json::Value as Json;
 use std::time::Duration;
 
 #[test]
@@ -276,4 +278,95 @@ fn cdrs_survive_a_short_database_outage() {
     assert_eq!(stat(&log, "acc:dropped"), 0, "{log}");
     assert_eq!(stat(&log, "acc:written"), 100, "{log}");
     assert!(log.contains("database"), "the outage was seen: {log}");
+}
+
+/// `calls` CDRs written through a relay to MariaDB that cuts `times` acc
+/// INSERTs as `loss` says, refusing connections for the first `refuse`:
+/// the relay, the acc statistics and the table once every record is
+/// counted, and the proxy's log.
+fn cdrs_through_cut(
+    loss: Loss,
+    times: usize,
+    refuse: Duration,
+) -> (MysqlCut, Json, TestDb, String) {
+    const CALLS: u64 = 10;
+    let mi_port = free_port();
+    let db = TestDb::new(&format!("cdrdup_{mi_port}"));
+    let cut = MysqlCut::start("acc", loss, times);
+    cut.refuse(!refuse.is_zero());
+    let callee = uas("uas.xml", "u1");
+    let url = format!("mysql://root@127.0.0.1:{}/{}", cut.port, db.name);
+    let proxy = Proxy::start(&cdr_script(mi_port, &url, callee.port));
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(refuse);
+            cut.refuse(false);
+        });
+        uac("uac.xml", proxy.port, "u1", CALLS as u32, 5, &[])
+    });
+    assert_eq!((run.successful, run.failed), (CALLS, 0), "{}", run.errors);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stats = loop {
+        let (ok, out) = mi(mi_port, &["get_statistics", "acc:"]);
+        assert!(ok, "{out}");
+        let v: Json = serde_json::from_str(out.trim()).expect("json");
+        let counted =
+            v["acc:written"].as_u64().unwrap_or(0) + v["acc:dropped"].as_u64().unwrap_or(0);
+        if counted >= CALLS {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (&stats["acc:written"], &stats["acc:dropped"]),
+        (&Json::from(CALLS), &Json::from(0)),
+        "{stats}"
+    );
+    // One row per call: none twice, none missing.
+    assert_eq!(
+        db.sql("SELECT COUNT(*), COUNT(DISTINCT callid) FROM acc"),
+        format!("{CALLS}\t{CALLS}")
+    );
+    (cut, stats, db, proxy.stop())
+}
+
+/// The OK of an acc INSERT is lost with its connection after MariaDB
+/// committed it (the soak's MariaDB restart, issue #17): the writer finds
+/// the rows in the table and does not send them again.
+#[test]
+fn a_cdr_whose_ok_is_lost_is_written_once() {
+    let (cut, stats, _db, log) = cdrs_through_cut(Loss::Answer, 2, Duration::ZERO);
+    assert_eq!(cut.cuts(), 2);
+    assert!(
+        cut.probes() >= 2,
+        "each cut batch looked for: {}",
+        cut.probes()
+    );
+    let found = stats["acc:confirmed"].as_u64().expect("acc:confirmed");
+    assert!((2..=10).contains(&found), "{stats}");
+    assert!(
+        log.contains("found written after the connection failed, not sent again"),
+        "{log}"
+    );
+}
+
+/// The INSERT itself is lost with the connection: the look-up finds
+/// nothing and the rows are sent again, once.
+#[test]
+fn a_cdr_lost_on_its_way_is_sent_again() {
+    let (cut, stats, _db, _log) = cdrs_through_cut(Loss::Request, 2, Duration::ZERO);
+    assert_eq!(cut.cuts(), 2);
+    assert!(cut.probes() >= 2, "{}", cut.probes());
+    assert_eq!(stats["acc:confirmed"], 0, "{stats}");
+}
+
+/// The database refuses connections at first: nothing was sent, so the
+/// rows go again when it answers, without a look-up.
+#[test]
+fn a_cdr_refused_before_sending_is_sent_again_without_a_look_up() {
+    let (cut, stats, _db, log) = cdrs_through_cut(Loss::Answer, 0, Duration::from_secs(2));
+    assert_eq!((cut.cuts(), cut.probes()), (0, 0));
+    assert_eq!(stats["acc:confirmed"], 0, "{stats}");
+    assert!(log.contains("database"), "the refusal was seen: {log}");
 }

@@ -167,6 +167,8 @@ fn query_time_limit() {
     let e = db.query_wait("SELECT SLEEP(3)", vec![]).unwrap_err();
     assert!(matches!(e, DbError::Timeout { .. }), "{e}");
     assert!(e.is_retryable());
+    // The query was on the server when the limit passed.
+    assert!(e.is_ambiguous(), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // The pool still answers afterwards.
     let db = db.with_timeout(Duration::from_secs(5));
@@ -190,6 +192,8 @@ fn dead_server_backs_off() {
         let e = db.query_wait("SELECT 1", vec![]).unwrap_err();
         assert!(matches!(e, DbError::Unreachable { .. }), "{e}");
         assert!(e.is_retryable());
+        // Refused: nothing was sent.
+        assert!(!e.is_ambiguous(), "{e}");
         // Asked again at once: refused without trying (backing off).
         let t = Instant::now();
         let e = db.query_wait("SELECT 1", vec![]).unwrap_err();
@@ -333,5 +337,67 @@ fn reconnects_when_the_server_returns() {
             Err(e) => assert!(Instant::now() < deadline, "never came back: {e}"),
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The writer's look-up for a batch whose answer was lost
+/// (`db::writer::landed`) runs on each backend against the tables it
+/// writes (acc: times, a NULL; dialog: bytes), finds a batch that is
+/// there, and not one that is not.
+#[test]
+fn a_lost_batch_is_looked_for_on_each_backend() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lite = format!("sqlite://{}", dir.path().join("l.db").display());
+    for url in [MYSQL, PG, lite.as_str()] {
+        let db = db::open(url).expect("open");
+        for kind in ["acc", "dialog"] {
+            let t = Ident::new(&unique(&format!("cdrdup_{kind}"))).expect("name");
+            schema::init_wait(&db, kind, &t).expect("init");
+            let (cols, row): (&str, fn(i64) -> Vec<Value>) = match kind {
+                "acc" => ("method, callid, time, duration, created", |i| {
+                    let created = if i % 2 == 0 { Value::Time(1_700_000_000) } else { Value::Null };
+                    vec![Value::text("INVITE"), Value::text(format!("c{i}")), Value::Time(1_700_000_100), Value::Int(i), created]
+                }),
+                _ => ("dlg_id, callid, from_uri, from_tag, to_uri, to_tag, caller_cseq, callee_cseq, caller_ping_cseq, callee_ping_cseq, caller_sock, callee_sock, state, start_time, timeout, vars", |i| {
+                    let mut v: Vec<Value> = ["c", "sip:a@x", "f", "sip:b@x", "t", "1", "2"].map(Value::text).into();
+                    v.extend([Value::Int(0), Value::Int(0), Value::text(""), Value::text(""), Value::Int(4), Value::Int(i), Value::Int(0)]);
+                    v.insert(0, Value::Int(i));
+                    v.push(Value::Bytes(format!("x#1#{i}|").into_bytes()));
+                    v
+                }),
+            };
+            let n = cols.split(", ").count();
+            let one = format!(
+                "INSERT INTO {t} ({cols}) VALUES ({})",
+                vec!["?"; n].join(", ")
+            );
+            let group = &one[one.rfind(" VALUES ").expect("values") + 8..];
+            let mut vals = row(1);
+            vals.extend(row(2));
+            db.exec_wait(&format!("{one}, {group}"), vals.clone())
+                .expect("batch");
+            let probe = |vals: &[Value]| {
+                db::writer::landed::Probe::of(&one, vals)
+                    .expect("an insert")
+                    .landed(&db)
+                    .expect("look-up")
+            };
+            assert!(probe(&vals), "{url} {kind}: the batch is there");
+            assert!(probe(&row(1)), "{url} {kind}: a NULL matched by IS NULL");
+            assert!(!probe(&row(3)), "{url} {kind}: not written");
+            let mut twice = row(2);
+            twice.extend(row(2));
+            assert!(
+                !probe(&twice),
+                "{url} {kind}: two equal rows wanted, one there"
+            );
+            db.exec_wait(&format!("DROP TABLE {t}"), vec![])
+                .expect("drop");
+            db.exec_wait(
+                "DELETE FROM version WHERE table_name = ?",
+                vec![Value::text(t.as_str())],
+            )
+            .expect("clean");
+        }
     }
 }

@@ -31,7 +31,7 @@ pub mod writer;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,19 @@ pub enum DbError {
     /// A table or column name that is not a plain identifier.
     #[error("bad table or column name '{0}' (letters, digits, _ and $; database.table allowed)")]
     BadName(String),
-    /// No connection: refused, unreachable, closed, or backing off.
+    /// No connection, found before the statement was sent (refused,
+    /// unreachable, pool checkout or prepare failed, backing off): the
+    /// statement did not run.
     #[error("database {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    /// No answer within the query's time limit.
-    #[error("database {url}: no answer within {ms} ms")]
-    Timeout { url: String, ms: u64 },
+    /// The connection failed after the statement was sent (an I/O error
+    /// or a close while awaiting the answer): it may have run or not.
+    #[error("database {url}: {reason} after the statement was sent (it may have run)")]
+    Lost { url: String, reason: String },
+    /// No answer within the query's time limit; `sent`: the statement
+    /// had gone out by then, so it may have run.
+    #[error("database {url}: no answer within {ms} ms{}", if *.sent { " after the statement was sent (it may have run)" } else { "" })]
+    Timeout { url: String, ms: u64, sent: bool },
     /// The server refused the query (no such table, constraint, grant…).
     #[error("database {url}: {reason}")]
     Query { url: String, reason: String },
@@ -78,10 +85,28 @@ impl DbError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            DbError::Unreachable { .. } | DbError::Timeout { .. } | DbError::Internal(_)
+            DbError::Unreachable { .. }
+                | DbError::Lost { .. }
+                | DbError::Timeout { .. }
+                | DbError::Internal(_)
+        )
+    }
+
+    /// Whether the statement ran is unknown: it reached the server (or
+    /// SQLite's thread) and the answer never came. Sending a non-idempotent
+    /// statement again may run it twice.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self,
+            DbError::Lost { .. } | DbError::Timeout { sent: true, .. }
         )
     }
 }
+
+/// Set by a backend as a statement goes out (after the connection,
+/// the prepare and the binding): a failure from then on is
+/// [`DbError::Lost`], a time limit [`DbError::Timeout`] with `sent`.
+pub(crate) type Sent = AtomicBool;
 
 /// Which SQL dialect a pool speaks (placeholders and types differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,14 +434,15 @@ impl Db {
                 reason: format!("down, next try in {left} ms"),
             });
         }
+        let sent = Sent::new(false);
         // Boxed: the drivers' futures are several KB, and every await
         // level above would copy them by value.
         let fut = Box::pin(async {
             match &self.inner.kind {
-                Kind::Sqlite(h) => h.run(sql.to_string(), params, rows).await,
+                Kind::Sqlite(h) => h.run(sql.to_string(), params, rows, &sent).await,
                 _ => match local::conns(&self.inner)? {
-                    local::Conns::Mysql(p) => p.run(sql, params, rows).await,
-                    local::Conns::Pg(p) => p.run(sql, params, rows).await,
+                    local::Conns::Mysql(p) => p.run(sql, params, rows, &sent).await,
+                    local::Conns::Pg(p) => p.run(sql, params, rows, &sent).await,
                 },
             }
         });
@@ -425,6 +451,7 @@ impl Db {
             Err(_) => Err(DbError::Timeout {
                 url: shown.clone(),
                 ms: self.timeout.as_millis() as u64,
+                sent: sent.load(Ordering::Relaxed),
             }),
         };
         self.note(&r);
@@ -445,7 +472,7 @@ impl Db {
     fn note(&self, r: &Result<Out, DbError>) {
         let b = &self.inner.backoff;
         match r {
-            Err(DbError::Unreachable { reason, .. }) => {
+            Err(DbError::Unreachable { reason, .. } | DbError::Lost { reason, .. }) => {
                 let fails = b.fails.fetch_add(1, Ordering::Relaxed).saturating_add(1);
                 let ms = 100u64.saturating_mul(1 << fails.min(7)).min(10_000);
                 b.until_ms.store(now_ms() + ms, Ordering::Relaxed);

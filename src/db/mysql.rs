@@ -3,13 +3,14 @@
 //! Statements with parameters go as prepared statements (bound values,
 //! never spliced into the text).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Value as My;
 
 use super::value::{civil, from_civil};
-use super::{DbError, Out, Row, Value};
+use super::{DbError, Out, Row, Sent, Value};
 
 #[derive(Clone)]
 pub struct Pool {
@@ -71,6 +72,7 @@ impl Pool {
         }
     }
 
+    /// The error of a step before the statement went out.
     fn err(&self, e: mysql_async::Error) -> DbError {
         let url = self.shown.to_string();
         match e {
@@ -89,25 +91,57 @@ impl Pool {
         }
     }
 
-    pub async fn run(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+    /// The error of the execute itself: anything but the server's own
+    /// answer (an I/O error, the connection closed while awaiting the
+    /// OK) leaves unknown whether the statement ran.
+    fn err_sent(&self, e: mysql_async::Error) -> DbError {
+        match e {
+            e @ (mysql_async::Error::Server(_) | mysql_async::Error::Url(_)) => self.err(e),
+            other => DbError::Lost {
+                url: self.shown.to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Runs `sql`; `sent` is set once the statement goes out. The pool
+    /// checks an idle connection before handing it over, and the prepare
+    /// (from the connection's cache, or a round trip that runs nothing)
+    /// comes before the execute, so only the execute's failures are
+    /// [`DbError::Lost`].
+    pub async fn run(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        rows: bool,
+        sent: &Sent,
+    ) -> Result<Out, DbError> {
         let mut conn = self.pool.get_conn().await.map_err(|e| self.err(e))?;
-        let params = match params.is_empty() {
-            true => mysql_async::Params::Empty,
-            false => mysql_async::Params::Positional(params.into_iter().map(to_my).collect()),
-        };
+        if params.is_empty() {
+            // The text protocol: nothing to prepare.
+            sent.store(true, Ordering::Relaxed);
+            return if rows {
+                let got: Vec<mysql_async::Row> =
+                    conn.query(sql).await.map_err(|e| self.err_sent(e))?;
+                Ok(Out::Rows(convert(got)))
+            } else {
+                conn.query_drop(sql).await.map_err(|e| self.err_sent(e))?;
+                Ok(Out::Affected(conn.affected_rows()))
+            };
+        }
+        let stmt = conn.prep(sql).await.map_err(|e| self.err(e))?;
+        let params = mysql_async::Params::Positional(params.into_iter().map(to_my).collect());
+        sent.store(true, Ordering::Relaxed);
         if rows {
-            let got: Vec<mysql_async::Row> = match params {
-                mysql_async::Params::Empty => conn.query(sql).await,
-                p => conn.exec(sql, p).await,
-            }
-            .map_err(|e| self.err(e))?;
+            let got: Vec<mysql_async::Row> = conn
+                .exec(&stmt, params)
+                .await
+                .map_err(|e| self.err_sent(e))?;
             Ok(Out::Rows(convert(got)))
         } else {
-            match params {
-                mysql_async::Params::Empty => conn.query_drop(sql).await,
-                p => conn.exec_drop(sql, p).await,
-            }
-            .map_err(|e| self.err(e))?;
+            conn.exec_drop(&stmt, params)
+                .await
+                .map_err(|e| self.err_sent(e))?;
             Ok(Out::Affected(conn.affected_rows()))
         }
     }

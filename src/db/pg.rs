@@ -15,7 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::value::{civil, from_civil};
-use super::{DbError, Out, Row, Value};
+use super::{DbError, Out, Row, Sent, Value};
 
 /// Connections per bound thread per URL.
 pub const CONNS: usize = 4;
@@ -116,7 +116,28 @@ impl Pool {
         }
     }
 
-    pub async fn run(&self, sql: &str, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+    /// The error of the execute itself: anything but the server's own
+    /// answer (the connection closed, an I/O error, a message out of
+    /// place) leaves unknown whether the statement ran.
+    fn err_sent(&self, e: tokio_postgres::Error) -> DbError {
+        match e.as_db_error() {
+            Some(_) => self.err(e),
+            None => DbError::Lost {
+                url: self.shown.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Runs `sql`; `sent` is set once the statement goes out (after the
+    /// connect, the prepare and the binding, which run nothing).
+    pub async fn run(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        rows: bool,
+        sent: &Sent,
+    ) -> Result<Out, DbError> {
         let mut slot = self.slot().await;
         if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
             let (client, conn) = self.cfg.connect(NoTls).await.map_err(|e| self.err(e))?;
@@ -134,7 +155,7 @@ impl Pool {
         let Some(conn) = slot.as_mut() else {
             return Err(DbError::Internal("no connection".into()));
         };
-        let r = self.on(conn, sql, params, rows).await;
+        let r = self.on(conn, sql, params, rows, sent).await;
         if conn.client.is_closed() {
             *slot = None;
         }
@@ -147,6 +168,7 @@ impl Pool {
         sql: &str,
         params: Vec<Value>,
         rows: bool,
+        sent: &Sent,
     ) -> Result<Out, DbError> {
         let stmt = match conn.stmts.get(sql) {
             Some(s) => s.clone(),
@@ -187,19 +209,26 @@ impl Pool {
             .iter()
             .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
+        if conn.client.is_closed() {
+            return Err(DbError::Unreachable {
+                url: self.shown.clone(),
+                reason: "connection closed".into(),
+            });
+        }
+        sent.store(true, Ordering::Relaxed);
         if rows {
             let got = conn
                 .client
                 .query(&stmt, &refs)
                 .await
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err_sent(e))?;
             Ok(Out::Rows(convert(&stmt, &got)))
         } else {
             let n = conn
                 .client
                 .execute(&stmt, &refs)
                 .await
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err_sent(e))?;
             Ok(Out::Affected(n))
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::types::Value as Lite;
 
 use super::value::civil_text;
-use super::{DbError, Out, Row, Value};
+use super::{DbError, Out, Row, Sent, Value};
 
 struct Job {
     sql: String,
@@ -45,7 +45,16 @@ impl Handle {
         })
     }
 
-    pub async fn run(&self, sql: String, params: Vec<Value>, rows: bool) -> Result<Out, DbError> {
+    /// Queues the statement to the file's thread; `sent` is set once it
+    /// is queued: from then on it runs whether or not the answer is
+    /// awaited (a time limit passing does not stop it).
+    pub async fn run(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        rows: bool,
+        sent: &Sent,
+    ) -> Result<Out, DbError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             sql,
@@ -53,16 +62,20 @@ impl Handle {
             rows,
             reply,
         };
-        let sent = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(job);
-        if sent.is_err() {
+        let queued = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+        if queued.is_err() {
             return Err(DbError::Internal(format!(
                 "the sqlite thread of {} ended",
                 self.shown
             )));
         }
-        answer
-            .await
-            .map_err(|_| DbError::Internal("the sqlite thread dropped a query".into()))?
+        sent.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Dropped unanswered (the thread failed while running it): the
+        // statement may have run.
+        answer.await.map_err(|_| DbError::Lost {
+            url: self.shown.clone(),
+            reason: "the sqlite thread ended".into(),
+        })?
     }
 }
 

@@ -7,6 +7,7 @@ pub mod ds;
 pub mod link;
 pub mod mariadb;
 pub mod mysql;
+pub mod mysql_cut;
 pub mod netns;
 pub mod olddb;
 pub mod rabbit;

@@ -146,6 +146,7 @@ stat_group! {
     pub struct Acc: "acc" {
         written,
         dropped,
+        confirmed,
     }
 }
 
@@ -192,6 +193,7 @@ pub static MODULE: Module = Module {
     stats: &[
         StatDecl::counter("written", &ACC.written, "Records written to the database."),
         StatDecl::counter("dropped", &ACC.dropped, "Records lost: database queue full, no db_url, or a failed insert."),
+        StatDecl::counter("confirmed", &ACC.confirmed, "Records among `written` whose insert lost its connection after it was sent and that a look-up then found in the table (not sent again: no duplicate CDR)."),
     ],
     params: PARAMS,
     hooks: Hooks {

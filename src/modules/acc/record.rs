@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::extra::{self, Backend};
 use super::{conf, ACC};
 use crate::db::{Ident, Value as DbValue};
+use crate::db::writer::Written;
 
 /// What a record is, which picks the log text, the event and the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,9 +209,14 @@ impl Record {
 /// Rows waiting for the database, at most this many.
 const QUEUE: usize = 10_000;
 
-fn written(sql: &str, rows: usize, r: Result<u64, crate::db::DbError>) {
+fn written(sql: &str, rows: usize, r: Result<Written, crate::db::DbError>) {
     match r {
-        Ok(_) => ACC.written.add(rows as u64),
+        Ok(w) => {
+            ACC.written.add(rows as u64);
+            if w == Written::Found {
+                ACC.confirmed.add(rows as u64);
+            }
+        }
         Err(e) => {
             ACC.dropped.add(rows as u64);
             tracing::error!("acc: {rows} record(s) not written ({e}): {sql}");

@@ -169,7 +169,7 @@ fn values(d: &Dlg) -> Vec<Value> {
     ]
 }
 
-fn written(sql: &str, rows: usize, r: Result<u64, DbError>) {
+fn written(sql: &str, rows: usize, r: Result<crate::db::writer::Written, DbError>) {
     if let Err(e) = r {
         super::DIALOG.db_errors.add(rows as u64);
         tracing::error!("dialog: database write failed ({e}): {sql}");

@@ -11,11 +11,23 @@
 //! wait in the queue; past that the batches are counted as not written
 //! until the database answers again, so a long outage ends in counted
 //! drops, never in a queue that only grows.
+//!
+//! A failure after the batch was sent ([`DbError::is_ambiguous`]: the
+//! connection closed while awaiting the OK) leaves unknown whether it
+//! was committed. An INSERT batch is then looked for in its table
+//! ([`landed`]) before it is sent again, so a billing row is neither
+//! written twice nor lost. The other statements the writers run are
+//! idempotent and simply sent again: dialog's `DELETE … WHERE dlg_id = ?`
+//! (run twice, it deletes the same row once), and the writer runs nothing
+//! between the two tries.
+
+pub mod landed;
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 
 use super::{Db, DbError, Value};
+use landed::Probe;
 
 type Job = (Db, String, Vec<Value>);
 
@@ -40,9 +52,19 @@ pub struct Writer {
     tx: Mutex<SyncSender<Job>>,
 }
 
+/// How a batch was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The server answered: rows changed.
+    Sent(u64),
+    /// The connection failed after the batch was sent, and a look-up
+    /// found its rows in the table: not sent again.
+    Found,
+}
+
 /// What a batch reports: the statement (as queued), the rows it held and
 /// the result.
-pub type Done = fn(&str, usize, Result<u64, DbError>);
+pub type Done = fn(&str, usize, Result<Written, DbError>);
 
 impl Writer {
     /// Starts the thread `name` with a queue of `bound` statements;
@@ -112,26 +134,65 @@ fn run(rx: Receiver<Job>, done: Done) {
                 }
             }
         }
-        let r = exec_held(&db, &batched, vals, &mut down_since);
+        let r = exec_held(&db, (&sql, &batched), vals, &mut down_since);
+        if r == Ok(Written::Found) {
+            tracing::info!(
+                "database {}: {rows} row(s) found written after the connection failed, not sent again: {sql}",
+                db.url()
+            );
+        }
         done(&sql, rows, r);
     }
 }
 
-/// Runs one batch; while the database is unreachable and has been for
-/// less than [`HOLD`], waits and tries again.
+/// Runs one batch (`sql`: as queued, and as sent); while the database
+/// is unreachable and has been for less than [`HOLD`], waits and tries
+/// again. After a failure that leaves unknown whether an INSERT ran, it
+/// is looked for before it is sent again.
 fn exec_held(
     db: &Db,
-    sql: &str,
+    (queued, sql): (&str, &str),
     vals: Vec<Value>,
     down_since: &mut Option<std::time::Instant>,
-) -> Result<u64, DbError> {
+) -> Result<Written, DbError> {
     let mut pause = RETRY_FIRST;
+    // The ambiguous failure of the last send, while its probe has not
+    // answered.
+    let mut unsure: Option<(DbError, Probe)> = None;
     loop {
-        match db.exec_wait(sql, vals.clone()) {
+        let r = match &unsure {
+            None => db.exec_wait(sql, vals.clone()).map(Written::Sent),
+            Some((first, p)) => match p.landed(db) {
+                Ok(true) => Ok(Written::Found),
+                Ok(false) => {
+                    // Not there: sending it again writes it once.
+                    tracing::debug!("database {}: the batch did not land, sent again", db.url());
+                    unsure = None;
+                    continue;
+                }
+                Err(e) if e.is_retryable() => Err(e),
+                Err(e) => {
+                    // Neither sent again (it may be there) nor counted
+                    // written (it may not).
+                    tracing::warn!("database {}: cannot look for the batch: {e}", db.url());
+                    return Err(first.clone());
+                }
+            },
+        };
+        match r {
             Err(e) if e.is_retryable() => {
+                // Only an INSERT has a probe; the other statements are
+                // idempotent (module doc) and go again as they are.
+                let fresh = e.is_ambiguous() && unsure.is_none();
+                if fresh {
+                    unsure = Probe::of(queued, &vals).map(|p| (e.clone(), p));
+                }
                 let since = *down_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= HOLD {
-                    return Err(e);
+                // The server took the batch just now: it is asked once
+                // at least, however long it was down before.
+                if since.elapsed() >= HOLD && !(fresh && unsure.is_some()) {
+                    // Unknown whether it landed: say so rather than "down".
+                    return Err(unsure.map_or(e, |(first, _)| first));
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(RETRY_MAX);
