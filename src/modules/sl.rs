@@ -43,7 +43,7 @@ pub static MODULE: Module = Module {
             args: "(code, reason)",
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE).or(RouteMask::ERROR),
-            doc: "Sends a reply to the current request without keeping state (RFC 3261 §8.2.6). The To tag is derived from the request, so a retransmission gets the same tag. Never answers an ACK.",
+            doc: "Sends a reply to the current request without keeping state (RFC 3261 §8.2.6). A reply from 180 on gets a To tag derived from the request, so a retransmission gets the same tag; 101–179 get none (as OpenSIPS). Never answers an ACK.",
             func: Func::Sync(sl_send_reply),
         },
         Export {

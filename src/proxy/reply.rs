@@ -82,7 +82,7 @@ pub fn send_local_reply_with(st: &Current, code: u16, reason: &str, extra: &str)
     let Some(m) = call.msg.as_ref() else {
         return false;
     };
-    let tag = to_tag(m);
+    let tag = crate::sip::reply::adds_to_tag(code).then(|| to_tag(m));
     let to = reply_dest(m, call.src, call.force_rport);
     let mut out = Vec::with_capacity(512);
     let headers;
@@ -93,7 +93,7 @@ pub fn send_local_reply_with(st: &Current, code: u16, reason: &str, extra: &str)
             headers.as_str()
         }
     };
-    crate::sip::reply::write_reply(m, code, reason, Some(&tag), extra, &mut out);
+    crate::sip::reply::write_reply(m, code, reason, tag.as_deref(), extra, &mut out);
     call.outbox.push(Outgoing {
         bytes: out.into(),
         proto: call.src.proto,

@@ -560,9 +560,9 @@ Content-Length: 0\r\n\r\n";
         reply.validate_response().unwrap();
         assert_eq!(reply.to_tag(), Some("xyz"));
 
-        // 100 Trying: no tag. A To that has a tag keeps it.
+        // No tag given: none added. A To that has a tag keeps it.
         let mut out = Vec::new();
-        write_reply(&m, 100, "Trying", Some("xyz"), "", &mut out);
+        write_reply(&m, 100, "Trying", None, "", &mut out);
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("To: <sip:bob@example.com>\r\n"));

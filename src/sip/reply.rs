@@ -3,11 +3,20 @@
 
 use super::Message;
 
+/// Whether a reply this proxy builds itself gets its own To tag: from 180
+/// on, as OpenSIPS (tm t_reply.c `_reply` and `t_reply_with_body`, sl
+/// sl_funcs.c `sl_send_reply_helper`: `code>=180`). RFC 3261 §8.2.6.2
+/// exempts only the 100; OpenSIPS leaves 101–179 untagged too, and we
+/// answer as it does.
+pub const fn adds_to_tag(code: u16) -> bool {
+    code >= 180
+}
+
 /// Writes a complete reply to `req` into `out`: status line, the request's
 /// Vias (with their edits), From, To (adding `to_tag` when the request's To
-/// has none and `code` > 100), Call-ID, CSeq, `extra` (raw header lines, CRLF
-/// terminated), the lines `append_to_reply` added to the request,
-/// `Content-Length: 0`, blank line.
+/// has none; the caller decides with [`adds_to_tag`]), Call-ID, CSeq,
+/// `extra` (raw header lines, CRLF terminated), the lines `append_to_reply`
+/// added to the request, `Content-Length: 0`, blank line.
 pub fn write_reply(
     req: &Message,
     code: u16,
@@ -23,8 +32,7 @@ pub fn write_reply(
     // early and let the caller inject header fields.
     out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n'));
     out.extend_from_slice(b"\r\n");
-    // RFC 3261 §8.2.6.2: a 100 Trying carries no To tag.
-    req.write_reply_headers(out, if code > 100 { to_tag } else { None });
+    req.write_reply_headers(out, to_tag);
     out.extend_from_slice(extra.as_bytes());
     out.extend_from_slice(req.reply_headers.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
@@ -71,7 +79,17 @@ fn push_code(out: &mut Vec<u8>, code: u16) {
 
 #[cfg(test)]
 mod tests {
-    use super::push_code;
+    use super::{adds_to_tag, push_code};
+
+    #[test]
+    fn own_to_tag_from_180_on() {
+        for code in [100, 101, 179] {
+            assert!(!adds_to_tag(code), "{code}");
+        }
+        for code in [180, 183, 200, 404, 699] {
+            assert!(adds_to_tag(code), "{code}");
+        }
+    }
 
     #[test]
     fn status_codes() {

@@ -5,7 +5,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::{builtin, builtin_any, StatKind};
+use super::read::{builtin, builtin_any};
+use super::StatKind;
 
 /// Where a registered statistic's value comes from.
 enum Source {

@@ -4,6 +4,7 @@
 //! (expr.rs). The output is meant to be read and kept by a person.
 
 mod asyncs;
+mod call;
 mod config;
 mod expr;
 mod globals;

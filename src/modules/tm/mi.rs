@@ -285,7 +285,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "t_reply",
-        help: "Replies `code` `reason` through a transaction waiting for its final reply (after `t_newtran` in a route that did not answer, or one waiting in `t_wait_for_new_branches`), named by `trans_id` `hash_index:label` (label: its `$T_id`; hash_index: `$T_id` modulo 65536) or OpenSIPS's reversed-hex `label.hash`, with `new_headers` and `body`. The reply carries `to_tag` as its To tag (empty: the tag lunasip gives every reply of that transaction).",
+        help: "Replies `code` `reason` through a transaction waiting for its final reply (after `t_newtran` in a route that did not answer, or one waiting in `t_wait_for_new_branches`), named by `trans_id` `hash_index:label` (label: its `$T_id`; hash_index: `$T_id` modulo 65536) or OpenSIPS's reversed-hex `label.hash`, with `new_headers` and `body`. The reply carries `to_tag` as its To tag, whatever its code (empty: the tag lunasip gives every reply of that transaction from 180 on).",
         module: "tm",
         params: &[
             req("code", Kind::Int),

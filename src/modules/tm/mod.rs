@@ -341,7 +341,7 @@ pub static MODULE: Module = Module {
             args: "(code, reason)",
             returns: "true if sent",
             routes: RouteMask::REQUEST.or(RouteMask::FAILURE),
-            doc: "Replies through the transaction, so retransmissions get the reply again. In a request route without a transaction it creates one first as `t_newtran` does: a new INVITE is answered `100 Giving it a try` before this reply (OpenSIPS's `auto_100trying`). An ACK is not replied.",
+            doc: "Replies through the transaction, so retransmissions get the reply again. In a request route without a transaction it creates one first as `t_newtran` does: a new INVITE is answered `100 Giving it a try` before this reply (OpenSIPS's `auto_100trying`). Replies from 180 on carry the transaction's To tag, 101–179 none (as OpenSIPS). An ACK is not replied.",
             func: Func::Sync(t_reply),
         },
         Export {

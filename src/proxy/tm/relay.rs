@@ -128,7 +128,9 @@ pub fn local_response_body(t: &Txn, code: u16, reason: &str, body: &str) -> Byte
 }
 
 /// [`local_response_body`] with the To tag given (MI `t_reply`'s
-/// `to_tag`) instead of the transaction's own.
+/// `to_tag`) instead of the transaction's own. The transaction's own tag
+/// goes on 180 and above only; a given one on any code (OpenSIPS
+/// t_reply.c `t_reply_with_body`).
 pub fn local_response_tagged(
     t: &Txn,
     code: u16,
@@ -136,14 +138,14 @@ pub fn local_response_tagged(
     body: &str,
     to_tag: Option<&str>,
 ) -> Bytes {
-    let tag = to_tag.map_or_else(|| reply::to_tag(&t.request), str::to_string);
+    let own = crate::sip::reply::adds_to_tag(code) && to_tag.is_none();
+    let own = own.then(|| reply::to_tag(&t.request));
     let mut out = Vec::with_capacity(512 + body.len());
-    let tag = (code > 100).then_some(tag.as_str());
     crate::sip::reply::write_reply_body(
         &t.request,
         code,
         reason,
-        tag,
+        to_tag.or(own.as_deref()),
         reply::SERVER,
         body.as_bytes(),
         &mut out,

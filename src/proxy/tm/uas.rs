@@ -91,7 +91,10 @@ pub enum Held {
 
 /// A request route is about to suspend: like OpenSIPS's `async()`, make
 /// sure the request has a transaction, so that a retransmission arriving
-/// meanwhile is absorbed instead of running the route again.
+/// meanwhile is absorbed instead of running the route again. A new INVITE
+/// is answered 100 at once (async.c `t_handle_async` creates it with
+/// `t_newtran`, whose `auto_100trying` replies), so the caller stops
+/// retransmitting while the route waits.
 pub fn hold(st: &Current) -> Held {
     let mut call = st.call.borrow_mut();
     if call.tm.txn.is_some() {
@@ -106,6 +109,7 @@ pub fn hold(st: &Current) -> Held {
     }
     match create(st, &mut call) {
         Ok(t) => {
+            super::relay::send_trying(st, &t, &mut call);
             call.tm.txn = Some(t);
             call.tm.held = true;
             Held::Held
@@ -121,15 +125,16 @@ pub fn hold(st: &Current) -> Held {
 }
 
 /// After a suspended route ended: a transaction [`hold`] made that the
-/// route then used for nothing (no branch, no reply through it, as after
-/// a stateless `forward` or `sl_send_reply`) is dropped.
+/// route then used for nothing (no branch, no reply through it but the
+/// automatic 100, as after a stateless `forward` or `sl_send_reply`) is
+/// dropped.
 pub fn release_held(st: &Current) {
     let call = st.call.borrow();
     let (true, Some(txn)) = (call.tm.held, call.tm.txn.as_ref()) else {
         return;
     };
     let t = lock(txn);
-    if t.branches.is_empty() && t.server.last_code == 0 {
+    if t.branches.is_empty() && t.server.last_code <= 100 {
         st.env.tm.forget(&t);
     }
 }

@@ -1,26 +1,26 @@
 //! A worker: one thread, one single-threaded tokio runtime, one script
 //! host (its [`Phases`]), its own SO_REUSEPORT sockets. It parses what
-//! arrives, runs the route, and sends what the route queued.
+//! arrives, runs the route (here), parks routes that wait (`park.rs`),
+//! and sends what the routes queued (`send.rs`).
 
-use bytes::Bytes;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use tokio::net::UdpSocket;
 
-use super::context::{Call, Current, Dest, OutKind, Outgoing, Source, Unwind};
-use super::phases::{Outcome, ParseFailure, Phases, Resume, Started, Waiting};
+use super::context::{Outgoing, Source, Unwind};
+use super::phases::{Outcome, ParseFailure, Phases, Started};
 use super::reply;
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
 use crate::stats::CORE;
-use crate::transport::tcp::{self, Handler, TcpCtx};
-use crate::transport::{Incoming, Proto, Sockets};
-use tokio::task::JoinHandle;
+use crate::transport::tcp::{Handler, TcpCtx};
+use crate::transport::{Incoming, Sockets};
 use vocab::route::RouteType;
+
+mod park;
+mod send;
+
+use park::after_request;
 
 /// Test hook of debug builds only: with `LUNASIP_DEBUG_HOOKS=1`, a message
 /// with `Call-ID: lunasip-debug-stall` holds the worker thread for an hour,
@@ -280,82 +280,6 @@ impl Worker {
         }
     }
 
-    /// A request route suspended on I/O: its transaction is held (a
-    /// retransmission meanwhile is absorbed), its call is set aside, and a
-    /// task resumes it when the answer comes, or ends it at
-    /// `resume_timeout` with a 500.
-    fn park(self: &Rc<Self>, host: Rc<dyn Phases>, run: Waiting) {
-        let st = host.current();
-        if super::tm::relay::hold(st) == super::tm::relay::Held::Retransmission {
-            // The route already runs for the first copy: this one ends here.
-            return;
-        }
-        let then = Box::new(|host: &dyn Phases, outcome| {
-            let st = host.current();
-            after_request(st, outcome);
-            super::tm::relay::release_held(st);
-            None
-        });
-        self.park_then(host, Resume { run, then });
-    }
-
-    /// Sets the current call aside while its route waits (what the route
-    /// queued before it suspended leaves now); a task polls the route,
-    /// ends it at `resume_timeout`, then runs `then` on the call and sends
-    /// what that queued.
-    pub fn park_then(self: &Rc<Self>, host: Rc<dyn Phases>, r: Resume) -> JoinHandle<()> {
-        let st = host.current();
-        let mut call = Call::new();
-        st.exchange(&mut call);
-        std::mem::swap(&mut call.outbox, &mut st.call.borrow_mut().outbox);
-        self.park_call(host, call, r)
-    }
-
-    fn park_call(self: &Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) -> JoinHandle<()> {
-        self.suspended.set(self.suspended.get() + 1);
-        CORE.suspended_routes.inc();
-        let w = self.clone();
-        tokio::task::spawn_local(async move { w.resume(host, call, r).await })
-    }
-
-    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) {
-        let limit = host.current().env.config.resume_timeout;
-        let mut parked = Parked {
-            host: host.clone(),
-            call,
-            run: Some(r.run),
-        };
-        let outcome = tokio::select! {
-            o = &mut parked => o,
-            _ = tokio::time::sleep(limit) => {
-                CORE.resume_timeouts.inc();
-                parked.run = None; // abandons the route
-                Outcome::Failed(format!(
-                    "suspended longer than resume_timeout ({} ms)",
-                    limit.as_millis()
-                ))
-            }
-        };
-        let st = host.current();
-        let mut call = parked.call;
-        st.exchange(&mut call);
-        let next = (r.then)(&*host, outcome);
-        let out = std::mem::take(&mut st.call.borrow_mut().outbox);
-        st.exchange(&mut call);
-        // Jobs the resumed route launched.
-        self.park_launched(&host);
-        self.suspended.set(self.suspended.get().saturating_sub(1));
-        CORE.suspended_routes.sub(1);
-        if let Some(next) = next {
-            // What ran after the route started another that waits (a
-            // failure route for branches that failed meanwhile).
-            self.park_call(host, call, next);
-        }
-        for o in out {
-            self.send(o).await;
-        }
-    }
-
     fn on_reply(self: &Rc<Self>, msg: Message, src: Source) {
         CORE.rcv_replies.inc();
         if let Err(e) = msg.validate_response() {
@@ -394,221 +318,6 @@ impl Worker {
         if let Err(why) = reply::route_reply(st) {
             CORE.drop_replies.inc();
             tracing::debug!("reply from {} dropped: {why}", src.addr);
-        }
-    }
-
-    /// Parks the jobs routes launched and that wait on I/O, each on its
-    /// own call: bounded by `resume_timeout` like a suspended route, what
-    /// it queues leaves when it ends.
-    fn park_launched(self: &Rc<Self>, host: &Rc<dyn Phases>) {
-        let jobs = std::mem::take(&mut *host.current().launched.borrow_mut());
-        for job in jobs {
-            let then = Box::new(|host: &dyn Phases, outcome| {
-                if let Outcome::Failed(e) = &outcome {
-                    tracing::error!("launched route failed: {e}");
-                }
-                // Dropped outside the borrow: a module's slot may act when dropped.
-                let slots = host.current().call.borrow_mut().take_slots();
-                drop(slots);
-                None
-            });
-            self.park_call(host.clone(), job.call, Resume { run: job.run, then });
-        }
-    }
-
-    /// Sends everything the last route queued.
-    pub async fn flush(self: &Rc<Self>) {
-        self.park_launched(&self.host());
-        let mut out = {
-            let host = self.host();
-            let mut call = host.current().call.borrow_mut();
-            if call.outbox.is_empty() {
-                return;
-            }
-            let spare = std::mem::take(&mut *self.spare.borrow_mut());
-            std::mem::replace(&mut call.outbox, spare)
-        };
-        for o in out.drain(..) {
-            self.send(o).await;
-        }
-        *self.spare.borrow_mut() = out;
-    }
-
-    async fn send(self: &Rc<Self>, o: Outgoing) {
-        let addr = match &o.dest {
-            Dest::Addr(a) => *a,
-            Dest::Name(..) => {
-                tokio::task::spawn_local(resolve_and_send(self.clone(), o));
-                return;
-            }
-        };
-        let r = match o.proto {
-            Proto::Udp => match self.udp.get(o.socket).and_then(Option::as_ref) {
-                Some(sock) => match sock.try_send_to(&o.bytes, addr) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        sock.send_to(&o.bytes, addr).await.map(|_| ())
-                    }
-                    r => r.map(|_| ()),
-                },
-                None => Err(io::Error::new(io::ErrorKind::NotFound, "no udp socket")),
-            },
-            Proto::Tcp => {
-                if tcp::is_connected(&self.tcp, &addr) {
-                    self.send_tcp(addr, o.socket, o.bytes.clone()).await
-                } else {
-                    // Connecting may take a while: not on the receive path.
-                    let w = self.clone();
-                    let kind = o.kind;
-                    tokio::task::spawn_local(async move {
-                        let r = w.send_tcp(addr, o.socket, o.bytes).await;
-                        count(kind, r.is_ok());
-                        if let Err(e) = r {
-                            tracing::info!("tcp send to {addr} failed: {e}");
-                        }
-                    });
-                    return;
-                }
-            }
-        };
-        count(o.kind, r.is_ok());
-        if let Err(e) = r {
-            tracing::debug!("send to {addr} failed: {e}");
-        }
-    }
-
-    async fn send_tcp(
-        self: &Rc<Self>,
-        addr: std::net::SocketAddr,
-        socket: usize,
-        bytes: Bytes,
-    ) -> io::Result<()> {
-        let local = self
-            .sockets
-            .list
-            .get(socket)
-            .map(|s| s.addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no socket"))?;
-        tcp::send(&self.tcp, self, addr, local, socket, bytes).await
-    }
-}
-
-fn count(kind: OutKind, ok: bool) {
-    match (kind, ok) {
-        (OutKind::Request, true) => CORE.fwd_requests.inc(),
-        (OutKind::Reply, true) => CORE.fwd_replies.inc(),
-        (OutKind::Request, false) => CORE.drop_requests.inc(),
-        (OutKind::Reply, false) => CORE.drop_replies.inc(),
-        (OutKind::LocalReply, _) => {}
-    }
-}
-
-/// Locates a name off the receive path (RFC 3263 through the worker's
-/// resolver, or the system's outside a worker), then sends to the first
-/// address of the socket's family and the copy's transport.
-async fn resolve_and_send(w: Rc<Worker>, mut o: Outgoing) {
-    let Dest::Name(hop) = &o.dest else {
-        return;
-    };
-    let want_v4 = w
-        .sockets
-        .list
-        .get(o.socket)
-        .is_none_or(|s| s.addr.is_ipv4());
-    let found = match crate::transport::dns::current() {
-        Some(dns) => match dns.locate(hop).await {
-            Ok(ts) => ts
-                .iter()
-                .find(|t| t.addr.is_ipv4() == want_v4 && t.proto == o.proto)
-                .map(|t| t.addr),
-            Err(e) => {
-                tracing::info!("cannot resolve {}: {e}", hop.host);
-                None
-            }
-        },
-        None => {
-            match tokio::net::lookup_host((hop.host.as_str(), hop.port.unwrap_or(5060))).await {
-                Ok(mut addrs) => addrs.find(|a| a.is_ipv4() == want_v4),
-                Err(e) => {
-                    tracing::info!("cannot resolve {}: {e}", hop.host);
-                    None
-                }
-            }
-        }
-    };
-    match found {
-        Some(a) => {
-            o.dest = Dest::Addr(a);
-            Box::pin(w.send(o)).await;
-        }
-        None => count(o.kind, false),
-    }
-}
-
-/// A suspended request route with its call: each poll puts the call in
-/// the worker's slot, resumes the route, and takes the call out again.
-struct Parked {
-    host: Rc<dyn Phases>,
-    call: Call,
-    run: Option<Waiting>,
-}
-
-impl Future for Parked {
-    type Output = Outcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        let this = self.get_mut();
-        let Some(run) = this.run.as_mut() else {
-            return Poll::Ready(Outcome::Done);
-        };
-        let cur = this.host.current();
-        cur.exchange(&mut this.call);
-        let r = run.as_mut().poll(cx);
-        cur.exchange(&mut this.call);
-        if r.is_ready() {
-            this.run = None;
-        }
-        r
-    }
-}
-
-/// What happens after a request route: a failed one is logged with the
-/// call and answered 500 unless the script already replied; the modules'
-/// per-call state ends with the route.
-fn after_request(st: &Current, outcome: Outcome) {
-    after_route(st, outcome);
-    // Dropped outside the borrow: a module's slot may act when dropped.
-    let slots = st.call.borrow_mut().take_slots();
-    drop(slots);
-}
-
-fn after_route(st: &Current, outcome: Outcome) {
-    match outcome {
-        Outcome::Done | Outcome::Unwound(Unwind::Exit) => {}
-        Outcome::Unwound(Unwind::Drop) => CORE.drop_requests.inc(),
-        Outcome::Failed(err) => {
-            CORE.err_requests.inc();
-            let (call_id, method) = st
-                .call
-                .borrow()
-                .msg
-                .as_ref()
-                .map(|m| {
-                    (
-                        m.call_id().unwrap_or("").to_string(),
-                        m.method().to_string(),
-                    )
-                })
-                .unwrap_or_default();
-            let worker = st.env.worker;
-            tracing::error!(
-                call_id,
-                method,
-                worker,
-                "route.main failed: {err} (Call-ID {call_id})"
-            );
-            if !st.call.borrow().replied {
-                reply::send_local_reply(st, 500, "Server Internal Error");
-            }
         }
     }
 }
