@@ -113,15 +113,26 @@ fi
 pid=$!
 sleep "${START_WAIT:-1}"
 # Kamailio forks its workers: sum every process of the tree.
-cpu() {
+cpu() { # cpu [14|15]: user, system or (no argument) both, in ticks
   local t=0 p
   for p in $pid $(pgrep -P "$pid" || true); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    t=$((t + $(awk -v f="${1:-0}" '{print f ? $f : $14 + $15}' "/proc/$p/stat")))
   done
   echo $t
 }
+# Nanoseconds on a CPU (scheduler's account, every thread of the tree):
+# finer than the 10 ms ticks above.
+cpu_ns() {
+  local p
+  for p in $pid $(pgrep -P "$pid" || true); do cat /proc/"$p"/task/*/schedstat; done 2>/dev/null |
+    awk '{t += $1} END {printf "%d", t}'
+}
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
-c0=$(cpu) r0=$(rss)
+# PRE_LOAD / POST_LOAD: commands run just before and after the load, with
+# the proxy's pid in $pid (e.g. callgrind_control -z / -d "$pid" to count
+# only the registrations, not the start or the ul_dump below).
+eval "${PRE_LOAD:-}"
+c0=$(cpu) s0=$(cpu 15) n0=$(cpu_ns) r0=$(rss)
 t0=$(date +%s.%N)
 scen=(-sf "$here/scenarios/register.xml" -s user)
 [ "$auth" = 1 ] && scen=(-sf "$here/scenarios/register-auth.xml" -inf "$work/users.csv")
@@ -131,7 +142,8 @@ timeout $((n / rate + 180)) sipp "127.0.0.1:$pport" "${scen[@]}" -i 127.0.0.1 -p
   -trace_stat -stf "$work/stat.csv" -fd 1 -trace_err -error_file "$work/err.log" >/dev/null 2>&1 || true
 t1=$(date +%s.%N)
 sleep 1
-c1=$(cpu) r1=$(rss)
+c1=$(cpu) s1=$(cpu 15) n1=$(cpu_ns) r1=$(rss)
+eval "${POST_LOAD:-}"
 hz=$(getconf CLK_TCK)
 failed=$(tail -1 "$work/stat.csv" | awk -F';' '{print $18}')
 # achieved rate: successful registrations over the SIPp run's wall time
@@ -147,7 +159,7 @@ if [ "$kam" = 0 ] && [ "$mode" = 0 ]; then
 fi
 echo "$([ "$kam" = 1 ] && echo kamailio || echo lunasip) auth=$auth db_mode=$mode registers=$n rate=$rate wall=$wall s" \
   "ok=$ok achieved=$(echo "scale=0; $ok / $wall" | bc)/s db_rows=${rows:-NA}" \
-  "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" \
+  "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" "sys_ticks=$((s1 - s0))" "cpu_us_per_reg=$(( (n1 - n0) / 1000 / n ))" \
   "failed=$failed ul_dump_contacts=${dumped:-NA} rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / per ))"
 if { [ "$mode" != 0 ] || [ "$auth" = 1 ]; } && [ "$kam" = 0 ]; then
   sql "$db" -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true

@@ -5,25 +5,21 @@
 
 use bytes::Bytes;
 use std::io::ErrorKind;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 use super::overload::Gauge;
 use super::worker::Worker;
-use crate::transport::udp::{recv_stamped, stamp_buffer};
+use crate::transport::udp::{stamp_buffer, UdpSock};
 use crate::transport::{Incoming, Proto};
 
 /// Receives datagrams on one socket until the task is dropped.
-pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSocket>, id: usize) {
+pub async fn udp_loop(w: Rc<Worker>, sock: Rc<UdpSock>, id: usize) {
     let mut buf = vec![0u8; 65_536];
     let mut ctrl = stamp_buffer();
-    let fd = sock.as_raw_fd();
     let load = w.load();
     let mut gauge = Gauge::new(&load, w.overload_queue_delay());
     loop {
-        let got = match sock.try_io(Interest::READABLE, || recv_stamped(fd, &mut buf, &mut ctrl)) {
+        let got = match sock.try_recv(&mut buf, &mut ctrl) {
             Ok(r) => Ok(r),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 // Caught up: no queue. A reload may have changed the target.

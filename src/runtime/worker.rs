@@ -122,7 +122,7 @@ pub(super) fn worker_main(
         let mut listeners = Vec::new();
         for (i, b) in socks.into_iter().enumerate() {
             match b {
-                Bound::Udp(s) => match tokio::net::UdpSocket::from_std(s) {
+                Bound::Udp(s) => match crate::transport::udp::UdpSock::new(s) {
                     Ok(s) => udp.push(Some(Rc::new(s))),
                     Err(e) => {
                         let _ = ready.send(Err(format!("worker {id}: {e}")));

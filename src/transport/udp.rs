@@ -7,8 +7,10 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Binds a non-blocking UDP socket for one worker. `rcvbuf` is a wish; the
 /// kernel caps it at `net.core.rmem_max`.
@@ -82,6 +84,67 @@ fn age(then: Duration) -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(Duration::ZERO, |now| now.saturating_sub(then))
+}
+
+/// A worker's UDP socket in its reactor, watched for reads only.
+/// tokio's `UdpSocket` also asks for write readiness, and Linux reports a
+/// UDP socket writable again each time a datagram it sent is freed, so
+/// every send woke the worker once more for nothing. Sends go straight to
+/// the non-blocking socket instead.
+pub struct UdpSock(AsyncFd<std::net::UdpSocket>);
+
+/// How often a send that found the socket's send buffer full is tried
+/// again, [`SEND_PAUSE`] apart, before the datagram is given up (a blocking
+/// socket, as OpenSIPS and Kamailio use, would wait for room instead).
+const SEND_TRIES: u32 = 20;
+const SEND_PAUSE: Duration = Duration::from_millis(1);
+
+impl UdpSock {
+    /// Registers `s` with the current tokio reactor.
+    pub fn new(s: std::net::UdpSocket) -> io::Result<UdpSock> {
+        s.set_nonblocking(true)?;
+        // Deprecated because a type's `as_raw_fd` could hand out another
+        // or a closed descriptor; a std socket owns its descriptor and
+        // returns that one for as long as it lives, which the AsyncFd
+        // (owning the socket) outlives not.
+        #[allow(deprecated)]
+        AsyncFd::with_interest(s, Interest::READABLE).map(UdpSock)
+    }
+
+    /// [`recv_stamped`] when a datagram is queued; `WouldBlock` (and the
+    /// readiness cleared) when the socket is empty.
+    pub fn try_recv(
+        &self,
+        buf: &mut [u8],
+        ctrl: &mut Vec<u8>,
+    ) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
+        self.0.try_io(Interest::READABLE, |s| {
+            recv_stamped(s.as_raw_fd(), buf, ctrl)
+        })
+    }
+
+    /// Waits until a datagram may be queued.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.0.readable().await.map(|_| ())
+    }
+
+    /// Sends one datagram.
+    pub async fn send_to(&self, b: &[u8], to: SocketAddr) -> io::Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.0.get_ref().send_to(b, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && tries < SEND_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(SEND_PAUSE).await;
+                }
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
 }
 
 /// Binds a TCP listener for one worker (SO_REUSEPORT, as for UDP).

@@ -6,7 +6,6 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::net::UdpSocket;
 
 use super::context::{Outgoing, Source, Unwind};
 use super::phases::{Outcome, ParseFailure, Phases, Started};
@@ -14,6 +13,7 @@ use super::reply;
 use crate::sip::{Message, ParseError, MAX_MESSAGE_SIZE};
 use crate::stats::CORE;
 use crate::transport::tcp::{Handler, TcpCtx};
+use crate::transport::udp::UdpSock;
 use crate::transport::{Incoming, Sockets};
 use vocab::route::RouteType;
 
@@ -64,7 +64,7 @@ pub struct Worker {
     host: RefCell<Rc<dyn Phases>>,
     sockets: Arc<Sockets>,
     /// UDP socket per listen entry (None for TCP entries).
-    pub udp: Vec<Option<Rc<UdpSocket>>>,
+    pub udp: Vec<Option<Rc<UdpSock>>>,
     pub tcp: Rc<TcpCtx>,
     /// Spare outbox, swapped with the call's to keep both allocations.
     spare: RefCell<Vec<Outgoing>>,
@@ -84,7 +84,7 @@ impl Handler for Worker {
 }
 
 impl Worker {
-    pub fn new(host: Rc<dyn Phases>, udp: Vec<Option<Rc<UdpSocket>>>, tcp: Rc<TcpCtx>) -> Worker {
+    pub fn new(host: Rc<dyn Phases>, udp: Vec<Option<Rc<UdpSock>>>, tcp: Rc<TcpCtx>) -> Worker {
         Worker {
             sockets: host.current().env.sockets.clone(),
             host: RefCell::new(host),

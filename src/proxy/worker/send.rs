@@ -41,12 +41,7 @@ impl Worker {
         };
         let r = match o.proto {
             Proto::Udp => match self.udp.get(o.socket).and_then(Option::as_ref) {
-                Some(sock) => match sock.try_send_to(&o.bytes, addr) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        sock.send_to(&o.bytes, addr).await.map(|_| ())
-                    }
-                    r => r.map(|_| ()),
-                },
+                Some(sock) => sock.send_to(&o.bytes, addr).await,
                 None => Err(io::Error::new(io::ErrorKind::NotFound, "no udp socket")),
             },
             Proto::Tcp => {
