@@ -55,9 +55,29 @@ impl Alg {
         }
     }
 
+    /// Lower-case hex of the hash of `parts` joined with `:`, without
+    /// building the joined text.
+    pub fn hex_joined(self, parts: &[&[u8]]) -> String {
+        fn run<D: Digest>(parts: &[&[u8]]) -> String {
+            let mut d = D::new();
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    d.update(b":");
+                }
+                d.update(p);
+            }
+            hex(&d.finalize())
+        }
+        match self {
+            Alg::Md5 => run::<Md5>(parts),
+            Alg::Sha256 => run::<Sha256>(parts),
+            Alg::Sha512t256 => run::<Sha512_256>(parts),
+        }
+    }
+
     /// HA1 = H(user:realm:password).
     pub fn ha1(self, user: &str, realm: &str, password: &str) -> String {
-        self.hex(format!("{user}:{realm}:{password}").as_bytes())
+        self.hex_joined(&[user.as_bytes(), realm.as_bytes(), password.as_bytes()])
     }
 }
 
@@ -191,24 +211,33 @@ fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
+/// The credential parameters lunasip reads, in [`Cred`]'s order.
+const CRED_NAMES: [&str; 9] = [
+    "username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "qop", "nc",
+];
+
 /// Digest credentials of one Authorization / Proxy-Authorization value:
-/// `name=value` pairs (names lower-cased, quotes removed). None when the
-/// scheme is not Digest.
-pub fn parse_credentials(v: &str) -> Option<Vec<(String, String)>> {
+/// the first `name=value` pair of each name lunasip reads (names in any
+/// case, quotes removed). None when the scheme is not Digest.
+pub fn parse_credentials<'a>(v: &'a str) -> Option<Cred> {
     let rest = v.trim();
     let sp = rest.find(char::is_whitespace)?;
     if !rest[..sp].eq_ignore_ascii_case("digest") {
         return None;
     }
-    let mut out = Vec::new();
-    let mut push = |piece: &str| {
-        if let Some((k, v)) = piece.split_once('=') {
+    let mut f: [Option<&str>; 9] = [None; 9];
+    let mut take = |piece: &'a str| {
+        let Some((k, v)) = piece.split_once('=') else {
+            return;
+        };
+        let k = k.trim();
+        if let Some(i) = CRED_NAMES.iter().position(|n| n.eq_ignore_ascii_case(k)) {
             let v = v.trim();
             let v = v
                 .strip_prefix('"')
                 .and_then(|x| x.strip_suffix('"'))
                 .unwrap_or(v);
-            out.push((k.trim().to_ascii_lowercase(), v.to_string()));
+            f[i].get_or_insert(v);
         }
     };
     let (mut q, mut start) = (false, sp);
@@ -216,14 +245,26 @@ pub fn parse_credentials(v: &str) -> Option<Vec<(String, String)>> {
         match ch {
             b'"' => q = !q,
             b',' if !q => {
-                push(&rest[start..i]);
+                take(&rest[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    push(&rest[start..]);
-    Some(out)
+    take(&rest[start..]);
+    let [username, realm, nonce, uri, response, algorithm, cnonce, qop, nc] =
+        f.map(|v| v.map(str::to_string));
+    Some(Cred {
+        username: username.unwrap_or_default(),
+        realm: realm.unwrap_or_default(),
+        nonce: nonce.unwrap_or_default(),
+        uri: uri.unwrap_or_default(),
+        response: response.unwrap_or_default(),
+        algorithm,
+        cnonce,
+        qop: qop.map(|q| q.to_ascii_lowercase()),
+        nc,
+    })
 }
 
 /// The fields of digest credentials used to check them.
@@ -242,26 +283,6 @@ pub struct Cred {
 }
 
 impl Cred {
-    pub fn from_pairs(mut p: Vec<(String, String)>) -> Cred {
-        // The first pair of each name, moved out.
-        let mut get = |k: &str| {
-            p.iter_mut()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| std::mem::take(v))
-        };
-        Cred {
-            username: get("username").unwrap_or_default(),
-            realm: get("realm").unwrap_or_default(),
-            nonce: get("nonce").unwrap_or_default(),
-            uri: get("uri").unwrap_or_default(),
-            response: get("response").unwrap_or_default(),
-            algorithm: get("algorithm"),
-            cnonce: get("cnonce"),
-            qop: get("qop").map(|q| q.to_ascii_lowercase()),
-            nc: get("nc"),
-        }
-    }
-
     /// OpenSIPS check_dig_cred: the fields a response needs are present.
     pub fn well_formed(&self) -> bool {
         !self.username.is_empty()
@@ -291,23 +312,29 @@ impl Cred {
 
     /// Whether the response matches HA1 (RFC 2617 §3.2.2.1, RFC 8760).
     pub fn check(&self, alg: Alg, ha1: &str, method: &str, body: &[u8]) -> bool {
+        let (m, uri) = (method.as_bytes(), self.uri.as_bytes());
         let ha2 = match self.qop.as_deref() {
-            Some("auth-int") => alg.hex(format!("{method}:{}:{}", self.uri, alg.hex(body)).as_bytes()),
-            _ => alg.hex(format!("{method}:{}", self.uri).as_bytes()),
+            Some("auth-int") => alg.hex_joined(&[m, uri, alg.hex(body).as_bytes()]),
+            _ => alg.hex_joined(&[m, uri]),
         };
-        let ha1 = ha1.trim().to_ascii_lowercase();
+        let ha1 = ha1.trim();
+        let ha1 = match ha1.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => std::borrow::Cow::Owned(ha1.to_ascii_lowercase()),
+            false => std::borrow::Cow::Borrowed(ha1),
+        };
+        let (ha1, nonce, ha2) = (ha1.as_bytes(), self.nonce.as_bytes(), ha2.as_bytes());
         let want = match (&self.qop, &self.nc, &self.cnonce) {
-            (Some(q), Some(nc), Some(cn)) => alg.hex(
-                format!("{ha1}:{}:{nc}:{cn}:{q}:{ha2}", self.nonce).as_bytes(),
-            ),
-            _ => alg.hex(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes()),
+            (Some(q), Some(nc), Some(cn)) => {
+                alg.hex_joined(&[ha1, nonce, nc.as_bytes(), cn.as_bytes(), q.as_bytes(), ha2])
+            }
+            _ => alg.hex_joined(&[ha1, nonce, ha2]),
         };
-        // Compared without an early exit.
+        // Compared without an early exit; the response's hex in any case.
         want.len() == self.response.len()
             && want
                 .bytes()
-                .zip(self.response.to_ascii_lowercase().bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                .zip(self.response.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()))
                 == 0
     }
 }
@@ -332,7 +359,10 @@ pub fn make_nonce(secret: &[u8], expires: u64, rand: u64, alg: Alg, qop: Qop) ->
     b[16] = alg.code();
     b[17] = qop.code();
     let mac = hmac(secret, &b);
-    format!("{}{}", hex(&b), hex(&mac[..16]))
+    let mut all = [0u8; BODY + 16];
+    all[..BODY].copy_from_slice(&b);
+    all[BODY..].copy_from_slice(&mac[..16]);
+    hex(&all)
 }
 
 /// Checks a nonce's signature; None for one not signed with `secret`.
@@ -480,21 +510,48 @@ mod tests {
     #[test]
     fn rfc2617_example() {
         let v = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
-        let c = Cred::from_pairs(parse_credentials(v).expect("digest"));
+        let c = parse_credentials(v).expect("digest");
         assert!(c.well_formed());
         let ha1 = Alg::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
         assert!(c.check(Alg::Md5, &ha1, "GET", b""));
         assert!(!c.check(Alg::Md5, &Alg::Md5.ha1("Mufasa", "testrealm@host.com", "x"), "GET", b""));
+        assert!(!c.check(Alg::Md5, &ha1, "POST", b""));
+        // Hex in either case, in the stored HA1 and in the response.
+        assert!(c.check(Alg::Md5, &ha1.to_ascii_uppercase(), "GET", b""));
+        let upper = Cred { response: c.response.to_ascii_uppercase(), ..c.clone() };
+        assert!(upper.check(Alg::Md5, &ha1, "GET", b""));
+        // Without qop (RFC 2069 compatibility): H(HA1:nonce:HA2).
+        let ha2 = Alg::Md5.hex(b"GET:/dir/index.html");
+        let plain = Cred {
+            qop: None,
+            nc: None,
+            cnonce: None,
+            response: Alg::Md5.hex(format!("{ha1}:{}:{ha2}", c.nonce).as_bytes()),
+            ..c
+        };
+        assert!(plain.check(Alg::Md5, &ha1, "GET", b""));
     }
 
     // RFC 7616 §3.9.1's SHA-256 example.
     #[test]
     fn rfc7616_sha256_example() {
         let v = r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1""#;
-        let c = Cred::from_pairs(parse_credentials(v).expect("digest"));
+        let c = parse_credentials(v).expect("digest");
         let ha1 = Alg::Sha256.ha1("Mufasa", "http-auth@example.org", "Circle of Life");
         assert_eq!(c.alg(), Some(Alg::Sha256));
         assert!(c.check(Alg::Sha256, &ha1, "GET", b""));
+    }
+
+    #[test]
+    fn credentials_first_of_each_name_in_any_case() {
+        let c = parse_credentials(
+            r#"digest USERNAME="a@b", Realm=r, x="1,2", username="c", qop=AUTH, nc=00000002"#,
+        )
+        .expect("digest");
+        assert_eq!((c.user(), c.domain(), c.realm.as_str()), ("a", Some("b"), "r"));
+        assert_eq!((c.qop.as_deref(), c.nc.as_deref()), (Some("auth"), Some("00000002")));
+        assert_eq!((c.algorithm, c.cnonce, c.nonce.as_str()), (None, None, ""));
+        assert!(parse_credentials(r#"Basic username="a""#).is_none());
     }
 
     #[test]

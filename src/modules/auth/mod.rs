@@ -264,7 +264,6 @@ pub fn pre_auth(st: &State, realm: &str, kind: Kind) -> Result<Option<Pending>, 
             .header_values(kind.cred_header())
             .into_iter()
             .filter_map(digest::parse_credentials)
-            .map(Cred::from_pairs)
             .find(|c| c.realm == realm);
         (
             call.msg_id,

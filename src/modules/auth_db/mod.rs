@@ -154,6 +154,53 @@ fn cred_column(c: &Conf, alg: Alg) -> &Ident {
     }
 }
 
+/// A worker's pool and credential SELECTs for the settings in force (a
+/// reload brings a new `Conf`, which empties it).
+#[derive(Default)]
+struct Selects {
+    conf: Option<Arc<Conf>>,
+    pool: Option<db::Db>,
+    /// (table, algorithm) → its SELECT.
+    sql: Vec<(Ident, Alg, Rc<str>)>,
+}
+
+thread_local! {
+    static SELECTS: std::cell::RefCell<Selects> = std::cell::RefCell::default();
+}
+
+/// The pool of `url` and the SELECT of the credentials checking `alg` in
+/// `table` (authorize.c get_ha1), both made once per worker and settings.
+fn select(c: &Arc<Conf>, url: &str, table: &Ident, alg: Alg) -> Result<(db::Db, Rc<str>), db::DbError> {
+    SELECTS.with_borrow_mut(|s| {
+        if !s.conf.as_ref().is_some_and(|k| Arc::ptr_eq(k, c)) {
+            *s = Selects {
+                conf: Some(c.clone()),
+                ..Selects::default()
+            };
+        }
+        let pool = match &s.pool {
+            Some(p) => p.clone(),
+            None => s.pool.insert(db::open(url)?).clone(),
+        };
+        if let Some((_, _, sql)) = s.sql.iter().find(|(t, a, _)| t == table && *a == alg) {
+            return Ok((pool, sql.clone()));
+        }
+        let col = cred_column(c, alg);
+        let mut sql = format!("SELECT {col}");
+        for (_, k) in &c.credentials {
+            sql.push_str(", ");
+            sql.push_str(k.as_str());
+        }
+        sql.push_str(&format!(" FROM {table} WHERE {} = ?", c.user_column));
+        if c.use_domain {
+            sql.push_str(&format!(" AND {} = ?", c.domain_column));
+        }
+        let sql: Rc<str> = sql.into();
+        s.sql.push((table.clone(), alg, sql.clone()));
+        Ok((pool, sql))
+    })
+}
+
 fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Suspend> {
     let realm = a.str(0)?;
     let table = Ident::new(&a.str(1)?).map_err(|e| a.err(e))?;
@@ -169,17 +216,10 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
         Err(rc) => return Ok(Box::pin(async move { coded(&lua, rc) })),
     };
     a.require_suspend()?;
-    let pool = db::open(&url).map_err(|e| a.err(e))?;
-    let col = cred_column(&c, p.alg);
+    let (pool, sql) = select(&c, &url, &table, p.alg).map_err(|e| a.err(e))?;
     let domain = p.cred.domain().unwrap_or(&p.realm).to_string();
-    let extra: String = c.credentials.iter().map(|(_, k)| format!(", {k}")).collect();
-    let mut sql = format!(
-        "SELECT {col}{extra} FROM {table} WHERE {} = ?",
-        c.user_column
-    );
     let mut params = vec![Value::text(p.cred.user())];
     if c.use_domain {
-        sql.push_str(&format!(" AND {} = ?", c.domain_column));
         params.push(Value::text(&domain));
     }
     let fut = pool.query(&sql, params);
