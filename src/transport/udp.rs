@@ -141,10 +141,6 @@ impl UdpSock {
             }
         }
     }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
 }
 
 /// Binds a TCP listener for one worker (SO_REUSEPORT, as for UDP).
