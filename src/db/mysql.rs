@@ -12,6 +12,11 @@ use mysql_async::Value as My;
 use super::value::{civil, from_civil};
 use super::{DbError, Out, Row, Sent, Value};
 
+/// Prepared statements of more parameters than this are closed after
+/// use rather than kept for the next (the writer's 1–8-row INSERTs of a
+/// CDR stay under it, its 16–64-row ones go over).
+const KEEP_PARAMS: usize = 128;
+
 #[derive(Clone)]
 pub struct Pool {
     pool: mysql_async::Pool,
@@ -132,18 +137,27 @@ impl Pool {
         let stmt = conn.prep(sql).await.map_err(|e| self.err(e))?;
         let params = mysql_async::Params::Positional(params.into_iter().map(to_my).collect());
         sent.store(true, Ordering::Relaxed);
-        if rows {
+        let out = if rows {
             let got: Vec<mysql_async::Row> = conn
                 .exec(&stmt, params)
                 .await
                 .map_err(|e| self.err_sent(e))?;
-            Ok(Out::Rows(convert(got)))
+            Out::Rows(convert(got))
         } else {
             conn.exec_drop(&stmt, params)
                 .await
                 .map_err(|e| self.err_sent(e))?;
-            Ok(Out::Affected(conn.affected_rows()))
+            Out::Affected(conn.affected_rows())
+        };
+        // The server keeps each prepared statement's parameter metadata
+        // until it is closed: a large one (a multi-row INSERT of the
+        // writer) is not kept in the connection's cache.
+        if stmt.num_params() as usize > KEEP_PARAMS {
+            if let Err(e) = conn.close(stmt).await {
+                tracing::debug!("database {}: closing a statement: {e}", self.shown);
+            }
         }
+        Ok(out)
     }
 }
 

@@ -31,8 +31,12 @@ use landed::Probe;
 
 type Job = (Db, String, Vec<Value>);
 
-/// Rows merged into one INSERT at most.
-pub const BATCH: usize = 100;
+/// Rows merged into one INSERT at most. A batch goes as INSERTs of a
+/// power of two rows each ([`chunks`]): a prepared statement is kept per
+/// distinct text on every connection (MySQL holds its parameters'
+/// metadata server-side), so only 7 shapes per table exist, not one per
+/// batch size.
+pub const BATCH: usize = 64;
 
 /// How long an INSERT waits for more rows of its kind: a steady flow of
 /// rows costs the database a round trip per batch, not per row.
@@ -114,15 +118,12 @@ fn run(rx: Receiver<Job>, done: Done) {
             },
         };
         let mut rows = 1;
-        let mut batched = sql.clone();
-        if let Some(group) = values_group(&sql) {
+        if values_group(&sql).is_some() {
             let until = std::time::Instant::now() + LINGER;
             while rows < BATCH {
                 let wait = until.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(wait) {
                     Ok(j) if j.1 == sql && j.0.url() == db.url() => {
-                        batched.push_str(", ");
-                        batched.push_str(group);
                         vals.extend(j.2);
                         rows += 1;
                     }
@@ -134,15 +135,61 @@ fn run(rx: Receiver<Job>, done: Done) {
                 }
             }
         }
-        let r = exec_held(&db, (&sql, &batched), vals, &mut down_since);
-        if r == Ok(Written::Found) {
-            tracing::info!(
-                "database {}: {rows} row(s) found written after the connection failed, not sent again: {sql}",
-                db.url()
-            );
+        if rows == 1 {
+            write(&db, &sql, &sql, vals, 1, &mut down_since, done);
+            continue;
         }
-        done(&sql, rows, r);
+        // Every row of one INSERT has as many values.
+        let width = vals.len() / rows;
+        let mut vals = vals.into_iter();
+        for n in chunks(rows) {
+            let part: Vec<Value> = vals.by_ref().take(n * width).collect();
+            write(&db, &sql, &batched(&sql, n), part, n, &mut down_since, done);
+        }
     }
+}
+
+/// Sizes of the INSERTs a batch of `rows` rows goes as, in order: the
+/// powers of two of its binary form, largest first.
+fn chunks(rows: usize) -> impl Iterator<Item = usize> {
+    (0..usize::BITS)
+        .rev()
+        .map(|b| 1usize << b)
+        .filter(move |n| rows & n != 0)
+}
+
+/// `sql` (an INSERT with one VALUES group) for `n` rows.
+fn batched(sql: &str, n: usize) -> String {
+    let Some(group) = values_group(sql) else {
+        return sql.to_string();
+    };
+    let mut out = String::with_capacity(sql.len() + (n - 1) * (group.len() + 2));
+    out.push_str(sql);
+    for _ in 1..n {
+        out.push_str(", ");
+        out.push_str(group);
+    }
+    out
+}
+
+/// Sends one INSERT (`sent`: `queued` for `rows` rows) and reports it.
+fn write(
+    db: &Db,
+    queued: &str,
+    sent: &str,
+    vals: Vec<Value>,
+    rows: usize,
+    down_since: &mut Option<std::time::Instant>,
+    done: Done,
+) {
+    let r = exec_held(db, (queued, sent), vals, down_since);
+    if r == Ok(Written::Found) {
+        tracing::info!(
+            "database {}: {rows} row(s) found written after the connection failed, not sent again: {queued}",
+            db.url()
+        );
+    }
+    done(queued, rows, r);
 }
 
 /// Runs one batch (`sql`: as queued, and as sent); while the database
@@ -220,5 +267,22 @@ mod tests {
         assert_eq!(values_group("DELETE FROM dialog WHERE dlg_id = ?"), None);
         assert_eq!(values_group("INSERT INTO t (a) SELECT (1)"), None);
         assert_eq!(values_group("INSERT INTO t (a) VALUES (f(?))"), None);
+    }
+
+    #[test]
+    fn batches_keep_order_in_powers_of_two() {
+        assert_eq!(chunks(1).collect::<Vec<_>>(), [1]);
+        assert_eq!(chunks(45).collect::<Vec<_>>(), [32, 8, 4, 1]);
+        assert_eq!(chunks(BATCH).collect::<Vec<_>>(), [64]);
+        assert_eq!(chunks(63).sum::<usize>(), 63);
+        // Every size a batch can take becomes one of 7 statements.
+        let shapes: std::collections::BTreeSet<usize> = (1..=BATCH).flat_map(chunks).collect();
+        assert_eq!(shapes.len(), 7);
+        let one = "INSERT INTO t (a, b) VALUES (?, ?)";
+        assert_eq!(batched(one, 1), one);
+        assert_eq!(
+            batched(one, 3),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+        );
     }
 }
