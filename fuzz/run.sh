@@ -8,16 +8,17 @@
 #
 # Runs each target SECONDS (default 60) on its corpus (fuzz/corpus/<target>,
 # seeded from tests/fixtures/sip, the RFC 4475 torture set in
-# tests/fixtures/sip-torture, and the seeds in fuzz/seeds/<target>).
+# tests/fixtures/sip-torture, the translator's golden opensips.cfg files in
+# compat/tests/golden, and the seeds in fuzz/seeds/<target>).
 # A crash leaves its input in fuzz/artifacts/<target>/ and the script exits 1;
 # replay one with `fuzz/target/<triple>/release/<target> <file>`.
-# Targets: sip_message sip_values pv_spec mi_jsonrpc.
+# Targets: sip_message sip_values pv_spec mi_jsonrpc opensips_cfg.
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(sip_message sip_values pv_spec mi_jsonrpc)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(sip_message sip_values pv_spec mi_jsonrpc opensips_cfg)
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/target}
 # An explicit --target keeps these flags off build scripts and proc macros.
@@ -37,6 +38,7 @@ seed sip_message ../tests/fixtures/sip/*.sip ../tests/fixtures/sip-torture/*.dat
 seed sip_values seeds/sip_values/*
 seed pv_spec seeds/pv_spec/*
 seed mi_jsonrpc seeds/mi_jsonrpc/*
+seed opensips_cfg ../compat/tests/golden/*.cfg
 
 status=0
 for t in "${TARGETS[@]}"; do
