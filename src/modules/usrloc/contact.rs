@@ -65,8 +65,11 @@ impl Contact {
         use std::hash::{Hash, Hasher};
         use std::sync::atomic::{AtomicU64, Ordering};
         static SEQ: AtomicU64 = AtomicU64::new(0);
+        // The process id once: std asks the kernel on every call.
+        static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let pid = *PID.get_or_init(std::process::id);
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (aor, uri, SEQ.fetch_add(1, Ordering::Relaxed), std::process::id()).hash(&mut h);
+        (aor, uri, SEQ.fetch_add(1, Ordering::Relaxed), pid).hash(&mut h);
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())

@@ -50,7 +50,10 @@ impl Worker {
         self.suspended.set(self.suspended.get() + 1);
         CORE.suspended_routes.inc();
         let w = self.clone();
-        tokio::task::spawn_local(async move { w.resume(host, call, r).await })
+        // Boxed: the task would otherwise hold the whole future (the call
+        // context and the timer, kilobytes) inline and copy it at each
+        // stage of its life (spawn, bind, every state change).
+        tokio::task::spawn_local(Box::pin(w.resume(host, call, r)))
     }
 
     async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) {
