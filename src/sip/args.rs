@@ -42,7 +42,7 @@ pub fn parse_methods(arg: &str) -> Result<MethodWant, String> {
     let mut ids = 0;
     for name in arg.split(['|', ',']) {
         let name = name.trim();
-        let kind = Method::of(&name.to_ascii_uppercase());
+        let kind = method_any_case(name);
         if name.is_empty() || (kind == Method::Other && list) {
             return Err(format!(
                 "'{name}' in '{arg}': a list may name only methods OpenSIPS knows (INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PRACK, REFER, PUBLISH)"
@@ -54,6 +54,20 @@ pub fn parse_methods(arg: &str) -> Result<MethodWant, String> {
         ids |= method_bit(kind);
     }
     Ok(MethodWant::Ids(ids))
+}
+
+/// A method name in any case (as OpenSIPS's `is_method` compares them),
+/// without allocating: the known names are at most 9 letters.
+fn method_any_case(name: &str) -> Method {
+    let mut up = [0u8; 9];
+    match up.get_mut(..name.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(name.as_bytes());
+            buf.make_ascii_uppercase();
+            std::str::from_utf8(buf).map_or(Method::Other, Method::of)
+        }
+        None => Method::Other,
+    }
 }
 
 /// A header name as a script gives it: a token (RFC 3261 §25.1), so no
@@ -166,6 +180,19 @@ mod tests {
         assert_eq!(parse_methods("KDMQ"), Ok(MethodWant::Name("KDMQ".into())));
         assert!(parse_methods("INVITE|KDMQ").is_err());
         assert!(parse_methods("").is_err());
+        assert_eq!(
+            parse_methods(" subscribe "),
+            Ok(MethodWant::Ids(method_bit(Method::Subscribe)))
+        );
+        // Longer than any known name, and non-ASCII: another method.
+        assert_eq!(
+            parse_methods("SUBSCRIBES"),
+            Ok(MethodWant::Name("SUBSCRIBES".into()))
+        );
+        assert_eq!(
+            parse_methods("INVITÉ"),
+            Ok(MethodWant::Name("INVITÉ".into()))
+        );
         assert!(parse_methods("INVITE|").is_err());
     }
 

@@ -15,7 +15,12 @@ use crate::sip::args::{check_name, header_lines, parse_methods, MethodWant};
 use crate::sip::{HeaderKind, Message, Method};
 
 pub fn is_method(lua: &Lua, st: &State, a: Args) -> mlua::Result<MultiValue> {
-    let want = parse_methods(&a.str(0)?).map_err(|e| a.err(e))?;
+    // Borrowed where the argument is a Lua string (the usual literal).
+    let want = match a.vals.front() {
+        Some(mlua::Value::String(s)) => parse_methods(&s.to_str()?),
+        _ => parse_methods(&a.str(0)?),
+    }
+    .map_err(|e| a.err(e))?;
     let hit = with_msg(st, a.fname, |m| {
         let kind = m.method_kind();
         match &want {
