@@ -149,6 +149,10 @@ pub struct Message {
     pub(super) headers: Vec<HeaderEntry>,
     /// Offset of the blank line that ends the headers.
     pub(super) head_end: u32,
+    /// The start line and headers as text, checked as UTF-8 once at parse
+    /// (None when they are not): every header read slices it instead of
+    /// checking its bytes again.
+    pub(super) head_text: Option<std::sync::Arc<str>>,
     pub(super) body: Span,
     /// In the order made; `write_to` orders them by position.
     pub(super) edits: Vec<Edit>,
@@ -176,8 +180,18 @@ impl Message {
         super::parse::parse(buf, false)
     }
 
+    /// The text of `span`; "" where it is not UTF-8.
     pub(super) fn text(&self, span: Span) -> &str {
-        self.buf.get(span.range()).map(utf8).unwrap_or("")
+        let r = span.range();
+        if let Some(head) = &self.head_text {
+            match head.get(r.clone()) {
+                Some(t) => return t,
+                // Inside the head but cutting a character.
+                None if r.end <= head.len() => return "",
+                None => {}
+            }
+        }
+        self.buf.get(r).map(utf8).unwrap_or("")
     }
 
     pub(super) fn value_of(&self, h: &HeaderEntry) -> &str {

@@ -256,12 +256,14 @@ pub(super) fn parse(mut buf: Bytes, framed: bool) -> Result<Message, ParseError>
         }
         None => buf.len(),
     };
+    let head_text = std::str::from_utf8(&buf[..head_end]).ok().map(Into::into);
     buf.truncate(body_end);
     Ok(Message {
         buf,
         start,
         headers,
         head_end: head_end as u32,
+        head_text,
         body: Span::new(body_start, body_end),
         edits: Vec::new(),
         kinds,
@@ -285,6 +287,35 @@ pub(crate) fn content_length_value(v: &[u8], limit: usize) -> Result<usize, Pars
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn header_text_reads_the_same_with_or_without_a_utf8_head() {
+        let ok = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: \"Zoë\" <sip:z@b>;tag=1\r\nX-A: één\r\nContent-Length: 4\r\n\r\nbody";
+        let m = parse(Bytes::from(ok), true).unwrap();
+        assert!(m.head_text.is_some());
+        assert_eq!(m.header("X-A"), Some("één"));
+        assert_eq!(m.header("From"), Some("\"Zoë\" <sip:z@b>;tag=1"));
+        // A span cutting a character reads "" either way.
+        let at = ok.find("één").unwrap() as u32;
+        assert_eq!(
+            m.text(Span {
+                start: at,
+                end: at + 1
+            }),
+            ""
+        );
+        // The body is outside the head.
+        assert_eq!(m.text(m.body), "body");
+        // One bad byte: the head is not kept as text, the other headers
+        // still read, the bad one reads "".
+        let mut bad = ok.as_bytes().to_vec();
+        let x = ok.find("één").unwrap();
+        bad[x] = 0xff;
+        let m = parse(Bytes::from(bad), true).unwrap();
+        assert!(m.head_text.is_none());
+        assert_eq!(m.header("X-A"), Some(""));
+        assert_eq!(m.header("From"), Some("\"Zoë\" <sip:z@b>;tag=1"));
+    }
     use super::*;
 
     fn parse_str(s: &str) -> Result<Message, ParseError> {
