@@ -9,16 +9,30 @@ const MAGIC: &str = "z9hG4bK";
 /// The identity of a transaction in the shared table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TxnKey {
-    /// RFC 3261: branch, sent-by of the top Via, and method (ACK and CANCEL
-    /// are looked up under INVITE by the callers that need it).
-    Branch {
-        branch: Box<str>,
-        sent_by: Box<str>,
-        method: Box<str>,
-    },
+    /// RFC 3261: branch, sent-by of the top Via (host in lower case) and
+    /// method (upper case), as one string `branch NUL sent-by NUL METHOD`:
+    /// one allocation per key. ACK and CANCEL are looked up under INVITE
+    /// by the callers that need it.
+    Branch(Box<str>),
     /// RFC 2543: a hash of Request-URI, From tag, Call-ID, CSeq number,
     /// top Via and method.
     Legacy(u64),
+}
+
+/// A [`TxnKey::Branch`], built to its exact length.
+fn branch_key(branch: &str, host: &str, port: Option<u16>, method: &str) -> TxnKey {
+    use std::fmt::Write;
+    let port_len = port.map_or(0, |p| 2 + p.checked_ilog10().unwrap_or(0) as usize);
+    let mut k = String::with_capacity(branch.len() + host.len() + port_len + method.len() + 2);
+    k.push_str(branch);
+    k.push('\0');
+    k.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    if let Some(p) = port {
+        let _ = write!(k, ":{p}");
+    }
+    k.push('\0');
+    k.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    TxnKey::Branch(k.into_boxed_str())
 }
 
 fn method_key(m: &str) -> &str {
@@ -36,17 +50,7 @@ pub fn server_key(m: &Message, as_method: Option<&str>) -> Option<TxnKey> {
     let via = m.top_via()?;
     let method = as_method.unwrap_or_else(|| method_key(m.method()));
     match via.branch().filter(|b| b.starts_with(MAGIC)) {
-        Some(b) => {
-            let sent_by = match via.port {
-                Some(p) => format!("{}:{p}", via.host.to_ascii_lowercase()),
-                None => via.host.to_ascii_lowercase(),
-            };
-            Some(TxnKey::Branch {
-                branch: b.into(),
-                sent_by: sent_by.into(),
-                method: method.to_ascii_uppercase().into(),
-            })
-        }
+        Some(b) => Some(branch_key(b, via.host, via.port, method)),
         None => {
             let cseq = m.cseq()?.num.to_le_bytes();
             Some(TxnKey::Legacy(hash(&[
@@ -67,21 +71,12 @@ pub fn server_key(m: &Message, as_method: Option<&str>) -> Option<TxnKey> {
 pub fn client_key(m: &Message) -> Option<TxnKey> {
     let via = m.top_via()?;
     let branch = via.branch().filter(|b| b.starts_with(MAGIC))?;
-    let method = m.cseq()?.method;
-    Some(TxnKey::Branch {
-        branch: branch.into(),
-        sent_by: Box::from(""),
-        method: method.to_ascii_uppercase().into(),
-    })
+    Some(branch_key(branch, "", None, m.cseq()?.method))
 }
 
 /// The key under which a client transaction we created is found again.
 pub fn our_client_key(branch: &str, method: &str) -> TxnKey {
-    TxnKey::Branch {
-        branch: branch.into(),
-        sent_by: Box::from(""),
-        method: method.to_ascii_uppercase().into(),
-    }
+    branch_key(branch, "", None, method)
 }
 
 /// Whether a request starts an INVITE transaction (ACK never starts one).
@@ -118,6 +113,25 @@ mod tests {
         // sent-by compares case-insensitively.
         let lower = msg(&INV.replace("Host.example.com", "host.example.com"));
         assert_eq!(server_key(&lower, None).unwrap(), inv);
+    }
+
+    #[test]
+    fn branch_keys_are_built_to_their_length() {
+        for (host, port) in [
+            ("H.example", Some(5060)),
+            ("h", Some(9)),
+            ("h", Some(10)),
+            ("h", None),
+        ] {
+            let TxnKey::Branch(k) = branch_key("z9hG4bKa", host, port, "invite") else {
+                unreachable!()
+            };
+            let want = match port {
+                Some(p) => format!("z9hG4bKa\0{}:{p}\0INVITE", host.to_ascii_lowercase()),
+                None => format!("z9hG4bKa\0{}\0INVITE", host.to_ascii_lowercase()),
+            };
+            assert_eq!(&*k, want);
+        }
     }
 
     #[test]
