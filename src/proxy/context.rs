@@ -452,7 +452,9 @@ impl Env {
 /// ([`Current::exchange`]).
 pub struct Current {
     pub env: Env,
-    pub call: RefCell<Call>,
+    /// Boxed, so that [`Current::exchange`] swaps pointers, not the
+    /// whole context.
+    pub call: RefCell<Box<Call>>,
     /// Jobs a route launched (OpenSIPS `launch`) that wait on I/O: the
     /// worker parks each on its own call when it next sends.
     pub launched: RefCell<Vec<Launched>>,
@@ -462,7 +464,7 @@ pub struct Current {
 /// `async_script_launch`): it runs on a call of its own with no message,
 /// while the route that launched it goes on.
 pub struct Launched {
-    pub call: Call,
+    pub call: Box<Call>,
     pub run: super::phases::Waiting,
 }
 
@@ -470,7 +472,7 @@ impl Current {
     pub fn new(env: Env) -> Current {
         Current {
             env,
-            call: RefCell::new(Call::new()),
+            call: RefCell::new(Box::new(Call::new())),
             launched: RefCell::new(Vec::new()),
         }
     }
@@ -478,7 +480,7 @@ impl Current {
     /// Swaps the running call with `other`, except what belongs to the
     /// worker rather than the call (`$var`s, the message counter, the
     /// socket list, the script position hook).
-    pub fn exchange(&self, other: &mut Call) {
+    pub fn exchange(&self, other: &mut Box<Call>) {
         let mut cur = self.call.borrow_mut();
         std::mem::swap(&mut *cur, other);
         std::mem::swap(&mut cur.vars, &mut other.vars);

@@ -18,7 +18,7 @@ fn launch(lua: &Lua, st: &State, f: Function) -> mlua::Result<bool> {
     let Some(host) = st.host.borrow().upgrade() else {
         return Err(located(lua, "sip.launch: no script host".into()));
     };
-    let mut job = Call::new();
+    let mut job = Box::new(Call::new());
     job.reset_empty(RouteType::Request);
     // The job's call in the slot while it runs; the launcher's after.
     st.exchange(&mut job);

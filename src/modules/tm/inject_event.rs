@@ -138,7 +138,7 @@ fn faked(st: &Current, txn: &TxnRef, c: &Contact) -> Result<Call, String> {
 pub fn add_branch(host: &dyn Phases, txn: &TxnRef, c: &Contact) -> Result<bool, ProxyError> {
     let st = host.current();
     let mut call = match faked(st, txn, c) {
-        Ok(call) => call,
+        Ok(call) => Box::new(call),
         Err(e) => {
             tracing::error!("t_inject_branches: {e}");
             return Ok(false);

@@ -40,13 +40,18 @@ impl Worker {
     /// what that queued.
     pub fn park_then(self: &Rc<Self>, host: Rc<dyn Phases>, r: Resume) -> JoinHandle<()> {
         let st = host.current();
-        let mut call = Call::new();
+        let mut call = Box::new(Call::new());
         st.exchange(&mut call);
         std::mem::swap(&mut call.outbox, &mut st.call.borrow_mut().outbox);
         self.park_call(host, call, r)
     }
 
-    fn park_call(self: &Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) -> JoinHandle<()> {
+    fn park_call(
+        self: &Rc<Self>,
+        host: Rc<dyn Phases>,
+        call: Box<Call>,
+        r: Resume,
+    ) -> JoinHandle<()> {
         self.suspended.set(self.suspended.get() + 1);
         CORE.suspended_routes.inc();
         let w = self.clone();
@@ -56,7 +61,7 @@ impl Worker {
         tokio::task::spawn_local(Box::pin(w.resume(host, call, r)))
     }
 
-    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Call, r: Resume) {
+    async fn resume(self: Rc<Self>, host: Rc<dyn Phases>, call: Box<Call>, r: Resume) {
         let limit = host.current().env.config.resume_timeout;
         let mut parked = Parked {
             host: host.clone(),
@@ -118,7 +123,7 @@ impl Worker {
 /// the worker's slot, resumes the route, and takes the call out again.
 struct Parked {
     host: Rc<dyn Phases>,
-    call: Call,
+    call: Box<Call>,
     run: Option<Waiting>,
 }
 
