@@ -14,22 +14,46 @@ use super::route::RouteMask;
 /// A Rust function exposed to Lua. It gets the worker state and raw args.
 pub type LuaFn = fn(&Lua, &State, Args) -> mlua::Result<MultiValue>;
 
-/// What an [`AsyncFn`] returns: a future run while the route is suspended.
+/// A future run while the route is suspended.
 pub type Suspend = Pin<Box<dyn Future<Output = mlua::Result<MultiValue>>>>;
 
-/// A Rust function that waits on I/O. Its synchronous part checks the
-/// arguments (errors there name the script line at once); the future it
-/// returns runs while the route is suspended: the worker serves other
-/// messages meanwhile, and the route goes on when the future is ready.
-/// The future must not hold a borrow of the call across an await.
-pub type AsyncFn = fn(&Lua, &Rc<State>, Args) -> mlua::Result<Suspend>;
+/// What an [`AsyncFn`] answers.
+pub enum Step {
+    /// The values, at once: nothing waits and nothing is allocated for a
+    /// wait (a call answered from memory, or refused before any I/O).
+    Now(MultiValue),
+    /// A future to wait on: the route suspends until it is ready, and its
+    /// values are the call's.
+    Wait(Suspend),
+}
+
+impl Step {
+    /// Answers `v` at once.
+    pub fn now(v: mlua::Result<MultiValue>) -> mlua::Result<Step> {
+        v.map(Step::Now)
+    }
+
+    /// Answers with what `f` gives once the route has waited for it.
+    pub fn wait(f: impl Future<Output = mlua::Result<MultiValue>> + 'static) -> mlua::Result<Step> {
+        Ok(Step::Wait(Box::pin(f)))
+    }
+}
+
+/// A Rust function that may wait on I/O. It checks the arguments (errors
+/// there name the script line at once) and answers at once when it can
+/// ([`Step::Now`]); otherwise the future it returns ([`Step::Wait`]) runs
+/// while the route is suspended: the worker serves other messages
+/// meanwhile, and the route goes on when the future is ready. The future
+/// must not hold a borrow of the call across an await.
+pub type AsyncFn = fn(&Lua, &Rc<State>, Args) -> mlua::Result<Step>;
 
 /// How an export runs.
 #[derive(Clone, Copy)]
 pub enum Func {
     /// Runs to its end on the worker.
     Sync(LuaFn),
-    /// Suspends the route until its future is ready (see [`AsyncFn`]).
+    /// Answers at once or suspends the route until its future is ready
+    /// (see [`AsyncFn`]).
     Async(AsyncFn),
     /// Runs to its end on the worker, but first `wait` may say it needs
     /// I/O (a name to look up): then, where the route can suspend, the

@@ -2,14 +2,14 @@
 //! from the module export tables, the user script loaded into it, and the
 //! route functions looked up once.
 
-use mlua::{Function, Lua, MultiValue, Table, Thread, ThreadStatus, Value};
+use mlua::{Function, Lua, Table, Thread, ThreadStatus, Value};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::exports::{Args, AsyncFn, Export, Func, Suspend};
+use super::exports::Suspend;
 use super::route::RouteType;
 use super::ScriptError;
 use crate::modules::Module;
@@ -36,8 +36,9 @@ pub struct State {
     pub suspendable: Cell<bool>,
     /// Finished route coroutines, reused by [`Host::start`].
     threads: RefCell<Vec<Thread>>,
-    /// What a [`Func::SyncAfter`] export waits for, between its check and
-    /// its wait.
+    /// What the route waits for next, between the Rust function that left
+    /// it and the Lua wrapper that awaits it (an async or sync-after
+    /// export, script/calls.rs; a `{ip.resolve}` read, resolve_wait.rs).
     waiting: RefCell<Option<Suspend>>,
     /// The host that owns this state (weak: the host owns the state).
     pub(super) host: RefCell<std::rc::Weak<Host>>,
@@ -46,7 +47,7 @@ pub struct State {
 }
 
 impl State {
-    /// What the next `block` of a waiting read awaits.
+    /// What the next wait of the route awaits.
     pub(super) fn set_waiting(&self, f: Suspend) {
         *self.waiting.borrow_mut() = Some(f);
     }
@@ -169,7 +170,7 @@ pub fn located(lua: &Lua, msg: String) -> mlua::Error {
 
 /// [`located`] for a Rust function `first` levels below the script: an
 /// async function is called through mlua's poller, one Lua frame more.
-fn located_from(lua: &Lua, first: usize, msg: String) -> mlua::Error {
+pub(super) fn located_from(lua: &Lua, first: usize, msg: String) -> mlua::Error {
     let loc = (first..64)
         .map_while(|level| lua.inspect_stack(level))
         .find_map(|d| {
@@ -356,95 +357,9 @@ fn route_fn(lua: &Lua, t: RouteType, name: &str) -> Option<Function> {
     tbl.get::<Function>(name).ok()
 }
 
-/// A [`Func::SyncAfter`] export as Lua sees it: ask whether it must
-/// wait first (only then the route suspends), then run it.
-const WAIT_THEN: &str = r#"
-return function(need, block, now)
-  return function(...)
-    if need() then block() end
-    return now(...)
-  end
-end
-"#;
-
-/// A synchronous export: the route check, then the function; errors get
-/// the script line.
-fn sync_fn(
-    lua: &Lua,
-    st: Rc<State>,
-    e: &'static Export,
-    fname: &'static str,
-    func: super::exports::LuaFn,
-) -> mlua::Result<Function> {
-    lua.create_function(move |lua, vals: MultiValue| {
-        let route = st.call.borrow().route;
-        if !e.routes.allows(route) {
-            return Err(located(
-                lua,
-                format!("{fname}: not allowed in {}", route.table()),
-            ));
-        }
-        let a = Args {
-            fname,
-            vals,
-            suspendable: false,
-        };
-        match func(lua, &st, a) {
-            Ok(v) => Ok(v),
-            // Unwinding (exit/drop) passes through untouched.
-            Err(e) if st.call.borrow().unwind.is_some() => Err(e),
-            Err(mlua::Error::RuntimeError(m)) => Err(located(lua, m)),
-            Err(other) => Err(other),
-        }
-    })
-}
-
-/// An error raised by an async export, with the script line: the Rust
-/// function is called through mlua's poller, one Lua frame more. Found
-/// only when there is an error (looking at the stack costs).
-fn relocate(lua: &Lua, e: mlua::Error) -> mlua::Error {
-    match e {
-        mlua::Error::RuntimeError(m) => located_from(lua, 2, m),
-        other => other,
-    }
-}
-
-/// An async export: the route check and the argument checks run at once;
-/// the future runs while the route is suspended.
-fn async_fn(
-    lua: &Lua,
-    st: Rc<State>,
-    e: &'static Export,
-    fname: &'static str,
-    func: AsyncFn,
-) -> mlua::Result<Function> {
-    lua.create_async_function(move |lua, vals: MultiValue| {
-        let route = st.call.borrow().route;
-        let fut = if e.routes.allows(route) {
-            let a = Args {
-                fname,
-                vals,
-                suspendable: st.suspendable.get(),
-            };
-            func(&lua, &st, a).map_err(|e| relocate(&lua, e))
-        } else {
-            Err(located_from(
-                &lua,
-                2,
-                format!("{fname}: not allowed in {}", route.table()),
-            ))
-        };
-        async move {
-            match fut {
-                Ok(f) => f.await.map_err(|e| relocate(&lua, e)),
-                Err(e) => Err(e),
-            }
-        }
-    })
-}
-
 /// Registers every module's exports on `sip` (creating `sip.<table>`).
 fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::Result<()> {
+    let calls = super::calls::Calls::new(lua, state)?;
     let sip = lua.create_table()?;
     for m in modules {
         let target = match m.table {
@@ -459,37 +374,8 @@ fn register(lua: &Lua, state: &Rc<State>, modules: &[&'static Module]) -> mlua::
             },
         };
         for e in m.exports {
-            let st = state.clone();
             let fname = intern(m.full_name(e));
-            let f = match e.func {
-                Func::Sync(func) => sync_fn(lua, st, e, fname, func)?,
-                Func::Async(func) => async_fn(lua, st, e, fname, func)?,
-                Func::SyncAfter { wait, func } => {
-                    let now = sync_fn(lua, st.clone(), e, fname, func)?;
-                    let st2 = st.clone();
-                    let need = lua.create_function(move |lua, ()| {
-                        if !st2.suspendable.get() {
-                            return Ok(false);
-                        }
-                        let fut = wait(lua, &st2);
-                        let need = fut.is_some();
-                        *st2.waiting.borrow_mut() = fut;
-                        Ok(need)
-                    })?;
-                    let block = lua.create_async_function(move |lua, ()| {
-                        let fut = st.waiting.borrow_mut().take();
-                        async move {
-                            match fut {
-                                Some(f) => f.await.map_err(|e| relocate(&lua, e)),
-                                None => Ok(MultiValue::new()),
-                            }
-                        }
-                    })?;
-                    let make: Function = lua.load(WAIT_THEN).set_name("=prelude").eval()?;
-                    make.call((need, block, now))?
-                }
-            };
-            target.set(e.name, f)?;
+            target.set(e.name, calls.make(lua, e, fname)?)?;
         }
     }
     lua.globals().set("sip", sip)?;

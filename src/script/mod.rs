@@ -3,6 +3,7 @@
 
 pub mod api;
 mod bit;
+mod calls;
 pub mod cfg_path;
 pub mod check;
 mod config_blacklists;

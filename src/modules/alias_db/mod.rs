@@ -15,7 +15,7 @@ use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
 use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::{PendingBranch, Value as PvValue};
-use crate::script::exports::{Args, Export, Func, Suspend};
+use crate::script::exports::{Args, Export, Func, Step};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 use crate::sip::Uri;
@@ -135,15 +135,14 @@ fn start(
     }))
 }
 
-fn ready(lua: &Lua, code: i64) -> mlua::Result<Suspend> {
-    let v = MultiValue::from_iter([(code > 0).into_lua(lua)?, code.into_lua(lua)?]);
-    Ok(Box::pin(async move { Ok(v) }))
+fn ready(lua: &Lua, code: i64) -> mlua::Result<Step> {
+    Step::now(Ok(MultiValue::from_iter([(code > 0).into_lua(lua)?, code.into_lua(lua)?])))
 }
 
 /// `alias_db_lookup(table [, flags])`: the R-URI becomes the first user
 /// found (with `append_branches`, the others become branches). 1, or -1
 /// when no alias is found, the R-URI does not parse or the database fails.
-fn alias_db_lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn alias_db_lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let f = flags(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
     let ruri = crate::modules::with_msg(st, a.fname, |m| m.ruri().to_string())?;
@@ -151,7 +150,7 @@ fn alias_db_lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> 
         return ready(lua, -1);
     };
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let uris = match fut.await {
             Ok(u) => u,
             Err(e) => {
@@ -177,13 +176,13 @@ fn alias_db_lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> 
             }
         }
         coded(&lua, 1)
-    }))
+    })
 }
 
 /// `alias_db_find(table, uri, out_pv [, flags])`: the user `uri` stands
 /// for (or, with `r`, its alias) into `out_pv`; with `append_branches`
 /// every row is added (an AVP gets them all). 1 or -1.
-fn alias_db_find(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn alias_db_find(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let uri = crate::script::api::pv_fmt(lua, st, &a.str(1)?)?;
     let spec = st.pv.borrow_mut().spec(&a.str(2)?).map_err(|e| a.err(e))?;
@@ -193,7 +192,7 @@ fn alias_db_find(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
         return ready(lua, -1);
     };
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let uris = match fut.await {
             Ok(u) if !u.is_empty() => u,
             Ok(_) => return coded(&lua, -1),
@@ -212,7 +211,7 @@ fn alias_db_find(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
             }
         }
         coded(&lua, 1)
-    }))
+    })
 }
 
 /// `config.modules.alias_db`, read and checked.

@@ -14,7 +14,7 @@ use super::conf;
 use crate::db::{self, Ident, Value};
 use crate::modules::registrar::coded;
 use crate::proxy::context::Value as PvValue;
-use crate::script::exports::{Args, Suspend};
+use crate::script::exports::{Args, Step};
 use crate::script::host::State;
 use crate::sip::Uri;
 
@@ -70,9 +70,8 @@ fn pool(a: &Args) -> mlua::Result<db::Db> {
     db::open(&url).map_err(|e| a.err(e))
 }
 
-fn ready(lua: &Lua, code: i64) -> mlua::Result<Suspend> {
-    let lua = lua.clone();
-    Ok(Box::pin(async move { coded(&lua, code) }))
+fn ready(lua: &Lua, code: i64) -> mlua::Result<Step> {
+    Step::now(coded(lua, code))
 }
 
 /// The unescaped user and the host of a SIP URI.
@@ -87,7 +86,7 @@ fn user_host(uri: &str) -> Option<(String, String)> {
 
 /// `db_is_to_authorized` / `db_is_from_authorized`: the `uri` table
 /// `table` must have a row (digest user, its realm, the URI's user).
-fn check_user(lua: &Lua, st: &Rc<State>, a: Args, to: bool) -> mlua::Result<Suspend> {
+fn check_user(lua: &Lua, st: &Rc<State>, a: Args, to: bool) -> mlua::Result<Step> {
     let table = Ident::new(&a.str(0)?).map_err(|e| a.err(e))?;
     let uri = crate::modules::with_msg(st, a.fname, |m| {
         let h = if to { m.to() } else { m.from() };
@@ -116,7 +115,7 @@ fn check_user(lua: &Lua, st: &Rc<State>, a: Args, to: bool) -> mlua::Result<Susp
     );
     let fut = pool(&a)?.query(&sql, vec![Value::text(auth_user), Value::text(realm), Value::text(&user)]);
     let (lua, fname) = (lua.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         match fut.await {
             Ok(rows) if rows.is_empty() => coded(&lua, code::SPOOFED),
             Ok(_) => coded(&lua, code::OK),
@@ -125,20 +124,20 @@ fn check_user(lua: &Lua, st: &Rc<State>, a: Args, to: bool) -> mlua::Result<Susp
                 coded(&lua, code::QUERY)
             }
         }
-    }))
+    })
 }
 
-pub fn db_is_to_authorized(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn db_is_to_authorized(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     check_user(lua, st, a, true)
 }
 
-pub fn db_is_from_authorized(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn db_is_from_authorized(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     check_user(lua, st, a, false)
 }
 
 /// `db_does_uri_exist(uri, table)`: a subscriber row for the URI's user
 /// (and host, with use_domain).
-pub fn db_does_uri_exist(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn db_does_uri_exist(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let uri = crate::script::api::pv_fmt(lua, st, &a.str(0)?)?;
     let table = Ident::new(&a.str(1)?).map_err(|e| a.err(e))?;
     let Some((user, host)) = user_host(&uri).filter(|_| !uri.is_empty()) else {
@@ -154,7 +153,7 @@ pub fn db_does_uri_exist(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Sus
     }
     let fut = pool(&a)?.query(&sql, params);
     let (lua, fname) = (lua.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         match fut.await {
             Ok(rows) if rows.is_empty() => coded(&lua, code::EMPTY_RESULT),
             Ok(_) => coded(&lua, code::OK),
@@ -163,13 +162,13 @@ pub fn db_does_uri_exist(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Sus
                 coded(&lua, code::USER_NOT_FOUND)
             }
         }
-    }))
+    })
 }
 
 /// `db_get_auth_id(table, uri, user_pv, realm_pv)`: the authentication
 /// user and realm the `uri` table maps the URI's user (and host, with
 /// use_domain) to.
-pub fn db_get_auth_id(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn db_get_auth_id(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = Ident::new(&a.str(0)?).map_err(|e| a.err(e))?;
     let uri = crate::script::api::pv_fmt(lua, st, &a.str(1)?)?;
     let (user_pv, realm_pv) = {
@@ -198,7 +197,7 @@ pub fn db_get_auth_id(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspen
     }
     let fut = pool(&a)?.query(&sql, params);
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let rows = match fut.await {
             Ok(r) => r,
             Err(e) => {
@@ -220,5 +219,5 @@ pub fn db_get_auth_id(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspen
             }
         }
         coded(&lua, code::OK)
-    }))
+    })
 }

@@ -16,7 +16,7 @@ use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
 use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::reply;
-use crate::script::exports::{Args, Export, Func, Suspend};
+use crate::script::exports::{Args, Export, Func, Step};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -201,7 +201,7 @@ fn select(c: &Arc<Conf>, url: &str, table: &Ident, alg: Alg) -> Result<(db::Db, 
     })
 }
 
-fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Suspend> {
+fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Step> {
     let realm = a.str(0)?;
     let table = Ident::new(&a.str(1)?).map_err(|e| a.err(e))?;
     let c = conf();
@@ -209,11 +209,12 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
         .db_url
         .clone()
         .ok_or_else(|| a.err("config.modules.auth_db.db_url is not set"))?;
-    let lua = lua.clone();
+    // No credentials, or credentials refused before any read (nonce,
+    // algorithm, replay): answered at once.
     let p = match auth::pre_auth(st, &realm, kind) {
         Ok(Some(p)) => p,
-        Ok(None) => return Ok(Box::pin(async move { coded(&lua, code::AUTHORIZED) })),
-        Err(rc) => return Ok(Box::pin(async move { coded(&lua, rc) })),
+        Ok(None) => return Step::now(coded(lua, code::AUTHORIZED)),
+        Err(rc) => return Step::now(coded(lua, rc)),
     };
     a.require_suspend()?;
     let (pool, sql) = select(&c, &url, &table, p.alg).map_err(|e| a.err(e))?;
@@ -223,8 +224,8 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
         params.push(Value::text(&domain));
     }
     let fut = pool.query(&sql, params);
-    let st = st.clone();
-    Ok(Box::pin(async move {
+    let (lua, st) = (lua.clone(), st.clone());
+    Step::wait(async move {
         let rows = match fut.await {
             Ok(r) => r,
             Err(e) => {
@@ -251,7 +252,7 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Sus
             }
             false => coded(&lua, code::INVALID_PASSWORD),
         }
-    }))
+    })
 }
 
 /// authorize.c generate_avps: each loaded column that is not NULL or
@@ -272,11 +273,11 @@ fn load_credentials(st: &State, c: &Conf, row: &db::Row) {
     }
 }
 
-fn www_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn www_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     authorize(lua, st, a, Kind::Www)
 }
 
-fn proxy_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn proxy_authorize(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     authorize(lua, st, a, Kind::Proxy)
 }
 

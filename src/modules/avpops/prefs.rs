@@ -12,7 +12,7 @@ use crate::db::{Ident, Value as DbValue};
 use crate::modules::registrar::coded;
 use crate::proxy::context::Call;
 use crate::pv::{self, Spec, Value};
-use crate::script::exports::{Args, Suspend};
+use crate::script::exports::{Args, Step};
 use crate::script::host::State;
 use crate::sip::Uri;
 
@@ -213,15 +213,14 @@ fn target(st: &State, a: &Args, c: &AvpConf) -> mlua::Result<Result<Target, Stri
     }))
 }
 
-fn failed(lua: &Lua, fname: &str, e: impl std::fmt::Display) -> mlua::Result<Suspend> {
+fn failed(lua: &Lua, fname: &str, e: impl std::fmt::Display) -> mlua::Result<Step> {
     tracing::error!("{fname}: {e}");
-    let v = coded(lua, -1)?;
-    Ok(Box::pin(async move { Ok(v) }))
+    Step::now(coded(lua, -1))
 }
 
 /// `avp_db_load(source, name [, db_id [, prefix]])`: 1 when an AVP was
 /// loaded, else -1.
-pub fn avp_db_load(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn avp_db_load(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let c = super::conf();
     let t = target(st, &a, &c)?;
     let prefix = a.opt_str(3)?.unwrap_or_default();
@@ -238,7 +237,7 @@ pub fn avp_db_load(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> 
     );
     let fut = pool.query(&sql, params);
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let rows = match fut.await {
             Ok(r) => r,
             Err(e) => {
@@ -273,11 +272,11 @@ pub fn avp_db_load(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> 
             n += 1;
         }
         coded(&lua, if n > 0 { 1 } else { -1 })
-    }))
+    })
 }
 
 /// `avp_db_store(source, name [, db_id])`: 1 when a row was written.
-pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let c = super::conf();
     let t = target(st, &a, &c)?;
     let pool = super::pool(&a, &c, a.opt_int(2)?)?;
@@ -307,8 +306,7 @@ pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
         }
     };
     if values.is_empty() {
-        let v = coded(lua, -1)?;
-        return Ok(Box::pin(async move { Ok(v) }));
+        return Step::now(coded(lua, -1));
     }
     let Keys { uuid, user, domain } = &t.keys;
     let mut params = Vec::new();
@@ -341,7 +339,7 @@ pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
     );
     let fut = pool.exec(&sql, params);
     let (lua, fname) = (lua.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         match fut.await {
             Ok(n) if n > 0 => coded(&lua, 1),
             Ok(_) => coded(&lua, -1),
@@ -350,11 +348,11 @@ pub fn avp_db_store(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
                 coded(&lua, -1)
             }
         }
-    }))
+    })
 }
 
 /// `avp_db_delete(source, name [, db_id])`: 1 unless the database fails.
-pub fn avp_db_delete(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn avp_db_delete(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let c = super::conf();
     let t = target(st, &a, &c)?;
     let pool = super::pool(&a, &c, a.opt_int(2)?)?;
@@ -367,7 +365,7 @@ pub fn avp_db_delete(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend
     let sql = format!("DELETE FROM {} WHERE {cond}", t.table);
     let fut = pool.exec(&sql, params);
     let (lua, fname) = (lua.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         match fut.await {
             Ok(_) => coded(&lua, 1),
             Err(e) => {
@@ -375,7 +373,7 @@ pub fn avp_db_delete(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend
                 coded(&lua, -1)
             }
         }
-    }))
+    })
 }
 
 #[cfg(test)]

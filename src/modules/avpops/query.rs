@@ -18,7 +18,7 @@ use mlua::Lua;
 use crate::db::Value as DbValue;
 use crate::modules::registrar::coded;
 use crate::pv::{self, Part, Spec, Value};
-use crate::script::exports::{Args, Suspend};
+use crate::script::exports::{Args, Step};
 use crate::script::host::State;
 
 /// What fills one `?` of the query.
@@ -182,7 +182,7 @@ fn dests(st: &State, a: &Args, list: &str) -> mlua::Result<Vec<Rc<Spec>>> {
 }
 
 /// `avp_db_query(query [, dest [, db_id]])`.
-pub fn avp_db_query(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn avp_db_query(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let text = a.str(0)?;
     let split = split_cached(&text).map_err(|e| a.err(e))?;
     let dest = dests(st, &a, &a.opt_str(1)?.unwrap_or_default())?;
@@ -191,7 +191,7 @@ pub fn avp_db_query(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
     let params = params(&st.call.borrow(), &split);
     let fut = pool.query(&split.sql, params);
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let rows = match fut.await {
             Ok(r) => r,
             Err(e) => {
@@ -224,7 +224,7 @@ pub fn avp_db_query(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend>
             }
         }
         coded(&lua, 1)
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::script::exports::{ret, Args, Suspend};
+use crate::script::exports::{ret, Args, Step};
 use crate::script::host::State;
 
 /// One lock: who holds it (a call's token) and who waits.
@@ -137,27 +137,32 @@ impl Drop for Held {
     }
 }
 
-fn get(lua: &Lua, st: &Rc<State>, a: &Args, lock: Arc<Lock>) -> mlua::Result<Suspend> {
+fn get(lua: &Lua, st: &Rc<State>, a: &Args, lock: Arc<Lock>) -> mlua::Result<Step> {
     let token = st.call.borrow_mut().slot::<Held>().token();
-    let lua = lua.clone();
-    let st = st.clone();
-    let wait = a.suspendable;
-    Ok(Box::pin(async move {
-        let got = lock.try_take(token) || {
-            if wait {
-                lock.take(token).await;
-            }
-            wait
-        };
-        if got {
-            let mut call = st.call.borrow_mut();
-            let held = call.slot::<Held>();
-            if !held.locks.iter().any(|l| Arc::ptr_eq(l, &lock)) {
-                held.locks.push(lock);
-            }
-        }
-        ret(&lua, got)
-    }))
+    // Free (or held by this route already): taken at once. Else the
+    // route waits for it where it can suspend, and fails where not.
+    if lock.try_take(token) {
+        hold(st, lock);
+        return Step::now(ret(lua, true));
+    }
+    if !a.suspendable {
+        return Step::now(ret(lua, false));
+    }
+    let (lua, st) = (lua.clone(), st.clone());
+    Step::wait(async move {
+        lock.take(token).await;
+        hold(&st, lock);
+        ret(&lua, true)
+    })
+}
+
+/// Remembers a lock the route took, to release it when the route ends.
+fn hold(st: &State, lock: Arc<Lock>) {
+    let mut call = st.call.borrow_mut();
+    let held = call.slot::<Held>();
+    if !held.locks.iter().any(|l| Arc::ptr_eq(l, &lock)) {
+        held.locks.push(lock);
+    }
 }
 
 fn release(lua: &Lua, st: &State, lock: &Arc<Lock>) -> mlua::Result<MultiValue> {
@@ -169,12 +174,12 @@ fn release(lua: &Lua, st: &State, lock: &Arc<Lock>) -> mlua::Result<MultiValue> 
     ret(lua, ok)
 }
 
-pub fn get_static_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn get_static_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let lock = static_lock(&a.str(0)?);
     get(lua, st, &a, lock)
 }
 
-pub fn get_dynamic_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn get_dynamic_lock(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let lock = dynamic_lock(&a.str(0)?);
     get(lua, st, &a, lock)
 }

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::modules::{cfg, param, Module, ParamKind};
-use crate::script::exports::{ret, Args, Export, Func, Suspend};
+use crate::script::exports::{ret, Args, Export, Func, Step};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -32,24 +32,26 @@ fn pause(a: &Args, unit: fn(u64) -> Duration) -> mlua::Result<Duration> {
         .map_err(|_| a.err(format!("{n} is not a duration (a whole number >= 0)")))
 }
 
-fn wait(lua: &Lua, d: Duration) -> Suspend {
+/// A pause of 0 is over at once.
+fn wait(lua: &Lua, d: Duration) -> mlua::Result<Step> {
+    if d.is_zero() {
+        return Step::now(ret(lua, true));
+    }
     let lua = lua.clone();
-    Box::pin(async move {
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
-        }
+    Step::wait(async move {
+        tokio::time::sleep(d).await;
         ret(&lua, true)
     })
 }
 
-fn sleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn sleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     a.require_suspend()?;
-    Ok(wait(lua, pause(&a, Duration::from_secs)?))
+    wait(lua, pause(&a, Duration::from_secs)?)
 }
 
-fn usleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn usleep(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     a.require_suspend()?;
-    Ok(wait(lua, pause(&a, Duration::from_micros)?))
+    wait(lua, pause(&a, Duration::from_micros)?)
 }
 
 /// `check_time_rec(time_rec, [timestamp])`: true, 1 when the time (now

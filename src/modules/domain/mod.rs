@@ -19,7 +19,7 @@ use crate::modules::registrar::coded;
 use crate::modules::usrloc::cfg;
 use crate::modules::{param, Module, Param, ParamKind};
 use crate::proxy::context::Value as PvValue;
-use crate::script::exports::{Args, Export, Func, Suspend};
+use crate::script::exports::{Args, Export, Func, Step};
 use crate::script::host::State;
 use crate::script::route::RouteMask;
 
@@ -100,7 +100,7 @@ pub fn reload_wait(c: &DomConf) -> Result<usize, DbError> {
 /// Ok(Some(attrs)) local.
 async fn lookup(c: &DomConf, host: &str) -> Result<Option<Option<String>>, DbError> {
     if c.db_mode == 1 {
-        return Ok(cache().and_then(|m| m.get(&host.to_ascii_lowercase()).map(|e| e.1.clone())));
+        return Ok(cached(host));
     }
     let (db, table, dcol, acol) = idents(c)?;
     version::check(&db, "domain", table).await?;
@@ -113,9 +113,14 @@ async fn lookup(c: &DomConf, host: &str) -> Result<Option<Option<String>>, DbErr
     Ok(rows.first().map(|r| r.text(acol.as_str())))
 }
 
+/// db_mode 1: the table in memory answers.
+fn cached(host: &str) -> Option<Option<String>> {
+    cache().and_then(|m| m.get(&host.to_ascii_lowercase()).map(|e| e.1.clone()))
+}
+
 /// The three functions: `host` is asked, `out` (a writable spec) gets the
 /// attrs; 1 local, -1 not, -3 database error (OpenSIPS's codes).
-fn ask(lua: &Lua, st: &Rc<State>, a: &Args, host: String, out: Option<String>) -> mlua::Result<Suspend> {
+fn ask(lua: &Lua, st: &Rc<State>, a: &Args, host: String, out: Option<String>) -> mlua::Result<Step> {
     let spec = match out {
         Some(s) => Some(st.pv.borrow_mut().spec(&s).map_err(|e| a.err(e))?),
         None => None,
@@ -124,40 +129,53 @@ fn ask(lua: &Lua, st: &Rc<State>, a: &Args, host: String, out: Option<String>) -
     if c.db.is_none() {
         return Err(a.err("config.modules.domain.db_url is not set"));
     }
-    if c.db_mode == 0 {
-        a.require_suspend()?;
+    if c.db_mode == 1 {
+        return Step::now(answer(lua, st, a.fname, &host, spec.as_ref(), Ok(cached(&host))));
     }
+    a.require_suspend()?;
     let (lua, st, fname) = (lua.clone(), st.clone(), a.fname);
-    Ok(Box::pin(async move {
-        match lookup(&c, &host).await {
-            Ok(Some(attrs)) => {
-                if let (Some(spec), Some(v)) = (&spec, attrs) {
-                    if let Err(e) = crate::pv::set(&mut st.call.borrow_mut(), spec, PvValue::Str(v)) {
-                        tracing::error!("{fname}: cannot set the attributes: {e}");
-                    }
+    Step::wait(async move {
+        let r = lookup(&c, &host).await;
+        answer(&lua, &st, fname, &host, spec.as_ref(), r)
+    })
+}
+
+/// Sets the attrs where asked: 1 local, -1 not, -3 database error.
+fn answer(
+    lua: &Lua,
+    st: &State,
+    fname: &str,
+    host: &str,
+    spec: Option<&Rc<crate::pv::Spec>>,
+    r: Result<Option<Option<String>>, DbError>,
+) -> mlua::Result<MultiValue> {
+    match r {
+        Ok(Some(attrs)) => {
+            if let (Some(spec), Some(v)) = (spec, attrs) {
+                if let Err(e) = crate::pv::set(&mut st.call.borrow_mut(), spec, PvValue::Str(v)) {
+                    tracing::error!("{fname}: cannot set the attributes: {e}");
                 }
-                coded(&lua, 1)
             }
-            Ok(None) => coded(&lua, -1),
-            Err(e) => {
-                tracing::error!("{fname}: domain {host}: {e}");
-                coded(&lua, -3)
-            }
+            coded(lua, 1)
         }
-    }))
+        Ok(None) => coded(lua, -1),
+        Err(e) => {
+            tracing::error!("{fname}: domain {host}: {e}");
+            coded(lua, -3)
+        }
+    }
 }
 
 /// A host that is answered without asking (an unparsable URI).
-fn ready(lua: &Lua, code: i64) -> mlua::Result<Suspend> {
-    let v = MultiValue::from_iter([(code > 0).into_lua(lua)?, code.into_lua(lua)?]);
-    Ok(Box::pin(async move { Ok(v) }))
+fn ready(lua: &Lua, code: i64) -> mlua::Result<Step> {
+    Step::now(Ok(MultiValue::from_iter([(code > 0).into_lua(lua)?, code.into_lua(lua)?])))
 }
 
 fn uri_host(uri: &str) -> Option<String> {
     crate::sip::Uri::parse(uri).ok().map(|u| u.host_bare().to_string())
 }
 
-fn is_from_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn is_from_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let out = a.opt_str(0)?;
     let host = crate::modules::with_msg(st, a.fname, |m| m.from().and_then(|f| uri_host(f.uri)))?;
     match host {
@@ -166,7 +184,7 @@ fn is_from_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     }
 }
 
-fn is_uri_host_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn is_uri_host_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let out = a.opt_str(0)?;
     let host = crate::modules::with_msg(st, a.fname, |m| uri_host(m.ruri()))?;
     match host {
@@ -175,7 +193,7 @@ fn is_uri_host_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend
     }
 }
 
-fn is_domain_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn is_domain_local(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let domain = crate::script::api::pv_fmt(lua, st, &a.str(0)?)?;
     let out = a.opt_str(1)?;
     ask(lua, st, &a, domain, out)

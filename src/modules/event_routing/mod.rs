@@ -24,7 +24,7 @@ use crate::modules::Module;
 use crate::proxy::context::{Call, Value};
 use crate::proxy::tm::txn::Txn;
 use crate::proxy::worker::Worker;
-use crate::script::exports::{Args, Export, Func, Suspend};
+use crate::script::exports::{Args, Export, Func, Step};
 use crate::script::host::State;
 use crate::script::route::{RouteMask, RouteType};
 
@@ -236,24 +236,24 @@ impl Drop for Unsubscribe {
 /// parameters become AVPs, or the timeout. 1 either way, as OpenSIPS's
 /// `ebr_resume_from_wait` (the AVPs tell which); -1 without waiting for
 /// a bad event name.
-fn wait_for_event(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+fn wait_for_event(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     a.require_suspend()?;
     let filters = filters(st, &a, 1)?;
     let secs = lifetime(&a, 2)?;
-    let lua = lua.clone();
     let Some(event) = event_name(&a)? else {
-        return Ok(Box::pin(async move { ret_code(&lua, -1) }));
+        return Step::now(ret_code(lua, -1));
     };
+    let lua = lua.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let guard = Unsubscribe(ebr::subscribe(&event, filters, secs, Deliver::Wait(tx)));
     let st = st.clone();
-    Ok(Box::pin(async move {
+    Step::wait(async move {
         let _guard = guard;
         if let Ok(Ok(params)) = tokio::time::timeout(secs, rx).await {
             push_avps(&mut st.call.borrow_mut(), &params);
         }
         ret_code(&lua, 1)
-    }))
+    })
 }
 
 pub static MODULE: Module = Module {

@@ -5,14 +5,14 @@
 
 use std::rc::Rc;
 
-use mlua::Lua;
+use mlua::{Lua, MultiValue};
 
 use super::save::method_bit;
 use super::gruu::{self, Target};
 use super::{aor_of, coded, conf, flags};
 use crate::modules::usrloc::{self, Contact};
 use crate::proxy::context::PendingBranch;
-use crate::script::exports::{ret, Args, Suspend};
+use crate::script::exports::{ret, Args, Step};
 use crate::script::host::State;
 
 /// The first URI of a Path value (`<sip:lb;lr>,<sip:x>` → `sip:lb;lr`).
@@ -90,14 +90,12 @@ fn push(st: &State, cts: &[Contact], f: &flags::LookupFlags) -> bool {
     true
 }
 
-pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let f = flags::lookup(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
     let uri_arg = a.opt_str(2)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
     let ul = usrloc::conf();
-    let lua = lua.clone();
-    let st = st.clone();
     let (uri, method) = {
         let call = st.call.borrow();
         let m = call
@@ -115,7 +113,7 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
         Ok(t) => t,
         Err(gruu::BadTempGruu) => {
             tracing::error!("{}: '{uri}' is a temporary GRUU that does not decode", a.fname);
-            return Ok(Box::pin(async move { coded(&lua, -3) }));
+            return Step::now(coded(lua, -3));
         }
     };
     let aor = match &target {
@@ -124,19 +122,37 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     };
     let Some(aor) = aor else {
         let code = if crate::sip::Uri::parse(&uri).is_ok() { -1 } else { -3 };
-        return Ok(Box::pin(async move { coded(&lua, code) }));
+        return Step::now(coded(lua, code));
     };
-    if d.read_waits() {
-        a.require_suspend()?;
+    let found = Found { f, method, target };
+    // Where usrloc has the contacts in memory, answered at once.
+    if let Some(cts) = d.get_now(&aor) {
+        return Step::now(found.answer(lua, st, &aor, cts));
     }
-    Ok(Box::pin(async move {
-        let mut cts = match d.get(&aor).await {
-            Ok(c) => c,
+    a.require_suspend()?;
+    let (lua, st) = (lua.clone(), st.clone());
+    Step::wait(async move {
+        match d.get(&aor).await {
+            Ok(cts) => found.answer(&lua, &st, &aor, cts),
             Err(e) => {
                 tracing::error!("registrar: lookup of {aor}: {e}");
-                return coded(&lua, -3);
+                coded(&lua, -3)
             }
-        };
+        }
+    })
+}
+
+/// What `lookup` does with the contacts of the AoR.
+struct Found {
+    f: flags::LookupFlags,
+    method: String,
+    target: Option<Target>,
+}
+
+impl Found {
+    /// Filters and orders the contacts, then sets the R-URI and the
+    /// branches: the return code.
+    fn answer(self, lua: &Lua, st: &State, aor: &str, mut cts: Vec<Contact>) -> mlua::Result<MultiValue> {
         // Rows another writer put in the table go on the wire only if they
         // are a URI and one-line Path (never a malformed request).
         cts.retain(|c| {
@@ -149,13 +165,13 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
             ok
         });
         if cts.is_empty() {
-            return coded(&lua, -1);
+            return coded(lua, -1);
         }
-        if f.method_filtering {
-            let bit = method_bit(&method);
+        if self.f.method_filtering {
+            let bit = method_bit(&self.method);
             cts.retain(|c| c.methods.is_none_or(|m| m & bit != 0));
             if cts.is_empty() {
-                return coded(&lua, -2);
+                return coded(lua, -2);
             }
         }
         cts.sort_by(|a, b| {
@@ -163,17 +179,17 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
                 .cmp(&a.q.max(0))
                 .then(b.last_modified.cmp(&a.last_modified))
         });
-        if let Some(t) = &target {
+        if let Some(t) = &self.target {
             cts = gruu::select(cts, t);
             if cts.is_empty() {
-                return coded(&lua, -1);
+                return coded(lua, -1);
             }
         }
-        match push(&st, &cts, &f) {
-            true => coded(&lua, 1),
-            false => coded(&lua, -3),
+        match push(st, &cts, &self.f) {
+            true => coded(lua, 1),
+            false => coded(lua, -3),
         }
-    }))
+    }
 }
 
 /// The AoR a question is about: the argument, else the To URI of a
@@ -209,17 +225,18 @@ fn ask(
     a: &Args,
     aor_at: usize,
     judge: impl FnOnce(&[Contact]) -> bool + 'static,
-) -> mlua::Result<Suspend> {
+) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
-    let lua = lua.clone();
     let Some(aor) = question_aor(st, a, aor_at)? else {
-        return Ok(Box::pin(async move { ret(&lua, false) }));
+        return Step::now(ret(lua, false));
     };
-    if d.read_waits() {
-        a.require_suspend()?;
+    if let Some(cts) = d.get_now(&aor) {
+        return Step::now(ret(lua, judge(&cts)));
     }
-    Ok(Box::pin(async move {
+    a.require_suspend()?;
+    let lua = lua.clone();
+    Step::wait(async move {
         match d.get(&aor).await {
             Ok(cts) => ret(&lua, judge(&cts)),
             Err(e) => {
@@ -227,14 +244,14 @@ fn ask(
                 ret(&lua, false)
             }
         }
-    }))
+    })
 }
 
-pub fn is_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn is_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     ask(lua, st, &a, 1, |cts| !cts.is_empty())
 }
 
-pub fn is_contact_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn is_contact_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let contact = a.opt_str(2)?;
     let callid = a.opt_str(3)?;
     let contact = match (contact, &callid) {
@@ -254,7 +271,7 @@ pub fn is_contact_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result
                 });
             match first {
                 Some(c) => Some(c),
-                None => return Ok(Box::pin(std::future::ready(ret(lua, false)))),
+                None => return Step::now(ret(lua, false)),
             }
         }
     };
@@ -272,7 +289,7 @@ fn host_of(uri: &str) -> Option<String> {
     Some(u.host_bare().to_string())
 }
 
-pub fn is_ip_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn is_ip_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let ip = a.str(2)?;
     let ip = ip.trim().trim_start_matches('[').trim_end_matches(']').to_string();
     ask(lua, st, &a, 1, move |cts| {
@@ -283,7 +300,7 @@ pub fn is_ip_registered(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Susp
     })
 }
 
-pub fn remove(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn remove(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
     let ul = usrloc::conf();
@@ -294,26 +311,29 @@ pub fn remove(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
     if ul.db_mode != 0 {
         a.require_suspend()?;
     }
+    let edit = move |v: &mut Vec<Contact>| {
+        let n = v.len();
+        match &contact {
+            Some(u) => v.retain(|c| &c.uri != u),
+            None => v.clear(),
+        }
+        n != v.len()
+    };
+    // Where usrloc needs no database the contacts go at once.
+    let edit = match d.update_now(&aor, true, edit) {
+        Ok(removed) => return Step::now(ret(lua, removed)),
+        Err(edit) => edit,
+    };
     let lua = lua.clone();
-    Ok(Box::pin(async move {
-        let r = d
-            .update(&aor, true, move |v| {
-                let n = v.len();
-                match &contact {
-                    Some(u) => v.retain(|c| &c.uri != u),
-                    None => v.clear(),
-                }
-                n != v.len()
-            })
-            .await;
-        match r {
+    Step::wait(async move {
+        match d.update(&aor, true, edit).await {
             Ok(removed) => ret(&lua, removed),
             Err(e) => {
                 tracing::error!("registrar: remove {aor}: {e}");
                 ret(&lua, false)
             }
         }
-    }))
+    })
 }
 
 #[cfg(test)]

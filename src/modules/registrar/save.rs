@@ -14,7 +14,7 @@ use super::{aor_of, coded, conf, RegConf, REGISTRAR};
 use crate::modules::usrloc::{self, contact::now, Contact, UlConf};
 use crate::proxy::context::Value as PvValue;
 use crate::proxy::reply;
-use crate::script::exports::{Args, Suspend};
+use crate::script::exports::{Args, Step};
 use crate::script::host::State;
 use crate::sip::nameaddr::Contacts;
 
@@ -440,49 +440,72 @@ fn tcp_persistent(st: &State, rc: &RegConf, req: &Req) -> Option<(std::net::Sock
     Some((call.src.addr, secs))
 }
 
-pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
+pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
     let f = flags::save(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
     let aor_arg = a.opt_str(2)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
     let ul = usrloc::conf();
     let rc = conf();
-    let lua = lua.clone();
-    let st = st.clone();
-    let req = match parse(&st, &f, aor_arg.as_deref(), &ul, &rc) {
+    let req = match parse(st, &f, aor_arg.as_deref(), &ul, &rc) {
         Ok(r) => r,
         Err(rej) => {
             REGISTRAR.rejected_regs.inc();
             if !f.no_reply {
-                reply::send_local_reply_with(&st, rej.code, rej.reason, &rej.headers);
+                reply::send_local_reply_with(st, rej.code, rej.reason, &rej.headers);
             }
-            return Ok(Box::pin(async move { coded(&lua, -2) }));
+            return Step::now(coded(lua, -2));
         }
     };
     let persist = !f.memory_only;
-    let keep_tcp = tcp_persistent(&st, &rc, &req);
+    let keep_tcp = tcp_persistent(st, &rc, &req);
     // Waits where the table is read or written through (not for db_mode 2
     // once loaded, nor for memory-only saves in db_mode 1).
     if d.read_waits() || (ul.db_mode == 1 && persist) {
         a.require_suspend()?;
     }
-    Ok(Box::pin(async move {
-        let t = now();
+    let t = now();
+    let done = Done { f, keep_tcp, t };
+    // Where usrloc needs no database the bindings change at once.
+    let edit = |v: &mut Vec<Contact>| apply(v, &req, t).map(|()| v.clone());
+    if let Ok(out) = d.update_now(&req.aor, persist, edit) {
+        return Step::now(done.answer(lua, st, &req, Ok(out)));
+    }
+    let (lua, st) = (lua.clone(), st.clone());
+    Step::wait(async move {
         let r2 = req.clone();
-        let out = d
-            .update(&req.aor, persist, move |v| {
-                apply(v, &r2, t).map(|()| v.clone())
-            })
-            .await;
+        let edit = move |v: &mut Vec<Contact>| apply(v, &r2, t).map(|()| v.clone());
+        let out = d.update(&req.aor, persist, edit).await;
+        done.answer(&lua, &st, &req, out)
+    })
+}
+
+/// What `save` does once the bindings changed (or could not).
+struct Done {
+    f: SaveFlags,
+    keep_tcp: Option<(std::net::SocketAddr, u64)>,
+    t: i64,
+}
+
+impl Done {
+    /// Counts, keeps a TCP connection open, replies (unless told not to)
+    /// and gives the return code.
+    fn answer(
+        self,
+        lua: &Lua,
+        st: &State,
+        req: &Req,
+        out: Result<Result<Vec<Contact>, Reject>, crate::db::DbError>,
+    ) -> mlua::Result<mlua::MultiValue> {
         let (code, reason, headers, rcode) = match out {
             Ok(Ok(bindings)) => {
                 REGISTRAR.accepted_regs.inc();
-                if let Some((peer, secs)) = keep_tcp {
+                if let Some((peer, secs)) = self.keep_tcp {
                     // save.c: the connection lives as long as the contact, plus 10 s.
                     let kept = st.env.tcp.keep_open(&peer, Duration::from_secs(secs + 10));
                     tracing::debug!("registrar: tcp {peer} kept open {secs}+10 s: {kept}");
                 }
-                (200, "OK", ok_headers(&bindings, &req, t), 1)
+                (200, "OK", ok_headers(&bindings, req, self.t), 1)
             }
             Ok(Err(rej)) => {
                 REGISTRAR.rejected_regs.inc();
@@ -494,83 +517,13 @@ pub fn save(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Suspend> {
                 (500, "Server Internal Error", String::new(), -2)
             }
         };
-        if !f.no_reply {
-            reply::send_local_reply_with(&st, code, reason, &headers);
+        if !self.f.no_reply {
+            reply::send_local_reply_with(st, code, reason, &headers);
         }
-        coded(&lua, rcode)
-    }))
+        coded(lua, rcode)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(contacts: Cts, callid: &str, cseq: i64) -> Req {
-        Req {
-            aor: "alice".into(),
-            callid: callid.into(),
-            cseq,
-            contacts,
-            path: None,
-            echo_path: false,
-            user_agent: String::new(),
-            received: None,
-            socket: None,
-            cflags: 0,
-            matching_mode: 0,
-            max_contacts: 2,
-            force: false,
-            gruu: None,
-        }
-    }
-
-    fn ct(uri: &str, secs: u32, q: i32) -> Ct {
-        Ct {
-            uri: uri.into(),
-            secs,
-            q,
-            instance: None,
-            reg_id: 0,
-            methods: None,
-        }
-    }
-
-    #[test]
-    fn rfc3261_10_3_bindings() {
-        let mut v = Vec::new();
-        let t = 1000;
-        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 60, 500), ct("sip:b@2", 60, 900)]), "c1", 1), t)
-            .expect("two");
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[0].uri, "sip:b@2", "highest q first");
-        // A stale CSeq of the same Call-ID changes nothing.
-        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 0, -1)]), "c1", 1), t).expect("stale");
-        assert_eq!(v.len(), 2);
-        // A newer one removes with expires 0.
-        apply(&mut v, &req(Cts::List(vec![ct("sip:a@1", 0, -1)]), "c1", 2), t).expect("rm");
-        assert_eq!(v.len(), 1);
-        // max_contacts 2: a third is refused, the bindings unchanged.
-        apply(&mut v, &req(Cts::List(vec![ct("sip:c@3", 60, -1)]), "c2", 1), t).expect("c");
-        let e = apply(&mut v, &req(Cts::List(vec![ct("sip:d@4", 60, -1)]), "c3", 1), t).unwrap_err();
-        assert_eq!(e.code, 503);
-        assert_eq!(v.len(), 2);
-        apply(&mut v, &req(Cts::Star, "c4", 1), t).expect("star");
-        assert!(v.is_empty());
-        // matching_mode 1: the same URI from another Call-ID is another
-        // binding.
-        let mut r1 = req(Cts::List(vec![ct("sip:z@9", 60, -1)]), "k1", 1);
-        r1.matching_mode = 1;
-        r1.max_contacts = 0;
-        apply(&mut v, &r1, t).expect("k1");
-        r1.callid = "k2".into();
-        apply(&mut v, &r1, t).expect("k2");
-        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 2);
-        r1.matching_mode = 0;
-        r1.callid = "k3".into();
-        r1.contacts = Cts::List(vec![ct("sip:z@9", 0, -1)]);
-        apply(&mut v, &r1, t).expect("k3");
-        assert_eq!(v.iter().filter(|c| c.uri == "sip:z@9").count(), 1);
-        assert_eq!(method_bit("invite"), 1);
-        assert_eq!(methods_of("INVITE, BYE"), 9);
-    }
-}
+#[path = "save_tests.rs"]
+mod tests;

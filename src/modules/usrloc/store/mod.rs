@@ -182,6 +182,12 @@ impl Domain {
         Ok(self.get_memory(aor))
     }
 
+    /// The valid contacts of `aor` where reading them needs no database
+    /// (see [`Domain::read_waits`]); None where it must wait: [`Domain::get`].
+    pub fn get_now(&self, aor: &str) -> Option<Vec<Contact>> {
+        (!self.read_waits()).then(|| self.get_memory(aor))
+    }
+
     /// The valid contacts in memory (never waits; db_mode 3 has none).
     pub fn get_memory(&self, aor: &str) -> Vec<Contact> {
         let t = now();
@@ -227,14 +233,7 @@ impl Domain {
             return Ok(r);
         }
         self.ensure_loaded().await?;
-        let (r, before, after) = {
-            let mut e = self.records.entry(aor.to_string()).or_default();
-            let before = e.clone();
-            e.retain(|ct| ct.valid(t));
-            let r = f(&mut e);
-            (r, before, e.clone())
-        };
-        self.records.remove_if(aor, |_, v| v.is_empty());
+        let (r, before, after) = self.edit_memory(aor, t, f);
         let d = diff(&before, &after);
         match c.db_mode {
             1 if persist => {
@@ -255,6 +254,50 @@ impl Domain {
         }
         events::raise_diff(&self.name, aor, &before, &after);
         Ok(r)
+    }
+
+    /// [`Domain::update`] at once where it needs no database: db_mode 0,
+    /// and in db_mode 1 (a memory-only change) and 2 a table already in
+    /// memory. Where it must wait, `f` comes back untouched.
+    pub fn update_now<R, F>(&self, aor: &str, persist: bool, f: F) -> Result<R, F>
+    where
+        F: FnOnce(&mut Vec<Contact>) -> R,
+    {
+        let c = conf();
+        let waits = match c.db_mode {
+            0 => false,
+            3 => true,
+            1 if persist => true,
+            _ => !self.loaded.load(Ordering::Acquire),
+        };
+        if waits {
+            return Err(f);
+        }
+        let (r, before, after) = self.edit_memory(aor, now(), f);
+        if c.db_mode == 2 && persist {
+            self.queue(aor, &diff(&before, &after));
+        }
+        events::raise_diff(&self.name, aor, &before, &after);
+        Ok(r)
+    }
+
+    /// Lets `f` edit the contacts of `aor` in memory, expired ones (at
+    /// `t`) already gone: its result, the contacts before and after.
+    fn edit_memory<R>(
+        &self,
+        aor: &str,
+        t: i64,
+        f: impl FnOnce(&mut Vec<Contact>) -> R,
+    ) -> (R, Vec<Contact>, Vec<Contact>) {
+        let (r, before, after) = {
+            let mut e = self.records.entry(aor.to_string()).or_default();
+            let before = e.clone();
+            e.retain(|ct| ct.valid(t));
+            let r = f(&mut e);
+            (r, before, e.clone())
+        };
+        self.records.remove_if(aor, |_, v| v.is_empty());
+        (r, before, after)
     }
 
     /// Writes a change set to the table (db_mode 1 and 3).

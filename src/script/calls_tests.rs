@@ -1,0 +1,261 @@
+//! The call path of async exports: an answer at once, an answer after a
+//! wait, errors naming the script line from the Rust part and from the
+//! future, and a route that cannot suspend.
+
+use mlua::{Function, IntoLua, Lua, MultiValue, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::Calls;
+use crate::config::Config;
+use crate::script::exports::{ret, Args, Export, Func, Step};
+use crate::script::host::{Env, Host, Outcome, Source, State};
+use crate::script::route::{RouteMask, RouteType};
+use crate::transport::Sockets;
+
+/// Pending at its first poll (waking its waker), ready at the next.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Whether argument `i` is `true`.
+fn flag(a: &Args, i: usize) -> bool {
+    matches!(a.vals.get(i), Some(Value::Boolean(true)))
+}
+
+/// `(a, b)`: answers `a + 1, nil, "now"` at once, unless `b` is true.
+/// Then it waits (once) and answers `a + 2, nil, "later"`.
+fn maybe_wait(lua: &Lua, _st: &Rc<State>, a: Args) -> mlua::Result<Step> {
+    let n = a.int(0)?;
+    if !flag(&a, 1) {
+        let v = [(n + 1).into_lua(lua)?, Value::Nil, "now".into_lua(lua)?];
+        return Step::now(Ok(MultiValue::from_iter(v)));
+    }
+    let lua = lua.clone();
+    Step::wait(async move {
+        YieldOnce(false).await;
+        let v = [(n + 2).into_lua(&lua)?, Value::Nil, "later".into_lua(&lua)?];
+        Ok(MultiValue::from_iter(v))
+    })
+}
+
+/// Nothing, at once.
+fn nothing(_: &Lua, _: &Rc<State>, _: Args) -> mlua::Result<Step> {
+    Ok(Step::Now(MultiValue::new()))
+}
+
+/// A future that is ready at its first poll.
+fn ready(lua: &Lua, _: &Rc<State>, _: Args) -> mlua::Result<Step> {
+    let v = ret(lua, "ready");
+    Step::wait(async move { v })
+}
+
+/// Whether the call may suspend, at once.
+fn suspendable(lua: &Lua, _: &Rc<State>, a: Args) -> mlua::Result<Step> {
+    Step::now(ret(lua, a.suspendable))
+}
+
+/// Refuses its argument at once, or (with `true`) after waiting.
+fn fails(_: &Lua, _: &Rc<State>, a: Args) -> mlua::Result<Step> {
+    if !flag(&a, 0) {
+        return Err(a.err("refused at once"));
+    }
+    let fname = a.fname;
+    Step::wait(async move {
+        YieldOnce(false).await;
+        Err(mlua::Error::RuntimeError(format!("{fname}: refused later")))
+    })
+}
+
+const fn export(name: &'static str, f: crate::script::exports::AsyncFn) -> Export {
+    Export {
+        name,
+        args: "",
+        returns: "",
+        routes: RouteMask::REQUEST,
+        doc: "",
+        func: Func::Async(f),
+    }
+}
+
+static EXPORTS: &[Export] = &[
+    export("maybe_wait", maybe_wait),
+    export("nothing", nothing),
+    export("ready", ready),
+    export("suspendable", suspendable),
+    export("fails", fails),
+];
+
+const SCRIPT: &str = r#"function route.main() end
+function answers(b)
+  got = { sip.t.maybe_wait(1, b) }
+  count = select('#', sip.t.maybe_wait(1, b))
+  none = select('#', sip.t.nothing())
+end
+function may_suspend() got = sip.t.suspendable() end
+function now_fails()
+  sip.t.fails()
+end
+function later_fails()
+  sip.t.fails(true)
+end
+function ready_now() got = sip.t.ready() end
+"#;
+
+fn host() -> Rc<Host> {
+    let env = Env {
+        worker: usize::MAX,
+        sockets: Arc::new(Sockets::new(&[], &[])),
+        config: Arc::new(Config::default()),
+        tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
+        modules: crate::state::Registry::new(),
+        tcp: Default::default(),
+        load: Default::default(),
+    };
+    let src = Source {
+        name: "t.lua".into(),
+        code: SCRIPT.into(),
+    };
+    let host = Host::new(&src, env).expect("host");
+    let calls = Calls::new(&host.lua, &host.state).expect("calls");
+    let t = host.lua.create_table().expect("table");
+    for e in EXPORTS {
+        let fname: &'static str = Box::leak(format!("sip.t.{}", e.name).into_boxed_str());
+        t.set(e.name, calls.make(&host.lua, e, fname).expect("make"))
+            .expect("set");
+    }
+    let sip: mlua::Table = host.lua.globals().get("sip").expect("sip");
+    sip.set("t", t).expect("sip.t");
+    host.state.call.borrow_mut().route = RouteType::Request;
+    host
+}
+
+fn global(host: &Host, name: &str) -> Function {
+    host.lua.globals().get(name).expect(name)
+}
+
+/// Runs a function as a route coroutine to its end, polling it again
+/// while it waits; how many polls it took.
+fn run(host: &Host, f: &str, arg: Value) -> (Outcome, usize) {
+    let mut run = match host.run_now(&global(host, f), arg) {
+        Ok(o) => return (o, 1),
+        Err(run) => run,
+    };
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for polls in 2..10 {
+        if let Poll::Ready(o) = Pin::new(&mut run).poll(&mut cx) {
+            return (o, polls);
+        }
+    }
+    panic!("{f} never finished");
+}
+
+fn got(host: &Host) -> Vec<String> {
+    let t: mlua::Table = host.lua.globals().get("got").expect("got");
+    (1..=3)
+        .map(|i| match t.raw_get::<Value>(i).expect("value") {
+            Value::Nil => "nil".to_string(),
+            v => v.to_string().expect("text"),
+        })
+        .collect()
+}
+
+fn count(host: &Host, name: &str) -> i64 {
+    host.lua.globals().get(name).expect(name)
+}
+
+#[test]
+fn an_answer_at_once_keeps_its_values_and_does_not_suspend() {
+    let host = host();
+    let (o, polls) = run(&host, "answers", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(polls, 1);
+    assert_eq!(got(&host), ["2", "nil", "now"]);
+    assert_eq!(count(&host, "count"), 3);
+    assert_eq!(count(&host, "none"), 0);
+}
+
+#[test]
+fn an_answer_after_a_wait_suspends_the_route_and_keeps_its_values() {
+    let host = host();
+    let (o, polls) = run(&host, "answers", Value::Boolean(true));
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    // Two waits, one poll each, and the first.
+    assert_eq!(polls, 3);
+    assert_eq!(got(&host), ["3", "nil", "later"]);
+    assert_eq!(count(&host, "count"), 3);
+    assert!(host.state.take_waiting().is_none());
+}
+
+#[test]
+fn errors_name_the_script_line_from_the_rust_part_and_from_the_future() {
+    let host = host();
+    let (o, _) = run(&host, "now_fails", Value::Nil);
+    match o {
+        Outcome::Failed(m) => assert_eq!(m, "t.lua:9: sip.t.fails: refused at once"),
+        other => panic!("{other:?}"),
+    }
+    let (o, polls) = run(&host, "later_fails", Value::Nil);
+    assert_eq!(polls, 2);
+    match o {
+        Outcome::Failed(m) => assert_eq!(m, "t.lua:12: sip.t.fails: refused later"),
+        other => panic!("{other:?}"),
+    }
+    // From a route run from Rust as well.
+    match host.invoke(&global(&host, "now_fails")) {
+        Outcome::Failed(m) => assert_eq!(m, "t.lua:9: sip.t.fails: refused at once"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_route_that_cannot_suspend_gets_answers_and_ready_futures_only() {
+    let host = host();
+    let (o, _) = run(&host, "may_suspend", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert!(host.lua.globals().get::<bool>("got").expect("got"));
+    // Run from Rust: the function is told, answers at once work, and a
+    // future ready at its first poll too.
+    let o = host.invoke(&global(&host, "may_suspend"));
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert!(!host.lua.globals().get::<bool>("got").expect("got"));
+    let o = host.invoke(&global(&host, "answers"));
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(got(&host), ["2", "nil", "now"]);
+    let o = host.invoke(&global(&host, "ready_now"));
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(
+        host.lua.globals().get::<String>("got").expect("got"),
+        "ready"
+    );
+    // A future that is not ready cannot be waited for: an error, as
+    // mlua's poller gives it (yield outside a route coroutine).
+    let o = host.invoke_with(&global(&host, "answers"), true);
+    assert!(matches!(o, Outcome::Failed(_)), "{o:?}");
+    assert!(host.state.take_waiting().is_none());
+}
+
+#[test]
+fn an_export_outside_its_routes_is_refused_with_the_line() {
+    let host = host();
+    host.state.call.borrow_mut().route = RouteType::OnReply;
+    let (o, _) = run(&host, "now_fails", Value::Nil);
+    match o {
+        Outcome::Failed(m) => assert_eq!(m, "t.lua:9: sip.t.fails: not allowed in onreply_route"),
+        other => panic!("{other:?}"),
+    }
+}
