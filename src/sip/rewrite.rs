@@ -57,9 +57,16 @@ impl Message {
     /// URI a getter returned), starts in [`Message::as_bytes`]; None for
     /// text from elsewhere.
     pub fn offset_of(&self, inner: &str) -> Option<usize> {
-        let base = self.buf.as_ptr() as usize;
         let p = inner.as_ptr() as usize;
-        (p >= base && p + inner.len() <= base + self.buf.len()).then(|| p - base)
+        let within = |base: usize, len: usize| {
+            (p >= base && p + inner.len() <= base + len).then(|| p - base)
+        };
+        // Header text is read from the head checked at parse (same
+        // offsets); the body from the buffer.
+        self.head_text
+            .as_deref()
+            .and_then(|h| within(h.as_ptr() as usize, h.len()))
+            .or_else(|| within(self.buf.as_ptr() as usize, self.buf.len()))
     }
 
     /// The text a change put in place of `inner` (a slice of this message,

@@ -231,15 +231,12 @@ fn ip_from_bytes(b: &[u8]) -> Result<IpAddr, String> {
     }
 }
 
-/// Where `part` (a slice of `buf`) starts in it; 0 when it is not in it
-/// (OpenSIPS sends 0 for "absent").
-fn offset(buf: &[u8], part: &str) -> i32 {
-    let (start, p) = (buf.as_ptr() as usize, part.as_ptr() as usize);
-    if p > start && p + part.len() <= start + buf.len() {
-        (p - start) as i32
-    } else {
-        0
-    }
+/// Where `part` (text read from `m`) starts in the message; 0 when it is
+/// not in it (OpenSIPS sends 0 for "absent").
+fn offset(m: &Message, part: &str) -> i32 {
+    m.offset_of(part)
+        .and_then(|o| i32::try_from(o).ok())
+        .unwrap_or(0)
 }
 
 /// OpenSIPS hash_func.h `core_hash` over Call-ID and CSeq number (tm's
@@ -302,7 +299,7 @@ fn build(
         via.as_ref().map(|v| v.host),
         via.as_ref().map(|v| v.transport),
     ] {
-        match part.map(|p| (offset(buf, p), p.len())) {
+        match part.map(|p| (offset(m, p), p.len())) {
             Some((off, len)) if off != 0 => {
                 b.int(off);
                 b.int(len as i32);
@@ -479,10 +476,17 @@ mod tests {
     }
 
     #[test]
-    fn offsets_name_slices_of_the_buffer_only() {
-        let buf = b"CANCEL sip:a SIP/2.0\r\n".to_vec();
-        let s = std::str::from_utf8(&buf[7..12]).unwrap();
-        assert_eq!(offset(&buf, s), 7);
-        assert_eq!(offset(&buf, "sip:a"), 0);
+    fn offsets_name_slices_of_the_message_only() {
+        let m = Message::parse(bytes::Bytes::from_static(
+            b"CANCEL sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bKc\r\nCall-ID: x\r\nCSeq: 1 CANCEL\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let via = m.top_via().unwrap();
+        let branch = via.branch().unwrap();
+        let at = offset(&m, branch) as usize;
+        assert_eq!(&m.as_bytes()[at..at + branch.len()], b"z9hG4bKc");
+        let host_at = m.as_bytes().windows(7).position(|w| w == b"UDP h:5").unwrap() + 4;
+        assert_eq!(offset(&m, via.host), host_at as i32);
+        assert_eq!(offset(&m, "sip:a"), 0);
     }
 }
