@@ -6,15 +6,12 @@ use mlua::{Function, IntoLua, Lua, MultiValue, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::Calls;
-use crate::config::Config;
 use crate::script::exports::{ret, Args, Export, Func, Step};
-use crate::script::host::{Env, Host, Outcome, Source, State};
+use crate::script::host::{Host, Outcome, Source, State};
 use crate::script::route::{RouteMask, RouteType};
-use crate::transport::Sockets;
 
 /// Pending at its first poll (waking its waker), ready at the next.
 struct YieldOnce(bool);
@@ -117,15 +114,7 @@ function ready_now() got = sip.t.ready() end
 "#;
 
 fn host() -> Rc<Host> {
-    let env = Env {
-        worker: usize::MAX,
-        sockets: Arc::new(Sockets::new(&[], &[])),
-        config: Arc::new(Config::default()),
-        tm: Arc::new(crate::proxy::tm::Tm::new(Default::default())),
-        modules: crate::state::Registry::new(),
-        tcp: Default::default(),
-        load: Default::default(),
-    };
+    let env = crate::script::check::probe_env();
     let src = Source {
         name: "t.lua".into(),
         code: SCRIPT.into(),

@@ -54,10 +54,10 @@ impl Checked {
     }
 }
 
-/// Loads and checks a script; returns its validated config and module
-/// settings. No side effect: nothing is installed, loaded or connected.
-pub fn check(source: &Source) -> Result<Checked, ScriptError> {
-    let probe_env = Env {
+/// An environment tied to no worker, socket or loaded module: for a
+/// script loaded only to be looked at.
+pub(crate) fn probe_env() -> Env {
+    Env {
         worker: usize::MAX,
         sockets: Arc::new(Sockets::new(&[], &[])),
         config: Arc::new(Config::default()),
@@ -65,8 +65,13 @@ pub fn check(source: &Source) -> Result<Checked, ScriptError> {
         modules: crate::state::Registry::new(),
         tcp: Default::default(),
         load: Default::default(),
-    };
-    let host = Host::new(source, probe_env)?;
+    }
+}
+
+/// Loads and checks a script; returns its validated config and module
+/// settings. No side effect: nothing is installed, loaded or connected.
+pub fn check(source: &Source) -> Result<Checked, ScriptError> {
+    let host = Host::new(source, probe_env())?;
     let (config, modules) = read_config(&host, source)?;
     if host.routes.main.is_none() {
         return Err(ScriptError::new(

@@ -264,13 +264,8 @@ impl Domain {
         F: FnOnce(&mut Vec<Contact>) -> R,
     {
         let c = conf();
-        let waits = match c.db_mode {
-            0 => false,
-            3 => true,
-            1 if persist => true,
-            _ => !self.loaded.load(Ordering::Acquire),
-        };
-        if waits {
+        // A write-through change waits for its INSERT/UPDATE.
+        if (c.db_mode == 1 && persist) || self.read_waits() {
             return Err(f);
         }
         let (r, before, after) = self.edit_memory(aor, now(), f);
