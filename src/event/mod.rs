@@ -160,12 +160,11 @@ pub fn subscribers() -> Vec<(String, String, Option<u64>)> {
 /// `event_route` (OpenSIPS `evi_probe_event`), so callers build the
 /// parameters only then.
 pub fn wanted(name: &str) -> bool {
-    let now = Instant::now();
     (ROUTES.get().is_some() && has_route(name))
         || routing::wanted(name)
         || subs()
             .iter()
-            .any(|x| x.event == name && x.until.is_none_or(|u| u > now))
+            .any(|x| x.event == name && x.until.is_none_or(|u| u > Instant::now()))
 }
 
 /// The OpenSIPS 3.x notification for `name` with `params`.
