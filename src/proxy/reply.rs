@@ -25,7 +25,7 @@ pub fn to_tag(m: &Message) -> String {
         &cseq,
         branch.as_bytes(),
     ]);
-    format!("{h:016x}")
+    crate::pv::hash::hex(&h.to_be_bytes())
 }
 
 /// The current request is the ACK of a final reply this proxy sent
@@ -84,16 +84,15 @@ pub fn send_local_reply_with(st: &Current, code: u16, reason: &str, extra: &str)
     };
     let tag = crate::sip::reply::adds_to_tag(code).then(|| to_tag(m));
     let to = reply_dest(m, call.src, call.force_rport);
-    let mut out = Vec::with_capacity(512);
-    let headers;
-    let extra = match extra.is_empty() {
-        true => SERVER,
-        false => {
-            headers = format!("{extra}{SERVER}");
-            headers.as_str()
-        }
-    };
-    crate::sip::reply::write_reply(m, code, reason, tag.as_deref(), extra, &mut out);
+    let mut out = Vec::with_capacity(512 + extra.len());
+    crate::sip::reply::write_reply_parts(
+        m,
+        code,
+        reason,
+        tag.as_deref(),
+        &[extra, SERVER],
+        &mut out,
+    );
     call.outbox.push(Outgoing {
         bytes: out.into(),
         proto: call.src.proto,

@@ -25,6 +25,18 @@ pub fn write_reply(
     extra: &str,
     out: &mut Vec<u8>,
 ) {
+    write_reply_parts(req, code, reason, to_tag, &[extra], out);
+}
+
+/// [`write_reply`] with the extra header lines in pieces, written in order.
+pub fn write_reply_parts(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[&str],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"SIP/2.0 ");
     push_code(out, code);
     out.push(b' ');
@@ -33,7 +45,9 @@ pub fn write_reply(
     out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n'));
     out.extend_from_slice(b"\r\n");
     req.write_reply_headers(out, to_tag);
-    out.extend_from_slice(extra.as_bytes());
+    for e in extra {
+        out.extend_from_slice(e.as_bytes());
+    }
     out.extend_from_slice(req.reply_headers.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }

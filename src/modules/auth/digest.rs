@@ -154,23 +154,26 @@ impl Qop {
 
 /// Lower-case hex.
 pub fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(H[usize::from(x >> 4)] as char);
-        s.push(H[usize::from(x & 15)] as char);
-    }
-    s
+    crate::pv::hash::hex(b)
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+/// A nonce's bytes from its hex, each pair read as
+/// `u8::from_str_radix(pair, 16)` reads it (either case, a `+` first).
+fn unhex_nonce(s: &str) -> Option<[u8; BODY + 16]> {
+    let nib = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let s = s.as_bytes();
+    if s.len() != 2 * (BODY + 16) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    let mut raw = [0u8; BODY + 16];
+    for (r, p) in raw.iter_mut().zip(s.chunks_exact(2)) {
+        let lo = nib(p[1])?;
+        *r = match p[0] {
+            b'+' => lo,
+            hi => nib(hi)? << 4 | lo,
+        };
+    }
+    Some(raw)
 }
 
 /// The hash states after the key's inner and outer pad blocks (RFC 2104
@@ -367,10 +370,7 @@ pub fn make_nonce(secret: &[u8], expires: u64, rand: u64, alg: Alg, qop: Qop) ->
 
 /// Checks a nonce's signature; None for one not signed with `secret`.
 pub fn open_nonce(secret: &[u8], nonce: &str) -> Option<NonceInfo> {
-    let raw = unhex(nonce)?;
-    if raw.len() != BODY + 16 {
-        return None;
-    }
+    let raw = unhex_nonce(nonce)?;
     let mac = hmac(secret, &raw[..BODY]);
     if mac[..16]
         .iter()
@@ -552,6 +552,19 @@ mod tests {
         assert_eq!((c.qop.as_deref(), c.nc.as_deref()), (Some("auth"), Some("00000002")));
         assert_eq!((c.algorithm, c.cnonce, c.nonce.as_str()), (None, None, ""));
         assert!(parse_credentials(r#"Basic username="a""#).is_none());
+    }
+
+    // Each pair reads as u8::from_str_radix reads it, as before.
+    #[test]
+    fn nonce_hex_pairs_as_from_str_radix() {
+        for (hi, lo) in (0u8..128).flat_map(|h| (0u8..128).map(move |l| (h, l))) {
+            let pair = String::from_utf8(vec![hi, lo]).expect("ascii");
+            let s = format!("{pair}{}", "0".repeat(66));
+            let want = u8::from_str_radix(&pair, 16).ok();
+            assert_eq!(unhex_nonce(&s).map(|r| r[0]), want, "{pair:?}");
+        }
+        assert_eq!(unhex_nonce(&"0".repeat(66)), None);
+        assert_eq!(unhex_nonce(&"é".repeat(34)), None);
     }
 
     #[test]
