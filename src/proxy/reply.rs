@@ -149,3 +149,21 @@ pub fn route_reply(st: &Current) -> Result<(), &'static str> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The tag is the request's hash in 16 lower-case hex digits, zeros kept.
+    #[test]
+    fn to_tag_hex_of_the_hash() {
+        let m = Message::parse(bytes::Bytes::from_static(
+            b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 REGISTER\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let h = hash(&[b"c", b"9", &7u32.to_le_bytes(), b"z9hG4bK1"]);
+        assert_eq!(to_tag(&m), format!("{h:016x}"));
+        let n = 0x0012_3400_0000_00ffu64;
+        assert_eq!(crate::pv::hash::hex(&n.to_be_bytes()), format!("{n:016x}"));
+    }
+}

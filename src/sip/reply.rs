@@ -95,6 +95,31 @@ fn push_code(out: &mut Vec<u8>, code: u16) {
 mod tests {
     use super::{adds_to_tag, push_code};
 
+    // The pieces are written in order, as one joined `extra`.
+    #[test]
+    fn reply_parts_as_one_extra() {
+        let m = crate::sip::Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        super::write_reply(&m, 401, "No", Some("t"), "X: 1\r\nY: 2\r\n", &mut a);
+        super::write_reply_parts(
+            &m,
+            401,
+            "No",
+            Some("t"),
+            &["X: 1\r\n", "", "Y: 2\r\n"],
+            &mut b,
+        );
+        assert_eq!(a, b);
+        let a = String::from_utf8(a).expect("utf-8");
+        assert!(
+            a.contains("CSeq: 7 OPTIONS\r\nX: 1\r\nY: 2\r\nContent-Length: 0\r\n\r\n"),
+            "{a}"
+        );
+    }
+
     #[test]
     fn own_to_tag_from_180_on() {
         for code in [100, 101, 179] {
