@@ -22,12 +22,10 @@ pub enum Alg {
 impl Alg {
     /// The `algorithm=` token (case-insensitive, as RFC 8760 says).
     pub fn parse(s: &str) -> Option<Alg> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "MD5" => Some(Alg::Md5),
-            "SHA-256" => Some(Alg::Sha256),
-            "SHA-512-256" => Some(Alg::Sha512t256),
-            _ => None,
-        }
+        let s = s.trim();
+        [Alg::Md5, Alg::Sha256, Alg::Sha512t256]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
     }
 
     pub fn name(self) -> &'static str {

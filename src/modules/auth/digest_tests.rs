@@ -71,6 +71,8 @@ fn rfc7616_sha256_example() {
     let c = parse_credentials(v).expect("digest");
     let ha1 = Alg::Sha256.ha1("Mufasa", "http-auth@example.org", "Circle of Life");
     assert_eq!(c.alg(), Some(Alg::Sha256));
+    let algs = ["md5", " Sha-256 ", "sHA-512-256", "MD5-sess", ""].map(Alg::parse);
+    assert_eq!(algs, [Some(Alg::Md5), Some(Alg::Sha256), Some(Alg::Sha512t256), None, None]);
     assert!(c.check(Alg::Sha256, &ha1, "GET", b""));
 }
 
