@@ -93,6 +93,10 @@ fn credentials_first_of_each_name_in_any_case() {
     assert_eq!((c.qop.as_deref(), c.nc.as_deref()), (Some("auth"), Some("00000002")));
     assert_eq!((c.algorithm, c.cnonce, c.nonce.as_str()), (None, None, ""));
     assert!(parse_credentials(r#"Basic username="a""#).is_none());
+    // Commas inside quotes, and an unclosed quote running to the end.
+    let c = parse_credentials(r#"Digest uri="a,b", nc=1,nonce=x"=,"y, realm="r, qop=x"#).expect("digest");
+    assert_eq!((c.uri.as_str(), c.nc.as_deref(), c.nonce.as_str()), ("a,b", Some("1"), r#"x"=,"y"#));
+    assert_eq!((c.realm.as_str(), c.qop), (r#""r, qop=x"#, None));
 }
 
 // Each pair reads as u8::from_str_radix reads it, as before.
