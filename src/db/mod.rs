@@ -124,6 +124,14 @@ pub struct Ident(String);
 
 impl Ident {
     pub fn new(name: &str) -> Result<Ident, DbError> {
+        match Ident::valid(name) {
+            true => Ok(Ident(name.to_string())),
+            false => Err(DbError::BadName(name.to_string())),
+        }
+    }
+
+    /// Whether [`Ident::new`] takes `name` (checked without allocating).
+    pub fn valid(name: &str) -> bool {
         let ok = |p: &str| {
             !p.is_empty()
                 && p.len() <= 64
@@ -131,12 +139,8 @@ impl Ident {
                 && p.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
         };
-        let parts: Vec<&str> = name.split('.').collect();
-        if parts.len() <= 2 && parts.iter().all(|p| ok(p)) {
-            Ok(Ident(name.to_string()))
-        } else {
-            Err(DbError::BadName(name.to_string()))
-        }
+        let mut parts = name.split('.');
+        parts.by_ref().take(2).all(ok) && parts.next().is_none()
     }
 
     pub fn as_str(&self) -> &str {
@@ -503,6 +507,10 @@ mod tests {
         assert!(Ident::new("x; drop table y").is_err());
         assert!(Ident::new("1abc").is_err());
         assert!(Ident::new("").is_err());
+        for bad in ["a.", ".a", "a..b", "a.b.", "é"] {
+            assert!(!Ident::valid(bad) && Ident::new(bad).is_err(), "{bad}");
+        }
+        assert!(Ident::valid("db.t_1$"));
         assert_eq!(check_url("mysql://root@127.0.0.1/test"), Ok(Dialect::Mysql));
         assert_eq!(
             check_url("postgres://postgres@127.0.0.1/test"),

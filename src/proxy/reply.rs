@@ -25,7 +25,7 @@ pub fn to_tag(m: &Message) -> String {
         &cseq,
         branch.as_bytes(),
     ]);
-    format!("{h:016x}")
+    crate::pv::hash::hex(&h.to_be_bytes())
 }
 
 /// The current request is the ACK of a final reply this proxy sent
@@ -84,16 +84,15 @@ pub fn send_local_reply_with(st: &Current, code: u16, reason: &str, extra: &str)
     };
     let tag = crate::sip::reply::adds_to_tag(code).then(|| to_tag(m));
     let to = reply_dest(m, call.src, call.force_rport);
-    let mut out = Vec::with_capacity(512);
-    let headers;
-    let extra = match extra.is_empty() {
-        true => SERVER,
-        false => {
-            headers = format!("{extra}{SERVER}");
-            headers.as_str()
-        }
-    };
-    crate::sip::reply::write_reply(m, code, reason, tag.as_deref(), extra, &mut out);
+    let mut out = Vec::with_capacity(512 + extra.len());
+    crate::sip::reply::write_reply_parts(
+        m,
+        code,
+        reason,
+        tag.as_deref(),
+        &[extra, SERVER],
+        &mut out,
+    );
     call.outbox.push(Outgoing {
         bytes: out.into(),
         proto: call.src.proto,
@@ -149,4 +148,22 @@ pub fn route_reply(st: &Current) -> Result<(), &'static str> {
         kind: OutKind::Reply,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The tag is the request's hash in 16 lower-case hex digits, zeros kept.
+    #[test]
+    fn to_tag_hex_of_the_hash() {
+        let m = Message::parse(bytes::Bytes::from_static(
+            b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 REGISTER\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let h = hash(&[b"c", b"9", &7u32.to_le_bytes(), b"z9hG4bK1"]);
+        assert_eq!(to_tag(&m), format!("{h:016x}"));
+        let n = 0x0012_3400_0000_00ffu64;
+        assert_eq!(crate::pv::hash::hex(&n.to_be_bytes()), format!("{n:016x}"));
+    }
 }

@@ -60,12 +60,12 @@ pub fn crc32(data: &[u8]) -> u32 {
 /// Lowercase hex of bytes.
 pub fn hex(b: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
+    // Bytes, not chars: `String::push` encodes each char as UTF-8.
+    let mut v = Vec::with_capacity(b.len() * 2);
     for x in b {
-        s.push(D[(x >> 4) as usize] as char);
-        s.push(D[(x & 15) as usize] as char);
+        v.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
     }
-    s
+    String::from_utf8(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -25,6 +25,18 @@ pub fn write_reply(
     extra: &str,
     out: &mut Vec<u8>,
 ) {
+    write_reply_parts(req, code, reason, to_tag, &[extra], out);
+}
+
+/// [`write_reply`] with the extra header lines in pieces, written in order.
+pub fn write_reply_parts(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[&str],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"SIP/2.0 ");
     push_code(out, code);
     out.push(b' ');
@@ -33,7 +45,9 @@ pub fn write_reply(
     out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n'));
     out.extend_from_slice(b"\r\n");
     req.write_reply_headers(out, to_tag);
-    out.extend_from_slice(extra.as_bytes());
+    for e in extra {
+        out.extend_from_slice(e.as_bytes());
+    }
     out.extend_from_slice(req.reply_headers.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
@@ -80,6 +94,31 @@ fn push_code(out: &mut Vec<u8>, code: u16) {
 #[cfg(test)]
 mod tests {
     use super::{adds_to_tag, push_code};
+
+    // The pieces are written in order, as one joined `extra`.
+    #[test]
+    fn reply_parts_as_one_extra() {
+        let m = crate::sip::Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        super::write_reply(&m, 401, "No", Some("t"), "X: 1\r\nY: 2\r\n", &mut a);
+        super::write_reply_parts(
+            &m,
+            401,
+            "No",
+            Some("t"),
+            &["X: 1\r\n", "", "Y: 2\r\n"],
+            &mut b,
+        );
+        assert_eq!(a, b);
+        let a = String::from_utf8(a).expect("utf-8");
+        assert!(
+            a.contains("CSeq: 7 OPTIONS\r\nX: 1\r\nY: 2\r\nContent-Length: 0\r\n\r\n"),
+            "{a}"
+        );
+    }
 
     #[test]
     fn own_to_tag_from_180_on() {

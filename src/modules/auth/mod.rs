@@ -304,7 +304,9 @@ pub fn pre_auth(st: &State, realm: &str, kind: Kind) -> Result<Option<Pending>, 
 }
 
 /// A WWW-/Proxy-Authenticate value for one algorithm.
-fn auth_hf(realm: &str, alg: Option<Alg>, qop: Qop, stale: bool, c: &AuthConf) -> String {
+/// Appends one challenge's value: `Digest realm=…, nonce=…[, stale=true]
+/// [, qop=…][, algorithm=…]`.
+fn auth_hf(out: &mut String, realm: &str, alg: Option<Alg>, qop: Qop, stale: bool, c: &AuthConf) {
     let nonce = digest::make_nonce(
         &c.secret,
         now() + c.nonce_expire,
@@ -312,18 +314,21 @@ fn auth_hf(realm: &str, alg: Option<Alg>, qop: Qop, stale: bool, c: &AuthConf) -
         alg.unwrap_or(Alg::Md5),
         qop,
     );
-    let mut s = format!("Digest realm=\"{realm}\", nonce=\"{nonce}\"");
+    for part in ["Digest realm=\"", realm, "\", nonce=\"", &nonce, "\""] {
+        out.push_str(part);
+    }
     if stale {
-        s.push_str(", stale=true");
+        out.push_str(", stale=true");
     }
     if let Some(q) = qop.header_value() {
-        s.push_str(&format!(", qop=\"{q}\""));
+        for part in [", qop=\"", q, "\""] {
+            out.push_str(part);
+        }
     }
     if let Some(a) = alg {
-        s.push_str(", algorithm=");
-        s.push_str(a.name());
+        out.push_str(", algorithm=");
+        out.push_str(a.name());
     }
-    s
 }
 
 /// The algorithms argument: a comma-separated list (OpenSIPS
@@ -377,16 +382,17 @@ fn challenge(lua: &Lua, st: &State, a: Args, kind: Kind) -> mlua::Result<MultiVa
         Kind::Www => (401, "Unauthorized", "WWW-Authenticate"),
         Kind::Proxy => (407, "Proxy Authentication Required", "Proxy-Authenticate"),
     };
-    let mut hdrs = String::new();
-    let list: Vec<Option<Alg>> = match algs.is_empty() {
-        true => vec![None],
-        false => algs.into_iter().map(Some).collect(),
-    };
-    for alg in list {
+    // One header line per algorithm; none given: MD5, not named.
+    let mut hdrs = String::with_capacity((algs.len().max(1)) * (realm.len() + 192));
+    let mut one = |alg: Option<Alg>| {
         hdrs.push_str(hname);
         hdrs.push_str(": ");
-        hdrs.push_str(&auth_hf(&realm, alg, qop, stale, &c));
+        auth_hf(&mut hdrs, &realm, alg, qop, stale, &c);
         hdrs.push_str("\r\n");
+    };
+    match algs.is_empty() {
+        true => one(None),
+        false => algs.into_iter().for_each(|a| one(Some(a))),
     }
     let sent = reply::send_local_reply_with(st, code, reason, &hdrs);
     match sent {
@@ -483,3 +489,31 @@ pub static MODULE: Module = Module {
 };
 
 crate::modules::staged_settings!(Prepared);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The challenge's value, field by field (RFC 2617 §3.2.1, RFC 8760 §2).
+    #[test]
+    fn challenge_value_layout() {
+        let c = AuthConf {
+            secret: b"s".to_vec(),
+            nonce_expire: 30,
+            rpid_avp: None,
+            rpid_prefix: String::new(),
+            rpid_suffix: String::new(),
+        };
+        let mut v = String::from("x: ");
+        auth_hf(&mut v, "r.test", Some(Alg::Sha256), Qop::Auth, true, &c);
+        let (head, tail) = v.split_at(v.find("nonce=\"").expect("nonce") + 7);
+        assert_eq!(head, "x: Digest realm=\"r.test\", nonce=\"");
+        let (nonce, rest) = tail.split_at(68);
+        let info = digest::open_nonce(b"s", nonce).expect("signed");
+        assert_eq!((info.alg, info.qop), (Alg::Sha256, Qop::Auth));
+        assert_eq!(rest, "\", stale=true, qop=\"auth\", algorithm=SHA-256");
+        let mut v = String::new();
+        auth_hf(&mut v, "r", None, Qop::None, false, &c);
+        assert!(v.starts_with("Digest realm=\"r\", nonce=\"") && v.ends_with('"') && v.len() == 94);
+    }
+}

@@ -170,7 +170,7 @@ thread_local! {
 
 /// The pool of `url` and the SELECT of the credentials checking `alg` in
 /// `table` (authorize.c get_ha1), both made once per worker and settings.
-fn select(c: &Arc<Conf>, url: &str, table: &Ident, alg: Alg) -> Result<(db::Db, Rc<str>), db::DbError> {
+fn select(c: &Arc<Conf>, url: &str, table: &str, alg: Alg) -> Result<(db::Db, Rc<str>), db::DbError> {
     SELECTS.with_borrow_mut(|s| {
         if !s.conf.as_ref().is_some_and(|k| Arc::ptr_eq(k, c)) {
             *s = Selects {
@@ -182,9 +182,10 @@ fn select(c: &Arc<Conf>, url: &str, table: &Ident, alg: Alg) -> Result<(db::Db, 
             Some(p) => p.clone(),
             None => s.pool.insert(db::open(url)?).clone(),
         };
-        if let Some((_, _, sql)) = s.sql.iter().find(|(t, a, _)| t == table && *a == alg) {
+        if let Some((_, _, sql)) = s.sql.iter().find(|(t, a, _)| t.as_str() == table && *a == alg) {
             return Ok((pool, sql.clone()));
         }
+        let table = Ident::new(table)?;
         let col = cred_column(c, alg);
         let mut sql = format!("SELECT {col}");
         for (_, k) in &c.credentials {
@@ -196,18 +197,22 @@ fn select(c: &Arc<Conf>, url: &str, table: &Ident, alg: Alg) -> Result<(db::Db, 
             sql.push_str(&format!(" AND {} = ?", c.domain_column));
         }
         let sql: Rc<str> = sql.into();
-        s.sql.push((table.clone(), alg, sql.clone()));
+        s.sql.push((table, alg, sql.clone()));
         Ok((pool, sql))
     })
 }
 
 fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Step> {
     let realm = a.str(0)?;
-    let table = Ident::new(&a.str(1)?).map_err(|e| a.err(e))?;
+    // Checked here, made an Ident only for a new SELECT (select).
+    let table = a.str(1)?;
+    if !Ident::valid(&table) {
+        return Err(a.err(db::DbError::BadName(table)));
+    }
     let c = conf();
     let url = c
         .db_url
-        .clone()
+        .as_deref()
         .ok_or_else(|| a.err("config.modules.auth_db.db_url is not set"))?;
     // No credentials, or credentials refused before any read (nonce,
     // algorithm, replay): answered at once.
@@ -217,7 +222,7 @@ fn authorize(lua: &Lua, st: &Rc<State>, a: Args, kind: Kind) -> mlua::Result<Ste
         Err(rc) => return Step::now(coded(lua, rc)),
     };
     a.require_suspend()?;
-    let (pool, sql) = select(&c, &url, &table, p.alg).map_err(|e| a.err(e))?;
+    let (pool, sql) = select(&c, url, &table, p.alg).map_err(|e| a.err(e))?;
     let domain = p.cred.domain().unwrap_or(&p.realm).to_string();
     let mut params = vec![Value::text(p.cred.user())];
     if c.use_domain {

@@ -387,14 +387,16 @@ fn apply(v: &mut Vec<Contact>, r: &Req, t: i64) -> Result<(), Reject> {
 /// and the Path stored (RFC 3327 §5.3).
 fn ok_headers(bindings: &[Contact], r: &Req, t: i64) -> String {
     let (rc, use_domain) = (conf(), usrloc::conf().use_domain);
-    let mut h = String::new();
+    use std::fmt::Write;
+    let mut h = String::with_capacity(bindings.iter().map(|c| c.uri.len() + 48).sum());
     for c in bindings.iter().filter(|c| c.valid(t)) {
         h.push_str("Contact: <");
         h.push_str(&c.uri);
         h.push_str(">;expires=");
-        h.push_str(&c.left(t).to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(h, "{}", c.left(t));
         if c.q >= 0 {
-            h.push_str(&format!(";q={:.2}", f64::from(c.q) / 1000.0));
+            let _ = write!(h, ";q={:.2}", f64::from(c.q) / 1000.0);
         }
         if let Some(hp) = &r.gruu {
             let g = super::gruu::contact_params(c, &r.aor, use_domain, hp, &rc.gruu_secret, t);
