@@ -24,6 +24,14 @@ fn pending() -> Value {
     Value::LightUserData(LightUserData(std::ptr::addr_of!(PENDING) as *mut _))
 }
 
+/// What the host resumes a route with when the future it waited for
+/// failed (unique the same way).
+static FAILED: u8 = 0;
+
+pub(super) fn failed() -> Value {
+    Value::LightUserData(LightUserData(std::ptr::addr_of!(FAILED) as *mut _))
+}
+
 /// Where the Lua state keeps its route coroutines (a weak-keyed table,
 /// filled by prelude.lua's runner).
 const ROUTE_THREADS: &str = "lunasip.route_threads";
@@ -34,21 +42,21 @@ const AWAIT: &str = "lunasip.await";
 /// frames are named `=prelude`, so errors name the script line above
 /// them). `await` yields a route coroutine of the host (not a script's
 /// own coroutine, nor a route run from Rust: `poll_once` polls the
-/// future once there); the host resumes it with `true` and the future's values, or
-/// with nothing after an error, which `fail` raises. `async` wraps an
-/// async export's Rust part: its values, or the `pending` marker, upon
-/// which it awaits. `wait_then` wraps a sync-after export: ask whether it
+/// future once there); the host resumes it with the future's values, or
+/// with the `failed` marker after an error, which `fail` raises. `async`
+/// wraps an async export's Rust part: its values, or the `pending`
+/// marker, upon which it awaits. `wait_then` wraps a sync-after export: ask whether it
 /// must wait first (only then the route suspends), then run it.
 const WRAPPERS: &str = r#"
-return function(pending, poll_once, fail, route_threads)
+return function(pending, failed, poll_once, fail, route_threads)
   local running, yield, yieldable = coroutine.running, coroutine.yield, coroutine.isyieldable
   local function in_route()
     local co = running()
     return co ~= nil and route_threads[co] ~= nil and yieldable ~= nil and yieldable()
   end
-  local function resumed(ok, ...)
-    if ok then return ... end
-    return fail()
+  local function resumed(...)
+    if ... == failed then return fail() end
+    return ...
   end
   local function await()
     if in_route() then return resumed(yield()) end
@@ -125,7 +133,7 @@ impl Calls {
         })?;
         let make: Function = lua.load(WRAPPERS).set_name("=prelude").eval()?;
         let (wrap_async, wrap_wait_then, await_fn): (Function, Function, Function) =
-            make.call((pending(), poll_once, fail, route_threads(lua)?))?;
+            make.call((pending(), failed(), poll_once, fail, route_threads(lua)?))?;
         lua.set_named_registry_value(AWAIT, await_fn)?;
         Ok(Calls {
             st: st.clone(),

@@ -100,19 +100,15 @@ impl Run {
     /// Resumes the route until it ends, yields, or waits for a future
     /// that is not ready.
     fn step(&mut self, cx: &mut Context<'_>) -> Poll<RouteResult> {
-        let mut args = match self.start.take() {
-            Some(start) => match start.into_lua_multi(&self.lua) {
-                Ok(a) => a,
-                Err(e) => return Poll::Ready(Err(e)),
-            },
+        let mut ended = match self.start.take() {
+            Some(start) => self.resume(start),
             None => match self.poll_waiting(cx) {
-                Poll::Ready(a) => a,
+                Poll::Ready(a) => self.resume(a),
                 Poll::Pending => return Poll::Pending,
             },
         };
         loop {
-            let r = self.thread.resume::<(bool, Value)>(args);
-            if r.is_err() || self.thread.status() != ThreadStatus::Resumable {
+            if let Some(r) = ended {
                 return Poll::Ready(r);
             }
             let waiting = self.state.take_waiting();
@@ -126,16 +122,23 @@ impl Run {
                 return Poll::Pending;
             };
             self.waiting = Some(f);
-            args = match self.poll_waiting(cx) {
-                Poll::Ready(a) => a,
+            ended = match self.poll_waiting(cx) {
+                Poll::Ready(a) => self.resume(a),
                 Poll::Pending => return Poll::Pending,
             };
         }
     }
 
+    /// Resumes the coroutine: what the route returned, or None when it
+    /// yielded.
+    fn resume(&self, args: impl IntoLuaMulti) -> Option<RouteResult> {
+        let r = self.thread.resume::<(bool, Value)>(args);
+        (r.is_err() || self.thread.status() != ThreadStatus::Resumable).then_some(r)
+    }
+
     /// Polls the future the route waits for: once ready, what to resume
-    /// the coroutine with (`await`'s `true` and the values; nothing after
-    /// an error, which the wrapper then raises).
+    /// the coroutine with (`await`'s values; after an error, the
+    /// `failed` marker, upon which the wrapper raises it).
     fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<MultiValue> {
         let Some(f) = self.waiting.as_mut() else {
             return Poll::Ready(MultiValue::new());
@@ -146,13 +149,10 @@ impl Run {
         };
         self.waiting = None;
         Poll::Ready(match r {
-            Ok(mut v) => {
-                v.push_front(Value::Boolean(true));
-                v
-            }
+            Ok(v) => v,
             Err(e) => {
                 *self.state.failed.borrow_mut() = Some(e);
-                MultiValue::new()
+                MultiValue::from_iter([super::calls::failed()])
             }
         })
     }
