@@ -103,7 +103,7 @@ fn make_reader(
             let v = read(lua, &st2, &spec);
             Ok((v, resolve_wait::settle(lua, &st2)))
         })?;
-        resolve_wait::again(lua, st, now)?
+        resolve_wait::again(lua, now)?
     } else {
         lua.create_function(move |lua, ()| Ok(read(lua, &st2, &spec)))?
     };
@@ -273,7 +273,7 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     )?;
     let st = state.clone();
     let fmt_now = lua.create_function(move |lua, fmt: mlua::String| fmt_lua(lua, &st, &fmt))?;
-    pvt.set("fmt", resolve_wait::again(lua, state, fmt_now)?)?;
+    pvt.set("fmt", resolve_wait::again(lua, fmt_now)?)?;
     let meta = lua.create_table()?;
     meta.set("__index", index)?;
     let st = state.clone();
@@ -314,7 +314,7 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
         let wait = resolve_wait::may_want(&chain) && resolve_wait::settle(lua, &st);
         Ok((out, wait))
     })?;
-    sip.set("tr", resolve_wait::again(lua, state, tr_now)?)?;
+    sip.set("tr", resolve_wait::again(lua, tr_now)?)?;
     sip.set(
         "re_match",
         lua.create_function(move |lua, (s, re, flags): (Value, Value, Option<String>)| {

@@ -78,6 +78,23 @@ fn fails(_: &Lua, _: &Rc<State>, a: Args) -> mlua::Result<Step> {
     })
 }
 
+/// What `after` waits for first: a future pending once, which counts
+/// itself in `waited`.
+fn after_wait(lua: &Lua, _: &Rc<State>) -> Option<crate::script::exports::Suspend> {
+    let lua = lua.clone();
+    Some(Box::pin(async move {
+        YieldOnce(false).await;
+        let g = lua.globals();
+        g.set("waited", g.get::<i64>("waited").unwrap_or(0) + 1)?;
+        Ok(MultiValue::new())
+    }))
+}
+
+/// `after`'s answer, once it waited: how many waits ran before it.
+fn after_now(lua: &Lua, _: &State, _: Args) -> mlua::Result<MultiValue> {
+    ret(lua, lua.globals().get::<i64>("waited").unwrap_or(0))
+}
+
 const fn export(name: &'static str, f: crate::script::exports::AsyncFn) -> Export {
     Export {
         name,
@@ -95,6 +112,17 @@ static EXPORTS: &[Export] = &[
     export("ready", ready),
     export("suspendable", suspendable),
     export("fails", fails),
+    Export {
+        name: "after",
+        args: "",
+        returns: "",
+        routes: RouteMask::REQUEST,
+        doc: "",
+        func: Func::SyncAfter {
+            wait: after_wait,
+            func: after_now,
+        },
+    },
 ];
 
 const SCRIPT: &str = r#"function route.main() end
@@ -111,6 +139,27 @@ function later_fails()
   sip.t.fails(true)
 end
 function ready_now() got = sip.t.ready() end
+function two_waits()
+  local a = sip.t.maybe_wait(1, true)
+  local b, c, d = sip.t.maybe_wait(a, true)
+  got = { b, c, d }
+end
+function wait_then_exit()
+  got = sip.t.maybe_wait(1, true)
+  sip.exit()
+  got = "after exit"
+end
+function wait_in_own_coroutine()
+  coroutine.wrap(function() sip.t.maybe_wait(1, true) end)()
+end
+function own_yield()
+  coroutine.yield("ignored")
+  got = sip.t.after()
+end
+function wait_then_fail_in_pcall()
+  local ok, e = pcall(sip.t.fails, true)
+  got = { tostring(ok), tostring(e), select('#', sip.t.ready()) }
+end
 "#;
 
 fn host() -> Rc<Host> {
@@ -231,8 +280,8 @@ fn a_route_that_cannot_suspend_gets_answers_and_ready_futures_only() {
         host.lua.globals().get::<String>("got").expect("got"),
         "ready"
     );
-    // A future that is not ready cannot be waited for: an error, as
-    // mlua's poller gives it (yield outside a route coroutine).
+    // A future that is not ready cannot be waited for: an error naming
+    // the line.
     let o = host.invoke_with(&global(&host, "answers"), true);
     assert!(matches!(o, Outcome::Failed(_)), "{o:?}");
     assert!(host.state.take_waiting().is_none());
@@ -247,4 +296,91 @@ fn an_export_outside_its_routes_is_refused_with_the_line() {
         Outcome::Failed(m) => assert_eq!(m, "t.lua:9: sip.t.fails: not allowed in onreply_route"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn two_waits_in_one_route_each_give_their_values_back() {
+    let host = host();
+    let (o, polls) = run(&host, "two_waits", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(polls, 3);
+    // 1 + 2, then 3 + 2.
+    assert_eq!(got(&host), ["5", "nil", "later"]);
+    assert!(host.state.take_waiting().is_none());
+    assert!(host.state.take_failed().is_none());
+}
+
+#[test]
+fn exit_after_a_wait_ends_the_route_there() {
+    let host = host();
+    let (o, polls) = run(&host, "wait_then_exit", Value::Nil);
+    assert!(
+        matches!(o, Outcome::Unwound(crate::proxy::context::Unwind::Exit)),
+        "{o:?}"
+    );
+    assert_eq!(polls, 2);
+    assert_eq!(host.lua.globals().get::<i64>("got").expect("got"), 3);
+}
+
+#[test]
+fn an_error_after_a_wait_can_be_caught_and_the_route_goes_on() {
+    let host = host();
+    let (o, polls) = run(&host, "wait_then_fail_in_pcall", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(polls, 2);
+    let t: mlua::Table = host.lua.globals().get("got").expect("got");
+    assert_eq!(t.get::<String>(1).expect("ok"), "false");
+    let e = t.get::<String>(2).expect("error");
+    assert!(e.contains("sip.t.fails: refused later"), "{e}");
+    // A future ready at once after it: its value, no error left over.
+    assert_eq!(t.get::<i64>(3).expect("count"), 1);
+}
+
+#[test]
+fn a_wait_in_a_scripts_own_coroutine_fails_naming_the_line() {
+    // Only the host's route coroutine yields for a wait: a script's own
+    // coroutine would get the wait's marker back instead.
+    let host = host();
+    let (o, _) = run(&host, "wait_in_own_coroutine", Value::Nil);
+    match o {
+        Outcome::Failed(m) => assert!(m.starts_with("t.lua:26: cannot wait for I/O here"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(host.state.take_waiting().is_none());
+}
+
+#[test]
+fn a_scripts_own_yield_resumes_and_a_sync_after_export_waits_first() {
+    let host = host();
+    let (o, polls) = run(&host, "own_yield", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    // The script's yield, then `after`'s wait.
+    assert_eq!(polls, 3);
+    assert_eq!(host.lua.globals().get::<i64>("got").expect("got"), 1);
+    // Run from Rust `after` does not wait.
+    let o = host.invoke(&global(&host, "own_yield"));
+    assert!(matches!(o, Outcome::Failed(_)), "{o:?}");
+    host.lua.globals().set("waited", 0).expect("reset");
+    let o = host.invoke(
+        &host
+            .lua
+            .load("got = sip.t.after()")
+            .into_function()
+            .expect("f"),
+    );
+    assert!(matches!(o, Outcome::Done), "{o:?}");
+    assert_eq!(host.lua.globals().get::<i64>("got").expect("got"), 0);
+}
+
+#[test]
+fn a_route_dropped_while_it_waits_leaves_nothing_behind() {
+    let host = host();
+    let Err(r) = host.run_now(&global(&host, "two_waits"), Value::Nil) else {
+        panic!("did not wait");
+    };
+    drop(r);
+    assert!(host.state.take_waiting().is_none());
+    // The next route runs on a coroutine of its own, as usual.
+    let (o, _) = run(&host, "two_waits", Value::Nil);
+    assert!(matches!(o, Outcome::Done), "{o:?}");
 }

@@ -2,7 +2,7 @@
 //! from the module export tables, the user script loaded into it, and the
 //! route functions looked up once.
 
-use mlua::{Function, Lua, Table, Thread, ThreadStatus, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Thread, ThreadStatus, Value};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +40,9 @@ pub struct State {
     /// it and the Lua wrapper that awaits it (an async or sync-after
     /// export, script/calls.rs; a `{ip.resolve}` read, resolve_wait.rs).
     waiting: RefCell<Option<Suspend>>,
+    /// The error of a future the route waited for, from [`Run`] to the
+    /// wrapper that raises it at the script line (script/calls.rs).
+    failed: RefCell<Option<mlua::Error>>,
     /// The host that owns this state (weak: the host owns the state).
     pub(super) host: RefCell<std::rc::Weak<Host>>,
     /// Time and memory bounds of the routes.
@@ -54,6 +57,10 @@ impl State {
 
     pub(super) fn take_waiting(&self) -> Option<Suspend> {
         self.waiting.borrow_mut().take()
+    }
+
+    pub(super) fn take_failed(&self) -> Option<mlua::Error> {
+        self.failed.borrow_mut().take()
     }
 }
 
@@ -70,24 +77,96 @@ impl std::ops::Deref for State {
 
 /// A route running as a coroutine: polling resumes it, and it is ready
 /// when the route returned or unwound. Dropping it abandons the route.
-pub struct Run<F> {
+///
+/// The coroutine yields for three reasons: `await` (script/calls.rs) left
+/// a future in the worker state, which the run polls itself and resumes
+/// the coroutine with its values once ready (not resuming it meanwhile);
+/// `sip.exit()`/`sip.drop()` marked the unwind; or the script yielded it
+/// itself, when it is resumed at the next poll.
+pub struct Run {
     state: Rc<State>,
     lua: Lua,
     thread: Thread,
-    fut: F,
+    /// The route function and its argument, until the first resume.
+    start: Option<(Function, Value)>,
+    /// What the route waits for.
+    waiting: Option<Suspend>,
 }
 
 /// What a route coroutine's protected call returns: `(ok, error)`.
 pub type RouteResult = mlua::Result<(bool, Value)>;
 
-impl<F: Future<Output = RouteResult> + Unpin> Future for Run<F> {
+impl Run {
+    /// Resumes the route until it ends, yields, or waits for a future
+    /// that is not ready.
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<RouteResult> {
+        let mut ended = match self.start.take() {
+            Some(start) => self.resume(start),
+            None => match self.poll_waiting(cx) {
+                Poll::Ready(a) => self.resume(a),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        loop {
+            if let Some(r) = ended {
+                return Poll::Ready(r);
+            }
+            let waiting = self.state.take_waiting();
+            if self.state.call.borrow().unwind.is_some() {
+                return Poll::Pending;
+            }
+            let Some(f) = waiting else {
+                // A yield of the script's own (as mlua's async thread
+                // treated it): resumed at the next poll, with nothing.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            self.waiting = Some(f);
+            ended = match self.poll_waiting(cx) {
+                Poll::Ready(a) => self.resume(a),
+                Poll::Pending => return Poll::Pending,
+            };
+        }
+    }
+
+    /// Resumes the coroutine: what the route returned, or None when it
+    /// yielded.
+    fn resume(&self, args: impl IntoLuaMulti) -> Option<RouteResult> {
+        let r = self.thread.resume::<(bool, Value)>(args);
+        (r.is_err() || self.thread.status() != ThreadStatus::Resumable).then_some(r)
+    }
+
+    /// Polls the future the route waits for: once ready, what to resume
+    /// the coroutine with (`await`'s values; after an error, the
+    /// `failed` marker, upon which the wrapper raises it).
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<MultiValue> {
+        let Some(f) = self.waiting.as_mut() else {
+            return Poll::Ready(MultiValue::new());
+        };
+        let r = match f.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.waiting = None;
+        Poll::Ready(match r {
+            Ok(v) => v,
+            Err(e) => {
+                *self.state.failed.borrow_mut() = Some(e);
+                MultiValue::from_iter([super::calls::failed()])
+            }
+        })
+    }
+}
+
+impl Future for Run {
     type Output = Outcome;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let this = self.get_mut();
         let was = this.state.suspendable.replace(true);
-        let armed = this.state.watchdog.arm();
-        let r = Pin::new(&mut this.fut).poll(cx);
+        let st = this.state.clone();
+        let armed = st.watchdog.arm();
+        let r = this.step(cx);
         drop(armed);
         this.state.watchdog.after_run(&this.lua);
         this.state.suspendable.set(was);
@@ -165,13 +244,7 @@ fn intern(s: String) -> &'static str {
 /// Lua frame above the Rust function that is not lunasip's prelude (its
 /// pcall wrapper, the `sip.pv` read path).
 pub fn located(lua: &Lua, msg: String) -> mlua::Error {
-    located_from(lua, 1, msg)
-}
-
-/// [`located`] for a Rust function `first` levels below the script: an
-/// async function is called through mlua's poller, one Lua frame more.
-pub(super) fn located_from(lua: &Lua, first: usize, msg: String) -> mlua::Error {
-    let loc = (first..64)
+    let loc = (1..64)
         .map_while(|level| lua.inspect_stack(level))
         .find_map(|d| {
             let src = d.source();
@@ -217,6 +290,7 @@ impl Host {
             suspendable: Cell::new(false),
             threads: RefCell::new(Vec::new()),
             waiting: RefCell::new(None),
+            failed: RefCell::new(None),
             host: RefCell::new(std::rc::Weak::new()),
             watchdog,
         });
@@ -226,7 +300,7 @@ impl Host {
         let runner: Function = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
-            .eval()
+            .call(super::calls::route_threads(&lua).map_err(le)?)
             .map_err(le)?;
         lua.load(&source.code)
             .set_name(format!("@{}", source.name))
@@ -251,11 +325,7 @@ impl Host {
     /// Starts a route function as a coroutine for the current call. The
     /// caller polls the [`Run`]: most routes end in the first poll; one
     /// that waits on I/O is pending until its answer comes.
-    pub fn start(
-        &self,
-        f: &Function,
-        arg: Value,
-    ) -> mlua::Result<Run<impl Future<Output = RouteResult> + Unpin + 'static>> {
+    pub fn start(&self, f: &Function, arg: Value) -> mlua::Result<Run> {
         let reused = self.state.threads.borrow_mut().pop();
         let thread = match reused {
             Some(t) => {
@@ -271,19 +341,15 @@ impl Host {
         Ok(Run {
             state: self.state.clone(),
             lua: self.lua.clone(),
-            fut: thread.clone().into_async::<(bool, Value)>((f.clone(), arg)),
             thread,
+            start: Some((f.clone(), arg)),
+            waiting: None,
         })
     }
 
     /// Runs a route to its end if it does not suspend: `Err(run)` when it
     /// did, for the caller to park and poll again.
-    #[allow(clippy::type_complexity)]
-    pub fn run_now(
-        &self,
-        f: &Function,
-        arg: Value,
-    ) -> Result<Outcome, Run<impl Future<Output = RouteResult> + Unpin + 'static>> {
+    pub fn run_now(&self, f: &Function, arg: Value) -> Result<Outcome, Run> {
         let mut run = match self.start(f, arg) {
             Ok(r) => r,
             Err(e) => return Ok(Outcome::Failed(describe(&e))),

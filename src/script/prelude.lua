@@ -25,8 +25,9 @@ do
   end
 end
 
--- The route coroutines (the host's, keys only: a weak table).
-local route_threads = setmetatable({}, { __mode = "k" })
+-- The route coroutines (the host's, keys only: a weak table shared with
+-- the call wrappers of script/calls.rs, the chunk's argument).
+local route_threads = ...
 
 -- sip.exit() and sip.drop() mark the unwinding, then end the route. In a
 -- route coroutine of the host, where it can yield, it yields: the host

@@ -8,7 +8,6 @@
 //! warning names the script line.
 
 use mlua::{Function, Lua, MultiValue};
-use std::rc::Rc;
 
 use super::host::State;
 use crate::transport::dns::wanted;
@@ -75,20 +74,10 @@ fn nowait(lua: &Lua, hops: Vec<crate::transport::dns::Hop>) {
 }
 
 /// Wraps `now` (returning `(value, wanted)`) into a Lua function that
-/// waits and reads again.
-pub fn again(lua: &Lua, st: &Rc<State>, now: Function) -> mlua::Result<Function> {
-    let st = st.clone();
-    let block = lua.create_async_function(move |_, ()| {
-        let fut = st.take_waiting();
-        async move {
-            if let Some(f) = fut {
-                f.await?;
-            }
-            Ok(())
-        }
-    })?;
+/// waits (the shared `await`, script/calls.rs) and reads again.
+pub fn again(lua: &Lua, now: Function) -> mlua::Result<Function> {
     let make: Function = lua.load(AGAIN).set_name("=prelude").eval()?;
-    make.call((now, block))
+    make.call((now, super::calls::await_fn(lua)?))
 }
 
 #[cfg(test)]
