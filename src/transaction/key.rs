@@ -21,17 +21,33 @@ pub enum TxnKey {
 
 /// A [`TxnKey::Branch`], built to its exact length.
 fn branch_key(branch: &str, host: &str, port: Option<u16>, method: &str) -> TxnKey {
-    use std::fmt::Write;
     let port_len = port.map_or(0, |p| 2 + p.checked_ilog10().unwrap_or(0) as usize);
     let mut k = String::with_capacity(branch.len() + host.len() + port_len + method.len() + 2);
     k.push_str(branch);
     k.push('\0');
-    k.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    let at = k.len();
+    k.push_str(host);
+    k[at..].make_ascii_lowercase();
     if let Some(p) = port {
-        let _ = write!(k, ":{p}");
+        // Digits by hand: `write!` goes through the formatting machinery.
+        let mut digits = [0u8; 5];
+        let mut n = p;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        k.push(':');
+        k.push_str(std::str::from_utf8(&digits[i..]).unwrap_or(""));
     }
     k.push('\0');
-    k.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    let at = k.len();
+    k.push_str(method);
+    k[at..].make_ascii_uppercase();
     TxnKey::Branch(k.into_boxed_str())
 }
 
@@ -49,7 +65,8 @@ fn method_key(m: &str) -> &str {
 pub fn server_key(m: &Message, as_method: Option<&str>) -> Option<TxnKey> {
     let via = m.top_via()?;
     let method = as_method.unwrap_or_else(|| method_key(m.method()));
-    match via.branch().filter(|b| b.starts_with(MAGIC)) {
+    // The branch as found when the top Via was parsed, not looked up again.
+    match m.top_via_branch().filter(|b| b.starts_with(MAGIC)) {
         Some(b) => Some(branch_key(b, via.host, via.port, method)),
         None => {
             let cseq = m.cseq()?.num.to_le_bytes();
@@ -69,8 +86,7 @@ pub fn server_key(m: &Message, as_method: Option<&str>) -> Option<TxnKey> {
 /// The client transaction a response belongs to: our own branch in its top
 /// Via and the CSeq method (a CANCEL's 200 is not its INVITE's response).
 pub fn client_key(m: &Message) -> Option<TxnKey> {
-    let via = m.top_via()?;
-    let branch = via.branch().filter(|b| b.starts_with(MAGIC))?;
+    let branch = m.top_via_branch().filter(|b| b.starts_with(MAGIC))?;
     Some(branch_key(branch, "", None, m.cseq()?.method))
 }
 
@@ -121,6 +137,8 @@ mod tests {
             ("H.example", Some(5060)),
             ("h", Some(9)),
             ("h", Some(10)),
+            ("h", Some(0)),
+            ("Ä.B", Some(65535)),
             ("h", None),
         ] {
             let TxnKey::Branch(k) = branch_key("z9hG4bKa", host, port, "invite") else {
