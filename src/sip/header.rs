@@ -213,25 +213,24 @@ pub fn same_name(a: &str, b: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NameQuery<'q> {
     kind: HeaderKind,
+    /// The full name (a compact one expanded), as the caller spelled it.
     full: &'q str,
-    compact: Option<u8>,
+    /// The caller gave the one-letter form.
+    letter: Option<u8>,
 }
 
 impl<'q> NameQuery<'q> {
     pub(crate) fn new(name: &'q str) -> NameQuery<'q> {
         let name = name.trim();
         let full = full_name(name);
-        let kind = HeaderKind::of(full.as_bytes());
-        // Known kinds match by kind; only other names need their letter.
-        let compact = match (kind, name.as_bytes()) {
-            (HeaderKind::Other, [c]) => Some(c.to_ascii_lowercase()),
-            (HeaderKind::Other, _) => compact_name(full),
+        let letter = match name.as_bytes() {
+            [c] => Some(c.to_ascii_lowercase()),
             _ => None,
         };
         NameQuery {
-            kind,
+            kind: HeaderKind::of(full.as_bytes()),
             full,
-            compact,
+            letter,
         }
     }
 
@@ -243,7 +242,13 @@ impl<'q> NameQuery<'q> {
 
     /// Whether values of this header are split on commas.
     pub(crate) fn is_list(&self) -> bool {
-        is_list(self.full)
+        match self.kind {
+            HeaderKind::Via | HeaderKind::Route | HeaderKind::RecordRoute | HeaderKind::Contact => {
+                true
+            }
+            HeaderKind::Other => is_list(self.full),
+            _ => false,
+        }
     }
 
     /// Whether a header line named `name` (classified as `kind` at parse
@@ -256,7 +261,12 @@ impl<'q> NameQuery<'q> {
             return false;
         }
         match name {
-            [c] => Some(c.to_ascii_lowercase()) == self.compact,
+            // A one-letter line: looked up only here (a rare case), not
+            // for every query.
+            [c] => {
+                let compact = self.letter.or_else(|| compact_name(self.full));
+                Some(c.to_ascii_lowercase()) == compact
+            }
             _ => name.eq_ignore_ascii_case(self.full.as_bytes()),
         }
     }
@@ -355,5 +365,37 @@ mod tests {
         let q = NameQuery::new("z");
         assert!(q.matches(b"Z", HeaderKind::Other));
         assert!(!q.matches(b"zz", HeaderKind::Other));
+    }
+
+    #[test]
+    fn query_lists_agree_with_the_table() {
+        let names = [
+            "Via",
+            "v",
+            "From",
+            "f",
+            "To",
+            "t",
+            "Call-ID",
+            "i",
+            "CSeq",
+            "Contact",
+            "m",
+            "l",
+            "Content-Length",
+            "c",
+            "Content-Type",
+            "Max-Forwards",
+            "Route",
+            "Record-Route",
+            "k",
+            "Supported",
+            "Authorization",
+            "X-Foo",
+            "allow",
+        ];
+        for name in names {
+            assert_eq!(NameQuery::new(name).is_list(), is_list(name), "{name}");
+        }
     }
 }

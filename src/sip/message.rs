@@ -312,11 +312,12 @@ impl Message {
     /// each header's value is split on commas outside quotes and <>.
     pub fn header_values<'a>(&'a self, name: &str) -> Vec<&'a str> {
         let q = NameQuery::new(name);
-        let list = q.is_list();
+        // Looked up at the first line found: most asked-for headers are absent.
+        let mut list = None;
         let mut out = Vec::new();
         for (_, h) in self.matching(q) {
             let v = self.value_of(h);
-            if list {
+            if *list.get_or_insert_with(|| q.is_list()) {
                 out.extend(CommaSplit::new(v));
             } else {
                 out.push(v);
