@@ -260,10 +260,11 @@ impl Message {
     /// `to_tag` is added to the To when it has no tag (RFC 3261 §8.2.6.2);
     /// the caller leaves it None for a 100 Trying.
     pub fn write_reply_headers(&self, out: &mut Vec<u8>, to_tag: Option<&str>) {
-        for h in self.headers.iter().filter(|h| h.kind == HeaderKind::Via) {
+        // The kind index finds the lines; no scan of the whole header list.
+        for h in self.lines_of(HeaderKind::Via) {
             self.write_range(out, h.line.edit_range(), false);
         }
-        let first = |kind| self.headers.iter().find(|h| h.kind == kind);
+        let first = |kind| self.first_of(kind);
         if let Some(h) = first(HeaderKind::From) {
             self.write_range(out, h.line.edit_range(), false);
         }
@@ -301,6 +302,17 @@ pub(super) fn write_edits(
     range: Range<u32>,
     edges: bool,
 ) {
+    // Every edit that may be written starts inside the range: without one,
+    // the bytes go as they are (a reply copying request lines after an
+    // unrelated edit), with no sort.
+    let touches = |e: &Edit| e.range.start >= range.start && e.range.start <= range.end;
+    if !edits.iter().any(touches) {
+        out.extend_from_slice(
+            buf.get(range.start as usize..range.end as usize)
+                .unwrap_or(&[]),
+        );
+        return;
+    }
     let n = edits.len();
 
     let mut inline = [0u32; INLINE_EDITS];

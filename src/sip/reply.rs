@@ -42,7 +42,10 @@ pub fn write_reply_parts(
     out.push(b' ');
     // A reason is one line of text; a stray CR or LF would end the line
     // early and let the caller inject header fields.
-    out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+    match memchr::memchr2(b'\r', b'\n', reason.as_bytes()) {
+        None => out.extend_from_slice(reason.as_bytes()),
+        Some(_) => out.extend(reason.bytes().filter(|&b| b != b'\r' && b != b'\n')),
+    }
     out.extend_from_slice(b"\r\n");
     req.write_reply_headers(out, to_tag);
     for e in extra {
@@ -118,6 +121,40 @@ mod tests {
             a.contains("CSeq: 7 OPTIONS\r\nX: 1\r\nY: 2\r\nContent-Length: 0\r\n\r\n"),
             "{a}"
         );
+    }
+
+    // Every Via in order (lines apart and a list), From, To with our tag,
+    // Call-ID, CSeq; a CR or LF in the reason is dropped.
+    #[test]
+    fn reply_copies_the_request_headers() {
+        let m = crate::sip::Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nTo: <sip:a@b>\r\nVia: SIP/2.0/UDP g, SIP/2.0/UDP k\r\nCSeq: 7 OPTIONS\r\nf: <sip:a@b>;tag=9\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        let mut out = Vec::new();
+        super::write_reply(&m, 200, "O\r\nX: 1\nK", Some("t"), "", &mut out);
+        let want = "SIP/2.0 200 OX: 1K\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP g, SIP/2.0/UDP k\r\n\
+                    f: <sip:a@b>;tag=9\r\nTo: <sip:a@b>;tag=t\r\nCall-ID: c\r\nCSeq: 7 OPTIONS\r\n";
+        let got = String::from_utf8(out).expect("utf-8");
+        assert!(got.starts_with(want), "{got}");
+    }
+
+    // Edits the reply copies (the Via's received) and edits it does not
+    // (a removed header between the copied lines).
+    #[test]
+    fn reply_lines_with_and_without_edits() {
+        let mut m = crate::sip::Message::parse(bytes::Bytes::from_static(
+            b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nX-A: 1\r\nFrom: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parses");
+        assert_eq!(m.remove_headers("X-A"), 1);
+        m.set_top_via_received(Some("1.2.3.4"), None, false);
+        let mut out = Vec::new();
+        super::write_reply(&m, 404, "No", None, "", &mut out);
+        let want = "SIP/2.0 404 No\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1;received=1.2.3.4\r\n\
+                    From: <sip:a@b>;tag=9\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 7 OPTIONS\r\n";
+        let got = String::from_utf8(out).expect("utf-8");
+        assert!(got.starts_with(want), "{got}");
     }
 
     #[test]
