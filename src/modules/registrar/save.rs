@@ -231,7 +231,6 @@ fn parse(
     let supports_path = m
         .header_values("Supported")
         .iter()
-        .chain(m.header_values("k").iter())
         .any(|v| v.trim().eq_ignore_ascii_case("path"));
     let path = match (path_mode, path_vals.is_empty()) {
         (PathMode::Off, _) | (_, true) => None,
@@ -274,7 +273,6 @@ fn parse(
     let supports = |tag: &str| {
         m.header_values("Supported")
             .iter()
-            .chain(m.header_values("k").iter())
             .flat_map(|v| v.split(','))
             .any(|v| v.trim().eq_ignore_ascii_case(tag))
     };
