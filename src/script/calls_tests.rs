@@ -160,10 +160,16 @@ function wait_then_fail_in_pcall()
   local ok, e = pcall(sip.t.fails, true)
   got = { tostring(ok), tostring(e), select('#', sip.t.ready()) }
 end
+function spin() while true do end end
+function wait_then_spin() sip.t.maybe_wait(1, true) spin() end
+function just_exit() sip.exit() end
 "#;
 
 fn host() -> Rc<Host> {
-    let env = crate::script::check::probe_env();
+    host_with(crate::script::check::probe_env())
+}
+
+fn host_with(env: crate::script::host::Env) -> Rc<Host> {
     let src = Source {
         name: "t.lua".into(),
         code: SCRIPT.into(),
@@ -383,4 +389,57 @@ fn a_route_dropped_while_it_waits_leaves_nothing_behind() {
     // The next route runs on a coroutine of its own, as usual.
     let (o, _) = run(&host, "two_waits", Value::Nil);
     assert!(matches!(o, Outcome::Done), "{o:?}");
+}
+
+/// A host whose routes may run 50 ms.
+fn hurried() -> Rc<Host> {
+    let mut env = crate::script::check::probe_env();
+    let mut config = (*env.config).clone();
+    config.route_timeout = Some(std::time::Duration::from_millis(50));
+    env.config = std::sync::Arc::new(config);
+    host_with(env)
+}
+
+fn timed_out(o: &Outcome) -> bool {
+    matches!(o, Outcome::Failed(m) if m.contains("ran longer than route_timeout (50 ms)"))
+}
+
+#[test]
+fn the_clock_stops_a_loop_on_any_coroutine_new_reused_or_resumed() {
+    // A loop the clock misses never ends: give up after 20 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let host = hurried();
+        let mut outcomes = Vec::new();
+        // A new coroutine, then a reused one.
+        outcomes.push(run(&host, "spin", Value::Nil).0);
+        outcomes.push(run(&host, "spin", Value::Nil).0);
+        // A route waits; others take new coroutines meanwhile; it
+        // resumes and spins.
+        let Err(mut waiting) = host.run_now(&global(&host, "wait_then_spin"), Value::Nil) else {
+            panic!("did not wait");
+        };
+        for _ in 0..40 {
+            let (o, _) = run(&host, "just_exit", Value::Nil);
+            assert!(matches!(o, Outcome::Unwound(_)), "{o:?}");
+            host.state.call.borrow_mut().unwind = None;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        outcomes.push(loop {
+            if let Poll::Ready(o) = Pin::new(&mut waiting).poll(&mut cx) {
+                break o;
+            }
+        });
+        // A route run from Rust, then one on a coroutine again.
+        outcomes.push(host.invoke(&global(&host, "spin")));
+        outcomes.push(run(&host, "spin", Value::Nil).0);
+        let _ = tx.send(outcomes);
+    });
+    let outcomes = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a loop ran past route_timeout");
+    assert_eq!(outcomes.len(), 5);
+    for o in &outcomes {
+        assert!(timed_out(o), "{o:?}");
+    }
 }

@@ -166,7 +166,13 @@ impl Future for Run {
         let was = this.state.suspendable.replace(true);
         let st = this.state.clone();
         let armed = st.watchdog.arm();
+        st.watchdog.watch(&this.thread);
         let r = this.step(cx);
+        if armed.nested() {
+            // Back to the route that ran this one (a branch route from
+            // `t_relay`): the clock goes back to its coroutine.
+            st.watchdog.watch(&this.lua.current_thread());
+        }
         drop(armed);
         this.state.watchdog.after_run(&this.lua);
         this.state.suspendable.set(was);
@@ -332,11 +338,7 @@ impl Host {
                 t.reset(self.runner.clone())?;
                 t
             }
-            None => {
-                let t = self.lua.create_thread(self.runner.clone())?;
-                self.state.watchdog.watch(&t);
-                t
-            }
+            None => self.lua.create_thread(self.runner.clone())?,
         };
         Ok(Run {
             state: self.state.clone(),
@@ -370,6 +372,7 @@ impl Host {
     pub fn invoke_with(&self, f: &Function, args: impl mlua::IntoLuaMulti) -> Outcome {
         let was = self.state.suspendable.replace(false);
         let armed = self.state.watchdog.arm();
+        self.state.watchdog.watch(&self.lua.current_thread());
         let r = f.call::<()>(args);
         drop(armed);
         self.state.watchdog.after_run(&self.lua);

@@ -27,6 +27,8 @@ pub struct Watchdog {
     /// last reported.
     pkg_threshold: u64,
     pkg_last: Cell<u64>,
+    /// The coroutine the hook was last set for ([`Watchdog::watch`]).
+    hooked: Cell<*const std::ffi::c_void>,
 }
 
 impl Watchdog {
@@ -49,6 +51,7 @@ impl Watchdog {
                 0
             },
             pkg_last: Cell::new(0),
+            hooked: Cell::new(std::ptr::null()),
         });
         if limit > 0 {
             lua.set_memory_limit(limit)?;
@@ -66,9 +69,13 @@ impl Watchdog {
         Ok(dog)
     }
 
-    /// Puts the clock on a route coroutine too (hooks are per thread).
+    /// Puts the clock on the coroutine about to run, unless it has it.
+    /// mlua keeps one hook, for one coroutine: LuaJIT calls it on every
+    /// coroutine, and mlua drops it when it fires on another one (a
+    /// waiting route resumed after a newer one started, a reused one).
     pub fn watch(self: &Rc<Self>, thread: &mlua::Thread) {
-        if self.budget.is_some() {
+        if self.budget.is_some() && self.hooked.get() != thread.to_pointer() {
+            self.hooked.set(thread.to_pointer());
             let d = self.clone();
             thread.set_hook(
                 HookTriggers::new().every_nth_instruction(EVERY),
@@ -147,6 +154,13 @@ impl Watchdog {
 pub struct Armed<'a> {
     dog: &'a Watchdog,
     prev: Option<Instant>,
+}
+
+impl Armed<'_> {
+    /// Whether another route's clock already ran (this run is nested).
+    pub fn nested(&self) -> bool {
+        self.prev.is_some()
+    }
 }
 
 impl Drop for Armed<'_> {
