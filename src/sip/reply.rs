@@ -80,8 +80,14 @@ pub fn write_reply_body(
 
 /// Appends a status code in decimal without going through `fmt`.
 fn push_code(out: &mut Vec<u8>, code: u16) {
+    let (digits, at) = u16_digits(code);
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `n` in decimal on the stack, without `fmt`: the digits are
+/// `buf[at..]` of the returned `(buf, at)`.
+pub fn u16_digits(mut n: u16) -> ([u8; 5], usize) {
     let mut digits = [0u8; 5];
-    let mut n = code;
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -91,7 +97,7 @@ fn push_code(out: &mut Vec<u8>, code: u16) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    (digits, i)
 }
 
 #[cfg(test)]

@@ -30,19 +30,9 @@ fn branch_key(branch: &str, host: &str, port: Option<u16>, method: &str) -> TxnK
     k[at..].make_ascii_lowercase();
     if let Some(p) = port {
         // Digits by hand: `write!` goes through the formatting machinery.
-        let mut digits = [0u8; 5];
-        let mut n = p;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        let (digits, at) = crate::sip::reply::u16_digits(p);
         k.push(':');
-        k.push_str(std::str::from_utf8(&digits[i..]).unwrap_or(""));
+        k.push_str(std::str::from_utf8(&digits[at..]).unwrap_or(""));
     }
     k.push('\0');
     let at = k.len();
