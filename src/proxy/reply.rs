@@ -25,7 +25,7 @@ pub fn to_tag(m: &Message) -> String {
         &cseq,
         branch.as_bytes(),
     ]);
-    crate::pv::hash::hex(&h.to_be_bytes())
+    crate::sip::hex(&h.to_be_bytes())
 }
 
 /// The current request is the ACK of a final reply this proxy sent
@@ -164,6 +164,6 @@ mod tests {
         let h = hash(&[b"c", b"9", &7u32.to_le_bytes(), b"z9hG4bK1"]);
         assert_eq!(to_tag(&m), format!("{h:016x}"));
         let n = 0x0012_3400_0000_00ffu64;
-        assert_eq!(crate::pv::hash::hex(&n.to_be_bytes()), format!("{n:016x}"));
+        assert_eq!(crate::sip::hex(&n.to_be_bytes()), format!("{n:016x}"));
     }
 }

@@ -57,16 +57,8 @@ pub fn crc32(data: &[u8]) -> u32 {
     crc32fast::hash(data)
 }
 
-/// Lowercase hex of bytes.
-pub fn hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    // Bytes, not chars: `String::push` encodes each char as UTF-8.
-    let mut v = Vec::with_capacity(b.len() * 2);
-    for x in b {
-        v.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
-    }
-    String::from_utf8(v).unwrap_or_default()
-}
+/// Lowercase hex of bytes (kept here for the transformations).
+pub use crate::sip::hex;
 
 #[cfg(test)]
 mod tests {

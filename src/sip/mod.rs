@@ -56,3 +56,14 @@ pub use via::Via;
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 /// Most header lines one message may carry.
 pub const MAX_HEADERS: usize = 256;
+
+/// Lowercase hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    // Bytes, not chars: `String::push` encodes each char as UTF-8.
+    let mut v = Vec::with_capacity(b.len() * 2);
+    for x in b {
+        v.extend_from_slice(&[D[(x >> 4) as usize], D[(x & 15) as usize]]);
+    }
+    String::from_utf8(v).unwrap_or_default()
+}
