@@ -235,7 +235,8 @@ fn lua_text(v: &Value, what: &str) -> mlua::Result<Option<String>> {
     })
 }
 
-/// Registers `sip.pv`, `sip.var` and `sip.__unwinding`.
+/// Registers `sip.pv`, `sip.var`, `sip.__unwinding`, `sip.__unwind` and
+/// `sip.__watch`.
 pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     let sip: Table = lua.globals().get("sip")?;
 
@@ -403,6 +404,20 @@ pub fn register(lua: &Lua, state: &Rc<State>) -> mlua::Result<()> {
     sip.set(
         "__unwinding",
         lua.create_function(move |_, _: MultiValue| Ok(st.call.borrow().unwind.is_some()))?,
+    )?;
+    // The route clock onto a script's own coroutine before the prelude's
+    // `coroutine.resume` runs it, and back onto the resumer's after
+    // (no argument: the running coroutine).
+    let st = state.clone();
+    sip.set(
+        "__watch",
+        lua.create_function(move |lua, co: Value| {
+            match co {
+                Value::Thread(t) => st.watchdog.watch(&t),
+                _ => st.watchdog.watch(&lua.current_thread()),
+            }
+            Ok(())
+        })?,
     )?;
     // `sip.exit()`/`sip.drop()` as the prelude defines them: mark how the
     // invocation unwinds here, then raise from Lua (an error raised by a

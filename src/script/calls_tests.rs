@@ -163,6 +163,15 @@ end
 function spin() while true do end end
 function wait_then_spin() sip.t.maybe_wait(1, true) spin() end
 function just_exit() sip.exit() end
+function spin_in_wrap() coroutine.wrap(spin)() end
+function spin_in_resume()
+  local ok, e = coroutine.resume(coroutine.create(spin))
+  error(e, 0)
+end
+function spin_after_own()
+  coroutine.wrap(function() for i = 1, 5000 do end end)()
+  spin()
+end
 "#;
 
 fn host() -> Rc<Host> {
@@ -442,4 +451,72 @@ fn the_clock_stops_a_loop_on_any_coroutine_new_reused_or_resumed() {
     for o in &outcomes {
         assert!(timed_out(o), "{o:?}");
     }
+}
+
+#[test]
+fn the_clock_stops_a_loop_in_a_scripts_own_coroutine_and_after_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let host = hurried();
+        let mut outcomes = Vec::new();
+        for f in ["spin_in_wrap", "spin_in_resume", "spin_after_own"] {
+            outcomes.push(run(&host, f, Value::Nil).0);
+            outcomes.push(host.invoke(&global(&host, f)));
+        }
+        // A route on the main state between two on the same coroutine.
+        outcomes.push(run(&host, "spin", Value::Nil).0);
+        outcomes.push(host.invoke(&global(&host, "spin_after_own")));
+        outcomes.push(run(&host, "spin", Value::Nil).0);
+        let _ = tx.send(outcomes);
+    });
+    let outcomes = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a loop ran past route_timeout");
+    assert_eq!(outcomes.len(), 9);
+    for o in &outcomes {
+        assert!(timed_out(o), "{o:?}");
+    }
+}
+
+/// What a script's coroutine.wrap and coroutine.resume give back, on the
+/// host (with the prelude's clock-carrying versions) or on bare LuaJIT.
+const COROUTINES: &str = r##"
+local out = {}
+local function add(...) for i = 1, select("#", ...) do out[#out + 1] = tostring((select(i, ...))) end end
+add(pcall(coroutine.wrap(function() error("boom") end)))
+add(pcall(coroutine.wrap(function() error({}) end)))
+add(pcall(coroutine.wrap(function() error("flat", 0) end)))
+local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b, "y") return c * 2, nil, "end" end)
+add(coroutine.resume(co, 1, 2))
+add(coroutine.resume(co, 21))
+add(coroutine.resume(co))
+add(coroutine.status(co))
+local gen = coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i) end end)
+add(gen(), gen(), gen())
+add(pcall(coroutine.resume, 42))
+add(pcall(function() coroutine.wrap(function() error("deep") end)() end))
+add(pcall(function() local g = coroutine.wrap(function() error({}) end) g() end))
+return (table.concat(out, "|"):gsub("table: 0x%x+", "table"))
+"##;
+
+#[test]
+fn a_scripts_coroutines_answer_as_on_bare_luajit() {
+    let host = host();
+    let ours: String = host
+        .lua
+        .load(COROUTINES)
+        .set_name("=t")
+        .eval()
+        .expect("on the host");
+    let bare: String = Lua::new()
+        .load(COROUTINES)
+        .set_name("=t")
+        .eval()
+        .expect("bare");
+    assert_eq!(ours, bare);
+    assert!(
+        ours.starts_with("false|t:4: boom|false|table|false|flat|"),
+        "{ours}"
+    );
+    assert!(ours.contains("|t:15: t:15: deep|"), "{ours}");
 }

@@ -55,6 +55,36 @@ do
   end
 end
 
+-- route_timeout holds in a script's own coroutines too: the clock's hook
+-- goes with the coroutine resumed and comes back to the resumer after
+-- (script/watchdog.rs). Errors read as LuaJIT's own: coroutine.wrap adds
+-- the position of a Lua caller to a string error.
+do
+  local create, raw_resume, watch = coroutine.create, coroutine.resume, sip.__watch
+  local raise, kind, count, unpack = error, type, select, unpack
+  local function back(...)
+    watch()
+    return ...
+  end
+  local function resume(co, ...)
+    if kind(co) ~= "thread" then return raw_resume(co, ...) end
+    watch(co)
+    return back(raw_resume(co, ...))
+  end
+  local function pack(...) return { n = count("#", ...), ... } end
+  coroutine.resume = resume
+  coroutine.wrap = function(f)
+    local co = create(f)
+    return function(...)
+      local r = pack(resume(co, ...))
+      if r[1] then return unpack(r, 2, r.n) end
+      if kind(r[2]) == "string" then raise(r[2], 2) end
+      raise(r[2], 0)
+    end
+  end
+  sip.__watch = nil
+end
+
 package.loaded.sip = sip
 
 

@@ -72,7 +72,11 @@ impl Watchdog {
     /// Puts the clock on the coroutine about to run, unless it has it.
     /// mlua keeps one hook, for one coroutine: LuaJIT calls it on every
     /// coroutine, and mlua drops it when it fires on another one (a
-    /// waiting route resumed after a newer one started, a reused one).
+    /// waiting route resumed after a newer one started, a reused one, Lua
+    /// run on the main state). [`Watchdog::arm`] forgets the coroutine at
+    /// each outermost run, so a hook dropped unseen is set again; a
+    /// script's own coroutines call this through `sip.__watch` (the
+    /// prelude's `coroutine.resume`).
     pub fn watch(self: &Rc<Self>, thread: &mlua::Thread) {
         if self.budget.is_some() && self.hooked.get() != thread.to_pointer() {
             self.hooked.set(thread.to_pointer());
@@ -102,9 +106,12 @@ impl Watchdog {
 
     /// Starts the clock for a route run, unless one already runs (a branch
     /// route run from `t_relay` counts in its request route's budget).
+    /// An outermost run also forgets which coroutine has the hook: mlua
+    /// may have dropped it since, and [`Watchdog::watch`] sets it again.
     pub fn arm(&self) -> Armed<'_> {
         let prev = self.deadline.get();
         if prev.is_none() {
+            self.hooked.set(std::ptr::null());
             if let Some(b) = self.budget {
                 self.deadline.set(Some(Instant::now() + b));
             }
