@@ -413,12 +413,26 @@ fn timed_out(o: &Outcome) -> bool {
     matches!(o, Outcome::Failed(m) if m.contains("ran longer than route_timeout (50 ms)"))
 }
 
-#[test]
-fn the_clock_stops_a_loop_on_any_coroutine_new_reused_or_resumed() {
-    // A loop the clock misses never ends: give up after 20 s.
+/// Runs `routes` on a hurried host in a thread of its own; each of the
+/// `n` outcomes must be a timeout. A loop the clock misses never ends:
+/// give up after 20 s.
+fn all_timed_out(n: usize, routes: impl FnOnce(Rc<Host>) -> Vec<Outcome> + Send + 'static) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let host = hurried();
+        let _ = tx.send(routes(hurried()));
+    });
+    let outcomes = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a loop ran past route_timeout");
+    assert_eq!(outcomes.len(), n);
+    for o in &outcomes {
+        assert!(timed_out(o), "{o:?}");
+    }
+}
+
+#[test]
+fn the_clock_stops_a_loop_on_any_coroutine_new_reused_or_resumed() {
+    all_timed_out(5, |host| {
         let mut outcomes = Vec::new();
         // A new coroutine, then a reused one.
         outcomes.push(run(&host, "spin", Value::Nil).0);
@@ -442,22 +456,13 @@ fn the_clock_stops_a_loop_on_any_coroutine_new_reused_or_resumed() {
         // A route run from Rust, then one on a coroutine again.
         outcomes.push(host.invoke(&global(&host, "spin")));
         outcomes.push(run(&host, "spin", Value::Nil).0);
-        let _ = tx.send(outcomes);
+        outcomes
     });
-    let outcomes = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("a loop ran past route_timeout");
-    assert_eq!(outcomes.len(), 5);
-    for o in &outcomes {
-        assert!(timed_out(o), "{o:?}");
-    }
 }
 
 #[test]
 fn the_clock_stops_a_loop_in_a_scripts_own_coroutine_and_after_it() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let host = hurried();
+    all_timed_out(9, |host| {
         let mut outcomes = Vec::new();
         for f in ["spin_in_wrap", "spin_in_resume", "spin_after_own"] {
             outcomes.push(run(&host, f, Value::Nil).0);
@@ -467,15 +472,8 @@ fn the_clock_stops_a_loop_in_a_scripts_own_coroutine_and_after_it() {
         outcomes.push(run(&host, "spin", Value::Nil).0);
         outcomes.push(host.invoke(&global(&host, "spin_after_own")));
         outcomes.push(run(&host, "spin", Value::Nil).0);
-        let _ = tx.send(outcomes);
+        outcomes
     });
-    let outcomes = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("a loop ran past route_timeout");
-    assert_eq!(outcomes.len(), 9);
-    for o in &outcomes {
-        assert!(timed_out(o), "{o:?}");
-    }
 }
 
 /// What a script's coroutine.wrap and coroutine.resume give back, on the

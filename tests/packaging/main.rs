@@ -89,6 +89,9 @@ fn packages() -> &'static Packages {
                 .expect("run packaging/build");
             assert!(status.success(), "packaging/build failed");
             eprintln!("packaging/build took {:?}", started.elapsed());
+            if std::env::var("LUNASIP_PGO").as_deref() != Ok("0") {
+                assert_profiled();
+            }
         }
         let find = |pre: &str, suf: &str| {
             std::fs::read_dir(&dir)
@@ -105,6 +108,49 @@ fn packages() -> &'static Packages {
             rpm: find("lunasip-", ".x86_64.rpm"),
         }
     })
+}
+
+/// The profile-guided build used a profile with counts in it: the
+/// training's merged profile is where packaging/build keeps it, and
+/// `llvm-profdata show` finds the hot route functions counted.
+fn assert_profiled() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo().join(target)
+    };
+    let dir = target.join("pgo");
+    let profile = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "profdata"))
+        .unwrap_or_else(|| panic!("no .profdata in {}", dir.display()));
+    let sysroot = ok(Command::new("rustc").args(["--print", "sysroot"]));
+    let host = ok(Command::new("rustc").arg("-vV"));
+    let host = host
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host");
+    let tool = Path::new(sysroot.trim()).join(format!("lib/rustlib/{host}/bin/llvm-profdata"));
+    let shown = ok(Command::new(tool)
+        .args(["show", "--counts", "--function=www_authorize"])
+        .arg(&profile));
+    // "    Block counts: [62000]"
+    let counted = shown
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Block counts: "))
+        .flat_map(|l| l.trim_matches(['[', ']']).split(", "))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        counted >= 1000,
+        "www_authorize counted {counted} times in {}:\n{shown}",
+        profile.display()
+    );
 }
 
 /// `systemd-analyze security --offline=yes` rates the unit 2.0 or lower.
