@@ -19,7 +19,9 @@
 #      DB_URL (default mysql://root@127.0.0.1:3306/test; with -a
 #      mysql://root@127.0.0.1:3306/lunasip_bench), PROXY_PORT (5060), UAC_PORT (5070),
 #      START_WAIT (seconds between starting the proxy and the load, default 1;
-#      more when LUNASIP is a wrapper that runs it under valgrind).
+#      more when LUNASIP is a wrapper that runs it under valgrind),
+#      PER_THREAD=1 (also print, per thread of the proxy or process of
+#      Kamailio that ran, µs of CPU and context switches per registration).
 set -euo pipefail
 mode=0 n=20000 rate=2000 kam=0 auth=0 users=10000
 while getopts "m:n:r:kau:" o; do
@@ -128,11 +130,23 @@ cpu_ns() {
     awk '{t += $1} END {printf "%d", t}'
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+# One line per thread: tid, name, ns on a CPU, voluntary and involuntary
+# context switches (for PER_THREAD).
+threads() {
+  local p t
+  for p in $pid $(pgrep -P "$pid" || true); do
+    for t in /proc/"$p"/task/*; do
+      printf '%s %s %s %s %s\n' "${t##*/}" "$(tr ' ' _ <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
+        "$(awk '/^voluntary_ctxt/ {print $2}' "$t/status")" "$(awk '/^nonvoluntary_ctxt/ {print $2}' "$t/status")"
+    done
+  done 2>/dev/null | sort
+}
 # PRE_LOAD / POST_LOAD: commands run just before and after the load, with
 # the proxy's pid in $pid (e.g. callgrind_control -z / -d "$pid" to count
 # only the registrations, not the start or the ul_dump below).
 eval "${PRE_LOAD:-}"
 c0=$(cpu) s0=$(cpu 15) n0=$(cpu_ns) r0=$(rss)
+[ -n "${PER_THREAD:-}" ] && threads >"$work/threads0"
 t0=$(date +%s.%N)
 scen=(-sf "$here/scenarios/register.xml" -s user)
 [ "$auth" = 1 ] && scen=(-sf "$here/scenarios/register-auth.xml" -inf "$work/users.csv")
@@ -143,6 +157,7 @@ timeout $((n / rate + 180)) sipp "127.0.0.1:$pport" "${scen[@]}" -i 127.0.0.1 -p
 t1=$(date +%s.%N)
 sleep 1
 c1=$(cpu) s1=$(cpu 15) n1=$(cpu_ns) r1=$(rss)
+[ -n "${PER_THREAD:-}" ] && threads >"$work/threads1"
 eval "${POST_LOAD:-}"
 hz=$(getconf CLK_TCK)
 failed=$(tail -1 "$work/stat.csv" | awk -F';' '{print $18}')
@@ -161,6 +176,11 @@ echo "$([ "$kam" = 1 ] && echo kamailio || echo lunasip) auth=$auth db_mode=$mod
   "ok=$ok achieved=$(echo "scale=0; $ok / $wall" | bc)/s db_rows=${rows:-NA}" \
   "cpu_s_per_1000=$(echo "scale=4; ($c1 - $c0) * 1000 / $hz / $n" | bc)" "cpu_ticks=$((c1 - c0))" "sys_ticks=$((s1 - s0))" "cpu_us_per_reg=$(( (n1 - n0) / 1000 / n ))" \
   "failed=$failed ul_dump_contacts=${dumped:-NA} rss_kb=$r0->$r1 bytes_per_contact=$(( (r1 - r0) * 1024 / per ))"
+if [ -n "${PER_THREAD:-}" ]; then
+  join "$work/threads0" "$work/threads1" | awk -v n="$n" '{ us = ($7 - $3) / 1000 / n
+    if (us >= 0.05) printf "  thread %s %s cpu_us_per_reg=%.1f voluntary_switches_per_reg=%.3f involuntary_switches_per_reg=%.3f\n",
+      $1, $2, us, ($8 - $4) / n, ($9 - $5) / n }'
+fi
 if { [ "$mode" != 0 ] || [ "$auth" = 1 ]; } && [ "$kam" = 0 ]; then
   sql "$db" -e "DROP TABLE $table; DELETE FROM version WHERE table_name='$table'" 2>/dev/null || true
 fi
