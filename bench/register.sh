@@ -20,6 +20,9 @@
 #      mysql://root@127.0.0.1:3306/lunasip_bench), PROXY_PORT (5060), UAC_PORT (5070),
 #      START_WAIT (seconds between starting the proxy and the load, default 1;
 #      more when LUNASIP is a wrapper that runs it under valgrind),
+#      SIPP_EXTRA (more SIPp options; "-t un -max_socket 20000" gives each
+#      registration its own UDP socket, as phones each have their own address,
+#      so the proxy's SO_REUSEPORT sockets spread them over its workers),
 #      PER_THREAD=1 (also print, per thread of the proxy or process of
 #      Kamailio that ran, µs of CPU and context switches per registration).
 set -euo pipefail
@@ -151,7 +154,8 @@ t0=$(date +%s.%N)
 scen=(-sf "$here/scenarios/register.xml" -s user)
 [ "$auth" = 1 ] && scen=(-sf "$here/scenarios/register-auth.xml" -inf "$work/users.csv")
 # -recv_timeout: a registration whose answer was lost fails instead of waiting forever
-timeout $((n / rate + 180)) sipp "127.0.0.1:$pport" "${scen[@]}" -i 127.0.0.1 -p "$uport" -recv_timeout 20000 \
+# shellcheck disable=SC2086 # SIPP_EXTRA: several options, split on purpose
+timeout $((n / rate + 180)) sipp "127.0.0.1:$pport" "${scen[@]}" -i 127.0.0.1 -p "$uport" ${SIPP_EXTRA:-} -recv_timeout 20000 \
   -m "$n" -r "$rate" -l 2000 -nostdin -buff_size 4194304 -timeout 120s \
   -trace_stat -stf "$work/stat.csv" -fd 1 -trace_err -error_file "$work/err.log" >/dev/null 2>&1 || true
 t1=$(date +%s.%N)
