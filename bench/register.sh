@@ -22,7 +22,8 @@
 #      more when LUNASIP is a wrapper that runs it under valgrind),
 #      SIPP_EXTRA (more SIPp options; "-t un -max_socket 20000" gives each
 #      registration its own UDP socket, as phones each have their own address,
-#      so the proxy's SO_REUSEPORT sockets spread them over its workers),
+#      so the proxy's SO_REUSEPORT sockets spread them over its workers;
+#      SIPp stops at once if -max_socket is above `ulimit -n`),
 #      PER_THREAD=1 (also print, per thread of the proxy or process of
 #      Kamailio that ran, µs of CPU and context switches per registration).
 set -euo pipefail
