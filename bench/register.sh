@@ -118,10 +118,12 @@ else
 fi
 pid=$!
 sleep "${START_WAIT:-1}"
-# Kamailio forks its workers: sum every process of the tree.
+# Kamailio forks its workers: every process of the tree counts.
+# shellcheck disable=SC2046 # one word per pid
+procs() { echo "$pid" $(pgrep -P "$pid" || true); }
 cpu() { # cpu [14|15]: user, system or (no argument) both, in ticks
   local t=0 p
-  for p in $pid $(pgrep -P "$pid" || true); do
+  for p in $(procs); do
     t=$((t + $(awk -v f="${1:-0}" '{print f ? $f : $14 + $15}' "/proc/$p/stat")))
   done
   echo $t
@@ -130,7 +132,7 @@ cpu() { # cpu [14|15]: user, system or (no argument) both, in ticks
 # finer than the 10 ms ticks above.
 cpu_ns() {
   local p
-  for p in $pid $(pgrep -P "$pid" || true); do cat /proc/"$p"/task/*/schedstat; done 2>/dev/null |
+  for p in $(procs); do cat /proc/"$p"/task/*/schedstat; done 2>/dev/null |
     awk '{t += $1} END {printf "%d", t}'
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -138,7 +140,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 # context switches (for PER_THREAD).
 threads() {
   local p t
-  for p in $pid $(pgrep -P "$pid" || true); do
+  for p in $(procs); do
     for t in /proc/"$p"/task/*; do
       printf '%s %s %s %s %s\n' "${t##*/}" "$(tr ' ' _ <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
         "$(awk '/^voluntary_ctxt/ {print $2}' "$t/status")" "$(awk '/^nonvoluntary_ctxt/ {print $2}' "$t/status")"
