@@ -22,8 +22,10 @@
 #      more when LUNASIP is a wrapper that runs it under valgrind),
 #      SIPP_EXTRA (more SIPp options; "-t un -max_socket 20000" gives each
 #      registration its own UDP socket, as phones each have their own address,
-#      so the proxy's SO_REUSEPORT sockets spread them over its workers;
+#      so the kernel's hash would spread them over the proxy's workers;
 #      SIPp stops at once if -max_socket is above `ulimit -n`),
+#      UDP_PACK=false (lunasip spreads datagrams over its workers by the
+#      kernel's hash even at a light load: config.udp_pack),
 #      PER_THREAD=1 (also print, per thread of the proxy or process of
 #      Kamailio that ran, µs of CPU and context switches per registration).
 set -euo pipefail
@@ -80,6 +82,7 @@ cat >"$work/reg.lua" <<LUA
 config = {
   listen = { "udp:127.0.0.1:$pport" },
   children = 2,
+  udp_pack = ${UDP_PACK:-true},
   log_level = "warn",
   modules = {
     usrloc = { db_mode = $mode, db_url = "$url" },

@@ -83,6 +83,10 @@ pub struct Config {
     /// OpenSIPS `mhomed`: a UDP copy leaves from the listener on the
     /// address the kernel routes its destination from.
     pub mhomed: bool,
+    /// lunasip: every UDP datagram to the first worker while the load is
+    /// light, spread over all workers by the kernel's hash once it is not
+    /// (`runtime::pack`).
+    pub udp_pack: bool,
     /// Server location (RFC 3263) settings.
     pub dns: crate::transport::dns::DnsConf,
     /// Destination blacklists (`config.blacklists`, OpenSIPS
@@ -176,6 +180,7 @@ impl Default for Config {
             max_suspended: 1024,
             dns: Default::default(),
             mhomed: false,
+            udp_pack: true,
             resume_timeout: Duration::from_secs(30),
             route_timeout: Some(Duration::from_secs(2)),
             script_memory_limit: 256 * 1024 * 1024,

@@ -54,8 +54,10 @@ fn get_tf(_: &Call, _: &Spec) -> Value {
 fn get_tstart(_: &Call, _: &Spec) -> Value {
     Value::Int(started())
 }
+/// The worker thread's kernel id: as OpenSIPS's process id, it tells the
+/// workers apart, and it is the PID the MI `ps` lists.
 fn get_pp(_: &Call, _: &Spec) -> Value {
-    Value::Int(std::process::id() as i64)
+    Value::Int(rustix::thread::gettid().as_raw_nonzero().get() as i64)
 }
 
 /// `$C(fb)`: ANSI colours, foreground then background: x default, s black,
@@ -423,7 +425,7 @@ pub static DEFS: &[PvDef] = &[
     ro!("Tsm", get_tsm, "microseconds of the current second"),
     ro!("Tf", get_tf, "current local time (TZ), ctime format"),
     ro!("TS", get_tstart, "Unix time lunasip started"),
-    ro!("pp", get_pp, "process id"),
+    ro!("pp", get_pp, "process id: the worker thread's id, as MI `ps` lists it"),
     ro!(
         "C",
         get_color,

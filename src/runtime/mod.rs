@@ -17,8 +17,9 @@ use crate::supervisor::Heartbeats;
 use crate::transport::tcp::TcpTable;
 use crate::transport::Sockets;
 
+pub mod pack;
 mod worker;
-use worker::{bind_all, worker_main};
+use worker::{bind_all, worker_main, Bound};
 
 /// Why the daemon could not start, or a reload was refused. Each names
 /// what failed; the script's own errors carry file and line.
@@ -198,6 +199,18 @@ pub fn run_with(
         tracing::info!("no script given and /etc/lunasip/lunasip.lua does not exist: running the embedded default script");
     }
     let bound = bind_all(&cfg)?;
+    // The first worker's UDP sockets, the first of each group to bind:
+    // `udp_pack` steers the groups through them.
+    let firsts: Vec<std::net::UdpSocket> = match bound.first() {
+        Some(mine) if cfg.udp_pack && cfg.children > 1 => mine
+            .iter()
+            .filter_map(|b| match b {
+                Bound::Udp(s) => s.try_clone().ok(),
+                Bound::Tcp(_) => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let cfg = Arc::new(cfg);
     let sockets = Arc::new(Sockets::new(&cfg.listen, &cfg.aliases).with_mhomed(cfg.mhomed));
     let table = Arc::new(TcpTable::default());
@@ -292,6 +305,14 @@ pub fn run_with(
             Err(_) => failure = Some(RunError::Start("a worker exited while starting".into())),
         }
     }
+    // Every worker that started has recorded its thread id.
+    let mut ids: Vec<(usize, i64)> = ctx
+        .procs()
+        .iter()
+        .filter_map(|p| p.worker.map(|w| (w, p.pid)))
+        .collect();
+    ids.sort_unstable();
+    let tids: Vec<i64> = ids.into_iter().map(|(_, t)| t).collect();
     let mi = match failure {
         Some(e) => Err(e),
         None => start_mi(&cfg, ctx),
@@ -306,6 +327,7 @@ pub fn run_with(
             return Err(e);
         }
     };
+    let packer = pack::spawn(firsts, tids);
     let listen: Vec<String> = sockets.list.iter().map(|s| s.spec()).collect();
     tracing::info!(
         "lunasip {} ready: {} workers, listening on {}, script {}",
@@ -338,6 +360,9 @@ pub fn run_with(
     }
     if let Some(s) = supervisor {
         s.stop();
+    }
+    if let Some(p) = packer {
+        p.stop();
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

@@ -17,7 +17,7 @@ use crate::transport::tcp::{accept_loop, TcpCtx, TcpTable};
 use crate::transport::{udp, Proto, Sockets};
 
 /// Sockets bound for one worker, in listen order.
-pub(super) enum Bound {
+pub(crate) enum Bound {
     Udp(std::net::UdpSocket),
     Tcp(std::net::TcpListener),
 }

@@ -387,6 +387,17 @@ pub fn read_config(
             ))
         }
     };
+    cfg.udp_pack = match t.get::<Value>("udp_pack") {
+        Ok(Value::Nil) => true,
+        Ok(Value::Boolean(b)) => b,
+        Ok(Value::Integer(n)) => n != 0,
+        _ => {
+            return Err(err(
+                "udp_pack",
+                "config.udp_pack must be true/false or 0/1".into(),
+            ))
+        }
+    };
     cfg.blacklists =
         super::config_blacklists::read_blacklists(&t).map_err(|m| err("blacklists", m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;

@@ -200,6 +200,16 @@ pub static CORE_STATS: &[StatDecl] = &[
         &CORE.overload_episodes,
         "Times a socket fell behind: its datagrams waited longer than `overload_queue_delay` for that long (lunasip).",
     ),
+    StatDecl::gauge(
+        "udp_packed",
+        &CORE.udp_packed,
+        "1 while every UDP datagram goes to the first worker (`udp_pack`, a light load), 0 while the kernel spreads them over all workers (lunasip).",
+    ),
+    StatDecl::counter(
+        "udp_spreads",
+        &CORE.udp_spreads,
+        "Times the load made `udp_pack` spread UDP datagrams over all workers again (lunasip).",
+    ),
 ];
 
 /// The process's memory, from /proc/self/statm.

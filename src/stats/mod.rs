@@ -143,6 +143,8 @@ stat_group! {
         shed_requests,
         overload_admitted_rate,
         overload_episodes,
+        udp_packed,
+        udp_spreads,
     }
 }
 

@@ -50,9 +50,29 @@ pub fn recv_stamped(
     buf: &mut [u8],
     ctrl: &mut Vec<u8>,
 ) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
+    recv_flags(fd, buf, ctrl, MsgFlags::empty())
+}
+
+/// How long the oldest datagram queued on `s` has waited; None when the
+/// queue is empty or the kernel gave no stamp. The datagram stays queued
+/// for the worker that reads the socket.
+pub fn peek_age(s: &std::net::UdpSocket, ctrl: &mut Vec<u8>) -> Option<Duration> {
+    let mut byte = [0u8; 1];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+    recv_flags(s.as_raw_fd(), &mut byte, ctrl, flags)
+        .ok()
+        .and_then(|(_, _, age)| age)
+}
+
+fn recv_flags(
+    fd: RawFd,
+    buf: &mut [u8],
+    ctrl: &mut Vec<u8>,
+    flags: MsgFlags,
+) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
     let mut iov = [io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(ctrl), MsgFlags::empty())
-        .map_err(io::Error::from)?;
+    let msg =
+        recvmsg::<SockaddrStorage>(fd, &mut iov, Some(ctrl), flags).map_err(io::Error::from)?;
     let mut stamp = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {

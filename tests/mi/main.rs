@@ -62,10 +62,12 @@ fn start_with(script: &str, extra: &str) -> Mi {
 }
 
 /// A script answering every request with `200 <reason>`, logging at debug
-/// and info level on the way.
+/// and info level on the way; without `udp_pack`, so that requests from
+/// many source ports reach both workers (tests/mi/runtime.rs sets one
+/// worker's log level).
 fn answering(reason: &str) -> String {
     format!(
-        "config = {{ listen = {{ \"udp:127.0.0.1:{{PORT}}\", \"tcp:127.0.0.1:{{PORT}}\" }}, children = 2 }}\n\
+        "config = {{ listen = {{ \"udp:127.0.0.1:{{PORT}}\", \"tcp:127.0.0.1:{{PORT}}\" }}, children = 2, udp_pack = false }}\n\
          function route.main()\n\
          \x20 sip.xlog(\"L_DBG\", \"dbg-marker $ci\")\n\
          \x20 sip.xlog(\"L_INFO\", \"info-marker $ci\")\n\
