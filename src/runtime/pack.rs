@@ -13,7 +13,7 @@
 //! waits in its queue, the kernel's hash spreads them over all workers again
 //! ([`Steer::Hash`]), and only a long quiet spell packs them again. The
 //! supervisor thread of this file looks at the workers' CPU time (the
-//! kernel's account, `/proc/self/task/<tid>/schedstat`) every [`TICK`].
+//! kernel's account, each thread's CPU-time clock) every [`TICK`].
 //! Requests already queued stay with the worker that has them: all workers
 //! share transactions, dialogs and registrations, so any may take any.
 
@@ -171,7 +171,7 @@ fn watch(firsts: &[UdpSocket], tids: &[i64], stop: &AtomicBool) {
             }
             *prev = cur;
         }
-        // Without a CPU account (no /proc) only the queue tells.
+        // Without the first worker's CPU clock only its queue tells.
         if last[0].is_none() {
             first = 0.0;
         }
@@ -215,16 +215,41 @@ fn watch(firsts: &[UdpSocket], tids: &[i64], stop: &AtomicBool) {
     }
 }
 
-/// CPU time of thread `tid` of this process so far (the first field of its
-/// schedstat, nanoseconds).
+/// CPU time of thread `tid` of this process so far, in nanoseconds: its
+/// CPU-time clock (Linux's clock id for a thread, as glibc's
+/// `pthread_getcpuclockid` makes it: the thread id inverted and shifted,
+/// with the per-thread and scheduler-time bits), one system call.
 fn cpu_ns(tid: i64) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    const PER_THREAD_SCHED: i64 = 4 | 2;
+    let id = (!tid << 3) | PER_THREAD_SCHED;
+    let clock = nix::time::ClockId::from_raw(libc::clockid_t::try_from(id).ok()?);
+    let t = nix::time::clock_gettime(clock).ok()?;
+    Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_clock_counts_that_thread_only() {
+        let me = rustix::thread::gettid().as_raw_nonzero().get() as i64;
+        let before = cpu_ns(me).expect("own clock");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(t.elapsed());
+        }
+        let spent = cpu_ns(me).expect("own clock") - before;
+        assert!(spent >= 15_000_000, "{spent} ns");
+        // A thread of another process has no clock here.
+        let mut other = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        assert_eq!(cpu_ns(i64::from(other.id())), None);
+        let _ = other.kill();
+        let _ = other.wait();
+    }
 
     #[test]
     fn a_busy_first_worker_or_a_queue_spreads_at_once() {
