@@ -61,6 +61,13 @@ impl Decide {
         self.packed
     }
 
+    /// The steering [`Decide::tick`] asked for could not be made: back to
+    /// where it was, so the next tick asks again.
+    pub fn undo(&mut self) {
+        self.packed = !self.packed;
+        self.quiet = 0;
+    }
+
     /// One tick's figures: the busy share of a CPU of the first worker and
     /// of all workers, and whether the first worker's queue is backed up.
     /// Returns the new steering when it changes.
@@ -153,6 +160,7 @@ fn watch(firsts: &[UdpSocket], tids: &[i64], stop: &AtomicBool) {
     let mut last: Vec<Option<u64>> = tids.iter().map(|t| cpu_ns(*t)).collect();
     let mut at = Instant::now();
     let mut ctrl = crate::transport::udp::stamp_buffer();
+    let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::park_timeout(TICK);
         let now = Instant::now();
@@ -170,10 +178,6 @@ fn watch(firsts: &[UdpSocket], tids: &[i64], stop: &AtomicBool) {
                 }
             }
             *prev = cur;
-        }
-        // Without the first worker's CPU clock only its queue tells.
-        if last[0].is_none() {
-            first = 0.0;
         }
         let backlog = firsts.iter().any(|s| {
             crate::transport::udp::peek_age(s, &mut ctrl).is_some_and(|age| age > BACKLOG)
@@ -200,16 +204,19 @@ fn watch(firsts: &[UdpSocket], tids: &[i64], stop: &AtomicBool) {
                     CORE.udp_spreads.inc();
                 }
             }
-            Err(e) => {
-                tracing::warn!(
-                    "udp_pack: cannot steer the UDP sockets ({e}); spreading by hash from now on"
-                );
-                if decide.packed() {
-                    return;
-                }
-                CORE.udp_packed.sub(1);
-                let _ = steer_all(firsts, Steer::Hash);
+            // Packing failed: the kernel's hash still spreads; stop here.
+            Err(e) if how == Steer::First => {
+                tracing::warn!("udp_pack: cannot steer the UDP sockets ({e}); the kernel's hash spreads datagrams from now on");
                 return;
+            }
+            // Spreading failed: everything still reaches the first worker,
+            // so try again on the next tick.
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("udp_pack: cannot spread the UDP sockets ({e}); trying again");
+                    warned = true;
+                }
+                decide.undo();
             }
         }
     }
@@ -258,6 +265,10 @@ mod tests {
         assert_eq!(d.tick(0.6, 0.6, false), Some(Steer::Hash));
         let mut d = Decide::new();
         assert_eq!(d.tick(0.0, 0.0, true), Some(Steer::Hash));
+        // Spreading failed: the next busy tick asks again.
+        d.undo();
+        assert!(d.packed());
+        assert_eq!(d.tick(0.9, 0.9, false), Some(Steer::Hash));
     }
 
     #[test]
