@@ -119,6 +119,16 @@ fn number(t: &Table, key: &str) -> Result<Option<u64>, ConfigError> {
     }
 }
 
+/// A true/false key (0/1 taken too); `default` when absent.
+fn flag(t: &Table, key: &str, default: bool) -> Result<bool, String> {
+    match t.get::<Value>(key) {
+        Ok(Value::Nil) => Ok(default),
+        Ok(Value::Boolean(b)) => Ok(b),
+        Ok(Value::Integer(n)) => Ok(n != 0),
+        _ => Err(format!("config.{key} must be true/false or 0/1")),
+    }
+}
+
 /// OpenSIPS's DNS settings (`dns_try_ipv6`, `dns_retr_time`,
 /// `dns_retr_no`, `disable_dns_failover`) and lunasip's `dns_servers`.
 fn read_dns(t: &Table) -> Result<crate::transport::dns::DnsConf, (&'static str, String)> {
@@ -376,28 +386,8 @@ pub fn read_config(
             ))
         }
     }
-    cfg.mhomed = match t.get::<Value>("mhomed") {
-        Ok(Value::Nil) => false,
-        Ok(Value::Boolean(b)) => b,
-        Ok(Value::Integer(n)) => n != 0,
-        _ => {
-            return Err(err(
-                "mhomed",
-                "config.mhomed must be true/false or 0/1".into(),
-            ))
-        }
-    };
-    cfg.udp_pack = match t.get::<Value>("udp_pack") {
-        Ok(Value::Nil) => true,
-        Ok(Value::Boolean(b)) => b,
-        Ok(Value::Integer(n)) => n != 0,
-        _ => {
-            return Err(err(
-                "udp_pack",
-                "config.udp_pack must be true/false or 0/1".into(),
-            ))
-        }
-    };
+    cfg.mhomed = flag(&t, "mhomed", false).map_err(|m| err("mhomed", m))?;
+    cfg.udp_pack = flag(&t, "udp_pack", true).map_err(|m| err("udp_pack", m))?;
     cfg.blacklists =
         super::config_blacklists::read_blacklists(&t).map_err(|m| err("blacklists", m))?;
     read_mi_config(&t, &mut cfg).map_err(|m| err("modules", m))?;
