@@ -24,6 +24,7 @@
 #      registration its own UDP socket, as phones each have their own address,
 #      so the kernel's hash would spread them over the proxy's workers;
 #      SIPp stops at once if -max_socket is above `ulimit -n`),
+#      CHILDREN (lunasip's SIP workers, default 2),
 #      UDP_PACK=false (lunasip spreads datagrams over its workers by the
 #      kernel's hash even at a light load: config.udp_pack),
 #      PER_THREAD=1 (also print, per thread of the proxy or process of
@@ -81,7 +82,7 @@ fi
 cat >"$work/reg.lua" <<LUA
 config = {
   listen = { "udp:127.0.0.1:$pport" },
-  children = 2,
+  children = ${CHILDREN:-2},
   udp_pack = ${UDP_PACK:-true},
   log_level = "warn",
   modules = {
