@@ -573,3 +573,60 @@ end
     assert_eq!(vm.counts(1).0, 1, "{}", vm.errors());
     drop(dead);
 }
+
+#[test]
+fn ua_filtering_selects_contacts_by_user_agent() {
+    // lib/reg/lookup.c: `ua-filtering=/re/` keeps the contacts whose
+    // User-Agent the pattern finds; a basic POSIX pattern (no
+    // `extended-regexp`), so `\|` is the alternation and `(` is plain.
+    let mi_port = free_port();
+    let flags = r#""method-filtering,ua-filtering=/Yealink\\|Poly (VVX)/""#;
+    let p = Proxy::start(&script(mi_port, "").replace(r#""m")"#, &format!("{flags})")));
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("a");
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("b");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .expect("t");
+    }
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    for (callid, port, ua) in [
+        ("c-ua1", pa, "Yealink SIP-T46S 66.86"),
+        ("c-ua2", pb, "Grandstream GXP2170"),
+    ] {
+        let ct = format!("Contact: <sip:uma@127.0.0.1:{port}>\r\nUser-Agent: {ua}\r\n");
+        let r = ask(p.port, &register("uma", callid, 1, &ct, Some(60)));
+        assert!(status(&r).ends_with("200 OK"), "{r}");
+    }
+    let inv = invite("uma", "c-ua-inv").replace("{LOCAL}", "127.0.0.1:9");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("c");
+    s.send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let mut buf = [0u8; 65536];
+    let (n, _) = a
+        .recv_from(&mut buf)
+        .expect("the Yealink contact gets the INVITE");
+    let got = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        got.starts_with(&format!("INVITE sip:uma@127.0.0.1:{pa} SIP/2.0")),
+        "{got}"
+    );
+    assert!(
+        b.recv_from(&mut buf).is_err(),
+        "the Grandstream contact is filtered out"
+    );
+    // "(VVX)" is literal in a basic pattern: "Poly VVX" does not match it.
+    let ct = format!("Contact: <sip:umb@127.0.0.1:{pb}>\r\nUser-Agent: Poly VVX 450\r\n");
+    assert!(status(&ask(p.port, &register("umb", "c-ub", 1, &ct, Some(60)))).ends_with("200 OK"));
+    let r = ask(p.port, &invite("umb", "c-ub-inv"));
+    assert_eq!(status(&r), "SIP/2.0 404 Not Found", "lookup -1: {r}");
+    let ct = format!("Contact: <sip:umc@127.0.0.1:{pb}>\r\nUser-Agent: Poly (VVX) 450\r\n");
+    assert!(status(&ask(p.port, &register("umc", "c-uc", 1, &ct, Some(60)))).ends_with("200 OK"));
+    let inv = invite("umc", "c-uc-inv").replace("{LOCAL}", "127.0.0.1:9");
+    s.send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+        .expect("send");
+    let (n, _) = b.recv_from(&mut buf).expect("'Poly (VVX)' matches");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("INVITE sip:umc@"));
+}

@@ -63,6 +63,7 @@ pub mod lint;
 pub mod misc;
 pub mod msg;
 pub mod re;
+pub mod re_basic;
 pub mod spec;
 pub mod tr;
 pub mod vars;

@@ -37,6 +37,35 @@ pub struct LookupFlags {
     pub method_filtering: bool,
     pub no_branches: bool,
     pub to_branches_only: bool,
+    /// `ua-filtering=/re/`: only contacts whose User-Agent the pattern
+    /// finds (kept in the extended syntax; `icase` from
+    /// `case-insensitive`).
+    pub ua_filter: Option<(String, bool)>,
+}
+
+/// The pattern of `ua-filtering=/re/` (lib/reg/lookup.c
+/// `reg_fixup_lookup_flags`): between the leading `/` and the next one,
+/// not empty; a basic POSIX pattern unless `extended-regexp` is given.
+fn ua_pattern(v: &str, extended: bool, icase: bool) -> Result<(String, bool), String> {
+    let body = v
+        .strip_prefix('/')
+        .ok_or_else(|| format!("ua-filtering '{v}' does not start with '/'"))?;
+    let (re, _) = body
+        .split_once('/')
+        .ok_or_else(|| format!("ua-filtering '{v}' has no closing '/'"))?;
+    if re.is_empty() {
+        return Err("ua-filtering has an empty pattern".into());
+    }
+    let ere = match extended {
+        true => re.to_string(),
+        false => crate::pv::re_basic::to_extended(re)?,
+    };
+    let posix = crate::pv::re::Posix {
+        icase,
+        newline: false,
+    };
+    crate::pv::re::posix(&ere, posix)?;
+    Ok((ere, icase))
 }
 
 fn num(v: &str, what: &str) -> Result<u32, String> {
@@ -134,13 +163,26 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
         return Ok(f);
     }
     if named(s) || s == "branch" || s == "global" {
-        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            match item.split_once('=').map_or(item, |(k, _)| k.trim()) {
-                "method-filtering" => f.method_filtering = true,
-                "no-branches" => f.no_branches = true,
-                "to-branches-only" => f.to_branches_only = true,
-                "global" | "branch" | "sort-by-latency" | "case-insensitive"
-                | "extended-regexp" | "ua-filtering" | "max-ping-latency" => {
+        let items: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+        // The pattern's flags apply wherever they stand in the list.
+        let extended = items.contains(&"extended-regexp");
+        let icase = items.contains(&"case-insensitive");
+        for item in items {
+            let (k, v) = match item.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            match (k, v) {
+                ("method-filtering", None) => f.method_filtering = true,
+                ("no-branches", None) => f.no_branches = true,
+                ("to-branches-only", None) => f.to_branches_only = true,
+                ("case-insensitive" | "extended-regexp", None) => {}
+                ("ua-filtering", Some(v)) => f.ua_filter = Some(ua_pattern(v, extended, icase)?),
+                // Only a federation cluster (CM_FEDERATION_CACHEDB) reads a
+                // global record; lunasip has none, so the local one is read
+                // as OpenSIPS does in every other cluster mode.
+                ("global", None) => {}
+                ("branch" | "sort-by-latency" | "max-ping-latency", _) => {
                     return Err(format!("lookup flag '{item}' is not supported yet"))
                 }
                 _ => return Err(format!("unknown lookup flag '{item}'")),
@@ -176,5 +218,20 @@ mod tests {
         assert!(lookup("method-filtering").expect("mf").method_filtering);
         assert!(lookup("no-branches").expect("nb").no_branches);
         assert!(lookup("q").is_err());
+        assert!(lookup("global").expect("global") == LookupFlags::default());
+        assert!(lookup("branch").is_err());
+    }
+
+    #[test]
+    fn ua_filtering() {
+        let f = lookup("method-filtering,ua-filtering=/Yealink\\|Poly (x)/").expect("basic");
+        assert_eq!(f.ua_filter, Some(("Yealink|Poly \\(x\\)".to_string(), false)));
+        let f = lookup("ua-filtering=/Yealink|Poly/,extended-regexp,case-insensitive").expect("ere");
+        assert_eq!(f.ua_filter, Some(("Yealink|Poly".to_string(), true)));
+        assert!(lookup("ua-filtering=Yealink").is_err());
+        assert!(lookup("ua-filtering=/Yealink").is_err());
+        assert!(lookup("ua-filtering=//").is_err());
+        assert!(lookup("ua-filtering=/a(/,extended-regexp").is_err());
+        assert!(lookup("ua-filtering=/a(/").is_ok());
     }
 }

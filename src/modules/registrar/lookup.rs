@@ -174,6 +174,24 @@ impl Found {
                 return coded(lua, -2);
             }
         }
+        // After the method check: contacts that allow the method but whose
+        // User-Agent does not match leave -1, not -2 (select_contacts).
+        if let Some((re, icase)) = &self.f.ua_filter {
+            let posix = crate::pv::re::Posix {
+                icase: *icase,
+                newline: false,
+            };
+            match crate::pv::re::posix(re, posix) {
+                Ok(re) => cts.retain(|c| re.is_match(&c.user_agent)),
+                Err(e) => {
+                    tracing::error!("registrar: lookup of {aor}: {e}");
+                    return coded(lua, -3);
+                }
+            }
+            if cts.is_empty() {
+                return coded(lua, -1);
+            }
+        }
         cts.sort_by(|a, b| {
             b.q.max(0)
                 .cmp(&a.q.max(0))
