@@ -162,7 +162,7 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
     if s.is_empty() {
         return Ok(f);
     }
-    if named(s) || s == "branch" || s == "global" {
+    if !letters(s) {
         let items: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
         // The pattern's flags apply wherever they stand in the list.
         let extended = items.contains(&"extended-regexp");
@@ -190,14 +190,38 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
         }
         return Ok(f);
     }
-    for c in s.chars() {
+    // 2.x letters (modules/registrar/lookup.c of 2.4 `parse_lookup_flags`):
+    // `u/re/` with `i` and `e` wherever they stand, `g` without effect.
+    let (letters, pattern) = match s.split_once("u/") {
+        Some((before, r)) => {
+            let (re, after) = r
+                .split_once('/')
+                .ok_or_else(|| format!("lookup flag 'u' has no closing '/' in '{s}'"))?;
+            (format!("{before}{after}"), Some(re))
+        }
+        None => (s.to_string(), None),
+    };
+    for c in letters.chars() {
         match c {
             'm' => f.method_filtering = true,
             'b' => f.no_branches = true,
+            'g' | 'i' | 'e' => {}
             other => return Err(format!("unknown or unsupported lookup flag '{other}' in '{s}'")),
         }
     }
+    if let Some(re) = pattern {
+        let (extended, icase) = (letters.contains('e'), letters.contains('i'));
+        f.ua_filter = Some(ua_pattern(&format!("/{re}/"), extended, icase)?);
+    }
     Ok(f)
+}
+
+/// `lookup`'s flags are 2.x letters (`m`, `b`, `g`, `i`, `e`, `u/re/`;
+/// `r`, `y<N>` and `Y` are refused below): no comma or `=`, and only
+/// flag letters before any `/`.
+fn letters(s: &str) -> bool {
+    let head = s.split('/').next().unwrap_or("");
+    !s.contains([',', '=']) && head.chars().all(|c| "mbgieurYy0123456789".contains(c))
 }
 
 #[cfg(test)]
@@ -233,5 +257,14 @@ mod tests {
         assert!(lookup("ua-filtering=//").is_err());
         assert!(lookup("ua-filtering=/a(/,extended-regexp").is_err());
         assert!(lookup("ua-filtering=/a(/").is_ok());
+        // 2.x letters: u/re/, i and e anywhere, g without effect.
+        let f = lookup("mu/Yealink|Poly/ie").expect("2.x");
+        assert!(f.method_filtering);
+        assert_eq!(f.ua_filter, Some(("Yealink|Poly".to_string(), true)));
+        let f = lookup("gu/a(b)/").expect("2.x basic");
+        assert_eq!(f.ua_filter, Some(("a\\(b\\)".to_string(), false)));
+        assert!(lookup("u/abc").is_err());
+        assert!(lookup("u//").is_err());
+        assert!(lookup("mx").is_err());
     }
 }
