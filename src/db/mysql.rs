@@ -2,8 +2,20 @@
 //! bound thread (see `local`), used only on that thread's runtime.
 //! Statements with parameters go as prepared statements (bound values,
 //! never spliced into the text).
+//!
+//! Reads keep one connection of their own per thread and URL, outside the
+//! pool: taking a connection from the pool and giving it back (a check,
+//! a lock, a wake-up of the pool's recycler task each time) cost a few
+//! per cent of an authenticated registration's CPU (bench/RESULTS.md,
+//! Session 16). A read
+//! can be sent again, so one that fails on that connection (the server
+//! closed it meanwhile) is retried once on a connection from the pool,
+//! which checks its idle connections before handing one over. Writes
+//! always take theirs from the pool: whether a failed one ran cannot be
+//! known ([`DbError::Lost`]).
 
-use std::sync::atomic::Ordering;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -21,6 +33,13 @@ const KEEP_PARAMS: usize = 128;
 pub struct Pool {
     pool: mysql_async::Pool,
     shown: Arc<str>,
+    /// Tells this pool's read connection from other pools' on the thread.
+    id: usize,
+}
+
+thread_local! {
+    /// Each pool's read connection on this thread, while no read uses it.
+    static READER: RefCell<Vec<(usize, mysql_async::Conn)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Checks a `mysql://user:password@host:port/database` URL.
@@ -71,10 +90,32 @@ impl Pool {
     /// A pool of this thread (its connections live on the runtime of the
     /// thread that first uses it).
     pub fn new(opts: mysql_async::Opts, shown: &str) -> Pool {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         Pool {
             pool: mysql_async::Pool::new(opts),
             shown: Arc::from(shown),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This pool's read connection, when no read holds it.
+    fn take_reader(&self) -> Option<mysql_async::Conn> {
+        READER.with(|r| {
+            let mut r = r.borrow_mut();
+            let i = r.iter().position(|(id, _)| *id == self.id)?;
+            Some(r.swap_remove(i).1)
+        })
+    }
+
+    /// Keeps `conn` as this pool's read connection, unless one is kept
+    /// already (then it goes back to the pool when dropped).
+    fn keep_reader(&self, conn: mysql_async::Conn) {
+        READER.with(|r| {
+            let mut r = r.borrow_mut();
+            if !r.iter().any(|(id, _)| *id == self.id) {
+                r.push((self.id, conn));
+            }
+        });
     }
 
     /// The error of a step before the statement went out.
@@ -121,7 +162,39 @@ impl Pool {
         rows: bool,
         sent: &Sent,
     ) -> Result<Out, DbError> {
+        if rows {
+            if let Some(mut conn) = self.take_reader() {
+                match self
+                    .run_on(&mut conn, sql, params.clone(), rows, sent)
+                    .await
+                {
+                    // The server answered: the connection is sound.
+                    r @ (Ok(_) | Err(DbError::Query { .. })) => {
+                        self.keep_reader(conn);
+                        return r;
+                    }
+                    // Closed under it: the read goes again on a checked one.
+                    Err(e) => tracing::debug!("database {}: read again: {e}", self.shown),
+                }
+            }
+        }
         let mut conn = self.pool.get_conn().await.map_err(|e| self.err(e))?;
+        let r = self.run_on(&mut conn, sql, params, rows, sent).await;
+        if rows && matches!(r, Ok(_) | Err(DbError::Query { .. })) {
+            self.keep_reader(conn);
+        }
+        r
+    }
+
+    /// Runs `sql` on `conn` (see [`Pool::run`]).
+    async fn run_on(
+        &self,
+        conn: &mut mysql_async::Conn,
+        sql: &str,
+        params: Vec<Value>,
+        rows: bool,
+        sent: &Sent,
+    ) -> Result<Out, DbError> {
         if params.is_empty() {
             // The text protocol: nothing to prepare.
             sent.store(true, Ordering::Relaxed);
