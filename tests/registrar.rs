@@ -630,3 +630,131 @@ fn ua_filtering_selects_contacts_by_user_agent() {
     let (n, _) = b.recv_from(&mut buf).expect("'Poly (VVX)' matches");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("INVITE sip:umc@"));
 }
+
+#[test]
+fn lookup_branch_replaces_each_branch_with_its_aors_contacts() {
+    // lib/reg/lookup.c with `branch`: the branches are taken aside, the
+    // R-URI's AoR is looked up, then each branch's; the first contact
+    // found becomes the R-URI, every other one a branch, and a branch
+    // whose AoR has none is dropped.
+    let mi_port = free_port();
+    let sock = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .expect("t");
+        let port = s.local_addr().expect("addr").port();
+        (s, port)
+    };
+    let ((a, pa), (b, pb), (c, pc), (caller, pcaller)) = (sock(), sock(), sock(), sock());
+    // Unregistered, so dropped; were it sent, socket c would get it.
+    let route = format!(
+        r#"if sip.pv.rU ~= "cid" then sip.append_branch("sip:bea@127.0.0.1") end
+  sip.append_branch("sip:nobody@127.0.0.1:{pc}")
+  local ok, rc = sip.registrar.lookup("location", "branch")"#
+    );
+    let p = Proxy::start(&script(mi_port, "").replace(
+        r#"local ok, rc = sip.registrar.lookup("location", "m")"#,
+        &route,
+    ));
+    let mut buf = [0u8; 65536];
+    let mut recv = |s: &std::net::UdpSocket, what: &str| -> String {
+        let (n, _) = s
+            .recv_from(&mut buf)
+            .unwrap_or_else(|_| panic!("{what}\n{}", p.log_text()));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let call = |user: &str, callid: &str| {
+        let inv = invite(user, callid).replace("{LOCAL}", &format!("127.0.0.1:{pcaller}"));
+        caller
+            .send_to(inv.as_bytes(), ("127.0.0.1", p.port))
+            .expect("send");
+    };
+    // Only the branch's AoR is registered: nothing for the R-URI's, so
+    // bea's contact becomes the R-URI.
+    let ct = format!("Contact: <sip:bea@127.0.0.1:{pb}>\r\n");
+    assert!(status(&ask(p.port, &register("bea", "c-br1", 1, &ct, Some(60)))).ends_with("200 OK"));
+    call("ann", "c-br-inv1");
+    let got = recv(&b, "bea's contact gets the INVITE");
+    assert!(
+        got.starts_with(&format!("INVITE sip:bea@127.0.0.1:{pb} SIP/2.0")),
+        "{got}"
+    );
+    b.send_to(
+        reply_to(&got, "486 Busy Here").as_bytes(),
+        ("127.0.0.1", p.port),
+    )
+    .expect("send");
+    let fin = loop {
+        let r = recv(&caller, "the caller gets the final reply");
+        if !r.starts_with("SIP/2.0 100") {
+            break r;
+        }
+    };
+    assert!(fin.starts_with("SIP/2.0 486"), "{fin}");
+    // Now the R-URI's AoR has a contact too: it keeps the R-URI, bea's
+    // becomes a branch.
+    let ct = format!("Contact: <sip:ann@127.0.0.1:{pa}>\r\n");
+    assert!(status(&ask(p.port, &register("ann", "c-br2", 1, &ct, Some(60)))).ends_with("200 OK"));
+    call("ann", "c-br-inv2");
+    let got_a = recv(&a, "ann's contact gets the INVITE");
+    assert!(
+        got_a.starts_with(&format!("INVITE sip:ann@127.0.0.1:{pa} SIP/2.0")),
+        "{got_a}"
+    );
+    let got_b = loop {
+        let r = recv(&b, "and bea's");
+        if r.contains("c-br-inv2") {
+            break r;
+        }
+    };
+    assert!(
+        got_b.starts_with(&format!("INVITE sip:bea@127.0.0.1:{pb} SIP/2.0")),
+        "{got_b}"
+    );
+    for (s, got) in [(&a, &got_a), (&b, &got_b)] {
+        s.send_to(
+            reply_to(got, "486 Busy Here").as_bytes(),
+            ("127.0.0.1", p.port),
+        )
+        .expect("send");
+    }
+    // No AoR, the R-URI's nor the branch's, has a contact: -1, 404.
+    let r = ask(p.port, &invite("cid", "c-br-inv3"));
+    assert_eq!(status(&r), "SIP/2.0 404 Not Found", "{r}");
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("t");
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "the unregistered branch was never sent"
+    );
+}
+
+#[test]
+fn a_refreshing_register_raises_e_ul_contact_update() {
+    // usrloc ucontact.c `update_ucontact` raises E_UL_CONTACT_UPDATE for
+    // every REGISTER that reaches an existing contact, a plain refresh
+    // too, with ul_evi.c's parameters.
+    let mi_port = free_port();
+    let p = Proxy::start(&script(mi_port, ""));
+    let (l, lport) = udp_listener();
+    let r = common::rpc::rpc(
+        mi_port,
+        "event_subscribe",
+        serde_json::json!(["E_UL_CONTACT_UPDATE", format!("udp:127.0.0.1:{lport}"), 60]),
+    );
+    assert_eq!(r["result"], "OK", "{r}");
+    let ct = "Contact: <sip:upd@127.0.0.1:5999>\r\n";
+    for cseq in [1, 2] {
+        let r = ask(p.port, &register("upd", "c-upd", cseq, ct, Some(60)));
+        assert!(status(&r).ends_with("200 OK"), "{r}");
+    }
+    let mut buf = [0u8; 65536];
+    let (n, _) = l.recv_from(&mut buf).expect("E_UL_CONTACT_UPDATE");
+    let ev: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("JSON");
+    assert_eq!(ev["method"], "E_UL_CONTACT_UPDATE", "{ev}");
+    let want = serde_json::json!({"domain": "location", "aor": "upd", "uri": "sip:upd@127.0.0.1:5999",
+        "cseq": 2, "callid": "c-upd", "attr": "", "shtag": "", "latency": 0});
+    for (k, v) in want.as_object().expect("object") {
+        assert_eq!(&ev["params"][k], v, "{k}: {ev}");
+    }
+}

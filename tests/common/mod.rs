@@ -506,3 +506,20 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A `code` reply (`"486 Busy Here"`) to request `req`: its Via, From,
+/// To (tagged), Call-ID and CSeq.
+pub fn reply_to(req: &str, code: &str) -> String {
+    let mut out = format!("SIP/2.0 {code}\r\n");
+    for l in req.lines() {
+        let name = l.split(':').next().unwrap_or("");
+        if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+            out.push_str(l);
+            if name == "To" && !l.contains("tag=") {
+                out.push_str(";tag=ua");
+            }
+            out.push_str("\r\n");
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}

@@ -40,6 +40,9 @@ pub struct NhConf {
     pub sipping_bflag: Option<u32>,
     /// Contacts with this branch flag are removed when pings time out.
     pub rm_on_timeout_bflag: Option<u32>,
+    /// Contacts with this branch flag have their ping latency kept in
+    /// usrloc (for `lookup`'s `sort-by-latency` and `max-ping-latency`).
+    pub sipping_latency_flag: Option<u32>,
     pub natping_tcp: bool,
     /// `oldip_skip`: no `a=oldcip` / `a=oldoip` lines.
     pub skip_old_media: bool,
@@ -62,6 +65,7 @@ impl Default for NhConf {
             sipping_method: "OPTIONS".into(),
             sipping_bflag: None,
             rm_on_timeout_bflag: None,
+            sipping_latency_flag: None,
             natping_tcp: false,
             skip_old_media: false,
             skip_old_origin: false,
@@ -135,6 +139,7 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
     }
     c.sipping_bflag = cfg::bflag(&t, M, "sipping_bflag")?;
     c.rm_on_timeout_bflag = cfg::bflag(&t, M, "remove_on_timeout_bflag")?;
+    c.sipping_latency_flag = cfg::bflag(&t, M, "sipping_latency_flag")?;
     c.natping_tcp = cfg::bool(&t, M, "natping_tcp")?.unwrap_or(false);
     if let Some(n) = cfg::int(&t, M, "natping_partitions")? {
         if !(1..=8).contains(&n) {
@@ -161,6 +166,10 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             .unwrap_or(false);
         if c.ping_nated_only && !usrloc_nat {
             return Err("config.modules.nathelper.ping_nated_only needs config.modules.usrloc.nat_bflag".into());
+        }
+        if c.sipping_latency_flag.is_some() && c.sipping_bflag.is_none() {
+            // OpenSIPS too logs it and starts.
+            tracing::error!("config.modules.nathelper.sipping_latency_flag is set but sipping_bflag is not: no SIP pings, so no latencies");
         }
         if c.sipping_bflag.is_some() {
             if c.sipping_from.is_empty() {
@@ -215,6 +224,7 @@ static PARAMS: &[Param] = &[
     param("sipping_from", S, "none", "From URI of the SIP pings (needed with `sipping_bflag`)."),
     param("sipping_ignore_rpl_codes", S, "none", "Reply codes (`\"408,480\"`) that do not count as an answer to a SIP ping."),
     param("remove_on_timeout_bflag", S, "none", "Branch flag of contacts removed from usrloc after `max_pings_lost` SIP pings in a row go unanswered."),
+    param("sipping_latency_flag", S, "none", "Branch flag of contacts whose SIP ping latency usrloc keeps (µs, in memory; 1800000000 for a ping left unanswered past `ping_threshold`): `lookup`'s `sort-by-latency` and `max-ping-latency` use it, `ul_dump` shows it as `Ping-Latency`, and each update raises `E_UL_LATENCY_UPDATE`. Not kept in db_mode 3. Needs `sipping_bflag`."),
     param("ping_threshold", I, "3", "Seconds a SIP ping waits for its answer (at most the interval: else half of it)."),
     param("max_pings_lost", I, "3", "Unanswered SIP pings in a row that remove a contact with `remove_on_timeout_bflag`."),
     param("natping_tcp", B, "false", "Ping TCP contacts too (else UDP ones only)."),

@@ -7,7 +7,9 @@
 //! contacts are spread over the interval: each second pings those whose
 //! id falls on that second. A contact with `remove_on_timeout_bflag`
 //! that leaves `max_pings_lost` pings in a row unanswered for
-//! `ping_threshold` seconds is removed from usrloc.
+//! `ping_threshold` seconds is removed from usrloc. A contact with
+//! `sipping_latency_flag` has each ping's latency kept in usrloc (µs;
+//! `LATENCY_ON_TIMEOUT` for one unanswered past `ping_threshold`).
 //!
 //! The task runs on the first worker, between messages: OPTIONS pings are
 //! local requests of the transaction layer (their replies are absorbed
@@ -52,6 +54,19 @@ struct Cell {
     missed: u32,
     /// The contact carries `remove_on_timeout_bflag`.
     remove: bool,
+    /// The contact carries `sipping_latency_flag`.
+    latency: bool,
+}
+
+/// The latency kept for a ping left unanswered: 30 minutes in µs, as
+/// OpenSIPS's nathelper.c reports it.
+const LATENCY_ON_TIMEOUT: i32 = 1_800_000_000;
+
+/// Keeps a contact's ping latency in usrloc (memory only).
+fn set_latency(table: &str, aor: &str, id: u64, us: i32) {
+    if let Ok(d) = store::domain(table) {
+        d.set_latency(aor, id, us);
+    }
 }
 
 /// The pings awaited (the registry's long-lived state: a reload keeps it).
@@ -108,7 +123,14 @@ fn answered(id: u64, code: u16) {
     if code == 408 || conf().ignore_codes.contains(&code) {
         return;
     }
-    cells().lock().remove(&id);
+    let Some(cell) = cells().lock().remove(&id) else {
+        return;
+    };
+    if cell.latency && cell.pending {
+        let us = cell.sent.elapsed().as_micros();
+        let us = i32::try_from(us).unwrap_or(LATENCY_ON_TIMEOUT);
+        set_latency(&cell.table, &cell.aor, id, us);
+    }
 }
 
 /// Pings left unanswered past `ping_threshold`: counted, and a contact
@@ -118,6 +140,7 @@ async fn check_timeouts(c: &NhConf) {
     let threshold = Duration::from_secs(c.ping_threshold);
     let stale = Duration::from_secs(c.natping_interval.max(1) * 2) + threshold;
     let mut gone = Vec::new();
+    let mut late = Vec::new();
     {
         let cells = cells();
         let mut map = cells.lock();
@@ -128,6 +151,9 @@ async fn check_timeouts(c: &NhConf) {
             }
             if now.duration_since(cell.sent) < threshold {
                 return true;
+            }
+            if cell.latency {
+                late.push((*id, cell.table.clone(), cell.aor.clone()));
             }
             if !cell.remove {
                 return false;
@@ -140,6 +166,9 @@ async fn check_timeouts(c: &NhConf) {
             }
             true
         });
+    }
+    for (id, table, aor) in late {
+        set_latency(&table, &aor, id, LATENCY_ON_TIMEOUT);
     }
     for (id, table, aor) in gone {
         let Ok(d) = store::domain(&table) else { continue };
@@ -192,10 +221,12 @@ fn sip_ping(host: &dyn Phases, c: &NhConf, table: &str, aor: &str, ct: &Contact,
                 pending: false,
                 missed: 0,
                 remove: false,
+                latency: false,
             });
             cell.sent = Instant::now();
             cell.pending = true;
             cell.remove = has(ct, c.rm_on_timeout_bflag);
+            cell.latency = has(ct, c.sipping_latency_flag);
         }
         Ok(false) => {}
         Err(e) => tracing::debug!("nathelper: cannot ping {}: {e}", ct.uri),

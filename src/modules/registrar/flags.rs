@@ -41,6 +41,15 @@ pub struct LookupFlags {
     /// finds (kept in the extended syntax; `icase` from
     /// `case-insensitive`).
     pub ua_filter: Option<(String, bool)>,
+    /// `sort-by-latency`: contacts by nathelper's ping latency, lowest
+    /// first, those without one last.
+    pub sort_by_latency: bool,
+    /// `max-ping-latency=N`: contacts whose ping latency is over N µs are
+    /// left out (0: no limit).
+    pub max_latency: u32,
+    /// `branch`: the AoRs of the branches are looked up too, after the
+    /// R-URI's, and the branches replaced by their contacts.
+    pub branch: bool,
 }
 
 /// The pattern of `ua-filtering=/re/` (lib/reg/lookup.c
@@ -182,9 +191,9 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
                 // global record; lunasip has none, so the local one is read
                 // as OpenSIPS does in every other cluster mode.
                 ("global", None) => {}
-                ("branch" | "sort-by-latency" | "max-ping-latency", _) => {
-                    return Err(format!("lookup flag '{item}' is not supported yet"))
-                }
+                ("sort-by-latency", None) => f.sort_by_latency = true,
+                ("branch", None) => f.branch = true,
+                ("max-ping-latency", Some(v)) => f.max_latency = num(v, "max-ping-latency")?,
                 _ => return Err(format!("unknown lookup flag '{item}'")),
             }
         }
@@ -201,12 +210,27 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
         }
         None => (s.to_string(), None),
     };
-    for c in letters.chars() {
+    let mut cs = letters.chars().peekable();
+    while let Some(c) = cs.next() {
         match c {
             'm' => f.method_filtering = true,
             'b' => f.no_branches = true,
+            'r' => f.branch = true,
+            'Y' => f.sort_by_latency = true,
+            // `y<N>`: the digits that follow (none: 0, no limit).
+            'y' => {
+                let mut n: u32 = 0;
+                while let Some(d) = cs.peek().and_then(|d| d.to_digit(10)) {
+                    n = n
+                        .checked_mul(10)
+                        .and_then(|n| n.checked_add(d))
+                        .ok_or_else(|| format!("lookup flag 'y' has too large a number in '{s}'"))?;
+                    cs.next();
+                }
+                f.max_latency = n;
+            }
             'g' | 'i' | 'e' => {}
-            other => return Err(format!("unknown or unsupported lookup flag '{other}' in '{s}'")),
+            other => return Err(format!("unknown lookup flag '{other}' in '{s}'")),
         }
     }
     if let Some(re) = pattern {
@@ -216,9 +240,9 @@ pub fn lookup(s: &str) -> Result<LookupFlags, String> {
     Ok(f)
 }
 
-/// `lookup`'s flags are 2.x letters (`m`, `b`, `g`, `i`, `e`, `u/re/`;
-/// `r`, `y<N>` and `Y` are refused below): no comma or `=`, and only
-/// flag letters before any `/`.
+/// `lookup`'s flags are 2.x letters (`m`, `b`, `g`, `r`, `i`, `e`,
+/// `u/re/`, `y<N>`, `Y`): no comma or `=`, and only flag letters before
+/// any `/`.
 fn letters(s: &str) -> bool {
     let head = s.split('/').next().unwrap_or("");
     !s.contains([',', '=']) && head.chars().all(|c| "mbgieurYy0123456789".contains(c))
@@ -243,7 +267,18 @@ mod tests {
         assert!(lookup("no-branches").expect("nb").no_branches);
         assert!(lookup("q").is_err());
         assert!(lookup("global").expect("global") == LookupFlags::default());
-        assert!(lookup("branch").is_err());
+        let a = lookup("branch,sort-by-latency,max-ping-latency=250000").expect("named");
+        let b = lookup("rYy250000").expect("letters");
+        assert_eq!(a, b);
+        assert!(a.branch && a.sort_by_latency);
+        assert_eq!(a.max_latency, 250000);
+        assert_eq!(lookup("y").expect("y").max_latency, 0);
+        assert_eq!(lookup("my12b").expect("digits end").max_latency, 12);
+        assert!(lookup("my12b").expect("digits end").no_branches);
+        assert!(lookup("max-ping-latency=-1").is_err());
+        assert!(lookup("max-ping-latency=1ms").is_err());
+        assert!(lookup("max-ping-latency").is_err());
+        assert!(lookup("y99999999999").is_err());
     }
 
     #[test]

@@ -42,52 +42,50 @@ fn next_hop(c: &Contact) -> Option<String> {
     }
 }
 
-/// Sets the R-URI and the branches (OpenSIPS push_branch). False when the
-/// message is gone.
-fn push(st: &State, cts: &[Contact], f: &flags::LookupFlags) -> bool {
-    let socket_of = |s: &Option<String>| {
-        s.as_ref().and_then(|s| {
-            st.env
-                .sockets
-                .list
-                .iter()
-                .find(|x| &x.spec() == s)
-                .map(|x| x.id)
-        })
-    };
-    let mut call = st.call.borrow_mut();
-    let mut rest = cts;
-    if !f.to_branches_only {
-        let Some((first, others)) = cts.split_first() else {
+/// Where the contacts a lookup selects go (OpenSIPS push_branch): the
+/// first to the R-URI (unless `to-branches-only`), the others to new
+/// branches.
+struct Pusher<'a> {
+    st: &'a State,
+    ruri_pushed: bool,
+}
+
+impl Pusher<'_> {
+    fn socket_of(&self, s: &Option<String>) -> Option<usize> {
+        let list = &self.st.env.sockets.list;
+        s.as_ref()
+            .and_then(|s| list.iter().find(|x| &x.spec() == s).map(|x| x.id))
+    }
+
+    /// False when the message is gone.
+    fn push(&mut self, c: &Contact) -> bool {
+        let socket = self.socket_of(&c.socket);
+        let mut call = self.st.call.borrow_mut();
+        if !self.ruri_pushed {
+            let Some(m) = call.msg.as_mut() else {
+                return false;
+            };
+            m.set_ruri(&c.uri);
+            call.du = next_hop(c);
+            call.path_vec = c.path.clone();
+            call.ru_q = (c.q >= 0).then_some(i64::from(c.q));
+            call.bflags |= c.cflags;
+            if socket.is_some() {
+                call.socket_out = socket;
+            }
+            self.ruri_pushed = true;
             return true;
-        };
-        rest = others;
-        let Some(m) = call.msg.as_mut() else {
-            return false;
-        };
-        m.set_ruri(&first.uri);
-        call.du = next_hop(first);
-        call.path_vec = first.path.clone();
-        call.ru_q = (first.q >= 0).then_some(i64::from(first.q));
-        call.bflags |= first.cflags;
-        if let Some(s) = socket_of(&first.socket) {
-            call.socket_out = Some(s);
         }
-    }
-    if f.no_branches {
-        return true;
-    }
-    for c in rest {
         call.tm.branches.push(PendingBranch {
             uri: c.uri.clone(),
             duri: next_hop(c),
             q: (c.q >= 0).then_some(i64::from(c.q)),
             path: c.path.clone(),
             flags: c.cflags,
-            socket: socket_of(&c.socket),
+            socket,
         });
+        true
     }
-    true
 }
 
 pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
@@ -96,17 +94,23 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let uri_arg = a.opt_str(2)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
     let ul = usrloc::conf();
-    let (uri, method) = {
-        let call = st.call.borrow();
+    let (uri, method, branch_uris) = {
+        let mut call = st.call.borrow_mut();
         let m = call
             .msg
             .as_ref()
             .filter(|m| m.is_request())
             .ok_or_else(|| a.err("no request in this route"))?;
-        (
+        let (uri, method) = (
             uri_arg.unwrap_or_else(|| m.ruri().to_string()),
             m.method().to_string(),
-        )
+        );
+        // `branch`: the branches give way to their AoRs' contacts.
+        let branches: Vec<String> = match f.branch {
+            true => call.tm.branches.drain(..).map(|b| b.uri).collect(),
+            false => Vec::new(),
+        };
+        (uri, method, branches)
     };
     // A GRUU (RFC 5627 §8): the AoR of a temporary one is inside it.
     let target = match gruu::target(&uri, &conf().gruu_secret) {
@@ -124,35 +128,121 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
         let code = if crate::sip::Uri::parse(&uri).is_ok() { -1 } else { -3 };
         return Step::now(coded(lua, code));
     };
-    let found = Found { f, method, target };
+    // The R-URI's AoR, then each branch's; one that has none ends the
+    // lookup there with -3 (lookup.c `next_aor`).
+    let mut aors = vec![aor];
+    let mut bad_branch = false;
+    for b in &branch_uris {
+        match aor_of(b, ul.use_domain, conf().case_sensitive) {
+            Some(x) => aors.push(x),
+            None => {
+                tracing::error!("{}: branch '{b}' has no address of record", a.fname);
+                bad_branch = true;
+                break;
+            }
+        }
+    }
+    let found = Found {
+        f,
+        method,
+        target,
+        bad_branch,
+    };
     // Where usrloc has the contacts in memory, answered at once.
-    if let Some(cts) = d.get_now(&aor) {
-        return Step::now(found.answer(lua, st, &aor, cts));
+    if !d.read_waits() {
+        let lists = aors.into_iter().map(|x| (d.get_memory(&x), x)).collect();
+        return Step::now(found.answer(lua, st, lists));
     }
     a.require_suspend()?;
     let (lua, st) = (lua.clone(), st.clone());
     Step::wait(async move {
-        match d.get(&aor).await {
-            Ok(cts) => found.answer(&lua, &st, &aor, cts),
-            Err(e) => {
-                tracing::error!("registrar: lookup of {aor}: {e}");
-                coded(&lua, -3)
+        let mut lists = Vec::with_capacity(aors.len());
+        for x in aors {
+            match d.get(&x).await {
+                Ok(cts) => lists.push((cts, x)),
+                Err(e) => {
+                    tracing::error!("registrar: lookup of {x}: {e}");
+                    return coded(&lua, -3);
+                }
             }
         }
+        found.answer(&lua, &st, lists)
     })
 }
 
-/// What `lookup` does with the contacts of the AoR.
+/// What `lookup` does with the contacts of the AoRs.
 struct Found {
     f: flags::LookupFlags,
     method: String,
     target: Option<Target>,
+    /// A branch's URI had no AoR: -3 after the AoRs before it.
+    bad_branch: bool,
 }
 
 impl Found {
-    /// Filters and orders the contacts, then sets the R-URI and the
-    /// branches: the return code.
-    fn answer(self, lua: &Lua, st: &State, aor: &str, mut cts: Vec<Contact>) -> mlua::Result<MultiValue> {
+    /// Selects and orders each AoR's contacts and sets the R-URI and the
+    /// branches (lib/reg/lookup.c `lookup`): the return code.
+    fn answer(self, lua: &Lua, st: &State, lists: Vec<(Vec<Contact>, String)>) -> mlua::Result<MultiValue> {
+        let ua_re = match &self.f.ua_filter {
+            Some((re, icase)) => {
+                let posix = crate::pv::re::Posix {
+                    icase: *icase,
+                    newline: false,
+                };
+                match crate::pv::re::posix(re, posix) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        tracing::error!("registrar: lookup: {e}");
+                        return coded(lua, -3);
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut ret: i64 = -1;
+        let mut pusher = Pusher {
+            st,
+            ruri_pushed: false,
+        };
+        for (i, (cts, aor)) in lists.into_iter().enumerate() {
+            // Not found: the next AoR.
+            if cts.is_empty() {
+                continue;
+            }
+            let target = if i == 0 { self.target.as_ref() } else { None };
+            let cts = self.select(&aor, cts, target, ua_re.as_deref(), &mut ret);
+            // to-branches-only: found, so 1 whatever is selected (as
+            // lookup.c marks the R-URI pushed).
+            if self.f.to_branches_only {
+                pusher.ruri_pushed = true;
+            }
+            for c in &cts {
+                if !pusher.push(c) {
+                    return coded(lua, -3);
+                }
+                if self.f.no_branches {
+                    return coded(lua, 1);
+                }
+            }
+        }
+        if self.bad_branch {
+            return coded(lua, -3);
+        }
+        coded(lua, if pusher.ruri_pushed { 1 } else { ret })
+    }
+
+    /// The contacts of one AoR that go on (select_contacts), highest q
+    /// first (or by latency). `ret` becomes 1 when some are; else, when
+    /// it is below 0, -2 or -1 as the last valid contact allowed the
+    /// method or not (OpenSIPS sets it contact by contact).
+    fn select(
+        &self,
+        aor: &str,
+        mut cts: Vec<Contact>,
+        target: Option<&Target>,
+        ua_re: Option<&regex::Regex>,
+        ret: &mut i64,
+    ) -> Vec<Contact> {
         // Rows another writer put in the table go on the wire only if they
         // are a URI and one-line Path (never a malformed request).
         cts.retain(|c| {
@@ -164,49 +254,33 @@ impl Found {
             }
             ok
         });
-        if cts.is_empty() {
-            return coded(lua, -1);
-        }
-        if self.f.method_filtering {
-            let bit = method_bit(&self.method);
-            cts.retain(|c| c.methods.is_none_or(|m| m & bit != 0));
-            if cts.is_empty() {
-                return coded(lua, -2);
-            }
-        }
-        // After the method check: contacts that allow the method but whose
-        // User-Agent does not match leave -1, not -2 (select_contacts).
-        if let Some((re, icase)) = &self.f.ua_filter {
-            let posix = crate::pv::re::Posix {
-                icase: *icase,
-                newline: false,
-            };
-            match crate::pv::re::posix(re, posix) {
-                Ok(re) => cts.retain(|c| re.is_match(&c.user_agent)),
-                Err(e) => {
-                    tracing::error!("registrar: lookup of {aor}: {e}");
-                    return coded(lua, -3);
-                }
-            }
-            if cts.is_empty() {
-                return coded(lua, -1);
-            }
-        }
         cts.sort_by(|a, b| {
             b.q.max(0)
                 .cmp(&a.q.max(0))
                 .then(b.last_modified.cmp(&a.last_modified))
         });
-        if let Some(t) = &self.target {
+        let bit = method_bit(&self.method);
+        let allowed = |c: &Contact| !self.f.method_filtering || c.methods.is_none_or(|m| m & bit != 0);
+        let last_allowed = cts.last().map(allowed);
+        let max = i64::from(self.f.max_latency);
+        cts.retain(|c| {
+            allowed(c)
+                && ua_re.is_none_or(|re| re.is_match(&c.user_agent))
+                && (max == 0 || i64::from(c.latency) <= max)
+        });
+        if let Some(t) = target {
             cts = gruu::select(cts, t);
-            if cts.is_empty() {
-                return coded(lua, -1);
-            }
         }
-        match push(st, &cts, &self.f) {
-            true => coded(lua, 1),
-            false => coded(lua, -3),
+        if !cts.is_empty() {
+            *ret = 1;
+        } else if let (true, Some(ok)) = (*ret < 0, last_allowed) {
+            *ret = if ok { -1 } else { -2 };
         }
+        if self.f.sort_by_latency {
+            // Unmeasured (0) last (lookup.c `cmp_ucontact`).
+            cts.sort_by_key(|c| (c.latency == 0, c.latency));
+        }
+        cts
     }
 }
 

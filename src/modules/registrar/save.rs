@@ -359,6 +359,7 @@ fn apply(v: &mut Vec<Contact>, r: &Req, t: i64) -> Result<(), Reject> {
                 instance: c.instance.clone(),
                 reg_id: c.reg_id,
                 last_modified: t,
+                latency: 0,
             }),
         }
     }

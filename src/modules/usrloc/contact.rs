@@ -37,6 +37,10 @@ pub struct Contact {
     /// `reg-id` (RFC 5626); kept in memory.
     pub reg_id: u32,
     pub last_modified: i64,
+    /// µs the last OPTIONS ping took to be answered (nathelper's
+    /// `sipping_latency_flag`); 0 until one is. Memory only, as
+    /// OpenSIPS's `sipping_latency`: not a column, lost at restart.
+    pub latency: i32,
 }
 
 /// Unix seconds now.
@@ -120,6 +124,7 @@ impl Contact {
             methods: r.int("methods").map(|m| m as u32),
             instance: r.text("sip_instance"),
             reg_id: 0,
+            latency: 0,
             last_modified: match r.get("last_modified") {
                 Value::Time(t) => *t,
                 v => v
@@ -228,6 +233,7 @@ mod tests {
             instance: None,
             reg_id: 0,
             last_modified: 0,
+            latency: 0,
         };
         assert_eq!(c.cflags_text().as_deref(), Some("6,7"));
         assert_eq!(Contact::parse_cflags(c.cflags_text()), c.cflags);

@@ -49,6 +49,10 @@ fn contact_json(c: &Contact, t: i64) -> Value {
     if let Some(i) = &c.instance {
         v["SIP_instance"] = json!(i);
     }
+    // Shown once a ping was answered (ul_mi.c).
+    if c.latency > 0 {
+        v["Ping-Latency"] = json!(c.latency);
+    }
     v
 }
 
@@ -173,12 +177,13 @@ fn ul_add(_: &Ctx, p: &Params) -> Result<Value, MiError> {
         instance: None,
         reg_id: 0,
         last_modified: t,
+        latency: 0,
     };
     d.edit_wait(&aor, move |v| {
         match v.iter_mut().find(|x| x.uri == c.uri) {
             Some(x) => {
-                let id = x.id;
-                *x = Contact { id, ..c };
+                let (id, latency) = (x.id, x.latency);
+                *x = Contact { id, latency, ..c };
             }
             None => v.push(c),
         }

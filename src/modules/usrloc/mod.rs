@@ -41,6 +41,9 @@ pub struct UlConf {
     pub matching_mode: u8,
     /// Seconds between expiry runs (and write-back flushes).
     pub timer_interval: u64,
+    /// `E_UL_LATENCY_UPDATE` filters (µs; 0: off).
+    pub latency_event_min_us: i64,
+    pub latency_event_min_us_delta: i64,
 }
 
 impl std::fmt::Debug for UlConf {
@@ -119,8 +122,16 @@ pub fn prepare(modules: &mlua::Table) -> Result<Prepared, String> {
             "config.modules.usrloc.timer_interval: {timer_interval} is not 1-86400 seconds"
         ));
     }
+    let latency = |name: &str| -> Result<i64, String> {
+        match cfg::int(&t, m, name)?.unwrap_or(0) {
+            n if (0..=i64::from(i32::MAX)).contains(&n) => Ok(n),
+            n => Err(format!("config.modules.usrloc.{name}: {n} is not 0-{} µs", i32::MAX)),
+        }
+    };
     Ok(Prepared {
         conf: Some(UlConf {
+            latency_event_min_us: latency("latency_event_min_us")?,
+            latency_event_min_us_delta: latency("latency_event_min_us_delta")?,
             db_mode,
             db_url,
             db: None,
@@ -254,6 +265,8 @@ static PARAMS: &[Param] = &[
     param("nat_bflag", S, "none", "Branch flag (a number, or a name as `setbflag` takes it: `\"NAT\"`) saved with a contact registered from behind NAT and set again by lookup."),
     param("matching_mode", I, "0", "0: a REGISTER's contact replaces the binding with the same URI; 1: the same URI and Call-ID."),
     param("timer_interval", I, "60", "Seconds between expiry runs and write-back flushes."),
+    param("latency_event_min_us", I, "0", "`E_UL_LATENCY_UPDATE` is raised for a ping latency (nathelper `sipping_latency_flag`) of at least this many µs. With this and `latency_event_min_us_delta` both 0, for every ping answered."),
+    param("latency_event_min_us_delta", I, "0", "`E_UL_LATENCY_UPDATE` is also raised when a contact's latency rose by at least this many µs since its last answered ping. As OpenSIPS 3.4's code does (not its README), a fall is not counted."),
 ];
 
 pub static MODULE: Module = Module {

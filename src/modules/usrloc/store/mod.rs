@@ -330,6 +330,31 @@ impl Domain {
         }
     }
 
+    /// nathelper's ping latency of contact `id` (µs), kept in memory only
+    /// and never in db_mode 3, whose contacts live in the table (OpenSIPS
+    /// `update_sipping_latency`); raises `E_UL_LATENCY_UPDATE` as the
+    /// filters say.
+    pub fn set_latency(&self, aor: &str, id: u64, us: i32) {
+        let c = conf();
+        if c.db_mode == 3 {
+            return;
+        }
+        let (old, ct) = {
+            let Some(mut v) = self.records.get_mut(aor) else { return };
+            let Some(ct) = v.iter_mut().find(|x| x.id == id) else { return };
+            (std::mem::replace(&mut ct.latency, us), ct.clone())
+        };
+        let (new, old) = (i64::from(us), i64::from(old));
+        let (min, delta) = (c.latency_event_min_us, c.latency_event_min_us_delta);
+        // dlist.c: a rise only (its `abs` is taken of the comparison).
+        let raise = (min > 0 && new >= min)
+            || (delta > 0 && old != 0 && new - old >= delta)
+            || (min == 0 && delta == 0);
+        if raise {
+            events::raise("E_UL_LATENCY_UPDATE", &self.name, aor, Some(&ct));
+        }
+    }
+
     /// Changes waiting for the flush (db_mode 2).
     pub fn pending(&self) -> usize {
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).len()
