@@ -164,6 +164,28 @@ pub fn save(s: &str) -> Result<SaveFlags, String> {
     Ok(f)
 }
 
+thread_local! {
+    /// Flags strings parsed on this thread (a script has a handful).
+    static LOOKUP_CACHE: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<LookupFlags>>> =
+        Default::default();
+}
+
+/// [`lookup`], parsed once per flags string and thread.
+pub fn lookup_cached(s: &str) -> Result<std::rc::Rc<LookupFlags>, String> {
+    if let Some(f) = LOOKUP_CACHE.with_borrow(|c| c.get(s).cloned()) {
+        return Ok(f);
+    }
+    let f = std::rc::Rc::new(lookup(s)?);
+    LOOKUP_CACHE.with_borrow_mut(|c| {
+        // Flags built from message data could grow it without end.
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(s.to_string(), f.clone());
+    });
+    Ok(f)
+}
+
 /// Parses `lookup`'s flags.
 pub fn lookup(s: &str) -> Result<LookupFlags, String> {
     let mut f = LookupFlags::default();
@@ -279,6 +301,16 @@ mod tests {
         assert!(lookup("max-ping-latency=1ms").is_err());
         assert!(lookup("max-ping-latency").is_err());
         assert!(lookup("y99999999999").is_err());
+    }
+
+    #[test]
+    fn lookup_flags_are_parsed_once_per_string() {
+        let a = lookup_cached("method-filtering,branch").expect("ok");
+        let b = lookup_cached("method-filtering,branch").expect("ok");
+        assert!(std::rc::Rc::ptr_eq(&a, &b));
+        assert!(a.method_filtering && a.branch);
+        assert!(lookup_cached("bogus").is_err());
+        assert!(lookup_cached("bogus").is_err());
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Pusher<'_> {
 
 pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
     let table = a.str(0)?;
-    let f = flags::lookup(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
+    let f = flags::lookup_cached(&a.opt_str(1)?.unwrap_or_default()).map_err(|e| a.err(e))?;
     let uri_arg = a.opt_str(2)?;
     let d = usrloc::domain(&table).map_err(|e| a.err(e))?;
     let ul = usrloc::conf();
@@ -172,7 +172,7 @@ pub fn lookup(lua: &Lua, st: &Rc<State>, a: Args) -> mlua::Result<Step> {
 
 /// What `lookup` does with the contacts of the AoRs.
 struct Found {
-    f: flags::LookupFlags,
+    f: Rc<flags::LookupFlags>,
     method: String,
     target: Option<Target>,
     /// A branch's URI had no AoR: -3 after the AoRs before it.
