@@ -164,23 +164,22 @@ impl Pool {
     ) -> Result<Out, DbError> {
         if rows {
             if let Some(mut conn) = self.take_reader() {
-                match self
+                let r = self
                     .run_on(&mut conn, sql, params.clone(), rows, sent)
-                    .await
-                {
-                    // The server answered: the connection is sound.
-                    r @ (Ok(_) | Err(DbError::Query { .. })) => {
-                        self.keep_reader(conn);
-                        return r;
-                    }
-                    // Closed under it: the read goes again on a checked one.
-                    Err(e) => tracing::debug!("database {}: read again: {e}", self.shown),
+                    .await;
+                if answered(&r) {
+                    self.keep_reader(conn);
+                    return r;
+                }
+                // Closed under it: the read goes again on a checked one.
+                if let Err(e) = r {
+                    tracing::debug!("database {}: read again: {e}", self.shown);
                 }
             }
         }
         let mut conn = self.pool.get_conn().await.map_err(|e| self.err(e))?;
         let r = self.run_on(&mut conn, sql, params, rows, sent).await;
-        if rows && matches!(r, Ok(_) | Err(DbError::Query { .. })) {
+        if rows && answered(&r) {
             self.keep_reader(conn);
         }
         r
@@ -232,6 +231,11 @@ impl Pool {
         }
         Ok(out)
     }
+}
+
+/// The server answered (rows, or its own error): the connection is sound.
+fn answered(r: &Result<Out, DbError>) -> bool {
+    matches!(r, Ok(_) | Err(DbError::Query { .. }))
 }
 
 fn to_my(v: Value) -> My {
