@@ -5,14 +5,15 @@
 # each per rate. Quote lunasip as a ratio of these medians (the machines
 # are shared and noisy: one run alone says little).
 # Usage (from anywhere): ./register_rounds.sh ROUNDS "RATE:CALLS ..." BIN...
-#   BIN: a lunasip binary; "nopack:BIN" runs it with UDP_PACK=false.
+#   BIN: a lunasip binary; "nopack:BIN" runs it with UDP_PACK=false,
+#   "nowire:BIN" with LUNASIP_MYSQL_WIRE=0 (reads through mysql_async).
 # Env: MODE (usrloc db_mode, default 0), KAM_TLSF=1, SIPP_EXTRA and
 #      CHILDREN (passed to register.sh), PROXY_PORT/UAC_PORT/MI_PORT
 #      (default 25460/25461/26190).
 # Example (a port per registration, as phones have):
 #   SIPP_EXTRA="-t un -max_socket 20000" ./register_rounds.sh 3 "1000:10000 4000:40000" /usr/sbin/lunasip
 set -uo pipefail
-[ $# -ge 3 ] || { sed -n '2,13p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,14p' "$0"; exit 2; }
 rounds=$1 sets=$2
 shift 2
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,12 +23,12 @@ kams=(kam)
 [ "${KAM_TLSF:-0}" = 1 ] && kams+=(kam-tlsf)
 declare -A got
 one() { # name rate calls
-    local b=$1 out pack=true path=$1
-    case $b in nopack:*) pack=false path=${b#nopack:} ;; esac
+    local b=$1 out pack=true wire=1 path=$1
+    case $b in nopack:*) pack=false path=${b#nopack:} ;; nowire:*) wire=0 path=${b#nowire:} ;; esac
     case $b in
     kam) out=$("$here/register.sh" -a -k -m "$mode" -n "$3" -r "$2" 2>&1) ;;
     kam-tlsf) out=$(KAM_EXTRA="-x tlsf -X tlsf" "$here/register.sh" -a -k -m "$mode" -n "$3" -r "$2" 2>&1) ;;
-    *) out=$(UDP_PACK=$pack LUNASIP=$path "$here/register.sh" -a -m "$mode" -n "$3" -r "$2" 2>&1) ;;
+    *) out=$(LUNASIP_MYSQL_WIRE=$wire UDP_PACK=$pack LUNASIP=$path "$here/register.sh" -a -m "$mode" -n "$3" -r "$2" 2>&1) ;;
     esac
     local us failed achieved
     us=$(grep -o 'cpu_us_per_reg=[0-9]*' <<<"$out" | cut -d= -f2)

@@ -21,6 +21,7 @@
 mod local;
 pub mod migrate;
 mod mysql;
+mod mysql_wire;
 mod pg;
 pub mod schema;
 mod sqlite;

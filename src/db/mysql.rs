@@ -13,14 +13,19 @@
 //! which checks its idle connections before handing one over. Writes
 //! always take theirs from the pool: whether a failed one ran cannot be
 //! known ([`DbError::Lost`]).
+//!
+//! Reads with parameters go first through [`mysql_wire`], a lean client of
+//! the thread's own (one connection per thread and URL); what it declines
+//! (TLS, sockets, other authentication) goes through mysql_async as above.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Value as My;
 
+use super::mysql_wire::{Wire, WireError};
 use super::value::{civil, from_civil};
 use super::{DbError, Out, Row, Sent, Value};
 
@@ -32,14 +37,26 @@ const KEEP_PARAMS: usize = 128;
 #[derive(Clone)]
 pub struct Pool {
     pool: mysql_async::Pool,
+    opts: mysql_async::Opts,
     shown: Arc<str>,
     /// Tells this pool's read connection from other pools' on the thread.
     id: usize,
+    /// Set once the lean client declined this URL or server.
+    wire_off: Arc<AtomicBool>,
 }
 
 thread_local! {
     /// Each pool's read connection on this thread, while no read uses it.
     static READER: RefCell<Vec<(usize, mysql_async::Conn)>> = const { RefCell::new(Vec::new()) };
+    /// Each pool's lean read connection on this thread, while no read uses it.
+    static WIRE: RefCell<Vec<(usize, Wire)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `LUNASIP_MYSQL_WIRE=0` in the environment sends every read through
+/// mysql_async (a switch for measuring the lean client against it).
+fn wire_allowed() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LUNASIP_MYSQL_WIRE").is_none_or(|v| v != "0"))
 }
 
 /// Checks a `mysql://user:password@host:port/database` URL.
@@ -92,10 +109,68 @@ impl Pool {
     pub fn new(opts: mysql_async::Opts, shown: &str) -> Pool {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         Pool {
-            pool: mysql_async::Pool::new(opts),
+            pool: mysql_async::Pool::new(opts.clone()),
+            opts,
             shown: Arc::from(shown),
             id: NEXT.fetch_add(1, Ordering::Relaxed),
+            wire_off: Arc::new(AtomicBool::new(!wire_allowed())),
         }
+    }
+
+    /// A read on the lean client: `None` when it is declined or its
+    /// connection failed, and the read is to go through mysql_async.
+    async fn wire_read(
+        &self,
+        sql: &str,
+        params: &[Value],
+        sent: &Sent,
+    ) -> Option<Result<Out, DbError>> {
+        let kept = WIRE.with(|w| {
+            let mut w = w.borrow_mut();
+            let i = w.iter().position(|(id, _)| *id == self.id)?;
+            Some(w.swap_remove(i).1)
+        });
+        let mut wire = match kept {
+            Some(w) => w,
+            None => match Wire::connect(&self.opts).await {
+                Ok(w) => w,
+                Err(WireError::Unsupported(why)) => {
+                    self.wire_off.store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        "database {}: reads use the general client: {why}",
+                        self.shown
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!("database {}: lean connection: {e:?}", self.shown);
+                    return None;
+                }
+            },
+        };
+        sent.store(true, Ordering::Relaxed);
+        let r = match wire.read(sql, params).await {
+            Ok(rows) => Some(Ok(Out::Rows(rows))),
+            Err(WireError::Server(reason)) => Some(Err(DbError::Query {
+                url: self.shown.to_string(),
+                reason,
+            })),
+            Err(WireError::Unsupported(why)) => {
+                tracing::debug!(
+                    "database {}: read through the general client: {why}",
+                    self.shown
+                );
+                None
+            }
+            Err(WireError::Broken(why)) => {
+                // Closed under it: the read goes again through mysql_async,
+                // and the next one opens a new lean connection.
+                tracing::debug!("database {}: read again: {why}", self.shown);
+                return None;
+            }
+        };
+        WIRE.with(|w| w.borrow_mut().push((self.id, wire)));
+        r
     }
 
     /// This pool's read connection, when no read holds it.
@@ -162,6 +237,11 @@ impl Pool {
         rows: bool,
         sent: &Sent,
     ) -> Result<Out, DbError> {
+        if rows && !params.is_empty() && !self.wire_off.load(Ordering::Relaxed) {
+            if let Some(r) = self.wire_read(sql, &params, sent).await {
+                return r;
+            }
+        }
         if rows {
             if let Some(mut conn) = self.take_reader() {
                 let r = self
@@ -238,7 +318,7 @@ fn answered(r: &Result<Out, DbError>) -> bool {
     matches!(r, Ok(_) | Err(DbError::Query { .. }))
 }
 
-fn to_my(v: Value) -> My {
+pub(super) fn to_my(v: Value) -> My {
     match v {
         Value::Null => My::NULL,
         Value::Int(i) => My::Int(i),
@@ -260,7 +340,7 @@ fn to_my(v: Value) -> My {
     }
 }
 
-fn from_my(v: &My) -> Value {
+pub(super) fn from_my(v: &My) -> Value {
     match v {
         My::NULL => Value::Null,
         My::Bytes(b) => match std::str::from_utf8(b) {

@@ -428,7 +428,7 @@ struct Seen(Mutex<Option<Nonces>>);
 
 #[derive(Default)]
 struct Nonces {
-    map: HashMap<String, (u64, u64)>,
+    map: HashMap<String, (u64, u64), ahash::RandomState>,
     /// When expired entries are swept next (unix seconds).
     next_sweep: u64,
 }

@@ -28,7 +28,8 @@ use sql::Statements;
 pub struct Domain {
     pub name: String,
     pub table: Ident,
-    pub(super) records: DashMap<String, Vec<Contact>>,
+    /// By AoR (ahash: keyed per process like SipHash, cheaper on short keys).
+    pub(super) records: DashMap<String, Vec<Contact>, ahash::RandomState>,
     /// db_mode 2: writes waiting for the flush, by contact id (None:
     /// delete), with their address of record.
     dirty: Mutex<HashMap<u64, (String, Option<Contact>)>>,
@@ -41,7 +42,7 @@ pub struct Domain {
 
 /// The tables in memory (the registry's long-lived state).
 #[derive(Default)]
-struct Domains(DashMap<String, Arc<Domain>>);
+struct Domains(DashMap<String, Arc<Domain>, ahash::RandomState>);
 
 fn domains() -> Arc<Domains> {
     crate::state::state::<Domains>()
@@ -69,7 +70,7 @@ pub fn domain(name: &str) -> Result<Arc<Domain>, DbError> {
             Arc::new(Domain {
                 name: name.to_string(),
                 table,
-                records: DashMap::new(),
+                records: DashMap::default(),
                 dirty: Mutex::new(HashMap::new()),
                 loaded: AtomicBool::new(false),
                 checked: AtomicBool::new(false),
