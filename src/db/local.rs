@@ -10,11 +10,12 @@
 //! Each bound thread has, per `db_url`, a small pool made on its first
 //! query: MySQL up to [`MYSQL_PER_THREAD`] connections, [`MYSQL_IDLE_KEPT`]
 //! of them kept while idle (the URL's `pool_min`/`pool_max` replace both,
-//! per thread), PostgreSQL up to [`super::pg::CONNS`]. Connections are
-//! opened when first needed, so a worker that never queries a database
-//! opens nothing. At most, a database sees (SIP workers + 1) × that many
-//! connections per lunasip per `db_url` (docs/ARCHITECTURE.md, "The
-//! database layer").
+//! per thread), PostgreSQL up to [`super::pg::CONNS`]; MySQL reads also
+//! keep one lean connection per thread outside the pool (`mysql_wire`).
+//! Connections are opened when first needed, so a worker that never
+//! queries a database opens nothing. At most, a database sees (SIP
+//! workers + 1) × that many connections (plus the lean one) per lunasip
+//! per `db_url` (docs/ARCHITECTURE.md, "The database layer").
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
