@@ -248,3 +248,53 @@ fn workers_reconnect_after_the_server_kills_their_connections() {
     );
     assert_eq!(db.sql("SELECT COUNT(*) FROM location"), "20");
 }
+
+#[test]
+fn many_reads_at_once_hold_a_bounded_number_of_connections() {
+    let db = test_db();
+    let p = Proxy::start(&script(&db.url));
+    for i in 0..2 {
+        let (r, _) = auth_register(p.port, &format!("u{i}"), &format!("pw{i}"));
+        assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
+    }
+    // Someone holds `subscriber` for 2 s: every credential read waits.
+    let mut locker = Command::new("mariadb")
+        .args(["-uroot", "-h127.0.0.1", &db.name, "-e"])
+        .arg("LOCK TABLES subscriber WRITE; SELECT SLEEP(2); UNLOCK TABLES;")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("mariadb");
+    std::thread::sleep(Duration::from_millis(300));
+    // 60 registrations at once, each from its own port: 60 reads under
+    // way on two workers.
+    let port = p.port;
+    let regs: Vec<_> = (0..60)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let u = i % 20;
+                auth_register(port, &format!("u{u}"), &format!("pw{u}")).0
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    // While they wait: each worker holds at most its pool's connections
+    // and its lean ones, whatever the number of reads.
+    let bound = 3 * (lunasip::db::MYSQL_PER_THREAD + lunasip::db::WIRE_PER_THREAD);
+    let during = connections(&db);
+    let _ = locker.wait();
+    for r in regs {
+        let r = r.join().expect("register thread");
+        assert_eq!(status(&r), "200", "{r}\n{}", p.log_text());
+    }
+    assert!(
+        during.len() <= bound,
+        "{} connections: {during:?}",
+        during.len()
+    );
+    let after = connections(&db);
+    assert!(
+        after.len() <= bound,
+        "{} connections after: {after:?}",
+        after.len()
+    );
+}

@@ -11,10 +11,11 @@
 //! query: MySQL up to [`MYSQL_PER_THREAD`] connections, [`MYSQL_IDLE_KEPT`]
 //! of them kept while idle (the URL's `pool_min`/`pool_max` replace both,
 //! per thread), PostgreSQL up to [`super::pg::CONNS`]; MySQL reads also
-//! keep one lean connection per thread outside the pool (`mysql_wire`).
+//! keep up to [`WIRE_PER_THREAD`] lean connections per thread outside the
+//! pool (`mysql_wire`).
 //! Connections are opened when first needed, so a worker that never
 //! queries a database opens nothing. At most, a database sees (SIP
-//! workers + 1) × that many connections (plus the lean one) per lunasip
+//! workers + 1) × that many connections (plus the lean ones) per lunasip
 //! per `db_url` (docs/ARCHITECTURE.md, "The database layer").
 
 use std::cell::{Cell, RefCell};
@@ -29,6 +30,11 @@ pub const MYSQL_PER_THREAD: usize = 8;
 /// Of those, how many stay open while idle (a worker that queries now
 /// and then does not reconnect each time).
 pub const MYSQL_IDLE_KEPT: usize = 2;
+
+/// Lean MySQL read connections (`mysql_wire`) a bound thread keeps per
+/// `db_url` at most, outside its pool: more reads at once go through the
+/// pool.
+pub const WIRE_PER_THREAD: usize = 4;
 
 /// How long a connection above [`MYSQL_IDLE_KEPT`] stays open unused.
 pub const MYSQL_IDLE_TTL: std::time::Duration = std::time::Duration::from_secs(30);

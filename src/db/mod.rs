@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub use local::{bind_thread, MYSQL_IDLE_KEPT, MYSQL_PER_THREAD};
+pub use local::{bind_thread, MYSQL_IDLE_KEPT, MYSQL_PER_THREAD, WIRE_PER_THREAD};
 pub use value::{parse_civil as value_parse_civil, Row, Value};
 
 /// Default time limit of one query (connecting included).

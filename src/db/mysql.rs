@@ -25,6 +25,7 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 use mysql_async::Value as My;
 
+use super::local::WIRE_PER_THREAD;
 use super::mysql_wire::{Wire, WireError};
 use super::value::{civil, from_civil};
 use super::{DbError, Out, Row, Sent, Value};
@@ -48,8 +49,73 @@ pub struct Pool {
 thread_local! {
     /// Each pool's read connection on this thread, while no read uses it.
     static READER: RefCell<Vec<(usize, mysql_async::Conn)>> = const { RefCell::new(Vec::new()) };
-    /// Each pool's lean read connection on this thread, while no read uses it.
-    static WIRE: RefCell<Vec<(usize, Wire)>> = const { RefCell::new(Vec::new()) };
+    /// Each pool's lean read connections on this thread.
+    static WIRE: RefCell<Vec<(usize, Lean)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One pool's lean connections on this thread.
+#[derive(Default)]
+struct Lean {
+    idle: Vec<Wire>,
+    /// Idle and in use.
+    open: usize,
+}
+
+/// A lean connection in use (or a place for one, `wire: None`, to be
+/// connected). Dropped without `sound` — the read failed, or its future
+/// was dropped mid-read (a time limit) — the connection is closed and its
+/// place freed; with `sound`, it goes back to the idle ones.
+struct Lease {
+    id: usize,
+    wire: Option<Wire>,
+    sound: bool,
+}
+
+impl Lease {
+    /// An idle connection of pool `id`, or a place for a new one while
+    /// fewer than [`WIRE_PER_THREAD`] are open; `None` when all are busy.
+    fn take(id: usize) -> Option<Lease> {
+        WIRE.with(|w| {
+            let mut w = w.borrow_mut();
+            let i = match w.iter().position(|(p, _)| *p == id) {
+                Some(i) => i,
+                None => {
+                    w.push((id, Lean::default()));
+                    w.len() - 1
+                }
+            };
+            let lean = &mut w[i].1;
+            let wire = match lean.idle.pop() {
+                Some(c) => Some(c),
+                None if lean.open < WIRE_PER_THREAD => {
+                    lean.open += 1;
+                    None
+                }
+                None => return None,
+            };
+            Some(Lease {
+                id,
+                wire,
+                sound: false,
+            })
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let back = self.wire.take().filter(|_| self.sound);
+        // A thread-local is gone only while the thread exits.
+        let _ = WIRE.try_with(|w| {
+            let mut w = w.borrow_mut();
+            if let Some((_, lean)) = w.iter_mut().find(|(p, _)| *p == self.id) {
+                match back {
+                    Some(c) => lean.idle.push(c),
+                    None => lean.open = lean.open.saturating_sub(1),
+                }
+            }
+        });
+    }
 }
 
 /// `LUNASIP_MYSQL_WIRE=0` in the environment sends every read through
@@ -117,23 +183,19 @@ impl Pool {
         }
     }
 
-    /// A read on the lean client: `None` when it is declined or its
-    /// connection failed, and the read is to go through mysql_async.
+    /// A read on the lean client: `None` when it is declined, its
+    /// connection failed, or all [`WIRE_PER_THREAD`] lean connections of
+    /// this thread are busy; the read then goes through mysql_async.
     async fn wire_read(
         &self,
         sql: &str,
         params: &[Value],
         sent: &Sent,
     ) -> Option<Result<Out, DbError>> {
-        let kept = WIRE.with(|w| {
-            let mut w = w.borrow_mut();
-            let i = w.iter().position(|(id, _)| *id == self.id)?;
-            Some(w.swap_remove(i).1)
-        });
-        let mut wire = match kept {
-            Some(w) => w,
-            None => match Wire::connect(&self.opts).await {
-                Ok(w) => w,
+        let mut lease = Lease::take(self.id)?;
+        if lease.wire.is_none() {
+            match Wire::connect(&self.opts).await {
+                Ok(w) => lease.wire = Some(w),
                 Err(WireError::Unsupported(why)) => {
                     self.wire_off.store(true, Ordering::Relaxed);
                     tracing::info!(
@@ -146,8 +208,9 @@ impl Pool {
                     tracing::debug!("database {}: lean connection: {e:?}", self.shown);
                     return None;
                 }
-            },
-        };
+            }
+        }
+        let wire = lease.wire.as_mut()?;
         sent.store(true, Ordering::Relaxed);
         let r = match wire.read(sql, params).await {
             Ok(rows) => Some(Ok(Out::Rows(rows))),
@@ -160,16 +223,18 @@ impl Pool {
                     "database {}: read through the general client: {why}",
                     self.shown
                 );
+                sent.store(false, Ordering::Relaxed);
                 None
             }
             Err(WireError::Broken(why)) => {
                 // Closed under it: the read goes again through mysql_async,
-                // and the next one opens a new lean connection.
+                // and a later one opens a new lean connection.
                 tracing::debug!("database {}: read again: {why}", self.shown);
+                sent.store(false, Ordering::Relaxed);
                 return None;
             }
         };
-        WIRE.with(|w| w.borrow_mut().push((self.id, wire)));
+        lease.sound = true;
         r
     }
 
