@@ -15,8 +15,9 @@
 //! known ([`DbError::Lost`]).
 //!
 //! Reads with parameters go first through [`mysql_wire`], a lean client of
-//! the thread's own (one connection per thread and URL); what it declines
-//! (TLS, sockets, other authentication) goes through mysql_async as above.
+//! the thread's own (up to `WIRE_PER_THREAD` connections per thread and
+//! URL); what it declines (TLS, sockets, other authentication), and reads
+//! beyond those connections, go through mysql_async as above.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

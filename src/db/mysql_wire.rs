@@ -340,9 +340,12 @@ impl Wire {
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, WireError> {
-        let (id, count) = match self.stmts.get(sql) {
-            Some(s) => (s.id, s.params),
-            None => self.prepare(sql).await?,
+        let (id, count, kept) = match self.stmts.get(sql) {
+            Some(s) => (s.id, s.params, s.names.clone()),
+            None => {
+                let (id, count) = self.prepare(sql).await?;
+                (id, count, None)
+            }
         };
         if count != params.len() {
             return Err(WireError::Server(format!(
@@ -359,17 +362,26 @@ impl Wire {
         self.begin();
         req.serialize(&mut self.out);
         self.send(0).await?;
-        let rows = self.result(sql).await?;
-        // Further results (a CALL's), read to the end and dropped.
-        let mut more = rows.1;
-        while more {
-            more = self.result("").await?.1;
+        let (rows, mut more, names) = self.result(kept.clone()).await?;
+        // New or changed column names are kept for the next execute.
+        if !kept.is_some_and(|k| Arc::ptr_eq(&k, &names)) {
+            if let Some(s) = self.stmts.get_mut(sql) {
+                s.names = Some(names);
+            }
         }
-        Ok(rows.0)
+        // Further results (a CALL's), read to the end and dropped.
+        while more {
+            more = self.result(None).await?.1;
+        }
+        Ok(rows)
     }
 
-    /// Reads one result: its rows and whether another result follows.
-    async fn result(&mut self, sql: &str) -> Result<(Vec<Row>, bool), WireError> {
+    /// Reads one result: its rows, whether another result follows, and
+    /// its column names (`kept`, the statement's last ones, when the same).
+    async fn result(
+        &mut self,
+        kept: Option<Arc<[String]>>,
+    ) -> Result<(Vec<Row>, bool, Arc<[String]>), WireError> {
         let p = self.packet().await?;
         let first = &self.buf[p];
         let ncols = match first.first() {
@@ -378,6 +390,7 @@ impl Wire {
                 return Ok((
                     Vec::new(),
                     more.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS),
+                    kept.unwrap_or_else(|| Arc::from([])),
                 ));
             }
             Some(0xFF) => return Err(refused(self.caps, first)),
@@ -387,7 +400,6 @@ impl Wire {
         let deprecate_eof = self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
         let mut cols = Vec::with_capacity(ncols);
         let mut names: Vec<String> = Vec::new();
-        let kept = self.stmts.get(sql).and_then(|s| s.names.clone());
         let mut same = kept.as_ref().is_some_and(|k| k.len() == ncols);
         for i in 0..ncols {
             let p = self.packet().await?;
@@ -406,13 +418,7 @@ impl Wire {
         }
         let names: Arc<[String]> = match kept {
             Some(k) if same => k,
-            _ => {
-                let names: Arc<[String]> = names.into();
-                if let Some(s) = self.stmts.get_mut(sql) {
-                    s.names = Some(names.clone());
-                }
-                names
-            }
+            _ => names.into(),
         };
         if !deprecate_eof {
             self.packet().await?;
@@ -444,7 +450,11 @@ impl Wire {
                 Some(0xFE) if pl.len() < MAX_PAYLOAD => {
                     let s = end_status(deprecate_eof, pl)
                         .ok_or_else(|| broken("a short end of rows"))?;
-                    return Ok((rows, s.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS)));
+                    return Ok((
+                        rows,
+                        s.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS),
+                        names,
+                    ));
                 }
                 Some(0xFF) => return Err(refused(self.caps, pl)),
                 _ => return Err(broken("an unexpected packet among the rows")),
